@@ -1,0 +1,69 @@
+/**
+ * The environment contract (design.md), validated at start. Slack tokens are optional: without
+ * them the app serves its HTTP side and says what is missing.
+ */
+import { z } from 'zod';
+import { ConfigError, describeIssues } from './errors.js';
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const url = (name: string) =>
+  optionalText.refine((value) => value === undefined || /^https?:\/\/[^\s]+$/.test(value), `${name} must be an http(s) URL`);
+
+const envSchema = z.object({
+  DATABASE_URL: optionalText.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), 'expected postgres://user:pass@host:port/db'),
+  SLACK_SIGNING_SECRET: optionalText,
+  SLACK_BOT_TOKEN: optionalText.refine((v) => v === undefined || v.startsWith('xoxb-'), 'a bot token starts with xoxb-'),
+  SLACK_APP_TOKEN: optionalText.refine((v) => v === undefined || v.startsWith('xapp-'), 'an app-level token starts with xapp-'),
+  SLACK_API_URL: url('SLACK_API_URL'),
+  COUNTERSIGN_CONFIG: optionalText,
+  COUNTERSIGN_DATA_DIR: optionalText,
+  PUBLIC_URL: url('PUBLIC_URL'),
+  PORT: optionalText
+    .refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), 'expected a port number 0-65535')
+    .transform((v) => (v === undefined ? 3000 : Number(v))),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface Env {
+  databaseUrl: string | undefined;
+  slack: { signingSecret: string; botToken: string } | null;
+  slackMissing: string[];
+  slackAppToken: string | undefined;
+  slackApiUrl: string | undefined;
+  configPath: string;
+  configPathExplicit: boolean;
+  dataDir: string;
+  publicUrl: string | undefined;
+  port: number;
+  logLevel: string;
+}
+
+export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) throw new ConfigError('the environment', describeIssues(parsed.error.issues));
+  const env = parsed.data;
+  const slackMissing = [
+    env.SLACK_SIGNING_SECRET === undefined ? 'SLACK_SIGNING_SECRET' : null,
+    env.SLACK_BOT_TOKEN === undefined ? 'SLACK_BOT_TOKEN' : null,
+  ].filter((name): name is string => name !== null);
+  return {
+    databaseUrl: env.DATABASE_URL,
+    slack:
+      env.SLACK_SIGNING_SECRET !== undefined && env.SLACK_BOT_TOKEN !== undefined
+        ? { signingSecret: env.SLACK_SIGNING_SECRET, botToken: env.SLACK_BOT_TOKEN }
+        : null,
+    slackMissing,
+    slackAppToken: env.SLACK_APP_TOKEN,
+    slackApiUrl: env.SLACK_API_URL === undefined ? undefined : env.SLACK_API_URL.replace(/\/?$/, '/'),
+    configPath: env.COUNTERSIGN_CONFIG ?? 'countersign.yml',
+    configPathExplicit: env.COUNTERSIGN_CONFIG !== undefined,
+    dataDir: env.COUNTERSIGN_DATA_DIR ?? '.data',
+    publicUrl: env.PUBLIC_URL,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+  };
+}

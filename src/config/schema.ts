@@ -1,0 +1,61 @@
+/**
+ * The shape of countersign.yml, validated with zod so every mistake names its field.
+ * Unknown keys are refused: a typo such as `aprovals` must not silently disable review.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../domain/duration.js';
+import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
+
+const slackId = (what: string, first: string) =>
+  z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
+
+const duration = z.string().refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h');
+
+const host = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().min(1),
+});
+
+const ssh = z
+  .strictObject({
+    privateKeyFile: z.string().min(1).optional(),
+    privateKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+    knownHosts: z.union([z.string(), z.array(z.string())]),
+  })
+  .refine((value) => (value.privateKeyFile === undefined) !== (value.privateKeyEnv === undefined), {
+    message: 'give exactly one of privateKeyFile or privateKeyEnv',
+  });
+
+const reviewGroup = z
+  .strictObject({
+    name: z.string().min(1),
+    users: z.array(slackId('user', 'UW')).min(1),
+    approvals: z.number().int().min(1).default(1),
+  })
+  .refine((group) => group.approvals <= group.users.length, {
+    message: 'approvals is larger than the number of users, so nothing could ever be approved',
+  });
+
+const review = z.strictObject({
+  channel: slackId('channel', 'CGD'),
+  autoRun: z.boolean().default(false),
+  groups: z.array(reviewGroup).min(1),
+});
+
+const target = z.strictObject({
+  description: z.string().optional(),
+  type: z.enum(SCRIPT_TYPES).default('bash'),
+  hosts: z.array(host).min(1),
+  ssh,
+  channel: slackId('channel', 'CGD').optional(),
+  timeout: duration.default('15m'),
+  review: review.optional(),
+});
+
+export const configFileSchema = z.strictObject({
+  targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
+});
+
+export type ConfigFile = z.infer<typeof configFileSchema>;
+export type TargetFile = z.infer<typeof target>;

@@ -1,0 +1,219 @@
+/**
+ * The `/task` command grammar, parsed without I/O:
+ *
+ *   /task run <target> [-m "why"] [-t bash|sh|python3|node] [--] <script>
+ *   /task help
+ *
+ * The script is the rest of the line, or one ```fenced``` block for several lines (an optional
+ * language tag on the fence line sets the type). Errors say what is wrong and how to write it.
+ */
+import { decodeSlackText } from './slackText.js';
+import { findUnclosedShellQuote } from './shellQuotes.js';
+import { isScriptType, isShellType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
+
+export const MAX_SCRIPT_BYTES = 64 * 1024;
+export const MAX_MESSAGE_CHARS = 1000;
+const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const FENCE = '```';
+
+export type TaskCommand =
+  | { kind: 'help' }
+  | { kind: 'run'; target: string; message: string | null; type: ScriptType | null; script: string };
+
+export type ParseResult = { ok: true; command: TaskCommand } | { ok: false; error: string };
+
+export const RUN_USAGE = '`/task run <target> [-m "why"] <script>`';
+
+export const HELP_TEXT = [
+  '*countersign* runs a script on a target after its reviewers approve it.',
+  '',
+  '`/task run <target> [-m "why"] [-t bash|sh|python3|node] <script>`',
+  '      run a one-line script, e.g. `/task run web-prod -m "disk full?" df -h`',
+  '`/task run <target> -m "why" ```<script over several lines>``` `',
+  '      run a multi-line script in one fenced block; a language tag after the opening fence (```python) sets the type',
+  '`/task help`',
+  '      this help',
+  '',
+  `Scripts are at most ${MAX_SCRIPT_BYTES / 1024} KiB. Put \`--\` before a script that starts with \`-\`.`,
+].join('\n');
+
+/** Opening quote -> closing quote; curly quotes come from phones and macOS autocorrect. */
+const QUOTES: Readonly<Record<string, string>> = { '"': '"', "'": "'", '“': '”', '‘': '’', '”': '”' };
+
+class Cursor {
+  pos = 0;
+  constructor(readonly text: string) {}
+  done(): boolean {
+    return this.pos >= this.text.length;
+  }
+  skipSpace(): void {
+    while (!this.done() && /\s/.test(this.text[this.pos] as string)) this.pos++;
+  }
+  word(): string {
+    const start = this.pos;
+    while (!this.done() && !/\s/.test(this.text[this.pos] as string)) this.pos++;
+    return this.text.slice(start, this.pos);
+  }
+  /** True when the text at the cursor is `flag` followed by whitespace or the end. */
+  atFlag(flag: string): boolean {
+    if (!this.text.startsWith(flag, this.pos)) return false;
+    const after = this.text[this.pos + flag.length];
+    return after === undefined || /\s/.test(after);
+  }
+  rest(): string {
+    return this.text.slice(this.pos);
+  }
+}
+
+const fail = (error: string): ParseResult => ({ ok: false, error });
+
+export function parseTaskCommand(rawText: string): ParseResult {
+  const cursor = new Cursor(decodeSlackText(rawText));
+  cursor.skipSpace();
+  if (cursor.done()) return { ok: true, command: { kind: 'help' } };
+  const subcommand = cursor.word();
+  switch (subcommand.toLowerCase()) {
+    case 'help':
+      return { ok: true, command: { kind: 'help' } };
+    case 'run':
+      return parseRun(cursor);
+    default:
+      return fail(`Unknown subcommand \`${clip(subcommand, 40)}\`. Write ${RUN_USAGE}, or \`/task help\` for everything.`);
+  }
+}
+
+function parseRun(cursor: Cursor): ParseResult {
+  cursor.skipSpace();
+  const target = cursor.word();
+  if (target === '' || target.startsWith(FENCE)) {
+    return fail(`Which target? Write ${RUN_USAGE}, e.g. \`/task run web-prod -m "disk full?" df -h\`.`);
+  }
+  if (!TARGET_NAME.test(target)) {
+    return fail(`\`${clip(target, 40)}\` is not a target name (letters, digits, \`-\`, \`_\`, \`.\`). Write ${RUN_USAGE}.`);
+  }
+
+  let message: string | null = null;
+  let type: ScriptType | null = null;
+  for (;;) {
+    cursor.skipSpace();
+    if (cursor.atFlag('-m') || cursor.atFlag('--message')) {
+      if (message !== null) return fail('Give `-m` only once.');
+      cursor.word();
+      const parsed = readMessage(cursor);
+      if (!parsed.ok) return fail(parsed.error);
+      message = parsed.value;
+    } else if (cursor.atFlag('-t') || cursor.atFlag('--type')) {
+      cursor.word();
+      cursor.skipSpace();
+      const value = cursor.word();
+      if (!isScriptType(value)) {
+        return fail(`Unknown script type \`${clip(value, 20)}\`: use one of ${SCRIPT_TYPES.map((t) => `\`${t}\``).join(', ')}.`);
+      }
+      type = value;
+    } else if (cursor.atFlag('--')) {
+      cursor.word();
+      cursor.skipSpace();
+      break;
+    } else {
+      break;
+    }
+  }
+
+  const script = readScript(cursor.rest());
+  if (!script.ok) return fail(script.error);
+  const finalType = type ?? script.type;
+  if (script.value.trim() === '') {
+    return fail(`The script is empty. Write ${RUN_USAGE}, e.g. \`/task run ${target} -m "why" uptime\`.`);
+  }
+  const bytes = Buffer.byteLength(script.value, 'utf8');
+  if (bytes > MAX_SCRIPT_BYTES) {
+    return fail(
+      `The script is ${(bytes / 1024).toFixed(1)} KiB; the limit is ${MAX_SCRIPT_BYTES / 1024} KiB. Put large scripts on the host and run them from a short one.`,
+    );
+  }
+  if (!script.fenced && (finalType === null || isShellType(finalType))) {
+    const open = findUnclosedShellQuote(script.value);
+    if (open !== null) {
+      return fail(`The script has an unclosed ${open} quote. Close it, or put the script in a \`\`\`fenced\`\`\` block.`);
+    }
+  }
+  return { ok: true, command: { kind: 'run', target, message, type: finalType, script: script.value } };
+}
+
+type Read<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function readMessage(cursor: Cursor): Read<string> {
+  cursor.skipSpace();
+  const open = cursor.text[cursor.pos];
+  if (open === undefined) return { ok: false, error: '`-m` needs a message, e.g. `-m "disk is full on web-3"`.' };
+  const close = QUOTES[open];
+  let value: string;
+  if (close === undefined) {
+    value = cursor.word();
+  } else {
+    const parsed = readQuoted(cursor.text, cursor.pos + 1, close, open === '"');
+    if (parsed === null) {
+      return { ok: false, error: `The message after \`-m\` has no closing ${close} quote. Write \`-m "why"\`.` };
+    }
+    value = parsed.value;
+    cursor.pos = parsed.end;
+  }
+  value = value.trim();
+  if (value === '') return { ok: false, error: '`-m` needs a message, e.g. `-m "disk is full on web-3"`.' };
+  if (value.length > MAX_MESSAGE_CHARS) {
+    return { ok: false, error: `The message is ${value.length} characters; keep it under ${MAX_MESSAGE_CHARS}.` };
+  }
+  return { ok: true, value };
+}
+
+/** Reads up to the closing quote; `\"` and `\\` are escapes inside double quotes. */
+function readQuoted(text: string, start: number, close: string, backslashEscapes: boolean): { value: string; end: number } | null {
+  let value = '';
+  for (let i = start; i < text.length; i++) {
+    const ch = text[i] as string;
+    if (backslashEscapes && ch === '\\' && (text[i + 1] === close || text[i + 1] === '\\')) {
+      value += text[i + 1];
+      i++;
+    } else if (ch === close) {
+      return { value, end: i + 1 };
+    } else {
+      value += ch;
+    }
+  }
+  return null;
+}
+
+function readScript(rest: string): ScriptRead {
+  const trimmed = rest.replace(/\s+$/, '');
+  if (!trimmed.startsWith(FENCE)) {
+    if (trimmed.includes(FENCE)) {
+      return { ok: false, error: 'Put the whole script in one ```fenced``` block right after the options, or write it on one line without fences.' };
+    }
+    return { ok: true, value: trimmed, fenced: false, type: null };
+  }
+  const close = trimmed.indexOf(FENCE, FENCE.length);
+  if (close < 0) {
+    return { ok: false, error: 'The ``` fence is not closed: end the script with ``` on its own.' };
+  }
+  if (trimmed.slice(close + FENCE.length).trim() !== '') {
+    return { ok: false, error: 'There is text after the closing ``` fence. Put everything in the block, and only one block.' };
+  }
+  let body = trimmed.slice(FENCE.length, close);
+  let type: ScriptType | null = null;
+  const firstLineEnd = body.indexOf('\n');
+  if (firstLineEnd >= 0) {
+    const tag = body.slice(0, firstLineEnd).trim();
+    const tagType = /^[A-Za-z0-9]+$/.test(tag) ? scriptTypeForFenceLanguage(tag) : undefined;
+    if (tag === '' || tagType !== undefined) {
+      body = body.slice(firstLineEnd + 1);
+      type = tagType ?? null;
+    }
+  }
+  return { ok: true, value: body.replace(/\n$/, ''), fenced: true, type };
+}
+
+type ScriptRead = { ok: true; value: string; fenced: boolean; type: ScriptType | null } | { ok: false; error: string };
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -1,0 +1,27 @@
+/** Durations as people write them in config ("15m", "90s", "1h30m", "500ms") and as we show them. */
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+
+/** Parses "1h30m" into milliseconds; returns null when the text is not a duration. */
+export function parseDuration(text: string): number | null {
+  const trimmed = text.trim();
+  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) return null;
+  let total = 0;
+  for (const match of trimmed.matchAll(PART)) {
+    total += Number(match[1]) * (UNIT_MS[match[2] ?? ''] ?? 0);
+  }
+  return Math.round(total);
+}
+
+/** "850ms", "3.2s", "4m 05s", "2h 03m": short and stable for cards. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const totalSeconds = Math.round(ms / 1000);
+  const hours = Math.floor(totalSeconds / 3600);
+  const minutes = Math.floor((totalSeconds % 3600) / 60);
+  const seconds = totalSeconds % 60;
+  if (hours > 0) return `${hours}h ${String(minutes).padStart(2, '0')}m`;
+  return `${minutes}m ${String(seconds).padStart(2, '0')}s`;
+}

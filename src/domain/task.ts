@@ -1,0 +1,79 @@
+/** The task as the rest of the app sees it (store rows are mapped to this in store/). */
+import type { TaskStatus } from './lifecycle.js';
+import type { Plan } from './plan.js';
+import type { ReviewDecision } from './review.js';
+import type { ScriptType } from './scriptTypes.js';
+
+export type TaskSource = 'slack' | 'api' | 'schedule' | 'webhook';
+
+export interface TaskResult {
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number | null;
+  failureMessage: string | null;
+  lastLine: string | null;
+}
+
+export interface Task {
+  id: number;
+  createdAt: Date;
+  statusChangedAt: Date;
+  status: TaskStatus;
+  author: string;
+  target: string;
+  type: ScriptType;
+  script: string;
+  message: string | null;
+  source: TaskSource;
+  channelId: string | null;
+  cardTs: string | null;
+  reviewChannel: string | null;
+  reviewTs: string | null;
+  result: TaskResult;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';
+export type StepPhase = 'pending' | 'running' | 'succeeded' | 'failed' | 'killed' | 'skipped';
+export type OutputStream = 'stdout' | 'stderr' | 'system';
+
+export interface ExecutionStep {
+  id: number;
+  groupIndex: number;
+  host: string;
+  port: number;
+  user: string;
+  phase: StepPhase;
+  exitCode: number | null;
+  signal: string | null;
+  failureMessage: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface Execution {
+  id: number;
+  taskId: number;
+  phase: ExecutionPhase;
+  desiredPhase: 'stopped' | null;
+  stopRequestedBy: string | null;
+  statusVersion: number;
+  plan: Plan;
+  runnerId: string;
+  leaseUntil: Date;
+  startedAt: Date;
+  finishedAt: Date | null;
+  exitCode: number | null;
+  failureMessage: string | null;
+  outputBytes: number;
+}
+
+/** Everything a card or review request shows about one task. */
+export interface TaskView {
+  task: Task;
+  decisions: ReviewDecision[];
+  execution: (Execution & { steps: ExecutionStep[] }) | null;
+}
+
+export const taskRef = (id: number): string => `#${id}`;
