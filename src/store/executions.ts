@@ -1,0 +1,152 @@
+/**
+ * Executions and their steps. The claim is the queue: one short transaction that takes the
+ * oldest ready task with FOR UPDATE SKIP LOCKED, moves it to running and records who owns the
+ * run and until when (the lease). Every change bumps status_version.
+ */
+import type { Knex } from 'knex';
+import type { Plan } from '../domain/plan.js';
+import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
+import { inTransaction, type Queryable } from './db.js';
+import { appendEvent } from './events.js';
+import { toExecution, toStep, type ExecutionRow, type StepRow } from './rows.js';
+import { transitionTask } from './tasks.js';
+
+export interface Claimed {
+  task: Task;
+  execution: Execution;
+  steps: ExecutionStep[];
+}
+
+/**
+ * Claims the oldest ready task for `runnerId`, or returns null when none is ready. `planFor`
+ * builds the plan from the task (it is pure and fast, so the transaction stays short).
+ */
+export async function claimNextReady(
+  db: Knex,
+  runnerId: string,
+  leaseMs: number,
+  planFor: (task: Task) => Plan,
+): Promise<Claimed | null> {
+  return db.transaction(async (trx) => {
+    const next = await trx('tasks').where({ status: 'ready' }).orderBy('id').forUpdate().skipLocked().first('id');
+    if (!next) return null;
+    const task = await transitionTask(trx, {
+      taskId: next.id as number,
+      from: 'ready',
+      to: 'running',
+      actor: null,
+      data: { runner: runnerId },
+      set: { started_at: trx.fn.now() as unknown as Date },
+    });
+    if (!task) return null;
+    const plan = planFor(task);
+    const [execution] = await trx<ExecutionRow>('executions')
+      .insert({
+        task_id: task.id,
+        plan: JSON.stringify(plan) as unknown as Plan,
+        runner_id: runnerId,
+        lease_until: trx.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date,
+      })
+      .returning('*');
+    if (!execution) throw new Error('execution insert returned nothing');
+    const stepRows = plan.flatMap((group, groupIndex) =>
+      group.map((address) => ({ execution_id: execution.id, group_index: groupIndex, host: address.host, port: address.port, user: address.user })),
+    );
+    const steps = stepRows.length > 0 ? await trx<StepRow>('execution_steps').insert(stepRows).returning('*') : [];
+    return { task, execution: toExecution(execution), steps: steps.map(toStep) };
+  });
+}
+
+/** Extends the lease; returns the stop request (if any) so the owner learns of kills from any replica. */
+export async function renewLease(
+  db: Queryable,
+  executionId: number,
+  runnerId: string,
+  leaseMs: number,
+): Promise<{ owned: boolean; stopRequested: boolean }> {
+  const [row] = await db<ExecutionRow>('executions')
+    .where({ id: executionId, runner_id: runnerId, phase: 'running' })
+    .update({ lease_until: db.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date }, ['desired_phase']);
+  return { owned: row !== undefined, stopRequested: row?.desired_phase === 'stopped' };
+}
+
+/** Records a stop request once; returns false when the run is over or a stop was already asked for. */
+export async function requestStop(db: Queryable, executionId: number, taskId: number, userId: string): Promise<boolean> {
+  return inTransaction(db, async (trx) => {
+    const rows = await trx('executions')
+      .where({ id: executionId, phase: 'running' })
+      .whereNull('desired_phase')
+      .update({ desired_phase: 'stopped', stop_requested_by: userId, status_version: trx.raw('status_version + 1') }, ['id']);
+    if (rows.length === 0) return false;
+    await appendEvent(trx, { taskId, type: 'execution.stop-requested', actor: userId, data: { execution: executionId } });
+    return true;
+  });
+}
+
+export async function stopRequester(db: Queryable, executionId: number): Promise<string | null> {
+  const row = await db<ExecutionRow>('executions').where({ id: executionId }).first('stop_requested_by');
+  return row?.stop_requested_by ?? null;
+}
+
+export async function updateStep(
+  db: Queryable,
+  executionId: number,
+  stepId: number,
+  fields: { phase: StepPhase; exitCode?: number | null; signal?: string | null; failureMessage?: string | null; started?: boolean; finished?: boolean },
+): Promise<void> {
+  await inTransaction(db, async (trx) => {
+    await trx('execution_steps')
+      .where({ id: stepId })
+      .update({
+        phase: fields.phase,
+        ...(fields.exitCode !== undefined ? { exit_code: fields.exitCode } : {}),
+        ...(fields.signal !== undefined ? { signal: fields.signal } : {}),
+        ...(fields.failureMessage !== undefined ? { failure_message: fields.failureMessage } : {}),
+        ...(fields.started ? { started_at: trx.fn.now() } : {}),
+        ...(fields.finished ? { finished_at: trx.fn.now() } : {}),
+      });
+    await trx('executions').where({ id: executionId }).increment('status_version', 1);
+  });
+}
+
+export async function finishExecution(
+  db: Queryable,
+  executionId: number,
+  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
+): Promise<boolean> {
+  const rows = await db('executions')
+    .where({ id: executionId, phase: 'running' })
+    .update(
+      {
+        phase: outcome.phase,
+        exit_code: outcome.exitCode,
+        failure_message: outcome.failureMessage,
+        finished_at: db.fn.now(),
+        status_version: db.raw('status_version + 1'),
+      },
+      ['id'],
+    );
+  return rows.length > 0;
+}
+
+export async function addOutputBytes(db: Queryable, executionId: number, bytes: number): Promise<void> {
+  await db('executions').where({ id: executionId }).increment('output_bytes', bytes);
+}
+
+export async function latestExecution(db: Queryable, taskId: number): Promise<(Execution & { steps: ExecutionStep[] }) | null> {
+  const row = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id', 'desc').first();
+  if (!row) return null;
+  const steps = await db<StepRow>('execution_steps').where({ execution_id: row.id }).orderBy('id');
+  return { ...toExecution(row), steps: steps.map(toStep) };
+}
+
+export async function runningExecutionFor(db: Queryable, taskId: number): Promise<Execution | null> {
+  const row = await db<ExecutionRow>('executions').where({ task_id: taskId, phase: 'running' }).orderBy('id', 'desc').first();
+  return row ? toExecution(row) : null;
+}
+
+/** Runs whose owner stopped renewing its lease (it crashed or lost the database). */
+export async function expiredExecutions(db: Queryable): Promise<Execution[]> {
+  const rows = await db<ExecutionRow>('executions').where({ phase: 'running' }).where('lease_until', '<', db.fn.now()).orderBy('id');
+  return rows.map(toExecution);
+}

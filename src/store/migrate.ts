@@ -1,0 +1,24 @@
+/**
+ * Migrations are imported statically instead of read from a folder at run time, so the same
+ * list works from TypeScript sources (tests, tsx) and from the compiled dist/.
+ */
+import type { Knex } from 'knex';
+import * as initial from '../../migrations/001_initial.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001_initial', initial]];
+
+const source: Knex.MigrationSource<[string, Migration]> = {
+  getMigrations: async () => [...MIGRATIONS],
+  getMigrationName: ([name]) => name,
+  getMigration: async ([, migration]) => migration,
+};
+
+export async function migrate(db: Knex): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+  return applied;
+}

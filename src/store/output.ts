@@ -1,0 +1,28 @@
+/** Stored output: chunks in arrival order, one row per stream per flush. */
+import type { OutputStream } from '../domain/task.js';
+import type { Queryable } from './db.js';
+
+export interface OutputChunk {
+  executionId: number;
+  stepId: number | null;
+  stream: OutputStream;
+  data: string;
+}
+
+export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]): Promise<void> {
+  if (chunks.length === 0) return;
+  await db('output_chunks').insert(
+    chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })),
+  );
+}
+
+export interface StoredChunk {
+  id: number;
+  step_id: number | null;
+  stream: OutputStream;
+  data: string;
+}
+
+export async function chunksFor(db: Queryable, executionId: number): Promise<StoredChunk[]> {
+  return db('output_chunks').where({ execution_id: executionId }).orderBy('id').select<StoredChunk[]>('id', 'step_id', 'stream', 'data');
+}

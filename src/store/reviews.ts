@@ -1,0 +1,22 @@
+/** Review decisions: one per reviewer per task (a unique key makes double clicks harmless). */
+import type { ReviewDecision, Verdict } from '../domain/review.js';
+import type { Queryable } from './db.js';
+import { toDecision, type ReviewRow } from './rows.js';
+
+/** Returns false when this reviewer had already decided. */
+export async function insertDecision(
+  db: Queryable,
+  decision: { taskId: number; userId: string; verdict: Verdict; reason: string | null },
+): Promise<boolean> {
+  const rows = await db('reviews')
+    .insert({ task_id: decision.taskId, user_id: decision.userId, verdict: decision.verdict, reason: decision.reason })
+    .onConflict(['task_id', 'user_id'])
+    .ignore()
+    .returning('id');
+  return rows.length > 0;
+}
+
+export async function decisionsFor(db: Queryable, taskId: number): Promise<ReviewDecision[]> {
+  const rows = await db<ReviewRow>('reviews').where({ task_id: taskId }).orderBy('id');
+  return rows.map(toDecision);
+}

@@ -1,0 +1,140 @@
+/** Row shapes as Postgres returns them, kept apart from domain types, and their mappers. */
+import type { TaskStatus } from '../domain/lifecycle.js';
+import type { Plan } from '../domain/plan.js';
+import type { ReviewDecision, Verdict } from '../domain/review.js';
+import type { ScriptType } from '../domain/scriptTypes.js';
+import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task, TaskSource } from '../domain/task.js';
+
+export interface TaskRow {
+  id: number;
+  created_at: Date;
+  status_changed_at: Date;
+  status: TaskStatus;
+  author: string;
+  target: string;
+  type: ScriptType;
+  script: string;
+  message: string | null;
+  source: TaskSource;
+  source_key: string | null;
+  channel_id: string | null;
+  card_ts: string | null;
+  review_channel: string | null;
+  review_ts: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  duration_ms: number | null;
+  failure_message: string | null;
+  last_line: string | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface ReviewRow {
+  id: number;
+  task_id: number;
+  user_id: string;
+  verdict: Verdict;
+  reason: string | null;
+  created_at: Date;
+}
+
+export interface ExecutionRow {
+  id: number;
+  task_id: number;
+  created_at: Date;
+  phase: ExecutionPhase;
+  desired_phase: 'stopped' | null;
+  stop_requested_by: string | null;
+  status_version: number;
+  plan: Plan;
+  runner_id: string;
+  lease_until: Date;
+  started_at: Date;
+  finished_at: Date | null;
+  exit_code: number | null;
+  failure_message: string | null;
+  output_bytes: number;
+}
+
+export interface StepRow {
+  id: number;
+  execution_id: number;
+  group_index: number;
+  host: string;
+  port: number;
+  user: string;
+  phase: StepPhase;
+  exit_code: number | null;
+  signal: string | null;
+  failure_message: string | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export function toTask(row: TaskRow): Task {
+  return {
+    id: row.id,
+    createdAt: row.created_at,
+    statusChangedAt: row.status_changed_at,
+    status: row.status,
+    author: row.author,
+    target: row.target,
+    type: row.type,
+    script: row.script,
+    message: row.message,
+    source: row.source,
+    channelId: row.channel_id,
+    cardTs: row.card_ts,
+    reviewChannel: row.review_channel,
+    reviewTs: row.review_ts,
+    result: {
+      exitCode: row.exit_code,
+      signal: row.signal,
+      durationMs: row.duration_ms,
+      failureMessage: row.failure_message,
+      lastLine: row.last_line,
+    },
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export function toDecision(row: ReviewRow): ReviewDecision {
+  return { userId: row.user_id, verdict: row.verdict, reason: row.reason, at: row.created_at };
+}
+
+export function toExecution(row: ExecutionRow): Execution {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    phase: row.phase,
+    desiredPhase: row.desired_phase,
+    stopRequestedBy: row.stop_requested_by,
+    statusVersion: row.status_version,
+    plan: row.plan,
+    runnerId: row.runner_id,
+    leaseUntil: row.lease_until,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    exitCode: row.exit_code,
+    failureMessage: row.failure_message,
+    outputBytes: row.output_bytes,
+  };
+}
+
+export function toStep(row: StepRow): ExecutionStep {
+  return {
+    id: row.id,
+    groupIndex: row.group_index,
+    host: row.host,
+    port: row.port,
+    user: row.user,
+    phase: row.phase,
+    exitCode: row.exit_code,
+    signal: row.signal,
+    failureMessage: row.failure_message,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
