@@ -1,0 +1,16 @@
+/** What the runner tells the views (Slack's thread streamer) as a run progresses. */
+import type { OutputStream } from '../domain/task.js';
+
+export interface RunObserver {
+  runStarted(taskId: number, executionId: number): void;
+  /** `host` labels the output when the plan has more than one host. */
+  output(taskId: number, executionId: number, host: string | null, stream: OutputStream, text: string): void;
+  /** Called after the result is stored; may take its time (uploads), the runner does not wait on it for correctness. */
+  runFinished(taskId: number, executionId: number): Promise<void>;
+}
+
+export const silentObserver: RunObserver = {
+  runStarted: () => undefined,
+  output: () => undefined,
+  runFinished: async () => undefined,
+};

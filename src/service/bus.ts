@@ -1,0 +1,33 @@
+/**
+ * In-process notifications between the use cases, the runner and the Slack views. They only
+ * say "look again": every listener re-reads Postgres, so a missed or duplicated notice can
+ * delay a view but never make it wrong.
+ */
+import { EventEmitter } from 'node:events';
+
+interface BusEvents {
+  /** A task's state or review changed: its card and review request should be redrawn. */
+  'task-changed': [taskId: number];
+  /** A task became ready: a runner should try to claim. */
+  'task-ready': [taskId: number];
+  /** Someone asked to stop a running execution. */
+  'stop-requested': [executionId: number];
+}
+
+export class Bus {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(100);
+  }
+
+  emit<K extends keyof BusEvents>(event: K, ...args: BusEvents[K]): void {
+    this.emitter.emit(event, ...args);
+  }
+
+  on<K extends keyof BusEvents>(event: K, listener: (...args: BusEvents[K]) => void): () => void {
+    const wrapped = listener as (...args: unknown[]) => void;
+    this.emitter.on(event, wrapped);
+    return () => this.emitter.off(event, wrapped);
+  }
+}

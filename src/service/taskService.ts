@@ -1,0 +1,200 @@
+/**
+ * The use cases on a task (create, approve, reject, run, kill), shared by every surface (Slack
+ * today, the HTTP API later). Each checks the rules, changes Postgres through the lifecycle's
+ * guarded transitions, and then tells the bus so views and runners look again.
+ */
+import type { Config, Target } from '../config/config.js';
+import type { TaskStatus } from '../domain/lifecycle.js';
+import { isApproved, mayOperate, mayReview } from '../domain/review.js';
+import type { ScriptType } from '../domain/scriptTypes.js';
+import { taskRef, type Task, type TaskSource } from '../domain/task.js';
+import type { Db } from '../store/db.js';
+import { appendEvent } from '../store/events.js';
+import { requestStop, runningExecutionFor } from '../store/executions.js';
+import { decisionsFor, insertDecision } from '../store/reviews.js';
+import { getTask, getTaskForUpdate, insertTask, transitionTask } from '../store/tasks.js';
+import type { Bus } from './bus.js';
+import { refuse, type Outcome } from './outcome.js';
+
+export interface CreateTaskInput {
+  author: string;
+  target: string;
+  message: string | null;
+  type: ScriptType | null;
+  script: string;
+  source: TaskSource;
+  /** Idempotency key: the same key returns the same task. */
+  sourceKey: string | null;
+  channelId: string | null;
+}
+
+const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
+  created: 'being created',
+  'pending-review': 'waiting for review',
+  approved: 'approved and waiting for Run',
+  rejected: 'rejected',
+  ready: 'queued to run',
+  running: 'running',
+  success: 'finished (success)',
+  failure: 'finished (failure)',
+  killed: 'killed',
+};
+
+export class TaskService {
+  constructor(
+    private readonly db: Db,
+    private readonly config: Config,
+    private readonly bus: Bus,
+  ) {}
+
+  targets(): Target[] {
+    return [...this.config.targets.values()];
+  }
+
+  async create(input: CreateTaskInput): Promise<Outcome<{ task: Task; created: boolean }>> {
+    const target = this.config.targets.get(input.target);
+    if (!target) {
+      const known = [...this.config.targets.keys()].map((name) => `\`${name}\``).join(', ');
+      return refuse('unknown_target', `There is no target \`${input.target}\`. ${known === '' ? 'No targets are configured yet.' : `Targets: ${known}.`}`);
+    }
+    const result = await this.db.transaction(async (trx) => {
+      const inserted = await insertTask(trx, {
+        author: input.author,
+        target: target.name,
+        type: input.type ?? target.type,
+        script: input.script,
+        message: input.message,
+        source: input.source,
+        sourceKey: input.sourceKey,
+        channelId: input.channelId,
+        reviewChannel: target.review?.channel ?? null,
+      });
+      if (!inserted.created) return inserted;
+      await appendEvent(trx, {
+        taskId: inserted.task.id,
+        type: 'task.created',
+        actor: input.author,
+        data: { target: target.name, type: inserted.task.type, source: input.source, reviewed: target.review !== null },
+      });
+      const next = await transitionTask(trx, {
+        taskId: inserted.task.id,
+        from: 'created',
+        to: target.review ? 'pending-review' : 'ready',
+        actor: null,
+      });
+      return { task: next ?? inserted.task, created: true };
+    });
+    if (result.created) this.changed(result.task);
+    return { ok: true, ...result };
+  }
+
+  async approve(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+    const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
+      // The row lock serialises concurrent approvals of one task, so the count below sees them all.
+      const task = await getTaskForUpdate(trx, taskId);
+      const checked = this.checkReviewable(task, taskId, userId);
+      if (!checked.ok) return checked;
+      const { policy } = checked;
+      const current = checked.task;
+      if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null }))) {
+        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
+      }
+      await appendEvent(trx, { taskId, type: 'review.approved', actor: userId });
+      const decisions = await decisionsFor(trx, taskId);
+      if (!isApproved(policy, current.author, decisions)) return { ok: true, task: current };
+      const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId });
+      if (!approved || !policy.autoRun) return { ok: true, task: approved ?? current };
+      const ready = await transitionTask(trx, { taskId, from: 'approved', to: 'ready', actor: null, data: { autoRun: true } });
+      return { ok: true, task: ready ?? approved };
+    });
+    if (outcome.ok) this.changed(outcome.task);
+    return outcome;
+  }
+
+  async reject(taskId: number, userId: string, reason: string | null): Promise<Outcome<{ task: Task }>> {
+    const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
+      const task = await getTaskForUpdate(trx, taskId);
+      const checked = this.checkReviewable(task, taskId, userId);
+      if (!checked.ok) return checked;
+      if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason }))) {
+        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
+      }
+      await appendEvent(trx, { taskId, type: 'review.rejected', actor: userId, data: { reason } });
+      const rejected = await transitionTask(trx, { taskId, from: 'pending-review', to: 'rejected', actor: userId, data: { reason } });
+      return { ok: true, task: rejected ?? checked.task };
+    });
+    if (outcome.ok) this.changed(outcome.task);
+    return outcome;
+  }
+
+  /** May `userId` review this task now? Used before opening the reject modal, too. */
+  async checkMayReview(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+    const checked = this.checkReviewable(await getTask(this.db, taskId), taskId, userId);
+    return checked.ok ? { ok: true, task: checked.task } : checked;
+  }
+
+  async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+    const task = await getTask(this.db, taskId);
+    if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'run', taskRef(taskId));
+    if (!allowed.ok) return allowed;
+    if (task.status !== 'approved') return this.wrongStatus(task, 'run');
+    const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
+    if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
+    this.changed(ready);
+    return { ok: true, task: ready };
+  }
+
+  /** A queued task is killed at once; a running one gets a stop request its runner acts on. */
+  async kill(taskId: number, userId: string): Promise<Outcome<{ task: Task; stopping: boolean }>> {
+    const task = await getTask(this.db, taskId);
+    if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'kill', taskRef(taskId));
+    if (!allowed.ok) return allowed;
+    if (task.status === 'ready') {
+      const killed = await transitionTask(this.db, {
+        taskId,
+        from: 'ready',
+        to: 'killed',
+        actor: userId,
+        set: { failure_message: `killed by <@${userId}> before it started`, finished_at: this.db.fn.now() as unknown as Date },
+      });
+      if (killed) {
+        this.changed(killed);
+        return { ok: true, task: killed, stopping: false };
+      }
+      return this.kill(taskId, userId);
+    }
+    if (task.status !== 'running') return this.wrongStatus(task, 'kill');
+    const execution = await runningExecutionFor(this.db, taskId);
+    if (!execution || !(await requestStop(this.db, execution.id, taskId, userId))) {
+      return refuse('already_stopping', `${taskRef(taskId)} is already being stopped.`);
+    }
+    this.bus.emit('stop-requested', execution.id);
+    this.bus.emit('task-changed', taskId);
+    return { ok: true, task, stopping: true };
+  }
+
+  policyOf(task: Task) {
+    return this.config.targets.get(task.target)?.review ?? null;
+  }
+
+  private checkReviewable(task: Task | null, taskId: number, userId: string) {
+    if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    const policy = this.policyOf(task);
+    if (!policy) return refuse('no_review', `${taskRef(taskId)} runs on \`${task.target}\`, which has no review.`);
+    const allowed = mayReview(policy, task.author, userId, taskRef(taskId));
+    if (!allowed.ok) return allowed;
+    if (task.status !== 'pending-review') return refuse('not_pending', `${taskRef(taskId)} is ${STATUS_WORDS[task.status]}; it can no longer be reviewed.`);
+    return { ok: true as const, task, policy };
+  }
+
+  private wrongStatus(task: Task, action: string) {
+    return refuse('wrong_status', `${taskRef(task.id)} is ${STATUS_WORDS[task.status]}, so it cannot ${action === 'run' ? 'be run' : 'be killed'} now.`);
+  }
+
+  private changed(task: Task): void {
+    this.bus.emit('task-changed', task.id);
+    if (task.status === 'ready') this.bus.emit('task-ready', task.id);
+  }
+}
