@@ -1,0 +1,142 @@
+/**
+ * Wires one countersign process: HTTP (health, Slack's endpoint), the use cases, the runner and
+ * the Slack views. main.ts feeds it the env, config and database; tests call it directly with
+ * their own database, fake Slack and sshd, so they exercise exactly what production runs.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import express from 'express';
+import { App, ExpressReceiver } from '@slack/bolt';
+import { WebClient } from '@slack/web-api';
+import type { Config } from './config/config.js';
+import type { Env } from './config/env.js';
+import { boltLogger, type Logger } from './log.js';
+import { DEFAULT_RUNNER_OPTIONS, Runner, type RunnerOptions } from './runner/runner.js';
+import { silentObserver } from './runner/observer.js';
+import { Bus } from './service/bus.js';
+import { TaskService } from './service/taskService.js';
+import type { Db } from './store/db.js';
+import { SlackGateway } from './slack/gateway.js';
+import { registerListeners } from './slack/listeners.js';
+import { TaskMessages } from './slack/taskMessages.js';
+import { ThreadStreamer } from './slack/threadStreamer.js';
+
+export interface AppOptions {
+  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'>;
+  config: Config;
+  db: Db;
+  log: Logger;
+  /** Listen host; 0.0.0.0 in production, 127.0.0.1 in tests. */
+  host?: string;
+  runner?: Partial<RunnerOptions>;
+  /** Minimum time between two writes to one task's output thread. */
+  threadFlushMs?: number;
+  /** Minimum time between two chat.postMessage calls to one channel. */
+  postMessageSpacingMs?: number;
+  /** Base delay of the card's retry after a failed Slack call. */
+  slackRetryBaseMs?: number;
+}
+
+export interface RunningApp {
+  url: string;
+  port: number;
+  server: Server;
+  bus: Bus;
+  service: TaskService;
+  runner: Runner;
+  messages: TaskMessages | null;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startApp(options: AppOptions): Promise<RunningApp> {
+  const { config, db, log, env } = options;
+  const bus = new Bus();
+  const service = new TaskService(db, config, bus);
+  const http = express();
+  http.disable('x-powered-by');
+  let stopping = false;
+
+  http.get('/healthz', async (_req, res) => {
+    try {
+      if (stopping) throw new Error('shutting down');
+      await db.raw('select 1');
+      res.json({ status: 'ok', slack: env.slack ? 'configured' : `not configured (missing ${env.slackMissing.join(', ')})`, runner: runner.runningCount });
+    } catch (error) {
+      res.status(503).json({ status: 'unavailable', reason: (error as Error).message });
+    }
+  });
+
+  let messages: TaskMessages | null = null;
+  let observer = silentObserver;
+  if (env.slack) {
+    const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
+    // Background writes get their own client: a 429 on log output must not delay listeners.
+    const gateway = new SlackGateway(
+      new WebClient(env.slack.botToken, { slackApiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 }, logger: boltLogger(log) }),
+      { postMessageSpacingMs: options.postMessageSpacingMs ?? 1000 },
+    );
+    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), options.slackRetryBaseMs ?? 1000);
+    observer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10 }, log.child({ component: 'thread' }));
+    const receiver = new ExpressReceiver({
+      signingSecret: env.slack.signingSecret,
+      endpoints: '/slack/events',
+      app: http,
+      logger: boltLogger(log),
+    });
+    const bolt = new App({
+      token: env.slack.botToken,
+      receiver,
+      logger: boltLogger(log),
+      clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
+    });
+    registerListeners(bolt, { service, messages, log });
+    bolt.error(async (error) => {
+      log.error({ err: error }, 'unhandled error in a Slack listener');
+    });
+    const cards = messages;
+    bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
+  } else {
+    log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
+  }
+
+  const runner = new Runner(
+    db,
+    config,
+    bus,
+    observer,
+    { ...DEFAULT_RUNNER_OPTIONS, runnerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, ...options.runner },
+    log.child({ component: 'runner' }),
+  );
+  runner.start();
+
+  const server = createServer(http);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(env.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host ?? '127.0.0.1';
+  log.info({ port }, 'countersign is listening');
+
+  return {
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    port,
+    server,
+    bus,
+    service,
+    runner,
+    messages,
+    async stop(graceMs = 30_000) {
+      stopping = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await runner.stop(graceMs);
+      await messages?.idle();
+      messages?.stop();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Bolt listeners: the Slack surface of the use cases. Each acknowledges within Slack's 3 s,
+ * answers refusals ephemerally (changing nothing), and leaves redrawing cards to the bus.
+ */
+import type { App, BlockButtonAction, RespondFn } from '@slack/bolt';
+import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
+import { taskRef, type Task } from '../domain/task.js';
+import type { Logger } from '../log.js';
+import type { TaskService } from '../service/taskService.js';
+import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT } from './render/blocks.js';
+import { renderRejectModal } from './render/rejectModal.js';
+import type { TaskMessages } from './taskMessages.js';
+
+/** Past this, the ack says "working on it" and the answer follows through response_url. */
+const ACK_BUDGET_MS = 2000;
+const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
+
+export interface ListenerDeps {
+  service: TaskService;
+  messages: TaskMessages;
+  log: Logger;
+}
+
+export function registerListeners(app: App, deps: ListenerDeps): void {
+  const { service, messages, log } = deps;
+
+  app.command('/task', async ({ command, ack, respond }) => {
+    const parsed = parseTaskCommand(command.text);
+    if (!parsed.ok) {
+      await ack({ response_type: 'ephemeral', text: `:warning: ${parsed.error}\nUsage: ${RUN_USAGE} · \`/task help\`` });
+      return;
+    }
+    if (parsed.command.kind === 'help') {
+      await ack({ response_type: 'ephemeral', text: HELP_TEXT });
+      return;
+    }
+    const { target, message, type, script } = parsed.command;
+    const creating = service.create({
+      author: command.user_id,
+      target,
+      message,
+      type,
+      script,
+      source: 'slack',
+      sourceKey: `slack:${command.trigger_id}`,
+      channelId: command.channel_id,
+    });
+    const early = await Promise.race([settle(creating), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
+    if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Creating your task…' });
+    const settled = early === 'late' ? await settle(creating) : early;
+
+    let text: string;
+    let newTask: Task | null = null;
+    if (!settled.ok) {
+      log.error({ err: settled.error, user: command.user_id }, 'creating a task failed');
+      text = `:x: ${OUR_FAULT}`;
+    } else if (!settled.value.ok) {
+      text = `:warning: ${settled.value.message}`;
+    } else {
+      text = createdText(settled.value.task, settled.value.created, service);
+      if (settled.value.created) newTask = settled.value.task;
+    }
+    if (early === 'late') await respond({ response_type: 'ephemeral', text });
+    else await ack({ response_type: 'ephemeral', text });
+
+    if (newTask) {
+      const report = await messages.sync(newTask.id);
+      if (report.cardError && report.cardError !== 'ratelimited') {
+        await tell(
+          respond,
+          `:warning: ${taskRef(newTask.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
+        );
+      }
+    }
+  });
+
+  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: RespondFn) => Promise<void>) => {
+    app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const taskId = Number(action.value);
+      if (!Number.isSafeInteger(taskId)) return;
+      try {
+        await handle(taskId, body.user.id, body, respond);
+      } catch (error) {
+        log.error({ err: error, taskId, user: body.user.id, action: actionId }, 'a button failed');
+        await tell(respond, OUR_FAULT);
+      }
+    });
+  };
+
+  onButton(ACTION.approve, async (taskId, userId, _body, respond) => {
+    const result = await service.approve(taskId, userId);
+    if (!result.ok) await tell(respond, result.message);
+  });
+
+  onButton(ACTION.reject, async (taskId, userId, body, respond) => {
+    const allowed = await service.checkMayReview(taskId, userId);
+    if (!allowed.ok) return tell(respond, allowed.message);
+    await app.client.views.open({ trigger_id: body.trigger_id, view: renderRejectModal(taskId) });
+  });
+
+  onButton(ACTION.run, async (taskId, userId, _body, respond) => {
+    const result = await service.run(taskId, userId);
+    if (!result.ok) await tell(respond, result.message);
+  });
+
+  onButton(ACTION.kill, async (taskId, userId, _body, respond) => {
+    const result = await service.kill(taskId, userId);
+    if (!result.ok) await tell(respond, result.message);
+    else if (result.stopping) await tell(respond, `:octagonal_sign: Stopping ${taskRef(taskId)}…`);
+  });
+
+  app.view(REJECT_MODAL_CALLBACK, async ({ ack, body, view }) => {
+    const taskId = Number((JSON.parse(view.private_metadata || '{}') as { taskId?: unknown }).taskId);
+    const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
+    try {
+      const result = await service.reject(taskId, body.user.id, reason);
+      if (!result.ok) {
+        await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: result.message } });
+        return;
+      }
+      await ack();
+    } catch (error) {
+      log.error({ err: error, taskId, user: body.user.id }, 'rejecting a task failed');
+      await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: OUR_FAULT } });
+    }
+  });
+}
+
+function createdText(task: Task, created: boolean, service: TaskService): string {
+  const ref = taskRef(task.id);
+  if (!created) return `:information_source: This command already created *${ref}* (now ${task.status}); nothing new was made.`;
+  const policy = service.policyOf(task);
+  if (task.status === 'pending-review' && policy) {
+    const groups = policy.groups.map((group) => `*${group.name}*`).join(', ');
+    return `:white_check_mark: Created *${ref}* on \`${task.target}\`. It waits for review by ${groups} in <#${policy.channel}>; you can run it once approved.`;
+  }
+  return `:white_check_mark: Created *${ref}* on \`${task.target}\`. This target has no review, so it runs now; output goes to the card's thread.`;
+}
+
+/** An ephemeral answer to the user who clicked: only they see it. */
+async function tell(respond: RespondFn, text: string): Promise<void> {
+  await respond({ response_type: 'ephemeral', replace_original: false, text });
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
+  promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -1,0 +1,21 @@
+/** The review part shared by the card and the review request: each group's progress and each decision. */
+import { progress, type ReviewPolicy, type ReviewDecision } from '../../domain/review.js';
+import { clip, mention, safeText, slackDate } from './format.js';
+
+const MAX_DECISION_LINES = 10;
+
+export function groupProgressLine(policy: ReviewPolicy, author: string, decisions: readonly ReviewDecision[]): string {
+  return progress(policy, author, decisions)
+    .map((group) => `${group.satisfied ? ':white_check_mark:' : ':white_circle:'} *${safeText(group.name, 60)}* ${Math.min(group.approvedBy.length, group.required)}/${group.required}`)
+    .join('   ');
+}
+
+export function decisionLines(decisions: readonly ReviewDecision[]): string {
+  const lines = decisions.slice(0, MAX_DECISION_LINES).map((decision) => {
+    if (decision.verdict === 'approve') return `:white_check_mark: Approved by ${mention(decision.userId)} ${slackDate(decision.at)}`;
+    const reason = decision.reason ? `: “${safeText(decision.reason, 300)}”` : ' (no reason given)';
+    return `:no_entry: Rejected by ${mention(decision.userId)} ${slackDate(decision.at)}${reason}`;
+  });
+  if (decisions.length > MAX_DECISION_LINES) lines.push(`… and ${decisions.length - MAX_DECISION_LINES} more`);
+  return clip(lines.join('\n'), 2900);
+}

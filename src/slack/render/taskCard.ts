@@ -1,0 +1,81 @@
+/**
+ * The task card: the message in the channel where the task was asked for. Always shows the
+ * status, target, author, message and script; the review; the result at the end; and the one
+ * button that fits the state (Run when approved, Kill while queued or running).
+ */
+import { formatDuration } from '../../domain/duration.js';
+import { hostLabel } from '../../domain/plan.js';
+import type { ReviewPolicy } from '../../domain/review.js';
+import { taskRef, type TaskView } from '../../domain/task.js';
+import { ACTION, actions, button, context, fields, section, type Block, type SlackMessage } from './blocks.js';
+import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
+import { decisionLines, groupProgressLine } from './reviewLines.js';
+
+export const CARD_SCRIPT_CHARS = 1500;
+
+export interface CardContext {
+  targetDescription: string | null;
+  policy: ReviewPolicy | null;
+}
+
+export function renderTaskCard(view: TaskView, ctx: CardContext): SlackMessage {
+  const { task, decisions, execution } = view;
+  const ref = taskRef(task.id);
+  const status = STATUS_LABEL[task.status];
+  const stopping = task.status === 'running' && execution?.desiredPhase === 'stopped';
+  const blocks: Block[] = [];
+
+  blocks.push(section(`*${ref}* on \`${safeText(task.target, 80)}\` · *${status}*${stopping ? ' · :octagonal_sign: stopping' : ''}`));
+  blocks.push(
+    fields([
+      `*Author*\n${mention(task.author)}`,
+      `*Target*\n\`${safeText(task.target, 80)}\`${ctx.targetDescription ? ` · ${safeText(ctx.targetDescription, 200)}` : ''}`,
+      `*Type*\n${task.type}`,
+      `*Asked*\n${slackDate(task.createdAt)}`,
+    ]),
+  );
+  blocks.push(section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`));
+  blocks.push(section(codeBlock(task.script, CARD_SCRIPT_CHARS)));
+
+  if (ctx.policy) {
+    const reviewText = [groupProgressLine(ctx.policy, task.author, decisions), decisionLines(decisions)].filter((line) => line !== '').join('\n');
+    blocks.push(section(clip(`*Review*\n${reviewText}`, 3000)));
+  }
+
+  const result = resultText(view);
+  if (result) blocks.push(section(result));
+
+  const buttons = [];
+  if (task.status === 'approved') buttons.push(button(ACTION.run, 'Run', String(task.id), 'primary'));
+  if ((task.status === 'running' && !stopping) || task.status === 'ready') buttons.push(button(ACTION.kill, 'Kill', String(task.id), 'danger'));
+  if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
+
+  if (task.status === 'running') blocks.push(context('Output streams into this thread.'));
+
+  return { text: `${ref} on ${task.target}: ${task.status}`, blocks };
+}
+
+function resultText(view: TaskView): string | null {
+  const { task, execution } = view;
+  const steps = execution?.steps ?? [];
+  if (task.status === 'running') {
+    const started = task.startedAt ? `Started ${slackDate(task.startedAt)}` : 'Starting';
+    if (steps.length <= 1) return `${started}${steps[0] ? ` on ${hostLabel(steps[0])}` : ''}.`;
+    const done = steps.filter((s) => s.phase !== 'pending' && s.phase !== 'running').length;
+    const failed = steps.filter((s) => s.phase === 'failed').length;
+    return `${started}: ${done}/${steps.length} hosts done${failed > 0 ? `, ${failed} failed` : ''}.`;
+  }
+  if (task.status !== 'success' && task.status !== 'failure' && task.status !== 'killed') return null;
+  const parts: string[] = [];
+  if (task.result.exitCode !== null) parts.push(`exit code *${task.result.exitCode}*`);
+  if (task.result.signal) parts.push(`signal ${task.result.signal}`);
+  if (task.result.durationMs !== null) parts.push(`in ${formatDuration(task.result.durationMs)}`);
+  if (steps.length > 1) {
+    const ok = steps.filter((s) => s.phase === 'succeeded').length;
+    parts.push(`${ok}/${steps.length} hosts succeeded`);
+  }
+  const lines = [`*Result* ${parts.join(' · ') || '—'}`];
+  if (task.result.failureMessage) lines.push(`:warning: ${safeTextWithMentions(task.result.failureMessage, 1500)}`);
+  if (task.result.lastLine && task.status !== 'killed') lines.push(`Last line: \`${safeText(task.result.lastLine, 300).replace(/`/g, "'")}\``);
+  return clip(lines.join('\n'), 3000);
+}

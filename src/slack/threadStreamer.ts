@@ -1,0 +1,205 @@
+/**
+ * Shows a run's output in its card's thread while it runs. Output is coalesced: at most one
+ * Slack write per `flushMs` per thread, each either growing the current message (chat.update)
+ * or starting the next one (chat.postMessage), always inside Slack's limits. When more arrives
+ * than a thread should hold, the rest is skipped with a marker and the full log is uploaded as
+ * a file at the end. Postgres holds the output regardless: this is only a view of it.
+ */
+import type { Db } from '../store/db.js';
+import { getTask } from '../store/tasks.js';
+import { executionLogText } from '../service/logs.js';
+import type { OutputStream } from '../domain/task.js';
+import type { RunObserver } from '../runner/observer.js';
+import { SlackRateLimited, type SlackGateway } from './gateway.js';
+import {
+  LOG_LIMIT_NOTICE,
+  LOG_MESSAGE_CHARS,
+  NO_OUTPUT_NOTICE,
+  escapeLogText,
+  fullLogComment,
+  labelLines,
+  logMessageText,
+  splitToFit,
+} from './render/threadLog.js';
+
+export interface ThreadStreamerOptions {
+  flushMs: number;
+  /** Thread messages per run before the streamer stops and waits for the final upload. */
+  maxMessages: number;
+}
+
+export interface StreamerLogger {
+  warn(context: Record<string, unknown>, message: string): void;
+}
+
+interface RunThread {
+  taskId: number;
+  executionId: number;
+  parent: { channel: string; ts: string } | null;
+  pending: string;
+  skippedChars: number;
+  current: { ts: string; body: string } | null;
+  messages: number;
+  rawChars: number;
+  lineStart: Map<string, boolean>;
+  timer: NodeJS.Timeout | null;
+  lastWriteAt: number;
+  writing: Promise<void>;
+  disabled: boolean;
+  limitNoticePosted: boolean;
+}
+
+const MAX_PENDING_CHARS = 4 * LOG_MESSAGE_CHARS;
+
+export class ThreadStreamer implements RunObserver {
+  private readonly runs = new Map<number, RunThread>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly gateway: SlackGateway,
+    private readonly options: ThreadStreamerOptions,
+    private readonly log: StreamerLogger,
+  ) {}
+
+  runStarted(taskId: number, executionId: number): void {
+    this.runs.set(executionId, {
+      taskId,
+      executionId,
+      parent: null,
+      pending: '',
+      skippedChars: 0,
+      current: null,
+      messages: 0,
+      rawChars: 0,
+      lineStart: new Map(),
+      timer: null,
+      lastWriteAt: 0,
+      writing: Promise.resolve(),
+      disabled: false,
+      limitNoticePosted: false,
+    });
+  }
+
+  output(_taskId: number, executionId: number, host: string | null, _stream: OutputStream, text: string): void {
+    const run = this.runs.get(executionId);
+    if (!run || text === '') return;
+    run.rawChars += text.length;
+    let shown = text;
+    if (host !== null) {
+      shown = labelLines(text, host, run.lineStart.get(host) ?? true);
+      run.lineStart.set(host, text.endsWith('\n'));
+    }
+    const escaped = escapeLogText(shown);
+    if (run.pending.length + escaped.length > MAX_PENDING_CHARS) {
+      run.skippedChars += shown.length;
+    } else {
+      if (run.skippedChars > 0) {
+        run.pending += escapeLogText(`\n[… ${run.skippedChars} characters skipped here; the full log is attached at the end …]\n`);
+        run.skippedChars = 0;
+      }
+      run.pending += escaped;
+    }
+    this.schedule(run);
+  }
+
+  async runFinished(taskId: number, executionId: number): Promise<void> {
+    const run = this.runs.get(executionId);
+    if (!run) return;
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+    await run.writing;
+    // One last write for what fits; anything beyond goes in the uploaded file.
+    if (run.pending !== '') {
+      await this.pace(run);
+      await this.writeOnce(run);
+    }
+    const needsFile = run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
+    this.runs.delete(executionId);
+    if (run.disabled) return;
+    const parent = run.parent ?? (await this.resolveParent(run));
+    if (!parent) return;
+    try {
+      if (run.rawChars === 0) {
+        await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE });
+      } else if (needsFile) {
+        const text = await executionLogText(this.db, executionId);
+        await this.gateway.uploadFile({
+          channel: parent.channel,
+          threadTs: parent.ts,
+          filename: `task-${taskId}.log`,
+          title: `Output of #${taskId}`,
+          content: Buffer.from(text, 'utf8'),
+          comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text)),
+        });
+      }
+    } catch (error) {
+      this.log.warn({ taskId, err: error }, `could not finish the output thread of task ${taskId}`);
+    }
+  }
+
+  private schedule(run: RunThread): void {
+    if (run.timer || run.disabled) return;
+    const wait = Math.max(0, run.lastWriteAt + this.options.flushMs - Date.now());
+    run.timer = setTimeout(() => {
+      run.timer = null;
+      run.writing = run.writing.then(() => this.writeOnce(run)).then(() => {
+        if (run.pending !== '' && this.runs.has(run.executionId)) this.schedule(run);
+      });
+    }, wait);
+  }
+
+  private async pace(run: RunThread): Promise<void> {
+    const wait = run.lastWriteAt + this.options.flushMs - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  /** One Slack write: grow the current message, or start the next one. */
+  private async writeOnce(run: RunThread): Promise<void> {
+    if (run.pending === '' || run.disabled) return;
+    const parent = run.parent ?? (await this.resolveParent(run));
+    if (!parent) return;
+    run.lastWriteAt = Date.now();
+    try {
+      const room = run.current ? LOG_MESSAGE_CHARS - run.current.body.length : 0;
+      const grow = run.current !== null ? splitToFit(run.pending, room) : { head: '', rest: run.pending };
+      if (run.current && grow.head !== '') {
+        const body = run.current.body + grow.head;
+        await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: logMessageText(body) });
+        run.current.body = body;
+        run.pending = run.pending.slice(grow.head.length);
+        return;
+      }
+      if (run.messages >= this.options.maxMessages) {
+        run.skippedChars += run.pending.length;
+        run.pending = '';
+        if (!run.limitNoticePosted) {
+          run.limitNoticePosted = true;
+          await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: LOG_LIMIT_NOTICE });
+        }
+        return;
+      }
+      const next = splitToFit(run.pending, LOG_MESSAGE_CHARS);
+      const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: logMessageText(next.head) });
+      run.current = { ts: posted.ts, body: next.head };
+      run.messages++;
+      run.pending = run.pending.slice(next.head.length);
+    } catch (error) {
+      if (error instanceof SlackRateLimited) {
+        run.lastWriteAt = Date.now() + error.retryAfterMs - this.options.flushMs;
+        return;
+      }
+      // A refusal (channel gone, bot removed) will not fix itself: stop streaming, keep storing.
+      run.disabled = true;
+      this.log.warn({ taskId: run.taskId, err: error }, `stopped streaming the output of task ${run.taskId} to Slack`);
+    }
+  }
+
+  /** The thread hangs off the card; until the card is posted there is nowhere to write. */
+  private async resolveParent(run: RunThread): Promise<{ channel: string; ts: string } | null> {
+    const task = await getTask(this.db, run.taskId);
+    if (task?.channelId && task.cardTs) run.parent = { channel: task.channelId, ts: task.cardTs };
+    return run.parent;
+  }
+}
+
+const countLines = (text: string): number => text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
