@@ -1,0 +1,211 @@
+/**
+ * One countersign app wired to real parts for an end-to-end test file: its own Postgres
+ * database, a real sshd, the fake Slack Web API, a countersign.yml written to disk and loaded
+ * the way main.ts loads it, and a driver that sends signed Slack requests.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApp, type RunningApp } from '../../src/app.js';
+import type { Config } from '../../src/config/config.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import type { TaskStatus } from '../../src/domain/lifecycle.js';
+import type { Task } from '../../src/domain/task.js';
+import { createLogger } from '../../src/log.js';
+import type { RunnerOptions } from '../../src/runner/runner.js';
+import { getTask } from '../../src/store/tasks.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { startFakeSlack, type FakeMessage, type FakeSlack } from './fakeSlack.js';
+import { SlackDriver, type DriverResponse } from './slackDriver.js';
+import { startSshd, type SshServer } from './sshd.js';
+
+export const SIGNING_SECRET = 'test-signing-secret';
+export const BOT_TOKEN = 'xoxb-test-token';
+export const TASKS_CHANNEL = 'CTASKS';
+export const REVIEW_CHANNEL = 'CREVIEW';
+export const AUTHOR = 'UAUTHOR';
+export const ALICE = 'UALICE'; // sre reviewer
+export const BOB = 'UBOB'; // sre reviewer
+export const MALLORY = 'UMALLORY'; // nobody's reviewer
+
+export interface HarnessOptions {
+  /** Extra YAML under `targets:` (indented two spaces), given the sshd and the key path. */
+  extraTargets?: (ssh: SshServer) => string;
+  runner?: Partial<RunnerOptions>;
+  threadFlushMs?: number;
+  postMessageBurst?: number;
+  slackRetryBaseMs?: number;
+}
+
+/** An ed25519 public key nobody holds: a pinned key that cannot match. */
+export function strangerHostKey(): string {
+  const name = Buffer.from('ssh-ed25519');
+  const blob = Buffer.concat([u32(name.length), name, u32(32), randomBytes(32)]);
+  return `ssh-ed25519 ${blob.toString('base64')}`;
+}
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+
+function baseTargets(ssh: SshServer): string {
+  const host = `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`;
+  const sshBlock = (knownHosts: string) => `    ssh:\n      privateKeyFile: ${ssh.privateKeyPath}\n      knownHosts: "${knownHosts}"`;
+  const review = (autoRun: boolean) =>
+    `    review:\n      channel: ${REVIEW_CHANNEL}\n      autoRun: ${autoRun}\n      groups:\n        - name: sre\n          users: [${ALICE}, ${BOB}]\n          approvals: 1`;
+  return [
+    '  web-prod:',
+    '    description: Production web servers',
+    '    hosts:',
+    host,
+    sshBlock(ssh.knownHosts),
+    review(false),
+    '  auto-prod:',
+    '    hosts:',
+    host,
+    sshBlock(ssh.knownHostsBracketed),
+    review(true),
+    '  sandbox:',
+    '    description: No review here',
+    '    hosts:',
+    host,
+    sshBlock(ssh.knownHosts),
+    '  impostor:',
+    '    hosts:',
+    host,
+    sshBlock(`${ssh.host} ${strangerHostKey()}`),
+    '  unpinned:',
+    '    hosts:',
+    host,
+    sshBlock(`10.99.99.99 ${ssh.hostPublicKey}`),
+  ].join('\n');
+}
+
+export class Harness {
+  private constructor(
+    readonly fake: FakeSlack,
+    readonly ssh: SshServer,
+    readonly database: TestDatabase,
+    readonly app: RunningApp,
+    readonly driver: SlackDriver,
+    readonly config: Config,
+    private readonly dir: string,
+  ) {}
+
+  static async start(options: HarnessOptions = {}): Promise<Harness> {
+    const [fake, ssh, database] = await Promise.all([
+      startFakeSlack({ token: BOT_TOKEN, ...(options.postMessageBurst !== undefined ? { postMessageBurst: options.postMessageBurst } : {}) }),
+      startSshd(),
+      createTestDatabase(),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
+    const configPath = join(dir, 'countersign.yml');
+    writeFileSync(configPath, `targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n`);
+    const config = loadConfigFile(configPath);
+    const app = await startApp({
+      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: fake.url, port: 0 },
+      config,
+      db: database.db,
+      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+      host: '127.0.0.1',
+      runner: { pollMs: 500, killGraceMs: 1500, ...options.runner },
+      threadFlushMs: options.threadFlushMs ?? 1000,
+      slackRetryBaseMs: options.slackRetryBaseMs ?? 200,
+    });
+    const driver = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake });
+    return new Harness(fake, ssh, database, app, driver, config, dir);
+  }
+
+  async stop(): Promise<void> {
+    await this.app.stop(2000);
+    await Promise.all([this.fake.close(), this.ssh.stop(), this.database.drop()]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  command(text: string, user = AUTHOR, extra: { triggerId?: string; channel?: string } = {}): Promise<DriverResponse> {
+    return this.driver.command({ text, user, channel: extra.channel ?? TASKS_CHANNEL, ...(extra.triggerId ? { triggerId: extra.triggerId } : {}) });
+  }
+
+  /** Runs `/task run ...` and returns the new task's id, read from the ephemeral answer. */
+  async createTask(text: string, user = AUTHOR): Promise<number> {
+    const response = await this.command(text, user);
+    const match = /#(\d+)/.exec(String(response.json?.text ?? ''));
+    if (response.status !== 200 || !match) throw new Error(`no task created: ${response.status} ${response.text}`);
+    return Number(match[1]);
+  }
+
+  task(id: number): Promise<Task | null> {
+    return getTask(this.database.db, id);
+  }
+
+  async waitForStatus(id: number, status: TaskStatus | TaskStatus[], timeoutMs = 15_000): Promise<Task> {
+    const wanted = Array.isArray(status) ? status : [status];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const task = await this.task(id);
+      if (task && wanted.includes(task.status)) return task;
+      if (Date.now() > deadline) throw new Error(`task #${id} is ${task?.status ?? 'missing'}, expected ${wanted.join('|')}`);
+      await sleep(25);
+    }
+  }
+
+  /** The task's card in the tasks channel, once posted and showing `contains` (if given). */
+  async card(id: number, contains?: string | RegExp): Promise<FakeMessage> {
+    return this.fake.waitFor(
+      () => {
+        const card = this.fake.messages(TASKS_CHANNEL).find((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`));
+        // A copy: what a user's screen shows, which stays as it was when the message changes later.
+        return card && matches(blocksText(card), contains) ? structuredClone(card) : undefined;
+      },
+      10_000,
+      `card of #${id}${contains ? ` showing ${String(contains)}` : ''}`,
+    );
+  }
+
+  async reviewRequest(id: number, contains?: string | RegExp): Promise<FakeMessage> {
+    return this.fake.waitFor(
+      () => {
+        const request = this.fake.messages(REVIEW_CHANNEL).find((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`));
+        return request && matches(blocksText(request), contains) ? structuredClone(request) : undefined;
+      },
+      10_000,
+      `review request of #${id}${contains ? ` showing ${String(contains)}` : ''}`,
+    );
+  }
+
+  /** Ephemeral answers sent through response_url after `since` (index into fake.responses). */
+  responsesSince(since: number): string[] {
+    return this.fake.responses.slice(since).map((r) => String((r.body as { text?: string }).text ?? ''));
+  }
+
+  async click(message: FakeMessage, actionId: string, user: string): Promise<DriverResponse> {
+    return this.driver.clickButton({ message, actionId, user });
+  }
+
+  async count(table: string, where: Record<string, unknown> = {}): Promise<number> {
+    const [row] = await this.database.db(table).where(where).count<{ count: string }[]>('* as count');
+    return Number(row?.count ?? 0);
+  }
+}
+
+/** All the text a message shows: its text and every block's text, joined. */
+export function blocksText(message: { text?: string; blocks?: unknown[] }): string {
+  return `${message.text ?? ''}\n${JSON.stringify(message.blocks ?? [])}`;
+}
+
+export function buttonIds(message: { blocks?: unknown[] }): string[] {
+  const ids: string[] = [];
+  for (const block of (message.blocks ?? []) as Array<{ type: string; elements?: Array<{ type: string; action_id?: string }> }>) {
+    if (block.type === 'actions') for (const element of block.elements ?? []) if (element.action_id) ids.push(element.action_id);
+  }
+  return ids;
+}
+
+function matches(text: string, contains: string | RegExp | undefined): boolean {
+  if (contains === undefined) return true;
+  return typeof contains === 'string' ? text.includes(contains) : contains.test(text);
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
