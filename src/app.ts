@@ -78,7 +78,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       { postMessageSpacingMs: options.postMessageSpacingMs ?? 1000 },
     );
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), options.slackRetryBaseMs ?? 1000);
-    observer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10 }, log.child({ component: 'thread' }));
+    observer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
     const receiver = new ExpressReceiver({
       signingSecret: env.slack.signingSecret,
       endpoints: '/slack/events',

@@ -25,7 +25,7 @@ const envSchema = z.object({
   PORT: optionalText
     .refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), 'expected a port number 0-65535')
     .transform((v) => (v === undefined ? 3000 : Number(v))),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  LOG_LEVEL: optionalText.pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')),
 });
 
 export interface Env {

@@ -9,7 +9,13 @@ import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
 const slackId = (what: string, first: string) =>
   z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
 
-const duration = z.string().refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h');
+/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days): they fire at once instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const duration = z
+  .string()
+  .refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h')
+  .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be longer than zero')
+  .refine((text) => (parseDuration(text) ?? 0) <= MAX_TIMER_MS, 'must be at most 24 days');
 
 const host = z.strictObject({
   host: z.string().min(1),
@@ -35,6 +41,7 @@ const reviewGroup = z
   })
   .refine((group) => group.approvals <= group.users.length, {
     message: 'approvals is larger than the number of users, so nothing could ever be approved',
+    path: ['approvals'],
   });
 
 const review = z.strictObject({

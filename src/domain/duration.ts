@@ -17,7 +17,8 @@ export function parseDuration(text: string): number | null {
 /** "850ms", "3.2s", "4m 05s", "2h 03m": short and stable for cards. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  // Below 59.95 s, since toFixed(1) would round 59.96 up to "60.0s".
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)}s`;
   const totalSeconds = Math.round(ms / 1000);
   const hours = Math.floor(totalSeconds / 3600);
   const minutes = Math.floor((totalSeconds % 3600) / 60);

@@ -11,7 +11,7 @@ import type { HostAddress } from '../domain/plan.js';
 import { hostLabel } from '../domain/plan.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import { keysFor, type KnownHostEntry } from './knownHosts.js';
-import { remoteCommand } from './remoteCommand.js';
+import { newRunToken, remoteCommand, stopCommand, type StopSignal } from './remoteCommand.js';
 
 export interface SshStepOptions {
   address: HostAddress;
@@ -77,6 +77,19 @@ export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
       resolve(outcome);
     };
 
+    const token = newRunToken();
+    /** Signals the remote process group from a second channel; falls back to SSH's signal request. */
+    const signalGroup = (signal: StopSignal) => {
+      const fallback = () => channel?.signal(signal);
+      conn.exec(stopCommand(token, signal), (error, killer) => {
+        if (error) return fallback();
+        killer.on('exit', (code: number | null) => {
+          if (code !== 0) fallback();
+        });
+        killer.resume();
+        killer.stderr.resume();
+      });
+    };
     const signalRemote = (reason: 'stop' | 'timeout') => {
       if (stopping) return;
       stopping = true;
@@ -85,10 +98,10 @@ export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
         finish({ kind: 'failed', ran: false, message: reason === 'timeout' ? `timed out connecting to ${label}` : 'stopped before it started' });
         return;
       }
-      channel.signal('TERM');
+      signalGroup('TERM');
       timers.push(
         setTimeout(() => {
-          channel?.signal('KILL');
+          signalGroup('KILL');
           // If even KILL gets no exit back, give up on the link rather than hang.
           timers.push(setTimeout(() => finishAfterStop(`${label} did not report an exit after KILL`), options.killGraceMs));
         }, options.killGraceMs),
@@ -104,7 +117,7 @@ export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
 
     conn.on('ready', () => {
       conn.setNoDelay(true);
-      conn.exec(remoteCommand(options.type), (error, stream) => {
+      conn.exec(remoteCommand(options.type, token), (error, stream) => {
         if (error) {
           finish({ kind: 'failed', ran: false, message: `${label} refused to start the script: ${error.message}` });
           return;

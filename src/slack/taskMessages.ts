@@ -9,7 +9,7 @@ import type { Db } from '../store/db.js';
 import { loadTaskView } from '../store/taskView.js';
 import { setCardTs, setReviewTs } from '../store/tasks.js';
 import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
-import { renderReviewRequest, reviewScriptIsClipped } from './render/reviewRequest.js';
+import { renderReviewRequest } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
 
 export interface SyncReport {
@@ -108,12 +108,12 @@ export class TaskMessages {
     }
 
     if (task.reviewChannel && policy) {
-      const request = renderReviewRequest(view, policy);
+      const { scriptClipped, ...request } = renderReviewRequest(view, policy);
       try {
         if (task.reviewTs === null) {
           const posted = await this.gateway.postMessage({ channel: task.reviewChannel, ...request });
           await setReviewTs(this.db, taskId, posted.ts);
-          if (reviewScriptIsClipped(task.script)) {
+          if (scriptClipped) {
             await this.gateway.uploadFile({
               channel: task.reviewChannel,
               threadTs: posted.ts,

@@ -26,6 +26,8 @@ export interface ThreadStreamerOptions {
   flushMs: number;
   /** Thread messages per run before the streamer stops and waits for the final upload. */
   maxMessages: number;
+  /** How long the end of a run waits for its card to be posted before giving up on the thread. */
+  cardWaitMs: number;
 }
 
 export interface StreamerLogger {
@@ -46,6 +48,8 @@ interface RunThread {
   lastWriteAt: number;
   writing: Promise<void>;
   disabled: boolean;
+  /** Set by runFinished: from then on only it writes, so the final writes keep the pace too. */
+  finished: boolean;
   limitNoticePosted: boolean;
 }
 
@@ -76,6 +80,7 @@ export class ThreadStreamer implements RunObserver {
       lastWriteAt: 0,
       writing: Promise.resolve(),
       disabled: false,
+      finished: false,
       limitNoticePosted: false,
     });
   }
@@ -90,35 +95,31 @@ export class ThreadStreamer implements RunObserver {
       run.lineStart.set(host, text.endsWith('\n'));
     }
     const escaped = escapeLogText(shown);
-    if (run.pending.length + escaped.length > MAX_PENDING_CHARS) {
-      run.skippedChars += shown.length;
-    } else {
-      if (run.skippedChars > 0) {
-        run.pending += escapeLogText(`\n[… ${run.skippedChars} characters skipped here; the full log is attached at the end …]\n`);
-        run.skippedChars = 0;
-      }
-      run.pending += escaped;
+    if (run.skippedChars > 0 && run.pending.length < MAX_PENDING_CHARS / 2) {
+      run.pending += escapeLogText(`\n[… ${run.skippedChars} characters skipped here; the full log is attached at the end …]\n`);
+      run.skippedChars = 0;
     }
+    // Keep what fits in the backlog; more than that would never reach Slack at one write a second.
+    const { head, rest } = splitToFit(escaped, MAX_PENDING_CHARS - run.pending.length);
+    run.pending += head;
+    run.skippedChars += rest.length;
     this.schedule(run);
   }
 
   async runFinished(taskId: number, executionId: number): Promise<void> {
     const run = this.runs.get(executionId);
     if (!run) return;
-    if (run.timer) clearTimeout(run.timer);
-    run.timer = null;
+    run.finished = true;
+    this.clearTimer(run);
     await run.writing;
-    // One last write for what fits; anything beyond goes in the uploaded file.
-    if (run.pending !== '') {
-      await this.pace(run);
-      await this.writeOnce(run);
-    }
-    const needsFile = run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
-    this.runs.delete(executionId);
-    if (run.disabled) return;
-    const parent = run.parent ?? (await this.resolveParent(run));
-    if (!parent) return;
+    this.clearTimer(run);
     try {
+      // A quick run can end before its card is posted (the card waits its turn in the channel).
+      const parent = run.parent ?? (await this.waitForParent(run));
+      if (!parent || run.disabled) return;
+      // One last write for what fits; anything beyond goes in the uploaded file.
+      await this.writeOnce(run);
+      const needsFile = run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
       if (run.rawChars === 0) {
         await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE });
       } else if (needsFile) {
@@ -134,16 +135,32 @@ export class ThreadStreamer implements RunObserver {
       }
     } catch (error) {
       this.log.warn({ taskId, err: error }, `could not finish the output thread of task ${taskId}`);
+    } finally {
+      this.runs.delete(executionId);
+    }
+  }
+
+  private clearTimer(run: RunThread): void {
+    if (run.timer) clearTimeout(run.timer);
+    run.timer = null;
+  }
+
+  private async waitForParent(run: RunThread): Promise<{ channel: string; ts: string } | null> {
+    const deadline = Date.now() + this.options.cardWaitMs;
+    for (;;) {
+      const parent = await this.resolveParent(run);
+      if (parent || Date.now() > deadline) return parent;
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
 
   private schedule(run: RunThread): void {
-    if (run.timer || run.disabled) return;
+    if (run.timer || run.disabled || run.finished) return;
     const wait = Math.max(0, run.lastWriteAt + this.options.flushMs - Date.now());
     run.timer = setTimeout(() => {
       run.timer = null;
       run.writing = run.writing.then(() => this.writeOnce(run)).then(() => {
-        if (run.pending !== '' && this.runs.has(run.executionId)) this.schedule(run);
+        if (run.pending !== '') this.schedule(run);
       });
     }, wait);
   }
@@ -153,18 +170,19 @@ export class ThreadStreamer implements RunObserver {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
-  /** One Slack write: grow the current message, or start the next one. */
+  /** One Slack write, at least flushMs after the previous one landed: grow the current message, or start the next one. */
   private async writeOnce(run: RunThread): Promise<void> {
     if (run.pending === '' || run.disabled) return;
+    await this.pace(run);
     const parent = run.parent ?? (await this.resolveParent(run));
     if (!parent) return;
-    run.lastWriteAt = Date.now();
     try {
       const room = run.current ? LOG_MESSAGE_CHARS - run.current.body.length : 0;
       const grow = run.current !== null ? splitToFit(run.pending, room) : { head: '', rest: run.pending };
       if (run.current && grow.head !== '') {
         const body = run.current.body + grow.head;
         await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: logMessageText(body) });
+        run.lastWriteAt = Date.now();
         run.current.body = body;
         run.pending = run.pending.slice(grow.head.length);
         return;
@@ -175,11 +193,14 @@ export class ThreadStreamer implements RunObserver {
         if (!run.limitNoticePosted) {
           run.limitNoticePosted = true;
           await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: LOG_LIMIT_NOTICE });
+          run.lastWriteAt = Date.now();
         }
         return;
       }
       const next = splitToFit(run.pending, LOG_MESSAGE_CHARS);
       const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: logMessageText(next.head) });
+      // Measured from when the write landed: a post may have waited for its turn in the channel.
+      run.lastWriteAt = Date.now();
       run.current = { ts: posted.ts, body: next.head };
       run.messages++;
       run.pending = run.pending.slice(next.head.length);

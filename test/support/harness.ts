@@ -124,8 +124,9 @@ export class Harness {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Sends `/task <text>` as typed by a user: Slack escapes &, < and > before sending it. */
   command(text: string, user = AUTHOR, extra: { triggerId?: string; channel?: string } = {}): Promise<DriverResponse> {
-    return this.driver.command({ text, user, channel: extra.channel ?? TASKS_CHANNEL, ...(extra.triggerId ? { triggerId: extra.triggerId } : {}) });
+    return this.driver.command({ text: slackEscape(text), user, channel: extra.channel ?? TASKS_CHANNEL, ...(extra.triggerId ? { triggerId: extra.triggerId } : {}) });
   }
 
   /** Runs `/task run ...` and returns the new task's id, read from the ephemeral answer. */
@@ -188,6 +189,10 @@ export class Harness {
     const [row] = await this.database.db(table).where(where).count<{ count: string }[]>('* as count');
     return Number(row?.count ?? 0);
   }
+}
+
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** All the text a message shows: its text and every block's text, joined. */

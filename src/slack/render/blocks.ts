@@ -29,6 +29,24 @@ export const button = (actionId: string, text: string, value: string, style?: 'p
 
 export const actions = (blockId: string, elements: ButtonElement[]): types.ActionsBlock => ({ type: 'actions', block_id: blockId, elements });
 
+/**
+ * Slack refuses a message whose blocks add up past roughly 12-13k characters of JSON
+ * (msg_blocks_too_long); quotes, backslashes and newlines count twice there. We stay below.
+ */
+export const MAX_BLOCKS_JSON = 11_500;
+
+/**
+ * Renders with the full budgets, then with smaller ones until the blocks' JSON fits. `scale`
+ * multiplies each part's character budget; the renderer decides what shrinks.
+ */
+export function fitBlocks<T extends SlackMessage>(render: (scale: number) => T): T {
+  for (const scale of [1, 0.6, 0.35, 0.2, 0.1]) {
+    const message = render(scale);
+    if (JSON.stringify(message.blocks).length <= MAX_BLOCKS_JSON) return message;
+  }
+  return render(0.05);
+}
+
 /** The action ids our buttons carry; listeners match on them. */
 export const ACTION = {
   approve: 'task_approve',

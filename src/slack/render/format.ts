@@ -22,10 +22,18 @@ export function slackDate(date: Date): string {
 
 export const mention = (userId: string): string => `<@${userId}>`;
 
-/** Cuts text to `max` characters, marking the cut. */
+/** Cuts text to `max` characters, marking the cut, and never through an HTML entity like `&amp;`. */
 export function clip(text: string, max: number): string {
   if (text.length <= max) return text;
-  return `${text.slice(0, Math.max(0, max - 1))}…`;
+  let cut = Math.max(0, max - 1);
+  const amp = text.lastIndexOf('&', cut - 1);
+  if (amp >= 0 && cut - amp < 6 && !text.slice(amp, cut).includes(';')) cut = amp;
+  return `${text.slice(0, cut)}…`;
+}
+
+/** Breaks every run of three or more backticks with zero-width spaces, so it cannot close a code block. */
+export function breakFences(text: string): string {
+  return text.replace(/`{3,}/g, (run) => run.split('').join('\u200b'));
 }
 
 /** Plain user text made safe for mrkdwn, then clipped (clipping after escaping keeps the limit true). */
@@ -38,7 +46,7 @@ export function safeTextWithMentions(text: string, max: number): string {
   return clip(escapeSlackText(text).replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, '<@$1>'), max);
 }
 
-const codeBody = (text: string): string => escapeSlackText(text).replace(/```/g, '`\u200b`\u200b`');
+const codeBody = (text: string): string => breakFences(escapeSlackText(text));
 
 /** True when codeBlock(text, max) would show all of `text`. */
 export function fitsInCodeBlock(text: string, max: number): boolean {

@@ -10,12 +10,20 @@ export function groupProgressLine(policy: ReviewPolicy, author: string, decision
     .join('   ');
 }
 
-export function decisionLines(decisions: readonly ReviewDecision[]): string {
+/** One line per decision (at most 10), each reason cut to `reasonChars`, all within `maxChars`. */
+export function decisionLines(decisions: readonly ReviewDecision[], reasonChars = 300, maxChars = 2900): string {
   const lines = decisions.slice(0, MAX_DECISION_LINES).map((decision) => {
     if (decision.verdict === 'approve') return `:white_check_mark: Approved by ${mention(decision.userId)} ${slackDate(decision.at)}`;
-    const reason = decision.reason ? `: “${safeText(decision.reason, 300)}”` : ' (no reason given)';
+    const reason = decision.reason ? `: “${safeText(decision.reason, reasonChars)}”` : ' (no reason given)';
     return `:no_entry: Rejected by ${mention(decision.userId)} ${slackDate(decision.at)}${reason}`;
   });
   if (decisions.length > MAX_DECISION_LINES) lines.push(`… and ${decisions.length - MAX_DECISION_LINES} more`);
-  return clip(lines.join('\n'), 2900);
+  return clip(lines.join('\n'), maxChars);
+}
+
+/** The review section: progress per group, then the decisions. */
+export function reviewText(policy: ReviewPolicy, author: string, decisions: readonly ReviewDecision[], scale: number): string {
+  return [groupProgressLine(policy, author, decisions), decisionLines(decisions, Math.round(300 * scale), Math.round(2900 * scale))]
+    .filter((line) => line !== '')
+    .join('\n');
 }

@@ -7,9 +7,9 @@ import { formatDuration } from '../../domain/duration.js';
 import { hostLabel } from '../../domain/plan.js';
 import type { ReviewPolicy } from '../../domain/review.js';
 import { taskRef, type TaskView } from '../../domain/task.js';
-import { ACTION, actions, button, context, fields, section, type Block, type SlackMessage } from './blocks.js';
+import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
-import { decisionLines, groupProgressLine } from './reviewLines.js';
+import { reviewText } from './reviewLines.js';
 
 export const CARD_SCRIPT_CHARS = 1500;
 
@@ -19,30 +19,30 @@ export interface CardContext {
 }
 
 export function renderTaskCard(view: TaskView, ctx: CardContext): SlackMessage {
-  const { task, decisions, execution } = view;
+  return fitBlocks((scale) => renderAtScale(view, ctx, scale));
+}
+
+function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMessage {
+  const { task, execution } = view;
   const ref = taskRef(task.id);
-  const status = STATUS_LABEL[task.status];
+  const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
   const stopping = task.status === 'running' && execution?.desiredPhase === 'stopped';
   const blocks: Block[] = [];
 
-  blocks.push(section(`*${ref}* on \`${safeText(task.target, 80)}\` · *${status}*${stopping ? ' · :octagonal_sign: stopping' : ''}`));
+  blocks.push(section(`*${ref}* on \`${safeText(task.target, 80)}\` · *${STATUS_LABEL[task.status]}*${stopping ? ' · :octagonal_sign: stopping' : ''}`));
   blocks.push(
     fields([
       `*Author*\n${mention(task.author)}`,
-      `*Target*\n\`${safeText(task.target, 80)}\`${ctx.targetDescription ? ` · ${safeText(ctx.targetDescription, 200)}` : ''}`,
+      `*Target*\n\`${safeText(task.target, 80)}\`${ctx.targetDescription ? ` · ${safeText(ctx.targetDescription, budget(200))}` : ''}`,
       `*Type*\n${task.type}`,
       `*Asked*\n${slackDate(task.createdAt)}`,
     ]),
   );
-  blocks.push(section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`));
-  blocks.push(section(codeBlock(task.script, CARD_SCRIPT_CHARS)));
+  blocks.push(section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`));
+  blocks.push(section(codeBlock(task.script, budget(CARD_SCRIPT_CHARS))));
+  if (ctx.policy) blocks.push(section(clip(`*Review*\n${reviewText(ctx.policy, task.author, view.decisions, scale)}`, 3000)));
 
-  if (ctx.policy) {
-    const reviewText = [groupProgressLine(ctx.policy, task.author, decisions), decisionLines(decisions)].filter((line) => line !== '').join('\n');
-    blocks.push(section(clip(`*Review*\n${reviewText}`, 3000)));
-  }
-
-  const result = resultText(view);
+  const result = resultText(view, budget);
   if (result) blocks.push(section(result));
 
   const buttons = [];
@@ -55,7 +55,7 @@ export function renderTaskCard(view: TaskView, ctx: CardContext): SlackMessage {
   return { text: `${ref} on ${task.target}: ${task.status}`, blocks };
 }
 
-function resultText(view: TaskView): string | null {
+function resultText(view: TaskView, budget: (chars: number) => number): string | null {
   const { task, execution } = view;
   const steps = execution?.steps ?? [];
   if (task.status === 'running') {
@@ -75,7 +75,7 @@ function resultText(view: TaskView): string | null {
     parts.push(`${ok}/${steps.length} hosts succeeded`);
   }
   const lines = [`*Result* ${parts.join(' · ') || '—'}`];
-  if (task.result.failureMessage) lines.push(`:warning: ${safeTextWithMentions(task.result.failureMessage, 1500)}`);
-  if (task.result.lastLine && task.status !== 'killed') lines.push(`Last line: \`${safeText(task.result.lastLine, 300).replace(/`/g, "'")}\``);
+  if (task.result.failureMessage) lines.push(`:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}`);
+  if (task.result.lastLine && task.status !== 'killed') lines.push(`Last line: \`${safeText(task.result.lastLine, budget(300)).replace(/`/g, "'")}\``);
   return clip(lines.join('\n'), 3000);
 }

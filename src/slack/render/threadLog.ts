@@ -5,12 +5,13 @@
  */
 import { escapeSlackText } from '../../domain/slackText.js';
 import { formatBytes } from './bytes.js';
+import { breakFences } from './format.js';
 
 export const LOG_MESSAGE_CHARS = 3800;
 
 /** Output as it will appear inside the block: escaped for Slack, ``` runs broken. */
 export function escapeLogText(raw: string): string {
-  return escapeSlackText(raw).replace(/```/g, '`\u200b`\u200b`');
+  return breakFences(escapeSlackText(raw));
 }
 
 /** Prefixes each line with the host, for runs on several hosts. */

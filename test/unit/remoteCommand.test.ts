@@ -1,0 +1,188 @@
+// The fixed wrapper a run executes over SSH: built from the script type and a token we generate,
+// never from the script; valid POSIX shell; and (run locally under sh and bash) it really takes
+// the script on stdin, runs it under the right interpreter, cleans up, and can be stopped.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { INTERPRETERS, SCRIPT_TYPES } from '../../src/domain/scriptTypes.js';
+import { newRunToken, remoteCommand, stopCommand } from '../../src/exec/remoteCommand.js';
+
+const TOKEN = '0123456789abcdef01234567';
+/**
+ * The login shells the wrapper claims to support that are installed here, each once (`sh` is
+ * usually dash or bash under another name). sshd runs both the wrapper and the stop command with
+ * the login user's shell, so each is tried under every one.
+ */
+const SHELLS = (() => {
+  const seen = new Set<string>();
+  const shells: string[] = [];
+  for (const shell of ['bash', 'dash', 'sh', 'zsh']) {
+    const found = spawnSync('sh', ['-c', `command -v ${shell}`], { encoding: 'utf8' }).stdout.trim();
+    if (found === '') continue;
+    const real = realpathSync(found);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    shells.push(shell);
+  }
+  return shells;
+})();
+
+/** `sh -n -c`: parses the command without running it. */
+function syntaxCheck(shell: string, command: string) {
+  return spawnSync(shell, ['-n', '-c', command], { encoding: 'utf8' });
+}
+
+describe('remoteCommand', () => {
+  it('is built only from the type and the token: the same template for every type', () => {
+    const templates = SCRIPT_TYPES.map((type) => {
+      const command = remoteCommand(type, TOKEN);
+      // Deterministic: nothing else goes in.
+      expect(remoteCommand(type, TOKEN)).toBe(command);
+      expect(command.endsWith(`; ${INTERPRETERS[type]} "$f" < /dev/null`)).toBe(true);
+      return command.replaceAll(TOKEN, '<token>').slice(0, -`${INTERPRETERS[type]} "$f" < /dev/null`.length);
+    });
+    expect(new Set(templates).size).toBe(1);
+    expect(templates[0]).toContain('countersign-<token>');
+    // The script arrives on stdin and the interpreter gets /dev/null, not the script.
+    expect(templates[0]).toContain('cat > "$f"');
+  });
+
+  it('takes no script: the parameters are a type from the fixed table and a token', () => {
+    // A script-shaped string can reach neither parameter.
+    for (const token of ['$(reboot)', 'abc; rm -rf /', '0123456789ABCDEF0123', 'abc', `${TOKEN} `, `${TOKEN}\n`, '']) {
+      expect(() => remoteCommand('bash', token), JSON.stringify(token)).toThrow();
+      expect(() => stopCommand(token, 'TERM'), JSON.stringify(token)).toThrow();
+    }
+    expect(INTERPRETERS).toEqual({ bash: 'bash', sh: 'sh', python3: 'python3', node: 'node' });
+  });
+
+  it('generates fresh hex tokens it accepts', () => {
+    const a = newRunToken();
+    const b = newRunToken();
+    expect(a).toMatch(/^[a-f0-9]{24}$/);
+    expect(a).not.toBe(b);
+    expect(() => remoteCommand('sh', a)).not.toThrow();
+  });
+
+  for (const shell of ['sh', ...SHELLS.filter((name) => name !== 'sh')]) {
+    it(`is valid ${shell} syntax for every type, as is the stop command`, () => {
+      for (const type of SCRIPT_TYPES) {
+        const result = syntaxCheck(shell, remoteCommand(type, newRunToken()));
+        expect(result.stderr).toBe('');
+        expect(result.status, type).toBe(0);
+      }
+      for (const signal of ['TERM', 'KILL'] as const) expect(syntaxCheck(shell, stopCommand(TOKEN, signal)).status).toBe(0);
+    });
+  }
+
+  it('the syntax check does catch broken shell', () => {
+    expect(syntaxCheck('sh', `${remoteCommand('sh', TOKEN)}; if`).status).not.toBe(0);
+  });
+});
+
+describe('remoteCommand, run locally', () => {
+  let tmp: string;
+  const children: ChildProcess[] = [];
+
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'countersign-remote-'));
+  });
+  afterEach(() => {
+    // Only the process groups this file started.
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+  afterAll(() => {
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const env = () => ({ ...process.env, TMPDIR: tmp });
+  const leftovers = () => readdirSync(tmp).filter((name) => name.startsWith('countersign-'));
+
+  function run(shell: string, command: string, script: string) {
+    return spawnSync(shell, ['-c', command], { input: script, env: env(), encoding: 'utf8', timeout: 10_000 });
+  }
+
+  for (const shell of SHELLS) {
+    it(`${shell}: runs the script from stdin verbatim, with stdin from /dev/null, and cleans up`, () => {
+      // Quotes, $(), backticks and a heredoc: only the interpreter reads them, the wrapper never does.
+      const script = [
+        `echo "it's \\"quoted\\" $(echo sub) \`echo tick\`"`,
+        'cat <<"EOF"',
+        '$HOME stays literal',
+        'EOF',
+        'if read line; then echo "read: $line"; else echo "stdin is empty"; fi',
+        'exit 7',
+      ].join('\n');
+      const result = run(shell, remoteCommand('sh', newRunToken()), script);
+      expect(result.stdout).toBe(`it's "quoted" sub tick\n$HOME stays literal\nstdin is empty\n`);
+      expect(result.status).toBe(7);
+      expect(leftovers()).toEqual([]);
+    });
+  }
+
+  it('uses the interpreter of the type', () => {
+    expect(run('sh', remoteCommand('bash', newRunToken()), 'echo "${BASH_VERSION:+bash}"').stdout).toBe('bash\n');
+    expect(run('sh', remoteCommand('node', newRunToken()), 'console.log(typeof process.version)').stdout).toBe('string\n');
+    const python = spawnSync('python3', ['-c', 'pass']);
+    if (python.status === 0) expect(run('sh', remoteCommand('python3', newRunToken()), 'import sys\nprint(sys.version_info[0])').stdout).toBe('3\n');
+    expect(leftovers()).toEqual([]);
+  });
+
+  for (const shell of SHELLS) {
+    it(`${shell}: refuses to write through a symlink or file already at its paths, exiting 125`, () => {
+      const token = newRunToken();
+      const victim = join(tmp, `victim-${shell}`);
+      symlinkSync(victim, join(tmp, `countersign-${token}`));
+      const result = run(shell, remoteCommand('sh', token), 'echo pwned');
+      // Nothing written through the link, nothing run...
+      expect(existsSync(victim)).toBe(false);
+      expect(result.stdout).toBe('');
+      // ...and the exit code says the wrapper could not set up (125), not that a script failed.
+      expect(result.status).toBe(125);
+      rmSync(join(tmp, `countersign-${token}`));
+    });
+
+    it(`${shell}: refuses a run whose pid file already exists, exiting 125`, () => {
+      const token = newRunToken();
+      writeFileSync(join(tmp, `countersign-${token}.pid`), '1\n');
+      const result = run(shell, remoteCommand('sh', token), 'echo pwned');
+      expect(result.stdout).toBe('');
+      expect(result.status).toBe(125);
+      rmSync(join(tmp, `countersign-${token}.pid`));
+      rmSync(join(tmp, `countersign-${token}`), { force: true });
+    });
+
+    it(`${shell}: stopCommand signals the whole process group; the wrapper exits 143 and cleans up`, async () => {
+      const token = newRunToken();
+      // detached: a new session and process group, as sshd gives each session.
+      const child = spawn(shell, ['-c', remoteCommand('sh', token)], { env: env(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      children.push(child);
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const started = new Promise<void>((resolve) => child.stdout!.on('data', (data: Buffer) => data.toString().includes('started') && resolve()));
+      child.stdin!.end('echo started\nsleep 30\necho not reached\n');
+      await started;
+
+      const stop = spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env(), encoding: 'utf8' });
+      expect(stop.stderr).toBe('');
+      expect(stop.status).toBe(0);
+      expect(await exited).toBe(143);
+      expect(leftovers()).toEqual([]);
+      // No run any more: the stop command says so with a non-zero exit.
+      expect(spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env() }).status).not.toBe(0);
+    });
+  }
+
+  it('stopCommand fails for a run that never existed', () => {
+    expect(spawnSync('sh', ['-c', stopCommand(newRunToken(), 'KILL')], { env: env() }).status).not.toBe(0);
+  });
+});
