@@ -33,7 +33,7 @@ export interface AppOptions {
   runner?: Partial<RunnerOptions>;
   /** Minimum time between two writes to one task's output thread. */
   threadFlushMs?: number;
-  /** Minimum time between two chat.postMessage calls to one channel. */
+  /** Average time between two chat.postMessage calls to one channel (bursts of 3 allowed). */
   postMessageSpacingMs?: number;
   /** Base delay of the card's retry after a failed Slack call. */
   slackRetryBaseMs?: number;
@@ -75,7 +75,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     // Background writes get their own client: a 429 on log output must not delay listeners.
     const gateway = new SlackGateway(
       new WebClient(env.slack.botToken, { slackApiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 }, logger: boltLogger(log) }),
-      { postMessageSpacingMs: options.postMessageSpacingMs ?? 1000 },
+      { postMessageSpacingMs: options.postMessageSpacingMs ?? 1000, postMessageBurst: 3 },
     );
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), options.slackRetryBaseMs ?? 1000);
     observer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));

@@ -29,8 +29,10 @@ export class SlackRefused extends Error {
 }
 
 export interface GatewayOptions {
-  /** Minimum time between two chat.postMessage calls to one channel. */
+  /** chat.postMessage to one channel: one per this many ms on average (Slack: about one a second)... */
   postMessageSpacingMs: number;
+  /** ...with short bursts of this many allowed, as Slack does. */
+  postMessageBurst: number;
 }
 
 export interface MessageArgs {
@@ -41,7 +43,8 @@ export interface MessageArgs {
 }
 
 export class SlackGateway {
-  private readonly nextPostAt = new Map<string, number>();
+  /** Per channel: tokens left (negative: posts already waiting) and when that was computed. */
+  private readonly postBuckets = new Map<string, { tokens: number; at: number }>();
   private readonly blockedUntil = new Map<string, number>();
   readonly stats = { calls: 0, rateLimited: 0, failed: 0 };
 
@@ -84,12 +87,18 @@ export class SlackGateway {
     );
   }
 
-  /** Reserves the next free slot for a post to `channel`, so concurrent posters queue up instead of colliding. */
+  /**
+   * Takes a token from the channel's bucket, waiting for one when it is empty. Taking before
+   * waiting reserves a place, so concurrent posters queue up in order instead of colliding.
+   */
   private async waitForPostSlot(channel: string): Promise<void> {
+    const { postMessageSpacingMs: spacing, postMessageBurst: burst } = this.options;
     const now = Date.now();
-    const slot = Math.max(now, this.nextPostAt.get(channel) ?? 0);
-    this.nextPostAt.set(channel, slot + this.options.postMessageSpacingMs);
-    if (slot > now) await sleep(slot - now);
+    const bucket = this.postBuckets.get(channel) ?? { tokens: burst, at: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) / spacing) - 1;
+    bucket.at = now;
+    this.postBuckets.set(channel, bucket);
+    if (bucket.tokens < 0) await sleep(-bucket.tokens * spacing);
   }
 
   private async call<T>(method: string, invoke: () => Promise<T>): Promise<T> {

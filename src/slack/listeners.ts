@@ -64,7 +64,8 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     else await ack({ response_type: 'ephemeral', text });
 
     if (newTask) {
-      const report = await messages.sync(newTask.id);
+      // Creating the task already asked for its card; wait for that attempt rather than making another.
+      const report = await messages.current(newTask.id);
       if (report.cardError && report.cardError !== 'ratelimited') {
         await tell(
           respond,

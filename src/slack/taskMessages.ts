@@ -25,6 +25,8 @@ export interface MessagesLogger {
 interface TaskSyncState {
   chain: Promise<unknown>;
   queued: Promise<SyncReport> | null;
+  /** The newest sync asked for (queued or running), until it completes. */
+  latest: Promise<SyncReport> | null;
   retryTimer: NodeJS.Timeout | null;
   attempts: number;
 }
@@ -46,7 +48,7 @@ export class TaskMessages {
   sync(taskId: number): Promise<SyncReport> {
     let state = this.states.get(taskId);
     if (!state) {
-      state = { chain: Promise.resolve(), queued: null, retryTimer: null, attempts: 0 };
+      state = { chain: Promise.resolve(), queued: null, latest: null, retryTimer: null, attempts: 0 };
       this.states.set(taskId, state);
     }
     if (state.queued) return state.queued;
@@ -56,13 +58,20 @@ export class TaskMessages {
       return this.syncNow(taskId, current);
     });
     current.queued = queued;
+    current.latest = queued;
     current.chain = queued
       .catch(() => undefined)
       .then(() => {
+        if (current.latest === queued) current.latest = null;
         // Forget tasks with nothing pending, so the map does not grow with every task ever seen.
         if (!current.queued && !current.retryTimer && this.states.get(taskId) === current) this.states.delete(taskId);
       });
     return queued;
+  }
+
+  /** The report of the sync already under way for this task, else of a new one. */
+  current(taskId: number): Promise<SyncReport> {
+    return this.states.get(taskId)?.latest ?? this.sync(taskId);
   }
 
   /** Waits for every sync under way (tests, shutdown). */
