@@ -30,6 +30,16 @@ export async function up(knex: Knex): Promise<void> {
     t.text('card_ts');
     t.text('review_channel');
     t.text('review_ts');
+    // Slack is a view: view_version grows with every change a message shows; card_version and
+    // review_version say which version each message last showed, so any process can tell a
+    // message is behind (and a stale redraw that lands late is noticed and redone).
+    t.bigInteger('view_version').notNullable().defaultTo(1);
+    t.bigInteger('card_version');
+    t.bigInteger('review_version');
+    // Who is posting a message right now: a claim, so two processes never post the same card twice.
+    t.timestamp('card_post_claimed_at', { useTz: true });
+    t.timestamp('review_post_claimed_at', { useTz: true });
+    t.boolean('review_script_posted').notNullable().defaultTo(false);
     // The result, copied from the last execution so cards and lists need no join.
     t.integer('exit_code');
     t.text('signal');
@@ -43,6 +53,12 @@ export async function up(knex: Knex): Promise<void> {
   // The runner's queue: only ready tasks, oldest first.
   await knex.raw(`CREATE INDEX tasks_ready_idx ON tasks (id) WHERE status = 'ready'`);
   await knex.raw(`CREATE INDEX tasks_status_idx ON tasks (status, id)`);
+  // The Slack reconciler's work list: messages behind their task.
+  await knex.raw(`
+    CREATE INDEX tasks_views_behind_idx ON tasks (id)
+    WHERE (channel_id IS NOT NULL AND (card_version IS NULL OR card_version < view_version))
+       OR (review_channel IS NOT NULL AND (review_version IS NULL OR review_version < view_version))
+  `);
 
   await knex.schema.createTable('reviews', (t) => {
     t.bigIncrements('id').primary();

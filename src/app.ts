@@ -14,7 +14,7 @@ import type { Config } from './config/config.js';
 import type { Env } from './config/env.js';
 import { boltLogger, type Logger } from './log.js';
 import { DEFAULT_RUNNER_OPTIONS, Runner, type RunnerOptions } from './runner/runner.js';
-import { silentObserver } from './runner/observer.js';
+import { silentObserver, type RunObserver } from './runner/observer.js';
 import { Bus } from './service/bus.js';
 import { TaskService } from './service/taskService.js';
 import type { Db } from './store/db.js';
@@ -37,6 +37,10 @@ export interface AppOptions {
   postMessageSpacingMs?: number;
   /** Base delay of the card's retry after a failed Slack call. */
   slackRetryBaseMs?: number;
+  /** How often messages behind their task are looked for and redrawn. */
+  slackReconcileMs?: number;
+  /** chat.update budget for the workspace (Slack's Tier 3: about 50 a minute). */
+  chatUpdatesPerMinute?: number;
 }
 
 export interface RunningApp {
@@ -69,16 +73,33 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
 
   let messages: TaskMessages | null = null;
-  let observer = silentObserver;
+  let streamer: ThreadStreamer | null = null;
+  let observer: RunObserver = silentObserver;
   if (env.slack) {
     const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
     // Background writes get their own client: a 429 on log output must not delay listeners.
     const gateway = new SlackGateway(
-      new WebClient(env.slack.botToken, { slackApiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 }, logger: boltLogger(log) }),
-      { postMessageSpacingMs: options.postMessageSpacingMs ?? 1000, postMessageBurst: 3 },
+      new WebClient(env.slack.botToken, {
+        slackApiUrl,
+        rejectRateLimitedCalls: true,
+        retryConfig: { retries: 0 },
+        timeout: 15_000,
+        logger: boltLogger(log),
+      }),
+      {
+        postMessageSpacingMs: options.postMessageSpacingMs ?? 1000,
+        postMessageBurst: 3,
+        updatesPerMinute: options.chatUpdatesPerMinute ?? 50,
+        updateBurst: 10,
+        updateReserveForViews: 4,
+      },
     );
-    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), options.slackRetryBaseMs ?? 1000);
-    observer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
+    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), {
+      retryBaseMs: options.slackRetryBaseMs ?? 1000,
+      reconcileMs: options.slackReconcileMs ?? 15_000,
+    });
+    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
+    observer = streamer;
     const receiver = new ExpressReceiver({
       signingSecret: env.slack.signingSecret,
       endpoints: '/slack/events',
@@ -97,6 +118,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     });
     const cards = messages;
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
+    cards.start();
   } else {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
@@ -133,6 +155,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await runner.stop(graceMs);
+      await streamer?.idle(10_000);
       await messages?.idle();
       messages?.stop();
       server.closeAllConnections();

@@ -19,6 +19,8 @@ const SHUTDOWN_GRACE_MS = 30_000;
 async function main(): Promise<void> {
   const env = readEnv();
   const log = createLogger(env.logLevel);
+  // A bug in one background job must not take every running task down with the process.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
 
   let config: Config;
   if (!env.configPathExplicit && !existsSync(env.configPath)) {

@@ -7,7 +7,7 @@
  * The script is the rest of the line, or one ```fenced``` block for several lines (an optional
  * language tag on the fence line sets the type). Errors say what is wrong and how to write it.
  */
-import { decodeSlackText } from './slackText.js';
+import { decodeSlackText, escapeSlackText } from './slackText.js';
 import { findUnclosedShellQuote } from './shellQuotes.js';
 import { isScriptType, isShellType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
 
@@ -22,15 +22,16 @@ export type TaskCommand =
 
 export type ParseResult = { ok: true; command: TaskCommand } | { ok: false; error: string };
 
-export const RUN_USAGE = '`/task run <target> [-m "why"] <script>`';
+// Slack text: `<` and `>` are written as entities, or Slack would read `<target>` as markup.
+export const RUN_USAGE = '`/task run &lt;target&gt; [-m "why"] &lt;script&gt;`';
 
 export const HELP_TEXT = [
   '*countersign* runs a script on a target after its reviewers approve it.',
   '',
-  '`/task run <target> [-m "why"] [-t bash|sh|python3|node] <script>`',
+  '`/task run &lt;target&gt; [-m "why"] [-t bash|sh|python3|node] &lt;script&gt;`',
   '      run a one-line script, e.g. `/task run web-prod -m "disk full?" df -h`',
-  '`/task run <target> -m "why" ```<script over several lines>``` `',
-  '      run a multi-line script in one fenced block; a language tag after the opening fence (```python) sets the type',
+  '`/task run &lt;target&gt; -m "why"` followed by a script in a fenced block (three backticks before and after)',
+  '      run a multi-line script; a language tag right after the opening backticks (python, bash, sh, node) sets the type',
   '`/task help`',
   '      this help',
   '',
@@ -214,6 +215,7 @@ function readScript(rest: string): ScriptRead {
 
 type ScriptRead = { ok: true; value: string; fenced: boolean; type: ScriptType | null } | { ok: false; error: string };
 
+/** User text echoed back in an error: shortened, and escaped so it cannot become Slack markup. */
 function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+  return escapeSlackText(text.length > max ? `${text.slice(0, max)}…` : text);
 }

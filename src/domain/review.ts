@@ -53,6 +53,15 @@ export function mayReview(policy: ReviewPolicy, author: string, userId: string, 
   return { ok: true };
 }
 
+/**
+ * Groups this author's task could never satisfy, since authors never count: a group of one
+ * reviewer cannot approve that reviewer's own task. Refusing at creation beats a task that
+ * waits for review forever.
+ */
+export function unreachableGroups(policy: ReviewPolicy, author: string): ReviewGroup[] {
+  return policy.groups.filter((group) => group.users.filter((userId) => userId !== author).length < group.approvals);
+}
+
 export function progress(policy: ReviewPolicy, author: string, decisions: readonly ReviewDecision[]): GroupProgress[] {
   const approvers = decisions.filter((d) => d.verdict === 'approve' && d.userId !== author).map((d) => d.userId);
   return policy.groups.map((group) => {

@@ -29,6 +29,9 @@ export interface Task {
   cardTs: string | null;
   reviewChannel: string | null;
   reviewTs: string | null;
+  /** Grows with every change the task's Slack messages show. */
+  viewVersion: number;
+  reviewScriptPosted: boolean;
   result: TaskResult;
   startedAt: Date | null;
   finishedAt: Date | null;

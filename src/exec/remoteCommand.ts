@@ -29,7 +29,13 @@ function checkToken(token: string): string {
 
 const filePath = (token: string) => `"\${TMPDIR:-/tmp}/countersign-${checkToken(token)}"`;
 
-export function remoteCommand(type: ScriptType, token: string): string {
+/**
+ * `scriptBytes` is checked on the host before anything runs: if the link drops while the script
+ * is being sent, stdin ends early and a truncated script (`rm -rf /var/app/` instead of
+ * `/var/app/cache`) must not run.
+ */
+export function remoteCommand(type: ScriptType, token: string, scriptBytes: number): string {
+  if (!Number.isSafeInteger(scriptBytes) || scriptBytes < 0) throw new Error('scriptBytes must be a byte count');
   return [
     'umask 077',
     `f=${filePath(token)}`,
@@ -44,6 +50,7 @@ export function remoteCommand(type: ScriptType, token: string): string {
     `trap 'rm -f "$f" "$f.pid"; exit 130' INT`,
     `trap 'rm -f "$f" "$f.pid"; exit 143' TERM`,
     'cat > "$f" || exit 125',
+    `[ $(wc -c < "$f") -eq ${scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
     `${INTERPRETERS[type]} "$f" < /dev/null`,
   ].join('; ');
 }

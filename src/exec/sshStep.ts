@@ -91,7 +91,8 @@ export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
       });
     };
     const signalRemote = (reason: 'stop' | 'timeout') => {
-      if (stopping) return;
+      // Already exited: the run ended on its own, whatever arrives now.
+      if (stopping || exit) return;
       stopping = true;
       timedOut = reason === 'timeout';
       if (!channel) {
@@ -110,19 +111,20 @@ export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
     const finishAfterStop = (message: string) => finish({ kind: 'failed', ran: true, message });
     const onStop = () => signalRemote('stop');
     options.stop.addEventListener('abort', onStop);
+    // The run's time counts from the first packet: a host that accepts TCP and then stalls is stopped too.
+    timers.push(setTimeout(() => signalRemote('timeout'), options.runTimeoutMs));
     if (options.stop.aborted) {
       finish({ kind: 'failed', ran: false, message: 'stopped before it started' });
       return;
     }
 
     conn.on('ready', () => {
-      conn.exec(remoteCommand(options.type, token), (error, stream) => {
+      conn.exec(remoteCommand(options.type, token, Buffer.byteLength(options.script, 'utf8')), (error, stream) => {
         if (error) {
           finish({ kind: 'failed', ran: false, message: `${label} refused to start the script: ${error.message}` });
           return;
         }
         channel = stream;
-        timers.push(setTimeout(() => signalRemote('timeout'), options.runTimeoutMs));
         if (options.stop.aborted) signalRemote('stop');
         const stdout = new StringDecoder('utf8');
         const stderr = new StringDecoder('utf8');

@@ -1,8 +1,9 @@
 /**
  * Carries out one claimed run: the plan's groups one after another, the steps of a group at
  * once, each over SSH; output recorded as it arrives; then the result written through the
- * lifecycle (running -> success | failure | killed). Whatever goes wrong, the task ends in a
- * final state with a message saying why.
+ * lifecycle (running -> success | failure | killed). Whatever goes wrong (a host, the link, the
+ * database for a moment), every step ends, the output is flushed and the task reaches a final
+ * state with a message saying why.
  */
 import type { Target } from '../config/config.js';
 import { formatDuration } from '../domain/duration.js';
@@ -27,7 +28,7 @@ export interface RunContext {
   onError(error: unknown, context: string): void;
 }
 
-interface StepResult {
+export interface StepResult {
   step: ExecutionStep;
   phase: StepPhase;
   exitCode: number | null;
@@ -45,29 +46,36 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   });
   const labelled = steps.length > 1;
   const results: StepResult[] = [];
+  let failureOverride: string | null = null;
 
   const target = ctx.target;
   if (!target) {
-    const message = `target \`${task.target}\` is no longer in the config, so nothing was run`;
-    for (const step of steps) results.push({ step, phase: 'skipped', exitCode: null, signal: null, failureMessage: message });
+    failureOverride = `target \`${task.target}\` is no longer in the config, so nothing was run`;
   } else {
     const groups = [...new Set(steps.map((s) => s.groupIndex))].sort((a, b) => a - b);
     for (const groupIndex of groups) {
       const group = steps.filter((s) => s.groupIndex === groupIndex);
       if (stop.aborted) {
-        for (const step of group) results.push({ step, phase: 'skipped', exitCode: null, signal: null, failureMessage: 'not started: the run was stopped' });
+        for (const step of group) {
+          results.push({ step, phase: 'skipped', exitCode: null, signal: null, failureMessage: 'not started: the run was stopped' });
+          await guard(ctx, `marking a step of task ${task.id} skipped`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'skipped', finished: true }));
+        }
         continue;
       }
+      // runStep never rejects, so one host's trouble cannot orphan its siblings.
       results.push(...(await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, labelled, recorder, stop)))));
     }
   }
 
-  await recorder.flush();
-  const stoppedBy = stop.aborted ? await stopRequester(ctx.db, execution.id).catch(() => null) : null;
-  const summary = summarise(results, stop.reason as StopReason | undefined, stoppedBy);
+  const stored = await recorder.close();
+  if (!stored) ctx.onError(new Error('output could not be stored'), `storing the last output of task ${task.id}`);
+  const stopReason = stop.aborted ? (stop.reason as StopReason) : undefined;
+  const stoppedBy = stopReason === 'kill' ? await stopRequester(ctx.db, execution.id).catch(() => null) : null;
+  const summary = summarise(results, stopReason, stoppedBy, failureOverride);
   const durationMs = Date.now() - startedAt;
-  try {
-    await ctx.db.transaction(async (trx) => {
+  // The result is the one write that must land: retry it while we still hold the run's lease.
+  const written = await retry(ctx, `storing the result of task ${task.id}`, () =>
+    ctx.db.transaction(async (trx) => {
       await finishExecution(trx, execution.id, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage });
       await transitionTask(trx, {
         taskId: task.id,
@@ -84,12 +92,10 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
           finished_at: trx.fn.now() as unknown as Date,
         },
       });
-    });
-  } catch (error) {
-    // The lease sweeper will end the task as "runner lost" if this write never lands.
-    ctx.onError(error, `storing the result of task ${task.id}`);
-  }
-  await ctx.observer.runFinished(task.id, execution.id).catch((error) => ctx.onError(error, `reporting the end of task ${task.id}`));
+    }),
+  );
+  // If it never lands, the lease sweeper ends the task as "runner lost" rather than leave it running.
+  if (written) void ctx.observer.runFinished(task.id, execution.id);
 }
 
 async function runStep(
@@ -104,40 +110,50 @@ async function runStep(
   const address = { host: step.host, port: step.port, user: step.user };
   const label = labelled ? hostLabel(address) : null;
   const { task, execution } = claimed;
-  await updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true });
-  const outcome = await runSshStep({
-    address,
-    privateKey: target.privateKey,
-    knownHosts: target.knownHosts,
-    type: task.type,
-    script: task.script,
-    connectTimeoutMs: Math.min(ctx.connectTimeoutMs, target.timeoutMs),
-    runTimeoutMs: target.timeoutMs,
-    killGraceMs: ctx.killGraceMs,
-    stop,
-    onOutput: (stream, text) => {
-      recorder.write(step.id, stream, text);
-      ctx.observer.output(task.id, execution.id, label, stream, text);
-    },
-  });
-  const result = stepResult(step, outcome, target.timeoutMs);
-  if (result.failureMessage !== null) {
-    const line = `countersign: ${label ? `${label}: ` : ''}${result.failureMessage}\n`;
-    recorder.write(step.id, 'system', line);
-    ctx.observer.output(task.id, execution.id, label, 'system', line);
+  const say = (text: string) => {
+    recorder.write(step.id, 'system', text);
+    ctx.observer.output(task.id, execution.id, label, 'system', text);
+  };
+  let result: StepResult;
+  try {
+    await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
+    const outcome = await runSshStep({
+      address,
+      privateKey: target.privateKey,
+      knownHosts: target.knownHosts,
+      type: task.type,
+      script: task.script,
+      connectTimeoutMs: Math.min(ctx.connectTimeoutMs, target.timeoutMs),
+      runTimeoutMs: target.timeoutMs,
+      killGraceMs: ctx.killGraceMs,
+      stop,
+      onOutput: (stream, text) => {
+        recorder.write(step.id, stream, text);
+        ctx.observer.output(task.id, execution.id, label, stream, text);
+      },
+    });
+    result = stepResult(step, outcome, target.timeoutMs, stop);
+  } catch (error) {
+    ctx.onError(error, `running a step of task ${task.id}`);
+    result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };
   }
-  await updateStep(ctx.db, execution.id, step.id, {
-    phase: result.phase,
-    exitCode: result.exitCode,
-    signal: result.signal,
-    failureMessage: result.failureMessage,
-    finished: true,
-  });
+  if (result.failureMessage !== null) say(`countersign: ${label ? `${label}: ` : ''}${result.failureMessage}\n`);
+  await guard(ctx, `storing a step result of task ${task.id}`, () =>
+    updateStep(ctx.db, execution.id, step.id, {
+      phase: result.phase,
+      exitCode: result.exitCode,
+      signal: result.signal,
+      failureMessage: result.failureMessage,
+      finished: true,
+    }),
+  );
   return result;
 }
 
-function stepResult(step: ExecutionStep, outcome: StepOutcome, timeoutMs: number): StepResult {
+export function stepResult(step: ExecutionStep, outcome: StepOutcome, timeoutMs: number, stop: AbortSignal): StepResult {
   if (outcome.kind === 'failed') {
+    // Stopped before the script could start: a kill, not a failure of the host.
+    if (!outcome.ran && stop.aborted && stop.reason === 'kill') return { step, phase: 'killed', exitCode: null, signal: null, failureMessage: null };
     return { step, phase: 'failed', exitCode: null, signal: null, failureMessage: outcome.message };
   }
   if (outcome.timedOut) {
@@ -158,9 +174,18 @@ interface Summary {
 }
 
 /** The task's result sums its steps: success only if every step succeeded. */
-export function summarise(results: readonly StepResult[], stopReason: StopReason | undefined, stopRequestedBy: string | null): Summary {
-  const exitCode = results.length === 1 ? (results[0]?.exitCode ?? null) : (results.find((r) => r.exitCode !== 0 && r.exitCode !== null)?.exitCode ?? (results.every((r) => r.exitCode === 0) ? 0 : null));
+export function summarise(
+  results: readonly StepResult[],
+  stopReason: StopReason | undefined,
+  stopRequestedBy: string | null,
+  failureOverride: string | null = null,
+): Summary {
+  const exitCode =
+    results.length === 1
+      ? (results[0]?.exitCode ?? null)
+      : (results.find((r) => r.exitCode !== 0 && r.exitCode !== null)?.exitCode ?? (results.length > 0 && results.every((r) => r.exitCode === 0) ? 0 : null));
   const signal = results.find((r) => r.signal !== null)?.signal ?? null;
+  if (failureOverride !== null) return { status: 'failure', executionPhase: 'failed', exitCode: null, signal: null, failureMessage: failureOverride };
   if (stopReason === 'kill' && results.some((r) => r.phase === 'killed' || r.phase === 'skipped')) {
     return { status: 'killed', executionPhase: 'killed', exitCode, signal, failureMessage: stopRequestedBy ? `killed by <@${stopRequestedBy}>` : 'killed' };
   }
@@ -169,9 +194,32 @@ export function summarise(results: readonly StepResult[], stopReason: StopReason
   }
   const failed = results.filter((r) => r.phase !== 'succeeded');
   let failureMessage: string;
-  if (stopReason === 'shutdown') failureMessage = 'interrupted: countersign shut down while it ran';
+  if (results.length === 0) failureMessage = 'the target has no hosts, so nothing was run';
+  else if (stopReason === 'shutdown') failureMessage = 'interrupted: countersign shut down while it ran';
   else if (stopReason === 'lease-lost') failureMessage = 'interrupted: this runner lost its lease on the run';
   else if (results.length === 1) failureMessage = failed[0]?.failureMessage ?? 'failed';
   else failureMessage = `${failed.length} of ${results.length} hosts failed: ${failed[0]?.failureMessage ?? 'failed'}`;
   return { status: 'failure', executionPhase: 'failed', exitCode, signal, failureMessage };
+}
+
+/** Runs a bookkeeping write, logging instead of throwing: the run goes on without it. */
+async function guard(ctx: RunContext, context: string, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    ctx.onError(error, context);
+  }
+}
+
+async function retry(ctx: RunContext, context: string, write: () => Promise<unknown>, attempts = 6): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      ctx.onError(error, `${context} (attempt ${attempt + 1} of ${attempts})`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** attempt)));
+    }
+  }
+  return false;
 }

@@ -1,10 +1,12 @@
 /**
  * Buffers a run's output and writes it to Postgres in batches: at most every `flushMs`, or
  * sooner when `maxBufferBytes` is waiting. Consecutive text from one step and stream becomes
- * one row. Postgres text cannot hold NUL, so NUL bytes are replaced.
+ * one row. A batch that fails to write goes back in front of the buffer and is tried again, so
+ * a database hiccup delays output instead of losing it. Postgres text cannot hold NUL, so NUL
+ * bytes are replaced.
  */
 import type { OutputStream } from '../domain/task.js';
-import type { Queryable } from '../store/db.js';
+import { inTransaction, type Queryable } from '../store/db.js';
 import { addOutputBytes } from '../store/executions.js';
 import { insertChunks, type OutputChunk } from '../store/output.js';
 
@@ -40,7 +42,7 @@ export class OutputRecorder {
     if (last && last.stepId === stepId && last.stream === stream) last.data += text;
     else this.pending.push({ executionId: this.executionId, stepId, stream, data: text });
     if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.options.flushMs);
+    else this.schedule(this.options.flushMs);
   }
 
   /** The last non-empty line of stdout/stderr, for the task's result summary. */
@@ -49,26 +51,49 @@ export class OutputRecorder {
     return partial !== '' ? partial : this.lastLineSeen;
   }
 
-  /** Writes what is buffered; flushes are chained so rows keep their order. */
+  /** Writes what is buffered; flushes are chained so rows keep their order. Never rejects. */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.flushing = this.flushing.then(() => this.writeBatch());
+    return this.flushing;
+  }
+
+  /** Flushes until everything is stored, trying a few times; false when some output could not be stored. */
+  async close(attempts = 6): Promise<boolean> {
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      await this.flush();
+      if (this.pending.length === 0) return true;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** attempt)));
+    }
+    return this.pending.length === 0;
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.timer) this.timer = setTimeout(() => void this.flush(), delayMs);
+  }
+
+  private async writeBatch(): Promise<void> {
     const batch = this.pending;
     const bytes = this.pendingBytes;
+    if (batch.length === 0) return;
     this.pending = [];
     this.pendingBytes = 0;
-    if (batch.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(async () => {
-      try {
-        await insertChunks(this.db, batch);
-        await addOutputBytes(this.db, this.executionId, bytes);
-      } catch (error) {
-        this.options.onError(error);
-      }
-    });
-    return this.flushing;
+    try {
+      // One transaction: a retried batch must not be stored twice.
+      await inTransaction(this.db, async (trx) => {
+        await insertChunks(trx, batch);
+        await addOutputBytes(trx, this.executionId, bytes);
+      });
+    } catch (error) {
+      this.options.onError(error);
+      // Back in front of whatever arrived meanwhile, and try again shortly.
+      this.pending = [...batch, ...this.pending];
+      this.pendingBytes += bytes;
+      this.schedule(Math.max(this.options.flushMs, 500));
+    }
   }
 
   private trackLastLine(text: string): void {

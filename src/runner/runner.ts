@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import { buildPlan } from '../domain/plan.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
-import { claimNextReady, expiredExecutions, finishExecution, renewLease } from '../store/executions.js';
+import { claimNextReady, expiredExecutions, failExpiredExecution, renewLease } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
 import type { RunObserver } from './observer.js';
@@ -49,8 +49,10 @@ export class Runner {
   private accepting = false;
   private draining: Promise<void> | null = null;
   private drainAgain = false;
+  private pollTimer: NodeJS.Timeout | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
+  private stopWaking: (() => void) | null = null;
 
   constructor(
     private readonly db: Db,
@@ -63,21 +65,23 @@ export class Runner {
 
   start(): void {
     this.accepting = true;
-    this.unsubscribe.push(
-      this.bus.on('task-ready', () => this.wake()),
-      this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')),
-    );
-    this.timers.push(setInterval(() => this.wake(), this.options.pollMs));
+    this.stopWaking = this.bus.on('task-ready', () => this.wake());
+    this.unsubscribe.push(this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')));
+    this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
     this.timers.push(setInterval(() => void this.sweepLostRuns(), Math.max(500, this.options.leaseMs / 2)));
     this.wake();
   }
 
-  /** Stops claiming, lets running tasks finish for `graceMs`, then stops what is left. */
+  /**
+   * Stops claiming and lets running tasks finish for `graceMs`, then stops what is left. Leases
+   * keep being renewed and Kill keeps working until the last run has ended: a run in its grace
+   * period is still ours.
+   */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
-    this.timers.forEach(clearInterval);
-    this.unsubscribe.forEach((off) => off());
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.stopWaking?.();
     await this.draining;
     const all = () => Promise.all([...this.active.values()].map((run) => run.done));
     const finishedInTime = await Promise.race([all().then(() => true), sleep(graceMs).then(() => false)]);
@@ -85,6 +89,8 @@ export class Runner {
       for (const executionId of this.active.keys()) this.stopRun(executionId, 'shutdown');
       await all();
     }
+    this.timers.forEach(clearInterval);
+    this.unsubscribe.forEach((off) => off());
   }
 
   get runningCount(): number {
@@ -175,7 +181,8 @@ export class Runner {
         if (this.active.has(execution.id)) continue;
         const message = `runner lost: the process running it (${execution.runnerId}) stopped responding; the remote script may still be running`;
         const ended = await this.db.transaction(async (trx) => {
-          if (!(await finishExecution(trx, execution.id, { phase: 'failed', exitCode: null, failureMessage: message }))) return false;
+          // Re-checks the lease in the UPDATE: a renewal that landed since the SELECT wins.
+          if (!(await failExpiredExecution(trx, execution.id, message))) return false;
           await transitionTask(trx, {
             taskId: execution.taskId,
             from: 'running',

@@ -5,7 +5,7 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, mayOperate, mayReview } from '../domain/review.js';
+import { isApproved, mayOperate, mayReview, unreachableGroups } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db } from '../store/db.js';
@@ -56,6 +56,14 @@ export class TaskService {
     if (!target) {
       const known = [...this.config.targets.keys()].map((name) => `\`${name}\``).join(', ');
       return refuse('unknown_target', `There is no target \`${input.target}\`. ${known === '' ? 'No targets are configured yet.' : `Targets: ${known}.`}`);
+    }
+    const stuck = target.review ? unreachableGroups(target.review, input.author) : [];
+    if (stuck.length > 0) {
+      const names = stuck.map((group) => `*${group.name}*`).join(', ');
+      return refuse(
+        'unreachable_review',
+        `Your task on \`${target.name}\` could never be approved: ${names} would need approvals from people other than you, and has too few. Ask someone else to run it, or ask the countersign admins to add reviewers.`,
+      );
     }
     const result = await this.db.transaction(async (trx) => {
       const inserted = await insertTask(trx, {
@@ -168,6 +176,9 @@ export class TaskService {
     if (task.status !== 'running') return this.wrongStatus(task, 'kill');
     const execution = await runningExecutionFor(this.db, taskId);
     if (!execution || !(await requestStop(this.db, execution.id, taskId, userId))) {
+      // Either it just ended, or someone already asked.
+      const now = (await getTask(this.db, taskId)) ?? task;
+      if (now.status !== 'running') return this.wrongStatus(now, 'kill');
       return refuse('already_stopping', `${taskRef(taskId)} is already being stopped.`);
     }
     this.bus.emit('stop-requested', execution.id);

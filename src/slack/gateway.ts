@@ -1,12 +1,15 @@
 /**
  * All background writes to Slack (cards, review requests, thread output, uploads) go through
  * here, on a WebClient of their own so a 429 on log updates never stalls the listeners'
- * acknowledgements. It spaces chat.postMessage per channel (Slack allows about one a second),
- * honours Retry-After by holding back that method, and turns errors into two typed failures
- * the callers can act on: rate limited (try later) or refused (a platform error code).
+ * acknowledgements. It paces chat.postMessage per channel (Slack: about one a second, short
+ * bursts) and chat.update across the workspace (Tier 3: about 50 a minute, shared by every
+ * running task), where log output only uses what cards and review requests leave; honours
+ * Retry-After by holding back that method; and turns errors into typed failures the callers
+ * act on: rate limited or deferred (try later) or refused (a platform error code).
  */
 import type { KnownBlock } from '@slack/types';
 import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@slack/web-api';
+import { TokenBucket } from './tokenBucket.js';
 
 export class SlackRateLimited extends Error {
   constructor(
@@ -33,7 +36,15 @@ export interface GatewayOptions {
   postMessageSpacingMs: number;
   /** ...with short bursts of this many allowed, as Slack does. */
   postMessageBurst: number;
+  /** chat.update across the workspace per minute (Tier 3) and the burst allowed. */
+  updatesPerMinute: number;
+  updateBurst: number;
+  /** Log output updates only run while at least this many chat.update tokens are left for views. */
+  updateReserveForViews: number;
 }
+
+/** What a chat.update redraws: a card or review request (waits its turn) or log output (yields). */
+export type UpdatePriority = 'view' | 'log';
 
 export interface MessageArgs {
   channel: string;
@@ -43,15 +54,17 @@ export interface MessageArgs {
 }
 
 export class SlackGateway {
-  /** Per channel: tokens left (negative: posts already waiting) and when that was computed. */
-  private readonly postBuckets = new Map<string, { tokens: number; at: number }>();
+  private readonly postBuckets = new Map<string, TokenBucket>();
+  private readonly updateBucket: TokenBucket;
   private readonly blockedUntil = new Map<string, number>();
   readonly stats = { calls: 0, rateLimited: 0, failed: 0 };
 
   constructor(
     private readonly client: WebClient,
     private readonly options: GatewayOptions,
-  ) {}
+  ) {
+    this.updateBucket = new TokenBucket(options.updateBurst, options.updatesPerMinute / 60_000);
+  }
 
   async postMessage(args: MessageArgs): Promise<{ ts: string; channel: string }> {
     await this.waitForPostSlot(args.channel);
@@ -68,7 +81,13 @@ export class SlackGateway {
     return { ts: String(result.ts), channel: String(result.channel ?? args.channel) };
   }
 
-  async update(args: MessageArgs & { ts: string }): Promise<void> {
+  async update(args: MessageArgs & { ts: string }, priority: UpdatePriority): Promise<void> {
+    if (priority === 'log') {
+      const wait = this.updateBucket.msUntil(this.options.updateReserveForViews + 1);
+      if (wait > 0) throw new SlackRateLimited('chat.update', wait);
+    }
+    const wait = this.updateBucket.take();
+    if (wait > 0) await sleep(wait);
     await this.call('chat.update', () =>
       this.client.chat.update({ channel: args.channel, ts: args.ts, text: args.text, ...(args.blocks ? { blocks: args.blocks } : { blocks: [] }) }),
     );
@@ -87,18 +106,15 @@ export class SlackGateway {
     );
   }
 
-  /**
-   * Takes a token from the channel's bucket, waiting for one when it is empty. Taking before
-   * waiting reserves a place, so concurrent posters queue up in order instead of colliding.
-   */
+  /** Takes a token from the channel's bucket, waiting in line for it when the bucket is empty. */
   private async waitForPostSlot(channel: string): Promise<void> {
-    const { postMessageSpacingMs: spacing, postMessageBurst: burst } = this.options;
-    const now = Date.now();
-    const bucket = this.postBuckets.get(channel) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) / spacing) - 1;
-    bucket.at = now;
-    this.postBuckets.set(channel, bucket);
-    if (bucket.tokens < 0) await sleep(-bucket.tokens * spacing);
+    let bucket = this.postBuckets.get(channel);
+    if (!bucket) {
+      bucket = new TokenBucket(this.options.postMessageBurst, 1 / this.options.postMessageSpacingMs);
+      this.postBuckets.set(channel, bucket);
+    }
+    const wait = bucket.take();
+    if (wait > 0) await sleep(wait);
   }
 
   private async call<T>(method: string, invoke: () => Promise<T>): Promise<T> {
@@ -116,7 +132,8 @@ export class SlackGateway {
       }
       this.stats.failed++;
       if (error instanceof WebAPIPlatformError) throw new SlackRefused(method, error.data.error);
-      throw new SlackRefused(method, error instanceof Error ? error.message : String(error));
+      // Transport trouble (timeouts, resets) is not a refusal: callers try again later.
+      throw error;
     }
   }
 }

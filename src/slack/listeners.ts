@@ -72,6 +72,13 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
           `:warning: ${taskRef(newTask.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
         );
       }
+      const reviewChannel = service.policyOf(newTask)?.channel;
+      if (report.reviewError && report.reviewError !== 'ratelimited' && reviewChannel) {
+        await tell(
+          respond,
+          `:warning: ${taskRef(newTask.id)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,
+        );
+      }
     }
   });
 

@@ -10,7 +10,7 @@ import { getTask } from '../store/tasks.js';
 import { executionLogText } from '../service/logs.js';
 import type { OutputStream } from '../domain/task.js';
 import type { RunObserver } from '../runner/observer.js';
-import { SlackRateLimited, type SlackGateway } from './gateway.js';
+import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
 import {
   LOG_LIMIT_NOTICE,
   LOG_MESSAGE_CHARS,
@@ -57,6 +57,8 @@ const MAX_PENDING_CHARS = 4 * LOG_MESSAGE_CHARS;
 
 export class ThreadStreamer implements RunObserver {
   private readonly runs = new Map<number, RunThread>();
+  /** End-of-run work (last write, upload) still under way, so shutdown can wait for it. */
+  private readonly finishing = new Set<Promise<void>>();
 
   constructor(
     private readonly db: Db,
@@ -106,7 +108,21 @@ export class ThreadStreamer implements RunObserver {
     this.schedule(run);
   }
 
-  async runFinished(taskId: number, executionId: number): Promise<void> {
+  runFinished(taskId: number, executionId: number): Promise<void> {
+    const done = this.finish(taskId, executionId).catch((error) =>
+      this.log.warn({ taskId, err: error }, `could not finish the output thread of task ${taskId}`),
+    );
+    this.finishing.add(done);
+    void done.finally(() => this.finishing.delete(done));
+    return done;
+  }
+
+  /** Waits for end-of-run work under way, at most `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<void> {
+    await Promise.race([Promise.all([...this.finishing]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+
+  private async finish(taskId: number, executionId: number): Promise<void> {
     const run = this.runs.get(executionId);
     if (!run) return;
     run.finished = true;
@@ -133,8 +149,6 @@ export class ThreadStreamer implements RunObserver {
           comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text)),
         });
       }
-    } catch (error) {
-      this.log.warn({ taskId, err: error }, `could not finish the output thread of task ${taskId}`);
     } finally {
       this.runs.delete(executionId);
     }
@@ -159,9 +173,12 @@ export class ThreadStreamer implements RunObserver {
     const wait = Math.max(0, run.lastWriteAt + this.options.flushMs - Date.now());
     run.timer = setTimeout(() => {
       run.timer = null;
-      run.writing = run.writing.then(() => this.writeOnce(run)).then(() => {
-        if (run.pending !== '') this.schedule(run);
-      });
+      run.writing = run.writing
+        .then(() => this.writeOnce(run))
+        .catch((error) => this.log.warn({ taskId: run.taskId, err: error }, `writing output of task ${run.taskId} to Slack failed`))
+        .then(() => {
+          if (run.pending !== '') this.schedule(run);
+        });
     }, wait);
   }
 
@@ -173,15 +190,15 @@ export class ThreadStreamer implements RunObserver {
   /** One Slack write, at least flushMs after the previous one landed: grow the current message, or start the next one. */
   private async writeOnce(run: RunThread): Promise<void> {
     if (run.pending === '' || run.disabled) return;
-    await this.pace(run);
-    const parent = run.parent ?? (await this.resolveParent(run));
-    if (!parent) return;
     try {
+      await this.pace(run);
+      const parent = run.parent ?? (await this.resolveParent(run));
+      if (!parent) return;
       const room = run.current ? LOG_MESSAGE_CHARS - run.current.body.length : 0;
       const grow = run.current !== null ? splitToFit(run.pending, room) : { head: '', rest: run.pending };
       if (run.current && grow.head !== '') {
         const body = run.current.body + grow.head;
-        await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: logMessageText(body) });
+        await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: logMessageText(body) }, 'log');
         run.lastWriteAt = Date.now();
         run.current.body = body;
         run.pending = run.pending.slice(grow.head.length);
@@ -207,6 +224,12 @@ export class ThreadStreamer implements RunObserver {
     } catch (error) {
       if (error instanceof SlackRateLimited) {
         run.lastWriteAt = Date.now() + error.retryAfterMs - this.options.flushMs;
+        return;
+      }
+      if (!(error instanceof SlackRefused)) {
+        // Our side (the database, the network): try again at the next write.
+        this.log.warn({ taskId: run.taskId, err: error }, `writing output of task ${run.taskId} to Slack failed`);
+        run.lastWriteAt = Date.now();
         return;
       }
       // A refusal (channel gone, bot removed) will not fix itself: stop streaming, keep storing.

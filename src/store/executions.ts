@@ -9,7 +9,7 @@ import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { toExecution, toStep, type ExecutionRow, type StepRow } from './rows.js';
-import { transitionTask } from './tasks.js';
+import { bumpViewVersion, transitionTask } from './tasks.js';
 
 export interface Claimed {
   task: Task;
@@ -78,6 +78,7 @@ export async function requestStop(db: Queryable, executionId: number, taskId: nu
       .whereNull('desired_phase')
       .update({ desired_phase: 'stopped', stop_requested_by: userId, status_version: trx.raw('status_version + 1') }, ['id']);
     if (rows.length === 0) return false;
+    await bumpViewVersion(trx, taskId);
     await appendEvent(trx, { taskId, type: 'execution.stop-requested', actor: userId, data: { execution: executionId } });
     return true;
   });
@@ -106,6 +107,9 @@ export async function updateStep(
         ...(fields.finished ? { finished_at: trx.fn.now() } : {}),
       });
     await trx('executions').where({ id: executionId }).increment('status_version', 1);
+    await trx('tasks')
+      .whereIn('id', trx('executions').where({ id: executionId }).select('task_id'))
+      .increment('view_version', 1);
   });
 }
 
@@ -126,6 +130,15 @@ export async function finishExecution(
       },
       ['id'],
     );
+  return rows.length > 0;
+}
+
+/** Fails a run whose lease has expired, checking the expiry in the same statement. */
+export async function failExpiredExecution(db: Queryable, executionId: number, failureMessage: string): Promise<boolean> {
+  const rows = await db('executions')
+    .where({ id: executionId, phase: 'running' })
+    .where('lease_until', '<', db.fn.now())
+    .update({ phase: 'failed', failure_message: failureMessage, finished_at: db.fn.now(), status_version: db.raw('status_version + 1') }, ['id']);
   return rows.length > 0;
 }
 

@@ -2,8 +2,9 @@
 import type { ReviewDecision, Verdict } from '../domain/review.js';
 import type { Queryable } from './db.js';
 import { toDecision, type ReviewRow } from './rows.js';
+import { bumpViewVersion } from './tasks.js';
 
-/** Returns false when this reviewer had already decided. */
+/** Returns false when this reviewer had already decided. Call inside the review's transaction. */
 export async function insertDecision(
   db: Queryable,
   decision: { taskId: number; userId: string; verdict: Verdict; reason: string | null },
@@ -13,7 +14,9 @@ export async function insertDecision(
     .onConflict(['task_id', 'user_id'])
     .ignore()
     .returning('id');
-  return rows.length > 0;
+  if (rows.length === 0) return false;
+  await bumpViewVersion(db, decision.taskId);
+  return true;
 }
 
 export async function decisionsFor(db: Queryable, taskId: number): Promise<ReviewDecision[]> {

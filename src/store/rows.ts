@@ -21,6 +21,12 @@ export interface TaskRow {
   card_ts: string | null;
   review_channel: string | null;
   review_ts: string | null;
+  view_version: number;
+  card_version: number | null;
+  review_version: number | null;
+  card_post_claimed_at: Date | null;
+  review_post_claimed_at: Date | null;
+  review_script_posted: boolean;
   exit_code: number | null;
   signal: string | null;
   duration_ms: number | null;
@@ -88,6 +94,8 @@ export function toTask(row: TaskRow): Task {
     cardTs: row.card_ts,
     reviewChannel: row.review_channel,
     reviewTs: row.review_ts,
+    viewVersion: row.view_version,
+    reviewScriptPosted: row.review_script_posted,
     result: {
       exitCode: row.exit_code,
       signal: row.signal,

@@ -57,7 +57,7 @@ export async function getTaskForUpdate(db: Queryable, id: number): Promise<Task 
   return row ? toTask(row) : null;
 }
 
-type TaskColumns = Omit<Partial<TaskRow>, 'id' | 'status' | 'status_changed_at' | 'created_at'>;
+type TaskColumns = Omit<Partial<TaskRow>, 'id' | 'status' | 'status_changed_at' | 'created_at' | 'view_version'>;
 
 export interface Transition {
   taskId: number;
@@ -82,7 +82,15 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
     if (!current || !allowedFrom.includes(current.status)) return null;
     const [row] = await trx<TaskRow>('tasks')
       .where({ id: change.taskId, status: current.status })
-      .update({ ...change.set, status: change.to, status_changed_at: trx.fn.now() as unknown as Date }, '*');
+      .update(
+        {
+          ...change.set,
+          status: change.to,
+          status_changed_at: trx.fn.now() as unknown as Date,
+          view_version: trx.raw('view_version + 1') as unknown as number,
+        },
+        '*',
+      );
     if (!row) return null;
     await appendEvent(trx, {
       taskId: change.taskId,
@@ -94,11 +102,73 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
   });
 }
 
-/** Slack message coordinates are a view of the task, so they change without a transition. */
-export async function setCardTs(db: Queryable, taskId: number, ts: string): Promise<void> {
-  await db('tasks').where({ id: taskId }).update({ card_ts: ts });
+/** A change that shows on the task's messages without changing its status (a review, a step). */
+export async function bumpViewVersion(db: Queryable, taskId: number): Promise<void> {
+  await db('tasks').where({ id: taskId }).increment('view_version', 1);
 }
 
-export async function setReviewTs(db: Queryable, taskId: number, ts: string): Promise<void> {
-  await db('tasks').where({ id: taskId }).update({ review_ts: ts });
+export type TaskMessageKind = 'card' | 'review';
+
+const messageColumns = {
+  card: { ts: 'card_ts', claimed: 'card_post_claimed_at', version: 'card_version' },
+  review: { ts: 'review_ts', claimed: 'review_post_claimed_at', version: 'review_version' },
+} as const;
+
+/** A claim older than this belonged to a process that died mid-post. */
+const STALE_POST_CLAIM = "interval '2 minutes'";
+
+/**
+ * Claims the right to post a task's message: true for exactly one caller across processes,
+ * until it records the posted ts or releases the claim.
+ */
+export async function claimMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<boolean> {
+  const c = messageColumns[kind];
+  const rows = await db('tasks')
+    .where({ id: taskId })
+    .whereNull(c.ts)
+    .where((q) => q.whereNull(c.claimed).orWhere(c.claimed, '<', db.raw(`now() - ${STALE_POST_CLAIM}`)))
+    .update({ [c.claimed]: db.fn.now() }, ['id']);
+  return rows.length > 0;
+}
+
+export async function recordMessagePosted(db: Queryable, taskId: number, kind: TaskMessageKind, ts: string): Promise<void> {
+  const c = messageColumns[kind];
+  await db('tasks').where({ id: taskId }).update({ [c.ts]: ts, [c.claimed]: null });
+}
+
+export async function releaseMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<void> {
+  const c = messageColumns[kind];
+  await db('tasks').where({ id: taskId }).whereNull(c.ts).update({ [c.claimed]: null });
+}
+
+/**
+ * Records that a message now shows `version`. Returns false when it already showed a newer one:
+ * then this redraw may have landed on top of the newer one, and must be redone.
+ */
+export async function recordMessageRendered(db: Queryable, taskId: number, kind: TaskMessageKind, version: number): Promise<boolean> {
+  const c = messageColumns[kind];
+  await db('tasks')
+    .where({ id: taskId })
+    .where((q) => q.whereNull(c.version).orWhere(c.version, '<', version))
+    .update({ [c.version]: version });
+  const row = await db('tasks').where({ id: taskId }).first(c.version);
+  return row !== undefined && Number(row[c.version]) <= version;
+}
+
+export async function markReviewScriptPosted(db: Queryable, taskId: number): Promise<void> {
+  await db('tasks').where({ id: taskId }).update({ review_script_posted: true });
+}
+
+/** Tasks whose card or review request shows an older version than the task has (newest first). */
+export async function tasksWithMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7): Promise<number[]> {
+  return db('tasks')
+    .where((q) =>
+      q
+        .where((a) => a.whereNotNull('channel_id').andWhere((b) => b.whereNull('card_version').orWhereRaw('card_version < view_version')))
+        .orWhere((a) => a.whereNotNull('review_channel').andWhere((b) => b.whereNull('review_version').orWhereRaw('review_version < view_version'))),
+    )
+    .where('created_at', '>', db.raw(`now() - make_interval(days => ?)`, [maxAgeDays]))
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .pluck('id');
 }

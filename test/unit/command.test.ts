@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_SCRIPT_BYTES, parseTaskCommand, type ParseResult } from '../../src/domain/command.js';
+import { HELP_TEXT, MAX_SCRIPT_BYTES, parseTaskCommand, RUN_USAGE, type ParseResult } from '../../src/domain/command.js';
 
 function run(text: string) {
   const result = parseTaskCommand(text);
@@ -65,13 +65,23 @@ describe('/task command parser', () => {
     expect(run("run db -t python3 print(\"it's\")").script).toBe('print("it\'s")');
   });
 
+  it('writes help and usage as Slack text: no raw < > (Slack markup), no fence inside inline code', () => {
+    for (const text of [HELP_TEXT, RUN_USAGE]) {
+      expect(text).not.toMatch(/[<>]/);
+      expect(text).not.toContain('```');
+    }
+    expect(HELP_TEXT).toContain('/task run &lt;target&gt;');
+    // User text echoed in an error is escaped too.
+    expect(error('run &lt;!channel&gt; uptime')).toContain('`&lt;!channel&gt;` is not a target name');
+  });
+
   it('answers help', () => {
     expect(parseTaskCommand('help')).toEqual({ ok: true, command: { kind: 'help' } });
     expect(parseTaskCommand('   ')).toEqual({ ok: true, command: { kind: 'help' } });
   });
 
   it('explains each bad input and how to write it', () => {
-    expect(error('deploy web-prod')).toMatch(/Unknown subcommand `deploy`.*\/task run <target>/);
+    expect(error('deploy web-prod')).toMatch(/Unknown subcommand `deploy`.*\/task run &lt;target&gt;/);
     expect(error('run')).toMatch(/Which target\?/);
     expect(error('run web-prod')).toMatch(/script is empty/);
     expect(error('run web-prod -m "why"')).toMatch(/script is empty/);

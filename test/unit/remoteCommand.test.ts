@@ -37,24 +37,27 @@ function syntaxCheck(shell: string, command: string) {
 describe('remoteCommand', () => {
   it('is built only from the type and the token: the same template for every type', () => {
     const templates = SCRIPT_TYPES.map((type) => {
-      const command = remoteCommand(type, TOKEN);
+      const command = remoteCommand(type, TOKEN, 1234);
       // Deterministic: nothing else goes in.
-      expect(remoteCommand(type, TOKEN)).toBe(command);
+      expect(remoteCommand(type, TOKEN, 1234)).toBe(command);
       expect(command.endsWith(`; ${INTERPRETERS[type]} "$f" < /dev/null`)).toBe(true);
-      return command.replaceAll(TOKEN, '<token>').slice(0, -`${INTERPRETERS[type]} "$f" < /dev/null`.length);
+      return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$f" < /dev/null`.length);
     });
     expect(new Set(templates).size).toBe(1);
     expect(templates[0]).toContain('countersign-<token>');
     // The script arrives on stdin and the interpreter gets /dev/null, not the script.
     expect(templates[0]).toContain('cat > "$f"');
+    // ...and is checked to have arrived whole before anything runs.
+    expect(templates[0]).toContain('-eq <bytes> ]');
   });
 
   it('takes no script: the parameters are a type from the fixed table and a token', () => {
     // A script-shaped string can reach neither parameter.
     for (const token of ['$(reboot)', 'abc; rm -rf /', '0123456789ABCDEF0123', 'abc', `${TOKEN} `, `${TOKEN}\n`, '']) {
-      expect(() => remoteCommand('bash', token), JSON.stringify(token)).toThrow();
+      expect(() => remoteCommand('bash', token, 0), JSON.stringify(token)).toThrow();
       expect(() => stopCommand(token, 'TERM'), JSON.stringify(token)).toThrow();
     }
+    for (const bytes of [-1, 1.5, Number.NaN]) expect(() => remoteCommand('bash', TOKEN, bytes)).toThrow();
     expect(INTERPRETERS).toEqual({ bash: 'bash', sh: 'sh', python3: 'python3', node: 'node' });
   });
 
@@ -63,13 +66,13 @@ describe('remoteCommand', () => {
     const b = newRunToken();
     expect(a).toMatch(/^[a-f0-9]{24}$/);
     expect(a).not.toBe(b);
-    expect(() => remoteCommand('sh', a)).not.toThrow();
+    expect(() => remoteCommand('sh', a, 0)).not.toThrow();
   });
 
   for (const shell of ['sh', ...SHELLS.filter((name) => name !== 'sh')]) {
     it(`is valid ${shell} syntax for every type, as is the stop command`, () => {
       for (const type of SCRIPT_TYPES) {
-        const result = syntaxCheck(shell, remoteCommand(type, newRunToken()));
+        const result = syntaxCheck(shell, remoteCommand(type, newRunToken(), 10));
         expect(result.stderr).toBe('');
         expect(result.status, type).toBe(0);
       }
@@ -78,7 +81,7 @@ describe('remoteCommand', () => {
   }
 
   it('the syntax check does catch broken shell', () => {
-    expect(syntaxCheck('sh', `${remoteCommand('sh', TOKEN)}; if`).status).not.toBe(0);
+    expect(syntaxCheck('sh', `${remoteCommand('sh', TOKEN, 10)}; if`).status).not.toBe(0);
   });
 });
 
@@ -111,6 +114,8 @@ describe('remoteCommand, run locally', () => {
   function run(shell: string, command: string, script: string) {
     return spawnSync(shell, ['-c', command], { input: script, env: env(), encoding: 'utf8', timeout: 10_000 });
   }
+  /** The wrapper for `script`, told its true length. */
+  const wrapper = (type: 'sh' | 'bash' | 'node' | 'python3', script: string, token = newRunToken()) => remoteCommand(type, token, Buffer.byteLength(script));
 
   for (const shell of SHELLS) {
     it(`${shell}: runs the script from stdin verbatim, with stdin from /dev/null, and cleans up`, () => {
@@ -123,7 +128,7 @@ describe('remoteCommand, run locally', () => {
         'if read line; then echo "read: $line"; else echo "stdin is empty"; fi',
         'exit 7',
       ].join('\n');
-      const result = run(shell, remoteCommand('sh', newRunToken()), script);
+      const result = run(shell, wrapper('sh', script), script);
       expect(result.stdout).toBe(`it's "quoted" sub tick\n$HOME stays literal\nstdin is empty\n`);
       expect(result.status).toBe(7);
       expect(leftovers()).toEqual([]);
@@ -131,10 +136,13 @@ describe('remoteCommand, run locally', () => {
   }
 
   it('uses the interpreter of the type', () => {
-    expect(run('sh', remoteCommand('bash', newRunToken()), 'echo "${BASH_VERSION:+bash}"').stdout).toBe('bash\n');
-    expect(run('sh', remoteCommand('node', newRunToken()), 'console.log(typeof process.version)').stdout).toBe('string\n');
+    const bashScript = 'echo "${BASH_VERSION:+bash}"';
+    const nodeScript = 'console.log(typeof process.version)';
+    expect(run('sh', wrapper('bash', bashScript), bashScript).stdout).toBe('bash\n');
+    expect(run('sh', wrapper('node', nodeScript), nodeScript).stdout).toBe('string\n');
     const python = spawnSync('python3', ['-c', 'pass']);
-    if (python.status === 0) expect(run('sh', remoteCommand('python3', newRunToken()), 'import sys\nprint(sys.version_info[0])').stdout).toBe('3\n');
+    const pyScript = 'import sys\nprint(sys.version_info[0])';
+    if (python.status === 0) expect(run('sh', wrapper('python3', pyScript), pyScript).stdout).toBe('3\n');
     expect(leftovers()).toEqual([]);
   });
 
@@ -143,7 +151,7 @@ describe('remoteCommand, run locally', () => {
       const token = newRunToken();
       const victim = join(tmp, `victim-${shell}`);
       symlinkSync(victim, join(tmp, `countersign-${token}`));
-      const result = run(shell, remoteCommand('sh', token), 'echo pwned');
+      const result = run(shell, wrapper('sh', 'echo pwned', token), 'echo pwned');
       // Nothing written through the link, nothing run...
       expect(existsSync(victim)).toBe(false);
       expect(result.stdout).toBe('');
@@ -155,7 +163,7 @@ describe('remoteCommand, run locally', () => {
     it(`${shell}: refuses a run whose pid file already exists, exiting 125`, () => {
       const token = newRunToken();
       writeFileSync(join(tmp, `countersign-${token}.pid`), '1\n');
-      const result = run(shell, remoteCommand('sh', token), 'echo pwned');
+      const result = run(shell, wrapper('sh', 'echo pwned', token), 'echo pwned');
       expect(result.stdout).toBe('');
       expect(result.status).toBe(125);
       rmSync(join(tmp, `countersign-${token}.pid`));
@@ -165,11 +173,12 @@ describe('remoteCommand, run locally', () => {
     it(`${shell}: stopCommand signals the whole process group; the wrapper exits 143 and cleans up`, async () => {
       const token = newRunToken();
       // detached: a new session and process group, as sshd gives each session.
-      const child = spawn(shell, ['-c', remoteCommand('sh', token)], { env: env(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      const script = 'echo started\nsleep 30\necho not reached\n';
+      const child = spawn(shell, ['-c', wrapper('sh', script, token)], { env: env(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
       children.push(child);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const started = new Promise<void>((resolve) => child.stdout!.on('data', (data: Buffer) => data.toString().includes('started') && resolve()));
-      child.stdin!.end('echo started\nsleep 30\necho not reached\n');
+      child.stdin!.end(script);
       await started;
 
       const stop = spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env(), encoding: 'utf8' });
@@ -179,6 +188,18 @@ describe('remoteCommand, run locally', () => {
       expect(leftovers()).toEqual([]);
       // No run any more: the stop command says so with a non-zero exit.
       expect(spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env() }).status).not.toBe(0);
+    });
+  }
+
+  for (const shell of SHELLS) {
+    it(`${shell}: runs nothing when the script arrives incomplete (the link dropped mid-send), exiting 125`, () => {
+      const whole = 'echo start\nrm -rf "$TMPDIR/keep/cache"\n';
+      const cut = 'echo start\nrm -rf "$TMPDIR/keep/';
+      const result = run(shell, wrapper('sh', whole), cut);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain('the script arrived incomplete, so it was not run');
+      expect(result.status).toBe(125);
+      expect(leftovers()).toEqual([]);
     });
   }
 

@@ -64,6 +64,8 @@ function makeTask(status: TaskStatus, over: Partial<Task> = {}): Task {
     cardTs: '1700000000.000100',
     reviewChannel: 'CREVIEW01',
     reviewTs: '1700000000.000200',
+    viewVersion: 7,
+    reviewScriptPosted: false,
     result: {
       exitCode: status === 'success' ? 0 : status === 'failure' ? 2 : null,
       signal: status === 'killed' ? 'TERM' : null,
