@@ -150,16 +150,18 @@ export class TaskMessages {
       return error instanceof SlackRefused ? error.code : String(error);
     };
 
-    if (task.channelId) {
+    // The two messages live in different channels, each with its own pace: neither waits for the other.
+    const showCard = async () => {
+      if (!task.channelId) return;
       const card = renderTaskCard(view, { targetDescription: target?.description ?? null, policy });
       try {
         redo ||= (await this.show(task, 'card', task.channelId, task.cardTs, card)).outcome === 'stale';
       } catch (error) {
         report.cardError = failed(error, 'card');
       }
-    }
-
-    if (task.reviewChannel && policy) {
+    };
+    const showReview = async () => {
+      if (!task.reviewChannel || !policy) return;
       const { scriptClipped, ...request } = renderReviewRequest(view, policy);
       try {
         const shown = await this.show(task, 'review', task.reviewChannel, task.reviewTs, request);
@@ -179,7 +181,8 @@ export class TaskMessages {
       } catch (error) {
         report.reviewError = failed(error, 'review request');
       }
-    }
+    };
+    await Promise.all([showCard(), showReview()]);
 
     if (report.cardError || report.reviewError) this.scheduleRetry(taskId, retryAfterMs);
     else this.clearFailure(taskId);

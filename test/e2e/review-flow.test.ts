@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsForTask } from '../../src/store/events.js';
 import { ACTION } from '../../src/slack/render/blocks.js';
-import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, blocksText, buttonIds, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
 
 describe('a reviewed task from /task run to its output', () => {
   let h: Harness;
@@ -52,7 +52,15 @@ describe('a reviewed task from /task run to its output', () => {
     expect((await h.task(id))?.status).toBe('pending-review');
     expect(await h.count('reviews', { task_id: id })).toBe(0);
 
-    // Nothing on a reviewed target runs before approval, whoever clicks Run.
+    // Nothing on a reviewed target runs before approval, whoever clicks Run: the card offers no
+    // Run yet, and a Run sent anyway (an old or forged payload) is refused.
+    seen = h.fake.responses.length;
+    const forgedRun = { ...card, blocks: [...(card.blocks ?? []), { type: 'actions', block_id: 'forged', elements: [{ type: 'button', action_id: ACTION.run, text: { type: 'plain_text', text: 'Run' }, value: String(id) }] }] };
+    await h.click(forgedRun, ACTION.run, AUTHOR);
+    await h.click(forgedRun, ACTION.run, ALICE);
+    await h.fake.waitFor(() => h.fake.responses.length >= seen + 2 || undefined, 5000, 'early run refusals');
+    expect(h.responsesSince(seen)).toEqual([expect.stringMatching(/is waiting for review, so it cannot be run now/), expect.stringMatching(/is waiting for review, so it cannot be run now/)]);
+    expect((await h.task(id))?.status).toBe('pending-review');
     expect(await h.count('executions', { task_id: id })).toBe(0);
 
     // 5. A member approves (a double click acts once): the card shows who and when, and offers Run.
@@ -118,7 +126,5 @@ describe('a reviewed task from /task run to its output', () => {
     await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'late run refusal');
     expect(h.responsesSince(seen)[0]).toMatch(/finished \(success\)/);
     expect(await h.count('executions', { task_id: id })).toBe(1);
-    void BOB;
-    void REVIEW_CHANNEL;
   });
 });

@@ -2,7 +2,7 @@
  * Running for real on the sshd: targets without review run at once, autoRun runs on approval,
  * non-zero exits fail, and Kill ends the remote process and all its children (checked on the host).
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,18 @@ async function waitForOutput(h: Harness, taskId: number, pattern: RegExp): Promi
 describe('running and killing tasks over SSH', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await Harness.start();
+    h = await Harness.start({
+      extraTargets: (ssh) =>
+        [
+          '  quick:',
+          '    timeout: 2s',
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+        ].join('\n'),
+    });
   });
   afterAll(async () => {
     await h.stop();
@@ -129,6 +140,17 @@ describe('running and killing tasks over SSH', () => {
     expect(task.status).toBe('killed');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400); // TERM was ignored; KILL came after the 1.5 s grace
     expect(pids.some(isProcessAlive)).toBe(false);
-    expect(existsSync(pidFile)).toBe(true);
+  });
+
+  it('stops a run that outlives the target timeout, and fails it saying so', async () => {
+    const id = await h.createTask('run quick -m "too slow" echo begun; sleep 60 & echo "$!" ; wait');
+    const match = await waitForOutput(h, id, /begun\n(\d+)\n/);
+    const sleeper = Number(match[1]);
+    const task = await h.waitForStatus(id, ['failure', 'success', 'killed'], 15_000);
+    expect(task.status).toBe('failure');
+    expect(task.result.failureMessage).toBe('timed out after 2.0s and was stopped');
+    expect(isProcessAlive(sleeper)).toBe(false);
+    const card = await h.card(id, 'timed out after 2.0s');
+    expect(blocksText(card)).toContain(':red_circle: failure');
   });
 });

@@ -266,6 +266,12 @@ export class FakeSlack {
     this.failures.set(method, { failure, times });
   }
 
+  /** Stop injecting failures (for one method, or all): Slack has recovered. */
+  clearFailures(method?: string): void {
+    if (method === undefined) this.failures.clear();
+    else this.failures.delete(method);
+  }
+
   /** Poll `fn` every 20 ms until it returns something truthy; on timeout, say what Slack saw. */
   async waitFor<T>(fn: () => T | undefined | null | false, timeoutMs = 5000, label?: string): Promise<T> {
     const deadline = Date.now() + timeoutMs;

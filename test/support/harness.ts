@@ -36,6 +36,7 @@ export interface HarnessOptions {
   threadFlushMs?: number;
   postMessageBurst?: number;
   slackRetryBaseMs?: number;
+  slackReconcileMs?: number;
 }
 
 /** An ed25519 public key nobody holds: a pinned key that cannot match. */
@@ -94,6 +95,22 @@ export class Harness {
     private readonly dir: string,
   ) {}
 
+  /** Another app process on the same database, fake Slack and config (a replica, or a restart). */
+  async startReplica(extra: Partial<Parameters<typeof startApp>[0]> = {}): Promise<RunningApp> {
+    return startApp({
+      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: this.fake.url, port: 0 },
+      config: this.config,
+      db: this.database.db,
+      log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+      host: '127.0.0.1',
+      runner: { pollMs: 500, killGraceMs: 1500 },
+      slackRetryBaseMs: 200,
+      slackReconcileMs: 2000,
+      chatUpdatesPerMinute: 6000,
+      ...extra,
+    });
+  }
+
   static async start(options: HarnessOptions = {}): Promise<Harness> {
     const [fake, ssh, database] = await Promise.all([
       startFakeSlack({ token: BOT_TOKEN, ...(options.postMessageBurst !== undefined ? { postMessageBurst: options.postMessageBurst } : {}) }),
@@ -113,6 +130,9 @@ export class Harness {
       runner: { pollMs: 500, killGraceMs: 1500, ...options.runner },
       threadFlushMs: options.threadFlushMs ?? 1000,
       slackRetryBaseMs: options.slackRetryBaseMs ?? 200,
+      slackReconcileMs: options.slackReconcileMs ?? 2000,
+      // Tests make many cards quickly; production keeps Slack's Tier 3 (50/min). A test of the pacing sets its own.
+      chatUpdatesPerMinute: 6000,
     });
     const driver = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake });
     return new Harness(fake, ssh, database, app, driver, config, dir);

@@ -1,0 +1,79 @@
+/**
+ * The gateway's pacing against the fake Slack Web API (which enforces Slack's limits): posts to
+ * one channel are spread out past the burst, chat.update stays under the workspace budget, and
+ * log output yields to cards when the budget runs low.
+ */
+import { WebClient } from '@slack/web-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SlackGateway, SlackRateLimited } from '../src/slack/gateway.js';
+import { TokenBucket } from '../src/slack/tokenBucket.js';
+import { startFakeSlack, type FakeSlack } from './support/fakeSlack.js';
+
+describe('SlackGateway pacing', () => {
+  let fake: FakeSlack;
+  beforeAll(async () => {
+    // Slack's own limits: 3-post bursts then 1/s per channel; chat.update 120/min for this test.
+    fake = await startFakeSlack({ token: 'xoxb-gw', postMessageBurst: 3, chatUpdatePerMinute: 120 });
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  const gateway = (updatesPerMinute: number) =>
+    new SlackGateway(new WebClient('xoxb-gw', { slackApiUrl: fake.url, rejectRateLimitedCalls: true, retryConfig: { retries: 0 } }), {
+      // A little under Slack's one a second: pacing exactly at a limit meets it now and then.
+      postMessageSpacingMs: 1100,
+      postMessageBurst: 3,
+      updatesPerMinute,
+      updateBurst: 3,
+      updateReserveForViews: 1,
+    });
+
+  it('spreads posts to one channel at about one a second after a burst of three, so Slack never says 429', async () => {
+    const gw = gateway(120);
+    const started = Date.now();
+    const posted = await Promise.all(Array.from({ length: 6 }, (_, i) => gw.postMessage({ channel: 'CPACE', text: `message ${i}` })));
+    expect(posted).toHaveLength(6);
+    const calls = fake.callsTo('chat.postMessage').filter((c) => c.args.channel === 'CPACE');
+    expect(calls.every((c) => c.status === 200)).toBe(true);
+    // Three at once, then one per second.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3200);
+    // Another channel is not held back by this one.
+    const other = Date.now();
+    await gw.postMessage({ channel: 'COTHER', text: 'not waiting' });
+    expect(Date.now() - other).toBeLessThan(500);
+  });
+
+  it('keeps chat.update within the workspace budget, and makes log output yield to cards', async () => {
+    const gw = gateway(120); // 2 a second, burst 3, 1 kept for cards
+    const { ts } = await gw.postMessage({ channel: 'CUPD', text: 'card' });
+    // Log updates take what is above the reserve, then are told to wait.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      try {
+        await gw.update({ channel: 'CUPD', ts, text: `log ${i}` }, 'log');
+        outcomes.push('sent');
+      } catch (error) {
+        expect(error).toBeInstanceOf(SlackRateLimited);
+        outcomes.push('deferred');
+      }
+    }
+    expect(outcomes).toEqual(['sent', 'sent', 'deferred', 'deferred']);
+    // A card update still goes through, waiting its turn rather than failing.
+    const started = Date.now();
+    await gw.update({ channel: 'CUPD', ts, text: 'card v2' }, 'view');
+    await gw.update({ channel: 'CUPD', ts, text: 'card v3' }, 'view');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(fake.message('CUPD', ts)?.text).toBe('card v3');
+    expect(fake.callsTo('chat.update').every((c) => c.status === 200)).toBe(true);
+  });
+
+  it('token buckets queue takers in order and refill over time', () => {
+    let now = 0;
+    const bucket = new TokenBucket(2, 1 / 1000, () => now);
+    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([0, 0, 1000, 2000]);
+    now = 5000;
+    expect(bucket.available()).toBe(2);
+    expect(bucket.msUntil(3)).toBe(1000);
+  });
+});
