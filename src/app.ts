@@ -157,7 +157,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       server.closeIdleConnections();
       await runner.stop(graceMs);
       await streamer?.idle(10_000);
-      await messages?.idle();
+      await messages?.idle(5_000);
       messages?.stop();
       server.closeAllConnections();
       await closed;

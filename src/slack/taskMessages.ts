@@ -111,9 +111,10 @@ export class TaskMessages {
     return this.states.get(taskId)?.latest ?? this.sync(taskId);
   }
 
-  /** Waits for every redraw under way (tests, shutdown). */
-  async idle(): Promise<void> {
-    await Promise.all([...this.states.values()].map((state) => state.chain));
+  /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
+  async idle(timeoutMs: number): Promise<void> {
+    const all = Promise.all([...this.states.values()].map((state) => state.chain));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }
 
   stop(): void {
@@ -134,6 +135,7 @@ export class TaskMessages {
 
   private async syncNow(taskId: number): Promise<SyncReport> {
     const report: SyncReport = { cardError: null, reviewError: null };
+    if (this.stopped) return report;
     const view = await loadTaskView(this.db, taskId);
     if (!view) return report;
     const { task } = view;
