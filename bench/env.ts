@@ -64,6 +64,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
     env: { slack: { signingSecret: 'bench-secret', botToken: 'xoxb-bench' }, slackMissing: [], slackApiUrl: fake.url, port: 0 },
     config: loadConfigFile(join(dir, 'countersign.yml')),
     db,
+    databaseUrl: pg.url,
     log: createLogger('silent'),
     host: '127.0.0.1',
   });

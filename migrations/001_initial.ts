@@ -102,6 +102,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('host').notNullable();
     t.integer('port').notNullable();
     t.text('user').notNullable();
+    // Marks the step's processes and files on the host, so any process can stop or check them.
+    t.text('run_token').notNullable();
     t.text('phase').notNullable().defaultTo('pending');
     t.integer('exit_code');
     t.text('signal');

@@ -13,7 +13,9 @@ import { WebClient } from '@slack/web-api';
 import type { Config } from './config/config.js';
 import type { Env } from './config/env.js';
 import { boltLogger, type Logger } from './log.js';
-import { DEFAULT_RUNNER_OPTIONS, Runner, type RunnerOptions } from './runner/runner.js';
+import { Runner, type RunnerOptions } from './runner/runner.js';
+import { SshPool } from './exec/sshPool.js';
+import { CHANNEL_READY, CHANNEL_STOP, PgListener } from './store/notify.js';
 import { silentObserver, type RunObserver } from './runner/observer.js';
 import { Bus } from './service/bus.js';
 import { TaskService } from './service/taskService.js';
@@ -27,6 +29,8 @@ export interface AppOptions {
   env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'>;
   config: Config;
   db: Db;
+  /** The same database as `db`, for the LISTEN connection. */
+  databaseUrl: string;
   log: Logger;
   /** Listen host; 0.0.0.0 in production, 127.0.0.1 in tests. */
   host?: string;
@@ -50,6 +54,7 @@ export interface RunningApp {
   bus: Bus;
   service: TaskService;
   runner: Runner;
+  pool: SshPool;
   messages: TaskMessages | null;
   stop(graceMs?: number): Promise<void>;
 }
@@ -99,7 +104,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
     });
-    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
+    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
     observer = streamer;
     const receiver = new ExpressReceiver({
       signingSecret: env.slack.signingSecret,
@@ -124,14 +129,38 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
 
+  const pool = new SshPool({ idleMs: 60_000, keepaliveMs: 5_000, keepaliveCountMax: 3 });
+  const settings = config.runner;
   const runner = new Runner(
     db,
     config,
+    pool,
     bus,
     observer,
-    { ...DEFAULT_RUNNER_OPTIONS, runnerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, ...options.runner },
+    {
+      runnerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      pollMs: settings.pollMs,
+      leaseMs: settings.leaseMs,
+      maxConcurrent: settings.maxConcurrentRuns,
+      killGraceMs: settings.killGraceMs,
+      outputFlushMs: 200,
+      maxOutputBytes: settings.maxOutputBytes,
+      ...options.runner,
+    },
     log.child({ component: 'runner' }),
   );
+  // Other processes' ready tasks and stop requests arrive here within milliseconds of their commit.
+  const listener = new PgListener(
+    options.databaseUrl,
+    [CHANNEL_READY, CHANNEL_STOP],
+    (channel, payload) => {
+      if (channel === CHANNEL_READY) runner.wake();
+      else if (channel === CHANNEL_STOP) runner.stopRun(Number(payload), 'kill');
+    },
+    log.child({ component: 'listener' }),
+    () => runner.wake(),
+  );
+  await listener.start();
   runner.start();
 
   const server = createServer(http);
@@ -150,12 +179,15 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     bus,
     service,
     runner,
+    pool,
     messages,
     async stop(graceMs = 30_000) {
       stopping = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await runner.stop(graceMs);
+      await listener.stop();
+      pool.closeAll();
       await streamer?.idle(10_000);
       await messages?.idle(5_000);
       messages?.stop();

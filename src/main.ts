@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { startApp } from './app.js';
-import type { Config } from './config/config.js';
+import { DEFAULT_RUNNER_SETTINGS, type Config } from './config/config.js';
 import { readEnv } from './config/env.js';
 import { ConfigError } from './config/errors.js';
 import { loadConfigFile } from './config/load.js';
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   let config: Config;
   if (!env.configPathExplicit && !existsSync(env.configPath)) {
     log.warn(`no ${env.configPath} found: starting with no targets (copy countersign.example.yml to countersign.yml to add some)`);
-    config = { targets: new Map() };
+    config = { runner: DEFAULT_RUNNER_SETTINGS, targets: new Map() };
   } else {
     config = loadConfigFile(env.configPath);
   }
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
 
-  const app = await startApp({ env, config, db, log });
+  const app = await startApp({ env, config, db, databaseUrl, log });
   log.info({ url: app.url, targets: [...config.targets.keys()] }, `countersign is ready on ${app.url} (health: ${app.url}/healthz)`);
 
   let shuttingDown = false;

@@ -3,7 +3,9 @@
  * Produced once at start by loadConfig; everything downstream takes these types.
  */
 import type { HostAddress } from '../domain/plan.js';
+import type { RedactRule } from '../domain/redaction.js';
 import type { ReviewPolicy } from '../domain/review.js';
+import type { Rollout } from '../domain/rollout.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { KnownHostEntry } from '../exec/knownHosts.js';
 
@@ -16,9 +18,33 @@ export interface Target {
   knownHosts: KnownHostEntry[];
   channel: string | null;
   timeoutMs: number;
+  connectTimeoutMs: number;
+  maxSessions: number;
+  rollout: Rollout | null;
+  runAs: string[] | null;
+  /** Secret values by variable name, read at start; held in memory only. */
+  secrets: ReadonlyMap<string, string>;
+  redact: RedactRule[];
   review: ReviewPolicy | null;
 }
 
+export interface RunnerSettings {
+  maxConcurrentRuns: number;
+  leaseMs: number;
+  pollMs: number;
+  killGraceMs: number;
+  maxOutputBytes: number;
+}
+
 export interface Config {
+  runner: RunnerSettings;
   targets: ReadonlyMap<string, Target>;
 }
+
+export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {
+  maxConcurrentRuns: 20,
+  leaseMs: 30_000,
+  pollMs: 2_000,
+  killGraceMs: 5_000,
+  maxOutputBytes: 10 * 1024 * 1024,
+};

@@ -6,8 +6,11 @@ import { readFileSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { parseDuration } from '../domain/duration.js';
+import { compileRedactRules } from '../domain/redaction.js';
+import { parseBatch } from '../domain/rollout.js';
+import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
-import type { Config, Target } from './config.js';
+import type { Config, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
 import { configFileSchema, type TargetFile } from './schema.js';
 
@@ -39,7 +42,15 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     if (target) targets.set(name, target);
   }
   if (problems.length > 0) throw new ConfigError(path, problems);
-  return { targets };
+  const runner = parsed.data.runner;
+  const settings: RunnerSettings = {
+    maxConcurrentRuns: runner.maxConcurrentRuns,
+    leaseMs: parseDuration(runner.leaseTimeout) ?? 30_000,
+    pollMs: parseDuration(runner.pollInterval) ?? 2_000,
+    killGraceMs: parseDuration(runner.killGrace) ?? 5_000,
+    maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
+  };
+  return { runner: settings, targets };
 }
 
 function resolveTarget(name: string, file: TargetFile, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Target | null {
@@ -68,6 +79,29 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     problems.push(`${field}.ssh.knownHosts: pin at least one host key ("host ssh-ed25519 AAAA..."; ssh-keyscan prints them)`);
   }
 
+  const secrets = new Map<string, string>();
+  for (const [secretName, source] of Object.entries(file.secrets ?? {})) {
+    const where = `${field}.secrets.${secretName}`;
+    let value: string | undefined;
+    if ('env' in source) {
+      value = env[source.env];
+      if (value === undefined || value === '') problems.push(`${where}: environment variable ${source.env} is not set`);
+    } else {
+      try {
+        // A file's final newline is an editor's, not part of the secret.
+        value = readFileSync(resolve(baseDir, source.file), 'utf8').replace(/\r?\n$/, '');
+        if (value === '') problems.push(`${where}: ${source.file} is empty`);
+      } catch (error) {
+        problems.push(`${where}: cannot read ${source.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+    if (value !== undefined && value.includes('\u0000')) problems.push(`${where}: the value contains a NUL byte, which an environment variable cannot hold`);
+    else if (value) secrets.set(secretName, value);
+  }
+
+  const redact = compileRedactRules(file.redact ?? []);
+  if (!redact.ok) problems.push(`${field}.redact: ${redact.error}`);
+
   if (file.review) {
     file.review.groups.forEach((group, index) => {
       if (file.review!.groups.findIndex((other) => other.name === group.name) !== index) {
@@ -86,6 +120,12 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     knownHosts: knownHosts.entries,
     channel: file.channel ?? null,
     timeoutMs: parseDuration(file.timeout) ?? 15 * 60_000,
+    connectTimeoutMs: parseDuration(file.connectTimeout) ?? 10_000,
+    maxSessions: file.maxSessions,
+    rollout: file.rollout ? { batch: parseBatch(file.rollout.batch) ?? 1, stopOnFailure: file.rollout.stopOnFailure } : null,
+    runAs: file.runAs ? file.runAs.trim().split(/\s+/) : null,
+    secrets,
+    redact: redact.ok ? redact.rules : [],
     review: file.review
       ? {
           channel: file.review.channel,

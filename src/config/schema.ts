@@ -4,7 +4,10 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
+import { parseBatch } from '../domain/rollout.js';
 import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
+import { parseSize } from '../domain/size.js';
+import { validRunAsWords } from '../exec/remoteCommand.js';
 
 const slackId = (what: string, first: string) =>
   z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
@@ -16,6 +19,27 @@ const duration = z
   .refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h')
   .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be longer than zero')
   .refine((text) => (parseDuration(text) ?? 0) <= MAX_TIMER_MS, 'must be at most 24 days');
+
+const size = z
+  .union([z.string(), z.number()])
+  .refine((value) => parseSize(String(value)) !== null, 'expected a size like 10MB or 512KB')
+  .refine((value) => (parseSize(String(value)) ?? 0) >= 4096, 'must be at least 4KB');
+
+/** Names the script sees as environment variables; a few are the shell's or ours and cannot be overridden. */
+const RESERVED_NAMES = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'PWD', 'IFS', 'TMPDIR', 'COUNTERSIGN_RUN']);
+const secretName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'secret names are environment variable names')
+  .refine((name) => !RESERVED_NAMES.has(name), 'this name is reserved');
+const secretSource = z.union([
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+
+const rollout = z.strictObject({
+  batch: z.union([z.number(), z.string()]).refine((value) => parseBatch(value) !== null, 'expected a positive number of hosts (5) or a percentage ("25%")'),
+  stopOnFailure: z.boolean().default(false),
+});
 
 const host = z.strictObject({
   host: z.string().min(1),
@@ -57,10 +81,30 @@ const target = z.strictObject({
   ssh,
   channel: slackId('channel', 'CGD').optional(),
   timeout: duration.default('15m'),
+  connectTimeout: duration.default('10s'),
+  /** The hosts' sshd MaxSessions: concurrent channels per connection. */
+  maxSessions: z.number().int().min(2).max(1000).default(10),
+  rollout: rollout.optional(),
+  runAs: z
+    .string()
+    .refine((value) => validRunAsWords(value.trim().split(/\s+/)), 'expected a command prefix of plain words, e.g. "sudo -n -u app"')
+    .optional(),
+  secrets: z.record(secretName, secretSource).optional(),
+  redact: z.array(z.string().min(1)).optional(),
   review: review.optional(),
 });
 
+const runner = z.strictObject({
+  maxConcurrentRuns: z.number().int().min(1).max(1000).default(20),
+  leaseTimeout: duration.default('30s'),
+  pollInterval: duration.default('2s'),
+  killGrace: duration.default('5s'),
+  /** Stored output per task; beyond it the head and the last lines are kept. */
+  maxOutput: size.default('10MB'),
+});
+
 export const configFileSchema = z.strictObject({
+  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
 });
 

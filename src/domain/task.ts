@@ -47,6 +47,7 @@ export interface ExecutionStep {
   host: string;
   port: number;
   user: string;
+  runToken: string;
   phase: StepPhase;
   exitCode: number | null;
   signal: string | null;

@@ -1,25 +1,47 @@
 /**
- * The fixed command lines a run executes. The script never appears on a command line: it
- * arrives on stdin, is saved to a private file, and the interpreter runs that file with stdin
- * from /dev/null. The only variable parts are the interpreter, from a fixed table
- * (domain/scriptTypes), and a random token we generate, so no user text is ever shell-quoted.
+ * The fixed command lines a run executes. The script never appears on a command line: the
+ * wrapper reads the secrets and then the script from stdin, saves the script to a private file,
+ * checks it arrived whole, and runs it with the interpreter of its type, stdin from /dev/null.
+ * The variable parts are the interpreter (a fixed table), a random token and a byte count we
+ * generate, and the target's runAs words (validated config), so no user text is ever
+ * shell-quoted.
  *
- * The wrapper records its pid, which is the session's process group (sshd starts each session
- * with setsid), so a stop can signal the whole tree from a second channel with `kill -- -pgid`.
- * That works for every login user, where OpenSSH's own signal request is refused for root
- * logins ("session signalling requires privilege separation") and missing before 7.9.
+ * Secrets travel on stdin as octal escapes decoded by the shell's printf builtin and exported
+ * to the script's environment: never on a command line, never in `ps`.
  *
- * Traps remove the files however the run ends; TERM/HUP/INT exit with the usual 128+n codes.
- * Assumes a POSIX login shell (sh, bash, dash, zsh) on the host, as sshd runs `$SHELL -c`.
+ * Stopping: the script runs with COUNTERSIGN_RUN=<token> in its environment, which every
+ * process it starts inherits (even after setsid or nohup), and the wrapper records its process
+ * group. A stop, run from a second channel, signals that group and every process carrying the
+ * token; a survivors check counts what is left and removes the run's files. This works for
+ * every login user, where OpenSSH's own signal request is refused for root logins.
+ *
+ * Assumes a POSIX login shell on the host (sh, bash, dash, zsh) and, for the token scan,
+ * Linux's /proc and GNU grep; without them the process-group signal still applies.
  */
 import { randomBytes } from 'node:crypto';
 import { INTERPRETERS, type ScriptType } from '../domain/scriptTypes.js';
 
 export type StopSignal = 'TERM' | 'KILL';
 
-/** A fresh run token: names the run's files on the host. */
+export interface RemoteRun {
+  type: ScriptType;
+  token: string;
+  /** The script's UTF-8 length, checked on the host before anything runs. */
+  scriptBytes: number;
+  /** A command prefix from the target's config (e.g. `sudo -n -u app`), or null. */
+  runAs: readonly string[] | null;
+}
+
+/** A fresh run token: names the run's files on the host and marks its processes. */
 export function newRunToken(): string {
   return randomBytes(12).toString('hex');
+}
+
+const RUN_AS_WORD = /^[A-Za-z0-9_.@%+=:/,-]+$/;
+
+/** Checks runAs words from the config: plain words only, since they are joined into a command line. */
+export function validRunAsWords(words: readonly string[]): boolean {
+  return words.length > 0 && words.length <= 10 && words.every((word) => RUN_AS_WORD.test(word));
 }
 
 function checkToken(token: string): string {
@@ -30,33 +52,93 @@ function checkToken(token: string): string {
 const filePath = (token: string) => `"\${TMPDIR:-/tmp}/countersign-${checkToken(token)}"`;
 
 /**
- * `scriptBytes` is checked on the host before anything runs: if the link drops while the script
- * is being sent, stdin ends early and a truncated script (`rm -rf /var/app/` instead of
- * `/var/app/cache`) must not run.
+ * Wraps a command for runAs: `sudo -n -u app sh -c '<command>'`. The commands here are built
+ * without single quotes, so wrapping them needs no escaping.
  */
-export function remoteCommand(type: ScriptType, token: string, scriptBytes: number): string {
-  if (!Number.isSafeInteger(scriptBytes) || scriptBytes < 0) throw new Error('scriptBytes must be a byte count');
-  return [
+function asUser(command: string, runAs: readonly string[] | null): string {
+  if (runAs === null) return command;
+  if (!validRunAsWords(runAs)) throw new Error('runAs must be plain words');
+  if (command.includes("'")) throw new Error('internal: a wrapped command must not contain single quotes');
+  return `${runAs.join(' ')} sh -c '${command}'`;
+}
+
+export function remoteCommand(run: RemoteRun): string {
+  if (!Number.isSafeInteger(run.scriptBytes) || run.scriptBytes < 0) throw new Error('scriptBytes must be a byte count');
+  const wrapper = [
     'umask 077',
-    `f=${filePath(token)}`,
+    `f=${filePath(run.token)}`,
     // noclobber: create both files exclusively, never through someone else's symlink.
+    // `true`, not `:`: a redirection error on a special builtin makes dash exit 2 before `||` runs.
     'set -C',
-    // `true`, not `:`: a redirection error on a special builtin makes dash exit with 2 before `||` runs.
     'true > "$f" || exit 125',
     'echo $$ > "$f.pid" || exit 125',
     'set +C',
-    `trap 'rm -f "$f" "$f.pid"' EXIT`,
-    `trap 'rm -f "$f" "$f.pid"; exit 129' HUP`,
-    `trap 'rm -f "$f" "$f.pid"; exit 130' INT`,
-    `trap 'rm -f "$f" "$f.pid"; exit 143' TERM`,
+    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"" EXIT',
+    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 129" HUP',
+    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 130" INT',
+    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 143" TERM',
+    // Secrets: a count, then a name line and an octal-escaped value line for each.
+    'IFS= read -r n || exit 125',
+    'i=0',
+    'while [ "$i" -lt "$n" ]; do IFS= read -r k || exit 125; IFS= read -r v || exit 125; v=$(printf "%bx" "$v"); export "$k=${v%x}"; i=$((i+1)); done',
     'cat > "$f" || exit 125',
-    `[ $(wc -c < "$f") -eq ${scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
-    `${INTERPRETERS[type]} "$f" < /dev/null`,
+    // A link that drops mid-send ends stdin early: a truncated script must not run.
+    `[ $(wc -c < "$f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
+    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$f" < /dev/null`,
   ].join('; ');
+  return asUser(wrapper, run.runAs);
 }
 
-/** Signals the run's whole process group; exits non-zero when the run is not (or no longer) there. */
-export function stopCommand(token: string, signal: StopSignal): string {
-  // `kill -SIG -pgid`, not `kill -SIG -- -pgid`: dash's builtin kill does not take `--`.
-  return `p=$(cat ${filePath(token)}.pid 2>/dev/null) && [ -n "$p" ] && kill -${signal} -"$p"`;
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What the wrapper reads on stdin: the secrets, then the script. */
+export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string): Buffer {
+  const lines = [String(secrets.size)];
+  for (const [name, value] of secrets) {
+    if (!SECRET_NAME.test(name)) throw new Error(`secret name ${name} is not a variable name`);
+    if (value.includes('\u0000')) throw new Error(`secret ${name} contains a NUL byte`);
+    lines.push(name, octalEscape(value));
+  }
+  return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'utf8'), Buffer.from(script, 'utf8')]);
+}
+
+/** Every byte as `\0ooo`, which printf's %b decodes in dash and bash alike. */
+function octalEscape(value: string): string {
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) out += `\\0${byte.toString(8).padStart(3, '0')}`;
+  return out;
+}
+
+/** Signals every process of the run: its process group, and every process carrying its token. */
+export function stopCommand(token: string, signal: StopSignal, runAs: readonly string[] | null): string {
+  const t = checkToken(token);
+  return asUser(
+    [
+      `p=$(cat ${filePath(t)}.pid 2>/dev/null)`,
+      `if [ -n "$p" ]; then kill -${signal} -"$p" 2>/dev/null; fi`,
+      `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do q=\${e#/proc/}; kill -${signal} "\${q%/environ}" 2>/dev/null; done`,
+      'true',
+    ].join('; '),
+    runAs,
+  );
+}
+
+/**
+ * Prints how many processes of the run are still alive (its group, plus processes carrying its
+ * token); when none are, removes the run's files, which a KILL left behind.
+ */
+export function survivorsCommand(token: string, runAs: readonly string[] | null): string {
+  const t = checkToken(token);
+  return asUser(
+    [
+      `f=${filePath(t)}`,
+      'n=0',
+      'p=$(cat "$f.pid" 2>/dev/null)',
+      'if [ -n "$p" ] && kill -0 -"$p" 2>/dev/null; then n=$((n+1)); fi',
+      `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do n=$((n+1)); done`,
+      'if [ "$n" -eq 0 ]; then rm -f "$f" "$f.pid"; fi',
+      'echo "$n"',
+    ].join('; '),
+    runAs,
+  );
 }

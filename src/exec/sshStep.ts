@@ -1,194 +1,174 @@
 /**
- * Runs one script on one host over SSH (ssh2): key auth, host key pinned, script on stdin,
- * stdout and stderr streamed to the caller, stop and timeout by signalling the remote process
- * group (TERM, then KILL after a grace period). Never throws: every way a step can end is an
- * outcome the runner stores.
+ * Runs one script on one host over a pooled SSH connection: secrets and script on stdin,
+ * stdout and stderr streamed to the caller with backpressure, stop and timeout by signalling
+ * every process of the run (TERM, then KILL after a grace period) and then checking on the host
+ * that none survived. Never throws: every way a step can end is an outcome the runner stores.
  */
-import { createHash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
-import { Client, type ClientChannel } from 'ssh2';
-import type { HostAddress } from '../domain/plan.js';
+import type { Client, ClientChannel } from 'ssh2';
 import { hostLabel } from '../domain/plan.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
-import { keysFor, type KnownHostEntry } from './knownHosts.js';
-import { newRunToken, remoteCommand, stopCommand, type StopSignal } from './remoteCommand.js';
+import { encodeStdin, remoteCommand, stopCommand, survivorsCommand, type StopSignal } from './remoteCommand.js';
+import { SshConnectError, type SshEndpoint, type SshPool } from './sshPool.js';
 
 export interface SshStepOptions {
-  address: HostAddress;
-  privateKey: string;
-  knownHosts: readonly KnownHostEntry[];
+  pool: SshPool;
+  endpoint: SshEndpoint;
   type: ScriptType;
   script: string;
-  connectTimeoutMs: number;
+  secrets: ReadonlyMap<string, string>;
+  runAs: readonly string[] | null;
+  /** Names the run's files and marks its processes on the host (stored, so another process can stop it). */
+  token: string;
   runTimeoutMs: number;
   killGraceMs: number;
-  onOutput(stream: 'stdout' | 'stderr', text: string): void;
-  /** Aborting asks the remote process to stop: TERM, then KILL after killGraceMs. */
+  /** Receives output; returning false pauses the stream until `drained` resolves (backpressure). */
+  onOutput(stream: 'stdout' | 'stderr', text: string): boolean;
+  drained(): Promise<void>;
+  /** Aborting asks the remote processes to stop: TERM, then KILL after killGraceMs. */
   stop: AbortSignal;
 }
 
 export type StepOutcome =
   /** The remote process ended; `stopped` says whether a stop or timeout ended it. */
-  | { kind: 'exited'; exitCode: number | null; signal: string | null; stopped: boolean; timedOut: boolean }
-  /** Nothing ran (refused host key, connection or auth failure) or the link dropped mid-run. */
-  | { kind: 'failed'; message: string; ran: boolean };
+  | { kind: 'exited'; exitCode: number | null; signal: string | null; stopped: boolean; timedOut: boolean; survivors: number }
+  /** Nothing ran (refused host key, connection or auth failure, stopped first) or the link dropped mid-run. */
+  | { kind: 'failed'; message: string; ran: boolean; timedOut?: boolean };
 
-/** known_hosts key types -> the ssh2 host key algorithms that produce them. */
-const ALGORITHMS_FOR_KEY_TYPE: Readonly<Record<string, string[]>> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-};
+export { fingerprint } from './sshPool.js';
 
-export function fingerprint(keyBlob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+export async function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
+  const label = hostLabel(options.endpoint.address);
+  // The run's time counts from the start: a host that stalls the handshake is stopped too.
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort('timeout'), options.runTimeoutMs);
+  const startAbort = AbortSignal.any([options.stop, timeout.signal]);
+  try {
+    return await options.pool.withSession(options.endpoint, (client, connection) => execute(client, connection, options, label, timeout.signal), {
+      signal: startAbort,
+    });
+  } catch (error) {
+    if (timeout.signal.aborted) return { kind: 'failed', ran: false, timedOut: true, message: `timed out connecting to ${label}` };
+    if (options.stop.aborted) return { kind: 'failed', ran: false, message: 'stopped before it started' };
+    if (error instanceof SshConnectError) return { kind: 'failed', ran: false, message: error.message };
+    return { kind: 'failed', ran: false, message: `could not run on ${label}: ${(error as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-export function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
-  const label = hostLabel(options.address);
-  const pinned = keysFor(options.knownHosts, options.address.host, options.address.port);
-  if (pinned.length === 0) {
-    return Promise.resolve({
-      kind: 'failed',
-      ran: false,
-      message: `no pinned host key for ${label} in the target's ssh.knownHosts, so nothing was run (add the line ssh-keyscan prints)`,
-    });
-  }
-  const serverHostKey = [...new Set(pinned.flatMap((entry) => ALGORITHMS_FOR_KEY_TYPE[entry.keyType] ?? [entry.keyType]))];
-
+function execute(
+  client: Client,
+  connection: { lostReason(): string | null },
+  options: SshStepOptions,
+  label: string,
+  timedOutSignal: AbortSignal,
+): Promise<StepOutcome> {
   return new Promise((resolve) => {
-    const conn = new Client();
     let settled = false;
     let channel: ClientChannel | null = null;
-    let hostKeyProblem: string | null = null;
     let exit: { code: number | null; signal: string | null } | null = null;
     let stopping = false;
-    let timedOut = false;
     const timers: NodeJS.Timeout[] = [];
 
-    const finish = (outcome: StepOutcome) => {
+    const finish = async (outcome: StepOutcome) => {
       if (settled) return;
       settled = true;
       timers.forEach(clearTimeout);
       options.stop.removeEventListener('abort', onStop);
-      conn.end();
+      timedOutSignal.removeEventListener('abort', onTimeout);
       resolve(outcome);
     };
 
-    const token = newRunToken();
-    /** Signals the remote process group from a second channel; falls back to SSH's signal request. */
-    const signalGroup = (signal: StopSignal) => {
-      const fallback = () => channel?.signal(signal);
-      conn.exec(stopCommand(token, signal), (error, killer) => {
-        if (error) return fallback();
-        killer.on('exit', (code: number | null) => {
-          if (code !== 0) fallback();
-        });
-        killer.resume();
-        killer.stderr.resume();
-      });
-    };
-    const signalRemote = (reason: 'stop' | 'timeout') => {
+    /** Runs a control command (stop, survivors check) in the connection's reserved slot. */
+    const control = (command: string): Promise<string> =>
+      options.pool
+        .withSession(
+          options.endpoint,
+          (conn) =>
+            new Promise<string>((done, fail) => {
+              conn.exec(command, (error, stream) => {
+                if (error) return fail(error);
+                let out = '';
+                stream.on('data', (data: Buffer) => (out += data.toString()));
+                stream.stderr.resume();
+                stream.on('close', () => done(out));
+              });
+            }),
+          { control: true },
+        )
+        .catch(() => '');
+
+    const signalAll = (signal: StopSignal) => control(stopCommand(options.token, signal, options.runAs));
+
+    const stopRemote = () => {
       // Already exited: the run ended on its own, whatever arrives now.
-      if (stopping || exit) return;
+      if (stopping || exit || settled) return;
       stopping = true;
-      timedOut = reason === 'timeout';
-      if (!channel) {
-        finish({ kind: 'failed', ran: false, message: reason === 'timeout' ? `timed out connecting to ${label}` : 'stopped before it started' });
-        return;
-      }
-      signalGroup('TERM');
+      void signalAll('TERM');
       timers.push(
         setTimeout(() => {
-          signalGroup('KILL');
-          // If even KILL gets no exit back, give up on the link rather than hang.
-          timers.push(setTimeout(() => finishAfterStop(`${label} did not report an exit after KILL`), options.killGraceMs));
+          void signalAll('KILL');
+          // If even KILL gets no exit back, give up on the channel rather than hang.
+          timers.push(
+            setTimeout(() => {
+              channel?.close();
+              void finish({ kind: 'failed', ran: true, message: `${label} did not report an exit after KILL` });
+            }, options.killGraceMs),
+          );
         }, options.killGraceMs),
       );
     };
-    const finishAfterStop = (message: string) => finish({ kind: 'failed', ran: true, message });
-    const onStop = () => signalRemote('stop');
+    const onStop = () => stopRemote();
+    const onTimeout = () => stopRemote();
     options.stop.addEventListener('abort', onStop);
-    // The run's time counts from the first packet: a host that accepts TCP and then stalls is stopped too.
-    timers.push(setTimeout(() => signalRemote('timeout'), options.runTimeoutMs));
-    if (options.stop.aborted) {
-      finish({ kind: 'failed', ran: false, message: 'stopped before it started' });
-      return;
-    }
+    timedOutSignal.addEventListener('abort', onTimeout);
 
-    conn.on('ready', () => {
-      conn.exec(remoteCommand(options.type, token, Buffer.byteLength(options.script, 'utf8')), (error, stream) => {
-        if (error) {
-          finish({ kind: 'failed', ran: false, message: `${label} refused to start the script: ${error.message}` });
+    const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs });
+    client.exec(command, (error, stream) => {
+      if (error) {
+        void finish({ kind: 'failed', ran: false, message: `${label} refused to start the script: ${error.message}` });
+        return;
+      }
+      channel = stream;
+      const stdout = new StringDecoder('utf8');
+      const stderr = new StringDecoder('utf8');
+      const deliver = (which: 'stdout' | 'stderr', text: string) => {
+        if (text === '' || options.onOutput(which, text)) return;
+        // The consumer is behind: stop reading, so the SSH window fills and the remote script waits.
+        stream.pause();
+        stream.stderr.pause();
+        void options.drained().then(() => {
+          stream.resume();
+          stream.stderr.resume();
+        });
+      };
+      stream.on('data', (data: Buffer) => deliver('stdout', stdout.write(data)));
+      stream.stderr.on('data', (data: Buffer) => deliver('stderr', stderr.write(data)));
+      stream.on('exit', (code: number | null, signal?: string) => {
+        exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+      });
+      stream.on('close', async () => {
+        deliver('stdout', stdout.end());
+        deliver('stderr', stderr.end());
+        if (!exit) {
+          const why = connection.lostReason();
+          await finish({ kind: 'failed', ran: true, message: `lost the connection to ${label} mid-run${why ? ` (${why})` : ''}` });
           return;
         }
-        channel = stream;
-        if (options.stop.aborted) signalRemote('stop');
-        const stdout = new StringDecoder('utf8');
-        const stderr = new StringDecoder('utf8');
-        stream.on('data', (data: Buffer) => emit('stdout', stdout.write(data)));
-        stream.stderr.on('data', (data: Buffer) => emit('stderr', stderr.write(data)));
-        stream.on('exit', (code: number | null, signal?: string) => {
-          exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
-        });
-        stream.on('close', () => {
-          emit('stdout', stdout.end());
-          emit('stderr', stderr.end());
-          if (exit) {
-            finish({ kind: 'exited', exitCode: exit.code, signal: exit.signal, stopped: stopping, timedOut });
-          } else {
-            finish({ kind: 'failed', ran: true, message: `the connection to ${label} closed before the script reported an exit status` });
+        // A stopped run is verified on the host: nothing of it may survive.
+        let survivors = 0;
+        if (stopping) {
+          survivors = Number((await control(survivorsCommand(options.token, options.runAs))).trim()) || 0;
+          if (survivors > 0) {
+            await signalAll('KILL');
+            survivors = Number((await control(survivorsCommand(options.token, options.runAs))).trim()) || 0;
           }
-        });
-        stream.end(options.script);
+        }
+        await finish({ kind: 'exited', exitCode: exit.code, signal: exit.signal, stopped: stopping, timedOut: timedOutSignal.aborted, survivors });
       });
+      stream.end(encodeStdin(options.secrets, options.script));
+      if (options.stop.aborted || timedOutSignal.aborted) stopRemote();
     });
-
-    const emit = (which: 'stdout' | 'stderr', text: string) => {
-      if (text !== '') options.onOutput(which, text);
-    };
-
-    conn.on('error', (error: Error & { level?: string }) => {
-      if (hostKeyProblem) {
-        finish({ kind: 'failed', ran: false, message: hostKeyProblem });
-      } else if (channel) {
-        finish({ kind: 'failed', ran: true, message: `lost the connection to ${label} mid-run: ${error.message}` });
-      } else if (error.level === 'client-authentication') {
-        finish({ kind: 'failed', ran: false, message: `${label} did not accept the target's SSH key for user ${options.address.user}` });
-      } else {
-        finish({ kind: 'failed', ran: false, message: `cannot connect to ${label}: ${error.message}` });
-      }
-    });
-    conn.on('close', () => {
-      if (channel) {
-        finish({ kind: 'failed', ran: true, message: `the connection to ${label} closed mid-run` });
-      } else {
-        finish({ kind: 'failed', ran: false, message: hostKeyProblem ?? `the connection to ${label} closed before the script started` });
-      }
-    });
-
-    conn.connect({
-      host: options.address.host,
-      port: options.address.port,
-      username: options.address.user,
-      privateKey: options.privateKey,
-      // Key auth only: ssh2 otherwise tries "none" first and pays a round trip for it.
-      authHandler: ['publickey'],
-      readyTimeout: options.connectTimeoutMs,
-      // Off by default in ssh2: without it a silently dropped link hangs forever.
-      keepaliveInterval: 5_000,
-      keepaliveCountMax: 3,
-      algorithms: { serverHostKey: serverHostKey as never },
-      hostVerifier: (key: Buffer) => {
-        const offered = key.toString('base64');
-        if (pinned.some((entry) => entry.keyBase64 === offered)) return true;
-        hostKeyProblem = `the host key of ${label} (${fingerprint(key)}) does not match the key pinned in the target's ssh.knownHosts, so nothing was run`;
-        return false;
-      },
-    });
-    // Nagle plus delayed ACKs cost ~40 ms per round trip of the handshake and of every exec.
-    conn.setNoDelay(true);
   });
 }

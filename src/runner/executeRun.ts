@@ -1,30 +1,36 @@
 /**
- * Carries out one claimed run: the plan's groups one after another, the steps of a group at
- * once, each over SSH; output recorded as it arrives; then the result written through the
- * lifecycle (running -> success | failure | killed). Whatever goes wrong (a host, the link, the
- * database for a moment), every step ends, the output is flushed and the task reaches a final
- * state with a message saying why.
+ * Carries out one claimed run: the plan's groups one after another (a rolling run), the steps
+ * of a group at once, each over a pooled SSH connection; output filtered (secrets masked,
+ * redaction rules applied), capped and recorded as it arrives; then the result written through
+ * the lifecycle (running -> success | failure | killed). Whatever goes wrong (a host, the link,
+ * the database for a moment), every step ends, the output is flushed and the task reaches a
+ * final state with a message saying why.
  */
 import type { Target } from '../config/config.js';
 import { formatDuration } from '../domain/duration.js';
+import { OutputCap } from '../domain/outputCap.js';
 import { hostLabel } from '../domain/plan.js';
 import type { ExecutionStep, StepPhase } from '../domain/task.js';
+import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import type { Db } from '../store/db.js';
 import { finishExecution, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
+import { OutputFilter } from './outputFilter.js';
 import { OutputRecorder } from './outputRecorder.js';
 
 export type StopReason = 'kill' | 'shutdown' | 'lease-lost';
 
 export interface RunContext {
   db: Db;
+  pool: SshPool;
   target: Target | undefined;
   observer: RunObserver;
-  connectTimeoutMs: number;
   killGraceMs: number;
   outputFlushMs: number;
+  /** Stored output per task; shared between its steps. */
+  maxOutputBytes: number;
   onError(error: unknown, context: string): void;
 }
 
@@ -42,9 +48,9 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   const recorder = new OutputRecorder(ctx.db, execution.id, {
     flushMs: ctx.outputFlushMs,
     maxBufferBytes: 256 * 1024,
+    highWaterBytes: 1024 * 1024,
     onError: (error) => ctx.onError(error, `storing output of task ${task.id}`),
   });
-  const labelled = steps.length > 1;
   const results: StepResult[] = [];
   let failureOverride: string | null = null;
 
@@ -52,18 +58,22 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   if (!target) {
     failureOverride = `target \`${task.target}\` is no longer in the config, so nothing was run`;
   } else {
+    const capPerStep = Math.max(64 * 1024, Math.floor(ctx.maxOutputBytes / Math.max(1, steps.length)));
     const groups = [...new Set(steps.map((s) => s.groupIndex))].sort((a, b) => a - b);
+    let haltReason: string | null = null;
     for (const groupIndex of groups) {
       const group = steps.filter((s) => s.groupIndex === groupIndex);
-      if (stop.aborted) {
-        for (const step of group) {
-          results.push({ step, phase: 'skipped', exitCode: null, signal: null, failureMessage: 'not started: the run was stopped' });
-          await guard(ctx, `marking a step of task ${task.id} skipped`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'skipped', finished: true }));
-        }
+      if (stop.aborted) haltReason = 'not started: the run was stopped';
+      if (haltReason !== null) {
+        for (const step of group) results.push(await skipStep(ctx, claimed, step, haltReason));
         continue;
       }
       // runStep never rejects, so one host's trouble cannot orphan its siblings.
-      results.push(...(await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, labelled, recorder, stop)))));
+      const done = await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, recorder, stop, capPerStep)));
+      results.push(...done);
+      if (target.rollout?.stopOnFailure && done.some((r) => r.phase === 'failed')) {
+        haltReason = `not started: a host in batch ${groupIndex + 1} failed and the rollout stops on failure`;
+      }
     }
   }
 
@@ -98,46 +108,73 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   if (written) void ctx.observer.runFinished(task.id, execution.id);
 }
 
+async function skipStep(ctx: RunContext, claimed: Claimed, step: ExecutionStep, reason: string): Promise<StepResult> {
+  await guard(ctx, `marking a step of task ${claimed.task.id} skipped`, () =>
+    updateStep(ctx.db, claimed.execution.id, step.id, { phase: 'skipped', failureMessage: reason, finished: true }),
+  );
+  return { step, phase: 'skipped', exitCode: null, signal: null, failureMessage: reason };
+}
+
 async function runStep(
   ctx: RunContext,
   target: Target,
   claimed: Claimed,
   step: ExecutionStep,
-  labelled: boolean,
   recorder: OutputRecorder,
   stop: AbortSignal,
+  capBytes: number,
 ): Promise<StepResult> {
   const address = { host: step.host, port: step.port, user: step.user };
-  const label = labelled ? hostLabel(address) : null;
+  const label = claimed.steps.length > 1 ? hostLabel(address) : null;
   const { task, execution } = claimed;
-  const say = (text: string) => {
-    recorder.write(step.id, 'system', text);
-    ctx.observer.output(task.id, execution.id, label, 'system', text);
+  const cap = new OutputCap(capBytes, Math.min(256 * 1024, Math.floor(capBytes / 4)));
+  /** Filtered output: shown to the views as is, stored within the cap. */
+  const emit = (stream: 'stdout' | 'stderr' | 'system', text: string) => {
+    const kept = cap.accept(text);
+    if (kept !== '') recorder.write(step.id, stream, kept);
+    ctx.observer.output(task.id, execution.id, label, stream, text);
+  };
+  const secrets = [...target.secrets.values()];
+  const filters = {
+    stdout: new OutputFilter(secrets, target.redact, (text) => emit('stdout', text)),
+    stderr: new OutputFilter(secrets, target.redact, (text) => emit('stderr', text)),
   };
   let result: StepResult;
   try {
     await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
     const outcome = await runSshStep({
-      address,
-      privateKey: target.privateKey,
-      knownHosts: target.knownHosts,
+      pool: ctx.pool,
+      endpoint: {
+        address,
+        privateKey: target.privateKey,
+        knownHosts: target.knownHosts,
+        connectTimeoutMs: target.connectTimeoutMs,
+        maxSessions: target.maxSessions,
+      },
       type: task.type,
       script: task.script,
-      connectTimeoutMs: Math.min(ctx.connectTimeoutMs, target.timeoutMs),
+      secrets: target.secrets,
+      runAs: target.runAs,
+      token: step.runToken,
       runTimeoutMs: target.timeoutMs,
       killGraceMs: ctx.killGraceMs,
       stop,
       onOutput: (stream, text) => {
-        recorder.write(step.id, stream, text);
-        ctx.observer.output(task.id, execution.id, label, stream, text);
+        filters[stream].push(text);
+        return recorder.hasRoom();
       },
+      drained: () => recorder.drained(),
     });
     result = stepResult(step, outcome, target.timeoutMs, stop);
   } catch (error) {
     ctx.onError(error, `running a step of task ${task.id}`);
     result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };
   }
-  if (result.failureMessage !== null) say(`countersign: ${label ? `${label}: ` : ''}${result.failureMessage}\n`);
+  filters.stdout.end();
+  filters.stderr.end();
+  if (result.failureMessage !== null) emit('system', `countersign: ${label ? `${label}: ` : ''}${result.failureMessage}\n`);
+  const tail = cap.finish();
+  if (tail !== '') recorder.write(step.id, 'stdout', tail);
   await guard(ctx, `storing a step result of task ${task.id}`, () =>
     updateStep(ctx.db, execution.id, step.id, {
       phase: result.phase,
@@ -151,15 +188,17 @@ async function runStep(
 }
 
 export function stepResult(step: ExecutionStep, outcome: StepOutcome, timeoutMs: number, stop: AbortSignal): StepResult {
+  const timedOut = `timed out after ${formatDuration(timeoutMs)} and was stopped`;
   if (outcome.kind === 'failed') {
     // Stopped before the script could start: a kill, not a failure of the host.
     if (!outcome.ran && stop.aborted && stop.reason === 'kill') return { step, phase: 'killed', exitCode: null, signal: null, failureMessage: null };
+    if (outcome.timedOut) return { step, phase: 'failed', exitCode: null, signal: null, failureMessage: timedOut };
     return { step, phase: 'failed', exitCode: null, signal: null, failureMessage: outcome.message };
   }
-  if (outcome.timedOut) {
-    return { step, phase: 'failed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: `timed out after ${formatDuration(timeoutMs)} and was stopped` };
-  }
-  if (outcome.stopped) return { step, phase: 'killed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: null };
+  const survivors =
+    outcome.survivors > 0 ? ` (${outcome.survivors} of its processes survived KILL: check ${hostLabel(step)} by hand)` : '';
+  if (outcome.timedOut) return { step, phase: 'failed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: `${timedOut}${survivors}` };
+  if (outcome.stopped) return { step, phase: 'killed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: survivors === '' ? null : survivors.trim() };
   if (outcome.exitCode === 0) return { step, phase: 'succeeded', exitCode: 0, signal: null, failureMessage: null };
   const why = outcome.signal ? `ended by signal ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
   return { step, phase: 'failed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: `the script ${why}` };
@@ -192,13 +231,18 @@ export function summarise(
   if (results.length > 0 && results.every((r) => r.phase === 'succeeded')) {
     return { status: 'success', executionPhase: 'succeeded', exitCode: 0, signal: null, failureMessage: null };
   }
-  const failed = results.filter((r) => r.phase !== 'succeeded');
+  const failed = results.filter((r) => r.phase === 'failed' || r.phase === 'killed');
+  const skipped = results.filter((r) => r.phase === 'skipped').length;
   let failureMessage: string;
   if (results.length === 0) failureMessage = 'the target has no hosts, so nothing was run';
   else if (stopReason === 'shutdown') failureMessage = 'interrupted: countersign shut down while it ran';
   else if (stopReason === 'lease-lost') failureMessage = 'interrupted: this runner lost its lease on the run';
-  else if (results.length === 1) failureMessage = failed[0]?.failureMessage ?? 'failed';
-  else failureMessage = `${failed.length} of ${results.length} hosts failed: ${failed[0]?.failureMessage ?? 'failed'}`;
+  else if (results.length === 1) failureMessage = results[0]?.failureMessage ?? 'failed';
+  else {
+    const first = failed[0]?.failureMessage ?? 'failed';
+    const where = failed[0] ? `${hostLabel(failed[0].step)}: ` : '';
+    failureMessage = `${failed.length} of ${results.length} hosts failed${skipped > 0 ? `, ${skipped} not started` : ''} (${where}${first})`;
+  }
   return { status: 'failure', executionPhase: 'failed', exitCode, signal, failureMessage };
 }
 

@@ -2,7 +2,7 @@
 import type { OutputStream } from '../domain/task.js';
 
 export interface RunObserver {
-  runStarted(taskId: number, executionId: number): void;
+  runStarted(taskId: number, executionId: number, hosts: number): void;
   /** `host` labels the output when the plan has more than one host. */
   output(taskId: number, executionId: number, host: string | null, stream: OutputStream, text: string): void;
   /** Called after the result is stored; may take its time (uploads), the runner does not wait on it for correctness. */

@@ -12,7 +12,10 @@ import { insertChunks, type OutputChunk } from '../store/output.js';
 
 export interface OutputRecorderOptions {
   flushMs: number;
+  /** Flush at once when this much waits. */
   maxBufferBytes: number;
+  /** Above this much waiting, write() says "stop sending" until drained() (backpressure). */
+  highWaterBytes: number;
   onError(error: unknown): void;
 }
 
@@ -21,6 +24,7 @@ export class OutputRecorder {
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  private drainWaiters: Array<() => void> = [];
   private lastLineSeen: string | null = null;
   private partialLine = '';
   totalBytes = 0;
@@ -31,9 +35,10 @@ export class OutputRecorder {
     private readonly options: OutputRecorderOptions,
   ) {}
 
-  write(stepId: number | null, stream: OutputStream, rawText: string): void {
+  /** Buffers output; false means "stop sending until drained()", so memory stays bounded. */
+  write(stepId: number | null, stream: OutputStream, rawText: string): boolean {
     const text = rawText.includes('\u0000') ? rawText.replace(/\u0000/g, '\uFFFD') : rawText;
-    if (text === '') return;
+    if (text === '') return this.hasRoom();
     const bytes = Buffer.byteLength(text, 'utf8');
     this.totalBytes += bytes;
     this.pendingBytes += bytes;
@@ -43,6 +48,17 @@ export class OutputRecorder {
     else this.pending.push({ executionId: this.executionId, stepId, stream, data: text });
     if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
     else this.schedule(this.options.flushMs);
+    return this.hasRoom();
+  }
+
+  hasRoom(): boolean {
+    return this.pendingBytes < this.options.highWaterBytes;
+  }
+
+  /** Resolves once the buffer is back under the high-water mark. */
+  drained(): Promise<void> {
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** The last non-empty line of stdout/stderr, for the task's result summary. */
@@ -87,6 +103,7 @@ export class OutputRecorder {
         await insertChunks(trx, batch);
         await addOutputBytes(trx, this.executionId, bytes);
       });
+      if (this.hasRoom()) for (const wake of this.drainWaiters.splice(0)) wake();
     } catch (error) {
       this.options.onError(error);
       // Back in front of whatever arrived meanwhile, and try again shortly.

@@ -1,15 +1,21 @@
 /**
- * Claims ready tasks and runs them. Wakes at once when this process makes a task ready, and
- * polls as a safety net (other replicas, missed notices). Holds a lease on each run and renews
- * it; a sweeper ends runs whose owner stopped renewing ("runner lost"), so no task stays
- * `running` forever. Stop requests arrive on the bus, or with the lease renewal when another
- * process received the Kill.
+ * Claims ready tasks and runs them, exactly once across every process sharing the database:
+ * the claim is one short transaction with FOR UPDATE SKIP LOCKED. A process hears of ready
+ * tasks and stop requests at once (LISTEN/NOTIFY, or the in-process bus for its own changes)
+ * and polls as a safety net. It holds a lease on each run and renews it; a sweeper in every
+ * process ends runs whose owner stopped renewing ("runner lost"), and stops whatever of them
+ * is still running on the hosts, so no task stays `running` forever.
  */
 import type { Config } from '../config/config.js';
-import { buildPlan } from '../domain/plan.js';
+import { hostLabel } from '../domain/plan.js';
+import { buildRolloutPlan } from '../domain/rollout.js';
+import type { Execution } from '../domain/task.js';
+import { stopCommand, survivorsCommand } from '../exec/remoteCommand.js';
+import type { SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
-import { claimNextReady, expiredExecutions, failExpiredExecution, renewLease } from '../store/executions.js';
+import { claimNextReady, expiredExecutions, failExpiredExecution, renewLease, stepsOf } from '../store/executions.js';
+import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
 import type { RunObserver } from './observer.js';
@@ -19,13 +25,14 @@ export interface RunnerOptions {
   pollMs: number;
   leaseMs: number;
   maxConcurrent: number;
-  connectTimeoutMs: number;
   killGraceMs: number;
   outputFlushMs: number;
+  maxOutputBytes: number;
 }
 
 export interface RunnerLogger {
   error(context: Record<string, unknown>, message: string): void;
+  warn(context: Record<string, unknown>, message: string): void;
   info(context: Record<string, unknown>, message: string): void;
 }
 
@@ -34,15 +41,6 @@ interface ActiveRun {
   controller: AbortController;
   done: Promise<void>;
 }
-
-export const DEFAULT_RUNNER_OPTIONS: Omit<RunnerOptions, 'runnerId'> = {
-  pollMs: 1_000,
-  leaseMs: 30_000,
-  maxConcurrent: 20,
-  connectTimeoutMs: 10_000,
-  killGraceMs: 5_000,
-  outputFlushMs: 200,
-};
 
 export class Runner {
   private readonly active = new Map<number, ActiveRun>();
@@ -57,6 +55,7 @@ export class Runner {
   constructor(
     private readonly db: Db,
     private readonly config: Config,
+    private readonly pool: SshPool,
     private readonly bus: Bus,
     private readonly observer: RunObserver,
     private readonly options: RunnerOptions,
@@ -108,8 +107,7 @@ export class Runner {
       do {
         this.drainAgain = false;
         while (this.accepting && this.active.size < this.options.maxConcurrent) {
-          const claimed = await this.claim();
-          if (!claimed) break;
+          if (!(await this.claim())) break;
         }
       } while (this.drainAgain && this.accepting);
     })().finally(() => {
@@ -117,30 +115,38 @@ export class Runner {
     });
   }
 
+  /** Asks the run to stop if this process owns it (a stop request from any process lands here). */
+  stopRun(executionId: number, reason: StopReason): void {
+    const run = this.active.get(executionId);
+    if (run && !run.controller.signal.aborted) run.controller.abort(reason);
+  }
+
   private async claim(): Promise<boolean> {
     let claimed;
     try {
-      claimed = await claimNextReady(this.db, this.options.runnerId, this.options.leaseMs, (task) =>
-        buildPlan(this.config.targets.get(task.target)?.hosts ?? []),
-      );
+      claimed = await claimNextReady(this.db, this.options.runnerId, this.options.leaseMs, (task) => {
+        const target = this.config.targets.get(task.target);
+        return target ? buildRolloutPlan(target.hosts, target.rollout) : [];
+      });
     } catch (error) {
       this.log.error({ err: error }, 'claiming a ready task failed');
       return false;
     }
     if (!claimed) return false;
     const { task, execution } = claimed;
-    this.log.info({ taskId: task.id, executionId: execution.id }, 'run started');
+    this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
     this.bus.emit('task-changed', task.id);
-    this.observer.runStarted(task.id, execution.id);
+    this.observer.runStarted(task.id, execution.id, claimed.steps.length);
     const controller = new AbortController();
     const done = executeRun(
       {
         db: this.db,
+        pool: this.pool,
         target: this.config.targets.get(task.target),
         observer: this.observer,
-        connectTimeoutMs: this.options.connectTimeoutMs,
         killGraceMs: this.options.killGraceMs,
         outputFlushMs: this.options.outputFlushMs,
+        maxOutputBytes: this.options.maxOutputBytes,
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
       },
       claimed,
@@ -155,11 +161,6 @@ export class Runner {
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });
     return true;
-  }
-
-  private stopRun(executionId: number, reason: StopReason): void {
-    const run = this.active.get(executionId);
-    if (run && !run.controller.signal.aborted) run.controller.abort(reason);
   }
 
   private async renewLeases(): Promise<void> {
@@ -179,7 +180,7 @@ export class Runner {
     try {
       for (const execution of await expiredExecutions(this.db)) {
         if (this.active.has(execution.id)) continue;
-        const message = `runner lost: the process running it (${execution.runnerId}) stopped responding; the remote script may still be running`;
+        const message = `runner lost: the process running it (${execution.runnerId}) stopped responding`;
         const ended = await this.db.transaction(async (trx) => {
           // Re-checks the lease in the UPDATE: a renewal that landed since the SELECT wins.
           if (!(await failExpiredExecution(trx, execution.id, message))) return false;
@@ -193,13 +194,62 @@ export class Runner {
           });
           return true;
         });
-        if (ended) {
-          this.log.info({ taskId: execution.taskId, executionId: execution.id }, 'ended a run whose runner was lost');
-          this.bus.emit('task-changed', execution.taskId);
-        }
+        if (!ended) continue;
+        this.log.warn({ taskId: execution.taskId, executionId: execution.id, runner: execution.runnerId }, 'ended a run whose runner was lost');
+        this.bus.emit('task-changed', execution.taskId);
+        void this.stopOrphans(execution);
       }
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
+    }
+  }
+
+  /**
+   * The lost runner's scripts may still be running on their hosts, with nobody reading their
+   * output: stop them (KILL by the run token), check, and say so in the task's output.
+   */
+  private async stopOrphans(execution: Execution): Promise<void> {
+    try {
+      const task = await this.db('tasks').where({ id: execution.taskId }).first('target');
+      const target = task ? this.config.targets.get(task.target as string) : undefined;
+      if (!target) return;
+      const steps = (await stepsOf(this.db, execution.id)).filter((step) => step.phase === 'running');
+      for (const step of steps) {
+        const endpoint = {
+          address: { host: step.host, port: step.port, user: step.user },
+          privateKey: target.privateKey,
+          knownHosts: target.knownHosts,
+          connectTimeoutMs: target.connectTimeoutMs,
+          maxSessions: target.maxSessions,
+        };
+        const run = (command: string) =>
+          this.pool.withSession(
+            endpoint,
+            (client) =>
+              new Promise<string>((resolve, reject) =>
+                client.exec(command, (error, stream) => {
+                  if (error) return reject(error);
+                  let out = '';
+                  stream.on('data', (data: Buffer) => (out += data.toString()));
+                  stream.stderr.resume();
+                  stream.on('close', () => resolve(out));
+                }),
+              ),
+            { control: true },
+          );
+        const label = hostLabel(step);
+        let line: string;
+        try {
+          await run(stopCommand(step.runToken, 'KILL', target.runAs));
+          const survivors = Number((await run(survivorsCommand(step.runToken, target.runAs))).trim()) || 0;
+          line = survivors === 0 ? `countersign: ${label}: stopped what was left of the run after its runner was lost\n` : `countersign: ${label}: ${survivors} processes of the run are still alive after KILL: check by hand\n`;
+        } catch (error) {
+          line = `countersign: ${label}: could not reach the host to stop what was left of the run (${(error as Error).message})\n`;
+        }
+        await insertChunks(this.db, [{ executionId: execution.id, stepId: step.id, stream: 'system', data: line }]);
+      }
+    } catch (error) {
+      this.log.error({ err: error, executionId: execution.id }, 'stopping the processes of a lost run failed');
     }
   }
 }

@@ -8,6 +8,10 @@
 import type { Db } from '../store/db.js';
 import { getTask } from '../store/tasks.js';
 import { executionLogText } from '../service/logs.js';
+import { stepsOf } from '../store/executions.js';
+import { recentOutput } from '../store/output.js';
+import type { SlackMessage } from './render/blocks.js';
+import { lastLines, renderHostSummary } from './render/hostSummary.js';
 import type { OutputStream } from '../domain/task.js';
 import type { RunObserver } from '../runner/observer.js';
 import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
@@ -24,6 +28,8 @@ import {
 
 export interface ThreadStreamerOptions {
   flushMs: number;
+  /** Runs on more hosts than this show a per-host summary at the end instead of live output. */
+  liveHostLimit: number;
   /** Thread messages per run before the streamer stops and waits for the final upload. */
   maxMessages: number;
   /** How long the end of a run waits for its card to be posted before giving up on the thread. */
@@ -37,6 +43,7 @@ export interface StreamerLogger {
 interface RunThread {
   taskId: number;
   executionId: number;
+  hosts: number;
   parent: { channel: string; ts: string } | null;
   pending: string;
   skippedChars: number;
@@ -67,10 +74,11 @@ export class ThreadStreamer implements RunObserver {
     private readonly log: StreamerLogger,
   ) {}
 
-  runStarted(taskId: number, executionId: number): void {
+  runStarted(taskId: number, executionId: number, hosts: number): void {
     this.runs.set(executionId, {
       taskId,
       executionId,
+      hosts,
       parent: null,
       pending: '',
       skippedChars: 0,
@@ -91,6 +99,8 @@ export class ThreadStreamer implements RunObserver {
     const run = this.runs.get(executionId);
     if (!run || text === '') return;
     run.rawChars += text.length;
+    // Forty hosts interleaving lines is unreadable: those runs get a per-host summary at the end.
+    if (run.hosts > this.options.liveHostLimit) return;
     let shown = text;
     if (host !== null) {
       shown = labelLines(text, host, run.lineStart.get(host) ?? true);
@@ -135,7 +145,12 @@ export class ThreadStreamer implements RunObserver {
       if (!parent || run.disabled) return;
       // One last write for what fits; anything beyond goes in the uploaded file.
       await this.writeOnce(run);
-      const needsFile = run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
+      const summaryOnly = run.hosts > this.options.liveHostLimit;
+      const needsFile = summaryOnly || run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
+      if (run.hosts > 1) {
+        const summary = await this.hostSummary(run);
+        await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, ...summary });
+      }
       if (run.rawChars === 0) {
         await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE });
       } else if (needsFile) {
@@ -152,6 +167,15 @@ export class ThreadStreamer implements RunObserver {
     } finally {
       this.runs.delete(executionId);
     }
+  }
+
+  private async hostSummary(run: RunThread): Promise<SlackMessage> {
+    const steps = await stepsOf(this.db, run.executionId);
+    const tails = new Map<number, string>();
+    for (const step of steps.filter((s) => s.phase === 'failed' || s.phase === 'killed').slice(0, 10)) {
+      tails.set(step.id, lastLines(await recentOutput(this.db, run.executionId, step.id, 16 * 1024), 10));
+    }
+    return renderHostSummary(run.taskId, steps, tails);
   }
 
   private clearTimer(run: RunThread): void {

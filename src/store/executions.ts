@@ -5,10 +5,12 @@
  */
 import type { Knex } from 'knex';
 import type { Plan } from '../domain/plan.js';
+import { newRunToken } from '../exec/remoteCommand.js';
 import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { toExecution, toStep, type ExecutionRow, type StepRow } from './rows.js';
+import { CHANNEL_STOP, notify } from './notify.js';
 import { bumpViewVersion, transitionTask } from './tasks.js';
 
 export interface Claimed {
@@ -50,7 +52,14 @@ export async function claimNextReady(
       .returning('*');
     if (!execution) throw new Error('execution insert returned nothing');
     const stepRows = plan.flatMap((group, groupIndex) =>
-      group.map((address) => ({ execution_id: execution.id, group_index: groupIndex, host: address.host, port: address.port, user: address.user })),
+      group.map((address) => ({
+        execution_id: execution.id,
+        group_index: groupIndex,
+        host: address.host,
+        port: address.port,
+        user: address.user,
+        run_token: newRunToken(),
+      })),
     );
     const steps = stepRows.length > 0 ? await trx<StepRow>('execution_steps').insert(stepRows).returning('*') : [];
     return { task, execution: toExecution(execution), steps: steps.map(toStep) };
@@ -80,6 +89,8 @@ export async function requestStop(db: Queryable, executionId: number, taskId: nu
     if (rows.length === 0) return false;
     await bumpViewVersion(trx, taskId);
     await appendEvent(trx, { taskId, type: 'execution.stop-requested', actor: userId, data: { execution: executionId } });
+    // Delivered at commit to every process; the one that owns the run stops it.
+    await notify(trx, CHANNEL_STOP, String(executionId));
     return true;
   });
 }
@@ -159,6 +170,11 @@ export async function runningExecutionFor(db: Queryable, taskId: number): Promis
 }
 
 /** Runs whose owner stopped renewing its lease (it crashed or lost the database). */
+export async function stepsOf(db: Queryable, executionId: number): Promise<ExecutionStep[]> {
+  const rows = await db<StepRow>('execution_steps').where({ execution_id: executionId }).orderBy('id');
+  return rows.map(toStep);
+}
+
 export async function expiredExecutions(db: Queryable): Promise<Execution[]> {
   const rows = await db<ExecutionRow>('executions').where({ phase: 'running' }).where('lease_until', '<', db.fn.now()).orderBy('id');
   return rows.map(toExecution);

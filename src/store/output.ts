@@ -26,3 +26,19 @@ export interface StoredChunk {
 export async function chunksFor(db: Queryable, executionId: number): Promise<StoredChunk[]> {
   return db('output_chunks').where({ execution_id: executionId }).orderBy('id').select<StoredChunk[]>('id', 'step_id', 'stream', 'data');
 }
+
+/** About the last `maxChars` characters a step printed (its newest chunks), in order. */
+export async function recentOutput(db: Queryable, executionId: number, stepId: number, maxChars: number): Promise<string> {
+  const rows = await db('output_chunks')
+    .where({ execution_id: executionId, step_id: stepId })
+    .whereNot({ stream: 'system' })
+    .orderBy('id', 'desc')
+    .limit(50)
+    .select<{ data: string }[]>('data');
+  let text = '';
+  for (const row of rows) {
+    text = row.data + text;
+    if (text.length >= maxChars) break;
+  }
+  return text.slice(-maxChars);
+}

@@ -70,6 +70,7 @@ export interface StepRow {
   host: string;
   port: number;
   user: string;
+  run_token: string;
   phase: StepPhase;
   exit_code: number | null;
   signal: string | null;
@@ -138,6 +139,7 @@ export function toStep(row: StepRow): ExecutionStep {
     host: row.host,
     port: row.port,
     user: row.user,
+    runToken: row.run_token,
     phase: row.phase,
     exitCode: row.exit_code,
     signal: row.signal,

@@ -7,6 +7,7 @@ import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
+import { CHANNEL_READY, notify } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
 
 export interface NewTask {
@@ -98,6 +99,8 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
       actor: change.actor,
       data: { from: current.status, ...change.data },
     });
+    // Every process's runner hears of a ready task at commit, not at its next poll.
+    if (change.to === 'ready') await notify(trx, CHANNEL_READY, String(change.taskId));
     return toTask(row);
   });
 }

@@ -32,6 +32,8 @@ export const MALLORY = 'UMALLORY'; // nobody's reviewer
 export interface HarnessOptions {
   /** Extra YAML under `targets:` (indented two spaces), given the sshd and the key path. */
   extraTargets?: (ssh: SshServer) => string;
+  /** A `runner:` block for countersign.yml (indented two spaces), read by every process. */
+  runnerYaml?: string;
   runner?: Partial<RunnerOptions>;
   threadFlushMs?: number;
   postMessageBurst?: number;
@@ -92,15 +94,31 @@ export class Harness {
     readonly app: RunningApp,
     readonly driver: SlackDriver,
     readonly config: Config,
+    /** The countersign.yml every process of this test reads. */
+    readonly configPath: string,
     private readonly dir: string,
   ) {}
 
-  /** Another app process on the same database, fake Slack and config (a replica, or a restart). */
+  /** The environment for src/main.ts as a separate process on this test's database, Slack and config. */
+  processEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      DATABASE_URL: this.database.url,
+      COUNTERSIGN_CONFIG: this.configPath,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_API_URL: this.fake.url,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      ...extra,
+    };
+  }
+
+  /** Another app on the same database, fake Slack and config, in this process (a replica, or a restart). */
   async startReplica(extra: Partial<Parameters<typeof startApp>[0]> = {}): Promise<RunningApp> {
     return startApp({
       env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: this.fake.url, port: 0 },
       config: this.config,
       db: this.database.db,
+      databaseUrl: this.database.url,
       log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
       host: '127.0.0.1',
       runner: { pollMs: 500, killGraceMs: 1500 },
@@ -119,12 +137,14 @@ export class Harness {
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
     const configPath = join(dir, 'countersign.yml');
-    writeFileSync(configPath, `targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n`);
+    const runner = options.runnerYaml ? `runner:\n${options.runnerYaml}\n` : '';
+    writeFileSync(configPath, `${runner}targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n`);
     const config = loadConfigFile(configPath);
     const app = await startApp({
       env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: fake.url, port: 0 },
       config,
       db: database.db,
+      databaseUrl: database.url,
       log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
       host: '127.0.0.1',
       runner: { pollMs: 500, killGraceMs: 1500, ...options.runner },
@@ -135,7 +155,7 @@ export class Harness {
       chatUpdatesPerMinute: 6000,
     });
     const driver = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake });
-    return new Harness(fake, ssh, database, app, driver, config, dir);
+    return new Harness(fake, ssh, database, app, driver, config, configPath, dir);
   }
 
   async stop(): Promise<void> {

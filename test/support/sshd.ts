@@ -4,7 +4,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,8 @@ const LOG_LIMIT = 256 * 1024; // keep the tail of sshd's log, enough to debug a 
 
 export interface SshServer {
   host: string;
+  /** Every address it listens on: `host` first, then `extraHosts`. */
+  hosts: string[];
   port: number;
   /** The login user: whoever runs the tests. */
   user: string;
@@ -45,10 +47,21 @@ export interface SshServer {
 
 export interface SshdOptions {
   host?: string;
+  /** More addresses the same sshd listens on (one host key for all), e.g. 127.0.0.11-19 for a fleet. */
+  extraHosts?: string[];
+  /** Log in as this user instead of the one running the tests (created if missing, /bin/sh shell). */
+  loginUser?: string;
   /** Channels (exec sessions) per connection; OpenSSH's default is 10. */
   maxSessions?: number;
   /** Environment variables a client may set (ssh2's `env`); Debian's default is LANG LC_*. */
   acceptEnv?: string[];
+}
+
+/** Creates a login user for tests that need one who is not root (idempotent). */
+export function ensureUser(name: string): void {
+  if (spawnSync('id', ['-u', name]).status === 0) return;
+  const made = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', name], { encoding: 'utf8' });
+  if (made.status !== 0 && spawnSync('id', ['-u', name]).status !== 0) throw new Error(`cannot create user ${name}: ${made.stderr}`);
 }
 
 /** The sshd binary, or a clear error saying how to get it. */
@@ -82,6 +95,12 @@ async function launch(sshd: string, host: string, dir: string, opts: SshdOptions
   ]);
   const authorizedKeys = join(dir, 'authorized_keys');
   await writeFile(authorizedKeys, publicKey, { mode: 0o600 });
+  if (opts.loginUser) {
+    ensureUser(opts.loginUser);
+    // sshd reads authorized_keys as the login user.
+    await chmod(dir, 0o755);
+    await chmod(authorizedKeys, 0o644);
+  }
 
   const port = await freePort(host);
   const config = join(dir, 'sshd_config');
@@ -109,14 +128,16 @@ async function launch(sshd: string, host: string, dir: string, opts: SshdOptions
 
   const hostPublicKey = hostPublicKeyLine.trim().split(/\s+/).slice(0, 2).join(' ');
   let stopped: Promise<void> | undefined;
+  const hosts = [host, ...(opts.extraHosts ?? [])];
   return {
     host,
+    hosts,
     port,
-    user: userInfo().username,
+    user: opts.loginUser ?? userInfo().username,
     privateKey,
     privateKeyPath,
     publicKey: publicKey.trim(),
-    knownHosts: `${host} ${hostPublicKey}`,
+    knownHosts: `${hosts.join(',')} ${hostPublicKey}`,
     knownHostsBracketed: `[${host}]:${port} ${hostPublicKey}`,
     hostPublicKey,
     hostKeyFingerprint: fingerprint(hostPublicKey),
@@ -147,6 +168,7 @@ function sshdConfig(c: {
   const lines = [
     `Port ${c.port}`,
     `ListenAddress ${c.host}`,
+    ...(c.opts.extraHosts ?? []).map((address) => `ListenAddress ${address}`),
     `HostKey ${c.hostKeyPath}`,
     `PidFile ${join(c.dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${c.authorizedKeys}`, // absolute: independent of the user's home

@@ -2,12 +2,16 @@
 // never from the script; valid POSIX shell; and (run locally under sh and bash) it really takes
 // the script on stdin, runs it under the right interpreter, cleans up, and can be stopped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INTERPRETERS, SCRIPT_TYPES } from '../../src/domain/scriptTypes.js';
-import { newRunToken, remoteCommand, stopCommand } from '../../src/exec/remoteCommand.js';
+import { encodeStdin, newRunToken, remoteCommand as buildCommand, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
+import type { ScriptType } from '../../src/domain/scriptTypes.js';
+
+/** The wrapper without runAs, as most tests need it. */
+const remoteCommand = (type: ScriptType, token: string, scriptBytes: number) => buildCommand({ type, token, scriptBytes, runAs: null });
 
 const TOKEN = '0123456789abcdef01234567';
 /**
@@ -40,7 +44,7 @@ describe('remoteCommand', () => {
       const command = remoteCommand(type, TOKEN, 1234);
       // Deterministic: nothing else goes in.
       expect(remoteCommand(type, TOKEN, 1234)).toBe(command);
-      expect(command.endsWith(`; ${INTERPRETERS[type]} "$f" < /dev/null`)).toBe(true);
+      expect(command.endsWith(`; COUNTERSIGN_RUN=${TOKEN} ${INTERPRETERS[type]} "$f" < /dev/null`)).toBe(true);
       return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$f" < /dev/null`.length);
     });
     expect(new Set(templates).size).toBe(1);
@@ -55,7 +59,8 @@ describe('remoteCommand', () => {
     // A script-shaped string can reach neither parameter.
     for (const token of ['$(reboot)', 'abc; rm -rf /', '0123456789ABCDEF0123', 'abc', `${TOKEN} `, `${TOKEN}\n`, '']) {
       expect(() => remoteCommand('bash', token, 0), JSON.stringify(token)).toThrow();
-      expect(() => stopCommand(token, 'TERM'), JSON.stringify(token)).toThrow();
+      expect(() => stopCommand(token, 'TERM', null), JSON.stringify(token)).toThrow();
+      expect(() => survivorsCommand(token, null), JSON.stringify(token)).toThrow();
     }
     for (const bytes of [-1, 1.5, Number.NaN]) expect(() => remoteCommand('bash', TOKEN, bytes)).toThrow();
     expect(INTERPRETERS).toEqual({ bash: 'bash', sh: 'sh', python3: 'python3', node: 'node' });
@@ -76,7 +81,10 @@ describe('remoteCommand', () => {
         expect(result.stderr).toBe('');
         expect(result.status, type).toBe(0);
       }
-      for (const signal of ['TERM', 'KILL'] as const) expect(syntaxCheck(shell, stopCommand(TOKEN, signal)).status).toBe(0);
+      for (const signal of ['TERM', 'KILL'] as const) expect(syntaxCheck(shell, stopCommand(TOKEN, signal, null)).status).toBe(0);
+      expect(syntaxCheck(shell, survivorsCommand(TOKEN, null)).status).toBe(0);
+      expect(syntaxCheck(shell, buildCommand({ type: 'bash', token: TOKEN, scriptBytes: 10, runAs: ['sudo', '-n', '-u', 'app'] })).status).toBe(0);
+      expect(syntaxCheck(shell, stopCommand(TOKEN, 'KILL', ['sudo', '-n', '-u', 'app'])).status).toBe(0);
     });
   }
 
@@ -84,6 +92,28 @@ describe('remoteCommand', () => {
     expect(syntaxCheck('sh', `${remoteCommand('sh', TOKEN, 10)}; if`).status).not.toBe(0);
   });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function waitForPid(file: string): Promise<number> {
+  await waitUntil(() => existsSync(file) && readFileSync(file, 'utf8').trim() !== '');
+  return Number(readFileSync(file, 'utf8').trim());
+}
 
 describe('remoteCommand, run locally', () => {
   let tmp: string;
@@ -111,8 +141,9 @@ describe('remoteCommand, run locally', () => {
   const env = () => ({ ...process.env, TMPDIR: tmp });
   const leftovers = () => readdirSync(tmp).filter((name) => name.startsWith('countersign-'));
 
-  function run(shell: string, command: string, script: string) {
-    return spawnSync(shell, ['-c', command], { input: script, env: env(), encoding: 'utf8', timeout: 10_000 });
+  /** Runs a wrapper locally with `script` (and `secrets`) on stdin, as the runner sends them. */
+  function run(shell: string, command: string, script: string, secrets: ReadonlyMap<string, string> = new Map()) {
+    return spawnSync(shell, ['-c', command], { input: encodeStdin(secrets, script), env: env(), encoding: 'utf8', timeout: 10_000 });
   }
   /** The wrapper for `script`, told its true length. */
   const wrapper = (type: 'sh' | 'bash' | 'node' | 'python3', script: string, token = newRunToken()) => remoteCommand(type, token, Buffer.byteLength(script));
@@ -178,16 +209,39 @@ describe('remoteCommand, run locally', () => {
       children.push(child);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const started = new Promise<void>((resolve) => child.stdout!.on('data', (data: Buffer) => data.toString().includes('started') && resolve()));
-      child.stdin!.end(script);
+      child.stdin!.end(encodeStdin(new Map(), script));
       await started;
+      expect(spawnSync(shell, ['-c', survivorsCommand(token, null)], { env: env(), encoding: 'utf8' }).stdout.trim()).not.toBe('0');
 
-      const stop = spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env(), encoding: 'utf8' });
+      const stop = spawnSync(shell, ['-c', stopCommand(token, 'TERM', null)], { env: env(), encoding: 'utf8' });
       expect(stop.stderr).toBe('');
       expect(stop.status).toBe(0);
       expect(await exited).toBe(143);
       expect(leftovers()).toEqual([]);
-      // No run any more: the stop command says so with a non-zero exit.
-      expect(spawnSync(shell, ['-c', stopCommand(token, 'TERM')], { env: env() }).status).not.toBe(0);
+      // Nothing of the run is left.
+      expect(spawnSync(shell, ['-c', survivorsCommand(token, null)], { env: env(), encoding: 'utf8' }).stdout.trim()).toBe('0');
+    });
+
+    it(`${shell}: a stop reaches processes that left the group (setsid), by the run's token, and KILL leaves no files`, async () => {
+      const token = newRunToken();
+      const pidFile = join(tmp, `escaped-${shell}-${token}`);
+      const script = `setsid sh -c 'trap "" TERM; echo $$ > ${pidFile}; exec sleep 30' &\nsleep 30\n`;
+      const child = spawn(shell, ['-c', wrapper('sh', script, token)], { env: env(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      children.push(child);
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      child.stdin!.end(encodeStdin(new Map(), script));
+      const escaped = await waitForPid(pidFile);
+      expect(alive(escaped)).toBe(true);
+
+      spawnSync(shell, ['-c', stopCommand(token, 'TERM', null)], { env: env() });
+      await exited;
+      // It ignored TERM and is in its own session: still there, still carrying the token.
+      expect(alive(escaped)).toBe(true);
+      expect(spawnSync(shell, ['-c', survivorsCommand(token, null)], { env: env(), encoding: 'utf8' }).stdout.trim()).toBe('1');
+      spawnSync(shell, ['-c', stopCommand(token, 'KILL', null)], { env: env() });
+      await waitUntil(() => !alive(escaped));
+      expect(spawnSync(shell, ['-c', survivorsCommand(token, null)], { env: env(), encoding: 'utf8' }).stdout.trim()).toBe('0');
+      expect(leftovers()).toEqual([]);
     });
   }
 
@@ -196,6 +250,7 @@ describe('remoteCommand, run locally', () => {
       const whole = 'echo start\nrm -rf "$TMPDIR/keep/cache"\n';
       const cut = 'echo start\nrm -rf "$TMPDIR/keep/';
       const result = run(shell, wrapper('sh', whole), cut);
+      expect(result.stderr).not.toContain('pwned');
       expect(result.stdout).toBe('');
       expect(result.stderr).toContain('the script arrived incomplete, so it was not run');
       expect(result.status).toBe(125);
@@ -203,7 +258,42 @@ describe('remoteCommand, run locally', () => {
     });
   }
 
-  it('stopCommand fails for a run that never existed', () => {
-    expect(spawnSync('sh', ['-c', stopCommand(newRunToken(), 'KILL')], { env: env() }).status).not.toBe(0);
+  it('finds nothing to stop for a run that never existed', () => {
+    const token = newRunToken();
+    expect(spawnSync('sh', ['-c', stopCommand(token, 'KILL', null)], { env: env() }).status).toBe(0);
+    expect(spawnSync('sh', ['-c', survivorsCommand(token, null)], { env: env(), encoding: 'utf8' }).stdout.trim()).toBe('0');
+  });
+
+  for (const shell of SHELLS) {
+    it(`${shell}: hands secrets to the script as environment variables, whatever they contain`, () => {
+      const secrets = new Map([
+        ['DB_PASSWORD', `p4ss w'o"rd $HOME \`id\` \\n`],
+        ['MULTI_LINE', '-----BEGIN KEY-----\nabc\n-----END KEY-----\n'],
+        ['UNICODE', 'héllo ☃'],
+      ]);
+      const script = 'printf "%s|" "$DB_PASSWORD" "$MULTI_LINE" "$UNICODE"';
+      const result = run(shell, wrapper('sh', script), script, secrets);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe([...secrets.values()].map((v) => `${v}|`).join(''));
+    });
+  }
+
+  it('keeps secrets off every command line: the wrapper and the script see them only in the environment', () => {
+    const secret = `s3cr3t-${newRunToken()}`;
+    const script = `ps -eo args | grep -c ${secret.slice(0, 6)}-[0-9a-f] || true; tr "\\0" "\\n" < /proc/$$/environ | grep -c "^TOKEN_X=${secret}$"`;
+    const command = wrapper('sh', script);
+    expect(command).not.toContain(secret);
+    const result = run('sh', command, script, new Map([['TOKEN_X', secret]]));
+    // No process's arguments carry it; the script's own environment does.
+    expect(result.stdout).toBe('0\n1\n');
+  });
+
+  it('runs the wrapper under runAs, with secrets and stdin intact', () => {
+    const script = 'echo "as $(id -un): $API_KEY"';
+    const command = buildCommand({ type: 'sh', token: newRunToken(), scriptBytes: Buffer.byteLength(script), runAs: ['env', 'RUN_AS_PROBE=1'] });
+    expect(command.startsWith("env RUN_AS_PROBE=1 sh -c '")).toBe(true);
+    const result = run('sh', command, script, new Map([['API_KEY', 'k3y']]));
+    expect(result.stdout).toBe(`as ${spawnSync('id', ['-un'], { encoding: 'utf8' }).stdout.trim()}: k3y\n`);
+    expect(leftovers()).toEqual([]);
   });
 });

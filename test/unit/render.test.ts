@@ -81,6 +81,7 @@ function makeTask(status: TaskStatus, over: Partial<Task> = {}): Task {
 
 function makeStep(index: number, phase: StepPhase, over: Partial<ExecutionStep> = {}): ExecutionStep {
   return {
+    runToken: '0123456789abcdef0123',
     id: 1000 + index,
     groupIndex: 0,
     host: `10.0.${Math.floor(index / 250)}.${index % 250}`,

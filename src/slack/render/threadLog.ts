@@ -4,7 +4,7 @@
  * output; the streamer fills one message, then starts the next.
  */
 import { escapeSlackText } from '../../domain/slackText.js';
-import { formatBytes } from './bytes.js';
+import { formatBytes } from '../../domain/size.js';
 import { breakFences } from './format.js';
 
 export const LOG_MESSAGE_CHARS = 3800;

@@ -1,0 +1,164 @@
+/**
+ * Redaction rules: personal data and credentials that show up in script output (emails, IP
+ * addresses, card numbers, keys, tokens) replaced by `[redacted:<rule>]` before anyone sees or
+ * stores it. Rules apply to whole lines, so output is held until its line is complete.
+ *
+ * The built-in patterns aim to be precise rather than greedy: redacting every long number or
+ * every dotted quad would make the output useless for the person debugging a host. Each one
+ * starts only at a word boundary so that a long run of text costs one scan, not one per
+ * character.
+ */
+
+export type RedactRule = { name: string; pattern: RegExp };
+
+type BuiltInName = 'email' | 'ipv4' | 'credit-card' | 'aws-key' | 'jwt';
+
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+
+export const BUILT_IN_RULES: Record<BuiltInName, RegExp> = {
+  // local@domain.tld; the domain's labels end in dots, so there is one way to split it.
+  email: /(?<![\w.%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])/g,
+  // Not the middle of 1.2.3.4.5 (a version), not 999.1.1.1; a full stop after the address is fine.
+  ipv4: new RegExp(`(?<!\\w|\\w\\.)(?:${OCTET}\\.){3}${OCTET}(?!\\w|\\.\\d)`, 'g'),
+  // 13 to 19 digits, maybe grouped by spaces or dashes; only Luhn-valid ones are redacted.
+  'credit-card': /(?<!\w)\d(?:[ -]?\d){12,18}(?!\w)/g,
+  'aws-key': /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/g,
+  jwt: /(?<![\w-])eyJ[\w-]*\.[\w-]+\.[\w-]+/g,
+};
+
+const BUILT_IN_NAMES = Object.keys(BUILT_IN_RULES) as BuiltInName[];
+
+// A regex that matches the empty string would "redact" the gaps between characters. Whether a
+// regex can do that somewhere is hard to decide in general, so compileRedactRules tries these
+// inputs and redactLine skips empty matches anyway.
+const EMPTY_MATCH_PROBES = ['', ' ', 'a', 'Z', '0', '.', '-', '_', '@', 'ab 12', 'a.b c-d', '\t', '\r', 'é', 'foo bar baz'];
+
+/** Config entries: a built-in name, or a custom regex source string. Returns rules or an error message naming the bad entry (invalid regex, or a regex that matches the empty string). */
+export function compileRedactRules(entries: readonly string[]): { ok: true; rules: RedactRule[] } | { ok: false; error: string } {
+  const rules: RedactRule[] = [];
+  for (const entry of entries) {
+    if (isBuiltInName(entry)) {
+      const builtIn = BUILT_IN_RULES[entry];
+      // A copy per rule: global regexes carry lastIndex, and rules must not share it.
+      rules.push({ name: entry, pattern: new RegExp(builtIn.source, builtIn.flags) });
+      continue;
+    }
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(entry, 'g');
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${reason}` };
+    }
+    if (EMPTY_MATCH_PROBES.some((probe) => [...probe.matchAll(pattern)].some((match) => match[0] === ''))) {
+      return { ok: false, error: `"${entry}" can match empty text, so it would redact nothing everywhere; make it match at least one character` };
+    }
+    rules.push({ name: 'custom', pattern });
+  }
+  return { ok: true, rules };
+}
+
+function isBuiltInName(entry: string): entry is BuiltInName {
+  return (BUILT_IN_NAMES as string[]).includes(entry);
+}
+
+/** Each match of each rule, in order, becomes `[redacted:<name>]`. */
+export function redactLine(line: string, rules: readonly RedactRule[]): string {
+  let text = line;
+  for (const rule of rules) {
+    if (rule.name === 'credit-card' && rule.pattern.source === BUILT_IN_RULES['credit-card'].source) {
+      text = text.replace(rule.pattern, redactCardNumbers);
+      continue;
+    }
+    const marker = `[redacted:${rule.name}]`;
+    text = text.replace(rule.pattern, (match) => (match === '' ? '' : marker));
+  }
+  return text;
+}
+
+const CARD_MARKER = '[redacted:credit-card]';
+
+/**
+ * The regex finds the longest run of digits and separators; the card is not always all of it
+ * ("4111 1111 1111 1111 42" is a card and a quantity). So: the whole run if it passes Luhn,
+ * else the longest Luhn-valid stretch of whole digit groups inside it.
+ */
+function redactCardNumbers(run: string): string {
+  const digits = run.replace(/[ -]/g, '');
+  if (luhnValid(digits)) return CARD_MARKER;
+  const groups = [...run.matchAll(/\d+/g)].map((match) => ({ start: match.index, end: match.index + match[0].length, digits: match[0] }));
+  if (groups.length < 2) return run;
+  let best: { start: number; end: number; length: number } | null = null;
+  for (let first = 0; first < groups.length; first++) {
+    let joined = '';
+    for (let last = first; last < groups.length; last++) {
+      joined += groups[last]?.digits ?? '';
+      if (joined.length > 19) break;
+      if (joined.length < 13 || (best !== null && joined.length <= best.length) || !luhnValid(joined)) continue;
+      best = { start: groups[first]?.start ?? 0, end: groups[last]?.end ?? 0, length: joined.length };
+    }
+  }
+  return best === null ? run : run.slice(0, best.start) + CARD_MARKER + run.slice(best.end);
+}
+
+function luhnValid(digits: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let digit = digits.charCodeAt(digits.length - 1 - i) - 48;
+    if (i % 2 === 1) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return sum % 10 === 0;
+}
+
+const DEFAULT_MAX_LINE_CHARS = 16_384;
+
+/** Streaming, line based: holds a partial line until its newline arrives, or until `flushPartial()` (the caller calls it after output went quiet) or the line exceeds maxLineChars (then the part so far is redacted and emitted). */
+export class LineRedactor {
+  private partial = '';
+
+  constructor(
+    private readonly rules: readonly RedactRule[],
+    private readonly maxLineChars = DEFAULT_MAX_LINE_CHARS,
+  ) {}
+
+  push(chunk: string): string {
+    if (this.rules.length === 0) return chunk;
+    const text = this.partial + chunk;
+    const lastNewline = text.lastIndexOf('\n');
+    this.partial = text.slice(lastNewline + 1);
+    let out = lastNewline === -1 ? '' : this.redactLines(text.slice(0, lastNewline + 1));
+    // A line that never ends (a progress bar, a binary dump) must not grow without bound or
+    // stay invisible; a match cut at this point is missed, which is the price.
+    if (this.partial.length > this.maxLineChars) out += this.flushPartial();
+    return out;
+  }
+
+  flushPartial(): string {
+    if (this.partial === '') return '';
+    const line = this.partial;
+    this.partial = '';
+    // A lone CR at the end may be the first half of CRLF: keep it out of the rules' view.
+    return line.endsWith('\r') ? redactLine(line.slice(0, -1), this.rules) + '\r' : redactLine(line, this.rules);
+  }
+
+  end(): string {
+    return this.flushPartial();
+  }
+
+  /** `block` is whole lines, each ending in "\n" (or "\r\n", whose CR the rules do not see). */
+  private redactLines(block: string): string {
+    const out: string[] = [];
+    let start = 0;
+    while (start < block.length) {
+      const newline = block.indexOf('\n', start);
+      const contentEnd = newline > start && block.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+      out.push(redactLine(block.slice(start, contentEnd), this.rules), block.slice(contentEnd, newline + 1));
+      start = newline + 1;
+    }
+    return out.join('');
+  }
+}

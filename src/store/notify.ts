@@ -1,0 +1,84 @@
+/**
+ * Postgres LISTEN/NOTIFY between app processes: a ready task or a stop request reaches every
+ * process within milliseconds of its commit, instead of at the next poll (which stays as the
+ * safety net). Notifications are sent inside the transaction that made the change, so they are
+ * delivered exactly when it commits and never for a change that rolled back. Only state
+ * changes notify, never output: NOTIFY takes a global lock at commit.
+ */
+import pg from 'pg';
+import type { Queryable } from './db.js';
+
+export const CHANNEL_READY = 'countersign_ready';
+export const CHANNEL_STOP = 'countersign_stop';
+
+export async function notify(db: Queryable, channel: string, payload: string): Promise<void> {
+  await db.raw('SELECT pg_notify(?, ?)', [channel, payload]);
+}
+
+export interface ListenerLogger {
+  warn(context: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * One dedicated connection (not from the pool: a pooled connection could be handed to someone
+ * else mid-LISTEN) that listens on the given channels and reconnects with backoff.
+ */
+export class PgListener {
+  private client: pg.Client | null = null;
+  private stopped = false;
+  private retryMs = 200;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly channels: readonly string[],
+    private readonly onNotification: (channel: string, payload: string) => void,
+    private readonly log: ListenerLogger,
+    /** Called after every (re)connect: anything sent while disconnected was missed, so look again. */
+    private readonly onConnected: () => void = () => undefined,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'countersign-listener' });
+    client.on('notification', (message) => this.onNotification(message.channel, message.payload ?? ''));
+    client.on('error', (error) => {
+      this.log.warn({ err: error }, 'the LISTEN connection failed; reconnecting');
+      this.reconnectSoon(client);
+    });
+    client.on('end', () => this.reconnectSoon(client));
+    try {
+      await client.connect();
+      for (const channel of this.channels) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+      this.client = client;
+      this.retryMs = 200;
+      this.onConnected();
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not LISTEN; retrying');
+      this.reconnectSoon(client);
+    }
+  }
+
+  private reconnectSoon(client: pg.Client): void {
+    if (this.stopped || this.timer) return;
+    if (this.client === client) this.client = null;
+    client.end().catch(() => undefined);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 10_000);
+  }
+}
