@@ -14,8 +14,6 @@ import { createDb } from './store/db.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embeddedPostgres.js';
 import { migrate } from './store/migrate.js';
 
-const SHUTDOWN_GRACE_MS = 30_000;
-
 async function main(): Promise<void> {
   const env = readEnv();
   const log = createLogger(env.logLevel);
@@ -50,7 +48,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ signal }, 'shutting down: no new tasks; running ones get a grace period');
     try {
-      await app.stop(SHUTDOWN_GRACE_MS);
+      await app.stop(config.runner.shutdownGraceMs);
       await db.destroy();
       await embedded?.stop();
     } finally {

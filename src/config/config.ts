@@ -33,6 +33,7 @@ export interface RunnerSettings {
   leaseMs: number;
   pollMs: number;
   killGraceMs: number;
+  shutdownGraceMs: number;
   maxOutputBytes: number;
 }
 
@@ -46,5 +47,6 @@ export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {
   leaseMs: 30_000,
   pollMs: 2_000,
   killGraceMs: 5_000,
+  shutdownGraceMs: 30_000,
   maxOutputBytes: 10 * 1024 * 1024,
 };

@@ -48,6 +48,7 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     leaseMs: parseDuration(runner.leaseTimeout) ?? 30_000,
     pollMs: parseDuration(runner.pollInterval) ?? 2_000,
     killGraceMs: parseDuration(runner.killGrace) ?? 5_000,
+    shutdownGraceMs: parseDuration(runner.shutdownGrace) ?? 30_000,
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   return { runner: settings, targets };

@@ -99,12 +99,14 @@ const runner = z.strictObject({
   leaseTimeout: duration.default('30s'),
   pollInterval: duration.default('2s'),
   killGrace: duration.default('5s'),
+  /** On SIGTERM, how long running tasks may go on before they are stopped. */
+  shutdownGrace: duration.default('30s'),
   /** Stored output per task; beyond it the head and the last lines are kept. */
   maxOutput: size.default('10MB'),
 });
 
 export const configFileSchema = z.strictObject({
-  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', maxOutput: '10MB' }),
+  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
 });
 

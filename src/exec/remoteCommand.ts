@@ -125,17 +125,23 @@ export function stopCommand(token: string, signal: StopSignal, runAs: readonly s
 
 /**
  * Prints how many processes of the run are still alive (its group, plus processes carrying its
- * token); when none are, removes the run's files, which a KILL left behind.
+ * token); when none are, removes the run's files, which a KILL left behind. Killed processes
+ * take a moment to be reaped (a zombie still answers `kill -0`), so it looks again for up to
+ * about two seconds before reporting survivors.
  */
 export function survivorsCommand(token: string, runAs: readonly string[] | null): string {
   const t = checkToken(token);
+  const count = [
+    'n=0',
+    'if [ -n "$p" ] && kill -0 -"$p" 2>/dev/null; then n=$((n+1)); fi',
+    `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do n=$((n+1)); done`,
+  ].join('; ');
   return asUser(
     [
       `f=${filePath(t)}`,
-      'n=0',
       'p=$(cat "$f.pid" 2>/dev/null)',
-      'if [ -n "$p" ] && kill -0 -"$p" 2>/dev/null; then n=$((n+1)); fi',
-      `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do n=$((n+1)); done`,
+      count,
+      `i=0; while [ "$n" -gt 0 ] && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); ${count}; done`,
       'if [ "$n" -eq 0 ]; then rm -f "$f" "$f.pid"; fi',
       'echo "$n"',
     ].join('; '),

@@ -109,12 +109,12 @@ function execute(
       timers.push(
         setTimeout(() => {
           void signalAll('KILL');
-          // If even KILL gets no exit back, give up on the channel rather than hang.
+          // If even KILL gets no exit back (a busy host can take a while), give up on the channel rather than hang.
           timers.push(
             setTimeout(() => {
               channel?.close();
               void finish({ kind: 'failed', ran: true, message: `${label} did not report an exit after KILL` });
-            }, options.killGraceMs),
+            }, Math.max(10_000, options.killGraceMs)),
           );
         }, options.killGraceMs),
       );

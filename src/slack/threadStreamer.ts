@@ -187,7 +187,7 @@ export class ThreadStreamer implements RunObserver {
     const deadline = Date.now() + this.options.cardWaitMs;
     for (;;) {
       const parent = await this.resolveParent(run);
-      if (parent || Date.now() > deadline) return parent;
+      if (parent || run.disabled || Date.now() > deadline) return parent;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
@@ -265,7 +265,9 @@ export class ThreadStreamer implements RunObserver {
   /** The thread hangs off the card; until the card is posted there is nowhere to write. */
   private async resolveParent(run: RunThread): Promise<{ channel: string; ts: string } | null> {
     const task = await getTask(this.db, run.taskId);
-    if (task?.channelId && task.cardTs) run.parent = { channel: task.channelId, ts: task.cardTs };
+    // A task asked for outside Slack (the API) has no card, so no thread: nothing to wait for.
+    if (!task?.channelId) run.disabled = true;
+    else if (task.cardTs) run.parent = { channel: task.channelId, ts: task.cardTs };
     return run.parent;
   }
 }

@@ -157,22 +157,34 @@ describe('fleets', () => {
   });
 
   it('fails a step whose connection drops mid-run, with the reason, without hanging', async () => {
-    const id = await h.createTask('run pooled -m "link drops" echo started; sleep 300');
+    const pidFile = `${h.scratchDir()}/dropped`;
+    const id = await h.createTask(`run pooled -m "link drops" echo started; sleep 300 & echo $! > ${pidFile}; wait`);
     await h.waitForStatus(id, 'running');
     const deadline = Date.now() + 5000;
     while (!(await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).first())) {
       if (Date.now() > deadline) throw new Error('no output');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    // Kill sshd's per-connection processes: the TCP link dies under the running script.
+    // Kill sshd's per-connection processes (the privileged monitor and the user's network
+    // process): the TCP link dies under the running script.
     const { execFileSync } = await import('node:child_process');
-    const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(h.ssh.pid)], { encoding: 'utf8' }).split('\n').map((line) => Number(line.trim())).filter(Boolean);
-    for (const pid of children) process.kill(pid, 'SIGKILL');
+    const { readFileSync } = await import('node:fs');
+    const connectionProcesses = h.ssh.sessionPids().filter((pid) => {
+      try {
+        return execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).trim() === 'sshd';
+      } catch {
+        return false;
+      }
+    });
+    expect(connectionProcesses.length).toBeGreaterThan(0);
+    for (const pid of connectionProcesses) process.kill(pid, 'SIGKILL');
     const task = await h.waitForStatus(id, ['failure', 'success', 'killed'], 30_000);
     expect(task.status).toBe('failure');
-    expect(task.result.failureMessage).toMatch(/lost the connection to root@127\.0\.0\.1:\d+ mid-run/);
+    expect(task.result.failureMessage).toMatch(new RegExp(`lost the connection to ${h.ssh.user}@127\\.0\\.0\\.1:\\d+ mid-run`));
     // The next task on that host gets a fresh connection.
     const next = await h.createTask('run pooled echo back');
     expect((await h.waitForStatus(next, ['success', 'failure'], 15_000)).status).toBe('success');
+    // The orphaned sleep lost its connection, not its life: clean it up.
+    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL');
   });
 });

@@ -2,8 +2,7 @@
  * Running for real on the sshd: targets without review run at once, autoRun runs on approval,
  * non-zero exits fail, and Kill ends the remote process and all its children (checked on the host).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION } from '../../src/slack/render/blocks.js';
@@ -128,8 +127,7 @@ describe('running and killing tasks over SSH', () => {
   });
 
   it('kills a script that ignores TERM with KILL after the grace period', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'countersign-kill-'));
-    const pidFile = join(dir, 'pids');
+    const pidFile = join(h.scratchDir(), 'pids');
     const id = await h.createTask(`run sandbox \`\`\`\ntrap '' TERM\n(trap '' TERM; sleep 300) &\necho "$! $$" > ${pidFile}\necho started\nwait\n\`\`\``);
     await waitForOutput(h, id, /started/);
     const pids = readFileSync(pidFile, 'utf8').trim().split(' ').map(Number);

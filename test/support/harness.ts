@@ -4,7 +4,7 @@
  * the way main.ts loads it, and a driver that sends signed Slack requests.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp, type RunningApp } from '../../src/app.js';
@@ -28,6 +28,11 @@ export const AUTHOR = 'UAUTHOR';
 export const ALICE = 'UALICE'; // sre reviewer
 export const BOB = 'UBOB'; // sre reviewer
 export const MALLORY = 'UMALLORY'; // nobody's reviewer
+/**
+ * Targets log in as this ordinary user (as production logs in as `deploy`), with /bin/sh as its
+ * shell: no root, and no login scripts of the machine's root account in the way.
+ */
+export const LOGIN_USER = 'countersign-test';
 
 export interface HarnessOptions {
   /** Extra YAML under `targets:` (indented two spaces), given the sshd and the key path. */
@@ -132,7 +137,7 @@ export class Harness {
   static async start(options: HarnessOptions = {}): Promise<Harness> {
     const [fake, ssh, database] = await Promise.all([
       startFakeSlack({ token: BOT_TOKEN, ...(options.postMessageBurst !== undefined ? { postMessageBurst: options.postMessageBurst } : {}) }),
-      startSshd(),
+      startSshd({ loginUser: LOGIN_USER }),
       createTestDatabase(),
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
@@ -158,10 +163,21 @@ export class Harness {
     return new Harness(fake, ssh, database, app, driver, config, configPath, dir);
   }
 
+  /** A directory scripts on the target (running as LOGIN_USER) can write to, e.g. for pid files. */
+  scratchDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-scratch-'));
+    chmodSync(dir, 0o1777);
+    this.scratch.push(dir);
+    return dir;
+  }
+
+  private readonly scratch: string[] = [];
+
   async stop(): Promise<void> {
     await this.app.stop(2000);
     await Promise.all([this.fake.close(), this.ssh.stop(), this.database.drop()]);
     rmSync(this.dir, { recursive: true, force: true });
+    for (const dir of this.scratch) rmSync(dir, { recursive: true, force: true });
   }
 
   /** Sends `/task <text>` as typed by a user: Slack escapes &, < and > before sending it. */

@@ -59,9 +59,13 @@ export interface SshdOptions {
 
 /** Creates a login user for tests that need one who is not root (idempotent). */
 export function ensureUser(name: string): void {
-  if (spawnSync('id', ['-u', name]).status === 0) return;
-  const made = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', name], { encoding: 'utf8' });
-  if (made.status !== 0 && spawnSync('id', ['-u', name]).status !== 0) throw new Error(`cannot create user ${name}: ${made.stderr}`);
+  if (spawnSync('id', ['-u', name]).status !== 0) {
+    const made = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', name], { encoding: 'utf8' });
+    if (made.status !== 0 && spawnSync('id', ['-u', name]).status !== 0) throw new Error(`cannot create user ${name}: ${made.stderr}`);
+  }
+  // useradd leaves the password "!" (locked), and sshd without PAM refuses locked accounts even
+  // for key logins; "*" means "no password" without locking.
+  spawnSync('usermod', ['-p', '*', name]);
 }
 
 /** The sshd binary, or a clear error saying how to get it. */
