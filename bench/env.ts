@@ -32,12 +32,15 @@ export async function startBenchEnv(): Promise<BenchEnv> {
   await migrate(db);
   // Real Slack allows short bursts; the bench measures countersign, not the fake's bucket.
   const fake = await startFakeSlack({ token: 'xoxb-bench', postMessageBurst: Number.POSITIVE_INFINITY });
-  const ssh = await startSshd();
+  // An ordinary login user with /bin/sh, as production logs in as a deploy user: no root start-up files.
+  const [ssh, wideSsh] = await Promise.all([startSshd({ loginUser: 'countersign-test' }), startSshd({ loginUser: 'countersign-test', maxSessions: 40 })]);
   const host = `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`;
   const ssh_ = `    ssh:\n      privateKeyFile: ${ssh.privateKeyPath}\n      knownHosts: "${ssh.knownHosts}"`;
   writeFileSync(
     join(dir, 'countersign.yml'),
     [
+      'runner:',
+      '  maxConcurrentRuns: 40',
       'targets:',
       '  reviewed:',
       '    hosts:',
@@ -58,6 +61,12 @@ export async function startBenchEnv(): Promise<BenchEnv> {
       '    hosts:',
       host,
       ssh_,
+      // The same machine behind an sshd allowing 40 sessions per connection.
+      '  wide:',
+      '    maxSessions: 40',
+      '    hosts:',
+      `      - { host: ${wideSsh.host}, port: ${wideSsh.port}, user: ${wideSsh.user} }`,
+      `    ssh:\n      privateKeyFile: ${wideSsh.privateKeyPath}\n      knownHosts: "${wideSsh.knownHosts}"`,
     ].join('\n'),
   );
   const app = await startApp({
@@ -78,7 +87,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
     async stop() {
       await app.stop(5000);
       await db.destroy();
-      await Promise.all([fake.close(), ssh.stop(), pg.stop()]);
+      await Promise.all([fake.close(), ssh.stop(), wideSsh.stop(), pg.stop()]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
