@@ -45,6 +45,8 @@ export interface AppOptions {
   slackReconcileMs?: number;
   /** chat.update budget for the workspace (Slack's Tier 3: about 50 a minute). */
   chatUpdatesPerMinute?: number;
+  /** SSH keepalive interval: a link silent for about 3 of these is declared dead. */
+  sshKeepaliveMs?: number;
 }
 
 export interface RunningApp {
@@ -129,7 +131,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
 
-  const pool = new SshPool({ idleMs: 60_000, keepaliveMs: 5_000, keepaliveCountMax: 3 });
+  const pool = new SshPool({ idleMs: 60_000, keepaliveMs: options.sshKeepaliveMs ?? 5_000, keepaliveCountMax: 3 });
   const settings = config.runner;
   const runner = new Runner(
     db,

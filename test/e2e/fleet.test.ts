@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
 import { startSshd, type SshServer } from '../support/sshd.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 
 /** Four sshds, each answering on ten loopback addresses: forty hosts. */
 async function startFleet(): Promise<SshServer[]> {
@@ -36,6 +37,7 @@ describe('fleets', () => {
   let h: Harness;
   let fleet: SshServer[];
   let small: SshServer;
+  let proxy: TcpProxy;
   beforeAll(async () => {
     fleet = await startFleet();
     // All four sshds accept the first one's client key.
@@ -44,6 +46,8 @@ describe('fleets', () => {
     for (const ssh of fleet.slice(1)) writeFileSync(`${ssh.dir}/authorized_keys`, key);
     small = await startSshd({ maxSessions: 3 });
     h = await Harness.start({
+      // A link silent for ~3 keepalives (1.5 s here, 15 s by default) is declared dead.
+      sshKeepaliveMs: 500,
       extraTargets: (ssh) =>
         [
           fleetTarget('fleet-quarters', fleet, ['    rollout: { batch: "25%" }']),
@@ -63,10 +67,12 @@ describe('fleets', () => {
           `      knownHosts: "${small.knownHosts}"`,
         ].join('\n'),
     });
+    // The same sshd again, behind a proxy that can go silent.
+    proxy = await startTcpProxy({ host: h.ssh.host, port: h.ssh.port });
   }, 60_000);
   afterAll(async () => {
     await h.stop();
-    await Promise.all([...fleet.map((ssh) => ssh.stop()), small.stop()]);
+    await Promise.all([...fleet.map((ssh) => ssh.stop()), small.stop(), proxy.close()]);
   });
 
   it('rolls out over 40 hosts in batches of a quarter, one batch after another', async () => {
@@ -185,6 +191,28 @@ describe('fleets', () => {
     const next = await h.createTask('run pooled echo back');
     expect((await h.waitForStatus(next, ['success', 'failure'], 15_000)).status).toBe('success');
     // The orphaned sleep lost its connection, not its life: clean it up.
+    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL');
+  });
+
+  it('finds a link that went silent (no RST, no FIN) by keepalive, and fails the step', async () => {
+    const target = `  silent:\n    hosts:\n      - { host: 127.0.0.1, port: ${proxy.port}, user: ${h.ssh.user} }\n    ssh:\n      privateKeyFile: ${h.ssh.privateKeyPath}\n      knownHosts: "[127.0.0.1]:${proxy.port} ${h.ssh.hostPublicKey}"`;
+    const { parseConfig } = await import('../../src/config/load.js');
+    const silentTarget = parseConfig(`targets:\n${target}\n`, 'silent.yml').targets.get('silent')!;
+    (h.config.targets as Map<string, typeof silentTarget>).set('silent', silentTarget);
+    const pidFile = `${h.scratchDir()}/silent`;
+    const id = await h.createTask(`run silent -m "link goes silent" sleep 300 & echo $! > ${pidFile}; echo started; wait`);
+    const deadline = Date.now() + 10_000;
+    while (!(await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).first())) {
+      if (Date.now() > deadline) throw new Error('no output');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const frozenAt = Date.now();
+    proxy.freeze();
+    const task = await h.waitForStatus(id, ['failure', 'success', 'killed'], 20_000);
+    expect(task.status).toBe('failure');
+    expect(task.result.failureMessage).toMatch(/lost the connection to .*127\.0\.0\.1:\d+ mid-run \(Keepalive timeout\)/);
+    expect(Date.now() - frozenAt).toBeLessThan(10_000);
+    const { readFileSync } = await import('node:fs');
     process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL');
   });
 });

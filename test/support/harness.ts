@@ -44,6 +44,7 @@ export interface HarnessOptions {
   postMessageBurst?: number;
   slackRetryBaseMs?: number;
   slackReconcileMs?: number;
+  sshKeepaliveMs?: number;
 }
 
 /** An ed25519 public key nobody holds: a pinned key that cannot match. */
@@ -158,6 +159,7 @@ export class Harness {
       slackReconcileMs: options.slackReconcileMs ?? 2000,
       // Tests make many cards quickly; production keeps Slack's Tier 3 (50/min). A test of the pacing sets its own.
       chatUpdatesPerMinute: 6000,
+      ...(options.sshKeepaliveMs !== undefined ? { sshKeepaliveMs: options.sshKeepaliveMs } : {}),
     });
     const driver = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake });
     return new Harness(fake, ssh, database, app, driver, config, configPath, dir);
