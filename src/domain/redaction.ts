@@ -116,7 +116,13 @@ function luhnValid(digits: string): boolean {
 
 const DEFAULT_MAX_LINE_CHARS = 16_384;
 
-/** Streaming, line based: holds a partial line until its newline arrives, or until `flushPartial()` (the caller calls it after output went quiet) or the line exceeds maxLineChars (then the part so far is redacted and emitted). */
+/** How much of an overlong line is held back at a cut, so a match near the cut is still seen whole. */
+const LONG_LINE_HOLDBACK = 4096;
+
+/**
+ * Streaming, line based: holds a partial line until its newline arrives (or `end()`); a line
+ * longer than maxLineChars is released in pieces cut where no match can straddle the cut.
+ */
 export class LineRedactor {
   private partial = '';
 
@@ -132,9 +138,32 @@ export class LineRedactor {
     this.partial = text.slice(lastNewline + 1);
     let out = lastNewline === -1 ? '' : this.redactLines(text.slice(0, lastNewline + 1));
     // A line that never ends (a progress bar, a binary dump) must not grow without bound or
-    // stay invisible; a match cut at this point is missed, which is the price.
-    if (this.partial.length > this.maxLineChars) out += this.flushPartial();
+    // stay invisible: release its start, cut where no built-in match can straddle the cut.
+    if (this.partial.length > this.maxLineChars) out += this.releaseLongLine();
     return out;
+  }
+
+  /**
+   * Releases all but the last stretch of an overlong line. The cut is at whitespace not next to
+   * a digit (emails, addresses, keys and tokens hold no whitespace; card numbers hold spaces
+   * between digits), within the last HOLDBACK characters; what follows the cut waits for more.
+   * Without such whitespace the cut falls HOLDBACK characters from the end, and a match that
+   * straddles it there is missed: the price of a line that never ends.
+   */
+  private releaseLongLine(): string {
+    const text = this.partial;
+    const floor = Math.max(0, text.length - LONG_LINE_HOLDBACK);
+    let cut = -1;
+    for (let i = text.length - 1; i >= floor; i--) {
+      if (/\s/.test(text[i] as string) && !/\d/.test(text[i - 1] ?? '') && !/\d/.test(text[i + 1] ?? '')) {
+        cut = i + 1;
+        break;
+      }
+    }
+    if (cut <= 0) cut = floor;
+    if (cut === 0) return '';
+    this.partial = text.slice(cut);
+    return redactLine(text.slice(0, cut), this.rules);
   }
 
   flushPartial(): string {

@@ -1,8 +1,9 @@
 /**
  * What a step's output goes through before anyone sees or stores it: secret values masked
- * (even split across chunks), then the target's redaction rules applied line by line. A
- * partial line is released after a short quiet spell, so a prompt or a progress bar still
- * shows; a secret's possible beginning is only ever released at the end.
+ * (even split across chunks), then the target's redaction rules applied line by line. With
+ * redaction rules, a line shows when it ends (a match split by a pause must not slip through
+ * half by half); without them, text passes at once. A secret's possible beginning is held
+ * back until it cannot be one.
  */
 import type { RedactRule } from '../domain/redaction.js';
 import { LineRedactor } from '../domain/redaction.js';
@@ -11,14 +12,12 @@ import { SecretMasker } from '../domain/secretMasker.js';
 export class OutputFilter {
   private readonly masker: SecretMasker;
   private readonly redactor: LineRedactor;
-  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     secrets: readonly string[],
     rules: readonly RedactRule[],
-    /** Receives filtered text, from push() and from the quiet-spell release. */
+    /** Receives filtered text. */
     private readonly emit: (text: string) => void,
-    private readonly quietMs = 250,
   ) {
     this.masker = new SecretMasker(secrets);
     this.redactor = new LineRedactor(rules);
@@ -26,16 +25,9 @@ export class OutputFilter {
 
   push(text: string): void {
     this.send(this.redactor.push(this.masker.push(text)));
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      this.send(this.redactor.flushPartial());
-    }, this.quietMs);
   }
 
   end(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
     this.send(this.redactor.push(this.masker.end()) + this.redactor.end());
   }
 
