@@ -184,10 +184,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     pool,
     messages,
     async stop(graceMs = 30_000) {
+      // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
+      // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
       stopping = true;
+      await runner.stop(graceMs);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await runner.stop(graceMs);
       await listener.stop();
       pool.closeAll();
       await streamer?.idle(10_000);

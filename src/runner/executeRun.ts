@@ -31,6 +31,8 @@ export interface RunContext {
   outputFlushMs: number;
   /** Stored output per task; shared between its steps. */
   maxOutputBytes: number;
+  /** A step started or ended: the views may redraw the card's progress (the caller throttles). */
+  onProgress(): void;
   onError(error: unknown, context: string): void;
 }
 
@@ -58,7 +60,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   if (!target) {
     failureOverride = `target \`${task.target}\` is no longer in the config, so nothing was run`;
   } else {
-    const capPerStep = Math.max(64 * 1024, Math.floor(ctx.maxOutputBytes / Math.max(1, steps.length)));
+    // The task's cap split between its hosts, so the whole stays within it.
+    const capPerStep = Math.max(1024, Math.floor(ctx.maxOutputBytes / Math.max(1, steps.length)));
     const groups = [...new Set(steps.map((s) => s.groupIndex))].sort((a, b) => a - b);
     let haltReason: string | null = null;
     for (const groupIndex of groups) {
@@ -128,9 +131,9 @@ async function runStep(
   const label = claimed.steps.length > 1 ? hostLabel(address) : null;
   const { task, execution } = claimed;
   const cap = new OutputCap(capBytes, Math.min(256 * 1024, Math.floor(capBytes / 4)));
-  /** Filtered output: shown to the views as is, stored within the cap. */
+  /** Filtered output: shown to the views as is, stored within the cap; our own messages always stored. */
   const emit = (stream: 'stdout' | 'stderr' | 'system', text: string) => {
-    const kept = cap.accept(text);
+    const kept = stream === 'system' ? text : cap.accept(text);
     if (kept !== '') recorder.write(step.id, stream, kept);
     ctx.observer.output(task.id, execution.id, label, stream, text);
   };
@@ -142,6 +145,7 @@ async function runStep(
   let result: StepResult;
   try {
     await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
+    ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,
       endpoint: {
@@ -184,6 +188,7 @@ async function runStep(
       finished: true,
     }),
   );
+  ctx.onProgress();
   return result;
 }
 
@@ -233,10 +238,12 @@ export function summarise(
   }
   const failed = results.filter((r) => r.phase === 'failed' || r.phase === 'killed');
   const skipped = results.filter((r) => r.phase === 'skipped').length;
+  // Only a stop that cut something short is the reason; a run that failed on its own says why.
+  const interrupted = results.some((r) => r.phase === 'killed' || r.phase === 'skipped');
   let failureMessage: string;
   if (results.length === 0) failureMessage = 'the target has no hosts, so nothing was run';
-  else if (stopReason === 'shutdown') failureMessage = 'interrupted: countersign shut down while it ran';
-  else if (stopReason === 'lease-lost') failureMessage = 'interrupted: this runner lost its lease on the run';
+  else if (stopReason === 'shutdown' && interrupted) failureMessage = 'interrupted: countersign shut down while it ran';
+  else if (stopReason === 'lease-lost' && interrupted) failureMessage = 'interrupted: this runner lost its lease on the run';
   else if (results.length === 1) failureMessage = results[0]?.failureMessage ?? 'failed';
   else {
     const first = failed[0]?.failureMessage ?? 'failed';

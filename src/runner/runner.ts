@@ -9,12 +9,12 @@
 import type { Config } from '../config/config.js';
 import { hostLabel } from '../domain/plan.js';
 import { buildRolloutPlan } from '../domain/rollout.js';
-import type { Execution } from '../domain/task.js';
+import type { Execution, ExecutionStep } from '../domain/task.js';
 import { stopCommand, survivorsCommand } from '../exec/remoteCommand.js';
 import type { SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
-import { claimNextReady, expiredExecutions, failExpiredExecution, renewLease, stepsOf } from '../store/executions.js';
+import { claimNextReady, expiredExecutions, failExpiredExecution, renewLeases } from '../store/executions.js';
 import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
@@ -44,6 +44,7 @@ interface ActiveRun {
 
 export class Runner {
   private readonly active = new Map<number, ActiveRun>();
+  private readonly progressTimers = new Map<number, NodeJS.Timeout>();
   private accepting = false;
   private draining: Promise<void> | null = null;
   private drainAgain = false;
@@ -86,9 +87,14 @@ export class Runner {
     const finishedInTime = await Promise.race([all().then(() => true), sleep(graceMs).then(() => false)]);
     if (!finishedInTime) {
       for (const executionId of this.active.keys()) this.stopRun(executionId, 'shutdown');
-      await all();
+      // Stopping takes TERM, the kill grace, KILL and a check; past that, give up waiting: the
+      // lease then lapses and another process ends the run as "runner lost".
+      const stopped = await Promise.race([all().then(() => true), sleep(this.options.killGraceMs + 15_000).then(() => false)]);
+      if (!stopped) this.log.error({ runs: [...this.active.keys()] }, 'runs did not stop in time; leaving them to the lease sweeper');
     }
     this.timers.forEach(clearInterval);
+    this.progressTimers.forEach(clearTimeout);
+    this.progressTimers.clear();
     this.unsubscribe.forEach((off) => off());
   }
 
@@ -147,6 +153,7 @@ export class Runner {
         killGraceMs: this.options.killGraceMs,
         outputFlushMs: this.options.outputFlushMs,
         maxOutputBytes: this.options.maxOutputBytes,
+        onProgress: () => this.progressChanged(task.id),
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
       },
       claimed,
@@ -163,15 +170,35 @@ export class Runner {
     return true;
   }
 
+  /**
+   * Redraws the card as hosts start and finish, at most once per PROGRESS_EVERY_MS per task: a
+   * 40-host run would otherwise ask for 80 redraws against Slack's ~50 chat.update a minute.
+   */
+  private progressChanged(taskId: number): void {
+    if (this.progressTimers.has(taskId)) return;
+    this.progressTimers.set(
+      taskId,
+      setTimeout(() => {
+        this.progressTimers.delete(taskId);
+        this.bus.emit('task-changed', taskId);
+      }, PROGRESS_EVERY_MS),
+    );
+  }
+
   private async renewLeases(): Promise<void> {
-    for (const [executionId] of this.active) {
-      try {
-        const lease = await renewLease(this.db, executionId, this.options.runnerId, this.options.leaseMs);
-        if (!lease.owned) this.stopRun(executionId, 'lease-lost');
-        else if (lease.stopRequested) this.stopRun(executionId, 'kill');
-      } catch (error) {
-        this.log.error({ err: error, executionId }, 'renewing a lease failed');
+    const ids = [...this.active.keys()];
+    if (ids.length === 0) return;
+    try {
+      const leases = await renewLeases(this.db, ids, this.options.runnerId, this.options.leaseMs);
+      for (const executionId of ids) {
+        const lease = leases.get(executionId);
+        // Gone from the answer: the run ended meanwhile (harmless) or the sweeper gave it up.
+        if (!lease) {
+          if (this.active.has(executionId)) this.stopRun(executionId, 'lease-lost');
+        } else if (lease.stopRequested) this.stopRun(executionId, 'kill');
       }
+    } catch (error) {
+      this.log.error({ err: error, executions: ids }, 'renewing leases failed');
     }
   }
 
@@ -181,9 +208,10 @@ export class Runner {
       for (const execution of await expiredExecutions(this.db)) {
         if (this.active.has(execution.id)) continue;
         const message = `runner lost: the process running it (${execution.runnerId}) stopped responding`;
-        const ended = await this.db.transaction(async (trx) => {
+        const orphans = await this.db.transaction(async (trx) => {
           // Re-checks the lease in the UPDATE: a renewal that landed since the SELECT wins.
-          if (!(await failExpiredExecution(trx, execution.id, message))) return false;
+          const wereRunning = await failExpiredExecution(trx, execution.id, message);
+          if (wereRunning === null) return null;
           await transitionTask(trx, {
             taskId: execution.taskId,
             from: 'running',
@@ -192,12 +220,12 @@ export class Runner {
             data: { reason: 'runner-lost', runner: execution.runnerId },
             set: { failure_message: message, finished_at: trx.fn.now() as unknown as Date },
           });
-          return true;
+          return wereRunning;
         });
-        if (!ended) continue;
+        if (orphans === null) continue;
         this.log.warn({ taskId: execution.taskId, executionId: execution.id, runner: execution.runnerId }, 'ended a run whose runner was lost');
         this.bus.emit('task-changed', execution.taskId);
-        void this.stopOrphans(execution);
+        void this.stopOrphans(execution, orphans);
       }
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
@@ -208,12 +236,11 @@ export class Runner {
    * The lost runner's scripts may still be running on their hosts, with nobody reading their
    * output: stop them (KILL by the run token), check, and say so in the task's output.
    */
-  private async stopOrphans(execution: Execution): Promise<void> {
+  private async stopOrphans(execution: Execution, steps: readonly ExecutionStep[]): Promise<void> {
     try {
       const task = await this.db('tasks').where({ id: execution.taskId }).first('target');
       const target = task ? this.config.targets.get(task.target as string) : undefined;
       if (!target) return;
-      const steps = (await stepsOf(this.db, execution.id)).filter((step) => step.phase === 'running');
       for (const step of steps) {
         const endpoint = {
           address: { host: step.host, port: step.port, user: step.user },
@@ -253,5 +280,7 @@ export class Runner {
     }
   }
 }
+
+const PROGRESS_EVERY_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

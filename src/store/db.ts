@@ -17,6 +17,8 @@ export function createDb(connectionString: string, poolMax = 10): Db {
     connection: { connectionString, application_name: 'countersign' },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
+    // An error's message must not carry the bound values: they can be script text or output.
+    compileSqlOnError: false,
   });
 }
 

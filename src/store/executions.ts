@@ -66,17 +66,23 @@ export async function claimNextReady(
   });
 }
 
-/** Extends the lease; returns the stop request (if any) so the owner learns of kills from any replica. */
-export async function renewLease(
+/**
+ * Extends the leases of this runner's runs in one statement; for each run still ours, says
+ * whether a stop was asked for, so the owner learns of kills from any replica. A run missing
+ * from the answer is no longer ours (it ended, or the sweeper gave it up).
+ */
+export async function renewLeases(
   db: Queryable,
-  executionId: number,
+  executionIds: readonly number[],
   runnerId: string,
   leaseMs: number,
-): Promise<{ owned: boolean; stopRequested: boolean }> {
-  const [row] = await db<ExecutionRow>('executions')
-    .where({ id: executionId, runner_id: runnerId, phase: 'running' })
-    .update({ lease_until: db.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date }, ['desired_phase']);
-  return { owned: row !== undefined, stopRequested: row?.desired_phase === 'stopped' };
+): Promise<Map<number, { stopRequested: boolean }>> {
+  if (executionIds.length === 0) return new Map();
+  const rows = await db<ExecutionRow>('executions')
+    .whereIn('id', executionIds)
+    .where({ runner_id: runnerId, phase: 'running' })
+    .update({ lease_until: db.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date }, ['id', 'desired_phase']);
+  return new Map(rows.map((row) => [row.id, { stopRequested: row.desired_phase === 'stopped' }]));
 }
 
 /** Records a stop request once; returns false when the run is over or a stop was already asked for. */
@@ -144,13 +150,30 @@ export async function finishExecution(
   return rows.length > 0;
 }
 
-/** Fails a run whose lease has expired, checking the expiry in the same statement. */
-export async function failExpiredExecution(db: Queryable, executionId: number, failureMessage: string): Promise<boolean> {
-  const rows = await db('executions')
-    .where({ id: executionId, phase: 'running' })
-    .where('lease_until', '<', db.fn.now())
-    .update({ phase: 'failed', failure_message: failureMessage, finished_at: db.fn.now(), status_version: db.raw('status_version + 1') }, ['id']);
-  return rows.length > 0;
+/**
+ * Fails a run whose lease has expired, checking the expiry in the same statement, and fails its
+ * unfinished steps with it. Returns the steps that were running (their processes may still be
+ * alive on the hosts), or null when the run was not expired after all.
+ */
+export async function failExpiredExecution(db: Queryable, executionId: number, failureMessage: string): Promise<ExecutionStep[] | null> {
+  return inTransaction(db, async (trx) => {
+    const rows = await trx('executions')
+      .where({ id: executionId, phase: 'running' })
+      .where('lease_until', '<', trx.fn.now())
+      .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now(), status_version: trx.raw('status_version + 1') }, ['id']);
+    if (rows.length === 0) return null;
+    const unfinished = await trx<StepRow>('execution_steps')
+      .where({ execution_id: executionId })
+      .whereIn('phase', ['pending', 'running'])
+      .orderBy('id')
+      .forUpdate();
+    if (unfinished.length > 0) {
+      await trx('execution_steps')
+        .whereIn('id', unfinished.map((row) => row.id))
+        .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now() });
+    }
+    return unfinished.filter((row) => row.phase === 'running').map(toStep);
+  });
 }
 
 export async function addOutputBytes(db: Queryable, executionId: number, bytes: number): Promise<void> {

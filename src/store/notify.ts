@@ -25,6 +25,7 @@ export interface ListenerLogger {
  */
 export class PgListener {
   private client: pg.Client | null = null;
+  private connecting: pg.Client | null = null;
   private stopped = false;
   private retryMs = 200;
   private timer: NodeJS.Timeout | null = null;
@@ -45,35 +46,58 @@ export class PgListener {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    const client = this.client;
+    const clients = [this.client, this.connecting];
     this.client = null;
-    await client?.end().catch(() => undefined);
+    this.connecting = null;
+    await Promise.all(clients.map((client) => client?.end().catch(() => undefined)));
   }
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'countersign-listener' });
-    client.on('notification', (message) => this.onNotification(message.channel, message.payload ?? ''));
+    // keepAlive: a half-open link (a dropped NAT entry) must error out, not listen to nothing forever.
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'countersign-listener', keepAlive: true });
+    this.connecting = client;
+    // A client we gave up on may still emit: only the current one counts.
+    const current = () => this.client === client || this.connecting === client;
+    client.on('notification', (message) => {
+      if (current()) this.onNotification(message.channel, message.payload ?? '');
+    });
     client.on('error', (error) => {
+      if (!current()) return;
       this.log.warn({ err: error }, 'the LISTEN connection failed; reconnecting');
       this.reconnectSoon(client);
     });
-    client.on('end', () => this.reconnectSoon(client));
+    client.on('end', () => {
+      if (current()) this.reconnectSoon(client);
+    });
     try {
       await client.connect();
       for (const channel of this.channels) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+      if (this.stopped || this.connecting !== client) {
+        await client.end().catch(() => undefined);
+        return;
+      }
+      this.connecting = null;
       this.client = client;
       this.retryMs = 200;
       this.onConnected();
     } catch (error) {
+      if (this.stopped || this.connecting !== client) {
+        await client.end().catch(() => undefined);
+        return;
+      }
       this.log.warn({ err: error }, 'could not LISTEN; retrying');
       this.reconnectSoon(client);
     }
   }
 
   private reconnectSoon(client: pg.Client): void {
-    if (this.stopped || this.timer) return;
     if (this.client === client) this.client = null;
+    if (this.connecting === client) this.connecting = null;
+    if (this.stopped || this.timer) {
+      client.end().catch(() => undefined);
+      return;
+    }
     client.end().catch(() => undefined);
     this.timer = setTimeout(() => {
       this.timer = null;

@@ -76,7 +76,8 @@ describe('fleets', () => {
   });
 
   it('rolls out over 40 hosts in batches of a quarter, one batch after another', async () => {
-    const id = await h.createTask(`run fleet-quarters -m "everywhere" ${WHERE}; sleep 0.3`);
+    // Long enough per batch (0.8 s) for the card's throttled redraws to catch it mid-way.
+    const id = await h.createTask(`run fleet-quarters -m "everywhere" ${WHERE}; sleep 0.8`);
     const task = await h.waitForStatus(id, ['success', 'failure'], 60_000);
     expect(task.status).toBe('success');
     const steps = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).orderBy('s.id').select('s.*');
@@ -93,8 +94,19 @@ describe('fleets', () => {
     const output = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).pluck('o.data');
     for (const ssh of fleet) for (const address of ssh.hosts) expect(output.join('')).toContain(`on ${address}\n`);
 
+    // Every step change bumped the run's status_version: two per step, one for the result.
+    const execution = await h.database.db('executions').where({ task_id: id }).first('status_version');
+    expect(execution.status_version).toBeGreaterThanOrEqual(81);
+
     const card = await h.card(id, 'success');
     expect(blocksText(card)).toContain('40/40 hosts succeeded');
+    // While it ran, the card followed the rollout (throttled redraws, not one per host).
+    const progress = card.history
+      .map((version) => blocksText(version).match(/(\d+)\/40 hosts done/)?.[1])
+      .filter((done): done is string => done !== undefined)
+      .map(Number);
+    expect(progress.some((done) => done > 0 && done < 40)).toBe(true);
+    expect(card.updates).toBeLessThan(30);
     // A 40-host run keeps its thread readable: a per-host summary and the whole log as a file.
     const summary = await h.fake.waitFor(() => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => blocksText(m).includes('on 40 hosts')), 15_000, 'host summary');
     expect(blocksText(summary)).toContain(':white_check_mark: 40 succeeded');

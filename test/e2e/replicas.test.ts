@@ -105,6 +105,11 @@ describe('replicas on one database', () => {
     // ...until a surviving process notices the expired lease (2 s) and ends the run.
     const task = await h.waitForStatus(id, ['failure'], 20_000);
     expect(task.result.failureMessage).toMatch(/^runner lost: the process running it \(.*:\d+:[0-9a-f]+\) stopped responding$/);
+    // Its step ended with it, in the same transaction: nothing is left looking busy.
+    const steps = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).select('s.phase', 's.failure_message', 's.finished_at');
+    expect(steps).toHaveLength(1);
+    expect(steps[0]).toMatchObject({ phase: 'failed', failure_message: task.result.failureMessage });
+    expect(steps[0].finished_at).not.toBeNull();
     await waitFor(async () => !isProcessAlive(pid), 15_000, 'the orphaned script to be stopped');
     const notes = await waitFor(
       async () => {
@@ -131,6 +136,8 @@ describe('replicas on one database', () => {
     const exited = owner.stop();
     await new Promise((resolve) => setTimeout(resolve, 300));
     const late = await readyTask('echo should-wait');
+    // Still serving during the grace period (a Kill must still land), but no longer healthy.
+    expect((await fetch(`${owner.url}/healthz`)).status).toBe(503);
     expect(await exited).toBe(0);
     processes.splice(processes.indexOf(owner), 1);
 

@@ -1,0 +1,58 @@
+/**
+ * LISTEN/NOTIFY between replicas: a process hears of a task made ready, and of a Kill, by
+ * another process within milliseconds, not at its next poll or lease renewal. Both of those are
+ * set to a minute here, so only a notification can explain a prompt start or stop.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningApp } from '../../src/app.js';
+import { AUTHOR, Harness } from '../support/harness.js';
+
+const SLOW = { pollMs: 60_000, leaseMs: 180_000 };
+
+describe('notifications between replicas', () => {
+  let h: Harness;
+  let claimer: RunningApp;
+  beforeAll(async () => {
+    // The harness's own process never claims: it only creates tasks and asks for kills.
+    h = await Harness.start({ runner: { ...SLOW, maxConcurrent: 0 } });
+    claimer = await h.startReplica({ runner: { ...SLOW, maxConcurrent: 4, killGraceMs: 1000 } });
+    // Let the claimer's first wake (at start) pass, so it is idle and waiting.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  });
+  afterAll(async () => {
+    await claimer.stop(1000);
+    await h.stop();
+  });
+
+  it('starts a task made ready by another process at once, and kills it at once when asked there', async () => {
+    const created = Date.now();
+    const result = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script: 'echo started; sleep 60', source: 'api', sourceKey: null, channelId: null });
+    if (!result.ok) throw new Error(result.message);
+    const id = result.task.id;
+    await h.waitForStatus(id, 'running', 5_000);
+    const startedAfter = Date.now() - created;
+    expect(startedAfter).toBeLessThan(2_000);
+    const execution = await h.database.db('executions').where({ task_id: id }).first('runner_id');
+    expect(execution.runner_id).not.toBeNull();
+    expect(h.app.runner.runningCount).toBe(0);
+    expect(claimer.runner.runningCount).toBe(1);
+
+    // Wait until the script is really running, then kill through the non-owning process.
+    await waitForOutput(h, id, 'started');
+    const asked = Date.now();
+    expect(await h.app.service.kill(id, AUTHOR)).toMatchObject({ ok: true, stopping: true });
+    const task = await h.waitForStatus(id, ['killed', 'failure'], 10_000);
+    expect(task.status).toBe('killed');
+    expect(Date.now() - asked).toBeLessThan(5_000);
+  });
+});
+
+async function waitForOutput(h: Harness, id: number, text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const out = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).pluck('o.data');
+    if (out.join('').includes(text)) return;
+    if (Date.now() > deadline) throw new Error(`no "${text}" in the output of task ${id}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
