@@ -24,9 +24,15 @@ import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
 import { TaskMessages } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
+import { LINK_SECRET, ensureSetting, newSecret } from './store/settings.js';
+import { taskPageRouter } from './web/pageRouter.js';
+import { API_PREFIX, apiRouter } from './api/router.js';
+import { operations } from './api/operations.js';
+import { requestContext } from './http/requestContext.js';
+import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
 
 export interface AppOptions {
-  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'>;
+  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & { publicUrl?: string | undefined };
   config: Config;
   db: Db;
   /** The same database as `db`, for the LISTEN connection. */
@@ -47,6 +53,10 @@ export interface AppOptions {
   chatUpdatesPerMinute?: number;
   /** SSH keepalive interval: a link silent for about 3 of these is declared dead. */
   sshKeepaliveMs?: number;
+  /** How often a log follower (API `follow=1`) looks for new output. */
+  logPollMs?: number;
+  /** How long a log-page link in a card stays valid. */
+  logLinkTtlMs?: number;
 }
 
 export interface RunningApp {
@@ -58,6 +68,8 @@ export interface RunningApp {
   runner: Runner;
   pool: SshPool;
   messages: TaskMessages | null;
+  /** Signs links to task pages (the card's log link). */
+  signer: LinkSigner;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -68,6 +80,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const http = express();
   http.disable('x-powered-by');
   let stopping = false;
+  // Known once the server listens (tests use port 0); PUBLIC_URL wins when set.
+  let selfUrl = '';
+  const signer = createLinkSigner(await ensureSetting(db, LINK_SECRET, newSecret), () => env.publicUrl ?? selfUrl, options.logLinkTtlMs ?? 7 * 24 * 3600_000);
+  http.use(requestContext(log));
+  http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
+  const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
+  http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }) }));
 
   http.get('/healthz', async (_req, res) => {
     try {
@@ -172,10 +191,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.host ?? '127.0.0.1';
+  selfUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   log.info({ port }, 'countersign is listening');
 
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: selfUrl,
     port,
     server,
     bus,
@@ -183,6 +203,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     runner,
     pool,
     messages,
+    signer,
     async stop(graceMs = 30_000) {
       // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.

@@ -5,6 +5,7 @@
  *                             \-> rejected
  *   created -> ready            (targets without review)
  *   ready   -> killed           (stopped before a runner picked it up)
+ *   pending-review | approved | ready -> cancelled   (deleted before it ran)
  *
  * The store enforces the same rule in SQL (UPDATE ... WHERE status = expected), so two
  * replicas or two clicks can never both win; this module is the pure half of that rule.
@@ -19,20 +20,22 @@ export const TASK_STATUSES = [
   'success',
   'failure',
   'killed',
+  'cancelled',
 ] as const;
 
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 const NEXT: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   created: ['pending-review', 'ready'],
-  'pending-review': ['approved', 'rejected'],
-  approved: ['ready'],
+  'pending-review': ['approved', 'rejected', 'cancelled'],
+  approved: ['ready', 'cancelled'],
   rejected: [],
-  ready: ['running', 'killed'],
+  ready: ['running', 'killed', 'cancelled'],
   running: ['success', 'failure', 'killed'],
   success: [],
   failure: [],
   killed: [],
+  cancelled: [],
 };
 
 export function canTransition(from: TaskStatus, to: TaskStatus): boolean {

@@ -38,6 +38,7 @@ const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
   success: 'finished (success)',
   failure: 'finished (failure)',
   killed: 'killed',
+  cancelled: 'cancelled',
 };
 
 export class TaskService {
@@ -184,6 +185,62 @@ export class TaskService {
     this.bus.emit('stop-requested', execution.id);
     this.bus.emit('task-changed', taskId);
     return { ok: true, task, stopping: true };
+  }
+
+  /**
+   * Edits the message or script of a task nobody has reviewed yet: the reviewers must see what
+   * they approve. Only its author may; after the first decision, create a new task instead.
+   */
+  async update(taskId: number, userId: string, change: { message?: string | null; script?: string }): Promise<Outcome<{ task: Task }>> {
+    const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
+      const task = await getTaskForUpdate(trx, taskId);
+      if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+      if (task.author !== userId) return refuse('not_author', `Only the author of ${taskRef(taskId)} (<@${task.author}>) may edit it.`);
+      const reviewed = (await decisionsFor(trx, taskId)).length > 0;
+      if (task.status !== 'pending-review' || reviewed) {
+        return refuse('not_editable', `${taskRef(taskId)} is ${reviewed ? 'already being reviewed' : STATUS_WORDS[task.status]}; only a task waiting for its first review can be edited. Create a new task instead.`);
+      }
+      const fields: string[] = [];
+      const set: Record<string, unknown> = {};
+      if (change.message !== undefined && change.message !== task.message) {
+        set.message = change.message;
+        fields.push('message');
+      }
+      if (change.script !== undefined && change.script !== task.script) {
+        set.script = change.script;
+        // The review request shows the new script, uploaded again if it was too long to show.
+        set.review_script_posted = false;
+        fields.push('script');
+      }
+      if (fields.length === 0) return { ok: true, task };
+      await trx('tasks').where({ id: taskId }).update({ ...set, view_version: trx.raw('view_version + 1') });
+      await appendEvent(trx, { taskId, type: 'task.updated', actor: userId, data: { fields } });
+      const updated = await getTask(trx, taskId);
+      return updated ? { ok: true, task: updated } : refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    });
+    if (outcome.ok) this.changed(outcome.task);
+    return outcome;
+  }
+
+  /** Deletes a task before it ran: it ends as `cancelled` (the audit keeps it). Same rule as Kill. */
+  async cancel(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+    const task = await getTask(this.db, taskId);
+    if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'kill', taskRef(taskId));
+    if (!allowed.ok) return allowed;
+    const cancelled = await transitionTask(this.db, {
+      taskId,
+      from: ['pending-review', 'approved', 'ready'],
+      to: 'cancelled',
+      actor: userId,
+      set: { failure_message: `cancelled by <@${userId}> before it ran`, finished_at: this.db.fn.now() as unknown as Date },
+    });
+    if (!cancelled) {
+      const now = (await getTask(this.db, taskId)) ?? task;
+      return refuse('wrong_status', `${taskRef(taskId)} is ${STATUS_WORDS[now.status]}; only a task that has not started can be deleted.`);
+    }
+    this.changed(cancelled);
+    return { ok: true, task: cancelled };
   }
 
   policyOf(task: Task) {

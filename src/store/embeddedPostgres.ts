@@ -82,6 +82,30 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   };
 }
 
+/**
+ * The URL of the embedded cluster under `dataDir` if a server is running on it now (another
+ * process started it: `npm start`), read from its postmaster.pid; else null. Lets admin commands
+ * (`npm run token`) share the app's database instead of starting a second server on it.
+ */
+export function runningEmbeddedUrl(dataDir: string, database = 'countersign'): string | null {
+  const root = resolve(dataDir);
+  const pidFile = join(root, 'postgres', 'postmaster.pid');
+  const passwordFile = join(root, 'postgres-password');
+  if (!existsSync(pidFile) || !existsSync(passwordFile)) return null;
+  // Line 1: the server's pid; line 4: its port.
+  const lines = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!(pid > 0) || !(port > 0)) return null;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return null;
+  }
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+}
+
 const EXIT_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK'] as const;
 
 /**

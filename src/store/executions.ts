@@ -202,3 +202,16 @@ export async function expiredExecutions(db: Queryable): Promise<Execution[]> {
   const rows = await db<ExecutionRow>('executions').where({ phase: 'running' }).where('lease_until', '<', db.fn.now()).orderBy('id');
   return rows.map(toExecution);
 }
+
+export async function executionsOfTask(db: Queryable, taskId: number): Promise<Array<Execution & { steps: ExecutionStep[] }>> {
+  const rows = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id');
+  if (rows.length === 0) return [];
+  const steps = await db<StepRow>('execution_steps').whereIn('execution_id', rows.map((row) => row.id)).orderBy('id');
+  return rows.map((row) => ({ ...toExecution(row), steps: steps.filter((step) => step.execution_id === row.id).map(toStep) }));
+}
+
+export async function getExecution(db: Queryable, executionId: number): Promise<(Execution & { steps: ExecutionStep[] }) | null> {
+  const row = await db<ExecutionRow>('executions').where({ id: executionId }).first();
+  if (!row) return null;
+  return { ...toExecution(row), steps: await stepsOf(db, executionId) };
+}

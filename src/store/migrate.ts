@@ -4,13 +4,17 @@
  */
 import type { Knex } from 'knex';
 import * as initial from '../../migrations/001_initial.js';
+import * as api from '../../migrations/002_api.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
 }
 
-const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001_initial', initial]];
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
+  ['001_initial', initial],
+  ['002_api', api],
+];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => [...MIGRATIONS],

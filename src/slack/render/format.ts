@@ -12,6 +12,7 @@ export const STATUS_LABEL: Readonly<Record<TaskStatus, string>> = {
   success: ':large_green_circle: success',
   failure: ':red_circle: failure',
   killed: ':octagonal_sign: killed',
+  cancelled: ':heavy_multiplication_x: cancelled',
 };
 
 /** Slack renders this in each reader's own time zone; the fallback is for old clients. */

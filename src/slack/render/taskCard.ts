@@ -65,6 +65,7 @@ function resultText(view: TaskView, budget: (chars: number) => number): string |
     const failed = steps.filter((s) => s.phase === 'failed').length;
     return `${started}: ${done}/${steps.length} hosts done${failed > 0 ? `, ${failed} failed` : ''}.`;
   }
+  if (task.status === 'cancelled') return task.result.failureMessage ? `:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}` : null;
   if (task.status !== 'success' && task.status !== 'failure' && task.status !== 'killed') return null;
   const parts: string[] = [];
   if (task.result.exitCode !== null) parts.push(`exit code *${task.result.exitCode}*`);

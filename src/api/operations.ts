@@ -1,0 +1,267 @@
+/**
+ * What each API call does. Every change goes through the same use cases as Slack (TaskService),
+ * acting as the token's Slack user, so the API has no rules of its own to get wrong.
+ */
+import type { z } from 'zod';
+import type { Config } from '../config/config.js';
+import type { Db } from '../store/db.js';
+import { executionsOfTask, getExecution } from '../store/executions.js';
+import { recentOutput } from '../store/output.js';
+import { listEvents, listTasks } from '../store/queries.js';
+import { decisionsFor } from '../store/reviews.js';
+import { getTask } from '../store/tasks.js';
+import type { TaskService } from '../service/taskService.js';
+import type { Outcome } from '../service/outcome.js';
+import type { Execution, ExecutionStep, Task as DomainTask } from '../domain/task.js';
+import { ApiError, fromRefusal } from './errors.js';
+import { handleLog, type LogDeps } from './log.js';
+import type { Answer, ApiContext, Operation } from './routes.js';
+import * as S from './schemas.js';
+import { eventJson, executionJson, taskJson, type Links } from './serialize.js';
+
+export interface OperationDeps extends LogDeps {
+  db: Db;
+  config: Config;
+  service: TaskService;
+  links: Links;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function operations(deps: OperationDeps): Operation[] {
+  const { db, service, links } = deps;
+
+  const taskAnswer = (task: DomainTask, status = 200): Answer => ({ status, body: { task: taskJson(task, links) } });
+  const unwrap = <T>(outcome: Outcome<T>): T => {
+    if (!outcome.ok) throw fromRefusal(outcome);
+    return outcome;
+  };
+  const existingTask = async (id: number) => {
+    const task = await getTask(db, id);
+    if (!task) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
+    return task;
+  };
+  const withTails = async (execution: Execution & { steps: ExecutionStep[] }) => {
+    const tails = new Map<number, string>();
+    await Promise.all(execution.steps.map(async (step) => tails.set(step.id, await recentOutput(db, execution.id, step.id, 2000))));
+    return executionJson(execution, execution.steps, tails);
+  };
+
+  const ok = (description: string, schema: z.ZodType) => ({ description, schema });
+  const task = ok('The task.', S.TaskEnvelope);
+
+  return [
+    {
+      method: 'post',
+      path: '/tasks',
+      operationId: 'createTask',
+      summary: 'Create a task',
+      description: 'The card and review request appear in Slack as for `/task run`. With `Idempotency-Key`, a retried request returns the task the first one created.',
+      body: S.CreateTaskBody,
+      headers: [{ name: 'Idempotency-Key', description: 'Any printable ASCII string up to 200 characters, unique per intended task.', schema: { type: 'string', maxLength: 200 } }],
+      responses: { 201: ok('Created.', S.TaskEnvelope), 200: ok('Replayed: the task an earlier request with this Idempotency-Key created.', S.TaskEnvelope), 422: { description: 'Unknown target, a review nobody could give, or an Idempotency-Key reused for a different task.', schema: S.ErrorBody } },
+      async handle({ req, userId, body }) {
+        const input = body as z.output<typeof S.CreateTaskBody>;
+        const key = req.get('idempotency-key');
+        if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+        const target = deps.config.targets.get(input.target);
+        const created = unwrap(
+          await service.create({
+            author: userId,
+            target: input.target,
+            script: input.script,
+            message: input.message ?? null,
+            type: input.type ?? null,
+            source: 'api',
+            // Scoped to the user, so two callers' keys never meet.
+            sourceKey: key === undefined ? null : `api:${userId}:${key}`,
+            channelId: input.channel ?? target?.channel ?? null,
+          }),
+        );
+        if (!created.created && (created.task.target !== input.target || created.task.script !== input.script || created.task.author !== userId)) {
+          throw new ApiError(422, 'idempotency_conflict', `This Idempotency-Key already created task #${created.task.id} with a different target or script.`);
+        }
+        return taskAnswer(created.task, created.created ? 201 : 200);
+      },
+    },
+    {
+      method: 'get',
+      path: '/tasks',
+      operationId: 'listTasks',
+      summary: 'List tasks, newest first',
+      query: S.ListTasksQuery,
+      responses: { 200: ok('A page of tasks; pass `nextCursor` as `cursor` for the next.', S.TaskPage) },
+      async handle({ query }) {
+        const q = query as z.output<typeof S.ListTasksQuery>;
+        const page = await listTasks(db, {
+          ...(q.status ? { status: q.status } : {}),
+          ...(q.target ? { target: q.target } : {}),
+          ...(q.author ? { author: q.author } : {}),
+          ...(q.since ? { since: new Date(q.since) } : {}),
+          ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
+          limit: q.limit,
+        });
+        const last = page.tasks[page.tasks.length - 1];
+        return { status: 200, body: { tasks: page.tasks.map((t) => taskJson(t, links)), nextCursor: page.more && last ? String(last.id) : null } };
+      },
+    },
+    {
+      method: 'get',
+      path: '/tasks/{id}',
+      operationId: 'getTask',
+      summary: 'Get a task with its review decisions',
+      responses: { 200: task },
+      async handle({ params }) {
+        const found = await existingTask(params.id!);
+        return { status: 200, body: { task: taskJson(found, links, await decisionsFor(db, found.id)) } };
+      },
+    },
+    {
+      method: 'patch',
+      path: '/tasks/{id}',
+      operationId: 'updateTask',
+      summary: 'Edit the message or script of a task nobody has reviewed yet (author only)',
+      body: S.UpdateTaskBody,
+      responses: { 200: task },
+      async handle({ params, userId, body }) {
+        const change = body as z.output<typeof S.UpdateTaskBody>;
+        return taskAnswer(unwrap(await service.update(params.id!, userId, { ...(change.message !== undefined ? { message: change.message } : {}), ...(change.script !== undefined ? { script: change.script } : {}) })).task);
+      },
+    },
+    {
+      method: 'delete',
+      path: '/tasks/{id}',
+      operationId: 'deleteTask',
+      summary: 'Delete a task that has not run: it ends as `cancelled` and stays in the audit trail',
+      responses: { 200: task },
+      async handle({ params, userId }) {
+        return taskAnswer(unwrap(await service.cancel(params.id!, userId)).task);
+      },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/approve',
+      operationId: 'approveTask',
+      summary: "Approve as the token's user (a reviewer who is not the author)",
+      body: S.EmptyBody,
+      responses: { 200: task },
+      async handle({ params, userId }) {
+        return taskAnswer(unwrap(await service.approve(params.id!, userId)).task);
+      },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/reject',
+      operationId: 'rejectTask',
+      summary: "Reject as the token's user, with an optional reason",
+      body: S.RejectBody,
+      responses: { 200: task },
+      async handle({ params, userId, body }) {
+        const reason = (body as z.output<typeof S.RejectBody>).reason ?? null;
+        return taskAnswer(unwrap(await service.reject(params.id!, userId, reason)).task);
+      },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/start',
+      operationId: 'startTask',
+      summary: 'Run an approved task (its author or a reviewer)',
+      body: S.EmptyBody,
+      responses: { 200: task },
+      async handle({ params, userId }) {
+        return taskAnswer(unwrap(await service.run(params.id!, userId)).task);
+      },
+    },
+    {
+      method: 'post',
+      path: '/tasks/{id}/stop',
+      operationId: 'stopTask',
+      summary: 'Kill a queued or running task (its author or a reviewer)',
+      description: '`stopping: true` means a running task was asked to stop; it ends as `killed` shortly after.',
+      body: S.EmptyBody,
+      responses: { 200: ok('Stopped or stopping.', S.StopAnswer) },
+      async handle({ params, userId }) {
+        const killed = unwrap(await service.kill(params.id!, userId));
+        return { status: 200, body: { task: taskJson(killed.task, links), stopping: killed.stopping } };
+      },
+    },
+    {
+      method: 'get',
+      path: '/tasks/{id}/executions',
+      operationId: 'listTaskExecutions',
+      summary: "A task's executions (runs), oldest first",
+      responses: { 200: ok('Executions.', S.ExecutionList) },
+      async handle({ params }) {
+        await existingTask(params.id!);
+        const executions = await executionsOfTask(db, params.id!);
+        return { status: 200, body: { executions: executions.map((e) => executionJson(e, e.steps)) } };
+      },
+    },
+    {
+      method: 'get',
+      path: '/executions/{id}',
+      operationId: 'getExecution',
+      summary: 'An execution: plan, steps with phase, exit code, failure message and output tail, status_version',
+      responses: { 200: ok('The execution.', S.ExecutionEnvelope) },
+      async handle({ params }) {
+        const execution = await getExecution(db, params.id!);
+        if (!execution) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
+        return { status: 200, body: { execution: await withTails(execution) } };
+      },
+    },
+    {
+      method: 'post',
+      path: '/executions/{id}/stop',
+      operationId: 'stopExecution',
+      summary: 'Stop a running execution (same rule as Kill)',
+      body: S.EmptyBody,
+      responses: { 200: ok('Stopping.', S.StopAnswer) },
+      async handle({ params, userId }) {
+        const execution = await getExecution(db, params.id!);
+        if (!execution) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
+        if (execution.phase !== 'running') throw new ApiError(409, 'wrong_status', `Execution ${execution.id} already ended (${execution.phase}).`);
+        const killed = unwrap(await service.kill(execution.taskId, userId));
+        return { status: 200, body: { task: taskJson(killed.task, links), stopping: killed.stopping } };
+      },
+    },
+    {
+      method: 'get',
+      path: '/tasks/{id}/log',
+      operationId: 'getTaskLog',
+      summary: "The latest run's stored output (secrets masked), as text or a live stream",
+      description: 'Supports `Range: bytes=` (206) and `?offset=`; with `?follow=1` answers `text/event-stream`: `output` events carry `{"text"}` as it is stored, one `end` event carries `{"status"}` when the task has ended.',
+      query: S.LogQuery,
+      responses: {
+        200: { description: 'The log (or its part from `offset`), or with follow=1 a Server-Sent Events stream.', content: { 'text/plain': {}, 'text/event-stream': {} }, headers: { 'X-Log-Size': 'Bytes stored so far.' } },
+        206: { description: 'The requested byte range.', content: { 'text/plain': {} }, headers: { 'Content-Range': 'bytes start-end/size' } },
+        416: { description: 'The range starts past the end of the log.', schema: S.ErrorBody },
+      },
+      async handle(ctx: ApiContext) {
+        const found = await existingTask(ctx.params.id!);
+        await handleLog(deps, ctx, found, ctx.query as z.output<typeof S.LogQuery>);
+        return 'handled';
+      },
+    },
+    {
+      method: 'get',
+      path: '/events',
+      operationId: 'listEvents',
+      summary: 'The audit trail, newest first',
+      query: S.ListEventsQuery,
+      responses: { 200: ok('A page of events.', S.EventPage) },
+      async handle({ query }) {
+        const q = query as z.output<typeof S.ListEventsQuery>;
+        const page = await listEvents(db, {
+          ...(q.task !== undefined ? { taskId: q.task } : {}),
+          ...(q.actor ? { actor: q.actor } : {}),
+          ...(q.type ? { type: q.type } : {}),
+          ...(q.since ? { since: new Date(q.since) } : {}),
+          ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
+          limit: q.limit,
+        });
+        const last = page.events[page.events.length - 1];
+        return { status: 200, body: { events: page.events.map(eventJson), nextCursor: page.more && last ? String(last.id) : null } };
+      },
+    },
+  ];
+}

@@ -1,0 +1,34 @@
+/**
+ * Gives every HTTP request an id (the caller's `X-Request-Id` when it is sane, else a new one),
+ * echoes it back, and puts a child logger carrying it in `res.locals.log`; one access line per
+ * request when it ends. Query strings are left out of the log: signed links carry their
+ * signature there.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../log.js';
+
+const SANE_ID = /^[\w.:-]{1,100}$/;
+
+export function requestContext(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const given = req.get('x-request-id');
+    const requestId = given && SANE_ID.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    const child = log.child({ requestId });
+    res.locals.log = child;
+    res.locals.requestId = requestId;
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      // Slack's endpoint is busy and its bodies are not ours to log; health checks are noise.
+      if (req.path === '/healthz' || req.path === '/metrics') return;
+      const taskId = /^\/(?:api\/v1\/)?tasks\/(\d+)/.exec(req.path)?.[1];
+      child.info(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(taskId ? { taskId: Number(taskId) } : {}), ...(res.locals.userId ? { userId: res.locals.userId } : {}) },
+        'request',
+      );
+    });
+    next();
+  };
+}
