@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { App, ExpressReceiver } from '@slack/bolt';
-import { WebClient } from '@slack/web-api';
+import { WebClient, WebClientEvent } from '@slack/web-api';
 import type { Config } from './config/config.js';
 import type { Env } from './config/env.js';
 import { boltLogger, type Logger } from './log.js';
@@ -29,6 +29,7 @@ import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
 import { requestContext } from './http/requestContext.js';
+import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
 
 export interface AppOptions {
@@ -83,6 +84,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // Known once the server listens (tests use port 0); PUBLIC_URL wins when set.
   let selfUrl = '';
   const signer = createLinkSigner(await ensureSetting(db, LINK_SECRET, newSecret), () => env.publicUrl ?? selfUrl, options.logLinkTtlMs ?? 7 * 24 * 3600_000);
+  const pool = new SshPool({ idleMs: 60_000, keepaliveMs: options.sshKeepaliveMs ?? 5_000, keepaliveCountMax: 3 });
+  const metrics = new Metrics(db, () => pool.stats());
+  http.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   http.use(requestContext(log));
   http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
@@ -119,6 +125,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
         updatesPerMinute: options.chatUpdatesPerMinute ?? 50,
         updateBurst: 10,
         updateReserveForViews: 4,
+        onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
       },
     );
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), {
@@ -140,6 +147,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
     });
     registerListeners(bolt, { service, messages, log });
+    // The listeners' own calls (respond, views) go through Bolt's client: count its 429s too.
+    bolt.client.on(WebClientEvent.RATE_LIMITED, (_seconds: number, request: { url?: string }) => {
+      metrics.slackCalls.inc({ method: String(request?.url ?? 'unknown').replace(/^.*\//, ''), outcome: 'ratelimited' });
+    });
     bolt.error(async (error) => {
       log.error({ err: error }, 'unhandled error in a Slack listener');
     });
@@ -150,7 +161,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
 
-  const pool = new SshPool({ idleMs: 60_000, keepaliveMs: options.sshKeepaliveMs ?? 5_000, keepaliveCountMax: 3 });
   const settings = config.runner;
   const runner = new Runner(
     db,
@@ -169,6 +179,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       ...options.runner,
     },
     log.child({ component: 'runner' }),
+    {
+      claimed: (waitMs) => metrics.queueWait.observe(waitMs / 1000),
+      finished: (status, durationMs) => metrics.runDuration.observe({ status }, durationMs / 1000),
+      outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
+    },
   );
   // Other processes' ready tasks and stop requests arrive here within milliseconds of their commit.
   const listener = new PgListener(

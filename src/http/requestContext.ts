@@ -22,10 +22,12 @@ export function requestContext(log: Logger) {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       // Slack's endpoint is busy and its bodies are not ours to log; health checks are noise.
-      if (req.path === '/healthz' || req.path === '/metrics') return;
-      const taskId = /^\/(?:api\/v1\/)?tasks\/(\d+)/.exec(req.path)?.[1];
+      // Routers rewrite req.path while routing: take the path as it arrived.
+      const path = req.originalUrl.split('?')[0] ?? req.originalUrl;
+      if (path === '/healthz' || path === '/metrics') return;
+      const taskId = /^\/(?:api\/v1\/)?tasks\/(\d+)/.exec(path)?.[1];
       child.info(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(taskId ? { taskId: Number(taskId) } : {}), ...(res.locals.userId ? { userId: res.locals.userId } : {}) },
+        { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(taskId ? { taskId: Number(taskId) } : {}), ...(res.locals.userId ? { userId: res.locals.userId } : {}) },
         'request',
       );
     });

@@ -33,6 +33,8 @@ export interface RunContext {
   maxOutputBytes: number;
   /** A step started or ended: the views may redraw the card's progress (the caller throttles). */
   onProgress(): void;
+  /** Output kept for storage (after masking and the cap), for metrics. */
+  onOutputKept?(stream: 'stdout' | 'stderr' | 'system', bytes: number): void;
   onError(error: unknown, context: string): void;
 }
 
@@ -44,7 +46,8 @@ export interface StepResult {
   failureMessage: string | null;
 }
 
-export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortSignal): Promise<void> {
+/** Carries out the run; answers its result once stored, or null if it could not be stored. */
+export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortSignal): Promise<{ status: Summary['status']; durationMs: number } | null> {
   const { task, execution, steps } = claimed;
   const startedAt = Date.now();
   const recorder = new OutputRecorder(ctx.db, execution.id, {
@@ -108,7 +111,9 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     }),
   );
   // If it never lands, the lease sweeper ends the task as "runner lost" rather than leave it running.
-  if (written) void ctx.observer.runFinished(task.id, execution.id);
+  if (!written) return null;
+  void ctx.observer.runFinished(task.id, execution.id);
+  return { status: summary.status, durationMs };
 }
 
 async function skipStep(ctx: RunContext, claimed: Claimed, step: ExecutionStep, reason: string): Promise<StepResult> {
@@ -134,7 +139,10 @@ async function runStep(
   /** Filtered output: shown to the views as is, stored within the cap; our own messages always stored. */
   const emit = (stream: 'stdout' | 'stderr' | 'system', text: string) => {
     const kept = stream === 'system' ? text : cap.accept(text);
-    if (kept !== '') recorder.write(step.id, stream, kept);
+    if (kept !== '') {
+      recorder.write(step.id, stream, kept);
+      ctx.onOutputKept?.(stream, Buffer.byteLength(kept));
+    }
     ctx.observer.output(task.id, execution.id, label, stream, text);
   };
   const secrets = [...target.secrets.values()];

@@ -30,6 +30,13 @@ export interface RunnerOptions {
   maxOutputBytes: number;
 }
 
+/** What the runner reports for metrics; every hook optional. */
+export interface RunnerMetrics {
+  claimed?(queueWaitMs: number): void;
+  finished?(status: string, durationMs: number): void;
+  outputKept?(stream: string, bytes: number): void;
+}
+
 export interface RunnerLogger {
   error(context: Record<string, unknown>, message: string): void;
   warn(context: Record<string, unknown>, message: string): void;
@@ -61,6 +68,7 @@ export class Runner {
     private readonly observer: RunObserver,
     private readonly options: RunnerOptions,
     private readonly log: RunnerLogger,
+    private readonly metrics: RunnerMetrics = {},
   ) {}
 
   start(): void {
@@ -140,6 +148,7 @@ export class Runner {
     }
     if (!claimed) return false;
     const { task, execution } = claimed;
+    this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
     this.bus.emit('task-changed', task.id);
     this.observer.runStarted(task.id, execution.id, claimed.steps.length);
@@ -154,11 +163,15 @@ export class Runner {
         outputFlushMs: this.options.outputFlushMs,
         maxOutputBytes: this.options.maxOutputBytes,
         onProgress: () => this.progressChanged(task.id),
+        onOutputKept: (stream, bytes) => this.metrics.outputKept?.(stream, bytes),
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
       },
       claimed,
       controller.signal,
     )
+      .then((result) => {
+        if (result) this.metrics.finished?.(result.status, result.durationMs);
+      })
       .catch((error) => this.log.error({ err: error, taskId: task.id }, 'run crashed'))
       .finally(() => {
         this.active.delete(execution.id);

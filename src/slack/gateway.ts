@@ -41,6 +41,8 @@ export interface GatewayOptions {
   updateBurst: number;
   /** Log output updates only run while at least this many chat.update tokens are left for views. */
   updateReserveForViews: number;
+  /** Told of every call's outcome (for metrics). */
+  onCall?: (method: string, outcome: 'ok' | 'ratelimited' | 'error') => void;
 }
 
 /** What a chat.update redraws: a card or review request (waits its turn) or log output (yields). */
@@ -122,8 +124,11 @@ export class SlackGateway {
     if (blocked > 0) await sleep(blocked);
     this.stats.calls++;
     try {
-      return await invoke();
+      const result = await invoke();
+      this.options.onCall?.(method, 'ok');
+      return result;
     } catch (error) {
+      this.options.onCall?.(method, error instanceof WebAPIRateLimitedError ? 'ratelimited' : 'error');
       if (error instanceof WebAPIRateLimitedError) {
         const retryAfterMs = Math.max(1, error.retryAfter) * 1000;
         this.blockedUntil.set(method, Date.now() + retryAfterMs);

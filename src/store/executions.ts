@@ -15,6 +15,8 @@ import { bumpViewVersion, transitionTask } from './tasks.js';
 
 export interface Claimed {
   task: Task;
+  /** When the task became ready: its wait in the queue ends at the claim. */
+  readyAt: Date;
   execution: Execution;
   steps: ExecutionStep[];
 }
@@ -30,7 +32,7 @@ export async function claimNextReady(
   planFor: (task: Task) => Plan,
 ): Promise<Claimed | null> {
   return db.transaction(async (trx) => {
-    const next = await trx('tasks').where({ status: 'ready' }).orderBy('id').forUpdate().skipLocked().first('id');
+    const next = await trx('tasks').where({ status: 'ready' }).orderBy('id').forUpdate().skipLocked().first('id', 'status_changed_at');
     if (!next) return null;
     const task = await transitionTask(trx, {
       taskId: next.id as number,
@@ -62,7 +64,7 @@ export async function claimNextReady(
       })),
     );
     const steps = stepRows.length > 0 ? await trx<StepRow>('execution_steps').insert(stepRows).returning('*') : [];
-    return { task, execution: toExecution(execution), steps: steps.map(toStep) };
+    return { task, readyAt: next.status_changed_at as Date, execution: toExecution(execution), steps: steps.map(toStep) };
   });
 }
 
