@@ -12,7 +12,7 @@ import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
 import type { Config, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
-import { configFileSchema, type TargetFile } from './schema.js';
+import { configFileSchema, secretValueProblem, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
@@ -97,7 +97,11 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
       }
     }
     if (value !== undefined && value.includes('\u0000')) problems.push(`${where}: the value contains a NUL byte, which an environment variable cannot hold`);
-    else if (value) secrets.set(secretName, value);
+    else if (value) {
+      const problem = secretValueProblem(value);
+      if (problem !== null) problems.push(`${where}: ${problem}`);
+      else secrets.set(secretName, value);
+    }
   }
 
   const redact = compileRedactRules(file.redact ?? []);

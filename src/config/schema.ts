@@ -7,7 +7,7 @@ import { parseDuration } from '../domain/duration.js';
 import { parseBatch } from '../domain/rollout.js';
 import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
 import { parseSize } from '../domain/size.js';
-import { validRunAsWords } from '../exec/remoteCommand.js';
+import { secretNameProblem, validRunAsWords } from '../exec/remoteCommand.js';
 
 const slackId = (what: string, first: string) =>
   z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
@@ -25,12 +25,41 @@ const size = z
   .refine((value) => parseSize(String(value)) !== null, 'expected a size like 10MB or 512KB')
   .refine((value) => (parseSize(String(value)) ?? 0) >= 4096, 'must be at least 4KB');
 
-/** Names the script sees as environment variables; a few are the shell's or ours and cannot be overridden. */
-const RESERVED_NAMES = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'PWD', 'IFS', 'TMPDIR', 'COUNTERSIGN_RUN']);
-const secretName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'secret names are environment variable names')
-  .refine((name) => !RESERVED_NAMES.has(name), 'this name is reserved');
+/** Names the script sees as environment variables; some are the shell's, the loader's or ours and cannot be set. */
+const secretName = z.string().superRefine((name, ctx) => {
+  const problem = secretNameProblem(name);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Masking a value this short would mask common fragments of all output; it is also too short to be secret. */
+export const MIN_SECRET_LENGTH = 4;
+
+/** Why a resolved secret value cannot be used, or null when it can (checked where values are read: load.ts). */
+export function secretValueProblem(value: string): string | null {
+  if ([...value].length < MIN_SECRET_LENGTH) return `the value is shorter than ${MIN_SECRET_LENGTH} characters: masking it would mask common text in all output`;
+  return null;
+}
+
+/** sudo's short options that take a value as the next word (`-u app`). */
+const SUDO_OPTIONS_WITH_VALUE = new Set(['-u', '-g', '-C', '-D', '-h', '-p', '-r', '-t', '-U', '-T', '-R']);
+
+/**
+ * sudo without -n asks for a password when its rules want one; over a channel without a
+ * terminal nobody can type it, and the run hangs until its timeout instead of failing at once.
+ * Only sudo's own options count: a `-n` of the command it runs (`nice -n 5`) does not.
+ */
+function sudoIsNonInteractive(words: readonly string[]): boolean {
+  const sudo = words.findIndex((word) => word === 'sudo' || word.endsWith('/sudo'));
+  if (sudo < 0) return true;
+  for (let i = sudo + 1; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === '-n' || word === '--non-interactive') return true;
+    if (word === '--' || !word.startsWith('-')) return false;
+    if (SUDO_OPTIONS_WITH_VALUE.has(word)) i++;
+  }
+  return false;
+}
+
 const secretSource = z.union([
   z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name') }),
   z.strictObject({ file: z.string().min(1) }),
@@ -88,6 +117,7 @@ const target = z.strictObject({
   runAs: z
     .string()
     .refine((value) => validRunAsWords(value.trim().split(/\s+/)), 'expected a command prefix of plain words, e.g. "sudo -n -u app"')
+    .refine((value) => sudoIsNonInteractive(value.trim().split(/\s+/)), 'sudo must be given -n (non-interactive), e.g. "sudo -n -u app": without it sudo may wait for a password nobody can type')
     .optional(),
   secrets: z.record(secretName, secretSource).optional(),
   redact: z.array(z.string().min(1)).optional(),

@@ -66,36 +66,52 @@ export function remoteCommand(run: RemoteRun): string {
   if (!Number.isSafeInteger(run.scriptBytes) || run.scriptBytes < 0) throw new Error('scriptBytes must be a byte count');
   const wrapper = [
     'umask 077',
-    `f=${filePath(run.token)}`,
+    `__cs_f=${filePath(run.token)}`,
     // noclobber: create both files exclusively, never through someone else's symlink.
     // `true`, not `:`: a redirection error on a special builtin makes dash exit 2 before `||` runs.
     'set -C',
-    'true > "$f" || exit 125',
-    'echo $$ > "$f.pid" || exit 125',
+    'true > "$__cs_f" || exit 125',
+    'echo $$ > "$__cs_f.pid" || exit 125',
     'set +C',
-    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"" EXIT',
-    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 129" HUP',
-    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 130" INT',
-    'trap "rm -f \\"\\$f\\" \\"\\$f.pid\\"; exit 143" TERM',
-    // Secrets: a count, then a name line and an octal-escaped value line for each.
-    'IFS= read -r n || exit 125',
-    'i=0',
-    'while [ "$i" -lt "$n" ]; do IFS= read -r k || exit 125; IFS= read -r v || exit 125; v=$(printf "%bx" "$v"); export "$k=${v%x}"; i=$((i+1)); done',
-    'cat > "$f" || exit 125',
+    'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"" EXIT',
+    'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"; exit 129" HUP',
+    'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"; exit 130" INT',
+    'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"; exit 143" TERM',
+    // Secrets: a count, then a name line and an octal-escaped value line for each. They are
+    // exported among the wrapper's own variables, hence the __cs_ prefix no secret may use.
+    'IFS= read -r __cs_n || exit 125',
+    '__cs_i=0',
+    'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); export "$__cs_k=${__cs_v%x}"; __cs_i=$((__cs_i+1)); done',
+    'cat > "$__cs_f" || exit 125',
     // A link that drops mid-send ends stdin early: a truncated script must not run.
-    `[ $(wc -c < "$f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
-    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$f" < /dev/null`,
+    `[ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
+    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$__cs_f" < /dev/null`,
   ].join('; ');
   return asUser(wrapper, run.runAs);
 }
 
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Variables the wrapper, the shell or countersign itself depend on. */
+const RESERVED_SECRET_NAMES = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'PWD', 'IFS', 'TMPDIR', 'COUNTERSIGN_RUN']);
+/** Variables that change how a shell or the dynamic loader starts the script (and the wrapper's own commands). */
+const STARTUP_NAMES = new Set(['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4']);
+
+/** Why `name` cannot be a secret's name, or null when it can. */
+export function secretNameProblem(name: string): string | null {
+  if (!SECRET_NAME.test(name)) return 'secret names are environment variable names';
+  if (name.startsWith('__cs_')) return "names starting with __cs_ are the wrapper's own variables";
+  if (RESERVED_SECRET_NAMES.has(name)) return 'this name is reserved';
+  if (STARTUP_NAMES.has(name) || name.startsWith('LD_')) return `${name} changes how the shell or the dynamic loader starts the script, so it cannot be a secret`;
+  return null;
+}
 
 /** What the wrapper reads on stdin: the secrets, then the script. */
 export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string): Buffer {
   const lines = [String(secrets.size)];
   for (const [name, value] of secrets) {
-    if (!SECRET_NAME.test(name)) throw new Error(`secret name ${name} is not a variable name`);
+    // The config refuses these already; a name that got past it must not reach the wrapper.
+    const problem = secretNameProblem(name);
+    if (problem !== null) throw new Error(`secret name ${name}: ${problem}`);
     if (value.includes('\u0000')) throw new Error(`secret ${name} contains a NUL byte`);
     lines.push(name, octalEscape(value));
   }
@@ -114,9 +130,9 @@ export function stopCommand(token: string, signal: StopSignal, runAs: readonly s
   const t = checkToken(token);
   return asUser(
     [
-      `p=$(cat ${filePath(t)}.pid 2>/dev/null)`,
-      `if [ -n "$p" ]; then kill -${signal} -"$p" 2>/dev/null; fi`,
-      `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do q=\${e#/proc/}; kill -${signal} "\${q%/environ}" 2>/dev/null; done`,
+      `__cs_p=$(cat ${filePath(t)}.pid 2>/dev/null)`,
+      `if [ -n "$__cs_p" ]; then kill -${signal} -"$__cs_p" 2>/dev/null; fi`,
+      `for __cs_e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do __cs_q=\${__cs_e#/proc/}; kill -${signal} "\${__cs_q%/environ}" 2>/dev/null; done`,
       'true',
     ].join('; '),
     runAs,
@@ -132,18 +148,18 @@ export function stopCommand(token: string, signal: StopSignal, runAs: readonly s
 export function survivorsCommand(token: string, runAs: readonly string[] | null): string {
   const t = checkToken(token);
   const count = [
-    'n=0',
-    'if [ -n "$p" ] && kill -0 -"$p" 2>/dev/null; then n=$((n+1)); fi',
-    `for e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do n=$((n+1)); done`,
+    '__cs_n=0',
+    'if [ -n "$__cs_p" ] && kill -0 -"$__cs_p" 2>/dev/null; then __cs_n=$((__cs_n+1)); fi',
+    `for __cs_e in $(grep -lsza -x "COUNTERSIGN_RUN=${t}" /proc/[0-9]*/environ 2>/dev/null); do __cs_n=$((__cs_n+1)); done`,
   ].join('; ');
   return asUser(
     [
-      `f=${filePath(t)}`,
-      'p=$(cat "$f.pid" 2>/dev/null)',
+      `__cs_f=${filePath(t)}`,
+      '__cs_p=$(cat "$__cs_f.pid" 2>/dev/null)',
       count,
-      `i=0; while [ "$n" -gt 0 ] && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); ${count}; done`,
-      'if [ "$n" -eq 0 ]; then rm -f "$f" "$f.pid"; fi',
-      'echo "$n"',
+      `__cs_i=0; while [ "$__cs_n" -gt 0 ] && [ "$__cs_i" -lt 20 ]; do sleep 0.1; __cs_i=$((__cs_i+1)); ${count}; done`,
+      'if [ "$__cs_n" -eq 0 ]; then rm -f "$__cs_f" "$__cs_f.pid"; fi',
+      'echo "$__cs_n"',
     ].join('; '),
     runAs,
   );

@@ -49,7 +49,16 @@ export function fingerprint(keyBlob: Buffer): string {
 
 interface Waiter {
   control: boolean;
-  resolve(): void;
+  /** true: the slot was handed over (already counted in inUse); false: the connection closed, try another. */
+  wake(granted: boolean): void;
+}
+
+/** What a session's user may do with its connection besides using the client. */
+export interface SessionHandle {
+  /** Why the link went away, once it has. */
+  lostReason(): string | null;
+  /** Takes a connection that can no longer open channels out of the pool, so the next user connects afresh. */
+  discard(): void;
 }
 
 class PooledConnection {
@@ -65,7 +74,7 @@ class PooledConnection {
   constructor(
     readonly endpoint: SshEndpoint,
     options: PoolOptions,
-    onGone: () => void,
+    readonly onGone: () => void,
   ) {
     const label = hostLabel(endpoint.address);
     const pinned = keysFor(endpoint.knownHosts, endpoint.address.host, endpoint.address.port);
@@ -89,14 +98,14 @@ class PooledConnection {
         else if (error.level === 'client-authentication') reject(new SshConnectError(`${label} did not accept the target's SSH key for user ${endpoint.address.user}`));
         else reject(new SshConnectError(`cannot connect to ${label}: ${error.message}`));
       });
+      // The server ended the link: its socket takes no more writes, so nobody new may get it.
+      this.client.on('end', () => this.retire());
       this.client.on('close', () => {
-        this.closed = true;
+        this.retire();
         this.lostReason ??= 'the connection closed';
-        if (this.idleTimer) clearTimeout(this.idleTimer);
-        onGone();
         if (!isReady) reject(new SshConnectError(hostKeyProblem ?? `the connection to ${label} closed before it was ready`));
         // Whoever waits for a slot on a dead connection must try again on a new one.
-        for (const waiter of this.waiters.splice(0)) waiter.resolve();
+        for (const waiter of this.waiters.splice(0)) waiter.wake(false);
       });
       const serverHostKey = [...new Set(pinned.flatMap((entry) => ALGORITHMS_FOR_KEY_TYPE[entry.keyType] ?? [entry.keyType]))];
       this.client.connect({
@@ -125,6 +134,25 @@ class PooledConnection {
     this.ready.catch(() => undefined);
   }
 
+  /**
+   * Out of the pool for good, before anything else happens to it: a connection that is closing
+   * must never be handed out (its client throws "Not connected" on exec).
+   */
+  retire(): void {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.onGone();
+  }
+
+  readonly handle: SessionHandle = {
+    lostReason: () => this.lostReason,
+    discard: () => {
+      this.retire();
+      this.client.end();
+    },
+  };
+
   /** Slots for runs; the last one is kept for control commands. */
   hasRoom(control: boolean): boolean {
     const limit = control ? this.endpoint.maxSessions : Math.max(1, this.endpoint.maxSessions - 1);
@@ -143,36 +171,25 @@ export class SshPool {
    * waiting for a free slot when the host's sessions are all in use. Throws SshConnectError when
    * the host cannot be reached or is not the pinned host; `signal` abandons the wait.
    */
-  async withSession<T>(endpoint: SshEndpoint, use: (client: Client, connection: { lostReason(): string | null }) => Promise<T>, options: { control?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+  async withSession<T>(endpoint: SshEndpoint, use: (client: Client, connection: SessionHandle) => Promise<T>, options: { control?: boolean; signal?: AbortSignal } = {}): Promise<T> {
     const control = options.control ?? false;
     for (;;) {
       options.signal?.throwIfAborted();
       const connection = this.connectionFor(endpoint);
       await connection.ready;
       if (connection.closed) continue;
-      if (!connection.hasRoom(control)) {
-        await new Promise<void>((resolve, reject) => {
-          const waiter: Waiter = { control, resolve };
-          connection.waiters.push(waiter);
-          options.signal?.addEventListener(
-            'abort',
-            () => {
-              const index = connection.waiters.indexOf(waiter);
-              if (index >= 0) connection.waiters.splice(index, 1);
-              reject(options.signal?.reason);
-            },
-            { once: true },
-          );
-        });
+      if (connection.hasRoom(control)) connection.inUse++;
+      else if (!(await waitForSlot(connection, control, options.signal))) continue;
+      // Handed a slot just as the connection went away: give it back and connect afresh.
+      if (connection.closed) {
+        this.release(connection);
         continue;
       }
-      connection.inUse++;
       if (connection.idleTimer) clearTimeout(connection.idleTimer);
       connection.idleTimer = null;
       try {
-        return await use(connection.client, { lostReason: () => connection.lostReason });
+        return await use(connection.client, connection.handle);
       } finally {
-        connection.inUse--;
         this.release(connection);
       }
     }
@@ -189,7 +206,7 @@ export class SshPool {
   }
 
   closeAll(): void {
-    for (const connection of this.connections.values()) connection.client.end();
+    for (const connection of [...this.connections.values()]) connection.handle.discard();
     this.connections.clear();
   }
 
@@ -210,18 +227,49 @@ export class SshPool {
   }
 
   private release(connection: PooledConnection): void {
-    // Wake the first waiter that fits now (a control command fits in the reserved slot).
-    const index = connection.waiters.findIndex((waiter) => connection.hasRoom(waiter.control));
-    if (index >= 0) {
-      const [waiter] = connection.waiters.splice(index, 1);
-      waiter?.resolve();
-      return;
+    connection.inUse--;
+    // The freed slot goes straight to the first waiter it fits (a control command fits the
+    // reserved slot), already counted: a newcomer arriving meanwhile cannot jump the queue.
+    for (let i = 0; i < connection.waiters.length && !connection.closed; ) {
+      const waiter = connection.waiters[i]!;
+      if (!connection.hasRoom(waiter.control)) {
+        i++;
+        continue;
+      }
+      connection.waiters.splice(i, 1);
+      connection.inUse++;
+      waiter.wake(true);
     }
     if (connection.inUse === 0 && !connection.closed) {
-      connection.idleTimer = setTimeout(() => connection.client.end(), this.options.idleMs);
+      // Retired before it is ended, so no acquire in between gets a closing connection.
+      connection.idleTimer = setTimeout(() => connection.handle.discard(), this.options.idleMs);
       connection.idleTimer.unref();
     }
   }
+}
+
+/**
+ * Queues for a slot on `connection`: true when one was handed over, false when the connection
+ * closed first. Aborting `signal` leaves the queue; the listener goes as soon as either happens.
+ */
+function waitForSlot(connection: PooledConnection, control: boolean, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      const index = connection.waiters.indexOf(waiter);
+      if (index >= 0) connection.waiters.splice(index, 1);
+      reject(signal?.reason);
+    };
+    const waiter: Waiter = {
+      control,
+      wake: (granted) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(granted);
+      },
+    };
+    connection.waiters.push(waiter);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** One pool entry per login (user, host, port) and credentials: a changed key or pin gets a new connection. */

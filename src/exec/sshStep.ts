@@ -6,10 +6,12 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Client, ClientChannel } from 'ssh2';
+import { formatDuration } from '../domain/duration.js';
 import { hostLabel } from '../domain/plan.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
-import { encodeStdin, remoteCommand, stopCommand, survivorsCommand, type StopSignal } from './remoteCommand.js';
-import { SshConnectError, type SshEndpoint, type SshPool } from './sshPool.js';
+import { ensureEnded, killAndCount, signalRun, withinMs } from './hostControl.js';
+import { encodeStdin, remoteCommand, type StopSignal } from './remoteCommand.js';
+import { SshConnectError, type SessionHandle, type SshEndpoint, type SshPool } from './sshPool.js';
 
 export interface SshStepOptions {
   pool: SshPool;
@@ -20,6 +22,7 @@ export interface SshStepOptions {
   runAs: readonly string[] | null;
   /** Names the run's files and marks its processes on the host (stored, so another process can stop it). */
   token: string;
+  /** Counted from the moment the script is started, not while the step waits for a session slot. */
   runTimeoutMs: number;
   killGraceMs: number;
   /** Receives output; returning false pauses the stream until `drained` resolves (backpressure). */
@@ -32,143 +35,197 @@ export interface SshStepOptions {
 export type StepOutcome =
   /** The remote process ended; `stopped` says whether a stop or timeout ended it. */
   | { kind: 'exited'; exitCode: number | null; signal: string | null; stopped: boolean; timedOut: boolean; survivors: number }
-  /** Nothing ran (refused host key, connection or auth failure, stopped first) or the link dropped mid-run. */
+  /**
+   * Nothing ran (refused host key, connection or auth failure, stopped first), the link dropped
+   * mid-run, or a stopped run could not be verified to have ended.
+   */
   | { kind: 'failed'; message: string; ran: boolean; timedOut?: boolean };
+
+/** The pooled connection could not even open the channel: nothing ran, so another try is safe. */
+type NotStarted = { kind: 'not-started'; reason: string };
 
 export { fingerprint } from './sshPool.js';
 
+/** Beyond the connect timeout, what the KILL and the survivors check (which waits up to ~2 s for reaping) may take. */
+const CHECK_MS = 5_000;
+const UNVERIFIED = "could not verify that the run's processes ended";
+
 export async function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
   const label = hostLabel(options.endpoint.address);
-  // The run's time counts from the start: a host that stalls the handshake is stopped too.
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort('timeout'), options.runTimeoutMs);
-  const startAbort = AbortSignal.any([options.stop, timeout.signal]);
-  try {
-    return await options.pool.withSession(options.endpoint, (client, connection) => execute(client, connection, options, label, timeout.signal), {
-      signal: startAbort,
-    });
-  } catch (error) {
-    if (timeout.signal.aborted) return { kind: 'failed', ran: false, timedOut: true, message: `timed out connecting to ${label}` };
+  for (let attempt = 1; ; attempt++) {
+    let result: StepOutcome | NotStarted;
+    try {
+      result = await options.pool.withSession(options.endpoint, (client, connection) => new StepRun(client, connection, options, label).start(), {
+        signal: options.stop,
+      });
+    } catch (error) {
+      if (options.stop.aborted) return { kind: 'failed', ran: false, message: 'stopped before it started' };
+      if (error instanceof SshConnectError) return { kind: 'failed', ran: false, message: error.message };
+      return { kind: 'failed', ran: false, message: `could not run on ${label}: ${(error as Error).message}` };
+    }
+    if (result.kind !== 'not-started') return result;
     if (options.stop.aborted) return { kind: 'failed', ran: false, message: 'stopped before it started' };
-    if (error instanceof SshConnectError) return { kind: 'failed', ran: false, message: error.message };
-    return { kind: 'failed', ran: false, message: `could not run on ${label}: ${(error as Error).message}` };
-  } finally {
-    clearTimeout(timer);
+    // Once more, on a fresh connection: the pooled one went away between its last use and now.
+    if (attempt >= 2) return { kind: 'failed', ran: false, message: `could not run on ${label}: ${result.reason}` };
   }
 }
 
-function execute(
-  client: Client,
-  connection: { lostReason(): string | null },
-  options: SshStepOptions,
-  label: string,
-  timedOutSignal: AbortSignal,
-): Promise<StepOutcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let channel: ClientChannel | null = null;
-    let exit: { code: number | null; signal: string | null } | null = null;
-    let stopping = false;
-    const timers: NodeJS.Timeout[] = [];
+/** One attempt at running the script on an acquired session. */
+class StepRun {
+  private resolve: (result: StepOutcome | NotStarted) => void = () => undefined;
+  private settled = false;
+  private channel: ClientChannel | null = null;
+  private channelClosed = false;
+  private exit: { code: number | null; signal: string | null } | null = null;
+  private stopping = false;
+  private timedOut = false;
+  private scriptSent = false;
+  private readonly timers: NodeJS.Timeout[] = [];
 
-    const finish = async (outcome: StepOutcome) => {
-      if (settled) return;
-      settled = true;
-      timers.forEach(clearTimeout);
-      options.stop.removeEventListener('abort', onStop);
-      timedOutSignal.removeEventListener('abort', onTimeout);
-      resolve(outcome);
-    };
+  constructor(
+    private readonly client: Client,
+    private readonly connection: SessionHandle,
+    private readonly options: SshStepOptions,
+    private readonly label: string,
+  ) {}
 
-    /** Runs a control command (stop, survivors check) in the connection's reserved slot. */
-    const control = (command: string): Promise<string> =>
-      options.pool
-        .withSession(
-          options.endpoint,
-          (conn) =>
-            new Promise<string>((done, fail) => {
-              conn.exec(command, (error, stream) => {
-                if (error) return fail(error);
-                let out = '';
-                stream.on('data', (data: Buffer) => (out += data.toString()));
-                stream.stderr.resume();
-                stream.on('close', () => done(out));
-              });
-            }),
-          { control: true },
-        )
-        .catch(() => '');
-
-    const signalAll = (signal: StopSignal) => control(stopCommand(options.token, signal, options.runAs));
-
-    const stopRemote = () => {
-      // Already exited: the run ended on its own, whatever arrives now.
-      if (stopping || exit || settled) return;
-      stopping = true;
-      void signalAll('TERM');
-      timers.push(
-        setTimeout(() => {
-          void signalAll('KILL');
-          // If even KILL gets no exit back (a busy host can take a while), give up on the channel rather than hang.
-          timers.push(
-            setTimeout(() => {
-              channel?.close();
-              void finish({ kind: 'failed', ran: true, message: `${label} did not report an exit after KILL` });
-            }, Math.max(10_000, options.killGraceMs)),
-          );
-        }, options.killGraceMs),
-      );
-    };
-    const onStop = () => stopRemote();
-    const onTimeout = () => stopRemote();
-    options.stop.addEventListener('abort', onStop);
-    timedOutSignal.addEventListener('abort', onTimeout);
-
-    const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs });
-    client.exec(command, (error, stream) => {
-      if (error) {
-        void finish({ kind: 'failed', ran: false, message: `${label} refused to start the script: ${error.message}` });
-        return;
+  start(): Promise<StepOutcome | NotStarted> {
+    return new Promise((resolve) => {
+      this.resolve = resolve;
+      const { options } = this;
+      if (options.stop.aborted) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started' });
+      const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs });
+      try {
+        this.client.exec(command, (error, stream) => this.opened(error, stream));
+      } catch (error) {
+        // ssh2 throws "Not connected" when the socket is already closing: nothing started.
+        this.connection.discard();
+        return this.finish({ kind: 'not-started', reason: (error as Error).message });
       }
-      channel = stream;
-      const stdout = new StringDecoder('utf8');
-      const stderr = new StringDecoder('utf8');
-      const deliver = (which: 'stdout' | 'stderr', text: string) => {
-        if (text === '' || options.onOutput(which, text)) return;
-        // The consumer is behind: stop reading, so the SSH window fills and the remote script waits.
-        stream.pause();
-        stream.stderr.pause();
-        void options.drained().then(() => {
-          stream.resume();
-          stream.stderr.resume();
-        });
-      };
-      stream.on('data', (data: Buffer) => deliver('stdout', stdout.write(data)));
-      stream.stderr.on('data', (data: Buffer) => deliver('stderr', stderr.write(data)));
-      stream.on('exit', (code: number | null, signal?: string) => {
-        exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
-      });
-      stream.on('close', async () => {
-        deliver('stdout', stdout.end());
-        deliver('stderr', stderr.end());
-        if (!exit) {
-          const why = connection.lostReason();
-          await finish({ kind: 'failed', ran: true, message: `lost the connection to ${label} mid-run${why ? ` (${why})` : ''}` });
-          return;
-        }
-        // A stopped run is verified on the host: nothing of it may survive.
-        let survivors = 0;
-        if (stopping) {
-          survivors = Number((await control(survivorsCommand(options.token, options.runAs))).trim()) || 0;
-          if (survivors > 0) {
-            await signalAll('KILL');
-            survivors = Number((await control(survivorsCommand(options.token, options.runAs))).trim()) || 0;
-          }
-        }
-        await finish({ kind: 'exited', exitCode: exit.code, signal: exit.signal, stopped: stopping, timedOut: timedOutSignal.aborted, survivors });
-      });
-      stream.end(encodeStdin(options.secrets, options.script));
-      if (options.stop.aborted || timedOutSignal.aborted) stopRemote();
+      // The run's time counts from here: the wait for a session slot is not the script's.
+      this.timers.push(
+        setTimeout(() => {
+          this.timedOut = true;
+          this.stop();
+        }, options.runTimeoutMs),
+      );
+      options.stop.addEventListener('abort', this.stop);
     });
-  });
+  }
+
+  private opened(error: Error | undefined, stream: ClientChannel): void {
+    if (this.settled) return;
+    if (error) {
+      if (this.stopping) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started', timedOut: this.timedOut });
+      // The link died while the channel was opening. The script travels on stdin only once the
+      // exec succeeded, so even a wrapper the host did start read nothing and ran nothing.
+      if (this.connection.lostReason() !== null) return this.finish({ kind: 'not-started', reason: error.message });
+      return this.finish({ kind: 'failed', ran: false, message: `${this.label} refused to start the script: ${error.message}` });
+    }
+    this.channel = stream;
+    const stdout = new StringDecoder('utf8');
+    const stderr = new StringDecoder('utf8');
+    const deliver = (which: 'stdout' | 'stderr', text: string) => {
+      if (text === '' || this.options.onOutput(which, text)) return;
+      // The consumer is behind: stop reading, so the SSH window fills and the remote script waits.
+      stream.pause();
+      stream.stderr.pause();
+      void this.options.drained().then(() => {
+        stream.resume();
+        stream.stderr.resume();
+      });
+    };
+    stream.on('data', (data: Buffer) => deliver('stdout', stdout.write(data)));
+    stream.stderr.on('data', (data: Buffer) => deliver('stderr', stderr.write(data)));
+    stream.on('exit', (code: number | null, signal?: string) => {
+      this.exit = { code: typeof code === 'number' ? code : null, signal: signal ?? null };
+    });
+    stream.on('close', () => {
+      deliver('stdout', stdout.end());
+      deliver('stderr', stderr.end());
+      void this.closed();
+    });
+    if (this.stopping) {
+      // The stop came while the channel was opening, so its TERM found nothing. Send no script
+      // (the wrapper exits at its first read, running nothing) and signal again, in case the
+      // wrapper got further than that.
+      stream.end();
+      void this.signal('TERM');
+      return;
+    }
+    this.scriptSent = true;
+    stream.end(encodeStdin(this.options.secrets, this.options.script));
+  }
+
+  /**
+   * Stop or timeout. Guarded by `stopping`/`settled`, not by the exit status having arrived: a
+   * script that exited can leave children (`sleep 30 &`) holding its output open, and those must
+   * be stopped too.
+   */
+  private readonly stop = (): void => {
+    if (this.stopping || this.settled || this.channelClosed) return;
+    this.stopping = true;
+    void this.signal('TERM');
+    this.timers.push(
+      setTimeout(() => {
+        void this.signal('KILL');
+        // If even KILL gets no close back (a busy host can take a while), give up on the channel rather than hang.
+        this.timers.push(
+          setTimeout(() => {
+            this.channel?.close();
+            this.finish({ kind: 'failed', ran: this.scriptSent, message: `${this.label} did not report an exit after KILL, so countersign ${UNVERIFIED}: check it by hand` });
+          }, Math.max(10_000, this.options.killGraceMs)),
+        );
+      }, this.options.killGraceMs),
+    );
+  };
+
+  private signal(signal: StopSignal): Promise<boolean> {
+    return signalRun(this.options, signal);
+  }
+
+  private async closed(): Promise<void> {
+    this.channelClosed = true;
+    if (this.settled) return;
+    // The channel is done: no more stop signals or timeouts, only the checks below.
+    this.timers.forEach(clearTimeout);
+    const bound = this.options.endpoint.connectTimeoutMs + CHECK_MS;
+    if (!this.exit) return this.finish(await this.lost(bound));
+    const exit = this.exit;
+    if (!this.stopping) return this.finish({ kind: 'exited', exitCode: exit.code, signal: exit.signal, stopped: false, timedOut: false, survivors: 0 });
+    // A stopped run is verified on the host: nothing of it may survive.
+    const survivors = await ensureEnded(this.options, bound);
+    if (!this.scriptSent) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started', timedOut: this.timedOut });
+    if (survivors === null) {
+      const what = this.timedOut ? `timed out after ${formatDuration(this.options.runTimeoutMs)} and was stopped` : 'stopped';
+      return this.finish({ kind: 'failed', ran: true, message: `${what}, but countersign ${UNVERIFIED}: check ${this.label} by hand` });
+    }
+    this.finish({ kind: 'exited', exitCode: exit.code, signal: exit.signal, stopped: true, timedOut: this.timedOut, survivors });
+  }
+
+  /**
+   * The channel closed without an exit status: the link dropped. Without a terminal nothing hangs
+   * the script up, so its processes go on with nobody reading them: KILL them by the run's token
+   * over a fresh connection (bounded, best effort) and say whether that worked.
+   */
+  private async lost(boundMs: number): Promise<StepOutcome> {
+    const why = this.connection.lostReason();
+    const lost = `lost the connection to ${this.label} mid-run${why ? ` (${why})` : ''}`;
+    const survivors = await withinMs(killAndCount(this.options), boundMs);
+    const after =
+      survivors === 0
+        ? "the run's processes left on the host were killed"
+        : survivors === null
+          ? `countersign ${UNVERIFIED}: check ${this.label} by hand`
+          : `${survivors} of its processes survived KILL: check ${this.label} by hand`;
+    return { kind: 'failed', ran: this.scriptSent, message: `${lost}; ${after}` };
+  }
+
+  private finish(result: StepOutcome | NotStarted): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.timers.forEach(clearTimeout);
+    this.options.stop.removeEventListener('abort', this.stop);
+    this.resolve(result);
+  }
 }

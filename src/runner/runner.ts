@@ -10,7 +10,7 @@ import type { Config } from '../config/config.js';
 import { hostLabel } from '../domain/plan.js';
 import { buildRolloutPlan } from '../domain/rollout.js';
 import type { Execution, ExecutionStep } from '../domain/task.js';
-import { stopCommand, survivorsCommand } from '../exec/remoteCommand.js';
+import { killAndCount } from '../exec/hostControl.js';
 import type { SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
@@ -254,7 +254,8 @@ export class Runner {
       const task = await this.db('tasks').where({ id: execution.taskId }).first('target');
       const target = task ? this.config.targets.get(task.target as string) : undefined;
       if (!target) return;
-      for (const step of steps) {
+      // All hosts at once: a 40-host run must not wait out 40 connect timeouts in a row.
+      await Promise.all(steps.map(async (step) => {
         const endpoint = {
           address: { host: step.host, port: step.port, user: step.user },
           privateKey: target.privateKey,
@@ -262,32 +263,17 @@ export class Runner {
           connectTimeoutMs: target.connectTimeoutMs,
           maxSessions: target.maxSessions,
         };
-        const run = (command: string) =>
-          this.pool.withSession(
-            endpoint,
-            (client) =>
-              new Promise<string>((resolve, reject) =>
-                client.exec(command, (error, stream) => {
-                  if (error) return reject(error);
-                  let out = '';
-                  stream.on('data', (data: Buffer) => (out += data.toString()));
-                  stream.stderr.resume();
-                  stream.on('close', () => resolve(out));
-                }),
-              ),
-            { control: true },
-          );
         const label = hostLabel(step);
-        let line: string;
-        try {
-          await run(stopCommand(step.runToken, 'KILL', target.runAs));
-          const survivors = Number((await run(survivorsCommand(step.runToken, target.runAs))).trim()) || 0;
-          line = survivors === 0 ? `countersign: ${label}: stopped what was left of the run after its runner was lost\n` : `countersign: ${label}: ${survivors} processes of the run are still alive after KILL: check by hand\n`;
-        } catch (error) {
-          line = `countersign: ${label}: could not reach the host to stop what was left of the run (${(error as Error).message})\n`;
-        }
+        // Null: the host could not be reached or the check did not run; never read as "all gone".
+        const survivors = await killAndCount({ pool: this.pool, endpoint, token: step.runToken, runAs: target.runAs });
+        const line =
+          survivors === 0
+            ? `countersign: ${label}: stopped what was left of the run after its runner was lost\n`
+            : survivors === null
+              ? `countersign: ${label}: could not verify that the run's processes ended after its runner was lost: check the host by hand\n`
+              : `countersign: ${label}: ${survivors} processes of the run are still alive after KILL: check by hand\n`;
         await insertChunks(this.db, [{ executionId: execution.id, stepId: step.id, stream: 'system', data: line }]);
-      }
+      }));
     } catch (error) {
       this.log.error({ err: error, executionId: execution.id }, 'stopping the processes of a lost run failed');
     }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
-import { startSshd, type SshServer } from '../support/sshd.js';
+import { isProcessAlive, startSshd, type SshServer } from '../support/sshd.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 
 /** Four sshds, each answering on ten loopback addresses: forty hosts. */
@@ -202,12 +202,14 @@ describe('fleets', () => {
     // The next task on that host gets a fresh connection.
     const next = await h.createTask('run pooled echo back');
     expect((await h.waitForStatus(next, ['success', 'failure'], 15_000)).status).toBe('success');
-    // The orphaned sleep lost its connection, not its life: clean it up.
-    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL');
+    // The host was reachable again: what the run left behind was killed over a fresh connection.
+    expect(task.result.failureMessage).toMatch(/; the run's processes left on the host were killed$/);
+    expect(isProcessAlive(Number(readFileSync(pidFile, 'utf8').trim()))).toBe(false);
   });
 
   it('finds a link that went silent (no RST, no FIN) by keepalive, and fails the step', async () => {
-    const target = `  silent:\n    hosts:\n      - { host: 127.0.0.1, port: ${proxy.port}, user: ${h.ssh.user} }\n    ssh:\n      privateKeyFile: ${h.ssh.privateKeyPath}\n      knownHosts: "[127.0.0.1]:${proxy.port} ${h.ssh.hostPublicKey}"`;
+    // A short connectTimeout: the cleanup's fresh connection goes through the frozen proxy too.
+    const target = `  silent:\n    connectTimeout: 2s\n    hosts:\n      - { host: 127.0.0.1, port: ${proxy.port}, user: ${h.ssh.user} }\n    ssh:\n      privateKeyFile: ${h.ssh.privateKeyPath}\n      knownHosts: "[127.0.0.1]:${proxy.port} ${h.ssh.hostPublicKey}"`;
     const { parseConfig } = await import('../../src/config/load.js');
     const silentTarget = parseConfig(`targets:\n${target}\n`, 'silent.yml').targets.get('silent')!;
     (h.config.targets as Map<string, typeof silentTarget>).set('silent', silentTarget);

@@ -217,6 +217,26 @@ export function isProcessAlive(pid: number): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
+/**
+ * sshd's per-connection processes under `server` (the privileged monitor and the user's network
+ * process; `sshd-session` on OpenSSH 9.8+): killing them drops every link as a dead network
+ * would, while the commands those links started go on running.
+ */
+export function connectionPids(server: SshServer): number[] {
+  return server.sessionPids().filter((pid) => {
+    const comm = procComm(pid);
+    return comm === 'sshd' || comm === 'sshd-session';
+  });
+}
+
+function procComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** All descendants of pid (children, grandchildren...), from /proc. */
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config/env.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { MIN_SECRET_LENGTH, secretValueProblem } from '../../src/config/schema.js';
 
 const KEY_TEXT = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
 const ED25519 = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -309,6 +310,40 @@ describe('parseConfig: every error names its field', () => {
     expect(found).toHaveLength(fields.length);
   });
 
+  it('a secret name the wrapper, the shell or the dynamic loader depends on', () => {
+    const secret = (name: string) => yaml({ extra: `    secrets:\n      ${name}: { env: SECRET_SOURCE }` });
+    const env = { SECRET_SOURCE: 'a-long-enough-value' };
+    for (const name of ['__cs_f', '__cs_anything', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN']) {
+      problemAt(secret(name), `targets.web-prod.secrets.${name}`, env);
+    }
+    expect(problemAt(secret('__cs_f'), 'targets.web-prod.secrets.__cs_f', env)).toContain('__cs_');
+    expect(problemAt(secret('LD_PRELOAD'), 'targets.web-prod.secrets.LD_PRELOAD', env)).toContain('dynamic loader');
+    // Ordinary names, short ones included, are fine.
+    const ok = parseConfig(yaml({ extra: '    secrets:\n      DB_PASSWORD: { env: SECRET_SOURCE }\n      f: { env: SECRET_SOURCE }' }), configPath, env);
+    expect([...ok.targets.get('web-prod')!.secrets.keys()]).toEqual(['DB_PASSWORD', 'f']);
+  });
+
+  it('a secret value under 4 characters, from the environment or a file (masking it would mask ordinary text)', () => {
+    writeFileSync(join(dir, 'short-secret'), 'abc\n');
+    writeFileSync(join(dir, 'ok-secret'), 'abcd\n');
+    const fromEnv = yaml({ extra: '    secrets:\n      API_KEY: { env: SHORT }' });
+    expect(problemAt(fromEnv, 'targets.web-prod.secrets.API_KEY', { SHORT: 'abc' })).toContain('shorter than 4 characters');
+    const fromFile = yaml({ extra: '    secrets:\n      API_KEY: { file: short-secret }' });
+    expect(problemAt(fromFile, 'targets.web-prod.secrets.API_KEY')).toContain('shorter than 4 characters');
+    const ok = parseConfig(yaml({ extra: '    secrets:\n      API_KEY: { file: ok-secret }\n      TOKEN: { env: SHORT }' }), configPath, { SHORT: 'abcd' });
+    expect([...ok.targets.get('web-prod')!.secrets.values()]).toEqual(['abcd', 'abcd']);
+  });
+
+  it('runAs with sudo that may ask for a password (no -n among sudo’s own options)', () => {
+    const runAs = (value: string) => yaml({ extra: `    runAs: "${value}"` });
+    for (const value of ['sudo -u app', '/usr/bin/sudo -u app', 'sudo -u app nice -n 5', 'sudo -u -n']) {
+      expect(problemAt(runAs(value), 'targets.web-prod.runAs'), value).toContain('-n');
+    }
+    for (const value of ['sudo -n -u app', 'sudo -u app -n', '/usr/bin/sudo --non-interactive -u app', 'env LANG=C', 'nice -n 5']) {
+      expect(parseConfig(runAs(value), configPath, {}).targets.get('web-prod')!.runAs, value).toEqual(value.split(' '));
+    }
+  });
+
   it('lists every problem found while resolving, across targets', () => {
     const text = `
 targets:
@@ -397,5 +432,12 @@ describe('readEnv', () => {
     const found = envProblems({ DATABASE_URL: 'mysql://x', PUBLIC_URL: 'example.com', LOG_LEVEL: 'loud', PORT: 'x', SLACK_BOT_TOKEN: 'abc' });
     const names = found.map((p) => p.split(':')[0]).sort();
     expect(names).toEqual(['DATABASE_URL', 'LOG_LEVEL', 'PORT', 'PUBLIC_URL', 'SLACK_BOT_TOKEN']);
+  });
+});
+
+describe('secretValueProblem (applied where secret values are read)', () => {
+  it(`refuses values shorter than ${MIN_SECRET_LENGTH} characters, which masking would turn into holes all over the output`, () => {
+    for (const value of ['a', 'ab', 'abc', '☃☃☃']) expect(secretValueProblem(value), value).toMatch(/shorter than 4 characters/);
+    for (const value of ['abcd', '☃☃☃☃', 'a long passphrase']) expect(secretValueProblem(value), value).toBeNull();
   });
 });

@@ -13,6 +13,9 @@ describe('task lifecycle', () => {
     ['running', 'success'],
     ['running', 'failure'],
     ['running', 'killed'],
+    ['pending-review', 'cancelled'],
+    ['approved', 'cancelled'],
+    ['ready', 'cancelled'],
   ];
 
   it('allows exactly the documented transitions', () => {
@@ -38,6 +41,6 @@ describe('task lifecycle', () => {
   });
 
   it('knows the final states', () => {
-    expect(TASK_STATUSES.filter(isTerminal)).toEqual(['rejected', 'success', 'failure', 'killed']);
+    expect(TASK_STATUSES.filter(isTerminal)).toEqual(['rejected', 'success', 'failure', 'killed', 'cancelled']);
   });
 });

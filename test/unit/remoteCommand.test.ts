@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INTERPRETERS, SCRIPT_TYPES } from '../../src/domain/scriptTypes.js';
-import { encodeStdin, newRunToken, remoteCommand as buildCommand, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
+import { encodeStdin, newRunToken, remoteCommand as buildCommand, secretNameProblem, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
 import type { ScriptType } from '../../src/domain/scriptTypes.js';
 
 /** The wrapper without runAs, as most tests need it. */
@@ -44,13 +44,13 @@ describe('remoteCommand', () => {
       const command = remoteCommand(type, TOKEN, 1234);
       // Deterministic: nothing else goes in.
       expect(remoteCommand(type, TOKEN, 1234)).toBe(command);
-      expect(command.endsWith(`; COUNTERSIGN_RUN=${TOKEN} ${INTERPRETERS[type]} "$f" < /dev/null`)).toBe(true);
-      return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$f" < /dev/null`.length);
+      expect(command.endsWith(`; COUNTERSIGN_RUN=${TOKEN} ${INTERPRETERS[type]} "$__cs_f" < /dev/null`)).toBe(true);
+      return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$__cs_f" < /dev/null`.length);
     });
     expect(new Set(templates).size).toBe(1);
     expect(templates[0]).toContain('countersign-<token>');
     // The script arrives on stdin and the interpreter gets /dev/null, not the script.
-    expect(templates[0]).toContain('cat > "$f"');
+    expect(templates[0]).toContain('cat > "$__cs_f"');
     // ...and is checked to have arrived whole before anything runs.
     expect(templates[0]).toContain('-eq <bytes> ]');
   });
@@ -87,6 +87,29 @@ describe('remoteCommand', () => {
       expect(syntaxCheck(shell, stopCommand(TOKEN, 'KILL', ['sudo', '-n', '-u', 'app'])).status).toBe(0);
     });
   }
+
+  it('names every variable of its own __cs_…, so no secret exported among them can collide', () => {
+    const commands = [remoteCommand('bash', TOKEN, 10), stopCommand(TOKEN, 'TERM', null), survivorsCommand(TOKEN, null)];
+    for (const command of commands) {
+      const assigned = [
+        ...[...command.matchAll(/(?:^|[;\s({])([A-Za-z_][A-Za-z0-9_]*)=/g)].map((m) => m[1]!),
+        ...[...command.matchAll(/\bread -r ([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!),
+        ...[...command.matchAll(/\bfor ([A-Za-z_][A-Za-z0-9_]*) in\b/g)].map((m) => m[1]!),
+      ];
+      expect(assigned.length).toBeGreaterThan(0);
+      // IFS= and COUNTERSIGN_RUN= only prefix one command; they are not the wrapper's variables.
+      const own = assigned.filter((name) => name !== 'IFS' && name !== 'COUNTERSIGN_RUN');
+      expect(own.filter((name) => !name.startsWith('__cs_')), command).toEqual([]);
+    }
+  });
+
+  it('refuses to hand over a secret whose name the config refuses (the wrapper’s, the shell’s, the loader’s)', () => {
+    for (const name of ['__cs_f', '__cs_n', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN', '1X', 'A-B']) {
+      expect(secretNameProblem(name), name).not.toBeNull();
+      expect(() => encodeStdin(new Map([[name, 'value']]), 'true'), name).toThrow(`secret name ${name}`);
+    }
+    for (const name of ['DB_PASSWORD', 'f', 'n', 'i', 'k', 'v', '_cs_f', 'LD', 'ENVIRONMENT']) expect(secretNameProblem(name), name).toBeNull();
+  });
 
   it('the syntax check does catch broken shell', () => {
     expect(syntaxCheck('sh', `${remoteCommand('sh', TOKEN, 10)}; if`).status).not.toBe(0);
@@ -275,6 +298,27 @@ describe('remoteCommand, run locally', () => {
       const result = run(shell, wrapper('sh', script), script, secrets);
       expect(result.status).toBe(0);
       expect(result.stdout).toBe([...secrets.values()].map((v) => `${v}|`).join(''));
+    });
+  }
+
+  for (const shell of SHELLS) {
+    it(`${shell}: secrets named like short shell variables (f, n, i, k, v) reach the script without disturbing the wrapper`, () => {
+      const hijack = join(tmp, `hijack-${shell}`);
+      // `i` and `n` would end the wrapper's loop early, `f` would move the script file, `k`/`v` would garble the next secret.
+      const secrets = new Map([
+        ['i', '100'],
+        ['n', '1'],
+        ['f', hijack],
+        ['k', 'kk-value'],
+        ['v', 'vv-value'],
+      ]);
+      const script = 'printf "%s|" "$i" "$n" "$f" "$k" "$v"';
+      const result = run(shell, wrapper('sh', script), script, secrets);
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe([...secrets.values()].map((v) => `${v}|`).join(''));
+      expect(existsSync(hijack)).toBe(false);
+      expect(leftovers()).toEqual([]);
     });
   }
 
