@@ -131,8 +131,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
+      logUrl: (taskId) => signer.taskUrl(taskId),
     });
-    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000 }, log.child({ component: 'thread' }));
+    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
     observer = streamer;
     const receiver = new ExpressReceiver({
       signingSecret: env.slack.signingSecret,

@@ -43,6 +43,8 @@ export interface TaskMessagesOptions {
   retryBaseMs: number;
   /** How often the reconciler looks for messages behind their task. */
   reconcileMs: number;
+  /** The task page's signed URL, linked from the card. */
+  logUrl?: (taskId: number) => string;
 }
 
 interface TaskSyncState {
@@ -155,7 +157,7 @@ export class TaskMessages {
     // The two messages live in different channels, each with its own pace: neither waits for the other.
     const showCard = async () => {
       if (!task.channelId) return;
-      const card = renderTaskCard(view, { targetDescription: target?.description ?? null, policy });
+      const card = renderTaskCard(view, { targetDescription: target?.description ?? null, policy, logUrl: this.options.logUrl?.(view.task.id) ?? null });
       try {
         redo ||= (await this.show(task, 'card', task.channelId, task.cardTs, card)).outcome === 'stale';
       } catch (error) {

@@ -34,6 +34,8 @@ export interface ThreadStreamerOptions {
   maxMessages: number;
   /** How long the end of a run waits for its card to be posted before giving up on the thread. */
   cardWaitMs: number;
+  /** The task page's signed URL, linked from the uploaded log. */
+  logUrl?: (taskId: number) => string;
 }
 
 export interface StreamerLogger {
@@ -161,7 +163,7 @@ export class ThreadStreamer implements RunObserver {
           filename: `task-${taskId}.log`,
           title: `Output of #${taskId}`,
           content: Buffer.from(text, 'utf8'),
-          comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text)),
+          comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text), this.options.logUrl?.(taskId) ?? null),
         });
       }
     } finally {

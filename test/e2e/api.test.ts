@@ -140,6 +140,13 @@ describe('HTTP API', () => {
     expect(got.body.task.reviews).toEqual([expect.objectContaining({ userId: ALICE, verdict: 'approve', reason: null })]);
     expect(got.body.task.result.exitCode).toBe(0);
     expect(got.body.task.result.lastLine).toBe('edited-script');
+    // The card links to the task page with a signed link that opens it.
+    const card = await h.card(id, 'success');
+    const link = new RegExp(`<(http://[^|>]+/tasks/${id}\\?expires=\\d+&sig=[^|>]+)\\|Task page`).exec(JSON.stringify(card.blocks))?.[1];
+    expect(link).toBeDefined();
+    const page = await fetch(link!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('edited-script');
 
     const rejectedId = await createReviewed('echo never');
     const rejected = await as(BOB).post(`/tasks/${rejectedId}/reject`, { reason: 'not during the freeze' });

@@ -16,6 +16,8 @@ export const CARD_SCRIPT_CHARS = 1500;
 export interface CardContext {
   targetDescription: string | null;
   policy: ReviewPolicy | null;
+  /** The task page (a signed link), shown once the task has output to read. */
+  logUrl?: string | null;
 }
 
 export function renderTaskCard(view: TaskView, ctx: CardContext): SlackMessage {
@@ -50,7 +52,9 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   if ((task.status === 'running' && !stopping) || task.status === 'ready') buttons.push(button(ACTION.kill, 'Kill', String(task.id), 'danger'));
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
 
-  if (task.status === 'running') blocks.push(context('Output streams into this thread.'));
+  const page = ctx.logUrl && view.execution ? ` · <${ctx.logUrl}|Task page with the full log>` : '';
+  if (task.status === 'running') blocks.push(context(`Output streams into this thread.${page}`));
+  else if (page !== '') blocks.push(context(page.slice(3)));
 
   return { text: `${ref} on ${task.target}: ${task.status}`, blocks };
 }

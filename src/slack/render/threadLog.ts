@@ -40,8 +40,8 @@ export function splitToFit(escaped: string, room: number): { head: string; rest:
   return { head: escaped.slice(0, cut), rest: escaped.slice(cut) };
 }
 
-export function fullLogComment(taskId: number, bytes: number, lines: number): string {
-  return `:page_facing_up: Full output of #${taskId}: ${lines} lines, ${formatBytes(bytes)}.`;
+export function fullLogComment(taskId: number, bytes: number, lines: number, pageUrl: string | null = null): string {
+  return `:page_facing_up: Full output of #${taskId}: ${lines} lines, ${formatBytes(bytes)}.${pageUrl ? ` Also on <${pageUrl}|the task page>.` : ''}`;
 }
 
 export const LOG_LIMIT_NOTICE = ':scissors: More output than this thread shows: the full log will be attached here when the task ends.';

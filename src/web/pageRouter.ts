@@ -1,0 +1,130 @@
+/**
+ * The task page behind `log_url`: GET /tasks/:id shows a task and its output, updated live over
+ * Server-Sent Events from GET /tasks/:id/stream. Access: a signed, expiring link (the one in the
+ * Slack card) or an API token.
+ */
+import { randomBytes } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import { isTerminal } from '../domain/lifecycle.js';
+import type { Logger } from '../log.js';
+import { hostLabelsOf, LogAssembler } from '../service/logs.js';
+import type { Db } from '../store/db.js';
+import { findApiToken } from '../store/apiTokens.js';
+import { chunksFor } from '../store/output.js';
+import { loadTaskView } from '../store/taskView.js';
+import { pageCsp, renderErrorPage, renderTaskPage } from './logPage.js';
+import type { LinkSigner } from './signedLinks.js';
+import { streamTask } from './taskStream.js';
+
+export interface TaskPageDeps {
+  db: Db;
+  signer: LinkSigner;
+  log: Logger;
+  /** How often a live page looks for new output and status. */
+  pollMs?: number;
+}
+
+/** Who may see task `taskId`: a valid link for it, or a live API token. */
+export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<'ok' | 'expired' | 'invalid'> {
+  const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
+  if (bearer) return (await findApiToken(deps.db, bearer)) ? 'ok' : 'invalid';
+  const query = req.query as Record<string, unknown>;
+  return deps.signer.verify(taskId, typeof query.expires === 'string' ? query.expires : undefined, typeof query.sig === 'string' ? query.sig : undefined);
+}
+
+/** Ids are bigserials: anything else is no task (and never reaches SQL). */
+function taskIdOf(raw: unknown): number | null {
+  if (typeof raw !== 'string' || !/^[1-9]\d{0,14}$/.test(raw)) return null;
+  return Number(raw);
+}
+
+const queryString = (req: Request, name: string): string | undefined => {
+  const value = (req.query as Record<string, unknown>)[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/** The page is a capability (its URL is the permission): keep it out of caches, frames and Referer headers. */
+function pageHeaders(res: Response, nonce: string): void {
+  res.set({
+    'Content-Security-Policy': pageCsp(nonce),
+    'Referrer-Policy': 'no-referrer',
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Cache-Control': 'no-store',
+  });
+}
+
+function errorPage(res: Response, nonce: string, status: number, title: string, message: string): void {
+  res.status(status).type('html').send(renderErrorPage(title, message, nonce));
+}
+
+function forbidden(res: Response, nonce: string, access: 'expired' | 'invalid'): void {
+  errorPage(res, nonce, 403, access === 'expired' ? 'Link expired' : 'Link not valid', `This link is ${access === 'expired' ? 'expired' : 'not valid'}. Open the task again from its Slack card for a fresh link.`);
+}
+
+/** The stream's URL, relative to the page so it works behind a path prefix; it carries the page's own permission. */
+function streamUrl(deps: TaskPageDeps, req: Request, taskId: number, after: number): string {
+  let expires = queryString(req, 'expires');
+  let sig = queryString(req, 'sig');
+  if (!expires || !sig) {
+    // Opened with an API token, which EventSource cannot send: sign a link for the stream instead.
+    const signed = new URL(deps.signer.taskUrl(taskId), 'http://localhost');
+    expires = signed.searchParams.get('expires') ?? '';
+    sig = signed.searchParams.get('sig') ?? '';
+  }
+  // `/tasks/7/` (trailing slash) is the same page; its stream is then one level down.
+  const base = req.path.endsWith('/') ? '' : `${taskId}/`;
+  return `${base}stream?${new URLSearchParams({ expires, sig, after: String(after) }).toString()}`;
+}
+
+export function taskPageRouter(deps: TaskPageDeps): Router {
+  const router = Router();
+  const pollMs = deps.pollMs ?? 250;
+
+  router.get('/tasks/:id', async (req: Request, res: Response) => {
+    const nonce = randomBytes(16).toString('base64');
+    pageHeaders(res, nonce);
+    try {
+      const taskId = taskIdOf(req.params.id);
+      if (taskId === null) return errorPage(res, nonce, 404, 'No such task', 'There is no task with this id.');
+      const access = await pageAccess(deps, req, taskId);
+      if (access !== 'ok') return forbidden(res, nonce, access);
+      const view = await loadTaskView(deps.db, taskId);
+      if (!view) return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
+      let output = '';
+      let after = 0;
+      if (view.execution) {
+        // Read after the view: a task seen terminal has all its output stored by now.
+        const [chunks, labels] = await Promise.all([chunksFor(deps.db, view.execution.id), hostLabelsOf(deps.db, view.execution.id)]);
+        const assembler = new LogAssembler(labels);
+        output = assembler.add(chunks);
+        after = assembler.lastChunkId;
+      }
+      const live = isTerminal(view.task.status) ? null : streamUrl(deps, req, taskId, after);
+      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output }));
+    } catch (error) {
+      deps.log.error({ err: error }, 'task page failed');
+      if (!res.headersSent) errorPage(res, nonce, 500, 'Something went wrong', 'The task could not be shown. Try again in a moment.');
+    }
+  });
+
+  router.get('/tasks/:id/stream', async (req: Request, res: Response) => {
+    res.set({ 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
+    try {
+      const taskId = taskIdOf(req.params.id);
+      if (taskId === null) return void res.status(404).type('text').send('no such task');
+      const access = await pageAccess(deps, req, taskId);
+      if (access !== 'ok') return void res.status(403).type('text').send(`link ${access === 'expired' ? 'expired' : 'not valid'}`);
+      if (!(await deps.db('tasks').where({ id: taskId }).first('id'))) return void res.status(404).type('text').send('no such task');
+      if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
+      // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.
+      const resumeAt = Math.max(Number(queryString(req, 'after') ?? 0) || 0, Number(req.get('last-event-id') ?? 0) || 0);
+      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { pollMs, heartbeatMs: 15_000 });
+    } catch (error) {
+      deps.log.error({ err: error }, 'task stream failed');
+      if (!res.headersSent) res.status(500).type('text').send('the stream failed');
+      else res.end();
+    }
+  });
+  return router;
+}
