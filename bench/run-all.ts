@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark on one environment; prints figures, asserts nothing. */
 import { benchAckLatency } from './ack-latency.js';
+import { benchApiLoad } from './api-load.js';
 import { benchBigOutput } from './big-output.js';
 import { startBenchEnv } from './env.js';
 import { benchRunLatency } from './run-latency.js';
@@ -15,6 +16,7 @@ try {
   await benchThroughput(env, 'open');
   await benchThroughput(env, 'wide');
   await benchBigOutput(env);
+  await benchApiLoad(env);
 } finally {
   await env.stop();
 }
