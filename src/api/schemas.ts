@@ -10,9 +10,12 @@ import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
 
 const byteLength = (text: string) => Buffer.byteLength(text, 'utf8');
 
+// Limits as JSON Schema can say them (a non-blank pattern, a length in characters), then the
+// exact one in bytes.
 export const scriptField = z
   .string()
-  .refine((s) => s.trim() !== '', 'the script is empty')
+  .regex(/\S/, 'the script is empty')
+  .max(MAX_SCRIPT_BYTES, `scripts are at most ${MAX_SCRIPT_BYTES / 1024} KiB`)
   .refine((s) => byteLength(s) <= MAX_SCRIPT_BYTES, `scripts are at most ${MAX_SCRIPT_BYTES / 1024} KiB`)
   .meta({ description: `The script, run by the type's interpreter on every host of the target (at most ${MAX_SCRIPT_BYTES / 1024} KiB).` });
 const messageField = z.string().max(3000).meta({ description: 'Why this task is run; shown to the reviewers.' });
@@ -33,7 +36,7 @@ export const CreateTaskBody = z
 export const UpdateTaskBody = z
   .strictObject({ message: messageField.nullable().optional(), script: scriptField.optional() })
   .refine((body) => body.message !== undefined || body.script !== undefined, 'give `message` or `script`')
-  .meta({ id: 'UpdateTask' });
+  .meta({ id: 'UpdateTask', minProperties: 1 });
 
 export const RejectBody = z.strictObject({ reason: z.string().max(3000).nullable().optional() }).meta({ id: 'Reject' });
 export const EmptyBody = z.strictObject({}).meta({ id: 'Empty' });

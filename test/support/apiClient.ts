@@ -54,7 +54,26 @@ export class ApiClient {
     const isJson = (response.headers.get('content-type') ?? '').includes('application/json');
     const answer: ApiAnswer = { status: response.status, headers: response.headers, text, body: isJson ? JSON.parse(text) : text };
     this.check(method.toLowerCase(), path, answer, isJson);
+    if (options.body !== undefined) this.checkRequest(method.toLowerCase(), path, options.body, answer);
     return answer;
+  }
+
+  /**
+   * The document and the server must agree on requests too: a body the server accepted must be
+   * valid by the documented schema, and one it refused as invalid must not be.
+   */
+  checkRequest(method: string, path: string, body: unknown, answer: ApiAnswer): void {
+    const bare = path.split('?')[0]!;
+    const template = Object.keys(this.document.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, '[^/]+')}$`).test(bare));
+    const operation = template ? (this.document.paths[template]![method] as { requestBody?: { content: Record<string, { schema: unknown }> } } | undefined) : undefined;
+    const schema = operation?.requestBody?.content['application/json']?.schema;
+    if (!schema) return;
+    const validate = this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"doc#/components/')));
+    const valid = validate(body);
+    if (answer.status < 300 && !valid) throw new Error(`${method} ${template}: the server accepted a body the document rejects: ${this.ajv.errorsText(validate.errors)}`);
+    if (answer.status === 400 && answer.body?.error?.code === 'invalid_request' && answer.body.error.issues && valid) {
+      throw new Error(`${method} ${template}: the server refused a body the document accepts: ${answer.text.slice(0, 300)}`);
+    }
   }
 
   /** Throws unless the answer is documented for the operation this path and method match. */
