@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
-import { App, ExpressReceiver } from '@slack/bolt';
+import { App, ExpressReceiver, SocketModeReceiver, type Receiver } from '@slack/bolt';
 import { WebClient, WebClientEvent } from '@slack/web-api';
 import type { Config } from './config/config.js';
 import type { Env } from './config/env.js';
@@ -33,7 +33,7 @@ import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
 
 export interface AppOptions {
-  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & { publicUrl?: string | undefined };
+  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & { publicUrl?: string | undefined; slackAppToken?: string | undefined };
   config: Config;
   db: Db;
   /** The same database as `db`, for the LISTEN connection. */
@@ -104,6 +104,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     }
   });
 
+  let socketReceiver: SocketModeReceiver | null = null;
   let messages: TaskMessages | null = null;
   let streamer: ThreadStreamer | null = null;
   let observer: RunObserver = silentObserver;
@@ -135,12 +136,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     });
     streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
     observer = streamer;
-    const receiver = new ExpressReceiver({
-      signingSecret: env.slack.signingSecret,
-      endpoints: '/slack/events',
-      app: http,
-      logger: boltLogger(log),
-    });
+    // Socket Mode when an app token is set: Slack's payloads arrive over a WebSocket opened with
+    // apps.connections.open (at SLACK_API_URL too), and /slack/events is not served.
+    const receiver: Receiver = env.slackAppToken
+      ? new SocketModeReceiver({ appToken: env.slackAppToken, logger: boltLogger(log), installerOptions: { clientOptions: { slackApiUrl } } })
+      : new ExpressReceiver({ signingSecret: env.slack.signingSecret, endpoints: '/slack/events', app: http, logger: boltLogger(log) });
+    socketReceiver = receiver instanceof SocketModeReceiver ? receiver : null;
     const bolt = new App({
       token: env.slack.botToken,
       receiver,
@@ -200,6 +201,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   await listener.start();
   runner.start();
 
+  // Connects and waits for Slack's hello; reconnects by itself when the link drops.
+  if (socketReceiver) await socketReceiver.start();
   const server = createServer(http);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -225,6 +228,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
       stopping = true;
       await runner.stop(graceMs);
+      await socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed'));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await listener.stop();

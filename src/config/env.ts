@@ -46,15 +46,17 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) throw new ConfigError('the environment', describeIssues(parsed.error.issues));
   const env = parsed.data;
+  // Socket Mode (an app token) needs no signing secret: nothing arrives over HTTP from Slack.
+  const socketMode = env.SLACK_APP_TOKEN !== undefined;
   const slackMissing = [
-    env.SLACK_SIGNING_SECRET === undefined ? 'SLACK_SIGNING_SECRET' : null,
+    env.SLACK_SIGNING_SECRET === undefined && !socketMode ? 'SLACK_SIGNING_SECRET' : null,
     env.SLACK_BOT_TOKEN === undefined ? 'SLACK_BOT_TOKEN' : null,
   ].filter((name): name is string => name !== null);
   return {
     databaseUrl: env.DATABASE_URL,
     slack:
-      env.SLACK_SIGNING_SECRET !== undefined && env.SLACK_BOT_TOKEN !== undefined
-        ? { signingSecret: env.SLACK_SIGNING_SECRET, botToken: env.SLACK_BOT_TOKEN }
+      slackMissing.length === 0 && env.SLACK_BOT_TOKEN !== undefined
+        ? { signingSecret: env.SLACK_SIGNING_SECRET ?? '', botToken: env.SLACK_BOT_TOKEN }
         : null,
     slackMissing,
     slackAppToken: env.SLACK_APP_TOKEN,
