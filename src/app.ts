@@ -18,12 +18,16 @@ import { SshPool } from './exec/sshPool.js';
 import { CHANNEL_READY, CHANNEL_STOP, PgListener } from './store/notify.js';
 import { silentObserver, type RunObserver } from './runner/observer.js';
 import { Bus } from './service/bus.js';
+import { DEFAULT_REVIEW_EXPIRY_INTERVAL_MS, ReviewExpiry } from './service/reviewExpiry.js';
+import { DEFAULT_USERGROUP_TTL_MS, Reviewers, webApiUsergroups } from './service/reviewers.js';
 import { TaskService } from './service/taskService.js';
 import type { Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
-import { TaskMessages } from './slack/taskMessages.js';
+import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
+import { HomePublisher } from './slack/home.js';
+import { TaskQueries } from './service/taskQueries.js';
 import { LINK_SECRET, ensureSetting, newSecret } from './store/settings.js';
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
@@ -54,10 +58,16 @@ export interface AppOptions {
   chatUpdatesPerMinute?: number;
   /** SSH keepalive interval: a link silent for about 3 of these is declared dead. */
   sshKeepaliveMs?: number;
+  /** The least time between two redraws of one user's App Home. */
+  homeRefreshMs?: number;
   /** How often a log follower (API `follow=1`) looks for new output. */
   logPollMs?: number;
   /** How long a log-page link in a card stays valid. */
   logLinkTtlMs?: number;
+  /** How long a Slack user group's members are trusted before Slack is asked again. */
+  usergroupCacheMs?: number;
+  /** How often pending reviews are checked for `review.expiresAfter`. */
+  reviewExpiryMs?: number;
 }
 
 export interface RunningApp {
@@ -77,7 +87,17 @@ export interface RunningApp {
 export async function startApp(options: AppOptions): Promise<RunningApp> {
   const { config, db, log, env } = options;
   const bus = new Bus();
-  const service = new TaskService(db, config, bus);
+  const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
+  // Background calls (cards, review DMs, permalinks, user group members) get their own client: a
+  // 429 there must not delay the listeners' answers.
+  const background = env.slack
+    ? new WebClient(env.slack.botToken, { slackApiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 }, timeout: 15_000, logger: boltLogger(log) })
+    : null;
+  const reviewers = new Reviewers(background ? webApiUsergroups(background) : null, {
+    ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,
+    log: log.child({ component: 'reviewers' }),
+  });
+  const service = new TaskService(db, config, bus, reviewers);
   const http = express();
   http.disable('x-powered-by');
   let stopping = false;
@@ -105,20 +125,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
 
   let socketReceiver: SocketModeReceiver | null = null;
+  let home: HomePublisher | null = null;
   let messages: TaskMessages | null = null;
   let streamer: ThreadStreamer | null = null;
   let observer: RunObserver = silentObserver;
-  if (env.slack) {
-    const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
-    // Background writes get their own client: a 429 on log output must not delay listeners.
+  if (env.slack && background) {
     const gateway = new SlackGateway(
-      new WebClient(env.slack.botToken, {
-        slackApiUrl,
-        rejectRateLimitedCalls: true,
-        retryConfig: { retries: 0 },
-        timeout: 15_000,
-        logger: boltLogger(log),
-      }),
+      background,
       {
         // A little under Slack's one a second: pacing exactly at a limit meets it now and then.
         postMessageSpacingMs: options.postMessageSpacingMs ?? 1100,
@@ -133,6 +146,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
       logUrl: (taskId) => signer.taskUrl(taskId),
+      reviewers,
+      lookups: webApiLookups(background),
     });
     streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
     observer = streamer;
@@ -148,7 +163,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       logger: boltLogger(log),
       clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
     });
-    registerListeners(bolt, { service, messages, log });
+    const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
+    const queries = new TaskQueries(db, { mayReview: (task, userId) => service.isReviewerOf(task.target, userId) });
+    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
+    const commands = { db, config, service, queries, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
+    registerListeners(bolt, { service, messages, log, commands, home });
     // The listeners' own calls (respond, views) go through Bolt's client: count its 429s too.
     bolt.client.on(WebClientEvent.RATE_LIMITED, (_seconds: number, request: { url?: string }) => {
       metrics.slackCalls.inc({ method: String(request?.url ?? 'unknown').replace(/^.*\//, ''), outcome: 'ratelimited' });
@@ -157,7 +176,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       log.error({ err: error }, 'unhandled error in a Slack listener');
     });
     const cards = messages;
+    const homes = home;
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
+    bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     cards.start();
   } else {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
@@ -200,6 +221,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   );
   await listener.start();
   runner.start();
+  // Every process sweeps; the guarded transition lets one of them expire each review.
+  const expiry = new ReviewExpiry(db, config, bus, log.child({ component: 'review-expiry' }), {
+    intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
+  });
+  expiry.start();
 
   // Connects and waits for Slack's hello; reconnects by itself when the link drops.
   if (socketReceiver) await socketReceiver.start();
@@ -227,6 +253,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
       stopping = true;
+      await expiry.stop();
       await runner.stop(graceMs);
       await socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed'));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -236,6 +263,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await streamer?.idle(10_000);
       await messages?.idle(5_000);
       messages?.stop();
+      home?.stop();
       server.closeAllConnections();
       await closed;
     },

@@ -25,6 +25,10 @@ export interface Target {
   /** Secret values by variable name, read at start; held in memory only. */
   secrets: ReadonlyMap<string, string>;
   redact: RedactRule[];
+  /**
+   * The review policy as configured: a group's `usergroup` members are not in its `users` yet.
+   * Rules are checked on the resolved policy (src/service/reviewers.ts, TaskService.resolvedPolicy).
+   */
   review: ReviewPolicy | null;
 }
 

@@ -135,7 +135,15 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
       ? {
           channel: file.review.channel,
           autoRun: file.review.autoRun,
-          groups: file.review.groups.map((g) => ({ name: g.name, users: [...g.users], approvals: g.approvals })),
+          groups: file.review.groups.map((g) => ({
+            name: g.name,
+            users: [...(g.users ?? [])],
+            approvals: g.approvals,
+            // Only set when given, so a plain group stays { name, users, approvals }.
+            ...(g.usergroup !== undefined ? { usergroup: g.usergroup } : {}),
+            ...(g.dm ? { dm: true } : {}),
+          })),
+          ...(file.review.expiresAfter !== undefined ? { expiresAfter: { ms: parseDuration(file.review.expiresAfter) ?? 0, text: file.review.expiresAfter.trim() } } : {}),
         }
       : null,
   };

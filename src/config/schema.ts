@@ -89,10 +89,18 @@ const ssh = z
 const reviewGroup = z
   .strictObject({
     name: z.string().min(1),
-    users: z.array(slackId('user', 'UW')).min(1),
+    users: z.array(slackId('user', 'UW')).min(1, 'list at least one user, or leave users out and name a usergroup').optional(),
+    /** A Slack user group: its members (looked up with usergroups.users.list) count for this group. */
+    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
     approvals: z.number().int().min(1).default(1),
+    /** Direct-message each member when a review is requested. */
+    dm: z.boolean().default(false),
   })
-  .refine((group) => group.approvals <= group.users.length, {
+  .refine((group) => group.users !== undefined || group.usergroup !== undefined, {
+    message: 'a review group needs users, a usergroup, or both',
+  })
+  // A user group's size is only known at run time; a plain list can be checked now.
+  .refine((group) => group.usergroup !== undefined || group.users === undefined || group.approvals <= group.users.length, {
     message: 'approvals is larger than the number of users, so nothing could ever be approved',
     path: ['approvals'],
   });
@@ -101,6 +109,12 @@ const review = z.strictObject({
   channel: slackId('channel', 'CGD'),
   autoRun: z.boolean().default(false),
   groups: z.array(reviewGroup).min(1),
+  /** A review still pending this long after it was asked for expires: the task is rejected. */
+  expiresAfter: z
+    .string()
+    .refine((text) => parseDuration(text) !== null, 'expected a duration like 30m, 24h or 7d')
+    .refine((text) => (parseDuration(text) ?? 1000) >= 1000, 'must be at least 1s')
+    .optional(),
 });
 
 const target = z.strictObject({

@@ -1,14 +1,15 @@
 /**
  * The `/task` command grammar, parsed without I/O:
  *
- *   /task run <target> [-m "why"] [-t bash|sh|python3|node] [--] <script>
- *   /task help
+ *   /task run <target> [-m "why"] [-t bash|sh|python3|node] [--in 10m] [--] <script>
+ *   /task [new] | list [mine|pending|running|all] | show <id> | logs <id> | kill <id> | targets | help
  *
  * The script is the rest of the line, or one ```fenced``` block for several lines (an optional
  * language tag on the fence line sets the type). Errors say what is wrong and how to write it.
  */
 import { decodeSlackText, escapeSlackText } from './slackText.js';
 import { findUnclosedShellQuote } from './shellQuotes.js';
+import { parseDuration } from './duration.js';
 import { isScriptType, isShellType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
 
 export const MAX_SCRIPT_BYTES = 64 * 1024;
@@ -16,9 +17,19 @@ export const MAX_MESSAGE_CHARS = 1000;
 const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const FENCE = '```';
 
+export const LIST_SCOPES = ['mine', 'pending', 'running', 'all'] as const;
+export type ListScope = (typeof LIST_SCOPES)[number];
+
 export type TaskCommand =
   | { kind: 'help' }
-  | { kind: 'run'; target: string; message: string | null; type: ScriptType | null; script: string };
+  | { kind: 'new' }
+  | { kind: 'list'; scope: ListScope }
+  | { kind: 'show' | 'logs' | 'kill'; taskId: number }
+  | { kind: 'targets' }
+  | { kind: 'run'; target: string; message: string | null; type: ScriptType | null; script: string; delayMs: number | null };
+
+/** The longest grace delay `--in` accepts. */
+export const MAX_DELAY_MS = 7 * 24 * 3600_000;
 
 export type ParseResult = { ok: true; command: TaskCommand } | { ok: false; error: string };
 
@@ -32,6 +43,16 @@ export const HELP_TEXT = [
   '      run a one-line script, e.g. `/task run web-prod -m "disk full?" df -h`',
   '`/task run &lt;target&gt; -m "why"` followed by a script in a fenced block (three backticks before and after)',
   '      run a multi-line script; a language tag right after the opening backticks (python, bash, sh, node) sets the type',
+  '`/task run &lt;target&gt; --in 10m ...`',
+  '      run after a grace delay; until then the card offers Cancel',
+  '`/task` or `/task new`',
+  '      open a form to write a task',
+  '`/task list [mine|pending|running|all]`',
+  '      your tasks (default), tasks waiting for your review, what runs now, or everything recent',
+  '`/task show &lt;id&gt;` · `/task logs &lt;id&gt;` · `/task kill &lt;id&gt;`',
+  "      a task's card, the last lines of its output, or stop it",
+  '`/task targets`',
+  '      the targets, their hosts and who reviews them',
   '`/task help`',
   '      this help',
   '',
@@ -71,16 +92,44 @@ const fail = (error: string): ParseResult => ({ ok: false, error });
 export function parseTaskCommand(rawText: string): ParseResult {
   const cursor = new Cursor(decodeSlackText(rawText));
   cursor.skipSpace();
-  if (cursor.done()) return { ok: true, command: { kind: 'help' } };
+  // `/task` alone opens the form: the friendliest start for someone who forgot the grammar.
+  if (cursor.done()) return { ok: true, command: { kind: 'new' } };
   const subcommand = cursor.word();
   switch (subcommand.toLowerCase()) {
     case 'help':
       return { ok: true, command: { kind: 'help' } };
+    case 'new':
+      return noMore(cursor, { kind: 'new' }, '`/task new` takes nothing after it; the form asks for the rest.');
+    case 'targets':
+      return noMore(cursor, { kind: 'targets' }, '`/task targets` takes nothing after it.');
+    case 'list': {
+      cursor.skipSpace();
+      const scope = (cursor.word() || 'mine').toLowerCase();
+      if (!(LIST_SCOPES as readonly string[]).includes(scope)) {
+        return fail(`\`/task list\` shows \`mine\` (default), \`pending\`, \`running\` or \`all\`, not \`${clip(scope, 20)}\`.`);
+      }
+      return noMore(cursor, { kind: 'list', scope: scope as ListScope }, 'Write `/task list [mine|pending|running|all]`.');
+    }
+    case 'show':
+    case 'logs':
+    case 'kill': {
+      const kind = subcommand.toLowerCase() as 'show' | 'logs' | 'kill';
+      cursor.skipSpace();
+      const word = cursor.word();
+      const id = /^#?(\d{1,12})$/.exec(word)?.[1];
+      if (!id) return fail(`Which task? Write \`/task ${kind} &lt;id&gt;\`, e.g. \`/task ${kind} 42\`.`);
+      return noMore(cursor, { kind, taskId: Number(id) }, `Write \`/task ${kind} &lt;id&gt;\` with one task id.`);
+    }
     case 'run':
       return parseRun(cursor);
     default:
       return fail(`Unknown subcommand \`${clip(subcommand, 40)}\`. Write ${RUN_USAGE}, or \`/task help\` for everything.`);
   }
+}
+
+function noMore(cursor: Cursor, command: TaskCommand, usage: string): ParseResult {
+  cursor.skipSpace();
+  return cursor.done() ? { ok: true, command } : fail(`Unexpected \`${clip(cursor.rest(), 40)}\`. ${usage}`);
 }
 
 function parseRun(cursor: Cursor): ParseResult {
@@ -95,8 +144,18 @@ function parseRun(cursor: Cursor): ParseResult {
 
   let message: string | null = null;
   let type: ScriptType | null = null;
+  let delayMs: number | null = null;
   for (;;) {
     cursor.skipSpace();
+    if (cursor.atFlag('--in')) {
+      cursor.word();
+      cursor.skipSpace();
+      const value = cursor.word();
+      const parsed = parseDelay(value);
+      if (!parsed.ok) return fail(parsed.error);
+      delayMs = parsed.value;
+      continue;
+    }
     if (cursor.atFlag('-m') || cursor.atFlag('--message')) {
       if (message !== null) return fail('Give `-m` only once.');
       cursor.word();
@@ -138,10 +197,18 @@ function parseRun(cursor: Cursor): ParseResult {
       return fail(`The script has an unclosed ${open} quote. Close it, or put the script in a \`\`\`fenced\`\`\` block.`);
     }
   }
-  return { ok: true, command: { kind: 'run', target, message, type: finalType, script: script.value } };
+  return { ok: true, command: { kind: 'run', target, message, type: finalType, script: script.value, delayMs } };
 }
 
 type Read<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** `--in` takes `90s`, `10m`, `2h` or `1d`, at most a week. */
+export function parseDelay(value: string): Read<number> {
+  const duration = value === '' ? null : parseDuration(value);
+  if (duration === null || duration <= 0) return { ok: false, error: `\`--in\` takes a delay such as \`10m\`, \`2h\` or \`1d\`${value === '' ? '' : `, not \`${clip(value, 20)}\``}.` };
+  if (duration > MAX_DELAY_MS) return { ok: false, error: '`--in` is at most 7 days; schedule anything later.' };
+  return { ok: true, value: duration };
+}
 
 function readMessage(cursor: Cursor): Read<string> {
   cursor.skipSpace();

@@ -2,17 +2,30 @@
  * Review policy, pure: who may approve, what counts, when a task is approved, who may run or
  * kill it. A user's approval counts for every group they belong to (as code owners do); the
  * author never counts, whatever groups they are in.
+ *
+ * A group may name a Slack user group. Its members are looked up outside this module
+ * (src/service/reviewers.ts) and merged into `users` before any rule here is applied: the
+ * rules only ever see plain lists of user ids.
  */
 export interface ReviewGroup {
   name: string;
+  /** Who counts for this group: as configured, the users listed; once resolved, those and the user group's members. */
   users: readonly string[];
   approvals: number;
+  /** A Slack user group (`S0789`) whose members count for this group too. */
+  usergroup?: string | null;
+  /** The users listed in the config, kept apart once `users` holds the user group's members too (for display). */
+  listed?: readonly string[];
+  /** Direct-message each member when a review is requested. */
+  dm?: boolean;
 }
 
 export interface ReviewPolicy {
   channel: string;
   autoRun: boolean;
   groups: readonly ReviewGroup[];
+  /** A review still pending this long after it was asked for expires (the task is rejected). */
+  expiresAfter?: { ms: number; text: string } | null;
 }
 
 export type Verdict = 'approve' | 'reject';
@@ -79,6 +92,40 @@ export function mayOperate(policy: ReviewPolicy | null, author: string, userId: 
   if (userId === author || isReviewer(policy, userId)) return { ok: true };
   const who = policy === null ? 'its author' : `its author or ${groupNames(policy)}`;
   return { ok: false, code: 'not_allowed', message: `Only ${who} can ${action} ${taskRef}.` };
+}
+
+/**
+ * The policy with each group's user group members merged into its users (`members` by user
+ * group id; a user group missing from it contributes nobody). Pure: the lookup happens elsewhere.
+ */
+export function withMembers(policy: ReviewPolicy, members: ReadonlyMap<string, readonly string[]>): ReviewPolicy {
+  return {
+    ...policy,
+    groups: policy.groups.map((group) => {
+      if (!group.usergroup) return group;
+      const listed = group.listed ?? group.users;
+      return { ...group, listed, users: [...new Set([...listed, ...(members.get(group.usergroup) ?? [])])] };
+    }),
+  };
+}
+
+/** The Slack user groups a policy names, each once. */
+export function usergroupsOf(policy: ReviewPolicy): string[] {
+  return [...new Set(policy.groups.flatMap((group) => (group.usergroup ? [group.usergroup] : [])))];
+}
+
+/** Who gets a direct message when a review is requested: members of `dm` groups, never the author. */
+export function dmRecipients(policy: ReviewPolicy, author: string): string[] {
+  return [...new Set(policy.groups.filter((group) => group.dm).flatMap((group) => group.users))].filter((userId) => userId !== author);
+}
+
+/** When a review asked for at `requestedAt` expires, or null when the policy lets reviews wait forever. */
+export function reviewExpiresAt(policy: ReviewPolicy, requestedAt: Date): Date | null {
+  return policy.expiresAfter ? new Date(requestedAt.getTime() + policy.expiresAfter.ms) : null;
+}
+
+export function expiryMessage(policy: ReviewPolicy): string {
+  return `review expired after ${policy.expiresAfter?.text ?? 'its time limit'} without enough approvals`;
 }
 
 function groupNames(policy: ReviewPolicy): string {

@@ -35,6 +35,8 @@ export interface Task {
   result: TaskResult;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Asked for with a grace delay (`--in 10m`): not run before this; cancellable until then. */
+  runAfter: Date | null;
 }
 
 export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';

@@ -5,7 +5,7 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, mayOperate, mayReview, unreachableGroups } from '../domain/review.js';
+import { isApproved, isReviewer, mayOperate, mayReview, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db } from '../store/db.js';
@@ -15,6 +15,7 @@ import { decisionsFor, insertDecision } from '../store/reviews.js';
 import { getTask, getTaskForUpdate, insertTask, transitionTask } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
+import { Reviewers, type ResolvedPolicy } from './reviewers.js';
 
 export interface CreateTaskInput {
   author: string;
@@ -26,6 +27,8 @@ export interface CreateTaskInput {
   /** Idempotency key: the same key returns the same task. */
   sourceKey: string | null;
   channelId: string | null;
+  /** A grace delay: not run before this (`--in 10m`). */
+  runAfter?: Date | null;
 }
 
 const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
@@ -46,6 +49,8 @@ export class TaskService {
     private readonly db: Db,
     private readonly config: Config,
     private readonly bus: Bus,
+    /** Resolves review groups' Slack user groups; without one, user groups have no members. */
+    private readonly reviewers: Reviewers = new Reviewers(null),
   ) {}
 
   targets(): Target[] {
@@ -53,12 +58,72 @@ export class TaskService {
   }
 
   async create(input: CreateTaskInput): Promise<Outcome<{ task: Task; created: boolean }>> {
+    return this.createTask(input, null);
+  }
+
+  /**
+   * The author asks again after a reject: a new task on the same target, with the script and
+   * message changed as given (else as they were), reviewed from scratch. The old task records
+   * what became of it (`task.resubmitted` {as}), the new one where it came from
+   * (`task.created` {resubmissionOf}). A task is resubmitted once: asking again returns the
+   * same new task (`created: false`).
+   */
+  async resubmit(
+    taskId: number,
+    userId: string,
+    change: { script?: string; message?: string | null; runAfter?: Date | null } = {},
+  ): Promise<Outcome<{ task: Task; created: boolean }>> {
+    const old = await getTask(this.db, taskId);
+    if (!old) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    if (old.author !== userId) return refuse('not_author', `Only the author of ${taskRef(taskId)} (<@${old.author}>) may resubmit it.`);
+    if (old.status !== 'rejected') {
+      return refuse('not_rejected', `${taskRef(taskId)} is ${STATUS_WORDS[old.status]}; only a rejected task can be resubmitted.`);
+    }
+    const script = change.script ?? old.script;
+    if (script.trim() === '') return refuse('empty_script', 'The script is empty.');
+    return this.createTask(
+      {
+        author: old.author,
+        target: old.target,
+        message: change.message !== undefined ? change.message : old.message,
+        type: old.type,
+        script,
+        source: old.source,
+        // One resubmission per rejected task: a double submit finds the first.
+        sourceKey: `resubmit:${old.id}`,
+        channelId: old.channelId,
+        runAfter: change.runAfter ?? null,
+      },
+      old.id,
+    );
+  }
+
+  /** The target's review policy with its user groups' members resolved; null when the target has no review. */
+  async resolvedPolicy(taskOrTarget: Task | string): Promise<ReviewPolicy | null> {
+    return (await this.resolve(typeof taskOrTarget === 'string' ? taskOrTarget : taskOrTarget.target))?.policy ?? null;
+  }
+
+  /** Is `userId` in one of the target's review groups (user group members included)? */
+  async isReviewerOf(target: string, userId: string): Promise<boolean> {
+    return isReviewer(await this.resolvedPolicy(target), userId);
+  }
+
+  /** The targets `userId` reviews (e.g. to list the tasks waiting for their review). */
+  async reviewedTargets(userId: string): Promise<string[]> {
+    const names = [...this.config.targets.values()].filter((target) => target.review !== null).map((target) => target.name);
+    const reviews = await Promise.all(names.map((name) => this.isReviewerOf(name, userId)));
+    return names.filter((_, index) => reviews[index]);
+  }
+
+  private async createTask(input: CreateTaskInput, resubmissionOf: number | null): Promise<Outcome<{ task: Task; created: boolean }>> {
     const target = this.config.targets.get(input.target);
     if (!target) {
       const known = [...this.config.targets.keys()].map((name) => `\`${name}\``).join(', ');
       return refuse('unknown_target', `There is no target \`${input.target}\`. ${known === '' ? 'No targets are configured yet.' : `Targets: ${known}.`}`);
     }
-    const stuck = target.review ? unreachableGroups(target.review, input.author) : [];
+    const resolved = await this.resolve(target.name);
+    // A group whose user group Slack could not list right now is not known to be stuck: let the task wait for it.
+    const stuck = resolved ? unreachableGroups(resolved.policy, input.author).filter((group) => !group.usergroup || !resolved.unknown.includes(group.usergroup)) : [];
     if (stuck.length > 0) {
       const names = stuck.map((group) => `*${group.name}*`).join(', ');
       return refuse(
@@ -66,7 +131,12 @@ export class TaskService {
         `Your task on \`${target.name}\` could never be approved: ${names} would need approvals from people other than you, and has too few. Ask someone else to run it, or ask the countersign admins to add reviewers.`,
       );
     }
-    const result = await this.db.transaction(async (trx) => {
+    const result = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task; created: boolean }>> => {
+      if (resubmissionOf !== null) {
+        // Serialises with anything else done to the old task, and checks it is still rejected.
+        const old = await getTaskForUpdate(trx, resubmissionOf);
+        if (!old || old.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
+      }
       const inserted = await insertTask(trx, {
         author: input.author,
         target: target.name,
@@ -77,31 +147,43 @@ export class TaskService {
         sourceKey: input.sourceKey,
         channelId: input.channelId,
         reviewChannel: target.review?.channel ?? null,
+        runAfter: input.runAfter ?? null,
       });
-      if (!inserted.created) return inserted;
+      if (!inserted.created) return { ok: true, ...inserted };
       await appendEvent(trx, {
         taskId: inserted.task.id,
         type: 'task.created',
         actor: input.author,
-        data: { target: target.name, type: inserted.task.type, source: input.source, reviewed: target.review !== null },
+        data: {
+          target: target.name,
+          type: inserted.task.type,
+          source: input.source,
+          reviewed: target.review !== null,
+          ...(resubmissionOf !== null ? { resubmissionOf } : {}),
+        },
       });
+      if (resubmissionOf !== null) {
+        await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+      }
       const next = await transitionTask(trx, {
         taskId: inserted.task.id,
         from: 'created',
         to: target.review ? 'pending-review' : 'ready',
         actor: null,
       });
-      return { task: next ?? inserted.task, created: true };
+      return { ok: true, task: next ?? inserted.task, created: true };
     });
-    if (result.created) this.changed(result.task);
-    return { ok: true, ...result };
+    if (result.ok && result.created) this.changed(result.task);
+    return result;
   }
 
   async approve(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+    // Slack is asked (if at all) before the transaction: no row lock is held while it answers.
+    const resolved = await this.resolveFor(taskId);
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
       // The row lock serialises concurrent approvals of one task, so the count below sees them all.
       const task = await getTaskForUpdate(trx, taskId);
-      const checked = this.checkReviewable(task, taskId, userId);
+      const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
       const { policy } = checked;
       const current = checked.task;
@@ -121,9 +203,10 @@ export class TaskService {
   }
 
   async reject(taskId: number, userId: string, reason: string | null): Promise<Outcome<{ task: Task }>> {
+    const resolved = await this.resolveFor(taskId);
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
       const task = await getTaskForUpdate(trx, taskId);
-      const checked = this.checkReviewable(task, taskId, userId);
+      const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
       if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason }))) {
         return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
@@ -138,14 +221,15 @@ export class TaskService {
 
   /** May `userId` review this task now? Used before opening the reject modal, too. */
   async checkMayReview(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
-    const checked = this.checkReviewable(await getTask(this.db, taskId), taskId, userId);
+    const task = await getTask(this.db, taskId);
+    const checked = this.checkReviewable(task, taskId, userId, task ? await this.resolve(task.target) : null);
     return checked.ok ? { ok: true, task: checked.task } : checked;
   }
 
   async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
     const task = await getTask(this.db, taskId);
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
-    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'run', taskRef(taskId));
+    const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
@@ -158,7 +242,7 @@ export class TaskService {
   async kill(taskId: number, userId: string): Promise<Outcome<{ task: Task; stopping: boolean }>> {
     const task = await getTask(this.db, taskId);
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
-    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'kill', taskRef(taskId));
+    const allowed = await this.mayOperate(task, userId, 'kill');
     if (!allowed.ok) return allowed;
     if (task.status === 'ready') {
       const killed = await transitionTask(this.db, {
@@ -226,7 +310,7 @@ export class TaskService {
   async cancel(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
     const task = await getTask(this.db, taskId);
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
-    const allowed = mayOperate(this.policyOf(task), task.author, userId, 'kill', taskRef(taskId));
+    const allowed = await this.mayOperate(task, userId, 'kill');
     if (!allowed.ok) return allowed;
     const cancelled = await transitionTask(this.db, {
       taskId,
@@ -243,13 +327,38 @@ export class TaskService {
     return { ok: true, task: cancelled };
   }
 
+  /**
+   * The review policy as configured (user groups not resolved: fine for its channel and group
+   * names). Rules are checked on `resolvedPolicy`.
+   */
+  task(taskId: number): Promise<Task | null> {
+    return getTask(this.db, taskId);
+  }
+
   policyOf(task: Task) {
     return this.config.targets.get(task.target)?.review ?? null;
   }
 
-  private checkReviewable(task: Task | null, taskId: number, userId: string) {
+  private async resolve(targetName: string): Promise<ResolvedPolicy | null> {
+    const policy = this.config.targets.get(targetName)?.review ?? null;
+    return policy ? this.reviewers.resolve(policy) : null;
+  }
+
+  private async resolveFor(taskId: number): Promise<ResolvedPolicy | null> {
+    const task = await getTask(this.db, taskId);
+    return task ? this.resolve(task.target) : null;
+  }
+
+  /** Run and Kill: the author needs no lookup; anyone else must be a reviewer now. */
+  private async mayOperate(task: Task, userId: string, action: string): Promise<Permission> {
+    const policy = userId === task.author ? this.policyOf(task) : await this.resolvedPolicy(task);
+    return mayOperate(policy, task.author, userId, action, taskRef(task.id));
+  }
+
+  private checkReviewable(task: Task | null, taskId: number, userId: string, resolved: ResolvedPolicy | null) {
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
-    const policy = this.policyOf(task);
+    // Resolved for the task's target before the lock; a task's target never changes.
+    const policy = this.policyOf(task) ? resolved?.policy ?? null : null;
     if (!policy) return refuse('no_review', `${taskRef(taskId)} runs on \`${task.target}\`, which has no review.`);
     const allowed = mayReview(policy, task.author, userId, taskRef(taskId));
     if (!allowed.ok) return allowed;

@@ -7,7 +7,7 @@
  * Retry-After by holding back that method; and turns errors into typed failures the callers
  * act on: rate limited or deferred (try later) or refused (a platform error code).
  */
-import type { KnownBlock } from '@slack/types';
+import type { HomeView, KnownBlock } from '@slack/types';
 import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@slack/web-api';
 import { TokenBucket } from './tokenBucket.js';
 
@@ -93,6 +93,11 @@ export class SlackGateway {
     await this.call('chat.update', () =>
       this.client.chat.update({ channel: args.channel, ts: args.ts, text: args.text, ...(args.blocks ? { blocks: args.blocks } : { blocks: [] }) }),
     );
+  }
+
+  /** Publishes a user's App Home tab (views.publish, Tier 4: ~100 a minute). */
+  async publishHome(userId: string, view: HomeView): Promise<void> {
+    await this.call('views.publish', () => this.client.views.publish({ user_id: userId, view }));
   }
 
   async uploadFile(args: { channel: string; threadTs: string; filename: string; title: string; content: Buffer; comment: string }): Promise<void> {

@@ -2,13 +2,17 @@
  * Bolt listeners: the Slack surface of the use cases. Each acknowledges within Slack's 3 s,
  * answers refusals ephemerally (changing nothing), and leaves redrawing cards to the bus.
  */
-import type { App, BlockButtonAction, RespondFn } from '@slack/bolt';
+import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn } from '@slack/bolt';
 import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
 import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
 import type { TaskService } from '../service/taskService.js';
-import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT } from './render/blocks.js';
+import { getTask } from '../store/tasks.js';
+import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
+import type { HomePublisher } from './home.js';
+import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, TASK_MODAL_CALLBACK } from './render/blocks.js';
 import { renderRejectModal } from './render/rejectModal.js';
+import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
 import type { TaskMessages } from './taskMessages.js';
 
 /** Past this, the ack says "working on it" and the answer follows through response_url. */
@@ -19,10 +23,15 @@ export interface ListenerDeps {
   service: TaskService;
   messages: TaskMessages;
   log: Logger;
+  commands: CommandDeps;
+  home: HomePublisher | null;
 }
 
 export function registerListeners(app: App, deps: ListenerDeps): void {
   const { service, messages, log } = deps;
+
+  const { commands, home } = deps;
+  const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
 
   app.command('/task', async ({ command, ack, respond }) => {
     const parsed = parseTaskCommand(command.text);
@@ -30,11 +39,36 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       await ack({ response_type: 'ephemeral', text: `:warning: ${parsed.error}\nUsage: ${RUN_USAGE} · \`/task help\`` });
       return;
     }
-    if (parsed.command.kind === 'help') {
-      await ack({ response_type: 'ephemeral', text: HELP_TEXT });
-      return;
+    const user = command.user_id;
+    const parsedCommand = parsed.command;
+    switch (parsedCommand.kind) {
+      case 'help':
+        await ack({ response_type: 'ephemeral', text: HELP_TEXT });
+        return;
+      case 'new':
+        // The trigger is good for 3 s: ack at once and open the form's loading view right away.
+        await ack();
+        try {
+          await openTaskForm(app, formDeps, command.trigger_id, user, { channel: command.channel_id, resubmitOf: null });
+        } catch (error) {
+          log.error({ err: error, user }, 'opening the task form failed');
+          await tell(respond, `${OUR_FAULT} Meanwhile, \`/task run\` works without the form.`);
+        }
+        return;
+      case 'list':
+        return answerWithin(ack, respond, listAnswer(commands, parsedCommand.scope, user), log);
+      case 'show':
+        return answerWithin(ack, respond, showAnswer(commands, parsedCommand.taskId), log);
+      case 'logs':
+        return answerWithin(ack, respond, logsAnswer(commands, parsedCommand.taskId), log);
+      case 'kill':
+        return answerWithin(ack, respond, killAnswer(commands, parsedCommand.taskId, user), log);
+      case 'targets':
+        return answerWithin(ack, respond, targetsAnswer(commands), log);
+      case 'run':
+        break;
     }
-    const { target, message, type, script } = parsed.command;
+    const { target, message, type, script, delayMs } = parsedCommand;
     const creating = service.create({
       author: command.user_id,
       target,
@@ -44,6 +78,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       source: 'slack',
       sourceKey: `slack:${command.trigger_id}`,
       channelId: command.channel_id,
+      runAfter: delayMs === null ? null : new Date(Date.now() + delayMs),
     });
     const early = await Promise.race([settle(creating), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
     if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Creating your task…' });
@@ -82,16 +117,19 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     }
   });
 
-  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: RespondFn) => Promise<void>) => {
+  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply) => Promise<void>) => {
     app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       const taskId = Number(action.value);
       if (!Number.isSafeInteger(taskId)) return;
+      // Buttons on the Home tab have no response_url: answers go to the top of Home instead.
+      const fromHome = body.view?.type === 'home';
+      const answer: Reply = fromHome && home ? (message) => home.publish(body.user.id, message.text ?? '') : respond;
       try {
-        await handle(taskId, body.user.id, body, respond);
+        await handle(taskId, body.user.id, body, answer);
       } catch (error) {
         log.error({ err: error, taskId, user: body.user.id, action: actionId }, 'a button failed');
-        await tell(respond, OUR_FAULT);
+        await tell(answer, OUR_FAULT);
       }
     });
   };
@@ -116,6 +154,53 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const result = await service.kill(taskId, userId);
     if (!result.ok) await tell(respond, result.message);
     else if (result.stopping) await tell(respond, `:octagonal_sign: Stopping ${taskRef(taskId)}…`);
+  });
+
+  onButton(ACTION.cancel, async (taskId, userId, _body, respond) => {
+    const result = await service.cancel(taskId, userId);
+    if (!result.ok) await tell(respond, result.message);
+    else await tell(respond, `:heavy_multiplication_x: Cancelled ${taskRef(taskId)}; it will not run.`);
+  });
+
+  onButton(ACTION.resubmit, async (taskId, userId, body, respond) => {
+    const task = await getTask(commands.db, taskId);
+    if (!task) return tell(respond, `There is no task ${taskRef(taskId)}.`);
+    if (task.author !== userId) return tell(respond, `Only the author of ${taskRef(taskId)} (<@${task.author}>) can resubmit it.`);
+    if (task.status !== 'rejected') return tell(respond, `${taskRef(taskId)} was not rejected, so there is nothing to resubmit.`);
+    await openTaskForm(app, formDeps, body.trigger_id, userId, { channel: task.channelId, resubmitOf: taskId }, { target: task.target, script: task.script, message: task.message, type: task.type });
+  });
+
+  app.action<BlockButtonAction>(ACTION.homeNew, async ({ ack, body }) => {
+    await ack();
+    try {
+      await openTaskForm(app, formDeps, body.trigger_id, body.user.id, { channel: null, resubmitOf: null });
+    } catch (error) {
+      log.error({ err: error, user: body.user.id }, 'opening the task form from Home failed');
+    }
+  });
+
+  app.view(TASK_MODAL_CALLBACK, async ({ ack, body, view }) => {
+    try {
+      const result = await submitTaskForm(formDeps, body.user.id, view);
+      if (!result.ok) {
+        await ack({ response_action: 'errors', errors: result.errors });
+        return;
+      }
+      const metadata = JSON.parse(view.private_metadata || '{}') as { channel?: string | null; resubmitOf?: number | null };
+      await ack({ response_action: 'update', view: createdModal(result.task, result.task.channelId ?? metadata.channel ?? null, await commands.resolvedPolicy(result.task.target)) });
+    } catch (error) {
+      log.error({ err: error, user: body.user.id }, 'submitting the task form failed');
+      await ack({ response_action: 'errors', errors: { script: OUR_FAULT } });
+    }
+  });
+
+  app.event('app_home_opened', async ({ event }) => {
+    if (!home || event.tab !== 'home') return;
+    try {
+      await home.opened(event.user);
+    } catch (error) {
+      log.error({ err: error, user: event.user }, 'drawing App Home failed');
+    }
   });
 
   app.view(REJECT_MODAL_CALLBACK, async ({ ack, body, view }) => {
@@ -146,8 +231,26 @@ function createdText(task: Task, created: boolean, service: TaskService): string
   return `:white_check_mark: Created *${ref}* on \`${task.target}\`. This target has no review, so it runs now; output goes to the card's thread.`;
 }
 
+/** Acks with the answer when it is ready within the budget, else acks now and answers through response_url. */
+async function answerWithin(ack: AckFn<string | RespondArguments>, respond: RespondFn, work: Promise<Answer>, log: Logger): Promise<void> {
+  const early = await Promise.race([settle(work), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
+  if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Looking…' });
+  const settled = early === 'late' ? await settle(work) : early;
+  let message: RespondArguments;
+  if (settled.ok) message = { response_type: 'ephemeral', ...settled.value };
+  else {
+    log.error({ err: settled.error }, 'answering a /task command failed');
+    message = { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` };
+  }
+  if (early === 'late') await respond({ ...message, replace_original: false });
+  else await ack(message);
+}
+
 /** An ephemeral answer to the user who clicked: only they see it. */
-async function tell(respond: RespondFn, text: string): Promise<void> {
+/** Where a listener's answer goes: the response_url, or for Home, the top of the Home tab. */
+type Reply = (message: RespondArguments) => Promise<unknown>;
+
+async function tell(respond: Reply, text: string): Promise<void> {
   await respond({ response_type: 'ephemeral', replace_original: false, text });
 }
 

@@ -49,7 +49,8 @@ interface RunThread {
   parent: { channel: string; ts: string } | null;
   pending: string;
   skippedChars: number;
-  current: { ts: string; body: string } | null;
+  /** The message being grown; `header` is the first message's opening line (where the whole log is). */
+  current: { ts: string; body: string; header: string } | null;
   messages: number;
   rawChars: number;
   lineStart: Map<string, boolean>;
@@ -220,11 +221,11 @@ export class ThreadStreamer implements RunObserver {
       await this.pace(run);
       const parent = run.parent ?? (await this.resolveParent(run));
       if (!parent) return;
-      const room = run.current ? LOG_MESSAGE_CHARS - run.current.body.length : 0;
+      const room = run.current ? LOG_MESSAGE_CHARS - run.current.header.length - run.current.body.length : 0;
       const grow = run.current !== null ? splitToFit(run.pending, room) : { head: '', rest: run.pending };
       if (run.current && grow.head !== '') {
         const body = run.current.body + grow.head;
-        await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: logMessageText(body) }, 'log');
+        await this.gateway.update({ channel: parent.channel, ts: run.current.ts, text: run.current.header + logMessageText(body) }, 'log');
         run.lastWriteAt = Date.now();
         run.current.body = body;
         run.pending = run.pending.slice(grow.head.length);
@@ -240,11 +241,13 @@ export class ThreadStreamer implements RunObserver {
         }
         return;
       }
-      const next = splitToFit(run.pending, LOG_MESSAGE_CHARS);
-      const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: logMessageText(next.head) });
+      // The thread's first line says where the whole log is (the task page, live while it runs).
+      const header = run.messages === 0 && this.options.logUrl ? `:page_facing_up: The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : '';
+      const next = splitToFit(run.pending, LOG_MESSAGE_CHARS - header.length);
+      const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: header + logMessageText(next.head) });
       // Measured from when the write landed: a post may have waited for its turn in the channel.
       run.lastWriteAt = Date.now();
-      run.current = { ts: posted.ts, body: next.head };
+      run.current = { ts: posted.ts, body: next.head, header };
       run.messages++;
       run.pending = run.pending.slice(next.head.length);
     } catch (error) {

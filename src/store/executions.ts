@@ -32,7 +32,14 @@ export async function claimNextReady(
   planFor: (task: Task) => Plan,
 ): Promise<Claimed | null> {
   return db.transaction(async (trx) => {
-    const next = await trx('tasks').where({ status: 'ready' }).orderBy('id').forUpdate().skipLocked().first('id', 'status_changed_at');
+    // A task asked for with a grace delay waits in `ready` until its time (the poll finds it then).
+    const next = await trx('tasks')
+      .where({ status: 'ready' })
+      .where((q) => q.whereNull('run_after').orWhere('run_after', '<=', trx.fn.now()))
+      .orderBy('id')
+      .forUpdate()
+      .skipLocked()
+      .first('id', 'status_changed_at', 'run_after');
     if (!next) return null;
     const task = await transitionTask(trx, {
       taskId: next.id as number,
@@ -64,7 +71,9 @@ export async function claimNextReady(
       })),
     );
     const steps = stepRows.length > 0 ? await trx<StepRow>('execution_steps').insert(stepRows).returning('*') : [];
-    return { task, readyAt: next.status_changed_at as Date, execution: toExecution(execution), steps: steps.map(toStep) };
+    // Queue wait counts from when it could first run: after approval, or at the end of its grace delay.
+    const readyAt = next.run_after && (next.run_after as Date) > (next.status_changed_at as Date) ? (next.run_after as Date) : (next.status_changed_at as Date);
+    return { task, readyAt, execution: toExecution(execution), steps: steps.map(toStep) };
   });
 }
 

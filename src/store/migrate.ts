@@ -5,6 +5,8 @@
 import type { Knex } from 'knex';
 import * as initial from '../../migrations/001_initial.js';
 import * as api from '../../migrations/002_api.js';
+import * as slackSurface from '../../migrations/003_slack_surface.js';
+import * as permalinks from '../../migrations/004_permalinks.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -14,6 +16,8 @@ interface Migration {
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001_initial', initial],
   ['002_api', api],
+  ['003_slack_surface', slackSurface],
+  ['004_permalinks', permalinks],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

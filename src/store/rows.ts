@@ -34,6 +34,7 @@ export interface TaskRow {
   last_line: string | null;
   started_at: Date | null;
   finished_at: Date | null;
+  run_after: Date | null;
 }
 
 export interface ReviewRow {
@@ -106,6 +107,7 @@ export function toTask(row: TaskRow): Task {
     },
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+    runAfter: row.run_after,
   };
 }
 

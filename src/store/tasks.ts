@@ -20,6 +20,7 @@ export interface NewTask {
   sourceKey: string | null;
   channelId: string | null;
   reviewChannel: string | null;
+  runAfter?: Date | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
@@ -36,6 +37,7 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       source_key: task.sourceKey,
       channel_id: task.channelId,
       review_channel: task.reviewChannel,
+      run_after: task.runAfter ?? null,
     })
     .onConflict('source_key')
     .ignore()

@@ -41,7 +41,8 @@ describe('rejecting a task', () => {
     expect(blocksText(card)).toContain(`Rejected by <@${ALICE}>`);
     // The reason is shown, escaped so it cannot inject markup.
     expect(blocksText(card)).toContain('Use the runbook &lt;script&gt; &amp; ask in #ops first');
-    expect(buttonIds(card)).toEqual([]);
+    // No Run, ever: only its author may edit and resubmit it as a new task.
+    expect(buttonIds(card)).toEqual([ACTION.resubmit]);
     const decided = await h.reviewRequest(id, 'Rejected by');
     expect(buttonIds(decided)).toEqual([]);
 

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION } from '../../src/slack/render/blocks.js';
-import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, REVIEW_CHANNEL, sleep } from '../support/harness.js';
 
 const CAROL = 'UCAROL';
 const DAVE = 'UDAVE';
@@ -129,6 +129,9 @@ describe('review rules', () => {
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === request.ts), 10_000, 'script file in the review thread');
     expect(file.content.toString('utf8')).toBe(lines.join('\n'));
     expect(file.channel_id).toBe('CSCRIPTS');
+    // Recorded right after the upload lands (the fake shows the file first).
+    const deadline = Date.now() + 5000;
+    while (!(await h.task(id))?.reviewScriptPosted && Date.now() < deadline) await sleep(25);
     expect((await h.task(id))?.reviewScriptPosted).toBe(true);
   });
 });

@@ -80,14 +80,15 @@ describe('Slack as a view of Postgres', () => {
     expect(threadWrites.length).toBeGreaterThan(2);
     expect(threadWrites.every((c) => c.response.ok === true)).toBe(true);
     for (const reply of replies) expect((reply.text ?? '').length).toBeLessThanOrEqual(LOG_MESSAGE_CHARS + 8);
+    expect(replies.every((reply) => (reply.text ?? '').length <= 4000)).toBe(true);
     // Coalesced: consecutive writes to the thread at least ~1 s apart.
     const gaps = threadWrites.slice(1).map((c, i) => c.at - threadWrites[i]!.at);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(900);
     // What the thread shows is the start of the real output, unaltered.
-    const shown = replies
-      .filter((m) => (m.text ?? '').startsWith('```'))
-      .map((m) => (m.text ?? '').replace(/^```\n/, '').replace(/\n```$/, ''))
-      .join('');
+    const logMessages = replies.filter((m) => (m.text ?? '').includes('```'));
+    // The thread's first line says where the whole log is.
+    expect(logMessages[0]?.text).toMatch(new RegExp(`^:page_facing_up: The whole log, live: <http://[^|>]+/tasks/${id}\\?expires=\\d+&sig=[^|>]+\\|task page>\n\`\`\`\n`));
+    const shown = logMessages.map((m) => (m.text ?? '').replace(/^[^`]*```\n/, '').replace(/\n```$/, '')).join('');
     expect(shown.slice(0, 5000)).toBe(expected.slice(0, 5000));
   });
 

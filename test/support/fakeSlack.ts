@@ -234,6 +234,11 @@ export class FakeSlack {
     return list.at(-1);
   }
 
+  /** The user's published App Home view, current state. */
+  homeOf(userId: string): FakeView | undefined {
+    return this.viewById.get(this.homeViewByUser.get(userId) ?? '');
+  }
+
   setUsergroup(id: string, users: string[]): void {
     this.usergroups.set(id, [...users]);
   }
@@ -537,6 +542,13 @@ export class FakeSlack {
         return { id, title };
       });
       return { ok: true, files: answered };
+    },
+
+    // A DM channel per user, as Slack's: the same id every time for the same user.
+    'conversations.open': (args) => {
+      const users = stringArg(args, 'users') ?? '';
+      if (!/^[UW][A-Z0-9]+$/.test(users)) return { ok: false, error: users === '' ? 'users_list_not_supplied' : 'user_not_found' };
+      return { ok: true, channel: { id: `D${users.slice(1)}` } };
     },
 
     'usergroups.users.list': (args) => {

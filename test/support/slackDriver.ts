@@ -165,6 +165,43 @@ export class SlackDriver {
     return this.postPayload(payload, sign);
   }
 
+  /**
+   * Click a button in a view (the App Home tab or an open modal): a block_actions payload with a
+   * view container and, as Slack sends it, no response_url. `value` picks among buttons sharing
+   * an action_id (one Approve per task on Home).
+   */
+  clickViewButton(input: { view: FakeView; actionId: string; user: string; value?: string }, sign?: SignOptions): Promise<DriverResponse> {
+    const { view, actionId, user, value } = input;
+    const blocks = withBlockIds(view.blocks);
+    const found = interactiveElements(blocks).find((e) => e.element.type === 'button' && e.element.action_id === actionId && (value === undefined || e.element.value === value));
+    if (!found) throw new Error(`clickViewButton: no button ${actionId}${value ? ` with value ${value}` : ''} in view ${view.id}`);
+    const { opened_by: _openedBy, updates: _updates, ...slackView } = view;
+    const payload = {
+      type: 'block_actions',
+      user: this.user(user),
+      api_app_id: FAKE_APP_ID,
+      token: this.verificationToken,
+      container: { type: 'view', view_id: view.id },
+      trigger_id: this.fake.newTriggerId(),
+      team: { id: this.teamId, domain: TEAM_DOMAIN },
+      enterprise: null,
+      is_enterprise_install: false,
+      view: { ...slackView, blocks, state: { values: stateValues(blocks, {}) }, app_id: FAKE_APP_ID, bot_id: 'BBOT', team_id: this.teamId },
+      actions: [
+        {
+          action_id: found.element.action_id,
+          block_id: found.blockId,
+          text: found.element.text,
+          ...(found.element.value !== undefined ? { value: found.element.value } : {}),
+          ...(found.element.style !== undefined ? { style: found.element.style } : {}),
+          type: 'button',
+          action_ts: slackNow(),
+        },
+      ],
+    };
+    return this.postPayload(payload, sign);
+  }
+
   /** Submit a modal the app opened, with `values` typed into its inputs: a view_submission payload. */
   submitView(input: SubmitInput, sign?: SignOptions): Promise<DriverResponse> {
     const { view, user, values = {} } = input;

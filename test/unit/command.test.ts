@@ -22,6 +22,7 @@ describe('/task command parser', () => {
       message: 'disk full?',
       type: null,
       script: 'df -h /var',
+      delayMs: null,
     });
   });
 
@@ -77,7 +78,36 @@ describe('/task command parser', () => {
 
   it('answers help', () => {
     expect(parseTaskCommand('help')).toEqual({ ok: true, command: { kind: 'help' } });
-    expect(parseTaskCommand('   ')).toEqual({ ok: true, command: { kind: 'help' } });
+    // `/task` alone opens the form.
+    expect(parseTaskCommand('   ')).toEqual({ ok: true, command: { kind: 'new' } });
+  });
+
+  it('parses new, list, show, logs, kill and targets', () => {
+    expect(parseTaskCommand('new')).toEqual({ ok: true, command: { kind: 'new' } });
+    expect(parseTaskCommand('list')).toEqual({ ok: true, command: { kind: 'list', scope: 'mine' } });
+    for (const scope of ['mine', 'pending', 'running', 'all']) expect(parseTaskCommand(`list ${scope}`)).toEqual({ ok: true, command: { kind: 'list', scope } });
+    expect(parseTaskCommand('LIST Pending')).toEqual({ ok: true, command: { kind: 'list', scope: 'pending' } });
+    expect(parseTaskCommand('show 42')).toEqual({ ok: true, command: { kind: 'show', taskId: 42 } });
+    expect(parseTaskCommand('logs #7')).toEqual({ ok: true, command: { kind: 'logs', taskId: 7 } });
+    expect(parseTaskCommand('kill 3')).toEqual({ ok: true, command: { kind: 'kill', taskId: 3 } });
+    expect(parseTaskCommand('targets')).toEqual({ ok: true, command: { kind: 'targets' } });
+  });
+
+  it('refuses bad arguments to the other subcommands, saying how to write them', () => {
+    expect(error('list everything')).toMatch(/`mine` \(default\), `pending`, `running` or `all`, not `everything`/);
+    expect(error('show')).toMatch(/Which task\? Write `\/task show &lt;id&gt;`/);
+    expect(error('kill abc')).toMatch(/Which task\? Write `\/task kill &lt;id&gt;`/);
+    expect(error('show 4 5')).toMatch(/Unexpected `5`/);
+    expect(error('new web-prod')).toMatch(/takes nothing after it/);
+    expect(error('targets all')).toMatch(/takes nothing after it/);
+  });
+
+  it('reads a grace delay with --in', () => {
+    const parsed = parseTaskCommand('run web-prod --in 10m -m "later" uptime');
+    expect(parsed).toEqual({ ok: true, command: { kind: 'run', target: 'web-prod', message: 'later', type: null, script: 'uptime', delayMs: 600_000 } });
+    expect(error('run web-prod --in soon uptime')).toMatch(/`--in` takes a delay such as `10m`, `2h` or `1d`, not `soon`/);
+    expect(error('run web-prod --in 8d uptime')).toMatch(/at most 7 days/);
+    expect(error('run web-prod --in')).toMatch(/`--in` takes a delay/);
   });
 
   it('explains each bad input and how to write it', () => {

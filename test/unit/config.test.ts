@@ -441,3 +441,44 @@ describe('secretValueProblem (applied where secret values are read)', () => {
     for (const value of ['abcd', '☃☃☃☃', 'a long passphrase']) expect(secretValueProblem(value), value).toBeNull();
   });
 });
+
+describe('parseConfig: review groups with Slack user groups, DMs and expiry', () => {
+  const group = (lines: string) => `    review:\n      channel: C0REVIEW\n      groups:\n        - name: sre\n${lines}`;
+
+  it('takes a usergroup instead of users, or both, with dm and expiresAfter', () => {
+    const onlyGroup = parseConfig(yaml({ review: group('          usergroup: S0789\n          approvals: 3\n          dm: true') }), configPath, {});
+    expect(onlyGroup.targets.get('web-prod')!.review).toEqual({
+      channel: 'C0REVIEW',
+      autoRun: false,
+      groups: [{ name: 'sre', users: [], usergroup: 'S0789', approvals: 3, dm: true }],
+    });
+    const both = parseConfig(yaml({ review: `${group('          users: [U0123]\n          usergroup: S0789AB')}\n      expiresAfter: 24h` }), configPath, {});
+    expect(both.targets.get('web-prod')!.review).toEqual({
+      channel: 'C0REVIEW',
+      autoRun: false,
+      groups: [{ name: 'sre', users: ['U0123'], usergroup: 'S0789AB', approvals: 1 }],
+      expiresAfter: { ms: 24 * 3600_000, text: '24h' },
+    });
+  });
+
+  it('refuses a group with neither users nor usergroup', () => {
+    expect(problemAt(yaml({ review: group('          approvals: 1') }), 'targets.web-prod.review.groups[0]')).toContain('needs users, a usergroup, or both');
+  });
+
+  it('refuses a usergroup id that is not one', () => {
+    for (const id of ['s0789', 'U0789', 'S07-89', '@sre', 'S']) {
+      expect(problemAt(yaml({ review: group(`          usergroup: "${id}"`) }), 'targets.web-prod.review.groups[0].usergroup'), id).toContain('Slack user group id');
+    }
+  });
+
+  it('checks approvals against a plain list only: a user group’s size is known at run time', () => {
+    problemAt(yaml({ review: group('          users: [U0123]\n          approvals: 2') }), 'targets.web-prod.review.groups[0].approvals');
+    expect(parseConfig(yaml({ review: group('          users: [U0123]\n          usergroup: S0789\n          approvals: 2') }), configPath, {}).targets.size).toBe(1);
+  });
+
+  it('refuses an expiresAfter that is not a duration, or too short, and a dm that is not a boolean', () => {
+    expect(problemAt(yaml({ review: `${REVIEW}\n      expiresAfter: one day` }), 'targets.web-prod.review.expiresAfter')).toContain('expected a duration');
+    expect(problemAt(yaml({ review: `${REVIEW}\n      expiresAfter: 500ms` }), 'targets.web-prod.review.expiresAfter')).toContain('at least 1s');
+    problemAt(yaml({ review: `${REVIEW}\n          dm: "yes"` }), 'targets.web-prod.review.groups[0].dm');
+  });
+});

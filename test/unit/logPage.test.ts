@@ -40,6 +40,7 @@ function makeTask(status: TaskStatus, over: Partial<Task> = {}): Task {
     },
     startedAt: finished || status === 'running' ? later(200) : null,
     finishedAt: finished ? later(205) : null,
+    runAfter: null,
     ...over,
   };
 }

@@ -9,7 +9,7 @@ import type { Execution, ExecutionStep, StepPhase, Task, TaskView } from '../../
 import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, type SlackMessage } from '../../src/slack/render/blocks.js';
 import { clip, codeBlock, safeText, safeTextWithMentions, STATUS_LABEL } from '../../src/slack/render/format.js';
 import { renderRejectModal } from '../../src/slack/render/rejectModal.js';
-import { renderReviewRequest, REVIEW_SCRIPT_CHARS } from '../../src/slack/render/reviewRequest.js';
+import { renderReviewDm, renderReviewRequest, REVIEW_SCRIPT_CHARS } from '../../src/slack/render/reviewRequest.js';
 import { CARD_SCRIPT_CHARS, renderTaskCard, type CardContext } from '../../src/slack/render/taskCard.js';
 import { escapeLogText, labelLines, LOG_MESSAGE_CHARS, logMessageText, splitToFit } from '../../src/slack/render/threadLog.js';
 import { checkMessage, checkView, validateMessage, validateView } from '../support/slackLimits.js';
@@ -75,6 +75,7 @@ function makeTask(status: TaskStatus, over: Partial<Task> = {}): Task {
     },
     startedAt: status === 'running' || finished ? later(200) : null,
     finishedAt: finished ? later(205) : null,
+    runAfter: null,
     ...over,
   };
 }
@@ -284,7 +285,7 @@ describe('task card', () => {
 
       it(`${label}: the only buttons are the ones the state allows`, () => {
         const msg = renderTaskCard(viewFor(status, { reviewed: withPolicy }), ctxFor(withPolicy));
-        const expected = status === 'approved' ? [ACTION.run] : status === 'ready' || status === 'running' ? [ACTION.kill] : [];
+        const expected = status === 'approved' ? [ACTION.run] : status === 'ready' || status === 'running' ? [ACTION.kill] : status === 'rejected' ? [ACTION.resubmit] : [];
         expect(actionIds(msg)).toEqual(expected);
         // Buttons carry the task id, so a click names its task.
         for (const block of msg.blocks) {
@@ -670,5 +671,61 @@ describe('thread log', () => {
     expect(labelLines('tail of a line\nnext', 'web-1', false)).toBe('tail of a line\n[web-1] next');
     expect(labelLines('a\n\nb', 'h', true)).toBe('[h] a\n\n[h] b');
     expect(labelLines('', 'h', false)).toBe('');
+  });
+});
+
+describe('review request: user groups, expiry, links', () => {
+  const SRE_GROUP = 'S0SRE0001';
+  const resolvedPolicy: ReviewPolicy = {
+    channel: 'CREVIEW01',
+    autoRun: false,
+    expiresAfter: { ms: 24 * 3600_000, text: '24h' },
+    groups: [
+      { name: 'sre', users: [ALICE, BOB], listed: [ALICE], usergroup: SRE_GROUP, approvals: 2, dm: true },
+      { name: 'dba', users: [BOB], approvals: 1 },
+    ],
+  };
+
+  it('names the user group as a mention, not its members one by one, and shows every group’s progress', () => {
+    const msg = renderReviewRequest(viewFor('pending-review', { decisions: [decision(BOB, 'approve')] }), resolvedPolicy);
+    expectWithinSlackLimits(msg);
+    const text = allText(msg);
+    expect(text).toContain(`*sre* (2 of <!subteam^${SRE_GROUP}>, <@${ALICE}>)`);
+    expect(text).toContain(`*dba* (1 of <@${BOB}>)`);
+    expect(text).toContain(':white_circle: *sre* 1/2   :white_check_mark: *dba* 1/1');
+  });
+
+  it('says when a pending review expires, and that an expired one did', () => {
+    const pending = allText(renderReviewRequest(viewFor('pending-review'), resolvedPolicy));
+    // statusChangedAt is T0 + 120 s; a day later it expires.
+    expect(pending).toContain(`Expires <!date^${Math.floor(later(120).getTime() / 1000) + 86_400}^`);
+    const expired = renderReviewRequest(
+      viewFor('rejected', { reviewed: false, task: { result: { exitCode: null, signal: null, durationMs: null, failureMessage: 'review expired after 24h without enough approvals', lastLine: null } } }),
+      resolvedPolicy,
+    );
+    expect(allText(expired)).toContain(':hourglass: review expired after 24h without enough approvals');
+    expect(allText(expired)).not.toContain('Expires');
+    expect(actionIds(expired)).toEqual([]);
+  });
+
+  it('links to the task card once its permalink is known, and refuses a link that is not one', () => {
+    const link = 'https://acme.slack.com/archives/CCHAN0001/p1700000000000100';
+    const linked = allText(renderReviewRequest(viewFor('pending-review'), policy, { cardPermalink: link }));
+    expect(linked).toContain(`:speech_balloon: Asked in <#CCHAN0001>: <${link}|open the task card>`);
+    expect(allText(renderReviewRequest(viewFor('pending-review'), policy))).not.toContain('Asked in');
+    const forged = allText(renderReviewRequest(viewFor('pending-review'), policy, { cardPermalink: 'https://evil.example|click here' }));
+    expect(forged).not.toContain('Asked in');
+  });
+
+  it('DMs a reviewer who asks, what, why, and where to click, escaping the message', () => {
+    const link = 'https://acme.slack.com/archives/CREVIEW01/p1700000000000200';
+    const msg = renderReviewDm(makeTask('pending-review', { message: NASTY }), ['sre'], link);
+    expectWithinSlackLimits(msg);
+    const text = allText(msg);
+    expect(text).toContain(`<@${AUTHOR}> asks for your review of task #42 on \`web-prod\` as a member of *sre*`);
+    expect(text).toContain(`<${link}|Open the review request> in <#CREVIEW01>`);
+    expect(text).not.toContain('<!channel>');
+    expect(text).not.toContain('<@UEVIL0001>');
+    expect(allText(renderReviewDm(makeTask('pending-review'), [], null))).toContain('The review request with the script and the buttons is in <#CREVIEW01>');
   });
 });

@@ -53,7 +53,14 @@ export const ACTION = {
   reject: 'task_reject',
   run: 'task_run',
   kill: 'task_kill',
+  cancel: 'task_cancel',
+  resubmit: 'task_resubmit',
+  homeNew: 'home_new_task',
 } as const;
+
+export const TASK_MODAL_CALLBACK = 'task_new';
+/** Block ids of the task form; field errors are keyed by these. */
+export const TASK_FIELD = { target: 'target', script: 'script', type: 'type', message: 'message', delay: 'delay' } as const;
 
 export const REJECT_MODAL_CALLBACK = 'task_reject_reason';
 export const REJECT_REASON_BLOCK = 'reason';

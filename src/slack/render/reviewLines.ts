@@ -1,6 +1,24 @@
 /** The review part shared by the card and the review request: each group's progress and each decision. */
-import { progress, type ReviewPolicy, type ReviewDecision } from '../../domain/review.js';
+import { progress, type ReviewGroup, type ReviewPolicy, type ReviewDecision } from '../../domain/review.js';
 import { clip, mention, safeText, slackDate } from './format.js';
+
+/**
+ * Who can approve for a group: its Slack user group as a mention (`<!subteam^S0789>`, which
+ * Slack shows as @name) and the users listed besides it, at most `shownUsers` of them. A
+ * user group's members are not listed one by one: the mention stands for them.
+ */
+export function groupWhoText(group: ReviewGroup, shownUsers: number): string {
+  const named = group.usergroup ? (group.listed ?? group.users) : group.users;
+  const parts = named.slice(0, shownUsers).map(mention);
+  if (named.length > shownUsers) parts.push('…');
+  if (group.usergroup) parts.unshift(usergroupMention(group.usergroup));
+  return parts.join(', ');
+}
+
+/** A Slack user group mention; the id is checked, so nothing else can be smuggled into the message. */
+export function usergroupMention(usergroupId: string): string {
+  return /^S[A-Z0-9]+$/.test(usergroupId) ? `<!subteam^${usergroupId}>` : safeText(usergroupId, 30);
+}
 
 const MAX_DECISION_LINES = 10;
 

@@ -10,6 +10,7 @@ import { taskRef, type TaskView } from '../../domain/task.js';
 import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
+import { slackAgo } from './relative.js';
 
 export const CARD_SCRIPT_CHARS = 1500;
 
@@ -18,6 +19,10 @@ export interface CardContext {
   policy: ReviewPolicy | null;
   /** The task page (a signed link), shown once the task has output to read. */
   logUrl?: string | null;
+  /** A permalink to the task's review request, when it has one. */
+  reviewPermalink?: string | null;
+  /** The clock, for tests; Date.now() otherwise. */
+  now?: number;
 }
 
 export function renderTaskCard(view: TaskView, ctx: CardContext): SlackMessage {
@@ -37,7 +42,7 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
       `*Author*\n${mention(task.author)}`,
       `*Target*\n\`${safeText(task.target, 80)}\`${ctx.targetDescription ? ` · ${safeText(ctx.targetDescription, budget(200))}` : ''}`,
       `*Type*\n${task.type}`,
-      `*Asked*\n${slackDate(task.createdAt)}`,
+      `*Asked*\n${slackAgo(task.createdAt)}`,
     ]),
   );
   blocks.push(section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`));
@@ -47,10 +52,17 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   const result = resultText(view, budget);
   if (result) blocks.push(section(result));
 
+  // A grace delay not over yet: it waits, and may be cancelled, until then.
+  const waiting = task.runAfter !== null && task.runAfter.getTime() > (ctx.now ?? Date.now()) && (task.status === 'ready' || task.status === 'approved' || task.status === 'pending-review');
+  if (waiting && task.runAfter) blocks.push(section(`:alarm_clock: Runs ${slackAgo(task.runAfter)} at the earliest${task.status === 'pending-review' ? ', once approved' : ''}.`));
+
   const buttons = [];
   if (task.status === 'approved') buttons.push(button(ACTION.run, 'Run', String(task.id), 'primary'));
-  if ((task.status === 'running' && !stopping) || task.status === 'ready') buttons.push(button(ACTION.kill, 'Kill', String(task.id), 'danger'));
+  if (waiting) buttons.push(button(ACTION.cancel, 'Cancel', String(task.id), 'danger'));
+  else if ((task.status === 'running' && !stopping) || task.status === 'ready') buttons.push(button(ACTION.kill, 'Kill', String(task.id), 'danger'));
+  if (task.status === 'rejected') buttons.push(button(ACTION.resubmit, 'Edit and resubmit', String(task.id)));
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
+  if (ctx.reviewPermalink && task.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));
 
   const page = ctx.logUrl && view.execution ? ` · <${ctx.logUrl}|Task page with the full log>` : '';
   if (task.status === 'running') blocks.push(context(`Output streams into this thread.${page}`));
@@ -69,7 +81,7 @@ function resultText(view: TaskView, budget: (chars: number) => number): string |
     const failed = steps.filter((s) => s.phase === 'failed').length;
     return `${started}: ${done}/${steps.length} hosts done${failed > 0 ? `, ${failed} failed` : ''}.`;
   }
-  if (task.status === 'cancelled') return task.result.failureMessage ? `:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}` : null;
+  if (task.status === 'cancelled' || task.status === 'rejected') return task.result.failureMessage ? `:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}` : null;
   if (task.status !== 'success' && task.status !== 'failure' && task.status !== 'killed') return null;
   const parts: string[] = [];
   if (task.result.exitCode !== null) parts.push(`exit code *${task.result.exitCode}*`);

@@ -1,0 +1,81 @@
+/**
+ * `/task` subcommands other than `run` and `new`: list, show, logs, kill, targets. Each answers
+ * ephemerally, inside Slack's limits, with what the user can do next.
+ */
+import type { Config } from '../config/config.js';
+import type { ListScope } from '../domain/command.js';
+import type { ReviewPolicy } from '../domain/review.js';
+import { taskRef } from '../domain/task.js';
+import type { Db } from '../store/db.js';
+import { latestExecution } from '../store/executions.js';
+import { loadTaskView } from '../store/taskView.js';
+import { executionLogText } from '../service/logs.js';
+import type { TaskQueries } from '../service/taskQueries.js';
+import type { TaskService } from '../service/taskService.js';
+import type { SlackMessage } from './render/blocks.js';
+import { renderLogsAnswer } from './render/logsAnswer.js';
+import { renderTargetsList, type TargetSummary } from './render/targetsList.js';
+import { renderTaskCard } from './render/taskCard.js';
+import { renderTaskList } from './render/taskList.js';
+
+export interface CommandDeps {
+  db: Db;
+  config: Config;
+  service: TaskService;
+  queries: TaskQueries;
+  /** The task page's signed URL. */
+  logUrl(taskId: number): string;
+  /** The target's review policy with Slack user groups resolved into user lists. */
+  resolvedPolicy(targetName: string): Promise<ReviewPolicy | null>;
+}
+
+export type Answer = SlackMessage | { text: string };
+
+const LIST_LIMIT = 50;
+
+export async function listAnswer(deps: CommandDeps, scope: ListScope, userId: string): Promise<Answer> {
+  const { tasks, more } = await deps.queries.list(scope, userId, LIST_LIMIT);
+  return renderTaskList(scope, tasks, more);
+}
+
+export async function showAnswer(deps: CommandDeps, taskId: number): Promise<Answer> {
+  const view = await loadTaskView(deps.db, taskId);
+  if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}. \`/task list all\` shows recent ones.` };
+  const target = deps.config.targets.get(view.task.target);
+  return renderTaskCard(view, { targetDescription: target?.description ?? null, policy: await deps.resolvedPolicy(view.task.target), logUrl: deps.logUrl(taskId) });
+}
+
+export async function logsAnswer(deps: CommandDeps, taskId: number): Promise<Answer> {
+  const view = await loadTaskView(deps.db, taskId);
+  if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
+  const execution = await latestExecution(deps.db, taskId);
+  const log = execution ? await executionLogText(deps.db, execution.id) : '';
+  return renderLogsAnswer(view.task, log, execution ? deps.logUrl(taskId) : null);
+}
+
+export async function killAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
+  const result = await deps.service.kill(taskId, userId);
+  if (!result.ok) return { text: `:warning: ${result.message}` };
+  return { text: result.stopping ? `:octagonal_sign: Stopping ${taskRef(taskId)}…` : `:octagonal_sign: Killed ${taskRef(taskId)} before it started.` };
+}
+
+export async function targetsAnswer(deps: CommandDeps): Promise<Answer> {
+  const summaries: TargetSummary[] = [];
+  for (const target of deps.config.targets.values()) {
+    summaries.push({
+      name: target.name,
+      description: target.description,
+      type: target.type,
+      hosts: target.hosts,
+      rollout: target.rollout ? `${typeof target.rollout.batch === 'number' ? target.rollout.batch : `${target.rollout.batch.percent}%`} at a time${target.rollout.stopOnFailure ? ', stops on failure' : ''}` : null,
+      review: await deps.resolvedPolicy(target.name),
+      usergroups: new Map(
+        (target.review?.groups ?? []).flatMap((group) => {
+          const usergroup = (group as { usergroup?: string | null }).usergroup;
+          return usergroup ? [[group.name, usergroup] as [string, string]] : [];
+        }),
+      ),
+    });
+  }
+  return renderTargetsList(summaries);
+}

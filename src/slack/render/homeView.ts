@@ -1,0 +1,66 @@
+/**
+ * The App Home tab: a button for a new task; tasks waiting for my review, with Approve and
+ * Reject right there; what is running now; my recent tasks. At most 100 blocks (Slack's limit
+ * for a view), however many tasks there are.
+ */
+import type * as types from '@slack/types';
+import { taskRef, type Task } from '../../domain/task.js';
+import { ACTION, actions, button, context, section, type Block } from './blocks.js';
+import { taskLine } from './taskList.js';
+
+export interface HomeData {
+  pendingMyReview: readonly Task[];
+  running: readonly Task[];
+  mine: readonly Task[];
+  /** A line at the top: the answer to the user's last click here (Home has no ephemeral replies). */
+  notice?: string | null;
+}
+
+const LIMITS = { pending: 15, running: 10, mine: 15 } as const;
+
+const header = (text: string): types.HeaderBlock => ({ type: 'header', text: { type: 'plain_text', text, emoji: true } });
+const divider: types.DividerBlock = { type: 'divider' };
+
+export function renderHome(data: HomeData): types.HomeView {
+  const blocks: Block[] = [];
+  if (data.notice) blocks.push(section(data.notice.slice(0, 2900)));
+  blocks.push(section('*countersign* runs scripts on production after a second pair of eyes.'), actions('home_actions', [button(ACTION.homeNew, 'New task', 'new', 'primary')]));
+
+  blocks.push(divider, header(`Waiting for your review (${data.pendingMyReview.length})`));
+  if (data.pendingMyReview.length === 0) blocks.push(context('Nothing waits for you.'));
+  for (const task of data.pendingMyReview.slice(0, LIMITS.pending)) {
+    blocks.push(section(taskLine(task)));
+    blocks.push(
+      actions(`home_review_${task.id}`, [
+        button(ACTION.approve, `Approve ${taskRef(task.id)}`, String(task.id), 'primary'),
+        button(ACTION.reject, 'Reject', String(task.id), 'danger'),
+      ]),
+    );
+  }
+  if (data.pendingMyReview.length > LIMITS.pending) blocks.push(context(`${data.pendingMyReview.length - LIMITS.pending} more: \`/task list pending\`.`));
+
+  blocks.push(divider, header('Running now'));
+  if (data.running.length === 0) blocks.push(context('Nothing is running.'));
+  else blocks.push(...packed(data.running.slice(0, LIMITS.running)));
+
+  blocks.push(divider, header('Your recent tasks'));
+  if (data.mine.length === 0) blocks.push(context('You have not asked for a task yet.'));
+  else blocks.push(...packed(data.mine.slice(0, LIMITS.mine)));
+
+  return { type: 'home', blocks: blocks.slice(0, 100) };
+}
+
+/** Several task lines per section (up to ~2900 characters each) to spare blocks. */
+function packed(tasks: readonly Task[]): Block[] {
+  const sections: string[] = [];
+  let current = '';
+  for (const task of tasks) {
+    const line = taskLine(task);
+    if (current !== '' && current.length + line.length + 1 > 2900) {
+      sections.push(current);
+      current = line;
+    } else current = current === '' ? line : `${current}\n${line}`;
+  }
+  if (current !== '') sections.push(current);
+  return sections.map(section);
+}
