@@ -227,6 +227,16 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
   expiry.start();
 
+  // Last in line: an error no route answered is ours; log it, never show a stack trace.
+  http.use((error: unknown, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    ((res.locals.log as Logger | undefined) ?? log).error({ err: error, method: req.method, path: req.path }, 'request failed');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(500).type('text/plain').send('Something went wrong on our side; it has been logged.');
+  });
+
   // Connects and waits for Slack's hello; reconnects by itself when the link drops.
   if (socketReceiver) await socketReceiver.start();
   const server = createServer(http);

@@ -68,7 +68,18 @@ async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: num
   req.on('close', () => (closed = true));
   const send = async (event: string, data: unknown) => {
     if (closed) return;
-    if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) await new Promise((resolve) => res.once('drain', resolve));
+    // A client that went away never drains: wait for whichever comes first.
+    if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
+    }
   };
   let assembler: LogAssembler | null = null;
   let executionId: number | null = null;

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/config.js';
 import type { Db } from '../store/db.js';
 import { executionsOfTask, getExecution } from '../store/executions.js';
-import { recentOutput } from '../store/output.js';
+import { recentOutputByStep } from '../store/output.js';
 import { listEvents, listTasks } from '../store/queries.js';
 import { decisionsFor } from '../store/reviews.js';
 import { getTask } from '../store/tasks.js';
@@ -41,11 +41,8 @@ export function operations(deps: OperationDeps): Operation[] {
     if (!task) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
     return task;
   };
-  const withTails = async (execution: Execution & { steps: ExecutionStep[] }) => {
-    const tails = new Map<number, string>();
-    await Promise.all(execution.steps.map(async (step) => tails.set(step.id, await recentOutput(db, execution.id, step.id, 2000))));
-    return executionJson(execution, execution.steps, tails);
-  };
+  const withTails = async (execution: Execution & { steps: ExecutionStep[] }) =>
+    executionJson(execution, execution.steps, await recentOutputByStep(db, execution.id, 2000));
 
   const ok = (description: string, schema: z.ZodType) => ({ description, schema });
   const task = ok('The task.', S.TaskEnvelope);

@@ -57,7 +57,7 @@ const statusList = z
 
 const since = z.iso.datetime({ offset: true }).meta({ description: 'Only items created at or after this time (RFC 3339).' });
 const limit = z.coerce.number().int().min(1).max(200).default(50);
-const cursor = z.string().regex(/^\d+$/, 'a cursor from a previous page').meta({ description: 'The `nextCursor` of the previous page.' });
+const cursor = z.string().regex(/^\d{1,15}$/, 'a cursor from a previous page').meta({ description: 'The `nextCursor` of the previous page.' });
 
 export const ListTasksQuery = z.strictObject({
   status: statusList.optional(),

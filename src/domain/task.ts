@@ -83,3 +83,18 @@ export interface TaskView {
 }
 
 export const taskRef = (id: number): string => `#${id}`;
+
+/**
+ * What a reviewer saw: a short fingerprint of the script and message, carried by Approve
+ * buttons so an approval of text that changed since it was drawn is refused.
+ */
+export function reviewedContentKey(task: Pick<Task, 'script' | 'message'>): string {
+  // FNV-1a over both fields: not a security hash (the server compares against the stored text),
+  // only a check that the drawing is current.
+  let hash = 0x811c9dc5;
+  for (const ch of `${task.script}\u0000${task.message ?? ''}`) {
+    hash ^= ch.codePointAt(0) ?? 0;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(36);
+}

@@ -62,7 +62,8 @@ export class Reviewers {
     this.options = {
       ttlMs,
       retryMs: options.retryMs ?? Math.min(ttlMs, 5_000),
-      lookupTimeoutMs: options.lookupTimeoutMs ?? 5_000,
+      // Interactive paths (a click, a form) must answer Slack within 3 s: wait at most 1.5 s.
+      lookupTimeoutMs: options.lookupTimeoutMs ?? 1_500,
       log: options.log ?? null,
       now: options.now ?? Date.now,
     };

@@ -7,7 +7,7 @@ import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
 import { isApproved, isReviewer, mayOperate, mayReview, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
-import { taskRef, type Task, type TaskSource } from '../domain/task.js';
+import { reviewedContentKey, taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
@@ -177,7 +177,11 @@ export class TaskService {
     return result;
   }
 
-  async approve(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
+  /**
+   * `drawnWith`: the content key the reviewer's Approve button was drawn with (Slack); when the
+   * script or message changed since, the approval is refused: nobody approves what they did not see.
+   */
+  async approve(taskId: number, userId: string, drawnWith: string | null = null): Promise<Outcome<{ task: Task }>> {
     // Slack is asked (if at all) before the transaction: no row lock is held while it answers.
     const resolved = await this.resolveFor(taskId);
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
@@ -185,6 +189,9 @@ export class TaskService {
       const task = await getTaskForUpdate(trx, taskId);
       const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
+      if (drawnWith !== null && drawnWith !== reviewedContentKey(checked.task)) {
+        return refuse('changed_since_drawn', `The script or message of ${taskRef(taskId)} changed after this request was drawn. Read it again: the request now shows the new version.`);
+      }
       const { policy } = checked;
       const current = checked.task;
       if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null }))) {

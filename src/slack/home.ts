@@ -51,7 +51,8 @@ export class HomePublisher {
   async taskChanged(taskId: number): Promise<void> {
     const task = await getTask(this.db, taskId);
     if (!task) return;
-    const users = (await this.db('home_users').pluck('user_id')) as string[];
+    // Only people who looked at Home lately: a tab opened once a year ago is not kept live.
+    const users = (await this.db('home_users').where('opened_at', '>', this.db.raw("now() - interval '7 days'")).pluck('user_id')) as string[];
     for (const userId of users) {
       if (await this.concerns(task, userId)) this.schedule(userId);
     }

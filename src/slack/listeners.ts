@@ -117,16 +117,18 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     }
   });
 
-  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply) => Promise<void>) => {
+  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply, drawnWith: string | null) => Promise<void>) => {
     app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
-      const taskId = Number(action.value);
+      // `<task id>` or `<task id>:<what the button was drawn with>` (Approve).
+      const [idText, drawnWith] = String(action.value ?? '').split(':');
+      const taskId = Number(idText);
       if (!Number.isSafeInteger(taskId)) return;
       // Buttons on the Home tab have no response_url: answers go to the top of Home instead.
       const fromHome = body.view?.type === 'home';
       const answer: Reply = fromHome && home ? (message) => home.publish(body.user.id, message.text ?? '') : respond;
       try {
-        await handle(taskId, body.user.id, body, answer);
+        await handle(taskId, body.user.id, body, answer, drawnWith ?? null);
       } catch (error) {
         log.error({ err: error, taskId, user: body.user.id, action: actionId }, 'a button failed');
         await tell(answer, OUR_FAULT);
@@ -134,8 +136,8 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     });
   };
 
-  onButton(ACTION.approve, async (taskId, userId, _body, respond) => {
-    const result = await service.approve(taskId, userId);
+  onButton(ACTION.approve, async (taskId, userId, _body, respond, drawnWith) => {
+    const result = await service.approve(taskId, userId, drawnWith);
     if (!result.ok) await tell(respond, result.message);
   });
 

@@ -75,6 +75,10 @@ export async function submitTaskForm(deps: TaskFormDeps, userId: string, view: V
   if (old && old.target === target.name && (type === '' || type === old.type)) {
     const resubmitted = await deps.service.resubmit(old.id, userId, { script: script.replace(/\s+$/, ''), message, runAfter });
     if (!resubmitted.ok) return { ok: false, errors: { [TASK_FIELD.script]: resubmitted.message.replace(/[*`]/g, '') } };
+    // Resubmitted before: only the same text is the same submission.
+    if (!resubmitted.created && (resubmitted.task.script !== script.replace(/\s+$/, '') || resubmitted.task.message !== message)) {
+      return { ok: false, errors: { [TASK_FIELD.script]: `#${old.id} was already resubmitted as #${resubmitted.task.id}; edit that one, or create a new task.` } };
+    }
     return { ok: true, task: resubmitted.task, created: resubmitted.created };
   }
   const created = await deps.service.create({

@@ -42,3 +42,22 @@ export async function recentOutput(db: Queryable, executionId: number, stepId: n
   }
   return text.slice(-maxChars);
 }
+
+/** recentOutput for every step of a run at once: one query, however many hosts. */
+export async function recentOutputByStep(db: Queryable, executionId: number, maxChars: number): Promise<Map<number, string>> {
+  const rows = await db
+    .select<{ step_id: number; data: string }[]>('step_id', 'data')
+    .from(
+      db('output_chunks')
+        .where({ execution_id: executionId })
+        .whereNot({ stream: 'system' })
+        .whereNotNull('step_id')
+        .select('step_id', 'data', 'id', db.raw('row_number() over (partition by step_id order by id desc) as newest'))
+        .as('recent'),
+    )
+    .where('newest', '<=', 50)
+    .orderBy([{ column: 'step_id' }, { column: 'id' }]);
+  const tails = new Map<number, string>();
+  for (const row of rows) tails.set(row.step_id, ((tails.get(row.step_id) ?? '') + row.data).slice(-maxChars));
+  return tails;
+}

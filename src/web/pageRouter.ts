@@ -79,7 +79,7 @@ function streamUrl(deps: TaskPageDeps, req: Request, taskId: number, after: numb
 
 export function taskPageRouter(deps: TaskPageDeps): Router {
   const router = Router();
-  const pollMs = deps.pollMs ?? 250;
+  const pollMs = deps.pollMs ?? 500;
 
   router.get('/tasks/:id', async (req: Request, res: Response) => {
     const nonce = randomBytes(16).toString('base64');
@@ -119,7 +119,7 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
       // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.
       const resumeAt = Math.max(Number(queryString(req, 'after') ?? 0) || 0, Number(req.get('last-event-id') ?? 0) || 0);
-      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { pollMs, heartbeatMs: 15_000 });
+      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { pollMs, heartbeatMs: 15_000, maxMs: 10 * 60_000 });
     } catch (error) {
       deps.log.error({ err: error }, 'task stream failed');
       if (!res.headersSent) res.status(500).type('text').send('the stream failed');

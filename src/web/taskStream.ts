@@ -25,6 +25,11 @@ export interface StreamOptions {
   pollMs: number;
   /** A comment line this often keeps proxies from closing an idle stream. */
   heartbeatMs: number;
+  /**
+   * A stream ends after this long (the browser's EventSource reconnects where it stopped, and
+   * the link is checked again): a tab left open on a task that waits for days holds no query loop.
+   */
+  maxMs: number;
 }
 
 const BATCH = 500;
@@ -123,8 +128,9 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
   const heartbeat = setInterval(() => void write(': keepalive\n\n'), options.heartbeatMs);
 
   const follower = new Follower(db, taskId, after, send);
+  const endAt = Date.now() + options.maxMs;
   try {
-    while (!closed) {
+    while (!closed && Date.now() < endAt) {
       let done = false;
       try {
         done = await follower.poll();

@@ -98,6 +98,7 @@ describe('HTTP API', () => {
     const badQuery = await author.get('/tasks?status=sleeping');
     expect(badQuery.status).toBe(400);
     expect(badQuery.body.error.message).toMatch(/unknown status `sleeping`/);
+    expect((await author.get(`/tasks?cursor=${'9'.repeat(25)}`)).status).toBe(400);
     const badLimit = await author.get('/tasks?limit=5000');
     expect(badLimit.status).toBe(400);
     const badId = await author.get('/tasks/abc');

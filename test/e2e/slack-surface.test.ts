@@ -158,6 +158,22 @@ describe('Slack surface', () => {
     expect(await h.task(newId)).toMatchObject({ status: 'pending-review', script: 'echo v2', channelId: TASKS_CHANNEL });
   });
 
+  it('refuses an approval of a script edited after the reviewer’s request was drawn', async () => {
+    const id = await h.createTask('run web-prod -m "harmless" echo harmless');
+    const seenByAlice = await h.reviewRequest(id, 'echo harmless');
+    const edited = await h.app.service.update(id, AUTHOR, { script: 'echo something-else' });
+    expect(edited.ok).toBe(true);
+    const seen = h.fake.responses.length;
+    await h.click(seenByAlice, ACTION.approve, ALICE);
+    await h.fake.waitFor(() => h.responsesSince(seen).length > 0, 5000, 'a refusal');
+    expect(h.responsesSince(seen)[0]).toMatch(/changed after this request was drawn/);
+    expect((await h.task(id))?.status).toBe('pending-review');
+    // The redrawn request shows the new script, and approving that works.
+    const redrawn = await h.reviewRequest(id, 'echo something-else');
+    await h.click(redrawn, ACTION.approve, ALICE);
+    await h.waitForStatus(id, 'approved');
+  });
+
   it('App Home shows what waits for my review with working buttons, and redraws when things change', async () => {
     const id = await h.createTask('run web-prod -m "home review" echo from-home');
     await h.driver.event({ event: { type: 'app_home_opened', user: ALICE, channel: 'DALICE', tab: 'home', event_ts: `${Date.now() / 1000}` } });

@@ -168,12 +168,12 @@ export class SlackDriver {
   /**
    * Click a button in a view (the App Home tab or an open modal): a block_actions payload with a
    * view container and, as Slack sends it, no response_url. `value` picks among buttons sharing
-   * an action_id (one Approve per task on Home).
+   * an action_id (one Approve per task on Home); `42` also matches a value `42:<suffix>`.
    */
   clickViewButton(input: { view: FakeView; actionId: string; user: string; value?: string }, sign?: SignOptions): Promise<DriverResponse> {
     const { view, actionId, user, value } = input;
     const blocks = withBlockIds(view.blocks);
-    const found = interactiveElements(blocks).find((e) => e.element.type === 'button' && e.element.action_id === actionId && (value === undefined || e.element.value === value));
+    const found = interactiveElements(blocks).find((e) => e.element.type === 'button' && e.element.action_id === actionId && (value === undefined || e.element.value === value || String(e.element.value).startsWith(`${value}:`)));
     if (!found) throw new Error(`clickViewButton: no button ${actionId}${value ? ` with value ${value}` : ''} in view ${view.id}`);
     const { opened_by: _openedBy, updates: _updates, ...slackView } = view;
     const payload = {

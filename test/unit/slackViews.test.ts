@@ -63,7 +63,11 @@ describe('Slack views at their largest', () => {
     const view = renderHome({ pendingMyReview: many(200), running: many(200, { status: 'running' }), mine: many(200), notice: HOSTILE.repeat(200) });
     expect(validateView(view)).toBeNull();
     expect(view.blocks.length).toBeLessThanOrEqual(100);
-    expect(JSON.stringify(view.blocks)).toContain('185 more');
+    expect(JSON.stringify(view.blocks)).toContain('190 more');
+    // 64 KiB scripts are not shown whole on Home, so they cannot be approved from there.
+    expect(JSON.stringify(view.blocks)).not.toContain('"action_id":"task_approve"');
+    const short = renderHome({ pendingMyReview: many(3, { script: 'uptime' }), running: [], mine: [] });
+    expect(JSON.stringify(short.blocks).match(/"action_id":"task_approve"/g)).toHaveLength(3);
     const empty = renderHome({ pendingMyReview: [], running: [], mine: [] });
     expect(validateView(empty)).toBeNull();
     expect(JSON.stringify(empty.blocks)).toContain('Nothing waits for you');

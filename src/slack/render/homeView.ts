@@ -4,7 +4,8 @@
  * for a view), however many tasks there are.
  */
 import type * as types from '@slack/types';
-import { taskRef, type Task } from '../../domain/task.js';
+import { reviewedContentKey, taskRef, type Task } from '../../domain/task.js';
+import { codeBlock, fitsInCodeBlock } from './format.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
 import { taskLine } from './taskList.js';
 
@@ -16,7 +17,8 @@ export interface HomeData {
   notice?: string | null;
 }
 
-const LIMITS = { pending: 15, running: 10, mine: 15 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15 } as const;
+const HOME_SCRIPT_CHARS = 1200;
 
 const header = (text: string): types.HeaderBlock => ({ type: 'header', text: { type: 'plain_text', text, emoji: true } });
 const divider: types.DividerBlock = { type: 'divider' };
@@ -30,12 +32,16 @@ export function renderHome(data: HomeData): types.HomeView {
   if (data.pendingMyReview.length === 0) blocks.push(context('Nothing waits for you.'));
   for (const task of data.pendingMyReview.slice(0, LIMITS.pending)) {
     blocks.push(section(taskLine(task)));
+    // Approve only what is shown whole: a longer script is read in the review request first.
+    const whole = fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS);
+    blocks.push(section(codeBlock(task.script, HOME_SCRIPT_CHARS)));
     blocks.push(
       actions(`home_review_${task.id}`, [
-        button(ACTION.approve, `Approve ${taskRef(task.id)}`, String(task.id), 'primary'),
+        ...(whole ? [button(ACTION.approve, `Approve ${taskRef(task.id)}`, `${task.id}:${reviewedContentKey(task)}`, 'primary')] : []),
         button(ACTION.reject, 'Reject', String(task.id), 'danger'),
       ]),
     );
+    if (!whole) blocks.push(context('The script is longer than Home shows: read it whole in the review request to approve it.'));
   }
   if (data.pendingMyReview.length > LIMITS.pending) blocks.push(context(`${data.pendingMyReview.length - LIMITS.pending} more: \`/task list pending\`.`));
 

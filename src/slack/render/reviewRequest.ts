@@ -5,7 +5,7 @@
  * and `scriptClipped` tells the caller to put the whole script in the request's thread.
  */
 import { reviewExpiresAt, type ReviewPolicy } from '../../domain/review.js';
-import { taskRef, type Task, type TaskView } from '../../domain/task.js';
+import { reviewedContentKey, taskRef, type Task, type TaskView } from '../../domain/task.js';
 import { ACTION, actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
@@ -58,7 +58,8 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
   if (card && task.channelId && /^[CGD][A-Z0-9]+$/.test(task.channelId)) blocks.push(context(`:speech_balloon: Asked in <#${task.channelId}>: <${card}|open the task card>`));
   if (task.status === 'pending-review') {
     blocks.push(
-      actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', String(task.id), 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
+      // Approve carries what it was drawn with: approving a script edited since is refused.
+      actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${reviewedContentKey(task)}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
     );
   }
   return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks, scriptClipped };
