@@ -5,10 +5,10 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, isReviewer, mayOperate, mayReview, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
+import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import { reviewedContentKey, taskRef, type Task, type TaskSource } from '../domain/task.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, insertDecision } from '../store/reviews.js';
@@ -28,7 +28,8 @@ export interface CreateTaskInput {
   sourceKey: string | null;
   channelId: string | null;
   /** A grace delay: not run before this (`--in 10m`). */
-  runAfter?: Date | null;
+  /** A grace delay in ms (`--in 10m`): not run before now + this, by the database's clock. */
+  delayMs?: number | null;
 }
 
 const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
@@ -71,7 +72,7 @@ export class TaskService {
   async resubmit(
     taskId: number,
     userId: string,
-    change: { script?: string; message?: string | null; runAfter?: Date | null } = {},
+    change: { script?: string; message?: string | null; delayMs?: number | null } = {},
   ): Promise<Outcome<{ task: Task; created: boolean }>> {
     const old = await getTask(this.db, taskId);
     if (!old) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
@@ -92,7 +93,7 @@ export class TaskService {
         // One resubmission per rejected task: a double submit finds the first.
         sourceKey: `resubmit:${old.id}`,
         channelId: old.channelId,
-        runAfter: change.runAfter ?? null,
+        delayMs: change.delayMs ?? null,
       },
       old.id,
     );
@@ -147,7 +148,7 @@ export class TaskService {
         sourceKey: input.sourceKey,
         channelId: input.channelId,
         reviewChannel: target.review?.channel ?? null,
-        runAfter: input.runAfter ?? null,
+        delayMs: input.delayMs ?? null,
       });
       if (!inserted.created) return { ok: true, ...inserted };
       await appendEvent(trx, {
@@ -189,6 +190,9 @@ export class TaskService {
       const task = await getTaskForUpdate(trx, taskId);
       const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
+      if (await this.reviewExpired(trx, checked.task, checked.policy)) {
+        return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
+      }
       if (drawnWith !== null && drawnWith !== reviewedContentKey(checked.task)) {
         return refuse('changed_since_drawn', `The script or message of ${taskRef(taskId)} changed after this request was drawn. Read it again: the request now shows the new version.`);
       }
@@ -215,6 +219,9 @@ export class TaskService {
       const task = await getTaskForUpdate(trx, taskId);
       const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
+      if (await this.reviewExpired(trx, checked.task, checked.policy)) {
+        return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
+      }
       if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason }))) {
         return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
       }
@@ -360,6 +367,14 @@ export class TaskService {
   private async mayOperate(task: Task, userId: string, action: string): Promise<Permission> {
     const policy = userId === task.author ? this.policyOf(task) : await this.resolvedPolicy(task);
     return mayOperate(policy, task.author, userId, action, taskRef(task.id));
+  }
+
+  /** A review past its deadline is over even before the sweep marks it (the database's clock decides). */
+  private async reviewExpired(trx: Queryable, task: Task, policy: ReviewPolicy): Promise<boolean> {
+    const expiresAt = reviewExpiresAt(policy, task.statusChangedAt);
+    if (!expiresAt) return false;
+    const row = (await trx.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
+    return expiresAt.getTime() <= (row.rows[0]?.now ?? new Date()).getTime();
   }
 
   private checkReviewable(task: Task | null, taskId: number, userId: string, resolved: ResolvedPolicy | null) {

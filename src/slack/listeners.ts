@@ -78,7 +78,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       source: 'slack',
       sourceKey: `slack:${command.trigger_id}`,
       channelId: command.channel_id,
-      runAfter: delayMs === null ? null : new Date(Date.now() + delayMs),
+      delayMs,
     });
     const early = await Promise.race([settle(creating), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
     if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Creating your task…' });

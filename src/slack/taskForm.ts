@@ -67,13 +67,12 @@ export async function submitTaskForm(deps: TaskFormDeps, userId: string, view: V
   }
   if (Object.keys(errors).length > 0 || !target) return { ok: false, errors };
 
-  const runAfter = delayMs === null ? null : new Date(Date.now() + delayMs);
   const message = text(TASK_FIELD.message) || null;
   // A resubmission on the same target and type is linked to the rejected task (and a double
   // submit makes one); choosing another target or type makes it a task of its own.
   const old = metadata.resubmitOf ? await deps.service.task(metadata.resubmitOf) : null;
   if (old && old.target === target.name && (type === '' || type === old.type)) {
-    const resubmitted = await deps.service.resubmit(old.id, userId, { script: script.replace(/\s+$/, ''), message, runAfter });
+    const resubmitted = await deps.service.resubmit(old.id, userId, { script: script.replace(/\s+$/, ''), message, delayMs });
     if (!resubmitted.ok) return { ok: false, errors: { [TASK_FIELD.script]: resubmitted.message.replace(/[*`]/g, '') } };
     // Resubmitted before: only the same text is the same submission.
     if (!resubmitted.created && (resubmitted.task.script !== script.replace(/\s+$/, '') || resubmitted.task.message !== message)) {
@@ -91,7 +90,7 @@ export async function submitTaskForm(deps: TaskFormDeps, userId: string, view: V
     // A double submit of one form makes one task.
     sourceKey: `slack-view:${view.id}`,
     channelId: metadata.channel ?? target.channel,
-    runAfter,
+    delayMs,
   });
   if (!created.ok) return { ok: false, errors: { [TASK_FIELD.target]: created.message.replace(/[*`]/g, '') } };
   return { ok: true, task: created.task, created: created.created };

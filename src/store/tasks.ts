@@ -20,7 +20,8 @@ export interface NewTask {
   sourceKey: string | null;
   channelId: string | null;
   reviewChannel: string | null;
-  runAfter?: Date | null;
+  /** A grace delay: run_after is set from the database's clock, the one the claim compares with. */
+  delayMs?: number | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
@@ -37,7 +38,7 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       source_key: task.sourceKey,
       channel_id: task.channelId,
       review_channel: task.reviewChannel,
-      run_after: task.runAfter ?? null,
+      run_after: task.delayMs ? (db.raw('now() + make_interval(secs => ?)', [task.delayMs / 1000]) as unknown as Date) : null,
     })
     .onConflict('source_key')
     .ignore()

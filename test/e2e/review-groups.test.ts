@@ -286,6 +286,15 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     expect(h.fake.callsTo('chat.getPermalink').filter((c) => c.status !== 200 || c.response.ok === false).length).toBeGreaterThanOrEqual(1);
   });
 
+  it('refuses an approval past the review deadline even before a sweep has marked it expired', async () => {
+    // The app's own sweep runs once a minute by default: 1 s after the request, no sweep has run.
+    const id = await h.createTask('run expiring -m "too late" uptime');
+    await sleep(1100);
+    const late = await h.app.service.approve(id, ALICE);
+    expect(late).toMatchObject({ ok: false, code: 'expired' });
+    expect(await h.count('reviews', { task_id: id })).toBe(0);
+  });
+
   it('expires a review left pending too long: rejected by nobody, and the card and request say so', async () => {
     const log = createLogger('silent');
     // Two sweepers, as two replicas would run them, on top of the app's own.

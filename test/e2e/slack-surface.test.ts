@@ -116,7 +116,8 @@ describe('Slack surface', () => {
   });
 
   it('waits out a grace delay with a Cancel button; a cancelled task never runs', async () => {
-    const cancelled = await h.createTask('run sandbox --in 3s -m "maybe" echo should-not-run');
+    // Long enough that the card (paced behind earlier ones in the channel) shows it still waiting.
+    const cancelled = await h.createTask('run sandbox --in 60s -m "maybe" echo should-not-run');
     const card = await h.card(cancelled, 'Runs');
     expect(buttonIds(card)).toEqual([ACTION.cancel]);
     expect(blocksText(card)).toMatch(/<!date\^\d+\^\{ago\}/);
@@ -129,8 +130,9 @@ describe('Slack surface', () => {
     const delayed = await h.createTask('run sandbox --in 1s -m "soon" echo ran-late');
     const ran = await h.waitForStatus(delayed, 'success', 10_000);
     expect(ran.startedAt!.getTime()).toBeGreaterThanOrEqual(started + 900);
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // Cancelled is final: the claim only takes `ready` tasks, so it never runs.
     expect(await h.count('executions', { task_id: cancelled })).toBe(0);
+    expect((await h.task(cancelled))?.status).toBe('cancelled');
   });
 
   it('lets the author edit and resubmit a rejected task; nobody else', async () => {
