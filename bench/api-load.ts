@@ -36,7 +36,7 @@ export async function benchApiLoad(env: BenchEnv): Promise<void> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const url = `${env.app.url}/api/v1`;
   await load(`GET /tasks?limit=50 (${TASKS.toLocaleString('en')} tasks)`, { url: `${url}/tasks?limit=50`, headers, connections: 10, duration: 10 });
-  await load('GET /tasks?limit=50&author=U000007&status=success (filtered)', { url: `${url}/tasks?limit=50&author=U000007&status=success`, headers, connections: 10, duration: 10 });
+  await load('GET /tasks?limit=50&author=U000008&status=success (filtered)', { url: `${url}/tasks?limit=50&author=U000008&status=success`, headers, connections: 10, duration: 10 });
   let n = 0;
   await load('POST /tasks (reviewed target)', {
     url: `${url}/tasks`,

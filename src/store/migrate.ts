@@ -7,6 +7,7 @@ import * as initial from '../../migrations/001_initial.js';
 import * as api from '../../migrations/002_api.js';
 import * as slackSurface from '../../migrations/003_slack_surface.js';
 import * as permalinks from '../../migrations/004_permalinks.js';
+import * as listIndexes from '../../migrations/005_list_indexes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['002_api', api],
   ['003_slack_surface', slackSurface],
   ['004_permalinks', permalinks],
+  ['005_list_indexes', listIndexes],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
