@@ -21,6 +21,11 @@ import { Bus } from './service/bus.js';
 import { DEFAULT_REVIEW_EXPIRY_INTERVAL_MS, ReviewExpiry } from './service/reviewExpiry.js';
 import { DEFAULT_USERGROUP_TTL_MS, Reviewers, webApiUsergroups } from './service/reviewers.js';
 import { TaskService } from './service/taskService.js';
+import { ScheduleService } from './service/schedules.js';
+import { Scheduler, type ResultPoster, type SchedulerOptions } from './service/scheduler.js';
+import { ScheduleSlack } from './slack/schedules.js';
+import { RecipeService } from './service/recipes.js';
+import { hooksRouter } from './http/hooks.js';
 import type { Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
@@ -68,6 +73,8 @@ export interface AppOptions {
   usergroupCacheMs?: number;
   /** How often pending reviews are checked for `review.expiresAfter`. */
   reviewExpiryMs?: number;
+  /** The schedules' firing loop: its clock (`now`), poll interval, late tolerance. */
+  scheduler?: Partial<SchedulerOptions>;
 }
 
 export interface RunningApp {
@@ -81,6 +88,8 @@ export interface RunningApp {
   messages: TaskMessages | null;
   /** Signs links to task pages (the card's log link). */
   signer: LinkSigner;
+  schedules: ScheduleService;
+  scheduler: Scheduler;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -98,6 +107,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'reviewers' }),
   });
   const service = new TaskService(db, config, bus, reviewers);
+  const scheduleNow = options.scheduler?.now ?? (() => new Date());
+  const schedules = new ScheduleService(db, config, service, scheduleNow);
+  let schedulePoster: ResultPoster | null = null;
+  let scheduleViews: ScheduleSlack | null = null;
   const http = express();
   http.disable('x-powered-by');
   let stopping = false;
@@ -113,6 +126,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }) }));
+  const recipes = new RecipeService(db, config, service);
+  http.use('/hooks', hooksRouter({ config, recipes, statusUrl: links.statusUrl, log: log.child({ component: 'hooks' }) }));
 
   http.get('/healthz', async (_req, res) => {
     try {
@@ -167,7 +182,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     const queries = new TaskQueries(db, { mayReview: (task, userId) => service.isReviewerOf(task.target, userId) });
     home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
     const commands = { db, config, service, queries, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
-    registerListeners(bolt, { service, messages, log, commands, home });
+    const scheduleSlack = new ScheduleSlack({ schedules, tasks: service, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow });
+    scheduleSlack.register(bolt);
+    schedulePoster = scheduleSlack.poster();
+    scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
+    scheduleViews = scheduleSlack;
+    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes });
     // The listeners' own calls (respond, views) go through Bolt's client: count its 429s too.
     bolt.client.on(WebClientEvent.RATE_LIMITED, (_seconds: number, request: { url?: string }) => {
       metrics.slackCalls.inc({ method: String(request?.url ?? 'unknown').replace(/^.*\//, ''), outcome: 'ratelimited' });
@@ -226,6 +246,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
   });
   expiry.start();
+  // Every process ticks; the firing key (schedule, fire time) lets one of them fire each time.
+  const scheduler = new Scheduler(db, config, bus, log.child({ component: 'scheduler' }), { post: schedulePoster, logUrl: (taskId) => signer.taskUrl(taskId), ...options.scheduler, now: scheduleNow });
+  schedules.onChange(() => scheduler.wake());
+  scheduler.start();
 
   // Last in line: an error no route answered is ours; log it, never show a stack trace.
   http.use((error: unknown, req: express.Request, res: express.Response, _next: express.NextFunction) => {
@@ -259,11 +283,15 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     pool,
     messages,
     signer,
+    schedules,
+    scheduler,
     async stop(graceMs = 30_000) {
       // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
       stopping = true;
       await expiry.stop();
+      await scheduler.stop();
+      scheduleViews?.stop();
       await runner.stop(graceMs);
       await socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed'));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

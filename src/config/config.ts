@@ -3,6 +3,7 @@
  * Produced once at start by loadConfig; everything downstream takes these types.
  */
 import type { HostAddress } from '../domain/plan.js';
+import type { Recipe } from '../domain/recipe.js';
 import type { RedactRule } from '../domain/redaction.js';
 import type { ReviewPolicy } from '../domain/review.js';
 import type { Rollout } from '../domain/rollout.js';
@@ -41,9 +42,25 @@ export interface RunnerSettings {
   maxOutputBytes: number;
 }
 
+/** How a hook sets one argument: a literal, or a field of the request's JSON body (dotted path). */
+export type HookArgument = { value: string } | { from: string };
+
+export interface Hook {
+  id: string;
+  recipe: string;
+  /** Held in memory only. */
+  secret: string;
+  channel: string | null;
+  message: string | null;
+  arguments: ReadonlyMap<string, HookArgument>;
+}
+
 export interface Config {
   runner: RunnerSettings;
   targets: ReadonlyMap<string, Target>;
+  /** Recipes from `recipes:` and `recipeFiles` (read-only); absent means none. */
+  recipes?: ReadonlyMap<string, Recipe>;
+  hooks?: ReadonlyMap<string, Hook>;
 }
 
 export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {

@@ -2,17 +2,18 @@
  * Reads countersign.yml: YAML -> zod validation -> resolved Config (keys read, known hosts
  * parsed). Every problem found is reported at once, each naming its field.
  */
-import { readFileSync } from 'node:fs';
-import { resolve, dirname } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { resolve, dirname, basename, join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { parseDuration } from '../domain/duration.js';
+import { parseRecipeJson, recipeFromBody, type Recipe } from '../domain/recipe.js';
 import { compileRedactRules } from '../domain/redaction.js';
 import { parseBatch } from '../domain/rollout.js';
 import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
-import type { Config, RunnerSettings, Target } from './config.js';
+import type { Config, Hook, HookArgument, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
-import { configFileSchema, secretValueProblem, type TargetFile } from './schema.js';
+import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
@@ -41,6 +42,9 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     const target = resolveTarget(name, file, dirname(resolve(path)), env, problems);
     if (target) targets.set(name, target);
   }
+  const baseDir = dirname(resolve(path));
+  const recipes = resolveRecipes(parsed.data, baseDir, problems);
+  const hooks = resolveHooks(parsed.data, recipes, baseDir, env, problems);
   if (problems.length > 0) throw new ConfigError(path, problems);
   const runner = parsed.data.runner;
   const settings: RunnerSettings = {
@@ -51,7 +55,93 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     shutdownGraceMs: parseDuration(runner.shutdownGrace) ?? 30_000,
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
-  return { runner: settings, targets };
+  return { runner: settings, targets, recipes, hooks };
+}
+
+/** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
+function recipeFilePaths(entry: string, baseDir: string): string[] {
+  const full = resolve(baseDir, entry);
+  const glob = /^\*(\.json)?$/.exec(basename(full));
+  const dir = glob ? dirname(full) : statSync(full).isDirectory() ? full : null;
+  if (dir === null) return [full];
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.json'))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+function resolveRecipes(file: ConfigFile, baseDir: string, problems: string[]): Map<string, Recipe> {
+  const recipes = new Map<string, Recipe>();
+  for (const [name, body] of Object.entries(file.recipes ?? {})) {
+    if (!(body.target in file.targets)) problems.push(`recipes.${name}.target: there is no target ${body.target}`);
+    recipes.set(name, { ...recipeFromBody(name, body, 'config') });
+  }
+  const entries = file.recipeFiles === undefined ? [] : Array.isArray(file.recipeFiles) ? file.recipeFiles : [file.recipeFiles];
+  entries.forEach((entry, index) => {
+    const field = Array.isArray(file.recipeFiles) ? `recipeFiles[${index}]` : 'recipeFiles';
+    let paths: string[];
+    try {
+      paths = recipeFilePaths(entry, baseDir);
+    } catch (error) {
+      problems.push(`${field}: cannot read ${entry}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      return;
+    }
+    for (const path of paths) {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(path, 'utf8'));
+      } catch (error) {
+        problems.push(`${field}: ${path}: ${(error as Error).message}`);
+        continue;
+      }
+      const parsed = parseRecipeJson(json);
+      if (!parsed.ok) {
+        problems.push(...parsed.problems.map((problem) => `${field}: ${basename(path)}: ${problem}`));
+        continue;
+      }
+      const recipe = { ...parsed.recipe, origin: 'config' as const };
+      if (recipes.has(recipe.name)) problems.push(`${field}: ${basename(path)}: name: the recipe ${recipe.name} is defined twice`);
+      else if (!(recipe.target in file.targets)) problems.push(`${field}: ${basename(path)}: target: there is no target ${recipe.target}`);
+      recipes.set(recipe.name, recipe);
+    }
+  });
+  return recipes;
+}
+
+/** A hook secret this short could be guessed. */
+export const MIN_HOOK_SECRET_LENGTH = 16;
+
+function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Map<string, Hook> {
+  const hooks = new Map<string, Hook>();
+  for (const [id, hook] of Object.entries(file.hooks ?? {})) {
+    const field = `hooks.${id}`;
+    const before = problems.length;
+    const recipe = recipes.get(hook.recipe);
+    // Only config recipes: an imported one can be replaced from Slack, which would change what the hook runs.
+    if (!recipe) problems.push(`${field}.recipe: there is no recipe ${hook.recipe} in recipes or recipeFiles`);
+    let secret = '';
+    if ('env' in hook.secret) {
+      secret = env[hook.secret.env] ?? '';
+      if (secret === '') problems.push(`${field}.secret: environment variable ${hook.secret.env} is not set`);
+    } else {
+      try {
+        secret = readFileSync(resolve(baseDir, hook.secret.file), 'utf8').replace(/\r?\n$/, '');
+      } catch (error) {
+        problems.push(`${field}.secret: cannot read ${hook.secret.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+    if (secret !== '' && [...secret].length < MIN_HOOK_SECRET_LENGTH) problems.push(`${field}.secret: the secret is shorter than ${MIN_HOOK_SECRET_LENGTH} characters`);
+    const args = new Map<string, HookArgument>();
+    for (const [name, source] of Object.entries(hook.arguments ?? {})) {
+      const declared = recipe?.arguments.find((a) => a.name === name);
+      if (recipe && !declared) problems.push(`${field}.arguments.${name}: the recipe ${recipe.name} has no argument ${name}`);
+      else if (declared?.kind === 'fixed') problems.push(`${field}.arguments.${name}: ${name} is fixed by the recipe`);
+      args.set(name, typeof source === 'string' ? { value: source } : source);
+    }
+    if (problems.length > before) continue;
+    hooks.set(id, { id, recipe: hook.recipe, secret, channel: hook.channel ?? null, message: hook.message ?? null, arguments: args });
+  }
+  return hooks;
 }
 
 function resolveTarget(name: string, file: TargetFile, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Target | null {

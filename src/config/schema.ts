@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
 import { parseBatch } from '../domain/rollout.js';
+import { RECIPE_NAME, recipeBodySchema } from '../domain/recipe.js';
 import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
 import { parseSize } from '../domain/size.js';
 import { secretNameProblem, validRunAsWords } from '../exec/remoteCommand.js';
@@ -149,10 +150,38 @@ const runner = z.strictObject({
   maxOutput: size.default('10MB'),
 });
 
+/** A webhook: `POST /hooks/<id>` starts `recipe`, authenticated with `secret`. */
+const hook = z.strictObject({
+  recipe: z.string().regex(RECIPE_NAME, 'expected a recipe name'),
+  secret: secretSource,
+  /** Where the task's card goes; the target's channel otherwise. */
+  channel: slackId('channel', 'CGD').optional(),
+  /** The task's message; the body's `message` or the recipe's otherwise. */
+  message: z.string().max(2000).optional(),
+  /** Arguments set by the hook: a literal (`{ value }`, or a plain string) or a field of the JSON body (`{ from: "a.b" }`). */
+  arguments: z
+    .record(
+      z.string(),
+      z.union([
+        z.string(),
+        z.strictObject({ value: z.string() }),
+        z.strictObject({ from: z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'expected a dotted path into the JSON body, e.g. "pull_request.head.ref"') }),
+      ]),
+    )
+    .optional(),
+});
+
 export const configFileSchema = z.strictObject({
   runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
+  /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */
+  recipes: z.record(z.string().regex(RECIPE_NAME, 'recipe names use letters, digits, -, _ and . (at most 64)'), recipeBodySchema).optional(),
+  /** JSON files in the export format: a file, a directory, or `dir/*.json`. */
+  recipeFiles: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
+  hooks: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'hook ids use letters, digits, - and _'), hook).optional(),
 });
+
+export type HookFile = z.infer<typeof hook>;
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
 export type TargetFile = z.infer<typeof target>;

@@ -11,6 +11,7 @@ import { decodeSlackText, escapeSlackText } from './slackText.js';
 import { findUnclosedShellQuote } from './shellQuotes.js';
 import { parseDuration } from './duration.js';
 import { isScriptType, isShellType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
+import { parseScheduleCommand, type ScheduleCommand } from './schedule.js';
 
 export const MAX_SCRIPT_BYTES = 64 * 1024;
 export const MAX_MESSAGE_CHARS = 1000;
@@ -26,7 +27,8 @@ export type TaskCommand =
   | { kind: 'list'; scope: ListScope }
   | { kind: 'show' | 'logs' | 'kill'; taskId: number }
   | { kind: 'targets' }
-  | { kind: 'run'; target: string; message: string | null; type: ScriptType | null; script: string; delayMs: number | null };
+  | { kind: 'run'; target: string; message: string | null; type: ScriptType | null; script: string; delayMs: number | null }
+  | { kind: 'schedule'; schedule: ScheduleCommand };
 
 /** The longest grace delay `--in` accepts. */
 export const MAX_DELAY_MS = 7 * 24 * 3600_000;
@@ -51,6 +53,10 @@ export const HELP_TEXT = [
   '      your tasks (default), tasks waiting for your review, what runs now, or everything recent',
   '`/task show &lt;id&gt;` · `/task logs &lt;id&gt;` · `/task kill &lt;id&gt;`',
   "      a task's card, the last lines of its output, or stop it",
+  '`/task schedule help`',
+  '      run a reviewed script on a cron: add, list, show, pause, resume, remove',
+  '`/task start &lt;recipe&gt;` · `/task recipe list|export &lt;name&gt;|import [--replace]`',
+  '      start a saved task with arguments (a form asks for them); share recipes as JSON',
   '`/task targets`',
   '      the targets, their hosts and who reviews them',
   '`/task help`',
@@ -122,6 +128,11 @@ export function parseTaskCommand(rawText: string): ParseResult {
     }
     case 'run':
       return parseRun(cursor);
+    case 'schedule': {
+      // From the raw text: a `<#C123|ops>` channel keeps its id (decoding keeps only the name).
+      const parsed = parseScheduleCommand(rawText.replace(/^\s*\S+/, ''));
+      return parsed.ok ? { ok: true, command: { kind: 'schedule', schedule: parsed.command } } : parsed;
+    }
     default:
       return fail(`Unknown subcommand \`${clip(subcommand, 40)}\`. Write ${RUN_USAGE}, or \`/task help\` for everything.`);
   }

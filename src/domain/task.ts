@@ -2,6 +2,7 @@
 import type { TaskStatus } from './lifecycle.js';
 import type { Plan } from './plan.js';
 import type { ReviewDecision } from './review.js';
+import type { TaskArgument } from './recipe.js';
 import type { ScriptType } from './scriptTypes.js';
 
 export type TaskSource = 'slack' | 'api' | 'schedule' | 'webhook';
@@ -37,6 +38,8 @@ export interface Task {
   finishedAt: Date | null;
   /** Asked for with a grace delay (`--in 10m`): not run before this; cancellable until then. */
   runAfter: Date | null;
+  /** Started from a recipe: its arguments in declared order ("$1"…, ARG_<NAME>); fixed ones are never shown. */
+  arguments?: TaskArgument[] | null;
 }
 
 export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';

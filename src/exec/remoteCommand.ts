@@ -82,10 +82,17 @@ export function remoteCommand(run: RemoteRun): string {
     'IFS= read -r __cs_n || exit 125',
     '__cs_i=0',
     'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); export "$__cs_k=${__cs_v%x}"; __cs_i=$((__cs_i+1)); done',
+    // Arguments: a count, then a name line and an octal-escaped value line for each. Each is
+    // exported as ARG_<NAME> and appended to the positional parameters, in order: the script
+    // gets them as "$1", "$2"... (sys.argv, process.argv) without any of them being parsed by a shell.
+    'IFS= read -r __cs_n || exit 125',
+    '__cs_i=0',
+    'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); __cs_v=${__cs_v%x}; export "ARG_$__cs_k=$__cs_v"; set -- "$@" "$__cs_v"; __cs_i=$((__cs_i+1)); done',
+    'unset __cs_k __cs_v',
     'cat > "$__cs_f" || exit 125',
     // A link that drops mid-send ends stdin early: a truncated script must not run.
     `[ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
-    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$__cs_f" < /dev/null`,
+    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$__cs_f" "$@" < /dev/null`,
   ].join('; ');
   return asUser(wrapper, run.runAs);
 }
@@ -105,14 +112,36 @@ export function secretNameProblem(name: string): string | null {
   return null;
 }
 
-/** What the wrapper reads on stdin: the secrets, then the script. */
-export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string): Buffer {
+/** An argument as the script receives it: "$N" in declared order, and ARG_<NAME> in its environment. */
+export interface ScriptArgument {
+  /** Already uppercased: the variable is ARG_<name>. */
+  name: string;
+  value: string;
+}
+
+const ARGUMENT_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/** Why `name` cannot name an argument's ARG_ variable, or null when it can. */
+export function argumentNameProblem(name: string): string | null {
+  if (!ARGUMENT_NAME.test(name) || name.length > 64) return 'argument names are letters, digits and _ (not starting with a digit), at most 64 characters';
+  return null;
+}
+
+/** What the wrapper reads on stdin: the secrets, the arguments, then the script. */
+export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string, args: readonly ScriptArgument[] = []): Buffer {
   const lines = [String(secrets.size)];
   for (const [name, value] of secrets) {
     // The config refuses these already; a name that got past it must not reach the wrapper.
     const problem = secretNameProblem(name);
     if (problem !== null) throw new Error(`secret name ${name}: ${problem}`);
     if (value.includes('\u0000')) throw new Error(`secret ${name} contains a NUL byte`);
+    lines.push(name, octalEscape(value));
+  }
+  lines.push(String(args.length));
+  for (const { name, value } of args) {
+    const problem = argumentNameProblem(name);
+    if (problem !== null) throw new Error(`argument name ${name}: ${problem}`);
+    if (value.includes('\u0000')) throw new Error(`argument ${name} contains a NUL byte`);
     lines.push(name, octalEscape(value));
   }
   return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'utf8'), Buffer.from(script, 'utf8')]);

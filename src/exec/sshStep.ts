@@ -10,7 +10,7 @@ import { formatDuration } from '../domain/duration.js';
 import { hostLabel } from '../domain/plan.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import { ensureEnded, killAndCount, signalRun, withinMs } from './hostControl.js';
-import { encodeStdin, remoteCommand, type StopSignal } from './remoteCommand.js';
+import { encodeStdin, remoteCommand, type ScriptArgument, type StopSignal } from './remoteCommand.js';
 import { SshConnectError, type SessionHandle, type SshEndpoint, type SshPool } from './sshPool.js';
 
 export interface SshStepOptions {
@@ -19,6 +19,8 @@ export interface SshStepOptions {
   type: ScriptType;
   script: string;
   secrets: ReadonlyMap<string, string>;
+  /** The task's arguments: "$1"... and ARG_<NAME>, sent on stdin after the secrets (not masked). */
+  args?: readonly ScriptArgument[];
   runAs: readonly string[] | null;
   /** Names the run's files and marks its processes on the host (stored, so another process can stop it). */
   token: string;
@@ -154,7 +156,7 @@ class StepRun {
       return;
     }
     this.scriptSent = true;
-    stream.end(encodeStdin(this.options.secrets, this.options.script));
+    stream.end(encodeStdin(this.options.secrets, this.options.script, this.options.args ?? []));
   }
 
   /**

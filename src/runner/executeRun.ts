@@ -166,6 +166,8 @@ async function runStep(
       type: task.type,
       script: task.script,
       secrets: target.secrets,
+      // A recipe's arguments: "$1"... in declared order and ARG_<NAME>, on stdin like the secrets.
+      args: (task.arguments ?? []).map((arg) => ({ name: arg.name.toUpperCase(), value: arg.value })),
       runAs: target.runAs,
       token: step.runToken,
       runTimeoutMs: target.timeoutMs,

@@ -30,6 +30,8 @@ export interface CreateTaskInput {
   /** A grace delay: not run before this (`--in 10m`). */
   /** A grace delay in ms (`--in 10m`): not run before now + this, by the database's clock. */
   delayMs?: number | null;
+  /** Started from a recipe: the resolved arguments, in declared order. */
+  arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
 }
 
 const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
@@ -149,6 +151,7 @@ export class TaskService {
         channelId: input.channelId,
         reviewChannel: target.review?.channel ?? null,
         delayMs: input.delayMs ?? null,
+        ...(input.arguments ? { arguments: input.arguments } : {}),
       });
       if (!inserted.created) return { ok: true, ...inserted };
       await appendEvent(trx, {

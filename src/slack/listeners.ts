@@ -7,6 +7,8 @@ import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
 import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
 import type { TaskService } from '../service/taskService.js';
+import type { RecipeService } from '../service/recipes.js';
+import { handleRecipeCommand, registerRecipeView } from './recipeForm.js';
 import { getTask } from '../store/tasks.js';
 import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
 import type { HomePublisher } from './home.js';
@@ -14,6 +16,7 @@ import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT
 import { renderRejectModal } from './render/rejectModal.js';
 import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
 import type { TaskMessages } from './taskMessages.js';
+import type { ScheduleSlack } from './schedules.js';
 
 /** Past this, the ack says "working on it" and the answer follows through response_url. */
 const ACK_BUDGET_MS = 2000;
@@ -25,6 +28,10 @@ export interface ListenerDeps {
   log: Logger;
   commands: CommandDeps;
   home: HomePublisher | null;
+  /** `/task start <recipe>` and `/task recipe ...` (issue 4); absent: recipes are not offered. */
+  recipes?: RecipeService | null;
+  /** `/task schedule ...` (issue 4); absent: schedules are not offered. */
+  schedules?: ScheduleSlack | null;
 }
 
 export function registerListeners(app: App, deps: ListenerDeps): void {
@@ -32,8 +39,11 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
 
   const { commands, home } = deps;
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
+  const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
+  if (recipeDeps) registerRecipeView(app, recipeDeps);
 
   app.command('/task', async ({ command, ack, respond }) => {
+    if (recipeDeps && (await handleRecipeCommand(app, recipeDeps, command, ack, respond))) return;
     const parsed = parseTaskCommand(command.text);
     if (!parsed.ok) {
       await ack({ response_type: 'ephemeral', text: `:warning: ${parsed.error}\nUsage: ${RUN_USAGE} · \`/task help\`` });
@@ -65,6 +75,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         return answerWithin(ack, respond, killAnswer(commands, parsedCommand.taskId, user), log);
       case 'targets':
         return answerWithin(ack, respond, targetsAnswer(commands), log);
+      case 'schedule':
+        if (!deps.schedules) return void (await ack({ response_type: 'ephemeral', text: ':warning: Schedules are not available here.' }));
+        return deps.schedules.command(parsedCommand.schedule, command, ack, respond);
       case 'run':
         break;
     }

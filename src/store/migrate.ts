@@ -8,6 +8,8 @@ import * as api from '../../migrations/002_api.js';
 import * as slackSurface from '../../migrations/003_slack_surface.js';
 import * as permalinks from '../../migrations/004_permalinks.js';
 import * as listIndexes from '../../migrations/005_list_indexes.js';
+import * as recipes from '../../migrations/006_recipes.js';
+import * as schedules from '../../migrations/007_schedules.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -20,6 +22,8 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003_slack_surface', slackSurface],
   ['004_permalinks', permalinks],
   ['005_list_indexes', listIndexes],
+  ['006_recipes', recipes],
+  ['007_schedules', schedules],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -35,6 +35,7 @@ export interface TaskRow {
   started_at: Date | null;
   finished_at: Date | null;
   run_after: Date | null;
+  arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
 }
 
 export interface ReviewRow {
@@ -108,6 +109,7 @@ export function toTask(row: TaskRow): Task {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     runAfter: row.run_after,
+    arguments: row.arguments ?? null,
   };
 }
 

@@ -22,6 +22,8 @@ export interface NewTask {
   reviewChannel: string | null;
   /** A grace delay: run_after is set from the database's clock, the one the claim compares with. */
   delayMs?: number | null;
+  /** A recipe's arguments (migration 006), stored as jsonb. */
+  arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
@@ -39,6 +41,7 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       channel_id: task.channelId,
       review_channel: task.reviewChannel,
       run_after: task.delayMs ? (db.raw('now() + make_interval(secs => ?)', [task.delayMs / 1000]) as unknown as Date) : null,
+      ...(task.arguments ? { arguments: JSON.stringify(task.arguments) as unknown as TaskRow['arguments'] } : {}),
     })
     .onConflict('source_key')
     .ignore()

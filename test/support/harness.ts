@@ -39,6 +39,8 @@ export interface HarnessOptions {
   extraTargets?: (ssh: SshServer) => string;
   /** A `runner:` block for countersign.yml (indented two spaces), read by every process. */
   runnerYaml?: string;
+  /** Top-level YAML after `targets:` (e.g. `recipes:`, `hooks:`), given the sshd and the config's directory. */
+  extraYaml?: (ssh: SshServer, dir: string) => string;
   runner?: Partial<RunnerOptions>;
   threadFlushMs?: number;
   postMessageBurst?: number;
@@ -144,7 +146,7 @@ export class Harness {
     const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
     const configPath = join(dir, 'countersign.yml');
     const runner = options.runnerYaml ? `runner:\n${options.runnerYaml}\n` : '';
-    writeFileSync(configPath, `${runner}targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n`);
+    writeFileSync(configPath, `${runner}targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n${options.extraYaml?.(ssh, dir) ?? ''}\n`);
     const config = loadConfigFile(configPath);
     const app = await startApp({
       env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: fake.url, port: 0 },

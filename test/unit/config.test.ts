@@ -1,6 +1,6 @@
 // countersign.yml and the environment: what a valid config resolves to, and that every mistake
 // stops the start with a message naming its field.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -480,5 +480,70 @@ describe('parseConfig: review groups with Slack user groups, DMs and expiry', ()
     expect(problemAt(yaml({ review: `${REVIEW}\n      expiresAfter: one day` }), 'targets.web-prod.review.expiresAfter')).toContain('expected a duration');
     expect(problemAt(yaml({ review: `${REVIEW}\n      expiresAfter: 500ms` }), 'targets.web-prod.review.expiresAfter')).toContain('at least 1s');
     problemAt(yaml({ review: `${REVIEW}\n          dm: "yes"` }), 'targets.web-prod.review.groups[0].dm');
+  });
+});
+
+describe('parseConfig: recipes and hooks', () => {
+  const RECIPES = `recipes:
+  restart:
+    target: web-prod
+    script: systemctl restart "$1"
+    arguments:
+      - { name: token, kind: fixed, value: abc }
+      - { name: service, kind: input, pattern: "[a-z]+", required: true }
+      - { name: mode, kind: options, options: [soft, hard], default: soft }
+`;
+  const HOOK_SECRET = 'a-hook-secret-of-24-chars';
+
+  it('resolves recipes and hooks (secret read, arguments mapped)', () => {
+    const config = parseConfig(
+      `${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    channel: C0HOOKS\n    arguments:\n      mode: hard\n      service: { from: repo.name }\n`,
+      configPath,
+      { HOOK: HOOK_SECRET },
+    );
+    const recipe = config.recipes?.get('restart');
+    expect(recipe).toMatchObject({ name: 'restart', target: 'web-prod', type: null, origin: 'config' });
+    expect(recipe?.arguments).toEqual([
+      { name: 'token', kind: 'fixed', value: 'abc' },
+      { name: 'service', kind: 'input', pattern: '[a-z]+', required: true },
+      { name: 'mode', kind: 'options', options: ['soft', 'hard'], default: 'soft' },
+    ]);
+    const hook = config.hooks?.get('ci');
+    expect(hook).toMatchObject({ id: 'ci', recipe: 'restart', secret: HOOK_SECRET, channel: 'C0HOOKS' });
+    expect([...(hook?.arguments ?? [])]).toEqual([['mode', { value: 'hard' }], ['service', { from: 'repo.name' }]]);
+  });
+
+  it('names the field of a bad recipe', () => {
+    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: input, pattern: "(" }\n`, 'recipes.r.arguments[0].pattern');
+    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: options, options: [a, b], default: c }\n`, 'recipes.r.arguments[0].default');
+    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: 1x, kind: fixed, value: v }\n`, 'recipes.r.arguments[0].name');
+    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: fixed, value: a }\n      - { name: X, kind: fixed, value: b }\n`, 'recipes.r.arguments[1].name');
+    problemAt(`${yaml()}recipes:\n  r:\n    target: nowhere\n    script: "true"\n`, 'recipes.r.target');
+    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: guess }\n`, 'recipes.r.arguments[0].kind');
+  });
+
+  it('reads recipeFiles (a directory or dir/*.json) and names the file of a bad one', () => {
+    const recipesDir = join(dir, 'recipes');
+    rmSync(recipesDir, { recursive: true, force: true });
+    mkdirSync(recipesDir);
+    writeFileSync(join(recipesDir, 'a.json'), JSON.stringify({ name: 'a', target: 'web-prod', script: 'echo "$1"', arguments: [{ name: 'who', kind: 'input' }] }));
+    const config = parseConfig(`${yaml()}recipeFiles: recipes/*.json\n`, configPath);
+    expect(config.recipes?.get('a')).toMatchObject({ name: 'a', origin: 'config', arguments: [{ name: 'who', kind: 'input', required: false }] });
+    expect(parseConfig(`${yaml()}recipeFiles: [recipes]\n`, configPath).recipes?.has('a')).toBe(true);
+    writeFileSync(join(recipesDir, 'b.json'), JSON.stringify({ name: 'b', target: 'web-prod', script: '', arguments: [] }));
+    const found = problems(`${yaml()}recipeFiles: recipes\n`);
+    expect(found).toEqual(['recipeFiles: b.json: script: the script is empty']);
+    rmSync(join(recipesDir, 'b.json'));
+    expect(problems(`${yaml()}recipeFiles: recipes\n${RECIPES.replace('restart', 'a')}`)).toEqual(['recipeFiles: a.json: name: the recipe a is defined twice']);
+    problemAt(`${yaml()}recipeFiles: missing-dir\n`, 'recipeFiles');
+  });
+
+  it('names the field of a bad hook', () => {
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: nope\n    secret: { env: HOOK }\n`, 'hooks.ci.recipe', { HOOK: HOOK_SECRET });
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n`, 'hooks.ci.secret', {});
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n`, 'hooks.ci.secret', { HOOK: 'short' });
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      token: x\n`, 'hooks.ci.arguments.token', { HOOK: HOOK_SECRET });
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      other: x\n`, 'hooks.ci.arguments.other', { HOOK: HOOK_SECRET });
+    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    sekret: 1\n`, 'hooks.ci', { HOOK: HOOK_SECRET });
   });
 });

@@ -44,8 +44,8 @@ describe('remoteCommand', () => {
       const command = remoteCommand(type, TOKEN, 1234);
       // Deterministic: nothing else goes in.
       expect(remoteCommand(type, TOKEN, 1234)).toBe(command);
-      expect(command.endsWith(`; COUNTERSIGN_RUN=${TOKEN} ${INTERPRETERS[type]} "$__cs_f" < /dev/null`)).toBe(true);
-      return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$__cs_f" < /dev/null`.length);
+      expect(command.endsWith(`; COUNTERSIGN_RUN=${TOKEN} ${INTERPRETERS[type]} "$__cs_f" "$@" < /dev/null`)).toBe(true);
+      return command.replaceAll(TOKEN, '<token>').replaceAll('1234', '<bytes>').slice(0, -`${INTERPRETERS[type]} "$__cs_f" "$@" < /dev/null`.length);
     });
     expect(new Set(templates).size).toBe(1);
     expect(templates[0]).toContain('countersign-<token>');
@@ -339,5 +339,51 @@ describe('remoteCommand, run locally', () => {
     const result = run('sh', command, script, new Map([['API_KEY', 'k3y']]));
     expect(result.stdout).toBe(`as ${spawnSync('id', ['-un'], { encoding: 'utf8' }).stdout.trim()}: k3y\n`);
     expect(leftovers()).toEqual([]);
+  });
+});
+
+describe('task arguments on stdin', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'countersign-args-'));
+  });
+  afterAll(() => {
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  // Values a shell would act on if it ever parsed them: none of them may.
+  const TRICKY = [`'; rm -rf / #`, '$(id)', '`id`', 'a b\tc', 'line1\nline2', '', '-n', '"quoted" \\ back', 'ünïcödé ✓', '*'];
+  const args = TRICKY.map((value, index) => ({ name: `A${index}`, value }));
+  const scripts: Record<ScriptType, string> = {
+    bash: 'for a in "$@"; do printf "[%s]" "$a"; done; echo; printf "%s|" "$ARG_A0" "$ARG_A1" "$ARG_A5"; echo "$#"',
+    sh: 'for a in "$@"; do printf "[%s]" "$a"; done; echo; printf "%s|" "$ARG_A0" "$ARG_A1" "$ARG_A5"; echo "$#"',
+    python3: 'import os, sys\nprint("".join("[%s]" % a for a in sys.argv[1:]))\nprint("%s|%s|%s|%d" % (os.environ["ARG_A0"], os.environ["ARG_A1"], os.environ["ARG_A5"], len(sys.argv) - 1))',
+    node: 'console.log(process.argv.slice(2).map((a) => `[${a}]`).join(""));\nconsole.log(`${process.env.ARG_A0}|${process.env.ARG_A1}|${process.env.ARG_A5}|${process.argv.length - 2}`)',
+  };
+  const expected = `${TRICKY.map((v) => `[${v}]`).join('')}\n${TRICKY[0]}|${TRICKY[1]}||${TRICKY.length}\n`;
+
+  for (const shell of SHELLS) {
+    for (const type of SCRIPT_TYPES) {
+      it(`${shell} / ${type}: the script gets them as argv and ARG_<NAME>, literally, in order`, () => {
+        if (type === 'python3' && spawnSync('python3', ['-c', 'pass']).status !== 0) return;
+        const script = scripts[type];
+        const command = buildCommand({ type, token: newRunToken(), scriptBytes: Buffer.byteLength(script), runAs: null });
+        const result = spawnSync(shell, ['-c', command], { input: encodeStdin(new Map([['TOKEN_X', 'secret-value']]), script, args), env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 10_000 });
+        expect(result.stderr).toBe('');
+        expect(result.stdout).toBe(expected);
+        expect(result.status).toBe(0);
+      });
+    }
+  }
+
+  it('without arguments the script has none', () => {
+    const script = 'echo "$#:${ARG_X-unset}"';
+    const command = buildCommand({ type: 'sh', token: newRunToken(), scriptBytes: Buffer.byteLength(script), runAs: null });
+    const result = spawnSync('sh', ['-c', command], { input: encodeStdin(new Map(), script), env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8' });
+    expect(result.stdout).toBe('0:unset\n');
+  });
+
+  it('refuses argument names that are not variable names, and NUL bytes', () => {
+    for (const name of ['a', '1X', 'X-Y', 'X Y', 'X;id', '']) expect(() => encodeStdin(new Map(), 'true', [{ name, value: 'v' }]), name).toThrow('argument name');
+    expect(() => encodeStdin(new Map(), 'true', [{ name: 'X', value: 'a\u0000b' }])).toThrow('NUL');
   });
 });

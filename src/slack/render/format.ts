@@ -21,7 +21,8 @@ export function slackDate(date: Date): string {
   return `<!date^${unix}^{date_short_pretty} at {time}|${date.toISOString().replace(/\.\d+Z$/, 'Z')}>`;
 }
 
-export const mention = (userId: string): string => `<@${userId}>`;
+/** A Slack user as a mention; a non-user author (`webhook:<id>`) as code, since `<@webhook:…>` would render broken. */
+export const mention = (userId: string): string => (userId.includes(':') ? `\`${userId.replace(/[`<>&]/g, '')}\`` : `<@${userId}>`);
 
 /** Cuts text to `max` characters, marking the cut, and never through an HTML entity like `&amp;`. */
 export function clip(text: string, max: number): string {

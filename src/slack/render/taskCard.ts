@@ -7,6 +7,7 @@ import { formatDuration } from '../../domain/duration.js';
 import { hostLabel } from '../../domain/plan.js';
 import type { ReviewPolicy } from '../../domain/review.js';
 import { taskRef, type TaskView } from '../../domain/task.js';
+import type { TaskArgument } from '../../domain/recipe.js';
 import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
@@ -47,6 +48,7 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   );
   blocks.push(section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`));
   blocks.push(section(codeBlock(task.script, budget(CARD_SCRIPT_CHARS))));
+  if (task.arguments && task.arguments.length > 0) blocks.push(section(clip(`*Arguments*\n${argumentLines(task.arguments, budget)}`, 3000)));
   if (ctx.policy) blocks.push(section(clip(`*Review*\n${reviewText(ctx.policy, task.author, view.decisions, scale)}`, 3000)));
 
   const result = resultText(view, budget);
@@ -69,6 +71,13 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   else if (page !== '') blocks.push(context(page.slice(3)));
 
   return { text: `${ref} on ${task.target}: ${task.status}`, blocks };
+}
+
+/** `$1 region = us`, in declared order; a fixed argument's value is never shown (•••). */
+export function argumentLines(args: readonly TaskArgument[], budget: (chars: number) => number): string {
+  return args
+    .map((arg, index) => `\`$${index + 1}\` *${safeText(arg.name, 64)}* = ${arg.kind === 'fixed' ? '•••' : arg.value === '' ? '_empty_' : `\`${safeText(arg.value, budget(300)).replace(/`/g, "'")}\``}`)
+    .join('\n');
 }
 
 function resultText(view: TaskView, budget: (chars: number) => number): string | null {

@@ -1,0 +1,277 @@
+/**
+ * Recipes: saved tasks (name, target, script, message, type) with declared arguments of three
+ * kinds, as TheEye has them: `fixed` (a value the user never sees), `options` (one of a list)
+ * and `input` (free text, with an optional regex and `required`). The script receives them as
+ * positional arguments in declared order and as ARG_<NAME> variables (src/exec/remoteCommand.ts):
+ * never spliced into its text.
+ *
+ * The JSON export format is the recipe as written in countersign.yml's `recipes:` plus its name;
+ * `recipeFiles` and `/task recipe import` read the same format, validated by `recipeSchema`.
+ */
+import { z } from 'zod';
+import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
+import { decodeSlackText } from './slackText.js';
+
+export const RECIPE_FORMAT = 'countersign.recipe/v1';
+export const MAX_ARGUMENT_BYTES = 4096;
+export const MAX_ARGUMENTS = 20;
+const MAX_SCRIPT_BYTES = 64 * 1024;
+
+export type ArgumentKind = 'fixed' | 'options' | 'input';
+
+export type RecipeArgument =
+  | { name: string; kind: 'fixed'; value: string; label?: string | undefined }
+  | { name: string; kind: 'options'; options: string[]; default?: string | undefined; label?: string | undefined }
+  | { name: string; kind: 'input'; pattern?: string | undefined; required: boolean; default?: string | undefined; label?: string | undefined; hint?: string | undefined };
+
+export interface Recipe {
+  name: string;
+  description: string | null;
+  target: string;
+  type: ScriptType | null;
+  script: string;
+  message: string | null;
+  arguments: RecipeArgument[];
+  /** `config`: read-only, from countersign.yml or recipeFiles; `imported`: in the recipes table. */
+  origin: 'config' | 'imported';
+}
+
+/** One argument as a task stores it (tasks.arguments) and the script receives it. */
+export interface TaskArgument {
+  name: string;
+  kind: ArgumentKind;
+  value: string;
+}
+
+export const RECIPE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const ARGUMENT_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+const argumentValue = z
+  .string()
+  .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
+  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
+
+/** Why `pattern` cannot be an input's regex, or null. */
+export function patternProblem(pattern: string): string | null {
+  try {
+    new RegExp(`^(?:${pattern})$`, 'u');
+    return null;
+  } catch (error) {
+    return `not a valid regular expression: ${(error as Error).message}`;
+  }
+}
+
+const argumentName = z.string().regex(ARGUMENT_NAME, 'argument names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)');
+const label = z.string().min(1).max(75).optional();
+
+const recipeArgumentSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ name: argumentName, kind: z.literal('fixed'), value: argumentValue, label }),
+  z
+    .strictObject({
+      name: argumentName,
+      kind: z.literal('options'),
+      options: z.array(z.string().min(1, 'options are not empty').max(75, 'options are at most 75 characters (Slack shows no more)')).min(1).max(100),
+      default: z.string().optional(),
+      label,
+    })
+    .refine((a) => new Set(a.options).size === a.options.length, { message: 'an option is listed twice', path: ['options'] })
+    .refine((a) => a.default === undefined || a.options.includes(a.default), { message: 'the default is not one of the options', path: ['default'] }),
+  z
+    .strictObject({
+      name: argumentName,
+      kind: z.literal('input'),
+      pattern: z
+        .string()
+        .min(1)
+        .superRefine((p, ctx) => {
+          const problem = patternProblem(p);
+          if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
+      required: z.boolean().default(false),
+      default: argumentValue.optional(),
+      label,
+      hint: z.string().max(150).optional(),
+    })
+    .refine((a) => a.default === undefined || a.pattern === undefined || patternProblem(a.pattern) !== null || matches(a.pattern, a.default), {
+      message: 'the default does not match the pattern',
+      path: ['default'],
+    }),
+]);
+
+/** A recipe's body, as under `recipes.<name>` in countersign.yml. */
+export const recipeBodySchema = z
+  .strictObject({
+    description: z.string().max(300).optional(),
+    target: z.string().min(1),
+    type: z.enum(SCRIPT_TYPES).optional(),
+    message: z.string().max(2000).optional(),
+    script: z
+      .string()
+      .refine((s) => s.trim() !== '', 'the script is empty')
+      .refine((s) => Buffer.byteLength(s, 'utf8') <= MAX_SCRIPT_BYTES, 'scripts are at most 64 KiB'),
+    arguments: z.array(recipeArgumentSchema).max(MAX_ARGUMENTS).default([]),
+  })
+  .superRefine((recipe, ctx) => {
+    const seen = new Map<string, number>();
+    recipe.arguments.forEach((arg, index) => {
+      const upper = arg.name.toUpperCase();
+      if (seen.has(upper)) ctx.addIssue({ code: 'custom', message: `the argument ${arg.name} is declared twice (names are compared uppercased: ARG_${upper})`, path: ['arguments', index, 'name'] });
+      seen.set(upper, index);
+    });
+  });
+
+export type RecipeBody = z.infer<typeof recipeBodySchema>;
+
+export function recipeFromBody(name: string, body: RecipeBody, origin: Recipe['origin']): Recipe {
+  return {
+    name,
+    description: body.description ?? null,
+    target: body.target,
+    type: body.type ?? null,
+    script: body.script,
+    message: body.message ?? null,
+    arguments: body.arguments.map((a) => ({ ...a }) as RecipeArgument),
+    origin,
+  };
+}
+
+/** Parses one recipe in the export format; problems name their field (`arguments[1].pattern: ...`). */
+export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | { ok: false; problems: string[] } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problems: ['expected a JSON object with name, target, script and arguments'] };
+  const { format, name, ...body } = value as Record<string, unknown>;
+  const problems: string[] = [];
+  if (format !== undefined && format !== RECIPE_FORMAT) problems.push(`format: expected "${RECIPE_FORMAT}"`);
+  if (typeof name !== 'string' || !RECIPE_NAME.test(name)) problems.push('name: recipe names use letters, digits, -, _ and . (at most 64)');
+  const parsed = recipeBodySchema.safeParse(body);
+  if (!parsed.success) problems.push(...describe(parsed.error.issues));
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
+  return { ok: true, recipe: recipeFromBody(name as string, parsed.data, 'imported') };
+}
+
+function describe(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => {
+    const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+    const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}` : issue.message.replace(/^Invalid input: /, '');
+    return path === '' ? message : `${path}: ${message}`;
+  });
+}
+
+/** The recipe in the export format (fixed values included: it is what another team imports). */
+export function exportRecipe(recipe: Recipe): string {
+  const out: Record<string, unknown> = { format: RECIPE_FORMAT, name: recipe.name };
+  if (recipe.description !== null) out.description = recipe.description;
+  out.target = recipe.target;
+  if (recipe.type !== null) out.type = recipe.type;
+  if (recipe.message !== null) out.message = recipe.message;
+  out.script = recipe.script;
+  out.arguments = recipe.arguments.map((a) => Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)));
+  return JSON.stringify(out, null, 2);
+}
+
+function matches(pattern: string, value: string): boolean {
+  return new RegExp(`^(?:${pattern})$`, 'u').test(value);
+}
+
+export interface ArgumentError {
+  name: string;
+  message: string;
+}
+
+/**
+ * Checks values given for a recipe's arguments (from the modal or a webhook) and answers every
+ * argument in declared order, fixed ones included. Fixed arguments cannot be given; unknown
+ * names are refused; a missing option takes its default; an input must match its whole pattern.
+ */
+export function resolveArguments(recipe: Recipe, given: Readonly<Record<string, unknown>>): { ok: true; values: TaskArgument[] } | { ok: false; errors: ArgumentError[] } {
+  const errors: ArgumentError[] = [];
+  const declared = new Map(recipe.arguments.map((a) => [a.name, a]));
+  for (const name of Object.keys(given)) {
+    const arg = declared.get(name);
+    if (!arg) errors.push({ name, message: `${recipe.name} has no argument ${name}${recipe.arguments.length > 0 ? ` (it takes ${recipe.arguments.filter((a) => a.kind !== 'fixed').map((a) => a.name).join(', ') || 'none'})` : ''}` });
+    else if (arg.kind === 'fixed') errors.push({ name, message: `${name} is fixed by the recipe and cannot be set` });
+  }
+  const values: TaskArgument[] = [];
+  for (const arg of recipe.arguments) {
+    if (arg.kind === 'fixed') {
+      values.push({ name: arg.name, kind: 'fixed', value: arg.value });
+      continue;
+    }
+    const raw = given[arg.name];
+    if (raw !== undefined && raw !== null && typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
+      errors.push({ name: arg.name, message: `${arg.name}: expected a string` });
+      continue;
+    }
+    const value = raw === undefined || raw === null ? undefined : String(raw);
+    if (value !== undefined && (value.includes('\u0000') || Buffer.byteLength(value, 'utf8') > MAX_ARGUMENT_BYTES)) {
+      errors.push({ name: arg.name, message: `${arg.name}: at most ${MAX_ARGUMENT_BYTES} bytes, without NUL bytes` });
+      continue;
+    }
+    if (arg.kind === 'options') {
+      const chosen = value ?? arg.default;
+      if (chosen === undefined) errors.push({ name: arg.name, message: `${arg.name}: choose one of ${arg.options.join(', ')}` });
+      else if (!arg.options.includes(chosen)) errors.push({ name: arg.name, message: `${arg.name}: expected one of ${arg.options.join(', ')}` });
+      else values.push({ name: arg.name, kind: 'options', value: chosen });
+      continue;
+    }
+    const text = value === undefined || value === '' ? (arg.default ?? '') : value;
+    if (text === '') {
+      if (arg.required) errors.push({ name: arg.name, message: `${arg.name} is required` });
+      else values.push({ name: arg.name, kind: 'input', value: '' });
+      continue;
+    }
+    if (arg.pattern !== undefined && !matches(arg.pattern, text)) {
+      errors.push({ name: arg.name, message: `${arg.name}: expected a value matching /${arg.pattern}/${arg.hint ? ` (${arg.hint})` : ''}` });
+      continue;
+    }
+    values.push({ name: arg.name, kind: 'input', value: text });
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, values };
+}
+
+/** How a card or list shows arguments: fixed values hidden. */
+export function describeArguments(args: readonly TaskArgument[]): string {
+  return args.map((a) => `${a.name}=${a.kind === 'fixed' ? '•••' : JSON.stringify(a.value)}`).join(' ');
+}
+
+export type RecipeCommand =
+  | { kind: 'start'; name: string }
+  | { kind: 'recipe-list' }
+  | { kind: 'recipe-export'; name: string }
+  | { kind: 'recipe-import'; json: string; replace: boolean }
+  | { kind: 'recipe-error'; message: string };
+
+export const RECIPE_USAGE = '`/task start <recipe>` · `/task recipe list` · `/task recipe export <name>` · `/task recipe import [--replace]` followed by a ```json block```';
+
+/** `/task start …` and `/task recipe …`; null for every other /task command. */
+export function parseRecipeCommand(text: string): RecipeCommand | null {
+  const trimmed = text.trim();
+  const start = /^start(?:\s+(\S+))?\s*$/i.exec(trimmed);
+  if (/^start\b/i.test(trimmed)) {
+    if (!start?.[1]) return { kind: 'recipe-error', message: `Name the recipe to start: \`/task start <recipe>\` (\`/task recipe list\` shows them).` };
+    return { kind: 'start', name: start[1] };
+  }
+  if (!/^recipes?\b/i.test(trimmed)) return null;
+  const rest = trimmed.replace(/^recipes?\b\s*/i, '');
+  if (rest === '' || /^list\s*$/i.test(rest)) return { kind: 'recipe-list' };
+  const exported = /^export\s+(\S+)\s*$/i.exec(rest);
+  if (exported?.[1]) return { kind: 'recipe-export', name: exported[1] };
+  const imported = /^import\b([\s\S]*)$/i.exec(rest);
+  if (imported) {
+    let body = imported[1] ?? '';
+    let replace = false;
+    const flag = /^\s*--replace\b/.exec(body);
+    if (flag) {
+      replace = true;
+      body = body.slice(flag[0].length);
+    }
+    const fence = /^\s*```[a-zA-Z]*\s*\n?([\s\S]*?)```\s*$/.exec(body);
+    const json = fence ? (fence[1] ?? '') : body.trim();
+    if (json.trim() === '') return { kind: 'recipe-error', message: 'Paste the recipe after `/task recipe import`, as a ```json block```.' };
+    // Slack turns quotes into “smart” ones when people type; JSON needs plain ones.
+    // Slack escapes &, < and > and wraps links it recognised (a URL in the script) in <...>.
+    const unescaped = decodeSlackText(json);
+    return { kind: 'recipe-import', json: unescaped.replace(/[\u201c\u201d]/g, '"'), replace };
+  }
+  return { kind: 'recipe-error', message: `Unknown recipe command. ${RECIPE_USAGE}` };
+}

@@ -1,0 +1,186 @@
+/**
+ * Incoming webhooks: `POST /hooks/<id>` starts the hook's recipe. The caller proves it knows the
+ * hook's secret with `Authorization: Bearer <secret>` or an HMAC of the raw body
+ * (`X-Countersign-Signature: sha256=<hex>`, over `<timestamp>.<body>` when
+ * `X-Countersign-Timestamp` is sent, which must then be within 5 minutes), compared in constant
+ * time. The body (`{ "arguments": {...}, "message": "..." }`) is checked against the recipe's
+ * arguments before anything is created; the task then follows its target's review rules like
+ * any other. `Idempotency-Key` (or `X-Request-Id`) makes a replayed delivery return the task
+ * the first one created. Every refusal answers `{ error: { code, message } }` and creates nothing.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Config, Hook } from '../config/config.js';
+import type { Logger } from '../log.js';
+import type { RecipeService } from '../service/recipes.js';
+
+export const HOOK_MAX_BODY = '512kb';
+/** How far a signed timestamp may be from our clock. */
+export const HOOK_TIMESTAMP_TOLERANCE_MS = 5 * 60_000;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export interface HooksDeps {
+  config: Config;
+  recipes: RecipeService;
+  /** The API's URL of a task (`/api/v1/tasks/{id}`). */
+  statusUrl(taskId: number): string;
+  log: Logger;
+  now?: () => number;
+}
+
+class HookError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Array<{ argument: string; message: string }>,
+  ) {
+    super(message);
+  }
+}
+
+/** The author a hook's tasks are recorded with (never a Slack user, so no reviewer is its author). */
+export const hookAuthor = (id: string): string => `webhook:${id}`;
+
+export function hooksRouter(deps: HooksDeps): Router {
+  const router = Router();
+  const now = deps.now ?? Date.now;
+  // The raw bytes: the signature is over the body exactly as sent.
+  router.post('/:id', express.raw({ type: () => true, limit: HOOK_MAX_BODY }), async (req: Request, res: Response) => {
+    const id = String(req.params.id ?? '');
+    const hook = deps.config.hooks?.get(id);
+    if (!hook) throw new HookError(404, 'unknown_hook', `There is no hook ${id}.`);
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    authenticate(hook, req, raw, now());
+
+    const body = parseBody(raw, hook);
+    const values = argumentValues(hook, body);
+    const key = req.get('idempotency-key') ?? req.get('x-request-id');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new HookError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+
+    const recipe = await deps.recipes.get(hook.recipe);
+    if (!recipe) throw new HookError(500, 'internal', `The hook's recipe ${hook.recipe} is missing.`);
+    const target = deps.config.targets.get(recipe.target);
+    const started = await deps.recipes.start(recipe, {
+      author: hookAuthor(hook.id),
+      values,
+      message: hook.message ?? (typeof body.message === 'string' ? body.message : null),
+      source: 'webhook',
+      // Scoped to the hook: another hook's deliveries with the same key are other tasks.
+      sourceKey: key === undefined ? null : `hook:${hook.id}:${key}`,
+      channelId: hook.channel ?? target?.channel ?? null,
+    });
+    if (!started.ok) {
+      if (started.code === 'invalid_arguments') {
+        throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${started.message}`, (started.errors ?? []).map((e) => ({ argument: e.name, message: e.message })));
+      }
+      throw new HookError(422, started.code, started.message.replace(/[`*]/g, ''));
+    }
+    const { task } = started;
+    res.status(202).json({ task: { id: task.id, status: task.status }, statusUrl: deps.statusUrl(task.id), created: started.created });
+  });
+
+  router.all('/:id', (req: Request) => {
+    throw new HookError(405, 'method_not_allowed', `Hooks take POST, not ${req.method}.`);
+  });
+
+  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let hookError: HookError;
+    if (error instanceof HookError) hookError = error;
+    else if (isBodyError(error) && error.type === 'entity.too.large') hookError = new HookError(413, 'too_large', `The body is larger than ${HOOK_MAX_BODY}.`);
+    else hookError = new HookError(500, 'internal', 'Something went wrong on our side; it has been logged.');
+    if (hookError.status >= 500) ((res.locals.log as Logger | undefined) ?? deps.log).error({ err: error, path: req.path }, 'hook request failed');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res
+      .status(hookError.status)
+      .type('application/json')
+      .json({ error: { code: hookError.code, message: hookError.message, ...(hookError.details ? { arguments: hookError.details } : {}) } });
+  });
+  return router;
+}
+
+const isBodyError = (error: unknown): error is { type: string } => typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
+
+/** Equal in time independent of where they differ (and of their lengths: both are hashed first). */
+function sameSecret(a: string | Buffer, b: string | Buffer): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+function authenticate(hook: Hook, req: Request, raw: Buffer, nowMs: number): void {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
+  const signature = req.get('x-countersign-signature') ?? req.get('x-hub-signature-256');
+  if (bearer !== undefined) {
+    if (sameSecret(bearer, hook.secret)) return;
+    throw new HookError(401, 'unauthenticated', 'The bearer token is not this hook\'s secret.');
+  }
+  if (signature !== undefined) {
+    const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim())?.[1];
+    if (!hex) throw new HookError(401, 'unauthenticated', 'The signature must read sha256=<64 hex digits>.');
+    const timestamp = req.get('x-countersign-timestamp');
+    let signed: Buffer = raw;
+    if (timestamp !== undefined) {
+      if (!/^\d{1,12}$/.test(timestamp)) throw new HookError(401, 'unauthenticated', 'X-Countersign-Timestamp must be Unix seconds.');
+      if (Math.abs(nowMs - Number(timestamp) * 1000) > HOOK_TIMESTAMP_TOLERANCE_MS) {
+        throw new HookError(401, 'stale_timestamp', 'X-Countersign-Timestamp is more than 5 minutes from our clock: a replayed or delayed request.');
+      }
+      signed = Buffer.concat([Buffer.from(`${timestamp}.`), raw]);
+    }
+    const expected = createHmac('sha256', hook.secret).update(signed).digest();
+    if (timingSafeEqual(expected, Buffer.from(hex, 'hex'))) return;
+    throw new HookError(401, 'unauthenticated', 'The signature does not match the body and this hook\'s secret.');
+  }
+  throw new HookError(401, 'unauthenticated', 'Send the hook\'s secret: `Authorization: Bearer <secret>`, or `X-Countersign-Signature: sha256=<hex HMAC-SHA256 of the body>`.');
+}
+
+interface HookBody {
+  arguments?: Record<string, unknown>;
+  message?: string;
+  [field: string]: unknown;
+}
+
+function parseBody(raw: Buffer, hook: Hook): HookBody {
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new HookError(400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HookError(400, 'invalid_request', 'The body must be a JSON object: { "arguments": { ... }, "message": "..." }.');
+  const body = value as HookBody;
+  if (body.arguments !== undefined) {
+    if (typeof body.arguments !== 'object' || body.arguments === null || Array.isArray(body.arguments)) throw new HookError(400, 'invalid_request', 'arguments must be an object of names to values.');
+    for (const [name, v] of Object.entries(body.arguments)) {
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new HookError(400, 'invalid_request', `arguments.${name}: expected a string.`);
+    }
+  }
+  if (body.message !== undefined && (typeof body.message !== 'string' || body.message.length > 2000)) throw new HookError(400, 'invalid_request', 'message must be a string of at most 2000 characters.');
+  // A hook that maps fields of someone else's payload (GitHub, Alertmanager) takes any object;
+  // otherwise an unknown field is most likely a mistake.
+  const maps = [...hook.arguments.values()].some((a) => 'from' in a);
+  if (!maps) {
+    const unknown = Object.keys(body).filter((k) => k !== 'arguments' && k !== 'message');
+    if (unknown.length > 0) throw new HookError(400, 'invalid_request', `Unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. The body is { "arguments": { ... }, "message": "..." }.`);
+  }
+  return body;
+}
+
+function argumentValues(hook: Hook, body: HookBody): Record<string, unknown> {
+  const values: Record<string, unknown> = { ...(body.arguments ?? {}) };
+  for (const [name, source] of hook.arguments) {
+    if (name in values) throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} is set by the hook and cannot be given.`, [{ argument: name, message: 'set by the hook' }]);
+    if ('value' in source) values[name] = source.value;
+    else {
+      const found = source.from.split('.').reduce<unknown>((at, key) => (typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[key] : undefined), body);
+      if (found !== undefined && found !== null && typeof found !== 'string' && typeof found !== 'number' && typeof found !== 'boolean') {
+        throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} comes from ${source.from}, which is not a string.`, [{ argument: name, message: `${source.from} is not a string` }]);
+      }
+      if (found !== undefined && found !== null) values[name] = String(found);
+    }
+  }
+  return values;
+}

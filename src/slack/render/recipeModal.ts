@@ -1,0 +1,80 @@
+/**
+ * The `/task start <recipe>` form: one field per `options` argument (static_select) and per
+ * `input` argument (plain_text_input, its pattern in the hint), and an optional message. Fixed
+ * arguments are never shown, only counted. Opened as a loading view (Slack's trigger expires in
+ * 3 s) and filled in with views.update.
+ */
+import type * as types from '@slack/types';
+import type { Recipe } from '../../domain/recipe.js';
+import { context, section } from './blocks.js';
+
+export const RECIPE_MODAL_CALLBACK = 'recipe_start';
+/** Each argument's block is `arg:<name>`, its element `value`; the message is `message`. */
+export const recipeArgBlock = (name: string): string => `arg:${name}`;
+export const RECIPE_VALUE = 'value';
+export const RECIPE_MESSAGE_BLOCK = 'message';
+
+export interface RecipeFormMetadata {
+  recipe: string;
+  channel: string | null;
+}
+
+const plain = (text: string) => ({ type: 'plain_text' as const, text, emoji: true });
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+const title = (text: string) => plain(clip(text, 24));
+
+export function renderRecipeLoadingModal(name: string): types.ModalView {
+  return { type: 'modal', callback_id: RECIPE_MODAL_CALLBACK, title: title(`Start ${name}`), close: plain('Cancel'), blocks: [section(':hourglass_flowing_sand: Loading the recipe…')] };
+}
+
+export function renderRecipeMissingModal(text: string): types.ModalView {
+  return { type: 'modal', callback_id: RECIPE_MODAL_CALLBACK, title: title('Start a recipe'), close: plain('Close'), blocks: [section(text)] };
+}
+
+export function renderRecipeModal(recipe: Recipe, metadata: RecipeFormMetadata): types.ModalView {
+  const fixed = recipe.arguments.filter((a) => a.kind === 'fixed').length;
+  const blocks: types.KnownBlock[] = [
+    section(clip(`*${recipe.name}* on \`${recipe.target}\`${recipe.description ? `\n${recipe.description}` : ''}`, 3000)),
+  ];
+  if (fixed > 0) blocks.push(context(`${fixed} fixed argument${fixed > 1 ? 's are' : ' is'} set by the recipe.`));
+  for (const arg of recipe.arguments) {
+    if (arg.kind === 'fixed') continue;
+    const label = plain(clip(arg.label ?? arg.name, 2000));
+    if (arg.kind === 'options') {
+      const options = arg.options.slice(0, 100).map((option) => ({ text: plain(clip(option, 75)), value: option }));
+      const initial = options.find((o) => o.value === arg.default);
+      blocks.push({
+        type: 'input',
+        block_id: recipeArgBlock(arg.name),
+        label,
+        element: { type: 'static_select', action_id: RECIPE_VALUE, placeholder: plain('Choose…'), options, ...(initial ? { initial_option: initial } : {}) },
+      });
+      continue;
+    }
+    const hint = [arg.hint, arg.pattern !== undefined ? `Must match /${arg.pattern}/` : undefined].filter(Boolean).join(' · ');
+    blocks.push({
+      type: 'input',
+      block_id: recipeArgBlock(arg.name),
+      label,
+      optional: !arg.required,
+      element: { type: 'plain_text_input', action_id: RECIPE_VALUE, max_length: 3000, ...(arg.default !== undefined && arg.default !== '' ? { initial_value: clip(arg.default, 3000) } : {}) },
+      ...(hint !== '' ? { hint: plain(clip(hint, 2000)) } : {}),
+    });
+  }
+  blocks.push({
+    type: 'input',
+    block_id: RECIPE_MESSAGE_BLOCK,
+    label: plain('Why'),
+    optional: true,
+    element: { type: 'plain_text_input', action_id: RECIPE_VALUE, max_length: 2000, ...(recipe.message ? { initial_value: clip(recipe.message, 2000) } : {}) },
+  });
+  return {
+    type: 'modal',
+    callback_id: RECIPE_MODAL_CALLBACK,
+    private_metadata: JSON.stringify(metadata),
+    title: title(`Start ${recipe.name}`),
+    submit: plain('Start'),
+    close: plain('Cancel'),
+    blocks,
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * Schedule messages: the review request (Approve / Reject with schedule-specific action ids),
+ * the list and show answers, and each firing's result line in the schedule's channel.
+ */
+import type * as types from '@slack/types';
+import type { ReviewDecision, ReviewPolicy } from '../../domain/review.js';
+import { describeSchedule, nextFireTimes, scheduleRef, type Schedule, type ScheduleStatus } from '../../domain/schedule.js';
+import { taskRef, type Task } from '../../domain/task.js';
+import { formatDuration } from '../../domain/duration.js';
+import { actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
+import { clip, codeBlock, mention, safeText, slackDate } from './format.js';
+import { groupWhoText, reviewText } from './reviewLines.js';
+
+export const SCHEDULE_ACTION = {
+  approve: 'schedule_approve',
+  reject: 'schedule_reject',
+} as const;
+
+export const SCHEDULE_STATUS_LABEL: Readonly<Record<ScheduleStatus, string>> = {
+  'pending-review': ':hourglass_flowing_sand: waiting for review',
+  active: ':large_green_circle: active',
+  paused: ':double_vertical_bar: paused',
+  rejected: ':no_entry: rejected',
+  removed: ':wastebasket: removed',
+};
+
+export const SCHEDULE_REJECT_CALLBACK = 'schedule_reject_reason';
+export const SCHEDULE_REASON_BLOCK = 'reason';
+export const SCHEDULE_REASON_INPUT = 'reason_input';
+
+/** Reject asks for an optional reason, as for a task. */
+export function renderScheduleRejectModal(scheduleId: number): types.ModalView {
+  const ref = scheduleRef(scheduleId);
+  return {
+    type: 'modal',
+    callback_id: SCHEDULE_REJECT_CALLBACK,
+    private_metadata: JSON.stringify({ scheduleId }),
+    title: { type: 'plain_text', text: `Reject schedule ${ref}` },
+    submit: { type: 'plain_text', text: 'Reject' },
+    close: { type: 'plain_text', text: 'Cancel' },
+    blocks: [
+      section(`Rejecting ${ref} means it will never fire. The author sees your reason.`),
+      {
+        type: 'input',
+        block_id: SCHEDULE_REASON_BLOCK,
+        optional: true,
+        label: { type: 'plain_text', text: 'Reason' },
+        element: { type: 'plain_text_input', action_id: SCHEDULE_REASON_INPUT, multiline: true, max_length: 1000, placeholder: { type: 'plain_text', text: 'What should change before this can run?' } },
+      },
+    ],
+  };
+}
+
+const safeChannel = (id: string | null): string | null => (id && /^[CGD][A-Z0-9]+$/.test(id) ? `<#${id}>` : id && /^#[a-z0-9][a-z0-9._-]{0,79}$/.test(id) ? id : null);
+
+function optionsLine(schedule: Schedule, resultChannel: string | null): string {
+  const where = safeChannel(resultChannel);
+  return [
+    `results ${schedule.notify === 'failure' ? 'on failure only' : 'every run'}${where ? ` in ${where}` : ''}`,
+    `overlap: ${schedule.overlap}`,
+    `catch-up: ${schedule.catchUp}`,
+    `type: ${schedule.type}`,
+  ].join(' · ');
+}
+
+export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPolicy, decisions: readonly ReviewDecision[], resultChannel: string | null, now: Date): SlackMessage {
+  return fitBlocks((scale) => {
+    const ref = scheduleRef(schedule.id);
+    const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
+    const next = schedule.status === 'pending-review' || schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
+    const blocks: Block[] = [
+      section(`:calendar: *Schedule review requested*: ${mention(schedule.author)} wants to run *${ref}* on \`${safeText(schedule.target, 80)}\` on ${safeText(describeSchedule(schedule), 200)} · *${SCHEDULE_STATUS_LABEL[schedule.status]}*`),
+      section(`*Why*\n${schedule.message ? safeText(schedule.message, budget(2800)) : '_no message given_'}`),
+      section(codeBlock(schedule.script, budget(2900))),
+      context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''}`, 2000)),
+      context(clip(`Once approved, every firing runs without a new review. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
+      section(clip(reviewText(policy, schedule.author, decisions, scale), 3000)),
+    ];
+    if (schedule.status === 'pending-review') {
+      blocks.push(actions(`schedule_review_${schedule.id}`, [button(SCHEDULE_ACTION.approve, 'Approve', String(schedule.id), 'primary'), button(SCHEDULE_ACTION.reject, 'Reject', String(schedule.id), 'danger')]));
+    }
+    return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${schedule.author}`, blocks };
+  });
+}
+
+export function renderScheduleList(schedules: Schedule[], more: boolean, now: Date): SlackMessage {
+  if (schedules.length === 0) return { text: 'No schedules yet. `/task schedule help` says how to add one.', blocks: [section('No schedules yet. `/task schedule help` says how to add one.')] };
+  const lines = schedules.slice(0, 40).map((s) => {
+    const next = s.status === 'active' ? nextFireTimes(s.cron, s.tz, now, 1)[0] : undefined;
+    return `*${scheduleRef(s.id)}* \`${safeText(s.target, 40)}\` ${safeText(describeSchedule(s), 120)} · ${SCHEDULE_STATUS_LABEL[s.status]} · by ${mention(s.author)}${next ? ` · next ${slackDate(next)}` : ''}${s.message ? ` · ${safeText(s.message, 80)}` : ''}`;
+  });
+  const blocks: Block[] = [];
+  for (let i = 0; i < lines.length; i += 8) blocks.push(section(clip(lines.slice(i, i + 8).join('\n'), 3000)));
+  if (more) blocks.push(context('Older schedules are not shown.'));
+  return { text: `${schedules.length} schedule(s)`, blocks };
+}
+
+export function renderScheduleShow(
+  schedule: Schedule,
+  resultChannel: string | null,
+  firings: Array<{ fireAt: Date; outcome: string; taskId: number | null; status: string | null }>,
+  now: Date,
+): SlackMessage {
+  const ref = scheduleRef(schedule.id);
+  const next = schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
+  const history = firings.map((f) => `${slackDate(f.fireAt)}: ${f.outcome}${f.taskId !== null ? ` ${taskRef(f.taskId)} (${f.status ?? '?'})` : ''}`);
+  const blocks: Block[] = [
+    section(`*${ref}* on \`${safeText(schedule.target, 80)}\` ${safeText(describeSchedule(schedule), 200)} · ${SCHEDULE_STATUS_LABEL[schedule.status]} · by ${mention(schedule.author)}`),
+    section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
+    section(codeBlock(schedule.script, 2900)),
+    context(clip(`${optionsLine(schedule, resultChannel)}${next.length ? ` · next: ${next.map(slackDate).join(', ')}` : ''}`, 2000)),
+  ];
+  if (history.length) blocks.push(section(clip(`*Last firings*\n${history.join('\n')}`, 3000)));
+  return { text: `${ref} on ${schedule.target}`, blocks };
+}
+
+/** Last `count` non-empty lines of a log, each cut to 300 characters. */
+export function lastLines(log: string, count: number): string[] {
+  return log
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(-count)
+    .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line));
+}
+
+/**
+ * A firing's result: one compact line on success; on failure the exit code (or why it failed),
+ * the last lines of output and a link to the whole log.
+ */
+export function renderFiringResult(schedule: Schedule, task: Task, fireAt: Date, tail: string[], logUrl: string | null): SlackMessage {
+  const ref = scheduleRef(schedule.id);
+  const duration = task.result.durationMs !== null ? ` in ${formatDuration(task.result.durationMs)}` : '';
+  const link = logUrl && /^https?:\/\/[^\s<>|]+$/.test(logUrl) ? `<${logUrl}|${taskRef(task.id)}>` : taskRef(task.id);
+  const what = `${ref} \`${safeText(task.target, 60)}\`${schedule.message ? ` (${safeText(schedule.message, 120)})` : ''}`;
+  if (task.status === 'success') {
+    const text = `:white_check_mark: ${what} fired ${slackDate(fireAt)}: success${duration} · ${link}`;
+    return { text: `${ref} succeeded (${taskRef(task.id)})`, blocks: [context(clip(text, 2900))] };
+  }
+  const why =
+    task.status === 'killed'
+      ? 'killed'
+      : task.status === 'cancelled'
+        ? 'cancelled'
+        : task.result.exitCode !== null
+          ? `exit code ${task.result.exitCode}`
+          : task.result.signal
+            ? `signal ${safeText(task.result.signal, 20)}`
+            : 'failed';
+  const blocks: Block[] = [section(clip(`:red_circle: ${what} fired ${slackDate(fireAt)}: *${why}*${duration} · ${link}`, 2900))];
+  if (task.result.failureMessage) blocks.push(context(safeText(task.result.failureMessage, 500)));
+  if (tail.length > 0) blocks.push(section(codeBlock(tail.join('\n'), 2500)));
+  if (logUrl) blocks.push(context(`<${logUrl}|Full log of ${taskRef(task.id)}>`));
+  return { text: `${ref} failed: ${why} (${taskRef(task.id)})`, blocks };
+}
+
+/** The ephemeral answer after `/task schedule add`. */
+export function scheduleCreatedText(schedule: Schedule, created: boolean, policy: ReviewPolicy | null, now: Date): string {
+  const ref = scheduleRef(schedule.id);
+  if (!created) return `:information_source: This command already created *${ref}* (now ${schedule.status}); nothing new was made.`;
+  const next = nextFireTimes(schedule.cron, schedule.tz, now, 1)[0];
+  const when = next ? ` Next firing: ${slackDate(next)}.` : '';
+  if (schedule.status === 'pending-review' && policy) {
+    const where = safeChannel(policy.channel) ?? 'the review channel';
+    return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}). It waits for review by ${policy.groups.map((g) => `*${safeText(g.name, 60)}*`).join(', ')} in ${where}; once approved it fires without further reviews.${when}`;
+  }
+  return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}); this target has no review, so it is active.${when}`;
+}
+

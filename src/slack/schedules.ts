@@ -1,0 +1,209 @@
+/**
+ * The Slack surface of schedules: `/task schedule ...` answers, the schedule's review request
+ * (posted in the target's review channel, redrawn after each decision), its Approve / Reject
+ * buttons, and the poster of each firing's result.
+ */
+import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn, SlashCommand } from '@slack/bolt';
+import { SCHEDULE_HELP, scheduleRef, type ScheduleCommand } from '../domain/schedule.js';
+import type { Logger } from '../log.js';
+import type { ResultPoster } from '../service/scheduler.js';
+import type { ScheduleService } from '../service/schedules.js';
+import type { TaskService } from '../service/taskService.js';
+import type { SlackGateway } from './gateway.js';
+import {
+  renderFiringResult,
+  renderScheduleList,
+  renderScheduleRejectModal,
+  renderScheduleReviewRequest,
+  renderScheduleShow,
+  scheduleCreatedText,
+  SCHEDULE_ACTION,
+  SCHEDULE_REASON_BLOCK,
+  SCHEDULE_REASON_INPUT,
+  SCHEDULE_REJECT_CALLBACK,
+} from './render/schedule.js';
+
+const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
+
+export interface ScheduleSlackDeps {
+  schedules: ScheduleService;
+  tasks: Pick<TaskService, 'resolvedPolicy'>;
+  gateway: Pick<SlackGateway, 'postMessage' | 'update'>;
+  log: Logger;
+  now?: () => Date;
+}
+
+export class ScheduleSlack {
+  /** Per schedule, the redraw under way: redraws of one schedule never overlap. */
+  private readonly syncing = new Map<number, Promise<void>>();
+  private readonly now: () => Date;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: ScheduleSlackDeps) {
+    this.now = deps.now ?? (() => new Date());
+    deps.schedules.onChange((id) => void this.sync(id));
+  }
+
+  /**
+   * Answers `/task schedule ...` (already parsed): in the ack when the answer is ready within
+   * 2 s, else the ack says so and the answer follows through response_url.
+   */
+  async command(parsed: ScheduleCommand, command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>, ack: AckFn<string | RespondArguments>, respond: RespondFn): Promise<void> {
+    let answer: RespondArguments | null = null;
+    const work = this.answer(parsed, command, (message) => {
+      answer = message;
+      return Promise.resolve();
+    }).then(() => answer);
+    const early = await Promise.race([work, new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 2000).unref())]);
+    if (early !== 'late') {
+      await ack(early ?? { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` });
+      return;
+    }
+    await ack({ response_type: 'ephemeral', text: ':hourglass: Working on it…' });
+    const late = await work;
+    await respond({ response_type: 'ephemeral', replace_original: false, ...(late ?? { text: `:x: ${OUR_FAULT}` }) });
+  }
+
+  private async answer(parsed: ScheduleCommand, command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>, ack: (message: RespondArguments) => Promise<void>): Promise<void> {
+    const { schedules } = this.deps;
+    const user = command.user_id;
+    try {
+      switch (parsed.action) {
+        case 'help':
+          await ack({ response_type: 'ephemeral', text: SCHEDULE_HELP });
+          return;
+        case 'list': {
+          const { schedules: list, more } = await schedules.list();
+          await ack({ response_type: 'ephemeral', ...renderScheduleList(list, more, this.now()) });
+          return;
+        }
+        case 'show': {
+          const schedule = await schedules.get(parsed.id);
+          if (!schedule) return void (await ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(parsed.id)}.` }));
+          await ack({ response_type: 'ephemeral', ...renderScheduleShow(schedule, schedules.resultChannel(schedule), await schedules.firings(parsed.id), this.now()) });
+          return;
+        }
+        case 'pause':
+        case 'resume':
+        case 'remove': {
+          const result = await schedules[parsed.action](parsed.id, user);
+          const done = { pause: 'Paused', resume: 'Resumed', remove: 'Removed' }[parsed.action];
+          await ack({ response_type: 'ephemeral', text: result.ok ? `:white_check_mark: ${done} ${scheduleRef(parsed.id)}.${parsed.action === 'resume' ? ' Firings missed while it was paused are not run.' : ''}` : `:warning: ${result.message}` });
+          return;
+        }
+        case 'add': {
+          const { action: _action, ...rest } = parsed;
+          const result = await schedules.add({ ...rest, author: user, originChannel: command.channel_id, sourceKey: `slack:${command.trigger_id}` });
+          if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
+          const policy = await this.deps.tasks.resolvedPolicy(result.schedule.target);
+          await ack({ response_type: 'ephemeral', text: scheduleCreatedText(result.schedule, result.created, policy, this.now()) });
+          return;
+        }
+      }
+    } catch (error) {
+      this.deps.log.error({ err: error, user }, 'a /task schedule command failed');
+      await ack({ response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` });
+    }
+  }
+
+  /** Registers the review buttons and the reject modal (an optional reason). */
+  register(app: App): void {
+    const onButton = (actionId: string, handle: (id: number, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>) => {
+      app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+        await ack();
+        const id = Number(action.value);
+        if (!Number.isSafeInteger(id)) return;
+        try {
+          const result = await handle(id, body.user.id, body.trigger_id);
+          if (!result.ok && result.message) await respond({ response_type: 'ephemeral', replace_original: false, text: result.message });
+        } catch (error) {
+          this.deps.log.error({ err: error, scheduleId: id, user: body.user.id }, 'a schedule button failed');
+          await respond({ response_type: 'ephemeral', replace_original: false, text: OUR_FAULT });
+        }
+      });
+    };
+    onButton(SCHEDULE_ACTION.approve, (id, userId) => this.deps.schedules.approve(id, userId));
+    onButton(SCHEDULE_ACTION.reject, async (id, userId, triggerId) => {
+      const allowed = await this.deps.schedules.checkMayReview(id, userId);
+      if (!allowed.ok) return allowed;
+      await app.client.views.open({ trigger_id: triggerId, view: renderScheduleRejectModal(id) });
+      return { ok: true };
+    });
+    app.view(SCHEDULE_REJECT_CALLBACK, async ({ ack, body, view }) => {
+      const id = Number((JSON.parse(view.private_metadata || '{}') as { scheduleId?: unknown }).scheduleId);
+      const reason = view.state.values[SCHEDULE_REASON_BLOCK]?.[SCHEDULE_REASON_INPUT]?.value?.trim() || null;
+      try {
+        const result = await this.deps.schedules.reject(id, body.user.id, reason);
+        if (!result.ok) return void (await ack({ response_action: 'errors', errors: { [SCHEDULE_REASON_BLOCK]: result.message } }));
+        await ack();
+      } catch (error) {
+        this.deps.log.error({ err: error, scheduleId: id, user: body.user.id }, 'rejecting a schedule failed');
+        await ack({ response_action: 'errors', errors: { [SCHEDULE_REASON_BLOCK]: OUR_FAULT } });
+      }
+    });
+  }
+
+  /** Posts or redraws a schedule's review request from the database. */
+  sync(id: number): Promise<void> {
+    const previous = this.syncing.get(id) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.draw(id))
+      .catch((error) => this.deps.log.warn({ err: error, scheduleId: id }, 'drawing a schedule review request failed'));
+    this.syncing.set(id, next);
+    void next.finally(() => {
+      if (this.syncing.get(id) === next) this.syncing.delete(id);
+    });
+    return next;
+  }
+
+  private async draw(id: number): Promise<void> {
+    const { schedules, tasks, gateway } = this.deps;
+    const schedule = await schedules.get(id);
+    if (!schedule || !schedule.reviewChannel) return;
+    const policy = await tasks.resolvedPolicy(schedule.target);
+    if (!policy) return;
+    const message = renderScheduleReviewRequest(schedule, policy, await schedules.decisions(id), schedules.resultChannel(schedule), this.now());
+    if (schedule.reviewTs) {
+      await gateway.update({ channel: schedule.reviewChannel, ts: schedule.reviewTs, text: message.text, blocks: message.blocks }, 'view');
+      return;
+    }
+    if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
+    try {
+      const posted = await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks });
+      await schedules.recordReviewPosted(id, posted.ts);
+    } catch (error) {
+      await schedules.releaseReviewPost(id);
+      throw error;
+    }
+  }
+
+  /** The scheduler's result poster, through the paced gateway. */
+  poster(): ResultPoster {
+    return async ({ channel, schedule, task, fireAt, tail, logUrl }) => {
+      const message = renderFiringResult(schedule, task, fireAt, tail, logUrl);
+      await this.deps.gateway.postMessage({ channel, text: message.text, blocks: message.blocks });
+    };
+  }
+
+  /** Every `everyMs`, posts the review requests a failed call or a crash left unposted. */
+  startReconcile(everyMs: number): void {
+    if (this.reconcileTimer) return;
+    this.reconcileTimer = setInterval(() => {
+      void this.deps.schedules
+        .unpostedReviews()
+        .then((ids) => Promise.all(ids.map((id) => this.sync(id))))
+        .catch((error) => this.deps.log.warn({ err: error }, 'looking for unposted schedule reviews failed'));
+    }, everyMs);
+    this.reconcileTimer.unref();
+  }
+
+  stop(): void {
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    this.reconcileTimer = null;
+  }
+
+  /** Waits for redraws under way (shutdown, tests). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.syncing.values()]);
+  }
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { ReviewPolicy } from '../../src/domain/review.js';
+import type { Schedule } from '../../src/domain/schedule.js';
+import type { Task } from '../../src/domain/task.js';
+import { renderFiringResult, renderScheduleList, renderScheduleReviewRequest, SCHEDULE_ACTION } from '../../src/slack/render/schedule.js';
+import { validateMessage } from '../support/slackLimits.js';
+
+const schedule: Schedule = {
+  id: 7, createdAt: new Date('2026-01-01T00:00:00Z'), status: 'pending-review', author: 'UAUTHOR', target: 'web-prod', cron: '0 3 * * *', tz: 'Europe/Paris',
+  type: 'bash', script: 'echo hi', message: 'nightly <cleanup> & more', channelId: 'C0OPS', originChannel: 'CTASKS', notify: 'always', overlap: 'skip', catchUp: 'run',
+  reviewChannel: 'CREVIEW', reviewTs: null, approvedAt: null, firedThrough: null,
+};
+const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE', 'UBOB'], approvals: 1 }] };
+const task = (status: Task['status'], exitCode: number | null): Task => ({
+  id: 42, createdAt: new Date(), statusChangedAt: new Date(), status, author: 'UAUTHOR', target: 'web-prod', type: 'bash', script: 'x', message: null, source: 'schedule',
+  channelId: null, cardTs: null, reviewChannel: null, reviewTs: null, viewVersion: 1, reviewScriptPosted: false,
+  result: { exitCode, signal: null, durationMs: 1234, failureMessage: null, lastLine: null }, startedAt: null, finishedAt: null, runAfter: null,
+});
+const now = new Date('2026-06-01T00:00:00Z');
+
+describe('schedule messages', () => {
+  it('draws a review request with schedule buttons, escaped text and the next fire times, within Slack limits', () => {
+    const message = renderScheduleReviewRequest(schedule, policy, [], 'C0OPS', now);
+    const json = JSON.stringify(message.blocks);
+    expect(json).toContain(SCHEDULE_ACTION.approve);
+    expect(json).toContain(SCHEDULE_ACTION.reject);
+    expect(json).toContain('nightly &lt;cleanup&gt; &amp; more');
+    expect(json).toContain('<!date^1780275600^'); // 2026-06-01 03:00 in Paris is 01:00 UTC
+    expect(validateMessage(message, 'chat.postMessage')).toBeNull();
+    const big = renderScheduleReviewRequest({ ...schedule, script: 'echo "x"\n'.repeat(20_000) }, policy, [], null, now);
+    expect(validateMessage(big, 'chat.postMessage')).toBeNull();
+    expect(JSON.stringify(renderScheduleReviewRequest({ ...schedule, status: 'active' }, policy, [], null, now).blocks)).not.toContain(SCHEDULE_ACTION.approve);
+  });
+
+  it('posts one compact line on success and exit code, last lines and the log link on failure', () => {
+    const ok = renderFiringResult({ ...schedule, status: 'active' }, task('success', 0), now, [], 'https://cs.example/tasks/42?sig=x');
+    expect(ok.blocks).toHaveLength(1);
+    expect(JSON.stringify(ok.blocks)).toMatch(/success in 1\.2s · <https:\/\/cs\.example\/tasks\/42\?sig=x\|#42>/);
+    const failed = renderFiringResult({ ...schedule, status: 'active' }, task('failure', 3), now, ['line one', 'boom'], 'https://cs.example/tasks/42?sig=x');
+    const text = JSON.stringify(failed.blocks);
+    expect(text).toContain('exit code 3');
+    expect(text).toContain('boom');
+    expect(text).toContain('Full log of #42');
+    expect(validateMessage(failed, 'chat.postMessage')).toBeNull();
+  });
+
+  it('lists schedules within limits', () => {
+    const many = Array.from({ length: 50 }, (_, i) => ({ ...schedule, id: i + 1, status: 'active' as const }));
+    expect(validateMessage(renderScheduleList(many, true, now), 'chat.postEphemeral')).toBeNull();
+  });
+});
