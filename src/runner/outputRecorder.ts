@@ -26,7 +26,9 @@ export class OutputRecorder {
   private flushing: Promise<void> = Promise.resolve();
   private drainWaiters: Array<() => void> = [];
   private lastLineSeen: string | null = null;
-  private partialLine = '';
+  /** Each stream's unfinished line: stdout and stderr interleave, their lines must not merge. */
+  private readonly partialLines = new Map<OutputStream, string>();
+  private lastStream: OutputStream | null = null;
   totalBytes = 0;
 
   constructor(
@@ -42,7 +44,7 @@ export class OutputRecorder {
     const bytes = Buffer.byteLength(text, 'utf8');
     this.totalBytes += bytes;
     this.pendingBytes += bytes;
-    if (stream !== 'system') this.trackLastLine(text);
+    if (stream !== 'system') this.trackLastLine(stream, text);
     const last = this.pending[this.pending.length - 1];
     if (last && last.stepId === stepId && last.stream === stream) last.data += text;
     else this.pending.push({ executionId: this.executionId, stepId, stream, data: text });
@@ -63,7 +65,7 @@ export class OutputRecorder {
 
   /** The last non-empty line of stdout/stderr, for the task's result summary. */
   get lastLine(): string | null {
-    const partial = this.partialLine.trim();
+    const partial = this.lastStream ? (this.partialLines.get(this.lastStream) ?? '').trim() : '';
     return partial !== '' ? partial : this.lastLineSeen;
   }
 
@@ -113,9 +115,10 @@ export class OutputRecorder {
     }
   }
 
-  private trackLastLine(text: string): void {
-    const lines = (this.partialLine + text).split('\n');
-    this.partialLine = lines.pop() ?? '';
+  private trackLastLine(stream: OutputStream, text: string): void {
+    const lines = ((this.partialLines.get(stream) ?? '') + text).split('\n');
+    let partial = lines.pop() ?? '';
+    this.lastStream = stream;
     for (let i = lines.length - 1; i >= 0; i--) {
       const line = (lines[i] as string).trim();
       if (line !== '') {
@@ -123,6 +126,7 @@ export class OutputRecorder {
         break;
       }
     }
-    if (this.partialLine.length > 4096) this.partialLine = this.partialLine.slice(-4096);
+    if (partial.length > 4096) partial = partial.slice(-4096);
+    this.partialLines.set(stream, partial);
   }
 }
