@@ -8,15 +8,16 @@
  * language tag on the fence line sets the type). Errors say what is wrong and how to write it.
  */
 import { decodeSlackText, escapeSlackText } from './slackText.js';
+import { Cursor, FENCE, MAX_SCRIPT_BYTES, QUOTES, readScript } from './commandText.js';
+
+export { MAX_SCRIPT_BYTES };
 import { findUnclosedShellQuote } from './shellQuotes.js';
 import { parseDuration } from './duration.js';
-import { isScriptType, isShellType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
+import { isScriptType, isShellType, SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { parseScheduleCommand, type ScheduleCommand } from './schedule.js';
 
-export const MAX_SCRIPT_BYTES = 64 * 1024;
 export const MAX_MESSAGE_CHARS = 1000;
 const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const FENCE = '```';
 
 export const LIST_SCOPES = ['mine', 'pending', 'running', 'all'] as const;
 export type ListScope = (typeof LIST_SCOPES)[number];
@@ -64,34 +65,6 @@ export const HELP_TEXT = [
   '',
   `Scripts are at most ${MAX_SCRIPT_BYTES / 1024} KiB. Put \`--\` before a script that starts with \`-\`.`,
 ].join('\n');
-
-/** Opening quote -> closing quote; curly quotes come from phones and macOS autocorrect. */
-const QUOTES: Readonly<Record<string, string>> = { '"': '"', "'": "'", '“': '”', '‘': '’', '”': '”' };
-
-class Cursor {
-  pos = 0;
-  constructor(readonly text: string) {}
-  done(): boolean {
-    return this.pos >= this.text.length;
-  }
-  skipSpace(): void {
-    while (!this.done() && /\s/.test(this.text[this.pos] as string)) this.pos++;
-  }
-  word(): string {
-    const start = this.pos;
-    while (!this.done() && !/\s/.test(this.text[this.pos] as string)) this.pos++;
-    return this.text.slice(start, this.pos);
-  }
-  /** True when the text at the cursor is `flag` followed by whitespace or the end. */
-  atFlag(flag: string): boolean {
-    if (!this.text.startsWith(flag, this.pos)) return false;
-    const after = this.text[this.pos + flag.length];
-    return after === undefined || /\s/.test(after);
-  }
-  rest(): string {
-    return this.text.slice(this.pos);
-  }
-}
 
 const fail = (error: string): ParseResult => ({ ok: false, error });
 
@@ -262,36 +235,6 @@ function readQuoted(text: string, start: number, close: string, backslashEscapes
   return null;
 }
 
-function readScript(rest: string): ScriptRead {
-  const trimmed = rest.replace(/\s+$/, '');
-  if (!trimmed.startsWith(FENCE)) {
-    if (trimmed.includes(FENCE)) {
-      return { ok: false, error: 'Put the whole script in one ```fenced``` block right after the options, or write it on one line without fences.' };
-    }
-    return { ok: true, value: trimmed, fenced: false, type: null };
-  }
-  const close = trimmed.indexOf(FENCE, FENCE.length);
-  if (close < 0) {
-    return { ok: false, error: 'The ``` fence is not closed: end the script with ``` on its own.' };
-  }
-  if (trimmed.slice(close + FENCE.length).trim() !== '') {
-    return { ok: false, error: 'There is text after the closing ``` fence. Put everything in the block, and only one block.' };
-  }
-  let body = trimmed.slice(FENCE.length, close);
-  let type: ScriptType | null = null;
-  const firstLineEnd = body.indexOf('\n');
-  if (firstLineEnd >= 0) {
-    const tag = body.slice(0, firstLineEnd).trim();
-    const tagType = /^[A-Za-z0-9]+$/.test(tag) ? scriptTypeForFenceLanguage(tag) : undefined;
-    if (tag === '' || tagType !== undefined) {
-      body = body.slice(firstLineEnd + 1);
-      type = tagType ?? null;
-    }
-  }
-  return { ok: true, value: body.replace(/\n$/, ''), fenced: true, type };
-}
-
-type ScriptRead = { ok: true; value: string; fenced: boolean; type: ScriptType | null } | { ok: false; error: string };
 
 /** User text echoed back in an error: shortened, and escaped so it cannot become Slack markup. */
 function clip(text: string, max: number): string {

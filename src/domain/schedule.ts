@@ -11,7 +11,8 @@
  */
 import { Cron } from 'croner';
 import { decodeSlackText, escapeSlackText } from './slackText.js';
-import { isScriptType, SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
+import { Cursor as TextCursor, MAX_SCRIPT_BYTES, QUOTES, readScript } from './commandText.js';
+import { isScriptType, SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 
 export const NOTIFY_MODES = ['always', 'failure'] as const;
 export const OVERLAP_MODES = ['skip', 'queue', 'allow'] as const;
@@ -81,10 +82,7 @@ export const SCHEDULE_HELP = [
 ].join('\n');
 
 const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const FENCE = '```';
-const MAX_SCRIPT_BYTES = 64 * 1024;
 const MAX_MESSAGE_CHARS = 1000;
-const QUOTES: Readonly<Record<string, string>> = { '"': '"', "'": "'", '“': '”', '‘': '’', '”': '”' };
 /** A channel mention survives decoding as this marker: \u0001<id>|<name>\u0001. */
 const MARK = '\u0001';
 
@@ -171,28 +169,8 @@ export function dueFireTimes(cronExpr: string, tz: string, after: Date, now: Dat
   return { latest: null, earlier: 0, moreEarlier: false };
 }
 
-class Cursor {
-  pos = 0;
-  constructor(readonly text: string) {}
-  done(): boolean {
-    return this.pos >= this.text.length;
-  }
-  skipSpace(): void {
-    while (!this.done() && /\s/.test(this.text[this.pos] as string)) this.pos++;
-  }
-  word(): string {
-    const start = this.pos;
-    while (!this.done() && !/\s/.test(this.text[this.pos] as string)) this.pos++;
-    return this.text.slice(start, this.pos);
-  }
-  atFlag(flag: string): boolean {
-    if (!this.text.startsWith(flag, this.pos)) return false;
-    const after = this.text[this.pos + flag.length];
-    return after === undefined || /\s/.test(after);
-  }
-  rest(): string {
-    return this.text.slice(this.pos);
-  }
+/** The shared cursor, plus quoted values such as a time zone or a cron expression. */
+class Cursor extends TextCursor {
   /** A quoted string (any of the quotes people type) or a bare word. */
   value(): string | null {
     this.skipSpace();
@@ -324,29 +302,6 @@ function parseAdd(cursor: Cursor): ScheduleParse {
   add.script = script.value;
   add.type = add.type ?? script.type;
   return { ok: true, command: add };
-}
-
-function readScript(rest: string): { ok: true; value: string; type: ScriptType | null } | { ok: false; error: string } {
-  const trimmed = rest.replace(/\s+$/, '');
-  if (!trimmed.startsWith(FENCE)) {
-    if (trimmed.includes(FENCE)) return { ok: false, error: 'Put the whole script in one ```fenced``` block right after the options, or write it on one line.' };
-    return { ok: true, value: trimmed, type: null };
-  }
-  const close = trimmed.indexOf(FENCE, FENCE.length);
-  if (close < 0) return { ok: false, error: 'The ``` fence is not closed: end the script with ``` on its own.' };
-  if (trimmed.slice(close + FENCE.length).trim() !== '') return { ok: false, error: 'There is text after the closing ``` fence.' };
-  let body = trimmed.slice(FENCE.length, close);
-  let type: ScriptType | null = null;
-  const firstLineEnd = body.indexOf('\n');
-  if (firstLineEnd >= 0) {
-    const tag = body.slice(0, firstLineEnd).trim();
-    const tagType = /^[A-Za-z0-9]+$/.test(tag) ? scriptTypeForFenceLanguage(tag) : undefined;
-    if (tag === '' || tagType !== undefined) {
-      body = body.slice(firstLineEnd + 1);
-      type = tagType ?? null;
-    }
-  }
-  return { ok: true, value: body.replace(/\n$/, ''), type };
 }
 
 /** "every 15 min" style summaries are not attempted: the cron is shown as written, with the zone. */

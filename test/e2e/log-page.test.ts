@@ -11,21 +11,12 @@ import { createApiToken } from '../../src/store/apiTokens.js';
 import { ensureSetting, LINK_SECRET, newSecret } from '../../src/store/settings.js';
 import { createLinkSigner } from '../../src/web/signedLinks.js';
 import { ALICE, AUTHOR, Harness } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
 /** Prints a line, waits, then prints a red one: the page must show the second without a reload. */
 const LIVE_SCRIPT = ['echo first-line', `echo '<script>window.pwned = 1</script>'`, 'sleep 2', `printf '\\033[31mred-line\\033[0m\\n'`, 'exit 0'].join('\n');
-
-async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Reads an event stream until `until` matches what arrived (or the server closes it). */
 async function readStream(response: Response, until: RegExp, timeoutMs = 10_000): Promise<string> {

@@ -10,16 +10,7 @@ import type { RunningApp } from '../../src/app.js';
 import { startAppProcess, type AppProcess } from '../support/appProcess.js';
 import { AUTHOR, Harness } from '../support/harness.js';
 import { isProcessAlive } from '../support/sshd.js';
-
-async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { waitFor } from '../support/waitFor.js';
 
 describe('replicas on one database', () => {
   let h: Harness;

@@ -11,19 +11,10 @@ import { Scheduler } from '../../src/service/scheduler.js';
 import { SCHEDULE_ACTION, SCHEDULE_REASON_BLOCK, SCHEDULE_REASON_INPUT, SCHEDULE_REJECT_CALLBACK } from '../../src/slack/render/schedule.js';
 import { startAppProcess } from '../support/appProcess.js';
 import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, sleep } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
 
 const RESULTS = 'CRESULTS';
 const TARGET_RESULTS = 'CTARGETRES';
-
-async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('schedules', () => {
   let h: Harness;
