@@ -7,17 +7,16 @@
  * The script is the rest of the line, or one ```fenced``` block for several lines (an optional
  * language tag on the fence line sets the type). Errors say what is wrong and how to write it.
  */
-import { decodeSlackText, escapeSlackText } from './slackText.js';
-import { Cursor, FENCE, MAX_SCRIPT_BYTES, QUOTES, readScript } from './commandText.js';
+import { decodeSlackText } from './slackText.js';
+import { clip, Cursor, FENCE, MAX_SCRIPT_BYTES, QUOTES, readScript, TARGET_NAME, unknownScriptType } from './commandText.js';
 
 export { MAX_SCRIPT_BYTES };
 import { findUnclosedShellQuote } from './shellQuotes.js';
 import { parseDuration } from './duration.js';
-import { isScriptType, isShellType, SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
+import { isScriptType, isShellType, type ScriptType } from './scriptTypes.js';
 import { parseScheduleCommand, type ScheduleCommand } from './schedule.js';
 
 export const MAX_MESSAGE_CHARS = 1000;
-const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export const LIST_SCOPES = ['mine', 'pending', 'running', 'all'] as const;
 export type ListScope = (typeof LIST_SCOPES)[number];
@@ -150,9 +149,7 @@ function parseRun(cursor: Cursor): ParseResult {
       cursor.word();
       cursor.skipSpace();
       const value = cursor.word();
-      if (!isScriptType(value)) {
-        return fail(`Unknown script type \`${clip(value, 20)}\`: use one of ${SCRIPT_TYPES.map((t) => `\`${t}\``).join(', ')}.`);
-      }
+      if (!isScriptType(value)) return fail(unknownScriptType(value));
       type = value;
     } else if (cursor.atFlag('--')) {
       cursor.word();
@@ -233,10 +230,4 @@ function readQuoted(text: string, start: number, close: string, backslashEscapes
     }
   }
   return null;
-}
-
-
-/** User text echoed back in an error: shortened, and escaped so it cannot become Slack markup. */
-function clip(text: string, max: number): string {
-  return escapeSlackText(text.length > max ? `${text.slice(0, max)}…` : text);
 }

@@ -3,9 +3,21 @@
  * words and flags, the quotes people type, and the script (the rest of the line, or one
  * ```fenced``` block whose language tag may set the type).
  */
-import { scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
+import { escapeSlackText } from './slackText.js';
+import { SCRIPT_TYPES, scriptTypeForFenceLanguage, type ScriptType } from './scriptTypes.js';
 
 export const MAX_SCRIPT_BYTES = 64 * 1024;
+export const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** User text echoed back in an error: shortened, and escaped so it cannot become Slack markup. */
+export function clip(text: string, max = 40): string {
+  return escapeSlackText(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+/** The answer to a `-t` value that is not a script type. */
+export function unknownScriptType(value: string): string {
+  return `Unknown script type \`${clip(value, 20)}\`: use one of ${SCRIPT_TYPES.map((t) => `\`${t}\``).join(', ')}.`;
+}
 export const FENCE = '```';
 
 /** Opening quote -> closing quote; curly quotes come from phones and macOS autocorrect. */

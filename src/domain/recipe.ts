@@ -11,11 +11,11 @@
 import { z } from 'zod';
 import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { decodeSlackText } from './slackText.js';
+import { MAX_SCRIPT_BYTES } from './commandText.js';
 
 export const RECIPE_FORMAT = 'countersign.recipe/v1';
 export const MAX_ARGUMENT_BYTES = 4096;
 export const MAX_ARGUMENTS = 20;
-const MAX_SCRIPT_BYTES = 64 * 1024;
 
 export type ArgumentKind = 'fixed' | 'options' | 'input';
 

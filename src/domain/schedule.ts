@@ -10,9 +10,9 @@
  * daylight-saving changes included.
  */
 import { Cron } from 'croner';
-import { decodeSlackText, escapeSlackText } from './slackText.js';
-import { Cursor as TextCursor, MAX_SCRIPT_BYTES, QUOTES, readScript } from './commandText.js';
-import { isScriptType, SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
+import { decodeSlackText } from './slackText.js';
+import { clip, Cursor as TextCursor, MAX_SCRIPT_BYTES, QUOTES, readScript, TARGET_NAME, unknownScriptType } from './commandText.js';
+import { isScriptType, type ScriptType } from './scriptTypes.js';
 
 export const NOTIFY_MODES = ['always', 'failure'] as const;
 export const OVERLAP_MODES = ['skip', 'queue', 'allow'] as const;
@@ -81,12 +81,10 @@ export const SCHEDULE_HELP = [
   'To change the script, target or cron of a schedule, remove it and add a new one: the new one is reviewed again.',
 ].join('\n');
 
-const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_MESSAGE_CHARS = 1000;
 /** A channel mention survives decoding as this marker: \u0001<id>|<name>\u0001. */
 const MARK = '\u0001';
 
-const clip = (text: string, max = 40) => escapeSlackText(text.length > max ? `${text.slice(0, max)}…` : text);
 
 /** Validates a cron expression and a time zone; the error says why and shows examples. */
 export function checkCron(expression: string, tz: string): { ok: true; cron: Cron } | { ok: false; error: string } {
@@ -283,7 +281,7 @@ function parseAdd(cursor: Cursor): ScheduleParse {
     } else if (cursor.atFlag('-t') || cursor.atFlag('--type')) {
       cursor.word();
       const value = cursor.value() ?? '';
-      if (!isScriptType(value)) return fail(`Unknown script type \`${clip(value, 20)}\`: use one of ${SCRIPT_TYPES.map((t) => `\`${t}\``).join(', ')}.`);
+      if (!isScriptType(value)) return fail(unknownScriptType(value));
       add.type = value;
     } else if (cursor.atFlag('--')) {
       cursor.word();
