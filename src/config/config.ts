@@ -9,6 +9,7 @@ import type { ReviewPolicy } from '../domain/review.js';
 import type { Rollout } from '../domain/rollout.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { KnownHostEntry } from '../exec/knownHosts.js';
+import type { People } from '../domain/people.js';
 
 export interface Target {
   name: string;
@@ -31,6 +32,8 @@ export interface Target {
    * Rules are checked on the resolved policy (src/service/reviewers.ts, TaskService.resolvedPolicy).
    */
   review: ReviewPolicy | null;
+  /** Who may read this target's tasks besides their authors, reviewers, card channel members and admins. */
+  viewers: People | null;
 }
 
 export interface RunnerSettings {
@@ -57,6 +60,8 @@ export interface Hook {
 
 export interface Config {
   runner: RunnerSettings;
+  /** May read every task and change any saved runbook; absent means nobody. */
+  admins?: People;
   targets: ReadonlyMap<string, Target>;
   /** Recipes from `recipes:` and `recipeFiles` (read-only); absent means none. */
   recipes?: ReadonlyMap<string, Recipe>;

@@ -13,6 +13,7 @@ import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
 import type { Config, Hook, HookArgument, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
+import type { People } from '../domain/people.js';
 import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -55,7 +56,8 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     shutdownGraceMs: parseDuration(runner.shutdownGrace) ?? 30_000,
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
-  return { runner: settings, targets, recipes, hooks };
+  const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
+  return { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) };
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
@@ -221,6 +223,7 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     runAs: file.runAs ? file.runAs.trim().split(/\s+/) : null,
     secrets,
     redact: redact.ok ? redact.rules : [],
+    viewers: file.viewers ? toPeople(file.viewers) : null,
     review: file.review
       ? {
           channel: file.review.channel,
@@ -237,4 +240,8 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
         }
       : null,
   };
+}
+
+function toPeople(file: { users?: string[] | undefined; usergroup?: string | undefined }): People {
+  return { users: [...(file.users ?? [])], usergroup: file.usergroup ?? null };
 }

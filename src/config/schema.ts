@@ -118,6 +118,14 @@ const review = z.strictObject({
     .optional(),
 });
 
+/** People named in the config: Slack users and/or one Slack user group. */
+export const peopleSchema = z
+  .strictObject({
+    users: z.array(slackId('user', 'UW')).optional(),
+    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
+  })
+  .refine((people) => people.users !== undefined || people.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
+
 const target = z.strictObject({
   description: z.string().optional(),
   type: z.enum(SCRIPT_TYPES).default('bash'),
@@ -137,6 +145,8 @@ const target = z.strictObject({
   secrets: z.record(secretName, secretSource).optional(),
   redact: z.array(z.string().min(1)).optional(),
   review: review.optional(),
+  /** Who may read this target's tasks and their output, besides authors, reviewers, card channel members and admins. */
+  viewers: peopleSchema.optional(),
 });
 
 const runner = z.strictObject({
@@ -172,6 +182,8 @@ const hook = z.strictObject({
 });
 
 export const configFileSchema = z.strictObject({
+  /** countersign's admins: they may read every task and change or remove any saved runbook. */
+  admins: peopleSchema.optional(),
   runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
   /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */

@@ -547,3 +547,17 @@ describe('parseConfig: recipes and hooks', () => {
     problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    sekret: 1\n`, 'hooks.ci', { HOOK: HOOK_SECRET });
   });
 });
+
+describe('admins and viewers', () => {
+  it('reads admins and a target\'s viewers as users and a user group', () => {
+    const config = parseConfig(`admins: { users: [U0ADMIN], usergroup: S0ADMINS }\n${yaml({ extra: '    viewers: { usergroup: S0VIEW }' })}`, configPath, {});
+    expect(config.admins).toEqual({ users: ['U0ADMIN'], usergroup: 'S0ADMINS' });
+    expect(config.targets.get('web-prod')?.viewers).toEqual({ users: [], usergroup: 'S0VIEW' });
+    expect(parseConfig(yaml(), configPath, {}).admins).toBeUndefined();
+  });
+
+  it('refuses an empty people entry and bad ids, naming the field', () => {
+    expect(problems(`admins: {}\n${yaml()}`).join('\n')).toMatch(/admins: name users, a usergroup, or both/);
+    expect(problems(yaml({ extra: '    viewers: { users: [alice] }' })).join('\n')).toMatch(/targets\.web-prod\.viewers\.users\[0\]/);
+  });
+});
