@@ -20,7 +20,8 @@ function sortKeys(value: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value as Record<string, unknown>).sort()) {
       const field = (value as Record<string, unknown>)[key];
-      if (field !== undefined) out[key] = sortKeys(field);
+      // defineProperty, not assignment: a user-chosen key `__proto__` must be hashed like any other.
+      if (field !== undefined) Object.defineProperty(out, key, { value: sortKeys(field), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }

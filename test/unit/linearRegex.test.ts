@@ -35,5 +35,9 @@ describe('contentHash', () => {
     expect(contentHash('x', { a: 1, b: 2 })).toBe(contentHash('x', { b: 2, a: 1 }));
     expect(contentHash('x', { a: 1 })).not.toBe(contentHash('y', { a: 1 }));
     expect(contentHash('x', { a: 1 })).toMatch(/^[0-9a-f]{64}$/);
+    // A key named __proto__ (JSON.parse makes it an own property) is content like any other.
+    const withProto = JSON.parse('{"a":1,"__proto__":{"x":1}}') as unknown;
+    expect(canonicalJson(withProto)).toBe('{"__proto__":{"x":1},"a":1}');
+    expect(contentHash('x', withProto)).not.toBe(contentHash('x', { a: 1 }));
   });
 });
