@@ -25,7 +25,14 @@
  * - Kill: `signal` aborts the request at once (phase `killed`).
  * - It never throws: every failure is a result with a failure message.
  *
+ * Config (WP8 adds it to configFileSchema as `http:`; absent means nothing may be called):
+ *   http:
+ *     allow: [api.example.com, "*.internal.example", 10.20.0.0/16, "fd00::/8"]
+ *     maxRedirects: 5        # default 5
+ *     maxBody: 1MB           # decoded bytes kept of an answer; default 1MB, at most 64MB
+ *
  * Interface:
+ *   httpConfigSchema (zod), httpSettingsFromConfig(parsed) -> HttpSettings
  *   runHttpStep(request: HttpRequestSpec, options: HttpStepOptions): Promise<HttpStepResult>
  *   httpStepValues(result): StepValues  (what later steps may reference)
  *   types HttpStepOptions, HttpStepResult, HostResolver
@@ -39,16 +46,55 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { rootCertificates } from 'node:tls';
 import zlib from 'node:zlib';
+import { z } from 'zod';
 import { formatDuration } from '../domain/duration.js';
-import { checkResolvedAddress, checkUrlHost, type NetAllow } from '../domain/netAllow.js';
+import { checkResolvedAddress, checkUrlHost, netAllowEntryProblem, parseNetAllow, EMPTY_NET_ALLOW, type NetAllow } from '../domain/netAllow.js';
 import type { RedactRule } from '../domain/redaction.js';
 import { compileSuccessPattern, describeSuccessStatus, statusSucceeds, type HttpRequestSpec, type JsonValue } from '../domain/runbook/httpRequest.js';
 import type { StepValues } from '../domain/runbook/values.js';
 import { SecretMasker } from '../domain/secretMasker.js';
+import { parseSize } from '../domain/size.js';
 import { OutputFilter } from '../runner/outputFilter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_REDIRECTS = 5;
+
+const MAX_CONFIGURED_BODY = 64 * 1024 * 1024;
+
+/** The `http:` block of countersign.yml. */
+export const httpConfigSchema = z.strictObject({
+  allow: z
+    .array(
+      z.string().superRefine((entry, ctx) => {
+        const problem = netAllowEntryProblem(entry);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    )
+    .max(1000)
+    .default([]),
+  maxRedirects: z.number().int().min(0).max(20).default(DEFAULT_MAX_REDIRECTS),
+  maxBody: z
+    .union([z.string(), z.number()])
+    .refine((value) => parseSize(String(value)) !== null, 'expected a size like 1MB or 256KB')
+    .refine((value) => (parseSize(String(value)) ?? 0) >= 1024, 'must be at least 1KB')
+    .refine((value) => (parseSize(String(value)) ?? 0) <= MAX_CONFIGURED_BODY, 'must be at most 64MB')
+    .default('1MB'),
+});
+
+export interface HttpSettings {
+  allow: NetAllow;
+  maxRedirects: number;
+  maxBodyBytes: number;
+}
+
+/** Settings from a parsed `http:` block (entries were validated by the schema); absent: nothing allowed. */
+export function httpSettingsFromConfig(file: z.infer<typeof httpConfigSchema> | undefined): HttpSettings {
+  if (file === undefined) return { allow: EMPTY_NET_ALLOW, maxRedirects: DEFAULT_MAX_REDIRECTS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
+  const parsed = parseNetAllow(file.allow);
+  // The schema checked every entry with the same function; a failure here is a bug, not a user error.
+  if (!parsed.ok) throw new Error(`http.allow: ${parsed.problems.join('; ')}`);
+  return { allow: parsed.allow, maxRedirects: file.maxRedirects, maxBodyBytes: parseSize(String(file.maxBody)) ?? DEFAULT_MAX_BODY_BYTES };
+}
 
 /** Answers a host name's addresses (default: the system resolver, as `getaddrinfo` sees it). */
 export type HostResolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;

@@ -2,6 +2,7 @@
 // DNS answers checked (public, or covered by an entry), special-purpose ranges recognised.
 import { describe, expect, it } from 'vitest';
 import { checkResolvedAddress, checkUrlHost, EMPTY_NET_ALLOW, netAllowEntryProblem, parseNetAllow, specialPurposeRange, type NetAllow } from '../../src/domain/netAllow.js';
+import { httpConfigSchema, httpSettingsFromConfig } from '../../src/exec/httpStep.js';
 
 function allow(entries: string[]): NetAllow {
   const parsed = parseNetAllow(entries);
@@ -113,5 +114,27 @@ describe('specialPurposeRange', () => {
 
   it('finds none for public addresses', () => {
     for (const address of ['1.1.1.1', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1', '2a00:1450:4001::200e']) expect(specialPurposeRange(address), address).toBeNull();
+  });
+});
+
+describe('the http: config block', () => {
+  it('defaults to allowing nothing, 5 redirects and 1 MiB', () => {
+    expect(httpSettingsFromConfig(undefined)).toMatchObject({ allow: { entries: [] }, maxRedirects: 5, maxBodyBytes: 1024 * 1024 });
+    const parsed = httpConfigSchema.parse({ allow: ['api.example.com', '10.0.0.0/8'], maxBody: '256KB' });
+    const settings = httpSettingsFromConfig(parsed);
+    expect(settings.allow.entries).toEqual(['api.example.com', '10.0.0.0/8']);
+    expect(settings).toMatchObject({ maxRedirects: 5, maxBodyBytes: 256 * 1024 });
+    expect(checkUrlHost(settings.allow, '10.9.9.9').ok).toBe(true);
+  });
+
+  it('names bad entries and values by field', () => {
+    const parsed = httpConfigSchema.safeParse({ allow: ['ok.example', 'http://x'], maxRedirects: 50, maxBody: '1GB', typo: 1 });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'allow.1: http://x: expected a network like 10.0.0.0/8 or fd00::/8',
+      'maxRedirects: Too big: expected number to be <=20',
+      'maxBody: must be at most 64MB',
+      ': Unrecognized key: "typo"',
+    ]);
   });
 });
