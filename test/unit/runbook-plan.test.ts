@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseNetAllow } from '../../src/domain/netAllow.js';
-import { resolveDeclaredValues } from '../../src/domain/runbook/arguments.js';
+import { namedFromOrdered, resolveDeclaredValues } from '../../src/domain/runbook/arguments.js';
 import { describeIssues, runbookFromBody, runbookFromRecipe, runbooksConfigSchema, type Runbook } from '../../src/domain/runbook/definition.js';
 import { checkRunbooks, dependencyOrder } from '../../src/domain/runbook/graph.js';
 import { planRun, runContentVersion, type RunPlan } from '../../src/domain/runbook/plan.js';
@@ -267,5 +267,18 @@ describe('argument values in the linear-time engine', () => {
     expect(resolveDeclaredValues('rb', declared, { ticket: 'INC-42; rm -rf /' }).ok).toBe(false);
     expect(resolveDeclaredValues('rb', declared, { ticket: 'x INC-42' }).ok).toBe(false);
     expect(resolveDeclaredValues('rb', declared, {})).toEqual({ ok: false, errors: [{ name: 'ticket', message: 'ticket is required' }] });
+  });
+});
+
+describe('namedFromOrdered (TheEye task_arguments)', () => {
+  it('names ordered values after the settable arguments, skipping fixed ones', () => {
+    const declared = [
+      { name: 'token', kind: 'fixed' as const, value: 'abcd' },
+      { name: 'pool', kind: 'options' as const, options: ['main', 'canary'] },
+      { name: 'note', kind: 'input' as const, required: false },
+    ];
+    expect(namedFromOrdered('rb', declared, ['canary', 'hi'])).toEqual({ ok: true, given: { pool: 'canary', note: 'hi' } });
+    expect(namedFromOrdered('rb', declared, ['canary'])).toEqual({ ok: true, given: { pool: 'canary' } });
+    expect(namedFromOrdered('rb', declared, ['a', 'b', 'c'])).toEqual({ ok: false, errors: [{ name: 'task_arguments', message: 'rb takes 2 values (pool, note); 3 were given' }] });
   });
 });

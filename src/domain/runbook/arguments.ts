@@ -8,6 +8,9 @@
  * Interface (pure):
  *   resolveDeclaredValues(owner, declared, given, { what })
  *     -> { ok, values: TaskArgument[] (declared order, fixed included) } | { ok: false, errors: ArgumentError[] }
+ *   namedFromOrdered(owner, declared, ordered)
+ *     -> { ok, given } | { ok: false, errors }   TheEye's `task_arguments`: values in declared
+ *        order of the arguments a caller may set (fixed ones skipped), then resolveDeclaredValues
  */
 import { compileLinear, type LinearRegex } from '../linearRegex.js';
 import { MAX_ARGUMENT_BYTES, type ArgumentError, type RecipeArgument, type TaskArgument } from '../recipe.js';
@@ -80,4 +83,13 @@ export function resolveDeclaredValues(
     values.push({ name: arg.name, kind: 'input', value: text });
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, values };
+}
+
+/** TheEye-style `task_arguments`: values in the declared order of the settable (non-fixed) arguments. */
+export function namedFromOrdered(owner: string, declared: readonly RecipeArgument[], ordered: readonly unknown[]): { ok: true; given: Record<string, unknown> } | { ok: false; errors: ArgumentError[] } {
+  const settable = declared.filter((a) => a.kind !== 'fixed');
+  if (ordered.length > settable.length) {
+    return { ok: false, errors: [{ name: 'task_arguments', message: `${owner} takes ${settable.length} value${settable.length === 1 ? '' : 's'} (${settable.map((a) => a.name).join(', ') || 'none'}); ${ordered.length} were given` }] };
+  }
+  return { ok: true, given: Object.fromEntries(ordered.map((value, index) => [settable[index]!.name, value])) };
 }
