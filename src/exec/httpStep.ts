@@ -165,7 +165,7 @@ export async function runHttpStep(request: HttpRequestSpec, options: HttpStepOpt
       statusLine: final ? maskText(final.statusLine, options.maskValues) : null,
       body: '',
       bodyTruncated: false,
-      hops,
+      hops: hops.map((hop) => ({ ...hop, url: maskText(hop.url, options.maskValues) })),
       address,
       durationMs: Date.now() - started,
       ...extra,

@@ -389,6 +389,11 @@ describe('runHttpStep: secrets', () => {
     const personal = await runHttpStep(request(`http://api.test:${port}/personal`), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET], redact: redact.rules });
     expect(personal.body).toBe('contact [redacted:email] about *****\n');
     expect(personal.output).not.toContain('alice@example.com');
+    // A masked value in the URL is masked in the hops and the output as well.
+    const viaUrl = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent('/ok')}&k=${SECRET}`), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
+    expect(viaUrl.phase).toBe('succeeded');
+    expect(viaUrl.hops[0]!.url).toBe(`http://api.test:${port}/redirect?to=%2Fok&k=*****`);
+    expect(viaUrl.output).not.toContain(SECRET);
     // The pattern sees the masked body: it cannot probe the secret.
     const probe = await runHttpStep(request(`http://api.test:${port}/personal`, { successPattern: 's3cr3t' }), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
     expect(probe.phase).toBe('failed');

@@ -137,6 +137,7 @@ describe('mistakes name their field', () => {
 - { id: p1, http: { url: "https://api.example/", successPattern: "/(a)\\\\1/" } }
 - { id: p2, http: { url: "https://api.example/", successPattern: "/(?<=x)y/" } }
 - { id: t1, http: { url: "https://api.example/", timeout: soon } }
+- { id: d1, http: { url: "https://api.example/a/%2E%2e/admin" } }
 `),
       ),
     ).toEqual([
@@ -154,6 +155,7 @@ describe('mistakes name their field', () => {
       expect.stringMatching(/^runbooks\.rb\.steps\[11\]\.http\.successPattern: not a valid pattern for the linear-time engine \(RE2 syntax: no backreferences or lookaround\)/),
       expect.stringMatching(/^runbooks\.rb\.steps\[12\]\.http\.successPattern: not a valid pattern for the linear-time engine/),
       'runbooks.rb.steps[13].http.timeout: expected a duration like 30s, 15m or 1h',
+      'runbooks.rb.steps[14].http.url: a URL path has no . or .. segments (write the path it means)',
     ]);
   });
 

@@ -130,6 +130,27 @@ describe('resolveHttpStep', () => {
     expect(resolveHttpStep(stepOf(plan, 'call'), values(plan, injected), SECRETS)).toEqual({ ok: false, error: 'headers.X-Ticket: a header value cannot contain CR, LF or NUL' });
   });
 
+  it('refuses a value that would make a . or .. path segment (URL parsers would climb the path)', () => {
+    const plan = planOf(RUNBOOK);
+    const call = stepOf(plan, 'call');
+    for (const ticket of ['..', '.']) {
+      const climbing = { ...DONE, ask: { phase: 'succeeded' as const, outputs: { ticket } } };
+      expect(resolveHttpStep(call, values(plan, climbing), SECRETS), ticket).toEqual({ ok: false, error: 'url: a value made a . or .. path segment, which would change the path instead of filling it' });
+    }
+    // Encoded dots in a value are encoded again: they stay one literal segment.
+    const encoded = resolveHttpStep(call, values(plan, { ...DONE, ask: { phase: 'succeeded', outputs: { ticket: '%2e%2e' } } }), SECRETS);
+    expect(encoded.ok && new URL(encoded.request.url).pathname).toBe('/v1/%252e%252e/items');
+  });
+
+  it('refuses control and non-Latin-1 characters in a filled-in header value', () => {
+    const plan = planOf(RUNBOOK);
+    for (const ticket of ['INC-1\u0007', 'INC-1\u007f', 'INC-\u4e00']) {
+      const odd = { ...DONE, ask: { phase: 'succeeded' as const, outputs: { ticket } } };
+      const resolved = resolveHttpStep(stepOf(plan, 'call'), values(plan, odd), SECRETS);
+      expect(resolved.ok ? 'resolved' : resolved.error, JSON.stringify(ticket)).toBe('headers.X-Ticket: a header value holds only tab, printable ASCII and Latin-1 characters (no control characters)');
+    }
+  });
+
   it('fails with the reason when the body of a step is not JSON or has no such field, or a secret is missing', () => {
     const plan = planOf(RUNBOOK);
     const call = stepOf(plan, 'call');

@@ -5,6 +5,8 @@
  * - The URL's scheme and authority are written out literally: references may fill its path,
  *   query or fragment (percent-encoded), never its host or port, so the host reviewers read and
  *   http.allow checks is the host called. No user:password@ in URLs (it would show in every log).
+ * - A filled-in URL may not have a `.` or `..` path segment (also as %2e): URL parsers remove
+ *   them, so a value such as `..` would climb the path instead of filling one segment.
  * - Header names are HTTP tokens; framing and hop-by-hop headers (Host, Content-Length,
  *   Transfer-Encoding, Connection, ...) are ours to set. Values never hold CR, LF or NUL (no
  *   header injection), checked again after references are filled in.
@@ -62,6 +64,8 @@ export function headerNameProblem(name: string): string | null {
 
 export function headerValueProblem(value: string): string | null {
   if (/[\r\n\u0000]/.test(value)) return 'a header value cannot contain CR, LF or NUL';
+  // What HTTP/1.1 (and Node) accept in a field value: tab, visible ASCII, and Latin-1 bytes.
+  if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) return 'a header value holds only tab, printable ASCII and Latin-1 characters (no control characters)';
   if (value.length > 8192) return 'a header value is at most 8192 characters';
   return null;
 }
@@ -92,7 +96,15 @@ export function urlTemplateProblem(url: string): string | null {
   }
   if (parsed.username !== '' || parsed.password !== '' || (authority[2] ?? '').includes('@')) return 'a URL cannot carry a user or password (send credentials in a header, from a secret)';
   if (parsed.hostname === '') return 'the URL has no host';
+  if (hasDotSegment(sample)) return 'a URL path has no . or .. segments (write the path it means)';
   return null;
+}
+
+/** Does the URL text (before any parser normalises it) have a `.` or `..` path segment? */
+export function hasDotSegment(url: string): boolean {
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+  const path = rest.split(/[?#]/, 1)[0] ?? '';
+  return path.split(/[/\\]/).some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
 }
 
 /** The host a valid URL template calls (as URL.hostname gives it: lowercased, IPv6 in brackets). */

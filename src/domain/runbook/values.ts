@@ -28,7 +28,7 @@
  */
 import type { ArgumentError, TaskArgument } from '../recipe.js';
 import { resolveDeclaredValues } from './arguments.js';
-import { headerValueProblem, literalUrlHost, type HttpRequestSpec, type JsonValue } from './httpRequest.js';
+import { hasDotSegment, headerValueProblem, literalUrlHost, type HttpRequestSpec, type JsonValue } from './httpRequest.js';
 import type { PlannedStep } from './plan.js';
 import { formatReference, parseTemplate, type Reference, type TemplatePart } from './template.js';
 
@@ -158,6 +158,7 @@ export function resolveHttpStep(step: PlannedStep, values: RunValues, secrets: R
 
   const url = fillTemplate(http.url, encodeURIComponent, answer);
   if (!url.ok) return { ok: false, error: `url: ${url.error}` };
+  if (hasDotSegment(url.text)) return { ok: false, error: 'url: a value made a . or .. path segment, which would change the path instead of filling it' };
   let parsed: URL;
   try {
     parsed = new URL(url.text);
