@@ -247,18 +247,19 @@ describe('planRun', () => {
 });
 
 describe('argument values in the linear-time engine', () => {
-  it("matches (a+)+b against 4,000 a's (about the longest value accepted) in under 50 ms, and refuses 10,000 by length", () => {
+  it("matches (a+)+b against 4,000 a's (about the longest value accepted) without backtracking, and refuses 10,000 by length", () => {
+    // A backtracking engine takes exponential time here (30 a's already take seconds in V8);
+    // RE2 takes time proportional to the input. The bound is what a loaded 2-core machine keeps.
     const declared = [{ name: 'x', kind: 'input' as const, pattern: '(a+)+b', required: true }];
     resolveDeclaredValues('warm', declared, { x: 'ab' });
     const started = performance.now();
     const result = resolveDeclaredValues('rb', declared, { x: 'a'.repeat(4000) });
     const elapsed = performance.now() - started;
+    console.log(`(a+)+b against 4,000 a's: ${elapsed.toFixed(1)} ms`);
     expect(result).toEqual({ ok: false, errors: [{ name: 'x', message: 'x: expected a value matching /(a+)+b/' }] });
-    expect(elapsed).toBeLessThan(50);
+    expect(elapsed).toBeLessThan(1000);
     // Longer values are refused by their length before any matching.
-    const started2 = performance.now();
     expect(resolveDeclaredValues('rb', declared, { x: 'a'.repeat(10_000) })).toEqual({ ok: false, errors: [{ name: 'x', message: 'x: at most 4096 bytes, without NUL bytes' }] });
-    expect(performance.now() - started2).toBeLessThan(50);
   });
 
   it('matches whole values only', () => {
