@@ -1,8 +1,9 @@
 /**
  * Runs one http step: a request with every reference already filled in (HttpRequestSpec, from
  * resolveHttpStep in src/domain/runbook/values.ts), under config `http.allow`
- * (src/domain/netAllow.ts). Built on node:http/https (no new dependency; undici's fetch offers
- * no hook to pin the address it connects to, and follows redirects itself).
+ * (src/domain/netAllow.ts). Built on node:http/https: their per-request `lookup` option pins
+ * the checked address, with no new dependency. Node 20's global fetch (undici inside) could
+ * only do that through a custom dispatcher, which needs the undici package added.
  *
  * What it guarantees:
  * - Only allowed destinations: before every connection, the first and each redirect hop, the
