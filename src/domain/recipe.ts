@@ -64,7 +64,8 @@ export function patternProblem(pattern: string): string | null {
 const argumentName = z.string().regex(ARGUMENT_NAME, 'argument names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)');
 const label = z.string().min(1).max(75).optional();
 
-const recipeArgumentSchema = z.discriminatedUnion('kind', [
+/** One declared argument (fixed / options / input); runbooks reuse it for their arguments and input fields. */
+export const recipeArgumentSchema = z.discriminatedUnion('kind', [
   z.strictObject({ name: argumentName, kind: z.literal('fixed'), value: argumentValue, label }),
   z
     .strictObject({
