@@ -4,7 +4,7 @@
  * for a view), however many tasks there are.
  */
 import type * as types from '@slack/types';
-import { reviewedContentKey, taskRef, type Task } from '../../domain/task.js';
+import { taskRef, type Task } from '../../domain/task.js';
 import { codeBlock, fitsInCodeBlock } from './format.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
 import { taskLine } from './taskList.js';
@@ -37,7 +37,7 @@ export function renderHome(data: HomeData): types.HomeView {
     blocks.push(section(codeBlock(task.script, HOME_SCRIPT_CHARS)));
     blocks.push(
       actions(`home_review_${task.id}`, [
-        ...(whole ? [button(ACTION.approve, `Approve ${taskRef(task.id)}`, `${task.id}:${reviewedContentKey(task)}`, 'primary')] : []),
+        ...(whole ? [button(ACTION.approve, `Approve ${taskRef(task.id)}`, `${task.id}:${task.contentVersion}`, 'primary')] : []),
         button(ACTION.reject, 'Reject', String(task.id), 'danger'),
       ]),
     );
