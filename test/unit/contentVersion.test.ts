@@ -8,6 +8,7 @@ import { contentHash } from '../../src/domain/digest.js';
 import { MAX_ARGUMENT_BYTES, MAX_ARGUMENTS, recipeDefinition, type Recipe, type TaskArgument } from '../../src/domain/recipe.js';
 import type { ReviewPolicy } from '../../src/domain/review.js';
 import type { Task } from '../../src/domain/task.js';
+import { renderHome } from '../../src/slack/render/homeView.js';
 import { renderRecipeModal } from '../../src/slack/render/recipeModal.js';
 import { renderReviewRequest } from '../../src/slack/render/reviewRequest.js';
 import { renderTaskCard } from '../../src/slack/render/taskCard.js';
@@ -133,5 +134,16 @@ describe('renderers showing versions', () => {
     expect(mrkdwn).toContain('&lt;!channel&gt;');
     expect(mrkdwn).not.toContain('<!channel>');
     expect(JSON.parse(view.private_metadata!)).toEqual({ recipe: 'big-recipe', channel: 'CTASKS', hash: 'd'.repeat(64) });
+  });
+
+  it('App Home offers Approve, with the full version, only for what it shows whole: not for a task whose arguments it does not show', () => {
+    const plain = { ...task, id: 7, script: 'uptime', arguments: null, recipe: null };
+    const withArguments = { ...task, id: 8, script: 'uptime' };
+    const home = renderHome({ pendingMyReview: [plain, withArguments], running: [], mine: [] });
+    expect(validateView(home)).toBeNull();
+    const text = JSON.stringify(home.blocks);
+    expect(text).toContain(`"value":"7:${'f'.repeat(64)}"`);
+    expect(text).not.toContain('"value":"8:');
+    expect(text).toContain('This task has arguments Home does not show');
   });
 });
