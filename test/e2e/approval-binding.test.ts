@@ -22,26 +22,12 @@ function fnv1a(script: string, message: string | null): number {
 }
 
 /**
- * Two scripts, one harmless and one not, whose FNV-1a keys collide: a birthday search over
- * random 10-character tags (about a second; deterministic, so the test always finds the same pair).
+ * Two scripts, one harmless and one not, whose FNV-1a keys (with this message) collide. Found by
+ * a birthday search over 2^17 random 10-character tags on each side, about a second's work: kept
+ * here rather than searched for on each run, since blocking the event loop that long would
+ * stall the app this test process also runs. The test checks that they do collide.
  */
-function fnvCollision(message: string): { harmless: string; harmful: string; key: string } {
-  let seed = 12345;
-  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16;
-  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
-  const tag = () => Array.from({ length: 10 }, () => alphabet[random() % alphabet.length]).join('');
-  const seen = new Map<number, string>();
-  for (let i = 0; i < 1 << 17; i++) {
-    const script = `echo harmless # ${tag()}`;
-    seen.set(fnv1a(script, message), script);
-  }
-  for (;;) {
-    const script = `rm -rf /tmp/countersign-victim # ${tag()}`;
-    const key = fnv1a(script, message);
-    const harmless = seen.get(key);
-    if (harmless) return { harmless, harmful: script, key: key.toString(36) };
-  }
-}
+const COLLISION = { message: 'routine check', harmless: 'echo harmless # QDFXXXTXTP', harmful: 'rm -rf /tmp/countersign-victim # PSMkIqrK0V' };
 
 /** The message with its Approve button's value replaced: what a crafted click sends. */
 function withApproveValue(message: FakeMessage, value: string): FakeMessage {
@@ -87,9 +73,8 @@ describe('approvals bound to the content version', () => {
   }
 
   it('refuses a stale Approve button after an edit whose old 32-bit key collides, and any button short of the full SHA-256', async () => {
-    const message = 'routine check';
-    const { harmless, harmful, key } = fnvCollision(message);
-    expect(fnv1a(harmless, message).toString(36)).toBe(key);
+    const { message, harmless, harmful } = COLLISION;
+    const key = fnv1a(harmless, message).toString(36);
     expect(fnv1a(harmful, message).toString(36)).toBe(key);
 
     const created = await as(AUTHOR).post('/tasks', { target: 'web-prod', script: harmless, message, channel: TASKS_CHANNEL });
