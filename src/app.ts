@@ -126,7 +126,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }) }));
-  const recipes = new RecipeService(db, config, service);
+  const recipes = new RecipeService(db, config, service, reviewers);
   http.use('/hooks', hooksRouter({ config, recipes, statusUrl: links.statusUrl, log: log.child({ component: 'hooks' }) }));
 
   http.get('/healthz', async (_req, res) => {

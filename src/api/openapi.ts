@@ -55,7 +55,7 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
         parameters.push({ name, in: 'query', required: query.required?.includes(name) ?? false, schema: rest, ...(description ? { description } : {}) });
       }
     }
-    for (const header of op.headers ?? []) parameters.push({ name: header.name, in: 'header', required: false, description: header.description, schema: header.schema });
+    for (const header of op.headers ?? []) parameters.push({ name: header.name, in: 'header', required: header.required ?? false, description: header.description, schema: header.schema });
 
     const responses: Record<string, unknown> = {};
     for (const [status, spec] of Object.entries(op.responses)) responses[status] = responseObject(spec, components);

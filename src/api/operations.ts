@@ -10,11 +10,12 @@ import { recentOutputByStep } from '../store/output.js';
 import { listEvents, listTasks } from '../store/queries.js';
 import { decisionsFor } from '../store/reviews.js';
 import { getTask } from '../store/tasks.js';
-import type { TaskService } from '../service/taskService.js';
+import { CHANGED_SINCE_DRAWN, type TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
 import type { Execution, ExecutionStep, Task as DomainTask } from '../domain/task.js';
 import { ApiError, fromRefusal } from './errors.js';
 import { handleLog, type LogDeps } from './log.js';
+import { etag, readIfMatch } from './preconditions.js';
 import type { Answer, ApiContext, Operation } from './routes.js';
 import * as S from './schemas.js';
 import { eventJson, executionJson, taskJson, type Links } from './serialize.js';
@@ -31,10 +32,21 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 export function operations(deps: OperationDeps): Operation[] {
   const { db, service, links } = deps;
 
-  const taskAnswer = (task: DomainTask, status = 200): Answer => ({ status, body: { task: taskJson(task, links) } });
+  /** One task's answer: its JSON, and its content version as the ETag (what If-Match names). */
+  const taskAnswer = (res: ApiContext['res'], task: DomainTask, status = 200, reviews?: Parameters<typeof taskJson>[2]): Answer => {
+    res.set('ETag', etag(task.contentVersion));
+    return { status, body: { task: taskJson(task, links, reviews) } };
+  };
   const unwrap = <T>(outcome: Outcome<T>): T => {
     if (!outcome.ok) throw fromRefusal(outcome);
     return outcome;
+  };
+  /** A precondition that failed: the task is no longer the version the caller read. */
+  const unwrapPrecondition = <T>(outcome: Outcome<T>, id: number): T => {
+    if (!outcome.ok && outcome.code === CHANGED_SINCE_DRAWN) {
+      throw new ApiError(412, 'precondition_failed', `Task #${id} is no longer the version your If-Match names (it was edited since you read it): GET it again, read the new version, and send its ETag.`);
+    }
+    return unwrap(outcome);
   };
   const existingTask = async (id: number) => {
     const task = await getTask(db, id);
@@ -44,8 +56,11 @@ export function operations(deps: OperationDeps): Operation[] {
   const withTails = async (execution: Execution & { steps: ExecutionStep[] }) =>
     executionJson(execution, execution.steps, await recentOutputByStep(db, execution.id, 2000));
 
+  const ETAG_HEADER = { ETag: 'The task\'s content version, quoted: send it as `If-Match` to approve (or edit) exactly this version.' };
   const ok = (description: string, schema: z.ZodType) => ({ description, schema });
-  const task = ok('The task.', S.TaskEnvelope);
+  const task = { ...ok('The task.', S.TaskEnvelope), headers: ETAG_HEADER };
+  const failedPrecondition = { description: 'The task is no longer the version `If-Match` names: it was edited since it was read.', schema: S.ErrorBody };
+  const IF_MATCH_DESCRIPTION = 'The ETag of the task as read (GET /tasks/{id}): the change applies only to that version.';
 
   return [
     {
@@ -56,8 +71,8 @@ export function operations(deps: OperationDeps): Operation[] {
       description: 'The card and review request appear in Slack as for `/task run`. With `Idempotency-Key`, a retried request returns the task the first one created.',
       body: S.CreateTaskBody,
       headers: [{ name: 'Idempotency-Key', description: 'Any printable ASCII string up to 200 characters, unique per intended task.', schema: { type: 'string', maxLength: 200 } }],
-      responses: { 201: ok('Created.', S.TaskEnvelope), 200: ok('Replayed: the task an earlier request with this Idempotency-Key created.', S.TaskEnvelope), 422: { description: 'Unknown target, a review nobody could give, or an Idempotency-Key reused for a different task.', schema: S.ErrorBody } },
-      async handle({ req, userId, body }) {
+      responses: { 201: { ...ok('Created.', S.TaskEnvelope), headers: ETAG_HEADER }, 200: { ...ok('Replayed: the task an earlier request with this Idempotency-Key created.', S.TaskEnvelope), headers: ETAG_HEADER }, 422: { description: 'Unknown target, a review nobody could give, or an Idempotency-Key reused for a different task.', schema: S.ErrorBody } },
+      async handle({ req, res, userId, body }) {
         const input = body as z.output<typeof S.CreateTaskBody>;
         const key = req.get('idempotency-key');
         if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
@@ -78,7 +93,7 @@ export function operations(deps: OperationDeps): Operation[] {
         if (!created.created && (created.task.target !== input.target || created.task.script !== input.script || created.task.author !== userId)) {
           throw new ApiError(422, 'idempotency_conflict', `This Idempotency-Key already created task #${created.task.id} with a different target or script.`);
         }
-        return taskAnswer(created.task, created.created ? 201 : 200);
+        return taskAnswer(res, created.task, created.created ? 201 : 200);
       },
     },
     {
@@ -107,10 +122,11 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks/{id}',
       operationId: 'getTask',
       summary: 'Get a task with its review decisions',
+      description: 'The `ETag` header is the task\'s content version: approving needs it as `If-Match`.',
       responses: { 200: task },
-      async handle({ params }) {
+      async handle({ params, res }) {
         const found = await existingTask(params.id!);
-        return { status: 200, body: { task: taskJson(found, links, await decisionsFor(db, found.id)) } };
+        return taskAnswer(res, found, 200, await decisionsFor(db, found.id));
       },
     },
     {
@@ -118,11 +134,17 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks/{id}',
       operationId: 'updateTask',
       summary: 'Edit the message or script of a task nobody has reviewed yet (author only)',
+      description:
+        'An edit gives the task a new content version (a new ETag): approvals drawn before it are refused and the review request is redrawn. After the first review decision, edits are refused (409). With `If-Match`, the edit applies only if the task is still that version (412 otherwise).',
       body: S.UpdateTaskBody,
-      responses: { 200: task },
-      async handle({ params, userId, body }) {
+      headers: [{ name: 'If-Match', description: IF_MATCH_DESCRIPTION, schema: { type: 'string' } }],
+      responses: { 200: task, 412: failedPrecondition },
+      async handle({ req, res, params, userId, body }) {
         const change = body as z.output<typeof S.UpdateTaskBody>;
-        return taskAnswer(unwrap(await service.update(params.id!, userId, { ...(change.message !== undefined ? { message: change.message } : {}), ...(change.script !== undefined ? { script: change.script } : {}) })).task);
+        const ifMatch = readIfMatch(req.get('if-match'));
+        const expected = ifMatch.kind === 'tag' ? (ifMatch.version ?? '') : undefined;
+        const edit = { ...(change.message !== undefined ? { message: change.message } : {}), ...(change.script !== undefined ? { script: change.script } : {}) };
+        return taskAnswer(res, unwrapPrecondition(await service.update(params.id!, userId, edit, expected), params.id!).task);
       },
     },
     {
@@ -131,19 +153,30 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'deleteTask',
       summary: 'Delete a task that has not run: it ends as `cancelled` and stays in the audit trail',
       responses: { 200: task },
-      async handle({ params, userId }) {
-        return taskAnswer(unwrap(await service.cancel(params.id!, userId)).task);
+      async handle({ params, res, userId }) {
+        return taskAnswer(res, unwrap(await service.cancel(params.id!, userId)).task);
       },
     },
     {
       method: 'post',
       path: '/tasks/{id}/approve',
       operationId: 'approveTask',
-      summary: "Approve as the token's user (a reviewer who is not the author)",
+      summary: "Approve as the token's user (a reviewer who is not the author), naming the version read",
+      description:
+        'Send `If-Match` with the ETag of the task as you read it (GET /tasks/{id}): the approval counts for that content version only. Without it: 428. When the task was edited since: 412, and nothing is approved.',
       body: S.EmptyBody,
-      responses: { 200: task },
-      async handle({ params, userId }) {
-        return taskAnswer(unwrap(await service.approve(params.id!, userId)).task);
+      headers: [{ name: 'If-Match', required: true, description: IF_MATCH_DESCRIPTION, schema: { type: 'string' } }],
+      responses: {
+        200: task,
+        412: failedPrecondition,
+        428: { description: 'No `If-Match`: say which version you approve.', schema: S.ErrorBody },
+      },
+      async handle({ req, res, params, userId }) {
+        const ifMatch = readIfMatch(req.get('if-match'));
+        if (ifMatch.kind !== 'tag') {
+          throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the task as you read it (GET /tasks/{id}): an approval names the exact version it approves.');
+        }
+        return taskAnswer(res, unwrapPrecondition(await service.approve(params.id!, userId, ifMatch.version ?? ''), params.id!).task);
       },
     },
     {
@@ -153,9 +186,9 @@ export function operations(deps: OperationDeps): Operation[] {
       summary: "Reject as the token's user, with an optional reason",
       body: S.RejectBody,
       responses: { 200: task },
-      async handle({ params, userId, body }) {
+      async handle({ params, res, userId, body }) {
         const reason = (body as z.output<typeof S.RejectBody>).reason ?? null;
-        return taskAnswer(unwrap(await service.reject(params.id!, userId, reason)).task);
+        return taskAnswer(res, unwrap(await service.reject(params.id!, userId, reason)).task);
       },
     },
     {
@@ -165,8 +198,8 @@ export function operations(deps: OperationDeps): Operation[] {
       summary: 'Run an approved task (its author or a reviewer)',
       body: S.EmptyBody,
       responses: { 200: task },
-      async handle({ params, userId }) {
-        return taskAnswer(unwrap(await service.run(params.id!, userId)).task);
+      async handle({ params, res, userId }) {
+        return taskAnswer(res, unwrap(await service.run(params.id!, userId)).task);
       },
     },
     {

@@ -36,7 +36,7 @@ export interface Operation {
   query?: z.ZodObject;
   body?: z.ZodType;
   /** Extra request headers this operation reads. */
-  headers?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
+  headers?: Array<{ name: string; description: string; schema: Record<string, unknown>; required?: boolean }>;
   /** False for the document itself. */
   auth?: boolean;
   responses: Record<number, ResponseSpec>;

@@ -92,7 +92,19 @@ const TaskResult = z.object({
   lastLine: z.string().nullable(),
 });
 
-const Review = z.object({ userId: z.string(), verdict: z.enum(['approve', 'reject']), reason: z.string().nullable(), at: timestamp });
+const hash = z.string().regex(/^[0-9a-f]{64}$/);
+const Review = z.object({
+  userId: z.string(),
+  verdict: z.enum(['approve', 'reject']),
+  reason: z.string().nullable(),
+  at: timestamp,
+  contentVersion: hash.nullable().meta({ description: 'The content version this decision was made on.' }),
+});
+const TaskArgument = z.object({
+  name: z.string(),
+  kind: z.enum(['fixed', 'options', 'input']),
+  value: z.string().meta({ description: 'The value the script receives; a fixed value is never shown (•••).' }),
+});
 
 export const Task = z
   .object({
@@ -109,6 +121,9 @@ export const Task = z
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
     result: TaskResult,
+    contentVersion: hash.meta({ description: 'SHA-256 over everything that runs (target, type, script, message, arguments, recipe); the ETag. An edit changes it.' }),
+    arguments: z.array(TaskArgument).meta({ description: 'A recipe task\'s arguments in declared order ("$1"…); empty otherwise.' }),
+    recipe: z.object({ name: z.string(), hash }).nullable().meta({ description: 'The recipe the task was started from and the hash of its definition then.' }),
     /** Only on a single task, not in lists. */
     reviews: z.array(Review).optional(),
     statusUrl: z.string(),
@@ -151,7 +166,15 @@ export const Execution = z
   .meta({ id: 'Execution' });
 
 export const AuditEvent = z
-  .object({ id, at: timestamp, taskId: id.nullable(), type: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) })
+  .object({
+    id,
+    at: timestamp,
+    taskId: id.nullable(),
+    subject: z.string().nullable().meta({ description: 'What the event is about besides a task, e.g. `recipe:<name>`.' }),
+    type: z.string(),
+    actor: z.string().nullable(),
+    data: z.record(z.string(), z.unknown()),
+  })
   .meta({ id: 'AuditEvent' });
 
 export const TaskEnvelope = z.object({ task: Task });

@@ -3,6 +3,9 @@ import type { ReviewDecision } from '../domain/review.js';
 import type { Execution, ExecutionStep, Task } from '../domain/task.js';
 import type { EventRow } from '../store/events.js';
 
+/** How a fixed argument's value is shown: never. */
+export const HIDDEN = '•••';
+
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
 export interface Links {
@@ -25,7 +28,11 @@ export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDeci
     startedAt: iso(task.startedAt),
     finishedAt: iso(task.finishedAt),
     result: { ...task.result },
-    ...(reviews ? { reviews: reviews.map((r) => ({ userId: r.userId, verdict: r.verdict, reason: r.reason, at: r.at.toISOString() })) } : {}),
+    contentVersion: task.contentVersion,
+    // Fixed values never leave the server.
+    arguments: (task.arguments ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
+    recipe: task.recipe ? { name: task.recipe.name, hash: task.recipe.hash } : null,
+    ...(reviews ? { reviews: reviews.map((r) => ({ userId: r.userId, verdict: r.verdict, reason: r.reason, at: r.at.toISOString(), contentVersion: r.contentVersion ?? null })) } : {}),
     statusUrl: links.statusUrl(task.id),
     logUrl: links.logUrl(task.id),
   };
@@ -64,5 +71,5 @@ export function executionJson(execution: Execution, steps: readonly ExecutionSte
 }
 
 export function eventJson(event: EventRow) {
-  return { id: event.id, at: event.created_at.toISOString(), taskId: event.task_id, type: event.type, actor: event.actor, data: event.data };
+  return { id: event.id, at: event.created_at.toISOString(), taskId: event.task_id, subject: event.subject ?? null, type: event.type, actor: event.actor, data: event.data };
 }

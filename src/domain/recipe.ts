@@ -7,11 +7,15 @@
  *
  * The JSON export format is the recipe as written in countersign.yml's `recipes:` plus its name;
  * `recipeFiles` and `/task recipe import` read the same format, validated by `recipeSchema`.
+ * An imported recipe may name `editors` (users / a user group) who may replace or remove it
+ * besides its owner. Exports leave fixed values out: they never leave the server, and whoever
+ * imports the export fills them in.
  */
 import { z } from 'zod';
 import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { decodeSlackText } from './slackText.js';
 import { MAX_SCRIPT_BYTES } from './commandText.js';
+import type { People } from './people.js';
 
 export const RECIPE_FORMAT = 'countersign.recipe/v1';
 export const MAX_ARGUMENT_BYTES = 4096;
@@ -34,6 +38,8 @@ export interface Recipe {
   arguments: RecipeArgument[];
   /** `config`: read-only, from countersign.yml or recipeFiles; `imported`: in the recipes table. */
   origin: 'config' | 'imported';
+  /** Imported recipes: who may replace or remove it besides its owner and the admins. */
+  editors?: People | null;
 }
 
 /** One argument as a task stores it (tasks.arguments) and the script receives it. */
@@ -61,12 +67,18 @@ export function patternProblem(pattern: string): string | null {
   }
 }
 
+/** A fixed value is required; exports leave it out, so say what to do when it is missing. */
+const fixedValue = z
+  .string({ error: (issue) => (issue.input === undefined ? 'a fixed argument needs its value (exports leave fixed values out: fill it in before importing)' : 'expected a string') })
+  .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
+  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
+
 const argumentName = z.string().regex(ARGUMENT_NAME, 'argument names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)');
 const label = z.string().min(1).max(75).optional();
 
 /** One declared argument (fixed / options / input); runbooks reuse it for their arguments and input fields. */
 export const recipeArgumentSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ name: argumentName, kind: z.literal('fixed'), value: argumentValue, label }),
+  z.strictObject({ name: argumentName, kind: z.literal('fixed'), value: fixedValue, label }),
   z
     .strictObject({
       name: argumentName,
@@ -137,17 +149,28 @@ export function recipeFromBody(name: string, body: RecipeBody, origin: Recipe['o
   };
 }
 
+const editorsSchema = z
+  .strictObject({
+    users: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected Slack user ids like U0123ABC')).max(100).optional(),
+    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
+  })
+  .refine((people) => people.users !== undefined || people.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
+
 /** Parses one recipe in the export format; problems name their field (`arguments[1].pattern: ...`). */
 export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | { ok: false; problems: string[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problems: ['expected a JSON object with name, target, script and arguments'] };
-  const { format, name, ...body } = value as Record<string, unknown>;
+  const { format, name, editors, ...body } = value as Record<string, unknown>;
   const problems: string[] = [];
   if (format !== undefined && format !== RECIPE_FORMAT) problems.push(`format: expected "${RECIPE_FORMAT}"`);
   if (typeof name !== 'string' || !RECIPE_NAME.test(name)) problems.push('name: recipe names use letters, digits, -, _ and . (at most 64)');
+  const parsedEditors = editors === undefined ? null : editorsSchema.safeParse(editors);
+  if (parsedEditors && !parsedEditors.success) problems.push(...describe(parsedEditors.error.issues.map((issue) => ({ ...issue, path: ['editors', ...issue.path] }))));
   const parsed = recipeBodySchema.safeParse(body);
   if (!parsed.success) problems.push(...describe(parsed.error.issues));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
-  return { ok: true, recipe: recipeFromBody(name as string, parsed.data, 'imported') };
+  const recipe = recipeFromBody(name as string, parsed.data, 'imported');
+  if (parsedEditors?.success) recipe.editors = { users: [...(parsedEditors.data.users ?? [])], usergroup: parsedEditors.data.usergroup ?? null };
+  return { ok: true, recipe };
 }
 
 function describe(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -158,8 +181,12 @@ function describe(issues: readonly z.core.$ZodIssue[]): string[] {
   });
 }
 
-/** The recipe in the export format (fixed values included: it is what another team imports). */
-export function exportRecipe(recipe: Recipe): string {
+/**
+ * The recipe's definition as stored and hashed (src/domain/contentVersion.ts,
+ * recipeContentHash): the export format with fixed values, without editors (who may change a
+ * recipe is not what it runs).
+ */
+export function recipeDefinition(recipe: Recipe): Record<string, unknown> {
   const out: Record<string, unknown> = { format: RECIPE_FORMAT, name: recipe.name };
   if (recipe.description !== null) out.description = recipe.description;
   out.target = recipe.target;
@@ -167,7 +194,29 @@ export function exportRecipe(recipe: Recipe): string {
   if (recipe.message !== null) out.message = recipe.message;
   out.script = recipe.script;
   out.arguments = recipe.arguments.map((a) => Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)));
+  return out;
+}
+
+/**
+ * The recipe in the export format, to share: fixed values left out (they never leave the
+ * server; an import without them is refused, naming the field to fill in). Editors are kept.
+ */
+export function exportRecipe(recipe: Recipe): string {
+  const out = recipeDefinition(recipe);
+  out.arguments = (out.arguments as Array<Record<string, unknown>>).map((a) => (a.kind === 'fixed' ? Object.fromEntries(Object.entries(a).filter(([key]) => key !== 'value')) : a));
+  if (recipe.editors) out.editors = { ...(recipe.editors.users.length > 0 ? { users: [...recipe.editors.users] } : {}), ...(recipe.editors.usergroup ? { usergroup: recipe.editors.usergroup } : {}) };
   return JSON.stringify(out, null, 2);
+}
+
+/** The names of a recipe's fixed arguments (an export leaves their values out). */
+export const fixedArgumentNames = (recipe: Recipe): string[] => recipe.arguments.filter((a) => a.kind === 'fixed').map((a) => a.name);
+
+/** Fixed values shorter than this are not masked in output: masking "1" or "eu" would hide every such character run, not a secret. */
+export const MIN_MASKED_FIXED_VALUE = 4;
+
+/** The fixed values of a task's arguments to mask in its output like secrets. */
+export function fixedValuesToMask(args: readonly TaskArgument[] | null | undefined): string[] {
+  return (args ?? []).filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value);
 }
 
 function matches(pattern: string, value: string): boolean {
@@ -240,9 +289,10 @@ export type RecipeCommand =
   | { kind: 'recipe-list' }
   | { kind: 'recipe-export'; name: string }
   | { kind: 'recipe-import'; json: string; replace: boolean }
+  | { kind: 'recipe-remove'; name: string }
   | { kind: 'recipe-error'; message: string };
 
-export const RECIPE_USAGE = '`/task start <recipe>` · `/task recipe list` · `/task recipe export <name>` · `/task recipe import [--replace]` followed by a ```json block```';
+export const RECIPE_USAGE = '`/task start <recipe>` · `/task recipe list` · `/task recipe export <name>` · `/task recipe import [--replace]` followed by a ```json block``` · `/task recipe remove <name>`';
 
 /** `/task start …` and `/task recipe …`; null for every other /task command. */
 export function parseRecipeCommand(text: string): RecipeCommand | null {
@@ -257,6 +307,8 @@ export function parseRecipeCommand(text: string): RecipeCommand | null {
   if (rest === '' || /^list\s*$/i.test(rest)) return { kind: 'recipe-list' };
   const exported = /^export\s+(\S+)\s*$/i.exec(rest);
   if (exported?.[1]) return { kind: 'recipe-export', name: exported[1] };
+  const removed = /^remove(?:\s+(\S+))?\s*$/i.exec(rest);
+  if (removed) return removed[1] ? { kind: 'recipe-remove', name: removed[1] } : { kind: 'recipe-error', message: 'Name the recipe to remove: `/task recipe remove <name>`.' };
   const imported = /^import\b([\s\S]*)$/i.exec(rest);
   if (imported) {
     let body = imported[1] ?? '';

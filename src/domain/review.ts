@@ -35,6 +35,8 @@ export interface ReviewDecision {
   verdict: Verdict;
   reason: string | null;
   at: Date;
+  /** The task content version decided on (src/domain/contentVersion.ts); absent for schedules. */
+  contentVersion?: string | null;
 }
 
 export interface GroupProgress {

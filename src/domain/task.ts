@@ -3,6 +3,7 @@ import type { TaskStatus } from './lifecycle.js';
 import type { Plan } from './plan.js';
 import type { ReviewDecision } from './review.js';
 import type { TaskArgument } from './recipe.js';
+import type { RecipeRef } from './contentVersion.js';
 import type { ScriptType } from './scriptTypes.js';
 
 export type TaskSource = 'slack' | 'api' | 'schedule' | 'webhook';
@@ -40,6 +41,13 @@ export interface Task {
   runAfter: Date | null;
   /** Started from a recipe: its arguments in declared order ("$1"…, ARG_<NAME>); fixed ones are never shown. */
   arguments?: TaskArgument[] | null;
+  /**
+   * SHA-256 over everything that runs (src/domain/contentVersion.ts), recomputed on every edit:
+   * approvals name it, and only approvals of the current version count.
+   */
+  contentVersion: string;
+  /** Started from a recipe: its name and the hash of the definition it was started from. */
+  recipe: RecipeRef | null;
 }
 
 export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';
@@ -86,18 +94,3 @@ export interface TaskView {
 }
 
 export const taskRef = (id: number): string => `#${id}`;
-
-/**
- * What a reviewer saw: a short fingerprint of the script and message, carried by Approve
- * buttons so an approval of text that changed since it was drawn is refused.
- */
-export function reviewedContentKey(task: Pick<Task, 'script' | 'message'>): string {
-  // FNV-1a over both fields: not a security hash (the server compares against the stored text),
-  // only a check that the drawing is current.
-  let hash = 0x811c9dc5;
-  for (const ch of `${task.script}\u0000${task.message ?? ''}`) {
-    hash ^= ch.codePointAt(0) ?? 0;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash.toString(36);
-}

@@ -10,6 +10,7 @@ import type { Target } from '../config/config.js';
 import { formatDuration } from '../domain/duration.js';
 import { OutputCap } from '../domain/outputCap.js';
 import { hostLabel } from '../domain/plan.js';
+import { fixedValuesToMask } from '../domain/recipe.js';
 import type { ExecutionStep, StepPhase } from '../domain/task.js';
 import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
@@ -145,7 +146,8 @@ async function runStep(
     }
     ctx.observer.output(task.id, execution.id, label, stream, text);
   };
-  const secrets = [...target.secrets.values()];
+  // A recipe's fixed values are secrets too: masked wherever output goes (stored, Slack, API, page).
+  const secrets = [...target.secrets.values(), ...fixedValuesToMask(task.arguments)];
   const filters = {
     stdout: new OutputFilter(secrets, target.redact, (text) => emit('stdout', text)),
     stderr: new OutputFilter(secrets, target.redact, (text) => emit('stderr', text)),

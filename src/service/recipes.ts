@@ -1,14 +1,26 @@
 /**
  * Recipes as the surfaces use them (Slack's `/task start` and `/task recipe …`, webhooks): the
- * config's (read-only) and the imported ones (the `recipes` table), import and export in the
- * JSON format, and starting a recipe: its arguments checked, then a task created through
- * TaskService like any other, so the target's review rules apply unchanged.
+ * config's (read-only) and the imported ones (the `recipes` table), import, replace, remove and
+ * export in the JSON format, and starting a recipe: its arguments checked, then a task created
+ * through TaskService like any other, so the target's review rules apply unchanged.
+ *
+ * Every recipe version has a content hash (src/domain/contentVersion.ts). An imported recipe
+ * has an owner (its first importer, kept on replace) and optional editors; only they and the
+ * config's admins may replace or remove it. Import, replace and remove are audited, with the
+ * hash, in the same transaction as the change. A task records the recipe and hash it was
+ * started from, and a start that names a hash (the form) is refused if the recipe changed.
  */
 import type { Config } from '../config/config.js';
-import { exportRecipe, parseRecipeJson, resolveArguments, type ArgumentError, type Recipe, type TaskArgument } from '../domain/recipe.js';
+import { recipeContentHash, shortHash, type RecipeRef } from '../domain/contentVersion.js';
+import { includesUser, type People } from '../domain/people.js';
+import { exportRecipe, fixedArgumentNames, parseRecipeJson, recipeDefinition, resolveArguments, type ArgumentError, type Recipe, type TaskArgument } from '../domain/recipe.js';
+import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
+import { contentKey } from '../store/contentKey.js';
 import type { Db } from '../store/db.js';
+import { appendEvent } from '../store/events.js';
 import { refuse, type Outcome } from './outcome.js';
+import { Reviewers } from './reviewers.js';
 import type { TaskService } from './taskService.js';
 
 export interface StartInput {
@@ -20,6 +32,8 @@ export interface StartInput {
   source: TaskSource;
   sourceKey: string | null;
   channelId: string | null;
+  /** The recipe version the starter saw (the form's); the start is refused if the recipe is another now. */
+  expectedHash?: string;
 }
 
 export type StartOutcome =
@@ -27,46 +41,75 @@ export type StartOutcome =
   | { ok: false; code: 'invalid_arguments'; message: string; errors: ArgumentError[] }
   | { ok: false; code: string; message: string; errors?: undefined };
 
+/** A recipe with what is known of its version and who may change it. */
+export interface RecipeEntry {
+  recipe: Recipe;
+  /** The hash of its definition (64 hex). */
+  hash: string;
+  /** Imported: who imported it first; config recipes: null (nobody changes them from Slack). */
+  owner: string | null;
+  editors: People | null;
+}
+
 interface RecipeRow {
   name: string;
   definition: unknown;
   imported_by: string;
+  owner: string;
+  editors: People | null;
+  content_hash: string;
   created_at: Date;
   updated_at: Date;
 }
 
+/** A recipe's audit subject (events.subject). */
+export const recipeSubject = (name: string): string => `recipe:${name}`;
+
 export class RecipeService {
+  private key: Promise<string> | null = null;
+
   constructor(
     private readonly db: Db,
     private readonly config: Config,
     private readonly tasks: TaskService,
+    /** Resolves editors' and admins' Slack user groups; without one, user groups have no members. */
+    private readonly reviewers: Reviewers = new Reviewers(null),
   ) {}
 
   private configRecipes(): ReadonlyMap<string, Recipe> {
     return this.config.recipes ?? new Map();
   }
 
-  async list(): Promise<Recipe[]> {
+  async list(): Promise<RecipeEntry[]> {
     const rows = await this.db<RecipeRow>('recipes').orderBy('name');
-    const imported = rows.map((row) => this.fromRow(row)).filter((r): r is Recipe => r !== null && !this.configRecipes().has(r.name));
-    return [...this.configRecipes().values(), ...imported].sort((a, b) => a.name.localeCompare(b.name));
+    const imported = rows.map((row) => this.fromRow(row)).filter((r): r is RecipeEntry => r !== null && !this.configRecipes().has(r.recipe.name));
+    const configured = await Promise.all([...this.configRecipes().values()].map((recipe) => this.configEntry(recipe)));
+    return [...configured, ...imported].sort((a, b) => a.recipe.name.localeCompare(b.recipe.name));
   }
 
   async get(name: string): Promise<Recipe | null> {
+    return (await this.find(name))?.recipe ?? null;
+  }
+
+  async find(name: string): Promise<RecipeEntry | null> {
     const fromConfig = this.configRecipes().get(name);
-    if (fromConfig) return fromConfig;
+    if (fromConfig) return this.configEntry(fromConfig);
     const row = await this.db<RecipeRow>('recipes').where({ name }).first();
     return row ? this.fromRow(row) : null;
   }
 
-  async export(name: string): Promise<Outcome<{ json: string; recipe: Recipe }>> {
-    const recipe = await this.get(name);
-    if (!recipe) return this.unknown(name);
-    return { ok: true, json: exportRecipe(recipe), recipe };
+  /** The export (fixed values left out) and the names of the fixed arguments the importer must fill in. */
+  async export(name: string): Promise<Outcome<{ json: string; recipe: Recipe; hash: string; fixed: string[] }>> {
+    const entry = await this.find(name);
+    if (!entry) return this.unknown(name);
+    return { ok: true, json: exportRecipe(entry.recipe), recipe: entry.recipe, hash: entry.hash, fixed: fixedArgumentNames(entry.recipe) };
   }
 
-  /** Imports one recipe in the export format. A config recipe's name is refused; an imported one is replaced only with `replace`. */
-  async import(text: string, userId: string, replace: boolean): Promise<Outcome<{ recipe: Recipe; replaced: boolean }>> {
+  /**
+   * Imports one recipe in the export format. A config recipe's name is refused; an imported one
+   * is replaced only with `replace`, and only by its owner, an editor or an admin (the owner stays).
+   */
+  async import(text: string, userId: string, replace: boolean): Promise<Outcome<{ recipe: Recipe; replaced: boolean; hash: string; previousHash: string | null }>> {
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -74,30 +117,84 @@ export class RecipeService {
       return refuse('invalid_json', `That is not valid JSON: ${(error as Error).message}`);
     }
     const parsed = parseRecipeJson(json);
-    if (!parsed.ok) return refuse('invalid_recipe', `The recipe is not valid:\n${parsed.problems.map((p) => `• ${p}`).join('\n')}`);
+    // Problems may quote what was pasted (unknown field names): escaped, as everything written by users.
+    if (!parsed.ok) return refuse('invalid_recipe', `The recipe is not valid:\n${parsed.problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
     const recipe = parsed.recipe;
     if (this.configRecipes().has(recipe.name)) {
       return refuse('name_taken', `\`${recipe.name}\` is a recipe of countersign.yml, which cannot be replaced from Slack. Import it under another name.`);
     }
     if (!this.config.targets.has(recipe.target)) {
-      return refuse('unknown_target', `The recipe runs on \`${recipe.target}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
+      return refuse('unknown_target', `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
     }
-    const definition = JSON.parse(exportRecipe(recipe)) as Record<string, unknown>;
-    const replaced = await this.db.transaction(async (trx) => {
+    const definition = recipeDefinition(recipe);
+    const hash = recipeContentHash(definition, await this.contentKey());
+    // Who may change the recipe is decided before the row lock (Slack may be asked about user
+    // groups); the transaction then checks that the owner and editors are still the ones checked.
+    const before = await this.db<RecipeRow>('recipes').where({ name: recipe.name }).first();
+    if (before && !replace) return refuse('exists', `A recipe \`${recipe.name}\` was already imported. Add \`--replace\` to replace it: \`/task recipe import --replace\`.`);
+    if (before && !(await this.mayChange(before, userId))) return this.notAllowed(before, 'replace');
+    const editors = recipe.editors ?? null;
+    const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ replaced: boolean; previousHash: string | null }>> => {
       const existing = await trx<RecipeRow>('recipes').where({ name: recipe.name }).forUpdate().first();
-      if (existing && !replace) return null;
-      if (existing) await trx('recipes').where({ name: recipe.name }).update({ definition: JSON.stringify(definition), imported_by: userId, updated_at: trx.fn.now() });
-      else await trx('recipes').insert({ name: recipe.name, definition: JSON.stringify(definition), imported_by: userId }).onConflict('name').ignore();
-      return Boolean(existing);
+      if (existing && !before) return refuse('exists', `Someone imported a recipe \`${recipe.name}\` a moment ago. Add \`--replace\` to replace it.`);
+      if (!existing && before) return refuse('gone', `The recipe \`${recipe.name}\` was removed a moment ago; import it again without \`--replace\`.`);
+      if (existing && before && !sameChangers(existing, before)) return refuse('changed', `Who may change \`${recipe.name}\` changed a moment ago. Try again.`);
+      const subject = recipeSubject(recipe.name);
+      if (existing) {
+        // Editors as given, or as they were when the JSON names none. The owner never changes.
+        const nextEditors = editors ?? existing.editors ?? null;
+        await trx('recipes')
+          .where({ name: recipe.name })
+          .update({ definition: JSON.stringify(definition), content_hash: hash, editors: nextEditors ? JSON.stringify(nextEditors) : null, imported_by: userId, updated_at: trx.fn.now() });
+        await appendEvent(trx, {
+          taskId: null,
+          subject,
+          type: 'recipe.replaced',
+          actor: userId,
+          data: { name: recipe.name, hash, previousHash: existing.content_hash, owner: existing.owner, target: recipe.target, ...(nextEditors ? { editors: nextEditors } : {}) },
+        });
+        return { ok: true, replaced: true, previousHash: existing.content_hash };
+      }
+      const inserted = await trx('recipes')
+        .insert({ name: recipe.name, definition: JSON.stringify(definition), content_hash: hash, owner: userId, imported_by: userId, editors: editors ? JSON.stringify(editors) : null })
+        .onConflict('name')
+        .ignore()
+        .returning('name');
+      if (inserted.length === 0) return refuse('exists', `Someone imported a recipe \`${recipe.name}\` a moment ago. Add \`--replace\` to replace it.`);
+      await appendEvent(trx, { taskId: null, subject, type: 'recipe.imported', actor: userId, data: { name: recipe.name, hash, target: recipe.target, ...(editors ? { editors } : {}) } });
+      return { ok: true, replaced: false, previousHash: null };
     });
-    if (replaced === null) return refuse('exists', `A recipe \`${recipe.name}\` was already imported. Add \`--replace\` to replace it: \`/task recipe import --replace\`.`);
-    return { ok: true, recipe, replaced };
+    if (!outcome.ok) return outcome;
+    return { ok: true, recipe, replaced: outcome.replaced, hash, previousHash: outcome.previousHash };
   }
 
-  /** Checks the arguments and creates the task (same rules as any task on the recipe's target). */
+  /** Removes an imported recipe (its owner, an editor or an admin); tasks started from it keep their name and hash. */
+  async remove(name: string, userId: string): Promise<Outcome<{ name: string; hash: string }>> {
+    if (this.configRecipes().has(name)) return refuse('config_recipe', `\`${name}\` is a recipe of countersign.yml: remove it there.`);
+    const before = await this.db<RecipeRow>('recipes').where({ name }).first();
+    if (!before) return this.unknown(name);
+    if (!(await this.mayChange(before, userId))) return this.notAllowed(before, 'remove');
+    return this.db.transaction(async (trx): Promise<Outcome<{ name: string; hash: string }>> => {
+      const existing = await trx<RecipeRow>('recipes').where({ name }).forUpdate().first();
+      if (!existing) return this.unknown(name);
+      if (!sameChangers(existing, before)) return refuse('changed', `Who may change \`${name}\` changed a moment ago. Try again.`);
+      await trx('recipes').where({ name }).delete();
+      await appendEvent(trx, { taskId: null, subject: recipeSubject(name), type: 'recipe.removed', actor: userId, data: { name, hash: existing.content_hash, owner: existing.owner } });
+      return { ok: true, name, hash: existing.content_hash };
+    });
+  }
+
+  /**
+   * Checks the arguments and creates the task (same rules as any task on the recipe's target),
+   * recording the recipe's name and hash. With `expectedHash`, a recipe changed since is refused.
+   */
   async start(recipeOrName: Recipe | string, input: StartInput): Promise<StartOutcome> {
     const recipe = typeof recipeOrName === 'string' ? await this.get(recipeOrName) : recipeOrName;
     if (!recipe) return this.unknown(typeof recipeOrName === 'string' ? recipeOrName : '');
+    const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe) };
+    if (input.expectedHash !== undefined && input.expectedHash !== ref.hash) {
+      return refuse('recipe_changed', `The recipe ${recipe.name} changed since this form opened (it is now version ${shortHash(ref.hash)}): close the form and start it again to see the new version.`);
+    }
     const resolved = resolveArguments(recipe, input.values);
     if (!resolved.ok) {
       return { ok: false, code: 'invalid_arguments', message: resolved.errors.map((e) => e.message).join('; '), errors: resolved.errors };
@@ -112,17 +209,56 @@ export class RecipeService {
       sourceKey: input.sourceKey,
       channelId: input.channelId,
       arguments: resolved.values,
+      recipe: ref,
     });
     if (!created.ok) return created;
     return { ok: true, task: created.task, created: created.created, arguments: resolved.values };
+  }
+
+  /** The hash of a recipe's definition (the same for a config recipe and its import). */
+  async hashOf(recipe: Recipe): Promise<string> {
+    return recipeContentHash(recipeDefinition(recipe), await this.contentKey());
+  }
+
+  /** The owner, an editor (user group members included), or a config admin. */
+  private async mayChange(row: RecipeRow, userId: string): Promise<boolean> {
+    if (row.owner === userId) return true;
+    if (row.editors && (await this.includes(row.editors, userId))) return true;
+    return this.config.admins !== undefined && (await this.includes(this.config.admins, userId));
+  }
+
+  private async includes(people: People, userId: string): Promise<boolean> {
+    if (people.users.includes(userId)) return true;
+    return people.usergroup !== null && includesUser(people, userId, await this.reviewers.members(people.usergroup));
+  }
+
+  private notAllowed(row: RecipeRow, action: 'replace' | 'remove') {
+    return refuse('not_allowed', `Only the owner of \`${row.name}\` (<@${row.owner}>), its editors or the countersign admins may ${action} it. Import your version under another name instead.`);
+  }
+
+  private contentKey(): Promise<string> {
+    this.key ??= contentKey(this.db).catch((error: unknown) => {
+      this.key = null;
+      throw error;
+    });
+    return this.key;
+  }
+
+  private async configEntry(recipe: Recipe): Promise<RecipeEntry> {
+    return { recipe, hash: await this.hashOf(recipe), owner: null, editors: null };
   }
 
   private unknown(name: string) {
     return refuse('unknown_recipe', `There is no recipe \`${name}\`. \`/task recipe list\` shows them.`);
   }
 
-  private fromRow(row: RecipeRow): Recipe | null {
+  private fromRow(row: RecipeRow): RecipeEntry | null {
     const parsed = parseRecipeJson(row.definition);
-    return parsed.ok ? parsed.recipe : null;
+    if (!parsed.ok) return null;
+    return { recipe: { ...parsed.recipe, editors: row.editors ?? null }, hash: row.content_hash, owner: row.owner, editors: row.editors ?? null };
   }
+}
+
+function sameChangers(a: RecipeRow, b: RecipeRow): boolean {
+  return a.owner === b.owner && JSON.stringify(a.editors ?? null) === JSON.stringify(b.editors ?? null);
 }

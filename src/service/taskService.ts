@@ -7,12 +7,13 @@ import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
 import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
-import { reviewedContentKey, taskRef, type Task, type TaskSource } from '../domain/task.js';
+import type { RecipeRef } from '../domain/contentVersion.js';
+import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
-import { decisionsFor, insertDecision } from '../store/reviews.js';
-import { getTask, getTaskForUpdate, insertTask, transitionTask } from '../store/tasks.js';
+import { decisionsFor, decisionsOnVersion, insertDecision } from '../store/reviews.js';
+import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -32,7 +33,12 @@ export interface CreateTaskInput {
   delayMs?: number | null;
   /** Started from a recipe: the resolved arguments, in declared order. */
   arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
+  /** Started from a recipe: its name and the hash of the definition it was started from. */
+  recipe?: RecipeRef | null;
 }
+
+/** Why an approval or edit named a version that is not the task's current one (Slack: a stale button; API: If-Match). */
+export const CHANGED_SINCE_DRAWN = 'changed_since_drawn';
 
 const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
   created: 'being created',
@@ -96,6 +102,9 @@ export class TaskService {
         sourceKey: `resubmit:${old.id}`,
         channelId: old.channelId,
         delayMs: change.delayMs ?? null,
+        // The script still takes the arguments it was started with; it is the recipe's only while unchanged.
+        arguments: old.arguments ?? null,
+        recipe: script === old.script ? old.recipe : null,
       },
       old.id,
     );
@@ -152,6 +161,7 @@ export class TaskService {
         reviewChannel: target.review?.channel ?? null,
         delayMs: input.delayMs ?? null,
         ...(input.arguments ? { arguments: input.arguments } : {}),
+        recipe: input.recipe ?? null,
       });
       if (!inserted.created) return { ok: true, ...inserted };
       await appendEvent(trx, {
@@ -163,6 +173,8 @@ export class TaskService {
           type: inserted.task.type,
           source: input.source,
           reviewed: target.review !== null,
+          contentVersion: inserted.task.contentVersion,
+          ...(inserted.task.recipe ? { recipe: inserted.task.recipe } : {}),
           ...(resubmissionOf !== null ? { resubmissionOf } : {}),
         },
       });
@@ -182,32 +194,33 @@ export class TaskService {
   }
 
   /**
-   * `drawnWith`: the content key the reviewer's Approve button was drawn with (Slack); when the
-   * script or message changed since, the approval is refused: nobody approves what they did not see.
+   * `seenVersion`: the content version the reviewer saw (the Approve button's, the API's
+   * If-Match). Any other version is refused: nobody approves what they did not see. Only
+   * callers with no reviewer behind them (tests, internal tools) leave it out.
    */
-  async approve(taskId: number, userId: string, drawnWith: string | null = null): Promise<Outcome<{ task: Task }>> {
+  async approve(taskId: number, userId: string, seenVersion?: string): Promise<Outcome<{ task: Task }>> {
     // Slack is asked (if at all) before the transaction: no row lock is held while it answers.
     const resolved = await this.resolveFor(taskId);
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
-      // The row lock serialises concurrent approvals of one task, so the count below sees them all.
+      // The row lock serialises concurrent approvals and edits of one task, so the checks below hold until commit.
       const task = await getTaskForUpdate(trx, taskId);
       const checked = this.checkReviewable(task, taskId, userId, resolved);
       if (!checked.ok) return checked;
       if (await this.reviewExpired(trx, checked.task, checked.policy)) {
         return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
       }
-      if (drawnWith !== null && drawnWith !== reviewedContentKey(checked.task)) {
-        return refuse('changed_since_drawn', `The script or message of ${taskRef(taskId)} changed after this request was drawn. Read it again: the request now shows the new version.`);
-      }
       const { policy } = checked;
       const current = checked.task;
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null }))) {
+      if (seenVersion !== undefined && seenVersion !== current.contentVersion) {
+        return refuse(CHANGED_SINCE_DRAWN, `${taskRef(taskId)} changed since this request was drawn; the request now shows the new version. Read it again before approving.`);
+      }
+      if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null, contentVersion: current.contentVersion }))) {
         return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
       }
-      await appendEvent(trx, { taskId, type: 'review.approved', actor: userId });
-      const decisions = await decisionsFor(trx, taskId);
+      await appendEvent(trx, { taskId, type: 'review.approved', actor: userId, data: { contentVersion: current.contentVersion } });
+      const decisions = await decisionsOnVersion(trx, taskId, current.contentVersion);
       if (!isApproved(policy, current.author, decisions)) return { ok: true, task: current };
-      const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId });
+      const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
       if (!approved || !policy.autoRun) return { ok: true, task: approved ?? current };
       const ready = await transitionTask(trx, { taskId, from: 'approved', to: 'ready', actor: null, data: { autoRun: true } });
       return { ok: true, task: ready ?? approved };
@@ -225,7 +238,7 @@ export class TaskService {
       if (await this.reviewExpired(trx, checked.task, checked.policy)) {
         return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
       }
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason }))) {
+      if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason, contentVersion: checked.task.contentVersion }))) {
         return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
       }
       await appendEvent(trx, { taskId, type: 'review.rejected', actor: userId, data: { reason } });
@@ -290,34 +303,42 @@ export class TaskService {
 
   /**
    * Edits the message or script of a task nobody has reviewed yet: the reviewers must see what
-   * they approve. Only its author may; after the first decision, create a new task instead.
+   * they approve. Only its author may; after the first decision, create a new task instead. An
+   * edit gives the task a new content version, so every Approve button and ETag drawn before it
+   * is refused, and the review request is redrawn. `expectedVersion` (the API's If-Match) guards
+   * against lost updates: the edit is refused when the task is no longer that version.
    */
-  async update(taskId: number, userId: string, change: { message?: string | null; script?: string }): Promise<Outcome<{ task: Task }>> {
+  async update(
+    taskId: number,
+    userId: string,
+    change: { message?: string | null; script?: string },
+    expectedVersion?: string,
+  ): Promise<Outcome<{ task: Task }>> {
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task }>> => {
       const task = await getTaskForUpdate(trx, taskId);
       if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
       if (task.author !== userId) return refuse('not_author', `Only the author of ${taskRef(taskId)} (<@${task.author}>) may edit it.`);
+      if (expectedVersion !== undefined && expectedVersion !== task.contentVersion) {
+        return refuse(CHANGED_SINCE_DRAWN, `${taskRef(taskId)} changed since you read it; read it again and make your edit on the current version.`);
+      }
       const reviewed = (await decisionsFor(trx, taskId)).length > 0;
       if (task.status !== 'pending-review' || reviewed) {
         return refuse('not_editable', `${taskRef(taskId)} is ${reviewed ? 'already being reviewed' : STATUS_WORDS[task.status]}; only a task waiting for its first review can be edited. Create a new task instead.`);
       }
       const fields: string[] = [];
-      const set: Record<string, unknown> = {};
+      const edit: { message?: string | null; script?: string } = {};
       if (change.message !== undefined && change.message !== task.message) {
-        set.message = change.message;
+        edit.message = change.message;
         fields.push('message');
       }
       if (change.script !== undefined && change.script !== task.script) {
-        set.script = change.script;
-        // The review request shows the new script, uploaded again if it was too long to show.
-        set.review_script_posted = false;
+        edit.script = change.script;
         fields.push('script');
       }
       if (fields.length === 0) return { ok: true, task };
-      await trx('tasks').where({ id: taskId }).update({ ...set, view_version: trx.raw('view_version + 1') });
-      await appendEvent(trx, { taskId, type: 'task.updated', actor: userId, data: { fields } });
-      const updated = await getTask(trx, taskId);
-      return updated ? { ok: true, task: updated } : refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+      const updated = await updateTaskContent(trx, task, edit);
+      await appendEvent(trx, { taskId, type: 'task.updated', actor: userId, data: { fields, contentVersion: updated.contentVersion, previousVersion: task.contentVersion } });
+      return { ok: true, task: updated };
     });
     if (outcome.ok) this.changed(outcome.task);
     return outcome;

@@ -133,15 +133,17 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply, drawnWith: string | null) => Promise<void>) => {
     app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
-      // `<task id>` or `<task id>:<what the button was drawn with>` (Approve).
-      const [idText, drawnWith] = String(action.value ?? '').split(':');
-      const taskId = Number(idText);
+      // `<task id>` or `<task id>:<what the button was drawn with>` (Approve: the content version).
+      const value = String(action.value ?? '');
+      const colon = value.indexOf(':');
+      const taskId = Number(colon === -1 ? value : value.slice(0, colon));
+      const drawnWith = colon === -1 ? null : value.slice(colon + 1);
       if (!Number.isSafeInteger(taskId)) return;
       // Buttons on the Home tab have no response_url: answers go to the top of Home instead.
       const fromHome = body.view?.type === 'home';
       const answer: Reply = fromHome && home ? (message) => home.publish(body.user.id, message.text ?? '') : respond;
       try {
-        await handle(taskId, body.user.id, body, answer, drawnWith ?? null);
+        await handle(taskId, body.user.id, body, answer, drawnWith);
       } catch (error) {
         log.error({ err: error, taskId, user: body.user.id, action: actionId }, 'a button failed');
         await tell(answer, OUR_FAULT);
@@ -150,7 +152,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   };
 
   onButton(ACTION.approve, async (taskId, userId, _body, respond, drawnWith) => {
-    const result = await service.approve(taskId, userId, drawnWith);
+    // The button names the full content version it was drawn with; one without (forged, or
+    // drawn by an older countersign) matches no version and is refused like a stale one.
+    const result = await service.approve(taskId, userId, drawnWith ?? '');
     if (!result.ok) await tell(respond, result.message);
   });
 

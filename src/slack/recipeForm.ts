@@ -1,15 +1,17 @@
 /**
- * The Slack side of recipes: `/task start <recipe>` (a form asking for its options and inputs,
- * opened as a loading view within the trigger's 3 s and filled in with views.update; bad values
- * are refused on their field with `response_action: errors`), and `/task recipe list | export |
- * import`. Starting goes through RecipeService, which creates the task like any other.
+ * The Slack side of recipes: `/task start <recipe>` (a form showing the script and its version
+ * and asking for its options and inputs, opened as a loading view within the trigger's 3 s and
+ * filled in with views.update; bad values are refused on their field with `response_action:
+ * errors`, and so is a submit after the recipe changed), and `/task recipe list | export |
+ * import | remove`. Starting goes through RecipeService, which creates the task like any other.
  */
 import type { AckFn, App, RespondArguments, RespondFn, SlashCommand, ViewOutput } from '@slack/bolt';
-import { describeArguments, parseRecipeCommand, type Recipe } from '../domain/recipe.js';
+import { shortHash } from '../domain/contentVersion.js';
+import { describeArguments, parseRecipeCommand } from '../domain/recipe.js';
 import type { ReviewPolicy } from '../domain/review.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Logger } from '../log.js';
-import type { RecipeService } from '../service/recipes.js';
+import type { RecipeEntry, RecipeService } from '../service/recipes.js';
 import type { Task } from '../domain/task.js';
 import { createdModal } from './taskForm.js';
 import { context } from './render/blocks.js';
@@ -72,8 +74,13 @@ export async function handleRecipeCommand(
         }
         // Escaped for Slack (&, <, >), shown as typed; `/task recipe import` reads it back the same.
         const shown = escapeSlackText(exported.json);
+        // Fixed values never leave the server: whoever imports this fills them in.
+        const fixedNote =
+          exported.fixed.length > 0
+            ? `\n:lock: Fixed values are left out (${exported.fixed.map((n) => `\`${n}\``).join(', ')}): add \`"value"\` to ${exported.fixed.length > 1 ? 'each' : 'it'} before importing, or the import is refused.`
+            : '';
         if (shown.length <= INLINE_EXPORT_CHARS) {
-          await say(`Recipe \`${parsed.name}\` (import it with \`/task recipe import\` and this block):\n\`\`\`${shown}\`\`\``);
+          await say(`Recipe \`${parsed.name}\` @ \`${shortHash(exported.hash)}\` (import it with \`/task recipe import\` and this block):${fixedNote}\n\`\`\`${shown}\`\`\``);
           return true;
         }
         await ack();
@@ -82,14 +89,23 @@ export async function handleRecipeCommand(
           file: Buffer.from(exported.json, 'utf8'),
           filename: `${parsed.name}.recipe.json`,
           title: `Recipe ${parsed.name}`,
-          initial_comment: `<@${user}> exported the recipe \`${parsed.name}\`.`,
+          initial_comment: `<@${user}> exported the recipe \`${parsed.name}\` @ \`${shortHash(exported.hash)}\`.${fixedNote}`,
         });
         return true;
       }
       case 'recipe-import': {
         const imported = await deps.recipes.import(parsed.json, user, parsed.replace);
         if (!imported.ok) await say(`:warning: ${imported.message}`);
-        else await say(`:white_check_mark: ${imported.replaced ? 'Replaced' : 'Imported'} the recipe \`${imported.recipe.name}\` (on \`${imported.recipe.target}\`). Start it with \`/task start ${imported.recipe.name}\`.`);
+        else {
+          const version = imported.previousHash ? `\`${shortHash(imported.previousHash)}\` → \`${shortHash(imported.hash)}\`` : `\`${shortHash(imported.hash)}\``;
+          await say(`:white_check_mark: ${imported.replaced ? 'Replaced' : 'Imported'} the recipe \`${imported.recipe.name}\` @ ${version} (on \`${escapeSlackText(imported.recipe.target)}\`). Start it with \`/task start ${imported.recipe.name}\`.`);
+        }
+        return true;
+      }
+      case 'recipe-remove': {
+        const removed = await deps.recipes.remove(parsed.name, user);
+        if (!removed.ok) await say(`:warning: ${removed.message}`);
+        else await say(`:wastebasket: Removed the recipe \`${removed.name}\` (it was \`${shortHash(removed.hash)}\`). Tasks started from it keep their script and say which version they came from.`);
         return true;
       }
     }
@@ -100,10 +116,11 @@ export async function handleRecipeCommand(
   return true;
 }
 
-function listLine(recipe: Recipe): string {
+function listLine(entry: RecipeEntry): string {
+  const { recipe } = entry;
   const args = recipe.arguments.filter((a) => a.kind !== 'fixed').map((a) => (a.kind === 'options' ? `${a.name}: ${a.options.join('|')}` : `${a.name}${a.required ? '' : '?'}`));
-  const origin = recipe.origin === 'config' ? '' : ' _(imported)_';
-  return `• \`${recipe.name}\` on \`${recipe.target}\`${args.length > 0 ? ` (${escapeSlackText(args.join(', '))})` : ''}${recipe.description ? ` — ${escapeSlackText(recipe.description)}` : ''}${origin}`;
+  const origin = entry.owner === null ? '' : ` _(imported, owner <@${entry.owner}>)_`;
+  return `• \`${recipe.name}\` @ \`${shortHash(entry.hash)}\` on \`${escapeSlackText(recipe.target)}\`${args.length > 0 ? ` (${escapeSlackText(args.join(', '))})` : ''}${recipe.description ? ` — ${escapeSlackText(recipe.description)}` : ''}${origin}`;
 }
 
 /** The loading view now (the trigger expires in 3 s), the form once the recipe is read. */
@@ -111,9 +128,9 @@ export async function openRecipeForm(app: App, deps: RecipeFormDeps, triggerId: 
   const opened = await app.client.views.open({ trigger_id: triggerId, view: renderRecipeLoadingModal(name) });
   const view = opened.view;
   if (!view?.id) return;
-  const recipe = await deps.recipes.get(name);
-  const next = recipe
-    ? renderRecipeModal(recipe, { ...metadata, recipe: recipe.name })
+  const entry = await deps.recipes.find(name);
+  const next = entry
+    ? renderRecipeModal(entry.recipe, { ...metadata, recipe: entry.recipe.name, hash: entry.hash })
     : renderRecipeMissingModal(`There is no recipe \`${name}\`. \`/task recipe list\` shows them.`);
   await app.client.views.update({ view_id: view.id, ...(view.hash ? { hash: view.hash } : {}), view: next });
 }
@@ -135,6 +152,8 @@ export async function submitRecipeForm(deps: RecipeFormDeps, userId: string, vie
   }
   const message = state[RECIPE_MESSAGE_BLOCK]?.[RECIPE_VALUE]?.value?.trim() || null;
   const started = await deps.recipes.start(recipe, {
+    // The version the form showed: a recipe replaced since is not started under the starter's name.
+    expectedHash: metadata.hash ?? '',
     author: userId,
     values,
     message,

@@ -36,6 +36,10 @@ export interface TaskRow {
   finished_at: Date | null;
   run_after: Date | null;
   arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
+  /** Migration 008: what approvals name; the recipe the task was started from. */
+  content_version: string;
+  recipe_name: string | null;
+  recipe_hash: string | null;
 }
 
 export interface ReviewRow {
@@ -44,6 +48,8 @@ export interface ReviewRow {
   user_id: string;
   verdict: Verdict;
   reason: string | null;
+  /** The task's content version this decision was made on (migration 008). */
+  content_version: string;
   created_at: Date;
 }
 
@@ -110,11 +116,13 @@ export function toTask(row: TaskRow): Task {
     finishedAt: row.finished_at,
     runAfter: row.run_after,
     arguments: row.arguments ?? null,
+    contentVersion: row.content_version,
+    recipe: row.recipe_name !== null && row.recipe_hash !== null ? { name: row.recipe_name, hash: row.recipe_hash } : null,
   };
 }
 
 export function toDecision(row: ReviewRow): ReviewDecision {
-  return { userId: row.user_id, verdict: row.verdict, reason: row.reason, at: row.created_at };
+  return { userId: row.user_id, verdict: row.verdict, reason: row.reason, at: row.created_at, contentVersion: row.content_version };
 }
 
 export function toExecution(row: ExecutionRow): Execution {

@@ -5,6 +5,8 @@
 import { assertTransition, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
+import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
+import { contentKey } from './contentKey.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, notify } from './notify.js';
@@ -24,10 +26,14 @@ export interface NewTask {
   delayMs?: number | null;
   /** A recipe's arguments (migration 006), stored as jsonb. */
   arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
+  /** Started from a recipe: its name and definition hash (part of the content version). */
+  recipe?: RecipeRef | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
 export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: Task; created: boolean }> {
+  const recipe = task.recipe ?? null;
+  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await contentKey(db));
   const inserted = await db<TaskRow>('tasks')
     .insert({
       status: 'created',
@@ -42,6 +48,9 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       review_channel: task.reviewChannel,
       run_after: task.delayMs ? (db.raw('now() + make_interval(secs => ?)', [task.delayMs / 1000]) as unknown as Date) : null,
       ...(task.arguments ? { arguments: JSON.stringify(task.arguments) as unknown as TaskRow['arguments'] } : {}),
+      content_version: version,
+      recipe_name: recipe?.name ?? null,
+      recipe_hash: recipe?.hash ?? null,
     })
     .onConflict('source_key')
     .ignore()
@@ -62,6 +71,35 @@ export async function getTask(db: Queryable, id: number): Promise<Task | null> {
 export async function getTaskForUpdate(db: Queryable, id: number): Promise<Task | null> {
   const row = await db<TaskRow>('tasks').where({ id }).forUpdate().first();
   return row ? toTask(row) : null;
+}
+
+/**
+ * Changes the message or script of a task (the caller holds its row lock and has checked it may
+ * be edited) and gives it its new content version: every approval drawn before is void. The
+ * review request is redrawn (view_version), its script uploaded again if it had to be.
+ */
+export async function updateTaskContent(db: Queryable, task: Task, change: { message?: string | null; script?: string }): Promise<Task> {
+  const message = change.message !== undefined ? change.message : task.message;
+  const script = change.script ?? task.script;
+  // An edited script is no longer the recipe's: the task stops claiming to be "from recipe X".
+  const recipe = script === task.script ? task.recipe : null;
+  const version = contentVersion({ target: task.target, type: task.type, script, message, arguments: task.arguments ?? null, recipe }, await contentKey(db));
+  const [row] = await db<TaskRow>('tasks')
+    .where({ id: task.id, content_version: task.contentVersion })
+    .update(
+      {
+        message,
+        script,
+        content_version: version,
+        recipe_name: recipe?.name ?? null,
+        recipe_hash: recipe?.hash ?? null,
+        ...(script !== task.script ? { review_script_posted: false } : {}),
+        view_version: db.raw('view_version + 1') as unknown as number,
+      },
+      '*',
+    );
+  if (!row) throw new Error(`task ${task.id} changed under its row lock`);
+  return toTask(row);
 }
 
 type TaskColumns = Omit<Partial<TaskRow>, 'id' | 'status' | 'status_changed_at' | 'created_at' | 'view_version'>;

@@ -117,17 +117,21 @@ describe('HTTP API', () => {
     expect(edited.body.task).toMatchObject({ script: 'echo edited-script', message: 'edited why' });
     await h.reviewRequest(id, 'edited-script');
     expect((await author.patch(`/tasks/${id}`, {})).status).toBe(400);
+    // Approvals name the version read: its ETag.
+    const read = await as(ALICE).get(`/tasks/${id}`);
+    expect(read.headers.get('etag')).toBe(`"${edited.body.task.contentVersion}"`);
+    const seen = { 'If-Match': read.headers.get('etag')! };
 
-    const self = await author.post(`/tasks/${id}/approve`);
+    const self = await author.post(`/tasks/${id}/approve`, undefined, seen);
     expect(self.status).toBe(403);
     expect(self.body.error.code).toBe('self_review');
-    const outsider = await as(MALLORY).post(`/tasks/${id}/approve`);
+    const outsider = await as(MALLORY).post(`/tasks/${id}/approve`, undefined, seen);
     expect(outsider.status).toBe(403);
     expect((await author.post(`/tasks/${id}/start`)).status).toBe(409);
-    const approved = await as(ALICE).post(`/tasks/${id}/approve`, {});
+    const approved = await as(ALICE).post(`/tasks/${id}/approve`, {}, seen);
     expect(approved.status).toBe(200);
     expect(approved.body.task.status).toBe('approved');
-    expect((await as(ALICE).post(`/tasks/${id}/approve`)).status).toBe(409);
+    expect((await as(ALICE).post(`/tasks/${id}/approve`, undefined, seen)).status).toBe(409);
     // Reviewed now: no more edits.
     const late = await author.patch(`/tasks/${id}`, { message: 'too late' });
     expect(late.status).toBe(409);
@@ -162,7 +166,7 @@ describe('HTTP API', () => {
     const deleted = await author.delete(`/tasks/${id}`);
     expect(deleted.status).toBe(200);
     expect(deleted.body.task.status).toBe('cancelled');
-    expect((await as(ALICE).post(`/tasks/${id}/approve`)).status).toBe(409);
+    expect((await as(ALICE).post(`/tasks/${id}/approve`, undefined, { 'If-Match': `"${deleted.body.task.contentVersion}"` })).status).toBe(409);
     await h.card(id, 'cancelled');
     const ran = await author.post('/tasks', { target: 'sandbox', script: 'echo done' });
     await h.waitForStatus(ran.body.task.id, 'success');

@@ -70,9 +70,9 @@ describe('recipes in Slack', () => {
 
   it('/task recipe list lists config and file recipes', async () => {
     const text = ackText(await h.command('recipe list'));
-    expect(text).toContain('`echo-args` on `sandbox` (region: eu|us, version)');
-    expect(text).toContain('`greet` on `sandbox`');
-    expect(text).toContain('`restart` on `web-prod`');
+    expect(text).toMatch(/`echo-args` @ `[0-9a-f]{12}` on `sandbox` \(region: eu\|us, version\)/);
+    expect(text).toMatch(/`greet` @ `[0-9a-f]{12}` on `sandbox`/);
+    expect(text).toMatch(/`restart` @ `[0-9a-f]{12}` on `web-prod`/);
     expect(text).not.toContain('fixed-secretish');
   });
 
@@ -102,8 +102,10 @@ describe('recipes in Slack', () => {
     const task = await h.waitForStatus(id, ['success', 'failure'], 20_000);
     expect(task).toMatchObject({ status: 'success', author: AUTHOR, message: 'echo the arguments', channelId: TASKS_CHANNEL });
     const output = await storedOutput(h, id);
-    expect(output).toContain(`1=[fixed-secretish] 2=[us] 3=[${TRICKY}] n=3\n`);
-    expect(output).toContain(`ENV=[fixed-secretish][us][${TRICKY}]\n`);
+    // The fixed value arrives exactly (the mask replaces that string only), masked like a secret.
+    expect(output).toContain(`1=[*****] 2=[us] 3=[${TRICKY}] n=3\n`);
+    expect(output).toContain(`ENV=[*****][us][${TRICKY}]\n`);
+    expect(output).not.toContain('fixed-secretish');
     await h.card(id);
   }, 30_000);
 
@@ -130,14 +132,22 @@ describe('recipes in Slack', () => {
     const exported = ackText(await h.command('recipe export echo-args'));
     const json = unescape(/```([\s\S]*)```/.exec(exported)?.[1] ?? '');
     expect(JSON.parse(json)).toMatchObject({ format: 'countersign.recipe/v1', name: 'echo-args', target: 'sandbox' });
+    // Fixed values never leave the server: the export leaves them out and says so.
+    expect(exported).not.toContain('fixed-secretish');
+    expect(JSON.parse(json).arguments[0]).toEqual({ name: 'token', kind: 'fixed' });
+    expect(exported).toContain('Fixed values are left out (`token`)');
+    // An import without the value is refused, naming the field to fill in.
+    expect(ackText(await h.command(`recipe import \`\`\`${JSON.stringify({ ...JSON.parse(json), name: 'echo-unfilled' })}\`\`\``))).toContain('arguments[0].value: a fixed argument needs its value');
+    const filled = JSON.parse(json);
+    filled.arguments[0].value = 'fixed-secretish';
     // The same name as a config recipe: refused.
-    expect(ackText(await h.command(`recipe import\n\`\`\`${json}\`\`\``))).toContain('recipe of countersign.yml');
-    const copy = JSON.stringify({ ...JSON.parse(json), name: 'echo-copy' });
+    expect(ackText(await h.command(`recipe import\n\`\`\`${JSON.stringify(filled)}\`\`\``))).toContain('recipe of countersign.yml');
+    const copy = JSON.stringify({ ...filled, name: 'echo-copy' });
     expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``))).toContain('Imported the recipe `echo-copy`');
     expect(ackText(await h.command(`recipe import \`\`\`${copy}\`\`\``))).toContain('--replace');
     const changed = JSON.stringify({ ...JSON.parse(copy), description: 'changed' });
     expect(ackText(await h.command(`recipe import --replace \`\`\`${changed}\`\`\``))).toContain('Replaced the recipe `echo-copy`');
-    expect(ackText(await h.command('recipe list'))).toMatch(/`echo-copy` on `sandbox`.*changed.*imported/);
+    expect(ackText(await h.command('recipe list'))).toMatch(/`echo-copy` @ `[0-9a-f]{12}` on `sandbox`.*changed.*imported, owner <@UAUTHOR>/);
     // Invalid recipes are refused with the field named.
     const broken = JSON.stringify({ name: 'broken', target: 'sandbox', script: 'true', arguments: [{ name: 'x', kind: 'input', pattern: '(' }] });
     expect(ackText(await h.command(`recipe import \`\`\`${broken}\`\`\``))).toContain('arguments[0].pattern: not a valid regular expression');
@@ -147,7 +157,7 @@ describe('recipes in Slack', () => {
     const good = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'eu' }, 'arg:version': { value: '$(id)' } } });
     const id = Number(/#(\d+)/.exec(JSON.stringify(good.json))?.[1]);
     const output = await storedOutput(h, (await h.waitForStatus(id, ['success', 'failure'], 20_000)).id);
-    expect(output).toContain('1=[fixed-secretish] 2=[eu] 3=[$(id)] n=3');
+    expect(output).toContain('1=[*****] 2=[eu] 3=[$(id)] n=3');
   }, 30_000);
 
   it('exports a long recipe as a file in the channel', async () => {

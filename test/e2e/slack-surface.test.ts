@@ -168,7 +168,7 @@ describe('Slack surface', () => {
     const seen = h.fake.responses.length;
     await h.click(seenByAlice, ACTION.approve, ALICE);
     await h.fake.waitFor(() => h.responsesSince(seen).length > 0, 5000, 'a refusal');
-    expect(h.responsesSince(seen)[0]).toMatch(/changed after this request was drawn/);
+    expect(h.responsesSince(seen)[0]).toMatch(/changed since this request was drawn; the request now shows the new version/);
     expect((await h.task(id))?.status).toBe('pending-review');
     // The redrawn request shows the new script, and approving that works.
     const redrawn = await h.reviewRequest(id, 'echo something-else');

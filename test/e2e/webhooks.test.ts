@@ -78,8 +78,10 @@ describe('webhooks', () => {
     expect(answer.statusUrl).toBe(`${h.app.url}/api/v1/tasks/${answer.task.id}`);
     const task = await h.waitForStatus(answer.task.id, ['success', 'failure'], 20_000);
     const output = await storedOutput(h, task.id);
-    expect(output).toContain('1=[fixed-value]\n2=[eu]\n3=[\'; rm -rf / # $(id) `id`]\nn=3\n');
-    expect(output).toContain("ENV=[eu]['; rm -rf / # $(id) `id`][fixed-value]");
+    // The fixed value arrives (exactly: the mask replaces that string only) and is masked like a secret.
+    expect(output).toContain('1=[*****]\n2=[eu]\n3=[\'; rm -rf / # $(id) `id`]\nn=3\n');
+    expect(output).toContain("ENV=[eu]['; rm -rf / # $(id) `id`][*****]");
+    expect(output).not.toContain('fixed-value');
     expect(task.status).toBe('success');
     expect(task.source).toBe('webhook');
     expect(task.message).toBe('from CI');

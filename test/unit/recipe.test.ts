@@ -62,9 +62,24 @@ describe('resolveArguments', () => {
 });
 
 describe('the JSON format', () => {
-  it('round-trips through export and parse', () => {
-    const parsed = parseRecipeJson(JSON.parse(exportRecipe(RECIPE)));
-    expect(parsed).toEqual({ ok: true, recipe: { ...RECIPE, origin: 'imported' } });
+  it('round-trips through export and parse once the fixed values, left out of the export, are filled in', () => {
+    const exported = JSON.parse(exportRecipe(RECIPE));
+    expect(JSON.stringify(exported)).not.toContain('"abc"');
+    expect(parseRecipeJson(exported)).toEqual({ ok: false, problems: ['arguments[0].value: a fixed argument needs its value (exports leave fixed values out: fill it in before importing)'] });
+    exported.arguments[0].value = 'abc';
+    expect(parseRecipeJson(exported)).toEqual({ ok: true, recipe: { ...RECIPE, origin: 'imported' } });
+  });
+
+  it('reads and writes editors (users and a user group), naming bad ones', () => {
+    const withEditors = { ...JSON.parse(exportRecipe(RECIPE)), editors: { users: ['U0EDIT'], usergroup: 'S0SRE' } };
+    withEditors.arguments[0].value = 'abc';
+    const parsed = parseRecipeJson(withEditors);
+    expect(parsed).toEqual({ ok: true, recipe: { ...RECIPE, origin: 'imported', editors: { users: ['U0EDIT'], usergroup: 'S0SRE' } } });
+    if (parsed.ok) expect(JSON.parse(exportRecipe(parsed.recipe)).editors).toEqual({ users: ['U0EDIT'], usergroup: 'S0SRE' });
+    expect(parseRecipeJson({ ...withEditors, editors: { users: ['alice'], team: 1 } })).toEqual({
+      ok: false,
+      problems: expect.arrayContaining([expect.stringMatching(/^editors\.users\[0\]: expected Slack user ids/), 'editors: unknown field: team']),
+    });
   });
 
   it('names the field of every problem', () => {
@@ -85,6 +100,8 @@ describe('parseRecipeCommand', () => {
     expect(parseRecipeCommand('recipe list')).toEqual({ kind: 'recipe-list' });
     expect(parseRecipeCommand('recipes')).toEqual({ kind: 'recipe-list' });
     expect(parseRecipeCommand('recipe export restart')).toEqual({ kind: 'recipe-export', name: 'restart' });
+    expect(parseRecipeCommand('recipe remove restart')).toEqual({ kind: 'recipe-remove', name: 'restart' });
+    expect(parseRecipeCommand('recipe remove')).toMatchObject({ kind: 'recipe-error' });
     expect(parseRecipeCommand('recipe import\n```json\n{"a":1}\n```')).toEqual({ kind: 'recipe-import', json: '{"a":1}\n', replace: false });
     expect(parseRecipeCommand('recipe import --replace ```{“a”:"&lt;b&gt; &amp;"}```')).toEqual({ kind: 'recipe-import', json: '{"a":"<b> &"}', replace: true });
     expect(parseRecipeCommand('recipe import')).toMatchObject({ kind: 'recipe-error' });

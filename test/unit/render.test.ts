@@ -76,6 +76,8 @@ function makeTask(status: TaskStatus, over: Partial<Task> = {}): Task {
     startedAt: status === 'running' || finished ? later(200) : null,
     finishedAt: finished ? later(205) : null,
     runAfter: null,
+    contentVersion: 'c'.repeat(64),
+    recipe: null,
     ...over,
   };
 }

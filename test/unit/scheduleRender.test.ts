@@ -14,7 +14,7 @@ const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ na
 const task = (status: Task['status'], exitCode: number | null): Task => ({
   id: 42, createdAt: new Date(), statusChangedAt: new Date(), status, author: 'UAUTHOR', target: 'web-prod', type: 'bash', script: 'x', message: null, source: 'schedule',
   channelId: null, cardTs: null, reviewChannel: null, reviewTs: null, viewVersion: 1, reviewScriptPosted: false,
-  result: { exitCode, signal: null, durationMs: 1234, failureMessage: null, lastLine: null }, startedAt: null, finishedAt: null, runAfter: null,
+  result: { exitCode, signal: null, durationMs: 1234, failureMessage: null, lastLine: null }, startedAt: null, finishedAt: null, runAfter: null, contentVersion: 'c'.repeat(64), recipe: null,
 });
 const now = new Date('2026-06-01T00:00:00Z');
 

@@ -40,6 +40,8 @@ function task(id: number, over: Partial<Task> = {}): Task {
     startedAt: null,
     finishedAt: null,
     runAfter: null,
+    contentVersion: 'c'.repeat(64),
+    recipe: null,
     ...over,
   };
 }

@@ -4,7 +4,7 @@
  * for a view), however many tasks there are.
  */
 import type * as types from '@slack/types';
-import { reviewedContentKey, taskRef, type Task } from '../../domain/task.js';
+import { taskRef, type Task } from '../../domain/task.js';
 import { codeBlock, fitsInCodeBlock } from './format.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
 import { taskLine } from './taskList.js';
@@ -32,16 +32,17 @@ export function renderHome(data: HomeData): types.HomeView {
   if (data.pendingMyReview.length === 0) blocks.push(context('Nothing waits for you.'));
   for (const task of data.pendingMyReview.slice(0, LIMITS.pending)) {
     blocks.push(section(taskLine(task)));
-    // Approve only what is shown whole: a longer script is read in the review request first.
-    const whole = fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS);
+    // Approve only what is shown whole: a longer script, or a recipe's arguments (not shown
+    // here), are read in the review request first. The content version covers both.
+    const whole = fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS) && (task.arguments ?? []).length === 0;
     blocks.push(section(codeBlock(task.script, HOME_SCRIPT_CHARS)));
     blocks.push(
       actions(`home_review_${task.id}`, [
-        ...(whole ? [button(ACTION.approve, `Approve ${taskRef(task.id)}`, `${task.id}:${reviewedContentKey(task)}`, 'primary')] : []),
+        ...(whole ? [button(ACTION.approve, `Approve ${taskRef(task.id)}`, `${task.id}:${task.contentVersion}`, 'primary')] : []),
         button(ACTION.reject, 'Reject', String(task.id), 'danger'),
       ]),
     );
-    if (!whole) blocks.push(context('The script is longer than Home shows: read it whole in the review request to approve it.'));
+    if (!whole) blocks.push(context((task.arguments ?? []).length > 0 ? 'This task has arguments Home does not show: read them in the review request to approve it.' : 'The script is longer than Home shows: read it whole in the review request to approve it.'));
   }
   if (data.pendingMyReview.length > LIMITS.pending) blocks.push(context(`${data.pendingMyReview.length - LIMITS.pending} more: \`/task list pending\`.`));
 

@@ -5,10 +5,12 @@
  * and `scriptClipped` tells the caller to put the whole script in the request's thread.
  */
 import { reviewExpiresAt, type ReviewPolicy } from '../../domain/review.js';
-import { reviewedContentKey, taskRef, type Task, type TaskView } from '../../domain/task.js';
+import { shortHash } from '../../domain/contentVersion.js';
+import { taskRef, type Task, type TaskView } from '../../domain/task.js';
 import { ACTION, actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
+import { argumentLines, recipeLine } from './taskCard.js';
 
 export const REVIEW_SCRIPT_CHARS = 2900;
 
@@ -43,6 +45,10 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
     section(codeBlock(task.script, scriptChars)),
   ];
   if (scriptClipped) blocks.push(context(':page_facing_up: The script is too long to show here: the whole script is in this thread.'));
+  // The arguments run with the script, so the reviewer sees them too (fixed values stay hidden).
+  if (task.arguments && task.arguments.length > 0) blocks.push(section(clip(`*Arguments*\n${argumentLines(task.arguments, budget)}`, 3000)));
+  // What an approval names: the API's ETag is the full version.
+  blocks.push(context(`${task.recipe ? `${recipeLine(task.recipe)} · ` : ''}Version \`${shortHash(task.contentVersion)}\``));
   const shownUsers = Math.max(3, Math.round(20 * scale));
   const members = policy.groups.map((group) => `*${safeText(group.name, 60)}* (${group.approvals} of ${groupWhoText(group, shownUsers)})`).join('; ');
   const expiresAt = task.status === 'pending-review' ? reviewExpiresAt(policy, task.statusChangedAt) : null;
@@ -58,8 +64,8 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
   if (card && task.channelId && /^[CGD][A-Z0-9]+$/.test(task.channelId)) blocks.push(context(`:speech_balloon: Asked in <#${task.channelId}>: <${card}|open the task card>`));
   if (task.status === 'pending-review') {
     blocks.push(
-      // Approve carries what it was drawn with: approving a script edited since is refused.
-      actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${reviewedContentKey(task)}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
+      // Approve carries the full content version it was drawn with: approving anything edited since is refused.
+      actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
     );
   }
   return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks, scriptClipped };

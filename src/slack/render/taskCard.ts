@@ -8,6 +8,7 @@ import { hostLabel } from '../../domain/plan.js';
 import type { ReviewPolicy } from '../../domain/review.js';
 import { taskRef, type TaskView } from '../../domain/task.js';
 import type { TaskArgument } from '../../domain/recipe.js';
+import { shortHash, type RecipeRef } from '../../domain/contentVersion.js';
 import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
@@ -49,6 +50,7 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   blocks.push(section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`));
   blocks.push(section(codeBlock(task.script, budget(CARD_SCRIPT_CHARS))));
   if (task.arguments && task.arguments.length > 0) blocks.push(section(clip(`*Arguments*\n${argumentLines(task.arguments, budget)}`, 3000)));
+  if (task.recipe) blocks.push(context(recipeLine(task.recipe)));
   if (ctx.policy) blocks.push(section(clip(`*Review*\n${reviewText(ctx.policy, task.author, view.decisions, scale)}`, 3000)));
 
   const result = resultText(view, budget);
@@ -71,6 +73,11 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   else if (page !== '') blocks.push(context(page.slice(3)));
 
   return { text: `${ref} on ${task.target}: ${task.status}`, blocks };
+}
+
+/** `from recipe restart-web @ 1a2b3c4d5e6f`: which recipe, and which version of it. */
+export function recipeLine(recipe: RecipeRef): string {
+  return `:scroll: From recipe \`${safeText(recipe.name, 64)}\` @ \`${shortHash(recipe.hash)}\``;
 }
 
 /** `$1 region = us`, in declared order; a fixed argument's value is never shown (•••). */

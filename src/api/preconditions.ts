@@ -1,0 +1,30 @@
+/**
+ * Entity tags and preconditions (RFC 9110 §8.8.3, §13.1.1): a task's ETag is its content
+ * version, quoted. Approving needs `If-Match` naming the version the reviewer read (428
+ * without, 412 when the task is no longer that version); an edit may send one against lost
+ * updates. Comparison is strong: a weak tag (W/"…") never matches.
+ */
+import { FULL_HASH } from '../domain/contentVersion.js';
+import { ApiError } from './errors.js';
+
+export const etag = (contentVersion: string): string => `"${contentVersion}"`;
+
+export type IfMatch = { kind: 'absent' } | { kind: 'any' } | { kind: 'tag'; version: string | null };
+
+const ENTITY_TAG = /^(W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$/;
+
+/**
+ * Reads If-Match. One entity tag: its version (null when it is weak or not a content version,
+ * so it matches nothing). A list of several is refused: a change names the one version it read.
+ */
+export function readIfMatch(header: string | undefined): IfMatch {
+  if (header === undefined || header.trim() === '') return { kind: 'absent' };
+  const value = header.trim();
+  if (value === '*') return { kind: 'any' };
+  const tags = value.split(',').map((t) => t.trim());
+  if (tags.length > 1) throw new ApiError(400, 'invalid_request', 'If-Match: name one ETag, the version you read.');
+  const match = ENTITY_TAG.exec(tags[0]!);
+  if (!match) throw new ApiError(400, 'invalid_request', 'If-Match: expected an ETag in double quotes, as GET /tasks/{id} sends it.');
+  const weak = match[1] !== undefined;
+  return { kind: 'tag', version: !weak && FULL_HASH.test(match[2]!) ? match[2]! : null };
+}
