@@ -21,10 +21,9 @@
  *                              (`name` is the started runbook's argument, `<runbook>.<arg>` for a
  *                              dependency's, or `runbook` for a problem with the runbooks)
  *   runContentVersion(plan, fixedValueKey) -> hex SHA-256 (to verify a stored plan)
- *   fixedValueDigest(key, value)
  *   types: RunPlan, PlannedStep, PlannedGroup
  */
-import { createHmac } from 'node:crypto';
+import { sealFixedValue } from '../contentVersion.js';
 import { contentHash } from '../digest.js';
 import type { ArgumentError, TaskArgument } from '../recipe.js';
 import type { ScriptType } from '../scriptTypes.js';
@@ -65,19 +64,15 @@ export interface RunPlan {
 
 export interface PlanOptions {
   /** The server's key for fixed values in content versions (kept in `settings`). */
-  fixedValueKey: string | Buffer;
+  fixedValueKey: string;
   /** Config.targets fits: a script step's default type comes from its target. */
   targets: ReadonlyMap<string, { type: ScriptType }>;
 }
 
-export function fixedValueDigest(key: string | Buffer, value: string): string {
-  return createHmac('sha256', key).update(value, 'utf8').digest('hex');
-}
-
-export function runContentVersion(plan: Pick<RunPlan, 'reference' | 'groups' | 'arguments' | 'runbooks'>, fixedValueKey: string | Buffer): string {
+export function runContentVersion(plan: Pick<RunPlan, 'reference' | 'groups' | 'arguments' | 'runbooks'>, fixedValueKey: string): string {
   const args = plan.runbooks.map((runbook) => ({
     runbook,
-    values: (plan.arguments[runbook] ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? { hmacSha256: fixedValueDigest(fixedValueKey, a.value) } : a.value })),
+    values: (plan.arguments[runbook] ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? sealFixedValue(fixedValueKey, a.value) : a.value })),
   }));
   return contentHash(RUN_CONTENT_DOMAIN, { plan: { reference: plan.reference, groups: plan.groups }, arguments: args });
 }
