@@ -2,7 +2,8 @@
  * User-written regexes cannot stall the process (issue 10 point 1): a signed `/task recipe import`
  * whose input pattern is `(a+)+b` with a default of 30 `a`s, and a start whose value makes a
  * backtracking engine explode, are answered at once while /healthz keeps answering: patterns run
- * in the linear-time engine and what they look at is bounded.
+ * in the linear-time engine and what they look at is bounded. A custom redaction rule `(a+)+b`
+ * scans a real run's 10,000-character line of `a`s the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
@@ -37,7 +38,18 @@ describe('user-written patterns', () => {
   const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
 
   beforeAll(async () => {
-    h = await Harness.start();
+    h = await Harness.start({
+      extraTargets: (ssh) =>
+        [
+          '  redacting:',
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+          '    redact: [email, "(a+)+b", "token-[a-z0-9]+"]',
+        ].join('\n'),
+    });
   }, 60_000);
   afterAll(async () => {
     await h?.stop();
@@ -89,4 +101,19 @@ describe('user-written patterns', () => {
     const good = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:x': { value: 'aaab' } } });
     expect(JSON.stringify(good.json)).toMatch(/#\d+/);
   }, 20_000);
+
+  it('a custom redact rule (a+)+b scans a 10,000-character line of a\'s from a real run without stalling', async () => {
+    const health = pollHealth(h.app.url);
+    const id = await h.createTask('run redacting -m "long line" printf \'a%.0s\' $(seq 1 10000); echo; echo "token-xyz123 aaab bob@example.com"');
+    const task = await h.waitForStatus(id, ['success', 'failure'], 20_000);
+    const latencies = await health.stop();
+    expect(task.status).toBe('success');
+    const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data');
+    const output = rows.join('');
+    expect(output).toContain(`${'a'.repeat(10_000)}\n`);
+    expect(output).toContain('[redacted:custom] [redacted:custom] [redacted:email]');
+    expect(output).not.toContain('token-xyz123');
+    console.info(`run with a 10,000-character line through (a+)+b: /healthz slowest ${Math.max(...latencies).toFixed(0)} ms over ${latencies.length} answers`);
+    expect(Math.max(...latencies)).toBeLessThan(HEALTH_MAX_MS);
+  }, 30_000);
 });
