@@ -1,5 +1,6 @@
-// countersign.yml: user-written patterns (recipe inputs, custom redaction rules) are checked for
-// the linear-time engine when the config is loaded, each refusal naming its field.
+// countersign.yml hardening: user-written patterns (recipe inputs, custom redaction rules) are
+// checked for the linear-time engine when the config is loaded, and hooks take a timestamped
+// signature unless they say otherwise; each refusal names its field.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ afterAll(() => {
 });
 
 /** A config with one target; `targetExtra` goes under the target, `extra` at the top level. */
-export function configYaml(opts: { targetExtra?: string; extra?: string } = {}): string {
+function configYaml(opts: { targetExtra?: string; extra?: string } = {}): string {
   return `
 targets:
   web-prod:
@@ -37,7 +38,7 @@ ${opts.extra ?? ''}
 `;
 }
 
-export function configProblems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+function configProblems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {
     parseConfig(text, configPath, env);
   } catch (error) {
@@ -60,5 +61,18 @@ describe('patterns in countersign.yml', () => {
   it('refuses a custom redact rule RE2 cannot run, naming the target', () => {
     expect(configProblems(configYaml({ targetExtra: '    redact: [email, "(?<=password=)\\\\S+"]' }))).toEqual([expect.stringMatching(/^targets\.web-prod\.redact: .*linear-time engine/)]);
     expect(configProblems(configYaml({ targetExtra: '    redact: [email, "password=\\\\S+", "(a+)+b"]' }))).toEqual([]);
+  });
+});
+
+describe('hooks in countersign.yml', () => {
+  const hooks = (hook: string) =>
+    configYaml({ extra: `recipes:\n  restart:\n    target: web-prod\n    script: systemctl restart app\nhooks:\n  deploy:\n    recipe: restart\n    secret: { env: HOOK_SECRET }\n${hook}` });
+  const env = { HOOK_SECRET: 'a-long-enough-hook-secret' };
+
+  it('take a timestamped countersign signature by default; github and bearer are explicit', () => {
+    expect(parseConfig(hooks(''), configPath, env).hooks?.get('deploy')?.signature).toBe('countersign');
+    expect(parseConfig(hooks('    signature: github'), configPath, env).hooks?.get('deploy')?.signature).toBe('github');
+    expect(parseConfig(hooks('    signature: bearer'), configPath, env).hooks?.get('deploy')?.signature).toBe('bearer');
+    expect(configProblems(hooks('    signature: none'), env)).toEqual([expect.stringMatching(/^hooks\.deploy\.signature: /)]);
   });
 });
