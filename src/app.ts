@@ -29,6 +29,7 @@ import { hooksRouter } from './http/hooks.js';
 import type { Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
+import { WorkspaceGuard } from './slack/workspaceGuard.js';
 import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
 import { HomePublisher } from './slack/home.js';
@@ -42,7 +43,12 @@ import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
 
 export interface AppOptions {
-  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & { publicUrl?: string | undefined; slackAppToken?: string | undefined };
+  env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & {
+    publicUrl?: string | undefined;
+    slackAppToken?: string | undefined;
+    slackTeamId?: string | undefined;
+    slackEnterpriseId?: string | undefined;
+  };
   config: Config;
   db: Db;
   /** The same database as `db`, for the LISTEN connection. */
@@ -178,6 +184,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       logger: boltLogger(log),
       clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
     });
+    // First in line: requests from any workspace but ours reach no listener.
+    const workspace = new WorkspaceGuard({ teamId: env.slackTeamId, enterpriseId: env.slackEnterpriseId, authTest: () => background.auth.test(), log: log.child({ component: 'workspace' }) });
+    workspace.start();
+    bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
     const queries = new TaskQueries(db, { mayReview: (task, userId) => service.isReviewerOf(task.target, userId) });
     home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });

@@ -48,11 +48,15 @@ export interface RunnerSettings {
 /** How a hook sets one argument: a literal, or a field of the request's JSON body (dotted path). */
 export type HookArgument = { value: string } | { from: string };
 
+/** How a hook's deliveries authenticate: see `signature` in src/config/schema.ts. */
+export type HookSignature = 'countersign' | 'github' | 'bearer';
+
 export interface Hook {
   id: string;
   recipe: string;
   /** Held in memory only. */
   secret: string;
+  signature: HookSignature;
   channel: string | null;
   message: string | null;
   arguments: ReadonlyMap<string, HookArgument>;

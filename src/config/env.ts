@@ -19,6 +19,8 @@ const envSchema = z.object({
   SLACK_BOT_TOKEN: optionalText.refine((v) => v === undefined || v.startsWith('xoxb-'), 'a bot token starts with xoxb-'),
   SLACK_APP_TOKEN: optionalText.refine((v) => v === undefined || v.startsWith('xapp-'), 'an app-level token starts with xapp-'),
   SLACK_API_URL: url('SLACK_API_URL'),
+  SLACK_TEAM_ID: optionalText.refine((v) => v === undefined || /^T[A-Z0-9]{2,}$/.test(v), 'expected a Slack team id like T0123ABC'),
+  SLACK_ENTERPRISE_ID: optionalText.refine((v) => v === undefined || /^E[A-Z0-9]{2,}$/.test(v), 'expected a Slack enterprise id like E0123ABC'),
   COUNTERSIGN_CONFIG: optionalText,
   COUNTERSIGN_DATA_DIR: optionalText,
   PUBLIC_URL: url('PUBLIC_URL'),
@@ -34,6 +36,9 @@ export interface Env {
   slackMissing: string[];
   slackAppToken: string | undefined;
   slackApiUrl: string | undefined;
+  /** The only workspace (and organisation) whose requests are served; from auth.test when unset. */
+  slackTeamId: string | undefined;
+  slackEnterpriseId: string | undefined;
   configPath: string;
   configPathExplicit: boolean;
   dataDir: string;
@@ -61,6 +66,8 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     slackMissing,
     slackAppToken: env.SLACK_APP_TOKEN,
     slackApiUrl: env.SLACK_API_URL === undefined ? undefined : env.SLACK_API_URL.replace(/\/?$/, '/'),
+    slackTeamId: env.SLACK_TEAM_ID,
+    slackEnterpriseId: env.SLACK_ENTERPRISE_ID,
     configPath: env.COUNTERSIGN_CONFIG ?? 'countersign.yml',
     configPathExplicit: env.COUNTERSIGN_CONFIG !== undefined,
     dataDir: env.COUNTERSIGN_DATA_DIR ?? '.data',

@@ -141,7 +141,7 @@ function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, ba
       args.set(name, typeof source === 'string' ? { value: source } : source);
     }
     if (problems.length > before) continue;
-    hooks.set(id, { id, recipe: hook.recipe, secret, channel: hook.channel ?? null, message: hook.message ?? null, arguments: args });
+    hooks.set(id, { id, recipe: hook.recipe, secret, signature: hook.signature, channel: hook.channel ?? null, message: hook.message ?? null, arguments: args });
   }
   return hooks;
 }

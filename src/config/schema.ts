@@ -164,6 +164,13 @@ const runner = z.strictObject({
 const hook = z.strictObject({
   recipe: z.string().regex(RECIPE_NAME, 'expected a recipe name'),
   secret: secretSource,
+  /**
+   * How a delivery proves it knows the secret (src/http/hooks.ts): `countersign` (default), an
+   * HMAC over `<timestamp>.<body>` with the timestamp required; `github`, GitHub's
+   * X-Hub-Signature-256 over the body with X-GitHub-Delivery; `bearer`, the secret itself, which
+   * cannot stop a captured request from being replayed.
+   */
+  signature: z.enum(['countersign', 'github', 'bearer']).default('countersign'),
   /** Where the task's card goes; the target's channel otherwise. */
   channel: slackId('channel', 'CGD').optional(),
   /** The task's message; the body's `message` or the recipe's otherwise. */

@@ -16,6 +16,7 @@ import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { decodeSlackText } from './slackText.js';
 import { MAX_SCRIPT_BYTES } from './commandText.js';
 import type { People } from './people.js';
+import { compileLinear, type CompileResult } from './linearRegex.js';
 
 export const RECIPE_FORMAT = 'countersign.recipe/v1';
 export const MAX_ARGUMENT_BYTES = 4096;
@@ -57,14 +58,57 @@ const argumentValue = z
   .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
   .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
 
+/**
+ * Input patterns are written by whoever imports a recipe, so they run in the linear-time engine
+ * (src/domain/linearRegex.ts, RE2 syntax): a backtracking engine lets `(a+)+b` and a value of 30
+ * `a`s hold the whole process for seconds. Linear is not free either: a match costs up to about
+ * programSize steps per character, so a pattern's program is capped when it is added, and the
+ * text one match may look at is capped by both the argument limit and programSize.
+ */
+export const MAX_PATTERN_PROGRAM = 1000;
+/** programSize × characters one match may cost: about 30 ms at the very worst measured here. */
+export const MAX_MATCH_WORK = 1_000_000;
+
+const compiledPatterns = new Map<string, CompileResult>();
+const MAX_CACHED_PATTERNS = 256;
+
+/** Compiled once per pattern: validation and every start reuse it. */
+function compiledPattern(pattern: string): CompileResult {
+  let compiled = compiledPatterns.get(pattern);
+  if (compiled === undefined) {
+    compiled = compileLinear(pattern);
+    if (compiledPatterns.size >= MAX_CACHED_PATTERNS) compiledPatterns.delete(compiledPatterns.keys().next().value as string);
+    compiledPatterns.set(pattern, compiled);
+  }
+  return compiled;
+}
+
 /** Why `pattern` cannot be an input's regex, or null. */
 export function patternProblem(pattern: string): string | null {
-  try {
-    new RegExp(`^(?:${pattern})$`, 'u');
-    return null;
-  } catch (error) {
-    return `not a valid regular expression: ${(error as Error).message}`;
+  const compiled = compiledPattern(pattern);
+  if (!compiled.ok) return compiled.error;
+  if (compiled.regex.programSize > MAX_PATTERN_PROGRAM) {
+    return `the pattern is too complex to check values against quickly (it compiles to ${compiled.regex.programSize} steps, at most ${MAX_PATTERN_PROGRAM}): use smaller repeat counts such as {1,64}`;
   }
+  return null;
+}
+
+/** The longest value (in characters) `pattern` is matched against. */
+export function maxMatchedChars(pattern: string): number {
+  const compiled = compiledPattern(pattern);
+  const size = compiled.ok ? Math.max(1, compiled.regex.programSize) : 1;
+  return Math.min(MAX_ARGUMENT_BYTES, Math.floor(MAX_MATCH_WORK / size));
+}
+
+/**
+ * Why `value` does not satisfy `pattern` (which must match all of it), or null when it does. A
+ * value longer than the pattern's bound is refused before any matching.
+ */
+export function patternMismatch(pattern: string, value: string): 'invalid-pattern' | 'too-long' | 'no-match' | null {
+  const compiled = compiledPattern(pattern);
+  if (!compiled.ok || compiled.regex.programSize > MAX_PATTERN_PROGRAM) return 'invalid-pattern';
+  if (value.length > maxMatchedChars(pattern)) return 'too-long';
+  return compiled.regex.fullMatch(value) ? null : 'no-match';
 }
 
 /** A fixed value is required; exports leave it out, so say what to do when it is missing. */
@@ -106,9 +150,11 @@ export const recipeArgumentSchema = z.discriminatedUnion('kind', [
       label,
       hint: z.string().max(150).optional(),
     })
-    .refine((a) => a.default === undefined || a.pattern === undefined || patternProblem(a.pattern) !== null || matches(a.pattern, a.default), {
-      message: 'the default does not match the pattern',
-      path: ['default'],
+    .superRefine((a, ctx) => {
+      if (a.default === undefined || a.pattern === undefined || patternProblem(a.pattern) !== null) return;
+      const mismatch = patternMismatch(a.pattern, a.default);
+      if (mismatch === 'too-long') ctx.addIssue({ code: 'custom', message: `the default is longer than this pattern checks (${maxMatchedChars(a.pattern)} characters)`, path: ['default'] });
+      else if (mismatch !== null) ctx.addIssue({ code: 'custom', message: 'the default does not match the pattern', path: ['default'] });
     }),
 ]);
 
@@ -219,10 +265,6 @@ export function fixedValuesToMask(args: readonly TaskArgument[] | null | undefin
   return (args ?? []).filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value);
 }
 
-function matches(pattern: string, value: string): boolean {
-  return new RegExp(`^(?:${pattern})$`, 'u').test(value);
-}
-
 export interface ArgumentError {
   name: string;
   message: string;
@@ -270,7 +312,17 @@ export function resolveArguments(recipe: Recipe, given: Readonly<Record<string, 
       else values.push({ name: arg.name, kind: 'input', value: '' });
       continue;
     }
-    if (arg.pattern !== undefined && !matches(arg.pattern, text)) {
+    const mismatch = arg.pattern === undefined ? null : patternMismatch(arg.pattern, text);
+    if (mismatch === 'invalid-pattern') {
+      // Stored before patterns ran in the linear-time engine: refuse rather than run it on V8.
+      errors.push({ name: arg.name, message: `${arg.name}: the recipe's pattern is not valid for the linear-time engine, so no value can be checked; its owner must import it again with an RE2 pattern` });
+      continue;
+    }
+    if (mismatch === 'too-long') {
+      errors.push({ name: arg.name, message: `${arg.name}: at most ${maxMatchedChars(arg.pattern ?? '')} characters for this pattern` });
+      continue;
+    }
+    if (mismatch === 'no-match') {
       errors.push({ name: arg.name, message: `${arg.name}: expected a value matching /${arg.pattern}/${arg.hint ? ` (${arg.hint})` : ''}` });
       continue;
     }

@@ -7,9 +7,24 @@
  * every dotted quad would make the output useless for the person debugging a host. Each one
  * starts only at a word boundary so that a long run of text costs one scan, not one per
  * character.
+ *
+ * Custom rules (config `redact:` entries that are not built-in names) are written by people, so
+ * they run in the linear-time engine (src/domain/linearRegex.ts, RE2 syntax): a backtracking
+ * engine would let one rule such as `(a+)+b` and one unlucky output line hold the runner, its
+ * leases and every Kill for seconds. The built-ins are ours, audited for linear behaviour
+ * (test/unit/redaction.test.ts feeds them adversarial 16 KiB lines) and need lookbehind, which
+ * RE2 lacks; they stay on V8, which scans this output several times faster (see the report in
+ * the redaction benchmark test).
  */
+import { compileLinear, type LinearRegex } from './linearRegex.js';
 
-export type RedactRule = { name: string; pattern: RegExp };
+export type RedactRule = { name: BuiltInName; kind: 'built-in'; pattern: RegExp } | { name: 'custom'; kind: 'custom'; regex: LinearRegex };
+
+/**
+ * A custom rule's compiled program at most this big: scanning costs up to about programSize
+ * steps per character of output, and output is the runner's hot path.
+ */
+export const MAX_REDACT_PROGRAM = 500;
 
 type BuiltInName = 'email' | 'ipv4' | 'credit-card' | 'aws-key' | 'jwt';
 
@@ -28,32 +43,32 @@ export const BUILT_IN_RULES: Record<BuiltInName, RegExp> = {
 
 const BUILT_IN_NAMES = Object.keys(BUILT_IN_RULES) as BuiltInName[];
 
-// A regex that matches the empty string would "redact" the gaps between characters. Whether a
-// regex can do that somewhere is hard to decide in general, so compileRedactRules tries these
-// inputs and redactLine skips empty matches anyway.
+// A rule that matches the empty string would "redact" the gaps between characters. Whether a
+// pattern can do that somewhere depends on context (`\b`), so compileRedactRules tries these
+// inputs; redactLine skips empty matches anyway.
 const EMPTY_MATCH_PROBES = ['', ' ', 'a', 'Z', '0', '.', '-', '_', '@', 'ab 12', 'a.b c-d', '\t', '\r', 'é', 'foo bar baz'];
 
-/** Config entries: a built-in name, or a custom regex source string. Returns rules or an error message naming the bad entry (invalid regex, or a regex that matches the empty string). */
+/** Config entries: a built-in name, or a custom pattern (RE2 syntax). Returns rules or an error message naming the bad entry. */
 export function compileRedactRules(entries: readonly string[]): { ok: true; rules: RedactRule[] } | { ok: false; error: string } {
   const rules: RedactRule[] = [];
   for (const entry of entries) {
     if (isBuiltInName(entry)) {
       const builtIn = BUILT_IN_RULES[entry];
       // A copy per rule: global regexes carry lastIndex, and rules must not share it.
-      rules.push({ name: entry, pattern: new RegExp(builtIn.source, builtIn.flags) });
+      rules.push({ name: entry, kind: 'built-in', pattern: new RegExp(builtIn.source, builtIn.flags) });
       continue;
     }
-    let pattern: RegExp;
-    try {
-      pattern = new RegExp(entry, 'g');
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${reason}` };
+    const compiled = compileLinear(entry);
+    if (!compiled.ok) return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${compiled.error}` };
+    const { regex } = compiled;
+    if (regex.programSize > MAX_REDACT_PROGRAM) {
+      return { ok: false, error: `"${entry}" is too complex to scan all output with (it compiles to ${regex.programSize} steps, at most ${MAX_REDACT_PROGRAM}): use smaller repeat counts` };
     }
-    if (EMPTY_MATCH_PROBES.some((probe) => [...probe.matchAll(pattern)].some((match) => match[0] === ''))) {
+    // Found a match, yet no non-empty one: every match in the probe was empty.
+    if (regex.fullMatch('') || EMPTY_MATCH_PROBES.some((probe) => regex.test(probe) && regex.matches(probe).length === 0)) {
       return { ok: false, error: `"${entry}" can match empty text, so it would redact nothing everywhere; make it match at least one character` };
     }
-    rules.push({ name: 'custom', pattern });
+    rules.push({ name: 'custom', kind: 'custom', regex });
   }
   return { ok: true, rules };
 }
@@ -66,14 +81,31 @@ function isBuiltInName(entry: string): entry is BuiltInName {
 export function redactLine(line: string, rules: readonly RedactRule[]): string {
   let text = line;
   for (const rule of rules) {
-    if (rule.name === 'credit-card' && rule.pattern.source === BUILT_IN_RULES['credit-card'].source) {
+    const marker = `[redacted:${rule.name}]`;
+    if (rule.kind === 'custom') {
+      text = replaceMatches(text, rule.regex, marker);
+      continue;
+    }
+    if (rule.name === 'credit-card') {
       text = text.replace(rule.pattern, redactCardNumbers);
       continue;
     }
-    const marker = `[redacted:${rule.name}]`;
     text = text.replace(rule.pattern, (match) => (match === '' ? '' : marker));
   }
   return text;
+}
+
+/** `text` with every non-empty match of `regex` replaced by `marker`. */
+function replaceMatches(text: string, regex: LinearRegex, marker: string): string {
+  const found = regex.matches(text);
+  if (found.length === 0) return text;
+  let out = '';
+  let at = 0;
+  for (const { start, end } of found) {
+    out += text.slice(at, start) + marker;
+    at = end;
+  }
+  return out + text.slice(at);
 }
 
 const CARD_MARKER = '[redacted:credit-card]';

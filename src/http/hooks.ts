@@ -1,16 +1,28 @@
 /**
- * Incoming webhooks: `POST /hooks/<id>` starts the hook's recipe. The caller proves it knows the
- * hook's secret with `Authorization: Bearer <secret>` or an HMAC of the raw body
- * (`X-Countersign-Signature: sha256=<hex>`, over `<timestamp>.<body>` when
- * `X-Countersign-Timestamp` is sent, which must then be within 5 minutes), compared in constant
- * time. The body (`{ "arguments": {...}, "message": "..." }`) is checked against the recipe's
+ * Incoming webhooks: `POST /hooks/<id>` starts the hook's recipe. How a delivery proves it knows
+ * the hook's secret is the hook's `signature` (compared in constant time):
+ *
+ *   countersign (default)  X-Countersign-Timestamp: <unix seconds>, within 5 minutes of our clock,
+ *                          and X-Countersign-Signature: sha256=<hex HMAC of "<timestamp>.<body>">
+ *   github                 X-Hub-Signature-256: sha256=<hex HMAC of the body>, X-GitHub-Delivery
+ *   bearer                 Authorization: Bearer <secret>
+ *
+ * A signed delivery is accepted once: its signature is its key (the task's source_key, unique in
+ * Postgres, so every replica agrees), and sending it again answers the task the first one made
+ * and starts nothing, whatever Idempotency-Key comes with it: only signed bytes count. The
+ * timestamp bounds how long a captured delivery is worth anything at all; GitHub sends none, so
+ * there the signature (over a body GitHub never repeats) is the whole defence. X-GitHub-Delivery
+ * is not signed, so it is logged, never trusted as a key. A bearer token is the whole secret:
+ * whoever sees one request can send others, so `Idempotency-Key` (or `X-Request-Id`) only saves a
+ * well-meaning sender from doubles.
+ *
+ * The body (`{ "arguments": {...}, "message": "..." }`) is checked against the recipe's
  * arguments before anything is created; the task then follows its target's review rules like
- * any other. `Idempotency-Key` (or `X-Request-Id`) makes a replayed delivery return the task
- * the first one created. Every refusal answers `{ error: { code, message } }` and creates nothing.
+ * any other. Every refusal answers `{ error: { code, message } }` and creates nothing.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import type { Config, Hook } from '../config/config.js';
+import type { Config, Hook, HookSignature } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { RecipeService } from '../service/recipes.js';
 
@@ -18,6 +30,7 @@ export const HOOK_MAX_BODY = '512kb';
 /** How far a signed timestamp may be from our clock. */
 export const HOOK_TIMESTAMP_TOLERANCE_MS = 5 * 60_000;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+const GITHUB_DELIVERY = /^[\x21-\x7e]{1,200}$/;
 
 export interface HooksDeps {
   config: Config;
@@ -51,12 +64,11 @@ export function hooksRouter(deps: HooksDeps): Router {
     const hook = deps.config.hooks?.get(id);
     if (!hook) throw new HookError(404, 'unknown_hook', `There is no hook ${id}.`);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    authenticate(hook, req, raw, now());
+    const sourceKey = deliveryKey(hook, authenticate(hook, req, raw, now()), req);
+    if (hook.signature === 'github') ((res.locals.log as Logger | undefined) ?? deps.log).info({ hook: hook.id, delivery: req.get('x-github-delivery') }, 'GitHub delivery');
 
     const body = parseBody(raw, hook);
     const values = argumentValues(hook, body);
-    const key = req.get('idempotency-key') ?? req.get('x-request-id');
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new HookError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
 
     const recipe = await deps.recipes.get(hook.recipe);
     if (!recipe) throw new HookError(500, 'internal', `The hook's recipe ${hook.recipe} is missing.`);
@@ -66,8 +78,7 @@ export function hooksRouter(deps: HooksDeps): Router {
       values,
       message: hook.message ?? (typeof body.message === 'string' ? body.message : null),
       source: 'webhook',
-      // Scoped to the hook: another hook's deliveries with the same key are other tasks.
-      sourceKey: key === undefined ? null : `hook:${hook.id}:${key}`,
+      sourceKey,
       channelId: hook.channel ?? target?.channel ?? null,
     });
     if (!started.ok) {
@@ -109,30 +120,74 @@ function sameSecret(a: string | Buffer, b: string | Buffer): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
-function authenticate(hook: Hook, req: Request, raw: Buffer, nowMs: number): void {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
-  const signature = req.get('x-countersign-signature') ?? req.get('x-hub-signature-256');
-  if (bearer !== undefined) {
-    if (sameSecret(bearer, hook.secret)) return;
-    throw new HookError(401, 'unauthenticated', 'The bearer token is not this hook\'s secret.');
-  }
-  if (signature !== undefined) {
-    const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim())?.[1];
-    if (!hex) throw new HookError(401, 'unauthenticated', 'The signature must read sha256=<64 hex digits>.');
-    const timestamp = req.get('x-countersign-timestamp');
-    let signed: Buffer = raw;
-    if (timestamp !== undefined) {
-      if (!/^\d{1,12}$/.test(timestamp)) throw new HookError(401, 'unauthenticated', 'X-Countersign-Timestamp must be Unix seconds.');
+const SIGNED_BY: Record<HookSignature, string> = {
+  countersign: 'X-Countersign-Timestamp: <unix seconds> and X-Countersign-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">',
+  github: "X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> and X-GitHub-Delivery (as GitHub sends them)",
+  bearer: 'Authorization: Bearer <secret>',
+};
+
+/**
+ * Checks the delivery against the hook's `signature` scheme; answers the verified signature's
+ * hex digest (the delivery's identity), or null for a bearer hook (nothing in it is signed).
+ */
+function authenticate(hook: Hook, req: Request, raw: Buffer, nowMs: number): string | null {
+  const bearer = req.get('authorization');
+  const countersign = req.get('x-countersign-signature');
+  const github = req.get('x-hub-signature-256');
+  const refuse = (why: string): never => {
+    throw new HookError(401, 'unauthenticated', `${why} This hook takes ${SIGNED_BY[hook.signature]}.`);
+  };
+  switch (hook.signature) {
+    case 'bearer': {
+      const token = /^Bearer\s+(\S+)\s*$/i.exec(bearer ?? '')?.[1];
+      if (token === undefined) return refuse(countersign !== undefined || github !== undefined ? 'This hook is not set up for signatures.' : 'No secret was sent.');
+      if (sameSecret(token, hook.secret)) return null;
+      return refuse("The bearer token is not this hook's secret.");
+    }
+    case 'countersign': {
+      if (countersign === undefined) {
+        if (bearer !== undefined) refuse('A bearer token can be replayed by anyone who sees one request, so this hook does not take one (set `signature: bearer` on the hook to allow it).');
+        if (github !== undefined) refuse('For GitHub, set `signature: github` on the hook.');
+        return refuse('No signature was sent.');
+      }
+      const timestamp = req.get('x-countersign-timestamp');
+      if (timestamp === undefined) return refuse('X-Countersign-Timestamp is missing: the signature must cover a timestamp, or a captured delivery could be sent again forever.');
+      if (!/^\d{1,12}$/.test(timestamp)) return refuse('X-Countersign-Timestamp must be Unix seconds.');
       if (Math.abs(nowMs - Number(timestamp) * 1000) > HOOK_TIMESTAMP_TOLERANCE_MS) {
         throw new HookError(401, 'stale_timestamp', 'X-Countersign-Timestamp is more than 5 minutes from our clock: a replayed or delayed request.');
       }
-      signed = Buffer.concat([Buffer.from(`${timestamp}.`), raw]);
+      return verifyHmac(hook, countersign, Buffer.concat([Buffer.from(`${timestamp}.`), raw]), refuse);
     }
-    const expected = createHmac('sha256', hook.secret).update(signed).digest();
-    if (timingSafeEqual(expected, Buffer.from(hex, 'hex'))) return;
-    throw new HookError(401, 'unauthenticated', 'The signature does not match the body and this hook\'s secret.');
+    case 'github': {
+      if (github === undefined) return refuse(bearer !== undefined || countersign !== undefined ? 'This hook is set up for GitHub.' : 'No signature was sent.');
+      const delivery = req.get('x-github-delivery');
+      if (delivery === undefined || !GITHUB_DELIVERY.test(delivery)) return refuse('X-GitHub-Delivery is missing or malformed.');
+      return verifyHmac(hook, github, raw, refuse);
+    }
   }
-  throw new HookError(401, 'unauthenticated', 'Send the hook\'s secret: `Authorization: Bearer <secret>`, or `X-Countersign-Signature: sha256=<hex HMAC-SHA256 of the body>`.');
+}
+
+/** The hex digest of `signature` when it is `sha256=<HMAC of signed>` under the hook's secret. */
+function verifyHmac(hook: Hook, signature: string, signed: Buffer, refuse: (why: string) => never): string {
+  const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim())?.[1];
+  if (!hex) return refuse('The signature must read sha256=<64 hex digits>.');
+  const expected = createHmac('sha256', hook.secret).update(signed).digest();
+  if (timingSafeEqual(expected, Buffer.from(hex, 'hex'))) return expected.toString('hex');
+  return refuse("The signature does not match the request and this hook's secret.");
+}
+
+/**
+ * The key a delivery's task is created under (tasks.source_key, unique): the same delivery sent
+ * again finds the task the first one made. Signed deliveries are keyed by their signature alone;
+ * a bearer hook's by the sender's Idempotency-Key, when it sends one. Scoped to the hook: another
+ * hook's deliveries are other tasks.
+ */
+function deliveryKey(hook: Hook, signature: string | null, req: Request): string | null {
+  if (signature !== null) return `hook:${hook.id}#sha256=${signature}`;
+  const key = req.get('idempotency-key') ?? req.get('x-request-id');
+  if (key === undefined) return null;
+  if (!IDEMPOTENCY_KEY.test(key)) throw new HookError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+  return `hook:${hook.id}:${key}`;
 }
 
 interface HookBody {

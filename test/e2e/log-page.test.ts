@@ -188,4 +188,20 @@ describe('the task page (log_url)', () => {
     expect(text).not.toContain('event: output');
     controller.abort();
   });
+
+  it('shows OSC 8 hyperlinks in output as plain text, on the page and over the stream: nothing to click', async () => {
+    const link = (url: string, text: string) => `printf '\\033]8;;${url}\\033\\\\${text}\\033]8;;\\033\\\\\\n'`;
+    const id = await apiTask([link('https://evil.example/first', 'rendered-link'), 'sleep 2', link('https://evil.example/second', 'streamed-link'), 'exit 0'].join('\n'));
+    await waitFor(async () => (await storedOutput(id)).includes('rendered-link'), 10_000, 'the first link to be stored');
+    const page = await browser.newPage();
+    await page.goto(h.app.signer.taskUrl(id));
+    const output = page.locator('#output');
+    await expect.poll(() => output.textContent(), { timeout: 10_000 }).toContain('streamed-link');
+    await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('success');
+    expect(await output.textContent()).toBe('rendered-link\nstreamed-link\n');
+    expect(await page.locator('a').count()).toBe(0);
+    // The script (shown above the output) names the URLs; the output does not.
+    expect(await output.innerHTML()).not.toContain('evil.example');
+    await page.close();
+  });
 });

@@ -150,7 +150,7 @@ describe('recipes in Slack', () => {
     expect(ackText(await h.command('recipe list'))).toMatch(/`echo-copy` @ `[0-9a-f]{12}` on `sandbox`.*changed.*imported, owner <@UAUTHOR>/);
     // Invalid recipes are refused with the field named.
     const broken = JSON.stringify({ name: 'broken', target: 'sandbox', script: 'true', arguments: [{ name: 'x', kind: 'input', pattern: '(' }] });
-    expect(ackText(await h.command(`recipe import \`\`\`${broken}\`\`\``))).toContain('arguments[0].pattern: not a valid regular expression');
+    expect(ackText(await h.command(`recipe import \`\`\`${broken}\`\`\``))).toContain('arguments[0].pattern: not a valid pattern for the linear-time engine');
     expect(await h.count('recipes')).toBe(1);
     // The imported one starts like any other.
     const form = await openForm('echo-copy');

@@ -1,8 +1,10 @@
 /**
- * Webhooks through real HTTP: `POST /hooks/<id>` with a bearer secret or an HMAC signature starts
- * the hook's recipe; the script on a real sshd sees the arguments as "$1"… and ARG_<NAME>,
- * literally; a reviewed target's task waits for review; every refusal answers a JSON error and
- * creates nothing; a replayed delivery makes one task.
+ * Webhooks through real HTTP: `POST /hooks/<id>` with the hook's kind of proof (a timestamped
+ * HMAC by default, GitHub's signature, or a bearer secret when the hook opts in) starts the hook's
+ * recipe; the script on a real sshd sees the arguments as "$1"… and ARG_<NAME>, literally; a
+ * reviewed target's task waits for review; every refusal answers a JSON error and creates
+ * nothing; a signed delivery sent again, to any replica and with any Idempotency-Key, starts
+ * nothing.
  */
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { ALICE, blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.j
 
 const SECRET = 'hook-secret-0123456789abcdef';
 const OTHER_SECRET = 'another-secret-0123456789abcdef';
+const SIGNED_SECRET = 'signed-secret-0123456789abcdef';
 const HOOK_CHANNEL = 'CHOOKS';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
@@ -19,6 +22,11 @@ async function storedOutput(h: Harness, taskId: number): Promise<string> {
 }
 
 const sign = (secret: string, body: string) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/** The headers of a countersign-signed delivery made now (or at `at`, Unix seconds). */
+const signedHeaders = (secret: string, body: string, at = Math.floor(Date.now() / 1000)) => ({
+  'x-countersign-timestamp': String(at),
+  'x-countersign-signature': sign(secret, `${at}.${body}`),
+});
 
 describe('webhooks', () => {
   let h: Harness;
@@ -28,6 +36,7 @@ describe('webhooks', () => {
 
   beforeAll(async () => {
     process.env.COUNTERSIGN_TEST_HOOK_SECRET = SECRET;
+    process.env.COUNTERSIGN_TEST_SIGNED_SECRET = SIGNED_SECRET;
     h = await Harness.start({
       extraYaml: (_ssh, dir) => {
         writeFileSync(`${dir}/deploy-hook.secret`, `${OTHER_SECRET}\n`, { mode: 0o600 });
@@ -55,10 +64,15 @@ describe('webhooks', () => {
           '  echo:',
           '    recipe: echo-args',
           '    secret: { env: COUNTERSIGN_TEST_HOOK_SECRET }',
+          '    signature: bearer',
           `    channel: ${HOOK_CHANNEL}`,
+          '  signed:',
+          '    recipe: echo-args',
+          '    secret: { env: COUNTERSIGN_TEST_SIGNED_SECRET }',
           '  deploy:',
           '    recipe: deploy',
           '    secret: { file: deploy-hook.secret }',
+          '    signature: github',
           '    arguments:',
           '      ref: { from: pull_request.head.ref }',
         ].join('\n');
@@ -95,20 +109,64 @@ describe('webhooks', () => {
     await h.fake.waitFor(() => h.fake.messages(HOOK_CHANNEL).find((m) => blocksText(m).includes(`*#${task.id}*`)), 10_000, 'card in the hook channel');
   }, 30_000);
 
-  it('accepts an HMAC signature of the body, with or without a timestamp; a stale timestamp is refused', async () => {
+  it('takes a timestamped HMAC by default; refuses no timestamp, a stale one, a bearer token and GitHub\'s signature', async () => {
     const body = JSON.stringify({ arguments: { region: 'us', note: 'signed' } });
-    const plain = await post('echo', body, { 'x-countersign-signature': sign(SECRET, body) });
-    expect(plain.status).toBe(202);
-    const ts = String(Math.floor(Date.now() / 1000));
-    const stamped = await post('echo', body, { 'x-countersign-timestamp': ts, 'x-countersign-signature': sign(SECRET, `${ts}.${body}`) });
+    const stamped = await post('signed', body, signedHeaders(SIGNED_SECRET, body));
     expect(stamped.status).toBe(202);
+    expect(((await stamped.json()) as { created: boolean }).created).toBe(true);
     const before = await tasks();
-    const old = String(Math.floor(Date.now() / 1000) - 600);
-    const stale = await post('echo', body, { 'x-countersign-timestamp': old, 'x-countersign-signature': sign(SECRET, `${old}.${body}`) });
-    expect(stale.status).toBe(401);
-    expect(((await stale.json()) as { error: { code: string } }).error.code).toBe('stale_timestamp');
+    const old = Math.floor(Date.now() / 1000) - 600;
+    const refusals: Array<[Response, string, RegExp]> = [
+      // The HMAC of the body alone, as before: nothing binds it to a time, so it is refused.
+      [await post('signed', body, { 'x-countersign-signature': sign(SIGNED_SECRET, body) }), 'unauthenticated', /X-Countersign-Timestamp is missing/],
+      [await post('signed', body, signedHeaders(SIGNED_SECRET, body, old)), 'stale_timestamp', /more than 5 minutes/],
+      [await post('signed', body, signedHeaders(SIGNED_SECRET, body, old + 1200)), 'stale_timestamp', /more than 5 minutes/],
+      // Signed over another timestamp than the one sent.
+      [await post('signed', body, { ...signedHeaders(SIGNED_SECRET, body), 'x-countersign-timestamp': String(Math.floor(Date.now() / 1000) - 1) }), 'unauthenticated', /does not match/],
+      [await post('signed', body, { authorization: `Bearer ${SIGNED_SECRET}` }), 'unauthenticated', /signature: bearer/],
+      [await post('signed', body, { 'x-hub-signature-256': sign(SIGNED_SECRET, body) }), 'unauthenticated', /signature: github/],
+      [await post('signed', body), 'unauthenticated', /X-Countersign-Timestamp: <unix seconds> and X-Countersign-Signature/],
+    ];
+    for (const [response, code, message] of refusals) {
+      expect(response.status).toBe(401);
+      const error = ((await response.json()) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe(code);
+      expect(error.message).toMatch(message);
+    }
     expect(await tasks()).toBe(before);
   });
+
+  it('a captured signed delivery sent again, with a new Idempotency-Key and to another replica, starts nothing', async () => {
+    const body = JSON.stringify({ arguments: { region: 'eu', note: 'deploy once' } });
+    const captured = { ...signedHeaders(SIGNED_SECRET, body), 'idempotency-key': 'first' };
+    const first = await post('signed', body, captured);
+    expect(first.status).toBe(202);
+    const original = (await first.json()) as { task: { id: number }; created: boolean };
+    expect(original.created).toBe(true);
+    const before = await tasks();
+    const replica = await h.startReplica();
+    try {
+      for (const [url, key] of [[h.app.url, 'second'], [replica.url, 'third'], [replica.url, undefined]] as const) {
+        const headers: Record<string, string> = { 'content-type': 'application/json', ...captured };
+        if (key === undefined) delete headers['idempotency-key'];
+        else headers['idempotency-key'] = key;
+        const again = await fetch(`${url}/hooks/signed`, { method: 'POST', headers, body });
+        expect(again.status).toBe(202);
+        expect(await again.json()).toMatchObject({ task: { id: original.task.id }, created: false });
+      }
+      // One delivery sent to both replicas at once: still one task.
+      const fresh = JSON.stringify({ arguments: { region: 'us', note: 'raced' } });
+      const headers = { 'content-type': 'application/json', ...signedHeaders(SIGNED_SECRET, fresh) };
+      const racing = await Promise.all([h.app.url, replica.url, h.app.url, replica.url].map((url) => fetch(`${url}/hooks/signed`, { method: 'POST', headers, body: fresh })));
+      const answers = await Promise.all(racing.map(async (response) => (await response.json()) as { task: { id: number }; created: boolean }));
+      const ids = new Set(answers.map((answer) => answer.task.id));
+      expect(answers.filter((answer) => answer.created)).toHaveLength(1);
+      expect(ids.size).toBe(1);
+    } finally {
+      await replica.stop(1000);
+    }
+    expect(await tasks()).toBe(before + 1);
+  }, 30_000);
 
   it('refuses unknown hooks (404), bad secrets (401), malformed bodies (400) and bad arguments (422), creating nothing', async () => {
     const before = await tasks();
@@ -152,10 +210,10 @@ describe('webhooks', () => {
     expect(await h.count('tasks', { source_key: 'hook:echo:delivery-42' })).toBe(1);
   });
 
-  it('maps an argument from the body, follows the target\'s review, and checks the pattern', async () => {
+  it('GitHub hooks: maps an argument from the body, follows the target\'s review, and checks the pattern', async () => {
     const payload = { action: 'closed', pull_request: { head: { ref: 'release/1.2' } } };
     const body = JSON.stringify(payload);
-    const response = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body) });
+    const response = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000001' });
     expect(response.status).toBe(202);
     const { task } = (await response.json()) as { task: { id: number; status: string } };
     expect(task.status).toBe('pending-review');
@@ -165,9 +223,27 @@ describe('webhooks', () => {
     await h.waitForStatus(task.id, 'approved');
     const before = await tasks();
     const evil = JSON.stringify({ pull_request: { head: { ref: '$(id); rm -rf /' } } });
-    const refused = await post('deploy', evil, { 'x-hub-signature-256': sign(OTHER_SECRET, evil) });
+    const refused = await post('deploy', evil, { 'x-hub-signature-256': sign(OTHER_SECRET, evil), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000002' });
     expect(refused.status).toBe(422);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('ref: expected a value matching');
+    expect(await tasks()).toBe(before);
+  });
+
+  it('GitHub hooks: a delivery replayed with a fresh X-GitHub-Delivery (which is not signed) starts nothing; no delivery id, no start', async () => {
+    const body = JSON.stringify({ action: 'closed', pull_request: { head: { ref: 'release/2.0' } } });
+    const first = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000003' });
+    const original = (await first.json()) as { task: { id: number }; created: boolean };
+    expect(original.created).toBe(true);
+    const before = await tasks();
+    const replayed = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-0000000000ff', 'idempotency-key': 'new' });
+    expect(replayed.status).toBe(202);
+    expect(await replayed.json()).toMatchObject({ task: { id: original.task.id }, created: false });
+    const fresh = JSON.stringify({ action: 'closed', pull_request: { head: { ref: 'release/2.1' } } });
+    const anonymous = await post('deploy', fresh, { 'x-hub-signature-256': sign(OTHER_SECRET, fresh) });
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { error: { message: string } }).error.message).toContain('X-GitHub-Delivery');
+    const timestamped = await post('deploy', fresh, signedHeaders(OTHER_SECRET, fresh));
+    expect(timestamped.status).toBe(401);
     expect(await tasks()).toBe(before);
   });
 });

@@ -73,14 +73,24 @@ export class SlackDriver {
   private readonly signingSecret: string;
   private readonly fake: FakeSlack;
   private readonly teamId: string;
+  /** The Enterprise Grid organisation the workspace is in, if any. */
+  private readonly enterpriseId: string | null;
+  /** The acting user's own team (another one in a Slack Connect channel). */
+  private readonly userTeamId: string;
   /** The legacy verification token Slack still puts in payloads (Bolt ignores it). */
   readonly verificationToken = 'fake-verification-token';
 
-  constructor(opts: { appUrl: string; signingSecret: string; fake: FakeSlack; teamId?: string }) {
+  constructor(opts: { appUrl: string; signingSecret: string; fake: FakeSlack; teamId?: string; enterpriseId?: string; userTeamId?: string }) {
     this.appUrl = opts.appUrl.replace(/\/+$/, '');
     this.signingSecret = opts.signingSecret;
     this.fake = opts.fake;
     this.teamId = opts.teamId ?? 'T0TEST';
+    this.enterpriseId = opts.enterpriseId ?? null;
+    this.userTeamId = opts.userTeamId ?? this.teamId;
+  }
+
+  private enterprise(): { id: string; name: string } | null {
+    return this.enterpriseId === null ? null : { id: this.enterpriseId, name: 'Some Org' };
   }
 
   /** A slash command, form-encoded as Slack sends it. */
@@ -97,6 +107,7 @@ export class SlackDriver {
       command,
       text,
       api_app_id: FAKE_APP_ID,
+      ...(this.enterpriseId !== null ? { enterprise_id: this.enterpriseId, enterprise_name: 'Some Org' } : {}),
       is_enterprise_install: 'false',
       response_url: this.fake.newResponseUrl(),
       trigger_id: input.triggerId ?? this.fake.newTriggerId(),
@@ -134,7 +145,7 @@ export class SlackDriver {
       },
       trigger_id: this.fake.newTriggerId(),
       team: { id: this.teamId, domain: TEAM_DOMAIN },
-      enterprise: null,
+      enterprise: this.enterprise(),
       is_enterprise_install: false,
       channel: { id: channel, name: channelName(channel) },
       message: {
@@ -184,7 +195,7 @@ export class SlackDriver {
       container: { type: 'view', view_id: view.id },
       trigger_id: this.fake.newTriggerId(),
       team: { id: this.teamId, domain: TEAM_DOMAIN },
-      enterprise: null,
+      enterprise: this.enterprise(),
       is_enterprise_install: false,
       view: { ...slackView, blocks, state: { values: stateValues(blocks, {}) }, app_id: FAKE_APP_ID, bot_id: 'BBOT', team_id: this.teamId },
       actions: [
@@ -233,7 +244,7 @@ export class SlackDriver {
       },
       response_urls: [],
       is_enterprise_install: false,
-      enterprise: null,
+      enterprise: this.enterprise(),
     };
     return this.postPayload(payload, sign);
   }
@@ -248,7 +259,8 @@ export class SlackDriver {
       type: 'event_callback',
       event_id: `Ev${randomBytes(5).toString('hex').toUpperCase()}`,
       event_time: Math.floor(Date.now() / 1000),
-      authorizations: [{ team_id: this.teamId, user_id: 'UBOT', is_bot: true, is_enterprise_install: false }],
+      ...(this.enterpriseId !== null ? { enterprise_id: this.enterpriseId } : {}),
+      authorizations: [{ enterprise_id: this.enterpriseId, team_id: this.teamId, user_id: 'UBOT', is_bot: true, is_enterprise_install: false }],
       is_ext_shared_channel: false,
     });
     const headers: Record<string, string> = {};
@@ -277,7 +289,7 @@ export class SlackDriver {
   }
 
   private user(id: string): { id: string; username: string; name: string; team_id: string } {
-    return { id, username: userName(id), name: userName(id), team_id: this.teamId };
+    return { id, username: userName(id), name: userName(id), team_id: this.userTeamId };
   }
 }
 

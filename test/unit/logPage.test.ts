@@ -205,3 +205,55 @@ describe('task page render', () => {
     expect(html).toContain('&lt;script&gt;');
   });
 });
+
+describe('terminal control strings in output (OSC 8 hyperlinks and friends)', () => {
+  const LINK = '\x1b]8;;https://evil.example/approve?task=1\x1b\\Approve here\x1b]8;;\x1b\\';
+  const BEL_LINK = '\x1b]8;id=7;javascript:alert(1)\x07run me\x1b]8;;\x07';
+  const noLink = (html: string) => {
+    expect(html).not.toMatch(/<a[\s>]/);
+    expect(html).not.toContain('href');
+    expect(html).not.toContain('evil.example');
+    expect(html).not.toContain('javascript:');
+  };
+
+  it('renders OSC 8 hyperlinks as their text only: no <a>, no URL, nothing to click', () => {
+    const html = page(withRun(makeTask('success'), [makeStep(1, 'succeeded')]), `see ${LINK} or ${BEL_LINK}.\n`);
+    noLink(html);
+    expect(outputPane(html)).toBe('see Approve here or run me.\n');
+  });
+
+  it('keeps links inert whatever the chunk boundaries of the stream', () => {
+    const text = `a ${LINK} b \x1b[31m${BEL_LINK}\x1b[0m c\n`;
+    const whole = createAnsiRenderer().render(text);
+    noLink(whole);
+    for (let cut = 0; cut <= text.length; cut++) {
+      const renderer = createAnsiRenderer();
+      const split = renderer.render(text.slice(0, cut)) + renderer.render(text.slice(cut));
+      noLink(split);
+      expect(split.replace(/<[^>]+>/g, ''), `cut at ${cut}`).toBe(whole.replace(/<[^>]+>/g, ''));
+    }
+    const oneByOne = createAnsiRenderer();
+    const chars = [...text].map((c) => oneByOne.render(c)).join('');
+    noLink(chars);
+    expect(chars.replace(/<[^>]+>/g, '')).toBe('a Approve here b run me c\n');
+  });
+
+  it('drops titles, clipboard writes, DCS/APC/PM/SOS strings and 8-bit forms; colours still work', () => {
+    const text = 'A\x1b]0;pwned title\x07B\x1b]52;c;ZXZpbA==\x1b\\C\x1bPq#0;2;0\x1b\\D\x1b_apc\x1b\\E\x1b^pm\x1b\\F\x1bXsos\x1b\\G\x9d8;;https://evil.example\x9ctext\x9d8;;\x9c\x9b31mred\x1b[0m\n';
+    const html = createAnsiRenderer().render(text);
+    noLink(html);
+    expect(html).toBe('ABCDEFGtext<span class="ansi-red-fg">red</span>\n');
+  });
+
+  it('cannot hide later output behind a control string that never ends', () => {
+    // Broken by a newline: only the introducer goes, the rest shows.
+    expect(createAnsiRenderer().render('x\x1b]8;;https://evil.example\nvisible\n')).toBe('x8;;https://evil.example\nvisible\n');
+    // No end in sight for longer than any real one: shown as text once past the limit.
+    const renderer = createAnsiRenderer();
+    let out = renderer.render(`y\x1b]2;${'z'.repeat(3000)}`);
+    expect(out).toBe('y');
+    out += renderer.render(`${'z'.repeat(3000)} visible`);
+    expect(out).toBe(`y2;${'z'.repeat(6000)} visible`);
+    expect(out).not.toContain('\x1b');
+  });
+});

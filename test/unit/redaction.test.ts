@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileLinear } from '../../src/domain/linearRegex.js';
 import { BUILT_IN_RULES, compileRedactRules, LineRedactor, redactLine, type RedactRule } from '../../src/domain/redaction.js';
 
 function rules(...entries: string[]): RedactRule[] {
@@ -129,8 +130,9 @@ describe('built-in rules', () => {
   it('does not share lastIndex between compiled rules', () => {
     const [first] = rules('email');
     const [second] = rules('email');
-    expect(first?.pattern).not.toBe(second?.pattern);
-    expect(first?.pattern).not.toBe(BUILT_IN_RULES.email);
+    if (first?.kind !== 'built-in' || second?.kind !== 'built-in') throw new Error('expected built-in rules');
+    expect(first.pattern).not.toBe(second.pattern);
+    expect(first.pattern).not.toBe(BUILT_IN_RULES.email);
   });
 });
 
@@ -162,7 +164,9 @@ describe('compileRedactRules', () => {
   });
 
   it('never inserts markers for an empty match that slipped past the check', () => {
-    expect(redactLine('abc', [{ name: 'custom', pattern: /(?=b)|c/g }])).toBe('ab[redacted:custom]');
+    const compiled = compileLinear('c|x*');
+    if (!compiled.ok) throw new Error(compiled.error);
+    expect(redactLine('abc', [{ name: 'custom', kind: 'custom', regex: compiled.regex }])).toBe('ab[redacted:custom]');
   });
 });
 
@@ -266,5 +270,60 @@ describe('LineRedactor', () => {
     // Two redactions on each login line (email, ip), one on each card line.
     const count = (needle: string) => block.split('\n').filter((line) => line.includes(needle)).length;
     expect(redactions).toBe(20 * (2 * count('login failed') + count('charged card')));
+  });
+});
+
+describe('custom rules in the linear-time engine', () => {
+  /** Milliseconds `fn` takes, after one warm-up call. */
+  const timed = (fn: () => unknown): number => {
+    fn();
+    const started = performance.now();
+    fn();
+    return performance.now() - started;
+  };
+
+  it('scans a line of 10,000 a\'s with (a+)+b in under 50 ms (a backtracking engine never finishes)', () => {
+    const evil = rules('(a+)+b');
+    const line = 'a'.repeat(10_000);
+    expect(timed(() => redactLine(line, evil))).toBeLessThan(50);
+    expect(redactLine(line, evil)).toBe(line);
+    expect(redactLine(`x ${'a'.repeat(20)}b y`, evil)).toBe('x [redacted:custom] y');
+    const redactor = new LineRedactor(evil);
+    const started = performance.now();
+    const out = redactor.push(`${line}\n${line}b\n`) + redactor.end();
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(out).toBe(`${line}\n[redacted:custom]\n`);
+  });
+
+  it('refuses what RE2 cannot run and programs too big to scan all output with, naming the entry', () => {
+    expect(compileError('email', '(\\w+)=\\1')).toMatch(/"\(\\w\+\)=\\1" is not a built-in rule .* linear-time engine \(RE2 syntax/);
+    expect(compileError('(?<=key=)\\S+')).toMatch(/linear-time engine/);
+    expect(compileError('(?:.*a){300}')).toMatch(/too complex .* at most 500/);
+    expect(rules('[0-9a-f]{64}', 'xox[baprs]-[A-Za-z0-9-]{10,48}')).toHaveLength(2);
+  });
+
+  it('keeps what custom rules meant: case-insensitive groups, classes, Unicode', () => {
+    expect(redactLine('Secret: hunter2 rest', rules('(?i)secret:\\s*\\S+'))).toBe('[redacted:custom] rest');
+    expect(redactLine('user Zoë logged in', rules('\\p{Lu}\\p{Ll}+'))).toBe('user [redacted:custom] logged in');
+  });
+
+  it('built-in rules (ours, on V8) stay fast on adversarial 16 KiB lines', () => {
+    const all = rules('email', 'ipv4', 'credit-card', 'aws-key', 'jwt');
+    const lines = [
+      'a'.repeat(16_384),
+      `a@${'bb.'.repeat(5000)}-`,
+      'a.'.repeat(8192),
+      'a@'.repeat(8192),
+      `x@${'a-'.repeat(8000)}`,
+      '1.'.repeat(8192),
+      '1 '.repeat(8192),
+      '1-'.repeat(8192),
+      '9'.repeat(16_384),
+      'AKIA'.repeat(4096),
+      'eyJa.'.repeat(3200),
+      `eyJa.b${'-'.repeat(16_000)}`,
+      'eyJ-.'.repeat(3200),
+    ];
+    for (const line of lines) expect(timed(() => redactLine(line, all)), JSON.stringify(line.slice(0, 12))).toBeLessThan(50);
   });
 });
