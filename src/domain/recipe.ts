@@ -276,15 +276,30 @@ export interface ArgumentError {
  * names are refused; a missing option takes its default; an input must match its whole pattern.
  */
 export function resolveArguments(recipe: Recipe, given: Readonly<Record<string, unknown>>): { ok: true; values: TaskArgument[] } | { ok: false; errors: ArgumentError[] } {
+  return resolveDeclaredValues(recipe.name, recipe.arguments, given, { what: 'argument', fixedBy: 'the recipe' });
+}
+
+/**
+ * Values given for declared arguments (a recipe's or runbook's arguments at start, an input
+ * step's fields at submit): every one answered in declared order, fixed ones included. Input
+ * patterns run in the linear-time engine on values bounded by the pattern's size.
+ */
+export function resolveDeclaredValues(
+  owner: string,
+  declared: readonly RecipeArgument[],
+  given: Readonly<Record<string, unknown>>,
+  options: { what?: 'argument' | 'field'; fixedBy?: string } = {},
+): { ok: true; values: TaskArgument[] } | { ok: false; errors: ArgumentError[] } {
+  const what = options.what ?? 'argument';
   const errors: ArgumentError[] = [];
-  const declared = new Map(recipe.arguments.map((a) => [a.name, a]));
+  const byName = new Map(declared.map((a) => [a.name, a]));
   for (const name of Object.keys(given)) {
-    const arg = declared.get(name);
-    if (!arg) errors.push({ name, message: `${recipe.name} has no argument ${name}${recipe.arguments.length > 0 ? ` (it takes ${recipe.arguments.filter((a) => a.kind !== 'fixed').map((a) => a.name).join(', ') || 'none'})` : ''}` });
-    else if (arg.kind === 'fixed') errors.push({ name, message: `${name} is fixed by the recipe and cannot be set` });
+    const arg = byName.get(name);
+    if (!arg) errors.push({ name, message: `${owner} has no ${what} ${name}${declared.length > 0 ? ` (it takes ${declared.filter((a) => a.kind !== 'fixed').map((a) => a.name).join(', ') || 'none'})` : ''}` });
+    else if (arg.kind === 'fixed') errors.push({ name, message: `${name} is fixed by ${options.fixedBy ?? owner} and cannot be set` });
   }
   const values: TaskArgument[] = [];
-  for (const arg of recipe.arguments) {
+  for (const arg of declared) {
     if (arg.kind === 'fixed') {
       values.push({ name: arg.name, kind: 'fixed', value: arg.value });
       continue;
@@ -315,7 +330,7 @@ export function resolveArguments(recipe: Recipe, given: Readonly<Record<string, 
     const mismatch = arg.pattern === undefined ? null : patternMismatch(arg.pattern, text);
     if (mismatch === 'invalid-pattern') {
       // Stored before patterns ran in the linear-time engine: refuse rather than run it on V8.
-      errors.push({ name: arg.name, message: `${arg.name}: the recipe's pattern is not valid for the linear-time engine, so no value can be checked; its owner must import it again with an RE2 pattern` });
+      errors.push({ name: arg.name, message: `${arg.name}: the ${what === 'field' ? 'step' : 'recipe'}'s pattern is not valid for the linear-time engine, so no value can be checked; its owner must import it again with an RE2 pattern` });
       continue;
     }
     if (mismatch === 'too-long') {

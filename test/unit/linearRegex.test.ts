@@ -6,10 +6,14 @@ describe('compileLinear', () => {
   it('answers a catastrophic pattern against 10,000 characters in linear time', () => {
     const compiled = compileLinear('(a+)+b');
     if (!compiled.ok) throw new Error(compiled.error);
-    const started = performance.now();
-    expect(compiled.regex.fullMatch('a'.repeat(10_000))).toBe(false);
-    expect(compiled.regex.test(`${'a'.repeat(10_000)}c`)).toBe(false);
-    expect(performance.now() - started).toBeLessThan(50);
+    // The best of three: a loaded 2-core machine can pause any one attempt; a backtracking engine takes seconds every time.
+    const times = [0, 1, 2].map(() => {
+      const started = performance.now();
+      expect(compiled.regex.fullMatch('a'.repeat(10_000))).toBe(false);
+      expect(compiled.regex.test(`${'a'.repeat(10_000)}c`)).toBe(false);
+      return performance.now() - started;
+    });
+    expect(Math.min(...times)).toBeLessThan(50);
   });
 
   it('matches whole text, somewhere, and lists non-empty matches', () => {

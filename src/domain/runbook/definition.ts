@@ -53,7 +53,6 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
-import { linearPatternProblem } from '../linearRegex.js';
 import type { People } from '../people.js';
 import { MAX_SCRIPT_BYTES } from '../commandText.js';
 import { RECIPE_NAME, recipeArgumentSchema, type Recipe, type RecipeArgument } from '../recipe.js';
@@ -155,12 +154,8 @@ const people = z
   .strictObject({ users: z.array(userId).max(100).optional(), usergroup: usergroupId.optional() })
   .refine((p) => p.users !== undefined || p.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
 
-/** A pattern users write runs in the linear-time engine: refused here when RE2 cannot run it. */
-const linearArgument = recipeArgumentSchema.superRefine((arg, ctx) => {
-  if (arg.kind !== 'input' || arg.pattern === undefined) return;
-  const problem = linearPatternProblem(arg.pattern);
-  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem, path: ['pattern'] });
-});
+/** recipeArgumentSchema refuses, at load, a pattern the linear-time engine cannot run or bound. */
+const linearArgument = recipeArgumentSchema;
 
 function uniqueNames(items: ReadonlyArray<{ name: string }>, what: string, ctx: z.RefinementCtx, path: PropertyKey[]): void {
   const seen = new Set<string>();
