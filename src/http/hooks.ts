@@ -70,8 +70,8 @@ export function hooksRouter(deps: HooksDeps): Router {
     const body = parseBody(raw, hook);
     const values = argumentValues(hook, body);
 
-    const recipe = await deps.recipes.get(hook.recipe);
-    if (!recipe) throw new HookError(500, 'internal', `The hook's recipe ${hook.recipe} is missing.`);
+    const recipe = await deps.recipes.get(hook.runbook);
+    if (!recipe) throw new HookError(500, 'internal', `The hook's recipe ${hook.runbook} is missing.`);
     const target = deps.config.targets.get(recipe.target);
     const started = await deps.recipes.start(recipe, {
       author: hookAuthor(hook.id),

@@ -14,7 +14,9 @@ import { fixedValuesToMask } from '../domain/recipe.js';
 import type { ExecutionStep, StepPhase } from '../domain/task.js';
 import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
+import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
+import type { TaskRow } from '../store/rows.js';
 import { finishExecution, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
@@ -59,6 +61,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   });
   const results: StepResult[] = [];
   let failureOverride: string | null = null;
+  // A run's script step: each host's $COUNTERSIGN_OUTPUT, merged into the step's outputs at the end.
+  const hostOutputs: HostOutputs[] | null = task.runStep ? [] : null;
 
   const target = ctx.target;
   if (!target) {
@@ -76,7 +80,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
         continue;
       }
       // runStep never rejects, so one host's trouble cannot orphan its siblings.
-      const done = await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, recorder, stop, capPerStep)));
+      const done = await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, recorder, stop, capPerStep, hostOutputs)));
       results.push(...done);
       if (target.rollout?.stopOnFailure && done.some((r) => r.phase === 'failed')) {
         haltReason = `not started: a host in batch ${groupIndex + 1} failed and the rollout stops on failure`;
@@ -84,6 +88,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     }
   }
 
+  const outputs = hostOutputs ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line)) : null;
   const stored = await recorder.close();
   if (!stored) ctx.onError(new Error('output could not be stored'), `storing the last output of task ${task.id}`);
   const stopReason = stop.aborted ? (stop.reason as StopReason) : undefined;
@@ -107,6 +112,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
           failure_message: summary.failureMessage,
           last_line: recorder.lastLine,
           finished_at: trx.fn.now() as unknown as Date,
+          ...(outputs ? { outputs: JSON.stringify(outputs) as unknown as TaskRow['outputs'] } : {}),
         },
       });
     }),
@@ -132,6 +138,7 @@ async function runStep(
   recorder: OutputRecorder,
   stop: AbortSignal,
   capBytes: number,
+  hostOutputs: HostOutputs[] | null = null,
 ): Promise<StepResult> {
   const address = { host: step.host, port: step.port, user: step.user };
   const label = claimed.steps.length > 1 ? hostLabel(address) : null;
@@ -175,6 +182,7 @@ async function runStep(
       runTimeoutMs: target.timeoutMs,
       killGraceMs: ctx.killGraceMs,
       stop,
+      outputFile: hostOutputs !== null,
       onOutput: (stream, text) => {
         filters[stream].push(text);
         return recorder.hasRoom();
@@ -182,6 +190,7 @@ async function runStep(
       drained: () => recorder.drained(),
     });
     result = stepResult(step, outcome, target.timeoutMs, stop);
+    if (hostOutputs && outcome.kind === 'exited') hostOutputs.push(await readStepOutputs.fromHost(ctx.pool, target, step, (line) => emit('system', line)));
   } catch (error) {
     ctx.onError(error, `running a step of task ${task.id}`);
     result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };

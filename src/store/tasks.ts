@@ -2,7 +2,11 @@
  * Task rows. Status changes go only through `transitionTask`: the one place that checks the
  * lifecycle, guards the change in SQL and writes the audit event in the same transaction.
  */
-import { assertTransition, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
+import { assertTransition, isTerminal, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
+import type { RunStepPhase } from '../domain/run.js';
+
+/** A run step's phase when its task ends. */
+const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = { success: 'succeeded', failure: 'failed', killed: 'killed', cancelled: 'killed', rejected: 'failed' };
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
@@ -11,6 +15,7 @@ import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, notify } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
+import { transitionRunStep } from './runs.js';
 
 export interface NewTask {
   author: string;
@@ -28,6 +33,8 @@ export interface NewTask {
   arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
   /** Started from a recipe: its name and definition hash (part of the content version). */
   recipe?: RecipeRef | null;
+  /** A run's script step (migration 013): the task runs it; no card or review of its own. */
+  runStep?: { runId: number; stepId: number } | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
@@ -51,6 +58,8 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       content_version: version,
       recipe_name: recipe?.name ?? null,
       recipe_hash: recipe?.hash ?? null,
+      run_id: task.runStep?.runId ?? null,
+      run_step_id: task.runStep?.stepId ?? null,
     })
     .onConflict('source_key')
     .ignore()
@@ -123,6 +132,9 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
+    // A run's step: its run's row first, the lock order every run change keeps (src/store/runs.ts).
+    const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
+    if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
     const current = await trx<TaskRow>('tasks').where({ id: change.taskId }).forUpdate().first('status');
     if (!current || !allowedFrom.includes(current.status)) return null;
     const [row] = await trx<TaskRow>('tasks')
@@ -145,6 +157,18 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
     });
     // Every process's runner hears of a ready task at commit, not at its next poll.
     if (change.to === 'ready') await notify(trx, CHANNEL_READY, String(change.taskId));
+    // A run's script step ends with its task, in the same transaction: the run never waits on a lost update.
+    if (row.run_step_id && isTerminal(change.to)) {
+      const outputs = row.outputs as { outputs?: Record<string, string> } | null | undefined;
+      await transitionRunStep(trx, {
+        stepId: row.run_step_id,
+        from: ['running'],
+        to: STEP_PHASE_OF[change.to] ?? 'failed',
+        actor: change.actor,
+        data: { task: row.id },
+        set: { outputs: outputs?.outputs ? { outputs: outputs.outputs } : null, failure_message: change.to === 'success' ? null : (row.failure_message ?? `the task ended ${change.to}`) },
+      });
+    }
     return toTask(row);
   });
 }

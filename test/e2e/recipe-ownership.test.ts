@@ -25,7 +25,7 @@ describe('owned recipes', () => {
   let adminToken: string;
   const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
   const importAs = async (user: string, recipe: Record<string, unknown>, replace = false) => ackText(await h.command(`recipe import${replace ? ' --replace' : ''} \`\`\`${JSON.stringify(recipe)}\`\`\``, user));
-  const row = (name: string) => h.database.db('recipes').where({ name }).first();
+  const row = (name: string) => h.database.db('runbooks').where({ reference: name }).first();
   const recipeEvents = (name: string) => h.database.db('events').where({ subject: `recipe:${name}` }).orderBy('id').select('type', 'actor', 'task_id', 'data');
   const openForm = async (name: string, user: string) => {
     const before = h.fake.views.list.length;

@@ -151,7 +151,7 @@ describe('recipes in Slack', () => {
     // Invalid recipes are refused with the field named.
     const broken = JSON.stringify({ name: 'broken', target: 'sandbox', script: 'true', arguments: [{ name: 'x', kind: 'input', pattern: '(' }] });
     expect(ackText(await h.command(`recipe import \`\`\`${broken}\`\`\``))).toContain('arguments[0].pattern: not a valid pattern for the linear-time engine');
-    expect(await h.count('recipes')).toBe(1);
+    expect(await h.count('runbooks')).toBe(1);
     // The imported one starts like any other.
     const form = await openForm('echo-copy');
     const good = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'eu' }, 'arg:version': { value: '$(id)' } } });

@@ -1,0 +1,54 @@
+/**
+ * A run's script step leaves values for later steps in the file named by $COUNTERSIGN_OUTPUT
+ * (src/domain/runbook/outputs.ts says the format). After the script ends on a host, its file is
+ * read back over the pooled connection with a bounded control command (at most 64 KiB + 1
+ * bytes, then removed) and parsed; when every host is done their values are merged. What could
+ * not be read or agreed on is said in the step's output, and left out of its values: a later
+ * step that uses such a value fails naming it, it is never filled with a guess.
+ */
+import type { Target } from '../config/config.js';
+import { hostLabel } from '../domain/plan.js';
+import { mergeHostOutputs, MAX_OUTPUT_FILE_BYTES, parseStepOutputs } from '../domain/runbook/index.js';
+import type { ExecutionStep } from '../domain/task.js';
+import { readOutputFile } from '../exec/hostControl.js';
+import type { SshPool } from '../exec/sshPool.js';
+
+export interface HostOutputs {
+  host: string;
+  outputs: Record<string, string>;
+}
+
+export interface StepOutputs {
+  outputs: Record<string, string>;
+  problems: string[];
+}
+
+async function fromHost(pool: SshPool, target: Target, step: ExecutionStep, say: (line: string) => void): Promise<HostOutputs> {
+  const host = hostLabel(step);
+  const endpoint = {
+    address: { host: step.host, port: step.port, user: step.user },
+    privateKey: target.privateKey,
+    knownHosts: target.knownHosts,
+    connectTimeoutMs: target.connectTimeoutMs,
+    maxSessions: target.maxSessions,
+  };
+  const bytes = await readOutputFile({ pool, endpoint, token: step.runToken, runAs: target.runAs }, MAX_OUTPUT_FILE_BYTES);
+  if (bytes === null) {
+    say(`countersign: ${host}: could not read the step's $COUNTERSIGN_OUTPUT file, so it has no outputs from this host\n`);
+    return { host, outputs: {} };
+  }
+  const parsed = parseStepOutputs(bytes);
+  if (!parsed.ok) {
+    say(`countersign: ${host}: $COUNTERSIGN_OUTPUT: ${parsed.error}\n`);
+    return { host, outputs: {} };
+  }
+  return { host, outputs: parsed.outputs };
+}
+
+function merge(perHost: readonly HostOutputs[], say: (line: string) => void): StepOutputs {
+  const merged = mergeHostOutputs(perHost);
+  for (const conflict of merged.conflicts) say(`countersign: $COUNTERSIGN_OUTPUT: ${conflict}; it is left out of the step's outputs\n`);
+  return { outputs: merged.outputs, problems: merged.conflicts };
+}
+
+export const readStepOutputs = { fromHost, merge };
