@@ -110,6 +110,29 @@ export class TaskService {
     );
   }
 
+  /**
+   * Run again: a finished task (or one that never ran) asked for once more with the same content
+   * (target, type, script, message, arguments, recipe), by `userId`: its author or a reviewer of
+   * its target. A new task, reviewed again where the target requires review (the old approvals
+   * were for the old task). A run's step is run again with its run (RunService.again).
+   */
+  async again(taskId: number, userId: string, source: TaskSource = 'slack', sourceKey: string | null = null): Promise<Outcome<{ task: Task; created: boolean }>> {
+    const old = await getTask(this.db, taskId);
+    if (!old) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    if (old.runStep) return refuse('run_step', `${taskRef(taskId)} is a step of run ${old.runStep.runId}: run the run again instead.`);
+    const allowed = await this.mayOperate(old, userId, 'run again');
+    if (!allowed.ok) return allowed;
+    if (!['success', 'failure', 'killed', 'cancelled', 'rejected'].includes(old.status)) {
+      return refuse('wrong_status', `${taskRef(taskId)} is ${STATUS_WORDS[old.status]}; only a finished task can be run again.`);
+    }
+    const created = await this.createTask(
+      { author: userId, target: old.target, message: old.message, type: old.type, script: old.script, source, sourceKey, channelId: old.channelId, arguments: old.arguments ?? null, recipe: old.recipe },
+      null,
+    );
+    if (created.ok && created.created) await appendEvent(this.db, { taskId, type: 'task.again', actor: userId, data: { as: created.task.id } });
+    return created;
+  }
+
   /** The target's review policy with its user groups' members resolved; null when the target has no review. */
   async resolvedPolicy(taskOrTarget: Task | string): Promise<ReviewPolicy | null> {
     return (await this.resolve(typeof taskOrTarget === 'string' ? taskOrTarget : taskOrTarget.target))?.policy ?? null;
