@@ -25,6 +25,10 @@ import { ScheduleService } from './service/schedules.js';
 import { Scheduler, type ResultPoster, type SchedulerOptions } from './service/scheduler.js';
 import { ScheduleSlack } from './slack/schedules.js';
 import { RecipeService } from './service/recipes.js';
+import { RunService } from './service/runs.js';
+import { RunbookService } from './service/runbooks.js';
+import { Advancer, type AdvancerOptions } from './runbook/advancer.js';
+import { CHANNEL_RUN, CHANNEL_RUN_STEP_STOP } from './store/runs.js';
 import { hooksRouter } from './http/hooks.js';
 import type { Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
@@ -38,6 +42,7 @@ import { LINK_SECRET, ensureSetting, newSecret } from './store/settings.js';
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
+import { runOperations } from './api/runOperations.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
@@ -81,6 +86,8 @@ export interface AppOptions {
   reviewExpiryMs?: number;
   /** The schedules' firing loop: its clock (`now`), poll interval, late tolerance. */
   scheduler?: Partial<SchedulerOptions>;
+  /** The run engine: its poll interval, http step lease, a name resolver for tests. */
+  advancer?: Partial<Omit<AdvancerOptions, 'runnerId' | 'runnerKey'>>;
 }
 
 export interface RunningApp {
@@ -96,6 +103,9 @@ export interface RunningApp {
   signer: LinkSigner;
   schedules: ScheduleService;
   scheduler: Scheduler;
+  runs: RunService;
+  runbooks: RunbookService;
+  advancer: Advancer;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -113,6 +123,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'reviewers' }),
   });
   const service = new TaskService(db, config, bus, reviewers);
+  const runs = new RunService(db, config, bus, reviewers);
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
   const schedules = new ScheduleService(db, config, service, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
@@ -130,10 +141,17 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
   http.use(requestContext(log));
   http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
-  const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
-  http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }) }));
+  const links = {
+    statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`,
+    logUrl: (id: number) => signer.taskUrl(id),
+    runStatusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/runs/${id}`,
+  };
   const recipes = new RecipeService(db, config, service, reviewers);
-  http.use('/hooks', hooksRouter({ config, recipes, statusUrl: links.statusUrl, log: log.child({ component: 'hooks' }) }));
+  const runbooks = new RunbookService(db, config, recipes, runs, reviewers);
+  if ((config.recipes?.size ?? 0) > 0) {
+    log.info({ recipes: [...(config.recipes?.keys() ?? [])] }, 'recipes: and recipeFiles are read as one-step runbooks; they are deprecated: move them under runbooks: (a recipe is a runbook with one script step)');
+  }
+  http.use('/hooks', hooksRouter({ config, runbooks, statusUrl: links.statusUrl, runStatusUrl: links.runStatusUrl, log: log.child({ component: 'hooks' }) }));
 
   http.get('/healthz', async (_req, res) => {
     try {
@@ -214,7 +232,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
 
+  // After the recipes and runbooks exist: the API starts both.
+  http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: [...operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }), ...runOperations({ db, config, runs, runbooks, tasks: service, links })] }));
+
   const settings = config.runner;
+  const runnerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const runner = new Runner(
     db,
     config,
@@ -222,7 +244,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     bus,
     observer,
     {
-      runnerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      runnerId,
       pollMs: settings.pollMs,
       leaseMs: settings.leaseMs,
       maxConcurrent: settings.maxConcurrentRuns,
@@ -238,19 +260,34 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
     },
   );
-  // Other processes' ready tasks and stop requests arrive here within milliseconds of their commit.
+  const advancer = new Advancer(
+    db,
+    config,
+    bus,
+    runs,
+    () => runbooks.catalog(),
+    { runnerId, runnerKey: randomBytes(6).readUIntBE(0, 6), pollMs: settings.pollMs, leaseMs: settings.leaseMs, ...options.advancer },
+    log.child({ component: 'advancer' }),
+  );
+  // Other processes' ready tasks, stop requests and run changes arrive here within milliseconds of their commit.
   const listener = new PgListener(
     options.databaseUrl,
-    [CHANNEL_READY, CHANNEL_STOP],
+    [CHANNEL_READY, CHANNEL_STOP, CHANNEL_RUN, CHANNEL_RUN_STEP_STOP],
     (channel, payload) => {
       if (channel === CHANNEL_READY) runner.wake();
       else if (channel === CHANNEL_STOP) runner.stopRun(Number(payload), 'kill');
+      else if (channel === CHANNEL_RUN) bus.emit('run-changed', Number(payload));
+      else if (channel === CHANNEL_RUN_STEP_STOP) advancer.stopHttpStep(Number(payload));
     },
     log.child({ component: 'listener' }),
-    () => runner.wake(),
+    () => {
+      runner.wake();
+      void advancer.poll();
+    },
   );
   await listener.start();
   runner.start();
+  advancer.start();
   // Every process sweeps; the guarded transition lets one of them expire each review.
   const expiry = new ReviewExpiry(db, config, bus, log.child({ component: 'review-expiry' }), {
     intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
@@ -295,6 +332,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     signer,
     schedules,
     scheduler,
+    runs,
+    runbooks,
+    advancer,
     async stop(graceMs = 30_000) {
       // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
@@ -302,6 +342,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await expiry.stop();
       await scheduler.stop();
       scheduleViews?.stop();
+      await advancer.stop(Math.min(graceMs, 5_000));
       await runner.stop(graceMs);
       await socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed'));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -115,7 +115,7 @@ export const Task = z
     type: z.enum(SCRIPT_TYPES),
     script: z.string(),
     message: z.string().nullable(),
-    source: z.enum(['slack', 'api', 'schedule', 'webhook']),
+    source: z.enum(['slack', 'api', 'schedule', 'webhook', 'run']),
     createdAt: timestamp,
     statusChangedAt: timestamp,
     startedAt: timestamp.nullable(),

@@ -1,0 +1,265 @@
+/**
+ * Runbooks end to end (issue 11, "Done when"), through the API with a real sshd, a real Postgres,
+ * the fake Slack and local HTTP servers on 127.0.0.x: input -> http (success pattern) -> a script
+ * writing an output -> approval by a second person -> a group of two script steps on two targets
+ * using the input and the output -> an `after ... on: failure` runbook that cleans up; dependsOn
+ * order; the run's review bound to its content version; a disallowed URL and a redirect to one
+ * refused; Kill mid-run; run again.
+ */
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { createApiToken } from '../../src/store/apiTokens.js';
+import { ApiClient } from '../support/apiClient.js';
+import { ALICE, AUTHOR, BOB, Harness, MALLORY } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
+
+interface Hit {
+  path: string;
+  at: number;
+}
+
+async function listen(host: string, handle: (path: string, res: import('node:http').ServerResponse) => void): Promise<{ server: Server; port: number; hits: Hit[] }> {
+  const hits: Hit[] = [];
+  const server = createServer((req, res) => {
+    hits.push({ path: req.url ?? '', at: Date.now() });
+    handle(req.url ?? '', res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { server, port: (server.address() as AddressInfo).port, hits };
+}
+
+describe('runbooks', () => {
+  let h: Harness;
+  let api: ApiClient;
+  let allowed: Awaited<ReturnType<typeof listen>>;
+  let forbidden: Awaited<ReturnType<typeof listen>>;
+  let scratch: string;
+  const tokens: Record<string, string> = {};
+
+  beforeAll(async () => {
+    forbidden = await listen('127.0.0.6', (_path, res) => res.end('you should never see this'));
+    allowed = await listen('127.0.0.5', (path, res) => {
+      if (path.startsWith('/health')) return void res.setHeader('content-type', 'application/json').end(JSON.stringify({ ok: true, region: 'eu' }));
+      if (path.startsWith('/redirect')) return void res.writeHead(302, { location: `http://127.0.0.6:${forbidden.port}/` }).end();
+      res.writeHead(404).end('no');
+    });
+    scratch = mkdtempSync(join(tmpdir(), 'countersign-runbooks-'));
+    chmodSync(scratch, 0o1777);
+    h = await Harness.start({
+      extraTargets: (ssh) =>
+        [
+          '  web-b:',
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+        ].join('\n'),
+      extraYaml: () => runbooksYaml(scratch, allowed.port),
+    });
+    api = await ApiClient.connect(h.app.url);
+    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob'], [MALLORY, 'mallory']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
+  });
+  afterAll(async () => {
+    await h.stop();
+    rmSync(scratch, { recursive: true, force: true });
+    forbidden.server.close();
+    allowed.server.close();
+  });
+
+  const as = (user: string) => ({
+    get: (path: string) => api.call('GET', path, { token: tokens[user]! }),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, body: body ?? {}, ...(headers ? { headers } : {}) }),
+  });
+  const runOf = async (id: number) => (await as(AUTHOR).get(`/runs/${id}`)).body.run;
+  const waitRun = (id: number, what: string, check: (run: any) => boolean, timeoutMs = 20_000) =>
+    waitFor(async () => {
+      const run = await runOf(id);
+      return check(run) ? run : null;
+    }, timeoutMs, `run ${id}: ${what}`);
+  const step = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
+
+  it('runs input -> http -> output -> approval by a second person -> a two-target group, then the after-failure cleanup', async () => {
+    const started = await as(AUTHOR).post('/runbooks/deploy/start', { arguments: { mode: 'fail' }, message: 'ship 1.4.2' });
+    expect(started.status).toBe(201);
+    expect(started.body.kind).toBe('run');
+    const runId: number = started.body.run.id;
+    expect(started.body.run.status).toBe('pending-review');
+    // One review request for every reviewed target it touches (web-prod's sre group), bound to its content version.
+    expect(started.body.run.review).toEqual([{ name: 'web-prod/sre', required: 1, approvedBy: [], satisfied: false }]);
+    const etag = started.headers.get('etag')!;
+    expect(etag).toBe(`"${started.body.run.contentVersion}"`);
+
+    expect((await as(ALICE).post(`/runs/${runId}/approve`)).status).toBe(428);
+    const stale = await as(ALICE).post(`/runs/${runId}/approve`, {}, { 'If-Match': `"${'0'.repeat(64)}"` });
+    expect(stale.status).toBe(412);
+    const self = await as(AUTHOR).post(`/runs/${runId}/approve`, {}, { 'If-Match': etag });
+    expect(self.status).toBe(403);
+    expect(self.body.error.code).toBe('self_review');
+    const approved = await as(ALICE).post(`/runs/${runId}/approve`, {}, { 'If-Match': etag });
+    expect(approved.status).toBe(200);
+
+    // dependsOn: prepare's step runs first, then the input step pauses the run.
+    const paused = await waitRun(runId, 'why paused', (run) => step(run, 'deploy.why')?.phase === 'paused');
+    expect(step(paused, 'prepare.mark').phase).toBe('succeeded');
+    expect(paused.steps.map((s: any) => s.id)).toEqual(['prepare.mark', 'deploy.why', 'deploy.health', 'deploy.version', 'deploy.go', 'deploy.a', 'deploy.b']);
+    // Only the creator gives the input; a value the pattern refuses is refused by field.
+    expect((await as(BOB).post(`/runs/${runId}/steps/deploy.why/input`, { values: { ticket: 'INC-42' } })).status).toBe(403);
+    const bad = await as(AUTHOR).post(`/runs/${runId}/steps/deploy.why/input`, { values: { ticket: 'nope' } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.error.issues[0].path).toBe('ticket');
+    expect((await as(AUTHOR).post(`/runs/${runId}/steps/deploy.why/input`, { values: { ticket: 'INC-42' } })).status).toBe(200);
+
+    // The http step used the input (encoded in the URL) and matched its pattern; the script wrote an output.
+    const waiting = await waitRun(runId, 'go paused', (run) => step(run, 'deploy.go')?.phase === 'paused');
+    expect(step(waiting, 'deploy.health')).toMatchObject({ phase: 'succeeded', http: { status: 200 } });
+    expect(allowed.hits.some((hit) => hit.path === '/health?ticket=INC-42')).toBe(true);
+    expect(step(waiting, 'deploy.version')).toMatchObject({ phase: 'succeeded', outputs: { version: '1.4.2' } });
+
+    // Approval step: not by whoever started the run, not by a stranger; by a second person.
+    expect((await as(AUTHOR).post(`/runs/${runId}/steps/deploy.go/approve`)).body.error.code).toBe('self_review');
+    expect((await as(MALLORY).post(`/runs/${runId}/steps/deploy.go/approve`)).status).toBe(403);
+    const clickedAt = Date.now();
+    expect((await as(BOB).post(`/runs/${runId}/steps/deploy.go/approve`)).status).toBe(200);
+    const done = await waitRun(runId, 'finished', (run) => ['success', 'failure', 'killed'].includes(run.status));
+    const a = step(done, 'deploy.a');
+    const task = await h.task(a.taskId);
+    const stepStart = new Date(a.startedAt).getTime();
+    const remoteStart = task!.startedAt!.getTime();
+    console.log(`approval click -> next step started (task queued) ${stepStart - clickedAt} ms; -> runner claimed it ${remoteStart - clickedAt} ms`);
+
+    // a wrote the input, the output and its argument, then failed (mode=fail); b ran beside it.
+    expect(readFileSync(join(scratch, 'a'), 'utf8')).toBe('a INC-42 1.4.2 fail\n');
+    expect(readFileSync(join(scratch, 'b'), 'utf8')).toBe('b INC-42\n');
+    expect(a.phase).toBe('failed');
+    expect(step(done, 'deploy.b').phase).toBe('succeeded');
+    expect(done.status).toBe('failure');
+    expect(done.failureMessage).toMatch(/^deploy\.a: /);
+    expect(readFileSync(join(scratch, 'order'), 'utf8')).toBe('prepare\nversion\n');
+
+    // The cleanup runbook, triggered after the failure, waits out its grace, then runs with the ticket passed on.
+    const cleanup = await waitFor(async () => {
+      const list = await as(AUTHOR).get('/runs?reference=cleanup');
+      return list.body.runs[0];
+    }, 10_000, 'a cleanup run');
+    expect(cleanup.trigger).toEqual({ kind: 'after', run: runId, on: 'failure' });
+    expect(cleanup.parentRunId).toBe(runId);
+    await waitRun(cleanup.id, 'cleanup done', (run) => run.status === 'success');
+    expect(readFileSync(join(scratch, 'cleanup'), 'utf8')).toBe('cleanup fail\n');
+    // Exactly one, however often the ended run is looked at again.
+    await h.app.advancer.advance(runId);
+    expect((await as(AUTHOR).get('/runs?reference=cleanup')).body.runs).toHaveLength(1);
+  });
+
+  it('refuses an http step to a host http.allow does not name, and a redirect to one, with the reason', async () => {
+    const started = await as(AUTHOR).post('/runbooks/probe/start', { arguments: {} });
+    const done = await waitRun(started.body.run.id, 'finished', (run) => run.status === 'failure');
+    const probe = step(done, 'probe.hop');
+    expect(probe.phase).toBe('failed');
+    expect(probe.failureMessage).toMatch(/127\.0\.0\.6/);
+    expect(forbidden.hits).toHaveLength(0);
+    expect(step(done, 'probe.after').phase).toBe('skipped');
+    // At load: a URL whose host is not allowed names the field and the fix.
+    const base = readFileSync(h.configPath, 'utf8').split('\nhttp:\n')[0]!;
+    expect(() => parseConfig(`${base}\nhttp:\n  allow: [127.0.0.5]\nrunbooks:\n  bad:\n    steps:\n      - { id: x, http: { url: "http://127.0.0.6:1/" } }\n`, 'c.yml')).toThrow(/runbooks\.bad\.steps\[0\]\.http\.url: .*127\.0\.0\.6.*http\.allow/);
+  });
+
+  it('refuses a dependsOn cycle at load, naming it', () => {
+    const base = readFileSync(h.configPath, 'utf8').split('\nhttp:\n')[0]!;
+    const yaml = `${base}\nrunbooks:\n  x:\n    dependsOn: [y]\n    steps: [{ id: s, script: { target: sandbox, script: "true" } }]\n  y:\n    dependsOn: [x]\n    steps: [{ id: s, script: { target: sandbox, script: "true" } }]\n`;
+    expect(() => parseConfig(yaml, 'c.yml')).toThrow(/x -> y -> x/);
+  });
+
+  it('Kill mid-run: the running script is stopped, later steps never start, the run ends killed', async () => {
+    const started = await as(AUTHOR).post('/runbooks/long/start', {});
+    const runId = started.body.run.id;
+    const running = await waitRun(runId, 'sleeping', (run) => step(run, 'long.sleep')?.phase === 'running');
+    await waitFor(async () => (await h.task(step(running, 'long.sleep').taskId))?.status === 'running', 10_000, 'the task running');
+    expect((await as(MALLORY).post(`/runs/${runId}/stop`)).status).toBe(403);
+    const stop = await as(AUTHOR).post(`/runs/${runId}/stop`);
+    expect(stop.status).toBe(200);
+    expect(stop.body.stopping).toBe(true);
+    const killed = await waitRun(runId, 'killed', (run) => run.status === 'killed');
+    expect(step(killed, 'long.sleep').phase).toBe('killed');
+    expect(step(killed, 'long.after')).toMatchObject({ phase: 'skipped', failureMessage: 'not started: the run was stopped' });
+    expect(killed.failureMessage).toBe(`killed by <@${AUTHOR}>`);
+    expect((await h.task(step(killed, 'long.sleep').taskId))?.status).toBe('killed');
+  });
+
+  it('runs a finished run again with the same content, reviewed again; and a finished task again', async () => {
+    const first = await as(AUTHOR).post('/runbooks/probe/start', {});
+    await waitRun(first.body.run.id, 'finished', (run) => run.status === 'failure');
+    expect((await as(MALLORY).post(`/runs/${first.body.run.id}/again`)).status).toBe(403);
+    const again = await as(AUTHOR).post(`/runs/${first.body.run.id}/again`);
+    expect(again.status).toBe(201);
+    expect(again.body.run.contentVersion).toBe(first.body.run.contentVersion);
+    expect(again.body.run.trigger).toEqual({ kind: 'api', again: first.body.run.id });
+
+    const task = await api.call('POST', '/tasks', { token: tokens[AUTHOR]!, body: { target: 'web-prod', script: 'echo again' } });
+    const id = task.body.task.id;
+    await api.call('POST', `/tasks/${id}/approve`, { token: tokens[ALICE]!, body: {}, headers: { 'If-Match': task.headers.get('etag')! } });
+    await api.call('POST', `/tasks/${id}/start`, { token: tokens[AUTHOR]!, body: {} });
+    await h.waitForStatus(id, 'success');
+    const repeated = await api.call('POST', `/tasks/${id}/again`, { token: tokens[AUTHOR]!, body: {} });
+    expect(repeated.status).toBe(201);
+    // Reviewed again: the old approval was for the old task.
+    expect(repeated.body.task).toMatchObject({ status: 'pending-review', script: 'echo again', author: AUTHOR });
+  });
+
+  it('lists runbooks with search by name and tag, recipes among them; the run JSON hides fixed values', async () => {
+    const all = await as(AUTHOR).get('/runbooks?tag=deploy');
+    expect(all.body.runbooks.map((r: any) => r.reference)).toEqual(['deploy']);
+    const search = await as(AUTHOR).get('/runbooks?search=clean');
+    expect(search.body.runbooks.map((r: any) => r.reference)).toEqual(['cleanup']);
+    const one = await as(AUTHOR).get('/runbooks/deploy');
+    expect(one.body.runbook.definition.arguments.find((a: any) => a.name === 'secret')).toEqual({ name: 'secret', kind: 'fixed' });
+    const runs = await as(AUTHOR).get('/runs?reference=deploy');
+    expect(runs.body.runs[0].arguments.deploy.find((a: any) => a.name === 'secret').value).toBe('•••');
+    expect(JSON.stringify(runs.body)).not.toContain('hunter2-fixed');
+  });
+});
+
+function runbooksYaml(scratch: string, port: number): string {
+  return `http:
+  allow: [127.0.0.5]
+runbooks:
+  prepare:
+    steps:
+      - { id: mark, script: { target: sandbox, script: "echo prepare >> ${scratch}/order" } }
+  deploy:
+    description: Ships the web tier
+    tags: [deploy, web]
+    dependsOn: [prepare]
+    arguments:
+      - { name: mode, kind: options, options: [ok, fail], default: ok }
+      - { name: secret, kind: fixed, value: hunter2-fixed }
+    steps:
+      - { id: why, input: { fields: [{ name: ticket, kind: input, pattern: "INC-[0-9]+", required: true }] } }
+      - { id: health, http: { url: "http://127.0.0.5:${port}/health?ticket=\${{ steps.why.ticket }}", timeout: 5s, successStatus: 200, successPattern: '/"ok":\\s*true/' } }
+      - { id: version, script: { target: sandbox, script: "echo version >> ${scratch}/order; echo version=1.4.2 >> \\"$COUNTERSIGN_OUTPUT\\"" } }
+      - { id: go, approval: { users: [${ALICE}, ${BOB}], approvals: 1 } }
+      - - { id: a, script: { target: web-prod, script: "echo \\"a $ARG_TICKET $ARG_VERSION $1\\" > ${scratch}/a; [ \\"$ARG_MODE\\" = ok ]", with: { TICKET: "\${{ steps.why.ticket }}", VERSION: "\${{ steps.version.version }}" } } }
+        - { id: b, script: { target: web-b, script: "echo \\"b $ARG_TICKET\\" > ${scratch}/b", with: { TICKET: "\${{ steps.why.ticket }}" } } }
+  cleanup:
+    description: Cleans up after a failed deploy
+    triggeredBy: [{ after: deploy, on: failure }]
+    grace: 1s
+    arguments:
+      - { name: mode, kind: input, default: none }
+    steps:
+      - { id: sweep, script: { target: sandbox, script: "echo \\"cleanup $ARG_MODE\\" > ${scratch}/cleanup" } }
+  probe:
+    steps:
+      - { id: hop, http: { url: "http://127.0.0.5:${port}/redirect", timeout: 5s } }
+      - { id: after, script: { target: sandbox, script: "true" } }
+  long:
+    steps:
+      - { id: sleep, script: { target: sandbox, script: "sleep 30" } }
+      - { id: after, script: { target: sandbox, script: "true" } }
+`;
+}
