@@ -261,6 +261,11 @@ export async function runCheck(input: CheckInput): Promise<CheckRow[]> {
     }
     return checkSlack(input.slack, input.requiredScopes);
   };
+  // A target whose key or host keys could not be read is left out of the config: say its hosts were not checked.
+  const unchecked = [...new Set(rows.flatMap((row) => (/^targets\.(.+?)\.ssh(\.|$)/.exec(row.subject)?.[1] ?? [])))].filter((name) => !input.config?.targets.has(name));
+  rows.push(
+    ...unchecked.map((name): CheckRow => ({ area: 'ssh', subject: name, status: 'warn', ms: null, detail: 'hosts not checked: its SSH settings have the problems listed above', fix: `fix targets.${name}.ssh, then check again` })),
+  );
   const [hostRows, slackRows] = await Promise.all([input.config ? checkHosts(input.config, input.hosts) : Promise.resolve([]), slack()]);
   return sortRows([...rows, ...(input.config ? presentRows(input.config, rows.some((row) => row.area === 'reference')) : []), ...hostRows, ...slackRows]);
 }

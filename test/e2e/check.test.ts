@@ -103,6 +103,7 @@ describe('countersign check', () => {
         target('nowhere', { host: 'countersign-check.invalid', knownHosts: `countersign-check.invalid ${ssh.hostPublicKey}` }),
         target('as-root', { runAs: 'sudo -n -u root' }),
         target('unset', { secrets: ['API_TOKEN: { env: COUNTERSIGN_CHECK_UNSET }'] }),
+        target('keyless', { key: join(dir, 'no-such-key') }),
         'recipes:',
         '  restart: { target: gone, script: "systemctl restart app" }',
         '  uptime: { target: good, script: uptime }',
@@ -167,7 +168,11 @@ describe('countersign check', () => {
     expect(scopes.line).toMatch(/FAIL .*missing files:write/);
     expect(scopes.next).toContain('reinstall the app');
 
-    expect(stdout).toMatch(/\n\d+ ok, 0 warnings, 9 failures\n$/);
+    // A target whose key cannot be read: the problem, and its hosts said to be unchecked.
+    expect(lineOf('targets.keyless.ssh.privateKeyFile').line).toMatch(/config .*FAIL .*cannot read .*no-such-key: ENOENT/);
+    expect(lineOf('keyless ').line).toMatch(/ssh +keyless +WARN +hosts not checked/);
+
+    expect(stdout).toMatch(/\n4 ok, 1 warning, 10 failures\n$/);
     expect(stdout).not.toContain(SECRET_VALUE);
     expect(stdout).not.toContain(HOOK_SECRET_SHORT);
     expect(stdout).not.toContain(BOT_TOKEN);
