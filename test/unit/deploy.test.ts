@@ -188,7 +188,13 @@ describe('compose.yaml', () => {
         : node !== null && typeof node === 'object'
           ? Object.fromEntries(Object.entries(node).filter(([key, value]) => !(key === 'id' && typeof value === 'string')).map(([key, value]) => [key, withoutIds(value)]))
           : node;
-    const validate = new Ajv2019({ allErrors: true, strict: false }).compile(withoutIds(schema) as object);
+    const ajv = new Ajv2019({ allErrors: true, strict: false });
+    // Compose's own formats: Go durations ("75s", "1m30s"), exposed ports and published ports.
+    ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/);
+    ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp))?$/);
+    ajv.addFormat('ports', /^((\[?[0-9a-fA-F.:]*\]?:)?(\d+(-\d+)?:))?\d+(-\d+)?(\/(tcp|udp|sctp))?$/);
+    ajv.addFormat('subnet_ip_address', () => true);
+    const validate = ajv.compile(withoutIds(schema) as object);
     expect(validate(compose), JSON.stringify(validate.errors, null, 2)).toBe(true);
   });
 
