@@ -6,7 +6,7 @@
  * process, its table and exit code) and in-process for the Slack variants.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,7 +59,13 @@ describe('countersign check', () => {
     ensureUser(APP_USER);
     ensureUser(LOGIN_USER);
     // As in production: the login user may run commands as the app user without a password, and nothing else.
-    writeFileSync(`/etc/sudoers.d/${LOGIN_USER}`, `${LOGIN_USER} ALL=(${APP_USER}) NOPASSWD: ALL\n`, { mode: 0o440 });
+    // secrets-and-output.test.ts writes the same rule and runs sudo meanwhile: never rewrite it in place.
+    const sudoers = `/etc/sudoers.d/${LOGIN_USER}`;
+    const rule = `${LOGIN_USER} ALL=(${APP_USER}) NOPASSWD: ALL\n`;
+    if (!existsSync(sudoers) || readFileSync(sudoers, 'utf8') !== rule) {
+      writeFileSync(`${sudoers}.tmp`, rule, { mode: 0o440 });
+      renameSync(`${sudoers}.tmp`, sudoers);
+    }
     [ssh, fake, closedPort] = await Promise.all([startSshd({ loginUser: LOGIN_USER }), startFakeSlack({ token: BOT_TOKEN }), freePort()]);
     dir = mkdtempSync(join(tmpdir(), 'countersign-check-'));
     // A key the sshd has never seen: its login is refused.
