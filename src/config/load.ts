@@ -17,16 +17,40 @@ import type { People } from '../domain/people.js';
 import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
-  }
-  return parseConfig(text, path, env);
+  return parseConfig(readConfigText(path), path, env);
 }
 
 export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const { config, problems } = inspectConfig(text, path, env);
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  return config;
+}
+
+/**
+ * What the config resolves to so far, and every problem found, without stopping at them
+ * (`countersign check` reports them all and still checks what resolved). A target is kept when
+ * its SSH part resolved (key read, host keys parsed), even if its secrets did not; a hook when
+ * nothing about it is wrong. Throws ConfigError only when nothing can be resolved: the YAML or
+ * its shape is wrong.
+ */
+export interface ConfigInspection {
+  config: Config;
+  problems: string[];
+}
+
+export function inspectConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): ConfigInspection {
+  return inspectConfig(readConfigText(path), path, env);
+}
+
+function readConfigText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
+  }
+}
+
+export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env): ConfigInspection {
   let raw: unknown;
   try {
     raw = parseYaml(text) ?? {};
@@ -46,7 +70,6 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
   const baseDir = dirname(resolve(path));
   const recipes = resolveRecipes(parsed.data, baseDir, problems);
   const hooks = resolveHooks(parsed.data, recipes, baseDir, env, problems);
-  if (problems.length > 0) throw new ConfigError(path, problems);
   const runner = parsed.data.runner;
   const settings: RunnerSettings = {
     maxConcurrentRuns: runner.maxConcurrentRuns,
@@ -57,7 +80,7 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
-  return { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) };
+  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) }, problems };
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
@@ -171,6 +194,8 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
   if (knownHosts.entries.length === 0 && knownHosts.errors.length === 0) {
     problems.push(`${field}.ssh.knownHosts: pin at least one host key ("host ssh-ed25519 AAAA..."; ssh-keyscan prints them)`);
   }
+  // Without a key and pinned host keys the target is unusable; any other problem still leaves it checkable.
+  const sshResolved = problems.length === before;
 
   const secrets = new Map<string, string>();
   for (const [secretName, source] of Object.entries(file.secrets ?? {})) {
@@ -207,7 +232,8 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     });
   }
 
-  if (problems.length > before) return null;
+  // Unusable without a key and pinned host keys; other problems still leave it checkable.
+  if (!sshResolved) return null;
   return {
     name,
     description: file.description ?? null,
