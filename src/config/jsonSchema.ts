@@ -72,6 +72,7 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   hooks: 'Webhooks: POST /hooks/<id> starts the recipe.',
   'hooks.*.recipe': 'A recipe from recipes or recipeFiles (not an imported one).',
   'hooks.*.secret': 'The shared secret ({ env } or { file }), at least 16 characters.',
+  'hooks.*.signature': 'How deliveries prove the secret: countersign (timestamped HMAC, the default), github (X-Hub-Signature-256 + X-GitHub-Delivery) or bearer (cannot prevent replay).',
   'hooks.*.channel': "Where the task's card goes (the target's channel otherwise).",
   'hooks.*.arguments': 'Arguments the hook sets: a literal, or { from: "path.in.body" }.',
 };
