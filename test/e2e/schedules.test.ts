@@ -219,8 +219,8 @@ describe('firing rules under a controlled clock', () => {
   it('fires each of 20 firings exactly once with two schedulers racing on one database', async () => {
     const s = await schedule('true');
     const clock = clockFrom(s.firedThrough!);
-    const a = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
-    const b = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
+    const a = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
+    const b = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
     let firedByA = 0;
     let firedByB = 0;
     for (let i = 0; i < 20; i++) {
@@ -249,7 +249,7 @@ describe('firing rules under a controlled clock', () => {
     for (const overlap of ['skip', 'queue', 'allow'] as const) {
       const s = await schedule(`sleep 1.5; echo ${overlap} >> ${dir}/${overlap}`, { overlap });
       const clock = clockFrom(s.firedThrough!);
-      const scheduler = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
+      const scheduler = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
       clock.advance(1000);
       await scheduler.tick(); // fires: nothing runs yet
       clock.advance(1000);
@@ -280,8 +280,8 @@ describe('firing rules under a controlled clock', () => {
     const clock = clockFrom(run.firedThrough!);
     // Every process was down for ten minutes: then two come up at once.
     clock.set(Math.ceil(clock.now().getTime() / 60_000) * 60_000 + 10 * 60_000 + 30_000); // 30 s past a minute: that firing is late too
-    const a = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
-    const b = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
+    const a = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
+    const b = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
     await Promise.all([a.tick(), b.tick(), a.tick()]);
     const ran = await h.database.db('schedule_firings').where({ schedule_id: run.id });
     expect(ran).toHaveLength(1);
@@ -292,8 +292,10 @@ describe('firing rules under a controlled clock', () => {
     expect(skipped[0]).toMatchObject({ outcome: 'skipped-missed', task_id: null });
     const missed = await h.database.db('events').where({ type: 'schedule.missed' }).whereRaw("(data->>'schedule')::int = ?", [run.id]);
     expect(missed).toHaveLength(1);
-    // Nine earlier minutes went by; the search only looks back as far as it needs, so it says "at least".
-    expect(missed[0].data).toMatchObject({ atLeast: true });
+    // Ten or eleven earlier minutes went by (the clock started just before a minute or not), counted one by one.
+    expect(missed[0].data).toMatchObject({ atLeast: false });
+    expect(missed[0].data.count).toBeGreaterThanOrEqual(10);
+    expect(missed[0].data.count).toBeLessThanOrEqual(11);
     // Back on time: the next minute fires normally for both.
     clock.set(Math.ceil(clock.now().getTime() / 60_000) * 60_000 + 100); // just past the next minute
     await a.tick();

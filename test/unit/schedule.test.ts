@@ -59,13 +59,30 @@ describe('/task schedule parser', () => {
     expect(error('add sandbox "* * * * *"')).toMatch(/script is empty/);
   });
 
-  it('parses list, show, pause, resume, remove and refuses edit', () => {
+  it('parses list, show, pause, resume and remove', () => {
     expect(parseScheduleCommand('list')).toEqual({ ok: true, command: { action: 'list' } });
     expect(parseScheduleCommand(' pause 12')).toEqual({ ok: true, command: { action: 'pause', id: 12 } });
     expect(parseScheduleCommand('resume S3')).toEqual({ ok: true, command: { action: 'resume', id: 3 } });
     expect(parseScheduleCommand('remove #4')).toEqual({ ok: true, command: { action: 'remove', id: 4 } });
     expect(error('remove')).toMatch(/Which schedule/);
-    expect(error('edit 3')).toMatch(/remove .* add the new version, which is reviewed again/);
+  });
+
+  it('parses edit with only the fields given, a new script optional', () => {
+    expect(parseScheduleCommand('edit S3 --cron "0  4 * * *" --tz Europe/Paris --channel <#C0OPS12|ops> --notify failure --overlap queue --catch-up skip')).toEqual({
+      ok: true,
+      command: { action: 'edit', id: 3, cron: '0 4 * * *', tz: 'Europe/Paris', channel: 'C0OPS12', notify: 'failure', overlap: 'queue', catchUp: 'skip', target: null, message: null, type: null, script: null },
+    });
+    expect(parseScheduleCommand('edit 3 -m "new why" --target web-prod ```python\nprint(1)\n```')).toEqual({
+      ok: true,
+      command: { action: 'edit', id: 3, message: 'new why', target: 'web-prod', type: 'python3', script: 'print(1)', cron: null, tz: null, channel: null, notify: null, overlap: null, catchUp: null },
+    });
+    expect(error('edit 3')).toMatch(/Nothing to change/);
+    expect(error('edit')).toMatch(/Which schedule/);
+    expect(error('edit 3 --cron "61 * * * *"')).toMatch(/not a valid cron: the minute field has `61` \(0-59\)/);
+    expect(error('edit 3 --cron 0 4 * * *')).toMatch(/`--cron` takes the cron in quotes/);
+    expect(error('edit 3 --tz Mars/Olympus')).toMatch(/not a time zone/);
+    expect(error('edit 3 --target "bad name"')).toMatch(/`--target` takes a target name/);
+    expect(error('edit 3 --cron "* * * * *" --cron "0 * * * *"')).toMatch(/only once/);
   });
 
   it('is reached from /task schedule with the raw Slack text', () => {

@@ -9,6 +9,7 @@ const schedule: Schedule = {
   id: 7, createdAt: new Date('2026-01-01T00:00:00Z'), status: 'pending-review', author: 'UAUTHOR', target: 'web-prod', cron: '0 3 * * *', tz: 'Europe/Paris',
   type: 'bash', script: 'echo hi', message: 'nightly <cleanup> & more', channelId: 'C0OPS', originChannel: 'CTASKS', notify: 'always', overlap: 'skip', catchUp: 'run',
   reviewChannel: 'CREVIEW', reviewTs: null, approvedAt: null, firedThrough: null,
+  contentVersion: 'a'.repeat(64), reviewRound: 0, reviewRequestedAt: null, statusReason: null,
 };
 const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE', 'UBOB'], approvals: 1 }] };
 const task = (status: Task['status'], exitCode: number | null): Task => ({
