@@ -149,6 +149,7 @@ export function cronProblems(expression: string): string[] {
   const problems = detailed.errors.map((error) => {
     const field = FIELD_RANGES[error.field];
     if (!field) return error.message;
+    if (/impossible/.test(error.message)) return `the day of month \`${error.value ?? '?'}\` never comes in the months given`;
     return `the ${field.label} field has \`${error.value ?? '?'}\` (${field.range})`;
   });
   if (problems.length > 0) return problems;
