@@ -100,6 +100,8 @@ export class Scheduler {
   private readonly decided = new Map<string, { decision: Decision; task: Task | null }>();
   /** Coordinator decisions under way (stop waits for them). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Schedules whose stored cron node-cron refuses (written under another parser), by `cron\0tz`: logged once, skipped until edited. */
+  private readonly unparsable = new Map<number, string>();
   private readonly coordinator: RunCoordinator;
   private readonly cronLogger: CronLogger;
   private readonly now: () => Date;
@@ -156,7 +158,7 @@ export class Scheduler {
     for (const { task } of this.cronTasks.values()) await task.destroy();
     this.cronTasks.clear();
     await this.running;
-    await Promise.all([...this.inFlight]);
+    await Promise.allSettled([...this.inFlight]);
   }
 
   private loop(): void {
@@ -187,6 +189,7 @@ export class Scheduler {
     const now = this.now();
     const horizon = new Date(now.getTime() - this.handoffMs);
     for (const schedule of active) {
+      if (this.isUnparsable(schedule)) continue;
       try {
         const since = schedule.firedThrough ?? schedule.approvedAt ?? schedule.createdAt;
         const next = nextFireTimes(schedule.cron, schedule.tz, since, 1)[0];
@@ -215,7 +218,7 @@ export class Scheduler {
       this.cronTasks.delete(id);
     }
     for (const schedule of active) {
-      if (this.cronTasks.has(schedule.id)) continue;
+      if (this.cronTasks.has(schedule.id) || this.isUnparsable(schedule)) continue;
       try {
         const task = createTask(schedule.cron, (context) => this.runJob(schedule.id, context.date), {
           name: `${CRON_TASK_PREFIX}${schedule.id}`,
@@ -233,9 +236,19 @@ export class Scheduler {
         void task.start();
         this.cronTasks.set(schedule.id, { cron: schedule.cron, tz: schedule.tz, task });
       } catch (error) {
-        this.log.error({ err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz }, `node-cron cannot schedule ${scheduleRef(schedule.id)}`);
+        this.unparsable.set(schedule.id, `${schedule.cron}\u0000${schedule.tz}`);
+        this.log.error({ err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz }, `node-cron cannot schedule ${scheduleRef(schedule.id)}: it will not fire until its cron is edited`);
       }
     }
+  }
+
+  /** A schedule whose cron node-cron refused, unless it was edited since. */
+  private isUnparsable(schedule: Schedule): boolean {
+    const refused = this.unparsable.get(schedule.id);
+    if (refused === undefined) return false;
+    if (refused === `${schedule.cron}\u0000${schedule.tz}`) return true;
+    this.unparsable.delete(schedule.id);
+    return false;
   }
 
   /** The run coordinator: decides the firing named by node-cron's key; true when this process did. */
@@ -245,6 +258,8 @@ export class Scheduler {
     if (!match || Number.isNaN(fireAt.getTime())) return Promise.resolve(false);
     const work = this.decide(Number(match[1]), fireAt, this.now()).then((decided) => {
       if (!decided) return false;
+      // node-cron runs the job right after this answer; the bound only guards against a job that never came.
+      if (this.decided.size >= 1000) this.decided.delete(this.decided.keys().next().value as string);
       this.decided.set(key, decided);
       return true;
     });
