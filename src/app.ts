@@ -125,7 +125,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const service = new TaskService(db, config, bus, reviewers);
   const runs = new RunService(db, config, bus, reviewers);
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
-  const schedules = new ScheduleService(db, config, service, scheduleNow);
+  const schedules = new ScheduleService(db, config, reviewers, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
   let scheduleViews: ScheduleSlack | null = null;
   const http = express();
@@ -210,7 +210,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     const queries = new TaskQueries(db, { mayReview: (task, userId) => service.isReviewerOf(task.target, userId) });
     home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
     const commands = { db, config, service, queries, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
-    const scheduleSlack = new ScheduleSlack({ schedules, tasks: service, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow });
+    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background) });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
@@ -291,10 +291,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // Every process sweeps; the guarded transition lets one of them expire each review.
   const expiry = new ReviewExpiry(db, config, bus, log.child({ component: 'review-expiry' }), {
     intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
+    schedules,
   });
   expiry.start();
   // Every process ticks; the firing key (schedule, fire time) lets one of them fire each time.
-  const scheduler = new Scheduler(db, config, bus, log.child({ component: 'scheduler' }), { post: schedulePoster, logUrl: (taskId) => signer.taskUrl(taskId), ...options.scheduler, now: scheduleNow });
+  const scheduler = new Scheduler(db, config, bus, schedules, log.child({ component: 'scheduler' }), { post: schedulePoster, logUrl: (taskId) => signer.taskUrl(taskId), ...options.scheduler, now: scheduleNow });
   schedules.onChange(() => scheduler.wake());
   scheduler.start();
 

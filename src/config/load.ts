@@ -19,16 +19,40 @@ import { checkRunbooks, runbookFromBody, runbookFromRecipe, type Runbook } from 
 import { httpSettingsFromConfig } from '../exec/httpStep.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
-  }
-  return parseConfig(text, path, env);
+  return parseConfig(readConfigText(path), path, env);
 }
 
 export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const { config, problems } = inspectConfig(text, path, env);
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  return config;
+}
+
+/**
+ * What the config resolves to so far, and every problem found, without stopping at them
+ * (`countersign check` reports them all and still checks what resolved). A target is kept when
+ * its SSH part resolved (key read, host keys parsed), even if its secrets did not; a hook when
+ * nothing about it is wrong. Throws ConfigError only when nothing can be resolved: the YAML or
+ * its shape is wrong.
+ */
+export interface ConfigInspection {
+  config: Config;
+  problems: string[];
+}
+
+export function inspectConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): ConfigInspection {
+  return inspectConfig(readConfigText(path), path, env);
+}
+
+function readConfigText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
+  }
+}
+
+export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env): ConfigInspection {
   let raw: unknown;
   try {
     raw = parseYaml(text) ?? {};
@@ -50,7 +74,6 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
   const http = httpSettingsFromConfig(parsed.data.http);
   const runbooks = resolveRunbooks(parsed.data, recipes, targets, http, problems);
   const hooks = resolveHooks(parsed.data, recipes, runbooks, baseDir, env, problems);
-  if (problems.length > 0) throw new ConfigError(path, problems);
   const runner = parsed.data.runner;
   const settings: RunnerSettings = {
     maxConcurrentRuns: runner.maxConcurrentRuns,
@@ -61,7 +84,7 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
-  return { runner: settings, targets, recipes, hooks, runbooks, http, ...(admins ? { admins } : {}) };
+  return { config: { runner: settings, targets, recipes, hooks, runbooks, http, ...(admins ? { admins } : {}) }, problems };
 }
 
 /**
@@ -198,6 +221,8 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
   if (knownHosts.entries.length === 0 && knownHosts.errors.length === 0) {
     problems.push(`${field}.ssh.knownHosts: pin at least one host key ("host ssh-ed25519 AAAA..."; ssh-keyscan prints them)`);
   }
+  // Without a key and pinned host keys the target is unusable; any other problem still leaves it checkable.
+  const sshResolved = problems.length === before;
 
   const secrets = new Map<string, string>();
   for (const [secretName, source] of Object.entries(file.secrets ?? {})) {
@@ -234,7 +259,8 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     });
   }
 
-  if (problems.length > before) return null;
+  // Unusable without a key and pinned host keys; other problems still leave it checkable.
+  if (!sshResolved) return null;
   return {
     name,
     description: file.description ?? null,

@@ -68,6 +68,11 @@ function asUser(command: string, runAs: readonly string[] | null): string {
   return `${runAs.join(' ')} sh -c '${command}'`;
 }
 
+/** `true` run the way a script runs (under the target's runAs): `countersign check` proves a login can run scripts. */
+export function probeCommand(runAs: readonly string[] | null): string {
+  return asUser('true', runAs);
+}
+
 export function remoteCommand(run: RemoteRun): string {
   if (!Number.isSafeInteger(run.scriptBytes) || run.scriptBytes < 0) throw new Error('scriptBytes must be a byte count');
   const wrapper = [

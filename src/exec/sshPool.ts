@@ -19,9 +19,15 @@ export interface SshEndpoint {
   maxSessions: number;
 }
 
+/** Why connecting failed: `countersign check` says what to fix for each. */
+export type SshConnectReason = 'unpinned' | 'host-key' | 'auth' | 'network';
+
 /** Connecting failed; `message` says why in words a user can act on. Nothing ran. */
 export class SshConnectError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly reason: SshConnectReason = 'network',
+  ) {
     super(message);
     this.name = 'SshConnectError';
   }
@@ -81,7 +87,7 @@ class PooledConnection {
     let hostKeyProblem: string | null = null;
     this.ready = new Promise((resolve, reject) => {
       if (pinned.length === 0) {
-        reject(new SshConnectError(`no pinned host key for ${label} in the target's ssh.knownHosts, so nothing was run (add the line ssh-keyscan prints)`));
+        reject(new SshConnectError(`no pinned host key for ${label} in the target's ssh.knownHosts, so nothing was run (add the line ssh-keyscan prints)`, 'unpinned'));
         return;
       }
       let isReady = false;
@@ -94,8 +100,8 @@ class PooledConnection {
           this.lostReason ??= error.message;
           return;
         }
-        if (hostKeyProblem) reject(new SshConnectError(hostKeyProblem));
-        else if (error.level === 'client-authentication') reject(new SshConnectError(`${label} did not accept the target's SSH key for user ${endpoint.address.user}`));
+        if (hostKeyProblem) reject(new SshConnectError(hostKeyProblem, 'host-key'));
+        else if (error.level === 'client-authentication') reject(new SshConnectError(`${label} did not accept the target's SSH key for user ${endpoint.address.user}`, 'auth'));
         else reject(new SshConnectError(`cannot connect to ${label}: ${error.message}`));
       });
       // The server ended the link: its socket takes no more writes, so nobody new may get it.
@@ -103,7 +109,7 @@ class PooledConnection {
       this.client.on('close', () => {
         this.retire();
         this.lostReason ??= 'the connection closed';
-        if (!isReady) reject(new SshConnectError(hostKeyProblem ?? `the connection to ${label} closed before it was ready`));
+        if (!isReady) reject(hostKeyProblem ? new SshConnectError(hostKeyProblem, 'host-key') : new SshConnectError(`the connection to ${label} closed before it was ready`));
         // Whoever waits for a slot on a dead connection must try again on a new one.
         for (const waiter of this.waiters.splice(0)) waiter.wake(false);
       });

@@ -4,6 +4,9 @@
  * request say why. Every replica runs a sweep; the guarded transition (pending-review ->
  * rejected, under the task's row lock) lets exactly one of them, or a reviewer's last click,
  * win. Ages are measured by Postgres's clock, so replicas with skewed clocks agree.
+ *
+ * Schedule reviews expire the same way, counted from when their current review was asked for
+ * (an edit or an approval that stopped holding asks again); ScheduleService does the transition.
  */
 import type { Config } from '../config/config.js';
 import { expiryMessage } from '../domain/review.js';
@@ -16,6 +19,8 @@ export interface ReviewExpiryOptions {
   intervalMs: number;
   /** At most this many tasks expired per target per sweep (the next sweep takes the rest). */
   batch?: number;
+  /** Expires schedule reviews too (and redraws their requests); absent: only tasks. */
+  schedules?: { expireReviews(batch?: number): Promise<number[]> } | null;
 }
 
 export interface ReviewExpiryLogger {
@@ -62,6 +67,13 @@ export class ReviewExpiry {
 
   /** Expires every review older than its target allows; returns the ids of the tasks this call rejected. */
   async sweep(): Promise<number[]> {
+    const tasks = await this.sweepTasks();
+    const schedules = (await this.options.schedules?.expireReviews(this.options.batch ?? 100)) ?? [];
+    for (const id of schedules) this.log.info({ scheduleId: id }, `the review of schedule S${id} expired`);
+    return tasks;
+  }
+
+  private async sweepTasks(): Promise<number[]> {
     const expired: number[] = [];
     for (const target of this.config.targets.values()) {
       const policy = target.review;

@@ -1,35 +1,52 @@
 /**
- * Fires active schedules. Every replica runs one; nobody leads. Each due fire time is decided
- * in one transaction that takes the schedule's row lock and inserts its row in
- * `schedule_firings` (primary key: schedule, fire time) with ON CONFLICT DO NOTHING: the one
- * transaction whose insert lands makes the task, in the same commit, so each firing happens
- * exactly once across processes, crashes included (a crash before the commit leaves nothing,
- * and the fire time is still due for whoever ticks next).
+ * Fires active schedules on node-cron. Every replica runs one; nobody leads.
  *
+ * - Each active schedule is a node-cron task (`distributed: true`) in every process. At each fire
+ *   time node-cron asks its run coordinator, keyed by the schedule and the fire time, whether
+ *   this process should run the firing. Our coordinator answers from Postgres: in one
+ *   transaction it takes the schedule's row lock, inserts the firing key in `schedule_firings`
+ *   (primary key: schedule, fire time; ON CONFLICT DO NOTHING) and, when its insert lands,
+ *   decides the firing and makes its task in the same commit. So each firing happens exactly once
+ *   across processes, crashes included: a crash before the commit leaves nothing (the fire time
+ *   is still due for the catch-up below), and after it the task is `ready` in Postgres, where any
+ *   runner claims it. No firing is ever "claimed but undecided", so node-cron's lease (ttlMs) has
+ *   nothing to guard. node-cron then runs the task's job: telling this process's runner and views.
+ * - A housekeeping pass every `pollMs` (and when woken) keeps the node-cron tasks in step with
+ *   the schedules table, decides the most recent fire time that no process took (downtime, a beat
+ *   node-cron missed, a database error during one) through the same transaction, starts queued
+ *   firings and posts results. Fire times younger than `handoffMs` are left to node-cron's timers.
  * - Only the most recent due fire time is considered: earlier ones (downtime) are recorded as
  *   missed in the audit, never run as a backlog. The latest one, if it is older than
  *   `lateToleranceMs`, was missed too: `catchUp: run` runs it once, `skip` records it skipped.
+ * - At each firing the schedule's approval is checked against its target's policy as it is now
+ *   (user group members resolved): when it no longer holds (review added to the target, an
+ *   approver left a group, more approvals required), the firing is skipped and the schedule goes
+ *   back to review (pending-review, a new request), with the reason in the audit trail. When Slack
+ *   cannot say who is in a user group, the firing is skipped and nothing else changes.
  * - `overlap`: while a previous firing's task is unfinished, `skip` records the firing as
  *   skipped, `allow` fires anyway, `queue` records it `queued` (at most `maxQueued`); a queued
- *   firing gets its task as soon as the schedule has no unfinished task (checked every tick
- *   under the same row lock, so two replicas cannot both start one).
+ *   firing gets its task as soon as the schedule has no unfinished task.
  * - The task is made `ready` directly: the schedule's approval covers it, and the audit event
  *   says which approval (`task.created` / `task.ready` data: schedule, approvedAt, approvedBy).
  * - When a fired task ends, one process (the one whose claim on `notified_at` lands) posts its
  *   result to the schedule's channel.
  *
- * The clock is injected (`now`), so tests drive firings without waiting.
+ * The clock is injected (`now`): tests call `tick()` on a scheduler that was never started, and
+ * it decides every fire time due by that clock, without node-cron's timers.
  */
+import { createTask, type Logger as CronLogger, type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/config.js';
-import { dueFireTimes, nextFireTimes, scheduleRef, type Schedule } from '../domain/schedule.js';
+import { approvalStanding, dueFireTimes, firesAt, fireTimesBetween, nextFireTimes, scheduleRef, type Schedule } from '../domain/schedule.js';
 import type { Task } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { latestExecution } from '../store/executions.js';
-import { getScheduleForUpdate, toSchedule, unfinishedRuns, type FiringOutcome, type ScheduleRow } from '../store/schedules.js';
+import { getSchedule, getScheduleForUpdate, scheduleDecisions, toSchedule, unfinishedRuns, type FiringOutcome, type ScheduleRow } from '../store/schedules.js';
 import { getTask, insertTask, transitionTask } from '../store/tasks.js';
 import { executionLogText } from './logs.js';
 import type { Bus } from './bus.js';
+import type { ResolvedPolicy } from './reviewers.js';
+import type { ScheduleService } from './schedules.js';
 
 export interface SchedulerLogger {
   info(context: Record<string, unknown>, message: string): void;
@@ -42,7 +59,7 @@ export type ResultPoster = (args: { channel: string; schedule: Schedule; task: T
 
 export interface SchedulerOptions {
   now?: () => Date;
-  /** Longest sleep between ticks (also how soon a new schedule, a queued firing or a finished run is noticed). */
+  /** How often the housekeeping pass runs (also how soon a new schedule, a queued firing or a finished run is noticed). */
   pollMs?: number;
   /** A fire time found later than this after it fell was missed (downtime): `catchUp` decides. */
   lateToleranceMs?: number;
@@ -52,29 +69,52 @@ export interface SchedulerOptions {
   logUrl?: (taskId: number) => string;
   /** Results of tasks that ended longer ago than this are not posted any more. */
   notifyWindowMs?: number;
+  /** Once started, fire times younger than this are node-cron's to fire; the housekeeping pass takes older ones. */
+  handoffMs?: number;
+}
+
+export interface Decision {
+  scheduleId: number;
+  fireAt: Date;
+  outcome: FiringOutcome;
+  taskId: number | null;
 }
 
 export interface TickReport {
   fired: number[];
-  decided: Array<{ scheduleId: number; fireAt: Date; outcome: FiringOutcome; taskId: number | null }>;
+  decided: Decision[];
   notified: number[];
 }
 
 const UNFINISHED = ['created', 'pending-review', 'approved', 'ready', 'running'];
+const CRON_TASK_PREFIX = 'schedule-';
 
 export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
+  private again = false;
   private stopped = true;
+  /** This process's node-cron task per active schedule, with the cron it was made from. */
+  private readonly cronTasks = new Map<number, { cron: string; tz: string; task: ScheduledTask }>();
+  /** Firings decided by the coordinator, waiting for node-cron to run their job. */
+  private readonly decided = new Map<string, { decision: Decision; task: Task | null }>();
+  /** Coordinator decisions under way (stop waits for them). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Schedules whose stored cron node-cron refuses (written under another parser), by `cron\0tz`: logged once, skipped until edited. */
+  private readonly unparsable = new Map<number, string>();
+  private readonly coordinator: RunCoordinator;
+  private readonly cronLogger: CronLogger;
   private readonly now: () => Date;
   private readonly pollMs: number;
   private readonly lateToleranceMs: number;
   private readonly maxQueued: number;
+  private handoffMs = 0;
 
   constructor(
     private readonly db: Db,
     private readonly config: Config,
     private readonly bus: Bus,
+    private readonly schedules: Pick<ScheduleService, 'resolve' | 'requestReview' | 'changed'>,
     private readonly log: SchedulerLogger,
     private readonly options: SchedulerOptions = {},
   ) {
@@ -82,18 +122,30 @@ export class Scheduler {
     this.pollMs = options.pollMs ?? 1000;
     this.lateToleranceMs = options.lateToleranceMs ?? 60_000;
     this.maxQueued = options.maxQueued ?? 5;
+    this.coordinator = { shouldRun: (key) => this.claim(key) };
+    this.cronLogger = {
+      info: (message) => this.log.info({ component: 'node-cron' }, message),
+      warn: (message) => this.log.warn({ component: 'node-cron' }, message),
+      error: (message, err) => this.log.error({ component: 'node-cron', err: err ?? message }, String(message instanceof Error ? message.message : message)),
+      debug: () => undefined,
+    };
   }
 
-  /** Ticks now, then at each schedule's next fire time (at the latest every `pollMs`). */
+  /** Schedules each active schedule on node-cron, and runs the housekeeping pass now and every `pollMs`. */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.handoffMs = this.options.handoffMs ?? 2000;
     this.loop();
   }
 
-  /** Looks again soon (a schedule was approved, resumed, or a task of one ended). */
+  /** Looks again soon (a schedule was approved, edited, resumed, or a task of one ended). */
   wake(): void {
-    if (this.stopped || this.running) return;
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.loop();
@@ -103,19 +155,23 @@ export class Scheduler {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    for (const { task } of this.cronTasks.values()) await task.destroy();
+    this.cronTasks.clear();
     await this.running;
+    await Promise.allSettled([...this.inFlight]);
   }
 
   private loop(): void {
     this.running = this.tick()
       .catch((error) => {
-        this.log.error({ err: error }, 'a scheduler tick failed');
+        this.log.error({ err: error }, 'a scheduler pass failed');
         return null;
       })
-      .then((report) => {
+      .then(() => {
         this.running = null;
         if (this.stopped) return;
-        const wait = report ? this.msToNextFire(report.nextFire) : this.pollMs;
+        const wait = this.again ? 0 : this.pollMs;
+        this.again = false;
         this.timer = setTimeout(() => {
           this.timer = null;
           this.loop();
@@ -124,77 +180,192 @@ export class Scheduler {
       });
   }
 
-  private msToNextFire(nextFire: Date | null): number {
-    if (!nextFire) return this.pollMs;
-    // A couple of ms past the fire time, so the tick finds it due.
-    return Math.max(0, Math.min(this.pollMs, nextFire.getTime() - this.now().getTime() + 2));
-  }
-
-  /** One pass: fire what is due, start queued firings whose turn came, post finished results. */
-  async tick(): Promise<TickReport & { nextFire: Date | null }> {
+  /** One housekeeping pass: node-cron tasks in step, fire what no process fired, start queued firings, post finished results. */
+  async tick(): Promise<TickReport> {
     const report: TickReport = { fired: [], decided: [], notified: [] };
+    const rows: ScheduleRow[] = await this.db<ScheduleRow>('schedules').where({ status: 'active' }).orderBy('id');
+    const active = rows.map(toSchedule);
+    if (!this.stopped) this.syncCronTasks(active);
     const now = this.now();
-    const rows = await this.db<ScheduleRow>('schedules').where({ status: 'active' }).orderBy('id');
-    let nextFire: Date | null = null;
-    for (const schedule of rows.map(toSchedule)) {
+    const horizon = new Date(now.getTime() - this.handoffMs);
+    for (const schedule of active) {
+      if (this.isUnparsable(schedule)) continue;
       try {
-        await this.fireDue(schedule, now, report);
-        const next = nextFireTimes(schedule.cron, schedule.tz, now, 1)[0];
-        if (next && (!nextFire || next < nextFire)) nextFire = next;
+        const since = schedule.firedThrough ?? schedule.approvedAt ?? schedule.createdAt;
+        const next = nextFireTimes(schedule.cron, schedule.tz, since, 1)[0];
+        if (!next || next.getTime() > horizon.getTime()) continue;
+        const due = dueFireTimes(schedule.cron, schedule.tz, since, horizon);
+        if (!due.latest) continue;
+        const decided = await this.decide(schedule.id, due.latest, now);
+        if (decided) this.announce(decided.decision, decided.task, report);
       } catch (error) {
         this.log.error({ err: error, scheduleId: schedule.id }, `firing schedule ${scheduleRef(schedule.id)} failed`);
       }
     }
     await this.startQueued(report);
     await this.postResults(report);
-    return { ...report, nextFire };
+    return report;
   }
 
-  private async fireDue(seen: Schedule, now: Date, report: TickReport): Promise<void> {
-    const since = seen.firedThrough ?? seen.approvedAt ?? seen.createdAt;
-    const due = dueFireTimes(seen.cron, seen.tz, since, now);
-    if (!due.latest) return;
-    const fireAt = due.latest;
+  // ---------------------------------------------------------------- node-cron
+
+  private syncCronTasks(active: readonly Schedule[]): void {
+    const wanted = new Map(active.map((schedule) => [schedule.id, schedule]));
+    for (const [id, entry] of this.cronTasks) {
+      const schedule = wanted.get(id);
+      if (schedule && schedule.cron === entry.cron && schedule.tz === entry.tz) continue;
+      void entry.task.destroy();
+      this.cronTasks.delete(id);
+    }
+    for (const schedule of active) {
+      if (this.cronTasks.has(schedule.id) || this.isUnparsable(schedule)) continue;
+      try {
+        const task = createTask(schedule.cron, (context) => this.runJob(schedule.id, context.date), {
+          name: `${CRON_TASK_PREFIX}${schedule.id}`,
+          timezone: schedule.tz,
+          distributed: true,
+          runCoordinator: this.coordinator,
+          // node-cron still runs a beat this late (it never runs one past the next fire time).
+          missedExecutionTolerance: this.lateToleranceMs,
+          suppressMissedWarning: true,
+          unref: true,
+          logger: this.cronLogger,
+        });
+        // A beat node-cron gave up on is the housekeeping pass's to decide, with the catch-up rules.
+        task.on('execution:missed', () => this.wake());
+        void task.start();
+        this.cronTasks.set(schedule.id, { cron: schedule.cron, tz: schedule.tz, task });
+      } catch (error) {
+        this.unparsable.set(schedule.id, `${schedule.cron}\u0000${schedule.tz}`);
+        this.log.error({ err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz }, `node-cron cannot schedule ${scheduleRef(schedule.id)}: it will not fire until its cron is edited`);
+      }
+    }
+  }
+
+  /** A schedule whose cron node-cron refused, unless it was edited since. */
+  private isUnparsable(schedule: Schedule): boolean {
+    const refused = this.unparsable.get(schedule.id);
+    if (refused === undefined) return false;
+    if (refused === `${schedule.cron}\u0000${schedule.tz}`) return true;
+    this.unparsable.delete(schedule.id);
+    return false;
+  }
+
+  /** The run coordinator: decides the firing named by node-cron's key; true when this process did. */
+  private claim(key: string): Promise<boolean> {
+    const match = new RegExp(`^${CRON_TASK_PREFIX}(\\d+):(.+)$`).exec(key);
+    const fireAt = new Date(match?.[2] ?? '');
+    if (!match || Number.isNaN(fireAt.getTime())) return Promise.resolve(false);
+    const work = this.decide(Number(match[1]), fireAt, this.now()).then((decided) => {
+      if (!decided) return false;
+      // node-cron runs the job right after this answer; the bound only guards against a job that never came.
+      if (this.decided.size >= 1000) this.decided.delete(this.decided.keys().next().value as string);
+      this.decided.set(key, decided);
+      return true;
+    });
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
+    return work;
+  }
+
+  /** node-cron's job for a firing this process decided: tell the runner and the views here. */
+  private runJob(scheduleId: number, fireAt: Date): void {
+    const key = `${CRON_TASK_PREFIX}${scheduleId}:${fireAt.toISOString()}`;
+    const decided = this.decided.get(key);
+    if (!decided) return;
+    this.decided.delete(key);
+    this.announce(decided.decision, decided.task, null);
+  }
+
+  // ---------------------------------------------------------------- the firing's one transaction
+
+  /**
+   * Decides one fire time of one schedule, exactly once across processes: the transaction whose
+   * insert of the firing key lands makes the task (or records why not) in the same commit.
+   * Null when the fire time is not this process's to decide (taken, not active, not a fire time).
+   */
+  async decide(scheduleId: number, fireAt: Date, now: Date): Promise<{ decision: Decision; task: Task | null } | null> {
+    const seen = await getSchedule(this.db, scheduleId);
+    if (!seen || seen.status !== 'active') return null;
+    if (seen.firedThrough && seen.firedThrough.getTime() >= fireAt.getTime()) return null;
+    // A beat from a cron that was edited away since this process scheduled it.
+    if (!firesAt(seen.cron, seen.tz, fireAt)) return null;
+    // Slack is asked (for user group members) before the row is locked.
+    const resolved = this.config.targets.has(seen.target) ? await this.schedules.resolve(seen.target) : null;
+    let sentBack = false;
     const decided = await this.db.transaction(async (trx) => {
-      const schedule = await getScheduleForUpdate(trx, seen.id);
+      const schedule = await getScheduleForUpdate(trx, scheduleId);
       if (!schedule || schedule.status !== 'active') return null;
-      if (schedule.firedThrough && schedule.firedThrough.getTime() >= fireAt.getTime()) return null;
-      await trx('schedules').where({ id: schedule.id }).update({ fired_through: fireAt });
+      if (schedule.target !== seen.target || schedule.cron !== seen.cron || schedule.tz !== seen.tz) return null;
+      const since = schedule.firedThrough ?? schedule.approvedAt ?? schedule.createdAt;
+      if (since.getTime() >= fireAt.getTime()) return null;
       // The firing key: whoever inserts it decides this fire time; anyone else finds it taken.
       const claimed = await trx('schedule_firings').insert({ schedule_id: schedule.id, fire_at: fireAt, outcome: 'fired' }).onConflict(['schedule_id', 'fire_at']).ignore().returning('fire_at');
       if (claimed.length === 0) return null;
-      const missed = now.getTime() - fireAt.getTime() > this.lateToleranceMs;
-      if (due.earlier > 0 || due.moreEarlier) {
-        await appendEvent(trx, { taskId: null, type: 'schedule.missed', actor: null, data: { schedule: schedule.id, count: due.earlier, atLeast: due.moreEarlier, before: fireAt.toISOString() } });
+      await trx('schedules').where({ id: schedule.id }).update({ fired_through: fireAt });
+      const earlier = fireTimesBetween(schedule.cron, schedule.tz, since, fireAt, 100);
+      if (earlier.count > 0) {
+        await appendEvent(trx, { taskId: null, type: 'schedule.missed', actor: null, data: { schedule: schedule.id, count: earlier.count, atLeast: earlier.more, before: fireAt.toISOString() } });
       }
+      const missed = now.getTime() - fireAt.getTime() > this.lateToleranceMs;
       let outcome: FiringOutcome;
+      let reason: string | null = null;
       if (!this.config.targets.has(schedule.target)) outcome = 'dropped'; // its target left the config
       else if (missed && schedule.catchUp === 'skip') outcome = 'skipped-missed';
-      else if (schedule.overlap === 'allow' || (await unfinishedRuns(trx, schedule.id)) === 0) outcome = 'fired';
-      else if (schedule.overlap === 'queue') {
-        const [row] = await trx('schedule_firings').where({ schedule_id: schedule.id, outcome: 'queued' }).count<{ count: string }[]>('* as count');
-        outcome = Number(row?.count ?? 0) < this.maxQueued ? 'queued' : 'skipped-overlap';
-      } else outcome = 'skipped-overlap';
+      else {
+        const standing = await this.standing(trx, schedule, resolved);
+        if (!standing.holds) {
+          outcome = standing.verifiable ? 'skipped-unapproved' : 'skipped-unverified';
+          reason = standing.reason;
+          if (standing.verifiable && resolved) {
+            await this.schedules.requestReview(trx, schedule, resolved.policy, null, { reason: 'approval-no-longer-holds', detail: standing.reason, fireAt: fireAt.toISOString() }, {}, standing.reason);
+            sentBack = true;
+          }
+        } else if (schedule.overlap === 'allow' || (await unfinishedRuns(trx, schedule.id)) === 0) outcome = 'fired';
+        else if (schedule.overlap === 'queue') {
+          const [row] = await trx('schedule_firings').where({ schedule_id: schedule.id, outcome: 'queued' }).count<{ count: string }[]>('* as count');
+          outcome = Number(row?.count ?? 0) < this.maxQueued ? 'queued' : 'skipped-overlap';
+        } else outcome = 'skipped-overlap';
+      }
       let task: Task | null = null;
       if (outcome === 'fired') task = await this.createTask(trx, schedule, fireAt, missed);
-      await trx('schedule_firings')
-        .where({ schedule_id: schedule.id, fire_at: fireAt })
-        .update({ outcome, task_id: task?.id ?? null, catch_up: missed });
+      await trx('schedule_firings').where({ schedule_id: schedule.id, fire_at: fireAt }).update({ outcome, task_id: task?.id ?? null, catch_up: missed });
       if (outcome !== 'fired') {
-        await appendEvent(trx, { taskId: null, type: `schedule.firing.${outcome}`, actor: null, data: { schedule: schedule.id, fireAt: fireAt.toISOString() } });
+        await appendEvent(trx, { taskId: null, type: `schedule.firing.${outcome}`, actor: null, data: { schedule: schedule.id, fireAt: fireAt.toISOString(), ...(reason ? { reason } : {}) } });
       }
-      return { scheduleId: schedule.id, fireAt, outcome, taskId: task?.id ?? null, task };
+      return { decision: { scheduleId: schedule.id, fireAt, outcome, taskId: task?.id ?? null }, task };
     });
-    if (!decided) return;
-    report.decided.push({ scheduleId: decided.scheduleId, fireAt: decided.fireAt, outcome: decided.outcome, taskId: decided.taskId });
-    if (decided.task) this.announce(decided.task, report);
-    this.log.info({ scheduleId: decided.scheduleId, fireAt: fireAt.toISOString(), outcome: decided.outcome, taskId: decided.taskId }, `schedule ${scheduleRef(decided.scheduleId)} ${decided.outcome}`);
+    if (!decided) return null;
+    const { decision } = decided;
+    this.log[decision.outcome === 'skipped-unapproved' || decision.outcome === 'skipped-unverified' ? 'warn' : 'info'](
+      { scheduleId: decision.scheduleId, fireAt: fireAt.toISOString(), outcome: decision.outcome, taskId: decision.taskId },
+      `schedule ${scheduleRef(decision.scheduleId)} ${decision.outcome}`,
+    );
+    if (sentBack) this.schedules.changed(scheduleId);
+    return decided;
+  }
+
+  /** The schedule's approval under its target's policy as it is now (null policy: no review needed). */
+  private async standing(trx: Queryable, schedule: Schedule, resolved: ResolvedPolicy | null) {
+    if (!resolved) return approvalStanding(null, schedule.author, []);
+    return approvalStanding(resolved.policy, schedule.author, await scheduleDecisions(trx, schedule), resolved.unknown);
   }
 
   /** A pre-approved task: created and made ready in the caller's transaction, with the approval it runs under. */
   private async createTask(trx: Queryable, schedule: Schedule, fireAt: Date, catchUp: boolean): Promise<Task> {
-    const approvers: string[] = await trx('schedule_reviews').where({ schedule_id: schedule.id, verdict: 'approve' }).orderBy('id').pluck('user_id');
-    const approval = { schedule: schedule.id, fireAt: fireAt.toISOString(), approvedAt: schedule.approvedAt?.toISOString() ?? null, approvedBy: approvers, reviewed: approvers.length > 0, ...(catchUp ? { catchUp: true } : {}) };
+    const approvers: string[] = await trx('schedule_reviews')
+      .where({ schedule_id: schedule.id, review_round: schedule.reviewRound, verdict: 'approve' })
+      .orderBy('id')
+      .pluck('user_id');
+    const approval = {
+      schedule: schedule.id,
+      fireAt: fireAt.toISOString(),
+      approvedAt: schedule.approvedAt?.toISOString() ?? null,
+      approvedBy: approvers,
+      reviewed: approvers.length > 0,
+      contentVersion: schedule.contentVersion,
+      ...(catchUp ? { catchUp: true } : {}),
+    };
     const inserted = await insertTask(trx, {
       author: schedule.author,
       target: schedule.target,
@@ -213,31 +384,48 @@ export class Scheduler {
     return ready ?? inserted.task;
   }
 
-  private announce(task: Task, report: TickReport): void {
-    report.fired.push(task.id);
+  private announce(decision: Decision, task: Task | null, report: TickReport | null): void {
+    report?.decided.push(decision);
+    if (!task) return;
+    report?.fired.push(task.id);
     this.bus.emit('task-changed', task.id);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
 
-  /** `overlap: queue`: the oldest queued firing of each schedule whose previous run has ended gets its task. */
+  /** `overlap: queue`: the oldest queued firing of each schedule whose previous run has ended gets its task, if its approval still holds. */
   private async startQueued(report: TickReport): Promise<void> {
     const ids: Array<string | number> = await this.db('schedule_firings').where({ outcome: 'queued' }).distinct('schedule_id').pluck('schedule_id');
     for (const id of ids.map(Number)) {
+      const seen = await getSchedule(this.db, id);
+      const resolved = seen && this.config.targets.has(seen.target) ? await this.schedules.resolve(seen.target) : null;
+      let sentBack = false;
       const started = await this.db.transaction(async (trx) => {
         const schedule = await getScheduleForUpdate(trx, id);
         if (!schedule) return null;
-        if (schedule.status !== 'active') {
-          await trx('schedule_firings').where({ schedule_id: id, outcome: 'queued' }).update({ outcome: 'dropped' });
+        const drop = async (outcome: FiringOutcome) => trx('schedule_firings').where({ schedule_id: id, outcome: 'queued' }).update({ outcome });
+        if (schedule.status !== 'active' || !this.config.targets.has(schedule.target)) {
+          await drop('dropped');
           return null;
         }
         if ((await unfinishedRuns(trx, id)) > 0) return null;
         const next = await trx('schedule_firings').where({ schedule_id: id, outcome: 'queued' }).orderBy('fire_at').first('fire_at', 'catch_up');
         if (!next) return null;
+        if (schedule.target !== seen?.target) return null; // edited meanwhile: the next pass looks again
+        const standing = await this.standing(trx, schedule, resolved);
+        if (!standing.holds) {
+          if (!standing.verifiable || !resolved) return null; // Slack cannot say now: wait
+          await drop('skipped-unapproved');
+          await appendEvent(trx, { taskId: null, type: 'schedule.firing.skipped-unapproved', actor: null, data: { schedule: id, fireAt: (next.fire_at as Date).toISOString(), reason: standing.reason, queued: true } });
+          await this.schedules.requestReview(trx, schedule, resolved.policy, null, { reason: 'approval-no-longer-holds', detail: standing.reason }, {}, standing.reason);
+          sentBack = true;
+          return null;
+        }
         const task = await this.createTask(trx, schedule, next.fire_at as Date, Boolean(next.catch_up));
         await trx('schedule_firings').where({ schedule_id: id, fire_at: next.fire_at }).update({ outcome: 'fired', task_id: task.id });
-        return task;
+        return { task, fireAt: next.fire_at as Date };
       });
-      if (started) this.announce(started, report);
+      if (sentBack) this.schedules.changed(id);
+      if (started) this.announce({ scheduleId: id, fireAt: started.fireAt, outcome: 'fired', taskId: started.task.id }, started.task, report);
     }
   }
 
@@ -276,7 +464,7 @@ export class Scheduler {
       } catch (error) {
         const rateLimited = (error as { name?: string }).name === 'SlackRateLimited' || /rate/i.test(String((error as Error).message));
         this.log.warn({ err: error, taskId }, `posting the result of scheduled task #${taskId} failed${rateLimited ? '; will retry' : ''}`);
-        // Rate limits are retried at the next tick; Slack's refusals (not_in_channel...) are not.
+        // Rate limits are retried at the next pass; Slack's refusals (not_in_channel...) are not.
         if (rateLimited) await this.db('schedule_firings').where({ schedule_id: firing.schedule_id, fire_at: firing.fire_at }).update({ notified_at: null });
       }
     }

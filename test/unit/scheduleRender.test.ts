@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { ReviewPolicy } from '../../src/domain/review.js';
 import type { Schedule } from '../../src/domain/schedule.js';
 import type { Task } from '../../src/domain/task.js';
-import { renderFiringResult, renderScheduleList, renderScheduleReviewRequest, SCHEDULE_ACTION } from '../../src/slack/render/schedule.js';
+import { approveValue, readButtonValue, renderFiringResult, renderScheduleList, renderScheduleReviewDm, renderScheduleReviewRequest, renderScheduleShow, SCHEDULE_ACTION } from '../../src/slack/render/schedule.js';
 import { validateMessage } from '../support/slackLimits.js';
 
 const schedule: Schedule = {
   id: 7, createdAt: new Date('2026-01-01T00:00:00Z'), status: 'pending-review', author: 'UAUTHOR', target: 'web-prod', cron: '0 3 * * *', tz: 'Europe/Paris',
   type: 'bash', script: 'echo hi', message: 'nightly <cleanup> & more', channelId: 'C0OPS', originChannel: 'CTASKS', notify: 'always', overlap: 'skip', catchUp: 'run',
   reviewChannel: 'CREVIEW', reviewTs: null, approvedAt: null, firedThrough: null,
+  contentVersion: 'a'.repeat(64), reviewRound: 0, reviewRequestedAt: null, statusReason: null,
 };
 const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE', 'UBOB'], approvals: 1 }] };
 const task = (status: Task['status'], exitCode: number | null): Task => ({
@@ -47,5 +48,31 @@ describe('schedule messages', () => {
   it('lists schedules within limits', () => {
     const many = Array.from({ length: 50 }, (_, i) => ({ ...schedule, id: i + 1, status: 'active' as const }));
     expect(validateMessage(renderScheduleList(many, true, now), 'chat.postEphemeral')).toBeNull();
+  });
+
+  it('puts the full content version on Approve, and reads only well-formed values back', () => {
+    const version = 'ab'.repeat(32);
+    const message = renderScheduleReviewRequest({ ...schedule, contentVersion: version }, policy, [], null, now);
+    expect(JSON.stringify(message.blocks)).toContain(`"value":"7:${version}"`);
+    expect(JSON.stringify(message.blocks)).toContain('version `abababababab`');
+    expect(approveValue({ id: 7, contentVersion: version })).toBe(`7:${version}`);
+    expect(readButtonValue(`7:${version}`)).toEqual({ id: 7, version });
+    expect(readButtonValue('7')).toEqual({ id: 7, version: null });
+    for (const bad of ['7:abc', `7:${version}x`, 'x:1', `7:${version.toUpperCase()}`, '']) expect(readButtonValue(bad)).toBeNull();
+  });
+
+  it('says why a schedule is reviewed again, escaped but with its mentions, on the request, the DM and show', () => {
+    const again = { ...schedule, statusReason: '*sre* <needs> 2 approvals & has 1 (<@UALICE>)' };
+    const request = JSON.stringify(renderScheduleReviewRequest(again, policy, [], null, now).blocks);
+    expect(request).toContain('*Reviewed again*: its approval no longer holds: *sre* &lt;needs&gt; 2 approvals &amp; has 1 (<@UALICE>)');
+    const dm = renderScheduleReviewDm(again, ['sre'], 'https://fake.slack/archives/CREVIEW/p1');
+    expect(JSON.stringify(dm.blocks)).toContain('asks for your review of schedule S7 on `web-prod`');
+    expect(JSON.stringify(dm.blocks)).toContain('&lt;needs&gt;');
+    expect(JSON.stringify(dm.blocks)).toContain('<https://fake.slack/archives/CREVIEW/p1|Open the review request>');
+    expect(validateMessage(dm, 'chat.postMessage')).toBeNull();
+    const show = renderScheduleShow({ ...again, statusReason: 'x'.repeat(5000) }, 'C0OPS', [], now);
+    expect(validateMessage(show, 'chat.postEphemeral')).toBeNull();
+    const long = renderScheduleReviewRequest({ ...again, statusReason: '<@UALICE> '.repeat(2000), script: 'y\n'.repeat(30_000) }, policy, [], null, now);
+    expect(validateMessage(long, 'chat.postMessage')).toBeNull();
   });
 });

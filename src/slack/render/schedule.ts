@@ -8,8 +8,9 @@ import { describeSchedule, nextFireTimes, scheduleRef, type Schedule, type Sched
 import { taskRef, type Task } from '../../domain/task.js';
 import { formatDuration } from '../../domain/duration.js';
 import { actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, codeBlock, mention, safeText, slackDate } from './format.js';
+import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
+import { safePermalink } from './reviewRequest.js';
 
 export const SCHEDULE_ACTION = {
   approve: 'schedule_approve',
@@ -23,6 +24,21 @@ export const SCHEDULE_STATUS_LABEL: Readonly<Record<ScheduleStatus, string>> = {
   rejected: ':no_entry: rejected',
   removed: ':wastebasket: removed',
 };
+
+/** An Approve button's value: the schedule and the content version it shows (a click approves that version only). */
+export function approveValue(schedule: Pick<Schedule, 'id' | 'contentVersion'>): string {
+  return `${schedule.id}:${schedule.contentVersion}`;
+}
+
+/** The schedule id and version a button carries (buttons drawn before versions existed carry the id alone). */
+export function readButtonValue(value: string): { id: number; version: string | null } | null {
+  const match = /^(\d{1,15})(?::([0-9a-f]{64}))?$/.exec(value);
+  if (!match) return null;
+  return { id: Number(match[1]), version: match[2] ?? null };
+}
+
+/** The first characters of a content version, as people compare them. */
+export const shortVersion = (version: string): string => version.slice(0, 12);
 
 export const SCHEDULE_REJECT_CALLBACK = 'schedule_reject_reason';
 export const SCHEDULE_REASON_BLOCK = 'reason';
@@ -70,17 +86,47 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     const next = schedule.status === 'pending-review' || schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
     const blocks: Block[] = [
       section(`:calendar: *Schedule review requested*: ${mention(schedule.author)} wants to run *${ref}* on \`${safeText(schedule.target, 80)}\` on ${safeText(describeSchedule(schedule), 200)} · *${SCHEDULE_STATUS_LABEL[schedule.status]}*`),
+    ];
+    const reason = statusReasonLine(schedule);
+    if (reason) blocks.push(section(clip(reason, budget(1500))));
+    blocks.push(
       section(`*Why*\n${schedule.message ? safeText(schedule.message, budget(2800)) : '_no message given_'}`),
       section(codeBlock(schedule.script, budget(2900))),
-      context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''}`, 2000)),
-      context(clip(`Once approved, every firing runs without a new review. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
+      context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
+      context(clip(`Once approved, every firing runs without a new review, as long as the approval still holds under the target's review groups at that time. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
       section(clip(reviewText(policy, schedule.author, decisions, scale), 3000)),
-    ];
+    );
     if (schedule.status === 'pending-review') {
-      blocks.push(actions(`schedule_review_${schedule.id}`, [button(SCHEDULE_ACTION.approve, 'Approve', String(schedule.id), 'primary'), button(SCHEDULE_ACTION.reject, 'Reject', String(schedule.id), 'danger')]));
+      blocks.push(actions(`schedule_review_${schedule.id}_${schedule.reviewRound}`, [button(SCHEDULE_ACTION.approve, 'Approve', approveValue(schedule), 'primary'), button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger')]));
     }
     return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${schedule.author}`, blocks };
   });
+}
+
+/** Why the system put the schedule where it is (a review asked again, an expired review), or null. */
+function statusReasonLine(schedule: Schedule): string | null {
+  if (!schedule.statusReason) return null;
+  if (schedule.status === 'pending-review') return `:warning: *Reviewed again*: its approval no longer holds: ${safeTextWithMentions(schedule.statusReason, 1400)}. It fires nothing until approved.`;
+  if (schedule.status === 'rejected') return `:hourglass: ${safeText(schedule.statusReason, 500)}`;
+  return null;
+}
+
+/** The DM to a member of a `dm: true` group when a schedule's review is asked for. */
+export function renderScheduleReviewDm(schedule: Schedule, groups: readonly string[], reviewPermalink: string | null): SlackMessage {
+  const ref = scheduleRef(schedule.id);
+  const as = groups.length > 0 ? ` as a member of ${groups.map((name) => `*${safeText(name, 60)}*`).join(', ')}` : '';
+  const link = safePermalink(reviewPermalink);
+  const where = schedule.reviewChannel && /^[CGD][A-Z0-9]+$/.test(schedule.reviewChannel) ? ` in <#${schedule.reviewChannel}>` : '';
+  const blocks: Block[] = [
+    section(`:calendar: ${mention(schedule.author)} asks for your review of schedule ${ref} on \`${safeText(schedule.target, 80)}\` (${safeText(describeSchedule(schedule), 200)})${as}.`),
+  ];
+  const reason = statusReasonLine(schedule);
+  if (reason) blocks.push(section(clip(reason, 1500)));
+  blocks.push(
+    section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
+    section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
+  );
+  return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${schedule.author}`, blocks };
 }
 
 export function renderScheduleList(schedules: Schedule[], more: boolean, now: Date): SlackMessage {
@@ -106,10 +152,14 @@ export function renderScheduleShow(
   const history = firings.map((f) => `${slackDate(f.fireAt)}: ${f.outcome}${f.taskId !== null ? ` ${taskRef(f.taskId)} (${f.status ?? '?'})` : ''}`);
   const blocks: Block[] = [
     section(`*${ref}* on \`${safeText(schedule.target, 80)}\` ${safeText(describeSchedule(schedule), 200)} · ${SCHEDULE_STATUS_LABEL[schedule.status]} · by ${mention(schedule.author)}`),
+  ];
+  const reason = statusReasonLine(schedule);
+  if (reason) blocks.push(section(clip(reason, 1500)));
+  blocks.push(
     section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
     section(codeBlock(schedule.script, 2900)),
-    context(clip(`${optionsLine(schedule, resultChannel)}${next.length ? ` · next: ${next.map(slackDate).join(', ')}` : ''}`, 2000)),
-  ];
+    context(clip(`${optionsLine(schedule, resultChannel)}${next.length ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
+  );
   if (history.length) blocks.push(section(clip(`*Last firings*\n${history.join('\n')}`, 3000)));
   return { text: `${ref} on ${schedule.target}`, blocks };
 }
@@ -166,3 +216,16 @@ export function scheduleCreatedText(schedule: Schedule, created: boolean, policy
   return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}); this target has no review, so it is active.${when}`;
 }
 
+
+/** The ephemeral answer after `/task schedule edit`. */
+export function scheduleEditedText(schedule: Schedule, changed: readonly string[], reviewAgain: boolean, policy: ReviewPolicy | null, now: Date): string {
+  const ref = scheduleRef(schedule.id);
+  const names: Record<string, string> = { channelId: 'channel', catchUp: 'catch-up', tz: 'time zone' };
+  const what = changed.map((field) => names[field] ?? field).join(', ');
+  if (reviewAgain && policy) {
+    const where = safeChannel(policy.channel) ?? 'the review channel';
+    return `:white_check_mark: Changed *${ref}* (${what}). What it runs changed, so it waits for a new review by ${policy.groups.map((g) => `*${safeText(g.name, 60)}*`).join(', ')} in ${where} and fires nothing until approved; earlier approvals no longer count.`;
+  }
+  const next = schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 1)[0] : undefined;
+  return `:white_check_mark: Changed *${ref}* (${what}); now ${safeText(describeSchedule(schedule), 200)}, ${SCHEDULE_STATUS_LABEL[schedule.status]}.${next ? ` Next firing: ${slackDate(next)}.` : ''}`;
+}
