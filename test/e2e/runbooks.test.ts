@@ -8,6 +8,7 @@
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -17,6 +18,9 @@ import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
+
+const HOOK_SECRET = 'a-runbook-hook-secret-0123456789';
+process.env.RUNBOOK_HOOK_SECRET = HOOK_SECRET;
 
 interface Hit {
   path: string;
@@ -211,6 +215,83 @@ describe('runbooks', () => {
     expect(repeated.body.task).toMatchObject({ status: 'pending-review', script: 'echo again', author: AUTHOR });
   });
 
+  it('imports runbooks with an owner: http steps must name a target; only the owner, editors or admins replace or remove; runs keep their pinned plan', async () => {
+    const mine = (script: string) => ({ format: 'countersign.runbook/v1', reference: 'mine', tags: ['ops'], editors: { users: [ALICE] }, steps: [{ id: 'hello', script: { target: 'sandbox', script } }] });
+    const untargeted = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: `http://127.0.0.5:${allowed.port}/health` } }] } });
+    expect(untargeted.status).toBe(422);
+    expect(untargeted.body.error.message).toMatch(/steps\[0\]\.http\.target: an imported runbook's http steps name a target/);
+    const disallowed = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: 'http://169.254.169.254/latest', target: 'sandbox' } }] } });
+    expect(disallowed.status).toBe(422);
+    expect(disallowed.body.error.message).toMatch(/http\.url: .*http\.allow/);
+    const taken = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'deploy' } });
+    expect(taken.status).toBe(409);
+
+    const created = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: mine(`echo v1 > ${scratch}/mine`) });
+    expect(created.status).toBe(201);
+    expect(created.body.runbook).toMatchObject({ reference: 'mine', kind: 'runbook', source: 'imported', owner: MALLORY, editors: { users: [ALICE], usergroup: null } });
+    const v1 = created.body.runbook.hash;
+    const started = await as(MALLORY).post('/runbooks/mine/start', { hash: v1 });
+    expect(started.status).toBe(201);
+
+    expect((await api.call('PUT', '/runbooks/mine', { token: tokens[BOB]!, body: mine('echo bob') })).status).toBe(403);
+    const replaced = await api.call('PUT', '/runbooks/mine', { token: tokens[ALICE]!, body: mine(`echo v2 > ${scratch}/mine`) });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.runbook.owner).toBe(MALLORY);
+    expect(replaced.body.runbook.hash).not.toBe(v1);
+    // The run asked for before the replace runs what it was planned with; a start naming the old hash is refused.
+    await waitRun(started.body.run.id, 'done', (run) => run.status === 'success');
+    expect(readFileSync(join(scratch, 'mine'), 'utf8')).toBe('v1\n');
+    expect((await as(MALLORY).post('/runbooks/mine/start', { hash: v1 })).status).toBe(409);
+
+    expect((await api.call('DELETE', '/runbooks/mine', { token: tokens[BOB]! })).status).toBe(403);
+    const removed = await api.call('DELETE', '/runbooks/mine', { token: tokens[MALLORY]! });
+    expect(removed.body).toEqual({ reference: 'mine', hash: replaced.body.runbook.hash });
+    const audit = await h.database.db('events').where({ subject: 'runbook:mine' }).orderBy('id');
+    expect(audit.map((e) => [e.type, e.actor])).toEqual([['runbook.imported', MALLORY], ['runbook.replaced', ALICE], ['runbook.removed', MALLORY]]);
+    expect(audit[1].data).toMatchObject({ hash: replaced.body.runbook.hash, previousHash: v1, owner: MALLORY });
+  });
+
+  it('rejects a run, cancels one before it starts, and a rejected approval step fails the run', async () => {
+    const first = await as(AUTHOR).post('/runbooks/deploy/start', {});
+    const rejected = await as(BOB).post(`/runs/${first.body.run.id}/reject`, { reason: 'not today' });
+    expect(rejected.body.run).toMatchObject({ status: 'rejected', failureMessage: `rejected by <@${BOB}>: not today` });
+    const second = await as(AUTHOR).post('/runbooks/deploy/start', {}, { 'Idempotency-Key': 'cancel-me' });
+    const replay = await as(AUTHOR).post('/runbooks/deploy/start', {}, { 'Idempotency-Key': 'cancel-me' });
+    expect(replay.status).toBe(200);
+    expect(replay.body.run.id).toBe(second.body.run.id);
+    const cancelled = await as(AUTHOR).post(`/runs/${second.body.run.id}/cancel`);
+    expect(cancelled.body.run.status).toBe('cancelled');
+    expect((await as(AUTHOR).post(`/runs/${second.body.run.id}/cancel`)).status).toBe(409);
+
+    const gated = await as(AUTHOR).post('/runbooks/gated/start', {});
+    const runId = gated.body.run.id;
+    await waitRun(runId, 'paused', (run) => step(run, 'gated.go')?.phase === 'paused');
+    const no = await as(BOB).post(`/runs/${runId}/steps/gated.go/reject`, { reason: 'wrong window' });
+    expect(no.status).toBe(200);
+    const done = await waitRun(runId, 'failed', (run) => run.status === 'failure');
+    expect(step(done, 'gated.go')).toMatchObject({ phase: 'failed', failureMessage: `rejected by <@${BOB}>: wrong window` });
+    expect(step(done, 'gated.go').decisions).toEqual([expect.objectContaining({ userId: BOB, verdict: 'reject', reason: 'wrong window' })]);
+    expect(step(done, 'gated.after').phase).toBe('skipped');
+  });
+
+  it('a webhook starts a runbook as a run, once per signed delivery', async () => {
+    const body = JSON.stringify({ arguments: { note: 'from-ci' } });
+    const at = Math.floor(Date.now() / 1000);
+    const headers = { 'content-type': 'application/json', 'x-countersign-timestamp': String(at), 'x-countersign-signature': `sha256=${createHmac('sha256', HOOK_SECRET).update(`${at}.${body}`).digest('hex')}` };
+    const first = await fetch(`${h.app.url}/hooks/ship`, { method: 'POST', headers, body });
+    expect(first.status).toBe(202);
+    const answer = (await first.json()) as { run: { id: number }; statusUrl: string; created: boolean };
+    expect(answer).toMatchObject({ created: true, statusUrl: `${h.app.url}/api/v1/runs/${answer.run.id}` });
+    const again = await fetch(`${h.app.url}/hooks/ship`, { method: 'POST', headers: { ...headers, 'idempotency-key': 'other' }, body });
+    expect(((await again.json()) as { run: { id: number }; created: boolean })).toMatchObject({ run: { id: answer.run.id }, created: false });
+    const done = await waitRun(answer.run.id, 'done', (run) => run.status === 'success');
+    expect(done.trigger).toEqual({ kind: 'webhook', hook: 'ship' });
+    expect(done.creator).toBe('webhook:ship');
+    expect(readFileSync(join(scratch, 'hooked'), 'utf8')).toBe('from-ci\n');
+    // A runbook not started by webhooks cannot be a hook's, and one not started by hand cannot be started by hand.
+    expect((await as(AUTHOR).post('/runbooks/hooked/start', { arguments: { note: 'x' } })).body.error.code).toBe('not_triggerable');
+  });
+
   it('lists runbooks with search by name and tag, recipes among them; the run JSON hides fixed values', async () => {
     const all = await as(AUTHOR).get('/runbooks?tag=deploy');
     expect(all.body.runbooks.map((r: any) => r.reference)).toEqual(['deploy']);
@@ -221,6 +302,15 @@ describe('runbooks', () => {
     const runs = await as(AUTHOR).get('/runs?reference=deploy');
     expect(runs.body.runs[0].arguments.deploy.find((a: any) => a.name === 'secret').value).toBe('•••');
     expect(JSON.stringify(runs.body)).not.toContain('hunter2-fixed');
+  });
+
+  it('documents every runbook and run operation, each called above and checked against the document', () => {
+    const isRunbookApi = (path: string) => path.startsWith('/runbooks') || path.startsWith('/runs') || path.endsWith('/again');
+    const operations = Object.entries(api.document.paths)
+      .filter(([path]) => isRunbookApi(path))
+      .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    expect(operations).toHaveLength(17);
+    for (const operation of operations) expect([...api.seen].some((seen) => seen.startsWith(`${operation} 2`)), operation).toBe(true);
   });
 });
 
@@ -257,9 +347,23 @@ runbooks:
     steps:
       - { id: hop, http: { url: "http://127.0.0.5:${port}/redirect", timeout: 5s } }
       - { id: after, script: { target: sandbox, script: "true" } }
+  gated:
+    steps:
+      - { id: go, approval: { users: [${ALICE}, ${BOB}] } }
+      - { id: after, script: { target: sandbox, script: "true" } }
+  hooked:
+    triggeredBy: [webhook]
+    arguments:
+      - { name: note, kind: input, required: true }
+    steps:
+      - { id: write, script: { target: sandbox, script: "echo \\"$1\\" > ${scratch}/hooked" } }
   long:
     steps:
       - { id: sleep, script: { target: sandbox, script: "sleep 30" } }
       - { id: after, script: { target: sandbox, script: "true" } }
+hooks:
+  ship:
+    runbook: hooked
+    secret: { env: RUNBOOK_HOOK_SECRET }
 `;
 }
