@@ -61,8 +61,13 @@ export function contentVersion(content: TaskContent, key: string): string {
  * audit events, start forms and tasks name a recipe version by.
  */
 export function recipeContentHash(definition: Readonly<Record<string, unknown>>, key: string): string {
+  return definitionContentHash(RECIPE_CONTENT_DOMAIN, definition, key);
+}
+
+/** A saved definition's hash (a recipe's, a runbook's) in its own domain, fixed argument values sealed. */
+export function definitionContentHash(domain: string, definition: Readonly<Record<string, unknown>>, key: string): string {
   const args = Array.isArray(definition.arguments) ? definition.arguments : [];
-  return contentHash(RECIPE_CONTENT_DOMAIN, {
+  return contentHash(domain, {
     ...definition,
     arguments: args.map((arg: unknown) => {
       const a = arg as Record<string, unknown>;

@@ -55,6 +55,8 @@ export class Advancer {
   private readonly unsubscribe: Array<() => void> = [];
   private accepting = false;
   private key: Promise<string> | null = null;
+  /** Some target's reviews expire: pending run reviews are swept on each poll. */
+  private readonly reviewsExpire: boolean;
 
   constructor(
     private readonly db: Db,
@@ -64,7 +66,9 @@ export class Advancer {
     private readonly catalog: () => Promise<ReadonlyMap<string, { runbook: Runbook; hash: string }>>,
     private readonly options: AdvancerOptions,
     private readonly log: AdvancerLogger,
-  ) {}
+  ) {
+    this.reviewsExpire = [...config.targets.values()].some((t) => t.review?.expiresAfter);
+  }
 
   start(): void {
     this.accepting = true;
@@ -112,6 +116,7 @@ export class Advancer {
   async poll(): Promise<void> {
     try {
       for (const runId of await activeRunIds(this.db)) this.wake(runId);
+      if (this.reviewsExpire) await this.runs.expireReviews();
     } catch (error) {
       this.log.error({ err: error }, 'looking for active runs failed');
     }

@@ -162,16 +162,11 @@ async function runStep(
   let result: StepResult;
   try {
     await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
+    const endpoint = { address, privateKey: target.privateKey, knownHosts: target.knownHosts, connectTimeoutMs: target.connectTimeoutMs, maxSessions: target.maxSessions };
     ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,
-      endpoint: {
-        address,
-        privateKey: target.privateKey,
-        knownHosts: target.knownHosts,
-        connectTimeoutMs: target.connectTimeoutMs,
-        maxSessions: target.maxSessions,
-      },
+      endpoint,
       type: task.type,
       script: task.script,
       secrets: target.secrets,
@@ -190,7 +185,7 @@ async function runStep(
       drained: () => recorder.drained(),
     });
     result = stepResult(step, outcome, target.timeoutMs, stop);
-    if (hostOutputs && outcome.kind === 'exited') hostOutputs.push(await readStepOutputs.fromHost(ctx.pool, target, step, (line) => emit('system', line)));
+    if (hostOutputs && outcome.kind === 'exited') hostOutputs.push(await readStepOutputs.fromHost({ pool: ctx.pool, endpoint, token: step.runToken, runAs: target.runAs }, (line) => emit('system', line)));
   } catch (error) {
     ctx.onError(error, `running a step of task ${task.id}`);
     result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };

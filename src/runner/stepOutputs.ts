@@ -6,12 +6,9 @@
  * not be read or agreed on is said in the step's output, and left out of its values: a later
  * step that uses such a value fails naming it, it is never filled with a guess.
  */
-import type { Target } from '../config/config.js';
 import { hostLabel } from '../domain/plan.js';
 import { mergeHostOutputs, MAX_OUTPUT_FILE_BYTES, parseStepOutputs } from '../domain/runbook/index.js';
-import type { ExecutionStep } from '../domain/task.js';
-import { readOutputFile } from '../exec/hostControl.js';
-import type { SshPool } from '../exec/sshPool.js';
+import { readOutputFile, type RunOnHost } from '../exec/hostControl.js';
 
 export interface HostOutputs {
   host: string;
@@ -23,16 +20,9 @@ export interface StepOutputs {
   problems: string[];
 }
 
-async function fromHost(pool: SshPool, target: Target, step: ExecutionStep, say: (line: string) => void): Promise<HostOutputs> {
-  const host = hostLabel(step);
-  const endpoint = {
-    address: { host: step.host, port: step.port, user: step.user },
-    privateKey: target.privateKey,
-    knownHosts: target.knownHosts,
-    connectTimeoutMs: target.connectTimeoutMs,
-    maxSessions: target.maxSessions,
-  };
-  const bytes = await readOutputFile({ pool, endpoint, token: step.runToken, runAs: target.runAs }, MAX_OUTPUT_FILE_BYTES);
+async function fromHost(run: RunOnHost, say: (line: string) => void): Promise<HostOutputs> {
+  const host = hostLabel(run.endpoint.address);
+  const bytes = await readOutputFile(run, MAX_OUTPUT_FILE_BYTES);
   if (bytes === null) {
     say(`countersign: ${host}: could not read the step's $COUNTERSIGN_OUTPUT file, so it has no outputs from this host\n`);
     return { host, outputs: {} };

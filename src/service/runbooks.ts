@@ -17,8 +17,7 @@
  * is only allowed in countersign.yml, written by the admins who also wrote http.allow).
  */
 import type { Config } from '../config/config.js';
-import { sealFixedValue, shortHash } from '../domain/contentVersion.js';
-import { contentHash } from '../domain/digest.js';
+import { definitionContentHash, shortHash } from '../domain/contentVersion.js';
 import type { People } from '../domain/people.js';
 import { parseRecipeJson, RECIPE_FORMAT, type Recipe, type TaskArgument } from '../domain/recipe.js';
 import type { RunTrigger } from '../domain/run.js';
@@ -80,14 +79,7 @@ export function runbookDefinition(runbook: Runbook): Record<string, unknown> {
 
 /** The hash of a runbook's definition, fixed values sealed under the server's key. */
 export function runbookContentHash(definition: Readonly<Record<string, unknown>>, key: string): string {
-  const args = Array.isArray(definition.arguments) ? definition.arguments : [];
-  return contentHash(RUNBOOK_HASH_DOMAIN, {
-    ...definition,
-    arguments: args.map((arg: unknown) => {
-      const a = arg as Record<string, unknown>;
-      return a && a.kind === 'fixed' && typeof a.value === 'string' ? { ...a, value: sealFixedValue(key, a.value) } : a;
-    }),
-  });
+  return definitionContentHash(RUNBOOK_HASH_DOMAIN, definition, key);
 }
 
 const runbookSubject = (reference: string): string => `runbook:${reference}`;

@@ -20,7 +20,7 @@
  */
 import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
-import { isApproved, isReviewer, mayOperate, mayReview, progress, reviewExpiresAt, unreachableGroups, type GroupProgress, type ReviewDecision, type ReviewPolicy } from '../domain/review.js';
+import { expiryMessage, isApproved, isReviewer, mayOperate, mayReview, progress, reviewExpiresAt, unreachableGroups, type GroupProgress, type ReviewDecision, type ReviewPolicy } from '../domain/review.js';
 import { includesUser } from '../domain/people.js';
 import { runRef, runSubject, type Run, type RunStatus, type RunStep, type RunTrigger } from '../domain/run.js';
 import { runReviewPolicy } from '../domain/runReview.js';
@@ -376,6 +376,28 @@ export class RunService {
     });
     if (outcome.created) this.changed(outcome.run);
     return { ok: true, ...outcome };
+  }
+
+  /**
+   * Rejects runs whose review waited longer than their targets allow (the shortest
+   * `review.expiresAfter` among them), as the task reviews' sweep does; the guarded transition
+   * lets one replica, or a reviewer's last click, win. Returns the runs it rejected.
+   */
+  async expireReviews(limit = 100): Promise<number[]> {
+    const pending = (await this.db('runs').where({ status: 'pending-review' }).orderBy('id').limit(limit).select('id', 'plan', 'status_changed_at')) as Array<{ id: number; plan: Run['plan']; status_changed_at: Date }>;
+    const expired: number[] = [];
+    const now = (await this.db.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
+    for (const row of pending) {
+      const policy = this.policyOf({ plan: row.plan });
+      const at = policy ? reviewExpiresAt(policy, row.status_changed_at) : null;
+      if (!policy || !at || at.getTime() > (now.rows[0]?.now ?? new Date()).getTime()) continue;
+      const rejected = await transitionRun(this.db, { runId: row.id, from: 'pending-review', to: 'rejected', actor: null, data: { reason: 'expired', after: policy.expiresAfter?.text }, set: { failure_message: expiryMessage(policy), finished_at: this.db.fn.now() as unknown as Date } });
+      if (rejected) {
+        expired.push(row.id);
+        this.changed(rejected);
+      }
+    }
+    return expired;
   }
 
   /** Runs, newest first, with filters; `beforeId` pages. */

@@ -304,6 +304,15 @@ describe('runbooks', () => {
     expect(JSON.stringify(runs.body)).not.toContain('hunter2-fixed');
   });
 
+  it('an output file over 64 KiB is not read: the step says so, and a later step using its value fails naming it', async () => {
+    const started = await as(AUTHOR).post('/runbooks/bigout/start', {});
+    const done = await waitRun(started.body.run.id, 'finished', (run) => run.status === 'failure');
+    expect(step(done, 'bigout.big')).toMatchObject({ phase: 'succeeded', outputs: {} });
+    expect(step(done, 'bigout.use')).toMatchObject({ phase: 'failed', failureMessage: 'with.X: steps.big.x: big left no value named x' });
+    const log = await api.call('GET', `/tasks/${step(done, 'bigout.big').taskId}/log`, { token: tokens[AUTHOR]! });
+    expect(log.text).toMatch(/\$COUNTERSIGN_OUTPUT: the output file is larger than 64 KiB, so none of it was read/);
+  });
+
   it('documents every runbook and run operation, each called above and checked against the document', () => {
     const isRunbookApi = (path: string) => path.startsWith('/runbooks') || path.startsWith('/runs') || path.endsWith('/again');
     const operations = Object.entries(api.document.paths)
@@ -357,6 +366,10 @@ runbooks:
       - { name: note, kind: input, required: true }
     steps:
       - { id: write, script: { target: sandbox, script: "echo \\"$1\\" > ${scratch}/hooked" } }
+  bigout:
+    steps:
+      - { id: big, script: { target: sandbox, script: "head -c 70000 /dev/zero | tr '\\\\0' a | sed 's/^/x=/' >> \\"$COUNTERSIGN_OUTPUT\\"" } }
+      - { id: use, script: { target: sandbox, script: "true", with: { X: "\${{ steps.big.x }}" } } }
   long:
     steps:
       - { id: sleep, script: { target: sandbox, script: "sleep 30" } }
