@@ -170,6 +170,14 @@ export class RunbookService {
         }
       }),
     );
+    // A run started `after` another gets that run's argument values (fixed ones too) and runs in
+    // its creator's name: only someone who may change the runbook it follows may chain onto it.
+    for (const [index, trigger] of runbook.triggeredBy.entries()) {
+      if (trigger.kind !== 'after') continue;
+      if (!(await this.mayChange(trigger.runbook, userId)) && !(await this.saved.isAdmin(userId))) {
+        problems.push(`triggeredBy[${index}].after: you may not change ${trigger.runbook}, so your runbook may not start after it (a triggered run gets its values and runs in its starter's name)`);
+      }
+    }
     const catalog = await this.runbookMap();
     catalog.set(runbook.reference, runbook);
     const prefix = `runbooks.${runbook.reference}.`;

@@ -63,7 +63,7 @@ export class SavedDefinitions {
   async mayChange(row: Pick<SavedRow, 'owner' | 'editors'>, userId: string): Promise<boolean> {
     if (row.owner === userId) return true;
     if (row.editors && (await this.includes(row.editors, userId))) return true;
-    return this.config.admins !== undefined && (await this.includes(this.config.admins, userId));
+    return this.isAdmin(userId);
   }
 
   /** Imports, or with `replace` replaces, one definition; audited in the same transaction. */
@@ -118,6 +118,11 @@ export class SavedDefinitions {
       await appendEvent(trx, { taskId: null, subject: `${kind}:${reference}`, type: `${kind}.removed`, actor: userId, data: { ...name, hash: existing.content_hash, owner: existing.owner } });
       return { ok: true, name: reference, hash: existing.content_hash };
     });
+  }
+
+  /** A config admin (user group members included). */
+  async isAdmin(userId: string): Promise<boolean> {
+    return this.config.admins !== undefined && (await this.includes(this.config.admins, userId));
   }
 
   private async includes(people: People, userId: string): Promise<boolean> {

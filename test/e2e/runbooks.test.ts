@@ -225,6 +225,10 @@ describe('runbooks', () => {
     expect(disallowed.body.error.message).toMatch(/http\.url: .*http\.allow/);
     const taken = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'deploy' } });
     expect(taken.status).toBe(409);
+    // Chaining onto someone else's runbook would get its values (fixed ones too) and run in its starter's name.
+    const chained = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'tail', triggeredBy: [{ after: 'deploy', on: 'always' }], arguments: [{ name: 'secret', kind: 'input' }] } });
+    expect(chained.status).toBe(422);
+    expect(chained.body.error.message).toMatch(/triggeredBy\[0\]\.after: you may not change deploy/);
 
     const created = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: mine(`echo v1 > ${scratch}/mine`) });
     expect(created.status).toBe(201);
