@@ -124,6 +124,8 @@ export const Task = z
     contentVersion: hash.meta({ description: 'SHA-256 over everything that runs (target, type, script, message, arguments, recipe); the ETag. An edit changes it.' }),
     arguments: z.array(TaskArgument).meta({ description: 'A recipe task\'s arguments in declared order ("$1"…); empty otherwise.' }),
     recipe: z.object({ name: z.string(), hash }).nullable().meta({ description: 'The recipe the task was started from and the hash of its definition then.' }),
+    trigger: z.object({ kind: z.enum(['slack', 'api', 'schedule', 'webhook', 'run']), run: id.optional() }).meta({ description: "How it was started; a run's script step names its run." }),
+    outputs: z.record(z.string(), z.string()).nullable().meta({ description: "A run step's $COUNTERSIGN_OUTPUT values (masked); null otherwise." }),
     /** Only on a single task, not in lists. */
     reviews: z.array(Review).optional(),
     statusUrl: z.string(),

@@ -51,6 +51,8 @@ export interface Task {
   recipe: RecipeRef | null;
   /** A run's script step: the run and its step row (migration 013); null for a task of its own. */
   runStep?: { runId: number; stepId: number } | null;
+  /** A run step's $COUNTERSIGN_OUTPUT values, once it ended (never shown unmasked). */
+  outputs?: Readonly<Record<string, string>> | null;
 }
 
 export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';

@@ -88,7 +88,9 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     }
   }
 
-  const outputs = hostOutputs ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line)) : null;
+  const outputs = hostOutputs
+    ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line), [...(target?.secrets.values() ?? []), ...fixedValuesToMask(task.arguments)])
+    : null;
   const stored = await recorder.close();
   if (!stored) ctx.onError(new Error('output could not be stored'), `storing the last output of task ${task.id}`);
   const stopReason = stop.aborted ? (stop.reason as StopReason) : undefined;

@@ -9,6 +9,7 @@
 import { hostLabel } from '../domain/plan.js';
 import { mergeHostOutputs, MAX_OUTPUT_FILE_BYTES, parseStepOutputs } from '../domain/runbook/index.js';
 import { readOutputFile, type RunOnHost } from '../exec/hostControl.js';
+import { SecretMasker } from '../domain/secretMasker.js';
 
 export interface HostOutputs {
   host: string;
@@ -35,10 +36,19 @@ async function fromHost(run: RunOnHost, say: (line: string) => void): Promise<Ho
   return { host, outputs: parsed.outputs };
 }
 
-function merge(perHost: readonly HostOutputs[], say: (line: string) => void): StepOutputs {
+/**
+ * The step's outputs: what every host agreed on, with the target's secrets and the run's fixed
+ * values masked as in the step's output. Outputs are shown (card, API) and passed to later
+ * steps, so a secret never travels through them: a later step that needs one names the target.
+ */
+function merge(perHost: readonly HostOutputs[], say: (line: string) => void, secrets: readonly string[] = []): StepOutputs {
   const merged = mergeHostOutputs(perHost);
   for (const conflict of merged.conflicts) say(`countersign: $COUNTERSIGN_OUTPUT: ${conflict}; it is left out of the step's outputs\n`);
-  return { outputs: merged.outputs, problems: merged.conflicts };
+  const mask = (value: string) => {
+    const masker = new SecretMasker(secrets);
+    return masker.push(value) + masker.end();
+  };
+  return { outputs: Object.fromEntries(Object.entries(merged.outputs).map(([name, value]) => [name, mask(value)])), problems: merged.conflicts };
 }
 
 export const readStepOutputs = { fromHost, merge };

@@ -123,6 +123,7 @@ export function toTask(row: TaskRow): Task {
     contentVersion: row.content_version,
     recipe: row.recipe_name !== null && row.recipe_hash !== null ? { name: row.recipe_name, hash: row.recipe_hash } : null,
     runStep: row.run_id && row.run_step_id ? { runId: row.run_id, stepId: row.run_step_id } : null,
+    outputs: row.outputs?.outputs ?? null,
   };
 }
 

@@ -299,7 +299,7 @@ describe('runbooks', () => {
   it('lists runbooks with search by name and tag, recipes among them; the run JSON hides fixed values', async () => {
     const all = await as(AUTHOR).get('/runbooks?tag=deploy');
     expect(all.body.runbooks.map((r: any) => r.reference)).toEqual(['deploy']);
-    const search = await as(AUTHOR).get('/runbooks?search=clean');
+    const search = await as(AUTHOR).get('/runbooks?search=after%20a%20failed');
     expect(search.body.runbooks.map((r: any) => r.reference)).toEqual(['cleanup']);
     const one = await as(AUTHOR).get('/runbooks/deploy');
     expect(one.body.runbook.definition.arguments.find((a: any) => a.name === 'secret')).toEqual({ name: 'secret', kind: 'fixed' });
@@ -315,6 +315,29 @@ describe('runbooks', () => {
     expect(step(done, 'bigout.use')).toMatchObject({ phase: 'failed', failureMessage: 'with.X: steps.big.x: big left no value named x' });
     const log = await api.call('GET', `/tasks/${step(done, 'bigout.big').taskId}/log`, { token: tokens[AUTHOR]! });
     expect(log.text).toMatch(/\$COUNTERSIGN_OUTPUT: the output file is larger than 64 KiB, so none of it was read/);
+  });
+
+  it('a triggered run waits out its grace in ready, and Cancel ends it before it starts', async () => {
+    const probe = await as(AUTHOR).post('/runbooks/probe/start', {});
+    await waitRun(probe.body.run.id, 'failed', (run) => run.status === 'failure');
+    const triggered = await waitFor(async () => (await as(AUTHOR).get('/runs?reference=probe-cleanup')).body.runs.find((r: any) => r.parentRunId === probe.body.run.id), 10_000, 'the triggered run');
+    expect(triggered.status).toBe('ready');
+    expect(new Date(triggered.runAfter).getTime()).toBeGreaterThan(Date.now() + 30 * 60_000);
+    await h.app.advancer.advance(triggered.id);
+    expect((await runOf(triggered.id)).status).toBe('ready');
+    const cancelled = await as(AUTHOR).post(`/runs/${triggered.id}/cancel`);
+    expect(cancelled.body.run).toMatchObject({ status: 'cancelled', failureMessage: `cancelled by <@${AUTHOR}> before it started` });
+    expect(step(cancelled.body.run, 'probe-cleanup.note').phase).toBe('pending');
+  });
+
+  it('an input nobody gives in time fails the run; outputs never carry a fixed value', async () => {
+    const started = await as(AUTHOR).post('/runbooks/waits/start', {});
+    const done = await waitRun(started.body.run.id, 'failed', (run) => run.status === 'failure');
+    expect(step(done, 'waits.ask')).toMatchObject({ phase: 'failed', failureMessage: 'timed out waiting for input' });
+    expect(step(done, 'waits.leak')).toMatchObject({ phase: 'succeeded', outputs: { copy: '*****', plain: 'visible' } });
+    const task = await api.call('GET', `/tasks/${step(done, 'waits.leak').taskId}`, { token: tokens[AUTHOR]! });
+    expect(task.body.task).toMatchObject({ trigger: { kind: 'run', run: started.body.run.id }, outputs: { copy: '*****', plain: 'visible' } });
+    expect(JSON.stringify(await h.database.db('run_steps').where({ run_id: started.body.run.id }).pluck('outputs'))).not.toContain('hunter3-fixed');
   });
 
   it('documents every runbook and run operation, each called above and checked against the document', () => {
@@ -374,6 +397,18 @@ runbooks:
     steps:
       - { id: big, script: { target: sandbox, script: "head -c 70000 /dev/zero | tr '\\\\0' a | sed 's/^/x=/' >> \\"$COUNTERSIGN_OUTPUT\\"" } }
       - { id: use, script: { target: sandbox, script: "true", with: { X: "\${{ steps.big.x }}" } } }
+  probe-cleanup:
+    triggeredBy: [{ after: probe, on: failure }]
+    grace: 1h
+    steps:
+      - { id: note, script: { target: sandbox, script: "true" } }
+  waits:
+    arguments:
+      - { name: token, kind: fixed, value: hunter3-fixed }
+    steps:
+      - { id: leak, script: { target: sandbox, script: "echo copy=$ARG_TOKEN >> \\"$COUNTERSIGN_OUTPUT\\"; echo plain=visible >> \\"$COUNTERSIGN_OUTPUT\\"" } }
+      - { id: ask, input: { fields: [{ name: x, kind: input }], timeout: 1s } }
+      - { id: never, script: { target: sandbox, script: "true" } }
   long:
     steps:
       - { id: sleep, script: { target: sandbox, script: "sleep 30" } }
