@@ -21,6 +21,13 @@ export function createDb(connectionString: string, poolMax = 10, applicationName
     acquireConnectionTimeout: 10_000,
     // An error's message must not carry the bound values: they can be script text or output.
     compileSqlOnError: false,
+    // While the database is away every connection attempt fails, and the callers log that with
+    // context; knex's own console line per attempt would only bury it.
+    log: {
+      warn: (message: string) => {
+        if (!/^(Acquire connection error|Connection Error)/.test(String(message))) console.warn(message);
+      },
+    },
   });
 }
 
