@@ -373,10 +373,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
       // Every step is bounded: a hung database, SSH host or Slack must not keep the process alive.
       stopping = true;
-      const deadline = Date.now() + graceMs + runnerOptions.killGraceMs + SHUTDOWN_MARGIN_MS - 1000;
+      // The runner takes at most graceMs + killGraceMs + 7 s; main.ts then needs a second or two.
+      const deadline = Date.now() + graceMs + runnerOptions.killGraceMs + SHUTDOWN_MARGIN_MS - 3000;
       const within = (work: Promise<unknown> | undefined, ms: number, what: string) =>
         bounded(work, Math.min(ms, Math.max(0, deadline - Date.now())), () => log.warn({ step: what }, 'shutdown step did not finish in time; going on'));
-      await Promise.all([within(expiry.stop(), 2000, 'review expiry'), within(scheduler.stop(), 2000, 'scheduler')]);
+      await Promise.all([within(expiry.stop(), 1000, 'review expiry'), within(scheduler.stop(), 1000, 'scheduler')]);
       scheduleViews?.stop();
       await runner.stop(graceMs);
       await within(socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')), 1000, 'socket mode');

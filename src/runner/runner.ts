@@ -125,7 +125,7 @@ export class Runner {
    * Stops claiming and lets running tasks finish for `graceMs`, then stops what is left. Leases
    * keep being renewed and Kill keeps working until the last run has ended: a run in its grace
    * period is still ours. Bounded in all cases (a hung host, a hung database) by
-   * graceMs + killGraceMs + SHUTDOWN_MARGIN_MS; what is left then is left to the other
+   * graceMs + killGraceMs + 7 s; what is left then is left to the other
    * processes' sweepers, which find this runner's lock gone once the process exits.
    */
   async stop(graceMs: number): Promise<void> {
@@ -141,7 +141,7 @@ export class Runner {
       for (const executionId of this.active.keys()) this.stopRun(executionId, 'shutdown');
       // Stopping takes TERM, the kill grace, KILL and a check, then the result is stored; past
       // that, give up waiting.
-      const stopped = await Promise.race([all().then(() => true), sleep(this.options.killGraceMs + 8_000).then(() => false)]);
+      const stopped = await Promise.race([all().then(() => true), sleep(this.options.killGraceMs + 6_000).then(() => false)]);
       if (!stopped) {
         this.abandon.abort();
         await Promise.race([all(), sleep(1000)]);

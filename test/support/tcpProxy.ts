@@ -20,7 +20,8 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** `port`: listen on this port (e.g. one a config names before the proxy starts); a free one otherwise. */
+export async function startTcpProxy(target: { host: string; port: number }, options: { port?: number } = {}): Promise<TcpProxy> {
   let frozen = false;
   let partitioned = false;
   /** What waits for the heal: writes and closes, in the order they happened. */
@@ -64,7 +65,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     );
     client.on('close', () => passClose(() => upstream?.destroy()));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('no proxy address');
   return {
