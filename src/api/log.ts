@@ -12,7 +12,7 @@ import type { Db } from '../store/db.js';
 import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
 import { executionLogText, hostLabelsOf, LogAssembler } from '../service/logs.js';
-import { catchUp, type TaskFeed } from '../service/taskFeed.js';
+import type { TaskFeed } from '../service/taskFeed.js';
 import { ApiError } from './errors.js';
 import type { ApiContext } from './routes.js';
 
@@ -112,7 +112,7 @@ async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: num
       }
       let more = false;
       if (assembler && executionId !== null) {
-        const read = await catchUp(deps.db, subscription, executionId, assembler.lastChunkId);
+        const read = await deps.feed.catchUp(subscription, executionId, assembler.lastChunkId);
         more = read.more;
         let text = assembler.add(read.chunks);
         if (text !== '') {

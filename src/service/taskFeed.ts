@@ -81,8 +81,8 @@ export class TaskFeed {
   private readonly windowBytes: number;
   readonly maxFollowersPerUser: number;
   readonly maxFollowers: number;
-  /** Reads of the database made by this feed (shared reads, not per follower), for tests and metrics. */
-  reads = 0;
+  /** Shared reads (one per watched task per change) and followers' own catch-up reads, for tests and metrics. */
+  readonly reads = { shared: 0, catchUp: 0 };
 
   constructor(
     private readonly db: Db,
@@ -230,8 +230,20 @@ export class TaskFeed {
     });
   }
 
+  /**
+   * The output a follower at (`executionId`, `afterId`) has not seen: from the shared window when
+   * it covers it, else one bounded read of its own. `more` says another read would find more.
+   */
+  async catchUp(subscription: FeedSubscription, executionId: number, afterId: number): Promise<{ chunks: StoredChunk[]; more: boolean }> {
+    const shared = subscription.fromWindow(executionId, afterId);
+    if (shared !== null) return { chunks: shared, more: false };
+    this.reads.catchUp++;
+    const chunks = await chunksAfter(this.db, executionId, afterId, READ_BATCH);
+    return { chunks, more: chunks.length === READ_BATCH };
+  }
+
   private async read(watch: Watch): Promise<void> {
-    this.reads++;
+    this.reads.shared++;
     // The state first: output stored before a final status is then surely in the read below.
     const row = await this.db('tasks as t')
       .where('t.id', watch.taskId)
@@ -281,15 +293,4 @@ export class TaskFeed {
       watch.window = watch.window.slice(drop);
     }
   }
-}
-
-/**
- * The output a follower at (`executionId`, `afterId`) has not seen: from the shared window when
- * it covers it, else one bounded read of its own. `more` says another read would find more.
- */
-export async function catchUp(db: Db, subscription: FeedSubscription, executionId: number, afterId: number): Promise<{ chunks: StoredChunk[]; more: boolean }> {
-  const shared = subscription.fromWindow(executionId, afterId);
-  if (shared !== null) return { chunks: shared, more: false };
-  const chunks = await chunksAfter(db, executionId, afterId, READ_BATCH);
-  return { chunks, more: chunks.length === READ_BATCH };
 }

@@ -17,7 +17,7 @@ import { isTerminal } from '../domain/lifecycle.js';
 import { hostLabel } from '../domain/plan.js';
 import type { Logger } from '../log.js';
 import { LogAssembler } from '../service/logs.js';
-import { catchUp, type FeedSubscription, type TaskFeed } from '../service/taskFeed.js';
+import type { FeedSubscription, TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { loadTaskView } from '../store/taskView.js';
 import { createAnsiRenderer, type AnsiRenderer } from './ansi.js';
@@ -51,6 +51,7 @@ class Follower {
     private readonly taskId: number,
     /** Chunks up to this id are already on the page. */
     private readonly after: number,
+    private readonly feed: TaskFeed,
     private readonly subscription: FeedSubscription,
     private readonly send: (event: string, data: string, id?: number) => Promise<void>,
   ) {}
@@ -88,7 +89,7 @@ class Follower {
 
   private async drain(assembler: LogAssembler, executionId: number): Promise<void> {
     for (;;) {
-      const { chunks, more } = await catchUp(this.db, this.subscription, executionId, assembler.lastChunkId);
+      const { chunks, more } = await this.feed.catchUp(this.subscription, executionId, assembler.lastChunkId);
       const seen = chunks.filter((chunk) => chunk.id <= this.after);
       const fresh = chunks.filter((chunk) => chunk.id > this.after);
       if (seen.length > 0) this.ansi.render(assembler.add(seen));
@@ -135,7 +136,7 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
   const heartbeat = setInterval(() => void write(': keepalive\n\n'), options.heartbeatMs);
 
   const subscription = options.feed.subscribe(taskId);
-  const follower = new Follower(db, taskId, after, subscription, send);
+  const follower = new Follower(db, taskId, after, options.feed, subscription, send);
   const endAt = Date.now() + options.maxMs;
   try {
     await Promise.race([subscription.ready, new Promise((resolve) => gone.signal.addEventListener('abort', resolve, { once: true }))]);
