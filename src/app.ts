@@ -165,12 +165,18 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     onAcquired: () => runnerRef?.wake(),
   });
   const metrics = new Metrics(db, () => pool.stats(), { followers: () => feed.followers, livenessHeld: () => liveness.holds });
-  const serveMetrics = async (_req: express.Request, res: express.Response) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  // /metrics: on its own listener (METRICS_PORT), or on the main port behind a bearer token
+  // (METRICS_TOKEN), or not at all. With both set, the metrics port asks for the token too.
+  const expectedAuth = env.metricsToken !== undefined ? createHash('sha256').update(`Bearer ${env.metricsToken}`).digest() : null;
+  const serveMetrics = (req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (expectedAuth && !timingSafeEqual(createHash('sha256').update(req.get('authorization') ?? '').digest(), expectedAuth)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('Send Authorization: Bearer <METRICS_TOKEN>.\n');
+      return;
+    }
+    metrics.registry.metrics().then((text) => res.type(metrics.registry.contentType).send(text), next);
   };
   let metricsServer: Server | null = null;
   if (env.metricsPort !== undefined) {
-    // Its own listener (a port only Prometheus reaches); the main port does not serve /metrics.
     const metricsHttp = express();
     metricsHttp.disable('x-powered-by');
     metricsHttp.get('/metrics', serveMetrics);
@@ -181,15 +187,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       listening.listen(env.metricsPort, options.host ?? '0.0.0.0', () => resolve());
     });
   } else if (env.metricsToken !== undefined) {
-    const expected = createHash('sha256').update(`Bearer ${env.metricsToken}`).digest();
-    http.get('/metrics', (req, res, next) => {
-      const given = createHash('sha256').update(req.get('authorization') ?? '').digest();
-      if (!timingSafeEqual(given, expected)) {
-        res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('Send Authorization: Bearer <METRICS_TOKEN>.\n');
-        return;
-      }
-      void serveMetrics(req, res).catch(next);
-    });
+    http.get('/metrics', serveMetrics);
   } else {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }

@@ -116,11 +116,13 @@ export class Metrics {
   }
 }
 
-/** One index-only count per open status (tasks_status_idx), each capped. */
+/** One status's count: an index-only scan of tasks_status_idx, capped. Bindings: status, cap. */
+export const OPEN_COUNT_SQL = 'SELECT count(*)::int AS count FROM (SELECT 1 FROM tasks WHERE status = ? LIMIT ?) AS open';
+
 async function countOpenTasks(db: Db): Promise<Map<TaskStatus, number>> {
   const counts = new Map<TaskStatus, number>();
   for (const status of OPEN_STATUSES) {
-    const result = await db.raw<{ rows: Array<{ count: number }> }>('SELECT count(*)::int AS count FROM (SELECT 1 FROM tasks WHERE status = ? LIMIT ?) AS open', [status, OPEN_COUNT_CAP]);
+    const result = await db.raw<{ rows: Array<{ count: number }> }>(OPEN_COUNT_SQL, [status, OPEN_COUNT_CAP]);
     counts.set(status, Number(result.rows[0]?.count ?? 0));
   }
   return counts;
