@@ -3,6 +3,7 @@
  * the Slack views. main.ts feeds it the env, config and database; tests call it directly with
  * their own database, fake Slack and sshd, so they exercise exactly what production runs.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -15,7 +16,9 @@ import type { Env } from './config/env.js';
 import { boltLogger, type Logger } from './log.js';
 import { Runner, type RunnerOptions } from './runner/runner.js';
 import { SshPool } from './exec/sshPool.js';
-import { CHANNEL_READY, CHANNEL_STOP, PgListener } from './store/notify.js';
+import { CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, notify, PgListener } from './store/notify.js';
+import { RunnerLiveness } from './runner/liveness.js';
+import { TaskFeed, type FeedOptions } from './service/taskFeed.js';
 import { silentObserver, type RunObserver } from './runner/observer.js';
 import { Bus } from './service/bus.js';
 import { DEFAULT_REVIEW_EXPIRY_INTERVAL_MS, ReviewExpiry } from './service/reviewExpiry.js';
@@ -30,7 +33,7 @@ import { RunbookService } from './service/runbooks.js';
 import { Advancer, type AdvancerOptions } from './runbook/advancer.js';
 import { CHANNEL_RUN, CHANNEL_RUN_STEP_STOP } from './store/runs.js';
 import { hooksRouter } from './http/hooks.js';
-import type { Db } from './store/db.js';
+import { createDb, type Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
 import { WorkspaceGuard } from './slack/workspaceGuard.js';
@@ -53,6 +56,8 @@ export interface AppOptions {
     slackAppToken?: string | undefined;
     slackTeamId?: string | undefined;
     slackEnterpriseId?: string | undefined;
+    metricsPort?: number | undefined;
+    metricsToken?: string | undefined;
   };
   config: Config;
   db: Db;
@@ -76,8 +81,12 @@ export interface AppOptions {
   sshKeepaliveMs?: number;
   /** The least time between two redraws of one user's App Home. */
   homeRefreshMs?: number;
-  /** How often a log follower (API `follow=1`) looks for new output. */
-  logPollMs?: number;
+  /** Live log followers: caps, the shared reader's safety poll. */
+  followers?: FeedOptions;
+  /** How long an API follow stream lasts at most (default an hour). */
+  followMaxMs?: number;
+  /** Connections of the runner's own pool (default 10). */
+  runnerPoolSize?: number;
   /** How long a log-page link in a card stays valid. */
   logLinkTtlMs?: number;
   /** How long a Slack user group's members are trusted before Slack is asked again. */
@@ -106,8 +115,19 @@ export interface RunningApp {
   runs: RunService;
   runbooks: RunbookService;
   advancer: Advancer;
+  feed: TaskFeed;
+  liveness: RunnerLiveness;
+  /** The metrics listener's URL, when METRICS_PORT is set. */
+  metricsUrl: string | null;
+  /**
+   * Stops within graceMs + killGraceMs + SHUTDOWN_MARGIN_MS whatever hangs (an SSH host, the
+   * database, Slack): running tasks get graceMs, then are stopped.
+   */
   stop(graceMs?: number): Promise<void>;
 }
+
+/** What a stop may take beyond the runs' grace and kill grace: stopping the rest, bounded. */
+export const SHUTDOWN_MARGIN_MS = 14_000;
 
 export async function startApp(options: AppOptions): Promise<RunningApp> {
   const { config, db, log, env } = options;
@@ -135,12 +155,58 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let selfUrl = '';
   const signer = createLinkSigner(await ensureSetting(db, LINK_SECRET, newSecret), () => env.publicUrl ?? selfUrl, options.logLinkTtlMs ?? 7 * 24 * 3600_000);
   const pool = new SshPool({ idleMs: 60_000, keepaliveMs: options.sshKeepaliveMs ?? 5_000, keepaliveCountMax: 3 });
-  const metrics = new Metrics(db, () => pool.stats());
-  http.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  const settings = config.runner;
+  const runnerOptions: RunnerOptions = {
+    runnerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+    pollMs: settings.pollMs,
+    leaseMs: settings.leaseMs,
+    livenessMs: settings.livenessMs,
+    maxConcurrent: settings.maxConcurrentRuns,
+    killGraceMs: settings.killGraceMs,
+    outputFlushMs: 200,
+    maxOutputBytes: settings.maxOutputBytes,
+    ...options.runner,
+  };
+  // Runs hold their lock, claim, store output and results on their own pool: API followers and
+  // Slack views cannot starve them.
+  const runnerDb = createDb(options.databaseUrl, options.runnerPoolSize ?? 10, 'countersign-runner');
+  const feed = new TaskFeed(db, log.child({ component: 'followers' }), options.followers);
+  let runnerRef: Runner | null = null;
+  const liveness = new RunnerLiveness({
+    connectionString: options.databaseUrl,
+    livenessMs: runnerOptions.livenessMs,
+    log: log.child({ component: 'liveness' }),
+    onAcquired: () => runnerRef?.wake(),
   });
+  const metrics = new Metrics(db, () => pool.stats(), { followers: () => feed.followers, livenessHeld: () => liveness.holds });
+  // /metrics: on its own listener (METRICS_PORT), or on the main port behind a bearer token
+  // (METRICS_TOKEN), or not at all. With both set, the metrics port asks for the token too.
+  const expectedAuth = env.metricsToken !== undefined ? createHash('sha256').update(`Bearer ${env.metricsToken}`).digest() : null;
+  const serveMetrics = (req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (expectedAuth && !timingSafeEqual(createHash('sha256').update(req.get('authorization') ?? '').digest(), expectedAuth)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('Send Authorization: Bearer <METRICS_TOKEN>.\n');
+      return;
+    }
+    metrics.registry.metrics().then((text) => res.type(metrics.registry.contentType).send(text), next);
+  };
+  let metricsServer: Server | null = null;
+  if (env.metricsPort !== undefined) {
+    const metricsHttp = express();
+    metricsHttp.disable('x-powered-by');
+    metricsHttp.get('/metrics', serveMetrics);
+    metricsServer = createServer(metricsHttp);
+    const listening = metricsServer;
+    await new Promise<void>((resolve, reject) => {
+      listening.once('error', reject);
+      listening.listen(env.metricsPort, options.host ?? '0.0.0.0', () => resolve());
+    });
+  } else if (env.metricsToken !== undefined) {
+    http.get('/metrics', serveMetrics);
+  } else {
+    log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
+  }
   http.use(requestContext(log));
-  http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }) }));
+  http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }), feed }));
   const links = {
     statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`,
     logUrl: (id: number) => signer.taskUrl(id),
@@ -233,26 +299,26 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   }
 
   // After the recipes and runbooks exist: the API starts both.
-  http.use(API_PREFIX, apiRouter({ db, log: log.child({ component: 'api' }), operations: [...operations({ db, config, service, links, logPollMs: options.logPollMs ?? 250 }), ...runOperations({ db, config, runs, runbooks, tasks: service, links })] }));
+  http.use(
+    API_PREFIX,
+    apiRouter({
+      db,
+      log: log.child({ component: 'api' }),
+      operations: [
+        ...operations({ db, config, service, links, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...runOperations({ db, config, runs, runbooks, tasks: service, links }),
+      ],
+    }),
+  );
 
-  const settings = config.runner;
-  const runnerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const runner = new Runner(
-    db,
+    runnerDb,
     config,
     pool,
     bus,
     observer,
-    {
-      runnerId,
-      pollMs: settings.pollMs,
-      leaseMs: settings.leaseMs,
-      maxConcurrent: settings.maxConcurrentRuns,
-      killGraceMs: settings.killGraceMs,
-      outputFlushMs: 200,
-      maxOutputBytes: settings.maxOutputBytes,
-      ...options.runner,
-    },
+    liveness,
+    runnerOptions,
     log.child({ component: 'runner' }),
     {
       claimed: (waitMs) => metrics.queueWait.observe(waitMs / 1000),
@@ -260,31 +326,41 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
     },
   );
+  runnerRef = runner;
+  // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
+  bus.on('task-changed', (taskId) => {
+    feed.changed(taskId);
+    void notify(db, CHANNEL_TASK, String(taskId)).catch((error: unknown) => log.debug({ err: error, taskId }, 'could not notify followers of a change'));
+  });
+  // The run engine: http steps it sends carry this process's liveness key.
   const advancer = new Advancer(
     db,
     config,
     bus,
     runs,
     () => runbooks.catalog(),
-    { runnerId, runnerKey: randomBytes(6).readUIntBE(0, 6), pollMs: settings.pollMs, leaseMs: settings.leaseMs, ...options.advancer },
+    { runnerId: runnerOptions.runnerId, runnerKey: liveness.key, pollMs: settings.pollMs, leaseMs: settings.leaseMs, livenessMs: runnerOptions.livenessMs, ...options.advancer },
     log.child({ component: 'advancer' }),
   );
-  // Other processes' ready tasks, stop requests and run changes arrive here within milliseconds of their commit.
+  // Other processes' ready tasks, stop requests, task and run changes arrive here within milliseconds of their commit.
   const listener = new PgListener(
     options.databaseUrl,
-    [CHANNEL_READY, CHANNEL_STOP, CHANNEL_RUN, CHANNEL_RUN_STEP_STOP],
+    [CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, CHANNEL_RUN, CHANNEL_RUN_STEP_STOP],
     (channel, payload) => {
       if (channel === CHANNEL_READY) runner.wake();
       else if (channel === CHANNEL_STOP) runner.stopRun(Number(payload), 'kill');
+      else if (channel === CHANNEL_TASK) feed.changed(Number(payload));
       else if (channel === CHANNEL_RUN) bus.emit('run-changed', Number(payload));
       else if (channel === CHANNEL_RUN_STEP_STOP) advancer.stopHttpStep(Number(payload));
     },
     log.child({ component: 'listener' }),
     () => {
       runner.wake();
+      feed.changedAll();
       void advancer.poll();
     },
   );
+  await liveness.start();
   await listener.start();
   runner.start();
   advancer.start();
@@ -336,26 +412,47 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     runs,
     runbooks,
     advancer,
+    feed,
+    liveness,
+    metricsUrl: metricsServer ? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${(metricsServer.address() as AddressInfo).port}` : null,
     async stop(graceMs = 30_000) {
       // HTTP keeps serving until the runs have ended: a Kill clicked during the grace period must
       // still land. /healthz says 503 meanwhile so a load balancer sends new work elsewhere.
+      // Every step is bounded: a hung database, SSH host or Slack must not keep the process alive.
       stopping = true;
-      await expiry.stop();
-      await scheduler.stop();
+      // The runner takes at most graceMs + killGraceMs + 7 s; main.ts then needs a second or two.
+      const deadline = Date.now() + graceMs + runnerOptions.killGraceMs + SHUTDOWN_MARGIN_MS - 3000;
+      const within = (work: Promise<unknown> | undefined, ms: number, what: string) =>
+        bounded(work, Math.min(ms, Math.max(0, deadline - Date.now())), () => log.warn({ step: what }, 'shutdown step did not finish in time; going on'));
+      await Promise.all([within(expiry.stop(), 1000, 'review expiry'), within(scheduler.stop(), 1000, 'scheduler')]);
       scheduleViews?.stop();
-      await advancer.stop(Math.min(graceMs, 5_000));
+      await within(advancer.stop(Math.min(graceMs, 5_000)), 6_000, 'run engine');
       await runner.stop(graceMs);
-      await socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed'));
+      await within(socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')), 1000, 'socket mode');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await listener.stop();
+      // Followers end their streams (and free the pool) before the listeners go.
+      feed.stop();
+      await within(Promise.all([listener.stop(), liveness.stop(500)]), 1000, 'listeners');
       pool.closeAll();
-      await streamer?.idle(10_000);
-      await messages?.idle(5_000);
+      await within(streamer?.idle(10_000), 10_000, 'thread output');
+      await within(messages?.idle(5_000), 5_000, 'cards');
       messages?.stop();
       home?.stop();
       server.closeAllConnections();
-      await closed;
+      metricsServer?.closeAllConnections();
+      await within(Promise.all([closed, metricsServer ? new Promise<void>((resolve) => metricsServer!.close(() => resolve())) : undefined]), 1000, 'http');
+      await within(runnerDb.destroy(), 1000, 'runner pool');
     },
   };
+}
+
+/** Waits for `work` at most `ms`; past that, calls `late` and goes on (the work is left behind). */
+async function bounded(work: Promise<unknown> | undefined, ms: number, late: () => void): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+  const wasLate = await Promise.race([work.then(() => false, () => false), timedOut]);
+  clearTimeout(timer);
+  if (wasLate) late();
 }

@@ -4,7 +4,7 @@
  * stop taking work and let running tasks finish for a grace period.
  */
 import { existsSync } from 'node:fs';
-import { startApp } from './app.js';
+import { SHUTDOWN_MARGIN_MS, startApp } from './app.js';
 import { DEFAULT_RUNNER_SETTINGS, type Config } from './config/config.js';
 import { readEnv } from './config/env.js';
 import { ConfigError } from './config/errors.js';
@@ -46,10 +46,17 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
-    log.info({ signal }, 'shutting down: no new tasks; running ones get a grace period');
+    const limitMs = config.runner.shutdownGraceMs + config.runner.killGraceMs + SHUTDOWN_MARGIN_MS;
+    log.info({ signal, limitMs }, 'shutting down: no new tasks; running ones get a grace period');
+    // Whatever hangs (an SSH host, the database), the process ends within the limit: past it,
+    // runs not yet stored are left to the other replicas, which see this runner's lock gone.
+    setTimeout(() => {
+      log.error({ limitMs }, 'shutdown did not finish in time; exiting anyway');
+      process.exit(1);
+    }, limitMs - 500);
     try {
       await app.stop(config.runner.shutdownGraceMs);
-      await db.destroy();
+      await Promise.race([db.destroy(), new Promise((resolve) => setTimeout(resolve, 1000))]);
       await embedded?.stop();
     } finally {
       process.exit(0);

@@ -1,21 +1,27 @@
 /**
  * GET /api/v1/tasks/{id}/log: the latest run's stored output (already masked when stored) as
- * text, a byte range of it (`Range` or `?offset=`), or a live Server-Sent Events stream that
- * polls the database, so it follows a run whichever replica is running it.
+ * text, a byte range of it (`Range` or `?offset=`), or a live Server-Sent Events stream. A stream
+ * follows the run whichever replica runs it, through the process's shared TaskFeed (one reader per
+ * task, woken by NOTIFY: no polling per connection); followers are capped per user and in total
+ * (429 beyond), and a stream ends when its task ends or after `followMaxMs` (an `end` event with
+ * `timeout: true` and the offset to resume from).
  */
 import { isTerminal } from '../domain/lifecycle.js';
 import type { Task } from '../domain/task.js';
 import type { Db } from '../store/db.js';
 import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
-import { chunksAfter, executionLogText, hostLabelsOf, LogAssembler } from '../service/logs.js';
+import { executionLogText, hostLabelsOf, LogAssembler } from '../service/logs.js';
+import type { TaskFeed } from '../service/taskFeed.js';
 import { ApiError } from './errors.js';
 import type { ApiContext } from './routes.js';
 
 export interface LogDeps {
   db: Db;
-  /** How often a follower looks for new output. */
-  logPollMs: number;
+  /** Live followers share one reader per task; it also caps them. */
+  feed: TaskFeed;
+  /** A follow stream ends after this long even if its task has not (the client resumes with ?offset=). */
+  followMaxMs?: number;
 }
 
 export async function handleLog(deps: LogDeps, ctx: ApiContext, task: Task, query: { offset?: number | undefined; follow?: '0' | '1' | undefined }): Promise<void> {
@@ -58,68 +64,85 @@ export function parseRange(header: string | undefined, size: number): { start: n
 }
 
 async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: number): Promise<void> {
+  const admission = deps.feed.admit(`user:${ctx.userId}`);
+  if (!admission.ok) throw new ApiError(429, 'too_many_followers', admission.message);
   const { req, res } = ctx;
-  res.status(200);
-  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-cache');
-  res.setHeader('X-Accel-Buffering', 'no');
-  res.flushHeaders();
-  let closed = false;
-  req.on('close', () => (closed = true));
-  const send = async (event: string, data: unknown) => {
-    if (closed) return;
-    // A client that went away never drains: wait for whichever comes first.
-    if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.once('drain', done);
-        res.once('close', done);
-      });
-    }
-  };
-  let assembler: LogAssembler | null = null;
-  let executionId: number | null = null;
-  let skip = offset;
-  let lastBeat = Date.now();
+  const subscription = deps.feed.subscribe(task.id);
+  const gone = new AbortController();
+  req.on('close', () => gone.abort());
+  res.on('close', () => gone.abort());
   try {
-    while (!closed) {
-      // Read the status before the output: output stored before the task ended is then surely seen.
-      const now = (await getTask(deps.db, task.id)) ?? task;
-      if (executionId === null) {
-        const execution = await latestExecution(deps.db, task.id);
-        if (execution) {
-          executionId = execution.id;
-          assembler = new LogAssembler(await hostLabelsOf(deps.db, execution.id));
-        }
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    const send = async (event: string, data: unknown) => {
+      if (gone.signal.aborted) return;
+      // A client that went away never drains: wait for whichever comes first.
+      if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            gone.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          res.once('drain', done);
+          gone.signal.addEventListener('abort', done, { once: true });
+        });
+      }
+    };
+    await Promise.race([subscription.ready, new Promise((resolve) => gone.signal.addEventListener('abort', resolve, { once: true }))]);
+    let assembler: LogAssembler | null = null;
+    let executionId: number | null = null;
+    let skip = offset;
+    /** Bytes of the log the client has (from `offset` on), so a timed-out stream says where to resume. */
+    let position = 0;
+    const endAt = Date.now() + (deps.followMaxMs ?? 60 * 60_000);
+    let lastBeat = Date.now();
+    while (!gone.signal.aborted) {
+      const state = subscription.state();
+      if (state === 'missing') {
+        await send('end', { status: task.status });
+        break;
+      }
+      if (state && state.executionId !== null && state.executionId !== executionId) {
+        executionId = state.executionId;
+        assembler = new LogAssembler(await hostLabelsOf(deps.db, executionId));
       }
       let more = false;
       if (assembler && executionId !== null) {
-        const chunks = await chunksAfter(deps.db, executionId, assembler.lastChunkId);
-        more = chunks.length === 500;
-        let text = assembler.add(chunks);
-        if (skip > 0 && text !== '') {
+        const read = await deps.feed.catchUp(subscription, executionId, assembler.lastChunkId);
+        more = read.more;
+        let text = assembler.add(read.chunks);
+        if (text !== '') {
           const bytes = Buffer.from(text, 'utf8');
-          text = bytes.subarray(Math.min(skip, bytes.length)).toString('utf8');
-          skip -= Math.min(skip, bytes.length);
+          position += bytes.length;
+          if (skip > 0) {
+            text = bytes.subarray(Math.min(skip, bytes.length)).toString('utf8');
+            skip -= Math.min(skip, bytes.length);
+          }
         }
         if (text !== '') await send('output', { text });
       }
-      // The execution was looked for above: a task that ended without one never ran.
-      if (!more && isTerminal(now.status)) {
-        await send('end', { status: now.status });
+      // The state was read before the output it came with: a task seen ended has all its output sent.
+      if (!more && state && isTerminal(state.status)) {
+        await send('end', { status: state.status });
+        break;
+      }
+      if (Date.now() >= endAt) {
+        await send('end', { status: state ? state.status : task.status, timeout: true, offset: Math.max(offset, position) });
         break;
       }
       if (Date.now() - lastBeat > 15_000) {
         res.write(': keep-alive\n\n');
         lastBeat = Date.now();
       }
-      if (!more) await new Promise((resolve) => setTimeout(resolve, deps.logPollMs));
+      if (!more) await subscription.next(Math.min(15_000, Math.max(0, endAt - Date.now())), gone.signal);
     }
   } finally {
+    subscription.close();
+    admission.release();
     res.end();
   }
 }

@@ -259,12 +259,15 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks/{id}/log',
       operationId: 'getTaskLog',
       summary: "The latest run's stored output (secrets masked), as text or a live stream",
-      description: 'Supports `Range: bytes=` (206) and `?offset=`; with `?follow=1` answers `text/event-stream`: `output` events carry `{"text"}` as it is stored, one `end` event carries `{"status"}` when the task has ended.',
+      description:
+        'Supports `Range: bytes=` (206) and `?offset=`; with `?follow=1` answers `text/event-stream`: `output` events carry `{"text"}` as it is stored, one `end` event carries `{"status"}` when the task has ended. ' +
+        'A stream also ends after an hour with `{"status", "timeout": true, "offset"}`: follow again from that offset. Live streams are capped per user and per server (429).',
       query: S.LogQuery,
       responses: {
         200: { description: 'The log (or its part from `offset`), or with follow=1 a Server-Sent Events stream.', content: { 'text/plain': {}, 'text/event-stream': {} }, headers: { 'X-Log-Size': 'Bytes stored so far.' } },
         206: { description: 'The requested byte range.', content: { 'text/plain': {} }, headers: { 'Content-Range': 'bytes start-end/size' } },
         416: { description: 'The range starts past the end of the log.', schema: S.ErrorBody },
+        429: { description: 'Too many live streams (`too_many_followers`) for this user or this server; close one, or read without follow=1.', schema: S.ErrorBody },
       },
       async handle(ctx: ApiContext) {
         const found = await existingTask(ctx.params.id!);

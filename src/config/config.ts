@@ -41,6 +41,8 @@ export interface Target {
 export interface RunnerSettings {
   maxConcurrentRuns: number;
   leaseMs: number;
+  /** How long a runner may be silently cut off from Postgres before its runs are given up. */
+  livenessMs: number;
   pollMs: number;
   killGraceMs: number;
   shutdownGraceMs: number;
@@ -82,6 +84,7 @@ export interface Config {
 export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {
   maxConcurrentRuns: 20,
   leaseMs: 30_000,
+  livenessMs: 60_000,
   pollMs: 2_000,
   killGraceMs: 5_000,
   shutdownGraceMs: 30_000,

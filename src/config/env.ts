@@ -27,6 +27,12 @@ const envSchema = z.object({
   PORT: optionalText
     .refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), 'expected a port number 0-65535')
     .transform((v) => (v === undefined ? 3000 : Number(v))),
+  /** /metrics on its own listener (e.g. a port only Prometheus reaches). */
+  METRICS_PORT: optionalText
+    .refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535), 'expected a port number 1-65535')
+    .transform((v) => (v === undefined ? undefined : Number(v))),
+  /** /metrics on the main port behind `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: optionalText.refine((v) => v === undefined || v.length >= 16, 'use at least 16 characters (e.g. openssl rand -hex 24)'),
   LOG_LEVEL: optionalText.pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')),
 });
 
@@ -44,6 +50,10 @@ export interface Env {
   dataDir: string;
   publicUrl: string | undefined;
   port: number;
+  /** Serve /metrics on this port (a separate listener), if set. */
+  metricsPort: number | undefined;
+  /** Serve /metrics on the main port to requests bearing this token, if set. */
+  metricsToken: string | undefined;
   logLevel: string;
 }
 
@@ -73,6 +83,8 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     dataDir: env.COUNTERSIGN_DATA_DIR ?? '.data',
     publicUrl: env.PUBLIC_URL,
     port: env.PORT,
+    metricsPort: env.METRICS_PORT,
+    metricsToken: env.METRICS_TOKEN,
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -78,6 +78,8 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
   const settings: RunnerSettings = {
     maxConcurrentRuns: runner.maxConcurrentRuns,
     leaseMs: parseDuration(runner.leaseTimeout) ?? 30_000,
+    // Below a few seconds a busy event loop or a GC pause would read as a dead runner.
+    livenessMs: Math.max(3_000, parseDuration(runner.livenessTimeout) ?? 60_000),
     pollMs: parseDuration(runner.pollInterval) ?? 2_000,
     killGraceMs: parseDuration(runner.killGrace) ?? 5_000,
     shutdownGraceMs: parseDuration(runner.shutdownGrace) ?? 30_000,

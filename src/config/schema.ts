@@ -154,6 +154,11 @@ const target = z.strictObject({
 const runner = z.strictObject({
   maxConcurrentRuns: z.number().int().min(1).max(1000).default(20),
   leaseTimeout: duration.default('30s'),
+  /**
+   * How long a runner may be cut off from Postgres without a sound (a silent partition) before its
+   * runs are given up; a runner that crashes is noticed in about a second whatever this is.
+   */
+  livenessTimeout: duration.default('60s'),
   pollInterval: duration.default('2s'),
   killGrace: duration.default('5s'),
   /** On SIGTERM, how long running tasks may go on before they are stopped. */
@@ -195,7 +200,7 @@ const hook = z.strictObject({
 export const configFileSchema = z.strictObject({
   /** countersign's admins: they may read every task and change or remove any saved runbook. */
   admins: peopleSchema.optional(),
-  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
+  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', livenessTimeout: '60s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
   /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */
   recipes: z.record(z.string().regex(RECIPE_NAME, 'recipe names use letters, digits, -, _ and . (at most 64)'), recipeBodySchema).optional(),

@@ -12,6 +12,12 @@
  * version is pinned exactly and test/unit/scheduleCron.test.ts fails if that function moves.
  * The most recent fire time before `now` is found by stepping forward with it from a window
  * just before `now` (widened until one is found), each result confirmed with `match()`.
+ *
+ * Day of month and weekday: classic cron (and croner, which schedules ran on before) fires when
+ * EITHER matches once both are restricted (`0 9 1 * mon`: the 1st, and every Monday); node-cron
+ * requires both. Such an expression is kept as written but run as two variants, one per day
+ * field, whose fire times are merged (a day matching both fires once: the firing key is the
+ * schedule and the instant). `cronVariants` says which node-cron expressions to run.
  */
 import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 
@@ -23,6 +29,23 @@ interface TimeMatcher {
 interface Matcher {
   task: ScheduledTask;
   next: TimeMatcher;
+}
+
+/** The node-cron expressions that together fire when classic cron fires `expression`. */
+export function cronVariants(expression: string): string[] {
+  const raw = expression.trim().split(/\s+/);
+  if (raw.length !== 5 && raw.length !== 6) return [expression];
+  const dom = raw.length - 3;
+  const dow = raw.length - 1;
+  const unrestricted = (field: string) => field === '*' || field === '?';
+  if (unrestricted(raw[dom]!) || unrestricted(raw[dow]!)) return [expression];
+  const withField = (index: number, value: string) => raw.map((field, i) => (i === index ? value : field)).join(' ');
+  return [withField(dow, '*'), withField(dom, '*')];
+}
+
+/** The variants' matchers: fire times are the union of theirs. */
+function matchersFor(expression: string, tz: string): Matcher[] {
+  return cronVariants(expression).map((variant) => matcherFor(variant, tz));
 }
 
 /** Matchers by time zone and expression; a few hundred schedules at most in practice. */
@@ -51,23 +74,31 @@ function matcherFor(expression: string, tz: string): Matcher {
   return matcher;
 }
 
-/** node-cron's next fire time strictly after `after`, or null when it finds none (within a century). */
-function nextAfter(matcher: Matcher, after: Date): Date | null {
-  try {
-    return matcher.next.getNextMatch(after);
-  } catch {
-    return null;
+/** The earliest next fire time of any variant strictly after `after`, or null when none finds one (within a century). */
+function nextAfter(matchers: readonly Matcher[], after: Date): Date | null {
+  let earliest: Date | null = null;
+  for (const matcher of matchers) {
+    let next: Date | null;
+    try {
+      next = matcher.next.getNextMatch(after);
+    } catch {
+      next = null;
+    }
+    if (next && (!earliest || next.getTime() < earliest.getTime())) earliest = next;
   }
+  return earliest;
 }
+
+const matchesAny = (matchers: readonly Matcher[], at: Date): boolean => matchers.some((matcher) => matcher.task.match(at));
 
 /** Does the expression fire at exactly this instant (node-cron's `match`, whole seconds)? */
 export function firesAt(expression: string, tz: string, at: Date): boolean {
-  return at.getMilliseconds() === 0 && matcherFor(expression, tz).task.match(at);
+  return at.getMilliseconds() === 0 && matchesAny(matchersFor(expression, tz), at);
 }
 
 /** The next `count` fire times strictly after `after`. */
 export function nextFireTimes(expression: string, tz: string, after: Date, count = 1): Date[] {
-  const matcher = matcherFor(expression, tz);
+  const matcher = matchersFor(expression, tz);
   const times: Date[] = [];
   let cursor = after;
   while (times.length < count) {
@@ -97,7 +128,7 @@ const WINDOWS_MS = [5_000, 60_000, 3_600_000, 86_400_000, 32 * 86_400_000, 367 *
  */
 export function dueFireTimes(expression: string, tz: string, after: Date, now: Date): Due {
   if (now.getTime() <= after.getTime()) return { latest: null, earlier: 0, moreEarlier: false };
-  const matcher = matcherFor(expression, tz);
+  const matcher = matchersFor(expression, tz);
   for (const window of WINDOWS_MS) {
     const from = new Date(Math.max(after.getTime(), now.getTime() - window));
     let latest: Date | null = null;
@@ -110,7 +141,7 @@ export function dueFireTimes(expression: string, tz: string, after: Date, now: D
       count++;
       cursor = next;
     }
-    if (latest && matcher.task.match(latest)) return { latest, earlier: count - 1, moreEarlier: from.getTime() > after.getTime() };
+    if (latest && matchesAny(matcher, latest)) return { latest, earlier: count - 1, moreEarlier: from.getTime() > after.getTime() };
     if (from.getTime() === after.getTime()) break;
   }
   return { latest: null, earlier: 0, moreEarlier: false };
@@ -118,7 +149,7 @@ export function dueFireTimes(expression: string, tz: string, after: Date, now: D
 
 /** How many fire times fall in (after, before), counting at most `limit`. */
 export function fireTimesBetween(expression: string, tz: string, after: Date, before: Date, limit = 1000): { count: number; more: boolean } {
-  const matcher = matcherFor(expression, tz);
+  const matcher = matchersFor(expression, tz);
   let count = 0;
   let cursor = after;
   for (;;) {

@@ -1,11 +1,30 @@
 /**
  * Prometheus metrics (prom-client), one registry per app so several apps in one process (tests)
- * don't share counters. Counts that live in Postgres (tasks by status) are read at scrape time,
- * so every replica reports the same truth; the rest are this process's own observations.
+ * don't share counters. Counts that live in Postgres (tasks waiting or running) are read at
+ * scrape time, so every replica reports the same truth; the rest are this process's own
+ * observations. A scrape never scans the tasks table: only the statuses a task passes through
+ * are counted (index-only, capped), cached briefly, and a slow database leaves the last values.
+ * Finished tasks are counted by the runs that finished them:
+ * `sum by (status) (countersign_run_duration_seconds_count)` across replicas.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TASK_STATUSES } from '../domain/lifecycle.js';
+import { isTerminal, TASK_STATUSES, type TaskStatus } from '../domain/lifecycle.js';
 import type { Db } from '../store/db.js';
+
+/** Statuses a task passes through; their counts stay small (work waiting or under way). */
+export const OPEN_STATUSES = TASK_STATUSES.filter((status) => !isTerminal(status));
+/** Beyond this many tasks in one open status the gauge reads this number: the count is bounded work. */
+export const OPEN_COUNT_CAP = 100_000;
+const COUNTS_TTL_MS = 5_000;
+const COUNTS_WAIT_MS = 2_000;
+
+/** This process's live state, read at scrape time. */
+export interface ProcessGauges {
+  /** Live log followers (API follow streams and task page streams). */
+  followers(): number;
+  /** Whether the runner holds its liveness lock (1) or is cut off from Postgres (0). */
+  livenessHeld(): boolean;
+}
 
 export interface PoolStats {
   connections: number;
@@ -20,20 +39,43 @@ export class Metrics {
   readonly slackCalls: Counter<'method' | 'outcome'>;
   readonly logBytes: Counter<'stream'>;
 
-  constructor(db: Db, poolStats: () => PoolStats) {
+  constructor(db: Db, poolStats: () => PoolStats, gauges?: ProcessGauges) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'countersign_' });
+    let cached: { at: number; counts: Map<TaskStatus, number> } | null = null;
     new Gauge({
       name: 'countersign_tasks',
-      help: 'Tasks by status (from the database, shared by all replicas).',
+      help: `Tasks waiting or running, by status (from the database, shared by all replicas; capped at ${OPEN_COUNT_CAP}).`,
       labelNames: ['status'],
       registers,
       async collect() {
-        const rows = await db('tasks').select('status').count<{ status: string; count: string }[]>('* as count').groupBy('status');
-        const counts = new Map(rows.map((row) => [row.status, Number(row.count)]));
-        for (const status of TASK_STATUSES) this.set({ status }, counts.get(status) ?? 0);
+        if (!cached || Date.now() - cached.at > COUNTS_TTL_MS) {
+          const read = countOpenTasks(db).then((counts) => (cached = { at: Date.now(), counts }));
+          read.catch(() => undefined);
+          // A slow or absent database must not hang the scrape: the last values stay.
+          await Promise.race([read, new Promise((resolve) => setTimeout(resolve, COUNTS_WAIT_MS).unref())]).catch(() => undefined);
+        }
+        for (const status of OPEN_STATUSES) this.set({ status }, cached?.counts.get(status) ?? 0);
       },
     });
+    if (gauges) {
+      new Gauge({
+        name: 'countersign_log_followers',
+        help: 'Live log streams (API follow and task pages) this process serves.',
+        registers,
+        collect() {
+          this.set(gauges.followers());
+        },
+      });
+      new Gauge({
+        name: 'countersign_runner_liveness',
+        help: '1 while this process holds its runner liveness lock in Postgres; 0 while it is cut off (it starts nothing new).',
+        registers,
+        collect() {
+          this.set(gauges.livenessHeld() ? 1 : 0);
+        },
+      });
+    }
     this.runDuration = new Histogram({
       name: 'countersign_run_duration_seconds',
       help: 'Time from claim to result of runs this process carried out, by result.',
@@ -72,4 +114,16 @@ export class Metrics {
     pool('countersign_ssh_pool_sessions_in_use', 'SSH sessions in use across the pool.', (s) => s.sessionsInUse);
     pool('countersign_ssh_pool_waiting', 'Steps waiting for a free SSH session (MaxSessions reached).', (s) => s.waiting);
   }
+}
+
+/** One status's count: an index-only scan of tasks_status_idx, capped. Bindings: status, cap. */
+export const OPEN_COUNT_SQL = 'SELECT count(*)::int AS count FROM (SELECT 1 FROM tasks WHERE status = ? LIMIT ?) AS open';
+
+async function countOpenTasks(db: Db): Promise<Map<TaskStatus, number>> {
+  const counts = new Map<TaskStatus, number>();
+  for (const status of OPEN_STATUSES) {
+    const result = await db.raw<{ rows: Array<{ count: number }> }>(OPEN_COUNT_SQL, [status, OPEN_COUNT_CAP]);
+    counts.set(status, Number(result.rows[0]?.count ?? 0));
+  }
+  return counts;
 }

@@ -10,8 +10,8 @@
  * Script steps run as tasks through the runner (claim, lease, SSH, output, Kill); their terminal
  * transition ends the step and notifies. Http steps run here, in the process that started them:
  * it holds a lease (renewed while the request runs, keyed by this process's runner key); a step
- * whose owner stopped renewing fails as "runner lost" and is never retried (requests may not be
- * idempotent). A stop request (Kill) reaches the owner over NOTIFY and aborts the request.
+ * whose owner's liveness lock is gone fails as "runner lost" and is never retried (requests may
+ * not be idempotent). A stop request (Kill) reaches the owner over NOTIFY and aborts the request.
  *
  * When a run ends, the runs its `after` triggers name are created in the same transaction.
  */
@@ -26,6 +26,8 @@ import type { RunService } from '../service/runs.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db } from '../store/db.js';
 import { activeRunIds, databaseNow, lockRun, stepsOfRun, transitionRunStep } from '../store/runs.js';
+import { heldRunnerKeys, lockLostRunner } from '../store/executions.js';
+import { LOST_CONFIRM_MS } from '../runner/runner.js';
 import { applyActions, type OwnedHttpStep } from './actions.js';
 import { startTriggeredRuns } from './triggers.js';
 
@@ -35,6 +37,8 @@ export interface AdvancerOptions {
   runnerKey: number;
   pollMs: number;
   leaseMs: number;
+  /** How long a silent runner may keep its lock (config runner.livenessTimeout). */
+  livenessMs: number;
   /** Tests point http steps' name lookups at a fake resolver. */
   resolve?: HostResolver;
 }
@@ -55,6 +59,8 @@ export class Advancer {
   private readonly unsubscribe: Array<() => void> = [];
   private accepting = false;
   private key: Promise<string> | null = null;
+  /** Runner keys of http steps' owners whose lock was found free, and since when. */
+  private readonly freeSince = new Map<number, number>();
   /** Some target's reviews expire: pending run reviews are swept on each poll. */
   private readonly reviewsExpire: boolean;
 
@@ -75,7 +81,7 @@ export class Advancer {
     this.unsubscribe.push(this.bus.on('run-changed', (runId) => this.wake(runId)));
     this.timers.push(setInterval(() => void this.poll(), this.options.pollMs));
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
-    this.timers.push(setInterval(() => void this.sweepLostSteps(), Math.max(500, this.options.leaseMs / 2)));
+    this.timers.push(setInterval(() => void this.sweepLostSteps(), 500));
     void this.poll();
   }
 
@@ -215,22 +221,52 @@ export class Advancer {
     }
   }
 
-  /** Http steps whose owner stopped renewing: failed as "runner lost", never retried. */
+  /**
+   * Http steps whose process is gone: its runner key's liveness lock (src/runner/liveness.ts) is
+   * free for LOST_CONFIRM_MS, and the database has been up for livenessMs (right after a restart
+   * every lock is free until its runner reconnects). Such a step fails as "runner lost" and is
+   * never sent again (a request may not be idempotent). A live but slow owner keeps its lock, so
+   * its step is never failed. Our own key on a step we do not run (its start committed but the
+   * answer never reached us): failed once its lease lapsed.
+   */
   private async sweepLostSteps(): Promise<void> {
     try {
-      const lost = (await this.db('run_steps')
+      const running = (await this.db('run_steps')
         .where({ kind: 'http', phase: 'running' })
-        .where('lease_until', '<', this.db.fn.now())
-        .select('id', 'run_id', 'runner_id')) as Array<{ id: number; run_id: number; runner_id: string | null }>;
-      for (const step of lost) {
+        .select('id', 'run_id', 'runner_id', 'runner_key', this.db.raw('lease_until < now() AS lease_expired'))) as Array<{ id: number; run_id: number; runner_id: string | null; runner_key: number | null; lease_expired: boolean }>;
+      if (running.length === 0) {
+        this.freeSince.clear();
+        return;
+      }
+      const held = await heldRunnerKeys(this.db);
+      const up = (await this.db.raw('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms')) as { rows: Array<{ up_ms: number }> };
+      const serverUpMs = Number(up.rows[0]?.up_ms ?? 0);
+      const now = Date.now();
+      for (const step of running) {
         if (this.http.has(step.id)) continue;
-        const failed = await transitionRunStep(this.db, {
-          stepId: step.id,
-          from: 'running',
-          to: 'failed',
-          actor: null,
-          data: { reason: 'runner-lost', runner: step.runner_id },
-          set: { failure_message: `runner lost: the process running this request (${step.runner_id ?? 'unknown'}) stopped responding; an http request is never sent twice, so it was not retried` },
+        const key = step.runner_key === null ? null : Number(step.runner_key);
+        let lost: boolean;
+        if (key === null || key === this.options.runnerKey) lost = step.lease_expired;
+        else if (held.has(key)) {
+          this.freeSince.delete(key);
+          lost = false;
+        } else {
+          const since = this.freeSince.get(key) ?? now;
+          this.freeSince.set(key, since);
+          lost = now - since >= LOST_CONFIRM_MS && serverUpMs >= this.options.livenessMs;
+        }
+        if (!lost) continue;
+        const failed = await this.db.transaction(async (trx) => {
+          // Taking the lost runner's lock for this transaction: it cannot come back halfway.
+          if (key !== null && key !== this.options.runnerKey && !(await lockLostRunner(trx, key))) return null;
+          return transitionRunStep(trx, {
+            stepId: step.id,
+            from: 'running',
+            to: 'failed',
+            actor: null,
+            data: { reason: 'runner-lost', runner: step.runner_id },
+            set: { failure_message: `runner lost: the process running this request (${step.runner_id ?? 'unknown'}) went away; an http request is never sent twice, so it was not retried` },
+          });
         });
         if (failed) {
           this.log.warn({ runId: step.run_id, step: step.id, runner: step.runner_id }, 'failed an http step whose runner was lost');

@@ -3,8 +3,10 @@
  * of a group at once, each over a pooled SSH connection; output filtered (secrets masked,
  * redaction rules applied), capped and recorded as it arrives; then the result written through
  * the lifecycle (running -> success | failure | killed). Whatever goes wrong (a host, the link,
- * the database for a moment), every step ends, the output is flushed and the task reaches a
- * final state with a message saying why.
+ * the database for a while), every step ends, the output is flushed and the task reaches a
+ * final state with a message saying why. The output and the result are retried until stored:
+ * a database outage delays them, it does not lose or rewrite them. Before each rollout batch the
+ * run confirms it is still its runner's, so a runner cut off from the database starts nothing new.
  */
 import type { Target } from '../config/config.js';
 import { formatDuration } from '../domain/duration.js';
@@ -17,7 +19,7 @@ import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
 import type { TaskRow } from '../store/rows.js';
-import { finishExecution, stopRequester, updateStep, type Claimed } from '../store/executions.js';
+import { finishExecution, settleSteps, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
 import { OutputFilter } from './outputFilter.js';
@@ -39,6 +41,12 @@ export interface RunContext {
   /** Output kept for storage (after masking and the cap), for metrics. */
   onOutputKept?(stream: 'stdout' | 'stderr' | 'system', bytes: number): void;
   onError(error: unknown, context: string): void;
+  /** The runner's liveness key, checked when the result is stored; null: not checked. */
+  runnerKey?: number | null;
+  /** Before each rollout batch: null to go on, or why the rest is not started. */
+  beforeBatch?(stop: AbortSignal): Promise<string | null>;
+  /** Aborted when shutdown stops waiting: output and result stop being retried. */
+  abandon?: AbortSignal;
 }
 
 export interface StepResult {
@@ -49,11 +57,15 @@ export interface StepResult {
   failureMessage: string | null;
 }
 
-/** Carries out the run; answers its result once stored, or null if it could not be stored. */
+/**
+ * Carries out the run; answers its result once stored, or null if it was not stored (shutdown
+ * gave up on it, or the run had been given up as lost while its runner was cut off).
+ */
 export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortSignal): Promise<{ status: Summary['status']; durationMs: number } | null> {
   const { task, execution, steps } = claimed;
   const startedAt = Date.now();
   const recorder = new OutputRecorder(ctx.db, execution.id, {
+    taskId: task.id,
     flushMs: ctx.outputFlushMs,
     maxBufferBytes: 256 * 1024,
     highWaterBytes: 1024 * 1024,
@@ -75,6 +87,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     for (const groupIndex of groups) {
       const group = steps.filter((s) => s.groupIndex === groupIndex);
       if (stop.aborted) haltReason = 'not started: the run was stopped';
+      if (haltReason === null && ctx.beforeBatch) haltReason = await ctx.beforeBatch(stop);
+      if (stop.aborted) haltReason = 'not started: the run was stopped';
       if (haltReason !== null) {
         for (const step of group) results.push(await skipStep(ctx, claimed, step, haltReason));
         continue;
@@ -91,16 +105,23 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   const outputs = hostOutputs
     ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line), [...(target?.secrets.values() ?? []), ...fixedValuesToMask(task.arguments)])
     : null;
-  const stored = await recorder.close();
+  const abandon = ctx.abandon ?? new AbortController().signal;
+  const stored = await recorder.close(abandon);
   if (!stored) ctx.onError(new Error('output could not be stored'), `storing the last output of task ${task.id}`);
   const stopReason = stop.aborted ? (stop.reason as StopReason) : undefined;
   const stoppedBy = stopReason === 'kill' ? await stopRequester(ctx.db, execution.id).catch(() => null) : null;
   const summary = summarise(results, stopReason, stoppedBy, failureOverride);
   const durationMs = Date.now() - startedAt;
-  // The result is the one write that must land: retry it while we still hold the run's lease.
-  const written = await retry(ctx, `storing the result of task ${task.id}`, () =>
+  // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
+  const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, () =>
     ctx.db.transaction(async (trx) => {
-      await finishExecution(trx, execution.id, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage });
+      if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage }))) {
+        return false;
+      }
+      await settleSteps(
+        trx,
+        results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage })),
+      );
       await transitionTask(trx, {
         taskId: task.id,
         from: 'running',
@@ -117,10 +138,16 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
           ...(outputs ? { outputs: JSON.stringify(outputs) as unknown as TaskRow['outputs'] } : {}),
         },
       });
+      return true;
     }),
   );
-  // If it never lands, the lease sweeper ends the task as "runner lost" rather than leave it running.
-  if (!written) return null;
+  if (written === 'taken') {
+    ctx.onError(
+      new Error(`the run had been given up as lost while its runner was cut off from the database; its own result (${summary.status}) was not stored`),
+      `storing the result of task ${task.id}`,
+    );
+  }
+  if (written !== 'stored') return null;
   void ctx.observer.runFinished(task.id, execution.id);
   return { status: summary.status, durationMs };
 }
@@ -280,15 +307,30 @@ async function guard(ctx: RunContext, context: string, write: () => Promise<unkn
   }
 }
 
-async function retry(ctx: RunContext, context: string, write: () => Promise<unknown>, attempts = 6): Promise<boolean> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
+/**
+ * Runs `write` until it succeeds, backing off up to 5 s between tries; stops only when `abandon`
+ * aborts. `write` answers false when the run is no longer ours to write ("taken").
+ */
+async function untilStored(ctx: RunContext, context: string, abandon: AbortSignal, write: () => Promise<boolean>): Promise<'stored' | 'taken' | 'abandoned'> {
+  for (let attempt = 1; ; attempt++) {
+    if (abandon.aborted) return 'abandoned';
     try {
-      await write();
-      return true;
+      return (await write()) ? 'stored' : 'taken';
     } catch (error) {
-      ctx.onError(error, `${context} (attempt ${attempt + 1} of ${attempts})`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** attempt)));
+      ctx.onError(error, `${context} (attempt ${attempt}; retrying until it is stored)`);
+      await abortableSleep(Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5)), abandon);
     }
   }
-  return false;
+}
+
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -2,15 +2,19 @@
  * Buffers a run's output and writes it to Postgres in batches: at most every `flushMs`, or
  * sooner when `maxBufferBytes` is waiting. Consecutive text from one step and stream becomes
  * one row. A batch that fails to write goes back in front of the buffer and is tried again, so
- * a database hiccup delays output instead of losing it. Postgres text cannot hold NUL, so NUL
- * bytes are replaced.
+ * a database outage delays output instead of losing it. Postgres text cannot hold NUL, so NUL
+ * bytes are replaced. Each stored batch notifies the task's followers (one NOTIFY per batch,
+ * never per line: NOTIFY takes a global lock at commit).
  */
 import type { OutputStream } from '../domain/task.js';
 import { inTransaction, type Queryable } from '../store/db.js';
 import { addOutputBytes } from '../store/executions.js';
+import { CHANNEL_TASK, notify } from '../store/notify.js';
 import { insertChunks, type OutputChunk } from '../store/output.js';
 
 export interface OutputRecorderOptions {
+  /** Whose followers hear of each stored batch; unset: nobody is told. */
+  taskId?: number;
   flushMs: number;
   /** Flush at once when this much waits. */
   maxBufferBytes: number;
@@ -79,14 +83,25 @@ export class OutputRecorder {
     return this.flushing;
   }
 
-  /** Flushes until everything is stored, trying a few times; false when some output could not be stored. */
-  async close(attempts = 6): Promise<boolean> {
-    for (let attempt = 0; attempt < attempts; attempt++) {
+  /**
+   * Flushes until everything is stored, backing off between tries, however long the database is
+   * away; only `abandon` (shutdown giving up) ends it. False when some output was not stored.
+   */
+  async close(abandon?: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
       await this.flush();
       if (this.pending.length === 0) return true;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(4000, 250 * 2 ** attempt)));
+      if (abandon?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+        function done() {
+          clearTimeout(timer);
+          abandon?.removeEventListener('abort', done);
+          resolve();
+        }
+        abandon?.addEventListener('abort', done, { once: true });
+      });
     }
-    return this.pending.length === 0;
   }
 
   private schedule(delayMs: number): void {
@@ -104,6 +119,7 @@ export class OutputRecorder {
       await inTransaction(this.db, async (trx) => {
         await insertChunks(trx, batch);
         await addOutputBytes(trx, this.executionId, bytes);
+        if (this.options.taskId !== undefined) await notify(trx, CHANNEL_TASK, String(this.options.taskId));
       });
       if (this.hasRoom()) for (const wake of this.drainWaiters.splice(0)) wake();
     } catch (error) {

@@ -2,9 +2,14 @@
  * Claims ready tasks and runs them, exactly once across every process sharing the database:
  * the claim is one short transaction with FOR UPDATE SKIP LOCKED. A process hears of ready
  * tasks and stop requests at once (LISTEN/NOTIFY, or the in-process bus for its own changes)
- * and polls as a safety net. It holds a lease on each run and renews it; a sweeper in every
- * process ends runs whose owner stopped renewing ("runner lost"), and stops whatever of them
- * is still running on the hosts, so no task stays `running` forever.
+ * and polls as a safety net.
+ *
+ * Who is alive is Postgres's answer, not a timer's: each process holds a liveness lock
+ * (liveness.ts) and writes its key on the runs it claims. A sweeper in every process ends the
+ * runs of a runner whose lock is free ("runner lost") and stops whatever of them is still
+ * running on the hosts, so no task stays `running` forever; a runner that is alive, however slow
+ * or cut off for a while, keeps its runs. A result is retried until it is stored (only shutdown
+ * ends the retries), and the run stays in the active set meanwhile.
  */
 import type { Config } from '../config/config.js';
 import { hostLabel } from '../domain/plan.js';
@@ -14,16 +19,34 @@ import { killAndCount } from '../exec/hostControl.js';
 import type { SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
-import { claimNextReady, expiredExecutions, failExpiredExecution, renewLeases } from '../store/executions.js';
+import { formatDuration } from '../domain/duration.js';
+import {
+  claimNextReady,
+  failExpiredExecution,
+  failRunOfLostRunner,
+  heldRunnerKeys,
+  lockLostRunner,
+  renewLeases,
+  runningExecutions,
+  type RunningExecution,
+} from '../store/executions.js';
 import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
+import type { RunnerLiveness } from './liveness.js';
 import type { RunObserver } from './observer.js';
 
 export interface RunnerOptions {
   runnerId: string;
   pollMs: number;
   leaseMs: number;
+  /**
+   * How long a runner may be cut off from Postgres (silently) before its runs are given up; also
+   * how long, after a database restart, every runner gets to reconnect before any is judged.
+   */
+  livenessMs: number;
+  /** How often runs of other runners are checked (a crashed runner is found within about this plus LOST_CONFIRM_MS). */
+  sweepMs?: number;
   maxConcurrent: number;
   killGraceMs: number;
   outputFlushMs: number;
@@ -49,6 +72,11 @@ interface ActiveRun {
   done: Promise<void>;
 }
 
+/** A runner's lock must be seen free this long before its runs are ended: a reconnecting runner takes it back well within it. */
+export const LOST_CONFIRM_MS = 1000;
+/** A run that carries our key but that we are not running (its claim's answer was lost) is ended after this long. */
+const OWN_ORPHAN_MS = 10_000;
+
 export class Runner {
   private readonly active = new Map<number, ActiveRun>();
   private readonly progressTimers = new Map<number, NodeJS.Timeout>();
@@ -59,13 +87,25 @@ export class Runner {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private stopWaking: (() => void) | null = null;
+  /** Aborted when shutdown gives up waiting: results not yet stored stop being retried. */
+  private readonly abandon = new AbortController();
+  /** Other runners' keys seen with their lock free, and since when (this process's clock). */
+  private readonly freeSince = new Map<number, number>();
+  /** Runs with our key that we are not running, and since when. */
+  private readonly orphanSince = new Map<number, number>();
+  /** Other runners' keys seen held, and under which server start: such a runner had reconnected. */
+  private readonly seenHeld = new Map<number, string>();
+  private renewing = false;
+  private sweeping = false;
 
   constructor(
+    /** The runner's own pool: API followers and Slack views cannot starve it. */
     private readonly db: Db,
     private readonly config: Config,
     private readonly pool: SshPool,
     private readonly bus: Bus,
     private readonly observer: RunObserver,
+    private readonly liveness: RunnerLiveness,
     private readonly options: RunnerOptions,
     private readonly log: RunnerLogger,
     private readonly metrics: RunnerMetrics = {},
@@ -77,28 +117,36 @@ export class Runner {
     this.unsubscribe.push(this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')));
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
-    this.timers.push(setInterval(() => void this.sweepLostRuns(), Math.max(500, this.options.leaseMs / 2)));
+    this.timers.push(setInterval(() => void this.sweepLostRuns(), this.options.sweepMs ?? 500));
     this.wake();
   }
 
   /**
    * Stops claiming and lets running tasks finish for `graceMs`, then stops what is left. Leases
    * keep being renewed and Kill keeps working until the last run has ended: a run in its grace
-   * period is still ours.
+   * period is still ours. Bounded in all cases (a hung host, a hung database) by
+   * graceMs + killGraceMs + 7 s; what is left then is left to the other
+   * processes' sweepers, which find this runner's lock gone once the process exits.
    */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.stopWaking?.();
-    await this.draining;
+    const graceEnds = Date.now() + graceMs;
+    // A claim in flight on a hung database must not hold the shutdown.
+    await Promise.race([this.draining, sleep(graceMs)]);
     const all = () => Promise.all([...this.active.values()].map((run) => run.done));
-    const finishedInTime = await Promise.race([all().then(() => true), sleep(graceMs).then(() => false)]);
+    const finishedInTime = await Promise.race([all().then(() => true), sleep(Math.max(0, graceEnds - Date.now())).then(() => false)]);
     if (!finishedInTime) {
       for (const executionId of this.active.keys()) this.stopRun(executionId, 'shutdown');
-      // Stopping takes TERM, the kill grace, KILL and a check; past that, give up waiting: the
-      // lease then lapses and another process ends the run as "runner lost".
-      const stopped = await Promise.race([all().then(() => true), sleep(this.options.killGraceMs + 15_000).then(() => false)]);
-      if (!stopped) this.log.error({ runs: [...this.active.keys()] }, 'runs did not stop in time; leaving them to the lease sweeper');
+      // Stopping takes TERM, the kill grace, KILL and a check, then the result is stored; past
+      // that, give up waiting.
+      const stopped = await Promise.race([all().then(() => true), sleep(this.options.killGraceMs + 6_000).then(() => false)]);
+      if (!stopped) {
+        this.abandon.abort();
+        await Promise.race([all(), sleep(1000)]);
+        this.log.error({ runs: [...this.active.keys()] }, 'runs did not stop in time; leaving them to the other processes (they see this runner gone once it exits)');
+      }
     }
     this.timers.forEach(clearInterval);
     this.progressTimers.forEach(clearTimeout);
@@ -112,7 +160,8 @@ export class Runner {
 
   /** Claims until nothing is ready or capacity is full; concurrent wakes collapse into one loop. */
   wake(): void {
-    if (!this.accepting) return;
+    // Without our lock, a run we claimed could be judged lost by others before we held it again.
+    if (!this.accepting || !this.liveness.holds) return;
     if (this.draining) {
       this.drainAgain = true;
       return;
@@ -120,7 +169,7 @@ export class Runner {
     this.draining = (async () => {
       do {
         this.drainAgain = false;
-        while (this.accepting && this.active.size < this.options.maxConcurrent) {
+        while (this.accepting && this.liveness.holds && this.active.size < this.options.maxConcurrent) {
           if (!(await this.claim())) break;
         }
       } while (this.drainAgain && this.accepting);
@@ -138,7 +187,7 @@ export class Runner {
   private async claim(): Promise<boolean> {
     let claimed;
     try {
-      claimed = await claimNextReady(this.db, this.options.runnerId, this.options.leaseMs, (task) => {
+      claimed = await claimNextReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, (task) => {
         const target = this.config.targets.get(task.target);
         return target ? buildRolloutPlan(target.hosts, target.rollout) : [];
       });
@@ -165,6 +214,9 @@ export class Runner {
         onProgress: () => this.progressChanged(task.id),
         onOutputKept: (stream, bytes) => this.metrics.outputKept?.(stream, bytes),
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
+        runnerKey: this.liveness.key,
+        beforeBatch: (stop) => this.confirmBeforeBatch(execution.id, stop),
+        abandon: this.abandon.signal,
       },
       claimed,
       controller.signal,
@@ -198,9 +250,35 @@ export class Runner {
     );
   }
 
+  /**
+   * Before a rollout batch starts: is the run still ours? Asked on the liveness lock's own
+   * connection. While the database cannot say, nothing new starts; the wait lasts at most
+   * livenessMs (after which the server has given up on our session, and others may end the run).
+   * Answers null to go on, or why the rest is not started.
+   */
+  private async confirmBeforeBatch(executionId: number, stop: AbortSignal): Promise<string | null> {
+    const deadline = Date.now() + this.options.livenessMs;
+    let waited = false;
+    for (;;) {
+      if (stop.aborted) return null;
+      const answer = await this.liveness.confirmRun(executionId, this.options.leaseMs);
+      if (answer === 'ours') {
+        if (waited) this.log.info({ executionId }, 'the database answers again: the rollout goes on');
+        return null;
+      }
+      if (answer === 'not-ours') return 'not started: the run was given up while its runner was cut off from the database';
+      if (Date.now() >= deadline) return `not started: countersign could not reach the database for ${formatDuration(this.options.livenessMs)} to confirm the run was still its own`;
+      if (!waited) this.log.warn({ executionId }, 'cannot confirm the run with the database: the next rollout batch waits');
+      waited = true;
+      await sleep(500, stop);
+    }
+  }
+
   private async renewLeases(): Promise<void> {
     const ids = [...this.active.keys()];
-    if (ids.length === 0) return;
+    // One at a time: on a hung database, renewals must not pile up and take the whole pool.
+    if (ids.length === 0 || this.renewing) return;
+    this.renewing = true;
     try {
       const leases = await renewLeases(this.db, ids, this.options.runnerId, this.options.leaseMs);
       for (const executionId of ids) {
@@ -212,44 +290,133 @@ export class Runner {
       }
     } catch (error) {
       this.log.error({ err: error, executions: ids }, 'renewing leases failed');
+    } finally {
+      this.renewing = false;
     }
   }
 
-  /** Ends runs whose owner stopped renewing its lease: the task fails with the reason. */
+  /**
+   * Ends the runs of runners that are gone. A runner is gone when its liveness lock has been free
+   * for LOST_CONFIRM_MS, and, in the first livenessMs after a database restart (every lock is
+   * free then until its runner reconnects), only if it had been seen back since the restart.
+   * Runs without a runner key (claimed before keys existed) are judged by their lease, as before.
+   */
   private async sweepLostRuns(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
     try {
-      for (const execution of await expiredExecutions(this.db)) {
+      const { executions, serverUpMs, serverStartedAt } = await runningExecutions(this.db);
+      const now = Date.now();
+      const byKey = new Map<number, RunningExecution[]>();
+      const ownOrphans: RunningExecution[] = [];
+      for (const execution of executions) {
         if (this.active.has(execution.id)) continue;
-        const message = `runner lost: the process running it (${execution.runnerId}) stopped responding`;
-        const orphans = await this.db.transaction(async (trx) => {
-          // Re-checks the lease in the UPDATE: a renewal that landed since the SELECT wins.
-          const wereRunning = await failExpiredExecution(trx, execution.id, message);
-          if (wereRunning === null) return null;
-          await transitionTask(trx, {
-            taskId: execution.taskId,
-            from: 'running',
-            to: 'failure',
-            actor: null,
-            data: { reason: 'runner-lost', runner: execution.runnerId },
-            set: { failure_message: message, finished_at: trx.fn.now() as unknown as Date },
-          });
-          return wereRunning;
-        });
-        if (orphans === null) continue;
-        this.log.warn({ taskId: execution.taskId, executionId: execution.id, runner: execution.runnerId }, 'ended a run whose runner was lost');
-        this.bus.emit('task-changed', execution.taskId);
-        void this.stopOrphans(execution, orphans);
+        if (execution.runnerKey === null) {
+          if (execution.leaseExpired) await this.endLeaseExpiredRun(execution);
+        } else if (execution.runnerKey === this.liveness.key) {
+          ownOrphans.push(execution);
+        } else {
+          byKey.set(execution.runnerKey, [...(byKey.get(execution.runnerKey) ?? []), execution]);
+        }
+      }
+      await this.endOwnOrphans(ownOrphans, now);
+      const held = await heldRunnerKeys(this.db);
+      for (const key of [...this.freeSince.keys()]) if (!byKey.has(key) || held.has(key)) this.freeSince.delete(key);
+      // Every live runner, busy or not: one seen since the server started has reconnected.
+      for (const [key, startedAt] of [...this.seenHeld]) if (startedAt !== serverStartedAt || (!held.has(key) && !byKey.has(key))) this.seenHeld.delete(key);
+      for (const key of held) this.seenHeld.set(key, serverStartedAt);
+      for (const [key, runs] of byKey) {
+        if (held.has(key)) continue;
+        const since = this.freeSince.get(key) ?? now;
+        this.freeSince.set(key, since);
+        if (now - since < LOST_CONFIRM_MS) continue;
+        // Soon after a database restart every lock is free until its runner reconnects: a runner
+        // not seen back yet gets livenessMs from the restart, as it would for a silent link.
+        const reconnected = this.seenHeld.get(key) === serverStartedAt;
+        if (!reconnected && serverUpMs < this.options.livenessMs) continue;
+        await this.endLostRunner(key, runs);
       }
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
+    } finally {
+      this.sweeping = false;
     }
+  }
+
+  /** One transaction per lost runner: its lock is taken first, so it cannot come back halfway. */
+  private async endLostRunner(runnerKey: number, runs: readonly RunningExecution[]): Promise<void> {
+    const ended = await this.db.transaction(async (trx) => {
+      if (!(await lockLostRunner(trx, runnerKey))) return [];
+      const done: Array<{ run: RunningExecution; steps: ExecutionStep[] }> = [];
+      for (const run of runs) {
+        const message = lostMessage(run.runnerId);
+        const steps = await failRunOfLostRunner(trx, run.id, runnerKey, message);
+        if (steps === null) continue;
+        await this.failLostTask(trx, run, message);
+        done.push({ run, steps });
+      }
+      return done;
+    });
+    this.freeSince.delete(runnerKey);
+    for (const { run, steps } of ended) this.afterLost(run, steps);
+  }
+
+  private async endLeaseExpiredRun(run: RunningExecution): Promise<void> {
+    const message = lostMessage(run.runnerId);
+    const steps = await this.db.transaction(async (trx) => {
+      // Re-checks the lease in the UPDATE: a renewal that landed since the SELECT wins.
+      const wereRunning = await failExpiredExecution(trx, run.id, message);
+      if (wereRunning !== null) await this.failLostTask(trx, run, message);
+      return wereRunning;
+    });
+    if (steps !== null) this.afterLost(run, steps);
+  }
+
+  /**
+   * A run that carries our key but is not in our active set: its claim committed but the answer
+   * never reached us (the database went away at that moment), so nothing of it ever ran. Our own
+   * lock keeps everyone else from ending it; we do, once it has been so for OWN_ORPHAN_MS.
+   */
+  private async endOwnOrphans(runs: readonly RunningExecution[], now: number): Promise<void> {
+    const seen = new Set(runs.map((run) => run.id));
+    for (const id of [...this.orphanSince.keys()]) if (!seen.has(id)) this.orphanSince.delete(id);
+    for (const run of runs) {
+      const since = this.orphanSince.get(run.id) ?? now;
+      this.orphanSince.set(run.id, since);
+      if (now - since < OWN_ORPHAN_MS || this.active.has(run.id)) continue;
+      const message = `runner lost: the process that claimed it (${run.runnerId}) lost track of it before it started`;
+      const steps = await this.db.transaction(async (trx) => {
+        const wereRunning = await failRunOfLostRunner(trx, run.id, this.liveness.key, message);
+        if (wereRunning !== null) await this.failLostTask(trx, run, message);
+        return wereRunning;
+      });
+      this.orphanSince.delete(run.id);
+      if (steps !== null) this.afterLost(run, steps);
+    }
+  }
+
+  private async failLostTask(trx: Parameters<Parameters<Db['transaction']>[0]>[0], run: RunningExecution, message: string): Promise<void> {
+    await transitionTask(trx, {
+      taskId: run.taskId,
+      from: 'running',
+      to: 'failure',
+      actor: null,
+      data: { reason: 'runner-lost', runner: run.runnerId },
+      set: { failure_message: message, finished_at: trx.fn.now() as unknown as Date },
+    });
+  }
+
+  private afterLost(run: RunningExecution, steps: ExecutionStep[]): void {
+    this.log.warn({ taskId: run.taskId, executionId: run.id, runner: run.runnerId }, 'ended a run whose runner was lost');
+    this.bus.emit('task-changed', run.taskId);
+    void this.stopOrphans(run, steps);
   }
 
   /**
    * The lost runner's scripts may still be running on their hosts, with nobody reading their
    * output: stop them (KILL by the run token), check, and say so in the task's output.
    */
-  private async stopOrphans(execution: Execution, steps: readonly ExecutionStep[]): Promise<void> {
+  private async stopOrphans(execution: Pick<Execution, 'id' | 'taskId'>, steps: readonly ExecutionStep[]): Promise<void> {
     try {
       const task = await this.db('tasks').where({ id: execution.taskId }).first('target');
       const target = task ? this.config.targets.get(task.target as string) : undefined;
@@ -282,4 +449,18 @@ export class Runner {
 
 const PROGRESS_EVERY_MS = 2000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+const lostMessage = (runnerId: string) => `runner lost: the process running it (${runnerId}) stopped responding`;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

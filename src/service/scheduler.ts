@@ -36,6 +36,7 @@
  */
 import { createTask, type Logger as CronLogger, type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/config.js';
+import { cronVariants } from '../domain/cron.js';
 import { approvalStanding, dueFireTimes, firesAt, fireTimesBetween, nextFireTimes, scheduleRef, type Schedule } from '../domain/schedule.js';
 import type { Task } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
@@ -95,7 +96,7 @@ export class Scheduler {
   private again = false;
   private stopped = true;
   /** This process's node-cron task per active schedule, with the cron it was made from. */
-  private readonly cronTasks = new Map<number, { cron: string; tz: string; task: ScheduledTask }>();
+  private readonly cronTasks = new Map<number, { cron: string; tz: string; tasks: ScheduledTask[] }>();
   /** Firings decided by the coordinator, waiting for node-cron to run their job. */
   private readonly decided = new Map<string, { decision: Decision; task: Task | null }>();
   /** Coordinator decisions under way (stop waits for them). */
@@ -155,7 +156,7 @@ export class Scheduler {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    for (const { task } of this.cronTasks.values()) await task.destroy();
+    for (const { tasks } of this.cronTasks.values()) for (const task of tasks) await task.destroy();
     this.cronTasks.clear();
     await this.running;
     await Promise.allSettled([...this.inFlight]);
@@ -214,28 +215,36 @@ export class Scheduler {
     for (const [id, entry] of this.cronTasks) {
       const schedule = wanted.get(id);
       if (schedule && schedule.cron === entry.cron && schedule.tz === entry.tz) continue;
-      void entry.task.destroy();
+      for (const task of entry.tasks) void task.destroy();
       this.cronTasks.delete(id);
     }
     for (const schedule of active) {
       if (this.cronTasks.has(schedule.id) || this.isUnparsable(schedule)) continue;
+      const tasks: ScheduledTask[] = [];
       try {
-        const task = createTask(schedule.cron, (context) => this.runJob(schedule.id, context.date), {
-          name: `${CRON_TASK_PREFIX}${schedule.id}`,
-          timezone: schedule.tz,
-          distributed: true,
-          runCoordinator: this.coordinator,
-          // node-cron still runs a beat this late (it never runs one past the next fire time).
-          missedExecutionTolerance: this.lateToleranceMs,
-          suppressMissedWarning: true,
-          unref: true,
-          logger: this.cronLogger,
-        });
-        // A beat node-cron gave up on is the housekeeping pass's to decide, with the catch-up rules.
-        task.on('execution:missed', () => this.wake());
-        void task.start();
-        this.cronTasks.set(schedule.id, { cron: schedule.cron, tz: schedule.tz, task });
+        // Usually one task; two when both day fields are restricted (classic cron's "either day"
+        // rule, src/domain/cron.ts). Both share the schedule's name, so a day matching both is one
+        // firing key, decided once.
+        for (const variant of cronVariants(schedule.cron)) {
+          const task = createTask(variant, (context) => this.runJob(schedule.id, context.date), {
+            name: `${CRON_TASK_PREFIX}${schedule.id}`,
+            timezone: schedule.tz,
+            distributed: true,
+            runCoordinator: this.coordinator,
+            // node-cron still runs a beat this late (it never runs one past the next fire time).
+            missedExecutionTolerance: this.lateToleranceMs,
+            suppressMissedWarning: true,
+            unref: true,
+            logger: this.cronLogger,
+          });
+          tasks.push(task);
+          // A beat node-cron gave up on is the housekeeping pass's to decide, with the catch-up rules.
+          task.on('execution:missed', () => this.wake());
+        }
+        for (const task of tasks) void task.start();
+        this.cronTasks.set(schedule.id, { cron: schedule.cron, tz: schedule.tz, tasks });
       } catch (error) {
+        for (const task of tasks) void task.destroy();
         this.unparsable.set(schedule.id, `${schedule.cron}\u0000${schedule.tz}`);
         this.log.error({ err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz }, `node-cron cannot schedule ${scheduleRef(schedule.id)}: it will not fire until its cron is edited`);
       }

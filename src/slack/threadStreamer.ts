@@ -36,6 +36,8 @@ export interface ThreadStreamerOptions {
   cardWaitMs: number;
   /** The task page's signed URL, linked from the uploaded log. */
   logUrl?: (taskId: number) => string;
+  /** How long the end of a run's thread (last write, summary, uploaded log) is retried while Slack fails. */
+  endRetryMs?: number;
 }
 
 export interface StreamerLogger {
@@ -146,29 +148,48 @@ export class ThreadStreamer implements RunObserver {
       // A quick run can end before its card is posted (the card waits its turn in the channel).
       const parent = run.parent ?? (await this.waitForParent(run));
       if (!parent || run.disabled) return;
-      // One last write for what fits; anything beyond goes in the uploaded file.
-      await this.writeOnce(run);
+      // One last write for what fits; anything beyond goes in the uploaded file. Slack may be
+      // failing right now: the end of the thread is retried until it lands (see deliver).
+      const giveUpAt = Date.now() + (this.options.endRetryMs ?? 15 * 60_000);
+      for (let attempt = 0; !(await this.writeOnce(run)) && Date.now() < giveUpAt; attempt++) await sleep(retryWait(attempt, run.lastWriteAt));
       const summaryOnly = run.hosts > this.options.liveHostLimit;
       const needsFile = summaryOnly || run.messages > 1 || run.skippedChars > 0 || run.limitNoticePosted || run.pending !== '';
       if (run.hosts > 1) {
         const summary = await this.hostSummary(run);
-        await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, ...summary });
+        await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, ...summary }));
       }
       if (run.rawChars === 0) {
-        await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE });
+        await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE }));
       } else if (needsFile) {
         const text = await executionLogText(this.db, executionId);
-        await this.gateway.uploadFile({
+        await this.deliver(giveUpAt, () => this.gateway.uploadFile({
           channel: parent.channel,
           threadTs: parent.ts,
           filename: `task-${taskId}.log`,
           title: `Output of #${taskId}`,
           content: Buffer.from(text, 'utf8'),
           comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text), this.options.logUrl?.(taskId) ?? null),
-        });
+        }));
       }
     } finally {
       this.runs.delete(executionId);
+    }
+  }
+
+  /**
+   * One end-of-run write, retried while Slack fails (5xx, resets, 429 after its Retry-After)
+   * until `giveUpAt`; a refusal (channel gone) is final. A retried write that Slack did take
+   * but answered with an error shows twice: better than not at all.
+   */
+  private async deliver(giveUpAt: number, write: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (error) {
+        if (error instanceof SlackRefused || Date.now() >= giveUpAt) throw error;
+        await sleep(error instanceof SlackRateLimited ? error.retryAfterMs : retryWait(attempt, 0));
+      }
     }
   }
 
@@ -214,13 +235,16 @@ export class ThreadStreamer implements RunObserver {
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
-  /** One Slack write, at least flushMs after the previous one landed: grow the current message, or start the next one. */
-  private async writeOnce(run: RunThread): Promise<void> {
-    if (run.pending === '' || run.disabled) return;
+  /**
+   * One Slack write, at least flushMs after the previous one landed: grow the current message, or
+   * start the next one. False when Slack failed it for now (the text stays pending).
+   */
+  private async writeOnce(run: RunThread): Promise<boolean> {
+    if (run.pending === '' || run.disabled) return true;
     try {
       await this.pace(run);
       const parent = run.parent ?? (await this.resolveParent(run));
-      if (!parent) return;
+      if (!parent) return true;
       const room = run.current ? LOG_MESSAGE_CHARS - run.current.header.length - run.current.body.length : 0;
       const grow = run.current !== null ? splitToFit(run.pending, room) : { head: '', rest: run.pending };
       if (run.current && grow.head !== '') {
@@ -229,7 +253,7 @@ export class ThreadStreamer implements RunObserver {
         run.lastWriteAt = Date.now();
         run.current.body = body;
         run.pending = run.pending.slice(grow.head.length);
-        return;
+        return true;
       }
       if (run.messages >= this.options.maxMessages) {
         run.skippedChars += run.pending.length;
@@ -239,7 +263,7 @@ export class ThreadStreamer implements RunObserver {
           await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: LOG_LIMIT_NOTICE });
           run.lastWriteAt = Date.now();
         }
-        return;
+        return true;
       }
       // The thread's first line says where the whole log is (the task page, live while it runs).
       const header = run.messages === 0 && this.options.logUrl ? `:page_facing_up: The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : '';
@@ -250,20 +274,22 @@ export class ThreadStreamer implements RunObserver {
       run.current = { ts: posted.ts, body: next.head, header };
       run.messages++;
       run.pending = run.pending.slice(next.head.length);
+      return true;
     } catch (error) {
       if (error instanceof SlackRateLimited) {
         run.lastWriteAt = Date.now() + error.retryAfterMs - this.options.flushMs;
-        return;
+        return false;
       }
       if (!(error instanceof SlackRefused)) {
-        // Our side (the database, the network): try again at the next write.
+        // Our side (the database, the network) or Slack's (5xx): try again at the next write.
         this.log.warn({ taskId: run.taskId, err: error }, `writing output of task ${run.taskId} to Slack failed`);
         run.lastWriteAt = Date.now();
-        return;
+        return false;
       }
       // A refusal (channel gone, bot removed) will not fix itself: stop streaming, keep storing.
       run.disabled = true;
       this.log.warn({ taskId: run.taskId, err: error }, `stopped streaming the output of task ${run.taskId} to Slack`);
+      return true;
     }
   }
 
@@ -276,5 +302,10 @@ export class ThreadStreamer implements RunObserver {
     return run.parent;
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** Backoff for end-of-run retries: 1 s doubling to 10 s, or until a rate limit's end (`notBefore`). */
+const retryWait = (attempt: number, notBefore: number): number => Math.max(Math.min(10_000, 1000 * 2 ** attempt), notBefore - Date.now());
 
 const countLines = (text: string): number => text.split('\n').length - (text.endsWith('\n') ? 1 : 0);

@@ -11,14 +11,23 @@ pg.types.setTypeParser(20, (value: string) => Number(value));
 export type Db = Knex;
 export type Queryable = Knex | Knex.Transaction;
 
-export function createDb(connectionString: string, poolMax = 10): Db {
+export function createDb(connectionString: string, poolMax = 10, applicationName = 'countersign'): Db {
   return knex({
     client: 'pg',
-    connection: { connectionString, application_name: 'countersign' },
+    // keepAlive: a pooled connection on a link that died without a sound errors out in time
+    // instead of waiting forever for an answer.
+    connection: { connectionString, application_name: applicationName, keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as Knex.PgConnectionConfig,
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
     // An error's message must not carry the bound values: they can be script text or output.
     compileSqlOnError: false,
+    // While the database is away every connection attempt fails, and the callers log that with
+    // context; knex's own console line per attempt would only bury it.
+    log: {
+      warn: (message: string) => {
+        if (!/^(Acquire connection error|Connection Error)/.test(String(message))) console.warn(message);
+      },
+    },
   });
 }
 

@@ -27,10 +27,11 @@ export interface Claimed {
  */
 export async function claimNextReady(
   db: Knex,
-  runnerId: string,
+  runner: { id: string; key: number },
   leaseMs: number,
   planFor: (task: Task) => Plan,
 ): Promise<Claimed | null> {
+  const runnerId = runner.id;
   return db.transaction(async (trx) => {
     // A task asked for with a grace delay waits in `ready` until its time (the poll finds it then).
     const next = await trx('tasks')
@@ -51,14 +52,15 @@ export async function claimNextReady(
     });
     if (!task) return null;
     const plan = planFor(task);
-    const [execution] = await trx<ExecutionRow>('executions')
+    const [execution] = await trx('executions')
       .insert({
         task_id: task.id,
         plan: JSON.stringify(plan) as unknown as Plan,
         runner_id: runnerId,
-        lease_until: trx.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date,
+        runner_key: runner.key,
+        lease_until: trx.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]),
       })
-      .returning('*');
+      .returning<ExecutionRow[]>('*');
     if (!execution) throw new Error('execution insert returned nothing');
     const stepRows = plan.flatMap((group, groupIndex) =>
       group.map((address) => ({
@@ -141,13 +143,21 @@ export async function updateStep(
   });
 }
 
+/**
+ * Stores a run's result if the run is still running and still this runner's (`runnerKey`): a run
+ * given up as lost while its runner was cut off keeps the result the sweeper gave it.
+ */
 export async function finishExecution(
   db: Queryable,
   executionId: number,
+  runnerKey: number | null,
   outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
 ): Promise<boolean> {
   const rows = await db('executions')
     .where({ id: executionId, phase: 'running' })
+    .modify((q) => {
+      if (runnerKey !== null) q.where({ runner_key: runnerKey });
+    })
     .update(
       {
         phase: outcome.phase,
@@ -162,29 +172,34 @@ export async function finishExecution(
 }
 
 /**
- * Fails a run whose lease has expired, checking the expiry in the same statement, and fails its
- * unfinished steps with it. Returns the steps that were running (their processes may still be
+ * Fails a run without a runner key (claimed before runners had liveness locks) whose lease has
+ * expired, checking the expiry in the same statement, and fails its unfinished steps with it. Returns the steps that were running (their processes may still be
  * alive on the hosts), or null when the run was not expired after all.
  */
 export async function failExpiredExecution(db: Queryable, executionId: number, failureMessage: string): Promise<ExecutionStep[] | null> {
   return inTransaction(db, async (trx) => {
     const rows = await trx('executions')
       .where({ id: executionId, phase: 'running' })
+      .whereNull('runner_key')
       .where('lease_until', '<', trx.fn.now())
       .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now(), status_version: trx.raw('status_version + 1') }, ['id']);
     if (rows.length === 0) return null;
-    const unfinished = await trx<StepRow>('execution_steps')
-      .where({ execution_id: executionId })
-      .whereIn('phase', ['pending', 'running'])
-      .orderBy('id')
-      .forUpdate();
-    if (unfinished.length > 0) {
-      await trx('execution_steps')
-        .whereIn('id', unfinished.map((row) => row.id))
-        .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now() });
-    }
-    return unfinished.filter((row) => row.phase === 'running').map(toStep);
+    return failUnfinishedSteps(trx, executionId, failureMessage);
   });
+}
+
+async function failUnfinishedSteps(trx: Knex.Transaction, executionId: number, failureMessage: string): Promise<ExecutionStep[]> {
+  const unfinished = await trx<StepRow>('execution_steps')
+    .where({ execution_id: executionId })
+    .whereIn('phase', ['pending', 'running'])
+    .orderBy('id')
+    .forUpdate();
+  if (unfinished.length > 0) {
+    await trx('execution_steps')
+      .whereIn('id', unfinished.map((row) => row.id))
+      .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now() });
+  }
+  return unfinished.filter((row) => row.phase === 'running').map(toStep);
 }
 
 export async function addOutputBytes(db: Queryable, executionId: number, bytes: number): Promise<void> {
@@ -203,16 +218,119 @@ export async function runningExecutionFor(db: Queryable, taskId: number): Promis
   return row ? toExecution(row) : null;
 }
 
-/** Runs whose owner stopped renewing its lease (it crashed or lost the database). */
 export async function stepsOf(db: Queryable, executionId: number): Promise<ExecutionStep[]> {
   const rows = await db<StepRow>('execution_steps').where({ execution_id: executionId }).orderBy('id');
   return rows.map(toStep);
 }
 
-export async function expiredExecutions(db: Queryable): Promise<Execution[]> {
-  const rows = await db<ExecutionRow>('executions').where({ phase: 'running' }).where('lease_until', '<', db.fn.now()).orderBy('id');
-  return rows.map(toExecution);
+/** A running execution as the lost-run sweeper sees it. */
+export interface RunningExecution {
+  id: number;
+  taskId: number;
+  runnerId: string;
+  /** The owner's liveness lock key; null for runs claimed before runners had one (judged by lease). */
+  runnerKey: number | null;
+  leaseExpired: boolean;
 }
+
+/**
+ * Every running execution (a partial index holds just these), with how long the database server
+ * has been up: right after a restart every runner's lock is free until it reconnects.
+ */
+export async function runningExecutions(db: Queryable): Promise<{ executions: RunningExecution[]; serverUpMs: number; serverStartedAt: string }> {
+  const [rows, up] = await Promise.all([
+    db('executions')
+      .where({ phase: 'running' })
+      .orderBy('id')
+      .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>(
+        'id',
+        'task_id',
+        'runner_id',
+        'runner_key',
+        db.raw('lease_until < now() AS lease_expired'),
+      ),
+    db.raw<{ rows: Array<{ up_ms: number; started: string }> }>(
+      'SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms, pg_postmaster_start_time()::text AS started',
+    ),
+  ]);
+  return {
+    executions: rows.map((row) => ({ id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired })),
+    serverUpMs: Number(up.rows[0]?.up_ms ?? 0),
+    serverStartedAt: up.rows[0]?.started ?? '',
+  };
+}
+
+/**
+ * Every bigint advisory lock some live session holds in this database: the live runners' keys
+ * (and any other such lock, which no run carries). Bigint keys show in pg_locks as classid = high
+ * half, objid = low half, objsubid = 1. A handful of rows, read from shared memory.
+ */
+export async function heldRunnerKeys(db: Queryable): Promise<Set<number>> {
+  const result = await db.raw<{ rows: Array<{ key: number }> }>(
+    `SELECT ((l.classid::bigint << 32) | l.objid::bigint) AS key FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
+  return new Set(result.rows.map((row) => Number(row.key)));
+}
+
+/**
+ * Takes the runner's lock for the rest of this transaction, so it cannot come back (re-acquire
+ * it) while its runs are being ended; false when some session holds it: the runner is alive.
+ */
+export async function lockLostRunner(trx: Knex.Transaction, runnerKey: number): Promise<boolean> {
+  const result = await trx.raw<{ rows: Array<{ got: boolean }> }>('SELECT pg_try_advisory_xact_lock(?::bigint) AS got', [runnerKey]);
+  return result.rows[0]?.got === true;
+}
+
+/**
+ * Fails a run of a runner found dead (its lock taken by this transaction, see lockLostRunner),
+ * and its unfinished steps with it. Returns the steps that were running (their processes may
+ * still be alive on the hosts), or null when the run was no longer running or no longer that
+ * runner's.
+ */
+export async function failRunOfLostRunner(trx: Knex.Transaction, executionId: number, runnerKey: number, failureMessage: string): Promise<ExecutionStep[] | null> {
+  const rows = await trx('executions')
+    .where({ id: executionId, phase: 'running', runner_key: runnerKey })
+    .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now(), status_version: trx.raw('status_version + 1') }, ['id']);
+  if (rows.length === 0) return null;
+  return failUnfinishedSteps(trx, executionId, failureMessage);
+}
+
+/**
+ * The owner's side of the same question, asked on the connection that holds its lock: is the run
+ * still running and still ours? Renews the lease as it asks. A query for a raw pg client.
+ */
+export function confirmOwnershipQuery(executionId: number, runnerKey: number, leaseMs: number): { text: string; values: unknown[] } {
+  return {
+    text: `UPDATE executions SET lease_until = now() + make_interval(secs => $3::float8)
+            WHERE id = $1 AND runner_key = $2 AND phase = 'running' RETURNING id`,
+    values: [executionId, runnerKey, leaseMs / 1000],
+  };
+}
+
+/**
+ * Settles the steps of a finished run with their results, in the result's transaction: a step
+ * whose own update was lost to a database outage must not look busy after its run ended.
+ */
+export async function settleSteps(
+  trx: Knex.Transaction,
+  results: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>,
+): Promise<void> {
+  for (const result of results) {
+    await trx('execution_steps')
+      .where({ id: result.stepId })
+      .whereIn('phase', ['pending', 'running'])
+      .update({
+        phase: result.phase,
+        exit_code: result.exitCode,
+        signal: result.signal,
+        failure_message: result.failureMessage,
+        finished_at: trx.raw('coalesce(finished_at, now())'),
+      });
+  }
+}
+
 
 export async function executionsOfTask(db: Queryable, taskId: number): Promise<Array<Execution & { steps: ExecutionStep[] }>> {
   const rows = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id');

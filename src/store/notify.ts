@@ -2,14 +2,19 @@
  * Postgres LISTEN/NOTIFY between app processes: a ready task or a stop request reaches every
  * process within milliseconds of its commit, instead of at the next poll (which stays as the
  * safety net). Notifications are sent inside the transaction that made the change, so they are
- * delivered exactly when it commits and never for a change that rolled back. Only state
- * changes notify, never output: NOTIFY takes a global lock at commit.
+ * delivered exactly when it commits and never for a change that rolled back. Output notifies
+ * once per stored batch, never per line: NOTIFY takes a global lock at commit.
  */
 import pg from 'pg';
 import type { Queryable } from './db.js';
 
 export const CHANNEL_READY = 'countersign_ready';
 export const CHANNEL_STOP = 'countersign_stop';
+/**
+ * "Task N changed; look again": its output grew (one per stored batch) or its state changed.
+ * Followers of the task's log in every process read it once per notice (src/service/taskFeed.ts).
+ */
+export const CHANNEL_TASK = 'countersign_task';
 
 export async function notify(db: Queryable, channel: string, payload: string): Promise<void> {
   await db.raw('SELECT pg_notify(?, ?)', [channel, payload]);

@@ -3,11 +3,12 @@
  * Server-Sent Events from GET /tasks/:id/stream. Access: a signed, expiring link (the one in the
  * Slack card) or an API token.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { isTerminal } from '../domain/lifecycle.js';
 import type { Logger } from '../log.js';
 import { hostLabelsOf, LogAssembler } from '../service/logs.js';
+import type { TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { findApiToken } from '../store/apiTokens.js';
 import { chunksFor } from '../store/output.js';
@@ -20,8 +21,8 @@ export interface TaskPageDeps {
   db: Db;
   signer: LinkSigner;
   log: Logger;
-  /** How often a live page looks for new output and status. */
-  pollMs?: number;
+  /** Live pages follow their task through this shared reader, which also caps followers. */
+  feed: TaskFeed;
 }
 
 /** Who may see task `taskId`: a valid link for it, or a live API token. */
@@ -79,7 +80,6 @@ function streamUrl(deps: TaskPageDeps, req: Request, taskId: number, after: numb
 
 export function taskPageRouter(deps: TaskPageDeps): Router {
   const router = Router();
-  const pollMs = deps.pollMs ?? 500;
 
   router.get('/tasks/:id', async (req: Request, res: Response) => {
     const nonce = randomBytes(16).toString('base64');
@@ -119,7 +119,10 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
       // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.
       const resumeAt = Math.max(Number(queryString(req, 'after') ?? 0) || 0, Number(req.get('last-event-id') ?? 0) || 0);
-      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { pollMs, heartbeatMs: 15_000, maxMs: 10 * 60_000 });
+      // The per-user cap counts a token's holder or a link's, whichever opened the stream.
+      const credential = req.get('authorization') ?? queryString(req, 'sig') ?? '';
+      const who = `page:${createHash('sha256').update(credential).digest('hex').slice(0, 32)}`;
+      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { feed: deps.feed, who, heartbeatMs: 15_000, maxMs: 10 * 60_000 });
     } catch (error) {
       deps.log.error({ err: error }, 'task stream failed');
       if (!res.headersSent) res.status(500).type('text').send('the stream failed');

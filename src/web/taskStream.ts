@@ -1,7 +1,8 @@
 /**
- * GET /tasks/:id/stream: a task's page kept current over Server-Sent Events. Postgres is polled
- * (every replica can serve any page, and a poll of two indexed reads is cheap) and three events
- * are sent:
+ * GET /tasks/:id/stream: a task's page kept current over Server-Sent Events. Every replica can
+ * serve any page: the stream follows the task through the process's shared TaskFeed (one reader
+ * per task, woken by NOTIFY when output is stored or the task changes; no polling per
+ * connection). Three events are sent:
  *
  *   output  new output as HTML (escaped, ANSI colours as spans), `id:` the last chunk id in it
  *   status  StatusSummary JSON, whenever the task's viewVersion changes
@@ -15,24 +16,26 @@ import type { Response } from 'express';
 import { isTerminal } from '../domain/lifecycle.js';
 import { hostLabel } from '../domain/plan.js';
 import type { Logger } from '../log.js';
-import { chunksAfter, LogAssembler } from '../service/logs.js';
+import { LogAssembler } from '../service/logs.js';
+import type { FeedSubscription, TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { loadTaskView } from '../store/taskView.js';
 import { createAnsiRenderer, type AnsiRenderer } from './ansi.js';
 import { renderHead, statusSummary } from './logPage.js';
 
 export interface StreamOptions {
-  pollMs: number;
+  /** The process's shared reader of followed tasks; it also caps followers. */
+  feed: TaskFeed;
+  /** Who follows, for the per-user cap (an API token's user, or the signed link). */
+  who: string;
   /** A comment line this often keeps proxies from closing an idle stream. */
   heartbeatMs: number;
   /**
    * A stream ends after this long (the browser's EventSource reconnects where it stopped, and
-   * the link is checked again): a tab left open on a task that waits for days holds no query loop.
+   * the link is checked again): a tab left open on a task that waits for days holds nothing.
    */
   maxMs: number;
 }
-
-const BATCH = 500;
 
 /** The state of one connection: what it has sent, and the renderers that continue from there. */
 class Follower {
@@ -40,6 +43,7 @@ class Follower {
   private assembler: LogAssembler | null = null;
   private ansi: AnsiRenderer = createAnsiRenderer();
   private viewVersion = -1;
+  private seenExecution: number | null = null;
   private head = '';
 
   constructor(
@@ -47,36 +51,45 @@ class Follower {
     private readonly taskId: number,
     /** Chunks up to this id are already on the page. */
     private readonly after: number,
+    private readonly feed: TaskFeed,
+    private readonly subscription: FeedSubscription,
     private readonly send: (event: string, data: string, id?: number) => Promise<void>,
   ) {}
 
-  /** One poll; true once the task is over and everything was sent. */
-  async poll(): Promise<boolean> {
-    const view = await loadTaskView(this.db, this.taskId);
-    if (!view) return true;
-    const { execution } = view;
-    if (execution && execution.id !== this.executionId) {
-      // Steps are created with the run, so the labels are complete from its first sight.
-      this.executionId = execution.id;
-      this.assembler = new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
-      this.ansi = createAnsiRenderer();
+  /** Sends what changed since the last step; true once the task is over and everything was sent. */
+  async step(): Promise<boolean> {
+    const state = this.subscription.state();
+    if (state === 'missing') return true;
+    if (state === null) return false;
+    // The whole view (reviews, steps) is read only when the feed says it changed.
+    if (state.viewVersion !== this.viewVersion || state.executionId !== this.seenExecution) {
+      const view = await loadTaskView(this.db, this.taskId);
+      if (!view) return true;
+      const { execution } = view;
+      if (execution && execution.id !== this.executionId) {
+        // Steps are created with the run, so the labels are complete from its first sight.
+        this.executionId = execution.id;
+        this.assembler = new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
+        this.ansi = createAnsiRenderer();
+      }
+      this.seenExecution = state.executionId;
+      if (view.task.viewVersion !== this.viewVersion) {
+        this.viewVersion = view.task.viewVersion;
+        const head = renderHead(view.task);
+        // Message and script rarely change (only edits before review): sent only when they did.
+        const summary = { ...statusSummary(view), ...(head !== this.head ? { head } : {}) };
+        this.head = head;
+        await this.send('status', JSON.stringify(summary));
+      }
     }
-    // Read after the view: output stored before a terminal status is then certainly seen below.
     if (this.assembler && this.executionId !== null) await this.drain(this.assembler, this.executionId);
-    if (view.task.viewVersion !== this.viewVersion) {
-      this.viewVersion = view.task.viewVersion;
-      const head = renderHead(view.task);
-      // Message and script rarely change (only edits before review): sent only when they did.
-      const summary = { ...statusSummary(view), ...(head !== this.head ? { head } : {}) };
-      this.head = head;
-      await this.send('status', JSON.stringify(summary));
-    }
-    return isTerminal(view.task.status);
+    // The feed read the state before the output it holds: a task seen ended has all its output sent.
+    return isTerminal(state.status) && this.executionId === state.executionId;
   }
 
   private async drain(assembler: LogAssembler, executionId: number): Promise<void> {
     for (;;) {
-      const chunks = await chunksAfter(this.db, executionId, assembler.lastChunkId, BATCH);
+      const { chunks, more } = await this.feed.catchUp(this.subscription, executionId, assembler.lastChunkId);
       const seen = chunks.filter((chunk) => chunk.id <= this.after);
       const fresh = chunks.filter((chunk) => chunk.id > this.after);
       if (seen.length > 0) this.ansi.render(assembler.add(seen));
@@ -84,12 +97,17 @@ class Follower {
         const html = this.ansi.render(assembler.add(fresh));
         if (html !== '') await this.send('output', JSON.stringify(html), assembler.lastChunkId);
       }
-      if (chunks.length < BATCH) return;
+      if (!more) return;
     }
   }
 }
 
 export async function streamTask(db: Db, log: Logger, taskId: number, after: number, res: Response, options: StreamOptions): Promise<void> {
+  const admission = options.feed.admit(options.who);
+  if (!admission.ok) {
+    res.status(429).type('text').send(admission.message);
+    return;
+  }
   res.status(200).set({
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache',
@@ -99,56 +117,47 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
   });
   res.flushHeaders();
 
-  let closed = false;
-  // Everything waiting (the poll timer, a write waiting for drain) ends at once when the client goes.
-  const waiters = new Set<() => void>();
-  const wait = (arm: (done: () => void) => () => void): Promise<void> =>
-    new Promise<void>((resolve) => {
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  // A slow reader only slows its own stream: the next step waits for the socket to drain.
+  const write = async (text: string): Promise<void> => {
+    if (gone.signal.aborted || res.write(text)) return;
+    await new Promise<void>((resolve) => {
       const done = () => {
-        waiters.delete(done);
-        disarm();
+        res.off('drain', done);
+        gone.signal.removeEventListener('abort', done);
         resolve();
       };
-      const disarm = arm(done);
-      waiters.add(done);
-    });
-  res.on('close', () => {
-    closed = true;
-    for (const done of [...waiters]) done();
-  });
-  // A slow reader only slows its own stream: the next poll waits for the socket to drain.
-  const write = async (text: string): Promise<void> => {
-    if (closed || res.write(text)) return;
-    await wait((done) => {
       res.once('drain', done);
-      return () => res.off('drain', done);
+      gone.signal.addEventListener('abort', done, { once: true });
     });
   };
   const send = (event: string, data: string, id?: number) => write(`event: ${event}\n${id !== undefined ? `id: ${id}\n` : ''}data: ${data}\n\n`);
   const heartbeat = setInterval(() => void write(': keepalive\n\n'), options.heartbeatMs);
 
-  const follower = new Follower(db, taskId, after, send);
+  const subscription = options.feed.subscribe(taskId);
+  const follower = new Follower(db, taskId, after, options.feed, subscription, send);
   const endAt = Date.now() + options.maxMs;
   try {
-    while (!closed && Date.now() < endAt) {
+    await Promise.race([subscription.ready, new Promise((resolve) => gone.signal.addEventListener('abort', resolve, { once: true }))]);
+    while (!gone.signal.aborted && Date.now() < endAt) {
       let done = false;
       try {
-        done = await follower.poll();
+        done = await follower.step();
       } catch (error) {
-        // A database hiccup: keep the connection and try again at the next poll.
-        log.warn({ err: error, taskId }, 'task stream poll failed');
+        // A database hiccup: keep the connection and try again at the next change or poll.
+        log.warn({ err: error, taskId }, 'task stream step failed');
       }
       if (done) {
         await send('end', '{}');
         break;
       }
-      await wait((done) => {
-        const timer = setTimeout(done, options.pollMs);
-        return () => clearTimeout(timer);
-      });
+      await subscription.next(Math.max(0, endAt - Date.now()), gone.signal);
     }
   } finally {
     clearInterval(heartbeat);
-    if (!closed) res.end();
+    subscription.close();
+    admission.release();
+    if (!gone.signal.aborted) res.end();
   }
 }

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Harness } from '../support/harness.js';
+import { Harness, METRICS_TOKEN } from '../support/harness.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -124,7 +124,7 @@ describe('metric names in the dashboard and the rules', () => {
     // A real run, so every kind of metric has been touched at least once.
     const id = await h.createTask('run sandbox -m "metrics" echo hello');
     await h.waitForStatus(id, 'success');
-    const text = await (await fetch(`${h.app.url}/metrics`)).text();
+    const text = await (await fetch(`${h.app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     served = new Set<string>();
     for (const match of text.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
       const [, name, type] = match;

@@ -63,6 +63,39 @@ describe('recovery', () => {
     }
   });
 
+  it('retries a result the database refuses for longer than the lease until it is stored, and keeps the run its own meanwhile', async () => {
+    // The result's write (a run leaving `running` with no "runner lost" message) fails for 15 s,
+    // over seven lease periods; a sweeper's "runner lost" would still go through.
+    await h.database.db.raw(`
+      CREATE TABLE result_outage (until timestamptz NOT NULL);
+      CREATE FUNCTION refuse_results() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.phase = 'running' AND NEW.phase <> 'running' AND coalesce(NEW.failure_message, '') NOT LIKE 'runner lost%'
+           AND EXISTS (SELECT 1 FROM result_outage WHERE until > now()) THEN
+          RAISE EXCEPTION 'simulated outage of result writes';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_results BEFORE UPDATE ON executions FOR EACH ROW EXECUTE FUNCTION refuse_results();
+      INSERT INTO result_outage VALUES (now() + interval '15 seconds');
+    `);
+    try {
+      const id = await h.createTask('run sandbox -m "result outage" sleep 1; echo finished-fine');
+      await new Promise((resolve) => setTimeout(resolve, 8000));
+      // The script ended long ago; its result waits, and the run is still this runner's.
+      expect((await h.task(id))?.status).toBe('running');
+      expect(h.app.runner.runningCount).toBe(1);
+      const task = await h.waitForStatus(id, ['success', 'failure', 'killed'], 20_000);
+      expect(task.status).toBe('success');
+      expect(task.result.lastLine).toBe('finished-fine');
+      expect(await h.database.db('events').where({ task_id: id, type: 'task.failure' }).count<{ count: string }[]>('* as count')).toEqual([{ count: 0 }]);
+      const step = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).first('s.phase', 's.exit_code');
+      expect(step).toMatchObject({ phase: 'succeeded', exit_code: 0 });
+    } finally {
+      await h.database.db.raw('DROP TRIGGER refuse_results ON executions; DROP FUNCTION refuse_results(); DROP TABLE result_outage;');
+    }
+  }, 40_000);
+
   it('shows output after Slack rate-limits a thread post', async () => {
     const id = await h.createTask('run sandbox sleep 1.5; echo after-the-429');
     const card = await h.card(id);

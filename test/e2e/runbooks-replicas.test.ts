@@ -37,7 +37,7 @@ describe('runs across restarts and replicas', () => {
     port = (server.address() as AddressInfo).port;
     scratch = mkdtempSync(join(tmpdir(), 'countersign-runbooks-'));
     chmodSync(scratch, 0o1777);
-    h = await Harness.start({ runnerYaml: '  leaseTimeout: 2s', extraYaml: () => yaml(scratch, port) });
+    h = await Harness.start({ runnerYaml: '  leaseTimeout: 2s\n  livenessTimeout: 5s', extraYaml: () => yaml(scratch, port) });
     for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
   });
   afterAll(async () => {

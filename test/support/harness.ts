@@ -28,6 +28,8 @@ export const AUTHOR = 'UAUTHOR';
 export const ALICE = 'UALICE'; // sre reviewer
 export const BOB = 'UBOB'; // sre reviewer
 export const MALLORY = 'UMALLORY'; // nobody's reviewer
+/** /metrics on the main port answers requests bearing this token (METRICS_TOKEN). */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789';
 /**
  * Targets log in as this ordinary user (as production logs in as `deploy`), with /bin/sh as its
  * shell: no root, and no login scripts of the machine's root account in the way.
@@ -47,6 +49,8 @@ export interface HarnessOptions {
   slackRetryBaseMs?: number;
   slackReconcileMs?: number;
   sshKeepaliveMs?: number;
+  /** A database to use instead of a fresh clone on the shared test server (e.g. on a Postgres the test crashes). */
+  database?: TestDatabase;
 }
 
 /** An ed25519 public key nobody holds: a pinned key that cannot match. */
@@ -115,6 +119,7 @@ export class Harness {
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_BOT_TOKEN: BOT_TOKEN,
       SLACK_API_URL: this.fake.url,
+      METRICS_TOKEN,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
       ...extra,
     };
@@ -123,7 +128,7 @@ export class Harness {
   /** Another app on the same database, fake Slack and config, in this process (a replica, or a restart). */
   async startReplica(extra: Partial<Parameters<typeof startApp>[0]> = {}): Promise<RunningApp> {
     return startApp({
-      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: this.fake.url, port: 0 },
+      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: this.fake.url, port: 0, metricsToken: METRICS_TOKEN },
       config: this.config,
       db: this.database.db,
       databaseUrl: this.database.url,
@@ -141,7 +146,7 @@ export class Harness {
     const [fake, ssh, database] = await Promise.all([
       startFakeSlack({ token: BOT_TOKEN, ...(options.postMessageBurst !== undefined ? { postMessageBurst: options.postMessageBurst } : {}) }),
       startSshd({ loginUser: LOGIN_USER }),
-      createTestDatabase(),
+      options.database ?? createTestDatabase(),
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
     const configPath = join(dir, 'countersign.yml');
@@ -149,7 +154,7 @@ export class Harness {
     writeFileSync(configPath, `${runner}targets:\n${baseTargets(ssh)}\n${options.extraTargets?.(ssh) ?? ''}\n${options.extraYaml?.(ssh, dir) ?? ''}\n`);
     const config = loadConfigFile(configPath);
     const app = await startApp({
-      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: fake.url, port: 0 },
+      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: fake.url, port: 0, metricsToken: METRICS_TOKEN },
       config,
       db: database.db,
       databaseUrl: database.url,

@@ -1,6 +1,13 @@
 /**
- * A TCP proxy on 127.0.0.1 that can go silent: `freeze()` stops forwarding in both directions
- * without closing anything, as a dead router or a dropped VPN does, so only keepalives can tell.
+ * A TCP proxy on 127.0.0.1 that can go silent.
+ *
+ * `freeze()` stops forwarding in both directions for good, without closing anything, as a dead
+ * router or a dropped VPN does, so only keepalives can tell.
+ *
+ * `partition()` and `heal()` model a network partition that ends: while partitioned nothing
+ * passes either way (data, and closes, which would travel as FIN or RST) and new connections hang
+ * unanswered; on heal, what was sent meanwhile arrives (as TCP retransmission delivers it), then
+ * the closes. Both ends' sockets stay open throughout unless one gives up by itself.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -8,25 +15,60 @@ export interface TcpProxy {
   host: string;
   port: number;
   freeze(): void;
+  partition(): void;
+  heal(): void;
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** `port`: listen on this port (e.g. one a config names before the proxy starts); a free one otherwise. */
+export async function startTcpProxy(target: { host: string; port: number }, options: { port?: number } = {}): Promise<TcpProxy> {
   let frozen = false;
+  let partitioned = false;
+  /** What waits for the heal: writes and closes, in the order they happened. */
+  let held: Array<() => void> = [];
   const sockets = new Set<Socket>();
+  /** Data: dropped when frozen, held while partitioned. */
+  const pass = (action: () => void) => {
+    if (frozen) return;
+    if (partitioned) held.push(action);
+    else action();
+  };
+  /** Closes: a frozen link still passes them (as it always did); a partition holds them. */
+  const passClose = (action: () => void) => {
+    if (partitioned && !frozen) held.push(action);
+    else action();
+  };
   const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    for (const socket of [client, upstream]) {
+    let upstream: Socket | null = null;
+    const early: Buffer[] = [];
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    // A connection opened during a partition reaches the other side only once it heals.
+    passClose(() => {
+      if (client.destroyed) return;
+      const socket = connect(target.port, target.host);
+      upstream = socket;
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => socket.destroy());
-    }
-    client.on('data', (data) => frozen || upstream.write(data));
-    upstream.on('data', (data) => frozen || client.write(data));
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+      socket.on('data', (data) => pass(() => client.write(data)));
+      socket.on('close', () => passClose(() => client.destroy()));
+      for (const data of early) socket.write(data);
+      early.length = 0;
+    });
+    client.on('data', (data) =>
+      pass(() => {
+        if (upstream) upstream.write(data);
+        else early.push(data);
+      }),
+    );
+    client.on('close', () => passClose(() => upstream?.destroy()));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('no proxy address');
   return {
@@ -34,6 +76,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     port: address.port,
     freeze: () => {
       frozen = true;
+    },
+    partition: () => {
+      partitioned = true;
+    },
+    heal: () => {
+      partitioned = false;
+      const waiting = held;
+      held = [];
+      for (const action of waiting) action();
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();

@@ -79,3 +79,27 @@ describe('fire times from node-cron', () => {
     expect(refused).toMatchObject({ ok: false, error: expect.stringMatching(/`0 25 \* \* \*` is not a valid cron: the hour field has `25` \(0-23\)\. Try e\.g\./) });
   });
 });
+
+describe('day of month or weekday, as classic cron has it', () => {
+  it('runs an expression restricting both day fields as two node-cron variants', async () => {
+    const { cronVariants } = await import('../../src/domain/cron.js');
+    expect(cronVariants('0 9 1 * mon')).toEqual(['0 9 1 * *', '0 9 * * mon']);
+    expect(cronVariants('*/5 0 9 1,15 * 1-5')).toEqual(['*/5 0 9 1,15 * *', '*/5 0 9 * * 1-5']);
+    expect(cronVariants('0 9 * * mon')).toEqual(['0 9 * * mon']);
+    expect(cronVariants('0 9 1 * *')).toEqual(['0 9 1 * *']);
+    expect(cronVariants('@daily')).toEqual(['@daily']);
+  });
+
+  it('fires on the 1st and on every Monday, once on a 1st that is a Monday', () => {
+    // Wednesday 25 November 2026: next come Monday the 30th, Tuesday 1 December, Monday the 7th…
+    const times = nextFireTimes('0 9 1 * mon', 'UTC', new Date('2026-11-25T12:00:00Z'), 4).map((t) => t.toISOString());
+    expect(times).toEqual(['2026-11-30T09:00:00.000Z', '2026-12-01T09:00:00.000Z', '2026-12-07T09:00:00.000Z', '2026-12-14T09:00:00.000Z']);
+    // 1 June 2026 is a Monday: one fire time, not two.
+    const june = nextFireTimes('0 9 1 * mon', 'UTC', new Date('2026-05-31T12:00:00Z'), 2).map((t) => t.toISOString());
+    expect(june).toEqual(['2026-06-01T09:00:00.000Z', '2026-06-08T09:00:00.000Z']);
+    expect(firesAt('0 9 1 * mon', 'UTC', new Date('2026-12-01T09:00:00Z'))).toBe(true);
+    expect(firesAt('0 9 1 * mon', 'UTC', new Date('2026-12-02T09:00:00Z'))).toBe(false);
+    expect(dueFireTimes('0 9 1 * mon', 'UTC', new Date('2026-11-29T00:00:00Z'), new Date('2026-12-01T10:00:00Z')).latest?.toISOString()).toBe('2026-12-01T09:00:00.000Z');
+    expect(fireTimesBetween('0 9 1 * mon', 'UTC', new Date('2026-11-29T00:00:00Z'), new Date('2026-12-08T00:00:00Z')).count).toBe(3);
+  });
+});
