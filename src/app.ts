@@ -214,6 +214,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
   const recipes = new RecipeService(db, config, service, reviewers);
   const runbooks = new RunbookService(db, config, recipes, runs, reviewers);
+  schedules.useRunbooks(runbooks.scheduling());
   if ((config.recipes?.size ?? 0) > 0) {
     log.info({ recipes: [...(config.recipes?.keys() ?? [])] }, 'recipes: and recipeFiles are read as one-step runbooks; they are deprecated: move them under runbooks: (a recipe is a runbook with one script step)');
   }

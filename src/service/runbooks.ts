@@ -32,6 +32,7 @@ import type { RecipeService } from './recipes.js';
 import { Reviewers } from './reviewers.js';
 import type { RunService } from './runs.js';
 import { SavedDefinitions, type SavedRow } from './savedDefinitions.js';
+import type { RunbookScheduling } from './schedules.js';
 
 export const RUNBOOK_HASH_DOMAIN = 'countersign.runbook-definition/v1';
 
@@ -242,6 +243,41 @@ export class RunbookService {
       runbookHash: entry.hash,
     });
     return started.ok ? { ok: true, kind: 'run', run: started.run, created: started.created } : started;
+  }
+
+  /**
+   * How schedules start runbooks (`/task schedule add --runbook`): a schedule names a runbook
+   * that lists `schedule` in its triggeredBy, with values that plan; each firing starts a run in
+   * the firing's transaction (one per firing: source_key `schedule:<id>:<fire time>`), in the
+   * schedule author's name, reviewed where its targets need it. A recipe scheduled this way runs
+   * as a one-step run.
+   */
+  scheduling(): RunbookScheduling {
+    return {
+      check: async (reference, values) => {
+        const catalog = await this.catalog();
+        const entry = catalog.get(reference);
+        if (!entry) return this.unknown(reference);
+        if (!entry.runbook.triggeredBy.some((t) => t.kind === 'schedule')) return refuse('not_triggerable', `${reference} cannot be started by a schedule: add schedule to its triggeredBy.`);
+        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, values);
+        return planned.ok ? { ok: true } : refuse('invalid_arguments', planned.errors.map((e) => e.message).join('; '));
+      },
+      start: async (trx, schedule, fireAt) => {
+        const reference = schedule.runbook ?? '';
+        const catalog = await this.catalog();
+        const entry = catalog.get(reference);
+        if (!entry) return { ok: false, reason: `the runbook ${reference} no longer exists` };
+        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, schedule.arguments ?? {});
+        if (!planned.ok) return { ok: false, reason: planned.errors.map((e) => e.message).join('; ') };
+        const created = await this.runs.create(
+          trx,
+          planned.plan,
+          { creator: schedule.author, trigger: { kind: 'schedule', schedule: schedule.id }, message: schedule.message, channelId: schedule.channelId, sourceKey: `schedule:${schedule.id}:${fireAt.toISOString()}`, runbookHash: entry.hash },
+          null,
+        );
+        return { ok: true, runId: created.run.id };
+      },
+    };
   }
 
   private async configEntry(runbook: Runbook): Promise<RunbookEntry> {

@@ -125,8 +125,13 @@ export class RunService {
    * (created: false). Refused: arguments that do not fit (errors name them), a review nobody
    * but the creator could give.
    */
+  /** The pinned plan of a start (dependencies, arguments, content version), or why it cannot be planned. */
+  async plan(runbooks: ReadonlyMap<string, Runbook>, reference: string, values: Readonly<Record<string, unknown>>) {
+    return planRun(runbooks, reference, values, { fixedValueKey: await this.contentKey(), targets: this.config.targets });
+  }
+
   async start(input: StartRunInput): Promise<StartRunOutcome> {
-    const planned = planRun(input.runbooks, input.reference, input.values, { fixedValueKey: await this.contentKey(), targets: this.config.targets });
+    const planned = await this.plan(input.runbooks, input.reference, input.values);
     if (!planned.ok) return { ok: false, code: 'invalid_arguments', message: planned.errors.map((e) => e.message).join('; '), errors: planned.errors };
     const policy = await this.resolvedPolicy(planned.plan);
     if (policy && input.trigger.kind !== 'after') {

@@ -9,6 +9,7 @@
  * review round (earlier decisions stop counting) and the schedule fires nothing until approved.
  * Every status change goes through `setStatus`: guarded on the expected status, with its event.
  */
+import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
 import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type ReviewPolicy } from '../domain/review.js';
 import { checkCron, scheduleContentVersion, scheduleRef, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
@@ -60,8 +61,17 @@ export const STALE_APPROVAL = 'changed since this request was drawn; the request
 
 export type ScheduleListener = (scheduleId: number) => void;
 
+/** How schedules start runbooks (RunbookService behind it; src/app.ts wires it). */
+export interface RunbookScheduling {
+  /** May `author` schedule this runbook with these values (it exists, lists `schedule` in triggeredBy, the values fit)? */
+  check(reference: string, values: Readonly<Record<string, string>>, author: string): Promise<Outcome<object>>;
+  /** Starts the firing's run in the firing's transaction; its id, or why it could not start. */
+  start(trx: Knex.Transaction, schedule: Schedule, fireAt: Date): Promise<{ ok: true; runId: number } | { ok: false; reason: string }>;
+}
+
 export class ScheduleService {
   private readonly listeners: ScheduleListener[] = [];
+  private runbookScheduling: RunbookScheduling | null = null;
 
   constructor(
     private readonly db: Db,
@@ -70,6 +80,15 @@ export class ScheduleService {
     /** The scheduler's clock: a schedule fires from the first fire time after it became active. */
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /** Lets schedules start runbooks (`--runbook`). */
+  useRunbooks(scheduling: RunbookScheduling): void {
+    this.runbookScheduling = scheduling;
+  }
+
+  get runbooks(): RunbookScheduling | null {
+    return this.runbookScheduling;
+  }
 
   /** Told (in this process) after any change to a schedule: its review request is redrawn, the scheduler looks again. */
   onChange(listener: ScheduleListener): void {
@@ -101,20 +120,29 @@ export class ScheduleService {
   }
 
   async add(input: AddScheduleInput): Promise<Outcome<{ schedule: Schedule; created: boolean }>> {
-    const target = this.config.targets.get(input.target);
-    if (!target) return this.unknownTarget(input.target);
-    const policy = await this.resolvedPolicy(target.name);
+    // A runbook schedule (`--runbook`) needs no review of its own: each firing starts a run,
+    // reviewed where the runbook's targets need it (RunbookScheduling, set by the app).
+    const runbook = input.runbook ?? null;
+    if (runbook !== null) {
+      if (!this.runbookScheduling) return refuse('no_runbooks', 'Runbooks cannot be scheduled here.');
+      const checked = await this.runbookScheduling.check(runbook, input.arguments ?? {}, input.author);
+      if (!checked.ok) return checked;
+    }
+    const target = runbook !== null ? null : this.config.targets.get(input.target);
+    if (runbook === null && !target) return this.unknownTarget(input.target);
+    const policy = target ? await this.resolvedPolicy(target.name) : null;
     if (policy && unreachableGroups(policy, input.author).length > 0) {
-      return refuse('unreachable_review', `Your schedule on \`${target.name}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
+      return refuse('unreachable_review', `Your schedule on \`${input.target}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
     }
     const now = this.now();
-    const type = input.type ?? target.type;
+    const type = input.type ?? target?.type ?? 'bash';
+    const targetName = target?.name ?? input.target;
     const result = await this.db.transaction(async (trx) => {
       const [row] = await trx<ScheduleRow>('schedules')
         .insert({
           status: policy ? 'pending-review' : 'active',
           author: input.author,
-          target: target.name,
+          target: targetName,
           cron: input.cron,
           tz: input.tz,
           type,
@@ -129,8 +157,9 @@ export class ScheduleService {
           review_channel: policy?.channel ?? null,
           approved_at: policy ? null : now,
           fired_through: policy ? null : now,
-          content_version: scheduleContentVersion({ target: target.name, type, script: input.script, message: input.message }),
+          content_version: scheduleContentVersion({ target: targetName, type, script: input.script, message: input.message }),
           review_requested_at: policy ? (trx.fn.now() as unknown as Date) : null,
+          ...(runbook !== null ? { runbook, arguments: JSON.stringify(input.arguments ?? {}) as unknown as Record<string, string> } : {}),
         })
         .onConflict('source_key')
         .ignore()
@@ -145,9 +174,9 @@ export class ScheduleService {
         taskId: null,
         type: 'schedule.created',
         actor: input.author,
-        data: { schedule: schedule.id, target: target.name, cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
+        data: { schedule: schedule.id, target: targetName, ...(runbook !== null ? { runbook, arguments: input.arguments ?? {} } : {}), cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
       });
-      if (!policy) await appendEvent(trx, { taskId: null, type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: 'target has no review' } });
+      if (!policy) await appendEvent(trx, { taskId: null, type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: runbook !== null ? "each firing's run is reviewed where its runbook's targets need it" : 'target has no review' } });
       return { schedule, created: true };
     });
     if (result.created) this.changed(result.schedule.id);
@@ -239,6 +268,7 @@ export class ScheduleService {
     if (!before) return refuse('not_found', `There is no schedule ${ref}.`);
     if (userId !== before.author) return refuse('not_allowed', `Only its author can edit ${ref}.`);
     if (before.status === 'removed') return refuse('wrong_status', `${ref} is removed; add a new schedule instead.`);
+    if (before.runbook) return refuse('not_editable', `${ref} starts the runbook \`${before.runbook}\`: remove it and add it again with the new cron, options or values.`);
     const targetName = input.target ?? before.target;
     const target = this.config.targets.get(targetName);
     if (!target) return this.unknownTarget(targetName);

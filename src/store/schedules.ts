@@ -32,6 +32,9 @@ export interface ScheduleRow {
   review_requested_at: Date | null;
   status_reason: string | null;
   review_dms_round?: number | null;
+  /** Migration 014: a schedule that starts a runbook, with its argument values. */
+  runbook?: string | null;
+  arguments?: Record<string, string> | null;
 }
 
 export interface FiringRow {
@@ -76,6 +79,8 @@ export function toSchedule(row: ScheduleRow): Schedule {
     reviewRound: Number(row.review_round),
     reviewRequestedAt: row.review_requested_at,
     statusReason: row.status_reason,
+    runbook: row.runbook ?? null,
+    arguments: row.arguments ?? null,
   };
 }
 
@@ -105,7 +110,13 @@ export async function unfinishedRuns(db: Queryable, scheduleId: number): Promise
     .where('f.schedule_id', scheduleId)
     .whereIn('t.status', ['created', 'pending-review', 'approved', 'ready', 'running'])
     .count<{ count: string }[]>('* as count');
-  return Number(row?.count ?? 0);
+  // A runbook schedule's firings are runs (migration 014).
+  const [runs] = await db('schedule_firings as f')
+    .join('runs as r', 'r.id', 'f.run_id')
+    .where('f.schedule_id', scheduleId)
+    .whereIn('r.status', ['created', 'pending-review', 'approved', 'ready', 'running'])
+    .count<{ count: string }[]>('* as count');
+  return Number(row?.count ?? 0) + Number(runs?.count ?? 0);
 }
 
 // ---------------------------------------------------------------- review DMs

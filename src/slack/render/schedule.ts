@@ -213,6 +213,9 @@ export function scheduleCreatedText(schedule: Schedule, created: boolean, policy
     const where = safeChannel(policy.channel) ?? 'the review channel';
     return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}). It waits for review by ${policy.groups.map((g) => `*${safeText(g.name, 60)}*`).join(', ')} in ${where}; once approved it fires without further reviews.${when}`;
   }
+  if (schedule.runbook) {
+    return `:white_check_mark: Created schedule *${ref}*: it starts the runbook \`${safeText(schedule.runbook, 64)}\` (${describeSchedule(schedule)}); each firing is a run, reviewed where the runbook's targets need it.${when}`;
+  }
   return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}); this target has no review, so it is active.${when}`;
 }
 
