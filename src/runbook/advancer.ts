@@ -135,7 +135,6 @@ export class Advancer {
     const woken = new Set<number>();
     let changed = false;
     const fixedValueKey = await this.contentKey();
-    const catalog = await this.catalog();
     await this.db.transaction(async (trx) => {
       for (let pass = 0; pass < 20; pass++) {
         const run = await lockRun(trx, runId);
@@ -148,7 +147,8 @@ export class Advancer {
         stopExecutions.push(...applied.stopExecutions);
         if (applied.finished) {
           changed = true;
-          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, catalog)) woken.add(next.id);
+          // Read only when a run ends: its after-triggers need every runbook.
+          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, await this.catalog())) woken.add(next.id);
           return;
         }
         if (!applied.progressed) return;

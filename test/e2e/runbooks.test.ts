@@ -135,7 +135,8 @@ describe('runbooks', () => {
     const task = await h.task(a.taskId);
     const stepStart = new Date(a.startedAt).getTime();
     const remoteStart = task!.startedAt!.getTime();
-    console.log(`approval click -> next step started (task queued) ${stepStart - clickedAt} ms; -> runner claimed it ${remoteStart - clickedAt} ms`);
+    const scriptStart = Number(readFileSync(join(scratch, 'a-start'), 'utf8').trim());
+    console.log(`approval click -> next step started (task queued) ${stepStart - clickedAt} ms; -> runner claimed it ${remoteStart - clickedAt} ms; -> script running on the host ${scriptStart - clickedAt} ms`);
 
     // a wrote the input, the output and its argument, then failed (mode=fail); b ran beside it.
     expect(readFileSync(join(scratch, 'a'), 'utf8')).toBe('a INC-42 1.4.2 fail\n');
@@ -369,7 +370,7 @@ runbooks:
       - { id: health, http: { url: "http://127.0.0.5:${port}/health?ticket=\${{ steps.why.ticket }}", timeout: 5s, successStatus: 200, successPattern: '/"ok":\\s*true/' } }
       - { id: version, script: { target: sandbox, script: "echo version >> ${scratch}/order; echo version=1.4.2 >> \\"$COUNTERSIGN_OUTPUT\\"" } }
       - { id: go, approval: { users: [${ALICE}, ${BOB}], approvals: 1 } }
-      - - { id: a, script: { target: web-prod, script: "echo \\"a $ARG_TICKET $ARG_VERSION $1\\" > ${scratch}/a; [ \\"$ARG_MODE\\" = ok ]", with: { TICKET: "\${{ steps.why.ticket }}", VERSION: "\${{ steps.version.version }}" } } }
+      - - { id: a, script: { target: web-prod, script: "date +%s%3N > ${scratch}/a-start; echo \\"a $ARG_TICKET $ARG_VERSION $1\\" > ${scratch}/a; [ \\"$ARG_MODE\\" = ok ]", with: { TICKET: "\${{ steps.why.ticket }}", VERSION: "\${{ steps.version.version }}" } } }
         - { id: b, script: { target: web-b, script: "echo \\"b $ARG_TICKET\\" > ${scratch}/b", with: { TICKET: "\${{ steps.why.ticket }}" } } }
   cleanup:
     description: Cleans up after a failed deploy
