@@ -74,6 +74,12 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw('CREATE INDEX runs_status_idx ON runs (status, id)');
   await knex.raw('CREATE INDEX runs_reference_idx ON runs (reference, id)');
   await knex.raw('CREATE INDEX runs_creator_idx ON runs (creator, id)');
+  // The Slack reconciler's work list, as for tasks: messages behind their run.
+  await knex.raw(`
+    CREATE INDEX runs_views_behind_idx ON runs (id)
+    WHERE (channel_id IS NOT NULL AND (card_version IS NULL OR card_version < view_version))
+       OR (review_channel IS NOT NULL AND (review_version IS NULL OR review_version < view_version))
+  `);
 
   await knex.schema.createTable('run_reviews', (t) => {
     t.bigIncrements('id').primary();

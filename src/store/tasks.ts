@@ -179,6 +179,11 @@ export async function bumpViewVersion(db: Queryable, taskId: number): Promise<vo
 }
 
 export type TaskMessageKind = 'card' | 'review';
+/**
+ * Whose messages: a task's, or a run's (migration 013 gave runs the same message columns), so
+ * one message sync serves both (the functions below take the table; tasks by default).
+ */
+export type MessageSubjectTable = 'tasks' | 'runs';
 
 const messageColumns = {
   card: { ts: 'card_ts', claimed: 'card_post_claimed_at', version: 'card_version' },
@@ -192,9 +197,9 @@ const STALE_POST_CLAIM = "interval '2 minutes'";
  * Claims the right to post a task's message: true for exactly one caller across processes,
  * until it records the posted ts or releases the claim.
  */
-export async function claimMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<boolean> {
+export async function claimMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind, table: MessageSubjectTable = 'tasks'): Promise<boolean> {
   const c = messageColumns[kind];
-  const rows = await db('tasks')
+  const rows = await db(table)
     .where({ id: taskId })
     .whereNull(c.ts)
     .where((q) => q.whereNull(c.claimed).orWhere(c.claimed, '<', db.raw(`now() - ${STALE_POST_CLAIM}`)))
@@ -202,37 +207,37 @@ export async function claimMessagePost(db: Queryable, taskId: number, kind: Task
   return rows.length > 0;
 }
 
-export async function recordMessagePosted(db: Queryable, taskId: number, kind: TaskMessageKind, ts: string): Promise<void> {
+export async function recordMessagePosted(db: Queryable, taskId: number, kind: TaskMessageKind, ts: string, table: MessageSubjectTable = 'tasks'): Promise<void> {
   const c = messageColumns[kind];
-  await db('tasks').where({ id: taskId }).update({ [c.ts]: ts, [c.claimed]: null });
+  await db(table).where({ id: taskId }).update({ [c.ts]: ts, [c.claimed]: null });
 }
 
-export async function releaseMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<void> {
+export async function releaseMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind, table: MessageSubjectTable = 'tasks'): Promise<void> {
   const c = messageColumns[kind];
-  await db('tasks').where({ id: taskId }).whereNull(c.ts).update({ [c.claimed]: null });
+  await db(table).where({ id: taskId }).whereNull(c.ts).update({ [c.claimed]: null });
 }
 
 /**
  * Records that a message now shows `version`. Returns false when it already showed a newer one:
  * then this redraw may have landed on top of the newer one, and must be redone.
  */
-export async function recordMessageRendered(db: Queryable, taskId: number, kind: TaskMessageKind, version: number): Promise<boolean> {
+export async function recordMessageRendered(db: Queryable, taskId: number, kind: TaskMessageKind, version: number, table: MessageSubjectTable = 'tasks'): Promise<boolean> {
   const c = messageColumns[kind];
-  await db('tasks')
+  await db(table)
     .where({ id: taskId })
     .where((q) => q.whereNull(c.version).orWhere(c.version, '<', version))
     .update({ [c.version]: version });
-  const row = await db('tasks').where({ id: taskId }).first(c.version);
+  const row = await db(table).where({ id: taskId }).first(c.version);
   return row !== undefined && Number(row[c.version]) <= version;
 }
 
-export async function markReviewScriptPosted(db: Queryable, taskId: number): Promise<void> {
-  await db('tasks').where({ id: taskId }).update({ review_script_posted: true });
+export async function markReviewScriptPosted(db: Queryable, taskId: number, table: MessageSubjectTable = 'tasks'): Promise<void> {
+  await db(table).where({ id: taskId }).update({ review_script_posted: true });
 }
 
 /** Tasks whose card or review request shows an older version than the task has (newest first). */
-export async function tasksWithMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7): Promise<number[]> {
-  return db('tasks')
+export async function tasksWithMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7, table: MessageSubjectTable = 'tasks'): Promise<number[]> {
+  return db(table)
     .where((q) =>
       q
         .where((a) => a.whereNotNull('channel_id').andWhere((b) => b.whereNull('card_version').orWhereRaw('card_version < view_version')))
