@@ -192,14 +192,18 @@ async function stopStep(trx: Knex.Transaction, run: Run, step: RunStep, out: App
     return;
   }
   if (step.kind !== 'script' || step.taskId === null) return;
-  const task = await getTask(trx, step.taskId);
+  let task = await getTask(trx, step.taskId);
   if (!task) return;
   if (task.status === 'ready') {
-    await transitionTask(trx, { taskId: task.id, from: 'ready', to: 'killed', actor: who, set: { failure_message: `killed by <@${who}> before it started`, finished_at: trx.fn.now() as unknown as Date } });
-    out.progressed = true;
-    return;
+    const killed = await transitionTask(trx, { taskId: task.id, from: 'ready', to: 'killed', actor: who, set: { failure_message: `killed by <@${who}> before it started`, finished_at: trx.fn.now() as unknown as Date } });
+    if (killed) {
+      out.progressed = true;
+      return;
+    }
+    // A runner claimed it meanwhile: stop it running instead.
+    task = await getTask(trx, step.taskId);
   }
-  if (task.status !== 'running') return;
+  if (task?.status !== 'running') return;
   const execution = await runningExecutionFor(trx, task.id);
   if (execution && execution.desiredPhase === null && (await requestStop(trx, execution.id, task.id, who))) out.stopExecutions.push(execution.id);
 }

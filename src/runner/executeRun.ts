@@ -115,6 +115,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
   const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, () =>
     ctx.db.transaction(async (trx) => {
+      // A run's step: the run's row before anything else, the order the run engine locks in.
+      if (task.runStep) await trx('runs').where({ id: task.runStep.runId }).forUpdate().first('id');
       if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage }))) {
         return false;
       }

@@ -132,9 +132,12 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
-    // A run's step: its run's row first, the lock order every run change keeps (src/store/runs.ts).
-    const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
-    if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
+    // A run's step ends with its task: its run's row first, the lock order every run change keeps
+    // (src/store/runs.ts). Other transitions (the runner's claim) leave the run alone.
+    if (isTerminal(change.to)) {
+      const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
+      if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
+    }
     const current = await trx<TaskRow>('tasks').where({ id: change.taskId }).forUpdate().first('status');
     if (!current || !allowedFrom.includes(current.status)) return null;
     const [row] = await trx<TaskRow>('tasks')
