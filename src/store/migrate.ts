@@ -10,6 +10,7 @@ import * as permalinks from '../../migrations/004_permalinks.js';
 import * as listIndexes from '../../migrations/005_list_indexes.js';
 import * as recipes from '../../migrations/006_recipes.js';
 import * as schedules from '../../migrations/007_schedules.js';
+import * as pendingReviewIndex from '../../migrations/009_pending_review_index.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -24,6 +25,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['005_list_indexes', listIndexes],
   ['006_recipes', recipes],
   ['007_schedules', schedules],
+  ['009_pending_review_index', pendingReviewIndex],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
