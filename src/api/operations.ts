@@ -7,9 +7,11 @@ import type { Config } from '../config/config.js';
 import type { Db } from '../store/db.js';
 import { executionsOfTask, getExecution } from '../store/executions.js';
 import { recentOutputByStep } from '../store/output.js';
-import { listEvents, listTasks } from '../store/queries.js';
 import { decisionsFor } from '../store/reviews.js';
 import { getTask } from '../store/tasks.js';
+import { taskSubject } from '../domain/access.js';
+import type { Access } from '../service/access.js';
+import type { TaskQueries } from '../service/taskQueries.js';
 import type { TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
 import type { Execution, ExecutionStep, Task as DomainTask } from '../domain/task.js';
@@ -24,6 +26,9 @@ export interface OperationDeps extends LogDeps {
   config: Config;
   service: TaskService;
   links: Links;
+  /** Who may see which task: every read below answers as if a task the user may not see did not exist. */
+  access: Access;
+  queries: TaskQueries;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -36,9 +41,10 @@ export function operations(deps: OperationDeps): Operation[] {
     if (!outcome.ok) throw fromRefusal(outcome);
     return outcome;
   };
-  const existingTask = async (id: number) => {
+  /** The task, when it exists and `userId` may see it; the same 404 otherwise, so ids cannot be probed. */
+  const visibleTask = async (id: number, userId: string) => {
     const task = await getTask(db, id);
-    if (!task) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
+    if (!task || !(await deps.access.maySee(userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
     return task;
   };
   const withTails = async (execution: Execution & { steps: ExecutionStep[] }) =>
@@ -86,20 +92,21 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks',
       operationId: 'listTasks',
       summary: 'List tasks, newest first',
+      description:
+        'Only tasks the token\'s user may see: their own, those of targets they review or view, those whose card is in a channel they are in (admins see all). To stay fast, one request looks at a bounded number of tasks: a page may then hold fewer than `limit` (even none) while `nextCursor` says where to go on. `nextCursor: null` means there is nothing more.',
       query: S.ListTasksQuery,
       responses: { 200: ok('A page of tasks; pass `nextCursor` as `cursor` for the next.', S.TaskPage) },
-      async handle({ query }) {
+      async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListTasksQuery>;
-        const page = await listTasks(db, {
+        const page = await deps.queries.visibleTasks({
           ...(q.status ? { status: q.status } : {}),
           ...(q.target ? { target: q.target } : {}),
           ...(q.author ? { author: q.author } : {}),
           ...(q.since ? { since: new Date(q.since) } : {}),
           ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
           limit: q.limit,
-        });
-        const last = page.tasks[page.tasks.length - 1];
-        return { status: 200, body: { tasks: page.tasks.map((t) => taskJson(t, links)), nextCursor: page.more && last ? String(last.id) : null } };
+        }, userId);
+        return { status: 200, body: { tasks: page.items.map((t) => taskJson(t, links)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },
     {
@@ -108,8 +115,8 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'getTask',
       summary: 'Get a task with its review decisions',
       responses: { 200: task },
-      async handle({ params }) {
-        const found = await existingTask(params.id!);
+      async handle({ params, userId }) {
+        const found = await visibleTask(params.id!, userId);
         return { status: 200, body: { task: taskJson(found, links, await decisionsFor(db, found.id)) } };
       },
     },
@@ -188,8 +195,8 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listTaskExecutions',
       summary: "A task's executions (runs), oldest first",
       responses: { 200: ok('Executions.', S.ExecutionList) },
-      async handle({ params }) {
-        await existingTask(params.id!);
+      async handle({ params, userId }) {
+        await visibleTask(params.id!, userId);
         const executions = await executionsOfTask(db, params.id!);
         return { status: 200, body: { executions: executions.map((e) => executionJson(e, e.steps)) } };
       },
@@ -200,9 +207,10 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'getExecution',
       summary: 'An execution: plan, steps with phase, exit code, failure message and output tail, status_version',
       responses: { 200: ok('The execution.', S.ExecutionEnvelope) },
-      async handle({ params }) {
+      async handle({ params, userId }) {
         const execution = await getExecution(db, params.id!);
-        if (!execution) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
+        const task = execution ? await getTask(db, execution.taskId) : null;
+        if (!execution || !task || !(await deps.access.maySee(userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
         return { status: 200, body: { execution: await withTails(execution) } };
       },
     },
@@ -234,7 +242,7 @@ export function operations(deps: OperationDeps): Operation[] {
         416: { description: 'The range starts past the end of the log.', schema: S.ErrorBody },
       },
       async handle(ctx: ApiContext) {
-        const found = await existingTask(ctx.params.id!);
+        const found = await visibleTask(ctx.params.id!, ctx.userId);
         await handleLog(deps, ctx, found, ctx.query as z.output<typeof S.LogQuery>);
         return 'handled';
       },
@@ -244,20 +252,21 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/events',
       operationId: 'listEvents',
       summary: 'The audit trail, newest first',
+      description:
+        'Only events of tasks the token\'s user may see; events about no task (schedules, recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
       query: S.ListEventsQuery,
       responses: { 200: ok('A page of events.', S.EventPage) },
-      async handle({ query }) {
+      async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListEventsQuery>;
-        const page = await listEvents(db, {
+        const page = await deps.queries.visibleEvents({
           ...(q.task !== undefined ? { taskId: q.task } : {}),
           ...(q.actor ? { actor: q.actor } : {}),
           ...(q.type ? { type: q.type } : {}),
           ...(q.since ? { since: new Date(q.since) } : {}),
           ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
           limit: q.limit,
-        });
-        const last = page.events[page.events.length - 1];
-        return { status: 200, body: { events: page.events.map(eventJson), nextCursor: page.more && last ? String(last.id) : null } };
+        }, userId);
+        return { status: 200, body: { events: page.items.map(eventJson), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },
   ];

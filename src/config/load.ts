@@ -57,7 +57,8 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
-  return { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) };
+  const links = parsed.data.links ? { ttlMs: parseDuration(parsed.data.links.ttl) ?? 24 * 3600_000 } : undefined;
+  return { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}), ...(links ? { links } : {}) };
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
