@@ -31,6 +31,8 @@ const EMPTY: Readonly<Record<ListScope, string>> = {
 /** What a list line shows of a task (a summary with the script's head is enough). */
 export type TaskLineFields = Pick<Task, 'id' | 'status' | 'target' | 'author' | 'createdAt' | 'startedAt' | 'finishedAt' | 'script'>;
 
+const NONE_RECENT = 'None you may see among the most recent tasks. `/task show &lt;id&gt;` opens an older one; the API lists further back.';
+
 export function taskLine(task: TaskLineFields): string {
   const firstLine = task.script.split('\n').find((line) => line.trim() !== '') ?? '';
   const when = slackAgo(task.finishedAt ?? task.startedAt ?? task.createdAt);
@@ -39,7 +41,8 @@ export function taskLine(task: TaskLineFields): string {
 
 export function renderTaskList(scope: ListScope, tasks: readonly TaskLineFields[], more: boolean): SlackMessage {
   const title = `*${TITLES[scope]}*`;
-  if (tasks.length === 0) return { text: TITLES[scope], blocks: [section(`${title}\n${EMPTY[scope]}`)] };
+  // Nothing shown but more exist: the lookup stopped at its bound among tasks the user may not see.
+  if (tasks.length === 0) return { text: TITLES[scope], blocks: [section(`${title}\n${more ? NONE_RECENT : EMPTY[scope]}`)] };
   const sections: string[] = [];
   let current = title;
   let total = 0;
