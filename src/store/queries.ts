@@ -39,13 +39,6 @@ function applyTaskFilter(query: Knex.QueryBuilder<any, any>, filter: Omit<TaskFi
 
 const tasksTable = (db: Queryable) => db<TaskRow>('tasks');
 
-export async function listTasks(db: Queryable, filter: TaskFilter): Promise<{ tasks: Task[]; more: boolean }> {
-  const query = tasksTable(db).orderBy('id', 'desc').limit(filter.limit + 1);
-  applyTaskFilter(query, filter);
-  const rows = await query;
-  return { tasks: rows.slice(0, filter.limit).map(toTask), more: rows.length > filter.limit };
-}
-
 /** What deciding who sees a task needs of its row, and no more. */
 export interface TaskSubjectRow {
   id: number;
@@ -152,11 +145,6 @@ export interface EventFilter {
 export interface EventWithSubject {
   event: EventRow;
   task: { author: string; target: string; channelId: string | null } | null;
-}
-
-export async function listEvents(db: Queryable, filter: EventFilter): Promise<{ events: EventRow[]; more: boolean }> {
-  const rows = await eventsWithSubjects(db, { ...filter, limit: filter.limit + 1 });
-  return { events: rows.slice(0, filter.limit).map((row) => row.event), more: rows.length > filter.limit };
 }
 
 /** Events matching `filter`, newest first, each with its task's access subject. */
