@@ -151,7 +151,8 @@ export interface EventWithSubject {
 export async function eventsWithSubjects(db: Queryable, filter: EventFilter): Promise<EventWithSubject[]> {
   const query = db('events as e')
     .leftJoin('tasks as t', 't.id', 'e.task_id')
-    .select('e.id', 'e.created_at', 'e.task_id', 'e.type', 'e.actor', 'e.data', 't.author as task_author', 't.target as task_target', 't.channel_id as task_channel_id')
+    // Every column of the event (what the API shows of it is decided in serialize.ts), and its task's subject.
+    .select('e.*', 't.author as task_author', 't.target as task_target', 't.channel_id as task_channel_id')
     .orderBy('e.id', 'desc')
     .limit(filter.limit);
   if (filter.taskId !== undefined) query.where('e.task_id', filter.taskId);

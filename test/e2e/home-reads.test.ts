@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { insertTaskRows } from '../support/taskRows.js';
 
 const homeText = (h: Harness, user: string) => JSON.stringify(h.fake.homeOf(user)?.blocks ?? []);
 
@@ -40,8 +41,7 @@ describe('App Home reads', () => {
   it('finds the tasks waiting for my review however many others wait elsewhere, and counts them', async () => {
     const mine = await h.createTask('run web-prod -m "for alice" echo for-alice');
     // Newer than Alice's task: more pending tasks of a target she does not review than any scan of the newest would pass.
-    const others = Array.from({ length: 600 }, (_, i) => ({ status: 'pending-review', author: AUTHOR, target: 'bobs', type: 'bash', script: `echo bob-${i}`, source: 'api' }));
-    for (let i = 0; i < others.length; i += 300) await h.database.db('tasks').insert(others.slice(i, i + 300));
+    await insertTaskRows(h.database.db, Array.from({ length: 600 }, (_, i) => ({ status: 'pending-review', author: AUTHOR, target: 'bobs', script: `echo bob-${i}` })));
 
     await openHome(ALICE);
     await h.fake.waitFor(() => homeText(h, ALICE).includes(`*#${mine}*`) || undefined, 5000, 'Alice’s Home showing her review');

@@ -10,6 +10,7 @@ import { createApiToken } from '../../src/store/apiTokens.js';
 import { appendEvent } from '../../src/store/events.js';
 import { SCAN_LIMIT } from '../../src/service/taskQueries.js';
 import { ApiClient } from '../support/apiClient.js';
+import { insertTaskRows } from '../support/taskRows.js';
 import { ALICE, AUTHOR, blocksText, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
 
 const CAROL = 'UCAROL'; // in the channel the cards go to, nothing else
@@ -198,13 +199,11 @@ describe('who may read a task', () => {
   describe('lists at scale', () => {
     it('fills a page from the tasks the user may see, and never reads more than the bound per request', async () => {
       const db = h.database.db;
-      const row = (author: string, script: string) => ({ status: 'success', author, target: 'sandbox', type: 'bash', script, source: 'api' });
-      const [oldest] = (await db('tasks').insert(row(MALLORY, 'echo oldest')).returning('id')) as Array<{ id: number }>;
+      const row = (author: string, script: string) => ({ status: 'success', author, target: 'sandbox', script });
+      const [oldest] = await insertTaskRows(db, [row(MALLORY, 'echo oldest')]);
       // More tasks she may not see than one request reads.
-      const strangers = Array.from({ length: SCAN_LIMIT + 100 }, (_, i) => row('USOMEONE', `echo ${i}`));
-      for (let i = 0; i < strangers.length; i += 500) await db('tasks').insert(strangers.slice(i, i + 500));
-      const newest = (await db('tasks').insert([row(MALLORY, 'echo a'), row(MALLORY, 'echo b'), row(MALLORY, 'echo c')]).returning('id')) as Array<{ id: number }>;
-      const [a, b, c] = newest.map((r) => r.id);
+      await insertTaskRows(db, Array.from({ length: SCAN_LIMIT + 100 }, (_, i) => row('USOMEONE', `echo ${i}`)));
+      const [a, b, c] = await insertTaskRows(db, [row(MALLORY, 'echo a'), row(MALLORY, 'echo b'), row(MALLORY, 'echo c')]);
 
       const stranger = as(MALLORY);
       const page1 = await stranger.get('/tasks?limit=2');
@@ -216,7 +215,7 @@ describe('who may read a task', () => {
       expect(page2.body.nextCursor).not.toBeNull();
       expect(Number(page2.body.nextCursor)).toBeLessThan(a!);
       const page3 = await stranger.get(`/tasks?limit=2&cursor=${page2.body.nextCursor}`);
-      expect(page3.body.tasks.map((t: { id: number }) => t.id)).toEqual([oldest!.id]);
+      expect(page3.body.tasks.map((t: { id: number }) => t.id)).toEqual([oldest]);
       expect(page3.body.nextCursor).toBeNull();
 
       // An admin's list is one query: full pages.
