@@ -1,7 +1,7 @@
 /**
  * Thousands of task rows at once, straight into the table, for tests of how reads scale. Rows
  * made this way never run, are never reviewed and have no Slack messages. Columns a later
- * migration makes NOT NULL without a default (a content version) get a placeholder, so these
+ * migration makes NOT NULL without a default (a content version) get a placeholder (64 zeros, the shape of a hash), so these
  * tests keep working as the schema grows.
  */
 import type { Db } from '../../src/store/db.js';
@@ -20,7 +20,8 @@ export async function insertTaskRows(db: Db, rows: readonly TaskRowInput[]): Pro
     .where({ table_name: 'tasks', is_nullable: 'NO', column_default: null })
     .whereNotIn('column_name', ['status', 'author', 'target', 'script', 'type', 'source'])
     .pluck('column_name')) as string[];
-  const placeholders = Object.fromEntries(required.map((column) => [column, `placeholder-${column}`]));
+  // 64 zeros: a valid shape for a hash (a content version is SHA-256 hex), and never a real one.
+  const placeholders = Object.fromEntries(required.map((column) => [column, '0'.repeat(64)]));
   const ids: number[] = [];
   for (let i = 0; i < rows.length; i += 500) {
     const batch = rows.slice(i, i + 500).map((row) => ({ type: 'bash', source: 'api', ...placeholders, ...row }));
