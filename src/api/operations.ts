@@ -53,7 +53,31 @@ export function operations(deps: OperationDeps): Operation[] {
   const ok = (description: string, schema: z.ZodType) => ({ description, schema });
   const task = ok('The task.', S.TaskEnvelope);
 
-  return [
+  /**
+   * A change asked of a task (or an execution) the token's user may not see answers 404 before
+   * anything else, as for one that does not exist: ids cannot be probed through writes either.
+   * Nobody who may act on a task is turned away here: authors, reviewers and those who may run
+   * or kill all see it.
+   */
+  const hiddenFromWriter = (op: Operation): Operation => {
+    if (op.method === 'get' || !op.path.includes('{id}')) return op;
+    return {
+      ...op,
+      async handle(ctx) {
+        const id = ctx.params.id!;
+        if (op.path.startsWith('/executions/')) {
+          const execution = await getExecution(db, id);
+          const task = execution ? await getTask(db, execution.taskId) : null;
+          if (!task || !(await deps.access.maySee(ctx.userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no execution ${id}.`);
+        } else {
+          await visibleTask(id, ctx.userId);
+        }
+        return op.handle(ctx);
+      },
+    };
+  };
+
+  const all: Operation[] = [
     {
       method: 'post',
       path: '/tasks',
@@ -270,4 +294,5 @@ export function operations(deps: OperationDeps): Operation[] {
       },
     },
   ];
+  return all.map(hiddenFromWriter);
 }

@@ -11,6 +11,7 @@ import type { ReviewPolicy } from '../domain/review.js';
 import { taskRef } from '../domain/task.js';
 import type { Db } from '../store/db.js';
 import { latestExecution } from '../store/executions.js';
+import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
 import type { Access } from '../service/access.js';
 import { executionLogText } from '../service/logs.js';
@@ -66,6 +67,9 @@ export async function logsAnswer(deps: CommandDeps, taskId: number, userId: stri
 }
 
 export async function killAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
+  // Who may kill may see; anybody else learns nothing, not even that the task exists.
+  const task = await getTask(deps.db, taskId);
+  if (!task || !(await deps.access.maySee(userId, taskSubject(task)))) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
   const result = await deps.service.kill(taskId, userId);
   if (!result.ok) return { text: `:warning: ${result.message}` };
   return { text: result.stopping ? `:octagonal_sign: Stopping ${taskRef(taskId)}…` : `:octagonal_sign: Killed ${taskRef(taskId)} before it started.` };

@@ -65,6 +65,7 @@ describe('who may read a task', () => {
 
   const as = (user: string) => ({
     get: (path: string, headers?: Record<string, string>) => api.call('GET', path, { token: tokens[user]!, ...(headers ? { headers } : {}) }),
+    post: (path: string, body?: unknown) => api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}) }),
   });
   const say = async (text: string, user: string, channel = 'CELSEWHERE') => blocksText((await h.command(text, user, { channel })).json as { text?: string; blocks?: unknown[] });
   /** The answer with the task id written as #N, to compare with the answer about a task that does not exist. */
@@ -135,6 +136,26 @@ describe('who may read a task', () => {
       expect(listed.status).toBe(200);
       expect(listed.body.tasks.map((t: { id: number }) => t.id)).not.toEqual(expect.arrayContaining([carded]));
       expect(listed.body.tasks.every((t: { author: string }) => t.author === MALLORY)).toBe(true);
+    });
+
+    it('answers a stranger’s changes to a task as for a task that does not exist, and refuses one who sees it but may not act', async () => {
+      const missing = await as(MALLORY).post('/tasks/99999/reject', { reason: 'x' });
+      expect(missing.status).toBe(404);
+      for (const action of ['approve', 'reject', 'start', 'stop']) {
+        const hidden = await as(MALLORY).post(`/tasks/${reviewed}/${action}`, action === 'reject' ? { reason: 'x' } : undefined);
+        expect(hidden.status, action).toBe(404);
+        expect(anonymous(hidden.text, reviewed), action).toBe(anonymous(missing.text, 99999));
+      }
+      const stop = await as(MALLORY).post(`/executions/${execution}/stop`);
+      expect(stop.status).toBe(404);
+      expect(stop.text.replaceAll(String(execution), 'N')).toBe((await as(MALLORY).post('/executions/99999/stop')).text.replaceAll('99999', 'N'));
+      expect((await h.task(reviewed))?.status).toBe('pending-review');
+      // Carol sees it (its card is in her channel) but reviews nothing: told why, as before.
+      const refused = await as(CAROL).post(`/tasks/${reviewed}/reject`, { reason: 'x' });
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe('not_reviewer');
+      // In Slack too, a stranger's kill learns nothing.
+      expect(anonymous(await say(`kill ${carded}`, MALLORY), carded)).toBe(anonymous(await say('kill 99999', MALLORY), 99999));
     });
 
     it('lets the channel member, the viewers and the admin read it, the log and its live stream included', async () => {
