@@ -82,7 +82,8 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
-  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) }, problems };
+  const links = parsed.data.links ? { ttlMs: parseDuration(parsed.data.links.ttl) ?? 24 * 3600_000 } : undefined;
+  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}), ...(links ? { links } : {}) }, problems };
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */

@@ -196,6 +196,8 @@ const hook = z.strictObject({
 export const configFileSchema = z.strictObject({
   /** countersign's admins: they may read every task and change or remove any saved runbook. */
   admins: peopleSchema.optional(),
+  /** Links to task pages (in cards, answers, the API): how long one stays valid. */
+  links: z.strictObject({ ttl: duration.default('24h') }).optional(),
   runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', livenessTimeout: '60s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
   /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */
