@@ -11,6 +11,11 @@ import { RUN_CHANGED_SINCE_DRAWN, type RunService } from '../service/runs.js';
 import type { TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
 import type { Db } from '../store/db.js';
+import type { Access } from '../service/access.js';
+import { runAccessSubject } from '../domain/run.js';
+import { getRun } from '../store/runs.js';
+import { getTask } from '../store/tasks.js';
+import { taskSubject } from '../domain/access.js';
 import { ApiError, fromRefusal } from './errors.js';
 import { etag, readIfMatch } from './preconditions.js';
 import type { Answer, ApiContext, Operation } from './routes.js';
@@ -25,6 +30,8 @@ export interface RunOperationDeps {
   runs: RunService;
   runbooks: RunbookService;
   tasks: TaskService;
+  /** Who may see a run (its creator, reviewers and viewers of its targets, admins, its card channel): every run answer asks. */
+  access: Access;
   links: Links & { runStatusUrl(runId: number): string };
 }
 
@@ -42,6 +49,12 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
     if (!view) throw new ApiError(404, 'not_found', `There is no run ${runId}.`);
     res.set('ETag', etag(view.run.contentVersion));
     return { status, body: { run: runJson(view, config, links.runStatusUrl), ...extra } };
+  };
+  /** A run the caller may not see answers as one that does not exist: ids cannot be probed. */
+  const visibleRun = async (runId: number, userId: string) => {
+    const found = await getRun(deps.db, runId);
+    if (!found || !((await deps.access.maySee(userId, runAccessSubject(found))) || (await runs.isAskedOf(found, userId)))) throw new ApiError(404, 'not_found', `There is no run ${runId}.`);
+    return found;
   };
   const runbookAnswer = async (res: ApiContext['res'], reference: string, status = 200): Promise<Answer> => {
     const entry = await runbooks.find(reference);
@@ -172,15 +185,18 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       method: 'get',
       path: '/runs',
       operationId: 'listRuns',
-      summary: 'Runs, newest first, with filters',
+      summary: 'Runs the token\'s user may see, newest first, with filters',
+      description: 'A page may hold fewer than `limit` runs while `nextCursor` says where to go on (the scan is bounded); `nextCursor: null` means there is nothing more.',
       query: R.ListRunsQuery,
       responses: { 200: ok('A page of runs; pass `nextCursor` as `cursor` for the next.', R.RunPage) },
-      async handle({ query }) {
+      async handle({ query, userId }) {
         const q = query as z.output<typeof R.ListRunsQuery>;
-        const page = await runs.list({ ...(q.status ? { status: q.status } : {}), ...(q.reference ? { reference: q.reference } : {}), ...(q.creator ? { creator: q.creator } : {}), ...(q.cursor ? { beforeId: Number(q.cursor) } : {}), limit: q.limit });
-        const views = (await Promise.all(page.runs.map((r) => runs.view(r.id)))).filter((v) => v !== null);
-        const last = page.runs[page.runs.length - 1];
-        return { status: 200, body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.more && last ? String(last.id) : null } };
+        const page = await runs.list(
+          { ...(q.status ? { status: q.status } : {}), ...(q.reference ? { reference: q.reference } : {}), ...(q.creator ? { creator: q.creator } : {}), ...(q.cursor ? { beforeId: Number(q.cursor) } : {}), limit: q.limit },
+          deps.access.viewer(userId),
+        );
+        const views = (await Promise.all(page.items.map((r) => runs.view(r.id)))).filter((v) => v !== null);
+        return { status: 200, body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },
     {
@@ -190,7 +206,8 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       summary: 'A run: its pinned steps with phase, outputs and failure messages, its review',
       description: "The `ETag` header is the run's content version: approving needs it as `If-Match`.",
       responses: { 200: run },
-      async handle({ params, res }) {
+      async handle({ params, res, userId }) {
+        await visibleRun(params.id!, userId);
         return runAnswer(res, params.id!);
       },
     },
@@ -204,6 +221,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       headers: [{ name: 'If-Match', required: true, description: 'The ETag of the run as read (GET /runs/{id}).', schema: { type: 'string' } }],
       responses: { 200: run, 412: { description: 'The run is not the version `If-Match` names.', schema: S.ErrorBody }, 428: { description: 'No `If-Match`.', schema: S.ErrorBody } },
       async handle({ req, res, params, userId }) {
+        await visibleRun(params.id!, userId);
         const ifMatch = readIfMatch(req.get('if-match'));
         if (ifMatch.kind !== 'tag') throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the run as you read it (GET /runs/{id}).');
         const outcome = await runs.approve(params.id!, userId, ifMatch.version ?? '');
@@ -220,6 +238,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: R.ReasonBody,
       responses: { 200: run },
       async handle({ res, params, userId, body }) {
+        await visibleRun(params.id!, userId);
         unwrap(await runs.reject(params.id!, userId, (body as z.output<typeof R.ReasonBody>).reason ?? null));
         return runAnswer(res, params.id!);
       },
@@ -233,6 +252,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: S.EmptyBody,
       responses: { 200: ok('Stopping or cancelled.', R.RunStopAnswer) },
       async handle({ res, params, userId }) {
+        await visibleRun(params.id!, userId);
         const stopped = unwrap(await runs.stop(params.id!, userId));
         return runAnswer(res, params.id!, 200, { stopping: stopped.stopping });
       },
@@ -245,6 +265,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: S.EmptyBody,
       responses: { 200: run },
       async handle({ res, params, userId }) {
+        await visibleRun(params.id!, userId);
         unwrap(await runs.cancel(params.id!, userId));
         return runAnswer(res, params.id!);
       },
@@ -258,6 +279,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       headers: IDEMPOTENCY,
       responses: { 201: run, 200: run },
       async handle(ctx) {
+        await visibleRun(ctx.params.id!, ctx.userId);
         const again = unwrap(await runs.again(ctx.params.id!, ctx.userId, 'api', idempotencyKey(ctx, `again:${ctx.params.id}`)));
         return runAnswer(ctx.res, again.run.id, again.created ? 201 : 200);
       },
@@ -270,6 +292,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: S.EmptyBody,
       responses: { 200: run },
       async handle({ res, params, names, userId }) {
+        await visibleRun(params.id!, userId);
         unwrap(await runs.decideStep(params.id!, names.step!, userId, 'approve'));
         return runAnswer(res, params.id!);
       },
@@ -282,6 +305,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: R.ReasonBody,
       responses: { 200: run },
       async handle({ res, params, names, userId, body }) {
+        await visibleRun(params.id!, userId);
         unwrap(await runs.decideStep(params.id!, names.step!, userId, 'reject', (body as z.output<typeof R.ReasonBody>).reason ?? null));
         return runAnswer(res, params.id!);
       },
@@ -294,6 +318,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       body: R.InputBody,
       responses: { 200: run, 422: invalid },
       async handle({ res, params, names, userId, body }) {
+        await visibleRun(params.id!, userId);
         const outcome = await runs.submitInput(params.id!, names.step!, userId, (body as z.output<typeof R.InputBody>).values);
         if (!outcome.ok && outcome.code === 'invalid_arguments') throw new ApiError(422, 'invalid_arguments', outcome.message, 'errors' in outcome ? outcome.errors?.map((e) => ({ path: e.name, message: e.message })) : undefined);
         unwrap(outcome);
@@ -309,6 +334,8 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       headers: IDEMPOTENCY,
       responses: { 201: { ...ok('The new task.', S.TaskEnvelope), headers: { ETag: "The new task's content version." } }, 200: ok('Replayed.', S.TaskEnvelope) },
       async handle(ctx) {
+        const task = await getTask(deps.db, ctx.params.id!);
+        if (!task || !(await deps.access.maySee(ctx.userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no task #${ctx.params.id}.`);
         const again = unwrap(await deps.tasks.again(ctx.params.id!, ctx.userId, 'api', idempotencyKey(ctx, `again:${ctx.params.id}`)));
         ctx.res.set('ETag', etag(again.task.contentVersion));
         return { status: again.created ? 201 : 200, body: { task: taskJson(again.task, links) } };

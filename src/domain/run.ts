@@ -14,6 +14,7 @@
  * Steps: pending -> running (script, http) | paused (approval, input) -> succeeded | failed |
  * killed; pending -> skipped. Each change is a guarded UPDATE ... WHERE phase = expected.
  */
+import type { AccessSubject } from './access.js';
 import type { TaskArgument } from './recipe.js';
 import type { RunPlan, StepKind, StepValues } from './runbook/index.js';
 
@@ -135,5 +136,13 @@ export interface RunStep {
 }
 
 export const runRef = (id: number): string => `run ${id}`;
+
+/**
+ * A run as an access subject (src/domain/access.ts): who started it, every target its plan
+ * touches, and its card's channel. The one rule decides who sees it, as for tasks.
+ */
+export function runAccessSubject(run: Pick<Run, 'creator' | 'channelId'> & { plan: Pick<Run['plan'], 'targets'> }): AccessSubject {
+  return { author: run.creator, targets: run.plan.targets, channelId: run.channelId };
+}
 /** A run's audit subject (events.subject). */
 export const runSubject = (id: number): string => `run:${id}`;

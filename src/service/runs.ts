@@ -34,6 +34,8 @@ import { getRun, insertRun, insertStepDecision, lockRun, requestRunStop, stepDec
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers } from './reviewers.js';
+import type { Viewer } from './access.js';
+import { boundedScan, type Page } from './taskQueries.js';
 
 /** Why an approval named a version that is not the run's (a stale button; a stale If-Match). */
 export const RUN_CHANGED_SINCE_DRAWN = 'changed_since_drawn';
@@ -350,6 +352,18 @@ export class RunService {
     return from.usergroup !== null && includesUser(from, userId, await this.reviewers.members(from.usergroup));
   }
 
+  /**
+   * Is `userId` named by one of the run's approval steps (an approver) or input steps (`from`)?
+   * They see the run too: they are asked to act on it.
+   */
+  async isAskedOf(run: Run, userId: string): Promise<boolean> {
+    for (const step of run.plan.groups.flat()) {
+      if (step.kind === 'approval' && (await this.mayDecideStep(run, step, userId))) return true;
+      if (step.kind === 'input' && step.input.from !== null && (await this.mayGiveInput(run, step, userId))) return true;
+    }
+    return false;
+  }
+
   /** May `userId` decide this approval step (named approver, not the run's creator)? */
   async mayDecideStep(run: Run, planned: PlannedStep, userId: string): Promise<boolean> {
     if (planned.kind !== 'approval' || userId === run.creator) return false;
@@ -405,20 +419,29 @@ export class RunService {
     return expired;
   }
 
-  /** Runs, newest first, with filters; `beforeId` pages. */
-  async list(filter: { status?: RunStatus[]; reference?: string; creator?: string; beforeId?: number; limit: number }): Promise<{ runs: Run[]; more: boolean }> {
-    const rows = await this.db('runs')
-      .modify((q) => {
-        if (filter.status) q.whereIn('status', filter.status);
-        if (filter.reference) q.where({ reference: filter.reference });
-        if (filter.creator) q.where({ creator: filter.creator });
-        if (filter.beforeId) q.where('id', '<', filter.beforeId);
-      })
-      .orderBy('id', 'desc')
-      .limit(filter.limit + 1)
-      .pluck('id');
-    const runs = (await Promise.all((rows as number[]).slice(0, filter.limit).map((id) => getRun(this.db, id)))).filter((r): r is Run => r !== null);
-    return { runs, more: rows.length > filter.limit };
+  /**
+   * Runs newest first with filters, only those `viewer` may see (its creator, reviewers and
+   * viewers of one of its targets, admins, its card channel's members): a bounded scan like the
+   * task lists (src/service/taskQueries.ts), with a cursor to go on from.
+   */
+  async list(filter: { status?: RunStatus[]; reference?: string; creator?: string; beforeId?: number; limit: number }, viewer: Pick<Viewer, 'maySee'>): Promise<Page<Run>> {
+    const page = await boundedScan(
+      filter,
+      async (batch) =>
+        (await this.db('runs')
+          .modify((q) => {
+            if (batch.status) q.whereIn('status', batch.status);
+            if (batch.reference) q.where({ reference: batch.reference });
+            if (batch.creator) q.where({ creator: batch.creator });
+            if (batch.beforeId) q.where('id', '<', batch.beforeId);
+          })
+          .orderBy('id', 'desc')
+          .limit(batch.limit)
+          .select('id', 'creator', 'channel_id', this.db.raw(`plan->'targets' AS targets`))) as Array<{ id: number; creator: string; channel_id: string | null; targets: string[] }>,
+      async (row) => ({ id: row.id, visible: await viewer.maySee({ author: row.creator, targets: row.targets, channelId: row.channel_id }), item: row.id }),
+    );
+    const runs = (await Promise.all(page.items.map((id) => getRun(this.db, id)))).filter((r): r is Run => r !== null);
+    return { items: runs, nextCursor: page.nextCursor };
   }
 
   /** Is `userId` a reviewer of one of the run's targets (user groups resolved)? */

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
+import { getRun } from '../../src/store/runs.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
@@ -80,10 +81,10 @@ describe('runbooks', () => {
     get: (path: string) => api.call('GET', path, { token: tokens[user]! }),
     post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, body: body ?? {}, ...(headers ? { headers } : {}) }),
   });
-  const runOf = async (id: number) => (await as(AUTHOR).get(`/runs/${id}`)).body.run;
-  const waitRun = (id: number, what: string, check: (run: any) => boolean, timeoutMs = 20_000) =>
+  const runOf = async (id: number, user = AUTHOR) => (await as(user).get(`/runs/${id}`)).body.run;
+  const waitRun = (id: number, what: string, check: (run: any) => boolean, timeoutMs = 20_000, user = AUTHOR) =>
     waitFor(async () => {
-      const run = await runOf(id);
+      const run = await runOf(id, user);
       return check(run) ? run : null;
     }, timeoutMs, `run ${id}: ${what}`);
   const step = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
@@ -127,7 +128,8 @@ describe('runbooks', () => {
 
     // Approval step: not by whoever started the run, not by a stranger; by a second person.
     expect((await as(AUTHOR).post(`/runs/${runId}/steps/deploy.go/approve`)).body.error.code).toBe('self_review');
-    expect((await as(MALLORY).post(`/runs/${runId}/steps/deploy.go/approve`)).status).toBe(403);
+    // A stranger cannot even see the run: the same answer as for a run that does not exist.
+    expect((await as(MALLORY).post(`/runs/${runId}/steps/deploy.go/approve`)).status).toBe(404);
     const clickedAt = Date.now();
     expect((await as(BOB).post(`/runs/${runId}/steps/deploy.go/approve`)).status).toBe(200);
     const done = await waitRun(runId, 'finished', (run) => ['success', 'failure', 'killed'].includes(run.status));
@@ -185,7 +187,7 @@ describe('runbooks', () => {
     const runId = started.body.run.id;
     const running = await waitRun(runId, 'sleeping', (run) => step(run, 'long.sleep')?.phase === 'running');
     await waitFor(async () => (await h.task(step(running, 'long.sleep').taskId))?.status === 'running', 10_000, 'the task running');
-    expect((await as(MALLORY).post(`/runs/${runId}/stop`)).status).toBe(403);
+    expect((await as(MALLORY).post(`/runs/${runId}/stop`)).status).toBe(404);
     const stop = await as(AUTHOR).post(`/runs/${runId}/stop`);
     expect(stop.status).toBe(200);
     expect(stop.body.stopping).toBe(true);
@@ -199,7 +201,7 @@ describe('runbooks', () => {
   it('runs a finished run again with the same content, reviewed again; and a finished task again', async () => {
     const first = await as(AUTHOR).post('/runbooks/probe/start', {});
     await waitRun(first.body.run.id, 'finished', (run) => run.status === 'failure');
-    expect((await as(MALLORY).post(`/runs/${first.body.run.id}/again`)).status).toBe(403);
+    expect((await as(MALLORY).post(`/runs/${first.body.run.id}/again`)).status).toBe(404);
     const again = await as(AUTHOR).post(`/runs/${first.body.run.id}/again`);
     expect(again.status).toBe(201);
     expect(again.body.run.contentVersion).toBe(first.body.run.contentVersion);
@@ -244,7 +246,7 @@ describe('runbooks', () => {
     expect(replaced.body.runbook.owner).toBe(MALLORY);
     expect(replaced.body.runbook.hash).not.toBe(v1);
     // The run asked for before the replace runs what it was planned with; a start naming the old hash is refused.
-    await waitRun(started.body.run.id, 'done', (run) => run.status === 'success');
+    await waitRun(started.body.run.id, 'done', (run) => run.status === 'success', 20_000, MALLORY);
     expect(readFileSync(join(scratch, 'mine'), 'utf8')).toBe('v1\n');
     expect((await as(MALLORY).post('/runbooks/mine/start', { hash: v1 })).status).toBe(409);
 
@@ -289,9 +291,14 @@ describe('runbooks', () => {
     expect(answer).toMatchObject({ created: true, statusUrl: `${h.app.url}/api/v1/runs/${answer.run.id}` });
     const again = await fetch(`${h.app.url}/hooks/ship`, { method: 'POST', headers: { ...headers, 'idempotency-key': 'other' }, body });
     expect(((await again.json()) as { run: { id: number }; created: boolean })).toMatchObject({ run: { id: answer.run.id }, created: false });
-    const done = await waitRun(answer.run.id, 'done', (run) => run.status === 'success');
+    // A hook's run on an unreviewed target, with no card channel, is for admins to see: read the database.
+    const done = await waitFor(async () => {
+      const run = await getRun(h.database.db, answer.run.id);
+      return run?.status === 'success' ? run : null;
+    }, 20_000, 'the hook run finished');
     expect(done.trigger).toEqual({ kind: 'webhook', hook: 'ship' });
     expect(done.creator).toBe('webhook:ship');
+    expect((await as(AUTHOR).get(`/runs/${answer.run.id}`)).status).toBe(404);
     expect(readFileSync(join(scratch, 'hooked'), 'utf8')).toBe('from-ci\n');
     // A runbook not started by webhooks cannot be a hook's, and one not started by hand cannot be started by hand.
     expect((await as(AUTHOR).post('/runbooks/hooked/start', { arguments: { note: 'x' } })).body.error.code).toBe('not_triggerable');
@@ -307,6 +314,22 @@ describe('runbooks', () => {
     const runs = await as(AUTHOR).get('/runs?reference=deploy');
     expect(runs.body.runs[0].arguments.deploy.find((a: any) => a.name === 'secret').value).toBe('•••');
     expect(JSON.stringify(runs.body)).not.toContain('hunter2-fixed');
+  });
+
+  it('who may see a run: its creator, its targets\' reviewers, admins; a stranger gets what a missing run gets, in lists and events too', async () => {
+    const started = await as(AUTHOR).post('/runbooks/deploy/start', {});
+    const id = started.body.run.id;
+    expect((await as(ALICE).get(`/runs/${id}`)).status).toBe(200);
+    const hidden = await as(MALLORY).get(`/runs/${id}`);
+    const missing = await as(MALLORY).get('/runs/999999');
+    expect([hidden.status, hidden.body.error.code]).toEqual([missing.status, missing.body.error.code]);
+    expect((await as(MALLORY).post(`/runs/${id}/approve`, {}, { 'If-Match': started.headers.get('etag')! })).status).toBe(404);
+    expect((await as(MALLORY).get('/runs')).body.runs.map((r: any) => r.id)).not.toContain(id);
+    expect((await as(AUTHOR).get('/runs')).body.runs.map((r: any) => r.id)).toContain(id);
+    const events = async (user: string) => (await api.call('GET', '/events?limit=200', { token: tokens[user]! })).body.events.filter((e: any) => e.subject === `run:${id}`);
+    expect((await events(AUTHOR)).map((e: any) => e.type)).toContain('run.created');
+    expect(await events(MALLORY)).toEqual([]);
+    await as(AUTHOR).post(`/runs/${id}/cancel`);
   });
 
   it('an output file over 64 KiB is not read: the step says so, and a later step using its value fails naming it', async () => {

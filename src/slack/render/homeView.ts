@@ -7,12 +7,17 @@ import type * as types from '@slack/types';
 import { taskRef, type Task } from '../../domain/task.js';
 import { codeBlock, fitsInCodeBlock } from './format.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
-import { taskLine } from './taskList.js';
+import { taskLine, type TaskLineFields } from './taskList.js';
+
+/** A task waiting for review as Home shows it: `script` may be only the head of it (`scriptCut`). */
+export type HomeReviewTask = TaskLineFields & Pick<Task, 'message' | 'contentVersion' | 'arguments'> & { scriptCut?: boolean };
 
 export interface HomeData {
-  pendingMyReview: readonly Task[];
-  running: readonly Task[];
-  mine: readonly Task[];
+  pendingMyReview: readonly HomeReviewTask[];
+  /** How many wait in all (Home shows the first few). */
+  pendingCount?: number;
+  running: readonly TaskLineFields[];
+  mine: readonly TaskLineFields[];
   /** A line at the top: the answer to the user's last click here (Home has no ephemeral replies). */
   notice?: string | null;
 }
@@ -28,13 +33,14 @@ export function renderHome(data: HomeData): types.HomeView {
   if (data.notice) blocks.push(section(data.notice.slice(0, 2900)));
   blocks.push(section('*countersign* runs scripts on production after a second pair of eyes.'), actions('home_actions', [button(ACTION.homeNew, 'New task', 'new', 'primary')]));
 
-  blocks.push(divider, header(`Waiting for your review (${data.pendingMyReview.length})`));
+  const pendingCount = Math.max(data.pendingCount ?? 0, data.pendingMyReview.length);
+  blocks.push(divider, header(`Waiting for your review (${pendingCount})`));
   if (data.pendingMyReview.length === 0) blocks.push(context('Nothing waits for you.'));
   for (const task of data.pendingMyReview.slice(0, LIMITS.pending)) {
     blocks.push(section(taskLine(task)));
     // Approve only what is shown whole: a longer script, or a recipe's arguments (not shown
     // here), are read in the review request first. The content version covers both.
-    const whole = fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS) && (task.arguments ?? []).length === 0;
+    const whole = task.scriptCut !== true && fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS) && (task.arguments ?? []).length === 0;
     blocks.push(section(codeBlock(task.script, HOME_SCRIPT_CHARS)));
     blocks.push(
       actions(`home_review_${task.id}`, [
@@ -44,7 +50,8 @@ export function renderHome(data: HomeData): types.HomeView {
     );
     if (!whole) blocks.push(context((task.arguments ?? []).length > 0 ? 'This task has arguments Home does not show: read them in the review request to approve it.' : 'The script is longer than Home shows: read it whole in the review request to approve it.'));
   }
-  if (data.pendingMyReview.length > LIMITS.pending) blocks.push(context(`${data.pendingMyReview.length - LIMITS.pending} more: \`/task list pending\`.`));
+  const shown = Math.min(data.pendingMyReview.length, LIMITS.pending);
+  if (pendingCount > shown) blocks.push(context(`${pendingCount - shown} more: \`/task list pending\`.`));
 
   blocks.push(divider, header('Running now'));
   if (data.running.length === 0) blocks.push(context('Nothing is running.'));
@@ -58,7 +65,7 @@ export function renderHome(data: HomeData): types.HomeView {
 }
 
 /** Several task lines per section (up to ~2900 characters each) to spare blocks. */
-function packed(tasks: readonly Task[]): Block[] {
+function packed(tasks: readonly TaskLineFields[]): Block[] {
   const sections: string[] = [];
   let current = '';
   for (const task of tasks) {
