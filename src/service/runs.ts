@@ -20,7 +20,7 @@
  */
 import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
-import { expiryMessage, isApproved, isReviewer, mayOperate, mayReview, progress, reviewExpiresAt, unreachableGroups, type GroupProgress, type ReviewDecision, type ReviewPolicy } from '../domain/review.js';
+import { expiryMessage, isReviewer, mayOperate, mayReview, progress, reviewExpiresAt, unreachableGroups, type GroupProgress, type ReviewDecision, type ReviewPolicy } from '../domain/review.js';
 import { includesUser } from '../domain/people.js';
 import { runRef, runSubject, type Run, type RunStatus, type RunStep, type RunTrigger } from '../domain/run.js';
 import { runReviewPolicy } from '../domain/runReview.js';
@@ -29,7 +29,8 @@ import type { ArgumentError, TaskArgument } from '../domain/recipe.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { runReviews, insertSubjectDecision, subjectDecisions, subjectDecisionsOnVersion } from '../store/reviews.js';
+import { runReviews, subjectDecisions } from '../store/reviews.js';
+import { recordDecision, type Reviewed } from './reviewDecisions.js';
 import { getRun, insertRun, insertStepDecision, lockRun, requestRunStop, stepDecisions, stepsOfRun, transitionRun, transitionRunStep } from '../store/runs.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
@@ -78,6 +79,9 @@ const STATUS_WORDS: Readonly<Record<RunStatus, string>> = {
   killed: 'killed',
   cancelled: 'cancelled',
 };
+
+/** A run as reviewed: its decisions in `run_reviews`, its events under `run:<id>`. */
+const reviewedRun = (run: Run): Reviewed => ({ subject: runReviews(run.id), ref: runRef(run.id), author: run.creator, contentVersion: run.contentVersion, audit: { taskId: null, subject: runSubject(run.id), prefix: 'run.review' } });
 
 export class RunService {
   private key: Promise<string> | null = null;
@@ -201,12 +205,9 @@ export class RunService {
       if (seenVersion !== current.contentVersion) {
         return refuse(RUN_CHANGED_SINCE_DRAWN, `${runRef(runId)} is not the version you approved: the request you saw was drawn for another version. Read it again before approving.`);
       }
-      if (!(await insertSubjectDecision(trx, runReviews(runId), { userId, verdict: 'approve', reason: null, contentVersion: current.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${runRef(runId)}.`);
-      }
-      await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.review.approved', actor: userId, data: { contentVersion: current.contentVersion } });
-      const decisions = await subjectDecisionsOnVersion(trx, runReviews(runId), current.contentVersion);
-      if (!isApproved(checked.policy, current.creator, decisions)) return { ok: true, run: current };
+      const recorded = await recordDecision(trx, reviewedRun(current), checked.policy, { userId, verdict: 'approve', reason: null });
+      if (!recorded.ok) return recorded;
+      if (!recorded.approved) return { ok: true, run: current };
       const approved = await transitionRun(trx, { runId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
       const ready = await transitionRun(trx, { runId, from: 'approved', to: 'ready', actor: null });
       return { ok: true, run: ready ?? approved ?? current };
@@ -221,10 +222,8 @@ export class RunService {
       const run = await lockRun(trx, runId);
       const checked = await this.checkReviewable(trx, run, runId, userId, policy);
       if (!checked.ok) return checked;
-      if (!(await insertSubjectDecision(trx, runReviews(runId), { userId, verdict: 'reject', reason, contentVersion: checked.run.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${runRef(runId)}.`);
-      }
-      await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.review.rejected', actor: userId, data: { reason } });
+      const recorded = await recordDecision(trx, reviewedRun(checked.run), checked.policy, { userId, verdict: 'reject', reason });
+      if (!recorded.ok) return recorded;
       const rejected = await transitionRun(trx, { runId, from: 'pending-review', to: 'rejected', actor: userId, data: { reason }, set: { failure_message: `rejected by <@${userId}>${reason ? `: ${reason}` : ''}`, finished_at: trx.fn.now() as unknown as Date } });
       return { ok: true, run: rejected ?? checked.run };
     });

@@ -5,14 +5,15 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
+import { isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { RecipeRef } from '../domain/contentVersion.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
-import { decisionsFor, decisionsOnVersion, insertDecision } from '../store/reviews.js';
+import { decisionsFor, taskReviews } from '../store/reviews.js';
+import { recordDecision, type Reviewed } from './reviewDecisions.js';
 import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
@@ -52,6 +53,9 @@ const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
   killed: 'killed',
   cancelled: 'cancelled',
 };
+
+/** A task as reviewed: its decisions in `reviews`, its events on the task. */
+const reviewedTask = (task: Task): Reviewed => ({ subject: taskReviews(task.id), ref: taskRef(task.id), author: task.author, contentVersion: task.contentVersion, audit: { taskId: task.id, prefix: 'review' } });
 
 export class TaskService {
   constructor(
@@ -237,12 +241,9 @@ export class TaskService {
       if (seenVersion !== undefined && seenVersion !== current.contentVersion) {
         return refuse(CHANGED_SINCE_DRAWN, `${taskRef(taskId)} changed since this request was drawn; the request now shows the new version. Read it again before approving.`);
       }
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null, contentVersion: current.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
-      }
-      await appendEvent(trx, { taskId, type: 'review.approved', actor: userId, data: { contentVersion: current.contentVersion } });
-      const decisions = await decisionsOnVersion(trx, taskId, current.contentVersion);
-      if (!isApproved(policy, current.author, decisions)) return { ok: true, task: current };
+      const recorded = await recordDecision(trx, reviewedTask(current), policy, { userId, verdict: 'approve', reason: null });
+      if (!recorded.ok) return recorded;
+      if (!recorded.approved) return { ok: true, task: current };
       const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
       if (!approved || !policy.autoRun) return { ok: true, task: approved ?? current };
       const ready = await transitionTask(trx, { taskId, from: 'approved', to: 'ready', actor: null, data: { autoRun: true } });
@@ -261,10 +262,8 @@ export class TaskService {
       if (await this.reviewExpired(trx, checked.task, checked.policy)) {
         return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
       }
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason, contentVersion: checked.task.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
-      }
-      await appendEvent(trx, { taskId, type: 'review.rejected', actor: userId, data: { reason } });
+      const recorded = await recordDecision(trx, reviewedTask(checked.task), checked.policy, { userId, verdict: 'reject', reason });
+      if (!recorded.ok) return recorded;
       const rejected = await transitionTask(trx, { taskId, from: 'pending-review', to: 'rejected', actor: userId, data: { reason } });
       return { ok: true, task: rejected ?? checked.task };
     });
