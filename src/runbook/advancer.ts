@@ -55,6 +55,7 @@ const MAX_HTTP_LOG_CHARS = 64 * 1024;
 export class Advancer {
   private readonly chains = new Map<number, { running: Promise<void>; again: boolean }>();
   private readonly http = new Map<number, AbortController>();
+  private readonly httpDone = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private accepting = false;
@@ -85,13 +86,19 @@ export class Advancer {
     void this.poll();
   }
 
-  /** Stops advancing; http steps under way are aborted (their lease then lapses: "runner lost" elsewhere). */
+  /**
+   * Stops advancing. Http steps under way get the grace to finish and store their result; those
+   * still going then are aborted without a result: once this process is gone, another fails them
+   * as "runner lost" (a request is never sent twice).
+   */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
     this.timers.forEach(clearInterval);
     this.unsubscribe.forEach((off) => off());
     const chains = [...this.chains.values()].map((c) => c.running);
+    const until = Date.now() + graceMs;
     await Promise.race([Promise.all(chains), sleep(graceMs)]);
+    await Promise.race([Promise.all([...this.httpDone]), sleep(Math.max(0, until - Date.now()))]);
     for (const controller of this.http.values()) controller.abort('shutdown');
   }
 
@@ -161,7 +168,11 @@ export class Advancer {
       this.bus.emit('run-changed', runId);
     }
     for (const id of woken) this.bus.emit('run-changed', id);
-    for (const step of owned) void this.runHttp(step);
+    for (const step of owned) {
+      const done = this.runHttp(step);
+      this.httpDone.add(done);
+      void done.finally(() => this.httpDone.delete(done));
+    }
   }
 
   private async runHttp(step: OwnedHttpStep): Promise<void> {
@@ -182,8 +193,8 @@ export class Advancer {
       if (stopped) return;
       const values = httpStepValues(result);
       const output = result.output.length > MAX_HTTP_LOG_CHARS ? `${result.output.slice(0, MAX_HTTP_LOG_CHARS)}\n… (cut)` : result.output;
-      // Retried until stored while this process lives: the result is the one write that must land.
-      for (let attempt = 1; this.accepting || attempt === 1; attempt++) {
+      // Retried until stored while this process runs: the result is the one write that must land.
+      for (let attempt = 1; this.accepting || attempt <= 3; attempt++) {
         try {
           await transitionRunStep(this.db, {
             stepId: step.stepRowId,
