@@ -41,6 +41,8 @@ export interface AppliedActions {
   http: OwnedHttpStep[];
   /** Executions asked to stop (the in-process runner hears it at once). */
   stopExecutions: number[];
+  /** Script steps' tasks made ready (the in-process runner claims at once). */
+  readyTasks: number[];
   finished: Run | null;
 }
 
@@ -50,7 +52,7 @@ export interface ActionContext {
 }
 
 export async function applyActions(trx: Knex.Transaction, ctx: ActionContext, run: Run, steps: readonly RunStep[], actions: readonly RunAction[]): Promise<AppliedActions> {
-  const out: AppliedActions = { progressed: false, http: [], stopExecutions: [], finished: null };
+  const out: AppliedActions = { progressed: false, http: [], stopExecutions: [], readyTasks: [], finished: null };
   const byId = new Map(steps.map((s) => [s.id, s]));
   const values = runValues(run, steps);
   for (const action of actions) {
@@ -182,6 +184,7 @@ async function startStep(trx: Knex.Transaction, ctx: ActionContext, run: Run, st
   if (!running) throw new Error(`run step ${step.id} changed under its run's lock`);
   await appendEvent(trx, { taskId: inserted.task.id, type: 'task.created', actor: run.creator, data: { target: target.name, type: script.type, source: 'run', run: run.id, step: planned.id, contentVersion: inserted.task.contentVersion } });
   await transitionTask(trx, { taskId: inserted.task.id, from: 'created', to: 'ready', actor: null, data: { run: run.id, step: planned.id } });
+  out.readyTasks.push(inserted.task.id);
   out.progressed = true;
 }
 

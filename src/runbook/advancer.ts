@@ -17,7 +17,6 @@
  */
 import type { Config } from '../config/config.js';
 import { decideRun } from '../domain/runDecision.js';
-import type { Run } from '../domain/run.js';
 import type { Runbook } from '../domain/runbook/index.js';
 import { runHttpStep, httpStepValues, type HostResolver } from '../exec/httpStep.js';
 import { EMPTY_NET_ALLOW } from '../domain/netAllow.js';
@@ -139,6 +138,7 @@ export class Advancer {
   async advance(runId: number): Promise<void> {
     const owned: OwnedHttpStep[] = [];
     const stopExecutions: number[] = [];
+    const readyTasks: number[] = [];
     const woken = new Set<number>();
     let changed = false;
     const fixedValueKey = await this.contentKey();
@@ -152,6 +152,7 @@ export class Advancer {
         const applied = await applyActions(trx, { config: this.config, runner: { id: this.options.runnerId, key: this.options.runnerKey, leaseMs: this.options.leaseMs } }, run, steps, actions);
         owned.push(...applied.http);
         stopExecutions.push(...applied.stopExecutions);
+        readyTasks.push(...applied.readyTasks);
         if (applied.finished) {
           changed = true;
           // Read only when a run ends: its after-triggers need every runbook.
@@ -164,7 +165,8 @@ export class Advancer {
     });
     for (const executionId of stopExecutions) this.bus.emit('stop-requested', executionId);
     if (changed || stopExecutions.length > 0) {
-      this.bus.emit('task-ready', 0);
+      // A script step's task became ready: this process's runner claims at once (others hear the NOTIFY).
+      for (const taskId of readyTasks) this.bus.emit('task-ready', taskId);
       this.bus.emit('run-changed', runId);
     }
     for (const id of woken) this.bus.emit('run-changed', id);
@@ -298,6 +300,5 @@ export class Advancer {
   }
 }
 
-export type { Run };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
