@@ -20,6 +20,7 @@ import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@sl
 import type { Config } from '../config/config.js';
 import { dmRecipients, type ReviewPolicy } from '../domain/review.js';
 import type { Task } from '../domain/task.js';
+import { shortHash } from '../domain/contentVersion.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -257,10 +258,11 @@ export class TaskMessages {
           await this.gateway.uploadFile({
             channel: task.reviewChannel,
             threadTs: shown.ts,
-            filename: `task-${taskId}-script.${task.type === 'python3' ? 'py' : task.type === 'node' ? 'js' : 'sh'}`,
-            title: `Script of #${taskId}`,
+            // Named by version: after an edit the thread holds two files, and the reviewer must tell which one Approve covers.
+            filename: `task-${taskId}-script-${shortHash(task.contentVersion)}.${task.type === 'python3' ? 'py' : task.type === 'node' ? 'js' : 'sh'}`,
+            title: `Script of #${taskId}, version ${shortHash(task.contentVersion)}`,
             content: Buffer.from(task.script, 'utf8'),
-            comment: `:page_facing_up: The whole script of #${taskId}, for review.`,
+            comment: `:page_facing_up: The whole script of #${taskId}, version \`${shortHash(task.contentVersion)}\`, for review. Approve covers this version only: any other script file in this thread is an earlier version and is void.`,
           });
           await markReviewScriptPosted(this.db, taskId);
         }
