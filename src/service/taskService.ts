@@ -90,6 +90,7 @@ export class TaskService {
     }
     const script = change.script ?? old.script;
     if (script.trim() === '') return refuse('empty_script', 'The script is empty.');
+    if (script !== old.script && hasFixedArguments(old)) return refuse('fixed_arguments', fixedArgumentsRefusal(old));
     return this.createTask(
       {
         author: old.author,
@@ -343,6 +344,7 @@ export class TaskService {
         fields.push('message');
       }
       if (change.script !== undefined && change.script !== task.script) {
+        if (hasFixedArguments(task)) return refuse('not_editable', fixedArgumentsRefusal(task));
         edit.script = change.script;
         fields.push('script');
       }
@@ -431,4 +433,16 @@ export class TaskService {
     this.bus.emit('task-changed', task.id);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
+}
+
+/**
+ * A recipe's fixed values were approved for its own script only, and nobody starting it may learn
+ * them: a script of the starter's choosing could print them transformed (past the masking).
+ */
+function hasFixedArguments(task: Task): boolean {
+  return (task.arguments ?? []).some((arg) => arg.kind === 'fixed');
+}
+
+function fixedArgumentsRefusal(task: Task): string {
+  return `${taskRef(task.id)} carries fixed values of recipe \`${task.recipe?.name ?? '?'}\`, which belong to its script only, so its script cannot be changed. Start the recipe again, or create a new task without them.`;
 }
