@@ -43,6 +43,8 @@ import { ChannelMembers, webApiChannelMembers } from './service/channelMembers.j
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
+import { scheduleOperations } from './api/scheduleOperations.js';
+import { ScheduleQueries } from './service/scheduleQueries.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, DEFAULT_LINK_TTL_MS, type LinkSigner } from './web/signedLinks.js';
@@ -141,7 +143,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'access' }),
   });
   const access = new Access(config, reviewers, channelMembers);
-  const queries = new TaskQueries(db, access);
+  const scheduleQueries = new ScheduleQueries(db, config, access);
+  const queries = new TaskQueries(db, access, (schedule) => scheduleQueries.subject(schedule));
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
   const schedules = new ScheduleService(db, config, reviewers, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
@@ -216,7 +219,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     apiRouter({
       db,
       log: log.child({ component: 'api' }),
-      operations: operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+      operations: [
+        ...operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
+      ],
     }),
   );
   const recipes = new RecipeService(db, config, service, reviewers);
