@@ -2,8 +2,8 @@
  * Schedules in App Home and the API (issue 13, "Schedules everywhere"):
  *
  * - `schedules.review_script_key`: `<review_ts>:<content_version>` of the review request whose
- *   thread holds the whole script (posted when the request cannot show it whole). A new request
- *   or a new version of the script is posted again, once.
+ *   script was taken care of: uploaded whole into its thread when the request cannot show it
+ *   whole, nothing to do otherwise. A new request or a new version is looked at again, once.
  * - indexes for the lists: a user's own schedules (App Home "my schedules", the API's `author`
  *   filter), and the newest-first scan the API's list pages through.
  */

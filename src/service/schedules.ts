@@ -19,8 +19,10 @@ import {
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
+  recordReviewScriptPosted,
   recordScheduleDmSent,
   releaseScheduleDm,
+  reviewScriptPosted,
   scheduleDecisions,
   schedulesWithDmsMissing,
   toSchedule,
@@ -438,6 +440,29 @@ export class ScheduleService {
   /** Schedules waiting for review whose request is not posted yet (a failed post, a crash). */
   async unpostedReviews(limit = 20): Promise<number[]> {
     const ids: Array<string | number> = await this.db('schedules').where({ status: 'pending-review' }).whereNull('review_ts').whereNotNull('review_channel').orderBy('id').limit(limit).pluck('id');
+    return ids.map(Number);
+  }
+
+  // ------------------------------------------------------------ the whole script in the request's thread
+
+  /** Whether the request `key` names (request and version) has had its script taken care of. */
+  reviewScriptPosted(id: number, key: string): Promise<boolean> {
+    return reviewScriptPosted(this.db, id, key);
+  }
+
+  recordReviewScriptPosted(id: number, key: string): Promise<void> {
+    return recordReviewScriptPosted(this.db, id, key);
+  }
+
+  /** Schedules waiting for review whose posted request was not yet seen to need (or have) its whole script in the thread. */
+  async wholeScriptsMissing(limit = 20): Promise<number[]> {
+    const ids: Array<string | number> = await this.db('schedules')
+      .where({ status: 'pending-review' })
+      .whereNotNull('review_ts')
+      .whereRaw("review_script_key IS DISTINCT FROM review_ts || ':' || content_version")
+      .orderBy('id')
+      .limit(limit)
+      .pluck('id');
     return ids.map(Number);
   }
 

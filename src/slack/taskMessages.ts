@@ -38,6 +38,7 @@ import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js'
 import type { SlackMessage } from './render/blocks.js';
 import { renderReviewDm, renderReviewRequest, safePermalink } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
+import { postWholeScript } from './wholeScript.js';
 
 export interface SyncReport {
   /** Slack's error code when the card could not be posted or updated. */
@@ -254,14 +255,7 @@ export class TaskMessages {
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
         if (scriptClipped && !task.reviewScriptPosted && shown.ts) {
-          await this.gateway.uploadFile({
-            channel: task.reviewChannel,
-            threadTs: shown.ts,
-            filename: `task-${taskId}-script.${task.type === 'python3' ? 'py' : task.type === 'node' ? 'js' : 'sh'}`,
-            title: `Script of #${taskId}`,
-            content: Buffer.from(task.script, 'utf8'),
-            comment: `:page_facing_up: The whole script of #${taskId}, for review.`,
-          });
+          await postWholeScript(this.gateway, { channel: task.reviewChannel, threadTs: shown.ts, name: `task-${taskId}-script`, ref: `#${taskId}`, type: task.type, script: task.script });
           await markReviewScriptPosted(this.db, taskId);
         }
       } catch (error) {

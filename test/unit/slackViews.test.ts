@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { TaskStatus } from '../../src/domain/lifecycle.js';
 import type { Task } from '../../src/domain/task.js';
 import { renderHome } from '../../src/slack/render/homeView.js';
+import type { ScheduleSummary } from '../../src/store/schedules.js';
 import { logTail, renderLogsAnswer } from '../../src/slack/render/logsAnswer.js';
 import { renderTargetsList, type TargetSummary } from '../../src/slack/render/targetsList.js';
 import { renderTaskList } from '../../src/slack/render/taskList.js';
@@ -73,6 +74,52 @@ describe('Slack views at their largest', () => {
     const empty = renderHome({ pendingMyReview: [], running: [], mine: [] });
     expect(validateView(empty)).toBeNull();
     expect(JSON.stringify(empty.blocks)).toContain('Nothing waits for you');
+  });
+
+  it('the Home tab with 200 tasks per list and 200 schedules to review and of my own stays under 100 blocks, every section shown', () => {
+    const summary = (id: number, over: Partial<ScheduleSummary> = {}): ScheduleSummary => ({
+      id,
+      status: 'pending-review',
+      author: 'UAUTHOR',
+      target: `${'t'.repeat(60)}-${id}`,
+      cron: '*/5 * * * *',
+      tz: 'Europe/Paris',
+      type: 'bash',
+      message: HOSTILE.repeat(30),
+      contentVersion: 'd'.repeat(64),
+      reviewRound: 0,
+      channelId: 'C0OPS',
+      originChannel: null,
+      statusReason: null,
+      script: BIG_SCRIPT.slice(0, 1200),
+      scriptCut: true,
+      ...over,
+    });
+    const schedules = (n: number, over: Partial<ScheduleSummary> = {}) => Array.from({ length: n }, (_, i) => summary(i + 1, over));
+    const view = renderHome({
+      pendingMyReview: many(200),
+      pendingCount: 1000,
+      running: many(200, { status: 'running' }),
+      mine: many(200),
+      notice: HOSTILE.repeat(200),
+      schedulesToReview: schedules(200),
+      schedulesToReviewCount: 1000,
+      mySchedules: schedules(200, { status: 'active' }),
+    });
+    expect(validateView(view)).toBeNull();
+    expect(view.blocks.length).toBeLessThanOrEqual(100);
+    const text = JSON.stringify(view.blocks);
+    for (const title of ['Waiting for your review (1000)', 'Schedules waiting for your review (1000)', 'Running now', 'Your recent tasks', 'Your schedules']) expect(text).toContain(title);
+    expect(text).toContain('995 more');
+    // What people wrote in a schedule cannot ping a channel (the notice at the top is our own text).
+    expect(JSON.stringify(view.blocks.slice(1))).not.toContain('<!channel>');
+    // Heads of scripts cannot be approved from Home; whole short ones can, naming their version.
+    expect(text).not.toContain('"action_id":"schedule_approve"');
+    const short = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false }) });
+    expect(JSON.stringify(short.blocks).match(/"action_id":"schedule_approve"/g)).toHaveLength(2);
+    expect(JSON.stringify(short.blocks)).toContain(`"value":"1:${'d'.repeat(64)}"`);
+    // Nobody with no schedules sees schedule sections at all.
+    expect(JSON.stringify(renderHome({ pendingMyReview: [], running: [], mine: [] }).blocks)).not.toContain('schedule');
   });
 
   it('/task targets with a 40-host target and 60 targets of long names stays inside a message', () => {
