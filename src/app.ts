@@ -45,6 +45,7 @@ import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
 import { scheduleOperations } from './api/scheduleOperations.js';
 import { ScheduleQueries } from './service/scheduleQueries.js';
+import { PeopleDirectory, webApiUserNames } from './service/people.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, DEFAULT_LINK_TTL_MS, type LinkSigner } from './web/signedLinks.js';
@@ -212,7 +213,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }
   http.use(requestContext(log));
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed }));
+  // People's names on the task page (users.info, cached): a page never waits long for Slack.
+  const people = new PeopleDirectory(background ? webApiUserNames(background) : null, { log: log.child({ component: 'people' }) });
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(
     API_PREFIX,
