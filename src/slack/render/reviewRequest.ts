@@ -68,7 +68,7 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
       actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
     );
   }
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks, scriptClipped };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks, scriptClipped };
 }
 
 /**
@@ -85,5 +85,5 @@ export function renderReviewDm(task: Task, groups: readonly string[], reviewPerm
     section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`),
     section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
   ];
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks };
 }
