@@ -326,7 +326,7 @@ export class FakeSlack {
     );
   }
 
-  /** Forget what happened (calls, messages, views, files, failures, rate limits); keep usergroups, channel members and handlers. */
+  /** Forget what happened (calls, messages, views, files, failures, delays, rate limits); keep usergroups, channel members, users and handlers. */
   reset(): void {
     this.calls.length = 0;
     this.ephemerals.length = 0;
@@ -345,6 +345,7 @@ export class FakeSlack {
       map.clear();
     }
     this.triggersUsed.clear();
+    this.delays.clear();
     this.resetBuckets();
   }
 
