@@ -7,18 +7,14 @@
  * never printed.
  */
 import { parseArgs } from 'node:util';
-import { readEnv } from '../config/env.js';
-import { createDb, type Db } from '../store/db.js';
-import { runningEmbeddedUrl, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embeddedPostgres.js';
+import type { Db } from '../store/db.js';
+import { runWhenMain, UsageError } from './databaseCommand.js';
 import { currentKey, ensureLinkKeys, linkKeys, revokeLinkKey, rotateLinkKey } from '../store/linkKeys.js';
-import { migrate } from '../store/migrate.js';
 
 const USAGE = `usage:
   npm run links -- list
   npm run links -- rotate
   npm run links -- revoke <key version>`;
-
-class UsageError extends Error {}
 
 export async function runLinksCommand(args: string[], db: Db, out: (line: string) => void): Promise<void> {
   const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
@@ -52,27 +48,4 @@ export async function runLinksCommand(args: string[], db: Db, out: (line: string
   }
 }
 
-async function main(): Promise<void> {
-  const env = readEnv();
-  let embedded: EmbeddedDatabase | null = null;
-  let url = env.databaseUrl ?? runningEmbeddedUrl(env.dataDir);
-  if (!url) {
-    embedded = await startEmbeddedPostgres({ dataDir: env.dataDir });
-    url = embedded.url;
-  }
-  const db = createDb(url, 2);
-  try {
-    await migrate(db);
-    await runLinksCommand(process.argv.slice(2), db, (line) => process.stdout.write(`${line}\n`));
-  } finally {
-    await db.destroy();
-    await embedded?.stop();
-  }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error: unknown) => {
-    process.stderr.write(error instanceof UsageError ? `${error.message}\n${USAGE}\n` : `links: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(error instanceof UsageError ? 2 : 1);
-  });
-}
+runWhenMain(import.meta.url, 'links', USAGE, runLinksCommand);

@@ -13,7 +13,7 @@ import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
 import type { Config, Hook, HookArgument, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
-import type { People } from '../domain/people.js';
+import { toPeople } from '../domain/people.js';
 import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -269,8 +269,4 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
         }
       : null,
   };
-}
-
-function toPeople(file: { users?: string[] | undefined; usergroup?: string | undefined }): People {
-  return { users: [...(file.users ?? [])], usergroup: file.usergroup ?? null };
 }

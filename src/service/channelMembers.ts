@@ -6,6 +6,7 @@
  * the bot is not in the channel), the last members it told us are used; with none known,
  * nobody counts as a member. Without a Slack connection nobody is a member of anything.
  */
+import { LookupCache, lookupCacheOptions, type LookupCacheOptions } from './lookupCache.js';
 
 /** Where channel members come from (Slack's Web API in production). */
 export interface ChannelDirectory {
@@ -17,93 +18,39 @@ export interface ChannelMembersLogger {
   warn(context: Record<string, unknown>, message: string): void;
 }
 
-export interface ChannelMembersOptions {
-  /** How long a channel's members are trusted before asking Slack again. */
-  ttlMs: number;
-  /** After a failed lookup, how long until Slack is asked again (meanwhile the last known members are used). */
-  retryMs: number;
-  /** A check waits at most this long for Slack, then goes on with what is known. */
-  lookupTimeoutMs: number;
-  log: ChannelMembersLogger | null;
-  now: () => number;
-}
-
-interface Entry {
-  users: ReadonlySet<string> | null;
-  fetchedAt: number;
-  failedAt: number | null;
-  pending: Promise<void> | null;
-}
+export type ChannelMembersOptions = LookupCacheOptions & { log: ChannelMembersLogger | null };
 
 export const DEFAULT_CHANNEL_MEMBERS_TTL_MS = 60_000;
 
 export class ChannelMembers {
-  private readonly entries = new Map<string, Entry>();
-  private readonly options: ChannelMembersOptions;
+  private readonly cache: LookupCache<ReadonlySet<string>> | null;
 
-  constructor(
-    private readonly directory: ChannelDirectory | null,
-    options: Partial<ChannelMembersOptions> = {},
-  ) {
-    const ttlMs = options.ttlMs ?? DEFAULT_CHANNEL_MEMBERS_TTL_MS;
-    this.options = {
-      ttlMs,
-      retryMs: options.retryMs ?? Math.min(ttlMs, 5_000),
-      // Slash commands must answer within 3 s: wait at most 1.5 s, the answer lands in the cache.
-      lookupTimeoutMs: options.lookupTimeoutMs ?? 1_500,
-      log: options.log ?? null,
-      now: options.now ?? Date.now,
-    };
+  constructor(directory: ChannelDirectory | null, options: Partial<ChannelMembersOptions> = {}) {
+    const log = options.log ?? null;
+    this.cache = directory
+      ? new LookupCache(
+          async (channelId) => {
+            const { users, complete } = await directory.members(channelId);
+            if (!complete) log?.warn({ channel: channelId, members: users.length }, `channel ${channelId} has more members than countersign reads: only the first ${users.length} may see its tasks through the channel`);
+            return new Set(users);
+          },
+          lookupCacheOptions(options, DEFAULT_CHANNEL_MEMBERS_TTL_MS),
+          {
+            failed: (channelId, error, known) =>
+              log?.warn(
+                { err: error, channel: channelId },
+                known !== null
+                  ? `could not look up the members of channel ${channelId}: using the ${known.size} members known before`
+                  : `could not look up the members of channel ${channelId}: nobody sees its tasks through the channel until Slack answers`,
+              ),
+          },
+        )
+      : null;
   }
 
   /** Is `userId` in `channelId` as far as Slack said lately? False when nothing is known. */
   async isMember(channelId: string, userId: string): Promise<boolean> {
-    return (await this.members(channelId))?.has(userId) ?? false;
-  }
-
-  private async members(channelId: string): Promise<ReadonlySet<string> | null> {
-    if (!this.directory) return null;
-    let entry = this.entries.get(channelId);
-    if (!entry) {
-      entry = { users: null, fetchedAt: 0, failedAt: null, pending: null };
-      this.entries.set(channelId, entry);
-    }
-    const now = this.options.now();
-    const fresh = entry.users !== null && now - entry.fetchedAt < this.options.ttlMs;
-    const waitingToRetry = entry.failedAt !== null && now - entry.failedAt < this.options.retryMs;
-    if (fresh || waitingToRetry) return entry.users;
-    const current = entry;
-    current.pending ??= this.fetch(channelId, current).finally(() => {
-      current.pending = null;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      current.pending,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.options.lookupTimeoutMs);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
-    return current.users;
-  }
-
-  private async fetch(channelId: string, entry: Entry): Promise<void> {
-    try {
-      const { users, complete } = await this.directory!.members(channelId);
-      entry.users = new Set(users);
-      entry.fetchedAt = this.options.now();
-      entry.failedAt = null;
-      if (!complete) this.options.log?.warn({ channel: channelId, members: users.length }, `channel ${channelId} has more members than countersign reads: only the first ${users.length} may see its tasks through the channel`);
-    } catch (error) {
-      entry.failedAt = this.options.now();
-      this.options.log?.warn(
-        { err: error, channel: channelId },
-        entry.users !== null
-          ? `could not look up the members of channel ${channelId}: using the ${entry.users.size} members known before`
-          : `could not look up the members of channel ${channelId}: nobody sees its tasks through the channel until Slack answers`,
-      );
-    }
+    return (await this.cache?.get(channelId))?.has(userId) ?? false;
   }
 }
 
