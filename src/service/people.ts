@@ -3,12 +3,13 @@
  * text: the task page and its live stream. Slack renders `<@U…>` mentions itself, so Slack
  * messages keep mentions; the API keeps ids.
  *
- * Names are cached (a day by default; a name is public in the workspace and changes rarely), a
- * stale name is shown while it is looked up again, and a failed or unknown lookup is not asked
- * again for a minute. A page never waits on Slack longer than `waitMs`: a name not known by then
- * is shown as the id, and is there the next time the page is drawn. Lookups run a few at a time,
- * so a page with many reviewers cannot fire a burst at Slack.
+ * Names go through the shared LookupCache: trusted for a day (a name is public in the workspace
+ * and changes rarely), the last name known kept when Slack fails, asked again a minute after a
+ * failure. A page never waits on Slack longer than `lookupTimeoutMs`: a name not known by then
+ * is shown as the id, and is there the next time the page is drawn. Lookups run a few at a
+ * time, so a page with many reviewers cannot fire a burst at Slack.
  */
+import { LookupCache, lookupCacheOptions, type LookupCacheOptions } from './lookupCache.js';
 
 /** Where names come from (Slack's Web API in production). */
 export interface UserNameSource {
@@ -16,117 +17,57 @@ export interface UserNameSource {
   displayName(userId: string): Promise<string | null>;
 }
 
-export interface PeopleOptions {
-  /** How long a name is trusted before asking Slack again (it is still shown meanwhile). */
-  ttlMs: number;
-  /** After a failed or empty lookup, how long until Slack is asked again. */
-  retryMs: number;
-  /** The longest a caller waits for names it does not know yet. */
-  waitMs: number;
-  /** Names kept at most (the least recently asked for go first). */
-  maxEntries: number;
+export type PeopleOptions = LookupCacheOptions & {
   /** Lookups under way at once, at most. */
   concurrency: number;
   log: { debug(context: Record<string, unknown>, message: string): void } | null;
-  now: () => number;
-}
+};
 
-export const DEFAULT_PEOPLE_OPTIONS: Omit<PeopleOptions, 'log' | 'now'> = { ttlMs: 24 * 60 * 60_000, retryMs: 60_000, waitMs: 250, maxEntries: 10_000, concurrency: 4 };
+export const DEFAULT_NAME_TTL_MS = 24 * 60 * 60_000;
 
 /** Names asked for in one call, at most: the rest are shown as ids. */
 const MAX_PER_CALL = 100;
 const USER_ID = /^[UW][A-Z0-9]{2,20}$/;
 
-interface Entry {
-  name: string | null;
-  /** When `name` was learnt, or when the last lookup failed. */
-  at: number;
-  pending: Promise<void> | null;
-}
-
 export class PeopleDirectory {
-  private readonly entries = new Map<string, Entry>();
-  private readonly options: PeopleOptions;
+  private readonly cache: LookupCache<string> | null;
   private running = 0;
   private readonly queue: Array<() => void> = [];
+  private readonly concurrency: number;
 
-  constructor(
-    private readonly source: UserNameSource | null,
-    options: Partial<PeopleOptions> = {},
-  ) {
-    this.options = { ...DEFAULT_PEOPLE_OPTIONS, log: null, now: Date.now, ...options };
+  constructor(source: UserNameSource | null, options: Partial<PeopleOptions> = {}) {
+    this.concurrency = options.concurrency ?? 4;
+    const log = options.log ?? null;
+    const settings = lookupCacheOptions({ retryMs: 60_000, lookupTimeoutMs: 250, ...options }, DEFAULT_NAME_TTL_MS);
+    this.cache = source
+      ? new LookupCache(
+          // A user Slack does not know is shown by id (and asked about again once that is old).
+          (userId) => this.paced(async () => (await source.displayName(userId)) ?? userId),
+          settings,
+          { failed: (userId, error, known) => log?.debug({ err: error, user: userId }, `could not look up the name of ${userId}: showing ${known === null ? 'the id' : 'the name known before'}`) },
+        )
+      : null;
   }
 
-  /**
-   * A name for each id: Slack's display name when known within `waitMs`, else the id itself.
-   * Never throws, never waits longer than `waitMs`.
-   */
-  async names(ids: Iterable<string>, waitMs = this.options.waitMs): Promise<Map<string, string>> {
+  /** A name for each id: Slack's display name when known in time, else the id itself. Never throws. */
+  async names(ids: Iterable<string>): Promise<Map<string, string>> {
     const wanted = [...new Set(ids)].filter((id) => USER_ID.test(id)).slice(0, MAX_PER_CALL);
-    const waiting: Promise<void>[] = [];
-    for (const id of wanted) {
-      const entry = this.touch(id);
-      const stale = this.options.now() - entry.at >= (entry.name === null ? this.options.retryMs : this.options.ttlMs);
-      if (stale && !entry.pending) entry.pending = this.lookUp(id, entry);
-      // A known name is shown at once, even while a newer one is looked up.
-      if (entry.name === null && entry.pending) waiting.push(entry.pending);
-    }
-    if (waiting.length > 0 && waitMs > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(waiting), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-      clearTimeout(timer);
-    }
-    return new Map(wanted.map((id) => [id, this.entries.get(id)?.name ?? id]));
+    const cache = this.cache;
+    const names = await Promise.all(wanted.map(async (id) => (cache ? ((await cache.get(id).catch(() => null)) ?? id) : id)));
+    return new Map(wanted.map((id, index) => [id, names[index]!]));
   }
 
-  /** The entry for `id`, made the most recently used; the least recently used go past maxEntries. */
-  private touch(id: string): Entry {
-    let entry = this.entries.get(id);
-    if (entry) this.entries.delete(id);
-    else entry = { name: null, at: Number.NEGATIVE_INFINITY, pending: null };
-    this.entries.set(id, entry);
-    while (this.entries.size > this.options.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
-    }
-    return entry;
-  }
-
-  private async lookUp(id: string, entry: Entry): Promise<void> {
-    if (!this.source) {
-      entry.at = this.options.now();
-      entry.pending = null;
-      return;
-    }
-    await this.slot();
+  /** Runs `work` when fewer than `concurrency` lookups are under way. */
+  private async paced<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running < this.concurrency) this.running++;
+    else await new Promise<void>((resolve) => this.queue.push(resolve));
     try {
-      const name = await this.source.displayName(id);
-      // A user Slack does not know keeps the id, and is asked about again later.
-      if (name !== null) entry.name = name;
-      entry.at = this.options.now();
-    } catch (error) {
-      // The last name known stays; it is asked for again after retryMs.
-      entry.at = entry.name === null ? this.options.now() : this.options.now() - this.options.ttlMs + this.options.retryMs;
-      this.options.log?.debug({ err: error, user: id }, `could not look up the name of ${id}: showing ${entry.name === null ? 'the id' : 'the name known before'}`);
+      return await work();
     } finally {
-      entry.pending = null;
-      this.release();
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
     }
-  }
-
-  private slot(): Promise<void> {
-    if (this.running < this.options.concurrency) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.queue.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.running--;
   }
 }
 
