@@ -168,5 +168,10 @@ describe('Slack views at their largest', () => {
     expect(text).not.toContain('line 0 ');
     const tail = logTail('a\nb\nc\n');
     expect(tail).toEqual({ text: 'a\nb\nc', cut: false });
+    // Given only the end of a log: its first line may be a piece of one, so it goes, and the size is the whole log's.
+    const partial = JSON.stringify(renderLogsAnswer(task(7, { status: 'success', startedAt: new Date() }), 'ece of a line\nline 2\nline 3\n', null, { partial: true, totalBytes: 5_000_000 }).blocks);
+    expect(partial).toContain('line 2\\nline 3');
+    expect(partial).not.toContain('ece of a line');
+    expect(partial).toContain('The last lines of 5,000,000 bytes of output');
   });
 });
