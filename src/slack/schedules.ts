@@ -184,11 +184,15 @@ export class ScheduleSlack {
     });
   }
 
-  /** Posts or redraws a schedule's review request from the database. */
-  sync(id: number): Promise<void> {
+  /**
+   * Posts or redraws a schedule's review request from the database, then sees to its thread's
+   * whole script and its DMs. `redraw: false` (the reconciler) posts a request never posted, but
+   * leaves one already posted as it is: a retried upload or DM must not cost a redraw each time.
+   */
+  sync(id: number, options: { redraw?: boolean } = {}): Promise<void> {
     const previous = this.syncing.get(id) ?? Promise.resolve();
     const next = previous
-      .then(() => this.draw(id))
+      .then(() => this.draw(id, options.redraw ?? true))
       .catch((error) => this.deps.log.warn({ err: error, scheduleId: id }, 'drawing a schedule review request failed'));
     this.syncing.set(id, next);
     void next.finally(() => {
@@ -197,7 +201,7 @@ export class ScheduleSlack {
     return next;
   }
 
-  private async draw(id: number): Promise<void> {
+  private async draw(id: number, redraw: boolean): Promise<void> {
     const { schedules, gateway } = this.deps;
     const schedule = await schedules.get(id);
     if (!schedule || !schedule.reviewChannel) return;
@@ -206,7 +210,7 @@ export class ScheduleSlack {
     const message = renderScheduleReviewRequest(schedule, resolved.policy, await schedules.decisions(schedule), schedules.resultChannel(schedule), this.now());
     let reviewTs = schedule.reviewTs;
     if (reviewTs) {
-      await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
+      if (redraw) await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
     } else {
       if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
       try {
@@ -302,7 +306,7 @@ export class ScheduleSlack {
     try {
       const { schedules } = this.deps;
       const ids = new Set([...(await schedules.unpostedReviews()), ...(await schedules.wholeScriptsMissing()), ...(this.deps.lookups ? await schedules.reviewDmsMissing() : [])]);
-      await Promise.all([...ids].map((id) => this.sync(id)));
+      await Promise.all([...ids].map((id) => this.sync(id, { redraw: false })));
     } catch (error) {
       this.deps.log.warn({ err: error }, 'looking for unsent schedule reviews failed');
     }
