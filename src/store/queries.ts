@@ -63,7 +63,7 @@ export async function tasksByIds(db: Queryable, ids: readonly number[]): Promise
 }
 
 /** A task as lists and App Home show it: a bounded head of its script instead of all of it. */
-export interface TaskSummary extends Pick<Task, 'id' | 'status' | 'target' | 'author' | 'message' | 'channelId' | 'createdAt' | 'startedAt' | 'finishedAt' | 'contentVersion' | 'arguments'> {
+export interface TaskSummary extends Pick<Task, 'id' | 'status' | 'target' | 'author' | 'message' | 'channelId' | 'createdAt' | 'startedAt' | 'finishedAt' | 'contentVersion' | 'arguments' | 'type' | 'recipe'> {
   /** The script's first SUMMARY_SCRIPT_CHARS characters. */
   script: string;
   /** True when the script is longer than `script` shows. */
@@ -73,7 +73,7 @@ export interface TaskSummary extends Pick<Task, 'id' | 'status' | 'target' | 'au
 /** Enough for App Home's review section (it shows up to 1200 characters) and a list's first line. */
 export const SUMMARY_SCRIPT_CHARS = 1200;
 
-type SummaryRow = Pick<TaskRow, 'id' | 'status' | 'target' | 'author' | 'message' | 'channel_id' | 'created_at' | 'started_at' | 'finished_at' | 'content_version' | 'arguments'> & { script_head: string };
+type SummaryRow = Pick<TaskRow, 'id' | 'status' | 'target' | 'author' | 'message' | 'channel_id' | 'created_at' | 'started_at' | 'finished_at' | 'content_version' | 'arguments' | 'type' | 'recipe_name' | 'recipe_hash'> & { script_head: string };
 
 function summaryQuery(db: Queryable) {
   return tasksTable(db).select(
@@ -86,9 +86,12 @@ function summaryQuery(db: Queryable) {
     'created_at',
     'started_at',
     'finished_at',
-    // Home's Approve button names the version; a recipe's arguments keep it off Home.
+    // Home's Approve button names the version, beside everything it covers (type, recipe); a recipe's arguments keep it off Home.
     'content_version',
     'arguments',
+    'type',
+    'recipe_name',
+    'recipe_hash',
     // One character more than is kept tells whether the script goes on.
     db.raw('left(script, ?) AS script_head', [SUMMARY_SCRIPT_CHARS + 1]),
   );
@@ -109,6 +112,8 @@ function toSummary(row: SummaryRow): TaskSummary {
     finishedAt: row.finished_at,
     contentVersion: row.content_version,
     arguments: row.arguments ?? null,
+    type: row.type,
+    recipe: row.recipe_name !== null && row.recipe_hash !== null ? { name: row.recipe_name, hash: row.recipe_hash } : null,
     script: scriptCut ? chars.slice(0, SUMMARY_SCRIPT_CHARS).join('') : row.script_head,
     scriptCut,
   };

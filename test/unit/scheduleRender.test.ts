@@ -43,6 +43,9 @@ describe('schedule messages', () => {
     expect(JSON.stringify(long.blocks)).not.toContain('last-line');
     // The notification text names the author as a mention, which Slack shows as their name.
     expect(short.text).toContain('by <@UAUTHOR>');
+    // Characters a reviewer cannot see are pointed out.
+    const tricky = JSON.stringify(renderScheduleReviewRequest({ ...schedule, script: 'echo ok \u202E# evil' }, policy, [], null, now).blocks);
+    expect(tricky).toContain('invisible or direction-changing characters (first: U+202E on line 1)');
   });
 
   it('posts one compact line on success and exit code, last lines and the log link on failure', () => {

@@ -69,7 +69,7 @@ describe('Slack views at their largest', () => {
     expect(JSON.stringify(view.blocks)).toContain('190 more');
     // 64 KiB scripts are not shown whole on Home, so they cannot be approved from there.
     expect(JSON.stringify(view.blocks)).not.toContain('"action_id":"task_approve"');
-    const short = renderHome({ pendingMyReview: many(3, { script: 'uptime' }), running: [], mine: [] });
+    const short = renderHome({ pendingMyReview: many(3, { script: 'uptime', message: 'routine' }), running: [], mine: [] });
     expect(JSON.stringify(short.blocks).match(/"action_id":"task_approve"/g)).toHaveLength(3);
     const empty = renderHome({ pendingMyReview: [], running: [], mine: [] });
     expect(validateView(empty)).toBeNull();
@@ -109,15 +109,29 @@ describe('Slack views at their largest', () => {
     expect(validateView(view)).toBeNull();
     expect(view.blocks.length).toBeLessThanOrEqual(100);
     const text = JSON.stringify(view.blocks);
+    // Every section keeps its place: the schedules to review get the blocks the rest leaves, and say where the others are.
     for (const title of ['Waiting for your review (1000)', 'Schedules waiting for your review (1000)', 'Running now', 'Your recent tasks', 'Your schedules']) expect(text).toContain(title);
-    expect(text).toContain('995 more');
+    expect(text).toMatch(/\d+ (more|wait): `\/task schedule list`/);
+    // With fewer tasks waiting, five schedules show and the rest are counted.
+    const fewer = renderHome({ pendingMyReview: many(2), running: many(10, { status: 'running' }), mine: many(15), schedulesToReview: schedules(200), schedulesToReviewCount: 1000, mySchedules: schedules(200, { status: 'active' }) });
+    expect(validateView(fewer)).toBeNull();
+    expect(JSON.stringify(fewer.blocks)).toContain('995 more: `/task schedule list`');
+    expect(JSON.stringify(fewer.blocks)).toContain('Your schedules');
     // What people wrote in a schedule cannot ping a channel (the notice at the top is our own text).
     expect(JSON.stringify(view.blocks.slice(1))).not.toContain('<!channel>');
     // Heads of scripts cannot be approved from Home; whole short ones can, naming their version.
     expect(text).not.toContain('"action_id":"schedule_approve"');
-    const short = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false }) });
+    const short = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false, message: 'nightly' }) });
     expect(JSON.stringify(short.blocks).match(/"action_id":"schedule_approve"/g)).toHaveLength(2);
     expect(JSON.stringify(short.blocks)).toContain(`"value":"1:${'d'.repeat(64)}"`);
+    // What the version covers besides the script is said next to Approve: interpreter, target, version, why.
+    expect(JSON.stringify(short.blocks)).toContain('Runs as *bash* on');
+    expect(JSON.stringify(short.blocks)).toContain('*Why* nightly');
+    // A message longer than Home shows, or characters the reader cannot see, keep Approve off Home.
+    for (const over of [{ message: 'x'.repeat(600) }, { script: 'echo ok\u202E#' }, { message: 'fine\u200Bthen' }]) {
+      const held = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(1, { script: 'uptime', scriptCut: false, message: 'nightly', ...over }) });
+      expect(JSON.stringify(held.blocks), JSON.stringify(over)).not.toContain('"action_id":"schedule_approve"');
+    }
     // Nobody with no schedules sees schedule sections at all.
     expect(JSON.stringify(renderHome({ pendingMyReview: [], running: [], mine: [] }).blocks)).not.toContain('schedule');
   });

@@ -12,6 +12,7 @@ import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentio
 import { groupWhoText, reviewText } from './reviewLines.js';
 import { REVIEW_SCRIPT_CHARS, safePermalink } from './reviewRequest.js';
 import { WHOLE_SCRIPT_IN_THREAD } from '../wholeScript.js';
+import { hiddenCharactersWarning } from './approvalFacts.js';
 
 export const SCHEDULE_ACTION = {
   approve: 'schedule_approve',
@@ -103,6 +104,8 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     );
     // Reviewers must be able to read everything they approve: the whole script goes to the thread.
     if (scriptClipped) blocks.push(context(WHOLE_SCRIPT_IN_THREAD));
+    const hidden = hiddenCharactersWarning(`${schedule.script}\n${schedule.message ?? ''}`, 'schedule');
+    if (hidden) blocks.push(section(hidden));
     blocks.push(
       context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
       context(clip(`Once approved, every firing runs without a new review, as long as the approval still holds under the target's review groups at that time. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
@@ -144,10 +147,11 @@ export function renderScheduleReviewDm(schedule: Schedule, groups: readonly stri
 /** What a one-line summary of a schedule shows. */
 export type ScheduleLineFields = Pick<Schedule, 'id' | 'status' | 'target' | 'cron' | 'tz' | 'author' | 'message'>;
 
-/** `*S3* `web-prod` `0 3 * * *` (UTC) · active · by @alice · next …`: lists and App Home. */
-export function scheduleLine(s: ScheduleLineFields, now: Date, options: { author: boolean } = { author: true }): string {
+/** `*S3* `web-prod` `0 3 * * *` (UTC) · active · by @alice · next … · why`: lists and App Home. */
+export function scheduleLine(s: ScheduleLineFields, now: Date, options: { author?: boolean; message?: boolean } = {}): string {
   const next = s.status === 'active' ? nextFireTimes(s.cron, s.tz, now, 1)[0] : undefined;
-  return `*${scheduleRef(s.id)}* \`${safeText(s.target, 40)}\` ${safeText(describeSchedule(s), 120)} · ${SCHEDULE_STATUS_LABEL[s.status]}${options.author ? ` · by ${mention(s.author)}` : ''}${next ? ` · next ${slackDate(next)}` : ''}${s.message ? ` · ${safeText(s.message, 80)}` : ''}`;
+  const why = options.message !== false && s.message ? ` · ${safeText(s.message, 80)}` : '';
+  return `*${scheduleRef(s.id)}* \`${safeText(s.target, 40)}\` ${safeText(describeSchedule(s), 120)} · ${SCHEDULE_STATUS_LABEL[s.status]}${options.author !== false ? ` · by ${mention(s.author)}` : ''}${next ? ` · next ${slackDate(next)}` : ''}${why}`;
 }
 
 export function renderScheduleList(schedules: Schedule[], more: boolean, now: Date): SlackMessage {
