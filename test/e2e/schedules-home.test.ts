@@ -118,7 +118,7 @@ describe('schedules in App Home and the review thread', () => {
     // Home shows its head only, so it offers Reject but no Approve.
     await openHome(ALICE);
     const home = await homeShowing(ALICE, `*S${id}*`);
-    expect(JSON.stringify(home.blocks)).toContain('The script is longer than Home shows');
+    expect(JSON.stringify(home.blocks)).toContain('The script or message is longer than Home shows');
     expect(JSON.stringify(home.blocks).match(/schedule_approve/g) ?? []).toHaveLength(0);
 
     // A new version: its whole script follows in the same thread, once.
