@@ -20,6 +20,7 @@ import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@sl
 import type { Config } from '../config/config.js';
 import { dmRecipients, type ReviewPolicy } from '../domain/review.js';
 import type { Task } from '../domain/task.js';
+import { shortHash } from '../domain/contentVersion.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -257,7 +258,8 @@ export class TaskMessages {
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
         if (scriptClipped && !task.reviewScriptPosted && shown.ts) {
-          await postWholeScript(this.gateway, { channel: task.reviewChannel, threadTs: shown.ts, name: `task-${taskId}-script`, ref: `#${taskId}`, type: task.type, script: task.script });
+          // Named by version: after an edit the thread holds two files, and the reviewer must tell which one Approve covers.
+          await postWholeScript(this.gateway, { channel: task.reviewChannel, threadTs: shown.ts, name: `task-${taskId}-script`, ref: `#${taskId}`, type: task.type, script: task.script, version: shortHash(task.contentVersion) });
           await markReviewScriptPosted(this.db, taskId);
         }
       } catch (error) {

@@ -6,8 +6,10 @@
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { SlackGateway } from './gateway.js';
 
-/** What a clipped review request says where the rest is. */
-export const WHOLE_SCRIPT_IN_THREAD = ':page_facing_up: The script is too long to show here: the whole script is in this thread.';
+/** What a clipped review request says where the rest is (`version`: the short content version its Approve covers). */
+export function wholeScriptInThread(version: string): string {
+  return `:page_facing_up: The script is too long to show here: the whole script, version \`${version}\`, is in this thread (a file of another version there is void).`;
+}
 
 const EXTENSIONS: Readonly<Record<ScriptType, string>> = { bash: 'sh', sh: 'sh', python3: 'py', node: 'js' };
 
@@ -15,23 +17,23 @@ export interface WholeScript {
   /** The review request's channel and ts: the file goes into its thread. */
   channel: string;
   threadTs: string;
-  /** The file's name without extension, e.g. `task-12-script`. */
+  /** The file's name without version and extension, e.g. `task-12-script`. */
   name: string;
   /** How people name what the script belongs to, e.g. `#12` or `S3`. */
   ref: string;
   type: ScriptType;
   script: string;
-  /** Said in the comment when given (a schedule's version, which its Approve button names). */
-  version?: string;
+  /** The short content version Approve covers: after an edit the thread holds two files, and the reviewer must tell which one counts. */
+  version: string;
 }
 
 export async function postWholeScript(gateway: Pick<SlackGateway, 'uploadFile'>, whole: WholeScript): Promise<void> {
   await gateway.uploadFile({
     channel: whole.channel,
     threadTs: whole.threadTs,
-    filename: `${whole.name}.${EXTENSIONS[whole.type]}`,
-    title: `Script of ${whole.ref}`,
+    filename: `${whole.name}-${whole.version}.${EXTENSIONS[whole.type]}`,
+    title: `Script of ${whole.ref}, version ${whole.version}`,
     content: Buffer.from(whole.script, 'utf8'),
-    comment: `:page_facing_up: The whole script of ${whole.ref}${whole.version ? ` (version \`${whole.version}\`)` : ''}, for review.`,
+    comment: `:page_facing_up: The whole script of ${whole.ref}, version \`${whole.version}\`, for review. Approve covers this version only: any other script file in this thread is an earlier version and is void.`,
   });
 }

@@ -108,12 +108,15 @@ describe('schedules in App Home and the review thread', () => {
     const added = await h.command(`schedule add web-prod "0 5 * * *" -m "long one" \`\`\`\n${scriptOne}\n\`\`\``);
     const id = scheduleId(added.json.text);
     const request = await requestOf(id);
-    expect(blocksText(request)).toContain('the whole script is in this thread');
+    const versionOne = (await row(id)).content_version.slice(0, 12);
+    expect(blocksText(request)).toContain(`the whole script, version \`${versionOne}\`, is in this thread`);
     expect(blocksText(request)).not.toContain('end-of-first');
     const fileOf = (content: string) => h.fake.files.find((f) => f.thread_ts === request.ts && f.content.toString('utf8') === content);
     const first = await h.fake.waitFor(() => fileOf(scriptOne), 15_000, 'the whole first script in the thread');
     expect(first.channel_id).toBe(REVIEW_CHANNEL);
-    expect(first.filename).toBe(`schedule-${id}-script.sh`);
+    // Named by the version Approve covers: after an edit the thread holds two, and the reviewer must tell them apart.
+    expect(first.filename).toBe(`schedule-${id}-script-${versionOne}.sh`);
+    expect(first.initial_comment).toContain(`version \`${versionOne}\``);
 
     // Home shows its head only, so it offers Reject but no Approve.
     await openHome(ALICE);
@@ -124,7 +127,8 @@ describe('schedules in App Home and the review thread', () => {
     // A new version: its whole script follows in the same thread, once.
     const scriptTwo = long('second');
     await h.command(`schedule edit ${id} \`\`\`\n${scriptTwo}\n\`\`\``);
-    await h.fake.waitFor(() => fileOf(scriptTwo), 15_000, 'the whole second script in the thread');
+    const second = await h.fake.waitFor(() => fileOf(scriptTwo), 15_000, 'the whole second script in the thread');
+    expect(second.filename).toBe(`schedule-${id}-script-${(await row(id)).content_version.slice(0, 12)}.sh`);
     await h.app.schedules.changed(id);
     await new Promise((resolve) => setTimeout(resolve, 2500)); // a reconcile pass and a redraw
     expect(h.fake.files.filter((f) => f.thread_ts === request.ts)).toHaveLength(2);

@@ -36,10 +36,10 @@ describe('schedule messages', () => {
   it('says when it cannot show the whole script (the caller puts it in the thread), and not otherwise', () => {
     const short = renderScheduleReviewRequest(schedule, policy, [], null, now);
     expect(short.scriptClipped).toBe(false);
-    expect(JSON.stringify(short.blocks)).not.toContain('whole script is in this thread');
+    expect(JSON.stringify(short.blocks)).not.toContain('is in this thread');
     const long = renderScheduleReviewRequest({ ...schedule, script: `${'echo "step"\n'.repeat(400)}echo last-line` }, policy, [], null, now);
     expect(long.scriptClipped).toBe(true);
-    expect(JSON.stringify(long.blocks)).toContain('the whole script is in this thread');
+    expect(JSON.stringify(long.blocks)).toContain('the whole script, version `aaaaaaaaaaaa`, is in this thread (a file of another version there is void)');
     expect(JSON.stringify(long.blocks)).not.toContain('last-line');
     // The notification text names the author as a mention, which Slack shows as their name.
     expect(short.text).toContain('by <@UAUTHOR>');

@@ -11,7 +11,7 @@ import { actions, button, context, fitBlocks, section, type Block, type SlackMes
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
 import { REVIEW_SCRIPT_CHARS, safePermalink } from './reviewRequest.js';
-import { WHOLE_SCRIPT_IN_THREAD } from '../wholeScript.js';
+import { wholeScriptInThread } from '../wholeScript.js';
 import { hiddenCharactersWarning } from './approvalFacts.js';
 
 export const SCHEDULE_ACTION = {
@@ -103,7 +103,7 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
       section(codeBlock(schedule.script, scriptChars)),
     );
     // Reviewers must be able to read everything they approve: the whole script goes to the thread.
-    if (scriptClipped) blocks.push(context(WHOLE_SCRIPT_IN_THREAD));
+    if (scriptClipped) blocks.push(context(wholeScriptInThread(shortVersion(schedule.contentVersion))));
     const hidden = hiddenCharactersWarning(`${schedule.script}\n${schedule.message ?? ''}`, 'schedule');
     if (hidden) blocks.push(section(hidden));
     blocks.push(
