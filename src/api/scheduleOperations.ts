@@ -136,12 +136,16 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
       responses: {
         201: { description: 'Created.', schema: S.ScheduleEnvelope, headers: ETAG_HEADER },
         200: { description: 'Replayed: the schedule an earlier request with this Idempotency-Key created.', schema: S.ScheduleEnvelope, headers: ETAG_HEADER },
-        422: { description: 'Unknown target, a cron or time zone that is not valid, a review nobody could give, or an Idempotency-Key reused for a different schedule.', schema: ErrorBody },
+        422: { description: 'Unknown target, a cron or time zone that is not valid, a review nobody could give, a `channel` the author is not in (`not_in_channel`), or an Idempotency-Key reused for a different schedule.', schema: ErrorBody },
       },
       async handle({ req, res, userId, body }) {
         const input = body as z.output<typeof S.CreateScheduleBody>;
         const key = req.get('idempotency-key');
         if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+        // Its results channel lets its members see the schedule: only a channel the author is in (or the target's own).
+        if (input.channel !== undefined && !(await queries.mayNameChannel(input.channel, input.target, queries.viewer(userId)))) {
+          throw new ApiError(422, 'not_in_channel', `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`);
+        }
         const cron = normalizeCron(input.cron);
         const created = unwrap(
           await schedules.add({

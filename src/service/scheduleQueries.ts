@@ -51,6 +51,16 @@ export class ScheduleQueries {
     return viewer.maySee(this.subject(schedule));
   }
 
+  /**
+   * May this user send a schedule's results to `channel`? Its members may then see the schedule,
+   * so only a channel the user is in (or the target's own) may be named. A `#name` grants nothing
+   * (only an id can be asked for its members), so it is allowed.
+   */
+  async mayNameChannel(channel: string, targetName: string, viewer: Viewer): Promise<boolean> {
+    if (!CHANNEL_ID.test(channel) || channel === this.config.targets.get(targetName)?.channel) return true;
+    return viewer.channelMember(channel);
+  }
+
   /** The schedule, when it exists and the viewer may see it; null otherwise (the two look alike). */
   async visible(id: number, viewer: Viewer): Promise<Schedule | null> {
     const schedule = await getSchedule(this.db, id);

@@ -92,6 +92,8 @@ export class ScheduleSlack {
     const viewer = queries?.viewer(user) ?? null;
     /** The schedule when it exists and the user may see it; null otherwise (the two look alike). */
     const visible = async (id: number): Promise<Schedule | null> => (queries && viewer ? queries.visible(id, viewer) : schedules.get(id));
+    const notInChannel = (channel: string) =>
+      ack({ response_type: 'ephemeral', text: `:warning: You are not a member of <#${channel}> (or Slack cannot say so right now): its members would see this schedule. Pick a channel you are in, or leave \`--channel\` out for the target's own.` });
     const noSuch = (id: number) => ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(id)}. \`/task schedule list\` shows those you may see.` });
     try {
       switch (parsed.action) {
@@ -121,6 +123,7 @@ export class ScheduleSlack {
         }
         case 'add': {
           const { action: _action, ...rest } = parsed;
+          if (rest.channel !== null && !(await this.mayNameChannel(rest.channel, rest.target, user))) return void (await notInChannel(rest.channel));
           const result = await schedules.add({ ...rest, author: user, originChannel: command.channel_id, sourceKey: `slack:${command.trigger_id}` });
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
           const policy = await schedules.resolvedPolicy(result.schedule.target);
@@ -129,7 +132,9 @@ export class ScheduleSlack {
         }
         case 'edit': {
           const { action: _action, id, ...changes } = parsed;
-          if (!(await visible(id))) return void (await noSuch(id));
+          const before = await visible(id);
+          if (!before) return void (await noSuch(id));
+          if (changes.channel !== null && !(await this.mayNameChannel(changes.channel, changes.target ?? before.target, user))) return void (await notInChannel(changes.channel));
           const result = await schedules.edit(id, user, changes);
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
           const policy = await schedules.resolvedPolicy(result.schedule.target);
@@ -141,6 +146,12 @@ export class ScheduleSlack {
       this.deps.log.error({ err: error, user }, 'a /task schedule command failed');
       await ack({ response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` });
     }
+  }
+
+  /** A results channel lets its members see the schedule: only one the user is in (or the target's own). */
+  private async mayNameChannel(channel: string, target: string, userId: string): Promise<boolean> {
+    const { queries } = this.deps;
+    return queries ? queries.mayNameChannel(channel, target, queries.viewer(userId)) : true;
   }
 
   /** Registers the review buttons and the reject modal (an optional reason). */

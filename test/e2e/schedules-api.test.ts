@@ -19,7 +19,7 @@ import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL } from
 import { waitFor } from '../support/waitFor.js';
 
 const RESULTS = 'CSCHEDRES';
-const CAROL = 'UCAROL'; // a member of the results channel, nothing else
+const CAROL = 'UCAROL'; // a member of the results channel (with the author), nothing else
 
 describe('schedules in the API', () => {
   let h: Harness;
@@ -28,7 +28,7 @@ describe('schedules in the API', () => {
 
   beforeAll(async () => {
     h = await Harness.start();
-    h.fake.setChannelMembers(RESULTS, [CAROL]);
+    h.fake.setChannelMembers(RESULTS, [AUTHOR, CAROL]);
     api = await ApiClient.connect(h.app.url);
     for (const user of [AUTHOR, ALICE, BOB, MALLORY, CAROL]) tokens[user] = (await createApiToken(h.database.db, user, user)).token;
   });
@@ -96,6 +96,10 @@ describe('schedules in the API', () => {
     expect(unknown.body.error.message).toMatch(/unknown field: colour/);
     const empty = await author.post('/schedules', { target: 'sandbox', cron: '* * * * *', script: '   ' });
     expect(empty.status).toBe(400);
+    // Results go to a channel whose members may then see it: only one the author is in.
+    const elsewhere = await author.post('/schedules', { target: 'sandbox', cron: '* * * * *', script: 'true', channel: 'CSOMEONEELSE' });
+    expect(elsewhere.status).toBe(422);
+    expect(elsewhere.body.error.code).toBe('not_in_channel');
     expect(await h.count('schedules')).toBe(before);
   });
 

@@ -146,6 +146,12 @@ describe('schedules in App Home and the review thread', () => {
     }
     expect(anonymous(await say(`schedule edit ${id} --cron "0 7 * * *"`, MALLORY), id)).toBe(anonymous(await say('schedule edit 99999 --cron "0 7 * * *"', MALLORY), 99999));
     expect(await say('schedule list', MALLORY)).not.toContain(`*S${id}*`);
+    // Nor can anybody make a schedule visible to a channel they are not in.
+    const before = await h.count('schedules');
+    expect(await say('schedule add web-prod "0 6 * * *" --channel CSTRANGERS echo x', AUTHOR)).toMatch(/You are not a member of <#CSTRANGERS>/);
+    expect(await say(`schedule edit ${id} --channel CSTRANGERS`, AUTHOR)).toMatch(/You are not a member of <#CSTRANGERS>/);
+    expect(await h.count('schedules')).toBe(before);
+    expect((await row(id)).channel_id).toBeNull();
     expect((await row(id)).status).toBe('pending-review');
     // Its author and the target's reviewers see it.
     expect(await say(`schedule show ${id}`, AUTHOR)).toContain('hidden-schedule');

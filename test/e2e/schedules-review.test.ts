@@ -53,6 +53,8 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
       },
     });
     h.fake.setUsergroup(SRE_GROUP, [BOB, ERIN, AUTHOR]);
+    // A results channel lets its members see the schedule: its author must be in it.
+    h.fake.setChannelMembers(EDIT_RESULTS, [AUTHOR]);
   });
   afterAll(async () => {
     await h?.stop();

@@ -30,6 +30,8 @@ describe('schedules', () => {
           `    ssh:\n      privateKeyFile: ${ssh.privateKeyPath}\n      knownHosts: "${ssh.knownHosts}"`,
         ].join('\n'),
     });
+    // A results channel lets its members see the schedule: its author must be in it.
+    h.fake.setChannelMembers(RESULTS, [AUTHOR]);
   });
   afterAll(async () => {
     await h?.stop();
