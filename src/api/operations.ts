@@ -317,7 +317,7 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listEvents',
       summary: 'The audit trail, newest first',
       description:
-        'Only events of tasks the token\'s user may see; events about no task (schedules, recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
+        'Only events of tasks the token\'s user may see, and of schedules they may see (`subject: schedule:<id>`); events about neither (recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
       query: S.ListEventsQuery,
       responses: { 200: ok('A page of events.', S.EventPage) },
       async handle({ query, userId }) {

@@ -13,7 +13,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, decisionsOnVersion, insertDecision } from '../store/reviews.js';
-import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
+import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -181,6 +181,8 @@ export class TaskService {
       });
       if (resubmissionOf !== null) {
         await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+        // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
+        await bumpViewVersion(trx, resubmissionOf);
       }
       const next = await transitionTask(trx, {
         taskId: inserted.task.id,
@@ -190,7 +192,10 @@ export class TaskService {
       });
       return { ok: true, task: next ?? inserted.task, created: true };
     });
-    if (result.ok && result.created) this.changed(result.task);
+    if (result.ok && result.created) {
+      this.changed(result.task);
+      if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
+    }
     return result;
   }
 

@@ -306,7 +306,10 @@ describe('HTTP API', () => {
 
   it('documents every operation it serves in OpenAPI 3.1', async () => {
     expect(api.document).toMatchObject({ openapi: '3.1.0' });
-    const operations = Object.entries(api.document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    // Schedules have their own file (schedules-api.test.ts), which checks theirs the same way.
+    const operations = Object.entries(api.document.paths)
+      .filter(([path]) => !path.startsWith('/schedules'))
+      .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(operations).toHaveLength(14);
     // Each operation was called above and its answers checked against the document.
     for (const operation of operations) expect([...api.seen].some((seen) => seen.startsWith(`${operation} 2`))).toBe(true);
