@@ -41,6 +41,7 @@ const REFUSAL_STATUS: Readonly<Record<string, number>> = {
   runbook_changed: 409,
   run_step: 409,
   expired: 409,
+  fixed_not_allowed: 403,
 };
 
 export function fromRefusal(refusal: Refusal): ApiError {

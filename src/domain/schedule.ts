@@ -123,6 +123,9 @@ export type ScheduleParse = { ok: true; command: ScheduleCommand } | { ok: false
 
 export const scheduleRef = (id: number): string => `S${id}`;
 
+/** The audit trail's `subject` for a schedule's events (events.subject). */
+export const scheduleSubject = (id: number): string => `schedule:${id}`;
+
 export const SCHEDULE_USAGE = '`/task schedule add &lt;target&gt; "&lt;cron&gt;" [--tz Europe/Paris] [--channel #ops] [-m "why"] &lt;script&gt;`';
 export const RUNBOOK_SCHEDULE_USAGE = '`/task schedule add --runbook &lt;reference&gt; "&lt;cron&gt;" [--arg name=value]… [--tz …] [--channel #ops]`';
 export const SCHEDULE_EDIT_USAGE = '`/task schedule edit &lt;id&gt; [--cron "&lt;cron&gt;"] [--tz …] [--channel …] [--notify …] [--overlap …] [--catch-up …] [-m "why"] [-t type] [--target &lt;target&gt;] [&lt;script&gt;]`';

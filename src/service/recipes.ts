@@ -118,6 +118,11 @@ export class RecipeService {
     if (!this.config.targets.has(recipe.target)) {
       return refuse('unknown_target', `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
     }
+    // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one.
+    const fixed = recipe.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
+    if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
+      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+    }
     const definition = recipeDefinition(recipe);
     const hash = recipeContentHash(definition, await this.contentKey());
     const existing = await this.saved.row(recipe.name);

@@ -163,6 +163,11 @@ export class RunbookService {
     if (this.config.runbooks?.has(runbook.reference) || this.config.recipes?.has(runbook.reference)) {
       return refuse('name_taken', `\`${runbook.reference}\` is defined in countersign.yml, which cannot be replaced from Slack or the API. Import it under another reference.`);
     }
+    // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one (as for recipes).
+    const fixed = runbook.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
+    if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
+      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+    }
     const problems: string[] = [];
     runbook.steps.forEach((group, g) =>
       group.forEach((step, p) => {

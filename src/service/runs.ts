@@ -36,7 +36,7 @@ import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers } from './reviewers.js';
 import type { Viewer } from './access.js';
-import { boundedScan, type Page } from './taskQueries.js';
+import { scanVisible, type Page } from './taskQueries.js';
 
 /** Why an approval named a version that is not the run's (a stale button; a stale If-Match). */
 export const RUN_CHANGED_SINCE_DRAWN = 'changed_since_drawn';
@@ -424,7 +424,7 @@ export class RunService {
    * task lists (src/service/taskQueries.ts), with a cursor to go on from.
    */
   async list(filter: { status?: RunStatus[]; reference?: string; creator?: string; beforeId?: number; limit: number }, viewer: Pick<Viewer, 'maySee'>): Promise<Page<Run>> {
-    const page = await boundedScan(
+    const page = await scanVisible(
       filter,
       async (batch) =>
         (await this.db('runs')

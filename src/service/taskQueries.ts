@@ -24,6 +24,7 @@ import {
   taskSummaries,
   tasksByIds,
   type EventFilter,
+  type EventWithSubject,
   type TaskFilter,
   type TaskSummary,
 } from '../store/queries.js';
@@ -41,10 +42,14 @@ export interface Page<T> {
   nextCursor: number | null;
 }
 
+/** A schedule's access subject (ScheduleQueries.subject): its events are seen by whom it is. */
+export type ScheduleSubjectOf = (schedule: NonNullable<EventWithSubject['schedule']>) => AccessSubject;
+
 export class TaskQueries {
   constructor(
     private readonly db: Db,
     private readonly access: Access,
+    private readonly scheduleSubject: ScheduleSubjectOf | null = null,
   ) {}
 
   viewer(userId: string): Viewer {
@@ -83,7 +88,7 @@ export class TaskQueries {
     return { items: await tasksByIds(this.db, page.items), nextCursor: page.nextCursor };
   }
 
-  /** The API's audit trail: events of tasks the user may see; events about no task for admins only. */
+  /** The API's audit trail: events of tasks (and schedules) the user may see; events about neither for admins only. */
   async visibleEvents(filter: EventFilter, userId: string): Promise<Page<EventRow>> {
     const viewer = this.viewer(userId);
     // An event about a run (subject run:<id>) is visible when its run is.
@@ -94,9 +99,12 @@ export class TaskQueries {
       if (!runs.has(Number(id))) runs.set(Number(id), getRun(this.db, Number(id)).then((run) => (run ? runAccessSubject(run) : null)));
       return runs.get(Number(id))!;
     };
-    return boundedScan(filter, (batch) => eventsWithSubjects(this.db, batch), async (row) => {
-      const run = row.task ? null : runOf(row.event.subject);
-      const subject = row.task ? taskSubject(row.task) : run ? await run : null;
+    const subjectOf = (row: EventWithSubject): AccessSubject | null =>
+      row.task ? taskSubject(row.task) : row.schedule && this.scheduleSubject ? this.scheduleSubject(row.schedule) : null;
+    return scanVisible(filter, (batch) => eventsWithSubjects(this.db, batch), async (row) => {
+      const run = row.task || row.schedule ? null : runOf(row.event.subject);
+      // A run that no longer exists shows nobody its events (not even as an event about nothing).
+      const subject = run ? await run : subjectOf(row);
       return { id: row.event.id, visible: run && subject === null ? false : await viewer.maySeeEvent(subject), item: row.event };
     });
   }
@@ -109,16 +117,16 @@ export class TaskQueries {
       const items = rows.slice(0, filter.limit).map((row) => row.id);
       return { items, nextCursor: rows.length > filter.limit ? items.at(-1)! : null };
     }
-    return boundedScan(filter, (batch) => taskSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }));
+    return scanVisible(filter, (batch) => taskSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }));
   }
 }
 
 /**
  * Reads rows newest first in batches and keeps the visible ones, until `filter.limit` are
  * kept (and one more visible row shows there are more), the rows run out, or SCAN_LIMIT rows
- * were read. The cursor then says where to go on. Runs' lists use it too.
+ * were read. The cursor then says where to go on.
  */
-export async function boundedScan<F extends { limit: number; beforeId?: number }, R, T>(
+export async function scanVisible<F extends { limit: number; beforeId?: number }, R, T>(
   filter: F,
   read: (batch: F) => Promise<R[]>,
   judge: (row: R) => Promise<{ id: number; visible: boolean; item: T }>,

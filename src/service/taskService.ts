@@ -5,16 +5,16 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
+import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { RecipeRef } from '../domain/contentVersion.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
-import { decisionsFor, taskReviews } from '../store/reviews.js';
+import { decisionsFor, decisionsOnVersion, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
-import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
+import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -94,6 +94,7 @@ export class TaskService {
     }
     const script = change.script ?? old.script;
     if (script.trim() === '') return refuse('empty_script', 'The script is empty.');
+    if (script !== old.script && hasFixedArguments(old)) return refuse('fixed_arguments', fixedArgumentsRefusal(old));
     return this.createTask(
       {
         author: old.author,
@@ -207,6 +208,8 @@ export class TaskService {
       });
       if (resubmissionOf !== null) {
         await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+        // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
+        await bumpViewVersion(trx, resubmissionOf);
       }
       const next = await transitionTask(trx, {
         taskId: inserted.task.id,
@@ -216,7 +219,10 @@ export class TaskService {
       });
       return { ok: true, task: next ?? inserted.task, created: true };
     });
-    if (result.ok && result.created) this.changed(result.task);
+    if (result.ok && result.created) {
+      this.changed(result.task);
+      if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
+    }
     return result;
   }
 
@@ -284,6 +290,17 @@ export class TaskService {
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');
+    // An approval is checked again when it is used: a reviewer who left the group since, or a
+    // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
+    const resolved = await this.resolve(task.target);
+    if (resolved && !isApproved(resolved.policy, task.author, await decisionsOnVersion(this.db, taskId, task.contentVersion))) {
+      if (resolved.unknown.length > 0) {
+        return refuse('unverified', `Slack cannot list the members of ${resolved.unknown.map((id) => `<!subteam^${id}>`).join(', ')} right now, so the approvals of ${taskRef(taskId)} cannot be checked. Try again in a minute.`);
+      }
+      const back = await transitionTask(this.db, { taskId, from: 'approved', to: 'pending-review', actor: userId, data: { reason: 'approval-no-longer-holds' } });
+      if (back) this.changed(back);
+      return refuse('review_again', `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`);
+    }
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
     this.changed(ready);
@@ -354,6 +371,7 @@ export class TaskService {
         fields.push('message');
       }
       if (change.script !== undefined && change.script !== task.script) {
+        if (hasFixedArguments(task)) return refuse('not_editable', fixedArgumentsRefusal(task));
         edit.script = change.script;
         fields.push('script');
       }
@@ -442,4 +460,16 @@ export class TaskService {
     this.bus.emit('task-changed', task.id);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
+}
+
+/**
+ * A recipe's fixed values were approved for its own script only, and nobody starting it may learn
+ * them: a script of the starter's choosing could print them transformed (past the masking).
+ */
+function hasFixedArguments(task: Task): boolean {
+  return (task.arguments ?? []).some((arg) => arg.kind === 'fixed');
+}
+
+function fixedArgumentsRefusal(task: Task): string {
+  return `${taskRef(task.id)} carries fixed values of recipe \`${task.recipe?.name ?? '?'}\`, which belong to its script only, so its script cannot be changed. Start the recipe again, or create a new task without them.`;
 }

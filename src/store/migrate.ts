@@ -16,6 +16,7 @@ import * as runnerLiveness from '../../migrations/010_runner_liveness.js';
 import * as scheduleReviews from '../../migrations/012_schedule_reviews.js';
 import * as runbooks from '../../migrations/013_runbooks.js';
 import * as runbookSchedules from '../../migrations/014_runbook_schedules.js';
+import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['012_schedule_reviews', scheduleReviews],
   ['013_runbooks', runbooks],
   ['014_runbook_schedules', runbookSchedules],
+  ['016_schedule_surfaces', scheduleSurfaces],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -226,6 +226,9 @@ describe('runbooks', () => {
     const disallowed = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: 'http://169.254.169.254/latest', target: 'sandbox' } }] } });
     expect(disallowed.status).toBe(422);
     expect(disallowed.body.error.message).toMatch(/http\.url: .*http\.allow/);
+    // Reviewers never see a fixed value: only admins may import one.
+    const fixed = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'hides', arguments: [{ name: 'token', kind: 'fixed', value: 'abcd1234' }] } });
+    expect([fixed.status, fixed.body.error.code]).toEqual([403, 'fixed_not_allowed']);
     const taken = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'deploy' } });
     expect(taken.status).toBe(409);
     // Chaining onto someone else's runbook would get its values (fixed ones too) and run in its starter's name.
