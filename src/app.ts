@@ -82,6 +82,8 @@ export interface AppOptions {
   followers?: FeedOptions;
   /** How long an API follow stream lasts at most (default an hour). */
   followMaxMs?: number;
+  /** How often an open log stream (API follow, task page) checks its reader may still see the task (default 30 s). */
+  streamRecheckMs?: number;
   /** Connections of the runner's own pool (default 10). */
   runnerPoolSize?: number;
   /** How long a log-page link in a card stays valid (else config `links.ttl`, else 24 h). */
@@ -209,14 +211,15 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }
   http.use(requestContext(log));
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed }));
+  const recheck = options.streamRecheckMs !== undefined ? { recheckMs: options.streamRecheckMs } : {};
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, ...recheck }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(
     API_PREFIX,
     apiRouter({
       db,
       log: log.child({ component: 'api' }),
-      operations: operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+      operations: operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
     }),
   );
   const recipes = new RecipeService(db, config, service, reviewers);
