@@ -28,6 +28,10 @@ import { ScheduleService } from './service/schedules.js';
 import { Scheduler, type ResultPoster, type SchedulerOptions } from './service/scheduler.js';
 import { ScheduleSlack } from './slack/schedules.js';
 import { RecipeService } from './service/recipes.js';
+import { RunService } from './service/runs.js';
+import { RunbookService } from './service/runbooks.js';
+import { Advancer, type AdvancerOptions } from './runbook/advancer.js';
+import { CHANNEL_RUN, CHANNEL_RUN_STEP_STOP } from './store/runs.js';
 import { hooksRouter } from './http/hooks.js';
 import { createDb, type Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
@@ -43,6 +47,10 @@ import { ChannelMembers, webApiChannelMembers } from './service/channelMembers.j
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
+import { runOperations } from './api/runOperations.js';
+import { scheduleOperations } from './api/scheduleOperations.js';
+import { ScheduleQueries } from './service/scheduleQueries.js';
+import { PeopleDirectory, webApiUserNames } from './service/people.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, DEFAULT_LINK_TTL_MS, type LinkSigner } from './web/signedLinks.js';
@@ -94,6 +102,8 @@ export interface AppOptions {
   reviewExpiryMs?: number;
   /** The schedules' firing loop: its clock (`now`), poll interval, late tolerance. */
   scheduler?: Partial<SchedulerOptions>;
+  /** The run engine: its poll interval, http step lease, a name resolver for tests. */
+  advancer?: Partial<Omit<AdvancerOptions, 'runnerId' | 'runnerKey'>>;
 }
 
 export interface RunningApp {
@@ -109,6 +119,9 @@ export interface RunningApp {
   signer: LinkSigner;
   schedules: ScheduleService;
   scheduler: Scheduler;
+  runs: RunService;
+  runbooks: RunbookService;
+  advancer: Advancer;
   feed: TaskFeed;
   liveness: RunnerLiveness;
   /** The metrics listener's URL, when METRICS_PORT is set. */
@@ -143,7 +156,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'access' }),
   });
   const access = new Access(config, reviewers, channelMembers);
-  const queries = new TaskQueries(db, access);
+  const scheduleQueries = new ScheduleQueries(db, config, access);
+  const queries = new TaskQueries(db, access, (schedule) => scheduleQueries.subject(schedule));
+  const runs = new RunService(db, config, bus, reviewers);
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
   const schedules = new ScheduleService(db, config, reviewers, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
@@ -211,19 +226,22 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }
   http.use(requestContext(log));
+  // People's names on the task page (users.info, cached): a page never waits long for Slack.
+  const people = new PeopleDirectory(background ? webApiUserNames(background) : null, { log: log.child({ component: 'people' }) });
   const recheck = options.streamRecheckMs !== undefined ? { recheckMs: options.streamRecheckMs } : {};
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, ...recheck }));
-  const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
-  http.use(
-    API_PREFIX,
-    apiRouter({
-      db,
-      log: log.child({ component: 'api' }),
-      operations: operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
-    }),
-  );
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people, ...recheck }));
+  const links = {
+    statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`,
+    logUrl: (id: number) => signer.taskUrl(id),
+    runStatusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/runs/${id}`,
+  };
   const recipes = new RecipeService(db, config, service, reviewers);
-  http.use('/hooks', hooksRouter({ config, recipes, statusUrl: links.statusUrl, log: log.child({ component: 'hooks' }) }));
+  const runbooks = new RunbookService(db, config, recipes, runs, reviewers);
+  schedules.useRunbooks(runbooks.scheduling());
+  if ((config.recipes?.size ?? 0) > 0) {
+    log.info({ recipes: [...(config.recipes?.keys() ?? [])] }, 'recipes: and recipeFiles are read as one-step runbooks; they are deprecated: move them under runbooks: (a recipe is a runbook with one script step)');
+  }
+  http.use('/hooks', hooksRouter({ config, runbooks, statusUrl: links.statusUrl, runStatusUrl: links.runStatusUrl, log: log.child({ component: 'hooks' }) }));
 
   http.get('/healthz', async (_req, res) => {
     try {
@@ -279,9 +297,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
+    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries);
     const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
-    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background) });
+    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background), queries: scheduleQueries, home });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
@@ -296,12 +314,27 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     });
     const cards = messages;
     const homes = home;
+    schedules.onChange((scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')));
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     cards.start();
   } else {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
+
+  // After the recipes and runbooks exist: the API starts both.
+  http.use(
+    API_PREFIX,
+    apiRouter({
+      db,
+      log: log.child({ component: 'api' }),
+      operations: [
+        ...operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
+        ...runOperations({ db, config, runs, runbooks, tasks: service, access, links }),
+      ],
+    }),
+  );
 
   const runner = new Runner(
     runnerDb,
@@ -324,24 +357,38 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     feed.changed(taskId);
     void notify(db, CHANNEL_TASK, String(taskId)).catch((error: unknown) => log.debug({ err: error, taskId }, 'could not notify followers of a change'));
   });
-  // Other processes' ready tasks, stop requests and task changes arrive here within milliseconds of their commit.
+  // The run engine: http steps it sends carry this process's liveness key.
+  const advancer = new Advancer(
+    db,
+    config,
+    bus,
+    runs,
+    () => runbooks.catalog(),
+    { runnerId: runnerOptions.runnerId, runnerKey: liveness.key, pollMs: settings.pollMs, leaseMs: settings.leaseMs, livenessMs: runnerOptions.livenessMs, ...options.advancer },
+    log.child({ component: 'advancer' }),
+  );
+  // Other processes' ready tasks, stop requests, task and run changes arrive here within milliseconds of their commit.
   const listener = new PgListener(
     options.databaseUrl,
-    [CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK],
+    [CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, CHANNEL_RUN, CHANNEL_RUN_STEP_STOP],
     (channel, payload) => {
       if (channel === CHANNEL_READY) runner.wake();
       else if (channel === CHANNEL_STOP) runner.stopRun(Number(payload), 'kill');
       else if (channel === CHANNEL_TASK) feed.changed(Number(payload));
+      else if (channel === CHANNEL_RUN) bus.emit('run-changed', Number(payload));
+      else if (channel === CHANNEL_RUN_STEP_STOP) advancer.stopHttpStep(Number(payload));
     },
     log.child({ component: 'listener' }),
     () => {
       runner.wake();
       feed.changedAll();
+      void advancer.poll();
     },
   );
   await liveness.start();
   await listener.start();
   runner.start();
+  advancer.start();
   // Every process sweeps; the guarded transition lets one of them expire each review.
   const expiry = new ReviewExpiry(db, config, bus, log.child({ component: 'review-expiry' }), {
     intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
@@ -387,6 +434,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     signer,
     schedules,
     scheduler,
+    runs,
+    runbooks,
+    advancer,
     feed,
     liveness,
     metricsUrl: metricsServer ? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${(metricsServer.address() as AddressInfo).port}` : null,
@@ -401,6 +451,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
         bounded(work, Math.min(ms, Math.max(0, deadline - Date.now())), () => log.warn({ step: what }, 'shutdown step did not finish in time; going on'));
       await Promise.all([within(expiry.stop(), 1000, 'review expiry'), within(scheduler.stop(), 1000, 'scheduler')]);
       scheduleViews?.stop();
+      await within(advancer.stop(Math.min(graceMs, 5_000)), 6_000, 'run engine');
       await runner.stop(graceMs);
       await within(socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')), 1000, 'socket mode');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -29,6 +29,19 @@ const REFUSAL_STATUS: Readonly<Record<string, number>> = {
   already_stopping: 409,
   wrong_status: 409,
   not_editable: 409,
+  unknown_runbook: 404,
+  invalid_runbook: 422,
+  invalid_arguments: 422,
+  not_triggerable: 422,
+  name_taken: 409,
+  exists: 409,
+  gone: 409,
+  changed: 409,
+  config_runbook: 409,
+  runbook_changed: 409,
+  run_step: 409,
+  expired: 409,
+  fixed_not_allowed: 403,
 };
 
 export function fromRefusal(refusal: Refusal): ApiError {

@@ -4,7 +4,7 @@
  * become components and are referenced from each operation.
  */
 import { z } from 'zod';
-import type { Operation, ResponseSpec } from './routes.js';
+import { STRING_PARAMETERS, type Operation, type ResponseSpec } from './routes.js';
 import { ErrorBody } from './schemas.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -34,8 +34,8 @@ const STANDARD_ERRORS: Record<number, string> = {
   400: 'Invalid input: malformed JSON, unknown fields, wrong types.',
   401: 'Missing or bad API token.',
   403: "The token's user may not do this.",
-  404: 'No such task or execution.',
-  409: 'Not possible in the task’s current state.',
+  404: 'No such task, execution, runbook or run.',
+  409: 'Not possible in the current state.',
   413: 'Request body too large.',
 };
 
@@ -46,7 +46,9 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
   for (const op of operations) {
     const parameters: unknown[] = [];
     for (const name of op.path.match(/\{(\w+)\}/g) ?? []) {
-      parameters.push({ name: name.slice(1, -1), in: 'path', required: true, schema: { type: 'integer', minimum: 1 } });
+      const param = name.slice(1, -1);
+      const pattern = STRING_PARAMETERS[param];
+      parameters.push({ name: param, in: 'path', required: true, schema: pattern ? { type: 'string', pattern: pattern.source } : { type: 'integer', minimum: 1 } });
     }
     if (op.query) {
       const query = toSchema(op.query, 'input', components) as { properties?: Record<string, JsonSchema>; required?: string[] };
@@ -69,7 +71,7 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: op.path === '/tasks' || op.method === 'patch', content: { 'application/json': { schema: toSchema(op.body, 'input', components) } } } } : {}),
+      ...(op.body ? { requestBody: { required: op.bodyRequired ?? (op.path === '/tasks' || op.method === 'patch'), content: { 'application/json': { schema: toSchema(op.body, 'input', components) } } } } : {}),
       responses,
     };
   }

@@ -9,7 +9,7 @@ import type { Db } from '../store/db.js';
 import { findApiToken } from '../store/apiTokens.js';
 import { ApiError, fromZod, sendError } from './errors.js';
 import { openApiDocument } from './openapi.js';
-import type { Operation } from './routes.js';
+import { STRING_PARAMETERS, type Operation } from './routes.js';
 
 export const API_PREFIX = '/api/v1';
 /** The largest request body: a 64 KiB script, JSON-escaped, fits with room to spare. */
@@ -28,7 +28,14 @@ export function apiRouter(deps: { db: Db; operations: Operation[]; log: Logger }
     router[op.method](path, async (req: Request, res: Response) => {
       const userId = await authenticate(deps.db, req);
       const params: Record<string, number> = {};
+      const names: Record<string, string> = {};
       for (const [name, value] of Object.entries(req.params)) {
+        const pattern = STRING_PARAMETERS[name];
+        if (pattern) {
+          if (typeof value !== 'string' || !pattern.test(value)) throw new ApiError(404, 'not_found', `No such ${name}: ${String(value).slice(0, 80)}.`);
+          names[name] = value;
+          continue;
+        }
         const n = typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : NaN;
         if (!(n >= 1)) throw new ApiError(404, 'not_found', `No such ${name}: ${String(value)}.`);
         params[name] = n;
@@ -48,7 +55,7 @@ export function apiRouter(deps: { db: Db; operations: Operation[]; log: Logger }
         body = parsed.data;
       }
       res.locals.userId = userId;
-      const answer = await op.handle({ req, res, userId, params, query, body });
+      const answer = await op.handle({ req, res, userId, params, names, query, body });
       if (answer !== 'handled') res.status(answer.status).json(answer.body);
     });
   }

@@ -14,6 +14,8 @@ export interface ApiContext {
   /** The Slack user the token acts as. */
   userId: string;
   params: Record<string, number>;
+  /** Path parameters that are names, not ids (STRING_PARAMETERS: a runbook's reference, a step's id). */
+  names: Record<string, string>;
   query: unknown;
   body: unknown;
 }
@@ -26,15 +28,23 @@ export interface ResponseSpec {
   headers?: Record<string, string>;
 }
 
+/** Path parameters that are names: letters, digits, - _ . (a runbook reference, a qualified step id). */
+export const STRING_PARAMETERS: Readonly<Record<string, RegExp>> = {
+  reference: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/,
+  step: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,160}$/,
+};
+
 export interface Operation {
-  method: 'get' | 'post' | 'patch' | 'delete';
-  /** OpenAPI style: /tasks/{id}. Path parameters are positive integers. */
+  method: 'get' | 'post' | 'patch' | 'put' | 'delete';
+  /** OpenAPI style: /tasks/{id}. Path parameters are positive integers, except STRING_PARAMETERS. */
   path: string;
   operationId: string;
   summary: string;
   description?: string;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** The body must be sent (else it may be left out and counts as `{}`); POST /tasks and PATCHes always. */
+  bodyRequired?: boolean;
   /** Extra request headers this operation reads. */
   headers?: Array<{ name: string; description: string; schema: Record<string, unknown>; required?: boolean }>;
   /** False for the document itself. */

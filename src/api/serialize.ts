@@ -2,6 +2,8 @@
 import type { ReviewDecision } from '../domain/review.js';
 import type { Execution, ExecutionStep, Task } from '../domain/task.js';
 import type { EventRow } from '../store/events.js';
+import { fixedValuesToMask } from '../domain/recipe.js';
+import { SecretMasker } from '../domain/secretMasker.js';
 
 /** How a fixed argument's value is shown: never. */
 export const HIDDEN = '•••';
@@ -13,7 +15,11 @@ export interface Links {
   logUrl(taskId: number): string;
 }
 
-export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDecision[]) {
+export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDecision[], secrets: readonly string[] = []) {
+  const mask = (text: string) => {
+    const masker = new SecretMasker([...secrets, ...fixedValuesToMask(task.arguments)]);
+    return masker.push(text) + masker.end();
+  };
   return {
     id: task.id,
     status: task.status,
@@ -32,6 +38,9 @@ export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDeci
     // Fixed values never leave the server.
     arguments: (task.arguments ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
     recipe: task.recipe ? { name: task.recipe.name, hash: task.recipe.hash } : null,
+    trigger: task.runStep ? { kind: task.source, run: task.runStep.runId } : { kind: task.source },
+    // Outputs may hold what a script chose to write: its target's secrets and fixed values masked.
+    outputs: task.outputs ? Object.fromEntries(Object.entries(task.outputs).map(([k, v]) => [k, mask(v)])) : null,
     ...(reviews ? { reviews: reviews.map((r) => ({ userId: r.userId, verdict: r.verdict, reason: r.reason, at: r.at.toISOString(), contentVersion: r.contentVersion ?? null })) } : {}),
     statusUrl: links.statusUrl(task.id),
     logUrl: links.logUrl(task.id),

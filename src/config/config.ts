@@ -10,6 +10,8 @@ import type { Rollout } from '../domain/rollout.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { KnownHostEntry } from '../exec/knownHosts.js';
 import type { People } from '../domain/people.js';
+import type { Runbook } from '../domain/runbook/index.js';
+import type { HttpSettings } from '../exec/httpStep.js';
 
 export interface Target {
   name: string;
@@ -55,7 +57,8 @@ export type HookSignature = 'countersign' | 'github' | 'bearer';
 
 export interface Hook {
   id: string;
-  recipe: string;
+  /** The runbook (or recipe) it starts. */
+  runbook: string;
   /** Held in memory only. */
   secret: string;
   signature: HookSignature;
@@ -74,6 +77,10 @@ export interface Config {
   /** Recipes from `recipes:` and `recipeFiles` (read-only); absent means none. */
   recipes?: ReadonlyMap<string, Recipe>;
   hooks?: ReadonlyMap<string, Hook>;
+  /** Runbooks from `runbooks:` (read-only); recipes are not in it (RunbookService joins them). */
+  runbooks?: ReadonlyMap<string, Runbook>;
+  /** `http:`: where http steps may call; absent means nowhere. */
+  http?: HttpSettings;
 }
 
 export const DEFAULT_RUNNER_SETTINGS: RunnerSettings = {

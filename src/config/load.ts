@@ -15,6 +15,8 @@ import type { Config, Hook, HookArgument, RunnerSettings, Target } from './confi
 import { ConfigError, describeIssues } from './errors.js';
 import { toPeople } from '../domain/people.js';
 import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
+import { checkRunbooks, runbookFromBody, runbookFromRecipe, type Runbook } from '../domain/runbook/index.js';
+import { httpSettingsFromConfig } from '../exec/httpStep.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   return parseConfig(readConfigText(path), path, env);
@@ -69,7 +71,9 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
   }
   const baseDir = dirname(resolve(path));
   const recipes = resolveRecipes(parsed.data, baseDir, problems);
-  const hooks = resolveHooks(parsed.data, recipes, baseDir, env, problems);
+  const http = httpSettingsFromConfig(parsed.data.http);
+  const runbooks = resolveRunbooks(parsed.data, recipes, targets, http, problems);
+  const hooks = resolveHooks(parsed.data, recipes, runbooks, baseDir, env, problems);
   const runner = parsed.data.runner;
   const settings: RunnerSettings = {
     maxConcurrentRuns: runner.maxConcurrentRuns,
@@ -83,7 +87,26 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
   const links = parsed.data.links ? { ttlMs: parseDuration(parsed.data.links.ttl) ?? 24 * 3600_000 } : undefined;
-  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}), ...(links ? { links } : {}) }, problems };
+  return { config: { runner: settings, targets, recipes, hooks, runbooks, http, ...(admins ? { admins } : {}), ...(links ? { links } : {}) }, problems };
+}
+
+/**
+ * `runbooks:` with the recipes joined as one-step runbooks for the graph checks (dependsOn,
+ * after, targets, secrets, http.allow): a reference may not also be a recipe's name. The map
+ * returned holds the runbooks only; recipes stay in `recipes`.
+ */
+function resolveRunbooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, targets: ReadonlyMap<string, Target>, http: ReturnType<typeof httpSettingsFromConfig>, problems: string[]): Map<string, Runbook> {
+  const runbooks = new Map<string, Runbook>();
+  for (const [reference, body] of Object.entries(file.runbooks ?? {})) {
+    if (recipes.has(reference)) problems.push(`runbooks.${reference}: ${reference} is also a recipe's name (recipes are one-step runbooks: one name, one definition)`);
+    else runbooks.set(reference, runbookFromBody(reference, body, 'config'));
+  }
+  if (runbooks.size === 0) return runbooks;
+  const all = new Map<string, Runbook>([...[...recipes.values()].map((r) => [r.name, runbookFromRecipe(r)] as const), ...runbooks]);
+  // Only the runbooks' problems: recipes are checked above in their own terms.
+  const checked = checkRunbooks(all, { targets, allow: http.allow });
+  problems.push(...checked.filter((p) => [...runbooks.keys()].some((ref) => p.startsWith(`runbooks.${ref}.`) || p.startsWith(`runbooks.${ref}:`))));
+  return runbooks;
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
@@ -139,14 +162,18 @@ function resolveRecipes(file: ConfigFile, baseDir: string, problems: string[]): 
 /** A hook secret this short could be guessed. */
 export const MIN_HOOK_SECRET_LENGTH = 16;
 
-function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Map<string, Hook> {
+function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, runbooks: ReadonlyMap<string, Runbook>, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Map<string, Hook> {
   const hooks = new Map<string, Hook>();
   for (const [id, hook] of Object.entries(file.hooks ?? {})) {
     const field = `hooks.${id}`;
     const before = problems.length;
-    const recipe = recipes.get(hook.recipe);
-    // Only config recipes: an imported one can be replaced from Slack, which would change what the hook runs.
-    if (!recipe) problems.push(`${field}.recipe: there is no recipe ${hook.recipe} in recipes or recipeFiles`);
+    const reference = hook.runbook ?? hook.recipe ?? '';
+    const recipeOnly = recipes.get(reference);
+    const runbook = runbooks.get(reference);
+    // Only config runbooks and recipes: an imported one can be replaced from Slack, which would change what the hook runs.
+    if (!recipeOnly && !runbook) problems.push(`${field}.${hook.runbook !== undefined ? 'runbook' : 'recipe'}: there is no runbook ${reference} in runbooks, recipes or recipeFiles`);
+    else if (runbook && !runbook.triggeredBy.some((t) => t.kind === 'webhook')) problems.push(`${field}.runbook: ${reference} is not started by webhooks (add webhook to its triggeredBy)`);
+    const recipe = recipeOnly ?? (runbook ? { name: runbook.reference, arguments: runbook.arguments } : undefined);
     let secret = '';
     if ('env' in hook.secret) {
       secret = env[hook.secret.env] ?? '';
@@ -162,12 +189,12 @@ function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, ba
     const args = new Map<string, HookArgument>();
     for (const [name, source] of Object.entries(hook.arguments ?? {})) {
       const declared = recipe?.arguments.find((a) => a.name === name);
-      if (recipe && !declared) problems.push(`${field}.arguments.${name}: the recipe ${recipe.name} has no argument ${name}`);
-      else if (declared?.kind === 'fixed') problems.push(`${field}.arguments.${name}: ${name} is fixed by the recipe`);
+      if (recipe && !declared) problems.push(`${field}.arguments.${name}: the runbook ${recipe.name} has no argument ${name}`);
+      else if (declared?.kind === 'fixed') problems.push(`${field}.arguments.${name}: ${name} is fixed by the runbook`);
       args.set(name, typeof source === 'string' ? { value: source } : source);
     }
     if (problems.length > before) continue;
-    hooks.set(id, { id, recipe: hook.recipe, secret, signature: hook.signature, channel: hook.channel ?? null, message: hook.message ?? null, arguments: args });
+    hooks.set(id, { id, runbook: reference, secret, signature: hook.signature, channel: hook.channel ?? null, message: hook.message ?? null, arguments: args });
   }
   return hooks;
 }

@@ -10,6 +10,8 @@ import { RECIPE_NAME, recipeBodySchema } from '../domain/recipe.js';
 import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
 import { parseSize } from '../domain/size.js';
 import { secretNameProblem, validRunAsWords } from '../exec/remoteCommand.js';
+import { httpConfigSchema } from '../exec/httpStep.js';
+import { RUNBOOK_REFERENCE, runbooksConfigSchema } from '../domain/runbook/index.js';
 
 const slackId = (what: string, first: string) =>
   z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
@@ -152,9 +154,11 @@ const runner = z.strictObject({
   maxOutput: size.default('10MB'),
 });
 
-/** A webhook: `POST /hooks/<id>` starts `recipe`, authenticated with `secret`. */
+/** A webhook: `POST /hooks/<id>` starts `runbook` (or, as before, `recipe`), authenticated with `secret`. */
 const hook = z.strictObject({
-  recipe: z.string().regex(RECIPE_NAME, 'expected a recipe name'),
+  runbook: z.string().regex(RUNBOOK_REFERENCE, 'expected a runbook reference').optional(),
+  /** The older name of `runbook`, still read. */
+  recipe: z.string().regex(RECIPE_NAME, 'expected a recipe name').optional(),
   secret: secretSource,
   /**
    * How a delivery proves it knows the secret (src/http/hooks.ts): `countersign` (default), an
@@ -191,7 +195,11 @@ export const configFileSchema = z.strictObject({
   recipes: z.record(z.string().regex(RECIPE_NAME, 'recipe names use letters, digits, -, _ and . (at most 64)'), recipeBodySchema).optional(),
   /** JSON files in the export format: a file, a directory, or `dir/*.json`. */
   recipeFiles: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
-  hooks: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'hook ids use letters, digits, - and _'), hook).optional(),
+  hooks: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'hook ids use letters, digits, - and _'), hook.refine((h) => (h.runbook === undefined) !== (h.recipe === undefined), { message: 'name the runbook the hook starts (runbook: <reference>)' })).optional(),
+  /** Runbooks (src/domain/runbook/definition.ts), keyed by reference; recipes join them as one-step runbooks. */
+  runbooks: runbooksConfigSchema.optional(),
+  /** Where runbook http steps may send requests (src/exec/httpStep.ts); absent: nowhere. */
+  http: httpConfigSchema.optional(),
 });
 
 export type HookFile = z.infer<typeof hook>;

@@ -57,7 +57,19 @@ export interface Schedule {
   reviewRequestedAt: Date | null;
   /** Why it is in its status, when the system put it there (an expired review, an approval that no longer holds). */
   statusReason: string | null;
+  /**
+   * A schedule that starts a runbook (`--runbook`): its reference and argument values. Its
+   * `target` reads `runbook:<reference>` and its `script` lists the values, for the views; each
+   * firing starts a run, reviewed where the runbook's targets need it.
+   */
+  runbook?: string | null;
+  arguments?: Readonly<Record<string, string>> | null;
 }
+
+/** How a runbook schedule shows where it runs and what (the views read target and script). */
+export const runbookScheduleTarget = (reference: string): string => `runbook:${reference}`;
+export const runbookScheduleScript = (args: Readonly<Record<string, string>>): string =>
+  Object.keys(args).length === 0 ? '(no arguments)' : Object.entries(args).map(([name, value]) => `${name}=${value}`).join('\n');
 
 /** What a review approves: everything that runs, and the reason shown to reviewers. */
 export function scheduleContentVersion(content: Pick<Schedule, 'target' | 'type' | 'script' | 'message'>): string {
@@ -79,6 +91,9 @@ export interface ScheduleAdd extends ScheduleOptions {
   cron: string;
   tz: string;
   script: string;
+  /** `--runbook <reference>` (then target and script are empty) and its `--arg name=value`s. */
+  runbook?: string | null;
+  arguments?: Record<string, string> | null;
 }
 
 /** Only what was given; null leaves a field as it is. */
@@ -108,7 +123,11 @@ export type ScheduleParse = { ok: true; command: ScheduleCommand } | { ok: false
 
 export const scheduleRef = (id: number): string => `S${id}`;
 
+/** The audit trail's `subject` for a schedule's events (events.subject). */
+export const scheduleSubject = (id: number): string => `schedule:${id}`;
+
 export const SCHEDULE_USAGE = '`/task schedule add &lt;target&gt; "&lt;cron&gt;" [--tz Europe/Paris] [--channel #ops] [-m "why"] &lt;script&gt;`';
+export const RUNBOOK_SCHEDULE_USAGE = '`/task schedule add --runbook &lt;reference&gt; "&lt;cron&gt;" [--arg name=value]… [--tz …] [--channel #ops]`';
 export const SCHEDULE_EDIT_USAGE = '`/task schedule edit &lt;id&gt; [--cron "&lt;cron&gt;"] [--tz …] [--channel …] [--notify …] [--overlap …] [--catch-up …] [-m "why"] [-t type] [--target &lt;target&gt;] [&lt;script&gt;]`';
 export const CRON_EXAMPLE =
   'e.g. `"*/15 * * * *"` (every 15 minutes), `"0 9 * * 1-5"` (9:00 on weekdays) or, with seconds first, `"*/30 * * * * *"` (every 30 seconds)';
@@ -116,6 +135,7 @@ export const CRON_EXAMPLE =
 export const SCHEDULE_HELP = [
   '*Schedules* run a reviewed script on a cron. Each firing is a task that needs no new review; at each firing the approval is checked against the target\'s current review groups.',
   SCHEDULE_USAGE,
+  `${RUNBOOK_SCHEDULE_USAGE}: each firing starts a run of the runbook, reviewed where its targets need it`,
   '      options: `--notify failure|always` (default always), `--overlap skip|queue|allow` (default skip: a firing while the last run still runs is skipped), `--catch-up run|skip` (default run: after downtime the most recent missed firing runs once), `-t bash|sh|python3|node`',
   `      cron has 5 fields, or 6 with seconds first; time zone UTC unless \`--tz\`; ${CRON_EXAMPLE}`,
   SCHEDULE_EDIT_USAGE,
@@ -315,8 +335,67 @@ function readScheduleScript(cursor: Cursor): { ok: true; script: string; type: S
   return { ok: true, script: script.value, type: script.type };
 }
 
+const RUNBOOK_REF = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const ARG_PAIR = /^([A-Za-z_][A-Za-z0-9_]{0,63})=([\s\S]*)$/;
+
+/** `add --runbook <reference> "<cron>" [--arg name=value]… [flags]`: nothing after the flags. */
+function parseRunbookAdd(cursor: Cursor): ScheduleParse {
+  cursor.word();
+  cursor.skipSpace();
+  const runbook = cursor.value() ?? '';
+  if (!RUNBOOK_REF.test(runbook)) return fail(`Which runbook? Write ${RUNBOOK_SCHEDULE_USAGE}.`);
+  cursor.skipSpace();
+  const quote = cursor.text[cursor.pos];
+  if (quote === undefined || QUOTES[quote] === undefined) return fail(`Put the cron in quotes after the runbook: ${RUNBOOK_SCHEDULE_USAGE}, ${CRON_EXAMPLE}.`);
+  const cron = cursor.value();
+  if (cron === null) return fail('The cron has no closing quote.');
+  const args: Record<string, string> = {};
+  let flags: Flags | null = null;
+  for (;;) {
+    cursor.skipSpace();
+    if (cursor.atFlag('--arg')) {
+      cursor.word();
+      const pair = ARG_PAIR.exec(cursor.value() ?? '');
+      if (!pair) return fail('`--arg` takes `name=value`, e.g. `--arg mode=graceful` (quote a value with spaces: `--arg "note=two words"`).');
+      if (Object.hasOwn(args, pair[1]!)) return fail(`Give \`--arg ${pair[1]}\` only once.`);
+      Object.defineProperty(args, pair[1]!, { value: pair[2]!, enumerable: true, writable: true, configurable: true });
+      continue;
+    }
+    const read = readFlags(cursor, false);
+    if (!read.ok) return fail(read.error);
+    flags = mergeFlags(flags, read.flags);
+    cursor.skipSpace();
+    if (!cursor.atFlag('--arg')) break;
+  }
+  if (!cursor.done()) return fail(`A runbook schedule takes no script: ${RUNBOOK_SCHEDULE_USAGE}.`);
+  if (flags?.type) return fail('A runbook schedule takes no `-t`: its runbook says how each step runs.');
+  const add: ScheduleAdd = {
+    action: 'add',
+    target: runbookScheduleTarget(runbook),
+    cron: normalizeCron(cron),
+    tz: flags?.tz ?? 'UTC',
+    channel: flags?.channel ?? null,
+    message: flags?.message ?? null,
+    type: null,
+    notify: flags?.notify ?? 'always',
+    overlap: flags?.overlap ?? 'skip',
+    catchUp: flags?.catchUp ?? 'run',
+    script: runbookScheduleScript(args),
+    runbook,
+    arguments: args,
+  };
+  const checked = checkCron(add.cron, add.tz);
+  return checked.ok ? { ok: true, command: add } : fail(checked.error);
+}
+
+function mergeFlags(before: Flags | null, next: Flags): Flags {
+  if (!before) return next;
+  return Object.fromEntries(Object.entries(next).map(([key, value]) => [key, value ?? before[key as keyof Flags]])) as unknown as Flags;
+}
+
 function parseAdd(cursor: Cursor): ScheduleParse {
   cursor.skipSpace();
+  if (cursor.atFlag('--runbook')) return parseRunbookAdd(cursor);
   const target = cursor.word();
   if (target === '' || !TARGET_NAME.test(target)) {
     return fail(`Which target? Write ${SCHEDULE_USAGE}, e.g. \`/task schedule add web-prod "0 3 * * *" -m "nightly cleanup" ./cleanup.sh\`.`);

@@ -6,7 +6,8 @@ import type { TaskArgument } from './recipe.js';
 import type { RecipeRef } from './contentVersion.js';
 import type { ScriptType } from './scriptTypes.js';
 
-export type TaskSource = 'slack' | 'api' | 'schedule' | 'webhook';
+/** `run`: a run's script step (src/domain/run.ts): no card or review of its own, the run has them. */
+export type TaskSource = 'slack' | 'api' | 'schedule' | 'webhook' | 'run';
 
 export interface TaskResult {
   exitCode: number | null;
@@ -48,6 +49,10 @@ export interface Task {
   contentVersion: string;
   /** Started from a recipe: its name and the hash of the definition it was started from. */
   recipe: RecipeRef | null;
+  /** A run's script step: the run and its step row (migration 013); null for a task of its own. */
+  runStep?: { runId: number; stepId: number } | null;
+  /** A run step's $COUNTERSIGN_OUTPUT values, once it ended (never shown unmasked). */
+  outputs?: Readonly<Record<string, string>> | null;
 }
 
 export type ExecutionPhase = 'running' | 'succeeded' | 'failed' | 'killed';

@@ -5,7 +5,7 @@
  * "nothing survived".
  */
 import type { ClientChannel } from 'ssh2';
-import { stopCommand, survivorsCommand, type StopSignal } from './remoteCommand.js';
+import { outputFileCommand, stopCommand, survivorsCommand, type StopSignal } from './remoteCommand.js';
 import type { SshEndpoint, SshPool } from './sshPool.js';
 
 export interface RunOnHost {
@@ -17,19 +17,28 @@ export interface RunOnHost {
 
 /** Runs `command` and answers its stdout, or null unless it ran and exited 0. */
 export async function runControl(run: RunOnHost, command: string): Promise<string | null> {
+  return (await runControlBytes(run, command, 1024 * 1024))?.toString('utf8') ?? null;
+}
+
+/** Runs `command` and answers at most `maxBytes` of its stdout as bytes, or null unless it ran and exited 0. */
+export async function runControlBytes(run: RunOnHost, command: string, maxBytes: number): Promise<Buffer | null> {
   try {
     return await run.pool.withSession(
       run.endpoint,
       (client, connection) =>
-        new Promise<string | null>((done) => {
+        new Promise<Buffer | null>((done) => {
           const opened = (error: Error | undefined, stream: ClientChannel) => {
             if (error) return done(null);
-            let out = '';
+            const chunks: Buffer[] = [];
+            let size = 0;
             let code: number | null = null;
-            stream.on('data', (data: Buffer) => (out += data.toString()));
+            stream.on('data', (data: Buffer) => {
+              if (size < maxBytes) chunks.push(data.subarray(0, maxBytes - size));
+              size += data.length;
+            });
             stream.stderr.resume();
             stream.on('exit', (exitCode: number | null) => (code = exitCode));
-            stream.on('close', () => done(code === 0 ? out : null));
+            stream.on('close', () => done(code === 0 ? Buffer.concat(chunks) : null));
           };
           try {
             client.exec(command, opened);
@@ -44,6 +53,15 @@ export async function runControl(run: RunOnHost, command: string): Promise<strin
   } catch {
     return null;
   }
+}
+
+/**
+ * A run step's $COUNTERSIGN_OUTPUT file: at most `maxBytes` + 1 bytes of it (one more than a
+ * valid file may hold, so an oversized one is seen as such), and the file removed. Null when it
+ * could not be read (no connection, the command failed).
+ */
+export async function readOutputFile(run: RunOnHost, maxBytes: number): Promise<Buffer | null> {
+  return runControlBytes(run, outputFileCommand(run.token, maxBytes + 1, run.runAs), maxBytes + 1);
 }
 
 /** Signals every process of the run; false when the command could not be run. */

@@ -30,6 +30,12 @@ export interface RemoteRun {
   scriptBytes: number;
   /** A command prefix from the target's config (e.g. `sudo -n -u app`), or null. */
   runAs: readonly string[] | null;
+  /**
+   * A run step's script: create a private, empty output file and name it in $COUNTERSIGN_OUTPUT
+   * (name=value lines, as CI systems read them); it outlives the wrapper until
+   * outputFileCommand reads and removes it.
+   */
+  outputFile?: boolean;
 }
 
 /** A fresh run token: names the run's files on the host and marks its processes. */
@@ -77,6 +83,7 @@ export function remoteCommand(run: RemoteRun): string {
     'set -C',
     'true > "$__cs_f" || exit 125',
     'echo $$ > "$__cs_f.pid" || exit 125',
+    ...(run.outputFile ? ['true > "$__cs_f.out" || exit 125'] : []),
     'set +C',
     'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"" EXIT',
     'trap "rm -f \\"\\$__cs_f\\" \\"\\$__cs_f.pid\\"; exit 129" HUP',
@@ -97,14 +104,14 @@ export function remoteCommand(run: RemoteRun): string {
     'cat > "$__cs_f" || exit 125',
     // A link that drops mid-send ends stdin early: a truncated script must not run.
     `[ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
-    `COUNTERSIGN_RUN=${checkToken(run.token)} ${INTERPRETERS[run.type]} "$__cs_f" "$@" < /dev/null`,
+    `COUNTERSIGN_RUN=${checkToken(run.token)}${run.outputFile ? ' COUNTERSIGN_OUTPUT="$__cs_f.out"' : ''} ${INTERPRETERS[run.type]} "$__cs_f" "$@" < /dev/null`,
   ].join('; ');
   return asUser(wrapper, run.runAs);
 }
 
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables the wrapper, the shell or countersign itself depend on. */
-const RESERVED_SECRET_NAMES = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'PWD', 'IFS', 'TMPDIR', 'COUNTERSIGN_RUN']);
+const RESERVED_SECRET_NAMES = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'PWD', 'IFS', 'TMPDIR', 'COUNTERSIGN_RUN', 'COUNTERSIGN_OUTPUT']);
 /** Variables that change how a shell or the dynamic loader starts the script (and the wrapper's own commands). */
 const STARTUP_NAMES = new Set(['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4']);
 
@@ -159,6 +166,19 @@ function octalEscape(value: string): string {
   return out;
 }
 
+/**
+ * Prints the first `maxBytes` of the run's output file ($COUNTERSIGN_OUTPUT) and removes it. A
+ * file that is not a regular file of ours (a symlink planted in its place) is not read.
+ */
+export function outputFileCommand(token: string, maxBytes: number, runAs: readonly string[] | null): string {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new Error('maxBytes must be a byte count');
+  const t = checkToken(token);
+  return asUser(
+    [`__cs_o=${filePath(t)}.out`, `if [ -f "$__cs_o" ] && [ ! -L "$__cs_o" ] && [ -O "$__cs_o" ]; then head -c ${maxBytes} "$__cs_o"; fi`, 'rm -f "$__cs_o"'].join('; '),
+    runAs,
+  );
+}
+
 /** Signals every process of the run: its process group, and every process carrying its token. */
 export function stopCommand(token: string, signal: StopSignal, runAs: readonly string[] | null): string {
   const t = checkToken(token);
@@ -192,7 +212,7 @@ export function survivorsCommand(token: string, runAs: readonly string[] | null)
       '__cs_p=$(cat "$__cs_f.pid" 2>/dev/null)',
       count,
       `__cs_i=0; while [ "$__cs_n" -gt 0 ] && [ "$__cs_i" -lt 20 ]; do sleep 0.1; __cs_i=$((__cs_i+1)); ${count}; done`,
-      'if [ "$__cs_n" -eq 0 ]; then rm -f "$__cs_f" "$__cs_f.pid"; fi',
+      'if [ "$__cs_n" -eq 0 ]; then rm -f "$__cs_f" "$__cs_f.pid" "$__cs_f.out"; fi',
       'echo "$__cs_n"',
     ].join('; '),
     runAs,

@@ -32,6 +32,8 @@ export interface SshStepOptions {
   drained(): Promise<void>;
   /** Aborting asks the remote processes to stop: TERM, then KILL after killGraceMs. */
   stop: AbortSignal;
+  /** A run step: the script gets $COUNTERSIGN_OUTPUT (read back with readOutputFile). */
+  outputFile?: boolean;
 }
 
 export type StepOutcome =
@@ -96,7 +98,7 @@ class StepRun {
       this.resolve = resolve;
       const { options } = this;
       if (options.stop.aborted) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started' });
-      const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs });
+      const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs, outputFile: options.outputFile ?? false });
       try {
         this.client.exec(command, (error, stream) => this.opened(error, stream));
       } catch (error) {

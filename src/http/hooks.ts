@@ -1,5 +1,6 @@
 /**
- * Incoming webhooks: `POST /hooks/<id>` starts the hook's recipe. How a delivery proves it knows
+ * Incoming webhooks: `POST /hooks/<id>` starts the hook's runbook (a recipe as a task, as before;
+ * any other runbook as a run, answered as `{ run: { id, status }, statusUrl }`). How a delivery proves it knows
  * the hook's secret is the hook's `signature` (compared in constant time):
  *
  *   countersign (default)  X-Countersign-Timestamp: <unix seconds>, within 5 minutes of our clock,
@@ -24,7 +25,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Config, Hook, HookSignature } from '../config/config.js';
 import type { Logger } from '../log.js';
-import type { RecipeService } from '../service/recipes.js';
+import type { RunbookService } from '../service/runbooks.js';
 
 export const HOOK_MAX_BODY = '512kb';
 /** How far a signed timestamp may be from our clock. */
@@ -34,9 +35,11 @@ const GITHUB_DELIVERY = /^[\x21-\x7e]{1,200}$/;
 
 export interface HooksDeps {
   config: Config;
-  recipes: RecipeService;
+  runbooks: RunbookService;
   /** The API's URL of a task (`/api/v1/tasks/{id}`). */
   statusUrl(taskId: number): string;
+  /** The API's URL of a run (`/api/v1/runs/{id}`). */
+  runStatusUrl(runId: number): string;
   log: Logger;
   now?: () => number;
 }
@@ -70,13 +73,15 @@ export function hooksRouter(deps: HooksDeps): Router {
     const body = parseBody(raw, hook);
     const values = argumentValues(hook, body);
 
-    const recipe = await deps.recipes.get(hook.recipe);
-    if (!recipe) throw new HookError(500, 'internal', `The hook's recipe ${hook.recipe} is missing.`);
-    const target = deps.config.targets.get(recipe.target);
-    const started = await deps.recipes.start(recipe, {
-      author: hookAuthor(hook.id),
+    const entry = await deps.runbooks.find(hook.runbook);
+    if (!entry) throw new HookError(500, 'internal', `The hook's runbook ${hook.runbook} is missing.`);
+    const firstTarget = entry.runbook.steps.flat().find((step) => step.kind === 'script');
+    const target = firstTarget?.kind === 'script' ? deps.config.targets.get(firstTarget.script.target) : undefined;
+    const started = await deps.runbooks.start(hook.runbook, {
+      starter: hookAuthor(hook.id),
       values,
       message: hook.message ?? (typeof body.message === 'string' ? body.message : null),
+      trigger: { kind: 'webhook', hook: hook.id },
       source: 'webhook',
       sourceKey,
       channelId: hook.channel ?? target?.channel ?? null,
@@ -86,6 +91,11 @@ export function hooksRouter(deps: HooksDeps): Router {
         throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${started.message}`, (started.errors ?? []).map((e) => ({ argument: e.name, message: e.message })));
       }
       throw new HookError(422, started.code, started.message.replace(/[`*]/g, ''));
+    }
+    if (started.kind === 'run') {
+      const { run } = started;
+      res.status(202).json({ run: { id: run.id, status: run.status }, statusUrl: deps.runStatusUrl(run.id), created: started.created });
+      return;
     }
     const { task } = started;
     res.status(202).json({ task: { id: task.id, status: task.status }, statusUrl: deps.statusUrl(task.id), created: started.created });

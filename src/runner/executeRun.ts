@@ -16,7 +16,9 @@ import { fixedValuesToMask } from '../domain/recipe.js';
 import type { ExecutionStep, StepPhase } from '../domain/task.js';
 import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
+import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
+import type { TaskRow } from '../store/rows.js';
 import { finishExecution, settleSteps, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
@@ -71,6 +73,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   });
   const results: StepResult[] = [];
   let failureOverride: string | null = null;
+  // A run's script step: each host's $COUNTERSIGN_OUTPUT, merged into the step's outputs at the end.
+  const hostOutputs: HostOutputs[] | null = task.runStep ? [] : null;
 
   const target = ctx.target;
   if (!target) {
@@ -90,7 +94,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
         continue;
       }
       // runStep never rejects, so one host's trouble cannot orphan its siblings.
-      const done = await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, recorder, stop, capPerStep)));
+      const done = await Promise.all(group.map((step) => runStep(ctx, target, claimed, step, recorder, stop, capPerStep, hostOutputs)));
       results.push(...done);
       if (target.rollout?.stopOnFailure && done.some((r) => r.phase === 'failed')) {
         haltReason = `not started: a host in batch ${groupIndex + 1} failed and the rollout stops on failure`;
@@ -98,6 +102,9 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     }
   }
 
+  const outputs = hostOutputs
+    ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line), [...(target?.secrets.values() ?? []), ...fixedValuesToMask(task.arguments)])
+    : null;
   const abandon = ctx.abandon ?? new AbortController().signal;
   const stored = await recorder.close(abandon);
   if (!stored) ctx.onError(new Error('output could not be stored'), `storing the last output of task ${task.id}`);
@@ -108,6 +115,8 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
   const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, () =>
     ctx.db.transaction(async (trx) => {
+      // A run's step: the run's row before anything else, the order the run engine locks in.
+      if (task.runStep) await trx('runs').where({ id: task.runStep.runId }).forUpdate().first('id');
       if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage }))) {
         return false;
       }
@@ -128,6 +137,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
           failure_message: summary.failureMessage,
           last_line: recorder.lastLine,
           finished_at: trx.fn.now() as unknown as Date,
+          ...(outputs ? { outputs: JSON.stringify(outputs) as unknown as TaskRow['outputs'] } : {}),
         },
       });
       return true;
@@ -159,6 +169,7 @@ async function runStep(
   recorder: OutputRecorder,
   stop: AbortSignal,
   capBytes: number,
+  hostOutputs: HostOutputs[] | null = null,
 ): Promise<StepResult> {
   const address = { host: step.host, port: step.port, user: step.user };
   const label = claimed.steps.length > 1 ? hostLabel(address) : null;
@@ -185,16 +196,11 @@ async function runStep(
   let result: StepResult;
   try {
     await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
+    const endpoint = { address, privateKey: target.privateKey, knownHosts: target.knownHosts, connectTimeoutMs: target.connectTimeoutMs, maxSessions: target.maxSessions };
     ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,
-      endpoint: {
-        address,
-        privateKey: target.privateKey,
-        knownHosts: target.knownHosts,
-        connectTimeoutMs: target.connectTimeoutMs,
-        maxSessions: target.maxSessions,
-      },
+      endpoint,
       type: task.type,
       script: task.script,
       secrets: target.secrets,
@@ -205,6 +211,7 @@ async function runStep(
       runTimeoutMs: target.timeoutMs,
       killGraceMs: ctx.killGraceMs,
       stop,
+      outputFile: hostOutputs !== null,
       onOutput: (stream, text) => {
         filters[stream].push(text);
         return recorder.hasRoom();
@@ -212,6 +219,7 @@ async function runStep(
       drained: () => recorder.drained(),
     });
     result = stepResult(step, outcome, target.timeoutMs, stop);
+    if (hostOutputs && outcome.kind === 'exited') hostOutputs.push(await readStepOutputs.fromHost({ pool: ctx.pool, endpoint, token: step.runToken, runAs: target.runAs }, (line) => emit('system', line)));
   } catch (error) {
     ctx.onError(error, `running a step of task ${task.id}`);
     result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };

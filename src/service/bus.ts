@@ -12,6 +12,8 @@ interface BusEvents {
   'task-ready': [taskId: number];
   /** Someone asked to stop a running execution. */
   'stop-requested': [executionId: number];
+  /** A run or one of its steps changed: the engine looks at it again, its views redraw. */
+  'run-changed': [runId: number];
 }
 
 export class Bus {

@@ -12,15 +12,15 @@
  */
 import type { Config } from '../config/config.js';
 import { recipeContentHash, shortHash, type RecipeRef } from '../domain/contentVersion.js';
-import { includesUser, type People } from '../domain/people.js';
-import { exportRecipe, fixedArgumentNames, parseRecipeJson, recipeDefinition, resolveArguments, type ArgumentError, type Recipe, type TaskArgument } from '../domain/recipe.js';
+import type { People } from '../domain/people.js';
+import { RECIPE_FORMAT, exportRecipe, fixedArgumentNames, parseRecipeJson, recipeDefinition, resolveArguments, type ArgumentError, type Recipe, type TaskArgument } from '../domain/recipe.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db } from '../store/db.js';
-import { appendEvent } from '../store/events.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers } from './reviewers.js';
+import { SavedDefinitions, type SavedRow } from './savedDefinitions.js';
 import type { TaskService } from './taskService.js';
 
 export interface StartInput {
@@ -51,37 +51,29 @@ export interface RecipeEntry {
   editors: People | null;
 }
 
-interface RecipeRow {
-  name: string;
-  definition: unknown;
-  imported_by: string;
-  owner: string;
-  editors: People | null;
-  content_hash: string;
-  created_at: Date;
-  updated_at: Date;
-}
-
 /** A recipe's audit subject (events.subject). */
 export const recipeSubject = (name: string): string => `recipe:${name}`;
 
 export class RecipeService {
   private key: Promise<string> | null = null;
+  private readonly saved: SavedDefinitions;
 
   constructor(
     private readonly db: Db,
     private readonly config: Config,
     private readonly tasks: TaskService,
     /** Resolves editors' and admins' Slack user groups; without one, user groups have no members. */
-    private readonly reviewers: Reviewers = new Reviewers(null),
-  ) {}
+    reviewers: Reviewers = new Reviewers(null),
+  ) {
+    this.saved = new SavedDefinitions(db, config, reviewers);
+  }
 
   private configRecipes(): ReadonlyMap<string, Recipe> {
     return this.config.recipes ?? new Map();
   }
 
   async list(): Promise<RecipeEntry[]> {
-    const rows = await this.db<RecipeRow>('recipes').orderBy('name');
+    const rows = await this.saved.rows(RECIPE_FORMAT);
     const imported = rows.map((row) => this.fromRow(row)).filter((r): r is RecipeEntry => r !== null && !this.configRecipes().has(r.recipe.name));
     const configured = await Promise.all([...this.configRecipes().values()].map((recipe) => this.configEntry(recipe)));
     return [...configured, ...imported].sort((a, b) => a.recipe.name.localeCompare(b.recipe.name));
@@ -94,7 +86,7 @@ export class RecipeService {
   async find(name: string): Promise<RecipeEntry | null> {
     const fromConfig = this.configRecipes().get(name);
     if (fromConfig) return this.configEntry(fromConfig);
-    const row = await this.db<RecipeRow>('recipes').where({ name }).first();
+    const row = await this.saved.row(name);
     return row ? this.fromRow(row) : null;
   }
 
@@ -120,50 +112,24 @@ export class RecipeService {
     // Problems may quote what was pasted (unknown field names): escaped, as everything written by users.
     if (!parsed.ok) return refuse('invalid_recipe', `The recipe is not valid:\n${parsed.problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
     const recipe = parsed.recipe;
-    if (this.configRecipes().has(recipe.name)) {
+    if (this.configRecipes().has(recipe.name) || this.config.runbooks?.has(recipe.name)) {
       return refuse('name_taken', `\`${recipe.name}\` is a recipe of countersign.yml, which cannot be replaced from Slack. Import it under another name.`);
     }
     if (!this.config.targets.has(recipe.target)) {
       return refuse('unknown_target', `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
     }
+    // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one.
+    const fixed = recipe.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
+    if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
+      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+    }
     const definition = recipeDefinition(recipe);
     const hash = recipeContentHash(definition, await this.contentKey());
-    // Who may change the recipe is decided before the row lock (Slack may be asked about user
-    // groups); the transaction then checks that the owner and editors are still the ones checked.
-    const before = await this.db<RecipeRow>('recipes').where({ name: recipe.name }).first();
-    if (before && !replace) return refuse('exists', `A recipe \`${recipe.name}\` was already imported. Add \`--replace\` to replace it: \`/task recipe import --replace\`.`);
-    if (before && !(await this.mayChange(before, userId))) return this.notAllowed(before, 'replace');
-    const editors = recipe.editors ?? null;
-    const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ replaced: boolean; previousHash: string | null }>> => {
-      const existing = await trx<RecipeRow>('recipes').where({ name: recipe.name }).forUpdate().first();
-      if (existing && !before) return refuse('exists', `Someone imported a recipe \`${recipe.name}\` a moment ago. Add \`--replace\` to replace it.`);
-      if (!existing && before) return refuse('gone', `The recipe \`${recipe.name}\` was removed a moment ago; import it again without \`--replace\`.`);
-      if (existing && before && !sameChangers(existing, before)) return refuse('changed', `Who may change \`${recipe.name}\` changed a moment ago. Try again.`);
-      const subject = recipeSubject(recipe.name);
-      if (existing) {
-        // Editors as given, or as they were when the JSON names none. The owner never changes.
-        const nextEditors = editors ?? existing.editors ?? null;
-        await trx('recipes')
-          .where({ name: recipe.name })
-          .update({ definition: JSON.stringify(definition), content_hash: hash, editors: nextEditors ? JSON.stringify(nextEditors) : null, imported_by: userId, updated_at: trx.fn.now() });
-        await appendEvent(trx, {
-          taskId: null,
-          subject,
-          type: 'recipe.replaced',
-          actor: userId,
-          data: { name: recipe.name, hash, previousHash: existing.content_hash, owner: existing.owner, target: recipe.target, ...(nextEditors ? { editors: nextEditors } : {}) },
-        });
-        return { ok: true, replaced: true, previousHash: existing.content_hash };
-      }
-      const inserted = await trx('recipes')
-        .insert({ name: recipe.name, definition: JSON.stringify(definition), content_hash: hash, owner: userId, imported_by: userId, editors: editors ? JSON.stringify(editors) : null })
-        .onConflict('name')
-        .ignore()
-        .returning('name');
-      if (inserted.length === 0) return refuse('exists', `Someone imported a recipe \`${recipe.name}\` a moment ago. Add \`--replace\` to replace it.`);
-      await appendEvent(trx, { taskId: null, subject, type: 'recipe.imported', actor: userId, data: { name: recipe.name, hash, target: recipe.target, ...(editors ? { editors } : {}) } });
-      return { ok: true, replaced: false, previousHash: null };
-    });
+    const existing = await this.saved.row(recipe.name);
+    if (existing && !parseRecipeJson(existing.definition).ok) {
+      return refuse('name_taken', `\`${recipe.name}\` is a runbook, not a recipe: import the recipe under another name (or replace the runbook with \`/task runbook import --replace\`).`);
+    }
+    const outcome = await this.saved.save({ kind: 'recipe', reference: recipe.name, definition, hash, editors: recipe.editors ?? null, userId, replace, data: { target: recipe.target } });
     if (!outcome.ok) return outcome;
     return { ok: true, recipe, replaced: outcome.replaced, hash, previousHash: outcome.previousHash };
   }
@@ -171,17 +137,9 @@ export class RecipeService {
   /** Removes an imported recipe (its owner, an editor or an admin); tasks started from it keep their name and hash. */
   async remove(name: string, userId: string): Promise<Outcome<{ name: string; hash: string }>> {
     if (this.configRecipes().has(name)) return refuse('config_recipe', `\`${name}\` is a recipe of countersign.yml: remove it there.`);
-    const before = await this.db<RecipeRow>('recipes').where({ name }).first();
-    if (!before) return this.unknown(name);
-    if (!(await this.mayChange(before, userId))) return this.notAllowed(before, 'remove');
-    return this.db.transaction(async (trx): Promise<Outcome<{ name: string; hash: string }>> => {
-      const existing = await trx<RecipeRow>('recipes').where({ name }).forUpdate().first();
-      if (!existing) return this.unknown(name);
-      if (!sameChangers(existing, before)) return refuse('changed', `Who may change \`${name}\` changed a moment ago. Try again.`);
-      await trx('recipes').where({ name }).delete();
-      await appendEvent(trx, { taskId: null, subject: recipeSubject(name), type: 'recipe.removed', actor: userId, data: { name, hash: existing.content_hash, owner: existing.owner } });
-      return { ok: true, name, hash: existing.content_hash };
-    });
+    const row = await this.saved.row(name);
+    if (row && !parseRecipeJson(row.definition).ok) return this.unknown(name);
+    return this.saved.remove('recipe', name, userId, () => this.unknown(name));
   }
 
   /**
@@ -220,22 +178,6 @@ export class RecipeService {
     return recipeContentHash(recipeDefinition(recipe), await this.contentKey());
   }
 
-  /** The owner, an editor (user group members included), or a config admin. */
-  private async mayChange(row: RecipeRow, userId: string): Promise<boolean> {
-    if (row.owner === userId) return true;
-    if (row.editors && (await this.includes(row.editors, userId))) return true;
-    return this.config.admins !== undefined && (await this.includes(this.config.admins, userId));
-  }
-
-  private async includes(people: People, userId: string): Promise<boolean> {
-    if (people.users.includes(userId)) return true;
-    return people.usergroup !== null && includesUser(people, userId, await this.reviewers.members(people.usergroup));
-  }
-
-  private notAllowed(row: RecipeRow, action: 'replace' | 'remove') {
-    return refuse('not_allowed', `Only the owner of \`${row.name}\` (<@${row.owner}>), its editors or the countersign admins may ${action} it. Import your version under another name instead.`);
-  }
-
   private contentKey(): Promise<string> {
     this.key ??= contentKey(this.db).catch((error: unknown) => {
       this.key = null;
@@ -252,13 +194,9 @@ export class RecipeService {
     return refuse('unknown_recipe', `There is no recipe \`${name}\`. \`/task recipe list\` shows them.`);
   }
 
-  private fromRow(row: RecipeRow): RecipeEntry | null {
+  private fromRow(row: SavedRow): RecipeEntry | null {
     const parsed = parseRecipeJson(row.definition);
     if (!parsed.ok) return null;
     return { recipe: { ...parsed.recipe, editors: row.editors ?? null }, hash: row.content_hash, owner: row.owner, editors: row.editors ?? null };
   }
-}
-
-function sameChangers(a: RecipeRow, b: RecipeRow): boolean {
-  return a.owner === b.owner && JSON.stringify(a.editors ?? null) === JSON.stringify(b.editors ?? null);
 }

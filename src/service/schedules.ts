@@ -9,9 +9,10 @@
  * review round (earlier decisions stop counting) and the schedule fires nothing until approved.
  * Every status change goes through `setStatus`: guarded on the expected status, with its event.
  */
+import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
 import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type ReviewPolicy } from '../domain/review.js';
-import { checkCron, scheduleContentVersion, scheduleRef, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
+import { checkCron, scheduleContentVersion, scheduleRef, scheduleSubject, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
@@ -19,8 +20,10 @@ import {
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
+  recordReviewScriptPosted,
   recordScheduleDmSent,
   releaseScheduleDm,
+  reviewScriptPosted,
   scheduleDecisions,
   schedulesWithDmsMissing,
   toSchedule,
@@ -60,8 +63,17 @@ export const STALE_APPROVAL = 'changed since this request was drawn; the request
 
 export type ScheduleListener = (scheduleId: number) => void;
 
+/** How schedules start runbooks (RunbookService behind it; src/app.ts wires it). */
+export interface RunbookScheduling {
+  /** May `author` schedule this runbook with these values (it exists, lists `schedule` in triggeredBy, the values fit)? */
+  check(reference: string, values: Readonly<Record<string, string>>, author: string): Promise<Outcome<object>>;
+  /** Starts the firing's run in the firing's transaction; its id, or why it could not start. */
+  start(trx: Knex.Transaction, schedule: Schedule, fireAt: Date): Promise<{ ok: true; runId: number } | { ok: false; reason: string }>;
+}
+
 export class ScheduleService {
   private readonly listeners: ScheduleListener[] = [];
+  private runbookScheduling: RunbookScheduling | null = null;
 
   constructor(
     private readonly db: Db,
@@ -70,6 +82,15 @@ export class ScheduleService {
     /** The scheduler's clock: a schedule fires from the first fire time after it became active. */
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /** Lets schedules start runbooks (`--runbook`). */
+  useRunbooks(scheduling: RunbookScheduling): void {
+    this.runbookScheduling = scheduling;
+  }
+
+  get runbooks(): RunbookScheduling | null {
+    return this.runbookScheduling;
+  }
 
   /** Told (in this process) after any change to a schedule: its review request is redrawn, the scheduler looks again. */
   onChange(listener: ScheduleListener): void {
@@ -91,7 +112,7 @@ export class ScheduleService {
   }
 
   /** Where the results of a schedule go: its channel, else its target's, else where it was asked for. */
-  resultChannel(schedule: Schedule): string | null {
+  resultChannel(schedule: Pick<Schedule, 'channelId' | 'target' | 'originChannel'>): string | null {
     return schedule.channelId ?? this.config.targets.get(schedule.target)?.channel ?? schedule.originChannel;
   }
 
@@ -101,20 +122,32 @@ export class ScheduleService {
   }
 
   async add(input: AddScheduleInput): Promise<Outcome<{ schedule: Schedule; created: boolean }>> {
-    const target = this.config.targets.get(input.target);
-    if (!target) return this.unknownTarget(input.target);
-    const policy = await this.resolvedPolicy(target.name);
+    // A runbook schedule (`--runbook`) needs no review of its own: each firing starts a run,
+    // reviewed where the runbook's targets need it (RunbookScheduling, set by the app).
+    const runbook = input.runbook ?? null;
+    if (runbook !== null) {
+      if (!this.runbookScheduling) return refuse('no_runbooks', 'Runbooks cannot be scheduled here.');
+      const allowed = await this.runbookScheduling.check(runbook, input.arguments ?? {}, input.author);
+      if (!allowed.ok) return allowed;
+    }
+    const target = runbook !== null ? null : this.config.targets.get(input.target);
+    if (runbook === null && !target) return this.unknownTarget(input.target);
+    // Slack's parser checked it already; the API's callers have only this check.
+    const checked = checkCron(input.cron, input.tz, this.now());
+    if (!checked.ok) return refuse('bad_cron', checked.error);
+    const policy = target ? await this.resolvedPolicy(target.name) : null;
     if (policy && unreachableGroups(policy, input.author).length > 0) {
-      return refuse('unreachable_review', `Your schedule on \`${target.name}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
+      return refuse('unreachable_review', `Your schedule on \`${input.target}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
     }
     const now = this.now();
-    const type = input.type ?? target.type;
+    const type = input.type ?? target?.type ?? 'bash';
+    const targetName = target?.name ?? input.target;
     const result = await this.db.transaction(async (trx) => {
       const [row] = await trx<ScheduleRow>('schedules')
         .insert({
           status: policy ? 'pending-review' : 'active',
           author: input.author,
-          target: target.name,
+          target: targetName,
           cron: input.cron,
           tz: input.tz,
           type,
@@ -129,8 +162,9 @@ export class ScheduleService {
           review_channel: policy?.channel ?? null,
           approved_at: policy ? null : now,
           fired_through: policy ? null : now,
-          content_version: scheduleContentVersion({ target: target.name, type, script: input.script, message: input.message }),
+          content_version: scheduleContentVersion({ target: targetName, type, script: input.script, message: input.message }),
           review_requested_at: policy ? (trx.fn.now() as unknown as Date) : null,
+          ...(runbook !== null ? { runbook, arguments: JSON.stringify(input.arguments ?? {}) as unknown as Record<string, string> } : {}),
         })
         .onConflict('source_key')
         .ignore()
@@ -143,11 +177,12 @@ export class ScheduleService {
       const schedule = toSchedule(row);
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(schedule.id),
         type: 'schedule.created',
         actor: input.author,
-        data: { schedule: schedule.id, target: target.name, cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
+        data: { schedule: schedule.id, target: targetName, ...(runbook !== null ? { runbook, arguments: input.arguments ?? {} } : {}), cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
       });
-      if (!policy) await appendEvent(trx, { taskId: null, type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: 'target has no review' } });
+      if (!policy) await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: runbook !== null ? "each firing's run is reviewed where its runbook's targets need it" : 'target has no review' } });
       return { schedule, created: true };
     });
     if (result.created) this.changed(result.schedule.id);
@@ -196,6 +231,7 @@ export class ScheduleService {
       if (inserted.length === 0) return refuse('already_decided', `You already reviewed ${ref}.`);
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(id),
         type: verdict === 'approve' ? 'schedule.review.approved' : 'schedule.review.rejected',
         actor: userId,
         data: { schedule: id, contentVersion: schedule.contentVersion, round: schedule.reviewRound, ...(reason ? { reason } : {}) },
@@ -239,6 +275,7 @@ export class ScheduleService {
     if (!before) return refuse('not_found', `There is no schedule ${ref}.`);
     if (userId !== before.author) return refuse('not_allowed', `Only its author can edit ${ref}.`);
     if (before.status === 'removed') return refuse('wrong_status', `${ref} is removed; add a new schedule instead.`);
+    if (before.runbook) return refuse('not_editable', `${ref} starts the runbook \`${before.runbook}\`: remove it and add it again with the new cron, options or values.`);
     const targetName = input.target ?? before.target;
     const target = this.config.targets.get(targetName);
     if (!target) return this.unknownTarget(targetName);
@@ -300,6 +337,7 @@ export class ScheduleService {
       if (contentChanged) set.review_round = schedule.reviewRound + 1;
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(id),
         type: 'schedule.edited',
         actor: userId,
         data: { schedule: id, changes, contentVersion: { from: schedule.contentVersion, to: contentVersion }, reviewAgain },
@@ -435,6 +473,29 @@ export class ScheduleService {
     return ids.map(Number);
   }
 
+  // ------------------------------------------------------------ the whole script in the request's thread
+
+  /** Whether the request `key` names (request and version) has had its script taken care of. */
+  reviewScriptPosted(id: number, key: string): Promise<boolean> {
+    return reviewScriptPosted(this.db, id, key);
+  }
+
+  recordReviewScriptPosted(id: number, key: string): Promise<void> {
+    return recordReviewScriptPosted(this.db, id, key);
+  }
+
+  /** Schedules waiting for review whose posted request was not yet seen to need (or have) its whole script in the thread. */
+  async wholeScriptsMissing(limit = 20): Promise<number[]> {
+    const ids: Array<string | number> = await this.db('schedules')
+      .where({ status: 'pending-review' })
+      .whereNotNull('review_ts')
+      .whereRaw("review_script_key IS DISTINCT FROM review_ts || ':' || content_version")
+      .orderBy('id')
+      .limit(limit)
+      .pluck('id');
+    return ids.map(Number);
+  }
+
   // ------------------------------------------------------------ review DMs (one per reviewer and round)
 
   /** Targets with a `dm: true` review group. */
@@ -450,7 +511,7 @@ export class ScheduleService {
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {
     await this.db.transaction(async (trx) => {
       await recordScheduleDmSent(trx, schedule.id, schedule.reviewRound, userId, channel);
-      await appendEvent(trx, { taskId: null, type: 'schedule.review.dm-sent', actor: null, data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel } });
+      await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.review.dm-sent', actor: null, data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel } });
     });
   }
 
@@ -496,7 +557,7 @@ export class ScheduleService {
       .where({ id: schedule.id, status: schedule.status })
       .update({ ...set, status: to, status_changed_at: trx.fn.now() as unknown as Date }, '*');
     if (!row) throw new Error(`schedule ${schedule.id} changed under its row lock`);
-    await appendEvent(trx, { taskId: null, type: `schedule.${to}`, actor, data: { schedule: schedule.id, from: schedule.status, ...data } });
+    await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: `schedule.${to}`, actor, data: { schedule: schedule.id, from: schedule.status, ...data } });
     return toSchedule(row);
   }
 

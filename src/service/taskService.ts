@@ -12,8 +12,9 @@ import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
-import { decisionsFor, decisionsOnVersion, insertDecision } from '../store/reviews.js';
-import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
+import { decisionsFor, decisionsOnVersion, taskReviews } from '../store/reviews.js';
+import { recordDecision, type Reviewed } from './reviewDecisions.js';
+import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -53,6 +54,9 @@ const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
   cancelled: 'cancelled',
 };
 
+/** A task as reviewed: its decisions in `reviews`, its events on the task. */
+const reviewedTask = (task: Task): Reviewed => ({ subject: taskReviews(task.id), ref: taskRef(task.id), author: task.author, contentVersion: task.contentVersion, audit: { taskId: task.id, prefix: 'review' } });
+
 export class TaskService {
   constructor(
     private readonly db: Db,
@@ -90,6 +94,7 @@ export class TaskService {
     }
     const script = change.script ?? old.script;
     if (script.trim() === '') return refuse('empty_script', 'The script is empty.');
+    if (script !== old.script && hasFixedArguments(old)) return refuse('fixed_arguments', fixedArgumentsRefusal(old));
     return this.createTask(
       {
         author: old.author,
@@ -108,6 +113,29 @@ export class TaskService {
       },
       old.id,
     );
+  }
+
+  /**
+   * Run again: a finished task (or one that never ran) asked for once more with the same content
+   * (target, type, script, message, arguments, recipe), by `userId`: its author or a reviewer of
+   * its target. A new task, reviewed again where the target requires review (the old approvals
+   * were for the old task). A run's step is run again with its run (RunService.again).
+   */
+  async again(taskId: number, userId: string, source: TaskSource = 'slack', sourceKey: string | null = null): Promise<Outcome<{ task: Task; created: boolean }>> {
+    const old = await getTask(this.db, taskId);
+    if (!old) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    if (old.runStep) return refuse('run_step', `${taskRef(taskId)} is a step of run ${old.runStep.runId}: run the run again instead.`);
+    const allowed = await this.mayOperate(old, userId, 'run again');
+    if (!allowed.ok) return allowed;
+    if (!['success', 'failure', 'killed', 'cancelled', 'rejected'].includes(old.status)) {
+      return refuse('wrong_status', `${taskRef(taskId)} is ${STATUS_WORDS[old.status]}; only a finished task can be run again.`);
+    }
+    const created = await this.createTask(
+      { author: userId, target: old.target, message: old.message, type: old.type, script: old.script, source, sourceKey, channelId: old.channelId, arguments: old.arguments ?? null, recipe: old.recipe },
+      null,
+    );
+    if (created.ok && created.created) await appendEvent(this.db, { taskId, type: 'task.again', actor: userId, data: { as: created.task.id } });
+    return created;
   }
 
   /** The target's review policy with its user groups' members resolved; null when the target has no review. */
@@ -180,6 +208,8 @@ export class TaskService {
       });
       if (resubmissionOf !== null) {
         await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+        // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
+        await bumpViewVersion(trx, resubmissionOf);
       }
       const next = await transitionTask(trx, {
         taskId: inserted.task.id,
@@ -189,7 +219,10 @@ export class TaskService {
       });
       return { ok: true, task: next ?? inserted.task, created: true };
     });
-    if (result.ok && result.created) this.changed(result.task);
+    if (result.ok && result.created) {
+      this.changed(result.task);
+      if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
+    }
     return result;
   }
 
@@ -214,12 +247,9 @@ export class TaskService {
       if (seenVersion !== undefined && seenVersion !== current.contentVersion) {
         return refuse(CHANGED_SINCE_DRAWN, `${taskRef(taskId)} changed since this request was drawn; the request now shows the new version. Read it again before approving.`);
       }
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'approve', reason: null, contentVersion: current.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
-      }
-      await appendEvent(trx, { taskId, type: 'review.approved', actor: userId, data: { contentVersion: current.contentVersion } });
-      const decisions = await decisionsOnVersion(trx, taskId, current.contentVersion);
-      if (!isApproved(policy, current.author, decisions)) return { ok: true, task: current };
+      const recorded = await recordDecision(trx, reviewedTask(current), policy, { userId, verdict: 'approve', reason: null });
+      if (!recorded.ok) return recorded;
+      if (!recorded.approved) return { ok: true, task: current };
       const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
       if (!approved || !policy.autoRun) return { ok: true, task: approved ?? current };
       const ready = await transitionTask(trx, { taskId, from: 'approved', to: 'ready', actor: null, data: { autoRun: true } });
@@ -238,10 +268,8 @@ export class TaskService {
       if (await this.reviewExpired(trx, checked.task, checked.policy)) {
         return refuse('expired', `The review of ${taskRef(taskId)} has expired; it will not run. Its author can resubmit it.`);
       }
-      if (!(await insertDecision(trx, { taskId, userId, verdict: 'reject', reason, contentVersion: checked.task.contentVersion }))) {
-        return refuse('already_decided', `You already reviewed ${taskRef(taskId)}.`);
-      }
-      await appendEvent(trx, { taskId, type: 'review.rejected', actor: userId, data: { reason } });
+      const recorded = await recordDecision(trx, reviewedTask(checked.task), checked.policy, { userId, verdict: 'reject', reason });
+      if (!recorded.ok) return recorded;
       const rejected = await transitionTask(trx, { taskId, from: 'pending-review', to: 'rejected', actor: userId, data: { reason } });
       return { ok: true, task: rejected ?? checked.task };
     });
@@ -262,6 +290,17 @@ export class TaskService {
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');
+    // An approval is checked again when it is used: a reviewer who left the group since, or a
+    // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
+    const resolved = await this.resolve(task.target);
+    if (resolved && !isApproved(resolved.policy, task.author, await decisionsOnVersion(this.db, taskId, task.contentVersion))) {
+      if (resolved.unknown.length > 0) {
+        return refuse('unverified', `Slack cannot list the members of ${resolved.unknown.map((id) => `<!subteam^${id}>`).join(', ')} right now, so the approvals of ${taskRef(taskId)} cannot be checked. Try again in a minute.`);
+      }
+      const back = await transitionTask(this.db, { taskId, from: 'approved', to: 'pending-review', actor: userId, data: { reason: 'approval-no-longer-holds' } });
+      if (back) this.changed(back);
+      return refuse('review_again', `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`);
+    }
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
     this.changed(ready);
@@ -332,6 +371,7 @@ export class TaskService {
         fields.push('message');
       }
       if (change.script !== undefined && change.script !== task.script) {
+        if (hasFixedArguments(task)) return refuse('not_editable', fixedArgumentsRefusal(task));
         edit.script = change.script;
         fields.push('script');
       }
@@ -420,4 +460,16 @@ export class TaskService {
     this.bus.emit('task-changed', task.id);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
+}
+
+/**
+ * A recipe's fixed values were approved for its own script only, and nobody starting it may learn
+ * them: a script of the starter's choosing could print them transformed (past the masking).
+ */
+function hasFixedArguments(task: Task): boolean {
+  return (task.arguments ?? []).some((arg) => arg.kind === 'fixed');
+}
+
+function fixedArgumentsRefusal(task: Task): string {
+  return `${taskRef(task.id)} carries fixed values of recipe \`${task.recipe?.name ?? '?'}\`, which belong to its script only, so its script cannot be changed. Start the recipe again, or create a new task without them.`;
 }

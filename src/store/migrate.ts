@@ -14,6 +14,9 @@ import * as contentVersions from '../../migrations/008_content_versions.js';
 import * as pendingReviewIndex from '../../migrations/009_pending_review_index.js';
 import * as runnerLiveness from '../../migrations/010_runner_liveness.js';
 import * as scheduleReviews from '../../migrations/012_schedule_reviews.js';
+import * as runbooks from '../../migrations/013_runbooks.js';
+import * as runbookSchedules from '../../migrations/014_runbook_schedules.js';
+import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +35,9 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['009_pending_review_index', pendingReviewIndex],
   ['010_runner_liveness', runnerLiveness],
   ['012_schedule_reviews', scheduleReviews],
+  ['013_runbooks', runbooks],
+  ['014_runbook_schedules', runbookSchedules],
+  ['016_schedule_surfaces', scheduleSurfaces],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

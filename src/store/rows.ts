@@ -40,6 +40,10 @@ export interface TaskRow {
   content_version: string;
   recipe_name: string | null;
   recipe_hash: string | null;
+  /** Migration 013: a run's script step; its $COUNTERSIGN_OUTPUT values. */
+  run_id?: number | null;
+  run_step_id?: number | null;
+  outputs?: { outputs?: Record<string, string>; problems?: string[] } | null;
 }
 
 export interface ReviewRow {
@@ -118,6 +122,8 @@ export function toTask(row: TaskRow): Task {
     arguments: row.arguments ?? null,
     contentVersion: row.content_version,
     recipe: row.recipe_name !== null && row.recipe_hash !== null ? { name: row.recipe_name, hash: row.recipe_hash } : null,
+    runStep: row.run_id && row.run_step_id ? { runId: row.run_id, stepId: row.run_step_id } : null,
+    outputs: row.outputs?.outputs ?? null,
   };
 }
 

@@ -2,7 +2,11 @@
  * Task rows. Status changes go only through `transitionTask`: the one place that checks the
  * lifecycle, guards the change in SQL and writes the audit event in the same transaction.
  */
-import { assertTransition, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
+import { assertTransition, isTerminal, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
+import type { RunStepPhase } from '../domain/run.js';
+
+/** A run step's phase when its task ends. */
+const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = { success: 'succeeded', failure: 'failed', killed: 'killed', cancelled: 'killed', rejected: 'failed' };
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
@@ -11,6 +15,7 @@ import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, notify } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
+import { transitionRunStep } from './runs.js';
 
 export interface NewTask {
   author: string;
@@ -28,6 +33,8 @@ export interface NewTask {
   arguments?: Array<{ name: string; kind: 'fixed' | 'options' | 'input'; value: string }> | null;
   /** Started from a recipe: its name and definition hash (part of the content version). */
   recipe?: RecipeRef | null;
+  /** A run's script step (migration 013): the task runs it; no card or review of its own. */
+  runStep?: { runId: number; stepId: number } | null;
 }
 
 /** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
@@ -51,6 +58,8 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
       content_version: version,
       recipe_name: recipe?.name ?? null,
       recipe_hash: recipe?.hash ?? null,
+      run_id: task.runStep?.runId ?? null,
+      run_step_id: task.runStep?.stepId ?? null,
     })
     .onConflict('source_key')
     .ignore()
@@ -123,6 +132,12 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
+    // A run's step ends with its task: its run's row first, the lock order every run change keeps
+    // (src/store/runs.ts). Other transitions (the runner's claim) leave the run alone.
+    if (isTerminal(change.to)) {
+      const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
+      if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
+    }
     const current = await trx<TaskRow>('tasks').where({ id: change.taskId }).forUpdate().first('status');
     if (!current || !allowedFrom.includes(current.status)) return null;
     const [row] = await trx<TaskRow>('tasks')
@@ -145,6 +160,18 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
     });
     // Every process's runner hears of a ready task at commit, not at its next poll.
     if (change.to === 'ready') await notify(trx, CHANNEL_READY, String(change.taskId));
+    // A run's script step ends with its task, in the same transaction: the run never waits on a lost update.
+    if (row.run_step_id && isTerminal(change.to)) {
+      const outputs = row.outputs as { outputs?: Record<string, string> } | null | undefined;
+      await transitionRunStep(trx, {
+        stepId: row.run_step_id,
+        from: ['running'],
+        to: STEP_PHASE_OF[change.to] ?? 'failed',
+        actor: change.actor,
+        data: { task: row.id },
+        set: { outputs: outputs?.outputs ? { outputs: outputs.outputs } : null, failure_message: change.to === 'success' ? null : (row.failure_message ?? `the task ended ${change.to}`) },
+      });
+    }
     return toTask(row);
   });
 }
@@ -155,6 +182,11 @@ export async function bumpViewVersion(db: Queryable, taskId: number): Promise<vo
 }
 
 export type TaskMessageKind = 'card' | 'review';
+/**
+ * Whose messages: a task's, or a run's (migration 013 gave runs the same message columns), so
+ * one message sync serves both (the functions below take the table; tasks by default).
+ */
+export type MessageSubjectTable = 'tasks' | 'runs';
 
 const messageColumns = {
   card: { ts: 'card_ts', claimed: 'card_post_claimed_at', version: 'card_version' },
@@ -168,9 +200,9 @@ const STALE_POST_CLAIM = "interval '2 minutes'";
  * Claims the right to post a task's message: true for exactly one caller across processes,
  * until it records the posted ts or releases the claim.
  */
-export async function claimMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<boolean> {
+export async function claimMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind, table: MessageSubjectTable = 'tasks'): Promise<boolean> {
   const c = messageColumns[kind];
-  const rows = await db('tasks')
+  const rows = await db(table)
     .where({ id: taskId })
     .whereNull(c.ts)
     .where((q) => q.whereNull(c.claimed).orWhere(c.claimed, '<', db.raw(`now() - ${STALE_POST_CLAIM}`)))
@@ -178,37 +210,37 @@ export async function claimMessagePost(db: Queryable, taskId: number, kind: Task
   return rows.length > 0;
 }
 
-export async function recordMessagePosted(db: Queryable, taskId: number, kind: TaskMessageKind, ts: string): Promise<void> {
+export async function recordMessagePosted(db: Queryable, taskId: number, kind: TaskMessageKind, ts: string, table: MessageSubjectTable = 'tasks'): Promise<void> {
   const c = messageColumns[kind];
-  await db('tasks').where({ id: taskId }).update({ [c.ts]: ts, [c.claimed]: null });
+  await db(table).where({ id: taskId }).update({ [c.ts]: ts, [c.claimed]: null });
 }
 
-export async function releaseMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind): Promise<void> {
+export async function releaseMessagePost(db: Queryable, taskId: number, kind: TaskMessageKind, table: MessageSubjectTable = 'tasks'): Promise<void> {
   const c = messageColumns[kind];
-  await db('tasks').where({ id: taskId }).whereNull(c.ts).update({ [c.claimed]: null });
+  await db(table).where({ id: taskId }).whereNull(c.ts).update({ [c.claimed]: null });
 }
 
 /**
  * Records that a message now shows `version`. Returns false when it already showed a newer one:
  * then this redraw may have landed on top of the newer one, and must be redone.
  */
-export async function recordMessageRendered(db: Queryable, taskId: number, kind: TaskMessageKind, version: number): Promise<boolean> {
+export async function recordMessageRendered(db: Queryable, taskId: number, kind: TaskMessageKind, version: number, table: MessageSubjectTable = 'tasks'): Promise<boolean> {
   const c = messageColumns[kind];
-  await db('tasks')
+  await db(table)
     .where({ id: taskId })
     .where((q) => q.whereNull(c.version).orWhere(c.version, '<', version))
     .update({ [c.version]: version });
-  const row = await db('tasks').where({ id: taskId }).first(c.version);
+  const row = await db(table).where({ id: taskId }).first(c.version);
   return row !== undefined && Number(row[c.version]) <= version;
 }
 
-export async function markReviewScriptPosted(db: Queryable, taskId: number): Promise<void> {
-  await db('tasks').where({ id: taskId }).update({ review_script_posted: true });
+export async function markReviewScriptPosted(db: Queryable, taskId: number, table: MessageSubjectTable = 'tasks'): Promise<void> {
+  await db(table).where({ id: taskId }).update({ review_script_posted: true });
 }
 
 /** Tasks whose card or review request shows an older version than the task has (newest first). */
-export async function tasksWithMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7): Promise<number[]> {
-  return db('tasks')
+export async function tasksWithMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7, table: MessageSubjectTable = 'tasks'): Promise<number[]> {
+  return db(table)
     .where((q) =>
       q
         .where((a) => a.whereNotNull('channel_id').andWhere((b) => b.whereNull('card_version').orWhereRaw('card_version < view_version')))

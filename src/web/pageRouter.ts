@@ -24,7 +24,8 @@ import { findApiToken } from '../store/apiTokens.js';
 import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
-import { pageCsp, renderErrorPage, renderTaskPage } from './logPage.js';
+import type { PeopleDirectory } from '../service/people.js';
+import { pageCsp, peopleOf, renderErrorPage, renderTaskPage } from './logPage.js';
 import type { LinkCheck, LinkSigner } from './signedLinks.js';
 import { PAGE_TAIL_BYTES, streamTask } from './taskStream.js';
 
@@ -37,6 +38,8 @@ export interface TaskPageDeps {
   feed: TaskFeed;
   /** How often an open stream checks its access again (STREAM_RECHECK_MS). */
   recheckMs?: number;
+  /** People's names (users.info, cached, a bounded wait): without it the page shows user ids. */
+  people?: PeopleDirectory | null;
 }
 
 /** 'hidden': an API token whose user may not see the task, or no such task; answered like a missing task. */
@@ -150,7 +153,9 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       }
       const live = isTerminal(view.task.status) ? null : streamUrl(deps, req, taskId, after);
       const download = view.execution ? downloadUrl(req, taskId) : null;
-      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, omittedBytes, downloadUrl: download }));
+      // Names Slack does not give within a moment are shown as ids: the page never waits on Slack.
+      const names = deps.people ? await deps.people.names(peopleOf(view)) : undefined;
+      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, omittedBytes, downloadUrl: download, ...(names ? { names } : {}) }));
     } catch (error) {
       deps.log.error({ err: error }, 'task page failed');
       if (!res.headersSent) errorPage(res, nonce, 500, 'Something went wrong', 'The task could not be shown. Try again in a moment.');
@@ -196,6 +201,7 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
       // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.
       const resumeAt = Math.max(Number(queryString(req, 'after') ?? 0) || 0, Number(req.get('last-event-id') ?? 0) || 0);
+      const people = deps.people;
       await streamTask(deps.db, deps.log, taskId, resumeAt, res, {
         feed: deps.feed,
         who,
@@ -205,6 +211,7 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
         // The link may be revoked or expire, the token revoked, its user's access withdrawn.
         stillAllowed: async () => (await pageAccess(deps, req, taskId)).check === 'ok',
         recheckMs: deps.recheckMs ?? STREAM_RECHECK_MS,
+        ...(people ? { names: (ids: string[]) => people.names(ids) } : {}),
       });
     } catch (error) {
       deps.log.error({ err: error }, 'task stream failed');

@@ -69,7 +69,7 @@ describe('App Home reads', () => {
     for (const id of pending) await h.reviewRequest(id, 'big-');
     for (const user of [ALICE, BOB, AUTHOR, MALLORY]) await openHome(user);
     await h.fake.waitFor(() => pending.every((id) => homeText(h, ALICE).includes(`*#${id}*`)) || undefined, 10_000, 'Alice’s Home with the big reviews');
-    expect(homeText(h, ALICE)).toContain('The script is longer than Home shows');
+    expect(homeText(h, ALICE)).toContain('The script or message is longer than Home shows');
     await new Promise((resolve) => setTimeout(resolve, 2500)); // let earlier redraws settle
 
     let bytes = 0;

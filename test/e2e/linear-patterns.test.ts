@@ -65,7 +65,7 @@ describe('user-written patterns', () => {
     expect(response.status).toBe(200);
     expect(response.ms).toBeLessThan(3000);
     expect(ackText(response)).toContain('arguments[0].default: the default does not match the pattern');
-    expect(await h.count('recipes')).toBe(0);
+    expect(await h.count('runbooks')).toBe(0);
     console.info(`recipe import answered in ${response.ms.toFixed(0)} ms; /healthz during it: ${latencies.length} answers, slowest ${Math.max(...latencies).toFixed(0)} ms`);
     expect(latencies.length).toBeGreaterThan(3);
     expect(Math.max(...latencies)).toBeLessThan(HEALTH_MAX_MS);
@@ -74,7 +74,7 @@ describe('user-written patterns', () => {
   it('patterns RE2 cannot run are refused at import, naming the field', async () => {
     const json = JSON.stringify({ name: 'backref', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'x', kind: 'input', pattern: '(\\w+) \\1' }] });
     expect(ackText(await h.command(`recipe import \`\`\`${json}\`\`\``))).toContain('arguments[0].pattern: not a valid pattern for the linear-time engine (RE2 syntax');
-    expect(await h.count('recipes')).toBe(0);
+    expect(await h.count('runbooks')).toBe(0);
   });
 
   it('starting (a+)+b with 2,900 a\'s is refused on its field at once; /healthz answers meanwhile', async () => {

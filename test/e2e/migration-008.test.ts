@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as migration008 from '../../migrations/008_content_versions.js';
+import * as migration013 from '../../migrations/013_runbooks.js';
 import { contentVersion, recipeContentHash } from '../../src/domain/contentVersion.js';
 import { parseRecipeJson, recipeDefinition } from '../../src/domain/recipe.js';
 import { CONTENT_KEY } from '../../src/store/contentKey.js';
@@ -15,9 +16,10 @@ describe('migration 008 on existing data', () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();
-    // Back to 007, as a database deployed before this change is.
+    // Back to 007, as a database deployed before this change is (013 renamed recipes to runbooks: undone first).
+    await migration013.down(database.db);
     await migration008.down(database.db);
-    await database.db('knex_migrations').where({ name: '008_content_versions' }).delete();
+    await database.db('knex_migrations').whereIn('name', ['008_content_versions', '013_runbooks']).delete();
   });
   afterAll(async () => {
     await database.drop();
@@ -35,7 +37,7 @@ describe('migration 008 on existing data', () => {
     const definition = { format: 'countersign.recipe/v1', name: 'legacy', target: 'web', script: 'echo "$1"', arguments: [{ name: 'token', kind: 'fixed', value: 'legacy-secret' }] };
     await db('recipes').insert({ name: 'legacy', definition: JSON.stringify(definition), imported_by: 'UIMPORTER' });
 
-    expect(await migrate(db)).toEqual(['008_content_versions']);
+    expect(await migrate(db)).toEqual(['008_content_versions', '013_runbooks']);
 
     const key = (await db('settings').where({ key: CONTENT_KEY }).first('value')).value as string;
     expect(key.length).toBeGreaterThanOrEqual(40);
@@ -47,7 +49,8 @@ describe('migration 008 on existing data', () => {
     expect(await db('reviews').where({ task_id: withArgs.id }).first('content_version')).toEqual({ content_version: tasks[1].content_version });
     const parsed = parseRecipeJson(definition);
     if (!parsed.ok) throw new Error('fixture recipe does not parse');
-    expect(await db('recipes').where({ name: 'legacy' }).first('owner', 'editors', 'content_hash')).toEqual({ owner: 'UIMPORTER', editors: null, content_hash: recipeContentHash(recipeDefinition(parsed.recipe), key) });
+    // Migration 013 moved the row to `runbooks`, keeping owner, editors and hash.
+    expect(await db('runbooks').where({ reference: 'legacy' }).first('owner', 'editors', 'content_hash')).toEqual({ owner: 'UIMPORTER', editors: null, content_hash: recipeContentHash(recipeDefinition(parsed.recipe), key) });
 
     // From now on every row names its version.
     await expect(db('tasks').insert({ status: 'created', author: 'UA', target: 'web', type: 'bash', script: 'x', source: 'api' })).rejects.toThrow(/content_version/);

@@ -25,7 +25,7 @@ describe('owned recipes', () => {
   let adminToken: string;
   const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
   const importAs = async (user: string, recipe: Record<string, unknown>, replace = false) => ackText(await h.command(`recipe import${replace ? ' --replace' : ''} \`\`\`${JSON.stringify(recipe)}\`\`\``, user));
-  const row = (name: string) => h.database.db('recipes').where({ name }).first();
+  const row = (name: string) => h.database.db('runbooks').where({ reference: name }).first();
   const recipeEvents = (name: string) => h.database.db('events').where({ subject: `recipe:${name}` }).orderBy('id').select('type', 'actor', 'task_id', 'data');
   const openForm = async (name: string, user: string) => {
     const before = h.fake.views.list.length;
@@ -188,6 +188,24 @@ describe('owned recipes', () => {
     expect(thread.map((m) => blocksText(m)).join('\n')).not.toContain(FIXED);
     expect((await h.task(id))?.result.lastLine).not.toContain(FIXED);
   }, 40_000);
+
+  it('keeps fixed values with their recipe’s script: no edit or resubmit may move them onto another script', async () => {
+    const form = await openForm('print-token', AUTHOR);
+    const started = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'eu' } } });
+    const id = Number(/#(\d+)/.exec(JSON.stringify(started.json))?.[1]);
+    const before = (await h.task(id))!;
+    // The edit that would print the value reversed (past the masking) is refused; nothing changes.
+    const edit = await api.call('PATCH', `/tasks/${id}`, { token: authorToken, body: { script: 'printf "%s\\n" "$1" | rev' } });
+    expect(edit.status).toBe(409);
+    expect(edit.body.error.message).toMatch(/fixed values of recipe `print-token`/);
+    expect((await h.task(id))!.contentVersion).toBe(before.contentVersion);
+    // The message may still change: the script and its fixed values stay the recipe's.
+    expect((await api.call('PATCH', `/tasks/${id}`, { token: authorToken, body: { message: 'clearer why' } })).status).toBe(200);
+    // Rejected, then resubmitted with another script: refused the same way.
+    expect(await h.app.service.reject(id, ALICE, 'no')).toMatchObject({ ok: true });
+    expect(await h.app.service.resubmit(id, AUTHOR, { script: 'echo "$1" | base64' })).toMatchObject({ ok: false, code: 'fixed_arguments' });
+    expect(await h.app.service.resubmit(id, AUTHOR, { message: 'again' })).toMatchObject({ ok: true, created: true });
+  });
 
   it('escapes imported descriptions and names wherever they are shown (the start form, the list)', async () => {
     const hostile = '<!channel> *urgent* <https://evil.example|click here> & more';

@@ -509,7 +509,7 @@ describe('parseConfig: recipes and hooks', () => {
       { name: 'mode', kind: 'options', options: ['soft', 'hard'], default: 'soft' },
     ]);
     const hook = config.hooks?.get('ci');
-    expect(hook).toMatchObject({ id: 'ci', recipe: 'restart', secret: HOOK_SECRET, channel: 'C0HOOKS' });
+    expect(hook).toMatchObject({ id: 'ci', runbook: 'restart', secret: HOOK_SECRET, channel: 'C0HOOKS' });
     expect([...(hook?.arguments ?? [])]).toEqual([['mode', { value: 'hard' }], ['service', { from: 'repo.name' }]]);
   });
 

@@ -45,8 +45,11 @@ describe('contentVersion', () => {
     expect(withFixed('s3cret', 'other-key')).not.toBe(withFixed('s3cret'));
     const inClear = contentHash('countersign.task/v1', { ...BASE, arguments: [{ name: 'token', kind: 'fixed', value: 's3cret' }] });
     expect(withFixed('s3cret')).not.toBe(inClear);
-    expect(sealFixedValue(KEY, 's3cret')).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
-    expect(sealFixedValue(KEY, 's3cret')).not.toContain('s3cret');
+    expect(sealFixedValue(KEY, 'recipe-a', 's3cret')).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(sealFixedValue(KEY, 'recipe-a', 's3cret')).not.toContain('s3cret');
+    // Bound to its recipe: a recipe of one's own with a guessed value never hashes like another's.
+    expect(sealFixedValue(KEY, 'recipe-b', 's3cret')).not.toBe(sealFixedValue(KEY, 'recipe-a', 's3cret'));
+    expect(sealFixedValue(KEY, 'a', 'b\u0000c')).not.toBe(sealFixedValue(KEY, 'a\u0000b', 'c'));
     // Non-fixed values enter as they are (they are shown to reviewers anyway).
     expect(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, KEY)).toBe(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, 'other-key'));
   });
@@ -137,7 +140,7 @@ describe('renderers showing versions', () => {
   });
 
   it('App Home offers Approve, with the full version, only for what it shows whole: not for a task whose arguments it does not show', () => {
-    const plain = { ...task, id: 7, script: 'uptime', arguments: null, recipe: null };
+    const plain = { ...task, id: 7, script: 'uptime', message: 'routine', arguments: null, recipe: null };
     const withArguments = { ...task, id: 8, script: 'uptime' };
     const home = renderHome({ pendingMyReview: [plain, withArguments], running: [], mine: [] });
     expect(validateView(home)).toBeNull();
@@ -145,5 +148,18 @@ describe('renderers showing versions', () => {
     expect(text).toContain(`"value":"7:${'f'.repeat(64)}"`);
     expect(text).not.toContain('"value":"8:');
     expect(text).toContain('This task has arguments Home does not show');
+  });
+
+  it('App Home shows beside Approve the message, the interpreter and the version; a long message or hidden characters send the reviewer to the request', () => {
+    const python = { ...task, id: 7, script: 'print(1)', type: 'python3' as const, message: 'routine', arguments: null, recipe: null };
+    const longWhy = { ...python, id: 8, message: 'x'.repeat(600) };
+    const trojan = { ...python, id: 9, script: 'echo ok # \u202E gnp.exe' };
+    const text = JSON.stringify(renderHome({ pendingMyReview: [python, longWhy, trojan], running: [], mine: [] }).blocks);
+    expect(text).toContain('*Why* routine');
+    expect(text).toContain('Runs as *python3*');
+    expect(text).toContain(`"value":"7:${'f'.repeat(64)}"`);
+    expect(text).not.toContain('"value":"8:');
+    expect(text).not.toContain('"value":"9:');
+    expect(text).toContain('U+202E');
   });
 });

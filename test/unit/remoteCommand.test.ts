@@ -2,12 +2,12 @@
 // never from the script; valid POSIX shell; and (run locally under sh and bash) it really takes
 // the script on stdin, runs it under the right interpreter, cleans up, and can be stopped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INTERPRETERS, SCRIPT_TYPES } from '../../src/domain/scriptTypes.js';
-import { encodeStdin, newRunToken, remoteCommand as buildCommand, secretNameProblem, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
+import { encodeStdin, newRunToken, outputFileCommand, remoteCommand as buildCommand, secretNameProblem, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
 import type { ScriptType } from '../../src/domain/scriptTypes.js';
 
 /** The wrapper without runAs, as most tests need it. */
@@ -104,7 +104,7 @@ describe('remoteCommand', () => {
   });
 
   it('refuses to hand over a secret whose name the config refuses (the wrapper’s, the shell’s, the loader’s)', () => {
-    for (const name of ['__cs_f', '__cs_n', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN', '1X', 'A-B']) {
+    for (const name of ['__cs_f', '__cs_n', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN', 'COUNTERSIGN_OUTPUT', '1X', 'A-B']) {
       expect(secretNameProblem(name), name).not.toBeNull();
       expect(() => encodeStdin(new Map([[name, 'value']]), 'true'), name).toThrow(`secret name ${name}`);
     }
@@ -188,6 +188,32 @@ describe('remoteCommand, run locally', () => {
       expect(leftovers()).toEqual([]);
     });
   }
+
+  it('a run step names a private output file in $COUNTERSIGN_OUTPUT that outlives the wrapper until read back once', () => {
+    const token = newRunToken();
+    const script = 'echo "version=1.2" >> "$COUNTERSIGN_OUTPUT"; echo "notes<<EOF" >> "$COUNTERSIGN_OUTPUT"; echo two >> "$COUNTERSIGN_OUTPUT"; echo EOF >> "$COUNTERSIGN_OUTPUT"';
+    const command = buildCommand({ type: 'sh', token, scriptBytes: Buffer.byteLength(script), runAs: null, outputFile: true });
+    expect(run('sh', command, script).status).toBe(0);
+    const file = join(tmp, `countersign-${token}.out`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const read = spawnSync('sh', ['-c', outputFileCommand(token, 65 * 1024, null)], { env: env(), encoding: 'utf8' });
+    expect(read.stdout).toBe('version=1.2\nnotes<<EOF\ntwo\nEOF\n');
+    expect(leftovers()).toEqual([]);
+    // Read twice: the second finds nothing (the first removed it).
+    expect(spawnSync('sh', ['-c', outputFileCommand(token, 65 * 1024, null)], { env: env(), encoding: 'utf8' }).stdout).toBe('');
+    // Without outputFile the variable is not set.
+    const plain = 'echo "[${COUNTERSIGN_OUTPUT-unset}]"';
+    expect(run('sh', wrapper('sh', plain), plain).stdout).toBe('[unset]\n');
+  });
+
+  it('reads back only a regular file of its own at the output path, never through a symlink', () => {
+    const token = newRunToken();
+    writeFileSync(join(tmp, 'secret-elsewhere'), 'password=hunter2\n');
+    symlinkSync(join(tmp, 'secret-elsewhere'), join(tmp, `countersign-${token}.out`));
+    expect(spawnSync('sh', ['-c', outputFileCommand(token, 1024, null)], { env: env(), encoding: 'utf8' }).stdout).toBe('');
+    rmSync(join(tmp, 'secret-elsewhere'));
+    expect(leftovers()).toEqual([]);
+  });
 
   it('uses the interpreter of the type', () => {
     const bashScript = 'echo "${BASH_VERSION:+bash}"';

@@ -334,6 +334,23 @@ describe('task card', () => {
     expectWithinSlackLimits(msg);
   });
 
+  it('points a resubmitted task to the new one instead of offering to resubmit it again', () => {
+    const rejected = viewFor('rejected', { reviewed: true });
+    expect(actionIds(renderTaskCard(rejected, ctxFor(true)))).toEqual([ACTION.resubmit]);
+    const linked = renderTaskCard(rejected, { ...ctxFor(true), resubmittedAs: { id: 43, permalink: 'https://fake.slack/archives/C1/p1' } });
+    expect(actionIds(linked)).toEqual([]);
+    expect(allText(linked)).toContain('Resubmitted as <https://fake.slack/archives/C1/p1|#43>');
+    // Before Slack gave a permalink (or given something that is not one): the id, unlinked.
+    for (const permalink of [null, 'javascript:alert(1)', 'https://x|<!channel>']) {
+      const text = allText(renderTaskCard(rejected, { ...ctxFor(true), resubmittedAs: { id: 43, permalink } }));
+      expect(text).toContain('Resubmitted as *#43*');
+      expect(text).not.toContain('<!channel>');
+    }
+    // Only a rejected task can have been resubmitted.
+    expect(allText(renderTaskCard(viewFor('success'), { ...ctxFor(true), resubmittedAs: { id: 43, permalink: null } }))).not.toContain('Resubmitted');
+    expectWithinSlackLimits(linked);
+  });
+
   it('shows the result at the end: exit code, signal, duration, failure and last line', () => {
     const failure = allText(renderTaskCard(viewFor('failure'), ctxFor(true)));
     expect(failure).toContain('exit code *2*');
@@ -729,5 +746,21 @@ describe('review request: user groups, expiry, links', () => {
     expect(text).not.toContain('<!channel>');
     expect(text).not.toContain('<@UEVIL0001>');
     expect(allText(renderReviewDm(makeTask('pending-review'), [], null))).toContain('The review request with the script and the buttons is in <#CREVIEW01>');
+  });
+});
+
+describe('what an approval covers is shown next to every Approve button', () => {
+  it('the review request names the interpreter, target and version: a Python script on a bash target says so', () => {
+    const script = '""":"\necho "rotating logs"; exit 0\n"""\nimport shutil';
+    const text = allText(renderReviewRequest(viewFor('pending-review', { task: { type: 'python3', script } }), policy));
+    expect(text).toContain('Runs as *python3* on `web-prod`');
+    expect(text).toMatch(/Version `[0-9a-f]{12}`/);
+  });
+
+  it('warns of invisible and direction-changing characters in the script', () => {
+    const trojan = 'echo safe\n# \u202Eevil\u2066 ; rm -rf /srv\u2069';
+    const text = allText(renderReviewRequest(viewFor('pending-review', { task: { script: trojan } }), policy));
+    expect(text).toContain('invisible or direction-changing characters (first: U+202E on line 2)');
+    expect(allText(renderReviewRequest(viewFor('pending-review', { task: { script: 'echo ok\n\tindented' } }), policy))).not.toContain('invisible');
   });
 });

@@ -5,12 +5,14 @@
  * and `scriptClipped` tells the caller to put the whole script in the request's thread.
  */
 import { reviewExpiresAt, type ReviewPolicy } from '../../domain/review.js';
-import { shortHash } from '../../domain/contentVersion.js';
 import { taskRef, type Task, type TaskView } from '../../domain/task.js';
 import { ACTION, actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
-import { argumentLines, recipeLine } from './taskCard.js';
+import { argumentLines } from './taskCard.js';
+import { shortHash } from '../../domain/contentVersion.js';
+import { approvalFacts, hiddenCharactersWarning } from './approvalFacts.js';
+import { wholeScriptInThread } from '../wholeScript.js';
 
 export const REVIEW_SCRIPT_CHARS = 2900;
 
@@ -44,11 +46,13 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
     section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`),
     section(codeBlock(task.script, scriptChars)),
   ];
-  if (scriptClipped) blocks.push(context(':page_facing_up: The script is too long to show here: the whole script is in this thread.'));
+  if (scriptClipped) blocks.push(context(wholeScriptInThread(shortHash(task.contentVersion))));
+  const hidden = hiddenCharactersWarning(task.script);
+  if (hidden) blocks.push(section(hidden));
   // The arguments run with the script, so the reviewer sees them too (fixed values stay hidden).
   if (task.arguments && task.arguments.length > 0) blocks.push(section(clip(`*Arguments*\n${argumentLines(task.arguments, budget)}`, 3000)));
-  // What an approval names: the API's ETag is the full version.
-  blocks.push(context(`${task.recipe ? `${recipeLine(task.recipe)} · ` : ''}Version \`${shortHash(task.contentVersion)}\``));
+  // What an approval names besides the script: interpreter, target, recipe, version (the API's ETag is the full one).
+  blocks.push(context(approvalFacts(task)));
   const shownUsers = Math.max(3, Math.round(20 * scale));
   const members = policy.groups.map((group) => `*${safeText(group.name, 60)}* (${group.approvals} of ${groupWhoText(group, shownUsers)})`).join('; ');
   const expiresAt = task.status === 'pending-review' ? reviewExpiresAt(policy, task.statusChangedAt) : null;
@@ -68,7 +72,7 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
       actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
     );
   }
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks, scriptClipped };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks, scriptClipped };
 }
 
 /**
@@ -85,5 +89,5 @@ export function renderReviewDm(task: Task, groups: readonly string[], reviewPerm
     section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`),
     section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
   ];
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks };
 }

@@ -1,0 +1,331 @@
+/**
+ * Runbooks as every surface sees them: one catalog of the config's runbooks, the config's
+ * recipes (one-step runbooks), and the imported ones (the `runbooks` table, in either format),
+ * each with its content hash and who may change it; import, replace, remove and export of the
+ * imported ones; and starting one.
+ *
+ * Starting: a recipe (from `recipes:`, `recipeFiles` or a recipe import) starts as a task, as it
+ * always has (its card is the run's card, its review the target's): the one-step run of a
+ * one-script runbook. Every other runbook starts a run (RunService), reviewed as one request
+ * covering every target it touches. Both record the definition's hash; a start that names the
+ * hash it was shown (a form) is refused when the runbook changed since.
+ *
+ * Imported runbooks (issue 11 and the trust rules of issue 10): the importer owns it; its
+ * `editors` and the config's admins may replace or remove it too; every change is audited with
+ * its hash (subject `runbook:<reference>`). An imported runbook's http steps must name a target:
+ * user-written requests always fall under some target's review (an http step without a target
+ * is only allowed in countersign.yml, written by the admins who also wrote http.allow).
+ */
+import type { Config } from '../config/config.js';
+import { definitionContentHash, shortHash } from '../domain/contentVersion.js';
+import type { People } from '../domain/people.js';
+import { parseRecipeJson, RECIPE_FORMAT, type Recipe, type TaskArgument } from '../domain/recipe.js';
+import type { RunTrigger } from '../domain/run.js';
+import { checkRunbooks, exportRunbook, parseRunbookJson, RUNBOOK_FORMAT, runbookFromRecipe, type Runbook } from '../domain/runbook/index.js';
+import { escapeSlackText } from '../domain/slackText.js';
+import type { Task, TaskSource } from '../domain/task.js';
+import type { Run } from '../domain/run.js';
+import { contentKey } from '../store/contentKey.js';
+import type { Db } from '../store/db.js';
+import { refuse, type Outcome } from './outcome.js';
+import type { RecipeService } from './recipes.js';
+import { Reviewers } from './reviewers.js';
+import type { RunService } from './runs.js';
+import { SavedDefinitions, type SavedRow } from './savedDefinitions.js';
+import type { RunbookScheduling } from './schedules.js';
+
+export const RUNBOOK_HASH_DOMAIN = 'countersign.runbook-definition/v1';
+
+export interface RunbookEntry {
+  runbook: Runbook;
+  /** The hash of its definition (64 hex): recipes keep their recipe hash. */
+  hash: string;
+  /** `recipe`: starts as a task (RecipeService); `runbook`: starts a run. */
+  kind: 'recipe' | 'runbook';
+  /** Where it is defined: countersign.yml (read-only) or imported. */
+  source: 'config' | 'imported';
+  owner: string | null;
+  editors: People | null;
+  /** The recipe itself, for recipes. */
+  recipe: Recipe | null;
+}
+
+export interface RunbookStartInput {
+  starter: string;
+  /** Values by argument name. */
+  values: Readonly<Record<string, unknown>>;
+  message?: string | null;
+  trigger: RunTrigger;
+  /** A recipe's task source (the surface); runs keep the whole trigger. */
+  source: TaskSource;
+  sourceKey: string | null;
+  channelId: string | null;
+  /** The version the starter was shown (a form's); refused if the runbook is another now. */
+  expectedHash?: string;
+}
+
+export type RunbookStartOutcome =
+  | { ok: true; kind: 'task'; task: Task; created: boolean; arguments: TaskArgument[] }
+  | { ok: true; kind: 'run'; run: Run; created: boolean }
+  | { ok: false; code: 'invalid_arguments'; message: string; errors: Array<{ name: string; message: string }> }
+  | { ok: false; code: string; message: string; errors?: undefined };
+
+/** The definition as stored and hashed: the export format with its fixed values, without editors. */
+export function runbookDefinition(runbook: Runbook): Record<string, unknown> {
+  const out = JSON.parse(exportRunbook(runbook).json) as Record<string, unknown>;
+  out.arguments = runbook.arguments.map((a) => Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)));
+  delete out.editors;
+  return out;
+}
+
+/** The hash of a runbook's definition, fixed values sealed under the server's key. */
+export function runbookContentHash(definition: Readonly<Record<string, unknown>>, key: string): string {
+  return definitionContentHash(RUNBOOK_HASH_DOMAIN, definition, key);
+}
+
+const runbookSubject = (reference: string): string => `runbook:${reference}`;
+export { runbookSubject };
+
+/** Which trigger words a start needs in the runbook's triggeredBy. */
+function triggerWord(trigger: RunTrigger): 'manual' | 'schedule' | 'webhook' | null {
+  if (trigger.kind === 'workflow') return 'manual';
+  if (trigger.kind === 'manual' || trigger.kind === 'api') return trigger.again !== undefined ? null : 'manual';
+  if (trigger.kind === 'schedule' || trigger.kind === 'webhook') return trigger.kind;
+  return null;
+}
+
+export class RunbookService {
+  private key: Promise<string> | null = null;
+  private readonly saved: SavedDefinitions;
+
+  constructor(
+    private readonly db: Db,
+    private readonly config: Config,
+    private readonly recipes: RecipeService,
+    private readonly runs: RunService,
+    reviewers: Reviewers = new Reviewers(null),
+  ) {
+    this.saved = new SavedDefinitions(db, config, reviewers);
+  }
+
+  /** Every runbook by reference: the config's (recipes included), then the imported ones. */
+  async catalog(): Promise<Map<string, RunbookEntry>> {
+    const entries = new Map<string, RunbookEntry>();
+    for (const recipe of this.config.recipes?.values() ?? []) {
+      entries.set(recipe.name, { runbook: runbookFromRecipe(recipe), hash: await this.recipes.hashOf(recipe), kind: 'recipe', source: 'config', owner: null, editors: null, recipe });
+    }
+    for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
+    const rows = (await this.db('runbooks').orderBy('reference')) as SavedRow[];
+    for (const row of rows) {
+      if (entries.has(row.reference)) continue;
+      const entry = this.fromRow(row);
+      if (entry) entries.set(row.reference, entry);
+    }
+    return entries;
+  }
+
+  /** The runbooks alone, as planRun and the graph want them. */
+  async runbookMap(): Promise<Map<string, Runbook>> {
+    return new Map([...(await this.catalog())].map(([ref, entry]) => [ref, entry.runbook]));
+  }
+
+  /** Runbooks whose name, reference or description contains `search`, with every tag in `tags`. */
+  async list(filter: { search?: string; tags?: readonly string[] } = {}): Promise<RunbookEntry[]> {
+    const needle = filter.search?.toLowerCase();
+    return [...(await this.catalog()).values()]
+      .filter((e) => !needle || [e.runbook.reference, e.runbook.name, e.runbook.description ?? ''].some((text) => text.toLowerCase().includes(needle)))
+      .filter((e) => (filter.tags ?? []).every((tag) => e.runbook.tags.includes(tag)))
+      .sort((a, b) => a.runbook.reference.localeCompare(b.runbook.reference));
+  }
+
+  async find(reference: string): Promise<RunbookEntry | null> {
+    return (await this.catalog()).get(reference) ?? null;
+  }
+
+  /** The export (fixed values left out) and the fixed arguments the importer must fill in. */
+  async export(reference: string): Promise<Outcome<{ json: string; entry: RunbookEntry; fixed: string[] }>> {
+    const entry = await this.find(reference);
+    if (!entry) return this.unknown(reference);
+    const exported = exportRunbook(entry.runbook);
+    return { ok: true, json: exported.json, entry, fixed: exported.fixedLeftOut };
+  }
+
+  /**
+   * Imports one runbook in the countersign.runbook/v1 format (`replace`: replaces an imported
+   * one, its owner, an editor or an admin only). Refused when invalid, when it names a config
+   * runbook or recipe, when an http step names no target, or when the graph checks fail
+   * (dependsOn and after targets exist, no cycles, targets and secrets exist, hosts allowed).
+   */
+  async import(json: unknown, userId: string, replace: boolean): Promise<Outcome<{ entry: RunbookEntry; replaced: boolean; hash: string; previousHash: string | null }>> {
+    const parsed = parseRunbookJson(json);
+    if (!parsed.ok) return refuse('invalid_runbook', `The runbook is not valid:\n${parsed.problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
+    const runbook = parsed.runbook;
+    if (this.config.runbooks?.has(runbook.reference) || this.config.recipes?.has(runbook.reference)) {
+      return refuse('name_taken', `\`${runbook.reference}\` is defined in countersign.yml, which cannot be replaced from Slack or the API. Import it under another reference.`);
+    }
+    // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one (as for recipes).
+    const fixed = runbook.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
+    if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
+      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+    }
+    const problems: string[] = [];
+    runbook.steps.forEach((group, g) =>
+      group.forEach((step, p) => {
+        if (step.kind === 'http' && step.http.target === null) {
+          problems.push(`steps[${g}]${group.length > 1 ? `[${p}]` : ''}.http.target: an imported runbook's http steps name a target, whose review then covers the request`);
+        }
+      }),
+    );
+    // A run started `after` another gets that run's argument values (fixed ones too) and runs in
+    // its creator's name: only someone who may change the runbook it follows may chain onto it.
+    for (const [index, trigger] of runbook.triggeredBy.entries()) {
+      if (trigger.kind !== 'after') continue;
+      if (!(await this.mayChange(trigger.runbook, userId)) && !(await this.saved.isAdmin(userId))) {
+        problems.push(`triggeredBy[${index}].after: you may not change ${trigger.runbook}, so your runbook may not start after it (a triggered run gets its values and runs in its starter's name)`);
+      }
+    }
+    const catalog = await this.runbookMap();
+    catalog.set(runbook.reference, runbook);
+    const prefix = `runbooks.${runbook.reference}.`;
+    problems.push(...checkRunbooks(catalog, { targets: this.config.targets, ...(this.config.http ? { allow: this.config.http.allow } : {}) }).filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)));
+    if (problems.length > 0) return refuse('invalid_runbook', `The runbook is not valid:\n${problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
+    const definition = runbookDefinition(runbook);
+    const hash = runbookContentHash(definition, await this.contentKey());
+    const outcome = await this.saved.save({ kind: 'runbook', reference: runbook.reference, definition, hash, editors: runbook.editors, userId, replace, data: { targets: targetsOf(runbook) } });
+    if (!outcome.ok) return outcome;
+    const entry = await this.find(runbook.reference);
+    if (!entry) return refuse('gone', `The runbook \`${runbook.reference}\` was removed a moment ago.`);
+    return { ok: true, entry, replaced: outcome.replaced, hash, previousHash: outcome.previousHash };
+  }
+
+  /** Removes an imported runbook or recipe (its owner, an editor or an admin); runs started from it keep their plan. */
+  async remove(reference: string, userId: string): Promise<Outcome<{ name: string; hash: string }>> {
+    if (this.config.runbooks?.has(reference) || this.config.recipes?.has(reference)) return refuse('config_runbook', `\`${reference}\` is defined in countersign.yml: remove it there.`);
+    const row = await this.saved.row(reference);
+    const kind = row && parseRecipeJson(row.definition).ok ? 'recipe' : 'runbook';
+    return this.saved.remove(kind, reference, userId, () => this.unknown(reference));
+  }
+
+  /** May `userId` change (replace, remove) this imported runbook? */
+  async mayChange(reference: string, userId: string): Promise<boolean> {
+    const row = await this.saved.row(reference);
+    return row !== undefined && !this.config.runbooks?.has(reference) && (await this.saved.mayChange(row, userId));
+  }
+
+  /** Starts a runbook: a recipe as a task, anything else as a run (see the header). */
+  async start(reference: string, input: RunbookStartInput): Promise<RunbookStartOutcome> {
+    const catalog = await this.catalog();
+    const entry = catalog.get(reference);
+    if (!entry) return this.unknown(reference);
+    if (input.expectedHash !== undefined && input.expectedHash !== entry.hash) {
+      return refuse('runbook_changed', `The runbook ${reference} changed since this form opened (it is now version ${shortHash(entry.hash)}): close the form and start it again to see the new version.`);
+    }
+    if (entry.kind === 'recipe' && entry.recipe) {
+      const started = await this.recipes.start(entry.recipe, {
+        author: input.starter,
+        values: input.values,
+        ...(input.message !== undefined ? { message: input.message } : {}),
+        source: input.source,
+        sourceKey: input.sourceKey,
+        channelId: input.channelId,
+      });
+      return started.ok ? { ok: true, kind: 'task', task: started.task, created: started.created, arguments: started.arguments } : started;
+    }
+    const word = triggerWord(input.trigger);
+    if (word !== null && !entry.runbook.triggeredBy.some((t) => t.kind === word)) {
+      return refuse('not_triggerable', `${reference} cannot be started ${word === 'manual' ? 'by hand' : `by a ${word}`}: its triggeredBy is ${entry.runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after ${t.runbook}` : t.kind)).join(', ')}.`);
+    }
+    const runbooks = new Map([...catalog].map(([ref, e]) => [ref, e.runbook]));
+    const started = await this.runs.start({
+      runbooks,
+      reference,
+      values: input.values,
+      creator: input.starter,
+      trigger: input.trigger,
+      message: input.message ?? null,
+      channelId: input.channelId,
+      sourceKey: input.sourceKey,
+      runbookHash: entry.hash,
+    });
+    return started.ok ? { ok: true, kind: 'run', run: started.run, created: started.created } : started;
+  }
+
+  /**
+   * How schedules start runbooks (`/task schedule add --runbook`): a schedule names a runbook
+   * that lists `schedule` in its triggeredBy, with values that plan; each firing starts a run in
+   * the firing's transaction (one per firing: source_key `schedule:<id>:<fire time>`), in the
+   * schedule author's name, reviewed where its targets need it. A recipe scheduled this way runs
+   * as a one-step run.
+   */
+  scheduling(): RunbookScheduling {
+    return {
+      check: async (reference, values) => {
+        const catalog = await this.catalog();
+        const entry = catalog.get(reference);
+        if (!entry) return this.unknown(reference);
+        if (!entry.runbook.triggeredBy.some((t) => t.kind === 'schedule')) return refuse('not_triggerable', `${reference} cannot be started by a schedule: add schedule to its triggeredBy.`);
+        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, values);
+        return planned.ok ? { ok: true } : refuse('invalid_arguments', planned.errors.map((e) => e.message).join('; '));
+      },
+      start: async (trx, schedule, fireAt) => {
+        const reference = schedule.runbook ?? '';
+        const catalog = await this.catalog();
+        const entry = catalog.get(reference);
+        if (!entry) return { ok: false, reason: `the runbook ${reference} no longer exists` };
+        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, schedule.arguments ?? {});
+        if (!planned.ok) return { ok: false, reason: planned.errors.map((e) => e.message).join('; ') };
+        const created = await this.runs.create(
+          trx,
+          planned.plan,
+          { creator: schedule.author, trigger: { kind: 'schedule', schedule: schedule.id }, message: schedule.message, channelId: schedule.channelId, sourceKey: `schedule:${schedule.id}:${fireAt.toISOString()}`, runbookHash: entry.hash },
+          null,
+        );
+        return { ok: true, runId: created.run.id };
+      },
+    };
+  }
+
+  private async configEntry(runbook: Runbook): Promise<RunbookEntry> {
+    return { runbook, hash: runbookContentHash(runbookDefinition(runbook), await this.contentKey()), kind: 'runbook', source: 'config', owner: null, editors: null, recipe: null };
+  }
+
+  private fromRow(row: SavedRow): RunbookEntry | null {
+    const definition = row.definition as Record<string, unknown> | null;
+    if (definition?.format === RUNBOOK_FORMAT) {
+      const parsed = parseRunbookJson({ ...definition, ...(row.editors ? { editors: peopleFile(row.editors) } : {}) });
+      return parsed.ok ? { runbook: parsed.runbook, hash: row.content_hash, kind: 'runbook', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe: null } : null;
+    }
+    if (definition?.format !== undefined && definition.format !== RECIPE_FORMAT) return null;
+    const parsed = parseRecipeJson(definition);
+    if (!parsed.ok) return null;
+    const recipe = { ...parsed.recipe, editors: row.editors ?? null };
+    return { runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null }, hash: row.content_hash, kind: 'recipe', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe };
+  }
+
+  private contentKey(): Promise<string> {
+    this.key ??= contentKey(this.db).catch((error: unknown) => {
+      this.key = null;
+      throw error;
+    });
+    return this.key;
+  }
+
+  private unknown(reference: string) {
+    return refuse('unknown_runbook', `There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows them.`);
+  }
+}
+
+function peopleFile(p: People): Record<string, unknown> {
+  return { ...(p.users.length > 0 ? { users: p.users } : {}), ...(p.usergroup ? { usergroup: p.usergroup } : {}) };
+}
+
+function targetsOf(runbook: Runbook): string[] {
+  const targets = new Set<string>();
+  for (const group of runbook.steps) {
+    for (const step of group) {
+      if (step.kind === 'script') targets.add(step.script.target);
+      if (step.kind === 'http' && step.http.target !== null) targets.add(step.http.target);
+    }
+  }
+  return [...targets].sort();
+}
