@@ -6,6 +6,8 @@
  * imports are refused at once, the event loop keeps ticking and /healthz keeps answering.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RUNBOOK_FORMAT } from '../../src/domain/runbook/definition.js';
+import { createApiToken } from '../../src/store/apiTokens.js';
 import { AUTHOR, Harness } from '../support/harness.js';
 
 describe('a recipe import with patterns that compile to huge programs', () => {
@@ -61,7 +63,7 @@ describe('a recipe import with patterns that compile to huge programs', () => {
     const { worstGap, text, status } = await importFreezer(4, 83);
     expect(status).toBe(200);
     expect(text).toMatch(/arguments: the patterns together compile to more than 10000 steps \(at most 10000 in one recipe or runbook\)/);
-    expect(await h.count('recipes', { name: 'freeze-4-83' })).toBe(0);
+    expect(await h.count('runbooks', { reference: 'freeze-4-83' })).toBe(0);
     // Compiling even one of these patterns holds the loop ~1 s; refusing them costs microseconds.
     // The bound leaves room for a loaded machine's pauses.
     expect(worstGap).toBeLessThan(1000);
@@ -70,7 +72,7 @@ describe('a recipe import with patterns that compile to huge programs', () => {
   it('refuses the largest import the schema allows (20 patterns of ~900 characters) by their total length (main: 34 s)', async () => {
     const { worstGap, took, text } = await importFreezer(20, 83);
     expect(text).toMatch(/arguments: the patterns add up to 18260 characters, at most 4000 in one recipe or runbook/);
-    expect(await h.count('recipes', { name: 'freeze-20-83' })).toBe(0);
+    expect(await h.count('runbooks', { reference: 'freeze-20-83' })).toBe(0);
     expect(took).toBeLessThan(3000); // Slack gives up on an ack after 3 s
     expect(worstGap).toBeLessThan(1000);
   }, 60_000);
@@ -82,10 +84,32 @@ describe('a recipe import with patterns that compile to huge programs', () => {
     expect(worstGap).toBeLessThan(1000);
   }, 60_000);
 
+  it('refuses a runbook import (API) whose 800 input fields carry distinct patterns, by their total, before compiling any', async () => {
+    const { token } = await createApiToken(h.database.db, AUTHOR, 'runbooks');
+    // 40 input steps of 20 fields, each pattern different (no cache helps): each alone is allowed.
+    const steps = Array.from({ length: 40 }, (_, s) => ({ id: `ask${s}`, input: { fields: Array.from({ length: 20 }, (_, f) => ({ name: `f${f}`, kind: 'input', pattern: `[a-z]{1,${200 + s * 20 + f}}` })) } }));
+    const body = JSON.stringify({ format: RUNBOOK_FORMAT, reference: 'many-patterns', steps });
+    let worstGap = 0;
+    let last = Date.now();
+    const ticker = setInterval(() => {
+      worstGap = Math.max(worstGap, Date.now() - last);
+      last = Date.now();
+    }, 10);
+    const started = Date.now();
+    const response = await fetch(`${h.app.url}/api/v1/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+    const answer = (await response.json()) as { error?: { code: string; message: string } };
+    clearInterval(ticker);
+    console.log(`runbook of ${body.length} characters, 800 patterns: answered ${response.status} in ${Date.now() - started} ms; event loop held at most ${worstGap} ms`);
+    expect(response.status).toBe(422);
+    expect(answer.error?.message).toMatch(/the patterns add up to \d+ characters, at most 4000 in one recipe or runbook/);
+    expect(await h.count('runbooks', { reference: 'many-patterns' })).toBe(0);
+    expect(worstGap).toBeLessThan(1000);
+  }, 60_000);
+
   it('still imports a recipe with everyday patterns', async () => {
     const json = JSON.stringify({ name: 'everyday', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'host', kind: 'input', pattern: '[a-z][a-z0-9-]{0,62}(\\.[a-z0-9-]{1,63}){0,4}' }] });
     const answer = await h.command(`recipe import \`\`\`${json}\`\`\``, AUTHOR);
     expect(String(answer.json?.text ?? answer.text)).not.toMatch(/too complex|add up to/);
-    expect(await h.count('recipes', { name: 'everyday' })).toBe(1);
+    expect(await h.count('runbooks', { reference: 'everyday' })).toBe(1);
   }, 30_000);
 });
