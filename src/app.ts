@@ -90,6 +90,8 @@ export interface AppOptions {
   followers?: FeedOptions;
   /** How long an API follow stream lasts at most (default an hour). */
   followMaxMs?: number;
+  /** How often an open log stream (API follow, task page) checks its reader may still see the task (default 30 s). */
+  streamRecheckMs?: number;
   /** Connections of the runner's own pool (default 10). */
   runnerPoolSize?: number;
   /** How long a log-page link in a card stays valid (else config `links.ttl`, else 24 h). */
@@ -226,7 +228,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   http.use(requestContext(log));
   // People's names on the task page (users.info, cached): a page never waits long for Slack.
   const people = new PeopleDirectory(background ? webApiUserNames(background) : null, { log: log.child({ component: 'people' }) });
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people }));
+  const recheck = options.streamRecheckMs !== undefined ? { recheckMs: options.streamRecheckMs } : {};
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people, ...recheck }));
   const links = {
     statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`,
     logUrl: (id: number) => signer.taskUrl(id),
@@ -326,7 +329,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       db,
       log: log.child({ component: 'api' }),
       operations: [
-        ...operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
         ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
         ...runOperations({ db, config, runs, runbooks, tasks: service, access, links }),
       ],
