@@ -20,7 +20,7 @@ import { contentKey } from '../store/contentKey.js';
 import type { Db } from '../store/db.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers } from './reviewers.js';
-import { SavedDefinitions, type SavedRow } from './savedDefinitions.js';
+import { fixedNotAllowed, SavedDefinitions, type SavedRow } from './savedDefinitions.js';
 import type { TaskService } from './taskService.js';
 
 export interface StartInput {
@@ -121,7 +121,7 @@ export class RecipeService {
     // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one.
     const fixed = recipe.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
     if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
-      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+      return fixedNotAllowed(fixed);
     }
     const definition = recipeDefinition(recipe);
     const hash = recipeContentHash(definition, await this.contentKey());

@@ -31,7 +31,7 @@ import { refuse, type Outcome } from './outcome.js';
 import type { RecipeService } from './recipes.js';
 import { Reviewers } from './reviewers.js';
 import type { RunService } from './runs.js';
-import { SavedDefinitions, type SavedRow } from './savedDefinitions.js';
+import { fixedNotAllowed, SavedDefinitions, type SavedRow } from './savedDefinitions.js';
 import type { RunbookScheduling } from './schedules.js';
 
 export const RUNBOOK_HASH_DOMAIN = 'countersign.runbook-definition/v1';
@@ -114,11 +114,10 @@ export class RunbookService {
   async catalog(): Promise<Map<string, RunbookEntry>> {
     const entries = new Map<string, RunbookEntry>();
     for (const recipe of this.config.recipes?.values() ?? []) {
-      entries.set(recipe.name, { runbook: runbookFromRecipe(recipe), hash: await this.recipes.hashOf(recipe), kind: 'recipe', source: 'config', owner: null, editors: null, recipe });
+      entries.set(recipe.name, await this.configRecipeEntry(recipe));
     }
     for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
-    const rows = (await this.db('runbooks').orderBy('reference')) as SavedRow[];
-    for (const row of rows) {
+    for (const row of await this.saved.allRows()) {
       if (entries.has(row.reference)) continue;
       const entry = this.fromRow(row);
       if (entry) entries.set(row.reference, entry);
@@ -140,8 +139,15 @@ export class RunbookService {
       .sort((a, b) => a.runbook.reference.localeCompare(b.runbook.reference));
   }
 
+  /** One runbook: the config's, else its own row (not the whole catalog: a start reads one). */
   async find(reference: string): Promise<RunbookEntry | null> {
-    return (await this.catalog()).get(reference) ?? null;
+    // The catalog's precedence: the config's runbooks, its recipes, then imports.
+    const runbook = this.config.runbooks?.get(reference);
+    if (runbook) return this.configEntry(runbook);
+    const recipe = this.config.recipes?.get(reference);
+    if (recipe) return this.configRecipeEntry(recipe);
+    const row = await this.saved.row(reference);
+    return row ? this.fromRow(row) : null;
   }
 
   /** The export (fixed values left out) and the fixed arguments the importer must fill in. */
@@ -168,7 +174,7 @@ export class RunbookService {
     // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one (as for recipes).
     const fixed = runbook.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
     if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
-      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+      return fixedNotAllowed(fixed);
     }
     const problems: string[] = [];
     runbook.steps.forEach((group, g) =>
@@ -285,6 +291,10 @@ export class RunbookService {
         return { ok: true, runId: created.run.id };
       },
     };
+  }
+
+  private async configRecipeEntry(recipe: Recipe): Promise<RunbookEntry> {
+    return { runbook: runbookFromRecipe(recipe), hash: await this.recipes.hashOf(recipe), kind: 'recipe', source: 'config', owner: null, editors: null, recipe };
   }
 
   private async configEntry(runbook: Runbook): Promise<RunbookEntry> {

@@ -29,6 +29,20 @@ export interface SavedRow {
 
 const TABLE = 'runbooks';
 
+/**
+ * At most this many imported definitions (recipes and runbooks together): every list, catalog
+ * and dependency check reads them all, so the table must stay small enough to read whole.
+ */
+export const MAX_SAVED_DEFINITIONS = 500;
+
+/** Why a non-admin may not import fixed arguments (recipes and runbooks say the same). */
+export function fixedNotAllowed(fixed: readonly string[]) {
+  return refuse(
+    'fixed_not_allowed',
+    `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`,
+  );
+}
+
 export type DefinitionKind = 'recipe' | 'runbook';
 
 export interface SaveRequest {
@@ -56,7 +70,12 @@ export class SavedDefinitions {
   }
 
   async rows(format: string): Promise<SavedRow[]> {
-    return (await this.db(TABLE).whereRaw(`coalesce(definition->>'format', 'countersign.recipe/v1') = ?`, [format]).orderBy('reference')) as SavedRow[];
+    return (await this.db(TABLE).whereRaw(`coalesce(definition->>'format', 'countersign.recipe/v1') = ?`, [format]).orderBy('reference').limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
+  }
+
+  /** Every saved definition (at most MAX_SAVED_DEFINITIONS, a cap imports keep). */
+  async allRows(): Promise<SavedRow[]> {
+    return (await this.db(TABLE).orderBy('reference').limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
   }
 
   /** The owner, an editor (user group members included), or a config admin. */
@@ -76,6 +95,14 @@ export class SavedDefinitions {
       const existing = (await trx(TABLE).where({ reference }).forUpdate().first()) as SavedRow | undefined;
       if (existing && !before) return refuse('exists', `Someone imported a ${kind} \`${reference}\` a moment ago. Add \`--replace\` to replace it.`);
       if (!existing && before) return refuse('gone', `The ${kind} \`${reference}\` was removed a moment ago; import it again without \`--replace\`.`);
+      if (!existing) {
+        // Serialised by a transaction-scoped lock so two imports cannot both take the last place.
+        await trx.raw('select pg_advisory_xact_lock(hashtext(?))', ['countersign.saved-definitions']);
+        const counted = (await trx(TABLE).count('* as count').first()) as { count: string | number } | undefined;
+        if (Number(counted?.count ?? 0) >= MAX_SAVED_DEFINITIONS) {
+          return refuse('too_many', `countersign keeps at most ${MAX_SAVED_DEFINITIONS} imported recipes and runbooks, and has that many. Remove ones nobody uses (\`/task runbook remove <ref>\`), or define it in countersign.yml.`);
+        }
+      }
       if (existing && before && !sameChangers(existing, before)) return refuse('changed', `Who may change \`${reference}\` changed a moment ago. Try again.`);
       const subject = `${kind}:${reference}`;
       const name = kind === 'recipe' ? { name: reference } : { reference };

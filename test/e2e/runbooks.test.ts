@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { getRun } from '../../src/store/runs.js';
+import { MAX_SAVED_DEFINITIONS } from '../../src/service/savedDefinitions.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
@@ -365,6 +366,31 @@ describe('runbooks', () => {
     const task = await api.call('GET', `/tasks/${step(done, 'waits.leak').taskId}`, { token: tokens[AUTHOR]! });
     expect(task.body.task).toMatchObject({ trigger: { kind: 'run', run: started.body.run.id }, outputs: { copy: '*****', plain: 'visible' } });
     expect(JSON.stringify(await h.database.db('run_steps').where({ run_id: started.body.run.id }).pluck('outputs'))).not.toContain('hunter3-fixed');
+  });
+
+  it('keeps at most MAX_SAVED_DEFINITIONS imports, so every list and catalog read stays bounded (review L6)', async () => {
+    const before = await h.count('runbooks');
+    const filler = Array.from({ length: MAX_SAVED_DEFINITIONS - before }, (_, i) => ({
+      reference: `filler-${i}`,
+      definition: JSON.stringify({ format: 'countersign.runbook/v1', reference: `filler-${i}`, steps: [{ id: 'x', script: { target: 'sandbox', script: 'true' } }] }),
+      content_hash: 'f'.repeat(64),
+      owner: BOB,
+      imported_by: BOB,
+    }));
+    await h.database.db.batchInsert('runbooks', filler, 200);
+    try {
+      const body = { format: 'countersign.runbook/v1', reference: 'one-too-many', steps: [{ id: 'x', script: { target: 'sandbox', script: 'true' } }] };
+      const refused = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body });
+      expect([refused.status, refused.body.error.code]).toEqual([409, 'too_many']);
+      expect(refused.body.error.message).toContain(`at most ${MAX_SAVED_DEFINITIONS}`);
+      // A replace of an existing import is not a new one; a removal makes room.
+      expect((await api.call('DELETE', '/runbooks/filler-0', { token: tokens[BOB]! })).status).toBe(200);
+      expect((await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body })).status).toBe(201);
+      const listed = await as(MALLORY).get(`/runbooks?search=filler-${MAX_SAVED_DEFINITIONS - before - 1}`);
+      expect(listed.body.runbooks.map((r: { reference: string }) => r.reference)).toEqual([`filler-${MAX_SAVED_DEFINITIONS - before - 1}`]);
+    } finally {
+      await h.database.db('runbooks').where('reference', 'like', 'filler-%').orWhere({ reference: 'one-too-many' }).delete();
+    }
   });
 
   it('documents every runbook and run operation, each called above and checked against the document', () => {
