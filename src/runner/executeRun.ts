@@ -17,7 +17,7 @@ import type { ExecutionStep, StepPhase } from '../domain/task.js';
 import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import type { Db } from '../store/db.js';
-import { finishExecution, settleSteps, stopRequester, updateStep, type Claimed } from '../store/executions.js';
+import { finishExecution, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
 import { OutputFilter } from './outputFilter.js';
@@ -41,8 +41,8 @@ export interface RunContext {
   onError(error: unknown, context: string): void;
   /** The runner's liveness key, checked when the result is stored; null: not checked. */
   runnerKey?: number | null;
-  /** Before each rollout batch: null to go on, or why the rest is not started. */
-  beforeBatch?(stop: AbortSignal): Promise<string | null>;
+  /** Before each rollout batch (`batch` counts from 0): null to go on, or why the rest is not started. */
+  beforeBatch?(stop: AbortSignal, batch: number): Promise<string | null>;
   /** Aborted when shutdown stops waiting: output and result stop being retried. */
   abandon?: AbortSignal;
 }
@@ -80,10 +80,10 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     const capPerStep = Math.max(1024, Math.floor(ctx.maxOutputBytes / Math.max(1, steps.length)));
     const groups = [...new Set(steps.map((s) => s.groupIndex))].sort((a, b) => a - b);
     let haltReason: string | null = null;
-    for (const groupIndex of groups) {
+    for (const [batch, groupIndex] of groups.entries()) {
       const group = steps.filter((s) => s.groupIndex === groupIndex);
       if (stop.aborted) haltReason = 'not started: the run was stopped';
-      if (haltReason === null && ctx.beforeBatch) haltReason = await ctx.beforeBatch(stop);
+      if (haltReason === null && ctx.beforeBatch) haltReason = await ctx.beforeBatch(stop, batch);
       if (stop.aborted) haltReason = 'not started: the run was stopped';
       if (haltReason !== null) {
         for (const step of group) results.push(await skipStep(ctx, claimed, step, haltReason));
@@ -108,13 +108,9 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
   const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, () =>
     ctx.db.transaction(async (trx) => {
-      if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage }))) {
-        return false;
-      }
-      await settleSteps(
-        trx,
-        results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage })),
-      );
+      const outcome = { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage };
+      const stepResults = results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage }));
+      if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, outcome, stepResults))) return false;
       await transitionTask(trx, {
         taskId: task.id,
         from: 'running',
@@ -179,10 +175,15 @@ async function runStep(
     stdout: new OutputFilter(secrets, target.redact, (text) => emit('stdout', text)),
     stderr: new OutputFilter(secrets, target.redact, (text) => emit('stderr', text)),
   };
+  // One host: the result's own write settles the step, and the card has no per-host progress to show.
+  const alone = claimed.steps.length === 1;
   let result: StepResult;
   try {
-    await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
-    ctx.onProgress();
+    // The claim writes the first batch's steps running already; a later batch's are marked as they start.
+    if (step.phase === 'pending') {
+      await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
+    }
+    if (!alone) ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,
       endpoint: {
@@ -218,16 +219,18 @@ async function runStep(
   if (result.failureMessage !== null) emit('system', `countersign: ${label ? `${label}: ` : ''}${result.failureMessage}\n`);
   const tail = cap.finish();
   if (tail !== '') recorder.write(step.id, 'stdout', tail);
-  await guard(ctx, `storing a step result of task ${task.id}`, () =>
-    updateStep(ctx.db, execution.id, step.id, {
-      phase: result.phase,
-      exitCode: result.exitCode,
-      signal: result.signal,
-      failureMessage: result.failureMessage,
-      finished: true,
-    }),
-  );
-  ctx.onProgress();
+  if (!alone) {
+    await guard(ctx, `storing a step result of task ${task.id}`, () =>
+      updateStep(ctx.db, execution.id, step.id, {
+        phase: result.phase,
+        exitCode: result.exitCode,
+        signal: result.signal,
+        failureMessage: result.failureMessage,
+        finished: true,
+      }),
+    );
+    ctx.onProgress();
+  }
   return result;
 }
 

@@ -7,10 +7,8 @@
  * never per line: NOTIFY takes a global lock at commit).
  */
 import type { OutputStream } from '../domain/task.js';
-import { inTransaction, type Queryable } from '../store/db.js';
-import { addOutputBytes } from '../store/executions.js';
-import { CHANNEL_TASK, notify } from '../store/notify.js';
-import { insertChunks, type OutputChunk } from '../store/output.js';
+import type { Queryable } from '../store/db.js';
+import { storeBatch, type OutputChunk } from '../store/output.js';
 
 export interface OutputRecorderOptions {
   /** Whose followers hear of each stored batch; unset: nobody is told. */
@@ -115,12 +113,8 @@ export class OutputRecorder {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      // One transaction: a retried batch must not be stored twice.
-      await inTransaction(this.db, async (trx) => {
-        await insertChunks(trx, batch);
-        await addOutputBytes(trx, this.executionId, bytes);
-        if (this.options.taskId !== undefined) await notify(trx, CHANNEL_TASK, String(this.options.taskId));
-      });
+      // One statement (so one round trip, and atomic): a retried batch must not be stored twice.
+      await storeBatch(this.db, this.executionId, batch, bytes, this.options.taskId);
       if (this.hasRoom()) for (const wake of this.drainWaiters.splice(0)) wake();
     } catch (error) {
       this.options.onError(error);
@@ -131,18 +125,30 @@ export class OutputRecorder {
     }
   }
 
+  /**
+   * Keeps the last non-empty line, looking backwards from the end of the text: a flood of output
+   * must not be split into millions of line strings only to keep one.
+   */
   private trackLastLine(stream: OutputStream, text: string): void {
-    const lines = ((this.partialLines.get(stream) ?? '') + text).split('\n');
-    let partial = lines.pop() ?? '';
     this.lastStream = stream;
-    for (let i = lines.length - 1; i >= 0; i--) {
-      const line = (lines[i] as string).trim();
+    const held = this.partialLines.get(stream) ?? '';
+    const clip = (partial: string) => (partial.length > 4096 ? partial.slice(-4096) : partial);
+    const lastBreak = text.lastIndexOf('\n');
+    if (lastBreak === -1) {
+      this.partialLines.set(stream, clip(held + text));
+      return;
+    }
+    this.partialLines.set(stream, clip(text.slice(lastBreak + 1)));
+    // The lines that ended in this text, newest first; the oldest began in the held partial.
+    for (let end = lastBreak; ; ) {
+      const start = end > 0 ? text.lastIndexOf('\n', end - 1) : -1;
+      const line = (start === -1 ? held + text.slice(0, end) : text.slice(start + 1, end)).trim();
       if (line !== '') {
         this.lastLineSeen = line.slice(0, 500);
-        break;
+        return;
       }
+      if (start === -1) return;
+      end = start;
     }
-    if (partial.length > 4096) partial = partial.slice(-4096);
-    this.partialLines.set(stream, partial);
   }
 }

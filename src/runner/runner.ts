@@ -21,13 +21,16 @@ import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
 import { formatDuration } from '../domain/duration.js';
 import {
-  claimNextReady,
+  claimReady,
   failExpiredExecution,
   failRunOfLostRunner,
   heldRunnerKeys,
   lockLostRunner,
+  plansJson,
   renewLeases,
   runningExecutions,
+  type Claimed,
+  type PlansJson,
   type RunningExecution,
 } from '../store/executions.js';
 import { insertChunks } from '../store/output.js';
@@ -184,24 +187,46 @@ export class Runner {
     if (run && !run.controller.signal.aborted) run.controller.abort(reason);
   }
 
+  /**
+   * Claims what is ready, up to the room left (at most CLAIM_BATCH per statement), and starts
+   * each run; true when a full batch came back (more may be waiting).
+   */
   private async claim(): Promise<boolean> {
-    let claimed;
+    const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
+    if (limit <= 0) return false;
+    let claimed: Claimed[];
     try {
-      claimed = await claimNextReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, (task) => {
-        const target = this.config.targets.get(task.target);
-        return target ? buildRolloutPlan(target.hosts, target.rollout) : [];
-      });
+      claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
-      this.log.error({ err: error }, 'claiming a ready task failed');
+      this.log.error({ err: error }, 'claiming ready tasks failed');
       return false;
     }
-    if (!claimed) return false;
+    for (const run of claimed) this.startRun(run);
+    return claimed.length === limit;
+  }
+
+  /**
+   * Every target's rollout plan, built once per set of targets (the config does not change while
+   * the process runs; a target added or a map replaced makes a new one).
+   */
+  private plansCache: { targets: Config['targets']; size: number; json: PlansJson } | null = null;
+  private plans(): PlansJson {
+    const targets = this.config.targets;
+    if (this.plansCache?.targets !== targets || this.plansCache.size !== targets.size) {
+      const plans = new Map([...targets.values()].map((target) => [target.name, buildRolloutPlan(target.hosts, target.rollout)]));
+      this.plansCache = { targets, size: targets.size, json: plansJson(plans) };
+    }
+    return this.plansCache.json;
+  }
+
+  private startRun(claimed: Claimed): void {
     const { task, execution } = claimed;
     this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
     this.bus.emit('task-changed', task.id);
     this.observer.runStarted(task.id, execution.id, claimed.steps.length);
     const controller = new AbortController();
+    const claimedAt = Date.now();
     const done = executeRun(
       {
         db: this.db,
@@ -215,7 +240,7 @@ export class Runner {
         onOutputKept: (stream, bytes) => this.metrics.outputKept?.(stream, bytes),
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
         runnerKey: this.liveness.key,
-        beforeBatch: (stop) => this.confirmBeforeBatch(execution.id, stop),
+        beforeBatch: (stop, batch) => this.confirmBeforeBatch(execution.id, stop, batch === 0 ? claimedAt : null),
         abandon: this.abandon.signal,
       },
       claimed,
@@ -232,7 +257,6 @@ export class Runner {
         this.wake();
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });
-    return true;
   }
 
   /**
@@ -255,8 +279,14 @@ export class Runner {
    * connection. While the database cannot say, nothing new starts; the wait lasts at most
    * livenessMs (after which the server has given up on our session, and others may end the run).
    * Answers null to go on, or why the rest is not started.
+   *
+   * The first batch, right after the claim (`claimedAt`), needs no round trip: the claim
+   * committed under our lock (wake() claims only while it holds), and nobody ends a runner's runs
+   * before its lock has been seen free for LOST_CONFIRM_MS; `holds` says the lock answered within
+   * about two heartbeats.
    */
-  private async confirmBeforeBatch(executionId: number, stop: AbortSignal): Promise<string | null> {
+  private async confirmBeforeBatch(executionId: number, stop: AbortSignal, claimedAt: number | null): Promise<string | null> {
+    if (claimedAt !== null && Date.now() - claimedAt < LOST_CONFIRM_MS && this.liveness.holds) return null;
     const deadline = Date.now() + this.options.livenessMs;
     let waited = false;
     for (;;) {
@@ -448,6 +478,8 @@ export class Runner {
 }
 
 const PROGRESS_EVERY_MS = 2000;
+/** Tasks claimed by one statement at most: enough to fill a host's sessions in one round trip. */
+const CLAIM_BATCH = 16;
 
 const lostMessage = (runnerId: string) => `runner lost: the process running it (${runnerId}) stopped responding`;
 

@@ -21,4 +21,19 @@ describe('OutputRecorder.lastLine', () => {
     r.write(null, 'system', 'countersign: stopped\n');
     expect(r.lastLine).toBe('two');
   });
+
+  it('finds the last non-empty line across chunks, blank lines and carriage returns', () => {
+    const r = recorder();
+    r.write(1, 'stdout', 'first\nsec');
+    r.write(1, 'stdout', 'ond\n');
+    expect(r.lastLine).toBe('second');
+    r.write(1, 'stdout', '\n\n   \r\n');
+    expect(r.lastLine).toBe('second');
+    r.write(1, 'stdout', '\nthird\r\n\n');
+    expect(r.lastLine).toBe('third');
+    r.write(1, 'stdout', 'x'.repeat(5000));
+    r.write(1, 'stdout', 'y\n');
+    // A line longer than 4 KiB is kept by its last 4 KiB, and shown by its first 500 characters of those.
+    expect(r.lastLine).toBe('x'.repeat(500));
+  });
 });
