@@ -6,10 +6,9 @@ import { assertTransition, transitionEventType, type TaskStatus } from '../domai
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
-import { contentKey } from './contentKey.js';
+import { CONTENT_KEY, contentKey } from './contentKey.js';
 import { inTransaction, type Queryable } from './db.js';
-import { appendEvent } from './events.js';
-import { CHANNEL_READY, notify } from './notify.js';
+import { CHANNEL_READY } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
 
 export interface NewTask {
@@ -30,13 +29,29 @@ export interface NewTask {
   recipe?: RecipeRef | null;
 }
 
-/** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
-export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: Task; created: boolean }> {
+/**
+ * How a new task enters the lifecycle in the statement that inserts it: its `task.created` audit
+ * event (actor, data; the content version is added), then the move out of `created` to `enter`
+ * (checked like any transition, with its own event, and the NOTIFY when it is `ready`). Nobody
+ * can see the row before that statement commits, so there is no race to guard.
+ */
+export interface Birth {
+  actor: string;
+  data: Record<string, unknown>;
+  enter: TaskStatus;
+}
+
+/**
+ * Inserts a task in `created` (or, given `birth`, in `birth.enter` with both audit events, in one
+ * statement); when `sourceKey` was seen before, returns that task instead.
+ */
+export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): Promise<{ task: Task; created: boolean }> {
+  if (birth) assertTransition('created', birth.enter);
   const recipe = task.recipe ?? null;
-  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await contentKey(db));
-  const inserted = await db<TaskRow>('tasks')
+  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await cachedContentKey(db));
+  const insert = db<TaskRow>('tasks')
     .insert({
-      status: 'created',
+      status: birth?.enter ?? 'created',
       author: task.author,
       target: task.target,
       type: task.type,
@@ -55,11 +70,44 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
     .onConflict('source_key')
     .ignore()
     .returning('*');
+  let inserted: TaskRow[];
+  if (!birth) inserted = await insert;
+  else {
+    // One INSERT for both events, ordered, so their ids keep the order they happened in.
+    const audit = db.raw(
+      `INSERT INTO events (task_id, type, actor, data)
+       SELECT inserted.id, e.type, e.actor, e.data FROM inserted
+        CROSS JOIN (VALUES (1, 'task.created', ?::text, ?::jsonb), (2, ?, NULL, '{"from":"created"}'::jsonb)) AS e(n, type, actor, data)
+        ORDER BY e.n`,
+      [birth.actor, JSON.stringify({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
+    );
+    const query = db.with('inserted', insert).with('audit', audit).from('inserted').select('inserted.*');
+    // Every process's runner hears of a ready task at commit, not at its next poll.
+    if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
+    inserted = (await query) as TaskRow[];
+  }
   const row = inserted[0];
   if (row) return { task: toTask(row), created: true };
   const existing = await db<TaskRow>('tasks').where({ source_key: task.sourceKey }).first();
   if (!existing) throw new Error(`task with source_key ${task.sourceKey} vanished after a conflict`);
   return { task: toTask(existing), created: false };
+}
+
+/**
+ * The content key, read once per database: it is made once and never changes (contentKey.ts),
+ * and reading it on every insert was a round trip on the path of every `/task run` ack.
+ * Migration 008 makes it; one made here on first use is kept only once it is read back later
+ * (the transaction that made it could still roll back).
+ */
+const contentKeys = new Map<string, string>();
+async function cachedContentKey(db: Queryable): Promise<string> {
+  const database = JSON.stringify((db as { client?: { config?: { connection?: unknown } } }).client?.config?.connection ?? null);
+  const cached = contentKeys.get(database);
+  if (cached !== undefined) return cached;
+  const row = await db('settings').where({ key: CONTENT_KEY }).first('value');
+  if (!row) return contentKey(db);
+  contentKeys.set(database, row.value as string);
+  return row.value as string;
 }
 
 export async function getTask(db: Queryable, id: number): Promise<Task | null> {
@@ -118,35 +166,48 @@ export interface Transition {
 /**
  * Moves a task from one of `from` to `to`, or does nothing and returns null when the task is
  * not in `from` any more (someone else won the race: a second click, another replica).
+ *
+ * One statement: it locks the row (FOR UPDATE, so a concurrent change is waited for and its
+ * result seen), updates it only if its status is still one of `from`, writes the audit event
+ * with the status it came from, and for `ready` sends the NOTIFY, all at the same commit.
  */
 export async function transitionTask(db: Queryable, change: Transition): Promise<Task | null> {
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
-    const current = await trx<TaskRow>('tasks').where({ id: change.taskId }).forUpdate().first('status');
-    if (!current || !allowedFrom.includes(current.status)) return null;
-    const [row] = await trx<TaskRow>('tasks')
-      .where({ id: change.taskId, status: current.status })
-      .update(
-        {
-          ...change.set,
-          status: change.to,
-          status_changed_at: trx.fn.now() as unknown as Date,
-          view_version: trx.raw('view_version + 1') as unknown as number,
-        },
-        '*',
-      );
-    if (!row) return null;
-    await appendEvent(trx, {
-      taskId: change.taskId,
-      type: transitionEventType(change.to),
-      actor: change.actor,
-      data: { from: current.status, ...change.data },
-    });
-    // Every process's runner hears of a ready task at commit, not at its next poll.
-    if (change.to === 'ready') await notify(trx, CHANNEL_READY, String(change.taskId));
-    return toTask(row);
+    const row = await transitionRow(trx, change, allowedFrom);
+    return row ? toTask(row) : null;
   });
+}
+
+async function transitionRow(db: Queryable, change: Transition, allowedFrom: readonly TaskStatus[]): Promise<TaskRow | null> {
+  const set = Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined);
+  const notifyReady = change.to === 'ready';
+  const result = await db.raw<{ rows: TaskRow[] }>(
+    `WITH current AS (SELECT id, status FROM tasks WHERE id = ? FOR UPDATE),
+     changed AS (
+       UPDATE tasks SET ${set.map(() => '?? = ?, ').join('')}status = ?, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
+         FROM current WHERE tasks.id = current.id AND current.status = ANY(?::text[])
+         RETURNING tasks.*, current.status AS transition_from
+     ),
+     audit AS (
+       INSERT INTO events (task_id, type, actor, data)
+       SELECT id, ?, ?, jsonb_build_object('from', transition_from) || ?::jsonb FROM changed
+     )
+     SELECT changed.*${notifyReady ? ', pg_notify(?, changed.id::text) AS notified' : ''} FROM changed`,
+    [
+      change.taskId,
+      ...set.flatMap(([column, value]) => [column, value]),
+      change.to,
+      allowedFrom,
+      transitionEventType(change.to),
+      change.actor,
+      JSON.stringify(change.data ?? {}),
+      // Every process's runner hears of a ready task at commit, not at its next poll.
+      ...(notifyReady ? [CHANNEL_READY] : []),
+    ] as never,
+  );
+  return result.rows[0] ?? null;
 }
 
 /** A change that shows on the task's messages without changing its status (a review, a step). */
