@@ -64,8 +64,23 @@ const dir = mkdtempSync(join(tmpdir(), 'countersign-compare-'));
 chmodSync(dir, 0o755);
 const loadAtStart = load();
 const pgServer = await startEmbeddedPostgres({ dataDir: dir, fast: false });
-const db = createDb(pgServer.url, 20);
-await migrate(db);
+/**
+ * Each section gets its own database, cloned from a migrated template: a process started for one
+ * section must not find the last section's tasks (its reconciler would redraw their cards).
+ */
+const template = createDb(pgServer.url, 2);
+await migrate(template);
+await template.destroy();
+const admin = new pg.Client({ connectionString: pgServer.adminUrl });
+await admin.connect();
+let databaseUrl = pgServer.url;
+let db: Db = createDb(databaseUrl, 20);
+async function freshDatabase(name: string): Promise<void> {
+  await db.destroy();
+  await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE countersign`);
+  databaseUrl = pgServer.url.replace(/\/countersign$/, `/${name}`);
+  db = createDb(databaseUrl, 20);
+}
 const fastSlack = await startFakeSlack({ token: BOT_TOKEN, postMessageBurst: Number.POSITIVE_INFINITY });
 // Slack's own limits: ~1 post a second per channel (bursts of 3), chat.update ~50 a minute.
 const limitedSlack = await startFakeSlack({ token: BOT_TOKEN, chatUpdatePerMinute: 50 });
@@ -126,7 +141,7 @@ interface ProbeStats {
 type AppChild = Child<{ url: string }>;
 function startCountersign(slack: FakeSlack | null): Promise<AppChild> {
   return startChild('app.mjs', {
-    databaseUrl: pgServer.url,
+    databaseUrl,
     configPath,
     slack: slack ? { apiUrl: slack.url, signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN } : null,
   });
@@ -379,7 +394,7 @@ async function benchThroughput(): Promise<void> {
   const graphile: Record<string, number> = {};
   const workers: Array<Child<{ pid: number }>> = [];
   for (const processes of [1, 2]) {
-    workers.push(await startChild('graphile.ts', { databaseUrl: pgServer.url, hosts: tenHosts.map((ssh) => rawHost(ssh)) }));
+    workers.push(await startChild('graphile.ts', { databaseUrl, hosts: tenHosts.map((ssh) => rawHost(ssh)) }));
     await graphileJobsPerSecond(10, 40 * processes);
     graphile[`1x${processes}`] = await graphileJobsPerSecond(1, n1);
     graphile[`10x${processes}`] = await graphileJobsPerSecond(10, n10);
@@ -412,7 +427,7 @@ async function benchThroughput(): Promise<void> {
 async function copyRate(bytes: number): Promise<number> {
   await db.raw('DROP TABLE IF EXISTS bench_copy_floor');
   await db.raw('CREATE TABLE bench_copy_floor (LIKE output_chunks INCLUDING DEFAULTS INCLUDING INDEXES)');
-  const client = new pg.Client({ connectionString: pgServer.url });
+  const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     const line = '0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\n';
@@ -568,11 +583,18 @@ try {
   console.log('countersign compared with its floors (issue 12)');
   for (const [key, value] of Object.entries(machine)) console.log(`  ${key}: ${value}`);
   console.log(`  load average at start: ${loadAtStart}`);
-  if (want('acks')) await benchAcks();
-  if (want('throughput')) await benchThroughput();
-  if (want('output')) await benchBigOutput();
-  if (want('streaming')) await benchStreaming();
-  if (want('thousand')) await benchThousand();
+  const sections: Array<[string, () => Promise<void>]> = [
+    ['acks', benchAcks],
+    ['throughput', benchThroughput],
+    ['output', benchBigOutput],
+    ['streaming', benchStreaming],
+    ['thousand', benchThousand],
+  ];
+  for (const [name, run] of sections) {
+    if (!want(name)) continue;
+    await freshDatabase(`compare_${name}`);
+    await run();
+  }
   console.log(`\nload average at the end: ${load()} (2-core machine: figures taken above ~2 are on a busy machine)\n`);
   console.log('| what | countersign | floor / alternative | ratio | target | met |');
   console.log('| --- | --- | --- | --- | --- | --- |');
@@ -580,6 +602,7 @@ try {
   for (const note of notes) console.log(note);
 } finally {
   await db.destroy();
+  await admin.end();
   await Promise.all([fastSlack.close(), limitedSlack.close(), ...tenHosts.map((s) => s.stop()), ...hundredHosts.map((s) => s.stop())]);
   await pgServer.stop();
   rmSync(dir, { recursive: true, force: true });
