@@ -17,8 +17,8 @@ import type { ExecutionStep, StepPhase } from '../domain/task.js';
 import type { SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import type { Db } from '../store/db.js';
-import { finishExecution, stopRequester, updateStep, type Claimed } from '../store/executions.js';
-import { transitionTask } from '../store/tasks.js';
+import { finishExecutionStatement, stopRequester, updateStep, type Claimed } from '../store/executions.js';
+import { transitionTaskAlong } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
 import { OutputFilter } from './outputFilter.js';
 import { OutputRecorder } from './outputRecorder.js';
@@ -106,12 +106,14 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   const summary = summarise(results, stopReason, stoppedBy, failureOverride);
   const durationMs = Date.now() - startedAt;
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
-  const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, () =>
-    ctx.db.transaction(async (trx) => {
-      const outcome = { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage };
-      const stepResults = results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage }));
-      if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, outcome, stepResults))) return false;
-      await transitionTask(trx, {
+  const outcome = { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage };
+  const stepResults = results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage }));
+  // The one write that must land: retried until stored, whatever the outage; only shutdown gives
+  // up. One statement: the run's result, its steps settled, and the task's transition.
+  const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, async () => {
+    const stored = await transitionTaskAlong(
+      ctx.db,
+      {
         taskId: task.id,
         from: 'running',
         to: summary.status,
@@ -123,12 +125,13 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
           duration_ms: durationMs,
           failure_message: summary.failureMessage,
           last_line: recorder.lastLine,
-          finished_at: trx.fn.now() as unknown as Date,
+          finished_at: ctx.db.fn.now() as unknown as Date,
         },
-      });
-      return true;
-    }),
-  );
+      },
+      finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults),
+    );
+    return stored.along;
+  });
   if (written === 'taken') {
     ctx.onError(
       new Error(`the run had been given up as lost while its runner was cut off from the database; its own result (${summary.status}) was not stored`),

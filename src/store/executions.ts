@@ -11,7 +11,7 @@ import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
 import { CHANNEL_STOP, notify } from './notify.js';
-import { bumpViewVersion } from './tasks.js';
+import { bumpViewVersion, type AlongWith } from './tasks.js';
 
 export interface Claimed {
   task: Task;
@@ -159,30 +159,30 @@ export async function updateStep(
 /**
  * Stores a run's result if the run is still running and still this runner's (`runnerKey`): a run
  * given up as lost while its runner was cut off keeps the result the sweeper gave it. Its steps
- * are settled with their results in the same statement: a step whose own update was lost to a
- * database outage must not look busy after its run ended.
+ * are settled with their results too: a step whose own update was lost to a database outage must
+ * not look busy after its run ended. A statement to run along with the task's transition
+ * (transitionTaskAlong): it returns the run's id when it stored the result.
  */
-export async function finishExecution(
-  db: Queryable,
+export function finishExecutionStatement(
   executionId: number,
   runnerKey: number | null,
   outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
   steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }> = [],
-): Promise<boolean> {
-  const result = await db.raw<{ rows: Array<{ id: number }> }>(
-    `WITH finished AS (
-       UPDATE executions SET phase = ?, exit_code = ?, failure_message = ?, finished_at = CURRENT_TIMESTAMP, status_version = status_version + 1
-        WHERE id = ? AND phase = 'running' AND (?::bigint IS NULL OR runner_key = ?::bigint)
-        RETURNING id
-     ),
-     settled AS (
-       UPDATE execution_steps AS s
-          SET phase = r.phase, exit_code = r.exit_code, signal = r.signal, failure_message = r.failure_message, finished_at = coalesce(s.finished_at, now())
-         FROM jsonb_to_recordset(?::jsonb) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text), finished
-        WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
-     )
-     SELECT id FROM finished`,
-    [
+): AlongWith {
+  return {
+    gate: 'finished',
+    ctes: `finished AS (
+            UPDATE executions SET phase = ?, exit_code = ?, failure_message = ?, finished_at = CURRENT_TIMESTAMP, status_version = status_version + 1
+             WHERE id = ? AND phase = 'running' AND (?::bigint IS NULL OR runner_key = ?::bigint)
+             RETURNING id
+          ),
+          settled AS (
+            UPDATE execution_steps AS s
+               SET phase = r.phase, exit_code = r.exit_code, signal = r.signal, failure_message = r.failure_message, finished_at = coalesce(s.finished_at, now())
+              FROM jsonb_to_recordset(?::jsonb) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text), finished
+             WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
+          )`,
+    bindings: [
       outcome.phase,
       outcome.exitCode,
       outcome.failureMessage,
@@ -191,8 +191,7 @@ export async function finishExecution(
       runnerKey,
       JSON.stringify(steps.map((r) => ({ step_id: r.stepId, phase: r.phase, exit_code: r.exitCode, signal: r.signal, failure_message: r.failureMessage }))),
     ],
-  );
-  return result.rows.length > 0;
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { CONTENT_KEY, contentKey } from './contentKey.js';
-import { inTransaction, type Queryable } from './db.js';
+import type { Queryable } from './db.js';
 import { CHANNEL_READY } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
 
@@ -167,24 +167,38 @@ export interface Transition {
  * Moves a task from one of `from` to `to`, or does nothing and returns null when the task is
  * not in `from` any more (someone else won the race: a second click, another replica).
  *
- * One statement: it locks the row (FOR UPDATE, so a concurrent change is waited for and its
- * result seen), updates it only if its status is still one of `from`, writes the audit event
- * with the status it came from, and for `ready` sends the NOTIFY, all at the same commit.
+ * One statement, so it needs no transaction of its own (it joins the caller's when there is
+ * one): it locks the row (FOR UPDATE, so a concurrent change is waited for and its result seen),
+ * updates it only if its status is still one of `from`, writes the audit event with the status it
+ * came from, and for `ready` sends the NOTIFY, all at the same commit.
  */
 export async function transitionTask(db: Queryable, change: Transition): Promise<Task | null> {
-  const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
-  for (const from of allowedFrom) assertTransition(from, change.to);
-  return inTransaction(db, async (trx) => {
-    const row = await transitionRow(trx, change, allowedFrom);
-    return row ? toTask(row) : null;
-  });
+  return (await transitionTaskAlong(db, change, null)).task;
 }
 
-async function transitionRow(db: Queryable, change: Transition, allowedFrom: readonly TaskStatus[]): Promise<TaskRow | null> {
+/**
+ * Data-modifying common table expressions a transition depends on (`name AS (...), ...`; Postgres
+ * wants them at the top level): the transition happens only if the one called `gate` returns a row.
+ */
+export interface AlongWith {
+  ctes: string;
+  gate: string;
+  bindings: readonly unknown[];
+}
+
+/**
+ * transitionTask, in the same statement as `along` (say, storing a run's result): the task moves
+ * only if `along` returned a row. Answers the task (null when it did not move) and whether `along`
+ * returned any row. Rows `along` changes are locked before the task's.
+ */
+export async function transitionTaskAlong(db: Queryable, change: Transition, along: AlongWith | null): Promise<{ task: Task | null; along: boolean }> {
+  const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
+  for (const from of allowedFrom) assertTransition(from, change.to);
   const set = Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined);
   const notifyReady = change.to === 'ready';
-  const result = await db.raw<{ rows: TaskRow[] }>(
-    `WITH current AS (SELECT id, status FROM tasks WHERE id = ? FOR UPDATE),
+  const result = await db.raw<{ rows: Array<TaskRow & { along_rows: number }> }>(
+    `WITH ${along ? `${along.ctes},` : ''}
+     current AS (SELECT id, status FROM tasks WHERE id = ?${along ? ` AND EXISTS (SELECT 1 FROM ${along.gate})` : ''} FOR UPDATE),
      changed AS (
        UPDATE tasks SET ${set.map(() => '?? = ?, ').join('')}status = ?, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
          FROM current WHERE tasks.id = current.id AND current.status = ANY(?::text[])
@@ -194,8 +208,13 @@ async function transitionRow(db: Queryable, change: Transition, allowedFrom: rea
        INSERT INTO events (task_id, type, actor, data)
        SELECT id, ?, ?, jsonb_build_object('from', transition_from) || ?::jsonb FROM changed
      )
-     SELECT changed.*${notifyReady ? ', pg_notify(?, changed.id::text) AS notified' : ''} FROM changed`,
+     SELECT ${along ? `(SELECT count(*) FROM ${along.gate})::int` : '0'} AS along_rows, changed.*${
+       // Every process's runner hears of a ready task at commit, not at its next poll.
+       notifyReady ? ', CASE WHEN changed.id IS NOT NULL THEN pg_notify(?, changed.id::text) END AS notified' : ''
+     }
+       FROM (SELECT 1) AS answer LEFT JOIN changed ON true`,
     [
+      ...(along?.bindings ?? []),
       change.taskId,
       ...set.flatMap(([column, value]) => [column, value]),
       change.to,
@@ -203,11 +222,11 @@ async function transitionRow(db: Queryable, change: Transition, allowedFrom: rea
       transitionEventType(change.to),
       change.actor,
       JSON.stringify(change.data ?? {}),
-      // Every process's runner hears of a ready task at commit, not at its next poll.
       ...(notifyReady ? [CHANNEL_READY] : []),
     ] as never,
   );
-  return result.rows[0] ?? null;
+  const row = result.rows[0];
+  return { task: row && row.id !== null ? toTask(row) : null, along: (row?.along_rows ?? 0) > 0 };
 }
 
 /** A change that shows on the task's messages without changing its status (a review, a step). */
