@@ -29,6 +29,7 @@ import {
   plansJson,
   renewLeases,
   runningExecutions,
+  runningExecutionsOf,
   type Claimed,
   type PlansJson,
   type RunningExecution,
@@ -335,9 +336,8 @@ export class Runner {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const { executions, serverUpMs, serverStartedAt } = await runningExecutions(this.db);
+      const { executions, otherKeys, serverUpMs, serverStartedAt } = await runningExecutions(this.db, this.liveness.key, [...this.active.keys()]);
       const now = Date.now();
-      const byKey = new Map<number, RunningExecution[]>();
       const ownOrphans: RunningExecution[] = [];
       for (const execution of executions) {
         if (this.active.has(execution.id)) continue;
@@ -345,17 +345,15 @@ export class Runner {
           if (execution.leaseExpired) await this.endLeaseExpiredRun(execution);
         } else if (execution.runnerKey === this.liveness.key) {
           ownOrphans.push(execution);
-        } else {
-          byKey.set(execution.runnerKey, [...(byKey.get(execution.runnerKey) ?? []), execution]);
         }
       }
       await this.endOwnOrphans(ownOrphans, now);
       const held = await heldRunnerKeys(this.db);
-      for (const key of [...this.freeSince.keys()]) if (!byKey.has(key) || held.has(key)) this.freeSince.delete(key);
+      for (const key of [...this.freeSince.keys()]) if (!otherKeys.has(key) || held.has(key)) this.freeSince.delete(key);
       // Every live runner, busy or not: one seen since the server started has reconnected.
-      for (const [key, startedAt] of [...this.seenHeld]) if (startedAt !== serverStartedAt || (!held.has(key) && !byKey.has(key))) this.seenHeld.delete(key);
+      for (const [key, startedAt] of [...this.seenHeld]) if (startedAt !== serverStartedAt || (!held.has(key) && !otherKeys.has(key))) this.seenHeld.delete(key);
       for (const key of held) this.seenHeld.set(key, serverStartedAt);
-      for (const [key, runs] of byKey) {
+      for (const key of otherKeys) {
         if (held.has(key)) continue;
         const since = this.freeSince.get(key) ?? now;
         this.freeSince.set(key, since);
@@ -364,7 +362,7 @@ export class Runner {
         // not seen back yet gets livenessMs from the restart, as it would for a silent link.
         const reconnected = this.seenHeld.get(key) === serverStartedAt;
         if (!reconnected && serverUpMs < this.options.livenessMs) continue;
-        await this.endLostRunner(key, runs);
+        await this.endLostRunner(key);
       }
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
@@ -374,11 +372,12 @@ export class Runner {
   }
 
   /** One transaction per lost runner: its lock is taken first, so it cannot come back halfway. */
-  private async endLostRunner(runnerKey: number, runs: readonly RunningExecution[]): Promise<void> {
+  private async endLostRunner(runnerKey: number): Promise<void> {
     const ended = await this.db.transaction(async (trx) => {
       if (!(await lockLostRunner(trx, runnerKey))) return [];
       const done: Array<{ run: RunningExecution; steps: ExecutionStep[] }> = [];
-      for (const run of runs) {
+      // Read under its lock: the runner cannot come back and claim more meanwhile.
+      for (const run of await runningExecutionsOf(trx, runnerKey)) {
         const message = lostMessage(run.runnerId);
         const steps = await failRunOfLostRunner(trx, run.id, runnerKey, message);
         if (steps === null) continue;

@@ -253,13 +253,21 @@ export interface RunningExecution {
 }
 
 /**
- * Every running execution (a partial index holds just these), with how long the database server
- * has been up: right after a restart every runner's lock is free until it reconnects.
+ * What the lost-run sweeper needs, from the running executions (a partial index holds just
+ * these), without shipping every running run to every process twice a second: the runs that need
+ * a decision (no runner key and lease expired; ours but not among `active`, our runs in memory),
+ * the other runners' keys with runs, and how long the database server has been up (right after a
+ * restart every runner's lock is free until it reconnects).
  */
-export async function runningExecutions(db: Queryable): Promise<{ executions: RunningExecution[]; serverUpMs: number; serverStartedAt: string }> {
-  const [rows, up] = await Promise.all([
+export async function runningExecutions(
+  db: Queryable,
+  ownKey: number,
+  active: readonly number[],
+): Promise<{ executions: RunningExecution[]; otherKeys: Set<number>; serverUpMs: number; serverStartedAt: string }> {
+  const [rows, keys, up] = await Promise.all([
     db('executions')
       .where({ phase: 'running' })
+      .where((q) => q.where((a) => a.whereNull('runner_key').where('lease_until', '<', db.fn.now())).orWhere((b) => b.where({ runner_key: ownKey }).whereRaw('NOT (id = ANY(?::bigint[]))', [[...active]])))
       .orderBy('id')
       .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>(
         'id',
@@ -268,15 +276,30 @@ export async function runningExecutions(db: Queryable): Promise<{ executions: Ru
         'runner_key',
         db.raw('lease_until < now() AS lease_expired'),
       ),
+    db('executions').where({ phase: 'running' }).whereNotNull('runner_key').whereNot({ runner_key: ownKey }).distinct('runner_key').pluck('runner_key'),
     db.raw<{ rows: Array<{ up_ms: number; started: string }> }>(
       'SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms, pg_postmaster_start_time()::text AS started',
     ),
   ]);
   return {
-    executions: rows.map((row) => ({ id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired })),
+    executions: rows.map(toRunningExecution),
+    otherKeys: new Set((keys as Array<number | string>).map(Number)),
     serverUpMs: Number(up.rows[0]?.up_ms ?? 0),
     serverStartedAt: up.rows[0]?.started ?? '',
   };
+}
+
+/** The running executions of one runner (one found lost), as the sweeper ends them. */
+export async function runningExecutionsOf(db: Queryable, runnerKey: number): Promise<RunningExecution[]> {
+  const rows = await db('executions')
+    .where({ phase: 'running', runner_key: runnerKey })
+    .orderBy('id')
+    .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>('id', 'task_id', 'runner_id', 'runner_key', db.raw('lease_until < now() AS lease_expired'));
+  return rows.map(toRunningExecution);
+}
+
+function toRunningExecution(row: { id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }): RunningExecution {
+  return { id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired };
 }
 
 /**
