@@ -431,8 +431,8 @@ async function copyRate(bytes: number): Promise<number> {
   await client.connect();
   try {
     const line = '0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\n';
-    // Rows of 256 KiB, as countersign's recorder flushes at most: the same bytes in the same shape.
-    const chunk = line.repeat(Math.floor((256 * 1024) / line.length));
+    // Rows of about 64 KiB, as countersign's recorder writes them: the same bytes in the same shape.
+    const chunk = line.repeat(Math.floor((64 * 1024) / line.length));
     const escaped = chunk.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
     const rowsNeeded = Math.ceil(bytes / chunk.length);
     const started = performance.now();

@@ -65,8 +65,10 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   const recorder = new OutputRecorder(ctx.db, execution.id, {
     taskId: task.id,
     flushMs: ctx.outputFlushMs,
-    maxBufferBytes: 256 * 1024,
-    highWaterBytes: 1024 * 1024,
+    // A flood is written half a megabyte per statement (one commit each), two megabytes at most
+    // waiting: measured (bench:compare) as fast as bigger batches, and far lighter on the heap.
+    maxBufferBytes: 512 * 1024,
+    highWaterBytes: 2 * 1024 * 1024,
     onError: (error) => ctx.onError(error, `storing output of task ${task.id}`),
   });
   const results: StepResult[] = [];

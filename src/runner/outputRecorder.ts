@@ -21,8 +21,16 @@ export interface OutputRecorderOptions {
   onError(error: unknown): void;
 }
 
+/**
+ * Consecutive text joins one row up to about this many characters. Bigger strings would live in
+ * V8's large-object space until a full collection: a flood of output would grow the heap by tens
+ * of megabytes before one runs. Rows this size stay young and die young.
+ */
+const ROW_CHARS = 64 * 1024;
+
 export class OutputRecorder {
-  private pending: OutputChunk[] = [];
+  /** Rows waiting to be stored, each with its UTF-8 size. */
+  private pending: Array<OutputChunk & { bytes: number }> = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -48,8 +56,10 @@ export class OutputRecorder {
     this.pendingBytes += bytes;
     if (stream !== 'system') this.trackLastLine(stream, text);
     const last = this.pending[this.pending.length - 1];
-    if (last && last.stepId === stepId && last.stream === stream) last.data += text;
-    else this.pending.push({ executionId: this.executionId, stepId, stream, data: text });
+    if (last && last.stepId === stepId && last.stream === stream && last.data.length < ROW_CHARS) {
+      last.data += text;
+      last.bytes += bytes;
+    } else this.pending.push({ executionId: this.executionId, stepId, stream, data: text, bytes });
     if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
     else this.schedule(this.options.flushMs);
     return this.hasRoom();
@@ -106,16 +116,21 @@ export class OutputRecorder {
     if (!this.timer) this.timer = setTimeout(() => void this.flush(), delayMs);
   }
 
+  /** Stores the oldest rows, about maxBufferBytes at most: one statement's size stays bounded whatever waits. */
   private async writeBatch(): Promise<void> {
-    const batch = this.pending;
-    const bytes = this.pendingBytes;
-    if (batch.length === 0) return;
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.pending.length === 0) return;
+    let take = 0;
+    let bytes = 0;
+    while (take < this.pending.length && (take === 0 || bytes + this.pending[take]!.bytes <= this.options.maxBufferBytes)) bytes += this.pending[take++]!.bytes;
+    const batch = this.pending.slice(0, take);
+    this.pending = this.pending.slice(take);
+    this.pendingBytes -= bytes;
     try {
       // One statement (so one round trip, and atomic): a retried batch must not be stored twice.
       await storeBatch(this.db, this.executionId, batch, bytes, this.options.taskId);
       if (this.hasRoom()) for (const wake of this.drainWaiters.splice(0)) wake();
+      if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
+      else if (this.pending.length > 0) this.schedule(this.options.flushMs);
     } catch (error) {
       this.options.onError(error);
       // Back in front of whatever arrived meanwhile, and try again shortly.
