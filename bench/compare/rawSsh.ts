@@ -55,6 +55,20 @@ function execOnce(client: Client, command: string, input?: Buffer): Promise<numb
   });
 }
 
+/** Runs `command` with `input` on stdin and resolves with what it printed. */
+export function execOutput(client: Client, command: string, input: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error: Error | undefined, stream: ClientChannel) => {
+      if (error) return reject(error);
+      let out = '';
+      stream.on('data', (data: Buffer) => (out += data.toString()));
+      stream.stderr.on('data', () => undefined);
+      stream.on('close', () => resolve(out));
+      stream.end(input);
+    });
+  });
+}
+
 /** `slots` channels at once on one connection, never more: OpenSSH's MaxSessions minus the one countersign keeps for control. */
 export class Channels {
   private inUse = 0;
