@@ -2,6 +2,9 @@
  * API latency under load, with autocannon on loopback: GET /api/v1/tasks?limit=50 with 100,000
  * tasks in the database, and POST /api/v1/tasks (a reviewed target, so tasks wait for review
  * and the figure is the API's own cost: validation, insert, audit, the card queued for Slack).
+ * Lists are read as an admin (one query), as a reviewer of one target in three (a filtered
+ * scan that fills its page quickly), and as a user who may see none of them (the worst case:
+ * a scan up to its bound, 2,000 rows, for an empty page and a cursor).
  */
 import autocannon from 'autocannon';
 import type { BenchEnv } from './env.js';
@@ -32,11 +35,14 @@ export async function benchApiLoad(env: BenchEnv): Promise<void> {
     );
     await env.db.raw('ANALYZE tasks');
   }
-  const { token } = await createApiToken(env.db, 'UBENCH01', 'bench');
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const headersOf = async (user: string) => ({ authorization: `Bearer ${(await createApiToken(env.db, user, 'bench')).token}`, 'content-type': 'application/json' });
+  const [admin, reviewer, stranger] = await Promise.all([headersOf('UBENCHADMIN'), headersOf('UREVIEWER'), headersOf('UBENCH01')]);
+  const headers = stranger;
   const url = `${env.app.url}/api/v1`;
-  await load(`GET /tasks?limit=50 (${TASKS.toLocaleString('en')} tasks)`, { url: `${url}/tasks?limit=50`, headers, connections: 10, duration: 10 });
-  await load('GET /tasks?limit=50&author=U000008&status=success (filtered)', { url: `${url}/tasks?limit=50&author=U000008&status=success`, headers, connections: 10, duration: 10 });
+  await load(`GET /tasks?limit=50 (${TASKS.toLocaleString('en')} tasks) as an admin`, { url: `${url}/tasks?limit=50`, headers: admin, connections: 10, duration: 10 });
+  await load('GET /tasks?limit=50&author=U000008&status=success (filtered) as an admin', { url: `${url}/tasks?limit=50&author=U000008&status=success`, headers: admin, connections: 10, duration: 10 });
+  await load('GET /tasks?limit=50 as the reviewer of one target in three', { url: `${url}/tasks?limit=50`, headers: reviewer, connections: 10, duration: 10 });
+  await load('GET /tasks?limit=50 as a user who may see none (scan to the bound)', { url: `${url}/tasks?limit=50`, headers: stranger, connections: 10, duration: 10 });
   let n = 0;
   await load('POST /tasks (reviewed target)', {
     url: `${url}/tasks`,

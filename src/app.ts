@@ -37,13 +37,15 @@ import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
 import { HomePublisher } from './slack/home.js';
 import { TaskQueries } from './service/taskQueries.js';
-import { LINK_SECRET, ensureSetting, newSecret } from './store/settings.js';
+import { ensureLinkKeys } from './store/linkKeys.js';
+import { Access } from './service/access.js';
+import { ChannelMembers, webApiChannelMembers } from './service/channelMembers.js';
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
-import { createLinkSigner, type LinkSigner } from './web/signedLinks.js';
+import { createLinkSigner, DEFAULT_LINK_TTL_MS, type LinkSigner } from './web/signedLinks.js';
 
 export interface AppOptions {
   env: Pick<Env, 'slack' | 'slackMissing' | 'slackApiUrl' | 'port'> & {
@@ -82,9 +84,9 @@ export interface AppOptions {
   followMaxMs?: number;
   /** Connections of the runner's own pool (default 10). */
   runnerPoolSize?: number;
-  /** How long a log-page link in a card stays valid. */
+  /** How long a log-page link in a card stays valid (else config `links.ttl`, else 24 h). */
   logLinkTtlMs?: number;
-  /** How long a Slack user group's members are trusted before Slack is asked again. */
+  /** How long a Slack user group's (and a channel's) members are trusted before Slack is asked again. */
   usergroupCacheMs?: number;
   /** How often pending reviews are checked for `review.expiresAfter`. */
   reviewExpiryMs?: number;
@@ -133,6 +135,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'reviewers' }),
   });
   const service = new TaskService(db, config, bus, reviewers);
+  // Who may see which task: asked by every surface that shows a task or its output.
+  const channelMembers = new ChannelMembers(background ? webApiChannelMembers(background) : null, {
+    ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,
+    log: log.child({ component: 'access' }),
+  });
+  const access = new Access(config, reviewers, channelMembers);
+  const queries = new TaskQueries(db, access);
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
   const schedules = new ScheduleService(db, config, reviewers, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
@@ -142,7 +151,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let stopping = false;
   // Known once the server listens (tests use port 0); PUBLIC_URL wins when set.
   let selfUrl = '';
-  const signer = createLinkSigner(await ensureSetting(db, LINK_SECRET, newSecret), () => env.publicUrl ?? selfUrl, options.logLinkTtlMs ?? 7 * 24 * 3600_000);
+  const signer = await createLinkSigner({
+    loadKeys: () => ensureLinkKeys(db),
+    publicUrl: () => env.publicUrl ?? selfUrl,
+    ttlMs: options.logLinkTtlMs ?? config.links?.ttlMs ?? DEFAULT_LINK_TTL_MS,
+    onRefreshError: (error) => log.warn({ err: error }, 'reading the link keys failed: using the ones read before'),
+  });
   const pool = new SshPool({ idleMs: 60_000, keepaliveMs: options.sshKeepaliveMs ?? 5_000, keepaliveCountMax: 3 });
   const settings = config.runner;
   const runnerOptions: RunnerOptions = {
@@ -195,14 +209,14 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }
   http.use(requestContext(log));
-  http.use(taskPageRouter({ db, signer, log: log.child({ component: 'page' }), feed }));
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(
     API_PREFIX,
     apiRouter({
       db,
       log: log.child({ component: 'api' }),
-      operations: operations({ db, config, service, links, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+      operations: operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
     }),
   );
   const recipes = new RecipeService(db, config, service, reviewers);
@@ -262,9 +276,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    const queries = new TaskQueries(db, { mayReview: (task, userId) => service.isReviewerOf(task.target, userId) });
     home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
-    const commands = { db, config, service, queries, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
+    const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
     const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background) });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();

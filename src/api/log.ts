@@ -6,6 +6,7 @@
  * (429 beyond), and a stream ends when its task ends or after `followMaxMs` (an `end` event with
  * `timeout: true` and the offset to resume from).
  */
+import { openEventStream } from '../http/eventStream.js';
 import { isTerminal } from '../domain/lifecycle.js';
 import type { Task } from '../domain/task.js';
 import type { Db } from '../store/db.js';
@@ -66,33 +67,13 @@ export function parseRange(header: string | undefined, size: number): { start: n
 async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: number): Promise<void> {
   const admission = deps.feed.admit(`user:${ctx.userId}`);
   if (!admission.ok) throw new ApiError(429, 'too_many_followers', admission.message);
-  const { req, res } = ctx;
+  const { res } = ctx;
   const subscription = deps.feed.subscribe(task.id);
-  const gone = new AbortController();
-  req.on('close', () => gone.abort());
-  res.on('close', () => gone.abort());
   try {
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    const send = async (event: string, data: unknown) => {
-      if (gone.signal.aborted) return;
-      // A client that went away never drains: wait for whichever comes first.
-      if (!res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off('drain', done);
-            gone.signal.removeEventListener('abort', done);
-            resolve();
-          };
-          res.once('drain', done);
-          gone.signal.addEventListener('abort', done, { once: true });
-        });
-      }
-    };
-    await Promise.race([subscription.ready, new Promise((resolve) => gone.signal.addEventListener('abort', resolve, { once: true }))]);
+    const stream = openEventStream(res);
+    const gone = stream.gone;
+    const send = (event: string, data: unknown) => stream.send(event, JSON.stringify(data));
+    await Promise.race([subscription.ready, new Promise((resolve) => gone.addEventListener('abort', resolve, { once: true }))]);
     let assembler: LogAssembler | null = null;
     let executionId: number | null = null;
     let skip = offset;
@@ -100,7 +81,7 @@ async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: num
     let position = 0;
     const endAt = Date.now() + (deps.followMaxMs ?? 60 * 60_000);
     let lastBeat = Date.now();
-    while (!gone.signal.aborted) {
+    while (!gone.aborted) {
       const state = subscription.state();
       if (state === 'missing') {
         await send('end', { status: task.status });
@@ -138,7 +119,7 @@ async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: num
         res.write(': keep-alive\n\n');
         lastBeat = Date.now();
       }
-      if (!more) await subscription.next(Math.min(15_000, Math.max(0, endAt - Date.now())), gone.signal);
+      if (!more) await subscription.next(Math.min(15_000, Math.max(0, endAt - Date.now())), gone);
     }
   } finally {
     subscription.close();

@@ -7,9 +7,11 @@ import type { Config } from '../config/config.js';
 import type { Db } from '../store/db.js';
 import { executionsOfTask, getExecution } from '../store/executions.js';
 import { recentOutputByStep } from '../store/output.js';
-import { listEvents, listTasks } from '../store/queries.js';
 import { decisionsFor } from '../store/reviews.js';
 import { getTask } from '../store/tasks.js';
+import { taskSubject } from '../domain/access.js';
+import type { Access } from '../service/access.js';
+import type { TaskQueries } from '../service/taskQueries.js';
 import { CHANGED_SINCE_DRAWN, type TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
 import type { Execution, ExecutionStep, Task as DomainTask } from '../domain/task.js';
@@ -25,6 +27,9 @@ export interface OperationDeps extends LogDeps {
   config: Config;
   service: TaskService;
   links: Links;
+  /** Who may see which task: every read below answers as if a task the user may not see did not exist. */
+  access: Access;
+  queries: TaskQueries;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -48,9 +53,10 @@ export function operations(deps: OperationDeps): Operation[] {
     }
     return unwrap(outcome);
   };
-  const existingTask = async (id: number) => {
+  /** The task, when it exists and `userId` may see it; the same 404 otherwise, so ids cannot be probed. */
+  const visibleTask = async (id: number, userId: string) => {
     const task = await getTask(db, id);
-    if (!task) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
+    if (!task || !(await deps.access.maySee(userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no task #${id}.`);
     return task;
   };
   const withTails = async (execution: Execution & { steps: ExecutionStep[] }) =>
@@ -62,7 +68,31 @@ export function operations(deps: OperationDeps): Operation[] {
   const failedPrecondition = { description: 'The task is no longer the version `If-Match` names: it was edited since it was read.', schema: S.ErrorBody };
   const IF_MATCH_DESCRIPTION = 'The ETag of the task as read (GET /tasks/{id}): the change applies only to that version.';
 
-  return [
+  /**
+   * A change asked of a task (or an execution) the token's user may not see answers 404 before
+   * anything else, as for one that does not exist: ids cannot be probed through writes either.
+   * Nobody who may act on a task is turned away here: authors, reviewers and those who may run
+   * or kill all see it.
+   */
+  const hiddenFromWriter = (op: Operation): Operation => {
+    if (op.method === 'get' || !op.path.includes('{id}')) return op;
+    return {
+      ...op,
+      async handle(ctx) {
+        const id = ctx.params.id!;
+        if (op.path.startsWith('/executions/')) {
+          const execution = await getExecution(db, id);
+          const task = execution ? await getTask(db, execution.taskId) : null;
+          if (!task || !(await deps.access.maySee(ctx.userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no execution ${id}.`);
+        } else {
+          await visibleTask(id, ctx.userId);
+        }
+        return op.handle(ctx);
+      },
+    };
+  };
+
+  const all: Operation[] = [
     {
       method: 'post',
       path: '/tasks',
@@ -101,20 +131,21 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks',
       operationId: 'listTasks',
       summary: 'List tasks, newest first',
+      description:
+        'Only tasks the token\'s user may see: their own, those of targets they review or view, those whose card is in a channel they are in (admins see all). To stay fast, one request looks at a bounded number of tasks: a page may then hold fewer than `limit` (even none) while `nextCursor` says where to go on. `nextCursor: null` means there is nothing more.',
       query: S.ListTasksQuery,
       responses: { 200: ok('A page of tasks; pass `nextCursor` as `cursor` for the next.', S.TaskPage) },
-      async handle({ query }) {
+      async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListTasksQuery>;
-        const page = await listTasks(db, {
+        const page = await deps.queries.visibleTasks({
           ...(q.status ? { status: q.status } : {}),
           ...(q.target ? { target: q.target } : {}),
           ...(q.author ? { author: q.author } : {}),
           ...(q.since ? { since: new Date(q.since) } : {}),
           ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
           limit: q.limit,
-        });
-        const last = page.tasks[page.tasks.length - 1];
-        return { status: 200, body: { tasks: page.tasks.map((t) => taskJson(t, links)), nextCursor: page.more && last ? String(last.id) : null } };
+        }, userId);
+        return { status: 200, body: { tasks: page.items.map((t) => taskJson(t, links)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },
     {
@@ -124,8 +155,8 @@ export function operations(deps: OperationDeps): Operation[] {
       summary: 'Get a task with its review decisions',
       description: 'The `ETag` header is the task\'s content version: approving needs it as `If-Match`.',
       responses: { 200: task },
-      async handle({ params, res }) {
-        const found = await existingTask(params.id!);
+      async handle({ params, res, userId }) {
+        const found = await visibleTask(params.id!, userId);
         return taskAnswer(res, found, 200, await decisionsFor(db, found.id));
       },
     },
@@ -221,8 +252,8 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listTaskExecutions',
       summary: "A task's executions (runs), oldest first",
       responses: { 200: ok('Executions.', S.ExecutionList) },
-      async handle({ params }) {
-        await existingTask(params.id!);
+      async handle({ params, userId }) {
+        await visibleTask(params.id!, userId);
         const executions = await executionsOfTask(db, params.id!);
         return { status: 200, body: { executions: executions.map((e) => executionJson(e, e.steps)) } };
       },
@@ -233,9 +264,10 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'getExecution',
       summary: 'An execution: plan, steps with phase, exit code, failure message and output tail, status_version',
       responses: { 200: ok('The execution.', S.ExecutionEnvelope) },
-      async handle({ params }) {
+      async handle({ params, userId }) {
         const execution = await getExecution(db, params.id!);
-        if (!execution) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
+        const task = execution ? await getTask(db, execution.taskId) : null;
+        if (!execution || !task || !(await deps.access.maySee(userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
         return { status: 200, body: { execution: await withTails(execution) } };
       },
     },
@@ -270,7 +302,7 @@ export function operations(deps: OperationDeps): Operation[] {
         429: { description: 'Too many live streams (`too_many_followers`) for this user or this server; close one, or read without follow=1.', schema: S.ErrorBody },
       },
       async handle(ctx: ApiContext) {
-        const found = await existingTask(ctx.params.id!);
+        const found = await visibleTask(ctx.params.id!, ctx.userId);
         await handleLog(deps, ctx, found, ctx.query as z.output<typeof S.LogQuery>);
         return 'handled';
       },
@@ -280,21 +312,23 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/events',
       operationId: 'listEvents',
       summary: 'The audit trail, newest first',
+      description:
+        'Only events of tasks the token\'s user may see; events about no task (schedules, recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
       query: S.ListEventsQuery,
       responses: { 200: ok('A page of events.', S.EventPage) },
-      async handle({ query }) {
+      async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListEventsQuery>;
-        const page = await listEvents(db, {
+        const page = await deps.queries.visibleEvents({
           ...(q.task !== undefined ? { taskId: q.task } : {}),
           ...(q.actor ? { actor: q.actor } : {}),
           ...(q.type ? { type: q.type } : {}),
           ...(q.since ? { since: new Date(q.since) } : {}),
           ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
           limit: q.limit,
-        });
-        const last = page.events[page.events.length - 1];
-        return { status: 200, body: { events: page.events.map(eventJson), nextCursor: page.more && last ? String(last.id) : null } };
+        }, userId);
+        return { status: 200, body: { events: page.items.map(eventJson), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },
   ];
+  return all.map(hiddenFromWriter);
 }

@@ -4,18 +4,14 @@
  * it is up; otherwise started just for this command). The clear token is printed once.
  */
 import { parseArgs } from 'node:util';
-import { readEnv } from '../config/env.js';
 import { createApiToken, listApiTokens, revokeApiToken } from '../store/apiTokens.js';
-import { createDb, type Db } from '../store/db.js';
-import { runningEmbeddedUrl, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embeddedPostgres.js';
-import { migrate } from '../store/migrate.js';
+import type { Db } from '../store/db.js';
+import { runWhenMain, UsageError } from './databaseCommand.js';
 
 const USAGE = `usage:
   npm run token -- create --user <Slack user id, e.g. U0123ABC> --name <what it is for>
   npm run token -- list
   npm run token -- revoke <token id>`;
-
-class UsageError extends Error {}
 
 export async function runTokenCommand(args: string[], db: Db, out: (line: string) => void): Promise<void> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { user: { type: 'string' }, name: { type: 'string' } } });
@@ -39,27 +35,4 @@ export async function runTokenCommand(args: string[], db: Db, out: (line: string
   }
 }
 
-async function main(): Promise<void> {
-  const env = readEnv();
-  let embedded: EmbeddedDatabase | null = null;
-  let url = env.databaseUrl ?? runningEmbeddedUrl(env.dataDir);
-  if (!url) {
-    embedded = await startEmbeddedPostgres({ dataDir: env.dataDir });
-    url = embedded.url;
-  }
-  const db = createDb(url, 2);
-  try {
-    await migrate(db);
-    await runTokenCommand(process.argv.slice(2), db, (line) => process.stdout.write(`${line}\n`));
-  } finally {
-    await db.destroy();
-    await embedded?.stop();
-  }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error: unknown) => {
-    process.stderr.write(error instanceof UsageError ? `${error.message}\n${USAGE}\n` : `token: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(error instanceof UsageError ? 2 : 1);
-  });
-}
+runWhenMain(import.meta.url, 'token', USAGE, runTokenCommand);

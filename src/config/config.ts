@@ -68,6 +68,8 @@ export interface Config {
   runner: RunnerSettings;
   /** May read every task and change any saved runbook; absent means nobody. */
   admins?: People;
+  /** Task-page links: how long one stays valid (24 h when absent). */
+  links?: { ttlMs: number };
   targets: ReadonlyMap<string, Target>;
   /** Recipes from `recipes:` and `recipeFiles` (read-only); absent means none. */
   recipes?: ReadonlyMap<string, Recipe>;

@@ -21,6 +21,8 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   admins: "countersign's admins: they may read every task and change or remove any saved recipe.",
   'admins.users': 'Slack user ids (U0123ABC).',
   'admins.usergroup': 'A Slack user group id (S0123ABC): its members are admins.',
+  links: 'Links to task pages (in cards, answers and the API).',
+  'links.ttl': 'How long a task-page link stays valid (24h). npm run links -- revoke <key> stops links at once.',
   runner: 'How this process runs tasks.',
   'runner.maxConcurrentRuns': 'Runs this process carries out at once (20).',
   'runner.leaseTimeout': 'A run whose process stops renewing its lease this long is taken as lost, when its runner has no liveness lock (30s).',

@@ -13,7 +13,7 @@ import { parseSize } from '../domain/size.js';
 import { parseKnownHosts } from '../exec/knownHosts.js';
 import type { Config, Hook, HookArgument, RunnerSettings, Target } from './config.js';
 import { ConfigError, describeIssues } from './errors.js';
-import type { People } from '../domain/people.js';
+import { toPeople } from '../domain/people.js';
 import { configFileSchema, secretValueProblem, type ConfigFile, type TargetFile } from './schema.js';
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -82,7 +82,8 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
     maxOutputBytes: parseSize(String(runner.maxOutput)) ?? 10 * 1024 * 1024,
   };
   const admins = parsed.data.admins ? toPeople(parsed.data.admins) : undefined;
-  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}) }, problems };
+  const links = parsed.data.links ? { ttlMs: parseDuration(parsed.data.links.ttl) ?? 24 * 3600_000 } : undefined;
+  return { config: { runner: settings, targets, recipes, hooks, ...(admins ? { admins } : {}), ...(links ? { links } : {}) }, problems };
 }
 
 /** The files `recipeFiles` names: a file, a directory's *.json, or `dir/*.json`. */
@@ -268,8 +269,4 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
         }
       : null,
   };
-}
-
-function toPeople(file: { users?: string[] | undefined; usergroup?: string | undefined }): People {
-  return { users: [...(file.users ?? [])], usergroup: file.usergroup ?? null };
 }

@@ -3,7 +3,8 @@
  * Unknown keys are refused: a typo such as `aprovals` must not silently disable review.
  */
 import { z } from 'zod';
-import { parseDuration } from '../domain/duration.js';
+import { durationSchema, parseDuration } from '../domain/duration.js';
+import { peopleSchema, slackUsergroupIdSchema } from '../domain/people.js';
 import { parseBatch } from '../domain/rollout.js';
 import { RECIPE_NAME, recipeBodySchema } from '../domain/recipe.js';
 import { SCRIPT_TYPES } from '../domain/scriptTypes.js';
@@ -13,13 +14,7 @@ import { secretNameProblem, validRunAsWords } from '../exec/remoteCommand.js';
 const slackId = (what: string, first: string) =>
   z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
 
-/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days): they fire at once instead. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const duration = z
-  .string()
-  .refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h')
-  .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be longer than zero')
-  .refine((text) => (parseDuration(text) ?? 0) <= MAX_TIMER_MS, 'must be at most 24 days');
+const duration = durationSchema;
 
 const size = z
   .union([z.string(), z.number()])
@@ -92,7 +87,7 @@ const reviewGroup = z
     name: z.string().min(1),
     users: z.array(slackId('user', 'UW')).min(1, 'list at least one user, or leave users out and name a usergroup').optional(),
     /** A Slack user group: its members (looked up with usergroups.users.list) count for this group. */
-    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
+    usergroup: slackUsergroupIdSchema.optional(),
     approvals: z.number().int().min(1).default(1),
     /** Direct-message each member when a review is requested. */
     dm: z.boolean().default(false),
@@ -117,14 +112,6 @@ const review = z.strictObject({
     .refine((text) => (parseDuration(text) ?? 1000) >= 1000, 'must be at least 1s')
     .optional(),
 });
-
-/** People named in the config: Slack users and/or one Slack user group. */
-export const peopleSchema = z
-  .strictObject({
-    users: z.array(slackId('user', 'UW')).optional(),
-    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
-  })
-  .refine((people) => people.users !== undefined || people.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
 
 const target = z.strictObject({
   description: z.string().optional(),
@@ -196,6 +183,8 @@ const hook = z.strictObject({
 export const configFileSchema = z.strictObject({
   /** countersign's admins: they may read every task and change or remove any saved runbook. */
   admins: peopleSchema.optional(),
+  /** Links to task pages (in cards, answers, the API): how long one stays valid. */
+  links: z.strictObject({ ttl: duration.default('24h') }).optional(),
   runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', livenessTimeout: '60s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
   /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */

@@ -1,4 +1,5 @@
 /** Durations as people write them in config ("15m", "90s", "1h30m", "500ms") and as we show them. */
+import { z } from 'zod';
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
@@ -26,3 +27,13 @@ export function formatDuration(ms: number): string {
   if (hours > 0) return `${hours}h ${String(minutes).padStart(2, '0')}m`;
   return `${minutes}m ${String(seconds).padStart(2, '0')}s`;
 }
+
+/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days): they fire at once instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration as written in config or a definition, longer than zero and short enough for a timer. */
+export const durationSchema = z
+  .string()
+  .refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h')
+  .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be longer than zero')
+  .refine((text) => (parseDuration(text) ?? 0) <= MAX_TIMER_MS, 'must be at most 24 days');

@@ -6,6 +6,7 @@
  *   created -> ready            (targets without review)
  *   ready   -> killed           (stopped before a runner picked it up)
  *   pending-review | approved | ready -> cancelled   (deleted before it ran)
+ *   approved -> pending-review   (at Run its approvals no longer satisfy the target's current review)
  *
  * The store enforces the same rule in SQL (UPDATE ... WHERE status = expected), so two
  * replicas or two clicks can never both win; this module is the pure half of that rule.
@@ -28,7 +29,7 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 const NEXT: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   created: ['pending-review', 'ready'],
   'pending-review': ['approved', 'rejected', 'cancelled'],
-  approved: ['ready', 'cancelled'],
+  approved: ['ready', 'cancelled', 'pending-review'],
   rejected: [],
   ready: ['running', 'killed', 'cancelled'],
   running: ['success', 'failure', 'killed'],

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { decodeSlackText } from './slackText.js';
 import { MAX_SCRIPT_BYTES } from './commandText.js';
-import type { People } from './people.js';
+import { peopleSchema, type People } from './people.js';
 import { compileLinear, type CompileResult } from './linearRegex.js';
 
 export const RECIPE_FORMAT = 'countersign.recipe/v1';
@@ -195,12 +195,7 @@ export function recipeFromBody(name: string, body: RecipeBody, origin: Recipe['o
   };
 }
 
-const editorsSchema = z
-  .strictObject({
-    users: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected Slack user ids like U0123ABC')).max(100).optional(),
-    usergroup: z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC').optional(),
-  })
-  .refine((people) => people.users !== undefined || people.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
+const editorsSchema = peopleSchema;
 
 /** Parses one recipe in the export format; problems name their field (`arguments[1].pattern: ...`). */
 export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | { ok: false; problems: string[] } {

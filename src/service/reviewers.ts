@@ -9,6 +9,7 @@
  * let in on a guess. Without a Slack connection at all, user groups have no members.
  */
 import { usergroupsOf, withMembers, type ReviewPolicy } from '../domain/review.js';
+import { LookupCache, lookupCacheOptions, type LookupCacheOptions } from './lookupCache.js';
 
 /** Where user group members come from (Slack's Web API in production). */
 export interface UsergroupDirectory {
@@ -30,43 +31,26 @@ export interface ReviewersLogger {
   warn(context: Record<string, unknown>, message: string): void;
 }
 
-export interface ReviewersOptions {
-  /** How long a user group's members are trusted before asking Slack again. */
-  ttlMs: number;
-  /** After a failed lookup, how long until Slack is asked again (meanwhile the last known members are used). */
-  retryMs: number;
-  /** A rule check waits at most this long for Slack, then goes on with what is known. */
-  lookupTimeoutMs: number;
-  log: ReviewersLogger | null;
-  now: () => number;
-}
-
-interface Entry {
-  users: string[] | null;
-  fetchedAt: number;
-  failedAt: number | null;
-  pending: Promise<void> | null;
-}
+export type ReviewersOptions = LookupCacheOptions & { log: ReviewersLogger | null };
 
 export const DEFAULT_USERGROUP_TTL_MS = 60_000;
 
 export class Reviewers {
-  private readonly entries = new Map<string, Entry>();
-  private readonly options: ReviewersOptions;
+  private readonly cache: LookupCache<string[]> | null;
 
-  constructor(
-    private readonly directory: UsergroupDirectory | null,
-    options: Partial<ReviewersOptions> = {},
-  ) {
-    const ttlMs = options.ttlMs ?? DEFAULT_USERGROUP_TTL_MS;
-    this.options = {
-      ttlMs,
-      retryMs: options.retryMs ?? Math.min(ttlMs, 5_000),
-      // Interactive paths (a click, a form) must answer Slack within 3 s: wait at most 1.5 s.
-      lookupTimeoutMs: options.lookupTimeoutMs ?? 1_500,
-      log: options.log ?? null,
-      now: options.now ?? Date.now,
-    };
+  constructor(directory: UsergroupDirectory | null, options: Partial<ReviewersOptions> = {}) {
+    const log = options.log ?? null;
+    this.cache = directory
+      ? new LookupCache(async (usergroupId) => [...new Set(await directory.members(usergroupId))], lookupCacheOptions(options, DEFAULT_USERGROUP_TTL_MS), {
+          failed: (usergroupId, error, known) =>
+            log?.warn(
+              { err: error, usergroup: usergroupId },
+              known !== null
+                ? `could not look up the members of Slack user group ${usergroupId}: using the ${known.length} members known before`
+                : `could not look up the members of Slack user group ${usergroupId}: its review groups count only their listed users until Slack answers`,
+            ),
+        })
+      : null;
   }
 
   /** The policy with its user groups' members in place (a policy without user groups comes back as it is). */
@@ -85,50 +69,10 @@ export class Reviewers {
     return { policy: withMembers(policy, members), unknown };
   }
 
-  /** A user group's members: fresh, cached, or the last known ones; null when nothing is known. */
+  /** A user group's members: fresh, cached, or the last known ones; null when nothing is known. Without Slack, none. */
   async members(usergroupId: string): Promise<string[] | null> {
-    if (!this.directory) return [];
-    let entry = this.entries.get(usergroupId);
-    if (!entry) {
-      entry = { users: null, fetchedAt: 0, failedAt: null, pending: null };
-      this.entries.set(usergroupId, entry);
-    }
-    const now = this.options.now();
-    const fresh = entry.users !== null && now - entry.fetchedAt < this.options.ttlMs;
-    const waitingToRetry = entry.failedAt !== null && now - entry.failedAt < this.options.retryMs;
-    if (fresh || waitingToRetry) return entry.users;
-    const current = entry;
-    current.pending ??= this.fetch(usergroupId, current).finally(() => {
-      current.pending = null;
-    });
-    // A slow Slack must not hold a click for long: go on with what is known, the answer lands in the cache.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      current.pending,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.options.lookupTimeoutMs);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
-    return current.users;
-  }
-
-  private async fetch(usergroupId: string, entry: Entry): Promise<void> {
-    try {
-      const users = await this.directory!.members(usergroupId);
-      entry.users = [...new Set(users)];
-      entry.fetchedAt = this.options.now();
-      entry.failedAt = null;
-    } catch (error) {
-      entry.failedAt = this.options.now();
-      this.options.log?.warn(
-        { err: error, usergroup: usergroupId },
-        entry.users !== null
-          ? `could not look up the members of Slack user group ${usergroupId}: using the ${entry.users.length} members known before`
-          : `could not look up the members of Slack user group ${usergroupId}: its review groups count only their listed users until Slack answers`,
-      );
-    }
+    if (!this.cache) return [];
+    return this.cache.get(usergroupId);
   }
 }
 

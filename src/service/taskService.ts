@@ -255,6 +255,17 @@ export class TaskService {
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');
+    // An approval is checked again when it is used: a reviewer who left the group since, or a
+    // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
+    const resolved = await this.resolve(task.target);
+    if (resolved && !isApproved(resolved.policy, task.author, await decisionsOnVersion(this.db, taskId, task.contentVersion))) {
+      if (resolved.unknown.length > 0) {
+        return refuse('unverified', `Slack cannot list the members of ${resolved.unknown.map((id) => `<!subteam^${id}>`).join(', ')} right now, so the approvals of ${taskRef(taskId)} cannot be checked. Try again in a minute.`);
+      }
+      const back = await transitionTask(this.db, { taskId, from: 'approved', to: 'pending-review', actor: userId, data: { reason: 'approval-no-longer-holds' } });
+      if (back) this.changed(back);
+      return refuse('review_again', `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`);
+    }
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
     this.changed(ready);

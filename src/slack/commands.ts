@@ -1,14 +1,19 @@
 /**
  * `/task` subcommands other than `run` and `new`: list, show, logs, kill, targets. Each answers
- * ephemerally, inside Slack's limits, with what the user can do next.
+ * ephemerally, inside Slack's limits, with what the user can do next. A task the user may not
+ * see (src/domain/access.ts) gets the same answer as a task that does not exist, from any
+ * channel, so ids cannot be probed.
  */
 import type { Config } from '../config/config.js';
+import { taskSubject } from '../domain/access.js';
 import type { ListScope } from '../domain/command.js';
 import type { ReviewPolicy } from '../domain/review.js';
 import { taskRef } from '../domain/task.js';
 import type { Db } from '../store/db.js';
 import { latestExecution } from '../store/executions.js';
+import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
+import type { Access } from '../service/access.js';
 import { executionLogText } from '../service/logs.js';
 import type { TaskQueries } from '../service/taskQueries.js';
 import type { TaskService } from '../service/taskService.js';
@@ -23,6 +28,8 @@ export interface CommandDeps {
   config: Config;
   service: TaskService;
   queries: TaskQueries;
+  /** Who may see which task. */
+  access: Access;
   /** The task page's signed URL. */
   logUrl(taskId: number): string;
   /** The target's review policy with Slack user groups resolved into user lists. */
@@ -38,15 +45,21 @@ export async function listAnswer(deps: CommandDeps, scope: ListScope, userId: st
   return renderTaskList(scope, tasks, more);
 }
 
-export async function showAnswer(deps: CommandDeps, taskId: number): Promise<Answer> {
+/** The task's view when it exists and `userId` may see it; null otherwise (the two look alike). */
+async function visibleView(deps: CommandDeps, taskId: number, userId: string) {
   const view = await loadTaskView(deps.db, taskId);
+  return view && (await deps.access.maySee(userId, taskSubject(view.task))) ? view : null;
+}
+
+export async function showAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
+  const view = await visibleView(deps, taskId, userId);
   if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}. \`/task list all\` shows recent ones.` };
   const target = deps.config.targets.get(view.task.target);
   return renderTaskCard(view, { targetDescription: target?.description ?? null, policy: await deps.resolvedPolicy(view.task.target), logUrl: deps.logUrl(taskId) });
 }
 
-export async function logsAnswer(deps: CommandDeps, taskId: number): Promise<Answer> {
-  const view = await loadTaskView(deps.db, taskId);
+export async function logsAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
+  const view = await visibleView(deps, taskId, userId);
   if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
   const execution = await latestExecution(deps.db, taskId);
   const log = execution ? await executionLogText(deps.db, execution.id) : '';
@@ -54,6 +67,9 @@ export async function logsAnswer(deps: CommandDeps, taskId: number): Promise<Ans
 }
 
 export async function killAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
+  // Who may kill may see; anybody else learns nothing, not even that the task exists.
+  const task = await getTask(deps.db, taskId);
+  if (!task || !(await deps.access.maySee(userId, taskSubject(task)))) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
   const result = await deps.service.kill(taskId, userId);
   if (!result.ok) return { text: `:warning: ${result.message}` };
   return { text: result.stopping ? `:octagonal_sign: Stopping ${taskRef(taskId)}…` : `:octagonal_sign: Killed ${taskRef(taskId)} before it started.` };

@@ -1,18 +1,38 @@
 /**
  * The App Home tab, drawn per user from Postgres: published when the user opens it, and again
- * when one of the tasks it shows changes (their own, or one they may review), at most once per
- * `minIntervalMs` per user. Who has opened Home is kept in Postgres so every replica redraws it.
+ * when one of the tasks it shows changes (their own, one they may review, or one running they
+ * may see), at most once per `minIntervalMs` per user. Who has opened Home is kept in Postgres
+ * so every replica redraws it.
+ *
+ * Reads are bounded: a redraw reads summaries (a script's head, never all of it) with limits,
+ * "waiting for my review" selects the pending tasks of the targets the user reviews, and a task
+ * change reads only the columns that decide whose Home it concerns.
  */
 import type { Logger } from '../log.js';
-import type { Task } from '../domain/task.js';
+import { taskSubject } from '../domain/access.js';
+import type { TaskStatus } from '../domain/lifecycle.js';
 import type { Db } from '../store/db.js';
-import { getTask } from '../store/tasks.js';
 import type { TaskQueries } from '../service/taskQueries.js';
+import type { Viewer } from '../service/access.js';
 import type { SlackGateway } from './gateway.js';
 import { renderHome } from './render/homeView.js';
 
 export interface HomeOptions {
   minIntervalMs: number;
+}
+
+/** What Home shows of each list. */
+const LIMITS = { pending: 10, running: 10, mine: 15 } as const;
+/** Home users redrawn for one task change, at most (the most recently active first). */
+const MAX_HOME_USERS = 1000;
+
+interface ChangedTask {
+  id: number;
+  author: string;
+  target: string;
+  channelId: string | null;
+  status: TaskStatus;
+  startedAt: Date | null;
 }
 
 export class HomePublisher {
@@ -37,24 +57,33 @@ export class HomePublisher {
   /** Draws Home now, with an optional notice at the top (the answer to a click there). */
   async publish(userId: string, notice?: string): Promise<void> {
     if (notice !== undefined) this.notices.set(userId, notice);
-    const [pendingMyReview, running, mine] = await Promise.all([
-      this.queries.pendingFor(userId),
-      this.queries.list('running', userId, 10).then((r) => r.tasks),
-      this.queries.list('mine', userId, 15).then((r) => r.tasks),
+    const viewer = this.queries.viewer(userId);
+    const [pending, running, mine] = await Promise.all([
+      this.queries.pendingFor(userId, LIMITS.pending, viewer),
+      this.queries.list('running', userId, LIMITS.running, viewer).then((r) => r.tasks),
+      this.queries.list('mine', userId, LIMITS.mine, viewer).then((r) => r.tasks),
     ]);
-    const view = renderHome({ pendingMyReview, running, mine, notice: this.notices.get(userId) ?? null });
+    const view = renderHome({ pendingMyReview: pending.tasks, pendingCount: pending.total, running, mine, notice: this.notices.get(userId) ?? null });
     this.lastPublished.set(userId, Date.now());
     await this.gateway.publishHome(userId, view);
   }
 
-  /** A task changed: redraw Home for its author and possible reviewers who use Home. */
+  /** A task changed: redraw Home for the users who use it and whom the task concerns. */
   async taskChanged(taskId: number): Promise<void> {
-    const task = await getTask(this.db, taskId);
-    if (!task) return;
+    const row = (await this.db('tasks').where({ id: taskId }).first('id', 'author', 'target', 'channel_id', 'status', 'started_at')) as
+      | { id: number; author: string; target: string; channel_id: string | null; status: TaskStatus; started_at: Date | null }
+      | undefined;
+    if (!row) return;
+    const task: ChangedTask = { id: row.id, author: row.author, target: row.target, channelId: row.channel_id, status: row.status, startedAt: row.started_at };
     // Only people who looked at Home lately: a tab opened once a year ago is not kept live.
-    const users = (await this.db('home_users').where('opened_at', '>', this.db.raw("now() - interval '7 days'")).pluck('user_id')) as string[];
+    const users = (await this.db('home_users')
+      .where('opened_at', '>', this.db.raw("now() - interval '7 days'"))
+      .orderBy('opened_at', 'desc')
+      .limit(MAX_HOME_USERS)
+      .pluck('user_id')) as string[];
     for (const userId of users) {
-      if (await this.concerns(task, userId)) this.schedule(userId);
+      if (this.timers.has(userId)) continue; // a redraw is coming anyway
+      if (await this.concerns(task, this.queries.viewer(userId))) this.schedule(userId);
     }
   }
 
@@ -64,13 +93,15 @@ export class HomePublisher {
   }
 
   /**
-   * Home shows the user's own tasks, what everyone runs now, and what waits for their review:
-   * a task concerns them if it is theirs, is (or just stopped) running, or is one they review.
+   * Home shows the user's own tasks, what runs now (that they may see), and what waits for
+   * their review: a task concerns them if it is theirs, is (or just stopped) running and they
+   * may see it, or is on a target they review (it may have just left their review list).
    */
-  private async concerns(task: Task, userId: string): Promise<boolean> {
-    if (task.author === userId) return true;
-    if (task.startedAt !== null || task.status === 'ready') return true;
-    return this.queries.mayReview(task, userId);
+  private async concerns(task: ChangedTask, viewer: Viewer): Promise<boolean> {
+    if (task.author === viewer.userId) return true;
+    if ((await viewer.target(task.target)).reviewer) return true;
+    if (task.startedAt !== null || task.status === 'ready') return viewer.maySee(taskSubject(task));
+    return false;
   }
 
   /** Coalesces redraws: at most one per minIntervalMs per user, the last one always happens. */

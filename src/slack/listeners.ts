@@ -68,9 +68,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       case 'list':
         return answerWithin(ack, respond, listAnswer(commands, parsedCommand.scope, user), log);
       case 'show':
-        return answerWithin(ack, respond, showAnswer(commands, parsedCommand.taskId), log);
+        return answerWithin(ack, respond, showAnswer(commands, parsedCommand.taskId, user), log);
       case 'logs':
-        return answerWithin(ack, respond, logsAnswer(commands, parsedCommand.taskId), log);
+        return answerWithin(ack, respond, logsAnswer(commands, parsedCommand.taskId, user), log);
       case 'kill':
         return answerWithin(ack, respond, killAnswer(commands, parsedCommand.taskId, user), log);
       case 'targets':

@@ -11,6 +11,7 @@ import * as listIndexes from '../../migrations/005_list_indexes.js';
 import * as recipes from '../../migrations/006_recipes.js';
 import * as schedules from '../../migrations/007_schedules.js';
 import * as contentVersions from '../../migrations/008_content_versions.js';
+import * as pendingReviewIndex from '../../migrations/009_pending_review_index.js';
 import * as runnerLiveness from '../../migrations/010_runner_liveness.js';
 import * as scheduleReviews from '../../migrations/012_schedule_reviews.js';
 
@@ -28,6 +29,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['006_recipes', recipes],
   ['007_schedules', schedules],
   ['008_content_versions', contentVersions],
+  ['009_pending_review_index', pendingReviewIndex],
   ['010_runner_liveness', runnerLiveness],
   ['012_schedule_reviews', scheduleReviews],
 ];

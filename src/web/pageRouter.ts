@@ -1,36 +1,49 @@
 /**
  * The task page behind `log_url`: GET /tasks/:id shows a task and its output, updated live over
  * Server-Sent Events from GET /tasks/:id/stream. Access: a signed, expiring link (the one in the
- * Slack card) or an API token.
+ * Slack card; it is valid for its task until it expires or its key is revoked), or an API token
+ * whose user may see the task (src/domain/access.ts). A task the token's user may not see
+ * answers as a task that does not exist.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
+import { taskSubject } from '../domain/access.js';
 import { isTerminal } from '../domain/lifecycle.js';
 import type { Logger } from '../log.js';
+import type { Access } from '../service/access.js';
 import { hostLabelsOf, LogAssembler } from '../service/logs.js';
 import type { TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { findApiToken } from '../store/apiTokens.js';
 import { chunksFor } from '../store/output.js';
+import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
 import { pageCsp, renderErrorPage, renderTaskPage } from './logPage.js';
-import type { LinkSigner } from './signedLinks.js';
+import type { LinkCheck, LinkSigner } from './signedLinks.js';
 import { streamTask } from './taskStream.js';
 
 export interface TaskPageDeps {
   db: Db;
   signer: LinkSigner;
+  access: Access;
   log: Logger;
   /** Live pages follow their task through this shared reader, which also caps followers. */
   feed: TaskFeed;
 }
 
-/** Who may see task `taskId`: a valid link for it, or a live API token. */
-export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<'ok' | 'expired' | 'invalid'> {
+/** 'hidden': an API token whose user may not see the task, or no such task; answered like a missing task. */
+export type PageAccess = LinkCheck | 'hidden';
+
+/** Who may see task `taskId`: a valid link for it, or a live API token whose user may see it. */
+export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<PageAccess> {
   const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
-  if (bearer) return (await findApiToken(deps.db, bearer)) ? 'ok' : 'invalid';
-  const query = req.query as Record<string, unknown>;
-  return deps.signer.verify(taskId, typeof query.expires === 'string' ? query.expires : undefined, typeof query.sig === 'string' ? query.sig : undefined);
+  if (bearer) {
+    const token = await findApiToken(deps.db, bearer);
+    if (!token) return 'invalid';
+    const task = await getTask(deps.db, taskId);
+    return task && (await deps.access.maySee(token.userId, taskSubject(task))) ? 'ok' : 'hidden';
+  }
+  return deps.signer.verify(taskId, { expires: queryString(req, 'expires'), sig: queryString(req, 'sig'), kv: queryString(req, 'kv') });
 }
 
 /** Ids are bigserials: anything else is no task (and never reaches SQL). */
@@ -59,23 +72,31 @@ function errorPage(res: Response, nonce: string, status: number, title: string, 
   res.status(status).type('html').send(renderErrorPage(title, message, nonce));
 }
 
-function forbidden(res: Response, nonce: string, access: 'expired' | 'invalid'): void {
-  errorPage(res, nonce, 403, access === 'expired' ? 'Link expired' : 'Link not valid', `This link is ${access === 'expired' ? 'expired' : 'not valid'}. Open the task again from its Slack card for a fresh link.`);
+const REFUSED: Readonly<Record<Exclude<LinkCheck, 'ok'>, { title: string; message: string; stream: string }>> = {
+  expired: { title: 'Link expired', message: 'This link is expired. Open the task again from its Slack card for a fresh link.', stream: 'link expired' },
+  invalid: { title: 'Link not valid', message: 'This link is not valid. Open the task again from its Slack card for a fresh link.', stream: 'link not valid' },
+  revoked: { title: 'Link revoked', message: 'This link was revoked: open the task again from Slack for a fresh link.', stream: 'link revoked' },
+};
+
+function forbidden(res: Response, nonce: string, access: Exclude<LinkCheck, 'ok'>): void {
+  errorPage(res, nonce, 403, REFUSED[access].title, REFUSED[access].message);
 }
 
 /** The stream's URL, relative to the page so it works behind a path prefix; it carries the page's own permission. */
 function streamUrl(deps: TaskPageDeps, req: Request, taskId: number, after: number): string {
   let expires = queryString(req, 'expires');
   let sig = queryString(req, 'sig');
+  let kv = queryString(req, 'kv');
   if (!expires || !sig) {
     // Opened with an API token, which EventSource cannot send: sign a link for the stream instead.
     const signed = new URL(deps.signer.taskUrl(taskId), 'http://localhost');
     expires = signed.searchParams.get('expires') ?? '';
     sig = signed.searchParams.get('sig') ?? '';
+    kv = signed.searchParams.get('kv') ?? undefined;
   }
   // `/tasks/7/` (trailing slash) is the same page; its stream is then one level down.
   const base = req.path.endsWith('/') ? '' : `${taskId}/`;
-  return `${base}stream?${new URLSearchParams({ expires, sig, after: String(after) }).toString()}`;
+  return `${base}stream?${new URLSearchParams({ expires, sig, ...(kv ? { kv } : {}), after: String(after) }).toString()}`;
 }
 
 export function taskPageRouter(deps: TaskPageDeps): Router {
@@ -88,6 +109,7 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       const taskId = taskIdOf(req.params.id);
       if (taskId === null) return errorPage(res, nonce, 404, 'No such task', 'There is no task with this id.');
       const access = await pageAccess(deps, req, taskId);
+      if (access === 'hidden') return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
       if (access !== 'ok') return forbidden(res, nonce, access);
       const view = await loadTaskView(deps.db, taskId);
       if (!view) return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
@@ -114,7 +136,8 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       const taskId = taskIdOf(req.params.id);
       if (taskId === null) return void res.status(404).type('text').send('no such task');
       const access = await pageAccess(deps, req, taskId);
-      if (access !== 'ok') return void res.status(403).type('text').send(`link ${access === 'expired' ? 'expired' : 'not valid'}`);
+      if (access === 'hidden') return void res.status(404).type('text').send('no such task');
+      if (access !== 'ok') return void res.status(403).type('text').send(REFUSED[access].stream);
       if (!(await deps.db('tasks').where({ id: taskId }).first('id'))) return void res.status(404).type('text').send('no such task');
       if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
       // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.

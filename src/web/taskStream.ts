@@ -13,6 +13,7 @@
  * exactly where the page stopped. A reconnecting EventSource resumes from its Last-Event-ID.
  */
 import type { Response } from 'express';
+import { openEventStream } from '../http/eventStream.js';
 import { isTerminal } from '../domain/lifecycle.js';
 import { hostLabel } from '../domain/plan.js';
 import type { Logger } from '../log.js';
@@ -108,39 +109,15 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
     res.status(429).type('text').send(admission.message);
     return;
   }
-  res.status(200).set({
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache',
-    // nginx and friends would otherwise hold the events back to fill their buffers.
-    'X-Accel-Buffering': 'no',
-    Connection: 'keep-alive',
-  });
-  res.flushHeaders();
-
-  const gone = new AbortController();
-  res.on('close', () => gone.abort());
-  // A slow reader only slows its own stream: the next step waits for the socket to drain.
-  const write = async (text: string): Promise<void> => {
-    if (gone.signal.aborted || res.write(text)) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        gone.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      res.once('drain', done);
-      gone.signal.addEventListener('abort', done, { once: true });
-    });
-  };
-  const send = (event: string, data: string, id?: number) => write(`event: ${event}\n${id !== undefined ? `id: ${id}\n` : ''}data: ${data}\n\n`);
+  const { gone, write, send } = openEventStream(res);
   const heartbeat = setInterval(() => void write(': keepalive\n\n'), options.heartbeatMs);
 
   const subscription = options.feed.subscribe(taskId);
   const follower = new Follower(db, taskId, after, options.feed, subscription, send);
   const endAt = Date.now() + options.maxMs;
   try {
-    await Promise.race([subscription.ready, new Promise((resolve) => gone.signal.addEventListener('abort', resolve, { once: true }))]);
-    while (!gone.signal.aborted && Date.now() < endAt) {
+    await Promise.race([subscription.ready, new Promise((resolve) => gone.addEventListener('abort', resolve, { once: true }))]);
+    while (!gone.aborted && Date.now() < endAt) {
       let done = false;
       try {
         done = await follower.step();
@@ -152,12 +129,12 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
         await send('end', '{}');
         break;
       }
-      await subscription.next(Math.max(0, endAt - Date.now()), gone.signal);
+      await subscription.next(Math.max(0, endAt - Date.now()), gone);
     }
   } finally {
     clearInterval(heartbeat);
     subscription.close();
     admission.release();
-    if (!gone.signal.aborted) res.end();
+    if (!gone.aborted) res.end();
   }
 }

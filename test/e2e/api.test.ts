@@ -110,8 +110,8 @@ describe('HTTP API', () => {
 
   it('applies the Slack rules to reviews, runs and edits, answering 403 and 409', async () => {
     const id = await createReviewed('echo first');
-    // The author edits before anyone reviews; nobody else may.
-    expect((await as(MALLORY).patch(`/tasks/${id}`, { script: 'echo evil' })).status).toBe(403);
+    // The author edits before anyone reviews; nobody else may (a stranger may not even see it: 404).
+    expect((await as(MALLORY).patch(`/tasks/${id}`, { script: 'echo evil' })).status).toBe(404);
     const edited = await author.patch(`/tasks/${id}`, { script: 'echo edited-script', message: 'edited why' });
     expect(edited.status).toBe(200);
     expect(edited.body.task).toMatchObject({ script: 'echo edited-script', message: 'edited why' });
@@ -126,7 +126,7 @@ describe('HTTP API', () => {
     expect(self.status).toBe(403);
     expect(self.body.error.code).toBe('self_review');
     const outsider = await as(MALLORY).post(`/tasks/${id}/approve`, undefined, seen);
-    expect(outsider.status).toBe(403);
+    expect(outsider.status).toBe(404);
     expect((await author.post(`/tasks/${id}/start`)).status).toBe(409);
     const approved = await as(ALICE).post(`/tasks/${id}/approve`, {}, seen);
     expect(approved.status).toBe(200);
@@ -136,7 +136,7 @@ describe('HTTP API', () => {
     const late = await author.patch(`/tasks/${id}`, { message: 'too late' });
     expect(late.status).toBe(409);
     expect(late.body.error.code).toBe('not_editable');
-    expect((await as(MALLORY).post(`/tasks/${id}/start`)).status).toBe(403);
+    expect((await as(MALLORY).post(`/tasks/${id}/start`)).status).toBe(404);
 
     const started = await author.post(`/tasks/${id}/start`);
     expect(started.status).toBe(200);
@@ -162,7 +162,7 @@ describe('HTTP API', () => {
 
   it('deletes a task only before it ran: it ends cancelled and never runs', async () => {
     const id = await createReviewed('echo should-never-run');
-    expect((await as(MALLORY).delete(`/tasks/${id}`)).status).toBe(403);
+    expect((await as(MALLORY).delete(`/tasks/${id}`)).status).toBe(404);
     const deleted = await author.delete(`/tasks/${id}`);
     expect(deleted.status).toBe(200);
     expect(deleted.body.task.status).toBe('cancelled');
@@ -259,7 +259,7 @@ describe('HTTP API', () => {
     expect(execution.steps[0].output.tail).toBe('started\n');
     const versionBefore = execution.statusVersion;
 
-    expect((await as(MALLORY).post(`/executions/${executionId}/stop`)).status).toBe(403);
+    expect((await as(MALLORY).post(`/executions/${executionId}/stop`)).status).toBe(404);
     const stop = await author.post(`/executions/${executionId}/stop`);
     expect(stop.status).toBe(200);
     expect(stop.body.stopping).toBe(true);

@@ -195,4 +195,18 @@ describe('approvals bound to the content version', () => {
     expect((await h.task(id))?.status).toBe('pending-review');
     expect(await h.count('reviews', { task_id: id })).toBe(0);
   });
+
+  it('names the interpreter beside Approve: a Python script on a bash target is shown as Python, in the request and on Home', async () => {
+    const id = await h.createTask('run web-prod -t python3 -m "rotate logs" ```\n"' + '"":"\necho rotating; exit 0\n"' + '""\nprint("PY-RAN")\n```');
+    expect((await h.task(id))?.type).toBe('python3');
+    const request = await h.reviewRequest(id);
+    expect(blocksText(request)).toContain('Runs as *python3* on `web-prod`');
+    await h.driver.event({ event: { type: 'app_home_opened', user: BOB, channel: 'DBOB', tab: 'home', event_ts: `${Date.now() / 1000}` } });
+    const home = await h.fake.waitFor(() => {
+      const view = h.fake.homeOf(BOB);
+      return view && JSON.stringify(view.blocks).includes(`#${id}`) ? view : undefined;
+    }, 5000, 'Bob’s Home with the task');
+    expect(JSON.stringify(home.blocks)).toContain('Runs as *python3*');
+    expect(JSON.stringify(home.blocks)).toContain('*Why* rotate logs');
+  });
 });

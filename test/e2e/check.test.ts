@@ -185,7 +185,7 @@ describe('countersign check', () => {
   });
 
   it('exits 0 when every host, secret and scope is in order, and prints JSON with --json', async () => {
-    fake.setTokenScopes([...MANIFEST_SCOPES, 'channels:read']);
+    fake.setTokenScopes([...MANIFEST_SCOPES, 'reactions:read']);
     const configPath = writeConfig('good.yml', `targets:\n${target('good', { runAs: `sudo -n -u ${APP_USER}`, secrets: ['DB_PASSWORD: { env: COUNTERSIGN_CHECK_SECRET }'] })}\n`);
     const env = { COUNTERSIGN_CHECK_SECRET: SECRET_VALUE, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: 'signing-secret', SLACK_API_URL: fake.url };
     const table = await checkProcess(configPath, env);
@@ -199,7 +199,7 @@ describe('countersign check', () => {
     const host = row(report.rows, 'ssh', /^good /);
     expect(host.status).toBe('ok');
     expect(host.ms).toBeGreaterThan(0);
-    expect(row(report.rows, 'slack', 'bot token scopes')).toMatchObject({ status: 'ok', detail: expect.stringContaining('also channels:read, which it does not use') });
+    expect(row(report.rows, 'slack', 'bot token scopes')).toMatchObject({ status: 'ok', detail: expect.stringContaining('also reactions:read, which it does not use') });
     expect(json.stdout).not.toContain(SECRET_VALUE);
   });
 

@@ -8,9 +8,7 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
-import { ensureSetting, LINK_SECRET, newSecret } from '../../src/store/settings.js';
-import { createLinkSigner } from '../../src/web/signedLinks.js';
-import { ALICE, AUTHOR, Harness } from '../support/harness.js';
+import { ALICE, AUTHOR, Harness, MALLORY } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -103,8 +101,8 @@ describe('the task page (log_url)', () => {
   });
 
   it('refuses an expired or tampered link with a 403 page that says which', async () => {
-    const secret = await ensureSetting(h.database.db, LINK_SECRET, newSecret);
-    const expired = createLinkSigner(secret, () => h.app.url, 60_000).taskUrl(liveTask, Date.now() - 3600_000);
+    // Signed 25 hours ago: past the default TTL of 24 hours.
+    const expired = h.app.signer.taskUrl(liveTask, Date.now() - 25 * 3600_000);
     const page = await browser.newPage();
     const response = await page.goto(expired);
     expect(response?.status()).toBe(403);
@@ -123,8 +121,8 @@ describe('the task page (log_url)', () => {
     expect(await stream.text()).toBe('link expired');
   });
 
-  it('serves the page and its stream to an API token, and 404s unknown tasks and bad ids', async () => {
-    const { token } = await createApiToken(h.database.db, 'U1', 'test');
+  it('serves the page and its stream to an API token whose user may see the task, and 404s unknown tasks and bad ids', async () => {
+    const { token } = await createApiToken(h.database.db, AUTHOR, 'test');
     const auth = { authorization: `Bearer ${token}` };
     const pageResponse = await fetch(`${h.app.url}/tasks/${liveTask}`, { headers: auth });
     expect(pageResponse.status).toBe(200);
@@ -139,6 +137,16 @@ describe('the task page (log_url)', () => {
     const missing = await fetch(`${h.app.url}/tasks/987654`, { headers: auth });
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain('There is no task #987654.');
+    // A token whose user may not see the task gets what a missing task gets, page and stream.
+    const { token: stranger } = await createApiToken(h.database.db, MALLORY, 'stranger');
+    const hidden = await fetch(`${h.app.url}/tasks/${liveTask}`, { headers: { authorization: `Bearer ${stranger}` } });
+    expect(hidden.status).toBe(404);
+    const hiddenText = await hidden.text();
+    expect(hiddenText).toContain(`There is no task #${liveTask}.`);
+    expect(hiddenText).not.toContain('red-line');
+    const hiddenStream = await fetch(`${h.app.url}/tasks/${liveTask}/stream?after=0`, { headers: { authorization: `Bearer ${stranger}` } });
+    expect(hiddenStream.status).toBe(404);
+    expect(await hiddenStream.text()).toBe('no such task');
     expect((await fetch(`${h.app.url}/tasks/abc`, { headers: auth })).status).toBe(404);
     expect((await fetch(`${h.app.url}/tasks/1e3`, { headers: auth })).status).toBe(404);
 

@@ -74,8 +74,8 @@ describe('/metrics access and cost', () => {
   it('counts open statuses with a capped index-only scan, however many tasks have finished', async () => {
     // 30,000 finished tasks and three waiting ones.
     await h.database.db.raw(
-      `INSERT INTO tasks (status, author, target, type, script, source)
-       SELECT 'success', ?, 'sandbox', 'bash', 'true', 'api' FROM generate_series(1, 30000)`,
+      `INSERT INTO tasks (status, author, target, type, script, source, content_version)
+       SELECT 'success', ?, 'sandbox', 'bash', 'true', 'api', repeat('0', 64) FROM generate_series(1, 30000)`,
       [AUTHOR],
     );
     for (let i = 0; i < 3; i++) {

@@ -166,6 +166,30 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     }
   });
 
+  it('checks the approval again at Run: an approver who left the group no longer counts, and the task goes back to review', async () => {
+    const service = serviceWithTtl(100);
+    const created = await service.create({ author: AUTHOR, target: 'ug-prod', message: 'run later', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    if (!created.ok) throw new Error(created.message);
+    const id = created.task.id;
+    try {
+      expect(await service.approve(id, ERIN)).toMatchObject({ ok: true });
+      expect(await service.approve(id, CAROL)).toMatchObject({ ok: true, task: { status: 'approved' } });
+      // ERIN leaves the sre user group before the author clicks Run.
+      h.fake.setUsergroup(SRE_GROUP, [BOB]);
+      await sleep(150);
+      const run = await service.run(id, AUTHOR);
+      expect(run).toMatchObject({ ok: false, code: 'review_again' });
+      expect((await h.task(id))?.status).toBe('pending-review');
+      const back = (await eventsForTask(h.database.db, id)).find((e) => e.type === 'task.pending-review' && (e.data as { reason?: string }).reason === 'approval-no-longer-holds');
+      expect(back).toBeDefined();
+      // A current member approves: it is approved again and runs.
+      expect(await service.approve(id, BOB)).toMatchObject({ ok: true, task: { status: 'approved' } });
+      expect(await service.run(id, AUTHOR)).toMatchObject({ ok: true, task: { status: 'ready' } });
+    } finally {
+      h.fake.setUsergroup(SRE_GROUP, [BOB, ERIN, AUTHOR]);
+    }
+  });
+
   it('falls back to the last known members when usergroups.users.list fails, and to the listed users when none are known', async () => {
     const service = serviceWithTtl(100);
     const created = await service.create({ author: AUTHOR, target: 'ug-prod', message: 'fallback', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });

@@ -28,6 +28,8 @@ describe('Slack surface', () => {
         ].join('\n'),
       runner: { pollMs: 200 },
     });
+    // The team's channel, where cards go: its members see its tasks (Mallory is not in it).
+    h.fake.setChannelMembers(TASKS_CHANNEL, [AUTHOR, ALICE, BOB]);
   });
   afterAll(async () => {
     await h.stop();

@@ -179,6 +179,7 @@ export class FakeSlack {
   private readonly homeViewByUser = new Map<string, string>();
   private readonly pendingUploads = new Map<string, { filename: string; length: number; content?: Buffer }>();
   private readonly usergroups = new Map<string, string[]>();
+  private readonly channelMembers = new Map<string, string[]>();
   private readonly failures = new Map<string, { failure: InjectedFailure; times: number }>();
   private readonly handlers = new Map<string, CustomHandler>();
   private readonly triggersIssued = new Map<string, number>();
@@ -249,6 +250,11 @@ export class FakeSlack {
     this.usergroups.set(id, [...users]);
   }
 
+  /** Who is in a channel (conversations.members); a channel never set is `channel_not_found`. Kept by reset(). */
+  setChannelMembers(channel: string, users: string[]): void {
+    this.channelMembers.set(channel, [...users]);
+  }
+
   /** Answer `method` with `handler` (adds a method the fake lacks, or overrides one). Kept by reset(). */
   setHandler(method: string, handler: CustomHandler): void {
     this.handlers.set(method, handler);
@@ -305,7 +311,7 @@ export class FakeSlack {
     );
   }
 
-  /** Forget what happened (calls, messages, views, files, failures, rate limits); keep usergroups and handlers. */
+  /** Forget what happened (calls, messages, views, files, failures, rate limits); keep usergroups, channel members and handlers. */
   reset(): void {
     this.calls.length = 0;
     this.ephemerals.length = 0;
@@ -559,6 +565,20 @@ export class FakeSlack {
       const users = stringArg(args, 'users') ?? '';
       if (!/^[UW][A-Z0-9]+$/.test(users)) return { ok: false, error: users === '' ? 'users_list_not_supplied' : 'user_not_found' };
       return { ok: true, channel: { id: `D${users.slice(1)}` } };
+    },
+
+    // Paginated as Slack's: `limit` per page (default 100, at most 1000), an opaque next_cursor while more remain.
+    'conversations.members': (args) => {
+      const members = this.channelMembers.get(stringArg(args, 'channel') ?? '');
+      if (!members) return { ok: false, error: 'channel_not_found' };
+      const limit = Number(stringArg(args, 'limit') ?? 100);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return { ok: false, error: 'invalid_limit' };
+      const cursor = stringArg(args, 'cursor');
+      const start = cursor === undefined ? 0 : Number(Buffer.from(cursor, 'base64').toString('utf8').replace(/^offset:/, ''));
+      if (!Number.isInteger(start) || start < 0 || start > members.length) return { ok: false, error: 'invalid_cursor' };
+      const page = members.slice(start, start + limit);
+      const next = start + limit < members.length ? Buffer.from(`offset:${start + limit}`).toString('base64') : '';
+      return { ok: true, members: page, response_metadata: { next_cursor: next } };
     },
 
     'usergroups.users.list': (args) => {

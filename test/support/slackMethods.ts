@@ -60,6 +60,11 @@ export const METHOD_SCOPES: Readonly<Record<string, MethodScopes>> = {
     note: 'Slack accepts any of channels:manage, groups:write, im:write, mpim:write; a DM with one user (reviewer DMs) needs im:write',
   },
   'users.info': { token: 'bot', scopes: ['users:read'] },
+  'conversations.members': {
+    token: 'bot',
+    scopes: ['channels:read', 'groups:read'],
+    note: 'Slack asks for the scope of the conversation type: channels:read (public), groups:read (private), mpim:read / im:read (group or 1:1 DMs). Cards go to channels; a DM card is seen by its author anyway, so no DM scope is asked for.',
+  },
   'apps.connections.open': {
     token: 'app',
     scopes: ['connections:write'],

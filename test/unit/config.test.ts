@@ -561,3 +561,13 @@ describe('admins and viewers', () => {
     expect(problems(yaml({ extra: '    viewers: { users: [alice] }' })).join('\n')).toMatch(/targets\.web-prod\.viewers\.users\[0\]/);
   });
 });
+
+describe('links', () => {
+  it('reads how long task-page links stay valid, and refuses a bad duration naming the field', () => {
+    expect(parseConfig(`links: { ttl: 2h }\n${yaml()}`, configPath, {}).links).toEqual({ ttlMs: 2 * 3600_000 });
+    expect(parseConfig(`links: {}\n${yaml()}`, configPath, {}).links).toEqual({ ttlMs: 24 * 3600_000 });
+    expect(parseConfig(yaml(), configPath, {}).links).toBeUndefined();
+    expect(problems(`links: { ttl: forever }\n${yaml()}`).join('\n')).toMatch(/links\.ttl: expected a duration/);
+    expect(problems(`links: { tll: 2h }\n${yaml()}`).join('\n')).toMatch(/links/);
+  });
+});

@@ -137,7 +137,7 @@ describe('renderers showing versions', () => {
   });
 
   it('App Home offers Approve, with the full version, only for what it shows whole: not for a task whose arguments it does not show', () => {
-    const plain = { ...task, id: 7, script: 'uptime', arguments: null, recipe: null };
+    const plain = { ...task, id: 7, script: 'uptime', message: 'routine', arguments: null, recipe: null };
     const withArguments = { ...task, id: 8, script: 'uptime' };
     const home = renderHome({ pendingMyReview: [plain, withArguments], running: [], mine: [] });
     expect(validateView(home)).toBeNull();
@@ -145,5 +145,18 @@ describe('renderers showing versions', () => {
     expect(text).toContain(`"value":"7:${'f'.repeat(64)}"`);
     expect(text).not.toContain('"value":"8:');
     expect(text).toContain('This task has arguments Home does not show');
+  });
+
+  it('App Home shows beside Approve the message, the interpreter and the version; a long message or hidden characters send the reviewer to the request', () => {
+    const python = { ...task, id: 7, script: 'print(1)', type: 'python3' as const, message: 'routine', arguments: null, recipe: null };
+    const longWhy = { ...python, id: 8, message: 'x'.repeat(600) };
+    const trojan = { ...python, id: 9, script: 'echo ok # \u202E gnp.exe' };
+    const text = JSON.stringify(renderHome({ pendingMyReview: [python, longWhy, trojan], running: [], mine: [] }).blocks);
+    expect(text).toContain('*Why* routine');
+    expect(text).toContain('Runs as *python3*');
+    expect(text).toContain(`"value":"7:${'f'.repeat(64)}"`);
+    expect(text).not.toContain('"value":"8:');
+    expect(text).not.toContain('"value":"9:');
+    expect(text).toContain('U+202E');
   });
 });

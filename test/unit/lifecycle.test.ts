@@ -16,6 +16,8 @@ describe('task lifecycle', () => {
     ['pending-review', 'cancelled'],
     ['approved', 'cancelled'],
     ['ready', 'cancelled'],
+    // At Run, approvals that no longer satisfy the target's current review send it back.
+    ['approved', 'pending-review'],
   ];
 
   it('allows exactly the documented transitions', () => {

@@ -78,7 +78,7 @@ describe('the JSON format', () => {
     if (parsed.ok) expect(JSON.parse(exportRecipe(parsed.recipe)).editors).toEqual({ users: ['U0EDIT'], usergroup: 'S0SRE' });
     expect(parseRecipeJson({ ...withEditors, editors: { users: ['alice'], team: 1 } })).toEqual({
       ok: false,
-      problems: expect.arrayContaining([expect.stringMatching(/^editors\.users\[0\]: expected Slack user ids/), 'editors: unknown field: team']),
+      problems: expect.arrayContaining([expect.stringMatching(/^editors\.users\[0\]: expected a Slack user id/), 'editors: unknown field: team']),
     });
   });
 

@@ -731,3 +731,19 @@ describe('review request: user groups, expiry, links', () => {
     expect(allText(renderReviewDm(makeTask('pending-review'), [], null))).toContain('The review request with the script and the buttons is in <#CREVIEW01>');
   });
 });
+
+describe('what an approval covers is shown next to every Approve button', () => {
+  it('the review request names the interpreter, target and version: a Python script on a bash target says so', () => {
+    const script = '""":"\necho "rotating logs"; exit 0\n"""\nimport shutil';
+    const text = allText(renderReviewRequest(viewFor('pending-review', { task: { type: 'python3', script } }), policy));
+    expect(text).toContain('Runs as *python3* on `web-prod`');
+    expect(text).toMatch(/Version `[0-9a-f]{12}`/);
+  });
+
+  it('warns of invisible and direction-changing characters in the script', () => {
+    const trojan = 'echo safe\n# \u202Eevil\u2066 ; rm -rf /srv\u2069';
+    const text = allText(renderReviewRequest(viewFor('pending-review', { task: { script: trojan } }), policy));
+    expect(text).toContain('invisible or direction-changing characters (first: U+202E on line 2)');
+    expect(allText(renderReviewRequest(viewFor('pending-review', { task: { script: 'echo ok\n\tindented' } }), policy))).not.toContain('invisible');
+  });
+});

@@ -68,7 +68,7 @@ describe('Slack views at their largest', () => {
     expect(JSON.stringify(view.blocks)).toContain('190 more');
     // 64 KiB scripts are not shown whole on Home, so they cannot be approved from there.
     expect(JSON.stringify(view.blocks)).not.toContain('"action_id":"task_approve"');
-    const short = renderHome({ pendingMyReview: many(3, { script: 'uptime' }), running: [], mine: [] });
+    const short = renderHome({ pendingMyReview: many(3, { script: 'uptime', message: 'routine' }), running: [], mine: [] });
     expect(JSON.stringify(short.blocks).match(/"action_id":"task_approve"/g)).toHaveLength(3);
     const empty = renderHome({ pendingMyReview: [], running: [], mine: [] });
     expect(validateView(empty)).toBeNull();

@@ -52,8 +52,8 @@
  *          InputField, Trigger
  */
 import { z } from 'zod';
-import { parseDuration } from '../duration.js';
-import type { People } from '../people.js';
+import { durationSchema, parseDuration } from '../duration.js';
+import { peopleSchema, slackUserIdSchema, slackUsergroupIdSchema, type People } from '../people.js';
 import { MAX_SCRIPT_BYTES } from '../commandText.js';
 import { RECIPE_NAME, recipeArgumentSchema, type Recipe, type RecipeArgument } from '../recipe.js';
 import { SCRIPT_TYPES, type ScriptType } from '../scriptTypes.js';
@@ -140,19 +140,10 @@ export interface Runbook {
   origin: 'config' | 'imported' | 'recipe';
 }
 
-/** Node timers cannot wait longer than 2^31-1 ms (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const duration = z
-  .string()
-  .refine((text) => parseDuration(text) !== null, 'expected a duration like 30s, 15m or 1h')
-  .refine((text) => (parseDuration(text) ?? 1) > 0, 'must be longer than zero')
-  .refine((text) => (parseDuration(text) ?? 0) <= MAX_TIMER_MS, 'must be at most 24 days');
-
-const userId = z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user id like U0123ABC');
-const usergroupId = z.string().regex(/^S[A-Z0-9]{2,}$/, 'expected a Slack user group id like S0123ABC');
-const people = z
-  .strictObject({ users: z.array(userId).max(100).optional(), usergroup: usergroupId.optional() })
-  .refine((p) => p.users !== undefined || p.usergroup !== undefined, { message: 'name users, a usergroup, or both' });
+const duration = durationSchema;
+const userId = slackUserIdSchema;
+const usergroupId = slackUsergroupIdSchema;
+const people = peopleSchema;
 
 /** recipeArgumentSchema refuses, at load, a pattern the linear-time engine cannot run or bound. */
 const linearArgument = recipeArgumentSchema;

@@ -5,12 +5,12 @@
  * and `scriptClipped` tells the caller to put the whole script in the request's thread.
  */
 import { reviewExpiresAt, type ReviewPolicy } from '../../domain/review.js';
-import { shortHash } from '../../domain/contentVersion.js';
 import { taskRef, type Task, type TaskView } from '../../domain/task.js';
 import { ACTION, actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
-import { argumentLines, recipeLine } from './taskCard.js';
+import { argumentLines } from './taskCard.js';
+import { approvalFacts, hiddenCharactersWarning } from './approvalFacts.js';
 
 export const REVIEW_SCRIPT_CHARS = 2900;
 
@@ -45,10 +45,12 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
     section(codeBlock(task.script, scriptChars)),
   ];
   if (scriptClipped) blocks.push(context(':page_facing_up: The script is too long to show here: the whole script is in this thread.'));
+  const hidden = hiddenCharactersWarning(task.script);
+  if (hidden) blocks.push(section(hidden));
   // The arguments run with the script, so the reviewer sees them too (fixed values stay hidden).
   if (task.arguments && task.arguments.length > 0) blocks.push(section(clip(`*Arguments*\n${argumentLines(task.arguments, budget)}`, 3000)));
-  // What an approval names: the API's ETag is the full version.
-  blocks.push(context(`${task.recipe ? `${recipeLine(task.recipe)} · ` : ''}Version \`${shortHash(task.contentVersion)}\``));
+  // What an approval names besides the script: interpreter, target, recipe, version (the API's ETag is the full one).
+  blocks.push(context(approvalFacts(task)));
   const shownUsers = Math.max(3, Math.round(20 * scale));
   const members = policy.groups.map((group) => `*${safeText(group.name, 60)}* (${group.approvals} of ${groupWhoText(group, shownUsers)})`).join('; ');
   const expiresAt = task.status === 'pending-review' ? reviewExpiresAt(policy, task.statusChangedAt) : null;

@@ -28,15 +28,21 @@ const EMPTY: Readonly<Record<ListScope, string>> = {
   all: 'No tasks yet.',
 };
 
-export function taskLine(task: Task): string {
+/** What a list line shows of a task (a summary with the script's head is enough). */
+export type TaskLineFields = Pick<Task, 'id' | 'status' | 'target' | 'author' | 'createdAt' | 'startedAt' | 'finishedAt' | 'script'>;
+
+const NONE_RECENT = 'None you may see among the most recent tasks. `/task show &lt;id&gt;` opens an older one; the API lists further back.';
+
+export function taskLine(task: TaskLineFields): string {
   const firstLine = task.script.split('\n').find((line) => line.trim() !== '') ?? '';
   const when = slackAgo(task.finishedAt ?? task.startedAt ?? task.createdAt);
   return `*${taskRef(task.id)}* ${STATUS_LABEL[task.status]} · \`${safeText(task.target, 40)}\` · ${mention(task.author)} · ${when}\n        \`${safeText(firstLine, 80).replace(/`/g, "'")}\``;
 }
 
-export function renderTaskList(scope: ListScope, tasks: readonly Task[], more: boolean): SlackMessage {
+export function renderTaskList(scope: ListScope, tasks: readonly TaskLineFields[], more: boolean): SlackMessage {
   const title = `*${TITLES[scope]}*`;
-  if (tasks.length === 0) return { text: TITLES[scope], blocks: [section(`${title}\n${EMPTY[scope]}`)] };
+  // Nothing shown but more exist: the lookup stopped at its bound among tasks the user may not see.
+  if (tasks.length === 0) return { text: TITLES[scope], blocks: [section(`${title}\n${more ? NONE_RECENT : EMPTY[scope]}`)] };
   const sections: string[] = [];
   let current = title;
   let total = 0;
