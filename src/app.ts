@@ -43,6 +43,9 @@ import { ChannelMembers, webApiChannelMembers } from './service/channelMembers.j
 import { taskPageRouter } from './web/pageRouter.js';
 import { API_PREFIX, apiRouter } from './api/router.js';
 import { operations } from './api/operations.js';
+import { scheduleOperations } from './api/scheduleOperations.js';
+import { ScheduleQueries } from './service/scheduleQueries.js';
+import { PeopleDirectory, webApiUserNames } from './service/people.js';
 import { requestContext } from './http/requestContext.js';
 import { Metrics } from './observability/metrics.js';
 import { createLinkSigner, DEFAULT_LINK_TTL_MS, type LinkSigner } from './web/signedLinks.js';
@@ -141,7 +144,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log: log.child({ component: 'access' }),
   });
   const access = new Access(config, reviewers, channelMembers);
-  const queries = new TaskQueries(db, access);
+  const scheduleQueries = new ScheduleQueries(db, config, access);
+  const queries = new TaskQueries(db, access, (schedule) => scheduleQueries.subject(schedule));
   const scheduleNow = options.scheduler?.now ?? (() => new Date());
   const schedules = new ScheduleService(db, config, reviewers, scheduleNow);
   let schedulePoster: ResultPoster | null = null;
@@ -209,14 +213,19 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     log.info('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
   }
   http.use(requestContext(log));
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed }));
+  // People's names on the task page (users.info, cached): a page never waits long for Slack.
+  const people = new PeopleDirectory(background ? webApiUserNames(background) : null, { log: log.child({ component: 'people' }) });
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people }));
   const links = { statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`, logUrl: (id: number) => signer.taskUrl(id) };
   http.use(
     API_PREFIX,
     apiRouter({
       db,
       log: log.child({ component: 'api' }),
-      operations: operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+      operations: [
+        ...operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
+      ],
     }),
   );
   const recipes = new RecipeService(db, config, service, reviewers);
@@ -276,9 +285,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 });
+    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries);
     const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
-    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background) });
+    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background), queries: scheduleQueries, home });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
@@ -293,6 +302,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     });
     const cards = messages;
     const homes = home;
+    schedules.onChange((scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')));
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     cards.start();

@@ -96,6 +96,17 @@ describe('fake Slack Web API', () => {
     expect(link.permalink).toBe(`https://fake.slack/archives/C1/p${parent.ts!.replace('.', '')}`);
   });
 
+  it('answers users.info with the profiles set, and delays a method on demand', async () => {
+    fake.setUser('UADA', { displayName: 'ada', realName: 'Ada Lovelace' });
+    expect(await client.users.info({ user: 'UADA' })).toMatchObject({ ok: true, user: { id: 'UADA', real_name: 'Ada Lovelace', profile: { display_name: 'ada', real_name: 'Ada Lovelace' } } });
+    expect(await client.users.info({ user: 'UOTHER' })).toMatchObject({ ok: true, user: { profile: { display_name: 'uother' } } });
+    fake.delay('users.info', 300);
+    const started = Date.now();
+    await client.users.info({ user: 'UADA' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    fake.delay('users.info', 0);
+  });
+
   it('refuses bad tokens, unknown methods and unknown messages', async () => {
     await expect(clientFor(fake, undefined).chat.postMessage({ channel: 'C1', text: 'x' })).rejects.toMatchObject({ data: { error: 'not_authed' } });
     await expect(clientFor(fake, 'xoxb-wrong').auth.test()).rejects.toMatchObject({ data: { error: 'invalid_auth' } });

@@ -69,7 +69,7 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: op.path === '/tasks' || op.method === 'patch', content: { 'application/json': { schema: toSchema(op.body, 'input', components) } } } } : {}),
+      ...(op.body ? { requestBody: { required: op.bodyRequired ?? (op.path === '/tasks' || op.method === 'patch'), content: { 'application/json': { schema: toSchema(op.body, 'input', components) } } } } : {}),
       responses,
     };
   }

@@ -107,6 +107,10 @@ export function operations(deps: OperationDeps): Operation[] {
         const key = req.get('idempotency-key');
         if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
         const target = deps.config.targets.get(input.target);
+        // The card's channel lets its members see the task: only a channel the author is in (or the target's own) may be named.
+        if (input.channel !== undefined && input.channel !== target?.channel && !(await deps.access.viewer(userId).channelMember(input.channel))) {
+          throw new ApiError(422, 'not_in_channel', `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`);
+        }
         const created = unwrap(
           await service.create({
             author: userId,
@@ -313,7 +317,7 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listEvents',
       summary: 'The audit trail, newest first',
       description:
-        'Only events of tasks the token\'s user may see; events about no task (schedules, recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
+        'Only events of tasks the token\'s user may see, and of schedules they may see (`subject: schedule:<id>`); events about neither (recipes) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
       query: S.ListEventsQuery,
       responses: { 200: ok('A page of events.', S.EventPage) },
       async handle({ query, userId }) {

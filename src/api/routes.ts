@@ -35,6 +35,8 @@ export interface Operation {
   description?: string;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** The body must be sent (else it may be left out and counts as `{}`); POST /tasks and PATCHes always. */
+  bodyRequired?: boolean;
   /** Extra request headers this operation reads. */
   headers?: Array<{ name: string; description: string; schema: Record<string, unknown>; required?: boolean }>;
   /** False for the document itself. */

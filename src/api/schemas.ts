@@ -170,7 +170,7 @@ export const AuditEvent = z
     id,
     at: timestamp,
     taskId: id.nullable(),
-    subject: z.string().nullable().meta({ description: 'What the event is about besides a task, e.g. `recipe:<name>`.' }),
+    subject: z.string().nullable().meta({ description: 'What the event is about besides a task, e.g. `recipe:<name>`, `schedule:<id>`.' }),
     type: z.string(),
     actor: z.string().nullable(),
     data: z.record(z.string(), z.unknown()),

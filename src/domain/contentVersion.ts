@@ -39,9 +39,14 @@ export interface TaskContent {
   recipe: RecipeRef | null;
 }
 
-/** A fixed value as it enters a hash: HMAC-SHA256 under the server's key, never the value itself. */
-export function sealFixedValue(key: string, value: string): string {
-  return `hmac-sha256:${createHmac('sha256', key).update(value, 'utf8').digest('hex')}`;
+/**
+ * A fixed value as it enters a hash: HMAC-SHA256 under the server's key, never the value itself,
+ * bound to the definition it belongs to (`owner`: the recipe or runbook's name). Without the
+ * owner, anyone could import a recipe of their own with a guessed value and compare the two
+ * hashes: equal hashes would confirm the guess.
+ */
+export function sealFixedValue(key: string, owner: string, value: string): string {
+  return `hmac-sha256:${createHmac('sha256', key).update(JSON.stringify([owner, value]), 'utf8').digest('hex')}`;
 }
 
 /** The task's content version (64 hex digits). */
@@ -51,7 +56,7 @@ export function contentVersion(content: TaskContent, key: string): string {
     type: content.type,
     script: content.script,
     message: content.message,
-    arguments: (content.arguments ?? []).map((arg) => ({ name: arg.name, kind: arg.kind, value: arg.kind === 'fixed' ? sealFixedValue(key, arg.value) : arg.value })),
+    arguments: (content.arguments ?? []).map((arg) => ({ name: arg.name, kind: arg.kind, value: arg.kind === 'fixed' ? sealFixedValue(key, content.recipe?.name ?? '', arg.value) : arg.value })),
     recipe: content.recipe ? { name: content.recipe.name, hash: content.recipe.hash } : null,
   });
 }
@@ -66,7 +71,7 @@ export function recipeContentHash(definition: Readonly<Record<string, unknown>>,
     ...definition,
     arguments: args.map((arg: unknown) => {
       const a = arg as Record<string, unknown>;
-      return a && a.kind === 'fixed' && typeof a.value === 'string' ? { ...a, value: sealFixedValue(key, a.value) } : a;
+      return a && a.kind === 'fixed' && typeof a.value === 'string' ? { ...a, value: sealFixedValue(key, String(definition.name ?? ''), a.value) } : a;
     }),
   });
 }

@@ -108,6 +108,9 @@ export type ScheduleParse = { ok: true; command: ScheduleCommand } | { ok: false
 
 export const scheduleRef = (id: number): string => `S${id}`;
 
+/** The audit trail's `subject` for a schedule's events (events.subject). */
+export const scheduleSubject = (id: number): string => `schedule:${id}`;
+
 export const SCHEDULE_USAGE = '`/task schedule add &lt;target&gt; "&lt;cron&gt;" [--tz Europe/Paris] [--channel #ops] [-m "why"] &lt;script&gt;`';
 export const SCHEDULE_EDIT_USAGE = '`/task schedule edit &lt;id&gt; [--cron "&lt;cron&gt;"] [--tz …] [--channel …] [--notify …] [--overlap …] [--catch-up …] [-m "why"] [-t type] [--target &lt;target&gt;] [&lt;script&gt;]`';
 export const CRON_EXAMPLE =

@@ -70,6 +70,14 @@ export class Access {
   }
 }
 
+/**
+ * Distinct channels one Viewer may ask Slack about. A list over tasks whose authors chose many
+ * channels must not turn one request into thousands of conversations.members calls (and spend
+ * the workspace's quota for everyone): past this, a channel seen for the first time grants
+ * nothing in this request (fail closed; the user still sees what they authored, review or view).
+ */
+export const MAX_CHANNEL_LOOKUPS_PER_VIEWER = 25;
+
 export class Viewer {
   private admin: Promise<boolean> | null = null;
   private readonly targets = new Map<string, Promise<TargetFacts>>();
@@ -97,6 +105,7 @@ export class Viewer {
   channelMember(channelId: string): Promise<boolean> {
     let member = this.channels.get(channelId);
     if (!member) {
+      if (this.channels.size >= MAX_CHANNEL_LOOKUPS_PER_VIEWER) return Promise.resolve(false);
       member = this.access.channelMember(channelId, this.userId);
       this.channels.set(channelId, member);
     }

@@ -126,6 +126,11 @@ export class RecipeService {
     if (!this.config.targets.has(recipe.target)) {
       return refuse('unknown_target', `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
     }
+    // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one.
+    const fixed = recipe.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
+    if (fixed.length > 0 && !(await this.isAdmin(userId))) {
+      return refuse('fixed_not_allowed', `Only the countersign admins may import fixed arguments (${fixed.map((name) => `\`${name}\``).join(', ')}): reviewers never see a fixed value, so it would run unreviewed. Make them \`input\` or \`options\` arguments, or ask an admin.`);
+    }
     const definition = recipeDefinition(recipe);
     const hash = recipeContentHash(definition, await this.contentKey());
     // Who may change the recipe is decided before the row lock (Slack may be asked about user
@@ -224,6 +229,10 @@ export class RecipeService {
   private async mayChange(row: RecipeRow, userId: string): Promise<boolean> {
     if (row.owner === userId) return true;
     if (row.editors && (await this.includes(row.editors, userId))) return true;
+    return this.isAdmin(userId);
+  }
+
+  private async isAdmin(userId: string): Promise<boolean> {
     return this.config.admins !== undefined && (await this.includes(this.config.admins, userId));
   }
 

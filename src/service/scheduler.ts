@@ -37,7 +37,7 @@
 import { createTask, type Logger as CronLogger, type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/config.js';
 import { cronVariants } from '../domain/cron.js';
-import { approvalStanding, dueFireTimes, firesAt, fireTimesBetween, nextFireTimes, scheduleRef, type Schedule } from '../domain/schedule.js';
+import { approvalStanding, dueFireTimes, firesAt, fireTimesBetween, nextFireTimes, scheduleRef, scheduleSubject, type Schedule } from '../domain/schedule.js';
 import type { Task } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -314,7 +314,7 @@ export class Scheduler {
       await trx('schedules').where({ id: schedule.id }).update({ fired_through: fireAt });
       const earlier = fireTimesBetween(schedule.cron, schedule.tz, since, fireAt, 100);
       if (earlier.count > 0) {
-        await appendEvent(trx, { taskId: null, type: 'schedule.missed', actor: null, data: { schedule: schedule.id, count: earlier.count, atLeast: earlier.more, before: fireAt.toISOString() } });
+        await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.missed', actor: null, data: { schedule: schedule.id, count: earlier.count, atLeast: earlier.more, before: fireAt.toISOString() } });
       }
       const missed = now.getTime() - fireAt.getTime() > this.lateToleranceMs;
       let outcome: FiringOutcome;
@@ -340,7 +340,7 @@ export class Scheduler {
       if (outcome === 'fired') task = await this.createTask(trx, schedule, fireAt, missed);
       await trx('schedule_firings').where({ schedule_id: schedule.id, fire_at: fireAt }).update({ outcome, task_id: task?.id ?? null, catch_up: missed });
       if (outcome !== 'fired') {
-        await appendEvent(trx, { taskId: null, type: `schedule.firing.${outcome}`, actor: null, data: { schedule: schedule.id, fireAt: fireAt.toISOString(), ...(reason ? { reason } : {}) } });
+        await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: `schedule.firing.${outcome}`, actor: null, data: { schedule: schedule.id, fireAt: fireAt.toISOString(), ...(reason ? { reason } : {}) } });
       }
       return { decision: { scheduleId: schedule.id, fireAt, outcome, taskId: task?.id ?? null }, task };
     });
@@ -388,7 +388,7 @@ export class Scheduler {
       reviewChannel: null,
     });
     if (!inserted.created) return inserted.task;
-    await appendEvent(trx, { taskId: inserted.task.id, type: 'task.created', actor: schedule.author, data: { target: schedule.target, type: schedule.type, source: 'schedule', ...approval } });
+    await appendEvent(trx, { taskId: inserted.task.id, subject: scheduleSubject(schedule.id), type: 'task.created', actor: schedule.author, data: { target: schedule.target, type: schedule.type, source: 'schedule', ...approval } });
     const ready = await transitionTask(trx, { taskId: inserted.task.id, from: 'created', to: 'ready', actor: null, data: { coveredBy: 'schedule-approval', ...approval } });
     return ready ?? inserted.task;
   }
@@ -424,7 +424,7 @@ export class Scheduler {
         if (!standing.holds) {
           if (!standing.verifiable || !resolved) return null; // Slack cannot say now: wait
           await drop('skipped-unapproved');
-          await appendEvent(trx, { taskId: null, type: 'schedule.firing.skipped-unapproved', actor: null, data: { schedule: id, fireAt: (next.fire_at as Date).toISOString(), reason: standing.reason, queued: true } });
+          await appendEvent(trx, { taskId: null, subject: scheduleSubject(id), type: 'schedule.firing.skipped-unapproved', actor: null, data: { schedule: id, fireAt: (next.fire_at as Date).toISOString(), reason: standing.reason, queued: true } });
           await this.schedules.requestReview(trx, schedule, resolved.policy, null, { reason: 'approval-no-longer-holds', detail: standing.reason }, {}, standing.reason);
           sentBack = true;
           return null;

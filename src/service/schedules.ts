@@ -11,7 +11,7 @@
  */
 import type { Config } from '../config/config.js';
 import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type ReviewPolicy } from '../domain/review.js';
-import { checkCron, scheduleContentVersion, scheduleRef, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
+import { checkCron, scheduleContentVersion, scheduleRef, scheduleSubject, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
@@ -19,8 +19,10 @@ import {
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
+  recordReviewScriptPosted,
   recordScheduleDmSent,
   releaseScheduleDm,
+  reviewScriptPosted,
   scheduleDecisions,
   schedulesWithDmsMissing,
   toSchedule,
@@ -91,7 +93,7 @@ export class ScheduleService {
   }
 
   /** Where the results of a schedule go: its channel, else its target's, else where it was asked for. */
-  resultChannel(schedule: Schedule): string | null {
+  resultChannel(schedule: Pick<Schedule, 'channelId' | 'target' | 'originChannel'>): string | null {
     return schedule.channelId ?? this.config.targets.get(schedule.target)?.channel ?? schedule.originChannel;
   }
 
@@ -103,6 +105,9 @@ export class ScheduleService {
   async add(input: AddScheduleInput): Promise<Outcome<{ schedule: Schedule; created: boolean }>> {
     const target = this.config.targets.get(input.target);
     if (!target) return this.unknownTarget(input.target);
+    // Slack's parser checked it already; the API's callers have only this check.
+    const checked = checkCron(input.cron, input.tz, this.now());
+    if (!checked.ok) return refuse('bad_cron', checked.error);
     const policy = await this.resolvedPolicy(target.name);
     if (policy && unreachableGroups(policy, input.author).length > 0) {
       return refuse('unreachable_review', `Your schedule on \`${target.name}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
@@ -143,11 +148,12 @@ export class ScheduleService {
       const schedule = toSchedule(row);
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(schedule.id),
         type: 'schedule.created',
         actor: input.author,
         data: { schedule: schedule.id, target: target.name, cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
       });
-      if (!policy) await appendEvent(trx, { taskId: null, type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: 'target has no review' } });
+      if (!policy) await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: 'target has no review' } });
       return { schedule, created: true };
     });
     if (result.created) this.changed(result.schedule.id);
@@ -196,6 +202,7 @@ export class ScheduleService {
       if (inserted.length === 0) return refuse('already_decided', `You already reviewed ${ref}.`);
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(id),
         type: verdict === 'approve' ? 'schedule.review.approved' : 'schedule.review.rejected',
         actor: userId,
         data: { schedule: id, contentVersion: schedule.contentVersion, round: schedule.reviewRound, ...(reason ? { reason } : {}) },
@@ -300,6 +307,7 @@ export class ScheduleService {
       if (contentChanged) set.review_round = schedule.reviewRound + 1;
       await appendEvent(trx, {
         taskId: null,
+        subject: scheduleSubject(id),
         type: 'schedule.edited',
         actor: userId,
         data: { schedule: id, changes, contentVersion: { from: schedule.contentVersion, to: contentVersion }, reviewAgain },
@@ -435,6 +443,29 @@ export class ScheduleService {
     return ids.map(Number);
   }
 
+  // ------------------------------------------------------------ the whole script in the request's thread
+
+  /** Whether the request `key` names (request and version) has had its script taken care of. */
+  reviewScriptPosted(id: number, key: string): Promise<boolean> {
+    return reviewScriptPosted(this.db, id, key);
+  }
+
+  recordReviewScriptPosted(id: number, key: string): Promise<void> {
+    return recordReviewScriptPosted(this.db, id, key);
+  }
+
+  /** Schedules waiting for review whose posted request was not yet seen to need (or have) its whole script in the thread. */
+  async wholeScriptsMissing(limit = 20): Promise<number[]> {
+    const ids: Array<string | number> = await this.db('schedules')
+      .where({ status: 'pending-review' })
+      .whereNotNull('review_ts')
+      .whereRaw("review_script_key IS DISTINCT FROM review_ts || ':' || content_version")
+      .orderBy('id')
+      .limit(limit)
+      .pluck('id');
+    return ids.map(Number);
+  }
+
   // ------------------------------------------------------------ review DMs (one per reviewer and round)
 
   /** Targets with a `dm: true` review group. */
@@ -450,7 +481,7 @@ export class ScheduleService {
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {
     await this.db.transaction(async (trx) => {
       await recordScheduleDmSent(trx, schedule.id, schedule.reviewRound, userId, channel);
-      await appendEvent(trx, { taskId: null, type: 'schedule.review.dm-sent', actor: null, data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel } });
+      await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.review.dm-sent', actor: null, data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel } });
     });
   }
 
@@ -496,7 +527,7 @@ export class ScheduleService {
       .where({ id: schedule.id, status: schedule.status })
       .update({ ...set, status: to, status_changed_at: trx.fn.now() as unknown as Date }, '*');
     if (!row) throw new Error(`schedule ${schedule.id} changed under its row lock`);
-    await appendEvent(trx, { taskId: null, type: `schedule.${to}`, actor, data: { schedule: schedule.id, from: schedule.status, ...data } });
+    await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: `schedule.${to}`, actor, data: { schedule: schedule.id, from: schedule.status, ...data } });
     return toSchedule(row);
   }
 

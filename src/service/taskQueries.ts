@@ -10,7 +10,7 @@
  * any request reading more than the bound.
  */
 import type { ListScope } from '../domain/command.js';
-import { taskSubject } from '../domain/access.js';
+import { taskSubject, type AccessSubject } from '../domain/access.js';
 import type { Task } from '../domain/task.js';
 import type { Db } from '../store/db.js';
 import type { EventRow } from '../store/events.js';
@@ -22,6 +22,7 @@ import {
   taskSummaries,
   tasksByIds,
   type EventFilter,
+  type EventWithSubject,
   type TaskFilter,
   type TaskSummary,
 } from '../store/queries.js';
@@ -39,10 +40,14 @@ export interface Page<T> {
   nextCursor: number | null;
 }
 
+/** A schedule's access subject (ScheduleQueries.subject): its events are seen by whom it is. */
+export type ScheduleSubjectOf = (schedule: NonNullable<EventWithSubject['schedule']>) => AccessSubject;
+
 export class TaskQueries {
   constructor(
     private readonly db: Db,
     private readonly access: Access,
+    private readonly scheduleSubject: ScheduleSubjectOf | null = null,
   ) {}
 
   viewer(userId: string): Viewer {
@@ -81,12 +86,14 @@ export class TaskQueries {
     return { items: await tasksByIds(this.db, page.items), nextCursor: page.nextCursor };
   }
 
-  /** The API's audit trail: events of tasks the user may see; events about no task for admins only. */
+  /** The API's audit trail: events of tasks (and schedules) the user may see; events about neither for admins only. */
   async visibleEvents(filter: EventFilter, userId: string): Promise<Page<EventRow>> {
     const viewer = this.viewer(userId);
-    return this.scan(filter, (batch) => eventsWithSubjects(this.db, batch), async (row) => ({
+    const subjectOf = (row: EventWithSubject): AccessSubject | null =>
+      row.task ? taskSubject(row.task) : row.schedule && this.scheduleSubject ? this.scheduleSubject(row.schedule) : null;
+    return scanVisible(filter, (batch) => eventsWithSubjects(this.db, batch), async (row) => ({
       id: row.event.id,
-      visible: await viewer.maySeeEvent(row.task ? taskSubject(row.task) : null),
+      visible: await viewer.maySeeEvent(subjectOf(row)),
       item: row.event,
     }));
   }
@@ -99,40 +106,40 @@ export class TaskQueries {
       const items = rows.slice(0, filter.limit).map((row) => row.id);
       return { items, nextCursor: rows.length > filter.limit ? items.at(-1)! : null };
     }
-    return this.scan(filter, (batch) => taskSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }));
+    return scanVisible(filter, (batch) => taskSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }));
   }
+}
 
-  /**
-   * Reads rows newest first in batches and keeps the visible ones, until `filter.limit` are
-   * kept (and one more visible row shows there are more), the rows run out, or SCAN_LIMIT rows
-   * were read. The cursor then says where to go on.
-   */
-  private async scan<F extends { limit: number; beforeId?: number }, R, T>(
-    filter: F,
-    read: (batch: F) => Promise<R[]>,
-    judge: (row: R) => Promise<{ id: number; visible: boolean; item: T }>,
-  ): Promise<Page<T>> {
-    const items: T[] = [];
-    let lastKept: number | null = null;
-    let beforeId = filter.beforeId;
-    let scanned = 0;
-    for (;;) {
-      const size = Math.min(SCAN_BATCH, SCAN_LIMIT - scanned);
-      const rows = await read({ ...filter, limit: size, ...(beforeId !== undefined ? { beforeId } : {}) });
-      for (const row of rows) {
-        const { id, visible, item } = await judge(row);
-        if (visible) {
-          // One visible row past a full page: there is a next page, starting below the last kept.
-          if (items.length === filter.limit) return { items, nextCursor: lastKept };
-          items.push(item);
-          lastKept = id;
-        }
-        beforeId = id;
+/**
+ * Reads rows newest first in batches and keeps the visible ones, until `filter.limit` are
+ * kept (and one more visible row shows there are more), the rows run out, or SCAN_LIMIT rows
+ * were read. The cursor then says where to go on.
+ */
+export async function scanVisible<F extends { limit: number; beforeId?: number }, R, T>(
+  filter: F,
+  read: (batch: F) => Promise<R[]>,
+  judge: (row: R) => Promise<{ id: number; visible: boolean; item: T }>,
+): Promise<Page<T>> {
+  const items: T[] = [];
+  let lastKept: number | null = null;
+  let beforeId = filter.beforeId;
+  let scanned = 0;
+  for (;;) {
+    const size = Math.min(SCAN_BATCH, SCAN_LIMIT - scanned);
+    const rows = await read({ ...filter, limit: size, ...(beforeId !== undefined ? { beforeId } : {}) });
+    for (const row of rows) {
+      const { id, visible, item } = await judge(row);
+      if (visible) {
+        // One visible row past a full page: there is a next page, starting below the last kept.
+        if (items.length === filter.limit) return { items, nextCursor: lastKept };
+        items.push(item);
+        lastKept = id;
       }
-      scanned += rows.length;
-      if (rows.length < size) return { items, nextCursor: null };
-      // The bound: go on below the last row read (or below the last kept, if the page is full).
-      if (scanned >= SCAN_LIMIT) return { items, nextCursor: items.length === filter.limit ? lastKept : (beforeId ?? null) };
+      beforeId = id;
     }
+    scanned += rows.length;
+    if (rows.length < size) return { items, nextCursor: null };
+    // The bound: go on below the last row read (or below the last kept, if the page is full).
+    if (scanned >= SCAN_LIMIT) return { items, nextCursor: items.length === filter.limit ? lastKept : (beforeId ?? null) };
   }
 }

@@ -13,7 +13,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, decisionsOnVersion, insertDecision } from '../store/reviews.js';
-import { getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
+import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -90,6 +90,7 @@ export class TaskService {
     }
     const script = change.script ?? old.script;
     if (script.trim() === '') return refuse('empty_script', 'The script is empty.');
+    if (script !== old.script && hasFixedArguments(old)) return refuse('fixed_arguments', fixedArgumentsRefusal(old));
     return this.createTask(
       {
         author: old.author,
@@ -179,10 +180,17 @@ export class TaskService {
             const old = await getTaskForUpdate(trx, resubmissionOf);
             if (!old || old.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
             const inserted = await insertTask(trx, newTask, birth);
-            if (inserted.created) await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+            if (inserted.created) {
+              await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+              // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
+              await bumpViewVersion(trx, resubmissionOf);
+            }
             return { ok: true, ...inserted };
           });
-    if (result.ok && result.created) this.changed(result.task);
+    if (result.ok && result.created) {
+      this.changed(result.task);
+      if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
+    }
     return result;
   }
 
@@ -336,6 +344,7 @@ export class TaskService {
         fields.push('message');
       }
       if (change.script !== undefined && change.script !== task.script) {
+        if (hasFixedArguments(task)) return refuse('not_editable', fixedArgumentsRefusal(task));
         edit.script = change.script;
         fields.push('script');
       }
@@ -424,4 +433,16 @@ export class TaskService {
     this.bus.emit('task-changed', task.id);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
+}
+
+/**
+ * A recipe's fixed values were approved for its own script only, and nobody starting it may learn
+ * them: a script of the starter's choosing could print them transformed (past the masking).
+ */
+function hasFixedArguments(task: Task): boolean {
+  return (task.arguments ?? []).some((arg) => arg.kind === 'fixed');
+}
+
+function fixedArgumentsRefusal(task: Task): string {
+  return `${taskRef(task.id)} carries fixed values of recipe \`${task.recipe?.name ?? '?'}\`, which belong to its script only, so its script cannot be changed. Start the recipe again, or create a new task without them.`;
 }

@@ -10,15 +10,16 @@ import type { ListScope } from '../domain/command.js';
 import type { ReviewPolicy } from '../domain/review.js';
 import { taskRef } from '../domain/task.js';
 import type { Db } from '../store/db.js';
-import { latestExecution } from '../store/executions.js';
+import { hostLabel } from '../domain/plan.js';
+import { tailChunks } from '../store/output.js';
 import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
 import type { Access } from '../service/access.js';
-import { executionLogText } from '../service/logs.js';
+import { LogAssembler } from '../service/logs.js';
 import type { TaskQueries } from '../service/taskQueries.js';
 import type { TaskService } from '../service/taskService.js';
 import type { SlackMessage } from './render/blocks.js';
-import { renderLogsAnswer } from './render/logsAnswer.js';
+import { LOG_TAIL_READ_CHARS, renderLogsAnswer } from './render/logsAnswer.js';
 import { renderTargetsList, type TargetSummary } from './render/targetsList.js';
 import { renderTaskCard } from './render/taskCard.js';
 import { renderTaskList } from './render/taskList.js';
@@ -58,12 +59,15 @@ export async function showAnswer(deps: CommandDeps, taskId: number, userId: stri
   return renderTaskCard(view, { targetDescription: target?.description ?? null, policy: await deps.resolvedPolicy(view.task.target), logUrl: deps.logUrl(taskId) });
 }
 
+/** The end of the latest run's output: only the tail it shows is read, however long the log. */
 export async function logsAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
   const view = await visibleView(deps, taskId, userId);
   if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
-  const execution = await latestExecution(deps.db, taskId);
-  const log = execution ? await executionLogText(deps.db, execution.id) : '';
-  return renderLogsAnswer(view.task, log, execution ? deps.logUrl(taskId) : null);
+  const { execution } = view;
+  if (!execution) return renderLogsAnswer(view.task, '', null);
+  const { chunks, more } = await tailChunks(deps.db, execution.id, LOG_TAIL_READ_CHARS);
+  const log = new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)]))).add(chunks);
+  return renderLogsAnswer(view.task, log, deps.logUrl(taskId), { partial: more, totalBytes: execution.outputBytes });
 }
 
 export async function killAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {

@@ -1,7 +1,8 @@
 /**
  * The App Home tab, drawn per user from Postgres: published when the user opens it, and again
  * when one of the tasks it shows changes (their own, one they may review, or one running they
- * may see), at most once per `minIntervalMs` per user. Who has opened Home is kept in Postgres
+ * may see) or one of its schedules does (their own, or one of a target they review), at most
+ * once per `minIntervalMs` per user. Who has opened Home is kept in Postgres
  * so every replica redraws it.
  *
  * Reads are bounded: a redraw reads summaries (a script's head, never all of it) with limits,
@@ -13,6 +14,7 @@ import { taskSubject } from '../domain/access.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
 import type { Db } from '../store/db.js';
 import type { TaskQueries } from '../service/taskQueries.js';
+import type { ScheduleQueries } from '../service/scheduleQueries.js';
 import type { Viewer } from '../service/access.js';
 import type { SlackGateway } from './gateway.js';
 import { renderHome } from './render/homeView.js';
@@ -22,7 +24,7 @@ export interface HomeOptions {
 }
 
 /** What Home shows of each list. */
-const LIMITS = { pending: 10, running: 10, mine: 15 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10 } as const;
 /** Home users redrawn for one task change, at most (the most recently active first). */
 const MAX_HOME_USERS = 1000;
 
@@ -46,6 +48,8 @@ export class HomePublisher {
     private readonly queries: TaskQueries,
     private readonly log: Logger,
     private readonly options: HomeOptions,
+    /** Schedules: mine, and those waiting for my review. Without it Home shows tasks only. */
+    private readonly schedules: ScheduleQueries | null = null,
   ) {}
 
   /** The user opened the Home tab: remember them and draw it now. */
@@ -58,12 +62,24 @@ export class HomePublisher {
   async publish(userId: string, notice?: string): Promise<void> {
     if (notice !== undefined) this.notices.set(userId, notice);
     const viewer = this.queries.viewer(userId);
-    const [pending, running, mine] = await Promise.all([
+    const noSchedules = { schedules: [], total: 0, more: false };
+    const [pending, running, mine, schedulesToReview, mySchedules] = await Promise.all([
       this.queries.pendingFor(userId, LIMITS.pending, viewer),
       this.queries.list('running', userId, LIMITS.running, viewer).then((r) => r.tasks),
       this.queries.list('mine', userId, LIMITS.mine, viewer).then((r) => r.tasks),
+      this.schedules ? this.schedules.pendingFor(userId, LIMITS.schedulesToReview, viewer) : noSchedules,
+      this.schedules ? this.schedules.mine(userId, LIMITS.mySchedules) : noSchedules,
     ]);
-    const view = renderHome({ pendingMyReview: pending.tasks, pendingCount: pending.total, running, mine, notice: this.notices.get(userId) ?? null });
+    const view = renderHome({
+      pendingMyReview: pending.tasks,
+      pendingCount: pending.total,
+      running,
+      mine,
+      notice: this.notices.get(userId) ?? null,
+      schedulesToReview: schedulesToReview.schedules,
+      schedulesToReviewCount: schedulesToReview.total,
+      mySchedules: mySchedules.schedules,
+    });
     this.lastPublished.set(userId, Date.now());
     await this.gateway.publishHome(userId, view);
   }
@@ -75,16 +91,32 @@ export class HomePublisher {
       | undefined;
     if (!row) return;
     const task: ChangedTask = { id: row.id, author: row.author, target: row.target, channelId: row.channel_id, status: row.status, startedAt: row.started_at };
-    // Only people who looked at Home lately: a tab opened once a year ago is not kept live.
-    const users = (await this.db('home_users')
-      .where('opened_at', '>', this.db.raw("now() - interval '7 days'"))
-      .orderBy('opened_at', 'desc')
-      .limit(MAX_HOME_USERS)
-      .pluck('user_id')) as string[];
+    const users = await this.recentUsers();
     for (const userId of users) {
       if (this.timers.has(userId)) continue; // a redraw is coming anyway
       if (await this.concerns(task, this.queries.viewer(userId))) this.schedule(userId);
     }
+  }
+
+  /** A schedule changed: redraw Home for its author and the reviewers of its target (it may have joined or left their list). */
+  async scheduleChanged(scheduleId: number): Promise<void> {
+    if (!this.schedules) return;
+    const row = (await this.db('schedules').where({ id: scheduleId }).first('author', 'target')) as { author: string; target: string } | undefined;
+    if (!row) return;
+    const users = await this.recentUsers();
+    for (const userId of users) {
+      if (this.timers.has(userId)) continue;
+      if (userId === row.author || (await this.queries.viewer(userId).target(row.target)).reviewer) this.schedule(userId);
+    }
+  }
+
+  /** Only people who looked at Home lately: a tab opened once a year ago is not kept live. */
+  private async recentUsers(): Promise<string[]> {
+    return (await this.db('home_users')
+      .where('opened_at', '>', this.db.raw("now() - interval '7 days'"))
+      .orderBy('opened_at', 'desc')
+      .limit(MAX_HOME_USERS)
+      .pluck('user_id')) as string[];
   }
 
   stop(): void {

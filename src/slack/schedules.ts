@@ -12,8 +12,12 @@ import type { Logger } from '../log.js';
 import type { ResolvedPolicy } from '../service/reviewers.js';
 import type { ResultPoster } from '../service/scheduler.js';
 import type { ScheduleService } from '../service/schedules.js';
+import type { ScheduleQueries } from '../service/scheduleQueries.js';
+import { reviewScriptKey } from '../store/schedules.js';
 import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
+import type { HomePublisher } from './home.js';
 import type { SlackLookups } from './taskMessages.js';
+import { postWholeScript } from './wholeScript.js';
 import {
   readButtonValue,
   renderFiringResult,
@@ -28,17 +32,27 @@ import {
   SCHEDULE_REASON_BLOCK,
   SCHEDULE_REASON_INPUT,
   SCHEDULE_REJECT_CALLBACK,
+  shortVersion,
 } from './render/schedule.js';
 
+/** Schedules `/task schedule list` shows at most. */
+const LIST_LIMIT = 50;
 const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;
-  gateway: Pick<SlackGateway, 'postMessage' | 'update'>;
+  gateway: Pick<SlackGateway, 'postMessage' | 'update' | 'uploadFile'>;
   log: Logger;
   now?: () => Date;
   /** Permalinks and DM channels; without them no review DMs are sent. */
   lookups?: SlackLookups | null;
+  /**
+   * Who may see which schedule: `list`, `show` and the changes answer a schedule the user may
+   * not see as one that does not exist. Without it, every schedule is shown to everyone.
+   */
+  queries?: ScheduleQueries | null;
+  /** App Home: a click there has no response_url, so its answer goes to the top of Home. */
+  home?: Pick<HomePublisher, 'publish'> | null;
 }
 
 export class ScheduleSlack {
@@ -73,27 +87,35 @@ export class ScheduleSlack {
   }
 
   private async answer(parsed: ScheduleCommand, command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>, ack: (message: RespondArguments) => Promise<void>): Promise<void> {
-    const { schedules } = this.deps;
+    const { schedules, queries } = this.deps;
     const user = command.user_id;
+    const viewer = queries?.viewer(user) ?? null;
+    /** The schedule when it exists and the user may see it; null otherwise (the two look alike). */
+    const visible = async (id: number): Promise<Schedule | null> => (queries && viewer ? queries.visible(id, viewer) : schedules.get(id));
+    const notInChannel = (channel: string) =>
+      ack({ response_type: 'ephemeral', text: `:warning: You are not a member of <#${channel}> (or Slack cannot say so right now): its members would see this schedule. Pick a channel you are in, or leave \`--channel\` out for the target's own.` });
+    const noSuch = (id: number) => ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(id)}. \`/task schedule list\` shows those you may see.` });
     try {
       switch (parsed.action) {
         case 'help':
           await ack({ response_type: 'ephemeral', text: SCHEDULE_HELP });
           return;
         case 'list': {
-          const { schedules: list, more } = await schedules.list();
+          const { schedules: list, more } = queries && viewer ? await queries.page({ limit: LIST_LIMIT }, viewer).then((page) => ({ schedules: page.items, more: page.nextCursor !== null })) : await schedules.list(LIST_LIMIT);
           await ack({ response_type: 'ephemeral', ...renderScheduleList(list, more, this.now()) });
           return;
         }
         case 'show': {
-          const schedule = await schedules.get(parsed.id);
-          if (!schedule) return void (await ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(parsed.id)}.` }));
+          const schedule = await visible(parsed.id);
+          if (!schedule) return void (await noSuch(parsed.id));
           await ack({ response_type: 'ephemeral', ...renderScheduleShow(schedule, schedules.resultChannel(schedule), await schedules.firings(parsed.id), this.now()) });
           return;
         }
         case 'pause':
         case 'resume':
         case 'remove': {
+          // Whoever may change a schedule may see it; anybody else learns nothing, not even that it exists.
+          if (!(await visible(parsed.id))) return void (await noSuch(parsed.id));
           const result = await schedules[parsed.action](parsed.id, user);
           const done = { pause: 'Paused', resume: 'Resumed', remove: 'Removed' }[parsed.action];
           await ack({ response_type: 'ephemeral', text: result.ok ? `:white_check_mark: ${done} ${scheduleRef(parsed.id)}.${parsed.action === 'resume' ? ' Firings missed while it was paused are not run.' : ''}` : `:warning: ${result.message}` });
@@ -101,6 +123,7 @@ export class ScheduleSlack {
         }
         case 'add': {
           const { action: _action, ...rest } = parsed;
+          if (rest.channel !== null && !(await this.mayNameChannel(rest.channel, rest.target, user))) return void (await notInChannel(rest.channel));
           const result = await schedules.add({ ...rest, author: user, originChannel: command.channel_id, sourceKey: `slack:${command.trigger_id}` });
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
           const policy = await schedules.resolvedPolicy(result.schedule.target);
@@ -109,6 +132,9 @@ export class ScheduleSlack {
         }
         case 'edit': {
           const { action: _action, id, ...changes } = parsed;
+          const before = await visible(id);
+          if (!before) return void (await noSuch(id));
+          if (changes.channel !== null && !(await this.mayNameChannel(changes.channel, changes.target ?? before.target, user))) return void (await notInChannel(changes.channel));
           const result = await schedules.edit(id, user, changes);
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
           const policy = await schedules.resolvedPolicy(result.schedule.target);
@@ -122,6 +148,12 @@ export class ScheduleSlack {
     }
   }
 
+  /** A results channel lets its members see the schedule: only one the user is in (or the target's own). */
+  private async mayNameChannel(channel: string, target: string, userId: string): Promise<boolean> {
+    const { queries } = this.deps;
+    return queries ? queries.mayNameChannel(channel, target, queries.viewer(userId)) : true;
+  }
+
   /** Registers the review buttons and the reject modal (an optional reason). */
   register(app: App): void {
     const onButton = (actionId: string, handle: (id: number, version: string | null, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>) => {
@@ -129,12 +161,15 @@ export class ScheduleSlack {
         await ack();
         const value = readButtonValue(action.value ?? '');
         if (!value) return;
+        // Buttons on the Home tab have no response_url: answers go to the top of Home instead.
+        const home = body.view?.type === 'home' ? this.deps.home : null;
+        const tell = (text: string) => (home ? home.publish(body.user.id, `:warning: ${text}`) : respond({ response_type: 'ephemeral', replace_original: false, text }));
         try {
           const result = await handle(value.id, value.version, body.user.id, body.trigger_id);
-          if (!result.ok && result.message) await respond({ response_type: 'ephemeral', replace_original: false, text: result.message });
+          if (!result.ok && result.message) await tell(result.message);
         } catch (error) {
           this.deps.log.error({ err: error, scheduleId: value.id, user: body.user.id }, 'a schedule button failed');
-          await respond({ response_type: 'ephemeral', replace_original: false, text: OUR_FAULT });
+          await tell(OUR_FAULT);
         }
       });
     };
@@ -160,11 +195,15 @@ export class ScheduleSlack {
     });
   }
 
-  /** Posts or redraws a schedule's review request from the database. */
-  sync(id: number): Promise<void> {
+  /**
+   * Posts or redraws a schedule's review request from the database, then sees to its thread's
+   * whole script and its DMs. `redraw: false` (the reconciler) posts a request never posted, but
+   * leaves one already posted as it is: a retried upload or DM must not cost a redraw each time.
+   */
+  sync(id: number, options: { redraw?: boolean } = {}): Promise<void> {
     const previous = this.syncing.get(id) ?? Promise.resolve();
     const next = previous
-      .then(() => this.draw(id))
+      .then(() => this.draw(id, options.redraw ?? true))
       .catch((error) => this.deps.log.warn({ err: error, scheduleId: id }, 'drawing a schedule review request failed'));
     this.syncing.set(id, next);
     void next.finally(() => {
@@ -173,7 +212,7 @@ export class ScheduleSlack {
     return next;
   }
 
-  private async draw(id: number): Promise<void> {
+  private async draw(id: number, redraw: boolean): Promise<void> {
     const { schedules, gateway } = this.deps;
     const schedule = await schedules.get(id);
     if (!schedule || !schedule.reviewChannel) return;
@@ -182,7 +221,7 @@ export class ScheduleSlack {
     const message = renderScheduleReviewRequest(schedule, resolved.policy, await schedules.decisions(schedule), schedules.resultChannel(schedule), this.now());
     let reviewTs = schedule.reviewTs;
     if (reviewTs) {
-      await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
+      if (redraw) await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
     } else {
       if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
       try {
@@ -193,7 +232,30 @@ export class ScheduleSlack {
         throw error;
       }
     }
-    if (schedule.status === 'pending-review') await this.sendReviewDms({ ...schedule, reviewTs }, resolved);
+    if (schedule.status !== 'pending-review') return;
+    // Reviewers must be able to read everything they approve: a clipped script goes to the thread
+    // whole, once per request and version (an edit that changes it posts the new one).
+    await this.keepWholeScript(schedule, schedule.reviewChannel, reviewTs, message.scriptClipped);
+    await this.sendReviewDms({ ...schedule, reviewTs }, resolved);
+  }
+
+  /** Once per request and version: the whole script into the thread when the request clips it (then, or never, noted as done). */
+  private async keepWholeScript(schedule: Schedule, channel: string, reviewTs: string, clipped: boolean): Promise<void> {
+    const { schedules, gateway } = this.deps;
+    const key = reviewScriptKey(reviewTs, schedule.contentVersion);
+    if (await schedules.reviewScriptPosted(schedule.id, key)) return;
+    if (clipped) {
+      await postWholeScript(gateway, {
+        channel,
+        threadTs: reviewTs,
+        name: `schedule-${schedule.id}-script`,
+        ref: scheduleRef(schedule.id),
+        type: schedule.type,
+        script: schedule.script,
+        version: shortVersion(schedule.contentVersion),
+      });
+    }
+    await schedules.recordReviewScriptPosted(schedule.id, key);
   }
 
   /** DMs each member of the `dm: true` groups (never the author) whom no process has DMed in this review round. */
@@ -254,8 +316,8 @@ export class ScheduleSlack {
   async reconcile(): Promise<void> {
     try {
       const { schedules } = this.deps;
-      const ids = new Set([...(await schedules.unpostedReviews()), ...(this.deps.lookups ? await schedules.reviewDmsMissing() : [])]);
-      await Promise.all([...ids].map((id) => this.sync(id)));
+      const ids = new Set([...(await schedules.unpostedReviews()), ...(await schedules.wholeScriptsMissing()), ...(this.deps.lookups ? await schedules.reviewDmsMissing() : [])]);
+      await Promise.all([...ids].map((id) => this.sync(id, { redraw: false })));
     } catch (error) {
       this.deps.log.warn({ err: error }, 'looking for unsent schedule reviews failed');
     }

@@ -20,6 +20,7 @@ import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@sl
 import type { Config } from '../config/config.js';
 import { dmRecipients, type ReviewPolicy } from '../domain/review.js';
 import type { Task } from '../domain/task.js';
+import { shortHash } from '../domain/contentVersion.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -38,6 +39,7 @@ import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js'
 import type { SlackMessage } from './render/blocks.js';
 import { renderReviewDm, renderReviewRequest, safePermalink } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
+import { postWholeScript } from './wholeScript.js';
 
 export interface SyncReport {
   /** Slack's error code when the card could not be posted or updated. */
@@ -229,6 +231,7 @@ export class TaskMessages {
     };
 
     // The two messages live in different channels, each with its own pace: neither waits for the other.
+    const resubmittedAs = task.status === 'rejected' ? await resubmissionOf(this.db, taskId) : null;
     const showCard = async () => {
       if (!task.channelId) return;
       const card = renderTaskCard(view, {
@@ -236,6 +239,7 @@ export class TaskMessages {
         policy,
         logUrl: this.options.logUrl?.(view.task.id) ?? null,
         reviewPermalink: safePermalink(links?.reviewPermalink),
+        resubmittedAs: resubmittedAs ? { id: resubmittedAs.id, permalink: safePermalink(resubmittedAs.permalink) } : null,
       });
       try {
         const shown = await this.show(task, 'card', task.channelId, task.cardTs, card);
@@ -254,14 +258,8 @@ export class TaskMessages {
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
         if (scriptClipped && !task.reviewScriptPosted && shown.ts) {
-          await this.gateway.uploadFile({
-            channel: task.reviewChannel,
-            threadTs: shown.ts,
-            filename: `task-${taskId}-script.${task.type === 'python3' ? 'py' : task.type === 'node' ? 'js' : 'sh'}`,
-            title: `Script of #${taskId}`,
-            content: Buffer.from(task.script, 'utf8'),
-            comment: `:page_facing_up: The whole script of #${taskId}, for review.`,
-          });
+          // Named by version: after an edit the thread holds two files, and the reviewer must tell which one Approve covers.
+          await postWholeScript(this.gateway, { channel: task.reviewChannel, threadTs: shown.ts, name: `task-${taskId}-script`, ref: `#${taskId}`, type: task.type, script: task.script, version: shortHash(task.contentVersion) });
           await markReviewScriptPosted(this.db, taskId);
         }
       } catch (error) {
@@ -303,7 +301,15 @@ export class TaskMessages {
     const fetchLink = async (kind: 'card' | 'review', channel: string, ts: string): Promise<void> => {
       try {
         const url = await lookups.permalink(channel, ts);
-        if (await storePermalink(this.db, task.id, kind, url)) linked = true;
+        if (await storePermalink(this.db, task.id, kind, url)) {
+          linked = true;
+          // The card of the task this one resubmits links to this card: redraw it with the link.
+          const original = kind === 'card' ? await resubmittedFrom(this.db, task.id) : null;
+          if (original !== null) {
+            await bumpViewVersion(this.db, original);
+            void this.sync(original);
+          }
+        }
         if (kind === 'review') links.reviewPermalink = url;
         else links.cardPermalink = url;
       } catch (error) {
@@ -428,6 +434,19 @@ interface TaskLinks {
 async function readLinks(db: Queryable, taskId: number): Promise<TaskLinks> {
   const row = await db('tasks').where({ id: taskId }).first('card_permalink', 'review_permalink', 'review_dms_sent');
   return { cardPermalink: row?.card_permalink ?? null, reviewPermalink: row?.review_permalink ?? null, reviewDmsSent: row?.review_dms_sent === true };
+}
+
+/** The task a rejected one was resubmitted as (its source key names it), with its card's permalink when known. */
+async function resubmissionOf(db: Queryable, taskId: number): Promise<{ id: number; permalink: string | null } | null> {
+  const row = await db('tasks').where({ source_key: `resubmit:${taskId}` }).first('id', 'card_permalink');
+  return row ? { id: Number(row.id), permalink: row.card_permalink || null } : null;
+}
+
+/** The rejected task this one resubmits, or null. */
+async function resubmittedFrom(db: Queryable, taskId: number): Promise<number | null> {
+  const row = await db('tasks').where({ id: taskId }).first('source_key');
+  const match = /^resubmit:(\d{1,15})$/.exec(String(row?.source_key ?? ''));
+  return match ? Number(match[1]) : null;
 }
 
 /** Stores a permalink unless one is known already; true when this call stored it. */

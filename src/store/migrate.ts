@@ -14,6 +14,7 @@ import * as contentVersions from '../../migrations/008_content_versions.js';
 import * as pendingReviewIndex from '../../migrations/009_pending_review_index.js';
 import * as runnerLiveness from '../../migrations/010_runner_liveness.js';
 import * as scheduleReviews from '../../migrations/012_schedule_reviews.js';
+import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +33,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['009_pending_review_index', pendingReviewIndex],
   ['010_runner_liveness', runnerLiveness],
   ['012_schedule_reviews', scheduleReviews],
+  ['016_schedule_surfaces', scheduleSurfaces],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

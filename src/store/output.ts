@@ -48,6 +48,39 @@ export async function chunksFor(db: Queryable, executionId: number): Promise<Sto
   return db('output_chunks').where({ execution_id: executionId }).orderBy('id').select<StoredChunk[]>('id', 'step_id', 'stream', 'data');
 }
 
+/**
+ * The newest chunks of a run, oldest first, holding at least its last `minChars` characters when
+ * it printed that much: read newest first in small batches, each chunk cut to its last
+ * `minChars` characters, at most `maxChunks` rows. A tail read never reads the whole log.
+ * `more`: earlier output exists that was not read.
+ */
+export async function tailChunks(db: Queryable, executionId: number, minChars: number, maxChunks = 400): Promise<{ chunks: StoredChunk[]; more: boolean }> {
+  const newestFirst: StoredChunk[] = [];
+  let chars = 0;
+  let beforeId: number | null = null;
+  while (newestFirst.length < maxChunks) {
+    const query = db('output_chunks')
+      .where({ execution_id: executionId })
+      .orderBy('id', 'desc')
+      .limit(Math.min(50, maxChunks - newestFirst.length))
+      .select<StoredChunk[]>('id', 'step_id', 'stream', db.raw('right(data, ?) AS data', [minChars]));
+    if (beforeId !== null) query.where('id', '<', beforeId);
+    const rows = await query;
+    for (const row of rows) {
+      newestFirst.push(row);
+      chars += row.data.length;
+      beforeId = row.id;
+      if (chars >= minChars) break;
+    }
+    if (chars >= minChars || rows.length === 0) break;
+  }
+  const oldestRead = newestFirst.at(-1);
+  const more = oldestRead !== undefined && (chars >= minChars || newestFirst.length >= maxChunks)
+    ? (await db('output_chunks').where({ execution_id: executionId }).where('id', '<', oldestRead.id).first('id')) !== undefined || oldestRead.data.length >= minChars
+    : false;
+  return { chunks: newestFirst.reverse(), more };
+}
+
 /** About the last `maxChars` characters a step printed (its newest chunks), in order. */
 export async function recentOutput(db: Queryable, executionId: number, stepId: number, maxChars: number): Promise<string> {
   const rows = await db('output_chunks')

@@ -155,14 +155,27 @@ export interface EventFilter {
 export interface EventWithSubject {
   event: EventRow;
   task: { author: string; target: string; channelId: string | null } | null;
+  /** The schedule its subject names (`schedule:<id>`), when it names one that exists. */
+  schedule: { author: string; target: string; channelId: string | null; originChannel: string | null } | null;
 }
 
 /** Events matching `filter`, newest first, each with its task's access subject. */
 export async function eventsWithSubjects(db: Queryable, filter: EventFilter): Promise<EventWithSubject[]> {
   const query = db('events as e')
     .leftJoin('tasks as t', 't.id', 'e.task_id')
-    // Every column of the event (what the API shows of it is decided in serialize.ts), and its task's subject.
-    .select('e.*', 't.author as task_author', 't.target as task_target', 't.channel_id as task_channel_id')
+    // `schedule:<id>` subjects: the schedule's id, looked up by primary key.
+    .leftJoin('schedules as s', 's.id', db.raw("substring(e.subject from '^schedule:([0-9]{1,18})$')::bigint"))
+    // Every column of the event (what the API shows of it is decided in serialize.ts), and its task's (or schedule's) subject.
+    .select(
+      'e.*',
+      't.author as task_author',
+      't.target as task_target',
+      't.channel_id as task_channel_id',
+      's.author as schedule_author',
+      's.target as schedule_target',
+      's.channel_id as schedule_channel_id',
+      's.origin_channel as schedule_origin_channel',
+    )
     .orderBy('e.id', 'desc')
     .limit(filter.limit);
   if (filter.taskId !== undefined) query.where('e.task_id', filter.taskId);
@@ -170,9 +183,16 @@ export async function eventsWithSubjects(db: Queryable, filter: EventFilter): Pr
   if (filter.type) query.where('e.type', filter.type);
   if (filter.since) query.where('e.created_at', '>=', filter.since);
   if (filter.beforeId !== undefined) query.where('e.id', '<', filter.beforeId);
-  const rows = (await query) as Array<EventRow & { task_author: string | null; task_target: string | null; task_channel_id: string | null }>;
-  return rows.map(({ task_author, task_target, task_channel_id, ...event }) => ({
+  type Joined = EventRow & { task_author: string | null; task_target: string | null; task_channel_id: string | null } & {
+    schedule_author: string | null;
+    schedule_target: string | null;
+    schedule_channel_id: string | null;
+    schedule_origin_channel: string | null;
+  };
+  const rows = (await query) as Joined[];
+  return rows.map(({ task_author, task_target, task_channel_id, schedule_author, schedule_target, schedule_channel_id, schedule_origin_channel, ...event }) => ({
     event,
     task: event.task_id !== null && task_author !== null && task_target !== null ? { author: task_author, target: task_target, channelId: task_channel_id } : null,
+    schedule: schedule_author !== null && schedule_target !== null ? { author: schedule_author, target: schedule_target, channelId: schedule_channel_id, originChannel: schedule_origin_channel } : null,
   }));
 }

@@ -1,4 +1,5 @@
 /** Schedule rows (migrations/007_schedules.ts) and their mapper; all schedule SQL but the firing's lives here. */
+import type { Knex } from 'knex';
 import type { CatchUpMode, NotifyMode, OverlapMode, Schedule, ScheduleStatus } from '../domain/schedule.js';
 import type { ReviewDecision, Verdict } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
@@ -32,6 +33,7 @@ export interface ScheduleRow {
   review_requested_at: Date | null;
   status_reason: string | null;
   review_dms_round?: number | null;
+  review_script_key?: string | null;
 }
 
 export interface FiringRow {
@@ -151,4 +153,144 @@ export async function schedulesWithDmsMissing(db: Queryable, targets: readonly s
     .limit(limit)
     .pluck('id');
   return ids.map(Number);
+}
+
+// ---------------------------------------------------------------- lists (API, App Home)
+
+export interface ScheduleFilter {
+  /** These statuses; absent: every status but `removed`. */
+  status?: readonly ScheduleStatus[];
+  target?: string;
+  /** Only these targets (an empty list matches nothing). */
+  targets?: readonly string[];
+  author?: string;
+  /** Not this author. */
+  notAuthor?: string;
+  /** Only ids below this (the cursor). */
+  beforeId?: number;
+  limit: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function applyScheduleFilter(query: Knex.QueryBuilder<any, any>, filter: Omit<ScheduleFilter, 'limit'>): void {
+  if (filter.status && filter.status.length > 0) query.whereIn('status', [...filter.status]);
+  else query.whereNot({ status: 'removed' });
+  if (filter.target) query.where({ target: filter.target });
+  if (filter.targets) query.whereIn('target', [...filter.targets]);
+  if (filter.author) query.where({ author: filter.author });
+  if (filter.notAuthor) query.whereNot({ author: filter.notAuthor });
+  if (filter.beforeId !== undefined) query.where('id', '<', filter.beforeId);
+}
+
+/** What deciding who sees a schedule needs of its row, and no more. */
+export interface ScheduleSubjectRow {
+  id: number;
+  author: string;
+  target: string;
+  channelId: string | null;
+  originChannel: string | null;
+}
+
+/** Newest first: the subjects of the schedules matching `filter` (a narrow scan for a visibility filter). */
+export async function scheduleSubjects(db: Queryable, filter: ScheduleFilter): Promise<ScheduleSubjectRow[]> {
+  const query = db<ScheduleRow>('schedules').orderBy('id', 'desc').limit(filter.limit).select('id', 'author', 'target', 'channel_id', 'origin_channel');
+  applyScheduleFilter(query, filter);
+  const rows = (await query) as Array<Pick<ScheduleRow, 'id' | 'author' | 'target' | 'channel_id' | 'origin_channel'>>;
+  return rows.map((row) => ({ id: Number(row.id), author: row.author, target: row.target, channelId: row.channel_id, originChannel: row.origin_channel }));
+}
+
+/** Whole schedules by id, newest first. */
+export async function schedulesByIds(db: Queryable, ids: readonly number[]): Promise<Schedule[]> {
+  if (ids.length === 0) return [];
+  const rows = await db<ScheduleRow>('schedules').whereIn('id', [...ids]).orderBy('id', 'desc');
+  return rows.map(toSchedule);
+}
+
+/** A schedule as App Home shows it: a bounded head of its script instead of all of it. */
+export interface ScheduleSummary
+  extends Pick<Schedule, 'id' | 'status' | 'author' | 'target' | 'cron' | 'tz' | 'type' | 'message' | 'contentVersion' | 'reviewRound' | 'channelId' | 'originChannel' | 'statusReason'> {
+  /** The script's first SCHEDULE_SUMMARY_CHARS characters. */
+  script: string;
+  /** True when the script is longer than `script` shows. */
+  scriptCut: boolean;
+}
+
+/** Enough for App Home's review section (it shows up to 1200 characters). */
+export const SCHEDULE_SUMMARY_CHARS = 1200;
+
+type SummaryRow = Pick<ScheduleRow, 'id' | 'status' | 'author' | 'target' | 'cron' | 'tz' | 'type' | 'message' | 'content_version' | 'review_round' | 'channel_id' | 'origin_channel' | 'status_reason'> & {
+  script_head: string;
+};
+
+/** Summaries matching `filter`, newest first (or oldest first), with whether more match. */
+export async function scheduleSummaries(db: Queryable, filter: ScheduleFilter, order: 'newest' | 'oldest' = 'newest'): Promise<{ schedules: ScheduleSummary[]; more: boolean }> {
+  const query = db<ScheduleRow>('schedules')
+    .select(
+      'id',
+      'status',
+      'author',
+      'target',
+      'cron',
+      'tz',
+      'type',
+      'message',
+      'content_version',
+      'review_round',
+      'channel_id',
+      'origin_channel',
+      'status_reason',
+      // One character more than is kept tells whether the script goes on.
+      db.raw('left(script, ?) AS script_head', [SCHEDULE_SUMMARY_CHARS + 1]),
+    )
+    .orderBy('id', order === 'newest' ? 'desc' : 'asc')
+    .limit(filter.limit + 1);
+  applyScheduleFilter(query, filter);
+  const rows = (await query) as unknown as SummaryRow[];
+  return {
+    schedules: rows.slice(0, filter.limit).map((row) => {
+      const chars = [...row.script_head];
+      const scriptCut = chars.length > SCHEDULE_SUMMARY_CHARS;
+      return {
+        id: Number(row.id),
+        status: row.status,
+        author: row.author,
+        target: row.target,
+        cron: row.cron,
+        tz: row.tz,
+        type: row.type,
+        message: row.message,
+        contentVersion: row.content_version,
+        reviewRound: Number(row.review_round),
+        channelId: row.channel_id,
+        originChannel: row.origin_channel,
+        statusReason: row.status_reason,
+        script: scriptCut ? chars.slice(0, SCHEDULE_SUMMARY_CHARS).join('') : row.script_head,
+        scriptCut,
+      };
+    }),
+    more: rows.length > filter.limit,
+  };
+}
+
+/** How many schedules match `filter`, counting at most `cap`. */
+export async function countSchedules(db: Queryable, filter: Omit<ScheduleFilter, 'limit'>, cap: number): Promise<number> {
+  const inner = db('schedules').select('id').limit(cap);
+  applyScheduleFilter(inner, filter);
+  const row = (await db.from(inner.as('matching')).count<{ count: string | number }[]>('* as count').first()) as { count: string | number } | undefined;
+  return Number(row?.count ?? 0);
+}
+
+// ---------------------------------------------------------------- the whole script in the review thread
+
+/** Which request and version the thread's whole script belongs to. */
+export const reviewScriptKey = (reviewTs: string, contentVersion: string): string => `${reviewTs}:${contentVersion}`;
+
+/** Whether this request's thread already has this version's whole script. */
+export async function reviewScriptPosted(db: Queryable, scheduleId: number, key: string): Promise<boolean> {
+  const row = await db('schedules').where({ id: scheduleId }).first('review_script_key');
+  return row?.review_script_key === key;
+}
+
+export async function recordReviewScriptPosted(db: Queryable, scheduleId: number, key: string): Promise<void> {
+  await db('schedules').where({ id: scheduleId }).update({ review_script_key: key });
 }

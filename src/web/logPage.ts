@@ -37,8 +37,30 @@ export function pageCsp(nonce: string): string {
   ].join('; ');
 }
 
-/** Slack mentions in stored messages (`killed by <@U0123>`) are shown as the bare user id. */
-const plainMentions = (text: string): string => text.replace(/<@([A-Z0-9]+)>/g, '$1');
+/** People's display names by user id (src/service/people.ts); an id missing here is shown as the id. */
+export type Names = ReadonlyMap<string, string>;
+const NO_NAMES: Names = new Map();
+
+/** A person as the page shows them: their name, with the id on hover; the id when no name is known. */
+function person(userId: string, names: Names): string {
+  const name = names.get(userId);
+  return name !== undefined && name !== userId ? `<span class="person" title="${escapeHtml(userId)}">${escapeHtml(name)}</span>` : escapeHtml(userId);
+}
+
+/** Stored messages with Slack mentions (`killed by <@U0123>`), escaped, each mention shown as the person. */
+const withPeople = (text: string, names: Names): string => escapeHtml(text).replace(/&lt;@([UW][A-Z0-9]+)&gt;/g, (_whole, id: string) => person(id, names));
+
+const MENTION = /<@([UW][A-Z0-9]+)>/g;
+
+/** Everyone the page names: the author, the reviewers, who asked for a stop, and anyone mentioned in a failure. */
+export function peopleOf(view: TaskView): string[] {
+  const ids = new Set<string>([view.task.author, ...view.decisions.map((d) => d.userId)]);
+  if (view.execution?.stopRequestedBy) ids.add(view.execution.stopRequestedBy);
+  for (const text of [view.task.result.failureMessage, ...(view.execution?.steps ?? []).map((s) => s.failureMessage)]) {
+    for (const match of (text ?? '').matchAll(MENTION)) ids.add(match[1]!);
+  }
+  return [...ids];
+}
 
 const when = (date: Date | null): string =>
   date ? `<time datetime="${date.toISOString()}">${date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time>` : '';
@@ -54,12 +76,12 @@ function statusBadge(status: TaskStatus): string {
 }
 
 /** Message, script and who asked for what where. */
-export function renderHead(task: Task): string {
+export function renderHead(task: Task, names: Names = NO_NAMES): string {
   const message = task.message ? `<p class="message">${escapeHtml(task.message)}</p>` : '<p class="message muted">No message.</p>';
   return `${message}
 <dl class="facts">
 <dt>Target</dt><dd>${escapeHtml(task.target)}</dd>
-<dt>Author</dt><dd>${escapeHtml(task.author)}</dd>
+<dt>Author</dt><dd>${person(task.author, names)}</dd>
 <dt>Type</dt><dd>${escapeHtml(task.type)}</dd>
 <dt>Source</dt><dd>${escapeHtml(task.source)}</dd>
 <dt>Created</dt><dd>${when(task.createdAt)}</dd>
@@ -68,29 +90,29 @@ export function renderHead(task: Task): string {
 <pre class="script">${escapeHtml(task.script)}</pre>`;
 }
 
-function resultLine(task: Task): string {
+function resultLine(task: Task, names: Names): string {
   if (!isTerminal(task.status)) return '';
   const r = task.result;
   const parts: string[] = [];
   if (r.exitCode !== null) parts.push(`exit code ${r.exitCode}`);
   if (r.signal) parts.push(`signal ${escapeHtml(r.signal)}`);
   if (r.durationMs !== null) parts.push(`took ${formatDuration(r.durationMs)}`);
-  const failure = r.failureMessage ? `<p class="failure">${escapeHtml(plainMentions(r.failureMessage))}</p>` : '';
+  const failure = r.failureMessage ? `<p class="failure">${withPeople(r.failureMessage, names)}</p>` : '';
   return (parts.length ? `<p class="result">${parts.join(', ')}</p>` : '') + failure;
 }
 
-function decisionsTable(view: TaskView): string {
+function decisionsTable(view: TaskView, names: Names): string {
   if (view.decisions.length === 0) return '<p class="muted">No review decisions.</p>';
   const rows = view.decisions
     .map(
       (d) =>
-        `<tr><td>${escapeHtml(d.userId)}</td><td class="verdict-${d.verdict}">${d.verdict === 'approve' ? 'approved' : 'rejected'}</td><td>${escapeHtml(d.reason ?? '')}</td><td>${when(d.at)}</td></tr>`,
+        `<tr><td>${person(d.userId, names)}</td><td class="verdict-${d.verdict}">${d.verdict === 'approve' ? 'approved' : 'rejected'}</td><td>${escapeHtml(d.reason ?? '')}</td><td>${when(d.at)}</td></tr>`,
     )
     .join('\n');
   return `<table><thead><tr><th>Who</th><th>Verdict</th><th>Reason</th><th>When</th></tr></thead><tbody>\n${rows}\n</tbody></table>`;
 }
 
-function stepsTable(view: TaskView, now: Date): string {
+function stepsTable(view: TaskView, now: Date, names: Names): string {
   const steps = view.execution?.steps ?? [];
   if (steps.length === 0) return `<p class="muted">${view.execution ? 'No hosts in this run.' : 'Not started on any host yet.'}</p>`;
   const batches = new Set(steps.map((s) => s.groupIndex)).size > 1;
@@ -100,7 +122,7 @@ function stepsTable(view: TaskView, now: Date): string {
   const rows = steps
     .map(
       (s) =>
-        `<tr><td>${escapeHtml(hostLabel(s))}</td>${batches ? `<td>${s.groupIndex + 1}</td>` : ''}<td class="phase phase-${s.phase}">${s.phase}</td><td>${s.exitCode ?? ''}${s.signal ? ` (${escapeHtml(s.signal)})` : ''}</td><td>${escapeHtml(plainMentions(s.failureMessage ?? ''))}</td><td>${stepDuration(s, now)}</td></tr>`,
+        `<tr><td>${escapeHtml(hostLabel(s))}</td>${batches ? `<td>${s.groupIndex + 1}</td>` : ''}<td class="phase phase-${s.phase}">${s.phase}</td><td>${s.exitCode ?? ''}${s.signal ? ` (${escapeHtml(s.signal)})` : ''}</td><td>${withPeople(s.failureMessage ?? '', names)}</td><td>${stepDuration(s, now)}</td></tr>`,
     )
     .join('\n');
   return `<p class="tally">${steps.length} host${steps.length === 1 ? '' : 's'}: ${tally}</p>
@@ -110,14 +132,15 @@ ${rows}
 }
 
 /** The parts that change while a task moves: status, result, reviews and hosts. */
-export function renderLive(view: TaskView, now = new Date()): string {
-  const { task } = view;
+export function renderLive(view: TaskView, now = new Date(), names: Names = NO_NAMES): string {
+  const { task, execution } = view;
+  const stop = execution?.desiredPhase === 'stopped' && execution.stopRequestedBy ? `<p class="stop">Stop requested by ${person(execution.stopRequestedBy, names)}</p>` : '';
   return `<p>Status: ${statusBadge(task.status)} <span class="muted">since ${when(task.statusChangedAt)}</span></p>
-${resultLine(task)}
+${stop}${resultLine(task, names)}
 <h2>Reviews</h2>
-${decisionsTable(view)}
+${decisionsTable(view, names)}
 <h2>Hosts</h2>
-${stepsTable(view, now)}`;
+${stepsTable(view, now, names)}`;
 }
 
 /** What the output pane says while it is empty. */
@@ -137,7 +160,7 @@ export interface StatusSummary {
 }
 
 /** The `status` event of the live stream. */
-export function statusSummary(view: TaskView, now = new Date()): StatusSummary {
+export function statusSummary(view: TaskView, now = new Date(), names: Names = NO_NAMES): StatusSummary {
   return {
     status: view.task.status,
     terminal: isTerminal(view.task.status),
@@ -150,7 +173,7 @@ export function statusSummary(view: TaskView, now = new Date()): StatusSummary {
       durationMs: s.startedAt && s.finishedAt ? s.finishedAt.getTime() - s.startedAt.getTime() : null,
     })),
     emptyNote: emptyOutputNote(view),
-    live: renderLive(view, now),
+    live: renderLive(view, now, names),
   };
 }
 
@@ -161,6 +184,8 @@ export interface PageOptions {
   /** The stored output so far, ANSI codes included (LogAssembler's text). */
   output: string;
   now?: Date;
+  /** People's names (peopleOf the view); ids are shown for those missing. */
+  names?: Names;
 }
 
 export function renderTaskPage(view: TaskView, options: PageOptions): string {
@@ -173,10 +198,10 @@ export function renderTaskPage(view: TaskView, options: PageOptions): string {
     `<main id="task"${stream}>
 <h1>Task #${task.id} on ${escapeHtml(task.target)}</h1>
 <section id="head">
-${renderHead(task)}
+${renderHead(task, options.names)}
 </section>
 <section id="live">
-${renderLive(view, options.now)}
+${renderLive(view, options.now, options.names)}
 </section>
 <h2>Output ${live}</h2>
 <pre id="output" class="output" data-empty="${escapeHtml(emptyOutputNote(view))}">${createAnsiRenderer().render(options.output)}</pre>
@@ -213,6 +238,8 @@ th{font-weight:600;background:#eef0f3}
 .status-pending-review,.status-approved,.status-created{color:#8a5a00}
 .status-cancelled,.phase-skipped,.phase-pending{color:#5c6370}
 .failure{color:#b42318;white-space:pre-wrap}
+.stop{color:#b42318;font-weight:600}
+.person{border-bottom:1px dotted #8b929e}
 ${ANSI_CSS}
 `;
 

@@ -18,7 +18,8 @@ import { findApiToken } from '../store/apiTokens.js';
 import { chunksFor } from '../store/output.js';
 import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
-import { pageCsp, renderErrorPage, renderTaskPage } from './logPage.js';
+import type { PeopleDirectory } from '../service/people.js';
+import { pageCsp, peopleOf, renderErrorPage, renderTaskPage } from './logPage.js';
 import type { LinkCheck, LinkSigner } from './signedLinks.js';
 import { streamTask } from './taskStream.js';
 
@@ -29,6 +30,8 @@ export interface TaskPageDeps {
   log: Logger;
   /** Live pages follow their task through this shared reader, which also caps followers. */
   feed: TaskFeed;
+  /** People's names (users.info, cached, a bounded wait): without it the page shows user ids. */
+  people?: PeopleDirectory | null;
 }
 
 /** 'hidden': an API token whose user may not see the task, or no such task; answered like a missing task. */
@@ -123,7 +126,9 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
         after = assembler.lastChunkId;
       }
       const live = isTerminal(view.task.status) ? null : streamUrl(deps, req, taskId, after);
-      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output }));
+      // Names Slack does not give within a moment are shown as ids: the page never waits on Slack.
+      const names = deps.people ? await deps.people.names(peopleOf(view)) : undefined;
+      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, ...(names ? { names } : {}) }));
     } catch (error) {
       deps.log.error({ err: error }, 'task page failed');
       if (!res.headersSent) errorPage(res, nonce, 500, 'Something went wrong', 'The task could not be shown. Try again in a moment.');
@@ -145,7 +150,8 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       // The per-user cap counts a token's holder or a link's, whichever opened the stream.
       const credential = req.get('authorization') ?? queryString(req, 'sig') ?? '';
       const who = `page:${createHash('sha256').update(credential).digest('hex').slice(0, 32)}`;
-      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { feed: deps.feed, who, heartbeatMs: 15_000, maxMs: 10 * 60_000 });
+      const people = deps.people;
+      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { feed: deps.feed, who, heartbeatMs: 15_000, maxMs: 10 * 60_000, ...(people ? { names: (ids: string[]) => people.names(ids) } : {}) });
     } catch (error) {
       deps.log.error({ err: error }, 'task stream failed');
       if (!res.headersSent) res.status(500).type('text').send('the stream failed');

@@ -22,7 +22,7 @@ import type { FeedSubscription, TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { loadTaskView } from '../store/taskView.js';
 import { createAnsiRenderer, type AnsiRenderer } from './ansi.js';
-import { renderHead, statusSummary } from './logPage.js';
+import { peopleOf, renderHead, statusSummary, type Names } from './logPage.js';
 
 export interface StreamOptions {
   /** The process's shared reader of followed tasks; it also caps followers. */
@@ -36,6 +36,8 @@ export interface StreamOptions {
    * the link is checked again): a tab left open on a task that waits for days holds nothing.
    */
   maxMs: number;
+  /** People's names for the ids the page shows (a bounded wait); without it, ids. */
+  names?: (ids: string[]) => Promise<Names>;
 }
 
 /** The state of one connection: what it has sent, and the renderers that continue from there. */
@@ -55,6 +57,7 @@ class Follower {
     private readonly feed: TaskFeed,
     private readonly subscription: FeedSubscription,
     private readonly send: (event: string, data: string, id?: number) => Promise<void>,
+    private readonly names?: (ids: string[]) => Promise<Names>,
   ) {}
 
   /** Sends what changed since the last step; true once the task is over and everything was sent. */
@@ -76,9 +79,10 @@ class Follower {
       this.seenExecution = state.executionId;
       if (view.task.viewVersion !== this.viewVersion) {
         this.viewVersion = view.task.viewVersion;
-        const head = renderHead(view.task);
+        const names = this.names ? await this.names(peopleOf(view)) : undefined;
+        const head = renderHead(view.task, names);
         // Message and script rarely change (only edits before review): sent only when they did.
-        const summary = { ...statusSummary(view), ...(head !== this.head ? { head } : {}) };
+        const summary = { ...statusSummary(view, new Date(), names), ...(head !== this.head ? { head } : {}) };
         this.head = head;
         await this.send('status', JSON.stringify(summary));
       }
@@ -113,7 +117,7 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
   const heartbeat = setInterval(() => void write(': keepalive\n\n'), options.heartbeatMs);
 
   const subscription = options.feed.subscribe(taskId);
-  const follower = new Follower(db, taskId, after, options.feed, subscription, send);
+  const follower = new Follower(db, taskId, after, options.feed, subscription, send, options.names);
   const endAt = Date.now() + options.maxMs;
   try {
     await Promise.race([subscription.ready, new Promise((resolve) => gone.addEventListener('abort', resolve, { once: true }))]);

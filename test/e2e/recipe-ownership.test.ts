@@ -189,6 +189,24 @@ describe('owned recipes', () => {
     expect((await h.task(id))?.result.lastLine).not.toContain(FIXED);
   }, 40_000);
 
+  it('keeps fixed values with their recipe’s script: no edit or resubmit may move them onto another script', async () => {
+    const form = await openForm('print-token', AUTHOR);
+    const started = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'eu' } } });
+    const id = Number(/#(\d+)/.exec(JSON.stringify(started.json))?.[1]);
+    const before = (await h.task(id))!;
+    // The edit that would print the value reversed (past the masking) is refused; nothing changes.
+    const edit = await api.call('PATCH', `/tasks/${id}`, { token: authorToken, body: { script: 'printf "%s\\n" "$1" | rev' } });
+    expect(edit.status).toBe(409);
+    expect(edit.body.error.message).toMatch(/fixed values of recipe `print-token`/);
+    expect((await h.task(id))!.contentVersion).toBe(before.contentVersion);
+    // The message may still change: the script and its fixed values stay the recipe's.
+    expect((await api.call('PATCH', `/tasks/${id}`, { token: authorToken, body: { message: 'clearer why' } })).status).toBe(200);
+    // Rejected, then resubmitted with another script: refused the same way.
+    expect(await h.app.service.reject(id, ALICE, 'no')).toMatchObject({ ok: true });
+    expect(await h.app.service.resubmit(id, AUTHOR, { script: 'echo "$1" | base64' })).toMatchObject({ ok: false, code: 'fixed_arguments' });
+    expect(await h.app.service.resubmit(id, AUTHOR, { message: 'again' })).toMatchObject({ ok: true, created: true });
+  });
+
   it('escapes imported descriptions and names wherever they are shown (the start form, the list)', async () => {
     const hostile = '<!channel> *urgent* <https://evil.example|click here> & more';
     expect(await importAs(AUTHOR, { name: 'hostile-desc', description: hostile, target: 'sandbox', script: 'true' })).toContain('Imported');

@@ -8,7 +8,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
 import { validateView } from '../support/slackLimits.js';
-import { AUTHOR, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
   const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').pluck('o.data');
@@ -42,6 +42,8 @@ describe('recipes in Slack', () => {
           JSON.stringify({ format: 'countersign.recipe/v1', name: 'greet', target: 'sandbox', type: 'node', script: 'console.log(`hi ${process.argv[2]} ${process.env.ARG_WHO}`)', arguments: [{ name: 'who', kind: 'input', required: true }] }),
         );
         return [
+          // An admin may import fixed arguments (reviewers never see their values); others may not.
+          `admins: { users: [${ALICE}] }`,
           'recipeFiles: recipes',
           'recipes:',
           '  echo-args:',
@@ -143,11 +145,13 @@ describe('recipes in Slack', () => {
     // The same name as a config recipe: refused.
     expect(ackText(await h.command(`recipe import\n\`\`\`${JSON.stringify(filled)}\`\`\``))).toContain('recipe of countersign.yml');
     const copy = JSON.stringify({ ...filled, name: 'echo-copy' });
-    expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``))).toContain('Imported the recipe `echo-copy`');
-    expect(ackText(await h.command(`recipe import \`\`\`${copy}\`\`\``))).toContain('--replace');
+    // A fixed value would run unseen by reviewers: only an admin may import one.
+    expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``))).toContain('Only the countersign admins may import fixed arguments (`token`)');
+    expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``, ALICE))).toContain('Imported the recipe `echo-copy`');
+    expect(ackText(await h.command(`recipe import \`\`\`${copy}\`\`\``, ALICE))).toContain('--replace');
     const changed = JSON.stringify({ ...JSON.parse(copy), description: 'changed' });
-    expect(ackText(await h.command(`recipe import --replace \`\`\`${changed}\`\`\``))).toContain('Replaced the recipe `echo-copy`');
-    expect(ackText(await h.command('recipe list'))).toMatch(/`echo-copy` @ `[0-9a-f]{12}` on `sandbox`.*changed.*imported, owner <@UAUTHOR>/);
+    expect(ackText(await h.command(`recipe import --replace \`\`\`${changed}\`\`\``, ALICE))).toContain('Replaced the recipe `echo-copy`');
+    expect(ackText(await h.command('recipe list'))).toMatch(/`echo-copy` @ `[0-9a-f]{12}` on `sandbox`.*changed.*imported, owner <@UALICE>/);
     // Invalid recipes are refused with the field named.
     const broken = JSON.stringify({ name: 'broken', target: 'sandbox', script: 'true', arguments: [{ name: 'x', kind: 'input', pattern: '(' }] });
     expect(ackText(await h.command(`recipe import \`\`\`${broken}\`\`\``))).toContain('arguments[0].pattern: not a valid pattern for the linear-time engine');

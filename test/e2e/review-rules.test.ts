@@ -125,7 +125,8 @@ describe('review rules', () => {
     const lines = Array.from({ length: 400 }, (_, i) => `echo "step ${i}: $(date +%s)"`);
     const id = await h.createTask(`run scripts -m "long script" \`\`\`\n${lines.join('\n')}\n\`\`\``);
     const request = await h.fake.waitFor(() => h.fake.messages('CSCRIPTS').find((m) => blocksText(m).includes(`*#${id}*`)), 10_000, 'review request');
-    expect(blocksText(request)).toContain('the whole script is in this thread');
+    const version = (await h.task(id))!.contentVersion.slice(0, 12);
+    expect(blocksText(request)).toContain(`the whole script, version \`${version}\`, is in this thread`);
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === request.ts), 10_000, 'script file in the review thread');
     expect(file.content.toString('utf8')).toBe(lines.join('\n'));
     expect(file.channel_id).toBe('CSCRIPTS');
@@ -133,5 +134,24 @@ describe('review rules', () => {
     const deadline = Date.now() + 5000;
     while (!(await h.task(id))?.reviewScriptPosted && Date.now() < deadline) await sleep(25);
     expect((await h.task(id))?.reviewScriptPosted).toBe(true);
-  });
+    expect(file.filename).toBe(`task-${id}-script-${version}.sh`);
+
+    // Edited before any decision: the thread gets the new version's file, named by its version,
+    // and says the other one is void; the request names the version Approve now covers.
+    const edited = [...lines.slice(0, 399), 'echo "EVIL-TAIL-RAN"'];
+    expect(await h.app.service.update(id, AUTHOR, { script: edited.join('\n') })).toMatchObject({ ok: true });
+    const newVersion = (await h.task(id))!.contentVersion.slice(0, 12);
+    const second = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === request.ts && f !== file), 45_000, 'the edited script in the review thread');
+    expect(second.content.toString('utf8')).toContain('EVIL-TAIL-RAN');
+    expect(second.filename).toBe(`task-${id}-script-${newVersion}.sh`);
+    expect(second.title).toContain(`version ${newVersion}`);
+    expect(second.initial_comment).toContain('any other script file in this thread is an earlier version and is void');
+    expect(file.title).toContain(`version ${version}`);
+    const redrawn = await h.fake.waitFor(() => {
+      const message = h.fake.messages('CSCRIPTS').find((m) => m.ts === request.ts);
+      return message && blocksText(message).includes(`version \`${newVersion}\``) ? message : undefined;
+    }, 45_000, 'the request redrawn with the new version');
+    expect(blocksText(redrawn)).not.toContain(`version \`${version}\``);
+    // The earlier tests of this file spent the workspace's chat.update budget: the redraw queues behind them.
+  }, 90_000);
 });

@@ -53,6 +53,8 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
       },
     });
     h.fake.setUsergroup(SRE_GROUP, [BOB, ERIN, AUTHOR]);
+    // A results channel lets its members see the schedule: its author must be in it.
+    h.fake.setChannelMembers(EDIT_RESULTS, [AUTHOR]);
   });
   afterAll(async () => {
     await h?.stop();
@@ -147,8 +149,9 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     await h.click(await request(REVIEW_CHANNEL, id), SCHEDULE_ACTION.approve, ALICE);
     await waitFor(async () => (await row(id)).status === 'active', 5000, 'active');
 
-    // Only the author edits: a reviewer who rewrote it could approve their own words.
-    expect((await h.command(`schedule edit ${id} --cron "* * * * *"`, MALLORY)).json.text).toMatch(/Only its author can edit S\d+/);
+    // Only the author edits: a reviewer who rewrote it could approve their own words. Mallory
+    // may not even see it, so for her it does not exist.
+    expect((await h.command(`schedule edit ${id} --cron "* * * * *"`, MALLORY)).json.text).toMatch(/There is no schedule S\d+/);
     expect((await h.command(`schedule edit ${id} --cron "* * * * *"`, ALICE)).json.text).toMatch(/Only its author can edit S\d+/);
     expect((await h.command(`schedule edit ${id} --cron "61 * * * *"`)).json.text).toMatch(/not a valid cron: the minute field has `61` \(0-59\)/);
 

@@ -180,6 +180,10 @@ export class FakeSlack {
   private readonly pendingUploads = new Map<string, { filename: string; length: number; content?: Buffer }>();
   private readonly usergroups = new Map<string, string[]>();
   private readonly channelMembers = new Map<string, string[]>();
+  /** users.info profiles set by tests; other users get a name made from their id. */
+  private readonly users = new Map<string, { display_name: string; real_name: string }>();
+  /** Milliseconds each call to a method waits before it is answered (a slow Slack). */
+  private readonly delays = new Map<string, number>();
   private readonly failures = new Map<string, { failure: InjectedFailure; times: number }>();
   private readonly handlers = new Map<string, CustomHandler>();
   private readonly triggersIssued = new Map<string, number>();
@@ -255,6 +259,17 @@ export class FakeSlack {
     this.channelMembers.set(channel, [...users]);
   }
 
+  /** A user's profile as users.info answers it (display name may be '' as in Slack). Kept by reset(). */
+  setUser(id: string, profile: { displayName: string; realName?: string }): void {
+    this.users.set(id, { display_name: profile.displayName, real_name: profile.realName ?? profile.displayName });
+  }
+
+  /** Make every call to `method` wait `ms` before it is answered (0: no wait). */
+  delay(method: string, ms: number): void {
+    if (ms > 0) this.delays.set(method, ms);
+    else this.delays.delete(method);
+  }
+
   /** Answer `method` with `handler` (adds a method the fake lacks, or overrides one). Kept by reset(). */
   setHandler(method: string, handler: CustomHandler): void {
     this.handlers.set(method, handler);
@@ -311,7 +326,7 @@ export class FakeSlack {
     );
   }
 
-  /** Forget what happened (calls, messages, views, files, failures, rate limits); keep usergroups, channel members and handlers. */
+  /** Forget what happened (calls, messages, views, files, failures, delays, rate limits); keep usergroups, channel members, users and handlers. */
   reset(): void {
     this.calls.length = 0;
     this.ephemerals.length = 0;
@@ -330,6 +345,7 @@ export class FakeSlack {
       map.clear();
     }
     this.triggersUsed.clear();
+    this.delays.clear();
     this.resetBuckets();
   }
 
@@ -347,6 +363,8 @@ export class FakeSlack {
     const contentType = req.headers['content-type'] ?? '';
     const [, root, rest] = url.pathname.split('/');
     if (root === 'api' && rest) {
+      const wait = this.delays.get(rest);
+      if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
       const reply = this.api(rest, req, raw, contentType, url.searchParams);
       res.writeHead(reply.status, { 'Content-Type': 'application/json; charset=utf-8', ...reply.headers });
       res.end(JSON.stringify(reply.body));
@@ -590,9 +608,10 @@ export class FakeSlack {
       const id = stringArg(args, 'user');
       if (!id) return { ok: false, error: 'user_not_found' };
       const name = id.toLowerCase();
+      const profile = this.users.get(id) ?? { display_name: name, real_name: name };
       return {
         ok: true,
-        user: { id, team_id: FAKE_TEAM_ID, name, real_name: name, tz: 'UTC', is_bot: false, profile: { display_name: name, real_name: name } },
+        user: { id, team_id: FAKE_TEAM_ID, name, real_name: profile.real_name, tz: 'UTC', is_bot: false, profile },
       };
     },
   };

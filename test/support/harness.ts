@@ -148,6 +148,8 @@ export class Harness {
       startSshd({ loginUser: LOGIN_USER }),
       options.database ?? createTestDatabase(),
     ]);
+    // The tasks channel has the test's author and reviewers in it (a test may set other members).
+    fake.setChannelMembers(TASKS_CHANNEL, [AUTHOR, ALICE, BOB]);
     const dir = mkdtempSync(join(tmpdir(), 'countersign-harness-'));
     const configPath = join(dir, 'countersign.yml');
     const runner = options.runnerYaml ? `runner:\n${options.runnerYaml}\n` : '';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config, Target } from '../../src/config/config.js';
 import { maySee, maySeeEvent, noFacts, seeReason, type AccessFacts, type AccessSubject } from '../../src/domain/access.js';
 import type { ReviewPolicy } from '../../src/domain/review.js';
-import { Access } from '../../src/service/access.js';
+import { Access, MAX_CHANNEL_LOOKUPS_PER_VIEWER } from '../../src/service/access.js';
 import { ChannelMembers, webApiChannelMembers } from '../../src/service/channelMembers.js';
 import { Reviewers } from '../../src/service/reviewers.js';
 import { startFakeSlack, type FakeSlack } from '../support/fakeSlack.js';
@@ -90,6 +90,16 @@ describe('Access (facts from config, user groups and channels)', () => {
     expect(await access.maySee('UGROUPADMIN', { author: 'UAUTHOR', targets: ['db'], channelId: null })).toBe(true);
     // Slack cannot say who is in the channel: nobody counts as a member.
     expect(await access.maySee('UMEMBER', { ...subject, channelId: 'CGONE' })).toBe(false);
+  });
+
+  it('asks Slack about at most MAX_CHANNEL_LOOKUPS_PER_VIEWER channels in one request, then grants nothing through new ones', async () => {
+    const channels = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`C${i}`, ['UMEMBER']]));
+    const { calls, access } = recording({}, channels);
+    const viewer = access.viewer('UMEMBER');
+    let seen = 0;
+    for (let i = 0; i < 1500; i++) if (await viewer.maySee({ author: `U${i}`, targets: ['db'], channelId: `C${i}` })) seen++;
+    expect(calls.filter((call) => call.startsWith('channel'))).toHaveLength(MAX_CHANNEL_LOOKUPS_PER_VIEWER);
+    expect(seen).toBe(MAX_CHANNEL_LOOKUPS_PER_VIEWER);
   });
 
   it('keeps one user’s facts for a request: a thousand tasks, one lookup per channel', async () => {

@@ -45,8 +45,11 @@ describe('contentVersion', () => {
     expect(withFixed('s3cret', 'other-key')).not.toBe(withFixed('s3cret'));
     const inClear = contentHash('countersign.task/v1', { ...BASE, arguments: [{ name: 'token', kind: 'fixed', value: 's3cret' }] });
     expect(withFixed('s3cret')).not.toBe(inClear);
-    expect(sealFixedValue(KEY, 's3cret')).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
-    expect(sealFixedValue(KEY, 's3cret')).not.toContain('s3cret');
+    expect(sealFixedValue(KEY, 'recipe-a', 's3cret')).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(sealFixedValue(KEY, 'recipe-a', 's3cret')).not.toContain('s3cret');
+    // Bound to its recipe: a recipe of one's own with a guessed value never hashes like another's.
+    expect(sealFixedValue(KEY, 'recipe-b', 's3cret')).not.toBe(sealFixedValue(KEY, 'recipe-a', 's3cret'));
+    expect(sealFixedValue(KEY, 'a', 'b\u0000c')).not.toBe(sealFixedValue(KEY, 'a\u0000b', 'c'));
     // Non-fixed values enter as they are (they are shown to reviewers anyway).
     expect(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, KEY)).toBe(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, 'other-key'));
   });

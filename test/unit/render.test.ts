@@ -334,6 +334,23 @@ describe('task card', () => {
     expectWithinSlackLimits(msg);
   });
 
+  it('points a resubmitted task to the new one instead of offering to resubmit it again', () => {
+    const rejected = viewFor('rejected', { reviewed: true });
+    expect(actionIds(renderTaskCard(rejected, ctxFor(true)))).toEqual([ACTION.resubmit]);
+    const linked = renderTaskCard(rejected, { ...ctxFor(true), resubmittedAs: { id: 43, permalink: 'https://fake.slack/archives/C1/p1' } });
+    expect(actionIds(linked)).toEqual([]);
+    expect(allText(linked)).toContain('Resubmitted as <https://fake.slack/archives/C1/p1|#43>');
+    // Before Slack gave a permalink (or given something that is not one): the id, unlinked.
+    for (const permalink of [null, 'javascript:alert(1)', 'https://x|<!channel>']) {
+      const text = allText(renderTaskCard(rejected, { ...ctxFor(true), resubmittedAs: { id: 43, permalink } }));
+      expect(text).toContain('Resubmitted as *#43*');
+      expect(text).not.toContain('<!channel>');
+    }
+    // Only a rejected task can have been resubmitted.
+    expect(allText(renderTaskCard(viewFor('success'), { ...ctxFor(true), resubmittedAs: { id: 43, permalink: null } }))).not.toContain('Resubmitted');
+    expectWithinSlackLimits(linked);
+  });
+
   it('shows the result at the end: exit code, signal, duration, failure and last line', () => {
     const failure = allText(renderTaskCard(viewFor('failure'), ctxFor(true)));
     expect(failure).toContain('exit code *2*');

@@ -33,6 +33,21 @@ describe('schedule messages', () => {
     expect(JSON.stringify(renderScheduleReviewRequest({ ...schedule, status: 'active' }, policy, [], null, now).blocks)).not.toContain(SCHEDULE_ACTION.approve);
   });
 
+  it('says when it cannot show the whole script (the caller puts it in the thread), and not otherwise', () => {
+    const short = renderScheduleReviewRequest(schedule, policy, [], null, now);
+    expect(short.scriptClipped).toBe(false);
+    expect(JSON.stringify(short.blocks)).not.toContain('is in this thread');
+    const long = renderScheduleReviewRequest({ ...schedule, script: `${'echo "step"\n'.repeat(400)}echo last-line` }, policy, [], null, now);
+    expect(long.scriptClipped).toBe(true);
+    expect(JSON.stringify(long.blocks)).toContain('the whole script, version `aaaaaaaaaaaa`, is in this thread (a file of another version there is void)');
+    expect(JSON.stringify(long.blocks)).not.toContain('last-line');
+    // The notification text names the author as a mention, which Slack shows as their name.
+    expect(short.text).toContain('by <@UAUTHOR>');
+    // Characters a reviewer cannot see are pointed out.
+    const tricky = JSON.stringify(renderScheduleReviewRequest({ ...schedule, script: 'echo ok \u202E# evil' }, policy, [], null, now).blocks);
+    expect(tricky).toContain('invisible or direction-changing characters (first: U+202E on line 1)');
+  });
+
   it('posts one compact line on success and exit code, last lines and the log link on failure', () => {
     const ok = renderFiringResult({ ...schedule, status: 'active' }, task('success', 0), now, [], 'https://cs.example/tasks/42?sig=x');
     expect(ok.blocks).toHaveLength(1);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { TaskStatus } from '../../src/domain/lifecycle.js';
 import type { Task } from '../../src/domain/task.js';
 import { renderHome } from '../../src/slack/render/homeView.js';
+import type { ScheduleSummary } from '../../src/store/schedules.js';
 import { logTail, renderLogsAnswer } from '../../src/slack/render/logsAnswer.js';
 import { renderTargetsList, type TargetSummary } from '../../src/slack/render/targetsList.js';
 import { renderTaskList } from '../../src/slack/render/taskList.js';
@@ -75,6 +76,66 @@ describe('Slack views at their largest', () => {
     expect(JSON.stringify(empty.blocks)).toContain('Nothing waits for you');
   });
 
+  it('the Home tab with 200 tasks per list and 200 schedules to review and of my own stays under 100 blocks, every section shown', () => {
+    const summary = (id: number, over: Partial<ScheduleSummary> = {}): ScheduleSummary => ({
+      id,
+      status: 'pending-review',
+      author: 'UAUTHOR',
+      target: `${'t'.repeat(60)}-${id}`,
+      cron: '*/5 * * * *',
+      tz: 'Europe/Paris',
+      type: 'bash',
+      message: HOSTILE.repeat(30),
+      contentVersion: 'd'.repeat(64),
+      reviewRound: 0,
+      channelId: 'C0OPS',
+      originChannel: null,
+      statusReason: null,
+      script: BIG_SCRIPT.slice(0, 1200),
+      scriptCut: true,
+      ...over,
+    });
+    const schedules = (n: number, over: Partial<ScheduleSummary> = {}) => Array.from({ length: n }, (_, i) => summary(i + 1, over));
+    const view = renderHome({
+      pendingMyReview: many(200),
+      pendingCount: 1000,
+      running: many(200, { status: 'running' }),
+      mine: many(200),
+      notice: HOSTILE.repeat(200),
+      schedulesToReview: schedules(200),
+      schedulesToReviewCount: 1000,
+      mySchedules: schedules(200, { status: 'active' }),
+    });
+    expect(validateView(view)).toBeNull();
+    expect(view.blocks.length).toBeLessThanOrEqual(100);
+    const text = JSON.stringify(view.blocks);
+    // Every section keeps its place: the schedules to review get the blocks the rest leaves, and say where the others are.
+    for (const title of ['Waiting for your review (1000)', 'Schedules waiting for your review (1000)', 'Running now', 'Your recent tasks', 'Your schedules']) expect(text).toContain(title);
+    expect(text).toMatch(/\d+ (more|wait): `\/task schedule list`/);
+    // With fewer tasks waiting, five schedules show and the rest are counted.
+    const fewer = renderHome({ pendingMyReview: many(2), running: many(10, { status: 'running' }), mine: many(15), schedulesToReview: schedules(200), schedulesToReviewCount: 1000, mySchedules: schedules(200, { status: 'active' }) });
+    expect(validateView(fewer)).toBeNull();
+    expect(JSON.stringify(fewer.blocks)).toContain('995 more: `/task schedule list`');
+    expect(JSON.stringify(fewer.blocks)).toContain('Your schedules');
+    // What people wrote in a schedule cannot ping a channel (the notice at the top is our own text).
+    expect(JSON.stringify(view.blocks.slice(1))).not.toContain('<!channel>');
+    // Heads of scripts cannot be approved from Home; whole short ones can, naming their version.
+    expect(text).not.toContain('"action_id":"schedule_approve"');
+    const short = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false, message: 'nightly' }) });
+    expect(JSON.stringify(short.blocks).match(/"action_id":"schedule_approve"/g)).toHaveLength(2);
+    expect(JSON.stringify(short.blocks)).toContain(`"value":"1:${'d'.repeat(64)}"`);
+    // What the version covers besides the script is said next to Approve: interpreter, target, version, why.
+    expect(JSON.stringify(short.blocks)).toContain('Runs as *bash* on');
+    expect(JSON.stringify(short.blocks)).toContain('*Why* nightly');
+    // A message longer than Home shows, or characters the reader cannot see, keep Approve off Home.
+    for (const over of [{ message: 'x'.repeat(600) }, { script: 'echo ok\u202E#' }, { message: 'fine\u200Bthen' }]) {
+      const held = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(1, { script: 'uptime', scriptCut: false, message: 'nightly', ...over }) });
+      expect(JSON.stringify(held.blocks), JSON.stringify(over)).not.toContain('"action_id":"schedule_approve"');
+    }
+    // Nobody with no schedules sees schedule sections at all.
+    expect(JSON.stringify(renderHome({ pendingMyReview: [], running: [], mine: [] }).blocks)).not.toContain('schedule');
+  });
+
   it('/task targets with a 40-host target and 60 targets of long names stays inside a message', () => {
     const hosts = Array.from({ length: 40 }, (_, i) => ({ host: `10.0.${i}.${i}`, port: 22, user: 'deploy' }));
     const users = Array.from({ length: 50 }, (_, i) => `U${String(i).padStart(8, '0')}`);
@@ -121,5 +182,10 @@ describe('Slack views at their largest', () => {
     expect(text).not.toContain('line 0 ');
     const tail = logTail('a\nb\nc\n');
     expect(tail).toEqual({ text: 'a\nb\nc', cut: false });
+    // Given only the end of a log: its first line may be a piece of one, so it goes, and the size is the whole log's.
+    const partial = JSON.stringify(renderLogsAnswer(task(7, { status: 'success', startedAt: new Date() }), 'ece of a line\nline 2\nline 3\n', null, { partial: true, totalBytes: 5_000_000 }).blocks);
+    expect(partial).toContain('line 2\\nline 3');
+    expect(partial).not.toContain('ece of a line');
+    expect(partial).toContain('The last lines of 5,000,000 bytes of output');
   });
 });

@@ -72,7 +72,7 @@ export interface PlanOptions {
 export function runContentVersion(plan: Pick<RunPlan, 'reference' | 'groups' | 'arguments' | 'runbooks'>, fixedValueKey: string): string {
   const args = plan.runbooks.map((runbook) => ({
     runbook,
-    values: (plan.arguments[runbook] ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? sealFixedValue(fixedValueKey, a.value) : a.value })),
+    values: (plan.arguments[runbook] ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? sealFixedValue(fixedValueKey, runbook, a.value) : a.value })),
   }));
   return contentHash(RUN_CONTENT_DOMAIN, { plan: { reference: plan.reference, groups: plan.groups }, arguments: args });
 }

@@ -1,13 +1,16 @@
 /**
  * The App Home tab: a button for a new task; tasks waiting for my review, with Approve and
- * Reject right there; what is running now; my recent tasks. At most 100 blocks (Slack's limit
- * for a view), however many tasks there are.
+ * Reject right there; schedules waiting for my review, likewise; what is running now; my recent
+ * tasks; my schedules. At most 100 blocks (Slack's limit for a view), however many there are.
  */
 import type * as types from '@slack/types';
+import { scheduleRef } from '../../domain/schedule.js';
 import { taskRef, type Task } from '../../domain/task.js';
+import type { ScheduleSummary } from '../../store/schedules.js';
 import { codeBlock, fitsInCodeBlock, safeText } from './format.js';
 import { approvalFacts, hiddenCharactersWarning } from './approvalFacts.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
+import { approveValue, SCHEDULE_ACTION, scheduleLine } from './schedule.js';
 import { taskLine, type TaskLineFields } from './taskList.js';
 
 /** A task waiting for review as Home shows it: `script` may be only the head of it (`scriptCut`). */
@@ -21,10 +24,20 @@ export interface HomeData {
   mine: readonly TaskLineFields[];
   /** A line at the top: the answer to the user's last click here (Home has no ephemeral replies). */
   notice?: string | null;
+  /** Schedules waiting for my review (a head of each script: `scriptCut` when there is more). */
+  schedulesToReview?: readonly ScheduleSummary[];
+  /** How many wait in all. */
+  schedulesToReviewCount?: number;
+  /** My schedules (not removed), newest first. */
+  mySchedules?: readonly ScheduleSummary[];
+  /** The clock for next fire times (tests). */
+  now?: Date;
 }
 
-const LIMITS = { pending: 10, running: 10, mine: 15 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10 } as const;
 const HOME_SCRIPT_CHARS = 1200;
+/** Slack's limit for a view. */
+const MAX_BLOCKS = 100;
 const HOME_MESSAGE_CHARS = 500;
 
 const header = (text: string): types.HeaderBlock => ({ type: 'header', text: { type: 'plain_text', text, emoji: true } });
@@ -61,23 +74,76 @@ export function renderHome(data: HomeData): types.HomeView {
   const shown = Math.min(data.pendingMyReview.length, LIMITS.pending);
   if (pendingCount > shown) blocks.push(context(`${pendingCount - shown} more: \`/task list pending\`.`));
 
-  blocks.push(divider, header('Running now'));
-  if (data.running.length === 0) blocks.push(context('Nothing is running.'));
-  else blocks.push(...packed(data.running.slice(0, LIMITS.running)));
+  const now = data.now ?? new Date();
+  // The sections after the schedules' are drawn first: the schedules waiting for review get the
+  // blocks left, so however much waits, every section keeps its place within Slack's 100.
+  const tail: Block[] = [];
+  tail.push(divider, header('Running now'));
+  if (data.running.length === 0) tail.push(context('Nothing is running.'));
+  else tail.push(...packed(data.running.slice(0, LIMITS.running).map(taskLine)));
 
-  blocks.push(divider, header('Your recent tasks'));
-  if (data.mine.length === 0) blocks.push(context('You have not asked for a task yet.'));
-  else blocks.push(...packed(data.mine.slice(0, LIMITS.mine)));
+  tail.push(divider, header('Your recent tasks'));
+  if (data.mine.length === 0) tail.push(context('You have not asked for a task yet.'));
+  else tail.push(...packed(data.mine.slice(0, LIMITS.mine).map(taskLine)));
 
-  return { type: 'home', blocks: blocks.slice(0, 100) };
+  const mySchedules = data.mySchedules ?? [];
+  if (mySchedules.length > 0) {
+    tail.push(divider, header('Your schedules'));
+    tail.push(...packed(mySchedules.slice(0, LIMITS.mySchedules).map((schedule) => scheduleLine(schedule, now, { author: false }))));
+    tail.push(context('`/task schedule show &lt;id&gt;` for its last firings · `/task schedule help`'));
+  }
+
+  const reviewSchedules = data.schedulesToReview ?? [];
+  const scheduleCount = Math.max(data.schedulesToReviewCount ?? 0, reviewSchedules.length);
+  // Shown only when something waits: most people review no schedules.
+  if (scheduleCount > 0) {
+    blocks.push(divider, header(`Schedules waiting for your review (${scheduleCount})`));
+    // What the tail leaves, less one block for "N more".
+    const last = MAX_BLOCKS - tail.length - 1;
+    let shownSchedules = 0;
+    for (const schedule of reviewSchedules.slice(0, LIMITS.schedulesToReview)) {
+      const drawn = scheduleReview(schedule, now);
+      if (blocks.length + drawn.length > last) break;
+      blocks.push(...drawn);
+      shownSchedules++;
+    }
+    if (scheduleCount > shownSchedules) blocks.push(context(`${scheduleCount - shownSchedules} ${shownSchedules === 0 ? 'wait' : 'more'}: \`/task schedule list\`.`));
+  }
+
+  blocks.push(...tail);
+  return { type: 'home', blocks: blocks.slice(0, MAX_BLOCKS) };
 }
 
-/** Several task lines per section (up to ~2900 characters each) to spare blocks. */
-function packed(tasks: readonly TaskLineFields[]): Block[] {
+/**
+ * A schedule waiting for review, as Home shows it. As for tasks: Approve only what is shown
+ * whole and can be read as it runs; the button names the version shown (which covers target,
+ * type, script and message).
+ */
+function scheduleReview(schedule: ScheduleSummary, now: Date): Block[] {
+  const message = schedule.message ?? '';
+  const hidden = hiddenCharactersWarning(`${schedule.script}\n${message}`, 'schedule');
+  const whole = !schedule.scriptCut && fitsInCodeBlock(schedule.script, HOME_SCRIPT_CHARS) && message.length <= HOME_MESSAGE_CHARS && hidden === null;
+  const blocks: Block[] = [
+    section(`${scheduleLine(schedule, now, { message: false })}\n*Why* ${message === '' ? '_no message given_' : safeText(message, HOME_MESSAGE_CHARS)}`),
+    section(codeBlock(schedule.script, HOME_SCRIPT_CHARS)),
+    context(approvalFacts({ ...schedule, recipe: null })),
+  ];
+  if (hidden) blocks.push(context(hidden));
+  blocks.push(
+    actions(`home_schedule_review_${schedule.id}_${schedule.reviewRound}`, [
+      ...(whole ? [button(SCHEDULE_ACTION.approve, `Approve ${scheduleRef(schedule.id)}`, approveValue(schedule), 'primary')] : []),
+      button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger'),
+    ]),
+  );
+  if (!whole) blocks.push(context(hidden ? 'Read it in the review request to approve it.' : 'The script or message is longer than Home shows: read it whole in the review request to approve it.'));
+  return blocks;
+}
+
+/** Several lines per section (up to ~2900 characters each) to spare blocks. */
+function packed(lines: readonly string[]): Block[] {
   const sections: string[] = [];
   let current = '';
-  for (const task of tasks) {
-    const line = taskLine(task);
+  for (const line of lines) {
     if (current !== '' && current.length + line.length + 1 > 2900) {
       sections.push(current);
       current = line;

@@ -10,7 +10,9 @@ import { ACTION, actions, button, context, fitBlocks, section, type Block, type 
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
 import { argumentLines } from './taskCard.js';
+import { shortHash } from '../../domain/contentVersion.js';
 import { approvalFacts, hiddenCharactersWarning } from './approvalFacts.js';
+import { wholeScriptInThread } from '../wholeScript.js';
 
 export const REVIEW_SCRIPT_CHARS = 2900;
 
@@ -44,7 +46,7 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
     section(`*Why*\n${task.message ? safeText(task.message, budget(2800)) : '_no message given_'}`),
     section(codeBlock(task.script, scriptChars)),
   ];
-  if (scriptClipped) blocks.push(context(':page_facing_up: The script is too long to show here: the whole script is in this thread.'));
+  if (scriptClipped) blocks.push(context(wholeScriptInThread(shortHash(task.contentVersion))));
   const hidden = hiddenCharactersWarning(task.script);
   if (hidden) blocks.push(section(hidden));
   // The arguments run with the script, so the reviewer sees them too (fixed values stay hidden).
@@ -70,7 +72,7 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
       actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
     );
   }
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks, scriptClipped };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks, scriptClipped };
 }
 
 /**
@@ -87,5 +89,5 @@ export function renderReviewDm(task: Task, groups: readonly string[], reviewPerm
     section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`),
     section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
   ];
-  return { text: `Review requested: ${ref} on ${task.target} by ${task.author}`, blocks };
+  return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks };
 }

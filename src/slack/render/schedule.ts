@@ -8,9 +8,11 @@ import { describeSchedule, nextFireTimes, scheduleRef, type Schedule, type Sched
 import { taskRef, type Task } from '../../domain/task.js';
 import { formatDuration } from '../../domain/duration.js';
 import { actions, button, context, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
+import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
 import { groupWhoText, reviewText } from './reviewLines.js';
-import { safePermalink } from './reviewRequest.js';
+import { REVIEW_SCRIPT_CHARS, safePermalink } from './reviewRequest.js';
+import { wholeScriptInThread } from '../wholeScript.js';
+import { hiddenCharactersWarning } from './approvalFacts.js';
 
 export const SCHEDULE_ACTION = {
   approve: 'schedule_approve',
@@ -79,10 +81,17 @@ function optionsLine(schedule: Schedule, resultChannel: string | null): string {
   ].join(' · ');
 }
 
-export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPolicy, decisions: readonly ReviewDecision[], resultChannel: string | null, now: Date): SlackMessage {
+export interface ScheduleReviewRequestMessage extends SlackMessage {
+  /** The script could not be shown whole: the caller puts it in the request's thread. */
+  scriptClipped: boolean;
+}
+
+export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPolicy, decisions: readonly ReviewDecision[], resultChannel: string | null, now: Date): ScheduleReviewRequestMessage {
   return fitBlocks((scale) => {
     const ref = scheduleRef(schedule.id);
     const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
+    const scriptChars = budget(REVIEW_SCRIPT_CHARS);
+    const scriptClipped = !fitsInCodeBlock(schedule.script, scriptChars);
     const next = schedule.status === 'pending-review' || schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
     const blocks: Block[] = [
       section(`:calendar: *Schedule review requested*: ${mention(schedule.author)} wants to run *${ref}* on \`${safeText(schedule.target, 80)}\` on ${safeText(describeSchedule(schedule), 200)} · *${SCHEDULE_STATUS_LABEL[schedule.status]}*`),
@@ -91,7 +100,13 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     if (reason) blocks.push(section(clip(reason, budget(1500))));
     blocks.push(
       section(`*Why*\n${schedule.message ? safeText(schedule.message, budget(2800)) : '_no message given_'}`),
-      section(codeBlock(schedule.script, budget(2900))),
+      section(codeBlock(schedule.script, scriptChars)),
+    );
+    // Reviewers must be able to read everything they approve: the whole script goes to the thread.
+    if (scriptClipped) blocks.push(context(wholeScriptInThread(shortVersion(schedule.contentVersion))));
+    const hidden = hiddenCharactersWarning(`${schedule.script}\n${schedule.message ?? ''}`, 'schedule');
+    if (hidden) blocks.push(section(hidden));
+    blocks.push(
       context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
       context(clip(`Once approved, every firing runs without a new review, as long as the approval still holds under the target's review groups at that time. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
       section(clip(reviewText(policy, schedule.author, decisions, scale), 3000)),
@@ -99,7 +114,7 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     if (schedule.status === 'pending-review') {
       blocks.push(actions(`schedule_review_${schedule.id}_${schedule.reviewRound}`, [button(SCHEDULE_ACTION.approve, 'Approve', approveValue(schedule), 'primary'), button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger')]));
     }
-    return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${schedule.author}`, blocks };
+    return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${mention(schedule.author)}`, blocks, scriptClipped };
   });
 }
 
@@ -126,15 +141,25 @@ export function renderScheduleReviewDm(schedule: Schedule, groups: readonly stri
     section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
     section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
   );
-  return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${schedule.author}`, blocks };
+  return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${mention(schedule.author)}`, blocks };
+}
+
+/** What a one-line summary of a schedule shows. */
+export type ScheduleLineFields = Pick<Schedule, 'id' | 'status' | 'target' | 'cron' | 'tz' | 'author' | 'message'>;
+
+/** `*S3* `web-prod` `0 3 * * *` (UTC) · active · by @alice · next … · why`: lists and App Home. */
+export function scheduleLine(s: ScheduleLineFields, now: Date, options: { author?: boolean; message?: boolean } = {}): string {
+  const next = s.status === 'active' ? nextFireTimes(s.cron, s.tz, now, 1)[0] : undefined;
+  const why = options.message !== false && s.message ? ` · ${safeText(s.message, 80)}` : '';
+  return `*${scheduleRef(s.id)}* \`${safeText(s.target, 40)}\` ${safeText(describeSchedule(s), 120)} · ${SCHEDULE_STATUS_LABEL[s.status]}${options.author !== false ? ` · by ${mention(s.author)}` : ''}${next ? ` · next ${slackDate(next)}` : ''}${why}`;
 }
 
 export function renderScheduleList(schedules: Schedule[], more: boolean, now: Date): SlackMessage {
-  if (schedules.length === 0) return { text: 'No schedules yet. `/task schedule help` says how to add one.', blocks: [section('No schedules yet. `/task schedule help` says how to add one.')] };
-  const lines = schedules.slice(0, 40).map((s) => {
-    const next = s.status === 'active' ? nextFireTimes(s.cron, s.tz, now, 1)[0] : undefined;
-    return `*${scheduleRef(s.id)}* \`${safeText(s.target, 40)}\` ${safeText(describeSchedule(s), 120)} · ${SCHEDULE_STATUS_LABEL[s.status]} · by ${mention(s.author)}${next ? ` · next ${slackDate(next)}` : ''}${s.message ? ` · ${safeText(s.message, 80)}` : ''}`;
-  });
+  if (schedules.length === 0) {
+    const none = more ? 'None you may see among the most recent schedules.' : 'No schedules you may see yet. `/task schedule help` says how to add one.';
+    return { text: none, blocks: [section(none)] };
+  }
+  const lines = schedules.slice(0, 40).map((s) => scheduleLine(s, now));
   const blocks: Block[] = [];
   for (let i = 0; i < lines.length; i += 8) blocks.push(section(clip(lines.slice(i, i + 8).join('\n'), 3000)));
   if (more) blocks.push(context('Older schedules are not shown.'));

@@ -23,6 +23,8 @@ export interface CardContext {
   logUrl?: string | null;
   /** A permalink to the task's review request, when it has one. */
   reviewPermalink?: string | null;
+  /** A rejected task's resubmission: the new task, and its card's permalink once known. */
+  resubmittedAs?: { id: number; permalink: string | null } | null;
   /** The clock, for tests; Date.now() otherwise. */
   now?: number;
 }
@@ -64,8 +66,14 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   if (task.status === 'approved') buttons.push(button(ACTION.run, 'Run', String(task.id), 'primary'));
   if (waiting) buttons.push(button(ACTION.cancel, 'Cancel', String(task.id), 'danger'));
   else if ((task.status === 'running' && !stopping) || task.status === 'ready') buttons.push(button(ACTION.kill, 'Kill', String(task.id), 'danger'));
-  if (task.status === 'rejected') buttons.push(button(ACTION.resubmit, 'Edit and resubmit', String(task.id)));
+  // A task is resubmitted once: after that the card points to the new one instead.
+  const resubmitted = task.status === 'rejected' ? (ctx.resubmittedAs ?? null) : null;
+  if (task.status === 'rejected' && !resubmitted) buttons.push(button(ACTION.resubmit, 'Edit and resubmit', String(task.id)));
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
+  if (resubmitted) {
+    const link = resubmitted.permalink && /^https:\/\/[^\s<>|]+$/.test(resubmitted.permalink) ? `<${resubmitted.permalink}|${taskRef(resubmitted.id)}>` : `*${taskRef(resubmitted.id)}*`;
+    blocks.push(context(`:arrows_counterclockwise: Resubmitted as ${link}.`));
+  }
   if (ctx.reviewPermalink && task.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));
 
   const page = ctx.logUrl && view.execution ? ` · <${ctx.logUrl}|Task page with the full log>` : '';
