@@ -16,7 +16,7 @@ import type { Env } from './config/env.js';
 import { boltLogger, type Logger } from './log.js';
 import { Runner, type RunnerOptions } from './runner/runner.js';
 import { SshPool } from './exec/sshPool.js';
-import { CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, notify, PgListener } from './store/notify.js';
+import { CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, ChangeNotices, PgListener } from './store/notify.js';
 import { RunnerLiveness } from './runner/liveness.js';
 import { TaskFeed, type FeedOptions } from './service/taskFeed.js';
 import { silentObserver, type RunObserver } from './runner/observer.js';
@@ -371,9 +371,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   );
   runnerRef = runner;
   // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
+  const notices = new ChangeNotices(db, CHANNEL_TASK, (error, tasks) => log.debug({ err: error, tasks }, 'could not notify followers of a change'));
   bus.on('task-changed', (taskId) => {
     feed.changed(taskId);
-    void notify(db, CHANNEL_TASK, String(taskId)).catch((error: unknown) => log.debug({ err: error, taskId }, 'could not notify followers of a change'));
+    notices.add(String(taskId));
   });
   // The run engine: http steps it sends carry this process's liveness key.
   const advancer = new Advancer(

@@ -45,8 +45,18 @@ export type StepOutcome =
    */
   | { kind: 'failed'; message: string; ran: boolean; timedOut?: boolean };
 
-/** The pooled connection could not even open the channel: nothing ran, so another try is safe. */
-type NotStarted = { kind: 'not-started'; reason: string };
+/**
+ * The pooled connection could not even open the channel: nothing ran, so another try is safe.
+ * `busy`: the link is fine but the host refused the session for now (see BUSY_RETRIES).
+ */
+type NotStarted = { kind: 'not-started'; reason: string; busy?: boolean };
+
+/**
+ * sshd frees a session's slot a moment after its channel closes on our side, so under load an
+ * open can find every slot still taken and be refused ("open failed") although our count says
+ * one is free. Nothing ran: try again shortly, on the same connection, this many times.
+ */
+const BUSY_RETRIES = 40;
 
 export { fingerprint } from './sshPool.js';
 
@@ -56,6 +66,7 @@ const UNVERIFIED = "could not verify that the run's processes ended";
 
 export async function runSshStep(options: SshStepOptions): Promise<StepOutcome> {
   const label = hostLabel(options.endpoint.address);
+  let busyRetries = 0;
   for (let attempt = 1; ; attempt++) {
     let result: StepOutcome | NotStarted;
     try {
@@ -69,8 +80,14 @@ export async function runSshStep(options: SshStepOptions): Promise<StepOutcome> 
     }
     if (result.kind !== 'not-started') return result;
     if (options.stop.aborted) return { kind: 'failed', ran: false, message: 'stopped before it started' };
+    if (result.busy && busyRetries < BUSY_RETRIES) {
+      busyRetries++;
+      attempt--;
+      await pause(Math.min(50, 2 ** busyRetries), options.stop);
+      continue;
+    }
     // Once more, on a fresh connection: the pooled one went away between its last use and now.
-    if (attempt >= 2) return { kind: 'failed', ran: false, message: `could not run on ${label}: ${result.reason}` };
+    if (attempt >= 2) return { kind: 'failed', ran: false, message: result.busy ? result.reason : `could not run on ${label}: ${result.reason}` };
   }
 }
 
@@ -124,6 +141,7 @@ class StepRun {
       // The link died while the channel was opening. The script travels on stdin only once the
       // exec succeeded, so even a wrapper the host did start read nothing and ran nothing.
       if (this.connection.lostReason() !== null) return this.finish({ kind: 'not-started', reason: error.message });
+      if (/open failed/i.test(error.message)) return this.finish({ kind: 'not-started', reason: `${this.label} refused to start the script: ${error.message}`, busy: true });
       return this.finish({ kind: 'failed', ran: false, message: `${this.label} refused to start the script: ${error.message}` });
     }
     this.channel = stream;
@@ -232,4 +250,17 @@ class StepRun {
     this.options.stop.removeEventListener('abort', this.stop);
     this.resolve(result);
   }
+}
+
+/** Waits `ms`, or less when `stop` aborts. */
+function pause(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', done);
+      resolve();
+    }
+    stop.addEventListener('abort', done, { once: true });
+  });
 }

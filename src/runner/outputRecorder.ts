@@ -7,10 +7,8 @@
  * never per line: NOTIFY takes a global lock at commit).
  */
 import type { OutputStream } from '../domain/task.js';
-import { inTransaction, type Queryable } from '../store/db.js';
-import { addOutputBytes } from '../store/executions.js';
-import { CHANNEL_TASK, notify } from '../store/notify.js';
-import { insertChunks, type OutputChunk } from '../store/output.js';
+import type { Queryable } from '../store/db.js';
+import { storeBatch, type OutputChunk } from '../store/output.js';
 
 export interface OutputRecorderOptions {
   /** Whose followers hear of each stored batch; unset: nobody is told. */
@@ -23,8 +21,16 @@ export interface OutputRecorderOptions {
   onError(error: unknown): void;
 }
 
+/**
+ * Consecutive text joins one row up to about this many characters. Bigger strings would live in
+ * V8's large-object space until a full collection: a flood of output would grow the heap by tens
+ * of megabytes before one runs. Rows this size stay young and die young.
+ */
+const ROW_CHARS = 64 * 1024;
+
 export class OutputRecorder {
-  private pending: OutputChunk[] = [];
+  /** Rows waiting to be stored, each with its UTF-8 size. */
+  private pending: Array<OutputChunk & { bytes: number }> = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -50,8 +56,10 @@ export class OutputRecorder {
     this.pendingBytes += bytes;
     if (stream !== 'system') this.trackLastLine(stream, text);
     const last = this.pending[this.pending.length - 1];
-    if (last && last.stepId === stepId && last.stream === stream) last.data += text;
-    else this.pending.push({ executionId: this.executionId, stepId, stream, data: text });
+    if (last && last.stepId === stepId && last.stream === stream && last.data.length < ROW_CHARS) {
+      last.data += text;
+      last.bytes += bytes;
+    } else this.pending.push({ executionId: this.executionId, stepId, stream, data: text, bytes });
     if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
     else this.schedule(this.options.flushMs);
     return this.hasRoom();
@@ -108,20 +116,21 @@ export class OutputRecorder {
     if (!this.timer) this.timer = setTimeout(() => void this.flush(), delayMs);
   }
 
+  /** Stores the oldest rows, about maxBufferBytes at most: one statement's size stays bounded whatever waits. */
   private async writeBatch(): Promise<void> {
-    const batch = this.pending;
-    const bytes = this.pendingBytes;
-    if (batch.length === 0) return;
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.pending.length === 0) return;
+    let take = 0;
+    let bytes = 0;
+    while (take < this.pending.length && (take === 0 || bytes + this.pending[take]!.bytes <= this.options.maxBufferBytes)) bytes += this.pending[take++]!.bytes;
+    const batch = this.pending.slice(0, take);
+    this.pending = this.pending.slice(take);
+    this.pendingBytes -= bytes;
     try {
-      // One transaction: a retried batch must not be stored twice.
-      await inTransaction(this.db, async (trx) => {
-        await insertChunks(trx, batch);
-        await addOutputBytes(trx, this.executionId, bytes);
-        if (this.options.taskId !== undefined) await notify(trx, CHANNEL_TASK, String(this.options.taskId));
-      });
+      // One statement (so one round trip, and atomic): a retried batch must not be stored twice.
+      await storeBatch(this.db, this.executionId, batch, bytes, this.options.taskId);
       if (this.hasRoom()) for (const wake of this.drainWaiters.splice(0)) wake();
+      if (this.pendingBytes >= this.options.maxBufferBytes) void this.flush();
+      else if (this.pending.length > 0) this.schedule(this.options.flushMs);
     } catch (error) {
       this.options.onError(error);
       // Back in front of whatever arrived meanwhile, and try again shortly.
@@ -131,18 +140,30 @@ export class OutputRecorder {
     }
   }
 
+  /**
+   * Keeps the last non-empty line, looking backwards from the end of the text: a flood of output
+   * must not be split into millions of line strings only to keep one.
+   */
   private trackLastLine(stream: OutputStream, text: string): void {
-    const lines = ((this.partialLines.get(stream) ?? '') + text).split('\n');
-    let partial = lines.pop() ?? '';
     this.lastStream = stream;
-    for (let i = lines.length - 1; i >= 0; i--) {
-      const line = (lines[i] as string).trim();
+    const held = this.partialLines.get(stream) ?? '';
+    const clip = (partial: string) => (partial.length > 4096 ? partial.slice(-4096) : partial);
+    const lastBreak = text.lastIndexOf('\n');
+    if (lastBreak === -1) {
+      this.partialLines.set(stream, clip(held + text));
+      return;
+    }
+    this.partialLines.set(stream, clip(text.slice(lastBreak + 1)));
+    // The lines that ended in this text, newest first; the oldest began in the held partial.
+    for (let end = lastBreak; ; ) {
+      const start = end > 0 ? text.lastIndexOf('\n', end - 1) : -1;
+      const line = (start === -1 ? held + text.slice(0, end) : text.slice(start + 1, end)).trim();
       if (line !== '') {
         this.lastLineSeen = line.slice(0, 500);
-        break;
+        return;
       }
+      if (start === -1) return;
+      end = start;
     }
-    if (partial.length > 4096) partial = partial.slice(-4096);
-    this.partialLines.set(stream, partial);
   }
 }

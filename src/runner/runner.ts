@@ -22,20 +22,24 @@ import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
 import { formatDuration } from '../domain/duration.js';
 import {
-  claimNextReady,
+  claimReady,
   failExpiredExecution,
   failRunOfLostRunner,
   heldRunnerKeys,
   lockLostRunner,
+  plansJson,
   renewLeases,
   runningExecutions,
+  runningExecutionsOf,
+  type Claimed,
+  type PlansJson,
   type RunningExecution,
 } from '../store/executions.js';
 import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
 import type { RunnerLiveness } from './liveness.js';
-import { LostRunnerJudge } from './lostRunners.js';
+import { LostRunnerJudge, RECONNECT_GRACE_MS } from './lostRunners.js';
 import type { RunObserver } from './observer.js';
 
 export interface RunnerOptions {
@@ -187,24 +191,46 @@ export class Runner {
     if (run && !run.controller.signal.aborted) run.controller.abort(reason);
   }
 
+  /**
+   * Claims what is ready, up to the room left (at most CLAIM_BATCH per statement), and starts
+   * each run; true when a full batch came back (more may be waiting).
+   */
   private async claim(): Promise<boolean> {
-    let claimed;
+    const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
+    if (limit <= 0) return false;
+    let claimed: Claimed[];
     try {
-      claimed = await claimNextReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, (task) => {
-        const target = this.config.targets.get(task.target);
-        return target ? buildRolloutPlan(target.hosts, target.rollout) : [];
-      });
+      claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
-      this.log.error({ err: error }, 'claiming a ready task failed');
+      this.log.error({ err: error }, 'claiming ready tasks failed');
       return false;
     }
-    if (!claimed) return false;
+    for (const run of claimed) this.startRun(run);
+    return claimed.length === limit;
+  }
+
+  /**
+   * Every target's rollout plan, built once per set of targets (the config does not change while
+   * the process runs; a target added or a map replaced makes a new one).
+   */
+  private plansCache: { targets: Config['targets']; size: number; json: PlansJson } | null = null;
+  private plans(): PlansJson {
+    const targets = this.config.targets;
+    if (this.plansCache?.targets !== targets || this.plansCache.size !== targets.size) {
+      const plans = new Map([...targets.values()].map((target) => [target.name, buildRolloutPlan(target.hosts, target.rollout)]));
+      this.plansCache = { targets, size: targets.size, json: plansJson(plans) };
+    }
+    return this.plansCache.json;
+  }
+
+  private startRun(claimed: Claimed): void {
     const { task, execution } = claimed;
     this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
     this.bus.emit('task-changed', task.id);
     this.observer.runStarted(task.id, execution.id, claimed.steps.length);
     const controller = new AbortController();
+    const claimedAt = Date.now();
     const done = executeRun(
       {
         db: this.db,
@@ -218,7 +244,7 @@ export class Runner {
         onOutputKept: (stream, bytes) => this.metrics.outputKept?.(stream, bytes),
         onError: (error, context) => this.log.error({ err: error, taskId: task.id }, context),
         runnerKey: this.liveness.key,
-        beforeBatch: (stop) => this.confirmBeforeBatch(execution.id, stop),
+        beforeBatch: (stop, batch) => this.confirmBeforeBatch(execution.id, stop, batch === 0 ? claimedAt : null),
         abandon: this.abandon.signal,
       },
       claimed,
@@ -235,7 +261,6 @@ export class Runner {
         this.wake();
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });
-    return true;
   }
 
   /**
@@ -258,8 +283,14 @@ export class Runner {
    * connection. While the database cannot say, nothing new starts; the wait lasts at most
    * livenessMs (after which the server has given up on our session, and others may end the run).
    * Answers null to go on, or why the rest is not started.
+   *
+   * The first batch, right after the claim (`claimedAt`), needs no round trip: the claim
+   * committed under our lock (wake() claims only while it holds), and nobody ends a runner's runs
+   * before its lock has been seen free for RECONNECT_GRACE_MS; `holds` says the lock answered within
+   * about two heartbeats.
    */
-  private async confirmBeforeBatch(executionId: number, stop: AbortSignal): Promise<string | null> {
+  private async confirmBeforeBatch(executionId: number, stop: AbortSignal, claimedAt: number | null): Promise<string | null> {
+    if (claimedAt !== null && Date.now() - claimedAt < RECONNECT_GRACE_MS && this.liveness.holds) return null;
     const deadline = Date.now() + this.options.livenessMs;
     let waited = false;
     for (;;) {
@@ -307,9 +338,8 @@ export class Runner {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const { executions, server } = await runningExecutions(this.db);
+      const { executions, otherKeys, server } = await runningExecutions(this.db, this.liveness.key, [...this.active.keys()]);
       const now = Date.now();
-      const byKey = new Map<number, RunningExecution[]>();
       const ownOrphans: RunningExecution[] = [];
       for (const execution of executions) {
         if (this.active.has(execution.id)) continue;
@@ -317,13 +347,12 @@ export class Runner {
           if (execution.leaseExpired) await this.endLeaseExpiredRun(execution);
         } else if (execution.runnerKey === this.liveness.key) {
           ownOrphans.push(execution);
-        } else {
-          byKey.set(execution.runnerKey, [...(byKey.get(execution.runnerKey) ?? []), execution]);
         }
       }
       await this.endOwnOrphans(ownOrphans, now);
       const held = await heldRunnerKeys(this.db);
-      for (const key of this.judge.judge(now, server, held, new Set(byKey.keys()))) await this.endLostRunner(key, byKey.get(key) ?? []);
+      // Runs of other runners are read under the lost runner's lock (endLostRunner), not here.
+      for (const key of this.judge.judge(now, server, held, otherKeys)) await this.endLostRunner(key);
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
     } finally {
@@ -332,11 +361,12 @@ export class Runner {
   }
 
   /** One transaction per lost runner: its lock is taken first, so it cannot come back halfway. */
-  private async endLostRunner(runnerKey: number, runs: readonly RunningExecution[]): Promise<void> {
+  private async endLostRunner(runnerKey: number): Promise<void> {
     const ended = await this.db.transaction(async (trx) => {
       if (!(await lockLostRunner(trx, runnerKey))) return [];
       const done: Array<{ run: RunningExecution; steps: ExecutionStep[] }> = [];
-      for (const run of runs) {
+      // Read under its lock: the runner cannot come back and claim more meanwhile.
+      for (const run of await runningExecutionsOf(trx, runnerKey)) {
         const message = lostMessage(run.runnerId);
         const steps = await failRunOfLostRunner(trx, run.id, runnerKey, message);
         if (steps === null) continue;
@@ -436,8 +466,10 @@ export class Runner {
 }
 
 const PROGRESS_EVERY_MS = 2000;
-/** Sweeps often enough that a dead runner is found soon after its reconnect grace (two cheap reads). */
+/** Sweeps often enough that a dead runner is found soon after its reconnect grace (cheap reads). */
 const SWEEP_MS = 250;
+/** Tasks claimed by one statement at most: enough to fill a host's sessions in one round trip. */
+const CLAIM_BATCH = 16;
 
 const lostMessage = (runnerId: string) => `runner lost: the process running it (${runnerId}) stopped responding`;
 

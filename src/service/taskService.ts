@@ -171,54 +171,49 @@ export class TaskService {
         `Your task on \`${target.name}\` could never be approved: ${names} would need approvals from people other than you, and has too few. Ask someone else to run it, or ask the countersign admins to add reviewers.`,
       );
     }
-    const result = await this.db.transaction(async (trx): Promise<Outcome<{ task: Task; created: boolean }>> => {
-      if (resubmissionOf !== null) {
-        // Serialises with anything else done to the old task, and checks it is still rejected.
-        const old = await getTaskForUpdate(trx, resubmissionOf);
-        if (!old || old.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
-      }
-      const inserted = await insertTask(trx, {
-        author: input.author,
+    const newTask = {
+      author: input.author,
+      target: target.name,
+      type: input.type ?? target.type,
+      script: input.script,
+      message: input.message,
+      source: input.source,
+      sourceKey: input.sourceKey,
+      channelId: input.channelId,
+      reviewChannel: target.review?.channel ?? null,
+      delayMs: input.delayMs ?? null,
+      ...(input.arguments ? { arguments: input.arguments } : {}),
+      recipe: input.recipe ?? null,
+    };
+    // Born reviewed or ready in the statement that inserts it, with both audit events: one round
+    // trip and one commit on the path of the `/task run` ack.
+    const birth = {
+      actor: input.author,
+      enter: target.review ? ('pending-review' as const) : ('ready' as const),
+      data: {
         target: target.name,
-        type: input.type ?? target.type,
-        script: input.script,
-        message: input.message,
+        type: newTask.type,
         source: input.source,
-        sourceKey: input.sourceKey,
-        channelId: input.channelId,
-        reviewChannel: target.review?.channel ?? null,
-        delayMs: input.delayMs ?? null,
-        ...(input.arguments ? { arguments: input.arguments } : {}),
-        recipe: input.recipe ?? null,
-      });
-      if (!inserted.created) return { ok: true, ...inserted };
-      await appendEvent(trx, {
-        taskId: inserted.task.id,
-        type: 'task.created',
-        actor: input.author,
-        data: {
-          target: target.name,
-          type: inserted.task.type,
-          source: input.source,
-          reviewed: target.review !== null,
-          contentVersion: inserted.task.contentVersion,
-          ...(inserted.task.recipe ? { recipe: inserted.task.recipe } : {}),
-          ...(resubmissionOf !== null ? { resubmissionOf } : {}),
-        },
-      });
-      if (resubmissionOf !== null) {
-        await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
-        // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
-        await bumpViewVersion(trx, resubmissionOf);
-      }
-      const next = await transitionTask(trx, {
-        taskId: inserted.task.id,
-        from: 'created',
-        to: target.review ? 'pending-review' : 'ready',
-        actor: null,
-      });
-      return { ok: true, task: next ?? inserted.task, created: true };
-    });
+        reviewed: target.review !== null,
+        ...(input.recipe ? { recipe: input.recipe } : {}),
+        ...(resubmissionOf !== null ? { resubmissionOf } : {}),
+      },
+    };
+    const result: Outcome<{ task: Task; created: boolean }> =
+      resubmissionOf === null
+        ? { ok: true, ...(await insertTask(this.db, newTask, birth)) }
+        : await this.db.transaction(async (trx): Promise<Outcome<{ task: Task; created: boolean }>> => {
+            // Serialises with anything else done to the old task, and checks it is still rejected.
+            const old = await getTaskForUpdate(trx, resubmissionOf);
+            if (!old || old.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
+            const inserted = await insertTask(trx, newTask, birth);
+            if (inserted.created) {
+              await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });
+              // The old card says what became of it ("resubmitted as #N"): it is behind until redrawn.
+              await bumpViewVersion(trx, resubmissionOf);
+            }
+            return { ok: true, ...inserted };
+          });
     if (result.ok && result.created) {
       this.changed(result.task);
       if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);

@@ -4,14 +4,14 @@
  * run and until when (the lease). Every change bumps status_version.
  */
 import type { Knex } from 'knex';
+import { assertTransition, transitionEventType } from '../domain/lifecycle.js';
 import type { Plan } from '../domain/plan.js';
-import { newRunToken } from '../exec/remoteCommand.js';
 import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
-import { toExecution, toStep, type ExecutionRow, type StepRow } from './rows.js';
+import { toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
 import { CHANNEL_STOP, notify } from './notify.js';
-import { bumpViewVersion, transitionTask } from './tasks.js';
+import { bumpViewVersion, type AlongWith } from './tasks.js';
 
 export interface Claimed {
   task: Task;
@@ -21,62 +21,75 @@ export interface Claimed {
   steps: ExecutionStep[];
 }
 
+/** Each target's plan as JSON (target name -> Plan), given to the claim; see `plansJson`. */
+export type PlansJson = string;
+
+/** The plans of every configured target, as the claim takes them (build once per config). */
+export function plansJson(plans: ReadonlyMap<string, Plan>): PlansJson {
+  return JSON.stringify(Object.fromEntries(plans));
+}
+
 /**
- * Claims the oldest ready task for `runnerId`, or returns null when none is ready. `planFor`
- * builds the plan from the task (it is pure and fast, so the transaction stays short).
+ * Claims up to `limit` of the oldest ready tasks for `runner`, oldest first; an empty list when
+ * none is ready. One statement, so one round trip and one commit however many it takes: the
+ * rows are locked with FOR UPDATE SKIP LOCKED (another runner's claim in flight is skipped, never
+ * waited for), moved from ready to running only if still ready, each with its audit event (as
+ * transitionTask writes it), its execution (owner, liveness key, lease) and one step per host of
+ * its target's plan. The steps of the first rollout batch start at once, so they are written
+ * running. A task whose target is gone gets an empty plan (the run says why it ran nothing).
  */
-export async function claimNextReady(
-  db: Knex,
-  runner: { id: string; key: number },
-  leaseMs: number,
-  planFor: (task: Task) => Plan,
-): Promise<Claimed | null> {
-  const runnerId = runner.id;
-  return db.transaction(async (trx) => {
-    // A task asked for with a grace delay waits in `ready` until its time (the poll finds it then).
-    const next = await trx('tasks')
-      .where({ status: 'ready' })
-      .where((q) => q.whereNull('run_after').orWhere('run_after', '<=', trx.fn.now()))
-      .orderBy('id')
-      .forUpdate()
-      .skipLocked()
-      .first('id', 'status_changed_at', 'run_after');
-    if (!next) return null;
-    const task = await transitionTask(trx, {
-      taskId: next.id as number,
-      from: 'ready',
-      to: 'running',
-      actor: null,
-      data: { runner: runnerId },
-      set: { started_at: trx.fn.now() as unknown as Date },
-    });
-    if (!task) return null;
-    const plan = planFor(task);
-    const [execution] = await trx('executions')
-      .insert({
-        task_id: task.id,
-        plan: JSON.stringify(plan) as unknown as Plan,
-        runner_id: runnerId,
-        runner_key: runner.key,
-        lease_until: trx.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]),
-      })
-      .returning<ExecutionRow[]>('*');
-    if (!execution) throw new Error('execution insert returned nothing');
-    const stepRows = plan.flatMap((group, groupIndex) =>
-      group.map((address) => ({
-        execution_id: execution.id,
-        group_index: groupIndex,
-        host: address.host,
-        port: address.port,
-        user: address.user,
-        run_token: newRunToken(),
-      })),
-    );
-    const steps = stepRows.length > 0 ? await trx<StepRow>('execution_steps').insert(stepRows).returning('*') : [];
-    // Queue wait counts from when it could first run: after approval, or at the end of its grace delay.
-    const readyAt = next.run_after && (next.run_after as Date) > (next.status_changed_at as Date) ? (next.run_after as Date) : (next.status_changed_at as Date);
-    return { task, readyAt, execution: toExecution(execution), steps: steps.map(toStep) };
-  });
+export async function claimReady(db: Queryable, runner: { id: string; key: number }, leaseMs: number, plans: PlansJson, limit: number): Promise<Claimed[]> {
+  assertTransition('ready', 'running');
+  const result = await db.raw<{ rows: Array<TaskRow & { ready_at: Date; execution: Record<string, unknown>; steps: Array<Record<string, unknown>> | null }> }>(
+    `WITH next AS (
+       -- A task asked for with a grace delay waits in ready until its time (the poll finds it then).
+       SELECT id, GREATEST(status_changed_at, run_after) AS ready_at FROM tasks
+        WHERE status = 'ready' AND (run_after IS NULL OR run_after <= now())
+        ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED
+     ),
+     claimed AS (
+       UPDATE tasks SET status = 'running', started_at = CURRENT_TIMESTAMP, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
+         FROM next WHERE tasks.id = next.id AND tasks.status = 'ready'
+         RETURNING tasks.*, next.ready_at
+     ),
+     audit AS (
+       INSERT INTO events (task_id, type, actor, data)
+       SELECT id, ?, NULL, jsonb_build_object('from', 'ready', 'runner', ?::text) FROM claimed
+     ),
+     run AS (
+       INSERT INTO executions (task_id, plan, runner_id, runner_key, lease_until)
+       SELECT id, coalesce(?::jsonb -> target, '[]'::jsonb), ?, ?, now() + make_interval(secs => ?::float8) FROM claimed
+       RETURNING *
+     ),
+     step AS (
+       INSERT INTO execution_steps (execution_id, group_index, host, port, "user", run_token, phase, started_at)
+       SELECT run.id, batch.index - 1, host->>'host', (host->>'port')::int, host->>'user',
+              -- 122 random bits from the server's strong source, as 32 hex digits.
+              replace(gen_random_uuid()::text, '-', ''),
+              CASE WHEN batch.index = 1 THEN 'running' ELSE 'pending' END,
+              CASE WHEN batch.index = 1 THEN CURRENT_TIMESTAMP END
+         FROM run, jsonb_array_elements(run.plan) WITH ORDINALITY AS batch(hosts, index), jsonb_array_elements(batch.hosts) AS host
+       RETURNING *
+     )
+     SELECT claimed.*, row_to_json(run) AS execution,
+            (SELECT json_agg(step ORDER BY step.id) FROM step WHERE step.execution_id = run.id) AS steps
+       FROM claimed JOIN run ON run.task_id = claimed.id
+      ORDER BY claimed.id`,
+    [limit, transitionEventType('running'), runner.id, plans, runner.id, runner.key, leaseMs / 1000],
+  );
+  return result.rows.map((row) => ({
+    task: toTask(row),
+    readyAt: row.ready_at,
+    execution: toExecution(jsonRow<ExecutionRow>(row.execution, ['created_at', 'lease_until', 'started_at', 'finished_at'])),
+    steps: (row.steps ?? []).map((step) => toStep(jsonRow<StepRow>(step, ['started_at', 'finished_at']))),
+  }));
+}
+
+/** A row that came back as JSON (row_to_json): its timestamps as Dates again. */
+function jsonRow<T>(json: Record<string, unknown>, dates: readonly string[]): T {
+  const row: Record<string, unknown> = { ...json };
+  for (const column of dates) if (typeof row[column] === 'string') row[column] = new Date(row[column] as string);
+  return row as T;
 }
 
 /**
@@ -119,56 +132,79 @@ export async function stopRequester(db: Queryable, executionId: number): Promise
   return row?.stop_requested_by ?? null;
 }
 
+/**
+ * One step's phase (and result), with its run's status_version and its task's view_version
+ * bumped so views redraw: one statement, so one round trip.
+ */
 export async function updateStep(
   db: Queryable,
   executionId: number,
   stepId: number,
   fields: { phase: StepPhase; exitCode?: number | null; signal?: string | null; failureMessage?: string | null; started?: boolean; finished?: boolean },
 ): Promise<void> {
-  await inTransaction(db, async (trx) => {
-    await trx('execution_steps')
-      .where({ id: stepId })
-      .update({
-        phase: fields.phase,
-        ...(fields.exitCode !== undefined ? { exit_code: fields.exitCode } : {}),
-        ...(fields.signal !== undefined ? { signal: fields.signal } : {}),
-        ...(fields.failureMessage !== undefined ? { failure_message: fields.failureMessage } : {}),
-        ...(fields.started ? { started_at: trx.fn.now() } : {}),
-        ...(fields.finished ? { finished_at: trx.fn.now() } : {}),
-      });
-    await trx('executions').where({ id: executionId }).increment('status_version', 1);
-    await trx('tasks')
-      .whereIn('id', trx('executions').where({ id: executionId }).select('task_id'))
-      .increment('view_version', 1);
-  });
+  const set: Array<[string, unknown]> = [['phase', fields.phase]];
+  if (fields.exitCode !== undefined) set.push(['exit_code', fields.exitCode]);
+  if (fields.signal !== undefined) set.push(['signal', fields.signal]);
+  if (fields.failureMessage !== undefined) set.push(['failure_message', fields.failureMessage]);
+  if (fields.started) set.push(['started_at', db.fn.now()]);
+  if (fields.finished) set.push(['finished_at', db.fn.now()]);
+  await db.raw(
+    `WITH step AS (UPDATE execution_steps SET ${set.map(() => '?? = ?').join(', ')} WHERE id = ? RETURNING id),
+     run AS (UPDATE executions SET status_version = status_version + 1 WHERE id = ? RETURNING task_id)
+     UPDATE tasks SET view_version = view_version + 1 WHERE id IN (SELECT task_id FROM run)`,
+    [...set.flat(), stepId, executionId] as never,
+  );
 }
 
-/**
- * Stores a run's result if the run is still running and still this runner's (`runnerKey`): a run
- * given up as lost while its runner was cut off keeps the result the sweeper gave it.
- */
+/** finishExecutionStatement on its own (inside a caller's transaction): true when it stored the result. */
 export async function finishExecution(
   db: Queryable,
   executionId: number,
   runnerKey: number | null,
   outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
+  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>,
 ): Promise<boolean> {
-  const rows = await db('executions')
-    .where({ id: executionId, phase: 'running' })
-    .modify((q) => {
-      if (runnerKey !== null) q.where({ runner_key: runnerKey });
-    })
-    .update(
-      {
-        phase: outcome.phase,
-        exit_code: outcome.exitCode,
-        failure_message: outcome.failureMessage,
-        finished_at: db.fn.now(),
-        status_version: db.raw('status_version + 1'),
-      },
-      ['id'],
-    );
-  return rows.length > 0;
+  const statement = finishExecutionStatement(executionId, runnerKey, outcome, steps);
+  const result = await db.raw<{ rows: Array<{ n: number }> }>(`WITH ${statement.ctes} SELECT count(*)::int AS n FROM ${statement.gate}`, [...statement.bindings] as never);
+  return (result.rows[0]?.n ?? 0) > 0;
+}
+
+/**
+ * Stores a run's result if the run is still running and still this runner's (`runnerKey`): a run
+ * given up as lost while its runner was cut off keeps the result the sweeper gave it. Its steps
+ * are settled with their results too: a step whose own update was lost to a database outage must
+ * not look busy after its run ended. A statement to run along with the task's transition
+ * (transitionTaskAlong): it returns the run's id when it stored the result.
+ */
+export function finishExecutionStatement(
+  executionId: number,
+  runnerKey: number | null,
+  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
+  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }> = [],
+): AlongWith {
+  return {
+    gate: 'finished',
+    ctes: `finished AS (
+            UPDATE executions SET phase = ?, exit_code = ?, failure_message = ?, finished_at = CURRENT_TIMESTAMP, status_version = status_version + 1
+             WHERE id = ? AND phase = 'running' AND (?::bigint IS NULL OR runner_key = ?::bigint)
+             RETURNING id
+          ),
+          settled AS (
+            UPDATE execution_steps AS s
+               SET phase = r.phase, exit_code = r.exit_code, signal = r.signal, failure_message = r.failure_message, finished_at = coalesce(s.finished_at, now())
+              FROM jsonb_to_recordset(?::jsonb) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text), finished
+             WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
+          )`,
+    bindings: [
+      outcome.phase,
+      outcome.exitCode,
+      outcome.failureMessage,
+      executionId,
+      runnerKey,
+      runnerKey,
+      JSON.stringify(steps.map((r) => ({ step_id: r.stepId, phase: r.phase, exit_code: r.exitCode, signal: r.signal, failure_message: r.failureMessage }))),
+    ],
+  };
 }
 
 /**
@@ -202,10 +238,6 @@ async function failUnfinishedSteps(trx: Knex.Transaction, executionId: number, f
   return unfinished.filter((row) => row.phase === 'running').map(toStep);
 }
 
-export async function addOutputBytes(db: Queryable, executionId: number, bytes: number): Promise<void> {
-  await db('executions').where({ id: executionId }).increment('output_bytes', bytes);
-}
-
 export async function latestExecution(db: Queryable, taskId: number): Promise<(Execution & { steps: ExecutionStep[] }) | null> {
   const row = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id', 'desc').first();
   if (!row) return null;
@@ -234,13 +266,21 @@ export interface RunningExecution {
 }
 
 /**
- * Every running execution (a partial index holds just these), with which server answered: right
- * after a restart or a failover every runner's lock is free until it reconnects.
+ * What the lost-run sweeper needs, from the running executions (a partial index holds just
+ * these), without shipping every running run to every process four times a second: the runs that
+ * need a decision (no runner key and lease expired; ours but not among `active`, our runs in
+ * memory), the other runners' keys with runs, and which server answered (right after a restart or
+ * a failover every runner's lock is free until it reconnects).
  */
-export async function runningExecutions(db: Queryable): Promise<{ executions: RunningExecution[]; server: DatabaseServer }> {
-  const [rows, server] = await Promise.all([
+export async function runningExecutions(
+  db: Queryable,
+  ownKey: number,
+  active: readonly number[],
+): Promise<{ executions: RunningExecution[]; otherKeys: Set<number>; server: DatabaseServer }> {
+  const [rows, keys, server] = await Promise.all([
     db('executions')
       .where({ phase: 'running' })
+      .where((q) => q.where((a) => a.whereNull('runner_key').where('lease_until', '<', db.fn.now())).orWhere((b) => b.where({ runner_key: ownKey }).whereRaw('NOT (id = ANY(?::bigint[]))', [[...active]])))
       .orderBy('id')
       .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>(
         'id',
@@ -249,12 +289,27 @@ export async function runningExecutions(db: Queryable): Promise<{ executions: Ru
         'runner_key',
         db.raw('lease_until < now() AS lease_expired'),
       ),
+    db('executions').where({ phase: 'running' }).whereNotNull('runner_key').whereNot({ runner_key: ownKey }).distinct('runner_key').pluck('runner_key'),
     databaseServer(db),
   ]);
   return {
-    executions: rows.map((row) => ({ id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired })),
+    executions: rows.map(toRunningExecution),
+    otherKeys: new Set((keys as Array<number | string>).map(Number)),
     server,
   };
+}
+
+/** The running executions of one runner (one found lost), as the sweeper ends them. */
+export async function runningExecutionsOf(db: Queryable, runnerKey: number): Promise<RunningExecution[]> {
+  const rows = await db('executions')
+    .where({ phase: 'running', runner_key: runnerKey })
+    .orderBy('id')
+    .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>('id', 'task_id', 'runner_id', 'runner_key', db.raw('lease_until < now() AS lease_expired'));
+  return rows.map(toRunningExecution);
+}
+
+function toRunningExecution(row: { id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }): RunningExecution {
+  return { id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired };
 }
 
 /** Which server answers: its start time, and (when the role may read pg_control) cluster id and timeline. */
@@ -335,29 +390,6 @@ export function confirmOwnershipQuery(executionId: number, runnerKey: number, le
     values: [executionId, runnerKey, leaseMs / 1000],
   };
 }
-
-/**
- * Settles the steps of a finished run with their results, in the result's transaction: a step
- * whose own update was lost to a database outage must not look busy after its run ended.
- */
-export async function settleSteps(
-  trx: Knex.Transaction,
-  results: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>,
-): Promise<void> {
-  for (const result of results) {
-    await trx('execution_steps')
-      .where({ id: result.stepId })
-      .whereIn('phase', ['pending', 'running'])
-      .update({
-        phase: result.phase,
-        exit_code: result.exitCode,
-        signal: result.signal,
-        failure_message: result.failureMessage,
-        finished_at: trx.raw('coalesce(finished_at, now())'),
-      });
-  }
-}
-
 
 export async function executionsOfTask(db: Queryable, taskId: number): Promise<Array<Execution & { steps: ExecutionStep[] }>> {
   const rows = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id');

@@ -111,3 +111,33 @@ export class PgListener {
     this.retryMs = Math.min(this.retryMs * 2, 10_000);
   }
 }
+
+/**
+ * "Task N changed" for the other processes' followers, coalesced: the ids noted in one turn of
+ * the event loop go out in one statement (one NOTIFY each, one commit for all). A run's claim and
+ * end, a burst of claims or a card redraw each used to cost a commit of its own.
+ */
+export class ChangeNotices {
+  private pending = new Set<string>();
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly channel: string,
+    private readonly onError: (error: unknown, payloads: string[]) => void,
+  ) {}
+
+  add(payload: string): void {
+    this.pending.add(payload);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const payloads = [...this.pending];
+      this.pending = new Set();
+      this.db
+        .raw('SELECT pg_notify(?, payload) FROM unnest(?::text[]) AS payload', [this.channel, payloads])
+        .catch((error: unknown) => this.onError(error, payloads));
+    });
+  }
+}

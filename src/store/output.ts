@@ -1,6 +1,7 @@
 /** Stored output: chunks in arrival order, one row per stream per flush. */
 import type { OutputStream } from '../domain/task.js';
 import type { Queryable } from './db.js';
+import { CHANNEL_TASK } from './notify.js';
 
 export interface OutputChunk {
   executionId: number;
@@ -13,6 +14,26 @@ export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]
   if (chunks.length === 0) return;
   await db('output_chunks').insert(
     chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })),
+  );
+}
+
+/**
+ * A run's buffered output in one statement: its chunks, the run's byte count, and (when
+ * `taskId` is given) one NOTIFY for the task's followers, all at one commit.
+ */
+export async function storeBatch(db: Queryable, executionId: number, chunks: readonly OutputChunk[], bytes: number, taskId?: number): Promise<void> {
+  if (chunks.length === 0) return;
+  const values = chunks.map(() => '(?::bigint, ?::bigint, ?, ?)').join(', ');
+  await db.raw(
+    `WITH chunk AS (INSERT INTO output_chunks (execution_id, step_id, stream, data) VALUES ${values}),
+     counted AS (UPDATE executions SET output_bytes = output_bytes + ? WHERE id = ?)
+     SELECT ${taskId !== undefined ? 'pg_notify(?, ?)' : '1'}`,
+    [
+      ...chunks.flatMap((chunk) => [chunk.executionId, chunk.stepId, chunk.stream, chunk.data]),
+      bytes,
+      executionId,
+      ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),
+    ],
   );
 }
 

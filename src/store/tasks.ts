@@ -10,7 +10,7 @@ const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = { success: 'suc
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
-import { contentKey } from './contentKey.js';
+import { CONTENT_KEY, contentKey } from './contentKey.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, notify } from './notify.js';
@@ -37,13 +37,29 @@ export interface NewTask {
   runStep?: { runId: number; stepId: number } | null;
 }
 
-/** Inserts a task in `created`; when `sourceKey` was seen before, returns that task instead. */
-export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: Task; created: boolean }> {
+/**
+ * How a new task enters the lifecycle in the statement that inserts it: its `task.created` audit
+ * event (actor, data; the content version is added), then the move out of `created` to `enter`
+ * (checked like any transition, with its own event, and the NOTIFY when it is `ready`). Nobody
+ * can see the row before that statement commits, so there is no race to guard.
+ */
+export interface Birth {
+  actor: string;
+  data: Record<string, unknown>;
+  enter: TaskStatus;
+}
+
+/**
+ * Inserts a task in `created` (or, given `birth`, in `birth.enter` with both audit events, in one
+ * statement); when `sourceKey` was seen before, returns that task instead.
+ */
+export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): Promise<{ task: Task; created: boolean }> {
+  if (birth) assertTransition('created', birth.enter);
   const recipe = task.recipe ?? null;
-  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await contentKey(db));
-  const inserted = await db<TaskRow>('tasks')
+  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await cachedContentKey(db));
+  const insert = db<TaskRow>('tasks')
     .insert({
-      status: 'created',
+      status: birth?.enter ?? 'created',
       author: task.author,
       target: task.target,
       type: task.type,
@@ -64,11 +80,44 @@ export async function insertTask(db: Queryable, task: NewTask): Promise<{ task: 
     .onConflict('source_key')
     .ignore()
     .returning('*');
+  let inserted: TaskRow[];
+  if (!birth) inserted = await insert;
+  else {
+    // One INSERT for both events, ordered, so their ids keep the order they happened in.
+    const audit = db.raw(
+      `INSERT INTO events (task_id, type, actor, data)
+       SELECT inserted.id, e.type, e.actor, e.data FROM inserted
+        CROSS JOIN (VALUES (1, 'task.created', ?::text, ?::jsonb), (2, ?, NULL, '{"from":"created"}'::jsonb)) AS e(n, type, actor, data)
+        ORDER BY e.n`,
+      [birth.actor, JSON.stringify({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
+    );
+    const query = db.with('inserted', insert).with('audit', audit).from('inserted').select('inserted.*');
+    // Every process's runner hears of a ready task at commit, not at its next poll.
+    if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
+    inserted = (await query) as TaskRow[];
+  }
   const row = inserted[0];
   if (row) return { task: toTask(row), created: true };
   const existing = await db<TaskRow>('tasks').where({ source_key: task.sourceKey }).first();
   if (!existing) throw new Error(`task with source_key ${task.sourceKey} vanished after a conflict`);
   return { task: toTask(existing), created: false };
+}
+
+/**
+ * The content key, read once per database: it is made once and never changes (contentKey.ts),
+ * and reading it on every insert was a round trip on the path of every `/task run` ack.
+ * Migration 008 makes it; one made here on first use is kept only once it is read back later
+ * (the transaction that made it could still roll back).
+ */
+const contentKeys = new Map<string, string>();
+async function cachedContentKey(db: Queryable): Promise<string> {
+  const database = JSON.stringify((db as { client?: { config?: { connection?: unknown } } }).client?.config?.connection ?? null);
+  const cached = contentKeys.get(database);
+  if (cached !== undefined) return cached;
+  const row = await db('settings').where({ key: CONTENT_KEY }).first('value');
+  if (!row) return contentKey(db);
+  contentKeys.set(database, row.value as string);
+  return row.value as string;
 }
 
 export async function getTask(db: Queryable, id: number): Promise<Task | null> {
@@ -127,8 +176,22 @@ export interface Transition {
 /**
  * Moves a task from one of `from` to `to`, or does nothing and returns null when the task is
  * not in `from` any more (someone else won the race: a second click, another replica).
+ *
+ * Short of an end, one statement (transitionTaskAlong), so it needs no transaction of its own (it
+ * joins the caller's when there is one): it locks the row (FOR UPDATE, so a concurrent change is
+ * waited for and its result seen), updates it only if its status is still one of `from`, writes
+ * the audit event with the status it came from, and for `ready` sends the NOTIFY, all at the same
+ * commit. An end is a short transaction that also moves the run step the task runs, if any.
  */
 export async function transitionTask(db: Queryable, change: Transition): Promise<Task | null> {
+  // An end may be a run's step's end too: that needs the run's row locked first and the step moved
+  // in the same transaction (src/store/runs.ts), which one statement cannot do.
+  if (isTerminal(change.to)) return endTask(db, change);
+  return (await transitionTaskAlong(db, change, null)).task;
+}
+
+/** transitionTask to an end: a transaction that moves a run's step with its task. */
+async function endTask(db: Queryable, change: Transition): Promise<Task | null> {
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
@@ -174,6 +237,62 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
     }
     return toTask(row);
   });
+}
+
+/**
+ * Data-modifying common table expressions a transition depends on (`name AS (...), ...`; Postgres
+ * wants them at the top level): the transition happens only if the one called `gate` returns a row.
+ */
+export interface AlongWith {
+  ctes: string;
+  gate: string;
+  bindings: readonly unknown[];
+}
+
+/**
+ * transitionTask, in the same statement as `along` (say, storing a run's result): the task moves
+ * only if `along` returned a row. Answers the task (null when it did not move) and whether `along`
+ * returned any row. Rows `along` changes are locked before the task's.
+ *
+ * Not for the end of a task that runs a run's step (task.runStep): that end must move the step
+ * in the same transaction, which transitionTask does; a run step's task is refused here.
+ */
+export async function transitionTaskAlong(db: Queryable, change: Transition, along: AlongWith | null): Promise<{ task: Task | null; along: boolean }> {
+  const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
+  for (const from of allowedFrom) assertTransition(from, change.to);
+  const set = Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined);
+  const notifyReady = change.to === 'ready';
+  const result = await db.raw<{ rows: Array<TaskRow & { along_rows: number }> }>(
+    `WITH ${along ? `${along.ctes},` : ''}
+     current AS (SELECT id, status FROM tasks WHERE id = ?${isTerminal(change.to) ? ' AND run_step_id IS NULL' : ''}${along ? ` AND EXISTS (SELECT 1 FROM ${along.gate})` : ''} FOR UPDATE),
+     changed AS (
+       UPDATE tasks SET ${set.map(() => '?? = ?, ').join('')}status = ?, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
+         FROM current WHERE tasks.id = current.id AND current.status = ANY(?::text[])
+         RETURNING tasks.*, current.status AS transition_from
+     ),
+     audit AS (
+       INSERT INTO events (task_id, type, actor, data)
+       SELECT id, ?, ?, jsonb_build_object('from', transition_from) || ?::jsonb FROM changed
+     )
+     SELECT ${along ? `(SELECT count(*) FROM ${along.gate})::int` : '0'} AS along_rows, changed.*${
+       // Every process's runner hears of a ready task at commit, not at its next poll.
+       notifyReady ? ', CASE WHEN changed.id IS NOT NULL THEN pg_notify(?, changed.id::text) END AS notified' : ''
+     }
+       FROM (SELECT 1) AS answer LEFT JOIN changed ON true`,
+    [
+      ...(along?.bindings ?? []),
+      change.taskId,
+      ...set.flatMap(([column, value]) => [column, value]),
+      change.to,
+      allowedFrom,
+      transitionEventType(change.to),
+      change.actor,
+      JSON.stringify(change.data ?? {}),
+      ...(notifyReady ? [CHANNEL_READY] : []),
+    ] as never,
+  );
+  const row = result.rows[0];
+  return { task: row && row.id !== null ? toTask(row) : null, along: (row?.along_rows ?? 0) > 0 };
 }
 
 /** A change that shows on the task's messages without changing its status (a review, a step). */

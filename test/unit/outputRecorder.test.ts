@@ -21,4 +21,41 @@ describe('OutputRecorder.lastLine', () => {
     r.write(null, 'system', 'countersign: stopped\n');
     expect(r.lastLine).toBe('two');
   });
+
+  it('finds the last non-empty line across chunks, blank lines and carriage returns', () => {
+    const r = recorder();
+    r.write(1, 'stdout', 'first\nsec');
+    r.write(1, 'stdout', 'ond\n');
+    expect(r.lastLine).toBe('second');
+    r.write(1, 'stdout', '\n\n   \r\n');
+    expect(r.lastLine).toBe('second');
+    r.write(1, 'stdout', '\nthird\r\n\n');
+    expect(r.lastLine).toBe('third');
+    r.write(1, 'stdout', 'x'.repeat(5000));
+    r.write(1, 'stdout', 'y\n');
+    // A line longer than 4 KiB is kept by its last 4 KiB, and shown by its first 500 characters of those.
+    expect(r.lastLine).toBe('x'.repeat(500));
+  });
+});
+
+describe('OutputRecorder batches', () => {
+  it('stores at most maxBufferBytes per statement, in order, whatever waits', async () => {
+    const statements: Array<{ rows: string[] }> = [];
+    // Just enough of a database for storeBatch: one raw statement per batch, its rows among the bindings.
+    const db = {
+      raw: async (_sql: string, bindings: unknown[]) => {
+        const rows: string[] = [];
+        for (let i = 3; i < bindings.length - 2; i += 4) rows.push(String(bindings[i]));
+        statements.push({ rows });
+        return { rows: [] };
+      },
+    };
+    const r = new OutputRecorder(db as never, 1, { flushMs: 3_600_000, maxBufferBytes: 100, highWaterBytes: 1 << 30, onError: () => undefined });
+    const lines = Array.from({ length: 10 }, (_, i) => `${String(i).padStart(2, '0')} ${'x'.repeat(36)}\n`);
+    // Alternating streams: each line is a row of its own (40 bytes).
+    lines.forEach((line, i) => r.write(1, i % 2 === 0 ? 'stdout' : 'stderr', line));
+    expect(await r.close()).toBe(true);
+    expect(statements.every((statement) => statement.rows.join('').length <= 100)).toBe(true);
+    expect(statements.flatMap((statement) => statement.rows)).toEqual(lines);
+  });
 });

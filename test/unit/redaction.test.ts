@@ -275,11 +275,16 @@ describe('LineRedactor', () => {
 
 describe('custom rules in the linear-time engine', () => {
   /** Milliseconds `fn` takes, after one warm-up call. */
+  /** The best of three warm runs: a loaded machine's pauses are not the engine's (a backtracking blow-up is slow every time). */
   const timed = (fn: () => unknown): number => {
     fn();
-    const started = performance.now();
-    fn();
-    return performance.now() - started;
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      fn();
+      best = Math.min(best, performance.now() - started);
+    }
+    return best;
   };
 
   it('scans a line of 10,000 a\'s with (a+)+b in under 50 ms (a backtracking engine never finishes)', () => {

@@ -1,0 +1,1 @@
+export function serve(ready: unknown, handlers: Record<string, (arg: unknown) => unknown>, stop: () => Promise<void>): void;
