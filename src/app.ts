@@ -37,6 +37,8 @@ import { createDb, type Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
 import { WorkspaceGuard } from './slack/workspaceGuard.js';
+import { registerWorkflowStep, webApiCompleter } from './slack/workflowStep.js';
+import { WorkflowSteps } from './service/workflowSteps.js';
 import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
 import { HomePublisher } from './slack/home.js';
@@ -90,6 +92,8 @@ export interface AppOptions {
   followers?: FeedOptions;
   /** How long an API follow stream lasts at most (default an hour). */
   followMaxMs?: number;
+  /** How often an open log stream (API follow, task page) checks its reader may still see the task (default 30 s). */
+  streamRecheckMs?: number;
   /** Connections of the runner's own pool (default 10). */
   runnerPoolSize?: number;
   /** How long a log-page link in a card stays valid (else config `links.ttl`, else 24 h). */
@@ -226,7 +230,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   http.use(requestContext(log));
   // People's names on the task page (users.info, cached): a page never waits long for Slack.
   const people = new PeopleDirectory(background ? webApiUserNames(background) : null, { log: log.child({ component: 'people' }) });
-  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people }));
+  const recheck = options.streamRecheckMs !== undefined ? { recheckMs: options.streamRecheckMs } : {};
+  http.use(taskPageRouter({ db, signer, access, log: log.child({ component: 'page' }), feed, people, ...recheck }));
   const links = {
     statusUrl: (id: number) => `${env.publicUrl ?? selfUrl}${API_PREFIX}/tasks/${id}`,
     logUrl: (id: number) => signer.taskUrl(id),
@@ -255,6 +260,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let messages: TaskMessages | null = null;
   let streamer: ThreadStreamer | null = null;
   let observer: RunObserver = silentObserver;
+  let workflowSteps: WorkflowSteps | null = null;
   if (env.slack && background) {
     const gateway = new SlackGateway(
       background,
@@ -288,6 +294,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       receiver,
       logger: boltLogger(log),
       clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
+      // Workflow steps complete with the bot token, later and maybe elsewhere (src/slack/workflowStep.ts).
+      attachFunctionToken: false,
     });
     // First in line: requests from any workspace but ours reach no listener.
     const workspace = new WorkspaceGuard({ teamId: env.slackTeamId, enterpriseId: env.slackEnterpriseId, authTest: () => background.auth.test(), log: log.child({ component: 'workspace' }) });
@@ -302,6 +310,19 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
     registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes });
+    // The Workflow Builder step (issue 13): runs started from Slack workflows, completed when they end.
+    const reconcileMs = options.slackReconcileMs ?? 15_000;
+    const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {
+      claimant: runnerOptions.runnerId,
+      runUrl: links.runStatusUrl,
+      permalink: webApiLookups(background).permalink,
+      reconcileMs,
+      staleMs: Math.max(5_000, 2 * reconcileMs),
+    });
+    registerWorkflowStep(bolt, steps, log.child({ component: 'workflow' }));
+    bus.on('run-changed', (runId) => void steps.runChanged(runId));
+    steps.start();
+    workflowSteps = steps;
     // The listeners' own calls (respond, views) go through Bolt's client: count its 429s too.
     bolt.client.on(WebClientEvent.RATE_LIMITED, (_seconds: number, request: { url?: string }) => {
       metrics.slackCalls.inc({ method: String(request?.url ?? 'unknown').replace(/^.*\//, ''), outcome: 'ratelimited' });
@@ -326,7 +347,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       db,
       log: log.child({ component: 'api' }),
       operations: [
-        ...operations({ db, config, service, links, access, queries, feed, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
         ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
         ...runOperations({ db, config, runs, runbooks, tasks: service, access, links }),
       ],
@@ -449,6 +470,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await Promise.all([within(expiry.stop(), 1000, 'review expiry'), within(scheduler.stop(), 1000, 'scheduler')]);
       scheduleViews?.stop();
       await within(advancer.stop(Math.min(graceMs, 5_000)), 6_000, 'run engine');
+      await within(workflowSteps?.stop(), 2_000, 'workflow steps');
       await runner.stop(graceMs);
       await within(socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')), 1000, 'socket mode');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -297,13 +297,14 @@ export function operations(deps: OperationDeps): Operation[] {
       summary: "The latest run's stored output (secrets masked), as text or a live stream",
       description:
         'Supports `Range: bytes=` (206) and `?offset=`; with `?follow=1` answers `text/event-stream`: `output` events carry `{"text"}` as it is stored, one `end` event carries `{"status"}` when the task has ended. ' +
-        'A stream also ends after an hour with `{"status", "timeout": true, "offset"}`: follow again from that offset. Live streams are capped per user and per server (429).',
+        'A stream also ends after an hour with `{"status", "timeout": true, "offset"}`: follow again from that offset, and with `{"status", "revoked": true}` once the token or its user\'s access to the task is gone (checked every 30 s). ' +
+        'Live streams are capped per user, per client address and per server (429). Reads of more than 1 MiB are downloads, capped per user and per server (429 `too_many_downloads`); any range or tail is read from the chunks that hold it.',
       query: S.LogQuery,
       responses: {
         200: { description: 'The log (or its part from `offset`), or with follow=1 a Server-Sent Events stream.', content: { 'text/plain': {}, 'text/event-stream': {} }, headers: { 'X-Log-Size': 'Bytes stored so far.' } },
         206: { description: 'The requested byte range.', content: { 'text/plain': {} }, headers: { 'Content-Range': 'bytes start-end/size' } },
         416: { description: 'The range starts past the end of the log.', schema: S.ErrorBody },
-        429: { description: 'Too many live streams (`too_many_followers`) for this user or this server; close one, or read without follow=1.', schema: S.ErrorBody },
+        429: { description: 'Too many live streams (`too_many_followers`) or downloads (`too_many_downloads`) for this user or this server; close one, or read a smaller range.', schema: S.ErrorBody },
       },
       async handle(ctx: ApiContext) {
         const found = await visibleTask(ctx.params.id!, ctx.userId);

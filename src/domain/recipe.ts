@@ -16,7 +16,7 @@ import { SCRIPT_TYPES, type ScriptType } from './scriptTypes.js';
 import { decodeSlackText } from './slackText.js';
 import { MAX_SCRIPT_BYTES } from './commandText.js';
 import { peopleSchema, type People } from './people.js';
-import { compileLinear, type CompileResult } from './linearRegex.js';
+import { compileLinear, documentPatternsProblem, type CompileResult } from './linearRegex.js';
 
 export const RECIPE_FORMAT = 'countersign.recipe/v1';
 export const MAX_ARGUMENT_BYTES = 4096;
@@ -61,9 +61,11 @@ const argumentValue = z
 /**
  * Input patterns are written by whoever imports a recipe, so they run in the linear-time engine
  * (src/domain/linearRegex.ts, RE2 syntax): a backtracking engine lets `(a+)+b` and a value of 30
- * `a`s hold the whole process for seconds. Linear is not free either: a match costs up to about
- * programSize steps per character, so a pattern's program is capped when it is added, and the
- * text one match may look at is capped by both the argument limit and programSize.
+ * `a`s hold the whole process for seconds. Linear is not free either: compiling costs about the
+ * program's size, and a match up to about programSize steps per character, so a pattern's program
+ * is capped when it is added (estimated from its text before it is compiled, then measured), the
+ * patterns of an imported recipe are capped together (parseRecipeJson, before any is compiled),
+ * and the text one match may look at is capped by both the argument limit and programSize.
  */
 export const MAX_PATTERN_PROGRAM = 1000;
 /** programSize × characters one match may cost: about 30 ms at the very worst measured here. */
@@ -76,7 +78,7 @@ const MAX_CACHED_PATTERNS = 256;
 function compiledPattern(pattern: string): CompileResult {
   let compiled = compiledPatterns.get(pattern);
   if (compiled === undefined) {
-    compiled = compileLinear(pattern);
+    compiled = compileLinear(pattern, { maxProgramSize: MAX_PATTERN_PROGRAM });
     if (compiledPatterns.size >= MAX_CACHED_PATTERNS) compiledPatterns.delete(compiledPatterns.keys().next().value as string);
     compiledPatterns.set(pattern, compiled);
   }
@@ -86,11 +88,7 @@ function compiledPattern(pattern: string): CompileResult {
 /** Why `pattern` cannot be an input's regex, or null. */
 export function patternProblem(pattern: string): string | null {
   const compiled = compiledPattern(pattern);
-  if (!compiled.ok) return compiled.error;
-  if (compiled.regex.programSize > MAX_PATTERN_PROGRAM) {
-    return `the pattern is too complex to check values against quickly (it compiles to ${compiled.regex.programSize} steps, at most ${MAX_PATTERN_PROGRAM}): use smaller repeat counts such as {1,64}`;
-  }
-  return null;
+  return compiled.ok ? null : compiled.error;
 }
 
 /** The longest value (in characters) `pattern` is matched against. */
@@ -106,7 +104,7 @@ export function maxMatchedChars(pattern: string): number {
  */
 export function patternMismatch(pattern: string, value: string): 'invalid-pattern' | 'too-long' | 'no-match' | null {
   const compiled = compiledPattern(pattern);
-  if (!compiled.ok || compiled.regex.programSize > MAX_PATTERN_PROGRAM) return 'invalid-pattern';
+  if (!compiled.ok) return 'invalid-pattern';
   if (value.length > maxMatchedChars(pattern)) return 'too-long';
   return compiled.regex.fullMatch(value) ? null : 'no-match';
 }
@@ -206,12 +204,24 @@ export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | 
   if (typeof name !== 'string' || !RECIPE_NAME.test(name)) problems.push('name: recipe names use letters, digits, -, _ and . (at most 64)');
   const parsedEditors = editors === undefined ? null : editorsSchema.safeParse(editors);
   if (parsedEditors && !parsedEditors.success) problems.push(...describe(parsedEditors.error.issues.map((issue) => ({ ...issue, path: ['editors', ...issue.path] }))));
+  // Before the schema compiles any pattern: their total is bounded too.
+  const tooMany = documentPatternsProblem(rawArgumentPatterns(body.arguments));
+  if (tooMany !== null) return { ok: false, problems: [...problems, `arguments: ${tooMany}`] };
   const parsed = recipeBodySchema.safeParse(body);
   if (!parsed.success) problems.push(...describe(parsed.error.issues));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   const recipe = recipeFromBody(name as string, parsed.data, 'imported');
   if (parsedEditors?.success) recipe.editors = { users: [...(parsedEditors.data.users ?? [])], usergroup: parsedEditors.data.usergroup ?? null };
   return { ok: true, recipe };
+}
+
+/**
+ * The `pattern` of each raw (not yet validated) argument: parseRecipeJson and parseRunbookJson
+ * check their total before the schema compiles any of them. Anything that is not a string is the
+ * schema's to refuse.
+ */
+export function rawArgumentPatterns(args: unknown): unknown[] {
+  return Array.isArray(args) ? args.map((arg: unknown) => (typeof arg === 'object' && arg !== null ? (arg as Record<string, unknown>).pattern : undefined)) : [];
 }
 
 function describe(issues: readonly z.core.$ZodIssue[]): string[] {

@@ -58,12 +58,12 @@ export function compileRedactRules(entries: readonly string[]): { ok: true; rule
       rules.push({ name: entry, kind: 'built-in', pattern: new RegExp(builtIn.source, builtIn.flags) });
       continue;
     }
-    const compiled = compileLinear(entry);
+    const compiled = compileLinear(entry, { maxProgramSize: MAX_REDACT_PROGRAM });
+    if (!compiled.ok && compiled.tooComplex) {
+      return { ok: false, error: `"${entry}" is too complex to scan all output with (it compiles to ${compiled.tooComplex.steps} steps, at most ${MAX_REDACT_PROGRAM}): use smaller repeat counts` };
+    }
     if (!compiled.ok) return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${compiled.error}` };
     const { regex } = compiled;
-    if (regex.programSize > MAX_REDACT_PROGRAM) {
-      return { ok: false, error: `"${entry}" is too complex to scan all output with (it compiles to ${regex.programSize} steps, at most ${MAX_REDACT_PROGRAM}): use smaller repeat counts` };
-    }
     // Found a match, yet no non-empty one: every match in the probe was empty.
     if (regex.fullMatch('') || EMPTY_MATCH_PROBES.some((probe) => regex.test(probe) && regex.matches(probe).length === 0)) {
       return { ok: false, error: `"${entry}" can match empty text, so it would redact nothing everywhere; make it match at least one character` };

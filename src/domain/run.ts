@@ -74,7 +74,8 @@ export type RunTrigger =
   | { kind: 'schedule'; schedule?: number }
   | { kind: 'webhook'; hook: string }
   | { kind: 'after'; run: number; on: 'success' | 'failure' | 'always' }
-  | { kind: 'workflow' };
+  /** A Slack workflow's step (src/domain/workflowStep.ts): `execution` is its function execution id. */
+  | { kind: 'workflow'; execution?: string };
 
 /** The pinned plan as stored (runs.plan); the arguments are stored apart (runs.arguments). */
 export type StoredPlan = Omit<RunPlan, 'arguments'>;

@@ -25,8 +25,8 @@ import type { RunService } from '../service/runs.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db } from '../store/db.js';
 import { activeRunIds, databaseNow, lockRun, stepsOfRun, transitionRunStep } from '../store/runs.js';
-import { heldRunnerKeys, lockLostRunner } from '../store/executions.js';
-import { LOST_CONFIRM_MS } from '../runner/runner.js';
+import { databaseServer, heldRunnerKeys, lockLostRunner } from '../store/executions.js';
+import { LostRunnerJudge } from '../runner/lostRunners.js';
 import { applyActions, type OwnedHttpStep } from './actions.js';
 import { startTriggeredRuns } from './triggers.js';
 
@@ -59,8 +59,8 @@ export class Advancer {
   private readonly unsubscribe: Array<() => void> = [];
   private accepting = false;
   private key: Promise<string> | null = null;
-  /** Runner keys of http steps' owners whose lock was found free, and since when. */
-  private readonly freeSince = new Map<number, number>();
+  /** Which http steps' owners are gone: the runner sweeper's rule (a free lock past the reconnect grace). */
+  private readonly judge: LostRunnerJudge;
   /** Some target's reviews expire: pending run reviews are swept on each poll. */
   private readonly reviewsExpire: boolean;
 
@@ -74,6 +74,7 @@ export class Advancer {
     private readonly log: AdvancerLogger,
   ) {
     this.reviewsExpire = [...config.targets.values()].some((t) => t.review?.expiresAfter);
+    this.judge = new LostRunnerJudge({ livenessMs: options.livenessMs });
   }
 
   start(): void {
@@ -235,9 +236,9 @@ export class Advancer {
   }
 
   /**
-   * Http steps whose process is gone: its runner key's liveness lock (src/runner/liveness.ts) is
-   * free for LOST_CONFIRM_MS, and the database has been up for livenessMs (right after a restart
-   * every lock is free until its runner reconnects). Such a step fails as "runner lost" and is
+   * Http steps whose process is gone: its runner key's liveness lock (src/runner/liveness.ts) has
+   * stayed free past the reconnect grace, and longer after a server restart or failover
+   * (LostRunnerJudge, as the runner's sweeper). Such a step fails as "runner lost" and is
    * never sent again (a request may not be idempotent). A live but slow owner keeps its lock, so
    * its step is never failed. Our own key on a step we do not run (its start committed but the
    * answer never reached us): failed once its lease lapsed.
@@ -247,27 +248,17 @@ export class Advancer {
       const running = (await this.db('run_steps')
         .where({ kind: 'http', phase: 'running' })
         .select('id', 'run_id', 'runner_id', 'runner_key', this.db.raw('lease_until < now() AS lease_expired'))) as Array<{ id: number; run_id: number; runner_id: string | null; runner_key: number | null; lease_expired: boolean }>;
-      if (running.length === 0) {
-        this.freeSince.clear();
-        return;
+      const [held, server] = await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]);
+      const others = new Set<number>();
+      for (const step of running) {
+        const key = step.runner_key === null ? null : Number(step.runner_key);
+        if (!this.http.has(step.id) && key !== null && key !== this.options.runnerKey) others.add(key);
       }
-      const held = await heldRunnerKeys(this.db);
-      const up = (await this.db.raw('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms')) as { rows: Array<{ up_ms: number }> };
-      const serverUpMs = Number(up.rows[0]?.up_ms ?? 0);
-      const now = Date.now();
+      const lostKeys = new Set(this.judge.judge(Date.now(), server, held, others));
       for (const step of running) {
         if (this.http.has(step.id)) continue;
         const key = step.runner_key === null ? null : Number(step.runner_key);
-        let lost: boolean;
-        if (key === null || key === this.options.runnerKey) lost = step.lease_expired;
-        else if (held.has(key)) {
-          this.freeSince.delete(key);
-          lost = false;
-        } else {
-          const since = this.freeSince.get(key) ?? now;
-          this.freeSince.set(key, since);
-          lost = now - since >= LOST_CONFIRM_MS && serverUpMs >= this.options.livenessMs;
-        }
+        const lost = key === null || key === this.options.runnerKey ? step.lease_expired : lostKeys.has(key);
         if (!lost) continue;
         const failed = await this.db.transaction(async (trx) => {
           // Taking the lost runner's lock for this transaction: it cannot come back halfway.

@@ -176,7 +176,10 @@ async function runStep(
   const { task, execution } = claimed;
   const cap = new OutputCap(capBytes, Math.min(256 * 1024, Math.floor(capBytes / 4)));
   /** Filtered output: shown to the views as is, stored within the cap; our own messages always stored. */
-  const emit = (stream: 'stdout' | 'stderr' | 'system', text: string) => {
+  const emit = (stream: 'stdout' | 'stderr' | 'system', raw: string) => {
+    // Postgres text cannot hold NUL: it is stored as U+FFFD (3 bytes), so it is replaced before
+    // the cap counts it, or a run of NULs would be stored at three times the cap.
+    const text = raw.includes('\u0000') ? raw.replace(/\u0000/g, '\uFFFD') : raw;
     const kept = stream === 'system' ? text : cap.accept(text);
     if (kept !== '') {
       recorder.write(step.id, stream, kept);

@@ -6,6 +6,11 @@
  * lost within about a second; a process that is alive but slow keeps its lock, and its runs are
  * never taken from it.
  *
+ * A reset (a proxy or pooler restart, a firewall RST, a failover) drops the lock of a live
+ * process too: it reconnects at once and then every RECONNECT_BACKOFF_MS, so it holds the lock
+ * again within a moment of the database accepting, well within the grace other processes give a
+ * free lock before they judge it lost (lostRunners.ts); past that grace it backs off to 2 s.
+ *
  * A silent partition (packets dropped, nothing reset) is the one case the server cannot see at
  * once: the session is given `livenessMs` (idle_session_timeout, TCP keepalives and
  * tcp_user_timeout on this session; a heartbeat keeps it busy while the link works) before the
@@ -16,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { confirmOwnershipQuery } from '../store/executions.js';
+import { RECONNECT_BACKOFF_MS, RECONNECT_GRACE_MS } from './lostRunners.js';
 
 export interface LivenessOptions {
   connectionString: string;
@@ -93,7 +99,9 @@ export class RunnerLiveness {
   }
 
   private async run(firstAttemptDone: () => void): Promise<void> {
-    let backoffMs = 100;
+    let backoffMs = FIRST_BACKOFF_MS;
+    /** When the lock was last lost (or first missed): retries stay frequent for the reconnect grace. */
+    let lostAt: number | null = null;
     while (!this.stopped) {
       const client = this.newClient();
       let broken: (error: Error) => void = () => undefined;
@@ -108,7 +116,8 @@ export class RunnerLiveness {
         this.client = client;
         this.holding = true;
         this.lastAnswerAt = Date.now();
-        backoffMs = 100;
+        backoffMs = FIRST_BACKOFF_MS;
+        lostAt = null;
         firstAttemptDone();
         this.options.log.info({ key: this.key }, 'holding the runner liveness lock');
         this.options.onAcquired?.();
@@ -122,8 +131,9 @@ export class RunnerLiveness {
         firstAttemptDone();
       }
       if (this.stopped) break;
+      lostAt ??= Date.now();
       await this.pause(backoffMs);
-      backoffMs = Math.min(backoffMs * 2, 2000);
+      backoffMs = Math.min(backoffMs * 2, Date.now() - lostAt < RECONNECT_GRACE_MS ? RECONNECT_BACKOFF_MS : MAX_BACKOFF_MS);
     }
   }
 
@@ -195,5 +205,8 @@ function destroy(client: pg.Client): void {
   (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   client.end().catch(() => undefined);
 }
+
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -6,9 +6,10 @@
  *
  * Who is alive is Postgres's answer, not a timer's: each process holds a liveness lock
  * (liveness.ts) and writes its key on the runs it claims. A sweeper in every process ends the
- * runs of a runner whose lock is free ("runner lost") and stops whatever of them is still
- * running on the hosts, so no task stays `running` forever; a runner that is alive, however slow
- * or cut off for a while, keeps its runs. A result is retried until it is stored (only shutdown
+ * runs of a runner whose lock has stayed free past a reconnect grace, longer after a server
+ * restart or failover (lostRunners.ts), as "runner lost", and stops whatever of them is still
+ * running on the hosts, so no task stays `running` forever; a runner that is alive, however slow,
+ * reset or cut off for a while, keeps its runs. A result is retried until it is stored (only shutdown
  * ends the retries), and the run stays in the active set meanwhile.
  */
 import type { Config } from '../config/config.js';
@@ -34,6 +35,7 @@ import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
 import type { RunnerLiveness } from './liveness.js';
+import { LostRunnerJudge } from './lostRunners.js';
 import type { RunObserver } from './observer.js';
 
 export interface RunnerOptions {
@@ -45,7 +47,7 @@ export interface RunnerOptions {
    * how long, after a database restart, every runner gets to reconnect before any is judged.
    */
   livenessMs: number;
-  /** How often runs of other runners are checked (a crashed runner is found within about this plus LOST_CONFIRM_MS). */
+  /** How often runs of other runners are checked (a crashed runner is found within about twice this plus RECONNECT_GRACE_MS). */
   sweepMs?: number;
   maxConcurrent: number;
   killGraceMs: number;
@@ -72,8 +74,6 @@ interface ActiveRun {
   done: Promise<void>;
 }
 
-/** A runner's lock must be seen free this long before its runs are ended: a reconnecting runner takes it back well within it. */
-export const LOST_CONFIRM_MS = 1000;
 /** A run that carries our key but that we are not running (its claim's answer was lost) is ended after this long. */
 const OWN_ORPHAN_MS = 10_000;
 
@@ -89,12 +89,10 @@ export class Runner {
   private stopWaking: (() => void) | null = null;
   /** Aborted when shutdown gives up waiting: results not yet stored stop being retried. */
   private readonly abandon = new AbortController();
-  /** Other runners' keys seen with their lock free, and since when (this process's clock). */
-  private readonly freeSince = new Map<number, number>();
+  /** Decides, sweep by sweep, which other runners are gone. */
+  private readonly judge: LostRunnerJudge;
   /** Runs with our key that we are not running, and since when. */
   private readonly orphanSince = new Map<number, number>();
-  /** Other runners' keys seen held, and under which server start: such a runner had reconnected. */
-  private readonly seenHeld = new Map<number, string>();
   private renewing = false;
   private sweeping = false;
 
@@ -109,7 +107,12 @@ export class Runner {
     private readonly options: RunnerOptions,
     private readonly log: RunnerLogger,
     private readonly metrics: RunnerMetrics = {},
-  ) {}
+  ) {
+    this.judge = new LostRunnerJudge({
+      livenessMs: options.livenessMs,
+      onServerChanged: (from, to) => log.warn({ from, to }, `the database server changed (a restart or failover): runners not back on it yet get ${formatDuration(options.livenessMs)} to reconnect`),
+    });
+  }
 
   start(): void {
     this.accepting = true;
@@ -117,7 +120,7 @@ export class Runner {
     this.unsubscribe.push(this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')));
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
-    this.timers.push(setInterval(() => void this.sweepLostRuns(), this.options.sweepMs ?? 500));
+    this.timers.push(setInterval(() => void this.sweepLostRuns(), this.options.sweepMs ?? SWEEP_MS));
     this.wake();
   }
 
@@ -296,16 +299,15 @@ export class Runner {
   }
 
   /**
-   * Ends the runs of runners that are gone. A runner is gone when its liveness lock has been free
-   * for LOST_CONFIRM_MS, and, in the first livenessMs after a database restart (every lock is
-   * free then until its runner reconnects), only if it had been seen back since the restart.
+   * Ends the runs of runners that are gone (LostRunnerJudge: a lock free past the reconnect grace,
+   * or past livenessMs after a server restart or failover for a runner not seen back since).
    * Runs without a runner key (claimed before keys existed) are judged by their lease, as before.
    */
   private async sweepLostRuns(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const { executions, serverUpMs, serverStartedAt } = await runningExecutions(this.db);
+      const { executions, server } = await runningExecutions(this.db);
       const now = Date.now();
       const byKey = new Map<number, RunningExecution[]>();
       const ownOrphans: RunningExecution[] = [];
@@ -321,21 +323,7 @@ export class Runner {
       }
       await this.endOwnOrphans(ownOrphans, now);
       const held = await heldRunnerKeys(this.db);
-      for (const key of [...this.freeSince.keys()]) if (!byKey.has(key) || held.has(key)) this.freeSince.delete(key);
-      // Every live runner, busy or not: one seen since the server started has reconnected.
-      for (const [key, startedAt] of [...this.seenHeld]) if (startedAt !== serverStartedAt || (!held.has(key) && !byKey.has(key))) this.seenHeld.delete(key);
-      for (const key of held) this.seenHeld.set(key, serverStartedAt);
-      for (const [key, runs] of byKey) {
-        if (held.has(key)) continue;
-        const since = this.freeSince.get(key) ?? now;
-        this.freeSince.set(key, since);
-        if (now - since < LOST_CONFIRM_MS) continue;
-        // Soon after a database restart every lock is free until its runner reconnects: a runner
-        // not seen back yet gets livenessMs from the restart, as it would for a silent link.
-        const reconnected = this.seenHeld.get(key) === serverStartedAt;
-        if (!reconnected && serverUpMs < this.options.livenessMs) continue;
-        await this.endLostRunner(key, runs);
-      }
+      for (const key of this.judge.judge(now, server, held, new Set(byKey.keys()))) await this.endLostRunner(key, byKey.get(key) ?? []);
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
     } finally {
@@ -357,7 +345,7 @@ export class Runner {
       }
       return done;
     });
-    this.freeSince.delete(runnerKey);
+    this.judge.forget(runnerKey);
     for (const { run, steps } of ended) this.afterLost(run, steps);
   }
 
@@ -448,6 +436,8 @@ export class Runner {
 }
 
 const PROGRESS_EVERY_MS = 2000;
+/** Sweeps often enough that a dead runner is found soon after its reconnect grace (two cheap reads). */
+const SWEEP_MS = 250;
 
 const lostMessage = (runnerId: string) => `runner lost: the process running it (${runnerId}) stopped responding`;
 

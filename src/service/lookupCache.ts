@@ -5,7 +5,14 @@
  * on with what is known while the answer lands in the cache; when Slack fails, the last answer
  * it gave is kept and Slack is asked again after `retryMs`. Never a guess: with nothing known the
  * answer is null, and each caller decides what null means (nobody counts).
+ *
+ * The last answer is not kept for ever: older than `maxStaleMs` (15 min by default), it is no
+ * longer used, and the answer is null until Slack answers again (fail closed). Someone removed
+ * from a user group or a channel during a long Slack outage stops counting after that long.
  */
+
+/** How long a last known answer is used while Slack fails, unless the cache is told otherwise. */
+export const DEFAULT_MAX_STALE_MS = 15 * 60_000;
 
 export interface LookupCacheOptions {
   /** How long an answer is trusted before asking again. */
@@ -14,6 +21,8 @@ export interface LookupCacheOptions {
   retryMs: number;
   /** A lookup waits at most this long, then goes on with what is known. */
   lookupTimeoutMs: number;
+  /** An answer older than this is not used, even when Slack cannot give a newer one. */
+  maxStaleMs: number;
   now: () => number;
 }
 
@@ -35,6 +44,7 @@ export function lookupCacheOptions(options: Partial<LookupCacheOptions>, default
     ttlMs,
     retryMs: options.retryMs ?? Math.min(ttlMs, 5_000),
     lookupTimeoutMs: options.lookupTimeoutMs ?? 1_500,
+    maxStaleMs: Math.max(ttlMs, options.maxStaleMs ?? DEFAULT_MAX_STALE_MS),
     now: options.now ?? Date.now,
   };
 }
@@ -48,7 +58,7 @@ export class LookupCache<V> {
     private readonly hooks: LookupHooks<V> = {},
   ) {}
 
-  /** The answer for `key`: fresh, cached, or the last known one; null when nothing is known. */
+  /** The answer for `key`: fresh, cached, or the last known one if not too old; null when nothing is known. */
   async get(key: string): Promise<V | null> {
     let entry = this.entries.get(key);
     if (!entry) {
@@ -58,7 +68,7 @@ export class LookupCache<V> {
     const now = this.options.now();
     const fresh = entry.value !== null && now - entry.fetchedAt < this.options.ttlMs;
     const waitingToRetry = entry.failedAt !== null && now - entry.failedAt < this.options.retryMs;
-    if (fresh || waitingToRetry) return entry.value;
+    if (fresh || waitingToRetry) return this.usable(entry);
     const current = entry;
     current.pending ??= this.fetch(key, current).finally(() => {
       current.pending = null;
@@ -73,7 +83,12 @@ export class LookupCache<V> {
       }),
     ]);
     clearTimeout(timer);
-    return current.value;
+    return this.usable(current);
+  }
+
+  /** The entry's answer unless it is older than maxStaleMs. */
+  private usable(entry: Entry<V>): V | null {
+    return entry.value !== null && this.options.now() - entry.fetchedAt < this.options.maxStaleMs ? entry.value : null;
   }
 
   private async fetch(key: string, entry: Entry<V>): Promise<void> {
@@ -83,7 +98,7 @@ export class LookupCache<V> {
       entry.failedAt = null;
     } catch (error) {
       entry.failedAt = this.options.now();
-      this.hooks.failed?.(key, error, entry.value);
+      this.hooks.failed?.(key, error, this.usable(entry));
     }
   }
 }

@@ -62,6 +62,8 @@ export interface RunbookStartInput {
   channelId: string | null;
   /** The version the starter was shown (a form's); refused if the runbook is another now. */
   expectedHash?: string;
+  /** A recipe starts as a one-step run, as schedules start it (a Workflow Builder step waits for a run). */
+  asRun?: boolean;
 }
 
 export type RunbookStartOutcome =
@@ -220,7 +222,7 @@ export class RunbookService {
     if (input.expectedHash !== undefined && input.expectedHash !== entry.hash) {
       return refuse('runbook_changed', `The runbook ${reference} changed since this form opened (it is now version ${shortHash(entry.hash)}): close the form and start it again to see the new version.`);
     }
-    if (entry.kind === 'recipe' && entry.recipe) {
+    if (entry.kind === 'recipe' && entry.recipe && input.asRun !== true) {
       const started = await this.recipes.start(entry.recipe, {
         author: input.starter,
         values: input.values,

@@ -7,8 +7,9 @@
  * behind the window (it just connected, or its client reads slowly) catches up with its own
  * bounded reads. A slow safety poll per watched task (not per connection) covers a lost notice.
  *
- * Followers are capped per user and in total, so open streams cannot take the process or the
- * database pool.
+ * Followers are capped per user (or link), per client address and in total, so open streams
+ * cannot take the process or the database pool. Downloads of whole logs (streamed in bounded
+ * batches, but long) are capped per user and in total the same way.
  */
 import type { TaskStatus } from '../domain/lifecycle.js';
 import type { Db } from '../store/db.js';
@@ -28,7 +29,11 @@ export interface FeedOptions {
   /** Output kept in memory per watched task. */
   windowBytes?: number;
   maxFollowersPerUser?: number;
+  /** Followers from one client address (all clients share one behind a proxy: keep it above the per-user cap). */
+  maxFollowersPerAddress?: number;
   maxFollowers?: number;
+  maxDownloadsPerUser?: number;
+  maxDownloads?: number;
 }
 
 export interface FeedLogger {
@@ -73,14 +78,43 @@ export interface FeedSubscription {
 
 export type Admission = { ok: true; release: () => void } | { ok: false; message: string };
 
+/** Counts holders per key and in total, against caps. */
+class Slots {
+  private readonly perKey = new Map<string, number>();
+  total = 0;
+
+  count(key: string): number {
+    return this.perKey.get(key) ?? 0;
+  }
+
+  take(keys: readonly string[]): () => void {
+    for (const key of keys) this.perKey.set(key, this.count(key) + 1);
+    this.total++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total--;
+      for (const key of keys) {
+        const left = this.count(key) - 1;
+        if (left <= 0) this.perKey.delete(key);
+        else this.perKey.set(key, left);
+      }
+    };
+  }
+}
+
 export class TaskFeed {
   private readonly watches = new Map<number, Watch>();
-  private readonly perUser = new Map<string, number>();
-  private total = 0;
+  private readonly following = new Slots();
+  private readonly downloading = new Slots();
   private readonly safetyPollMs: number;
   private readonly windowBytes: number;
   readonly maxFollowersPerUser: number;
+  readonly maxFollowersPerAddress: number;
   readonly maxFollowers: number;
+  readonly maxDownloadsPerUser: number;
+  readonly maxDownloads: number;
   /** Shared reads (one per watched task per change) and followers' own catch-up reads, for tests and metrics. */
   readonly reads = { shared: 0, catchUp: 0 };
 
@@ -92,36 +126,49 @@ export class TaskFeed {
     this.safetyPollMs = options.safetyPollMs ?? 5000;
     this.windowBytes = options.windowBytes ?? 1024 * 1024;
     this.maxFollowersPerUser = options.maxFollowersPerUser ?? 10;
+    this.maxFollowersPerAddress = options.maxFollowersPerAddress ?? 50;
     this.maxFollowers = options.maxFollowers ?? 200;
+    this.maxDownloadsPerUser = options.maxDownloadsPerUser ?? 2;
+    this.maxDownloads = options.maxDownloads ?? 10;
   }
 
-  /** A follower may start when its user (or link) and the process are under their caps. */
-  admit(who: string): Admission {
-    const mine = this.perUser.get(who) ?? 0;
+  /**
+   * A follower may start when its user (an API token's user, or a task-page link), its client
+   * address (when given) and the process are under their caps.
+   */
+  admit(who: string, address?: string): Admission {
+    const mine = this.following.count(who);
     if (mine >= this.maxFollowersPerUser) {
       return { ok: false, message: `You already follow ${mine} live logs (the most one user may); close one, or read the log without follow=1.` };
     }
-    if (this.total >= this.maxFollowers) {
-      return { ok: false, message: `This server already streams ${this.total} live logs (its limit); try again shortly, or read the log without follow=1.` };
+    const fromAddress = address === undefined ? 0 : this.following.count(`address:${address}`);
+    if (fromAddress >= this.maxFollowersPerAddress) {
+      return { ok: false, message: `Your address already follows ${fromAddress} live logs (the most one address may); close one, or read the log without follow=1.` };
     }
-    this.perUser.set(who, mine + 1);
-    this.total++;
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.total--;
-        const left = (this.perUser.get(who) ?? 1) - 1;
-        if (left <= 0) this.perUser.delete(who);
-        else this.perUser.set(who, left);
-      },
-    };
+    if (this.following.total >= this.maxFollowers) {
+      return { ok: false, message: `This server already streams ${this.following.total} live logs (its limit); try again shortly, or read the log without follow=1.` };
+    }
+    return { ok: true, release: this.following.take(address === undefined ? [who] : [who, `address:${address}`]) };
+  }
+
+  /** A download of a whole log (or any large part of it) may start when its user and the process are under their caps. */
+  admitDownload(who: string): Admission {
+    const mine = this.downloading.count(who);
+    if (mine >= this.maxDownloadsPerUser) {
+      return { ok: false, message: `You are already downloading ${mine} logs (the most one user may at once); wait for one to finish, or ask for a smaller range.` };
+    }
+    if (this.downloading.total >= this.maxDownloads) {
+      return { ok: false, message: `This server is already sending ${this.downloading.total} whole logs (its limit); try again shortly, or ask for a smaller range.` };
+    }
+    return { ok: true, release: this.downloading.take([who]) };
   }
 
   get followers(): number {
-    return this.total;
+    return this.following.total;
+  }
+
+  get downloads(): number {
+    return this.downloading.total;
   }
 
   /** Task `taskId` changed (a notice from any process): its watch, if any, reads again. */
@@ -238,8 +285,7 @@ export class TaskFeed {
     const shared = subscription.fromWindow(executionId, afterId);
     if (shared !== null) return { chunks: shared, more: false };
     this.reads.catchUp++;
-    const chunks = await chunksAfter(this.db, executionId, afterId, READ_BATCH);
-    return { chunks, more: chunks.length === READ_BATCH };
+    return chunksAfter(this.db, executionId, afterId, READ_BATCH);
   }
 
   private async read(watch: Watch): Promise<void> {
@@ -269,13 +315,13 @@ export class TaskFeed {
     if (watch.windowExecution !== null) {
       const lastId = () => (watch.window.length > 0 ? (watch.window[watch.window.length - 1] as StoredChunk).id : watch.windowFrom);
       for (let batch = 0; batch < 20; batch++) {
-        const chunks = await chunksAfter(this.db, watch.windowExecution, lastId(), READ_BATCH);
+        const { chunks, more } = await chunksAfter(this.db, watch.windowExecution, lastId(), READ_BATCH);
         for (const chunk of chunks) {
           watch.window.push(chunk);
           watch.windowBytes += chunk.data.length;
         }
         this.trim(watch);
-        if (chunks.length < READ_BATCH) break;
+        if (!more) break;
         if (batch === 19) watch.again = true;
       }
     }

@@ -234,11 +234,11 @@ export interface RunningExecution {
 }
 
 /**
- * Every running execution (a partial index holds just these), with how long the database server
- * has been up: right after a restart every runner's lock is free until it reconnects.
+ * Every running execution (a partial index holds just these), with which server answered: right
+ * after a restart or a failover every runner's lock is free until it reconnects.
  */
-export async function runningExecutions(db: Queryable): Promise<{ executions: RunningExecution[]; serverUpMs: number; serverStartedAt: string }> {
-  const [rows, up] = await Promise.all([
+export async function runningExecutions(db: Queryable): Promise<{ executions: RunningExecution[]; server: DatabaseServer }> {
+  const [rows, server] = await Promise.all([
     db('executions')
       .where({ phase: 'running' })
       .orderBy('id')
@@ -249,15 +249,42 @@ export async function runningExecutions(db: Queryable): Promise<{ executions: Ru
         'runner_key',
         db.raw('lease_until < now() AS lease_expired'),
       ),
-    db.raw<{ rows: Array<{ up_ms: number; started: string }> }>(
-      'SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms, pg_postmaster_start_time()::text AS started',
-    ),
+    databaseServer(db),
   ]);
   return {
     executions: rows.map((row) => ({ id: row.id, taskId: row.task_id, runnerId: row.runner_id, runnerKey: row.runner_key, leaseExpired: row.lease_expired })),
-    serverUpMs: Number(up.rows[0]?.up_ms ?? 0),
-    serverStartedAt: up.rows[0]?.started ?? '',
+    server,
   };
+}
+
+/** Which server answers: its start time, and (when the role may read pg_control) cluster id and timeline. */
+export interface DatabaseServer {
+  startedAt: string;
+  systemId: string | null;
+  timeline: number | null;
+  upMs: number;
+}
+
+/** Databases whose role may not run pg_control_system() (some managed services revoke it): asked once. */
+const controlUnreadable = new WeakSet<object>();
+
+export async function databaseServer(db: Queryable): Promise<DatabaseServer> {
+  const uptime = 'SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms, pg_postmaster_start_time()::text AS started';
+  type Row = { up_ms: number; started: string; system_id?: string | null; timeline?: number | null };
+  let row: Row | undefined;
+  if (!controlUnreadable.has(db)) {
+    try {
+      const withControl = await db.raw<{ rows: Row[] }>(
+        `SELECT u.*, s.system_identifier::text AS system_id, (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline FROM (${uptime}) u, pg_control_system() s`,
+      );
+      row = withControl.rows[0];
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error; // insufficient_privilege
+      controlUnreadable.add(db);
+    }
+  }
+  row ??= (await db.raw<{ rows: Row[] }>(uptime)).rows[0];
+  return { startedAt: row?.started ?? '', systemId: row?.system_id ?? null, timeline: row?.timeline === undefined || row.timeline === null ? null : Number(row.timeline), upMs: Number(row?.up_ms ?? 0) };
 }
 
 /**

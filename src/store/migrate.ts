@@ -18,6 +18,7 @@ import * as runbooks from '../../migrations/013_runbooks.js';
 import * as runbookSchedules from '../../migrations/014_runbook_schedules.js';
 import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
 import * as runSlack from '../../migrations/018_run_slack.js';
+import * as workflowExecutions from '../../migrations/019_workflow_executions.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -40,6 +41,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['014_runbook_schedules', runbookSchedules],
   ['016_schedule_surfaces', scheduleSurfaces],
   ['018_run_slack', runSlack],
+  ['019_workflow_executions', workflowExecutions],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

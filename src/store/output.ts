@@ -28,6 +28,138 @@ export async function chunksFor(db: Queryable, executionId: number): Promise<Sto
 }
 
 /**
+ * Chunks of a run from id `fromId` on (inclusive), oldest first: at most `limit` of them, and no
+ * more than about `budgetBytes` of text (always at least one chunk). A chunk can be up to about a
+ * megabyte (a batch that waited out a database outage), so a read is bounded by bytes, not rows.
+ * `more`: there are further chunks (up to `untilId`) after these.
+ */
+export async function chunksFrom(
+  db: Queryable,
+  executionId: number,
+  fromId: number,
+  options: { budgetBytes: number; limit?: number; untilId?: number },
+): Promise<{ chunks: StoredChunk[]; more: boolean }> {
+  const limit = options.limit ?? 500;
+  // One row past the limit, and the rows past the budget, come back without their text: they only say "more".
+  const result = await db.raw<{ rows: Array<{ id: string; step_id: string | null; stream: StoredChunk['stream']; data: string | null }> }>(
+    `SELECT id, step_id, stream, CASE WHEN before < ? AND n <= ? THEN data END AS data FROM (
+       SELECT id, step_id, stream, data, sum(octet_length(data)) OVER w - octet_length(data) AS before, row_number() OVER w AS n
+         FROM output_chunks
+        WHERE execution_id = ? AND id >= ? AND id <= ?
+       WINDOW w AS (ORDER BY id)
+        ORDER BY id LIMIT ?
+     ) c ORDER BY id`,
+    [options.budgetBytes, limit, executionId, fromId, options.untilId ?? Number.MAX_SAFE_INTEGER, limit + 1],
+  );
+  const chunks: StoredChunk[] = [];
+  for (const row of result.rows) {
+    if (row.data === null) break;
+    chunks.push({ id: Number(row.id), step_id: row.step_id === null ? null : Number(row.step_id), stream: row.stream, data: row.data });
+  }
+  return { chunks, more: result.rows.length > chunks.length };
+}
+
+/** Where a chunk's text starts in a run's assembled log, and what came just before it. */
+export interface ChunkPosition {
+  id: number;
+  /** Byte offset of the chunk's assembled text (labels included) in the whole log. */
+  start: number;
+  /** The previous (non-empty) chunk's step and whether it ended a line; `first`: there was none. */
+  previous: { stepId: number | null; endsLine: boolean } | 'first';
+}
+
+export interface LogLayout {
+  /** Bytes of the assembled log (up to `untilId` when given). */
+  size: number;
+  /** Id of the newest chunk counted, 0 when none. */
+  lastId: number;
+  /** The first chunk whose text reaches past the byte asked for; null when none does. */
+  at: ChunkPosition | null;
+  /** Just after the last chunk counted: where the next chunk's text will start. */
+  end: ChunkPosition;
+}
+
+/**
+ * How the assembled log of a run is laid out, computed by Postgres from each chunk's size and line
+ * breaks: no output text reaches this process. Mirrors LogAssembler (src/service/logs.ts), which
+ * prefixes `[label] ` to every line start when a run has several hosts: `labelBytes` gives each
+ * step's prefix length (key `system` for countersign's own lines, `unknown` for any other), or
+ * null for an unlabelled log. A line starts after a newline followed by a character that is not
+ * a line terminator (`\n(?=.)` in JavaScript: not \n, \r, U+2028 or U+2029), at the start of a
+ * step's text after another step's, and at the very start; a newline is added when a step's text
+ * follows another step's unfinished line.
+ *
+ * `from`: the position of the chunk holding that byte; `suffix`: of the chunk holding the first of
+ * the last `suffix` bytes.
+ */
+export async function logLayout(
+  db: Queryable,
+  executionId: number,
+  options: { labelBytes: Readonly<Record<string, number>> | null; from?: number; suffix?: number; untilId?: number },
+): Promise<LogLayout> {
+  const labelled = options.labelBytes !== null;
+  type Row = { size: string; last_id: string; last_step: string | null; last_nl: boolean | null; id: string | null; start: string | null; prev_step: string | null; prev_nl: boolean | null; is_first: boolean | null };
+  const result = await db.raw<{ rows: Row[] }>(
+    `WITH meta AS (
+       SELECT id, step_id, octet_length(data) AS bytes, right(data, 1) = chr(10) AS ends_nl,
+              ${labelled ? `regexp_count(data, '\n[^\n\r\u2028\u2029]')` : '0'} AS inner_starts
+         FROM output_chunks WHERE execution_id = ? AND id <= ? AND data <> ''
+     ), seq AS (
+       SELECT m.*, lag(step_id) OVER w AS prev_step, lag(ends_nl) OVER w AS prev_nl, row_number() OVER w = 1 AS is_first,
+              coalesce((?::jsonb ->> coalesce(step_id::text, 'system'))::int, (?::jsonb ->> 'unknown')::int, 0) AS label
+         FROM meta m WINDOW w AS (ORDER BY id)
+     ), sized AS (
+       SELECT id, prev_step, prev_nl, is_first,
+              bytes + CASE WHEN ? THEN
+                  (CASE WHEN is_first OR prev_step IS DISTINCT FROM step_id OR prev_nl THEN label ELSE 0 END)
+                + inner_starts * label
+                + (CASE WHEN NOT is_first AND prev_step IS DISTINCT FROM step_id AND NOT prev_nl THEN 1 ELSE 0 END)
+              ELSE 0 END AS len
+         FROM seq
+     ), placed AS (
+       SELECT *, sum(len) OVER (ORDER BY id) - len AS start FROM sized
+     ), totals AS (
+       SELECT coalesce(sum(len), 0)::bigint AS size, coalesce(max(id), 0)::bigint AS last_id FROM sized
+     ), newest AS (
+       SELECT step_id AS last_step, ends_nl AS last_nl FROM meta ORDER BY id DESC LIMIT 1
+     )
+     SELECT t.size, t.last_id, n.last_step, n.last_nl, p.id, p.start, p.prev_step, p.prev_nl, p.is_first
+       FROM totals t LEFT JOIN newest n ON true LEFT JOIN LATERAL (
+         SELECT id, start, prev_step, prev_nl, is_first FROM placed
+          WHERE start + len > (CASE WHEN ?::bigint IS NULL THEN ?::bigint ELSE greatest(t.size - ?::bigint, 0) END)
+          ORDER BY id LIMIT 1
+       ) p ON true`,
+    [
+      executionId,
+      options.untilId ?? Number.MAX_SAFE_INTEGER,
+      JSON.stringify(options.labelBytes ?? {}),
+      JSON.stringify(options.labelBytes ?? {}),
+      labelled,
+      options.suffix ?? null,
+      options.from ?? 0,
+      options.suffix ?? null,
+    ],
+  );
+  const row = result.rows[0];
+  const at: ChunkPosition | null =
+    row && row.id !== null
+      ? {
+          id: Number(row.id),
+          start: Number(row.start),
+          previous: row.is_first ? 'first' : { stepId: row.prev_step === null ? null : Number(row.prev_step), endsLine: row.prev_nl === true },
+        }
+      : null;
+  const size = Number(row?.size ?? 0);
+  const lastId = Number(row?.last_id ?? 0);
+  const end: ChunkPosition = {
+    id: lastId + 1,
+    start: size,
+    previous: !row || row.last_nl === null ? 'first' : { stepId: row.last_step === null ? null : Number(row.last_step), endsLine: row.last_nl },
+  };
+  return { size, lastId, at, end };
+}
+
+/**
  * The newest chunks of a run, oldest first, holding at least its last `minChars` characters when
  * it printed that much: read newest first in small batches, each chunk cut to its last
  * `minChars` characters, at most `maxChunks` rows. A tail read never reads the whole log.

@@ -181,11 +181,22 @@ export interface PageOptions {
   nonce: string;
   /** The stream's URL (relative, with the link's signature), or null when nothing can change any more. */
   streamUrl: string | null;
-  /** The stored output so far, ANSI codes included (LogAssembler's text). */
+  /** The stored output so far, ANSI codes included (LogAssembler's text): its last part when `omittedBytes` > 0. */
   output: string;
+  /** Bytes of output before `output` that the page leaves out (they are in the download). */
+  omittedBytes?: number;
+  /** Where the whole log can be downloaded as text (relative, with the link's signature). */
+  downloadUrl?: string | null;
   now?: Date;
   /** People's names (peopleOf the view); ids are shown for those missing. */
   names?: Names;
+}
+
+/** "12.3 MB", "512 KB", "900 bytes". */
+function sizeText(bytes: number): string {
+  if (bytes >= 1_000_000) return `${(bytes / 1_000_000).toFixed(1)} MB`;
+  if (bytes >= 1_000) return `${Math.round(bytes / 1_000)} KB`;
+  return `${bytes} bytes`;
 }
 
 export function renderTaskPage(view: TaskView, options: PageOptions): string {
@@ -203,8 +214,8 @@ ${renderHead(task, options.names)}
 <section id="live">
 ${renderLive(view, options.now, options.names)}
 </section>
-<h2>Output ${live}</h2>
-<pre id="output" class="output" data-empty="${escapeHtml(emptyOutputNote(view))}">${createAnsiRenderer().render(options.output)}</pre>
+<h2>Output ${live}${options.downloadUrl ? ` <a id="download" class="muted" href="${escapeHtml(options.downloadUrl)}" download>download the whole log</a>` : ''}</h2>
+${options.omittedBytes ? `<p id="omitted" class="muted">The first ${sizeText(options.omittedBytes)} of output are not shown here${options.downloadUrl ? ': download the whole log to read them' : ''}.</p>\n` : ''}<pre id="output" class="output" data-empty="${escapeHtml(emptyOutputNote(view))}">${createAnsiRenderer().render(options.output)}</pre>
 </main>`,
     // Nothing to follow on a finished task: no script at all.
     options.streamUrl !== null,

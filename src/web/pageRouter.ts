@@ -1,35 +1,43 @@
 /**
- * The task page behind `log_url`: GET /tasks/:id shows a task and its output, updated live over
- * Server-Sent Events from GET /tasks/:id/stream. Access: a signed, expiring link (the one in the
- * Slack card; it is valid for its task until it expires or its key is revoked), or an API token
- * whose user may see the task (src/domain/access.ts). A task the token's user may not see
- * answers as a task that does not exist.
+ * The task page behind `log_url`: GET /tasks/:id shows a task and the last PAGE_TAIL_BYTES of its
+ * output, updated live over Server-Sent Events from GET /tasks/:id/stream; GET /tasks/:id/log
+ * downloads the whole log as text, streamed in bounded batches. Access: a signed, expiring link
+ * (the one in the Slack card; it is valid for its task until it expires or its key is revoked),
+ * or an API token whose user may see the task (src/domain/access.ts). A task the token's user may
+ * not see answers as a task that does not exist. An open stream checks its access again every
+ * STREAM_RECHECK_MS and ends when it is gone.
+ *
+ * Caps: live streams per link (or per token user), per client address and per process; whole-log
+ * downloads per link (or user) and per process (TaskFeed).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
+import { sendBytes, STREAM_RECHECK_MS } from '../api/log.js';
 import { taskSubject } from '../domain/access.js';
 import { isTerminal } from '../domain/lifecycle.js';
 import type { Logger } from '../log.js';
 import type { Access } from '../service/access.js';
-import { hostLabelsOf, LogAssembler } from '../service/logs.js';
+import { RunLog } from '../service/logs.js';
 import type { TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { findApiToken } from '../store/apiTokens.js';
-import { chunksFor } from '../store/output.js';
+import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
 import { loadTaskView } from '../store/taskView.js';
 import type { PeopleDirectory } from '../service/people.js';
 import { pageCsp, peopleOf, renderErrorPage, renderTaskPage } from './logPage.js';
 import type { LinkCheck, LinkSigner } from './signedLinks.js';
-import { streamTask } from './taskStream.js';
+import { PAGE_TAIL_BYTES, streamTask } from './taskStream.js';
 
 export interface TaskPageDeps {
   db: Db;
   signer: LinkSigner;
   access: Access;
   log: Logger;
-  /** Live pages follow their task through this shared reader, which also caps followers. */
+  /** Live pages follow their task through this shared reader, which also caps followers and downloads. */
   feed: TaskFeed;
+  /** How often an open stream checks its access again (STREAM_RECHECK_MS). */
+  recheckMs?: number;
   /** People's names (users.info, cached, a bounded wait): without it the page shows user ids. */
   people?: PeopleDirectory | null;
 }
@@ -37,16 +45,23 @@ export interface TaskPageDeps {
 /** 'hidden': an API token whose user may not see the task, or no such task; answered like a missing task. */
 export type PageAccess = LinkCheck | 'hidden';
 
-/** Who may see task `taskId`: a valid link for it, or a live API token whose user may see it. */
-export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<PageAccess> {
+/**
+ * Who may see task `taskId`: a valid link for it, or a live API token whose user may see it. `who`
+ * names the holder for the caps: the token's user, or the link itself (task, key version, expiry
+ * and signature); any other Authorization header is ignored.
+ */
+export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<{ check: PageAccess; who: string }> {
   const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
   if (bearer) {
     const token = await findApiToken(deps.db, bearer);
-    if (!token) return 'invalid';
+    if (!token) return { check: 'invalid', who: '' };
     const task = await getTask(deps.db, taskId);
-    return task && (await deps.access.maySee(token.userId, taskSubject(task))) ? 'ok' : 'hidden';
+    const visible = task !== null && (await deps.access.maySee(token.userId, taskSubject(task)));
+    return { check: visible ? 'ok' : 'hidden', who: `user:${token.userId}` };
   }
-  return deps.signer.verify(taskId, { expires: queryString(req, 'expires'), sig: queryString(req, 'sig'), kv: queryString(req, 'kv') });
+  const link = { expires: queryString(req, 'expires'), sig: queryString(req, 'sig'), kv: queryString(req, 'kv') };
+  const who = `link:${createHash('sha256').update(JSON.stringify([taskId, link.kv ?? '', link.expires ?? '', link.sig ?? ''])).digest('hex').slice(0, 32)}`;
+  return { check: await deps.signer.verify(taskId, link), who };
 }
 
 /** Ids are bigserials: anything else is no task (and never reaches SQL). */
@@ -102,6 +117,17 @@ function streamUrl(deps: TaskPageDeps, req: Request, taskId: number, after: numb
   return `${base}stream?${new URLSearchParams({ expires, sig, ...(kv ? { kv } : {}), after: String(after) }).toString()}`;
 }
 
+/** The whole log's URL, relative to the page, with the page's own permission. */
+function downloadUrl(req: Request, taskId: number): string | null {
+  const expires = queryString(req, 'expires');
+  const sig = queryString(req, 'sig');
+  const kv = queryString(req, 'kv');
+  // Opened with an API token: the download takes the same header, which a plain link cannot carry.
+  if (!expires || !sig) return null;
+  const base = req.path.endsWith('/') ? '' : `${taskId}/`;
+  return `${base}log?${new URLSearchParams({ expires, sig, ...(kv ? { kv } : {}) }).toString()}`;
+}
+
 export function taskPageRouter(deps: TaskPageDeps): Router {
   const router = Router();
 
@@ -111,27 +137,55 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
     try {
       const taskId = taskIdOf(req.params.id);
       if (taskId === null) return errorPage(res, nonce, 404, 'No such task', 'There is no task with this id.');
-      const access = await pageAccess(deps, req, taskId);
-      if (access === 'hidden') return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
-      if (access !== 'ok') return forbidden(res, nonce, access);
+      const { check } = await pageAccess(deps, req, taskId);
+      if (check === 'hidden') return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
+      if (check !== 'ok') return forbidden(res, nonce, check);
       const view = await loadTaskView(deps.db, taskId);
       if (!view) return errorPage(res, nonce, 404, 'No such task', `There is no task #${taskId}.`);
       let output = '';
       let after = 0;
+      let omittedBytes = 0;
       if (view.execution) {
-        // Read after the view: a task seen terminal has all its output stored by now.
-        const [chunks, labels] = await Promise.all([chunksFor(deps.db, view.execution.id), hostLabelsOf(deps.db, view.execution.id)]);
-        const assembler = new LogAssembler(labels);
-        output = assembler.add(chunks);
-        after = assembler.lastChunkId;
+        // Read after the view: a task seen terminal has all its output stored by now. Only the
+        // tail is read and shown; the stream replays the same tail (ending at `after`) to carry on.
+        const tail = await (await RunLog.open(deps.db, view.execution.id)).tail(PAGE_TAIL_BYTES);
+        ({ text: output, omittedBytes, lastId: after } = tail);
       }
       const live = isTerminal(view.task.status) ? null : streamUrl(deps, req, taskId, after);
+      const download = view.execution ? downloadUrl(req, taskId) : null;
       // Names Slack does not give within a moment are shown as ids: the page never waits on Slack.
       const names = deps.people ? await deps.people.names(peopleOf(view)) : undefined;
-      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, ...(names ? { names } : {}) }));
+      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, omittedBytes, downloadUrl: download, ...(names ? { names } : {}) }));
     } catch (error) {
       deps.log.error({ err: error }, 'task page failed');
       if (!res.headersSent) errorPage(res, nonce, 500, 'Something went wrong', 'The task could not be shown. Try again in a moment.');
+    }
+  });
+
+  router.get('/tasks/:id/log', async (req: Request, res: Response) => {
+    res.set({ 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' });
+    try {
+      const taskId = taskIdOf(req.params.id);
+      if (taskId === null) return void res.status(404).type('text').send('no such task');
+      const { check, who } = await pageAccess(deps, req, taskId);
+      if (check === 'hidden') return void res.status(404).type('text').send('no such task');
+      if (check !== 'ok') return void res.status(403).type('text').send(REFUSED[check].stream);
+      const execution = await latestExecution(deps.db, taskId);
+      const log = execution ? await RunLog.open(deps.db, execution.id) : null;
+      const layout = log ? await log.layout({ from: 0 }) : null;
+      const size = layout?.size ?? 0;
+      const slot = deps.feed.admitDownload(who);
+      if (!slot.ok) return void res.status(429).type('text').send(slot.message);
+      try {
+        res.status(200).type('text/plain; charset=utf-8').set('Content-Disposition', `attachment; filename="task-${taskId}.log"`);
+        await sendBytes(res, size, log && layout?.at ? log.bytes(layout.at, 0, size) : null);
+      } finally {
+        slot.release();
+      }
+    } catch (error) {
+      deps.log.error({ err: error }, 'task log download failed');
+      if (!res.headersSent) res.status(500).type('text').send('the download failed');
+      else res.destroy();
     }
   });
 
@@ -140,18 +194,25 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
     try {
       const taskId = taskIdOf(req.params.id);
       if (taskId === null) return void res.status(404).type('text').send('no such task');
-      const access = await pageAccess(deps, req, taskId);
-      if (access === 'hidden') return void res.status(404).type('text').send('no such task');
-      if (access !== 'ok') return void res.status(403).type('text').send(REFUSED[access].stream);
+      const { check, who } = await pageAccess(deps, req, taskId);
+      if (check === 'hidden') return void res.status(404).type('text').send('no such task');
+      if (check !== 'ok') return void res.status(403).type('text').send(REFUSED[check].stream);
       if (!(await deps.db('tasks').where({ id: taskId }).first('id'))) return void res.status(404).type('text').send('no such task');
       if (req.method === 'HEAD') return void res.status(200).type('text/event-stream').end();
       // A reconnecting EventSource says where it got to; the page's `after` is where the page got to.
       const resumeAt = Math.max(Number(queryString(req, 'after') ?? 0) || 0, Number(req.get('last-event-id') ?? 0) || 0);
-      // The per-user cap counts a token's holder or a link's, whichever opened the stream.
-      const credential = req.get('authorization') ?? queryString(req, 'sig') ?? '';
-      const who = `page:${createHash('sha256').update(credential).digest('hex').slice(0, 32)}`;
       const people = deps.people;
-      await streamTask(deps.db, deps.log, taskId, resumeAt, res, { feed: deps.feed, who, heartbeatMs: 15_000, maxMs: 10 * 60_000, ...(people ? { names: (ids: string[]) => people.names(ids) } : {}) });
+      await streamTask(deps.db, deps.log, taskId, resumeAt, res, {
+        feed: deps.feed,
+        who,
+        address: req.socket.remoteAddress ?? 'unknown',
+        heartbeatMs: 15_000,
+        maxMs: 10 * 60_000,
+        // The link may be revoked or expire, the token revoked, its user's access withdrawn.
+        stillAllowed: async () => (await pageAccess(deps, req, taskId)).check === 'ok',
+        recheckMs: deps.recheckMs ?? STREAM_RECHECK_MS,
+        ...(people ? { names: (ids: string[]) => people.names(ids) } : {}),
+      });
     } catch (error) {
       deps.log.error({ err: error }, 'task stream failed');
       if (!res.headersSent) res.status(500).type('text').send('the stream failed');

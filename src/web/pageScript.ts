@@ -26,9 +26,12 @@ export const PAGE_SCRIPT = `
     out.setAttribute('data-empty', s.emptyNote);
     document.title = document.title.replace(/\\([^)]*\\)/, '(' + s.status + ')');
   });
-  source.addEventListener('end', function () {
+  source.addEventListener('end', function (e) {
     source.close();
-    say('finished');
+    var d = {};
+    try { d = JSON.parse(e.data); } catch (x) { d = {}; }
+    // The link or the reader's access went away while the page was open.
+    say(d.revoked ? 'no longer live: open the task again from Slack' : 'finished');
   });
   source.onopen = function () { say('live'); };
   source.onerror = function () { if (source.readyState !== 2) say('reconnecting…'); };

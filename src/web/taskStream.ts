@@ -8,27 +8,40 @@
  *   status  StatusSummary JSON, whenever the task's viewVersion changes
  *   end     the task is over and all its output was sent; the server then closes
  *
- * The page rendered the output up to chunk `after`; the stream replays those chunks into its
- * LogAssembler and ANSI renderer without sending them, so host labels and colours carry on
- * exactly where the page stopped. A reconnecting EventSource resumes from its Last-Event-ID.
+ * The page rendered the last PAGE_TAIL_BYTES of the output, up to chunk `after` (RunLog.tail);
+ * the stream renders that same tail into its ANSI renderer without sending it and carries its
+ * LogAssembler on after `after`, so host labels and colours go on where the page stopped, and it
+ * never reads more than that tail of what came before. A reconnecting EventSource resumes from
+ * its Last-Event-ID.
+ *
+ * A stream ends after `maxMs`, and as soon as its reader may no longer see the task (a revoked or
+ * expired link, a revoked token, withdrawn access), checked every `recheckMs`.
  */
 import type { Response } from 'express';
 import { openEventStream } from '../http/eventStream.js';
 import { isTerminal } from '../domain/lifecycle.js';
 import { hostLabel } from '../domain/plan.js';
 import type { Logger } from '../log.js';
-import { LogAssembler } from '../service/logs.js';
+import { LogAssembler, RunLog } from '../service/logs.js';
 import type { FeedSubscription, TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
 import { loadTaskView } from '../store/taskView.js';
 import { createAnsiRenderer, type AnsiRenderer } from './ansi.js';
 import { peopleOf, renderHead, statusSummary, type Names } from './logPage.js';
 
+/** Output the page shows (its last part); the rest is in the download. */
+export const PAGE_TAIL_BYTES = 256 * 1024;
+
 export interface StreamOptions {
   /** The process's shared reader of followed tasks; it also caps followers. */
   feed: TaskFeed;
   /** Who follows, for the per-user cap (an API token's user, or the signed link). */
   who: string;
+  /** The client's address, for the per-address cap. */
+  address: string;
+  /** Whether the reader may still see the task; asked every `recheckMs`. */
+  stillAllowed: () => Promise<boolean>;
+  recheckMs: number;
   /** A comment line this often keeps proxies from closing an idle stream. */
   heartbeatMs: number;
   /**
@@ -72,9 +85,10 @@ class Follower {
       const { execution } = view;
       if (execution && execution.id !== this.executionId) {
         // Steps are created with the run, so the labels are complete from its first sight.
+        const first = this.executionId === null;
         this.executionId = execution.id;
-        this.assembler = new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
         this.ansi = createAnsiRenderer();
+        this.assembler = first && this.after > 0 ? await this.replayPageTail(execution.id) : new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
       }
       this.seenExecution = state.executionId;
       if (view.task.viewVersion !== this.viewVersion) {
@@ -92,14 +106,24 @@ class Follower {
     return isTerminal(state.status) && this.executionId === state.executionId;
   }
 
+  /**
+   * The page showed the last PAGE_TAIL_BYTES up to chunk `after`: render the same text (a bounded
+   * read), so what follows is labelled and coloured as the page would, and go on after `after`.
+   */
+  private async replayPageTail(executionId: number): Promise<LogAssembler> {
+    const log = await RunLog.open(this.db, executionId);
+    const tail = await log.tail(PAGE_TAIL_BYTES, this.after);
+    this.ansi.render(tail.text);
+    const assembler = log.assemblerAt(tail.next);
+    assembler.lastChunkId = Math.max(assembler.lastChunkId, this.after);
+    return assembler;
+  }
+
   private async drain(assembler: LogAssembler, executionId: number): Promise<void> {
     for (;;) {
       const { chunks, more } = await this.feed.catchUp(this.subscription, executionId, assembler.lastChunkId);
-      const seen = chunks.filter((chunk) => chunk.id <= this.after);
-      const fresh = chunks.filter((chunk) => chunk.id > this.after);
-      if (seen.length > 0) this.ansi.render(assembler.add(seen));
-      if (fresh.length > 0) {
-        const html = this.ansi.render(assembler.add(fresh));
+      if (chunks.length > 0) {
+        const html = this.ansi.render(assembler.add(chunks));
         if (html !== '') await this.send('output', JSON.stringify(html), assembler.lastChunkId);
       }
       if (!more) return;
@@ -108,7 +132,7 @@ class Follower {
 }
 
 export async function streamTask(db: Db, log: Logger, taskId: number, after: number, res: Response, options: StreamOptions): Promise<void> {
-  const admission = options.feed.admit(options.who);
+  const admission = options.feed.admit(options.who, options.address);
   if (!admission.ok) {
     res.status(429).type('text').send(admission.message);
     return;
@@ -119,9 +143,18 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
   const subscription = options.feed.subscribe(taskId);
   const follower = new Follower(db, taskId, after, options.feed, subscription, send, options.names);
   const endAt = Date.now() + options.maxMs;
+  let checkAt = Date.now() + options.recheckMs;
   try {
     await Promise.race([subscription.ready, new Promise((resolve) => gone.addEventListener('abort', resolve, { once: true }))]);
     while (!gone.aborted && Date.now() < endAt) {
+      if (Date.now() >= checkAt) {
+        checkAt = Date.now() + options.recheckMs;
+        // A database hiccup is no answer: the next check asks again.
+        if (!(await options.stillAllowed().catch(() => true))) {
+          await send('end', JSON.stringify({ revoked: true }));
+          break;
+        }
+      }
       let done = false;
       try {
         done = await follower.step();
@@ -133,7 +166,7 @@ export async function streamTask(db: Db, log: Logger, taskId: number, after: num
         await send('end', '{}');
         break;
       }
-      await subscription.next(Math.max(0, endAt - Date.now()), gone);
+      await subscription.next(Math.max(0, Math.min(endAt, checkAt) - Date.now()), gone);
     }
   } finally {
     clearInterval(heartbeat);

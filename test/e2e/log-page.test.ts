@@ -207,7 +207,9 @@ describe('the task page (log_url)', () => {
     await expect.poll(() => output.textContent(), { timeout: 10_000 }).toContain('streamed-link');
     await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('success');
     expect(await output.textContent()).toBe('rendered-link\nstreamed-link\n');
-    expect(await page.locator('a').count()).toBe(0);
+    // The only link on the page is its own download of the whole log.
+    expect(await page.locator('#output a').count()).toBe(0);
+    expect(await page.locator('a').evaluateAll((links) => links.map((a) => a.id))).toEqual(['download']);
     // The script (shown above the output) names the URLs; the output does not.
     expect(await output.innerHTML()).not.toContain('evil.example');
     await page.close();

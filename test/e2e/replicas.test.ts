@@ -17,7 +17,8 @@ describe('replicas on one database', () => {
   const processes: AppProcess[] = [];
   const replicas: RunningApp[] = [];
   beforeAll(async () => {
-    h = await Harness.start({ runnerYaml: '  leaseTimeout: 2s\n  pollInterval: 1s\n  killGrace: 1s\n  shutdownGrace: 3s' });
+    // livenessTimeout: right after a database start (the test server may be seconds old), a runner never seen alive gets this long to reconnect.
+    h = await Harness.start({ runnerYaml: '  leaseTimeout: 2s\n  pollInterval: 1s\n  killGrace: 1s\n  shutdownGrace: 3s\n  livenessTimeout: 5s' });
   });
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.kill9().catch(() => undefined)));

@@ -16,6 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { parse as parseQuery } from 'node:querystring';
 import { checkMessage, checkView, type LimitProblem } from './slackLimits.js';
+import { FakeFunctions } from './fakeFunctions.js';
 
 export type Json = Record<string, unknown>;
 
@@ -172,6 +173,8 @@ export class FakeSlack {
   readonly files: UploadedFile[] = [];
   readonly responses: FakeResponse[] = [];
   readonly views: FakeViews;
+  /** Workflow Builder steps: executions, and the completions the app sent (fakeFunctions.ts). */
+  readonly functions = new FakeFunctions();
 
   private readonly store = new Map<string, FakeMessage>(); // key: channel + '/' + ts
   private readonly viewById = new Map<string, FakeView>();
@@ -598,6 +601,9 @@ export class FakeSlack {
       const next = start + limit < members.length ? Buffer.from(`offset:${start + limit}`).toString('base64') : '';
       return { ok: true, members: page, response_metadata: { next_cursor: next } };
     },
+
+    'functions.completeSuccess': (args) => this.functions.completeSuccess(args),
+    'functions.completeError': (args) => this.functions.completeError(args),
 
     'usergroups.users.list': (args) => {
       const users = this.usergroups.get(stringArg(args, 'usergroup') ?? '');

@@ -65,6 +65,8 @@ export const METHOD_SCOPES: Readonly<Record<string, MethodScopes>> = {
     scopes: ['channels:read', 'groups:read'],
     note: 'Slack asks for the scope of the conversation type: channels:read (public), groups:read (private), mpim:read / im:read (group or 1:1 DMs). Cards go to channels; a DM card is seen by its author anyway, so no DM scope is asked for.',
   },
+  'functions.completeSuccess': { token: 'bot', scopes: [], note: 'completes a Workflow Builder step; Slack takes the bot token or the execution\'s own' },
+  'functions.completeError': { token: 'bot', scopes: [], note: 'fails a Workflow Builder step; Slack takes the bot token or the execution\'s own' },
   'apps.connections.open': {
     token: 'app',
     scopes: ['connections:write'],
@@ -126,6 +128,8 @@ export interface Scan {
   commands: string[];
   /** Events listened to with `.event('x', ...)`. */
   events: string[];
+  /** Workflow Builder steps (custom functions) listened to with `.function('callback_id', ...)`. */
+  functions: string[];
   /** String values of `endpoints:` properties (ExpressReceiver / HTTPReceiver paths). */
   endpoints: string[];
 }
@@ -136,6 +140,7 @@ export function scanSource(dir = join(repoRoot, 'src')): Scan {
   const uses: Use[] = [];
   const commands = new Set<string>();
   const events = new Set<string>();
+  const functions = new Set<string>();
   const endpoints = new Set<string>();
   for (const file of sourceFiles(dir)) {
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
@@ -166,6 +171,8 @@ export function scanSource(dir = join(repoRoot, 'src')): Scan {
           if (last === 'command') commands.add(first.text);
           if (last === 'event') events.add(first.text);
         }
+        // A step's callback id must be a literal to be checked against the manifest.
+        if (names.length >= 2 && last === 'function' && first) functions.add(isLiteral(first) ? first.text : `<computed function(...) id at ${where(node)}>`);
       }
       if (isLiteral(node) && METHOD_LITERAL.test(node.text) && isWebApiMethod(node.text)) {
         uses.push({ method: node.text, where: where(node), how: 'method name' });
@@ -185,6 +192,7 @@ export function scanSource(dir = join(repoRoot, 'src')): Scan {
     methods: [...new Set(uses.map((use) => use.method))].sort(),
     commands: [...commands].sort(),
     events: [...events].sort(),
+    functions: [...functions].sort(),
     endpoints: [...endpoints].sort(),
   };
 }

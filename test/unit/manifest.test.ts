@@ -14,6 +14,7 @@ import * as addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeSlack, type FakeSlack } from '../support/fakeSlack.js';
+import { WORKFLOW_STEP_CALLBACK_ID, WORKFLOW_STEP_DEFINITION } from '../../src/domain/workflowStep.js';
 import { FEATURE_SCOPES, isWebApiMethod, METHOD_SCOPES, requiredBotScopes, scanSource, type Scan } from '../support/slackMethods.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under ESM.
@@ -32,10 +33,12 @@ interface Manifest {
     slash_commands?: { command: string; url?: string; description: string; should_escape?: boolean }[];
   };
   oauth_config?: { scopes?: { bot?: string[]; user?: string[] }; token_management_enabled?: boolean };
+  functions?: Record<string, unknown>;
   settings?: {
     event_subscriptions?: { request_url?: string; bot_events?: string[]; user_events?: string[] };
     interactivity?: { is_enabled: boolean; request_url?: string };
     org_deploy_enabled?: boolean;
+    function_runtime?: string;
     socket_mode_enabled?: boolean;
     token_rotation_enabled?: boolean;
   };
@@ -137,14 +140,25 @@ describe('manifest.yml', () => {
     expect(notListened, 'events manifest.yml subscribes to that no app.event(...) in src/ handles').toEqual([]);
   });
 
-  it('runs in HTTP mode by default, with Socket Mode, org-wide deploy and token rotation off', () => {
+  it('declares the Workflow Builder step the code registers, exactly as src/domain/workflowStep.ts defines it', () => {
+    expect(scan.functions, 'the scan found no app.function(...) in src/').toEqual([WORKFLOW_STEP_CALLBACK_ID]);
+    expect(Object.keys(manifest.functions ?? {}).sort(), 'functions in manifest.yml vs app.function(...) listeners in src/').toEqual(scan.functions);
+    // Inputs the code reads and outputs it completes with: a difference here is a step Slack refuses.
+    expect(manifest.functions?.[WORKFLOW_STEP_CALLBACK_ID]).toEqual(WORKFLOW_STEP_DEFINITION);
+    // function_executed is delivered without a subscription; Slack refuses to list it.
+    expect(manifest.settings?.event_subscriptions?.bot_events ?? []).not.toContain('function_executed');
+    // Slack offers custom steps only from org-ready apps whose functions run remotely (here).
+    expect(manifest.settings?.org_deploy_enabled).toBe(true);
+    expect(manifest.settings?.function_runtime).toBe('remote');
+  });
+
+  it('runs in HTTP mode by default, with Socket Mode and token rotation off', () => {
     const settings = manifest.settings ?? {};
     // Both modes work (SLACK_APP_TOKEN switches to Socket Mode); the manifest's comment says how.
     expect(settings.socket_mode_enabled).toBe(false);
     for (const url of [settings.interactivity?.request_url, settings.event_subscriptions?.request_url, ...(manifest.features?.slash_commands ?? []).map((c) => c.url)]) {
       expect(url).toMatch(/^https:\/\/countersign\.example\.com\//);
     }
-    expect(settings.org_deploy_enabled).toBe(false);
     expect(settings.token_rotation_enabled).toBe(false);
     expect(manifest.oauth_config?.scopes?.user ?? [], 'countersign acts only as its bot').toEqual([]);
   });

@@ -3,6 +3,7 @@
 // compile to an oversized program are refused when added, and what one match may look at is
 // bounded by the argument cap and by the pattern's program size.
 import { describe, expect, it } from 'vitest';
+import { parseRunbookJson, RUNBOOK_FORMAT } from '../../src/domain/runbook/definition.js';
 import { MAX_MATCH_WORK, maxMatchedChars, parseRecipeJson, patternMismatch, patternProblem, resolveArguments, type Recipe } from '../../src/domain/recipe.js';
 
 const CATASTROPHIC = '(a+)+b';
@@ -79,5 +80,32 @@ describe('recipe input patterns', () => {
     expect(resolveArguments(recipe, { x: 'v1.2 ; id' }).ok).toBe(false);
     expect(resolveArguments(recipe, { x: 'x\nrm' }).ok).toBe(false);
     expect(resolveArguments(recipeWith('\\p{L}+'), { x: 'Zürich' }).ok).toBe(true);
+  });
+});
+
+describe('patterns of one document, together (review of issue 10, H1)', () => {
+  // 40 steps with 20 input fields each: one pattern per field, every one of them small enough alone.
+  const heavyRunbook = (pattern: string) => ({
+    format: RUNBOOK_FORMAT,
+    reference: 'many-patterns',
+    steps: Array.from({ length: 40 }, (_, i) => ({ id: `ask${i}`, input: { fields: Array.from({ length: 20 }, (_, j) => ({ name: `f${j}`, kind: 'input', pattern })) } })),
+  });
+
+  it('refuses a runbook whose patterns add up to too much before compiling any of them', () => {
+    const started = performance.now();
+    const parsed = parseRunbookJson(heavyRunbook('[a-z]{1,400}'));
+    const took = performance.now() - started;
+    expect(parsed).toEqual({ ok: false, problems: ['the patterns add up to 9600 characters, at most 4000 in one recipe or runbook'] });
+    expect(took).toBeLessThan(50);
+    const big = parseRunbookJson({ ...heavyRunbook('x'), steps: [{ id: 'a', http: { url: 'https://example.com/', successPattern: '/(a|b){1000}(c|d){1000}(e|f){1000}(g|h){1000}/' } }] });
+    expect(big).toMatchObject({ ok: false, problems: [expect.stringMatching(/together compile to more than 10000 steps/)] });
+  });
+
+  it('refuses a recipe of 20 patterns of ~900 characters by their total, in milliseconds', () => {
+    const args = Array.from({ length: 20 }, (_, i) => ({ name: `a${i}`, kind: 'input', pattern: '(a|b){1000}'.repeat(83) }));
+    const started = performance.now();
+    const parsed = parseRecipeJson({ name: 'freeze', target: 'sandbox', script: 'true', arguments: args });
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(parsed).toEqual({ ok: false, problems: ['arguments: the patterns add up to 18260 characters, at most 4000 in one recipe or runbook'] });
   });
 });

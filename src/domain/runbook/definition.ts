@@ -55,7 +55,8 @@ import { z } from 'zod';
 import { durationSchema, parseDuration } from '../duration.js';
 import { peopleSchema, slackUserIdSchema, slackUsergroupIdSchema, type People } from '../people.js';
 import { MAX_SCRIPT_BYTES } from '../commandText.js';
-import { RECIPE_NAME, recipeArgumentSchema, type Recipe, type RecipeArgument } from '../recipe.js';
+import { RECIPE_NAME, rawArgumentPatterns, recipeArgumentSchema, type Recipe, type RecipeArgument } from '../recipe.js';
+import { documentPatternsProblem } from '../linearRegex.js';
 import { SCRIPT_TYPES, type ScriptType } from '../scriptTypes.js';
 import { compileSuccessPattern, headerNameProblem, headerValueProblem, HTTP_METHODS, urlTemplateProblem, type HttpMethod, type JsonValue } from './httpRequest.js';
 import { formatReference, parseTemplate, referencedStep, RESERVED_STEP_FIELDS, STEP_ID, VALUE_NAME, type Reference } from './template.js';
@@ -542,10 +543,20 @@ export function parseRunbookJson(value: unknown): { ok: true; runbook: Runbook }
   const problems: string[] = [];
   if (format !== RUNBOOK_FORMAT) problems.push(`format: expected "${RUNBOOK_FORMAT}"`);
   if (typeof reference !== 'string' || !RUNBOOK_REFERENCE.test(reference)) problems.push('reference: runbook references use letters, digits, -, _ and . (at most 64)');
+  // Before the schema compiles any pattern: their total is bounded too.
+  const tooMany = documentPatternsProblem(rawRunbookPatterns(body));
+  if (tooMany !== null) return { ok: false, problems: [...problems, tooMany] };
   const parsed = importedRunbookBodySchema.safeParse(body);
   if (!parsed.success) problems.push(...describeIssues(parsed.error.issues));
   if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   return { ok: true, runbook: runbookFromBody(reference as string, parsed.data, 'imported') };
+}
+
+/** Every pattern of a raw runbook (arguments, input fields, success patterns), not yet validated. */
+function rawRunbookPatterns(body: Record<string, unknown>): unknown[] {
+  const field = (value: unknown, key: string): unknown => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined);
+  const steps = (Array.isArray(body.steps) ? body.steps : []).flatMap((entry: unknown) => (Array.isArray(entry) ? entry : [entry]));
+  return [...rawArgumentPatterns(body.arguments), ...steps.flatMap((step) => [...rawArgumentPatterns(field(field(step, 'input'), 'fields')), field(field(step, 'http'), 'successPattern')])];
 }
 
 /** `steps[2].http.url: expected ...`, like the config loader's messages. */
