@@ -181,6 +181,13 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     else await tell(respond, `:heavy_multiplication_x: Cancelled ${taskRef(taskId)}; it will not run.`);
   });
 
+  onButton(ACTION.again, async (taskId, userId, _body, respond) => {
+    const result = await service.again(taskId, userId);
+    if (!result.ok) return tell(respond, result.message);
+    const next = result.task;
+    await tell(respond, next.status === 'pending-review' ? `:arrows_counterclockwise: Asked for ${taskRef(next.id)} with the same script; it waits for review again.` : `:arrows_counterclockwise: Started ${taskRef(next.id)} with the same script.`);
+  });
+
   onButton(ACTION.resubmit, async (taskId, userId, body, respond) => {
     const task = await getTask(commands.db, taskId);
     if (!task) return tell(respond, `There is no task ${taskRef(taskId)}.`);
