@@ -10,7 +10,7 @@ import { runRef, type Run, type RunStatus, type RunStep, type RunTrigger } from 
 import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunView } from '../../service/runs.js';
 import { actions, button, context, fields, fitBlocks, RUN_ACTION, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
+import { clip, mention, safeText, slackDate } from './format.js';
 import { reviewText } from './reviewLines.js';
 import { slackAgo } from './relative.js';
 
@@ -72,7 +72,7 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
   }
 
   if (run.failureMessage && ['failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) {
-    blocks.push(section(`:warning: ${safeTextWithMentions(run.failureMessage, budget(1500))}`));
+    blocks.push(section(`:warning: ${failureText(run.failureMessage, budget(1500))}`));
   }
   if (run.parentRunId !== null && run.trigger.kind !== 'after') blocks.push(context(`Follows run ${run.parentRunId}.`));
 
@@ -105,7 +105,7 @@ const STEP_ICON: Readonly<Record<RunStep['phase'], string>> = {
 function stepLine(view: RunView, step: RunStep, ctx: RunCardContext, budget: (chars: number) => number): string {
   const planned = findPlanned(view.run, step.stepId);
   const parts = [`${STEP_ICON[step.phase]} \`[${safeText(step.stepId, 80)}]\` ${kindText(planned, step)}: ${phaseText(view, step, planned)}`];
-  if (step.failureMessage && (step.phase === 'failed' || step.phase === 'killed' || step.phase === 'skipped')) parts.push(`— ${safeTextWithMentions(step.failureMessage, budget(200))}`);
+  if (step.failureMessage && (step.phase === 'failed' || step.phase === 'killed' || step.phase === 'skipped')) parts.push(`— ${failureText(step.failureMessage, budget(200))}`);
   if (step.taskId !== null && ctx.logUrl && step.phase !== 'pending') parts.push(`· <${ctx.logUrl(step.taskId)}|log>`);
   return clip(parts.join(' '), budget(600));
 }
@@ -163,6 +163,16 @@ export function triggerText(trigger: RunTrigger): string {
     case 'workflow':
       return 'Slack workflow';
   }
+}
+
+/**
+ * A failure message made safe: our messages name who acted with one leading mention
+ * (`rejected by <@U1>: <reason>`, `killed by <@U1>`); that one is kept, everything after it
+ * (a reviewer's reason, a script's last words) is text, so it can never ping anyone.
+ */
+export function failureText(message: string, max: number): string {
+  const escaped = safeText(message, max);
+  return escaped.replace(/^([a-z][a-z ]{0,40}) by &lt;@([UW][A-Z0-9]{1,20})&gt;/, '$1 by <@$2>');
 }
 
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);

@@ -14,9 +14,9 @@ import type { RunView } from '../../service/runs.js';
 import { wholeScriptInThread } from '../wholeScript.js';
 import { hiddenCharactersWarning, runApprovalFacts, runsAs } from './approvalFacts.js';
 import { actions, button, context, fitBlocks, RUN_ACTION, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, codeBlock, fitsInCodeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
+import { clip, codeBlock, fitsInCodeBlock, mention, safeText, slackDate } from './format.js';
 import { groupWhoText, reviewText, usergroupMention } from './reviewLines.js';
-import { RUN_STATUS_LABEL } from './runCard.js';
+import { failureText, RUN_STATUS_LABEL } from './runCard.js';
 
 export interface RunReviewRequestMessage extends SlackMessage {
   /** Some step is not shown whole: the caller uploads `planText(run)` into the thread. */
@@ -64,7 +64,7 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   blocks.push(context(`${clip(`Needs approval from ${members}. Nobody approves their own run.`, budget(2000))}${expires}`));
   const current = view.decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion);
   blocks.push(section(clip(reviewText(policy, run.creator, current, scale), 3000)));
-  if (run.status === 'rejected' && run.failureMessage) blocks.push(section(`:hourglass: ${safeTextWithMentions(run.failureMessage, budget(1500))}`));
+  if (run.status === 'rejected' && run.failureMessage) blocks.push(section(`:hourglass: ${failureText(run.failureMessage, budget(1500))}`));
   const card = ctx.cardPermalink && /^https:\/\/[^\s<>|]+$/.test(ctx.cardPermalink) ? ctx.cardPermalink : null;
   if (card && run.channelId && /^[CGD][A-Z0-9]+$/.test(run.channelId)) blocks.push(context(`:speech_balloon: Asked in <#${run.channelId}>: <${card}|open the run card>`));
   if (run.status === 'pending-review') {

@@ -9,7 +9,8 @@ import { runRef, type Run, type RunStep } from '../../domain/run.js';
 import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunView } from '../../service/runs.js';
 import { actions, button, context, RUN_ACTION, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate } from './format.js';
+import { clip, codeBlock, mention, safeText, slackDate } from './format.js';
+import { failureText } from './runCard.js';
 import { usergroupMention } from './reviewLines.js';
 
 type ApprovalPlanned = Extract<PlannedStep, { kind: 'approval' }>;
@@ -69,7 +70,7 @@ export function renderInputPrompt(view: RunView, step: RunStep, planned: InputPl
 export function renderHttpLog(step: RunStep): SlackMessage {
   const code = step.values?.http?.status;
   const status = typeof code === 'number' ? ` · status ${code}` : '';
-  const head = `\`[${safeText(step.stepId, 80)}]\` http ${step.phase === 'succeeded' ? 'done' : step.phase}${status}${step.failureMessage ? ` — ${safeTextWithMentions(step.failureMessage, 300)}` : ''}`;
+  const head = `\`[${safeText(step.stepId, 80)}]\` http ${step.phase === 'succeeded' ? 'done' : step.phase}${status}${step.failureMessage ? ` — ${failureText(step.failureMessage, 300)}` : ''}`;
   return { text: head, blocks: [section(head), section(codeBlock(step.output ?? '', 2800))] };
 }
 
@@ -82,7 +83,7 @@ export function renderApprovalDm(run: Run, step: RunStep, requestPermalink: stri
 
 function outcomeText(step: RunStep): string {
   if (step.phase === 'succeeded') return step.kind === 'input' ? `:white_check_mark: Given by ${step.decidedBy ? mention(step.decidedBy) : 'someone'}.` : `:white_check_mark: Approved${step.decidedBy ? ` (last by ${mention(step.decidedBy)})` : ''}.`;
-  if (step.phase === 'failed') return `:x: ${step.failureMessage ? safeTextWithMentions(step.failureMessage, 1500) : 'Failed.'}`;
+  if (step.phase === 'failed') return `:x: ${step.failureMessage ? failureText(step.failureMessage, 1500) : 'Failed.'}`;
   if (step.phase === 'killed') return ':octagonal_sign: Ended: the run was stopped.';
   return step.phase;
 }
