@@ -14,6 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
+import { createLogger } from '../../src/log.js';
+import { ReviewExpiry } from '../../src/service/reviewExpiry.js';
 import type { Run } from '../../src/domain/run.js';
 import { RUN_ACTION, RUN_INPUT_CALLBACK } from '../../src/slack/render/blocks.js';
 import { getRun, stepsOfRun } from '../../src/store/runs.js';
@@ -53,6 +55,18 @@ describe('runbook runs in Slack', () => {
           `      channel: ${REVIEW_CHANNEL}`,
           '      groups:',
           `        - { name: ops, users: [${BOB}], approvals: 1, dm: true }`,
+          // web-exp: a review that expires after a second.
+          '  web-exp:',
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+          '    review:',
+          `      channel: ${REVIEW_CHANNEL}`,
+          '      expiresAfter: 1s',
+          '      groups:',
+          `        - { name: sre, users: [${ALICE}], approvals: 1 }`,
         ].join('\n'),
       extraYaml: () => runbooksYaml(scratch, port),
     });
@@ -275,6 +289,21 @@ describe('runbook runs in Slack', () => {
     await card(started.id, /`\[gated\.go\]` approval: \*failed\* — rejected by <@UALICE>: not &lt;today&gt;/);
   });
 
+  it('a run\'s review expires like a task\'s: rejected by nobody, the request and the card say so', async () => {
+    const started = await start('expiring');
+    const request = await review(started.id, 'Expires');
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // Past the deadline an Approve is refused even before a sweep has marked it.
+    expect(await clickAnswer(request, RUN_ACTION.approve, ALICE)).toMatch(/review of run \d+ has expired/);
+    const expiry = new ReviewExpiry(h.database.db, h.config, h.app.bus, createLogger('silent'), { intervalMs: 60_000, runs: h.app.runs });
+    await expiry.sweep();
+    expect((await run(started.id)).status).toBe('rejected');
+    const expired = await review(started.id, 'review expired after 1s');
+    expect(buttonIds(expired)).toEqual([]);
+    const expiredCard = await card(started.id, 'review expired after 1s');
+    expect(buttonIds(expiredCard)).toEqual([RUN_ACTION.again]);
+  });
+
   // Last: it replaces the app.
   it('a run paused for approval survives a restart; approved in Slack on the new app, it finishes', async () => {
     const started = await start('gated');
@@ -330,6 +359,9 @@ runbooks:
     grace: 1h
     steps:
       - { id: note, script: { target: sandbox, script: "true" } }
+  expiring:
+    steps:
+      - { id: x, script: { target: web-exp, script: "true" } }
   gated:
     steps:
       - { id: go, approval: { users: [${ALICE}, ${BOB}] } }
