@@ -211,7 +211,7 @@ describe('runbook runs in Slack', () => {
     expect(readFileSync(join(scratch, 'b'), 'utf8')).toBe('b INC-42\n');
     expect(done.status).toBe('failure');
     // The card: each step's end, the failed one with its message, Run again; each script step's log linked.
-    const last = await card(id, 'failure');
+    const last = await card(id, '· *:red_circle: failure*');
     const lastText = blocksText(last);
     expect(lastText).toMatch(/:x: `\[deploy\.a\]` script on `web-prod`: \*failed\* — /);
     expect(lastText).toMatch(/:white_check_mark: `\[deploy\.b\]` script on `web-b`: done/);
@@ -246,7 +246,9 @@ describe('runbook runs in Slack', () => {
     expect(await clickAnswer(running, RUN_ACTION.kill, AUTHOR)).toMatch(/Stopping run \d+/);
     const killed = await waitStatus(id, ['killed', 'failure', 'success']);
     expect(killed.status).toBe('killed');
-    const final = await card(id, /killed by <@UAUTHOR>/);
+    // The run's own end (its steps may show theirs a moment earlier).
+    const final = await card(id, '· *:octagonal_sign: killed*');
+    expect(blocksText(final)).toContain(`killed by <@${AUTHOR}>`);
     expect(blocksText(final)).toMatch(/`\[long\.after\]` script on `sandbox`: skipped — not started: the run was stopped/);
     expect(buttonIds(final)).toEqual([RUN_ACTION.again]);
 
