@@ -276,21 +276,16 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
         onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
       },
     );
-    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), {
+    const views = {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
-      logUrl: (taskId) => signer.taskUrl(taskId),
+      logUrl: (taskId: number) => signer.taskUrl(taskId),
       reviewers,
       lookups: webApiLookups(background),
-    });
+    };
+    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), views);
     // Runs' cards, review requests and step messages (issue 11), redrawn on 'run-changed'.
-    runMessages = new RunMessages(db, runs, gateway, log.child({ component: 'run-cards' }), {
-      retryBaseMs: options.slackRetryBaseMs ?? 1000,
-      reconcileMs: options.slackReconcileMs ?? 15_000,
-      logUrl: (taskId) => signer.taskUrl(taskId),
-      reviewers,
-      lookups: webApiLookups(background),
-    });
+    runMessages = new RunMessages(db, runs, gateway, log.child({ component: 'run-cards' }), views);
     streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
     observer = streamer;
     // Socket Mode when an app token is set: Slack's payloads arrive over a WebSocket opened with

@@ -256,6 +256,51 @@ export class RedrawQueue<R> {
   }
 }
 
+/**
+ * What a row kind's Slack views (TaskMessages, RunMessages) offer the app: a redraw on demand,
+ * the reconciler, shutdown. Subclasses say how one row is redrawn and which rows are behind.
+ */
+export abstract class MessageViews<R> {
+  protected readonly queue: RedrawQueue<R>;
+
+  constructor(what: string, log: MessagesLogger, options: RedrawQueueOptions) {
+    this.queue = new RedrawQueue(what, (id) => this.redraw(id), () => this.candidates(), log, options);
+  }
+
+  /** Redraws every message of one row from Postgres. */
+  protected abstract redraw(id: number): Promise<Redraw<R>>;
+  /** Rows worth a redraw now (messages behind, links or DMs missing). */
+  protected abstract candidates(): Promise<number[]>;
+
+  /** Starts the reconciler (and runs it once now: messages left behind before a restart catch up). */
+  start(): void {
+    this.queue.start();
+  }
+
+  sync(id: number): Promise<R> {
+    return this.queue.sync(id);
+  }
+
+  /** The report of the redraw already under way for this row, else of a new one. */
+  current(id: number): Promise<R> {
+    return this.queue.current(id);
+  }
+
+  /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
+  idle(timeoutMs: number): Promise<void> {
+    return this.queue.idle(timeoutMs);
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  /** Redraws every row with messages behind, and catches up permalinks and DMs not done yet. */
+  reconcile(): Promise<void> {
+    return this.queue.reconcile();
+  }
+}
+
 export interface ShowOptions {
   /** Post into this thread (a step's prompt under the run's card). */
   threadTs?: string;

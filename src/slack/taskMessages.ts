@@ -29,7 +29,7 @@ import {
   type TaskMessageKind,
 } from '../store/slackMessages.js';
 import type { SlackGateway } from './gateway.js';
-import { fetchPermalink, RedrawAttempt, RedrawQueue, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from './messageSync.js';
+import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from './messageSync.js';
 import { renderReviewDm, renderReviewRequest, safePermalink } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
 import { postWholeScript } from './wholeScript.js';
@@ -60,8 +60,7 @@ const LINKS_MAX_AGE_DAYS = 1;
 
 const reviewLedger = (taskId: number): DmLedger => ({ table: 'review_dms', key: { task_id: taskId } });
 
-export class TaskMessages {
-  private readonly queue: RedrawQueue<SyncReport>;
+export class TaskMessages extends MessageViews<SyncReport> {
   private readonly reviewers: Reviewers;
   /** Targets with a `dm: true` review group. */
   private readonly dmTargets: string[];
@@ -73,46 +72,18 @@ export class TaskMessages {
     private readonly log: MessagesLogger,
     private readonly options: TaskMessagesOptions,
   ) {
+    super('task', log, options);
     this.reviewers = options.reviewers ?? new Reviewers(null);
     this.dmTargets = [...config.targets.values()].filter((target) => target.review?.groups.some((group) => group.dm)).map((target) => target.name);
-    this.queue = new RedrawQueue('task', (taskId) => this.redraw(taskId), () => this.candidates(), log, options);
   }
 
-  /** Starts the reconciler (and runs it once now: messages left behind before a restart catch up). */
-  start(): void {
-    this.queue.start();
-  }
-
-  sync(taskId: number): Promise<SyncReport> {
-    return this.queue.sync(taskId);
-  }
-
-  /** The report of the redraw already under way for this task, else of a new one. */
-  current(taskId: number): Promise<SyncReport> {
-    return this.queue.current(taskId);
-  }
-
-  /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
-  idle(timeoutMs: number): Promise<void> {
-    return this.queue.idle(timeoutMs);
-  }
-
-  stop(): void {
-    this.queue.stop();
-  }
-
-  /** Redraws every message that is behind its task, and catches up permalinks and DMs not done yet. */
-  reconcile(): Promise<void> {
-    return this.queue.reconcile();
-  }
-
-  private async candidates(): Promise<number[]> {
+  protected async candidates(): Promise<number[]> {
     const behind = await rowsWithMessagesBehind(this.db, 'tasks', 100);
     const unlinked = this.options.lookups ? await tasksWithLinksMissing(this.db, this.dmTargets, 100) : [];
     return [...behind, ...unlinked];
   }
 
-  private async redraw(taskId: number): Promise<Redraw<SyncReport>> {
+  protected async redraw(taskId: number): Promise<Redraw<SyncReport>> {
     const report: SyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });

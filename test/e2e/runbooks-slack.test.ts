@@ -42,32 +42,12 @@ describe('runbook runs in Slack', () => {
     scratch = mkdtempSync(join(tmpdir(), 'countersign-runs-slack-'));
     chmodSync(scratch, 0o1777);
     h = await Harness.start({
-      // web-b: a second host entry (the same sshd), reviewed by `ops` whose members get a DM.
-      extraTargets: (ssh) =>
-        [
-          '  web-b:',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          '      groups:',
-          `        - { name: ops, users: [${BOB}], approvals: 1, dm: true }`,
-          // web-exp: a review that expires after a second.
-          '  web-exp:',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          '      expiresAfter: 1s',
-          '      groups:',
-          `        - { name: sre, users: [${ALICE}], approvals: 1 }`,
-        ].join('\n'),
+      // Two more targets on the same sshd: web-b reviewed by `ops`, whose members get a DM; web-exp, whose review expires after a second.
+      extraTargets: (ssh) => {
+        const target = (name: string, review: string[]) =>
+          [`  ${name}:`, '    hosts:', `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`, '    ssh:', `      privateKeyFile: ${ssh.privateKeyPath}`, `      knownHosts: "${ssh.knownHosts}"`, '    review:', `      channel: ${REVIEW_CHANNEL}`, ...review.map((line) => `      ${line}`)];
+        return [...target('web-b', [`groups: [{ name: ops, users: [${BOB}], approvals: 1, dm: true }]`]), ...target('web-exp', ['expiresAfter: 1s', `groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`])].join('\n');
+      },
       extraYaml: () => runbooksYaml(scratch, port),
     });
   });

@@ -10,22 +10,12 @@ import { runRef, type Run, type RunStatus, type RunStep, type RunTrigger } from 
 import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunView } from '../../service/runs.js';
 import { actions, button, context, fields, fitBlocks, RUN_ACTION, section, type Block, type SlackMessage } from './blocks.js';
-import { clip, mention, safeText, slackDate } from './format.js';
+import { clip, mention, safeText, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
 import { slackAgo } from './relative.js';
 
-export const RUN_STATUS_LABEL: Readonly<Record<RunStatus, string>> = {
-  created: ':new: created',
-  'pending-review': ':hourglass_flowing_sand: waiting for review',
-  approved: ':white_check_mark: approved',
-  rejected: ':no_entry: rejected',
-  ready: ':arrow_forward: queued',
-  running: ':runner: running',
-  success: ':large_green_circle: success',
-  failure: ':red_circle: failure',
-  killed: ':octagonal_sign: killed',
-  cancelled: ':heavy_multiplication_x: cancelled',
-};
+/** A run's statuses are a task's, and read the same. */
+export const RUN_STATUS_LABEL: Readonly<Record<RunStatus, string>> = STATUS_LABEL;
 
 /** At most this many steps get a line each; the rest are counted. Each line is bounded too. */
 const MAX_STEP_LINES = 40;

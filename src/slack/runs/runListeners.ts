@@ -124,31 +124,23 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     await app.client.views.open({ trigger_id: body.trigger_id, view: renderInputModal(runId, run.reference, planned) });
   });
 
-  app.view(RUN_REJECT_CALLBACK, async ({ ack, body, view }) => {
-    const runId = Number((JSON.parse(view.private_metadata || '{}') as { runId?: unknown }).runId);
-    const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
-    try {
-      const result = await runs.reject(runId, body.user.id, reason);
-      if (!result.ok) return void (await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: result.message } }));
-      await ack();
-    } catch (error) {
-      log.error({ err: error, runId, user: body.user.id }, 'rejecting a run failed');
-      await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: OUR_FAULT } });
-    }
-  });
-
-  app.view(RUN_STEP_REJECT_CALLBACK, async ({ ack, body, view }) => {
-    const metadata = JSON.parse(view.private_metadata || '{}') as { runId?: unknown; stepId?: unknown };
-    const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
-    try {
-      const result = await runs.decideStep(Number(metadata.runId), String(metadata.stepId ?? ''), body.user.id, 'reject', reason);
-      if (!result.ok) return void (await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: result.message } }));
-      await ack();
-    } catch (error) {
-      log.error({ err: error, metadata, user: body.user.id }, 'rejecting a run step failed');
-      await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: OUR_FAULT } });
-    }
-  });
+  /** A reject form's submission: the reason, then the decision; a refusal shows on the form. */
+  const onRejectForm = (callbackId: string, decide: (metadata: Record<string, unknown>, userId: string, reason: string | null) => Promise<{ ok: true } | { ok: false; message: string }>) => {
+    app.view(callbackId, async ({ ack, body, view }) => {
+      const metadata = JSON.parse(view.private_metadata || '{}') as Record<string, unknown>;
+      const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
+      try {
+        const result = await decide(metadata, body.user.id, reason);
+        if (!result.ok) return void (await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: result.message } }));
+        await ack();
+      } catch (error) {
+        log.error({ err: error, metadata, user: body.user.id, form: callbackId }, 'a run reject form failed');
+        await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: OUR_FAULT } });
+      }
+    });
+  };
+  onRejectForm(RUN_REJECT_CALLBACK, (metadata, userId, reason) => runs.reject(Number(metadata.runId), userId, reason));
+  onRejectForm(RUN_STEP_REJECT_CALLBACK, (metadata, userId, reason) => runs.decideStep(Number(metadata.runId), String(metadata.stepId ?? ''), userId, 'reject', reason));
 
   app.view(RUN_INPUT_CALLBACK, async ({ ack, body, view }) => {
     const metadata = readInputMetadata(view.private_metadata);

@@ -22,7 +22,8 @@ import type { Db, Queryable } from '../../store/db.js';
 import { appendEvent } from '../../store/events.js';
 import { markReviewScriptPosted, recordMessageRendered, rowsWithMessagesBehind, runsWithStepMessagesBehind, type MessageSlot } from '../../store/slackMessages.js';
 import type { SlackGateway } from '../gateway.js';
-import { fetchPermalink, RedrawAttempt, RedrawQueue, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from '../messageSync.js';
+import type { TaskMessagesOptions } from '../taskMessages.js';
+import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from '../messageSync.js';
 import { safePermalink } from '../render/reviewRequest.js';
 import { renderRunCard } from '../render/runCard.js';
 import { planText, renderRunReviewDm, renderRunReviewRequest } from '../render/runReviewRequest.js';
@@ -35,16 +36,8 @@ export interface RunSyncReport {
   reviewError: string | null;
 }
 
-export interface RunMessagesOptions {
-  retryBaseMs: number;
-  reconcileMs: number;
-  /** A script step's log: its task's signed page. */
-  logUrl?: (taskId: number) => string;
-  /** User group members, for approval steps' DMs (shared with the services). */
-  reviewers?: Reviewers;
-  /** Permalinks and DM channels; without them no links between messages and no DMs. */
-  lookups?: SlackLookups;
-}
+/** As a task's views: retries, the reconciler's pace, the log page, user groups, Slack lookups. */
+export type RunMessagesOptions = TaskMessagesOptions;
 
 /** Permalinks and DMs are caught up for runs this recent; older ones are left as they are. */
 const LINKS_MAX_AGE_DAYS = 1;
@@ -56,9 +49,7 @@ interface RunLinks {
   reviewDmsSent: boolean;
 }
 
-export class RunMessages {
-  private readonly queue: RedrawQueue<RunSyncReport>;
-
+export class RunMessages extends MessageViews<RunSyncReport> {
   constructor(
     private readonly db: Db,
     private readonly runs: RunService,
@@ -66,34 +57,10 @@ export class RunMessages {
     private readonly log: MessagesLogger,
     private readonly options: RunMessagesOptions,
   ) {
-    this.queue = new RedrawQueue('run', (runId) => this.redraw(runId), () => this.candidates(), log, options);
+    super('run', log, options);
   }
 
-  start(): void {
-    this.queue.start();
-  }
-
-  sync(runId: number): Promise<RunSyncReport> {
-    return this.queue.sync(runId);
-  }
-
-  current(runId: number): Promise<RunSyncReport> {
-    return this.queue.current(runId);
-  }
-
-  idle(timeoutMs: number): Promise<void> {
-    return this.queue.idle(timeoutMs);
-  }
-
-  stop(): void {
-    this.queue.stop();
-  }
-
-  reconcile(): Promise<void> {
-    return this.queue.reconcile();
-  }
-
-  private async candidates(): Promise<number[]> {
+  protected async candidates(): Promise<number[]> {
     const [behind, steps, unlinked] = await Promise.all([
       rowsWithMessagesBehind(this.db, 'runs', 100),
       runsWithStepMessagesBehind(this.db, 100),
@@ -102,7 +69,7 @@ export class RunMessages {
     return [...behind, ...steps, ...unlinked];
   }
 
-  private async redraw(runId: number): Promise<Redraw<RunSyncReport>> {
+  protected async redraw(runId: number): Promise<Redraw<RunSyncReport>> {
     const report: RunSyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { runId }, `run ${runId}`);
     const done = (): Redraw<RunSyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
