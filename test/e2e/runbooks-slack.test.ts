@@ -286,6 +286,41 @@ describe('runbook runs in Slack', () => {
     expect(buttonIds(expiredCard)).toEqual([RUN_ACTION.again]);
   });
 
+  it('a plan too long for the request is uploaded whole into its thread, named by the content version', async () => {
+    const started = await start('bulky');
+    const request = await review(started.id, 'every step in full, version');
+    const short = started.contentVersion.slice(0, 12);
+    const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.channel_id === REVIEW_CHANNEL && f.thread_ts === request.ts), 10_000, 'the whole plan in the thread');
+    expect(file.filename).toBe(`run-${started.id}-steps-${short}.txt`);
+    const content = file.content.toString('utf8');
+    expect(content).toContain('end-of-bulky');
+    expect(content).toContain('runs as bash on web-prod');
+    expect(content).toContain(started.contentVersion);
+    await h.app.runs.cancel(started.id, AUTHOR);
+  });
+
+  it('two replicas hearing every change: one card, one approval request, one DM each, each step once', async () => {
+    const replica = await h.startReplica();
+    try {
+      const started = await start('gated');
+      const id = started.id;
+      const ask = await approvalRequest(id, 'gated.go', undefined, TASKS_CHANNEL);
+      await find(`D${ALICE.slice(1)}`, 'approval DM to Alice', (m) => blocksText(m).includes(`*run ${id}*`));
+      await h.click(ask, RUN_ACTION.stepApprove, BOB);
+      await waitStatus(id, ['success']);
+      await card(id, '· *:large_green_circle: success*');
+      await approvalRequest(id, 'gated.go', 'Approved (last by', TASKS_CHANNEL);
+      const ofRun = (channel: string, what: string) => h.fake.messages(channel).filter((m) => blocksText(m).includes(what) && blocksText(m).includes(`run ${id}`));
+      expect(h.fake.messages(TASKS_CHANNEL).filter((m) => !m.thread_ts && blocksText(m).includes(`*Run ${id}* of runbook`))).toHaveLength(1);
+      expect(ofRun(TASKS_CHANNEL, 'Approval needed')).toHaveLength(1);
+      for (const user of [ALICE, BOB]) expect(ofRun(`D${user.slice(1)}`, 'waits for your approval')).toHaveLength(1);
+      expect(await h.count('run_dms', { run_id: id })).toBe(2);
+      expect((await h.database.db('events').where({ subject: `run:${id}`, type: 'run.step.running' }).orWhere({ subject: `run:${id}`, type: 'run.step.paused' })).length).toBe(2);
+    } finally {
+      await replica.stop(1000);
+    }
+  });
+
   // Last: it replaces the app.
   it('a run paused for approval survives a restart; approved in Slack on the new app, it finishes', async () => {
     const started = await start('gated');
@@ -344,9 +379,12 @@ runbooks:
   expiring:
     steps:
       - { id: x, script: { target: web-exp, script: "true" } }
+  bulky:
+    steps:
+      - { id: big, script: { target: web-prod, script: "${'# padding '.repeat(400)}echo end-of-bulky" } }
   gated:
     steps:
-      - { id: go, approval: { users: [${ALICE}, ${BOB}] } }
+      - { id: go, approval: { users: [${ALICE}, ${BOB}], dm: true } }
       - { id: after, script: { target: sandbox, script: "true" } }
   long:
     steps:
