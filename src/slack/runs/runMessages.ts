@@ -198,16 +198,19 @@ export class RunMessages extends MessageViews<RunSyncReport> {
 
   private async approvalDms(run: Run, step: RunStep, lookups: SlackLookups, attempt: RedrawAttempt): Promise<void> {
     if (step.kind !== 'approval' || step.startedAt === null) return;
-    const row = (await this.db('run_steps').where({ id: step.id }).first('message_dms_sent', 'message_permalink')) as { message_dms_sent: boolean; message_permalink: string | null } | undefined;
+    // Read again: the request may have been posted by this very redraw.
+    const row = (await this.db('run_steps').where({ id: step.id }).first('message_dms_sent', 'message_permalink', 'message_ts', 'message_channel')) as
+      | { message_dms_sent: boolean; message_permalink: string | null; message_ts: string | null; message_channel: string | null }
+      | undefined;
     if (!row || row.message_dms_sent) return;
     const planned = this.runs.plannedStep(run, step.stepId) as Extract<PlannedStep, { kind: 'approval' }> | null;
     if (!planned || !planned.approval.dm || step.phase !== 'paused') {
       await this.db('run_steps').where({ id: step.id }).update({ message_dms_sent: true });
       return;
     }
-    if (!step.messageTs || !step.messageChannel) return;
+    if (!row.message_ts || !row.message_channel) return;
     let permalink = row.message_permalink;
-    if (permalink === null) permalink = (await fetchPermalink(this.db, lookups, { table: 'run_steps', id: step.id, kind: 'request' }, step.messageChannel, step.messageTs, attempt)).url;
+    if (permalink === null) permalink = (await fetchPermalink(this.db, lookups, { table: 'run_steps', id: step.id, kind: 'request' }, row.message_channel, row.message_ts, attempt)).url;
     if (permalink === null) return;
     const members = planned.approval.usergroup && this.options.reviewers ? await this.options.reviewers.members(planned.approval.usergroup) : [];
     // Members Slack could not list now get theirs once it can: try again later.
