@@ -22,6 +22,7 @@ import { getRun, stepsOfRun } from '../../src/store/runs.js';
 import type { FakeMessage } from '../support/fakeSlack.js';
 import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, SIGNING_SECRET, TASKS_CHANNEL } from '../support/harness.js';
 import { SlackDriver } from '../support/slackDriver.js';
+import { startSshd, type SshServer } from '../support/sshd.js';
 import { waitFor } from '../support/waitFor.js';
 
 describe('runbook runs in Slack', () => {
@@ -29,6 +30,8 @@ describe('runbook runs in Slack', () => {
   let server: Server;
   let port: number;
   let scratch: string;
+  /** An sshd answering on two addresses: a target with two hosts. */
+  let pair: SshServer;
   const hits: string[] = [];
 
   beforeAll(async () => {
@@ -41,18 +44,21 @@ describe('runbook runs in Slack', () => {
     port = (server.address() as AddressInfo).port;
     scratch = mkdtempSync(join(tmpdir(), 'countersign-runs-slack-'));
     chmodSync(scratch, 0o1777);
+    pair = await startSshd({ host: '127.0.0.61', extraHosts: ['127.0.0.62'] });
     h = await Harness.start({
       // Two more targets on the same sshd: web-b reviewed by `ops`, whose members get a DM; web-exp, whose review expires after a second.
       extraTargets: (ssh) => {
         const target = (name: string, review: string[]) =>
           [`  ${name}:`, '    hosts:', `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`, '    ssh:', `      privateKeyFile: ${ssh.privateKeyPath}`, `      knownHosts: "${ssh.knownHosts}"`, '    review:', `      channel: ${REVIEW_CHANNEL}`, ...review.map((line) => `      ${line}`)];
-        return [...target('web-b', [`groups: [{ name: ops, users: [${BOB}], approvals: 1, dm: true }]`]), ...target('web-exp', ['expiresAfter: 1s', `groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`])].join('\n');
+        const twoHosts = ['  pair:', '    hosts:', ...pair.hosts.map((address) => `      - { host: ${address}, port: ${pair.port}, user: ${pair.user} }`), '    ssh:', `      privateKeyFile: ${pair.privateKeyPath}`, `      knownHosts: "${pair.knownHosts}"`];
+        return [...twoHosts, ...target('web-b', [`groups: [{ name: ops, users: [${BOB}], approvals: 1, dm: true }]`]), ...target('web-exp', ['expiresAfter: 1s', `groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`])].join('\n');
       },
       extraYaml: () => runbooksYaml(scratch, port),
     });
   });
   afterAll(async () => {
     await h.stop();
+    await pair.stop();
     server.close();
     rmSync(scratch, { recursive: true, force: true });
   });
@@ -286,6 +292,19 @@ describe('runbook runs in Slack', () => {
     expect(buttonIds(expiredCard)).toEqual([RUN_ACTION.again]);
   });
 
+  it('a step on two hosts: each line in the thread says its step and its host', async () => {
+    const started = await start('twohost');
+    await waitStatus(started.id, ['success']);
+    const done = await card(started.id, '· *:large_green_circle: success*');
+    const lines = await h.fake.waitFor(() => {
+      const text = h.fake.thread(TASKS_CHANNEL, done.ts).map((m) => m.text ?? '').join('\n');
+      return /\[twohost\.say [^\]]*127\.0\.0\.61[^\]]*\]/.test(text) && /\[twohost\.say [^\]]*127\.0\.0\.62[^\]]*\]/.test(text) ? text : undefined;
+    }, 15_000, 'both hosts labelled');
+    // `[<step> <host>]`, the host as the target names it (user@address:port).
+    expect(lines).toMatch(/\[twohost\.say [^\]]*127\.0\.0\.61:\d+\] hello from 127\.0\.0\.61\n/);
+    expect(lines).toMatch(/\[twohost\.say [^\]]*127\.0\.0\.62:\d+\] hello from 127\.0\.0\.62\n/);
+  });
+
   it('a plan too long for the request is uploaded whole into its thread, named by the content version', async () => {
     const started = await start('bulky');
     const request = await review(started.id, 'every step in full, version');
@@ -379,6 +398,9 @@ runbooks:
   expiring:
     steps:
       - { id: x, script: { target: web-exp, script: "true" } }
+  twohost:
+    steps:
+      - { id: say, script: { target: pair, script: 'set -- $SSH_CONNECTION; echo "hello from $3"' } }
   bulky:
     steps:
       - { id: big, script: { target: web-prod, script: "${'# padding '.repeat(400)}echo end-of-bulky" } }
