@@ -41,6 +41,7 @@ import { registerWorkflowStep, webApiCompleter } from './slack/workflowStep.js';
 import { WorkflowSteps } from './service/workflowSteps.js';
 import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
+import { RunMessages } from './slack/runs/runMessages.js';
 import { HomePublisher } from './slack/home.js';
 import { TaskQueries } from './service/taskQueries.js';
 import { ensureLinkKeys } from './store/linkKeys.js';
@@ -258,6 +259,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let socketReceiver: SocketModeReceiver | null = null;
   let home: HomePublisher | null = null;
   let messages: TaskMessages | null = null;
+  let runMessages: RunMessages | null = null;
   let streamer: ThreadStreamer | null = null;
   let observer: RunObserver = silentObserver;
   let workflowSteps: WorkflowSteps | null = null;
@@ -274,13 +276,16 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
         onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
       },
     );
-    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), {
+    const views = {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
-      logUrl: (taskId) => signer.taskUrl(taskId),
+      logUrl: (taskId: number) => signer.taskUrl(taskId),
       reviewers,
       lookups: webApiLookups(background),
-    });
+    };
+    messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), views);
+    // Runs' cards, review requests and step messages (issue 11), redrawn on 'run-changed'.
+    runMessages = new RunMessages(db, runs, gateway, log.child({ component: 'run-cards' }), views);
     streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
     observer = streamer;
     // Socket Mode when an app token is set: Slack's payloads arrive over a WebSocket opened with
@@ -309,7 +314,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
-    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes });
+    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes, runs });
     // The Workflow Builder step (issue 13): runs started from Slack workflows, completed when they end.
     const reconcileMs = options.slackReconcileMs ?? 15_000;
     const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {
@@ -336,6 +341,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     cards.start();
+    const runCards = runMessages;
+    bus.on('run-changed', (runId) => void runCards.sync(runId).catch((error) => log.error({ err: error, runId }, 'run card sync failed')));
+    runCards.start();
   } else {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);
   }
@@ -412,6 +420,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const expiry = new ReviewExpiry(db, config, bus, log.child({ component: 'review-expiry' }), {
     intervalMs: options.reviewExpiryMs ?? DEFAULT_REVIEW_EXPIRY_INTERVAL_MS,
     schedules,
+    runs,
   });
   expiry.start();
   // Every process ticks; the firing key (schedule, fire time) lets one of them fire each time.
@@ -482,7 +491,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       pool.closeAll();
       await within(streamer?.idle(10_000), 10_000, 'thread output');
       await within(messages?.idle(5_000), 5_000, 'cards');
+      await within(runMessages?.idle(5_000), 5_000, 'run cards');
       messages?.stop();
+      runMessages?.stop();
       home?.stop();
       server.closeAllConnections();
       metricsServer?.closeAllConnections();

@@ -21,6 +21,8 @@ export interface ReviewExpiryOptions {
   batch?: number;
   /** Expires schedule reviews too (and redraws their requests); absent: only tasks. */
   schedules?: { expireReviews(batch?: number): Promise<number[]> } | null;
+  /** Expires runs' reviews too (RunService.expireReviews, which wakes their views); absent: not runs. */
+  runs?: { expireReviews(batch?: number): Promise<number[]> } | null;
 }
 
 export interface ReviewExpiryLogger {
@@ -70,6 +72,8 @@ export class ReviewExpiry {
     const tasks = await this.sweepTasks();
     const schedules = (await this.options.schedules?.expireReviews(this.options.batch ?? 100)) ?? [];
     for (const id of schedules) this.log.info({ scheduleId: id }, `the review of schedule S${id} expired`);
+    const runs = (await this.options.runs?.expireReviews(this.options.batch ?? 100)) ?? [];
+    for (const id of runs) this.log.info({ runId: id }, `the review of run ${id} expired`);
     return tasks;
   }
 

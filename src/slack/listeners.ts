@@ -17,6 +17,8 @@ import { renderRejectModal } from './render/rejectModal.js';
 import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
 import type { TaskMessages } from './taskMessages.js';
 import type { ScheduleSlack } from './schedules.js';
+import type { RunService } from '../service/runs.js';
+import { registerRunListeners } from './runs/runListeners.js';
 
 /** Past this, the ack says "working on it" and the answer follows through response_url. */
 const ACK_BUDGET_MS = 2000;
@@ -32,6 +34,8 @@ export interface ListenerDeps {
   recipes?: RecipeService | null;
   /** `/task schedule ...` (issue 4); absent: schedules are not offered. */
   schedules?: ScheduleSlack | null;
+  /** Runs' buttons and forms (issue 11): review, Cancel / Kill / Run again, approval and input steps. */
+  runs?: RunService | null;
 }
 
 export function registerListeners(app: App, deps: ListenerDeps): void {
@@ -41,6 +45,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
   if (recipeDeps) registerRecipeView(app, recipeDeps);
+  if (deps.runs) registerRunListeners(app, { runs: deps.runs, log, home });
 
   app.command('/task', async ({ command, ack, respond }) => {
     if (recipeDeps && (await handleRecipeCommand(app, recipeDeps, command, ack, respond))) return;
@@ -179,6 +184,13 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const result = await service.cancel(taskId, userId);
     if (!result.ok) await tell(respond, result.message);
     else await tell(respond, `:heavy_multiplication_x: Cancelled ${taskRef(taskId)}; it will not run.`);
+  });
+
+  onButton(ACTION.again, async (taskId, userId, _body, respond) => {
+    const result = await service.again(taskId, userId);
+    if (!result.ok) return tell(respond, result.message);
+    const next = result.task;
+    await tell(respond, next.status === 'pending-review' ? `:arrows_counterclockwise: Asked for ${taskRef(next.id)} with the same script; it waits for review again.` : `:arrows_counterclockwise: Started ${taskRef(next.id)} with the same script.`);
   });
 
   onButton(ACTION.resubmit, async (taskId, userId, body, respond) => {

@@ -15,11 +15,11 @@ import type { RecipeEntry, RecipeService } from '../service/recipes.js';
 import type { Task } from '../domain/task.js';
 import { createdModal } from './taskForm.js';
 import { context } from './render/blocks.js';
+import { argumentErrors, readArgumentValues } from './render/argumentFields.js';
 import {
   RECIPE_MESSAGE_BLOCK,
   RECIPE_MODAL_CALLBACK,
   RECIPE_VALUE,
-  recipeArgBlock,
   renderRecipeLoadingModal,
   renderRecipeMissingModal,
   renderRecipeModal,
@@ -143,13 +143,7 @@ export async function submitRecipeForm(deps: RecipeFormDeps, userId: string, vie
   const recipe = metadata.recipe ? await deps.recipes.get(metadata.recipe) : null;
   if (!recipe) return { ok: false, errors: { [RECIPE_MESSAGE_BLOCK]: `The recipe ${metadata.recipe ?? ''} no longer exists.` } };
   const state = view.state.values;
-  const values: Record<string, string> = {};
-  for (const arg of recipe.arguments) {
-    if (arg.kind === 'fixed') continue;
-    const element = state[recipeArgBlock(arg.name)]?.[RECIPE_VALUE];
-    const value = arg.kind === 'options' ? element?.selected_option?.value : element?.value;
-    if (value !== undefined && value !== null && value !== '') values[arg.name] = value;
-  }
+  const values = readArgumentValues(recipe.arguments, state);
   const message = state[RECIPE_MESSAGE_BLOCK]?.[RECIPE_VALUE]?.value?.trim() || null;
   const started = await deps.recipes.start(recipe, {
     // The version the form showed: a recipe replaced since is not started under the starter's name.
@@ -163,14 +157,7 @@ export async function submitRecipeForm(deps: RecipeFormDeps, userId: string, vie
     channelId: metadata.channel ?? null,
   });
   if (started.ok) return { ok: true, task: started.task, created: started.created };
-  if (started.code === 'invalid_arguments' && started.errors) {
-    const errors: Record<string, string> = {};
-    for (const error of started.errors) {
-      const block = recipe.arguments.some((a) => a.name === error.name && a.kind !== 'fixed') ? recipeArgBlock(error.name) : RECIPE_MESSAGE_BLOCK;
-      errors[block] = errors[block] ? `${errors[block]}; ${error.message}` : error.message;
-    }
-    return { ok: false, errors };
-  }
+  if (started.code === 'invalid_arguments' && started.errors) return { ok: false, errors: argumentErrors(recipe.arguments, started.errors, RECIPE_MESSAGE_BLOCK) };
   return { ok: false, errors: { [RECIPE_MESSAGE_BLOCK]: started.message.replace(/[*`]/g, '') } };
 }
 

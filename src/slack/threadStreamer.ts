@@ -63,6 +63,15 @@ interface RunThread {
   /** Set by runFinished: from then on only it writes, so the final writes keep the pace too. */
   finished: boolean;
   limitNoticePosted: boolean;
+  /**
+   * A run step's label (its qualified step id), every line of its output carries it, since the
+   * steps of a run share the run card's thread; null for a task of its own; undefined until
+   * known (output arriving before then waits in `early`).
+   */
+  label: string | null | undefined;
+  early: Array<{ host: string | null; text: string }>;
+  /** The run whose card's thread a run step's output goes to. */
+  runId: number | null;
 }
 
 const MAX_PENDING_CHARS = 4 * LOG_MESSAGE_CHARS;
@@ -97,19 +106,52 @@ export class ThreadStreamer implements RunObserver {
       disabled: false,
       finished: false,
       limitNoticePosted: false,
+      label: undefined,
+      early: [],
+      runId: null,
     });
+    void this.learnStep(executionId, taskId);
+  }
+
+  /** Is this a run's step? Then its output is labelled with the step and goes to the run card's thread. */
+  private async learnStep(executionId: number, taskId: number): Promise<void> {
+    let label: string | null = null;
+    let runId: number | null = null;
+    try {
+      const task = await getTask(this.db, taskId);
+      if (task?.runStep) {
+        runId = task.runStep.runId;
+        const step = (await this.db('run_steps').where({ id: task.runStep.stepId }).first('step_id')) as { step_id: string } | undefined;
+        label = step?.step_id ?? `step ${task.runStep.stepId}`;
+      }
+    } catch (error) {
+      this.log.warn({ taskId, err: error }, `could not tell whether task ${taskId} is a run's step; its output is shown unlabelled`);
+    }
+    const run = this.runs.get(executionId);
+    if (!run) return;
+    run.label = label;
+    run.runId = runId;
+    const early = run.early;
+    run.early = [];
+    for (const chunk of early) this.output(taskId, executionId, chunk.host, 'stdout', chunk.text);
   }
 
   output(_taskId: number, executionId: number, host: string | null, _stream: OutputStream, text: string): void {
     const run = this.runs.get(executionId);
     if (!run || text === '') return;
+    if (run.label === undefined) {
+      run.early.push({ host, text });
+      return;
+    }
     run.rawChars += text.length;
     // Forty hosts interleaving lines is unreadable: those runs get a per-host summary at the end.
     if (run.hosts > this.options.liveHostLimit) return;
     let shown = text;
-    if (host !== null) {
-      shown = labelLines(text, host, run.lineStart.get(host) ?? true);
-      run.lineStart.set(host, text.endsWith('\n'));
+    // A run step's lines say which step (and host) they come from: `[deploy.a]`, `[deploy.a web-1]`.
+    const label = run.label && host !== null ? `${run.label} ${host}` : (run.label ?? host);
+    if (label !== null) {
+      shown = labelLines(text, label, run.lineStart.get(label) ?? true);
+      run.lineStart.set(label, text.endsWith('\n'));
     }
     const escaped = escapeLogText(shown);
     if (run.skippedChars > 0 && run.pending.length < MAX_PENDING_CHARS / 2) {
@@ -142,6 +184,8 @@ export class ThreadStreamer implements RunObserver {
     if (!run) return;
     run.finished = true;
     this.clearTimer(run);
+    // Output that came before we knew whose it is is still waiting: let it in first.
+    for (let waited = 0; run.label === undefined && waited < 5_000; waited += 50) await sleep(50);
     await run.writing;
     this.clearTimer(run);
     try {
@@ -158,15 +202,16 @@ export class ThreadStreamer implements RunObserver {
         const summary = await this.hostSummary(run);
         await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, ...summary }));
       }
+      const step = run.label ? `[${run.label}] ` : '';
       if (run.rawChars === 0) {
-        await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: NO_OUTPUT_NOTICE }));
+        await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: `${step ? escapeLogText(step) : ''}${NO_OUTPUT_NOTICE}` }));
       } else if (needsFile) {
         const text = await executionLogText(this.db, executionId);
         await this.deliver(giveUpAt, () => this.gateway.uploadFile({
           channel: parent.channel,
           threadTs: parent.ts,
-          filename: `task-${taskId}.log`,
-          title: `Output of #${taskId}`,
+          filename: run.label && run.runId !== null ? `run-${run.runId}-${run.label.replace(/[^A-Za-z0-9_.-]/g, '_')}.log` : `task-${taskId}.log`,
+          title: `Output of ${step}#${taskId}`,
           content: Buffer.from(text, 'utf8'),
           comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text), this.options.logUrl?.(taskId) ?? null),
         }));
@@ -266,7 +311,8 @@ export class ThreadStreamer implements RunObserver {
         return true;
       }
       // The thread's first line says where the whole log is (the task page, live while it runs).
-      const header = run.messages === 0 && this.options.logUrl ? `:page_facing_up: The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : '';
+      const step = run.label ? `\`[${escapeLogText(run.label)}]\` ` : '';
+      const header = run.messages === 0 && this.options.logUrl ? `:page_facing_up: ${step}The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : step;
       const next = splitToFit(run.pending, LOG_MESSAGE_CHARS - header.length);
       const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: header + logMessageText(next.head) });
       // Measured from when the write landed: a post may have waited for its turn in the channel.
@@ -295,6 +341,13 @@ export class ThreadStreamer implements RunObserver {
 
   /** The thread hangs off the card; until the card is posted there is nowhere to write. */
   private async resolveParent(run: RunThread): Promise<{ channel: string; ts: string } | null> {
+    if (run.runId !== null) {
+      // A run's step: its output goes to the run card's thread (a run without a card has none).
+      const card = (await this.db('runs').where({ id: run.runId }).first('channel_id', 'card_ts')) as { channel_id: string | null; card_ts: string | null } | undefined;
+      if (!card?.channel_id) run.disabled = true;
+      else if (card.card_ts) run.parent = { channel: card.channel_id, ts: card.card_ts };
+      return run.parent;
+    }
     const task = await getTask(this.db, run.taskId);
     // A task asked for outside Slack (the API) has no card, so no thread: nothing to wait for.
     if (!task?.channelId) run.disabled = true;

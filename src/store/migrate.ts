@@ -17,6 +17,7 @@ import * as scheduleReviews from '../../migrations/012_schedule_reviews.js';
 import * as runbooks from '../../migrations/013_runbooks.js';
 import * as runbookSchedules from '../../migrations/014_runbook_schedules.js';
 import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
+import * as runSlack from '../../migrations/018_run_slack.js';
 import * as workflowExecutions from '../../migrations/019_workflow_executions.js';
 
 interface Migration {
@@ -39,6 +40,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['013_runbooks', runbooks],
   ['014_runbook_schedules', runbookSchedules],
   ['016_schedule_surfaces', scheduleSurfaces],
+  ['018_run_slack', runSlack],
   ['019_workflow_executions', workflowExecutions],
 ];
 

@@ -103,7 +103,8 @@ describe('a reviewed task from /task run to its output', () => {
     const finalCard = await h.card(id, 'success');
     expect(blocksText(finalCard)).toMatch(/exit code \*0\*/);
     expect(blocksText(finalCard)).toMatch(/in \d+(\.\d)?(ms|s)/);
-    expect(buttonIds(finalCard)).toEqual([]);
+    // A finished task offers Run again: the same script, asked for anew and reviewed again.
+    expect(buttonIds(finalCard)).toEqual([ACTION.again]);
 
     // Postgres kept both streams.
     const streams = await h.database.db('output_chunks').select('stream', 'data').orderBy('id');
@@ -128,5 +129,19 @@ describe('a reviewed task from /task run to its output', () => {
     await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'late run refusal');
     expect(h.responsesSince(seen)[0]).toMatch(/finished \(success\)/);
     expect(await h.count('executions', { task_id: id })).toBe(1);
+
+    // Run again: refused to a stranger; the author gets a new task with the same script, waiting for review again.
+    seen = h.fake.responses.length;
+    await h.click(finalCard, ACTION.again, MALLORY);
+    await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'run again refusal');
+    expect(h.responsesSince(seen)[0]).toMatch(/Only its author or \*sre\* can run again #\d+/);
+    seen = h.fake.responses.length;
+    await h.click(finalCard, ACTION.again, AUTHOR);
+    await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'run again answer');
+    const againId = Number(/#(\d+)/.exec(h.responsesSince(seen)[0] ?? '')?.[1]);
+    expect(againId).toBeGreaterThan(id);
+    const again = await h.waitForStatus(againId, 'pending-review');
+    expect(again.script).toBe(done.script);
+    expect(await h.reviewRequest(againId)).toBeTruthy();
   });
 });

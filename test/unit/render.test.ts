@@ -287,7 +287,7 @@ describe('task card', () => {
 
       it(`${label}: the only buttons are the ones the state allows`, () => {
         const msg = renderTaskCard(viewFor(status, { reviewed: withPolicy }), ctxFor(withPolicy));
-        const expected = status === 'approved' ? [ACTION.run] : status === 'ready' || status === 'running' ? [ACTION.kill] : status === 'rejected' ? [ACTION.resubmit] : [];
+        const expected = status === 'approved' ? [ACTION.run] : status === 'ready' || status === 'running' ? [ACTION.kill] : status === 'rejected' ? [ACTION.resubmit] : ['success', 'failure', 'killed'].includes(status) ? [ACTION.again] : [];
         expect(actionIds(msg)).toEqual(expected);
         // Buttons carry the task id, so a click names its task.
         for (const block of msg.blocks) {

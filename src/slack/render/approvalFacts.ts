@@ -12,9 +12,28 @@ import { safeText } from './format.js';
 import { recipeLine } from './taskCard.js';
 
 export function approvalFacts(task: Pick<Task, 'type' | 'target' | 'recipe' | 'contentVersion'>): string {
-  const parts = [`Runs as *${safeText(task.type, 20)}* on \`${safeText(task.target, 80)}\``];
+  const parts = [runsAs(task.type, task.target)];
   if (task.recipe) parts.push(recipeLine(task.recipe));
-  parts.push(`Version \`${shortHash(task.contentVersion)}\``);
+  parts.push(versionFact(task.contentVersion));
+  return parts.join(' · ');
+}
+
+/** The interpreter and the target of one script (a task's, a run's script step). */
+export function runsAs(type: string, target: string): string {
+  return `Runs as *${safeText(type, 20)}* on \`${safeText(target, 80)}\``;
+}
+
+const versionFact = (contentVersion: string) => `Version \`${shortHash(contentVersion)}\``;
+
+/**
+ * What a run's Approve covers besides its steps (each step says how it runs): the runbook and
+ * the version of its definition it was started from, every target it touches, the run's content
+ * version (steps, arguments and all).
+ */
+export function runApprovalFacts(run: { reference: string; runbookHash: string | null; contentVersion: string; plan: { targets: readonly string[] } }): string {
+  const parts = [`:scroll: Runbook \`${safeText(run.reference, 64)}\`${run.runbookHash ? ` @ \`${shortHash(run.runbookHash)}\`` : ''}`];
+  if (run.plan.targets.length > 0) parts.push(`Touches ${run.plan.targets.slice(0, 10).map((t) => `\`${safeText(t, 80)}\``).join(', ')}${run.plan.targets.length > 10 ? ', …' : ''}`);
+  parts.push(versionFact(run.contentVersion));
   return parts.join(' · ');
 }
 

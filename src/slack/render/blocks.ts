@@ -55,8 +55,30 @@ export const ACTION = {
   kill: 'task_kill',
   cancel: 'task_cancel',
   resubmit: 'task_resubmit',
+  again: 'task_again',
   homeNew: 'home_new_task',
 } as const;
+
+/**
+ * The action ids of runs' buttons. Values: `<run id>` or `<run id>:<content version>` (Approve),
+ * `<run id>:<qualified step id>` (a step's buttons), `<reference>` (Start).
+ */
+export const RUN_ACTION = {
+  approve: 'run_approve',
+  reject: 'run_reject',
+  kill: 'run_kill',
+  cancel: 'run_cancel',
+  again: 'run_again',
+  stepApprove: 'run_step_approve',
+  stepReject: 'run_step_reject',
+  input: 'run_step_input',
+  start: 'runbook_start',
+} as const;
+
+export const RUN_REJECT_CALLBACK = 'run_reject_reason';
+export const RUN_STEP_REJECT_CALLBACK = 'run_step_reject_reason';
+export const RUN_INPUT_CALLBACK = 'run_step_input';
+export const RUNBOOK_MODAL_CALLBACK = 'runbook_start';
 
 export const TASK_MODAL_CALLBACK = 'task_new';
 /** Block ids of the task form; field errors are keyed by these. */

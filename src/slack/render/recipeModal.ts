@@ -1,7 +1,7 @@
 /**
  * The `/task start <recipe>` form: what the recipe runs (its script, whole when short, else its
  * first lines, and its version hash), one field per `options` argument (static_select) and per
- * `input` argument (plain_text_input, its pattern in the hint), and an optional message. Fixed
+ * `input` argument (argumentFields.ts), and an optional message. Fixed
  * arguments are never shown, only counted. The form carries the hash it showed: a submit after
  * the recipe changed is refused. Opened as a loading view (Slack's trigger expires in 3 s) and
  * filled in with views.update. Everything the recipe's author wrote is escaped for mrkdwn.
@@ -11,14 +11,14 @@ import { shortHash } from '../../domain/contentVersion.js';
 import type { Recipe } from '../../domain/recipe.js';
 import { context, section } from './blocks.js';
 import { codeBlock, fitsInCodeBlock, safeText } from './format.js';
+import { ARG_VALUE, argumentInputs } from './argumentFields.js';
 
 /** How much of the script the form shows (a section holds 3000 characters). */
 export const RECIPE_FORM_SCRIPT_CHARS = 1500;
 
 export const RECIPE_MODAL_CALLBACK = 'recipe_start';
 /** Each argument's block is `arg:<name>`, its element `value`; the message is `message`. */
-export const recipeArgBlock = (name: string): string => `arg:${name}`;
-export const RECIPE_VALUE = 'value';
+export const RECIPE_VALUE = ARG_VALUE;
 export const RECIPE_MESSAGE_BLOCK = 'message';
 
 export interface RecipeFormMetadata {
@@ -50,30 +50,7 @@ export function renderRecipeModal(recipe: Recipe, metadata: RecipeFormMetadata &
     ),
   ];
   if (fixed > 0) blocks.push(context(`${fixed} fixed argument${fixed > 1 ? 's are' : ' is'} set by the recipe.`));
-  for (const arg of recipe.arguments) {
-    if (arg.kind === 'fixed') continue;
-    const label = plain(clip(arg.label ?? arg.name, 2000));
-    if (arg.kind === 'options') {
-      const options = arg.options.slice(0, 100).map((option) => ({ text: plain(clip(option, 75)), value: option }));
-      const initial = options.find((o) => o.value === arg.default);
-      blocks.push({
-        type: 'input',
-        block_id: recipeArgBlock(arg.name),
-        label,
-        element: { type: 'static_select', action_id: RECIPE_VALUE, placeholder: plain('Choose…'), options, ...(initial ? { initial_option: initial } : {}) },
-      });
-      continue;
-    }
-    const hint = [arg.hint, arg.pattern !== undefined ? `Must match /${arg.pattern}/` : undefined].filter(Boolean).join(' · ');
-    blocks.push({
-      type: 'input',
-      block_id: recipeArgBlock(arg.name),
-      label,
-      optional: !arg.required,
-      element: { type: 'plain_text_input', action_id: RECIPE_VALUE, max_length: 3000, ...(arg.default !== undefined && arg.default !== '' ? { initial_value: clip(arg.default, 3000) } : {}) },
-      ...(hint !== '' ? { hint: plain(clip(hint, 2000)) } : {}),
-    });
-  }
+  blocks.push(...argumentInputs(recipe.arguments));
   blocks.push({
     type: 'input',
     block_id: RECIPE_MESSAGE_BLOCK,

@@ -1,7 +1,7 @@
 /**
  * The task card: the message in the channel where the task was asked for. Always shows the
  * status, target, author, message and script; the review; the result at the end; and the one
- * button that fits the state (Run when approved, Kill while queued or running).
+ * button that fits the state (Run when approved, Kill while queued or running, Run again once finished).
  */
 import { formatDuration } from '../../domain/duration.js';
 import { hostLabel } from '../../domain/plan.js';
@@ -69,6 +69,8 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   // A task is resubmitted once: after that the card points to the new one instead.
   const resubmitted = task.status === 'rejected' ? (ctx.resubmittedAs ?? null) : null;
   if (task.status === 'rejected' && !resubmitted) buttons.push(button(ACTION.resubmit, 'Edit and resubmit', String(task.id)));
+  // A finished task may be asked for once more with the same content (reviewed again where its target requires it).
+  if (task.status === 'success' || task.status === 'failure' || task.status === 'killed') buttons.push(button(ACTION.again, 'Run again', String(task.id)));
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
   if (resubmitted) {
     const link = resubmitted.permalink && /^https:\/\/[^\s<>|]+$/.test(resubmitted.permalink) ? `<${resubmitted.permalink}|${taskRef(resubmitted.id)}>` : `*${taskRef(resubmitted.id)}*`;

@@ -1,0 +1,396 @@
+/**
+ * What keeps a row's Slack messages in step with Postgres, for any row that has them (a task's
+ * card and review request, a run's card, review request and step messages). Each redraw re-reads
+ * the row and renders it whole, so a failed or rate-limited call is simply made again later:
+ *
+ * - RedrawQueue: redraws of one row are serialised in this process and collapse into one
+ *   pending redraw; a failed one is retried with backoff (Retry-After honoured); a reconciler
+ *   finds rows whose messages are behind (after a Slack outage, a crash, a late /invite);
+ * - showMessage: posting is claimed in Postgres, so two processes never post the same message;
+ *   each message records the view_version it shows, so a redraw that lands after a newer one is
+ *   noticed and redone;
+ * - fetchPermalink and sendDms: a message's permalink is fetched once and stored; direct
+ *   messages go out once per person whatever the number of processes (each claimed first).
+ *
+ * The callers (TaskMessages, RunMessages) decide what to draw where; this holds no state of
+ * theirs beyond the queue.
+ */
+import { WebAPIPlatformError, WebAPIRateLimitedError, type WebClient } from '@slack/web-api';
+import type { Db, Queryable } from '../store/db.js';
+import {
+  allDmsSent,
+  claimDms,
+  claimMessagePost,
+  recordDmSent,
+  recordMessagePosted,
+  recordMessageRendered,
+  releaseDm,
+  releaseMessagePost,
+  shownVersion,
+  storePermalink,
+  type DmLedger,
+  type MessageSlot,
+} from '../store/slackMessages.js';
+import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
+import type { SlackMessage } from './render/blocks.js';
+
+export interface MessagesLogger {
+  warn(context: Record<string, unknown>, message: string): void;
+  error(context: Record<string, unknown>, message: string): void;
+}
+
+/** The Slack reads the messages need besides posting and updating. Errors as SlackGateway's. */
+export interface SlackLookups {
+  /** chat.getPermalink. */
+  permalink(channel: string, messageTs: string): Promise<string>;
+  /** conversations.open with one user: the DM channel's id. */
+  openDm(userId: string): Promise<string>;
+}
+
+/** SlackLookups over a WebClient (best the background one: no long retries, 429s rejected). */
+export function webApiLookups(client: WebClient): SlackLookups {
+  const call = async <T>(method: string, invoke: () => Promise<T>): Promise<T> => {
+    try {
+      return await invoke();
+    } catch (error) {
+      if (error instanceof WebAPIRateLimitedError) throw new SlackRateLimited(method, Math.max(1, error.retryAfter) * 1000);
+      if (error instanceof WebAPIPlatformError) throw new SlackRefused(method, error.data.error);
+      throw error;
+    }
+  };
+  return {
+    permalink: (channel, messageTs) =>
+      call('chat.getPermalink', async () => {
+        const result = await client.chat.getPermalink({ channel, message_ts: messageTs });
+        if (typeof result.permalink !== 'string') throw new SlackRefused('chat.getPermalink', 'no_permalink');
+        return result.permalink;
+      }),
+    openDm: (userId) =>
+      call('conversations.open', async () => {
+        const result = await client.conversations.open({ users: userId });
+        if (!result.channel?.id) throw new SlackRefused('conversations.open', 'no_channel');
+        return result.channel.id;
+      }),
+  };
+}
+
+/**
+ * One redraw's bookkeeping: what failed (Slack's error code per message), how long Slack asked
+ * us to wait, whether something worth another try failed (a permalink, a DM), and whether a
+ * newer redraw from another process landed first (then this one is redone).
+ */
+export class RedrawAttempt {
+  retryAfterMs = 0;
+  /** Something besides the messages' own errors failed and is worth another try. */
+  retry = false;
+  /** Another process drew a newer version first: draw again. */
+  redo = false;
+
+  constructor(
+    private readonly log: MessagesLogger,
+    private readonly context: Record<string, unknown>,
+    /** How people name the row: `task 12`, `run 3`. */
+    private readonly ref: string,
+  ) {}
+
+  /** A message's write failed: the code to report ('ratelimited', Slack's error, or the error). */
+  failed(error: unknown, what: string): string {
+    if (error instanceof SlackRateLimited) {
+      this.rateLimited(error);
+      return 'ratelimited';
+    }
+    this.log.warn({ ...this.context, err: error }, `could not write the ${what} of ${this.ref} to Slack`);
+    return error instanceof SlackRefused ? error.code : String(error);
+  }
+
+  /** A lookup or DM failed in a way another try may fix. */
+  failedExtra(error: unknown, what: string): void {
+    this.retry = true;
+    if (error instanceof SlackRateLimited) this.rateLimited(error);
+    else this.log.warn({ ...this.context, err: error }, `could not ${what} for ${this.ref}`);
+  }
+
+  private rateLimited(error: SlackRateLimited): void {
+    this.retryAfterMs = Math.max(this.retryAfterMs, error.retryAfterMs);
+  }
+}
+
+export interface Redraw<R> {
+  report: R;
+  attempt: RedrawAttempt;
+  /** A message failed (its code is in the report): retry. */
+  failed: boolean;
+}
+
+export interface RedrawQueueOptions {
+  /** First retry after a failed call; doubles each time. */
+  retryBaseMs: number;
+  /** How often the reconciler looks for rows with messages behind. */
+  reconcileMs: number;
+}
+
+interface SyncState<R> {
+  chain: Promise<unknown>;
+  queued: Promise<R> | null;
+  /** The newest sync asked for (queued or running), until it completes. */
+  latest: Promise<R> | null;
+}
+
+interface Failure {
+  attempts: number;
+  nextAt: number;
+  timer: NodeJS.Timeout | null;
+}
+
+const MAX_BACKOFF_MS = 10 * 60_000;
+
+/** Serialised, collapsing, retried redraws of rows by id, and the reconciler that finds rows behind. */
+export class RedrawQueue<R> {
+  private readonly states = new Map<number, SyncState<R>>();
+  private readonly failures = new Map<number, Failure>();
+  private reconciler: NodeJS.Timeout | null = null;
+  stopped = false;
+
+  constructor(
+    /** `task` or `run`, for the log. */
+    private readonly what: string,
+    private readonly redraw: (id: number) => Promise<Redraw<R>>,
+    /** Rows worth a redraw now (messages behind, links or DMs missing). */
+    private readonly candidates: () => Promise<number[]>,
+    private readonly log: MessagesLogger,
+    private readonly options: RedrawQueueOptions,
+  ) {}
+
+  /** Starts the reconciler (and runs it once now: messages left behind before a restart catch up). */
+  start(): void {
+    const tick = () => void this.reconcile().catch((error) => this.log.error({ err: error }, `reconciling the Slack messages of ${this.what}s failed`));
+    this.reconciler = setInterval(tick, this.options.reconcileMs);
+    this.reconciler.unref();
+    tick();
+  }
+
+  sync(id: number): Promise<R> {
+    let state = this.states.get(id);
+    if (!state) {
+      state = { chain: Promise.resolve(), queued: null, latest: null };
+      this.states.set(id, state);
+    }
+    if (state.queued) return state.queued;
+    const current = state;
+    const queued = current.chain.then(() => {
+      current.queued = null;
+      return this.run(id);
+    });
+    current.queued = queued;
+    current.latest = queued;
+    current.chain = queued
+      .catch((error) => this.log.error({ err: error, [`${this.what}Id`]: id }, `redrawing the Slack messages of ${this.what} ${id} failed`))
+      .then(() => {
+        if (current.latest === queued) current.latest = null;
+        // Forget idle rows, so the map does not grow with every row ever seen.
+        if (!current.queued && this.states.get(id) === current) this.states.delete(id);
+      });
+    return queued;
+  }
+
+  /** The report of the redraw already under way for this row, else of a new one. */
+  current(id: number): Promise<R> {
+    return this.states.get(id)?.latest ?? this.sync(id);
+  }
+
+  /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
+  async idle(timeoutMs: number): Promise<void> {
+    const all = Promise.all([...this.states.values()].map((state) => state.chain));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.reconciler) clearInterval(this.reconciler);
+    for (const failure of this.failures.values()) if (failure.timer) clearTimeout(failure.timer);
+  }
+
+  /** Redraws every candidate row, except those waiting out a backoff. */
+  async reconcile(): Promise<void> {
+    const now = Date.now();
+    for (const id of [...new Set(await this.candidates())]) {
+      const failure = this.failures.get(id);
+      if (failure && (failure.timer || failure.nextAt > now)) continue;
+      await this.sync(id).catch(() => undefined);
+    }
+  }
+
+  private async run(id: number): Promise<R> {
+    const done = await this.redraw(id);
+    const { attempt } = done;
+    if (done.failed || attempt.retry) this.scheduleRetry(id, attempt.retryAfterMs);
+    else this.clearFailure(id);
+    // A redraw from another process landed after ours was rendered: ours may now show an older state.
+    if (attempt.redo && !this.stopped) void this.sync(id);
+    return done.report;
+  }
+
+  /** Postgres already holds the truth: retrying the redraw later is all it takes to catch up. */
+  private scheduleRetry(id: number, retryAfterMs: number): void {
+    if (this.stopped) return;
+    const failure = this.failures.get(id) ?? { attempts: 0, nextAt: 0, timer: null };
+    this.failures.set(id, failure);
+    if (failure.timer) return;
+    failure.attempts++;
+    const delay = Math.min(MAX_BACKOFF_MS, Math.max(retryAfterMs, this.options.retryBaseMs * 2 ** (failure.attempts - 1)));
+    failure.nextAt = Date.now() + delay;
+    // Quick retries by timer; past a few, the reconciler takes over at the backoff's pace.
+    if (failure.attempts <= 6) {
+      failure.timer = setTimeout(() => {
+        failure.timer = null;
+        void this.sync(id);
+      }, delay);
+      failure.timer.unref();
+    }
+  }
+
+  private clearFailure(id: number): void {
+    const failure = this.failures.get(id);
+    if (failure?.timer) clearTimeout(failure.timer);
+    this.failures.delete(id);
+  }
+}
+
+/**
+ * What a row kind's Slack views (TaskMessages, RunMessages) offer the app: a redraw on demand,
+ * the reconciler, shutdown. Subclasses say how one row is redrawn and which rows are behind.
+ */
+export abstract class MessageViews<R> {
+  protected readonly queue: RedrawQueue<R>;
+
+  constructor(what: string, log: MessagesLogger, options: RedrawQueueOptions) {
+    this.queue = new RedrawQueue(what, (id) => this.redraw(id), () => this.candidates(), log, options);
+  }
+
+  /** Redraws every message of one row from Postgres. */
+  protected abstract redraw(id: number): Promise<Redraw<R>>;
+  /** Rows worth a redraw now (messages behind, links or DMs missing). */
+  protected abstract candidates(): Promise<number[]>;
+
+  /** Starts the reconciler (and runs it once now: messages left behind before a restart catch up). */
+  start(): void {
+    this.queue.start();
+  }
+
+  sync(id: number): Promise<R> {
+    return this.queue.sync(id);
+  }
+
+  /** The report of the redraw already under way for this row, else of a new one. */
+  current(id: number): Promise<R> {
+    return this.queue.current(id);
+  }
+
+  /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
+  idle(timeoutMs: number): Promise<void> {
+    return this.queue.idle(timeoutMs);
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  /** Redraws every row with messages behind, and catches up permalinks and DMs not done yet. */
+  reconcile(): Promise<void> {
+    return this.queue.reconcile();
+  }
+}
+
+export interface ShowOptions {
+  /** Post into this thread (a step's prompt under the run's card). */
+  threadTs?: string;
+  /** Skip the update when the message already shows this version (every replica hears a run's changes). */
+  skipIfShown?: boolean;
+  /** Record the channel with the ts (a slot whose channel is chosen when it is posted). */
+  recordChannel?: boolean;
+}
+
+/**
+ * Posts the message if it was never posted (claiming the post first), else updates it.
+ * `stale`: the message turned out to show a newer version than this redraw, which must be
+ * redone. `elsewhere`: another process holds the claim to post it; the reconciler follows up.
+ */
+export async function showMessage(
+  db: Db,
+  gateway: Pick<SlackGateway, 'postMessage' | 'update'>,
+  slot: MessageSlot,
+  place: { channel: string; ts: string | null },
+  message: SlackMessage,
+  version: number,
+  options: ShowOptions = {},
+): Promise<{ outcome: 'shown' | 'stale' | 'elsewhere'; ts: string | null }> {
+  let shownTs = place.ts;
+  if (shownTs === null) {
+    if (!(await claimMessagePost(db, slot))) return { outcome: 'elsewhere', ts: null };
+    try {
+      shownTs = (await gateway.postMessage({ channel: place.channel, ...message, ...(options.threadTs ? { threadTs: options.threadTs } : {}) })).ts;
+      await recordMessagePosted(db, slot, shownTs, options.recordChannel ? place.channel : undefined);
+    } catch (error) {
+      await releaseMessagePost(db, slot);
+      throw error;
+    }
+  } else {
+    const already = options.skipIfShown ? await shownVersion(db, slot) : null;
+    if (already !== null && already >= version) return { outcome: already > version ? 'stale' : 'shown', ts: shownTs };
+    await gateway.update({ channel: place.channel, ts: shownTs, ...message }, 'view');
+  }
+  const fresh = await recordMessageRendered(db, slot, version);
+  return { outcome: fresh ? 'shown' : 'stale', ts: shownTs };
+}
+
+/**
+ * Fetches and stores a message's permalink. `stored`: this call stored it (what shows it must
+ * be redrawn). A refusal (the message is gone) is stored as '' and never asked again; anything
+ * else is retried later.
+ */
+export async function fetchPermalink(db: Queryable, lookups: SlackLookups, slot: MessageSlot, channel: string, ts: string, attempt: RedrawAttempt): Promise<{ url: string | null; stored: boolean }> {
+  try {
+    const url = await lookups.permalink(channel, ts);
+    return { url, stored: await storePermalink(db, slot, url) };
+  } catch (error) {
+    if (error instanceof SlackRefused) {
+      // The message is gone, or Slack will not link it: asking again would not help.
+      await storePermalink(db, slot, '');
+      return { url: '', stored: false };
+    }
+    attempt.failedExtra(error, `get the permalink of a ${slot.kind} message`);
+    return { url: null, stored: false };
+  }
+}
+
+export interface DmRound {
+  ledger: DmLedger;
+  recipients: readonly string[];
+  render(userId: string): SlackMessage;
+  /** The audit event of a DM sent, written with its ledger row. */
+  audit(trx: Queryable, userId: string, channel: string): Promise<void>;
+}
+
+/**
+ * DMs each recipient nobody has DMed yet (claimed first). True when every recipient has had
+ * theirs (another process may still be sending some: it finishes the job).
+ */
+export async function sendDms(db: Db, gateway: Pick<SlackGateway, 'postMessage'>, lookups: SlackLookups, round: DmRound, attempt: RedrawAttempt): Promise<boolean> {
+  if (round.recipients.length === 0) return true;
+  let failed = false;
+  for (const userId of await claimDms(db, round.ledger, round.recipients)) {
+    try {
+      const channel = await lookups.openDm(userId);
+      await gateway.postMessage({ channel, ...round.render(userId) });
+      await db.transaction(async (trx) => {
+        await recordDmSent(trx, round.ledger, userId, channel);
+        await round.audit(trx, userId, channel);
+      });
+    } catch (error) {
+      failed = true;
+      await releaseDm(db, round.ledger, userId);
+      attempt.failedExtra(error, `DM ${userId}`);
+    }
+  }
+  return !failed && (await allDmsSent(db, round.ledger, round.recipients));
+}

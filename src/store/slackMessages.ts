@@ -1,0 +1,165 @@
+/**
+ * The Slack messages a row shows, kept in the row itself: a task's and a run's card and review
+ * request (migrations 003, 013), a run step's request or prompt and an http step's log (018).
+ * One message is a slot: its table, row and kind. For each slot:
+ *
+ * - posting is claimed first, so exactly one process posts it (until it records the ts or
+ *   releases the claim; a claim older than two minutes belonged to a process that died);
+ * - the view_version it shows is recorded, so a redraw that lands after a newer one is noticed;
+ * - its permalink is stored once ('' when Slack refused one).
+ *
+ * And the ledgers of direct messages (task reviews: review_dms; runs: run_dms), each DM claimed
+ * before it is sent so two processes never send the same one.
+ */
+import type { Knex } from 'knex';
+import type { Queryable } from './db.js';
+
+export type TaskMessageKind = 'card' | 'review';
+/** A run step's: `request` (an approval step's request, an input step's prompt), `log` (an http step's output). */
+export type MessageKind = TaskMessageKind | 'request' | 'log';
+export type MessageTable = 'tasks' | 'runs' | 'run_steps';
+
+export interface MessageSlot {
+  table: MessageTable;
+  id: number;
+  kind: MessageKind;
+}
+
+const COLUMNS: Readonly<Record<MessageKind, { ts: string; claimed: string; version: string | null; permalink: string | null }>> = {
+  card: { ts: 'card_ts', claimed: 'card_post_claimed_at', version: 'card_version', permalink: 'card_permalink' },
+  review: { ts: 'review_ts', claimed: 'review_post_claimed_at', version: 'review_version', permalink: 'review_permalink' },
+  request: { ts: 'message_ts', claimed: 'message_post_claimed_at', version: 'message_version', permalink: 'message_permalink' },
+  // Posted once, never redrawn.
+  log: { ts: 'log_ts', claimed: 'log_post_claimed_at', version: null, permalink: null },
+};
+
+/** A claim older than this belonged to a process that died mid-post (or mid-DM). */
+const STALE_CLAIM = "interval '2 minutes'";
+
+/** True for exactly one caller across processes, until it records the posted ts or releases the claim. */
+export async function claimMessagePost(db: Queryable, slot: MessageSlot): Promise<boolean> {
+  const c = COLUMNS[slot.kind];
+  const rows = await db(slot.table)
+    .where({ id: slot.id })
+    .whereNull(c.ts)
+    .where((q) => q.whereNull(c.claimed).orWhere(c.claimed, '<', db.raw(`now() - ${STALE_CLAIM}`)))
+    .update({ [c.claimed]: db.fn.now() }, ['id']);
+  return rows.length > 0;
+}
+
+/** Records the posted message; `channel` for a slot whose channel is only known when it is posted (a step's request). */
+export async function recordMessagePosted(db: Queryable, slot: MessageSlot, ts: string, channel?: string): Promise<void> {
+  const c = COLUMNS[slot.kind];
+  await db(slot.table)
+    .where({ id: slot.id })
+    .update({ [c.ts]: ts, [c.claimed]: null, ...(channel !== undefined ? { message_channel: channel } : {}) });
+}
+
+export async function releaseMessagePost(db: Queryable, slot: MessageSlot): Promise<void> {
+  const c = COLUMNS[slot.kind];
+  await db(slot.table).where({ id: slot.id }).whereNull(c.ts).update({ [c.claimed]: null });
+}
+
+/**
+ * Records that a message now shows `version`. Returns false when it already showed a newer one:
+ * then this redraw may have landed on top of the newer one, and must be redone.
+ */
+export async function recordMessageRendered(db: Queryable, slot: MessageSlot, version: number): Promise<boolean> {
+  const column = COLUMNS[slot.kind].version;
+  if (column === null) return true;
+  await db(slot.table)
+    .where({ id: slot.id })
+    .where((q) => q.whereNull(column).orWhere(column, '<', version))
+    .update({ [column]: version });
+  const row = await db(slot.table).where({ id: slot.id }).first(column);
+  return row !== undefined && Number(row[column]) <= version;
+}
+
+/** The version the message shows (another process may have drawn it already), or null. */
+export async function shownVersion(db: Queryable, slot: MessageSlot): Promise<number | null> {
+  const column = COLUMNS[slot.kind].version;
+  if (column === null) return null;
+  const row = await db(slot.table).where({ id: slot.id }).first(column);
+  return row?.[column] === null || row?.[column] === undefined ? null : Number(row[column]);
+}
+
+/** Stores a permalink unless one is known already; true when this call stored it. */
+export async function storePermalink(db: Queryable, slot: MessageSlot, url: string): Promise<boolean> {
+  const column = COLUMNS[slot.kind].permalink;
+  if (column === null) return false;
+  const rows = await db(slot.table).where({ id: slot.id }).whereNull(column).update({ [column]: url }, ['id']);
+  return rows.length > 0;
+}
+
+export async function markReviewScriptPosted(db: Queryable, table: 'tasks' | 'runs', id: number): Promise<void> {
+  await db(table).where({ id }).update({ review_script_posted: true });
+}
+
+/** Tasks or runs whose card or review request shows an older version than the row has (newest first). */
+export async function rowsWithMessagesBehind(db: Queryable, table: 'tasks' | 'runs', limit: number, maxAgeDays = 7): Promise<number[]> {
+  return db(table)
+    .where((q) =>
+      q
+        .where((a) => a.whereNotNull('channel_id').andWhere((b) => b.whereNull('card_version').orWhereRaw('card_version < view_version')))
+        .orWhere((a) => a.whereNotNull('review_channel').andWhere((b) => b.whereNull('review_version').orWhereRaw('review_version < view_version'))),
+    )
+    .where('created_at', '>', db.raw(`now() - make_interval(days => ?)`, [maxAgeDays]))
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .pluck('id');
+}
+
+/**
+ * Runs with a step message to catch up: an approval request or input prompt behind its run
+ * (steps that paused), an http step's log not posted yet under a posted card.
+ */
+export async function runsWithStepMessagesBehind(db: Queryable, limit: number, maxAgeDays = 7): Promise<number[]> {
+  const rows = (await db('run_steps as s')
+    .join('runs as r', 'r.id', 's.run_id')
+    .whereIn('s.kind', ['approval', 'input', 'http'])
+    .whereNotNull('s.started_at')
+    .where((q) =>
+      q
+        .where((a) => a.whereIn('s.kind', ['approval', 'input']).andWhere((b) => b.whereNull('s.message_version').orWhereRaw('s.message_version < r.view_version')))
+        .orWhere((a) => a.where('s.kind', 'http').whereNotNull('s.finished_at').whereNotNull('s.output').whereNull('s.log_ts').whereNotNull('r.card_ts')),
+    )
+    .where('r.created_at', '>', db.raw(`now() - make_interval(days => ?)`, [maxAgeDays]))
+    .distinct('s.run_id')
+    .orderBy('s.run_id', 'desc')
+    .limit(limit)) as Array<{ run_id: number }>;
+  return rows.map((row) => Number(row.run_id));
+}
+
+// ---------------------------------------------------------------- direct messages
+
+/** Where the DMs about one thing are kept: a task's review (review_dms), a run's review or approval step (run_dms). */
+export type DmLedger = { table: 'review_dms'; key: { task_id: number } } | { table: 'run_dms'; key: { run_id: number; about: string } };
+
+/** Claims the DMs to these users that nobody has sent or is sending: the users this caller must DM. */
+export async function claimDms(db: Queryable, ledger: DmLedger, users: readonly string[]): Promise<string[]> {
+  const keys = Object.keys(ledger.key);
+  const values = Object.values(ledger.key);
+  const table = ledger.table;
+  const result = await db.raw(
+    `INSERT INTO ${table} (${keys.join(', ')}, user_id)
+     SELECT ${keys.map(() => '?').join(', ')}, unnest(?::text[])
+     ON CONFLICT (${keys.join(', ')}, user_id) DO UPDATE SET claimed_at = now()
+       WHERE ${table}.sent_at IS NULL AND ${table}.claimed_at < now() - ${STALE_CLAIM}
+     RETURNING user_id`,
+    [...values, [...users]],
+  );
+  return (result.rows as Array<{ user_id: string }>).map((row) => row.user_id);
+}
+
+export async function recordDmSent(trx: Knex.Transaction | Queryable, ledger: DmLedger, userId: string, channel: string): Promise<void> {
+  await trx(ledger.table).where({ ...ledger.key, user_id: userId }).update({ sent_at: trx.fn.now(), channel_id: channel });
+}
+
+export async function releaseDm(db: Queryable, ledger: DmLedger, userId: string): Promise<void> {
+  await db(ledger.table).where({ ...ledger.key, user_id: userId }).whereNull('sent_at').delete();
+}
+
+export async function allDmsSent(db: Queryable, ledger: DmLedger, users: readonly string[]): Promise<boolean> {
+  const sent: string[] = await db(ledger.table).where(ledger.key).whereNotNull('sent_at').whereIn('user_id', [...users]).pluck('user_id');
+  return users.every((userId) => sent.includes(userId));
+}
