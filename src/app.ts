@@ -309,7 +309,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
-    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes });
+    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes, runbooks: { runbooks, log: log.child({ component: 'runbooks' }), resolvedPolicy, runPolicy: (run) => runs.policyOf(run) } });
     // The Workflow Builder step (issue 13): runs started from Slack workflows, completed when they end.
     const reconcileMs = options.slackReconcileMs ?? 15_000;
     const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {

@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
 import type { TaskService } from '../service/taskService.js';
 import type { RecipeService } from '../service/recipes.js';
 import { handleRecipeCommand, registerRecipeView } from './recipeForm.js';
+import { handleRunbookCommand } from './runbookCommands.js';
+import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
 import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
 import type { HomePublisher } from './home.js';
@@ -30,6 +32,8 @@ export interface ListenerDeps {
   home: HomePublisher | null;
   /** `/task start <recipe>` and `/task recipe ...` (issue 4); absent: recipes are not offered. */
   recipes?: RecipeService | null;
+  /** `/task start <reference>`, `/task runbook ...` and Home's Start buttons (issue 11); absent: not offered. */
+  runbooks?: RunbookFormDeps | null;
   /** `/task schedule ...` (issue 4); absent: schedules are not offered. */
   schedules?: ScheduleSlack | null;
 }
@@ -41,8 +45,10 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
   if (recipeDeps) registerRecipeView(app, recipeDeps);
+  if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
 
   app.command('/task', async ({ command, ack, respond }) => {
+    if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
     if (recipeDeps && (await handleRecipeCommand(app, recipeDeps, command, ack, respond))) return;
     const parsed = parseTaskCommand(command.text);
     if (!parsed.ok) {

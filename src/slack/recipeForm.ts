@@ -34,6 +34,7 @@ export interface RecipeFormDeps {
 
 /** Slack shows a message's text up to about 40,000 characters, a section 3,000: past this, export as a file. */
 const INLINE_EXPORT_CHARS = 2900;
+export const RECIPE_ALIAS_NOTE = ':information_source: `/task recipe` is an alias of `/task runbook list|show|export|import|remove`, which does the same for recipes and runbooks.';
 const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 /**
@@ -50,7 +51,8 @@ export async function handleRecipeCommand(
   const parsed = parseRecipeCommand(command.text);
   if (!parsed) return false;
   const user = command.user_id;
-  const say = (text: string) => ack({ response_type: 'ephemeral', text });
+  // `/task recipe` is an alias now (recipes are one-step runbooks); it keeps the recipe format.
+  const say = (text: string) => ack({ response_type: 'ephemeral', text: `${text}\n${RECIPE_ALIAS_NOTE}` });
   try {
     switch (parsed.kind) {
       case 'recipe-error':
