@@ -42,6 +42,7 @@ import { WorkflowSteps } from './service/workflowSteps.js';
 import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
 import { HomePublisher } from './slack/home.js';
+import { HomeRunbooks } from './slack/homeRunbooks.js';
 import { TaskQueries } from './service/taskQueries.js';
 import { ensureLinkKeys } from './store/linkKeys.js';
 import { Access } from './service/access.js';
@@ -302,7 +303,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries);
+    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries, new HomeRunbooks(db, runbooks, runs));
     const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
     const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background), queries: scheduleQueries, home });
     scheduleSlack.register(bolt);
@@ -335,6 +336,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     schedules.onChange((scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')));
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
+    bus.on('run-changed', (runId) => void homes.runChanged(runId).catch((error) => log.warn({ err: error, runId }, 'App Home refresh failed')));
     cards.start();
   } else {
     log.warn({ missing: env.slackMissing }, `Slack is not configured (missing ${env.slackMissing.join(', ')}): serving HTTP only`);

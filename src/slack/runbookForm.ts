@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import type { RunbookService, RunbookStartOutcome } from '../service/runbooks.js';
 import { context, RUN_ACTION, RUNBOOK_MODAL_CALLBACK, section } from './render/blocks.js';
 import { argumentErrors, readArgumentValues } from './render/argumentFields.js';
+import { HOME_LINK_ACTION } from './render/homeRunbooks.js';
 import { renderRunbookLoadingModal, renderRunbookMissingModal, renderRunbookModal, RUNBOOK_MESSAGE_BLOCK, RUNBOOK_VALUE, type RunbookFormMetadata } from './render/runbookModal.js';
 import { createdModal } from './taskForm.js';
 
@@ -113,6 +114,10 @@ async function startedModal(deps: RunbookFormDeps, started: Extract<RunbookStart
 
 /** The form's submit (field errors, or the "started" view) and the Start buttons of App Home. */
 export function registerRunbookForm(app: App, deps: RunbookFormDeps): void {
+  // Home's link buttons (a run's card, its review request) open in the browser; Slack still sends the click.
+  app.action(new RegExp(`^${HOME_LINK_ACTION}`), async ({ ack }) => {
+    await ack();
+  });
   app.action<BlockButtonAction>(RUN_ACTION.start, async ({ ack, body, action }) => {
     await ack();
     const reference = String(action.value ?? '');

@@ -1,0 +1,102 @@
+/**
+ * What App Home shows of runbooks, per user: the runbooks they can start (those started by hand:
+ * `manual` in triggeredBy), and the runs waiting for them: a run's review where they review one
+ * of its targets (not their own run), an approval step that names them (not their own run, not
+ * decided by them yet), an input step they are asked to fill in. Being asked is what lets them
+ * see the run (RunService.isAskedOf / isReviewerOf); nobody else's Home shows it.
+ *
+ * Reads are bounded: at most SCAN_RUNS of the newest runs waiting on anybody (pending review, or
+ * running with a paused step) are looked at per redraw.
+ */
+import type { Run } from '../domain/run.js';
+import type { Db } from '../store/db.js';
+import { getRun, stepDecisions, stepsOfRun } from '../store/runs.js';
+import type { RunbookService } from '../service/runbooks.js';
+import type { RunService } from '../service/runs.js';
+import type { HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
+
+/** Runs waiting on anybody looked at per redraw, newest first. */
+const SCAN_RUNS = 200;
+
+export class HomeRunbooks {
+  constructor(
+    private readonly db: Db,
+    private readonly runbooks: RunbookService,
+    private readonly runs: RunService,
+  ) {}
+
+  /** The runbooks anyone may start by hand, by reference, and how many there are. */
+  async startable(limit: number): Promise<{ runbooks: HomeRunbook[]; total: number }> {
+    const all = (await this.runbooks.list()).filter((e) => e.runbook.triggeredBy.some((t) => t.kind === 'manual'));
+    return { runbooks: all.slice(0, limit).map((e) => ({ reference: e.runbook.reference, name: e.runbook.name, description: e.runbook.description, steps: e.runbook.steps.flat().length, hash: e.hash })), total: all.length };
+  }
+
+  /** The runs waiting for `userId` (oldest first, as reviews are), the first `limit` of them, and how many in all. */
+  async waitingFor(userId: string, limit: number): Promise<{ runs: HomeWaitingRun[]; total: number }> {
+    const ids = (await this.db('runs')
+      .where((q) => {
+        q.where('status', 'pending-review').orWhere((running) => {
+          running.where('status', 'running').whereExists(this.db('run_steps').whereRaw('run_steps.run_id = runs.id').where('phase', 'paused'));
+        });
+      })
+      .orderBy('id', 'desc')
+      .limit(SCAN_RUNS)
+      .pluck('id')) as number[];
+    const waiting: HomeWaitingRun[] = [];
+    for (const id of ids.reverse()) {
+      const run = await getRun(this.db, id);
+      if (run) waiting.push(...(await this.askedOf(run, userId)));
+    }
+    const shown = waiting.slice(0, limit);
+    await this.addPermalinks(shown);
+    return { runs: shown, total: waiting.length };
+  }
+
+  /** Of `users`, those whose Home a change of this run concerns: its creator, its reviewers, those its steps ask. */
+  async concerned(runId: number, users: readonly string[]): Promise<string[]> {
+    const run = await getRun(this.db, runId);
+    if (!run) return [];
+    const concerned: string[] = [];
+    for (const userId of users) {
+      if (run.creator === userId || (await this.runs.isReviewerOf(run, userId)) || (await this.runs.isAskedOf(run, userId))) concerned.push(userId);
+    }
+    return concerned;
+  }
+
+  private async askedOf(run: Run, userId: string): Promise<HomeWaitingRun[]> {
+    const base = { runId: run.id, reference: run.reference, creator: run.creator, message: run.message, cardPermalink: null, permalink: null };
+    if (run.status === 'pending-review') {
+      if (run.creator === userId || !(await this.runs.isReviewerOf(run, userId))) return [];
+      return [{ ...base, kind: 'review', stepId: null }];
+    }
+    if (run.status !== 'running') return [];
+    const found: HomeWaitingRun[] = [];
+    for (const step of await stepsOfRun(this.db, run.id)) {
+      if (step.phase !== 'paused') continue;
+      const planned = this.runs.plannedStep(run, step.stepId);
+      if (!planned) continue;
+      if (planned.kind === 'approval' && (await this.runs.mayDecideStep(run, planned, userId))) {
+        // Decided already (one of several approvals): nothing more is asked of them.
+        if ((await stepDecisions(this.db, step.id)).some((d) => d.userId === userId)) continue;
+        found.push({ ...base, kind: 'approval', stepId: step.stepId });
+      } else if (planned.kind === 'input' && (await this.runs.mayGiveInput(run, planned, userId))) {
+        found.push({ ...base, kind: 'input', stepId: step.stepId });
+      }
+    }
+    return found;
+  }
+
+  /** The run card's, review request's or step request's link, where Slack gave one. */
+  private async addPermalinks(waiting: HomeWaitingRun[]): Promise<void> {
+    if (waiting.length === 0) return;
+    const runIds = [...new Set(waiting.map((w) => w.runId))];
+    const runs = (await this.db('runs').whereIn('id', runIds).select('id', 'card_permalink', 'review_permalink')) as Array<{ id: number; card_permalink: string | null; review_permalink: string | null }>;
+    const steps = (await this.db('run_steps').whereIn('run_id', runIds).where('phase', 'paused').select('run_id', 'step_id', 'message_permalink')) as Array<{ run_id: number; step_id: string; message_permalink: string | null }>;
+    const link = (value: string | null | undefined) => (value && /^https:\/\//.test(value) ? value : null);
+    for (const item of waiting) {
+      const row = runs.find((r) => r.id === item.runId);
+      item.cardPermalink = link(row?.card_permalink);
+      item.permalink = item.kind === 'review' ? link(row?.review_permalink) : link(steps.find((s) => s.run_id === item.runId && s.step_id === item.stepId)?.message_permalink);
+    }
+  }
+}
