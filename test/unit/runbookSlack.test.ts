@@ -8,6 +8,9 @@ import { parseRunbookCommand } from '../../src/domain/runbookCommand.js';
 import { parseRunbookJson, type Runbook } from '../../src/domain/runbook/index.js';
 import { renderRunbookModal } from '../../src/slack/render/runbookModal.js';
 import { renderRunbookList, renderRunbookShow } from '../../src/slack/render/runbookList.js';
+import { renderHome } from '../../src/slack/render/homeView.js';
+import type { HomeWaitingRun } from '../../src/slack/render/homeRunbooks.js';
+import type { Task } from '../../src/domain/task.js';
 import { validateMessage, validateView } from '../support/slackLimits.js';
 
 const HASH = 'ab'.repeat(32);
@@ -140,5 +143,68 @@ describe('/task runbook list and show', () => {
     expect(json).not.toMatch(/<!channel>|<!here>|<@U999>/);
     // A fence in a script cannot close the code block early.
     expect(json).not.toContain('web ```');
+  });
+});
+
+describe('App Home with runbooks', () => {
+  const HOSTILE = '<!channel> *bold* `tick` ```fence``` &amp; <@U123|x> ';
+  const at = new Date(Date.UTC(2026, 0, 1));
+  const task = (id: number, over: Partial<Task> = {}) =>
+    ({
+      id,
+      createdAt: at,
+      statusChangedAt: at,
+      status: 'pending-review',
+      author: 'UAUTHOR',
+      target: 'web-prod',
+      type: 'bash',
+      script: 'uptime',
+      message: 'routine',
+      source: 'slack',
+      channelId: 'CTASKS',
+      contentVersion: 'c'.repeat(64),
+      arguments: [],
+      recipe: null,
+      startedAt: null,
+      finishedAt: null,
+      runAfter: null,
+      ...over,
+    }) as unknown as Task;
+  const waiting = (n: number): HomeWaitingRun[] =>
+    Array.from({ length: n }, (_, i) => ({
+      runId: i + 1,
+      reference: `ref-${i}`,
+      creator: 'UAUTHOR',
+      message: HOSTILE.repeat(20),
+      kind: (['review', 'approval', 'input'] as const)[i % 3]!,
+      stepId: i % 3 === 0 ? null : `ref-${i}.step`,
+      cardPermalink: 'https://example.slack.com/archives/C1/p1',
+      permalink: i % 2 === 0 ? 'https://example.slack.com/archives/C2/p2' : null,
+    }));
+  const startable = (n: number) => Array.from({ length: n }, (_, i) => ({ reference: `rb-${i}`, name: `${HOSTILE} ${i}`, description: HOSTILE.repeat(20), steps: 3, hash: 'e'.repeat(64) }));
+
+  it('keeps within 100 blocks with ten reviews, many runs waiting and many runbooks, every section in its place and counted', () => {
+    const tasks = Array.from({ length: 10 }, (_, i) => task(i + 1));
+    const view = renderHome({ pendingMyReview: tasks, pendingCount: 50, running: tasks, mine: tasks, waitingRuns: waiting(8), waitingRunsCount: 300, startable: startable(10), startableCount: 120 });
+    expect(validateView(view)).toBeNull();
+    expect(view.blocks.length).toBeLessThanOrEqual(100);
+    const text = JSON.stringify(view.blocks);
+    for (const title of ['Waiting for your review (50)', 'Runs waiting for you (300)', 'Runbooks you can start (120)', 'Running now', 'Your recent tasks']) expect(text).toContain(title);
+    expect(text).toMatch(/and \d+ more: open their cards/);
+    expect(text).toMatch(/and \d+ more: `\/task runbook list`/);
+    expect(text).toMatch(/\d+ more: `\/task list pending`/);
+    expect(text).not.toContain('<!channel>');
+    // A run's review is never approved from Home (its whole content is not shown); steps are.
+    expect(text).not.toContain('"action_id":"run_approve"');
+    expect(text).toContain('"action_id":"run_step_approve"');
+    expect(text).toContain('"action_id":"run_step_input"');
+    expect(text).toContain('"action_id":"runbook_start"');
+  });
+
+  it('shows no runbook sections when there is nothing to start or wait for', () => {
+    const view = renderHome({ pendingMyReview: [], running: [], mine: [], waitingRuns: [], startable: [] });
+    expect(validateView(view)).toBeNull();
+    expect(JSON.stringify(view.blocks)).not.toContain('Runs waiting for you');
+    expect(JSON.stringify(view.blocks)).not.toContain('Runbooks you can start');
   });
 });
