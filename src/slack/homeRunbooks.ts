@@ -8,9 +8,10 @@
  * Reads are bounded: at most SCAN_RUNS of the newest runs waiting on anybody (pending review, or
  * running with a paused step) are looked at per redraw.
  */
-import type { Run } from '../domain/run.js';
+import type { Run, RunStep } from '../domain/run.js';
+import { isReviewer } from '../domain/review.js';
 import type { Db } from '../store/db.js';
-import { getRun, stepDecisions, stepsOfRun } from '../store/runs.js';
+import { getRun, stepDecisions, toRun, toRunStep, type RunRow, type RunStepRow } from '../store/runs.js';
 import type { RunbookService } from '../service/runbooks.js';
 import type { RunService } from '../service/runs.js';
 import type { HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
@@ -42,11 +43,12 @@ export class HomeRunbooks {
       .orderBy('id', 'desc')
       .limit(SCAN_RUNS)
       .pluck('id')) as number[];
+    if (ids.length === 0) return { runs: [], total: 0 };
+    // Two reads for the whole scan: the runs, and their paused steps.
+    const runs = ((await this.db('runs').whereIn('id', ids).orderBy('id')) as RunRow[]).map(toRun);
+    const paused = ((await this.db('run_steps').whereIn('run_id', ids).where('phase', 'paused').orderBy('id')) as RunStepRow[]).map(toRunStep);
     const waiting: HomeWaitingRun[] = [];
-    for (const id of ids.reverse()) {
-      const run = await getRun(this.db, id);
-      if (run) waiting.push(...(await this.askedOf(run, userId)));
-    }
+    for (const run of runs) waiting.push(...(await this.askedOf(run, paused.filter((step) => step.runId === run.id), userId)));
     const shown = waiting.slice(0, limit);
     await this.addPermalinks(shown);
     return { runs: shown, total: waiting.length };
@@ -56,14 +58,15 @@ export class HomeRunbooks {
   async concerned(runId: number, users: readonly string[]): Promise<string[]> {
     const run = await getRun(this.db, runId);
     if (!run) return [];
+    const policy = await this.runs.resolvedPolicy(run);
     const concerned: string[] = [];
     for (const userId of users) {
-      if (run.creator === userId || (await this.runs.isReviewerOf(run, userId)) || (await this.runs.isAskedOf(run, userId))) concerned.push(userId);
+      if (run.creator === userId || isReviewer(policy, userId) || (await this.runs.isAskedOf(run, userId))) concerned.push(userId);
     }
     return concerned;
   }
 
-  private async askedOf(run: Run, userId: string): Promise<HomeWaitingRun[]> {
+  private async askedOf(run: Run, paused: readonly RunStep[], userId: string): Promise<HomeWaitingRun[]> {
     const base = { runId: run.id, reference: run.reference, creator: run.creator, message: run.message, cardPermalink: null, permalink: null };
     if (run.status === 'pending-review') {
       if (run.creator === userId || !(await this.runs.isReviewerOf(run, userId))) return [];
@@ -71,8 +74,7 @@ export class HomeRunbooks {
     }
     if (run.status !== 'running') return [];
     const found: HomeWaitingRun[] = [];
-    for (const step of await stepsOfRun(this.db, run.id)) {
-      if (step.phase !== 'paused') continue;
+    for (const step of paused) {
       const planned = this.runs.plannedStep(run, step.stepId);
       if (!planned) continue;
       if (planned.kind === 'approval' && (await this.runs.mayDecideStep(run, planned, userId))) {
