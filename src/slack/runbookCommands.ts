@@ -51,7 +51,7 @@ export async function handleRunbookCommand(
   if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Working on it…' });
   const settled = early === 'late' ? await settle(work) : early;
   let message: RespondArguments;
-  if (settled.ok) message = { response_type: 'ephemeral', ...settled.value };
+  if (settled.ok) message = { response_type: 'ephemeral', ...bounded(settled.value) };
   else {
     deps.log.error({ err: settled.error, user, command: parsed.kind }, 'a /task runbook command failed');
     message = { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` };
@@ -126,6 +126,12 @@ async function exportAnswer(app: App, deps: RunbookFormDeps, reference: string, 
     initial_comment: `The runbook \`${ref}\` @ \`${version}\`, exported.${fixedNote}`,
   });
   return { text: `:outbox_tray: The runbook \`${ref}\` @ \`${version}\` is too long to show here: I sent it to you as a file in our direct messages.${fixedNote}` };
+}
+
+/** Slack shows a message's text up to 40,000 characters; a refusal listing many problems stays well under. */
+const MAX_TEXT = 3900;
+function bounded(answer: Answer): Answer {
+  return answer.text.length <= MAX_TEXT ? answer : { ...answer, text: `${answer.text.slice(0, MAX_TEXT - 60)}\n… (cut: fix the first problems and try again)` };
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -212,6 +212,13 @@ describe('runbooks from Slack', () => {
     expect(ackText(await h.command('runbook import ```{not json```'))).toContain('That is not JSON');
     expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('bad', { steps: [{ id: 'x', http: { url: 'https://example.com/' } }] })}\`\`\``))).toContain('an imported runbook\'s http steps name a target');
     expect(ackText(await h.command('runbook frobnicate'))).toContain('Unknown runbook command');
+    // However many problems, the answer stays inside one message.
+    const manyProblems = runbookJson('many-problems', { steps: Array.from({ length: 60 }, (_, i) => ({ id: `h${i}`, http: { url: 'https://example.com/' } })) });
+    const cut = await h.command(`runbook import \`\`\`${manyProblems}\`\`\``);
+    expect(cut.json.response_type).toBe('ephemeral');
+    expect(String(cut.json.text).length).toBeLessThanOrEqual(3900);
+    expect(ackText(cut)).toContain('steps[0].http.target');
+    expect(ackText(cut)).toContain('(cut: fix the first problems and try again)');
   });
 
   it('keeps /task recipe working as an alias with a one-line note, and starts a recipe from the same form', async () => {
