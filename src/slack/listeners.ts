@@ -8,7 +8,7 @@ import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
 import type { TaskService } from '../service/taskService.js';
 import type { RecipeService } from '../service/recipes.js';
-import { handleRecipeCommand, registerRecipeView } from './recipeForm.js';
+import { handleRecipeCommand } from './recipeForm.js';
 import { handleRunbookCommand } from './runbookCommands.js';
 import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
@@ -44,7 +44,6 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const { commands, home } = deps;
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
-  if (recipeDeps) registerRecipeView(app, recipeDeps);
   if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
 
   app.command('/task', async ({ command, ack, respond }) => {
