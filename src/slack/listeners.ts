@@ -10,6 +10,7 @@ import type { TaskService } from '../service/taskService.js';
 import type { RecipeService } from '../service/recipes.js';
 import { handleRecipeCommand } from './recipeForm.js';
 import { handleRunbookCommand } from './runbookCommands.js';
+import { ACK_BUDGET_MS, answerWithin, OUR_FAULT, settle, sleep } from './answerWithin.js';
 import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
 import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
@@ -20,9 +21,6 @@ import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
 import type { TaskMessages } from './taskMessages.js';
 import type { ScheduleSlack } from './schedules.js';
 
-/** Past this, the ack says "working on it" and the answer follows through response_url. */
-const ACK_BUDGET_MS = 2000;
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 export interface ListenerDeps {
   service: TaskService;
@@ -255,21 +253,6 @@ function createdText(task: Task, created: boolean, service: TaskService): string
   return `:white_check_mark: Created *${ref}* on \`${task.target}\`. This target has no review, so it runs now; output goes to the card's thread.`;
 }
 
-/** Acks with the answer when it is ready within the budget, else acks now and answers through response_url. */
-async function answerWithin(ack: AckFn<string | RespondArguments>, respond: RespondFn, work: Promise<Answer>, log: Logger): Promise<void> {
-  const early = await Promise.race([settle(work), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
-  if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Looking…' });
-  const settled = early === 'late' ? await settle(work) : early;
-  let message: RespondArguments;
-  if (settled.ok) message = { response_type: 'ephemeral', ...settled.value };
-  else {
-    log.error({ err: settled.error }, 'answering a /task command failed');
-    message = { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` };
-  }
-  if (early === 'late') await respond({ ...message, replace_original: false });
-  else await ack(message);
-}
-
 /** An ephemeral answer to the user who clicked: only they see it. */
 /** Where a listener's answer goes: the response_url, or for Home, the top of the Home tab. */
 type Reply = (message: RespondArguments) => Promise<unknown>;
@@ -277,11 +260,3 @@ type Reply = (message: RespondArguments) => Promise<unknown>;
 async function tell(respond: Reply, text: string): Promise<void> {
   await respond({ response_type: 'ephemeral', replace_original: false, text });
 }
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
-  promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -9,15 +9,13 @@ import type { AckFn, App, RespondArguments, RespondFn, SlashCommand } from '@sla
 import { shortHash } from '../domain/contentVersion.js';
 import { parseRunbookCommand, type RunbookCommand } from '../domain/runbookCommand.js';
 import { escapeSlackText } from '../domain/slackText.js';
+import { answerWithin, OUR_FAULT } from './answerWithin.js';
 import type { SlackMessage } from './render/blocks.js';
 import { renderRunbookList, renderRunbookShow } from './render/runbookList.js';
 import { openRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 
-/** Past this, the ack says "working on it" and the answer follows through response_url. */
-const ACK_BUDGET_MS = 2000;
 /** An export longer than this (escaped) goes to the user's DM as a file. */
 export const INLINE_EXPORT_CHARS = 3500;
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 type Answer = SlackMessage | { text: string };
 
@@ -46,18 +44,9 @@ export async function handleRunbookCommand(
     }
     return true;
   }
-  const work = answer(app, deps, parsed, command);
-  const early = await Promise.race([settle(work), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
-  if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Working on it…' });
-  const settled = early === 'late' ? await settle(work) : early;
-  let message: RespondArguments;
-  if (settled.ok) message = { response_type: 'ephemeral', ...bounded(settled.value) };
-  else {
-    deps.log.error({ err: settled.error, user, command: parsed.kind }, 'a /task runbook command failed');
-    message = { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` };
-  }
-  if (early === 'late') await respond({ ...message, replace_original: false }).catch((error) => deps.log.warn({ err: error }, 'answering a /task runbook command failed'));
-  else await ack(message);
+  await answerWithin(ack, respond, answer(app, deps, parsed, command).then(bounded), deps.log, ':hourglass: Working on it…').catch((error) =>
+    deps.log.warn({ err: error, user, command: parsed.kind }, 'answering a /task runbook command failed'),
+  );
   return true;
 }
 
@@ -133,11 +122,3 @@ const MAX_TEXT = 3900;
 function bounded(answer: Answer): Answer {
   return answer.text.length <= MAX_TEXT ? answer : { ...answer, text: `${answer.text.slice(0, MAX_TEXT - 60)}\n… (cut: fix the first problems and try again)` };
 }
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
-  promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
