@@ -25,7 +25,7 @@ export interface HomeOptions {
 }
 
 /** What Home shows of each list. */
-const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10, waitingRuns: 8, startable: 10 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10, waitingRuns: 8, startable: 10, myRuns: 10 } as const;
 /** Home users redrawn for one task change, at most (the most recently active first). */
 const MAX_HOME_USERS = 1000;
 
@@ -66,7 +66,7 @@ export class HomePublisher {
     if (notice !== undefined) this.notices.set(userId, notice);
     const viewer = this.queries.viewer(userId);
     const noSchedules = { schedules: [], total: 0, more: false };
-    const [pending, running, mine, schedulesToReview, mySchedules, waitingRuns, startable] = await Promise.all([
+    const [pending, running, mine, schedulesToReview, mySchedules, waitingRuns, startable, myRuns] = await Promise.all([
       this.queries.pendingFor(userId, LIMITS.pending, viewer),
       this.queries.list('running', userId, LIMITS.running, viewer).then((r) => r.tasks),
       this.queries.list('mine', userId, LIMITS.mine, viewer).then((r) => r.tasks),
@@ -74,6 +74,7 @@ export class HomePublisher {
       this.schedules ? this.schedules.mine(userId, LIMITS.mySchedules) : noSchedules,
       this.runbooks ? this.runbooks.waitingFor(userId, LIMITS.waitingRuns) : { runs: [], total: 0 },
       this.runbooks ? this.runbooks.startable(LIMITS.startable) : { runbooks: [], total: 0 },
+      this.runbooks ? this.runbooks.mine(userId, LIMITS.myRuns) : [],
     ]);
     const view = renderHome({
       pendingMyReview: pending.tasks,
@@ -88,6 +89,7 @@ export class HomePublisher {
       waitingRunsCount: waitingRuns.total,
       startable: startable.runbooks,
       startableCount: startable.total,
+      myRuns,
     });
     this.lastPublished.set(userId, Date.now());
     await this.gateway.publishHome(userId, view);

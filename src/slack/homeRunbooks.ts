@@ -14,7 +14,7 @@ import type { Db } from '../store/db.js';
 import { getRun, stepDecisions, toRun, toRunStep, type RunRow, type RunStepRow } from '../store/runs.js';
 import type { RunbookService } from '../service/runbooks.js';
 import type { RunService } from '../service/runs.js';
-import type { HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
+import type { HomeMyRun, HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
 
 /** Runs waiting on anybody looked at per redraw, newest first. */
 const SCAN_RUNS = 200;
@@ -52,6 +52,18 @@ export class HomeRunbooks {
     const shown = waiting.slice(0, limit);
     await this.addPermalinks(shown);
     return { runs: shown, total: waiting.length };
+  }
+
+  /** The user's own newest runs (a creator always sees their runs). */
+  async mine(userId: string, limit: number): Promise<HomeMyRun[]> {
+    const rows = (await this.db('runs').where({ creator: userId }).orderBy('id', 'desc').limit(limit).select('id', 'reference', 'status', 'created_at', 'card_permalink')) as Array<{
+      id: number;
+      reference: string;
+      status: Run['status'];
+      created_at: Date;
+      card_permalink: string | null;
+    }>;
+    return rows.map((row) => ({ runId: row.id, reference: row.reference, status: row.status, createdAt: row.created_at, cardPermalink: row.card_permalink && /^https:\/\//.test(row.card_permalink) ? row.card_permalink : null }));
   }
 
   /** Of `users`, those whose Home a change of this run concerns: its creator, its reviewers, those its steps ask. */

@@ -95,7 +95,7 @@ async function startedModal(deps: RunbookFormDeps, started: Extract<RunbookStart
   }
   const run = started.run;
   const policy = deps.runPolicy(run);
-  const where = (run.channelId ?? channel) ? ` Its card is in <#${run.channelId ?? channel}>.` : ' Follow it in the Home tab.';
+  const where = (run.channelId ?? channel) ? ` Its card is in <#${run.channelId ?? channel}>.` : ' Follow it in the Home tab (Your recent runs).';
   const next = !started.created
     ? ' This form already started it.'
     : run.status === 'pending-review' && policy

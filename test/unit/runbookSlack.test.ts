@@ -185,11 +185,13 @@ describe('App Home with runbooks', () => {
 
   it('keeps within 100 blocks with ten reviews, many runs waiting and many runbooks, every section in its place and counted', () => {
     const tasks = Array.from({ length: 10 }, (_, i) => task(i + 1));
-    const view = renderHome({ pendingMyReview: tasks, pendingCount: 50, running: tasks, mine: tasks, waitingRuns: waiting(8), waitingRunsCount: 300, startable: startable(10), startableCount: 120 });
+    const myRuns = Array.from({ length: 10 }, (_, i) => ({ runId: i + 1, reference: `${HOSTILE}-${i}`, status: 'running' as const, createdAt: at, cardPermalink: i % 2 ? 'https://example.slack.com/archives/C1/p1' : null }));
+    const view = renderHome({ pendingMyReview: tasks, pendingCount: 50, running: tasks, mine: tasks, waitingRuns: waiting(8), waitingRunsCount: 300, startable: startable(10), startableCount: 120, myRuns });
     expect(validateView(view)).toBeNull();
     expect(view.blocks.length).toBeLessThanOrEqual(100);
     const text = JSON.stringify(view.blocks);
-    for (const title of ['Waiting for your review (50)', 'Runs waiting for you (300)', 'Runbooks you can start (120)', 'Running now', 'Your recent tasks']) expect(text).toContain(title);
+    for (const title of ['Waiting for your review (50)', 'Runs waiting for you (300)', 'Runbooks you can start (120)', 'Running now', 'Your recent tasks', 'Your recent runs']) expect(text).toContain(title);
+    expect(text).toContain('<https://example.slack.com/archives/C1/p1|*run 2*>');
     expect(text).toMatch(/and \d+ more: open their cards/);
     expect(text).toMatch(/and \d+ more: `\/task runbook list`/);
     expect(text).toMatch(/\d+ more: `\/task list pending`/);

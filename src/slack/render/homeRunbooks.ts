@@ -9,9 +9,10 @@
  */
 import type * as types from '@slack/types';
 import { shortHash } from '../../domain/contentVersion.js';
-import { runRef } from '../../domain/run.js';
+import { runRef, type RunStatus } from '../../domain/run.js';
+import { slackAgo } from './relative.js';
 import { actions, button, context, RUN_ACTION, section, type Block, type ButtonElement } from './blocks.js';
-import { mention, safeText } from './format.js';
+import { mention, safeText, STATUS_LABEL } from './format.js';
 
 export interface HomeRunbook {
   reference: string;
@@ -32,6 +33,15 @@ export interface HomeWaitingRun {
   /** The run card's link, and the review request's or step request's, when Slack gave them. */
   cardPermalink: string | null;
   permalink: string | null;
+}
+
+/** One of my runs, as "Your recent runs" lists it. */
+export interface HomeMyRun {
+  runId: number;
+  reference: string;
+  status: RunStatus;
+  createdAt: Date;
+  cardPermalink: string | null;
 }
 
 const header = (text: string): types.HeaderBlock => ({ type: 'header', text: { type: 'plain_text', text: text.slice(0, 150), emoji: true } });
@@ -96,4 +106,14 @@ export function renderStartableRunbooks(runbooks: readonly HomeRunbook[], total:
   }
   if (count > shown) blocks.push(context(`and ${count - shown} more: \`/task runbook list\` shows them all, \`/task start &lt;reference&gt;\` starts one.`));
   return blocks;
+}
+
+/** "Your recent runs": one packed section (a line each, a link to its card where Slack gave one). Empty when there are none. */
+export function renderMyRuns(runs: readonly HomeMyRun[]): Block[] {
+  if (runs.length === 0) return [];
+  const lines = runs.map((run) => {
+    const ref = run.cardPermalink ? `<${run.cardPermalink}|*${runRef(run.runId)}*>` : `*${runRef(run.runId)}*`;
+    return `${ref} ${STATUS_LABEL[run.status]} · \`${safeText(run.reference, 64)}\` · ${slackAgo(run.createdAt)}`;
+  });
+  return [divider, header('Your recent runs'), section(lines.join('\n').slice(0, 2900))];
 }

@@ -14,7 +14,7 @@ import { approvalFacts, hiddenCharactersWarning } from './approvalFacts.js';
 import { ACTION, actions, button, context, section, type Block } from './blocks.js';
 import { approveValue, SCHEDULE_ACTION, scheduleLine } from './schedule.js';
 import { taskLine, type TaskLineFields } from './taskList.js';
-import { renderStartableRunbooks, renderWaitingRuns, type HomeRunbook, type HomeWaitingRun } from './homeRunbooks.js';
+import { renderMyRuns, renderStartableRunbooks, renderWaitingRuns, type HomeMyRun, type HomeRunbook, type HomeWaitingRun } from './homeRunbooks.js';
 
 /** A task waiting for review as Home shows it: `script` may be only the head of it (`scriptCut`). */
 export type HomeReviewTask = TaskLineFields & Pick<Task, 'message' | 'contentVersion' | 'arguments' | 'type' | 'recipe'> & { scriptCut?: boolean };
@@ -39,11 +39,13 @@ export interface HomeData {
   /** Runbooks I can start (by hand), and how many in all. */
   startable?: readonly HomeRunbook[];
   startableCount?: number;
+  /** My newest runs. */
+  myRuns?: readonly HomeMyRun[];
   /** The clock for next fire times (tests). */
   now?: Date;
 }
 
-const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10, myRuns: 10 } as const;
 /** Blocks the runbook sections take at most: runs waiting for me, runbooks I can start. */
 const RUN_BLOCKS = { waiting: 18, startable: 12 } as const;
 const HOME_SCRIPT_CHARS = 1200;
@@ -71,6 +73,7 @@ export function renderHome(data: HomeData): types.HomeView {
   tail.push(divider, header('Your recent tasks'));
   if (data.mine.length === 0) tail.push(context('You have not asked for a task yet.'));
   else tail.push(...packed(data.mine.slice(0, LIMITS.mine).map(taskLine)));
+  tail.push(...renderMyRuns((data.myRuns ?? []).slice(0, LIMITS.myRuns)));
 
   const mySchedules = data.mySchedules ?? [];
   if (mySchedules.length > 0) {
