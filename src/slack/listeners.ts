@@ -2,7 +2,7 @@
  * Bolt listeners: the Slack surface of the use cases. Each acknowledges within Slack's 3 s,
  * answers refusals ephemerally (changing nothing), and leaves redrawing cards to the bus.
  */
-import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn } from '@slack/bolt';
+import type { App, BlockButtonAction, RespondArguments } from '@slack/bolt';
 import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
 import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
@@ -13,7 +13,7 @@ import { handleRunbookCommand } from './runbookCommands.js';
 import { ACK_BUDGET_MS, answerWithin, OUR_FAULT, settle, sleep } from './answerWithin.js';
 import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
-import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
+import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type CommandDeps } from './commands.js';
 import type { HomePublisher } from './home.js';
 import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, TASK_MODAL_CALLBACK } from './render/blocks.js';
 import { renderRejectModal } from './render/rejectModal.js';
@@ -21,14 +21,13 @@ import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
 import type { TaskMessages } from './taskMessages.js';
 import type { ScheduleSlack } from './schedules.js';
 
-
 export interface ListenerDeps {
   service: TaskService;
   messages: TaskMessages;
   log: Logger;
   commands: CommandDeps;
   home: HomePublisher | null;
-  /** `/task start <recipe>` and `/task recipe ...` (issue 4); absent: recipes are not offered. */
+  /** `/task recipe ...` (issue 4; an alias of `/task runbook ...` in the recipe format); absent: not offered. */
   recipes?: RecipeService | null;
   /** `/task start <reference>`, `/task runbook ...` and Home's Start buttons (issue 11); absent: not offered. */
   runbooks?: RunbookFormDeps | null;
@@ -41,7 +40,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
 
   const { commands, home } = deps;
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
-  const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
+  const recipeDeps = deps.recipes ? { recipes: deps.recipes, log } : null;
   if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
 
   app.command('/task', async ({ command, ack, respond }) => {
