@@ -47,8 +47,13 @@ export class HomeRunbooks {
     // Two reads for the whole scan: the runs, and their paused steps.
     const runs = ((await this.db('runs').whereIn('id', ids).orderBy('id')) as RunRow[]).map(toRun);
     const paused = ((await this.db('run_steps').whereIn('run_id', ids).where('phase', 'paused').orderBy('id')) as RunStepRow[]).map(toRunStep);
+    // A reviewer who approved the run as it is now has nothing more to do for it.
+    const decided = (await this.db('run_reviews').whereIn('run_id', runs.filter((r) => r.status === 'pending-review').map((r) => r.id)).where({ user_id: userId }).select('run_id', 'content_version')) as Array<{ run_id: number; content_version: string }>;
     const waiting: HomeWaitingRun[] = [];
-    for (const run of runs) waiting.push(...(await this.askedOf(run, paused.filter((step) => step.runId === run.id), userId)));
+    for (const run of runs) {
+      if (run.status === 'pending-review' && decided.some((d) => d.run_id === run.id && d.content_version === run.contentVersion)) continue;
+      waiting.push(...(await this.askedOf(run, paused.filter((step) => step.runId === run.id), userId)));
+    }
     const shown = waiting.slice(0, limit);
     await this.addPermalinks(shown);
     return { runs: shown, total: waiting.length };

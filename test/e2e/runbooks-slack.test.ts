@@ -12,7 +12,7 @@ import { getRun, stepsOfRun } from '../../src/store/runs.js';
 import { RUN_ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { RECIPE_ALIAS_NOTE } from '../../src/slack/recipeForm.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const FIXED = 'fixed-secret-zz';
@@ -44,6 +44,9 @@ const yaml = () =>
     '  ask:',
     '    steps:',
     `      - { id: why, input: { fields: [{ name: ticket, kind: input }], from: { users: [${BOB}] } } }`,
+    '  twice-reviewed:',
+    '    steps:',
+    '      - { id: touch, script: { target: twice, script: "true" } }',
     '  nightly:',
     '    triggeredBy: [schedule]',
     '    steps:',
@@ -71,7 +74,23 @@ describe('runbooks from Slack', () => {
     JSON.stringify({ format: 'countersign.runbook/v1', reference, arguments: [], steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo one' } }], ...extra });
 
   beforeAll(async () => {
-    h = await Harness.start({ extraYaml: yaml, runner: { pollMs: 200 } });
+    h = await Harness.start({
+      extraYaml: yaml,
+      runner: { pollMs: 200 },
+      // Two approvals needed: one reviewer's approval leaves the run waiting for the other only.
+      extraTargets: (ssh) =>
+        [
+          '  twice:',
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+          '    review:',
+          `      channel: ${REVIEW_CHANNEL}`,
+          `      groups: [{ name: both, users: [${ALICE}, ${BOB}], approvals: 2 }]`,
+        ].join('\n'),
+    });
   }, 60_000);
   afterAll(async () => {
     await h?.stop();
@@ -259,6 +278,18 @@ describe('runbooks from Slack', () => {
     await home(ALICE, 'showing the review', (t) => t.includes(`run ${reviewed.run.id}`) && t.includes('waits for your review'));
     expect(homeText(ALICE)).not.toContain(`"action_id":"${RUN_ACTION.approve}"`);
     expect(homeText(AUTHOR)).not.toContain('waits for your review');
+
+    // Two approvals needed: once Alice approved, it waits for Bob only.
+    const twice = await h.app.runbooks.start('twice-reviewed', { starter: AUTHOR, values: {}, trigger: { kind: 'manual' }, source: 'slack', sourceKey: null, channelId: TASKS_CHANNEL });
+    if (!twice.ok || twice.kind !== 'run') throw new Error('not started');
+    await openHome(BOB);
+    await home(ALICE, 'showing the second review', (t) => t.includes(`run ${twice.run.id}*`));
+    await home(BOB, 'showing the second review', (t) => t.includes(`run ${twice.run.id}*`));
+    expect(await h.app.runs.approve(twice.run.id, ALICE, twice.run.contentVersion)).toMatchObject({ ok: true });
+    expect((await getRun(h.database.db, twice.run.id))?.status).toBe('pending-review');
+    await home(ALICE, 'no longer asking her', (t) => !t.includes(`run ${twice.run.id}*`));
+    await openHome(BOB);
+    await home(BOB, 'still asking him', (t) => t.includes(`run ${twice.run.id}*`) && t.includes('waits for your review'));
 
     // The input step asks Bob (not its creator).
     const submitted = await h.driver.submitView({ view: form, user: AUTHOR });
