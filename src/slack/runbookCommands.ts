@@ -101,7 +101,8 @@ async function exportAnswer(app: App, deps: RunbookFormDeps, reference: string, 
   const version = shortHash(exported.entry.hash);
   // Escaped for Slack (&, <, >), shown as typed; `/task runbook import` reads it back the same.
   const shown = escapeSlackText(exported.json);
-  if (shown.length <= INLINE_EXPORT_CHARS) {
+  // A fence inside would end the code block early and the copy would not import: such a one goes as a file too.
+  if (shown.length <= INLINE_EXPORT_CHARS && !exported.json.includes('```')) {
     return { text: `Runbook \`${ref}\` @ \`${version}\` (import it with \`/task runbook import\` and this block):${fixedNote}\n\`\`\`${shown}\`\`\`` };
   }
   const dm = await app.client.conversations.open({ users: user });
@@ -114,7 +115,7 @@ async function exportAnswer(app: App, deps: RunbookFormDeps, reference: string, 
     title: `Runbook ${reference}`,
     initial_comment: `The runbook \`${ref}\` @ \`${version}\`, exported.${fixedNote}`,
   });
-  return { text: `:outbox_tray: The runbook \`${ref}\` @ \`${version}\` is too long to show here: I sent it to you as a file in our direct messages.${fixedNote}` };
+  return { text: `:outbox_tray: The runbook \`${ref}\` @ \`${version}\` does not fit in a message here: I sent it to you as a file in our direct messages.${fixedNote}` };
 }
 
 /** Slack shows a message's text up to 40,000 characters; a refusal listing many problems stays well under. */

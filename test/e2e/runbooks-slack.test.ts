@@ -205,6 +205,11 @@ describe('runbooks from Slack', () => {
     expect(ackText(await h.command(`runbook import \`\`\`${long}\`\`\``, BOB))).toContain('Imported the runbook `long-one`');
     const answer = await h.command('runbook export long-one', MALLORY);
     expect(ackText(answer)).toContain('sent it to you as a file in our direct messages');
+    // A fence in a script would end the code block early: that one goes as a file too.
+    const fenced = runbookJson('fenced', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'cat <<EOF\n```\nEOF' } }] });
+    expect(ackText(await h.command(`runbook import \`\`\`${fenced}\`\`\``, BOB))).toContain('Imported the runbook `fenced`');
+    expect(ackText(await h.command('runbook export fenced', BOB))).toContain('sent it to you as a file');
+    await h.fake.waitFor(() => h.fake.files.find((f) => f.filename === 'fenced.runbook.json' && f.channel_id === `D${BOB.slice(1)}`), 5000, 'the fenced export');
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.filename === 'long-one.runbook.json'), 5000, 'the exported file');
     expect(file.channel_id).toBe(`D${MALLORY.slice(1)}`);
     expect(JSON.parse(file.content.toString('utf8'))).toMatchObject({ reference: 'long-one', steps: [{ id: 'one', script: { script: expect.stringContaining('echo end') } }] });
