@@ -43,6 +43,7 @@ import { TaskMessages, webApiLookups } from './slack/taskMessages.js';
 import { ThreadStreamer } from './slack/threadStreamer.js';
 import { RunMessages } from './slack/runs/runMessages.js';
 import { HomePublisher } from './slack/home.js';
+import { HomeRunbooks } from './slack/homeRunbooks.js';
 import { TaskQueries } from './service/taskQueries.js';
 import { ensureLinkKeys } from './store/linkKeys.js';
 import { Access } from './service/access.js';
@@ -307,14 +308,14 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries);
+    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries, new HomeRunbooks(db, runbooks, runs));
     const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
     const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background), queries: scheduleQueries, home });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
-    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes, runs });
+    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes, runs, runbooks: { runbooks, log: log.child({ component: 'runbooks' }), resolvedPolicy, runPolicy: (run) => runs.policyOf(run) } });
     // The Workflow Builder step (issue 13): runs started from Slack workflows, completed when they end.
     const reconcileMs = options.slackReconcileMs ?? 15_000;
     const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {
@@ -340,6 +341,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     schedules.onChange((scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')));
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
+    bus.on('run-changed', (runId) => void homes.runChanged(runId).catch((error) => log.warn({ err: error, runId }, 'App Home refresh failed')));
     cards.start();
     const runCards = runMessages;
     bus.on('run-changed', (runId) => void runCards.sync(runId).catch((error) => log.error({ err: error, runId }, 'run card sync failed')));

@@ -18,13 +18,14 @@ import type { ScheduleQueries } from '../service/scheduleQueries.js';
 import type { Viewer } from '../service/access.js';
 import type { SlackGateway } from './gateway.js';
 import { renderHome } from './render/homeView.js';
+import type { HomeRunbooks } from './homeRunbooks.js';
 
 export interface HomeOptions {
   minIntervalMs: number;
 }
 
 /** What Home shows of each list. */
-const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10 } as const;
+const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10, waitingRuns: 8, startable: 10, myRuns: 10 } as const;
 /** Home users redrawn for one task change, at most (the most recently active first). */
 const MAX_HOME_USERS = 1000;
 
@@ -50,6 +51,8 @@ export class HomePublisher {
     private readonly options: HomeOptions,
     /** Schedules: mine, and those waiting for my review. Without it Home shows tasks only. */
     private readonly schedules: ScheduleQueries | null = null,
+    /** Runbooks I can start and runs waiting for me (issue 11). Without it Home shows no runbooks. */
+    private readonly runbooks: HomeRunbooks | null = null,
   ) {}
 
   /** The user opened the Home tab: remember them and draw it now. */
@@ -63,12 +66,15 @@ export class HomePublisher {
     if (notice !== undefined) this.notices.set(userId, notice);
     const viewer = this.queries.viewer(userId);
     const noSchedules = { schedules: [], total: 0, more: false };
-    const [pending, running, mine, schedulesToReview, mySchedules] = await Promise.all([
+    const [pending, running, mine, schedulesToReview, mySchedules, waitingRuns, startable, myRuns] = await Promise.all([
       this.queries.pendingFor(userId, LIMITS.pending, viewer),
       this.queries.list('running', userId, LIMITS.running, viewer).then((r) => r.tasks),
       this.queries.list('mine', userId, LIMITS.mine, viewer).then((r) => r.tasks),
       this.schedules ? this.schedules.pendingFor(userId, LIMITS.schedulesToReview, viewer) : noSchedules,
       this.schedules ? this.schedules.mine(userId, LIMITS.mySchedules) : noSchedules,
+      this.runbooks ? this.runbooks.waitingFor(userId, LIMITS.waitingRuns) : { runs: [], total: 0 },
+      this.runbooks ? this.runbooks.startable(LIMITS.startable) : { runbooks: [], total: 0 },
+      this.runbooks ? this.runbooks.mine(userId, LIMITS.myRuns) : [],
     ]);
     const view = renderHome({
       pendingMyReview: pending.tasks,
@@ -79,6 +85,11 @@ export class HomePublisher {
       schedulesToReview: schedulesToReview.schedules,
       schedulesToReviewCount: schedulesToReview.total,
       mySchedules: mySchedules.schedules,
+      waitingRuns: waitingRuns.runs,
+      waitingRunsCount: waitingRuns.total,
+      startable: startable.runbooks,
+      startableCount: startable.total,
+      myRuns,
     });
     this.lastPublished.set(userId, Date.now());
     await this.gateway.publishHome(userId, view);
@@ -108,6 +119,13 @@ export class HomePublisher {
       if (this.timers.has(userId)) continue;
       if (userId === row.author || (await this.queries.viewer(userId).target(row.target)).reviewer) this.schedule(userId);
     }
+  }
+
+  /** A run changed: redraw Home for its creator and those it asks (its reviewers, its steps' approvers and input givers). */
+  async runChanged(runId: number): Promise<void> {
+    if (!this.runbooks) return;
+    const users = (await this.recentUsers()).filter((userId) => !this.timers.has(userId));
+    for (const userId of await this.runbooks.concerned(runId, users)) this.schedule(userId);
   }
 
   /** Only people who looked at Home lately: a tab opened once a year ago is not kept live. */

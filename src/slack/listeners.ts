@@ -2,15 +2,18 @@
  * Bolt listeners: the Slack surface of the use cases. Each acknowledges within Slack's 3 s,
  * answers refusals ephemerally (changing nothing), and leaves redrawing cards to the bus.
  */
-import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn } from '@slack/bolt';
+import type { App, BlockButtonAction, RespondArguments } from '@slack/bolt';
 import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
 import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
 import type { TaskService } from '../service/taskService.js';
 import type { RecipeService } from '../service/recipes.js';
-import { handleRecipeCommand, registerRecipeView } from './recipeForm.js';
+import { handleRecipeCommand } from './recipeForm.js';
+import { handleRunbookCommand } from './runbookCommands.js';
+import { ACK_BUDGET_MS, answerWithin, OUR_FAULT, settle, sleep } from './answerWithin.js';
+import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
-import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type Answer, type CommandDeps } from './commands.js';
+import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type CommandDeps } from './commands.js';
 import type { HomePublisher } from './home.js';
 import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, TASK_MODAL_CALLBACK } from './render/blocks.js';
 import { renderRejectModal } from './render/rejectModal.js';
@@ -20,18 +23,16 @@ import type { ScheduleSlack } from './schedules.js';
 import type { RunService } from '../service/runs.js';
 import { registerRunListeners } from './runs/runListeners.js';
 
-/** Past this, the ack says "working on it" and the answer follows through response_url. */
-const ACK_BUDGET_MS = 2000;
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
-
 export interface ListenerDeps {
   service: TaskService;
   messages: TaskMessages;
   log: Logger;
   commands: CommandDeps;
   home: HomePublisher | null;
-  /** `/task start <recipe>` and `/task recipe ...` (issue 4); absent: recipes are not offered. */
+  /** `/task recipe ...` (issue 4; an alias of `/task runbook ...` in the recipe format); absent: not offered. */
   recipes?: RecipeService | null;
+  /** `/task start <reference>`, `/task runbook ...` and Home's Start buttons (issue 11); absent: not offered. */
+  runbooks?: RunbookFormDeps | null;
   /** `/task schedule ...` (issue 4); absent: schedules are not offered. */
   schedules?: ScheduleSlack | null;
   /** Runs' buttons and forms (issue 11): review, Cancel / Kill / Run again, approval and input steps. */
@@ -43,11 +44,12 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
 
   const { commands, home } = deps;
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
-  const recipeDeps = deps.recipes ? { recipes: deps.recipes, log, resolvedPolicy: commands.resolvedPolicy } : null;
-  if (recipeDeps) registerRecipeView(app, recipeDeps);
+  const recipeDeps = deps.recipes ? { recipes: deps.recipes, log } : null;
+  if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
   if (deps.runs) registerRunListeners(app, { runs: deps.runs, log, home });
 
   app.command('/task', async ({ command, ack, respond }) => {
+    if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
     if (recipeDeps && (await handleRecipeCommand(app, recipeDeps, command, ack, respond))) return;
     const parsed = parseTaskCommand(command.text);
     if (!parsed.ok) {
@@ -262,21 +264,6 @@ function createdText(task: Task, created: boolean, service: TaskService): string
   return `:white_check_mark: Created *${ref}* on \`${task.target}\`. This target has no review, so it runs now; output goes to the card's thread.`;
 }
 
-/** Acks with the answer when it is ready within the budget, else acks now and answers through response_url. */
-async function answerWithin(ack: AckFn<string | RespondArguments>, respond: RespondFn, work: Promise<Answer>, log: Logger): Promise<void> {
-  const early = await Promise.race([settle(work), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
-  if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Looking…' });
-  const settled = early === 'late' ? await settle(work) : early;
-  let message: RespondArguments;
-  if (settled.ok) message = { response_type: 'ephemeral', ...settled.value };
-  else {
-    log.error({ err: settled.error }, 'answering a /task command failed');
-    message = { response_type: 'ephemeral', text: `:x: ${OUR_FAULT}` };
-  }
-  if (early === 'late') await respond({ ...message, replace_original: false });
-  else await ack(message);
-}
-
 /** An ephemeral answer to the user who clicked: only they see it. */
 /** Where a listener's answer goes: the response_url, or for Home, the top of the Home tab. */
 type Reply = (message: RespondArguments) => Promise<unknown>;
@@ -284,11 +271,3 @@ type Reply = (message: RespondArguments) => Promise<unknown>;
 async function tell(respond: Reply, text: string): Promise<void> {
   await respond({ response_type: 'ephemeral', replace_original: false, text });
 }
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
-  promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -190,11 +190,14 @@ export async function tailChunks(db: Queryable, executionId: number, minChars: n
   const newestFirst: StoredChunk[] = [];
   let chars = 0;
   let beforeId: number | null = null;
+  // Batches grow (1, 4, 16, 50 rows): a chunk may hold 64K characters, so the newest one often
+  // holds the whole tail, and a fixed batch would read many cut chunks nobody needs.
+  let batch = 1;
   while (newestFirst.length < maxChunks) {
     const query = db('output_chunks')
       .where({ execution_id: executionId })
       .orderBy('id', 'desc')
-      .limit(Math.min(50, maxChunks - newestFirst.length))
+      .limit(Math.min(batch, maxChunks - newestFirst.length))
       .select<StoredChunk[]>('id', 'step_id', 'stream', db.raw('right(data, ?) AS data', [minChars]));
     if (beforeId !== null) query.where('id', '<', beforeId);
     const rows = await query;
@@ -205,6 +208,7 @@ export async function tailChunks(db: Queryable, executionId: number, minChars: n
       if (chars >= minChars) break;
     }
     if (chars >= minChars || rows.length === 0) break;
+    batch = Math.min(50, batch * 4);
   }
   const oldestRead = newestFirst.at(-1);
   const more = oldestRead !== undefined && (chars >= minChars || newestFirst.length >= maxChunks)

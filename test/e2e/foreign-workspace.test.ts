@@ -5,8 +5,7 @@
  * answers T0TEST), or set with SLACK_TEAM_ID, which then wins.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
-import { ACTION } from '../../src/slack/render/blocks.js';
+import { ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { FAKE_TEAM_ID } from '../support/fakeSlack.js';
 import { ALICE, AUTHOR, BOT_TOKEN, Harness, SIGNING_SECRET, TASKS_CHANNEL } from '../support/harness.js';
 import { SlackDriver } from '../support/slackDriver.js';
@@ -61,7 +60,7 @@ describe('requests from outside our workspace', () => {
     const before = h.fake.views.list.length;
     await h.command('start hello');
     const form = await h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RECIPE_MODAL_CALLBACK);
+      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
       return view && view.updates > 0 ? structuredClone(view) : undefined;
     }, 5000, 'the hello form');
     const tasks = await h.count('tasks');

@@ -6,7 +6,7 @@
  * scans a real run's 10,000-character line of `a`s the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
+import { RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { AUTHOR, blocksText, Harness } from '../support/harness.js';
 
 /** Health checks one after another until stopped; each one's latency in ms. */
@@ -83,7 +83,7 @@ describe('user-written patterns', () => {
     const before = h.fake.views.list.length;
     await h.command('start nested');
     const form = await h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RECIPE_MODAL_CALLBACK);
+      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
       return view && view.updates > 0 ? structuredClone(view) : undefined;
     }, 5000, 'the form');
     const tasks = await h.count('tasks');

@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as migration008 from '../../migrations/008_content_versions.js';
 import * as migration013 from '../../migrations/013_runbooks.js';
+import * as migration018 from '../../migrations/018_run_slack.js';
+import * as migration019 from '../../migrations/019_workflow_executions.js';
 import { contentVersion, recipeContentHash } from '../../src/domain/contentVersion.js';
 import { parseRecipeJson, recipeDefinition } from '../../src/domain/recipe.js';
 import { CONTENT_KEY } from '../../src/store/contentKey.js';
@@ -16,10 +18,13 @@ describe('migration 008 on existing data', () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();
-    // Back to 007, as a database deployed before this change is (013 renamed recipes to runbooks: undone first).
+    // Back to 007, as a database deployed before this change is (013 renamed recipes to runbooks,
+    // 018 and 019 hang tables off its runs: undone first, newest first).
+    await migration019.down(database.db);
+    await migration018.down(database.db);
     await migration013.down(database.db);
     await migration008.down(database.db);
-    await database.db('knex_migrations').whereIn('name', ['008_content_versions', '013_runbooks']).delete();
+    await database.db('knex_migrations').whereIn('name', ['008_content_versions', '013_runbooks', '018_run_slack', '019_workflow_executions']).delete();
   });
   afterAll(async () => {
     await database.drop();
@@ -37,7 +42,7 @@ describe('migration 008 on existing data', () => {
     const definition = { format: 'countersign.recipe/v1', name: 'legacy', target: 'web', script: 'echo "$1"', arguments: [{ name: 'token', kind: 'fixed', value: 'legacy-secret' }] };
     await db('recipes').insert({ name: 'legacy', definition: JSON.stringify(definition), imported_by: 'UIMPORTER' });
 
-    expect(await migrate(db)).toEqual(['008_content_versions', '013_runbooks']);
+    expect(await migrate(db)).toEqual(['008_content_versions', '013_runbooks', '018_run_slack', '019_workflow_executions']);
 
     const key = (await db('settings').where({ key: CONTENT_KEY }).first('value')).value as string;
     expect(key.length).toBeGreaterThanOrEqual(40);

@@ -7,8 +7,7 @@
  * everywhere; imported text is escaped where it is shown.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACTION } from '../../src/slack/render/blocks.js';
-import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
+import { ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
@@ -31,7 +30,7 @@ describe('owned recipes', () => {
     const before = h.fake.views.list.length;
     await h.command(`start ${name}`, user);
     return h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RECIPE_MODAL_CALLBACK);
+      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
       return view && view.updates > 0 ? structuredClone(view) : undefined;
     }, 5000, `the ${name} form filled in`);
   };
@@ -110,8 +109,8 @@ describe('owned recipes', () => {
     const form = await openForm('rotate-logs', BOB);
     expect(validateView(form)).toBeNull();
     expect(JSON.stringify(form.blocks)).toContain('echo \\"rotating $1\\"');
-    expect(JSON.stringify(form.blocks)).toContain(`Recipe version \`${hashV1.slice(0, 12)}\``);
-    expect(JSON.parse(form.private_metadata)).toMatchObject({ recipe: 'rotate-logs', hash: hashV1 });
+    expect(JSON.stringify(form.blocks)).toContain(`runbook version \`${hashV1.slice(0, 12)}\``);
+    expect(JSON.parse(form.private_metadata)).toMatchObject({ reference: 'rotate-logs', hash: hashV1 });
 
     // The owner replaces it while Bob's form is open.
     expect(await importAs(AUTHOR, { ...v1, script: 'echo "rotating $1"; rm -rf /var/log/*' }, true)).toContain('Replaced');

@@ -6,7 +6,7 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPE_MODAL_CALLBACK } from '../../src/slack/render/recipeModal.js';
+import { RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { validateView } from '../support/slackLimits.js';
 import { ALICE, AUTHOR, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
 
@@ -28,7 +28,7 @@ describe('recipes in Slack', () => {
     expect(response.status).toBe(200);
     expect(response.ms).toBeLessThan(3000);
     return h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RECIPE_MODAL_CALLBACK);
+      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
       return view && view.updates > 0 ? structuredClone(view) : undefined;
     }, 5000, `the ${name} form filled in`);
   };
@@ -88,7 +88,7 @@ describe('recipes in Slack', () => {
     expect(json).toContain('"block_id":"arg:version"');
     expect(json).not.toContain('arg:token');
     expect(json).not.toContain('fixed-secretish');
-    expect(json).toContain('1 fixed argument is set by the recipe');
+    expect(json).toContain('1 fixed argument is set by the runbook');
   });
 
   it('submitting runs the script with the arguments as "$1"… and ARG_<NAME>, literally; a double submit makes one task', async () => {
@@ -126,8 +126,8 @@ describe('recipes in Slack', () => {
 
   it('an unknown recipe gets a form saying so, and /task start alone says how', async () => {
     const form = await openForm('nope');
-    expect(JSON.stringify(form.blocks)).toContain('There is no recipe');
-    expect(ackText(await h.command('start'))).toContain('Name the recipe');
+    expect(JSON.stringify(form.blocks)).toContain('There is no runbook');
+    expect(ackText(await h.command('start'))).toContain('Name the runbook');
   });
 
   it('exports as JSON and imports it back (refusing config names; replacing only with --replace)', async () => {

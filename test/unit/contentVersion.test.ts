@@ -9,7 +9,8 @@ import { MAX_ARGUMENT_BYTES, MAX_ARGUMENTS, recipeDefinition, type Recipe, type 
 import type { ReviewPolicy } from '../../src/domain/review.js';
 import type { Task } from '../../src/domain/task.js';
 import { renderHome } from '../../src/slack/render/homeView.js';
-import { renderRecipeModal } from '../../src/slack/render/recipeModal.js';
+import { renderRunbookModal } from '../../src/slack/render/runbookModal.js';
+import { runbookFromRecipe } from '../../src/domain/runbook/index.js';
 import { renderReviewRequest } from '../../src/slack/render/reviewRequest.js';
 import { renderTaskCard } from '../../src/slack/render/taskCard.js';
 import { validateMessage, validateView } from '../support/slackLimits.js';
@@ -126,17 +127,18 @@ describe('renderers showing versions', () => {
       ),
       origin: 'imported',
     };
-    const view = renderRecipeModal(recipe, { recipe: recipe.name, channel: 'CTASKS', hash: 'd'.repeat(64) });
+    // A recipe starts from the runbooks' form: it is a one-step runbook.
+    const view = renderRunbookModal(runbookFromRecipe(recipe), { reference: recipe.name, channel: 'CTASKS', hash: 'd'.repeat(64) });
     expect(validateView(view)).toBeNull();
     const text = JSON.stringify(view.blocks);
-    expect(text).toContain('Recipe version `dddddddddddd`');
-    expect(text).toContain('only the first lines are shown');
+    expect(text).toContain('runbook version `dddddddddddd`');
+    expect(text).toContain('`/task runbook export` the whole definition');
     expect(text).toContain('more lines');
     // Whatever is rendered as mrkdwn is escaped (plain_text fields such as the prefilled message are not mrkdwn).
     const mrkdwn = JSON.stringify(view.blocks.filter((b) => b.type === 'section' || b.type === 'context'));
     expect(mrkdwn).toContain('&lt;!channel&gt;');
     expect(mrkdwn).not.toContain('<!channel>');
-    expect(JSON.parse(view.private_metadata!)).toEqual({ recipe: 'big-recipe', channel: 'CTASKS', hash: 'd'.repeat(64) });
+    expect(JSON.parse(view.private_metadata!)).toEqual({ reference: 'big-recipe', channel: 'CTASKS', hash: 'd'.repeat(64) });
   });
 
   it('App Home offers Approve, with the full version, only for what it shows whole: not for a task whose arguments it does not show', () => {
