@@ -66,7 +66,7 @@ export async function handleLog(deps: LogDeps, ctx: ApiContext, task: Task, quer
   if (!range && offset > size) throw new ApiError(416, 'range_not_satisfiable', `offset ${offset} is past the end of the log (${size} bytes).`);
   const from = range ? range.start : offset;
   const to = range ? range.end + 1 : size;
-  let release = () => undefined as void;
+  let release: () => void = () => {};
   if (to - from > LARGE_READ_BYTES) {
     const slot = deps.feed.admitDownload(`user:${ctx.userId}`);
     if (!slot.ok) throw new ApiError(429, 'too_many_downloads', slot.message);

@@ -243,7 +243,7 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
         problems.push(`${where}: cannot read ${source.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
       }
     }
-    if (value !== undefined && value.includes('\u0000')) problems.push(`${where}: the value contains a NUL byte, which an environment variable cannot hold`);
+    if (value?.includes('\u0000')) problems.push(`${where}: the value contains a NUL byte, which an environment variable cannot hold`);
     else if (value) {
       const problem = secretValueProblem(value);
       if (problem !== null) problems.push(`${where}: ${problem}`);

@@ -14,7 +14,7 @@ export const NOBODY: People = { users: [], usergroup: null };
 /** Is `userId` one of `people`, given the user group's current members (null: not known)? */
 export function includesUser(people: People, userId: string, usergroupMembers: readonly string[] | null): boolean {
   if (people.users.includes(userId)) return true;
-  return people.usergroup !== null && usergroupMembers !== null && usergroupMembers.includes(userId);
+  return people.usergroup !== null && (usergroupMembers?.includes(userId) ?? false);
 }
 
 export const slackUserIdSchema = z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user id like U0123ABC');

@@ -203,7 +203,7 @@ export class LineRedactor {
     const line = this.partial;
     this.partial = '';
     // A lone CR at the end may be the first half of CRLF: keep it out of the rules' view.
-    return line.endsWith('\r') ? redactLine(line.slice(0, -1), this.rules) + '\r' : redactLine(line, this.rules);
+    return line.endsWith('\r') ? `${redactLine(line.slice(0, -1), this.rules)}\r` : redactLine(line, this.rules);
   }
 
   end(): string {

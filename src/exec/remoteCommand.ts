@@ -93,12 +93,14 @@ export function remoteCommand(run: RemoteRun): string {
     // exported among the wrapper's own variables, hence the __cs_ prefix no secret may use.
     'IFS= read -r __cs_n || exit 125',
     '__cs_i=0',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); export "$__cs_k=${__cs_v%x}"; __cs_i=$((__cs_i+1)); done',
     // Arguments: a count, then a name line and an octal-escaped value line for each. Each is
     // exported as ARG_<NAME> and appended to the positional parameters, in order: the script
     // gets them as "$1", "$2"... (sys.argv, process.argv) without any of them being parsed by a shell.
     'IFS= read -r __cs_n || exit 125',
     '__cs_i=0',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); __cs_v=${__cs_v%x}; export "ARG_$__cs_k=$__cs_v"; set -- "$@" "$__cs_v"; __cs_i=$((__cs_i+1)); done',
     'unset __cs_k __cs_v',
     'cat > "$__cs_f" || exit 125',

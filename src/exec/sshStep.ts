@@ -137,12 +137,22 @@ class StepRun {
   private opened(error: Error | undefined, stream: ClientChannel): void {
     if (this.settled) return;
     if (error) {
-      if (this.stopping) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started', timedOut: this.timedOut });
+      if (this.stopping) {
+        this.finish({ kind: 'failed', ran: false, message: 'stopped before it started', timedOut: this.timedOut });
+        return;
+      }
       // The link died while the channel was opening. The script travels on stdin only once the
       // exec succeeded, so even a wrapper the host did start read nothing and ran nothing.
-      if (this.connection.lostReason() !== null) return this.finish({ kind: 'not-started', reason: error.message });
-      if (/open failed/i.test(error.message)) return this.finish({ kind: 'not-started', reason: `${this.label} refused to start the script: ${error.message}`, busy: true });
-      return this.finish({ kind: 'failed', ran: false, message: `${this.label} refused to start the script: ${error.message}` });
+      if (this.connection.lostReason() !== null) {
+        this.finish({ kind: 'not-started', reason: error.message });
+        return;
+      }
+      if (/open failed/i.test(error.message)) {
+        this.finish({ kind: 'not-started', reason: `${this.label} refused to start the script: ${error.message}`, busy: true });
+        return;
+      }
+      this.finish({ kind: 'failed', ran: false, message: `${this.label} refused to start the script: ${error.message}` });
+      return;
     }
     this.channel = stream;
     const stdout = new StringDecoder('utf8');

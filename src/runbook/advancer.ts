@@ -93,8 +93,8 @@ export class Advancer {
    */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
-    this.timers.forEach(clearInterval);
-    this.unsubscribe.forEach((off) => off());
+    for (const timer of this.timers) clearInterval(timer);
+    for (const off of this.unsubscribe) off();
     const chains = [...this.chains.values()].map((c) => c.running);
     const until = Date.now() + graceMs;
     await Promise.race([Promise.all(chains), sleep(graceMs)]);

@@ -31,7 +31,7 @@ export async function startTriggeredRuns(trx: Knex.Transaction, ctx: TriggerCont
   const endedValues = new Map((ended.arguments[ended.reference] ?? []).map((a) => [a.name, a]));
   for (const { runbook, hash } of catalog.values()) {
     const trigger = runbook.triggeredBy.find((t) => t.kind === 'after' && t.runbook === ended.reference && (t.on === 'always' || t.on === outcome));
-    if (!trigger || trigger.kind !== 'after') continue;
+    if (trigger?.kind !== 'after') continue;
     const given: Record<string, string> = {};
     for (const arg of runbook.arguments) {
       const value = endedValues.get(arg.name);

@@ -158,7 +158,7 @@ export class Runner {
     this.timers.forEach(clearInterval);
     this.progressTimers.forEach(clearTimeout);
     this.progressTimers.clear();
-    this.unsubscribe.forEach((off) => off());
+    for (const off of this.unsubscribe) off();
   }
 
   get runningCount(): number {

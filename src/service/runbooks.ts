@@ -177,13 +177,13 @@ export class RunbookService {
       return fixedNotAllowed(fixed);
     }
     const problems: string[] = [];
-    runbook.steps.forEach((group, g) =>
-      group.forEach((step, p) => {
+    for (const [g, group] of runbook.steps.entries()) {
+      for (const [p, step] of group.entries()) {
         if (step.kind === 'http' && step.http.target === null) {
           problems.push(`steps[${g}]${group.length > 1 ? `[${p}]` : ''}.http.target: an imported runbook's http steps name a target, whose review then covers the request`);
         }
-      }),
-    );
+      }
+    }
     // A run started `after` another gets that run's argument values (fixed ones too) and runs in
     // its creator's name: only someone who may change the runbook it follows may chain onto it.
     for (const [index, trigger] of runbook.triggeredBy.entries()) {

@@ -287,7 +287,7 @@ export class RunService {
     const run = await getRun(this.db, runId);
     if (!run) return this.notFound(runId);
     const planned = this.plannedStep(run, stepId);
-    if (!planned || planned.kind !== 'approval') return refuse('not_found', `${runRef(runId)} has no approval step ${stepId}.`);
+    if (planned?.kind !== 'approval') return refuse('not_found', `${runRef(runId)} has no approval step ${stepId}.`);
     const approval = planned.approval;
     if (userId === run.creator) return refuse('self_review', `You started ${runRef(runId)}, so you cannot approve its step ${stepId}: ask one of its approvers.`);
     const members = approval.usergroup ? await this.reviewers.members(approval.usergroup) : [];
@@ -324,7 +324,7 @@ export class RunService {
     const run = await getRun(this.db, runId);
     if (!run) return this.notFound(runId);
     const planned = this.plannedStep(run, stepId);
-    if (!planned || planned.kind !== 'input') return refuse('not_found', `${runRef(runId)} has no input step ${stepId}.`);
+    if (planned?.kind !== 'input') return refuse('not_found', `${runRef(runId)} has no input step ${stepId}.`);
     if (!(await this.mayGiveInput(run, planned, userId))) {
       return refuse('not_allowed', planned.input.from ? `Only the people named by ${stepId} may fill it in.` : `Only <@${run.creator}>, who started ${runRef(runId)}, may fill in ${stepId}.`);
     }

@@ -90,7 +90,7 @@ export class SavedDefinitions {
     const { kind, reference, userId } = request;
     const before = await this.row(reference);
     if (before && !request.replace) return refuse('exists', `A ${kind} \`${reference}\` was already imported. Add \`--replace\` to replace it: \`/task ${kind} import --replace\`.`);
-    if (before && !(await this.mayChange(before, userId))) return this.notAllowed(kind, before, 'replace');
+    if (before && !(await this.mayChange(before, userId))) return this.notAllowed(before, 'replace');
     return this.db.transaction(async (trx): Promise<Outcome<{ replaced: boolean; previousHash: string | null }>> => {
       const existing = (await trx(TABLE).where({ reference }).forUpdate().first()) as SavedRow | undefined;
       if (existing && !before) return refuse('exists', `Someone imported a ${kind} \`${reference}\` a moment ago. Add \`--replace\` to replace it.`);
@@ -135,7 +135,7 @@ export class SavedDefinitions {
   async remove(kind: DefinitionKind, reference: string, userId: string, unknown: () => Outcome<never>): Promise<Outcome<{ name: string; hash: string }>> {
     const before = await this.row(reference);
     if (!before) return unknown();
-    if (!(await this.mayChange(before, userId))) return this.notAllowed(kind, before, 'remove');
+    if (!(await this.mayChange(before, userId))) return this.notAllowed(before, 'remove');
     return this.db.transaction(async (trx): Promise<Outcome<{ name: string; hash: string }>> => {
       const existing = (await trx(TABLE).where({ reference }).forUpdate().first()) as SavedRow | undefined;
       if (!existing) return unknown();
@@ -157,7 +157,7 @@ export class SavedDefinitions {
     return people.usergroup !== null && includesUser(people, userId, await this.reviewers.members(people.usergroup));
   }
 
-  private notAllowed(kind: DefinitionKind, row: SavedRow, action: 'replace' | 'remove') {
+  private notAllowed(row: SavedRow, action: 'replace' | 'remove') {
     return refuse('not_allowed', `Only the owner of \`${row.reference}\` (<@${row.owner}>), its editors or the countersign admins may ${action} it. Import your version under another name instead.`);
   }
 }

@@ -295,7 +295,7 @@ export class Scheduler {
    */
   async decide(scheduleId: number, fireAt: Date, now: Date): Promise<{ decision: Decision; task: Task | null } | null> {
     const seen = await getSchedule(this.db, scheduleId);
-    if (!seen || seen.status !== 'active') return null;
+    if (seen?.status !== 'active') return null;
     if (seen.firedThrough && seen.firedThrough.getTime() >= fireAt.getTime()) return null;
     // A beat from a cron that was edited away since this process scheduled it.
     if (!firesAt(seen.cron, seen.tz, fireAt)) return null;
@@ -304,7 +304,7 @@ export class Scheduler {
     let sentBack = false;
     const decided = await this.db.transaction(async (trx) => {
       const schedule = await getScheduleForUpdate(trx, scheduleId);
-      if (!schedule || schedule.status !== 'active') return null;
+      if (schedule?.status !== 'active') return null;
       if (schedule.target !== seen.target || schedule.cron !== seen.cron || schedule.tz !== seen.tz) return null;
       const since = schedule.firedThrough ?? schedule.approvedAt ?? schedule.createdAt;
       if (since.getTime() >= fireAt.getTime()) return null;

@@ -419,7 +419,7 @@ export class ScheduleService {
       for (const id of due.map(Number)) {
         const done = await this.db.transaction(async (trx) => {
           const schedule = await getScheduleForUpdate(trx, id);
-          if (!schedule || schedule.status !== 'pending-review' || schedule.target !== target.name) return false;
+          if (schedule?.status !== 'pending-review' || schedule.target !== target.name) return false;
           if (!(await this.reviewExpired(trx, schedule, policy))) return false; // asked again meanwhile
           await this.setStatus(trx, schedule, 'rejected', null, { reason: 'expired', after: policy.expiresAfter?.text }, { status_reason: expiryMessage(policy) });
           return true;

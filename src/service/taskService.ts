@@ -205,7 +205,7 @@ export class TaskService {
         : await this.db.transaction(async (trx): Promise<Outcome<{ task: Task; created: boolean }>> => {
             // Serialises with anything else done to the old task, and checks it is still rejected.
             const old = await getTaskForUpdate(trx, resubmissionOf);
-            if (!old || old.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
+            if (old?.status !== 'rejected') return refuse('not_rejected', `${taskRef(resubmissionOf)} is no longer rejected; it cannot be resubmitted.`);
             const inserted = await insertTask(trx, newTask, birth);
             if (inserted.created) {
               await appendEvent(trx, { taskId: resubmissionOf, type: 'task.resubmitted', actor: input.author, data: { as: inserted.task.id } });

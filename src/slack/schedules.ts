@@ -215,7 +215,7 @@ export class ScheduleSlack {
   private async draw(id: number, redraw: boolean): Promise<void> {
     const { schedules, gateway } = this.deps;
     const schedule = await schedules.get(id);
-    if (!schedule || !schedule.reviewChannel) return;
+    if (!schedule?.reviewChannel) return;
     const resolved = await schedules.resolve(schedule.target);
     if (!resolved) return;
     const message = renderScheduleReviewRequest(schedule, resolved.policy, await schedules.decisions(schedule), schedules.resultChannel(schedule), this.now());

@@ -26,7 +26,7 @@ export interface TaskFilter {
   limit: number;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: one filter for knex query builders over any table and result
 function applyTaskFilter(query: Knex.QueryBuilder<any, any>, filter: Omit<TaskFilter, 'limit'>): void {
   if (filter.status && filter.status.length > 0) query.whereIn('status', [...filter.status]);
   if (filter.target) query.where({ target: filter.target });

@@ -182,7 +182,7 @@ export interface ScheduleFilter {
   limit: number;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: one filter for knex query builders over any table and result
 function applyScheduleFilter(query: Knex.QueryBuilder<any, any>, filter: Omit<ScheduleFilter, 'limit'>): void {
   if (filter.status && filter.status.length > 0) query.whereIn('status', [...filter.status]);
   else query.whereNot({ status: 'removed' });

@@ -282,7 +282,7 @@ export async function transitionTaskAlong(db: Queryable, change: Transition, alo
     [
       ...(along?.bindings ?? []),
       change.taskId,
-      ...set.flatMap(([column, value]) => [column, value]),
+      ...set.flat(),
       change.to,
       allowedFrom,
       transitionEventType(change.to),

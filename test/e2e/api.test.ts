@@ -258,10 +258,12 @@ describe('HTTP API', () => {
     expect(list.body.executions).toHaveLength(1);
     const executionId = list.body.executions[0].id;
     const deadline = Date.now() + 10_000;
-    let execution;
-    do {
+    let execution: any;
+    for (;;) {
       execution = (await author.get(`/executions/${executionId}`)).body.execution;
-    } while (!execution.steps[0].output.tail.includes('started') && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 50)), true));
+      if (execution.steps[0].output.tail.includes('started') || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(execution).toMatchObject({ taskId: id, phase: 'running', stopRequested: false });
     expect(execution.steps[0]).toMatchObject({ phase: 'running', host: h.ssh.host, exitCode: null });
     expect(execution.steps[0].output.tail).toBe('started\n');

@@ -109,7 +109,7 @@ describe('fault: SIGTERM with a hung SSH host or a hung database', () => {
       const code = await owner.stop();
       const tookMs = Date.now() - signalledAt;
       processes.splice(processes.indexOf(owner), 1);
-      if (code !== 0) process.stdout.write(owner.output().split('\n').filter((line) => /shutdown|did not/.test(line)).join('\n') + '\n');
+      if (code !== 0) process.stdout.write(`${owner.output().split('\n').filter((line) => /shutdown|did not/.test(line)).join('\n')}\n`);
       expect(tookMs).toBeLessThan(LIMIT_MS);
       // The server still holds the dead process's session (nothing told it otherwise) until
       // idle_session_timeout (livenessTimeout) ends it; then the run is ended as lost.

@@ -17,7 +17,7 @@ async function storedOutput(h: Harness, taskId: number): Promise<string> {
 
 const TRICKY = `'; rm -rf / # $(id)`;
 /** What a user sees of escaped message text. */
-const unescape = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const unescapeSlack = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 describe('recipes in Slack', () => {
   let h: Harness;
@@ -132,7 +132,7 @@ describe('recipes in Slack', () => {
 
   it('exports as JSON and imports it back (refusing config names; replacing only with --replace)', async () => {
     const exported = ackText(await h.command('recipe export echo-args'));
-    const json = unescape(/```([\s\S]*)```/.exec(exported)?.[1] ?? '');
+    const json = unescapeSlack(/```([\s\S]*)```/.exec(exported)?.[1] ?? '');
     expect(JSON.parse(json)).toMatchObject({ format: 'countersign.recipe/v1', name: 'echo-args', target: 'sandbox' });
     // Fixed values never leave the server: the export leaves them out and says so.
     expect(exported).not.toContain('fixed-secretish');
@@ -175,7 +175,7 @@ describe('recipes in Slack', () => {
     expect(ackText(await h.command(`recipe import \`\`\`${angled}\`\`\``))).toContain('Imported the recipe `angled`');
     const shown = /```([\s\S]*)```/.exec(ackText(await h.command('recipe export angled')))?.[1] ?? '{}';
     expect(shown).toContain('[^&lt;&gt;&amp;]+');
-    expect(JSON.parse(unescape(shown))).toMatchObject({ arguments: [{ pattern: '[^<>&]+' }] });
+    expect(JSON.parse(unescapeSlack(shown))).toMatchObject({ arguments: [{ pattern: '[^<>&]+' }] });
     expect(JSON.parse(file.content.toString('utf8'))).toMatchObject({ name: 'long-one', script: expect.stringContaining('echo end') });
   });
 

@@ -62,7 +62,7 @@ describe('Slack as a view of Postgres', () => {
     expect(task.status).toBe('success');
     const card = await h.card(id, 'success');
 
-    const expected = Array.from({ length: 5 }, () => Array.from({ length: 1500 }, (_, i) => `line ${i + 1} of a long run\n`).join('')).join('') + 'the-end\n';
+    const expected = `${Array.from({ length: 5 }, () => Array.from({ length: 1500 }, (_, i) => `line ${i + 1} of a long run\n`).join('')).join('')}the-end\n`;
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === card.ts), 15_000, 'uploaded log');
     expect(file.content.toString('utf8')).toBe(expected);
     expect(file.channel_id).toBe(TASKS_CHANNEL);

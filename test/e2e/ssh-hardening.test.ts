@@ -218,7 +218,7 @@ describe('ssh hardening', () => {
     it('hands a freed slot to the first waiter, never to a newcomer, and drops the waiter’s abort listener', async () => {
       const ep = endpoint({ maxSessions: 2 }); // one slot for runs, one kept for control commands
       const order: string[] = [];
-      let releaseFirst = () => undefined as void;
+      let releaseFirst: () => void = () => {};
       const held = new Promise<void>((resolve) => (releaseFirst = resolve));
       const first = pool.withSession(ep, () => {
         order.push('first');
@@ -239,7 +239,7 @@ describe('ssh hardening', () => {
 
     it('a waiter that gives up leaves the queue', async () => {
       const ep = endpoint({ maxSessions: 2 });
-      let releaseFirst = () => undefined as void;
+      let releaseFirst: () => void = () => {};
       const first = pool.withSession(ep, () => new Promise<void>((resolve) => (releaseFirst = resolve)));
       await until(() => pool.stats().sessionsInUse === 1, 'the first session');
       const giveUp = new AbortController();

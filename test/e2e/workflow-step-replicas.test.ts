@@ -82,7 +82,7 @@ describe('the Workflow Builder step across replicas and restarts', () => {
     await h.database.db.raw('ALTER TABLE workflow_executions RENAME TO workflow_executions_away');
     const event = newExecution({ runbook: 'wf-ok', arguments: 'note=redelivered', interactivity: FakeFunctions.interactivity(AUTHOR) });
     const fx = String(event.function_execution_id);
-    let refused;
+    let refused: Awaited<ReturnType<SlackDriver['event']>> | undefined;
     try {
       refused = await h.driver.event({ event });
     } finally {

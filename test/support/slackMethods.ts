@@ -202,7 +202,7 @@ export function requiredBotScopes(methods: readonly string[]): Map<string, strin
   const needed = new Map<string, string[]>();
   for (const method of methods) {
     const entry = METHOD_SCOPES[method];
-    if (!entry || entry.token !== 'bot') continue;
+    if (entry?.token !== 'bot') continue;
     for (const scope of entry.scopes) needed.set(scope, [...(needed.get(scope) ?? []), method]);
   }
   return needed;

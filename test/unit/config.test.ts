@@ -163,7 +163,7 @@ describe('parseConfig: a valid config', () => {
 
   it('accepts an empty targets map and several targets', () => {
     expect(parseConfig('targets: {}\n', configPath, {}).targets.size).toBe(0);
-    const two = yaml() + `  db-prod:\n    hosts: [{ host: db1, user: postgres }]\n    ssh:\n      privateKeyFile: id_ed25519\n      knownHosts: "db1 ssh-ed25519 ${ED25519}"\n`;
+    const two = `${yaml()}  db-prod:\n    hosts: [{ host: db1, user: postgres }]\n    ssh:\n      privateKeyFile: id_ed25519\n      knownHosts: "db1 ssh-ed25519 ${ED25519}"\n`;
     expect([...parseConfig(two, configPath, {}).targets.keys()]).toEqual(['web-prod', 'db-prod']);
   });
 });
@@ -289,7 +289,7 @@ describe('parseConfig: every error names its field', () => {
   });
 
   it('a target defined twice', () => {
-    const found = problems(yaml() + `  web-prod:\n    hosts: []\n`);
+    const found = problems(`${yaml()}  web-prod:\n    hosts: []\n`);
     expect(found[0]).toMatch(/^not valid YAML \(line \d+\)/);
   });
 

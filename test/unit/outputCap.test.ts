@@ -63,7 +63,7 @@ describe('OutputCap', () => {
 
   it('says how much was dropped and what the limit is, in words', () => {
     const cap = new OutputCap(10 * 1024 * 1024, 256 * 1024);
-    const chunk = 'x'.repeat(1023) + '\n';
+    const chunk = `${'x'.repeat(1023)}\n`;
     for (let i = 0; i < 11 * 1024; i++) cap.accept(chunk);
     const final = cap.finish();
     expect(final).toMatch(MARKER);
@@ -81,7 +81,7 @@ describe('OutputCap', () => {
 
   it('does not cut the tail further when it already starts a line', () => {
     const cap = new OutputCap(100, 30);
-    const { final } = store(cap, ['a'.repeat(70), 'b'.repeat(99) + '\n', 'last 1\nlast 2\n']);
+    const { final } = store(cap, ['a'.repeat(70), `${'b'.repeat(99)}\n`, 'last 1\nlast 2\n']);
     expect(splitMarker(final)?.tail).toBe('last 1\nlast 2\n');
   });
 

@@ -209,18 +209,18 @@ describe('LineRedactor', () => {
 
   it('emits a line that grows past maxLineChars, redacted', () => {
     const redactor = new LineRedactor(emailAndIp, 100);
-    const long = 'x'.repeat(60) + ' alice@example.com ' + 'y'.repeat(40);
+    const long = `${'x'.repeat(60)} alice@example.com ${'y'.repeat(40)}`;
     expect(redactor.push(long.slice(0, 90))).toBe('');
     // Released up to the last safe whitespace; the tail waits for the rest of the line.
-    expect(redactor.push(long.slice(90))).toBe('x'.repeat(60) + ' [redacted:email] ');
-    expect(redactor.push('z'.repeat(10) + '\n')).toBe('y'.repeat(40) + 'z'.repeat(10) + '\n');
+    expect(redactor.push(long.slice(90))).toBe(`${'x'.repeat(60)} [redacted:email] `);
+    expect(redactor.push(`${'z'.repeat(10)}\n`)).toBe(`${'y'.repeat(40) + 'z'.repeat(10)}\n`);
   });
 
   it('never lets a match slip through when an overlong line is cut near it', () => {
     const redactor = new LineRedactor(emailAndIp, 100);
     let out = '';
     // A line with no end in sight; an address arrives in pieces right where cuts happen.
-    for (let i = 0; i < 50; i++) out += redactor.push('word '.repeat(19) + 'bob.smith');
+    for (let i = 0; i < 50; i++) out += redactor.push(`${'word '.repeat(19)}bob.smith`);
     out += redactor.push('@example.org is here');
     for (let i = 0; i < 50; i++) out += redactor.push(' filler '.repeat(15));
     out += redactor.end();

@@ -186,8 +186,8 @@ const quoteScript = '"\\'.repeat(MAX_SCRIPT_BYTES / 2);
 /** One 64 KiB line with no newline at all. */
 const oneLineScript = '&<>`'.repeat(MAX_SCRIPT_BYTES / 4);
 
-const hostileMessage = (NASTY + '\n').repeat(Math.ceil(MAX_MESSAGE_CHARS / (NASTY.length + 1))).slice(0, MAX_MESSAGE_CHARS);
-const hostile3000 = (NASTY + ' ').repeat(60).slice(0, 3000);
+const hostileMessage = (`${NASTY}\n`).repeat(Math.ceil(MAX_MESSAGE_CHARS / (NASTY.length + 1))).slice(0, MAX_MESSAGE_CHARS);
+const hostile3000 = (`${NASTY} `).repeat(60).slice(0, 3000);
 /**
  * Failure messages keep user mentions on purpose ("killed by <@U…>" is ours), so the hostile one
  * mentions a user the checks allow, and still tries channel pings and links.
@@ -670,7 +670,7 @@ describe('thread log', () => {
   });
 
   it('splitting a large output into messages loses nothing and keeps every message within limits', () => {
-    let pending = escapeLogText(hostileScript + '\n' + shortLinesScript);
+    let pending = escapeLogText(`${hostileScript}\n${shortLinesScript}`);
     const messages: string[] = [];
     while (pending !== '') {
       const { head, rest } = splitToFit(pending, LOG_MESSAGE_CHARS);
@@ -678,7 +678,7 @@ describe('thread log', () => {
       messages.push(head);
       pending = rest;
     }
-    expect(messages.join('')).toBe(escapeLogText(hostileScript + '\n' + shortLinesScript));
+    expect(messages.join('')).toBe(escapeLogText(`${hostileScript}\n${shortLinesScript}`));
     for (const body of messages) {
       expect(validateMessage({ text: logMessageText(body) }, 'chat.update')).toBeNull();
       expect(body).not.toMatch(/&[a-z]*$/);

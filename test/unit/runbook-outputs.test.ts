@@ -5,7 +5,7 @@ import { MAX_OUTPUT_FILE_BYTES, mergeHostOutputs, parseStepOutputs } from '../..
 
 describe('parseStepOutputs', () => {
   it('reads name=value and multi-line name<<DELIMITER values; the last of a name wins', () => {
-    const text = ['version=1.4.2', 'url=https://x.example/?a=b=c', '', 'empty=', 'notes<<EOF', 'line one', '', 'line = two', 'EOF', 'version=1.4.3', 'arrow<<END', 'a<<b', 'END'].join('\n') + '\n';
+    const text = `${['version=1.4.2', 'url=https://x.example/?a=b=c', '', 'empty=', 'notes<<EOF', 'line one', '', 'line = two', 'EOF', 'version=1.4.3', 'arrow<<END', 'a<<b', 'END'].join('\n')}\n`;
     expect(parseStepOutputs(text)).toEqual({ ok: true, outputs: { url: 'https://x.example/?a=b=c', empty: '', notes: 'line one\n\nline = two', version: '1.4.3', arrow: 'a<<b' } });
   });
 

@@ -155,7 +155,7 @@ describe('SecretMasker', () => {
     ];
 
     function randomText(random: () => number, secrets: readonly string[], length: number): string {
-      const noise = [...new Set(secrets.join('') + 'q \n')];
+      const noise = [...new Set(`${secrets.join('')}q \n`)];
       let text = '';
       while (text.length < length) {
         const roll = random();

@@ -212,7 +212,9 @@ const jsonBody = z.unknown().superRefine((value, ctx) => {
 });
 
 function forEachKey(value: unknown, path: PropertyKey[], visit: (key: string, path: PropertyKey[]) => void): void {
-  if (Array.isArray(value)) value.forEach((item, index) => forEachKey(item, [...path, index], visit));
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) forEachKey(item, [...path, index], visit);
+  }
   else if (value !== null && typeof value === 'object') {
     for (const key of Object.keys(value)) {
       visit(key, path);
@@ -223,7 +225,9 @@ function forEachKey(value: unknown, path: PropertyKey[], visit: (key: string, pa
 
 function forEachString(value: unknown, path: PropertyKey[], visit: (text: string, path: PropertyKey[]) => void): void {
   if (typeof value === 'string') visit(value, path);
-  else if (Array.isArray(value)) value.forEach((item, index) => forEachString(item, [...path, index], visit));
+  else if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) forEachString(item, [...path, index], visit);
+  }
   else if (value !== null && typeof value === 'object') for (const [key, item] of Object.entries(value)) forEachString(item, [...path, key], visit);
 }
 
@@ -374,7 +378,10 @@ const stepsSchema = z
       const group: StepGroup = [];
       items.forEach((item, position) => {
         const path = Array.isArray(entry) ? [...prefix, position] : [index];
-        if (Array.isArray(item)) return void ctx.addIssue({ code: 'custom', message: 'a group is a list of steps; lists inside a group are not allowed', path });
+        if (Array.isArray(item)) {
+          ctx.addIssue({ code: 'custom', message: 'a group is a list of steps; lists inside a group are not allowed', path });
+          return;
+        }
         const parsed = stepSchema.safeParse(item);
         if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [...path, ...issue.path] } as z.core.$ZodRawIssue);
         else group.push(toStep(parsed.data));

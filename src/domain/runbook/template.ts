@@ -95,7 +95,7 @@ export function parseTemplate(text: string): { ok: true; parts: TemplatePart[] }
   let pos = 0;
   let count = 0;
   while (pos < text.length) {
-    if (text.startsWith('$' + OPEN, pos)) {
+    if (text.startsWith(`$${OPEN}`, pos)) {
       literal += OPEN;
       pos += OPEN.length + 1;
       continue;
