@@ -17,7 +17,7 @@ import { waitFor } from '../support/waitFor.js';
 
 const FIXED = 'fixed-secret-zz';
 /** What a user sees of escaped message text. */
-const unescape = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const unescapeSlack = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 const yaml = () =>
   [
@@ -55,7 +55,7 @@ const yaml = () =>
 
 describe('runbooks from Slack', () => {
   let h: Harness;
-  const ackText = (response: { json?: unknown }) => unescape(blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] }));
+  const ackText = (response: { json?: unknown }) => unescapeSlack(blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] }));
   const openForm = async (reference: string, user = AUTHOR) => {
     const before = h.fake.views.list.length;
     const response = await h.command(`start ${reference}`, user);
@@ -249,7 +249,7 @@ describe('runbooks from Slack', () => {
   it('keeps /task recipe working as an alias with a one-line note, and starts a recipe from the same form', async () => {
     const list = ackText(await h.command('recipe list'));
     expect(list).toContain('`hello-recipe`');
-    expect(list).toContain(unescape(RECIPE_ALIAS_NOTE));
+    expect(list).toContain(unescapeSlack(RECIPE_ALIAS_NOTE));
     const form = await openForm('hello-recipe');
     expect(JSON.stringify(form.blocks)).toContain('echo hello from the recipe');
     const started = await h.driver.submitView({ view: form, user: AUTHOR });

@@ -17,7 +17,6 @@ import { dmRecipients, type ReviewPolicy } from '../../domain/review.js';
 import { runSubject, type Run, type RunStep } from '../../domain/run.js';
 import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunService, RunView } from '../../service/runs.js';
-import type { Reviewers } from '../../service/reviewers.js';
 import type { Db, Queryable } from '../../store/db.js';
 import { appendEvent } from '../../store/events.js';
 import { markReviewScriptPosted, recordMessageRendered, rowsWithMessagesBehind, runsWithStepMessagesBehind, type MessageSlot } from '../../store/slackMessages.js';
@@ -204,7 +203,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
       | undefined;
     if (!row || row.message_dms_sent) return;
     const planned = this.runs.plannedStep(run, step.stepId) as Extract<PlannedStep, { kind: 'approval' }> | null;
-    if (!planned || !planned.approval.dm || step.phase !== 'paused') {
+    if (!planned?.approval.dm || step.phase !== 'paused') {
       await this.db('run_steps').where({ id: step.id }).update({ message_dms_sent: true });
       return;
     }
