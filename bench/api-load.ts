@@ -35,14 +35,32 @@ export async function benchApiLoad(env: BenchEnv): Promise<void> {
     );
     await env.db.raw('ANALYZE tasks');
   }
-  const headersOf = async (user: string) => ({ authorization: `Bearer ${(await createApiToken(env.db, user, 'bench')).token}`, 'content-type': 'application/json' });
+  const headersOf = async (user: string) => ({
+    authorization: `Bearer ${(await createApiToken(env.db, user, 'bench')).token}`,
+    'content-type': 'application/json',
+  });
   const [admin, reviewer, stranger] = await Promise.all([headersOf('UBENCHADMIN'), headersOf('UREVIEWER'), headersOf('UBENCH01')]);
   const headers = stranger;
   const url = `${env.app.url}/api/v1`;
-  await load(`GET /tasks?limit=50 (${TASKS.toLocaleString('en')} tasks) as an admin`, { url: `${url}/tasks?limit=50`, headers: admin, connections: 10, duration: 10 });
-  await load('GET /tasks?limit=50&author=U000008&status=success (filtered) as an admin', { url: `${url}/tasks?limit=50&author=U000008&status=success`, headers: admin, connections: 10, duration: 10 });
+  await load(`GET /tasks?limit=50 (${TASKS.toLocaleString('en')} tasks) as an admin`, {
+    url: `${url}/tasks?limit=50`,
+    headers: admin,
+    connections: 10,
+    duration: 10,
+  });
+  await load('GET /tasks?limit=50&author=U000008&status=success (filtered) as an admin', {
+    url: `${url}/tasks?limit=50&author=U000008&status=success`,
+    headers: admin,
+    connections: 10,
+    duration: 10,
+  });
   await load('GET /tasks?limit=50 as the reviewer of one target in three', { url: `${url}/tasks?limit=50`, headers: reviewer, connections: 10, duration: 10 });
-  await load('GET /tasks?limit=50 as a user who may see none (scan to the bound)', { url: `${url}/tasks?limit=50`, headers: stranger, connections: 10, duration: 10 });
+  await load('GET /tasks?limit=50 as a user who may see none (scan to the bound)', {
+    url: `${url}/tasks?limit=50`,
+    headers: stranger,
+    connections: 10,
+    duration: 10,
+  });
   let n = 0;
   await load('POST /tasks (reviewed target)', {
     url: `${url}/tasks`,

@@ -27,7 +27,7 @@ export interface BenchEnv {
 export async function startBenchEnv(): Promise<BenchEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'countersign-bench-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbeddedPostgres({ dataDir: dir, fast: process.env.BENCH_FAST === "1" });
+  const pg = await startEmbeddedPostgres({ dataDir: dir, fast: process.env.BENCH_FAST === '1' });
   const db = createDb(pg.url);
   await migrate(db);
   // Real Slack allows short bursts; the bench measures countersign, not the fake's bucket.

@@ -6,7 +6,16 @@
 import { report, startBenchEnv, type BenchEnv } from './env.js';
 
 async function runOnce(env: BenchEnv): Promise<number> {
-  const created = await env.app.service.create({ author: 'UAUTHOR', target: 'reviewed', message: 'bench', type: null, script: 'date +%s%N', source: 'api', sourceKey: null, channelId: null });
+  const created = await env.app.service.create({
+    author: 'UAUTHOR',
+    target: 'reviewed',
+    message: 'bench',
+    type: null,
+    script: 'date +%s%N',
+    source: 'api',
+    sourceKey: null,
+    channelId: null,
+  });
   if (!created.ok) throw new Error(created.message);
   const id = created.task.id;
   const approved = await env.app.service.approve(id, 'UREVIEWER');

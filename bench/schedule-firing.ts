@@ -54,7 +54,11 @@ export async function benchScheduleFiring(env: BenchEnv, firings = 100): Promise
   for (const row of rows) {
     toDecision.push(row.created_at.getTime() - row.fire_at.getTime());
     toClaim.push(row.started_at.getTime() - row.fire_at.getTime());
-    const output: string[] = await env.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', row.task_id).pluck('o.data');
+    const output: string[] = await env
+      .db('output_chunks as o')
+      .join('executions as e', 'e.id', 'o.execution_id')
+      .where('e.task_id', row.task_id)
+      .pluck('o.data');
     const remoteNs = BigInt(output.join('').trim());
     toRemote.push(Number(remoteNs / 1000n) / 1000 - row.fire_at.getTime());
   }

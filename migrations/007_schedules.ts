@@ -63,7 +63,9 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('notified_at', { useTz: true });
     t.primary(['schedule_id', 'fire_at']);
   });
-  await knex.raw(`CREATE INDEX schedule_firings_pending_idx ON schedule_firings (schedule_id, fire_at) WHERE outcome = 'queued' OR (task_id IS NOT NULL AND notified_at IS NULL)`);
+  await knex.raw(
+    `CREATE INDEX schedule_firings_pending_idx ON schedule_firings (schedule_id, fire_at) WHERE outcome = 'queued' OR (task_id IS NOT NULL AND notified_at IS NULL)`,
+  );
 }
 
 export async function down(knex: Knex): Promise<void> {

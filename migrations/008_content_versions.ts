@@ -43,7 +43,10 @@ export async function up(knex: Knex): Promise<void> {
     }>;
     if (rows.length === 0) break;
     for (const row of rows) {
-      const version = contentVersion({ target: row.target, type: row.type, script: row.script, message: row.message, arguments: row.arguments, recipe: null }, key);
+      const version = contentVersion(
+        { target: row.target, type: row.type, script: row.script, message: row.message, arguments: row.arguments, recipe: null },
+        key,
+      );
       await knex('tasks').where({ id: row.id }).update({ content_version: version });
     }
     after = Number(rows[rows.length - 1]!.id);

@@ -27,9 +27,17 @@ export async function up(knex: Knex): Promise<void> {
     /** The round whose review DMs have all been sent. */
     t.integer('review_dms_round');
   });
-  const rows: Array<{ id: string; target: string; type: string; script: string; message: string | null }> = await knex('schedules').select('id', 'target', 'type', 'script', 'message');
+  const rows: Array<{ id: string; target: string; type: string; script: string; message: string | null }> = await knex('schedules').select(
+    'id',
+    'target',
+    'type',
+    'script',
+    'message',
+  );
   for (const row of rows) {
-    await knex('schedules').where({ id: row.id }).update({ content_version: versionOf(row) });
+    await knex('schedules')
+      .where({ id: row.id })
+      .update({ content_version: versionOf(row) });
   }
   await knex.raw('UPDATE schedules SET review_requested_at = COALESCE(status_changed_at, created_at)');
   await knex.raw('ALTER TABLE schedules ALTER COLUMN content_version SET NOT NULL');

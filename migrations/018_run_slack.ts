@@ -45,7 +45,8 @@ export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTableIfExists('run_dms');
   await knex.raw('DROP INDEX IF EXISTS run_steps_slack_idx');
   await knex.schema.alterTable('run_steps', (t) => {
-    for (const column of ['message_post_claimed_at', 'message_version', 'message_permalink', 'message_dms_sent', 'log_ts', 'log_post_claimed_at']) t.dropColumn(column);
+    for (const column of ['message_post_claimed_at', 'message_version', 'message_permalink', 'message_dms_sent', 'log_ts', 'log_post_claimed_at'])
+      t.dropColumn(column);
   });
   await knex.schema.alterTable('runs', (t) => {
     for (const column of ['card_permalink', 'review_permalink', 'review_dms_sent']) t.dropColumn(column);

@@ -43,7 +43,9 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('completed_at', { useTz: true });
   });
   await knex.raw(`ALTER TABLE workflow_executions ADD CONSTRAINT workflow_executions_state_check CHECK (state IN ('received', 'started', 'refused'))`);
-  await knex.raw(`ALTER TABLE workflow_executions ADD CONSTRAINT workflow_executions_completion_check CHECK (completion IS NULL OR completion IN ('success', 'error'))`);
+  await knex.raw(
+    `ALTER TABLE workflow_executions ADD CONSTRAINT workflow_executions_completion_check CHECK (completion IS NULL OR completion IN ('success', 'error'))`,
+  );
   await knex.raw(`ALTER TABLE workflow_executions ADD CONSTRAINT workflow_executions_started_check CHECK ((state = 'started') = (run_id IS NOT NULL))`);
   // The reconciler's work list and the run-changed lookup: executions not completed yet.
   await knex.raw('CREATE INDEX workflow_executions_open_idx ON workflow_executions (id) WHERE completed_at IS NULL');

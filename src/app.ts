@@ -207,7 +207,15 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // (METRICS_TOKEN), or not at all. With both set, the metrics port asks for the token too.
   const expectedAuth = env.metricsToken !== undefined ? createHash('sha256').update(`Bearer ${env.metricsToken}`).digest() : null;
   const serveMetrics = (req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (expectedAuth && !timingSafeEqual(createHash('sha256').update(req.get('authorization') ?? '').digest(), expectedAuth)) {
+    if (
+      expectedAuth &&
+      !timingSafeEqual(
+        createHash('sha256')
+          .update(req.get('authorization') ?? '')
+          .digest(),
+        expectedAuth,
+      )
+    ) {
       res.status(401).set('WWW-Authenticate', 'Bearer').type('text/plain').send('Send Authorization: Bearer <METRICS_TOKEN>.\n');
       return;
     }
@@ -243,7 +251,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const runbooks = new RunbookService(db, config, recipes, runs, reviewers);
   schedules.useRunbooks(runbooks.scheduling());
   if ((config.recipes?.size ?? 0) > 0) {
-    log.info({ recipes: [...(config.recipes?.keys() ?? [])] }, 'recipes: and recipeFiles are read as one-step runbooks; they are deprecated: move them under runbooks: (a recipe is a runbook with one script step)');
+    log.info(
+      { recipes: [...(config.recipes?.keys() ?? [])] },
+      'recipes: and recipeFiles are read as one-step runbooks; they are deprecated: move them under runbooks: (a recipe is a runbook with one script step)',
+    );
   }
   http.use('/hooks', hooksRouter({ config, runbooks, statusUrl: links.statusUrl, runStatusUrl: links.runStatusUrl, log: log.child({ component: 'hooks' }) }));
 
@@ -265,18 +276,15 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let observer: RunObserver = silentObserver;
   let workflowSteps: WorkflowSteps | null = null;
   if (env.slack && background) {
-    const gateway = new SlackGateway(
-      background,
-      {
-        // A little under Slack's one a second: pacing exactly at a limit meets it now and then.
-        postMessageSpacingMs: options.postMessageSpacingMs ?? 1100,
-        postMessageBurst: 3,
-        updatesPerMinute: options.chatUpdatesPerMinute ?? 50,
-        updateBurst: 10,
-        updateReserveForViews: 4,
-        onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
-      },
-    );
+    const gateway = new SlackGateway(background, {
+      // A little under Slack's one a second: pacing exactly at a limit meets it now and then.
+      postMessageSpacingMs: options.postMessageSpacingMs ?? 1100,
+      postMessageBurst: 3,
+      updatesPerMinute: options.chatUpdatesPerMinute ?? 50,
+      updateBurst: 10,
+      updateReserveForViews: 4,
+      onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
+    });
     const views = {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
@@ -287,7 +295,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), views);
     // Runs' cards, review requests and step messages (issue 11), redrawn on 'run-changed'.
     runMessages = new RunMessages(db, runs, gateway, log.child({ component: 'run-cards' }), views);
-    streamer = new ThreadStreamer(db, gateway, { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) }, log.child({ component: 'thread' }));
+    streamer = new ThreadStreamer(
+      db,
+      gateway,
+      { flushMs: options.threadFlushMs ?? 1000, liveHostLimit: 5, maxMessages: 10, cardWaitMs: 60_000, logUrl: (taskId) => signer.taskUrl(taskId) },
+      log.child({ component: 'thread' }),
+    );
     observer = streamer;
     // Socket Mode when an app token is set: Slack's payloads arrive over a WebSocket opened with
     // apps.connections.open (at SLACK_API_URL too), and /slack/events is not served.
@@ -304,18 +317,49 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       attachFunctionToken: false,
     });
     // First in line: requests from any workspace but ours reach no listener.
-    const workspace = new WorkspaceGuard({ teamId: env.slackTeamId, enterpriseId: env.slackEnterpriseId, authTest: () => background.auth.test(), log: log.child({ component: 'workspace' }) });
+    const workspace = new WorkspaceGuard({
+      teamId: env.slackTeamId,
+      enterpriseId: env.slackEnterpriseId,
+      authTest: () => background.auth.test(),
+      log: log.child({ component: 'workspace' }),
+    });
     workspace.start();
     bolt.use(workspace.middleware());
     const resolvedPolicy = (targetName: string) => service.resolvedPolicy(targetName);
-    home = new HomePublisher(db, gateway, queries, log.child({ component: 'home' }), { minIntervalMs: options.homeRefreshMs ?? 2000 }, scheduleQueries, new HomeRunbooks(db, runbooks, runs));
+    home = new HomePublisher(
+      db,
+      gateway,
+      queries,
+      log.child({ component: 'home' }),
+      { minIntervalMs: options.homeRefreshMs ?? 2000 },
+      scheduleQueries,
+      new HomeRunbooks(db, runbooks, runs),
+    );
     const commands = { db, config, service, queries, access, logUrl: (taskId: number) => signer.taskUrl(taskId), resolvedPolicy };
-    const scheduleSlack = new ScheduleSlack({ schedules, gateway, log: log.child({ component: 'schedules' }), now: scheduleNow, lookups: webApiLookups(background), queries: scheduleQueries, home });
+    const scheduleSlack = new ScheduleSlack({
+      schedules,
+      gateway,
+      log: log.child({ component: 'schedules' }),
+      now: scheduleNow,
+      lookups: webApiLookups(background),
+      queries: scheduleQueries,
+      home,
+    });
     scheduleSlack.register(bolt);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
-    registerListeners(bolt, { service, messages, log, commands, home, schedules: scheduleSlack, recipes, runs, runbooks: { runbooks, log: log.child({ component: 'runbooks' }), resolvedPolicy, runPolicy: (run) => runs.policyOf(run) } });
+    registerListeners(bolt, {
+      service,
+      messages,
+      log,
+      commands,
+      home,
+      schedules: scheduleSlack,
+      recipes,
+      runs,
+      runbooks: { runbooks, log: log.child({ component: 'runbooks' }), resolvedPolicy, runPolicy: (run) => runs.policyOf(run) },
+    });
     // The Workflow Builder step (issue 13): runs started from Slack workflows, completed when they end.
     const reconcileMs = options.slackReconcileMs ?? 15_000;
     const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {
@@ -338,7 +382,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     });
     const cards = messages;
     const homes = home;
-    schedules.onChange((scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')));
+    schedules.onChange(
+      (scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')),
+    );
     bus.on('task-changed', (taskId) => void cards.sync(taskId).catch((error) => log.error({ err: error, taskId }, 'card sync failed')));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     bus.on('run-changed', (runId) => void homes.runChanged(runId).catch((error) => log.warn({ err: error, runId }, 'App Home refresh failed')));
@@ -357,28 +403,28 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       db,
       log: log.child({ component: 'api' }),
       operations: [
-        ...operations({ db, config, service, links, access, queries, feed, ...recheck, ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}) }),
+        ...operations({
+          db,
+          config,
+          service,
+          links,
+          access,
+          queries,
+          feed,
+          ...recheck,
+          ...(options.followMaxMs !== undefined ? { followMaxMs: options.followMaxMs } : {}),
+        }),
         ...scheduleOperations({ schedules, queries: scheduleQueries, now: scheduleNow }),
         ...runOperations({ db, config, runs, runbooks, tasks: service, access, links }),
       ],
     }),
   );
 
-  const runner = new Runner(
-    runnerDb,
-    config,
-    pool,
-    bus,
-    observer,
-    liveness,
-    runnerOptions,
-    log.child({ component: 'runner' }),
-    {
-      claimed: (waitMs) => metrics.queueWait.observe(waitMs / 1000),
-      finished: (status, durationMs) => metrics.runDuration.observe({ status }, durationMs / 1000),
-      outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
-    },
-  );
+  const runner = new Runner(runnerDb, config, pool, bus, observer, liveness, runnerOptions, log.child({ component: 'runner' }), {
+    claimed: (waitMs) => metrics.queueWait.observe(waitMs / 1000),
+    finished: (status, durationMs) => metrics.runDuration.observe({ status }, durationMs / 1000),
+    outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
+  });
   runnerRef = runner;
   // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
   const notices = new ChangeNotices(db, CHANNEL_TASK, (error, tasks) => log.debug({ err: error, tasks }, 'could not notify followers of a change'));
@@ -393,7 +439,14 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     bus,
     runs,
     () => runbooks.catalog(),
-    { runnerId: runnerOptions.runnerId, runnerKey: liveness.key, pollMs: settings.pollMs, leaseMs: settings.leaseMs, livenessMs: runnerOptions.livenessMs, ...options.advancer },
+    {
+      runnerId: runnerOptions.runnerId,
+      runnerKey: liveness.key,
+      pollMs: settings.pollMs,
+      leaseMs: settings.leaseMs,
+      livenessMs: runnerOptions.livenessMs,
+      ...options.advancer,
+    },
     log.child({ component: 'advancer' }),
   );
   // Other processes' ready tasks, stop requests, task and run changes arrive here within milliseconds of their commit.
@@ -426,7 +479,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
   expiry.start();
   // Every process ticks; the firing key (schedule, fire time) lets one of them fire each time.
-  const scheduler = new Scheduler(db, config, bus, schedules, log.child({ component: 'scheduler' }), { post: schedulePoster, logUrl: (taskId) => signer.taskUrl(taskId), ...options.scheduler, now: scheduleNow });
+  const scheduler = new Scheduler(db, config, bus, schedules, log.child({ component: 'scheduler' }), {
+    post: schedulePoster,
+    logUrl: (taskId) => signer.taskUrl(taskId),
+    ...options.scheduler,
+    now: scheduleNow,
+  });
   schedules.onChange(() => scheduler.wake());
   scheduler.start();
 
@@ -484,7 +542,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await within(advancer.stop(Math.min(graceMs, 5_000)), 6_000, 'run engine');
       await within(workflowSteps?.stop(), 2_000, 'workflow steps');
       await runner.stop(graceMs);
-      await within(socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')), 1000, 'socket mode');
+      await within(
+        socketReceiver?.stop().catch((error: unknown) => log.warn({ err: error }, 'closing the Socket Mode connection failed')),
+        1000,
+        'socket mode',
+      );
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Followers end their streams (and free the pool) before the listeners go.
@@ -510,7 +572,13 @@ async function bounded(work: Promise<unknown> | undefined, ms: number, late: () 
   if (!work) return;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
-  const wasLate = await Promise.race([work.then(() => false, () => false), timedOut]);
+  const wasLate = await Promise.race([
+    work.then(
+      () => false,
+      () => false,
+    ),
+    timedOut,
+  ]);
   clearTimeout(timer);
   if (wasLate) late();
 }

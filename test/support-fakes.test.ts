@@ -98,7 +98,10 @@ describe('fake Slack Web API', () => {
 
   it('answers users.info with the profiles set, and delays a method on demand', async () => {
     fake.setUser('UADA', { displayName: 'ada', realName: 'Ada Lovelace' });
-    expect(await client.users.info({ user: 'UADA' })).toMatchObject({ ok: true, user: { id: 'UADA', real_name: 'Ada Lovelace', profile: { display_name: 'ada', real_name: 'Ada Lovelace' } } });
+    expect(await client.users.info({ user: 'UADA' })).toMatchObject({
+      ok: true,
+      user: { id: 'UADA', real_name: 'Ada Lovelace', profile: { display_name: 'ada', real_name: 'Ada Lovelace' } },
+    });
     expect(await client.users.info({ user: 'UOTHER' })).toMatchObject({ ok: true, user: { profile: { display_name: 'uother' } } });
     fake.delay('users.info', 300);
     const started = Date.now();
@@ -248,7 +251,9 @@ describe('SlackDriver', () => {
 
   const last = () => recorded.at(-1)!;
   const expectedSignature = (key: string, r: Recorded) =>
-    `v0=${createHmac('sha256', key).update(`v0:${String(r.headers['x-slack-request-timestamp'])}:${r.body}`).digest('hex')}`;
+    `v0=${createHmac('sha256', key)
+      .update(`v0:${String(r.headers['x-slack-request-timestamp'])}:${r.body}`)
+      .digest('hex')}`;
 
   it('signs a slash command the way Slack does', async () => {
     const res = await driver.command({ text: 'run web-prod -m "why" echo hi' });
@@ -279,7 +284,11 @@ describe('SlackDriver', () => {
     const client = clientFor(fake, 'xoxb-any');
     const blocks = [
       section('Task #1'),
-      { type: 'actions', block_id: 'review', elements: [{ type: 'button', action_id: 'approve', text: { type: 'plain_text', text: 'Approve' }, value: '1', style: 'primary' }] },
+      {
+        type: 'actions',
+        block_id: 'review',
+        elements: [{ type: 'button', action_id: 'approve', text: { type: 'plain_text', text: 'Approve' }, value: '1', style: 'primary' }],
+      },
     ];
     const { ts } = await client.chat.postMessage({ channel: 'C_REVIEW', text: 'review #1', blocks });
     const message = fake.message('C_REVIEW', ts!)!;
@@ -310,11 +319,21 @@ describe('SlackDriver', () => {
             label: { type: 'plain_text', text: 'Target' },
             element: { type: 'static_select', action_id: 'pick', options: [{ text: { type: 'plain_text', text: 'Web' }, value: 'web-prod' }] },
           },
-          { type: 'input', block_id: 'note', optional: true, label: { type: 'plain_text', text: 'Note' }, element: { type: 'plain_text_input', action_id: 'n' } },
+          {
+            type: 'input',
+            block_id: 'note',
+            optional: true,
+            label: { type: 'plain_text', text: 'Note' },
+            element: { type: 'plain_text_input', action_id: 'n' },
+          },
         ],
       },
     });
-    await driver.submitView({ view: fake.views.byId.get(opened.view!.id!)!, user: 'U_REVIEWER', values: { reason: { text: 'not now' }, target: { pick: 'web-prod' } } });
+    await driver.submitView({
+      view: fake.views.byId.get(opened.view!.id!)!,
+      user: 'U_REVIEWER',
+      values: { reason: { text: 'not now' }, target: { pick: 'web-prod' } },
+    });
     const submission = JSON.parse(new URLSearchParams(last().body).get('payload')!);
     expect(submission).toMatchObject({ type: 'view_submission', user: { id: 'U_REVIEWER' }, view: { id: opened.view!.id, callback_id: 'reject_reason' } });
     expect(submission.view.state.values).toEqual({
@@ -340,10 +359,12 @@ describe('sshd', () => {
             conn.exec('echo hi', (err, stream) => {
               if (err) return reject(err);
               let out = '';
-              stream.on('data', (d: Buffer) => (out += d.toString())).on('close', () => {
-                conn.end();
-                resolve(out);
-              });
+              stream
+                .on('data', (d: Buffer) => (out += d.toString()))
+                .on('close', () => {
+                  conn.end();
+                  resolve(out);
+                });
             });
           })
           .on('error', reject)

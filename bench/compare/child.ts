@@ -16,7 +16,10 @@ export interface Child<Ready> {
 
 export async function startChild<Ready>(script: string, arg: unknown, timeoutMs = 60_000): Promise<Child<Ready>> {
   const path = fileURLToPath(new URL(`./children/${script}`, import.meta.url));
-  const child: ChildProcess = fork(path, [JSON.stringify(arg)], { execArgv: script.endsWith('.ts') ? ['--import', 'tsx'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(path, [JSON.stringify(arg)], {
+    execArgv: script.endsWith('.ts') ? ['--import', 'tsx'] : [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();

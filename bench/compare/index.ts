@@ -44,7 +44,10 @@ interface Row {
 }
 const rows: Row[] = [];
 const notes: string[] = [];
-const load = () => loadavg().map((n) => n.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ');
 const ms = (n: number) => `${n.toFixed(n < 10 ? 2 : 1)} ms`;
 const sleep = (n: number) => new Promise((resolve) => setTimeout(resolve, n));
 function section(title: string): void {
@@ -52,7 +55,9 @@ function section(title: string): void {
 }
 function row(r: Row): void {
   rows.push(r);
-  console.log(`  ${r.what}: ${r.ours}  |  ${r.floor}  |  ${r.ratio}${r.target ? `  |  target ${r.target}: ${r.met === null ? '-' : r.met ? 'met' : 'NOT met'}` : ''}`);
+  console.log(
+    `  ${r.what}: ${r.ours}  |  ${r.floor}  |  ${r.ratio}${r.target ? `  |  target ${r.target}: ${r.met === null ? '-' : r.met ? 'met' : 'NOT met'}` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------- the machine and its parts
@@ -90,7 +95,12 @@ const tenHosts: SshServer[] = await Promise.all(Array.from({ length: 10 }, (_, i
 /** A hundred hosts: ten sshds answering on ten addresses each; 12 sessions, so 10 runs per host fit beside the control slot. */
 const hundredHosts: SshServer[] = await Promise.all(
   Array.from({ length: 10 }, (_, i) =>
-    startSshd({ host: `127.0.2.${i * 10 + 1}`, extraHosts: Array.from({ length: 9 }, (_, j) => `127.0.2.${i * 10 + j + 2}`), loginUser: LOGIN_USER, maxSessions: 12 }),
+    startSshd({
+      host: `127.0.2.${i * 10 + 1}`,
+      extraHosts: Array.from({ length: 9 }, (_, j) => `127.0.2.${i * 10 + j + 2}`),
+      loginUser: LOGIN_USER,
+      maxSessions: 12,
+    }),
   ),
 );
 // One client key for all of them, as a fleet has.
@@ -125,7 +135,9 @@ writeFileSync(
     targetYaml('ackbench', [{ address: one.host, ssh: one }], review),
     targetYaml('reviewed', [{ address: one.host, ssh: one }], review),
     ...tenHosts.map((ssh, i) => targetYaml(`h${String(i + 1).padStart(2, '0')}`, [{ address: ssh.host, ssh }])),
-    ...hundredHosts.flatMap((ssh, i) => ssh.hosts.map((address, j) => targetYaml(`f${String(i * 10 + j + 1).padStart(3, '0')}`, [{ address, ssh }], ['maxSessions: 12']))),
+    ...hundredHosts.flatMap((ssh, i) =>
+      ssh.hosts.map((address, j) => targetYaml(`f${String(i * 10 + j + 1).padStart(3, '0')}`, [{ address, ssh }], ['maxSessions: 12'])),
+    ),
   ].join('\n'),
 );
 
@@ -185,7 +197,9 @@ async function insertReady(targets: readonly string[], count: number, script: st
     }));
     const ids: number[] = [];
     for (let i = 0; i < rowsIn.length; i += 1000) {
-      const inserted = await trx('tasks').insert(rowsIn.slice(i, i + 1000)).returning('id');
+      const inserted = await trx('tasks')
+        .insert(rowsIn.slice(i, i + 1000))
+        .returning('id');
       ids.push(...inserted.map((r: { id: number }) => r.id));
     }
     for (const id of ids) await trx.raw('SELECT pg_notify(?, ?)', [CHANNEL_READY, String(id)]);
@@ -216,7 +230,13 @@ async function tasksPerSecond(targets: readonly string[], count: number): Promis
 
 // ---------------------------------------------------------------- 1. acknowledgements
 
-async function ackSeries(driver: SlackDriver, text: (i: number) => string, rounds: number, senders: number, check?: (json: unknown) => void): Promise<{ samples: number[]; seconds: number }> {
+async function ackSeries(
+  driver: SlackDriver,
+  text: (i: number) => string,
+  rounds: number,
+  senders: number,
+  check?: (json: unknown) => void,
+): Promise<{ samples: number[]; seconds: number }> {
   const samples: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -244,7 +264,14 @@ interface AckFigures {
  * Both apps, in four alternating blocks each with a pause after every block (countersign posts
  * cards after its acks): on a machine other work loads unevenly, both sides meet the same spells.
  */
-async function pairedSeries(ours: SlackDriver, floor: SlackDriver, text: (i: number) => string, rounds: number, senders: number, check?: (json: unknown) => void): Promise<[AckFigures, AckFigures]> {
+async function pairedSeries(
+  ours: SlackDriver,
+  floor: SlackDriver,
+  text: (i: number) => string,
+  rounds: number,
+  senders: number,
+  check?: (json: unknown) => void,
+): Promise<[AckFigures, AckFigures]> {
   const sides = [
     { driver: ours, check, samples: [] as number[], seconds: 0 },
     { driver: floor, check: undefined, samples: [] as number[], seconds: 0 },
@@ -432,14 +459,27 @@ async function benchThroughput(): Promise<void> {
   const n1 = QUICK ? 500 : 1500;
   const n10 = QUICK ? 1500 : 4000;
   const raw1 = await fanOut([rawHost(one)], 9, n1 * 2, 'true');
-  const raw10 = await fanOut(tenHosts.map((ssh) => rawHost(ssh)), 9, n10 * 2, 'true');
+  const raw10 = await fanOut(
+    tenHosts.map((ssh) => rawHost(ssh)),
+    9,
+    n10 * 2,
+    'true',
+  );
   // What every countersign run costs on the host: the wrapper reads secrets, arguments and the
   // script from stdin, checks its size and runs it (the stdin-only path, never argv).
   const wrapper = remoteCommand({ type: 'sh', token: 'f'.repeat(24), scriptBytes: 4, runAs: null });
   const raw1Wrapper = await fanOut([rawHost(one)], 9, n1, wrapper, () => encodeStdin(new Map(), 'true'));
-  const raw10Wrapper = await fanOut(tenHosts.map((ssh) => rawHost(ssh)), 9, n10, wrapper, () => encodeStdin(new Map(), 'true'));
+  const raw10Wrapper = await fanOut(
+    tenHosts.map((ssh) => rawHost(ssh)),
+    9,
+    n10,
+    wrapper,
+    () => encodeStdin(new Map(), 'true'),
+  );
   console.log(`  (raw ssh2: ${refusedOpens.count} channel opens refused at the session limit and retried)`);
-  console.log(`  raw ssh2 exec true: 1 host ${raw1.toFixed(0)}/s, 10 hosts ${raw10.toFixed(0)}/s; countersign's remote wrapper alone: 1 host ${raw1Wrapper.toFixed(0)}/s, 10 hosts ${raw10Wrapper.toFixed(0)}/s`);
+  console.log(
+    `  raw ssh2 exec true: 1 host ${raw1.toFixed(0)}/s, 10 hosts ${raw10.toFixed(0)}/s; countersign's remote wrapper alone: 1 host ${raw1Wrapper.toFixed(0)}/s, 10 hosts ${raw10Wrapper.toFixed(0)}/s`,
+  );
 
   const ours: Record<string, { perSecond: number; failed: number }> = {};
   const apps: AppChild[] = [];
@@ -448,7 +488,9 @@ async function benchThroughput(): Promise<void> {
     await tasksPerSecond(tenTargets, 40 * processes); // connections open, code warm
     ours[`1x${processes}`] = await tasksPerSecond(oneTarget, n1);
     ours[`10x${processes}`] = await tasksPerSecond(tenTargets, n10);
-    console.log(`  countersign, ${processes} process(es): 1 host ${ours[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${ours[`10x${processes}`]!.perSecond.toFixed(0)}/s (load ${load()})`);
+    console.log(
+      `  countersign, ${processes} process(es): 1 host ${ours[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${ours[`10x${processes}`]!.perSecond.toFixed(0)}/s (load ${load()})`,
+    );
   }
   for (const app of apps) await app.stop();
 
@@ -459,7 +501,9 @@ async function benchThroughput(): Promise<void> {
     await graphileJobsPerSecond(10, 40 * processes);
     graphile[`1x${processes}`] = await graphileJobsPerSecond(1, n1);
     graphile[`10x${processes}`] = await graphileJobsPerSecond(10, n10);
-    console.log(`  graphile-worker, ${processes} process(es): 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s (load ${load()})`);
+    console.log(
+      `  graphile-worker, ${processes} process(es): 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s (load ${load()})`,
+    );
   }
   for (const worker of workers) await worker.stop();
 
@@ -552,7 +596,11 @@ async function benchStreaming(): Promise<void> {
   const started = Date.now();
   const ids: number[] = [];
   for (let i = 0; i < 20; i++) {
-    const ack = await driver.command({ text: `run h${String((i % 10) + 1).padStart(2, '0')} -m "stream ${i}" ${script}`, user: 'UAUTHOR', channel: `CSTREAM${i % 4}` });
+    const ack = await driver.command({
+      text: `run h${String((i % 10) + 1).padStart(2, '0')} -m "stream ${i}" ${script}`,
+      user: 'UAUTHOR',
+      channel: `CSTREAM${i % 4}`,
+    });
     ids.push(Number(/#(\d+)/.exec(String(ack.json?.text))?.[1]));
   }
   const { failed } = await waitAllDone(ids, 600_000);
@@ -588,11 +636,14 @@ async function benchStreaming(): Promise<void> {
   for (const times of updates.values()) {
     for (let i = 0; i < times.length; i++) worst = Math.max(worst, times.filter((t) => t >= times[i]! && t < times[i]! + 60_000).length);
   }
-  const methods = [...byMethod.entries()].sort((a, b) => b[1] - a[1]).map(([m, n]) => `${m} ${n}`).join(', ');
+  const methods = [...byMethod.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([m, n]) => `${m} ${n}`)
+    .join(', ');
   row({
     what: '20 tasks streaming into Slack',
     ours: `${calls.length} calls in ${seconds.toFixed(0)} s (${methods}); ${limited} answered 429; ${missing.length} tasks missing their final card or log${failed ? `; ${failed} tasks failed` : ''}; chat.update at most ${worst}/min on one message`,
-    floor: "Slack: ~1 post/s per channel, ~50 chat.update/min per workspace",
+    floor: 'Slack: ~1 post/s per channel, ~50 chat.update/min per workspace',
     ratio: '',
     target: '0 calls lost',
     met: missing.length === 0,

@@ -16,7 +16,14 @@ export function connect(host: RawHost): Promise<Client> {
     const client = new Client();
     client.once('ready', () => resolve(client));
     client.once('error', reject);
-    client.connect({ host: host.host, port: host.port, username: host.user, privateKey: host.privateKey, authHandler: ['publickey'], algorithms: { serverHostKey: ['ssh-ed25519'] } });
+    client.connect({
+      host: host.host,
+      port: host.port,
+      username: host.user,
+      privateKey: host.privateKey,
+      authHandler: ['publickey'],
+      algorithms: { serverHostKey: ['ssh-ed25519'] },
+    });
     client.setNoDelay(true);
   });
 }

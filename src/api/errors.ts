@@ -61,5 +61,8 @@ export function fromZod(error: z.ZodError, where: 'body' | 'query'): ApiError {
 
 export function sendError(res: Response, error: ApiError): void {
   // A handler may have set another type before failing (the log sets text/plain).
-  res.status(error.status).type('application/json').json({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
+  res
+    .status(error.status)
+    .type('application/json')
+    .json({ error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) } });
 }

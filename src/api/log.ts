@@ -45,13 +45,20 @@ export interface LogDeps {
 export const LARGE_READ_BYTES = 1024 * 1024;
 export const STREAM_RECHECK_MS = 30_000;
 
-export async function handleLog(deps: LogDeps, ctx: ApiContext, task: Task, query: { offset?: number | undefined; follow?: '0' | '1' | undefined }): Promise<void> {
+export async function handleLog(
+  deps: LogDeps,
+  ctx: ApiContext,
+  task: Task,
+  query: { offset?: number | undefined; follow?: '0' | '1' | undefined },
+): Promise<void> {
   if (query.follow === '1') return followLog(deps, ctx, task, query.offset ?? 0);
   const execution = await latestExecution(deps.db, task.id);
   const log = execution ? await RunLog.open(deps.db, execution.id) : null;
   const { res } = ctx;
   const wanted = parseRangeHeader(ctx.req.get('range'));
-  const layout = log ? await log.layout(wanted && 'suffix' in wanted ? { suffix: wanted.suffix } : { from: wanted?.start ?? query.offset ?? 0 }) : { size: 0, lastId: 0, at: null };
+  const layout = log
+    ? await log.layout(wanted && 'suffix' in wanted ? { suffix: wanted.suffix } : { from: wanted?.start ?? query.offset ?? 0 })
+    : { size: 0, lastId: 0, at: null };
   const size = layout.size;
   res.setHeader('Accept-Ranges', 'bytes');
   res.setHeader('X-Log-Size', String(size));
@@ -151,7 +158,10 @@ async function followLog(deps: LogDeps, ctx: ApiContext, task: Task, offset: num
       if (Date.now() >= checkAt) {
         checkAt = Date.now() + recheckMs;
         if (!(await stillAllowed(deps, ctx, task.id).catch(() => true))) {
-          await send('end', { status: subscription.state() === 'missing' ? task.status : ((subscription.state() as { status?: string } | null)?.status ?? task.status), revoked: true });
+          await send('end', {
+            status: subscription.state() === 'missing' ? task.status : ((subscription.state() as { status?: string } | null)?.status ?? task.status),
+            revoked: true,
+          });
           break;
         }
       }

@@ -48,7 +48,12 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
     for (const name of op.path.match(/\{(\w+)\}/g) ?? []) {
       const param = name.slice(1, -1);
       const pattern = STRING_PARAMETERS[param];
-      parameters.push({ name: param, in: 'path', required: true, schema: pattern ? { type: 'string', pattern: pattern.source } : { type: 'integer', minimum: 1 } });
+      parameters.push({
+        name: param,
+        in: 'path',
+        required: true,
+        schema: pattern ? { type: 'string', pattern: pattern.source } : { type: 'integer', minimum: 1 },
+      });
     }
     if (op.query) {
       const query = toSchema(op.query, 'input', components) as { properties?: Record<string, JsonSchema>; required?: string[] };
@@ -57,7 +62,8 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
         parameters.push({ name, in: 'query', required: query.required?.includes(name) ?? false, schema: rest, ...(description ? { description } : {}) });
       }
     }
-    for (const header of op.headers ?? []) parameters.push({ name: header.name, in: 'header', required: header.required ?? false, description: header.description, schema: header.schema });
+    for (const header of op.headers ?? [])
+      parameters.push({ name: header.name, in: 'header', required: header.required ?? false, description: header.description, schema: header.schema });
 
     const responses: Record<string, unknown> = {};
     for (const [status, spec] of Object.entries(op.responses)) responses[status] = responseObject(spec, components);
@@ -71,7 +77,14 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: op.bodyRequired ?? (op.path === '/tasks' || op.method === 'patch'), content: { 'application/json': { schema: toSchema(op.body, 'input', components) } } } } : {}),
+      ...(op.body
+        ? {
+            requestBody: {
+              required: op.bodyRequired ?? (op.path === '/tasks' || op.method === 'patch'),
+              content: { 'application/json': { schema: toSchema(op.body, 'input', components) } },
+            },
+          }
+        : {}),
       responses,
     };
   }
@@ -85,12 +98,17 @@ export function openApiDocument(operations: readonly Operation[]): JsonSchema {
     servers: [{ url: '/api/v1' }],
     security: [{ bearer: [] }],
     paths,
-    components: { schemas: components, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from `npm run token -- create`.' } } },
+    components: {
+      schemas: components,
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from `npm run token -- create`.' } },
+    },
   };
 }
 
 function responseObject(spec: ResponseSpec, components: Record<string, JsonSchema>): unknown {
-  const headers = spec.headers ? Object.fromEntries(Object.entries(spec.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }])) : undefined;
+  const headers = spec.headers
+    ? Object.fromEntries(Object.entries(spec.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]))
+    : undefined;
   const content = spec.schema
     ? { 'application/json': { schema: toSchema(spec.schema, 'output', components) } }
     : spec.content

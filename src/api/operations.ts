@@ -49,7 +49,11 @@ export function operations(deps: OperationDeps): Operation[] {
   /** A precondition that failed: the task is no longer the version the caller read. */
   const unwrapPrecondition = <T>(outcome: Outcome<T>, id: number): T => {
     if (!outcome.ok && outcome.code === CHANGED_SINCE_DRAWN) {
-      throw new ApiError(412, 'precondition_failed', `Task #${id} is no longer the version your If-Match names (it was edited since you read it): GET it again, read the new version, and send its ETag.`);
+      throw new ApiError(
+        412,
+        'precondition_failed',
+        `Task #${id} is no longer the version your If-Match names (it was edited since you read it): GET it again, read the new version, and send its ETag.`,
+      );
     }
     return unwrap(outcome);
   };
@@ -62,7 +66,7 @@ export function operations(deps: OperationDeps): Operation[] {
   const withTails = async (execution: Execution & { steps: ExecutionStep[] }) =>
     executionJson(execution, execution.steps, await recentOutputByStep(db, execution.id, 2000));
 
-  const ETAG_HEADER = { ETag: 'The task\'s content version, quoted: send it as `If-Match` to approve (or edit) exactly this version.' };
+  const ETAG_HEADER = { ETag: "The task's content version, quoted: send it as `If-Match` to approve (or edit) exactly this version." };
   const ok = (description: string, schema: z.ZodType) => ({ description, schema });
   const task = { ...ok('The task.', S.TaskEnvelope), headers: ETAG_HEADER };
   const failedPrecondition = { description: 'The task is no longer the version `If-Match` names: it was edited since it was read.', schema: S.ErrorBody };
@@ -98,18 +102,34 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks',
       operationId: 'createTask',
       summary: 'Create a task',
-      description: 'The card and review request appear in Slack as for `/task run`. With `Idempotency-Key`, a retried request returns the task the first one created.',
+      description:
+        'The card and review request appear in Slack as for `/task run`. With `Idempotency-Key`, a retried request returns the task the first one created.',
       body: S.CreateTaskBody,
-      headers: [{ name: 'Idempotency-Key', description: 'Any printable ASCII string up to 200 characters, unique per intended task.', schema: { type: 'string', maxLength: 200 } }],
-      responses: { 201: { ...ok('Created.', S.TaskEnvelope), headers: ETAG_HEADER }, 200: { ...ok('Replayed: the task an earlier request with this Idempotency-Key created.', S.TaskEnvelope), headers: ETAG_HEADER }, 422: { description: 'Unknown target, a review nobody could give, or an Idempotency-Key reused for a different task.', schema: S.ErrorBody } },
+      headers: [
+        {
+          name: 'Idempotency-Key',
+          description: 'Any printable ASCII string up to 200 characters, unique per intended task.',
+          schema: { type: 'string', maxLength: 200 },
+        },
+      ],
+      responses: {
+        201: { ...ok('Created.', S.TaskEnvelope), headers: ETAG_HEADER },
+        200: { ...ok('Replayed: the task an earlier request with this Idempotency-Key created.', S.TaskEnvelope), headers: ETAG_HEADER },
+        422: { description: 'Unknown target, a review nobody could give, or an Idempotency-Key reused for a different task.', schema: S.ErrorBody },
+      },
       async handle({ req, res, userId, body }) {
         const input = body as z.output<typeof S.CreateTaskBody>;
         const key = req.get('idempotency-key');
-        if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+        if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+          throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
         const target = deps.config.targets.get(input.target);
         // The card's channel lets its members see the task: only a channel the author is in (or the target's own) may be named.
         if (input.channel !== undefined && input.channel !== target?.channel && !(await deps.access.viewer(userId).channelMember(input.channel))) {
-          throw new ApiError(422, 'not_in_channel', `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`);
+          throw new ApiError(
+            422,
+            'not_in_channel',
+            `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`,
+          );
         }
         const created = unwrap(
           await service.create({
@@ -136,20 +156,26 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listTasks',
       summary: 'List tasks, newest first',
       description:
-        'Only tasks the token\'s user may see: their own, those of targets they review or view, those whose card is in a channel they are in (admins see all). To stay fast, one request looks at a bounded number of tasks: a page may then hold fewer than `limit` (even none) while `nextCursor` says where to go on. `nextCursor: null` means there is nothing more.',
+        "Only tasks the token's user may see: their own, those of targets they review or view, those whose card is in a channel they are in (admins see all). To stay fast, one request looks at a bounded number of tasks: a page may then hold fewer than `limit` (even none) while `nextCursor` says where to go on. `nextCursor: null` means there is nothing more.",
       query: S.ListTasksQuery,
       responses: { 200: ok('A page of tasks; pass `nextCursor` as `cursor` for the next.', S.TaskPage) },
       async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListTasksQuery>;
-        const page = await deps.queries.visibleTasks({
-          ...(q.status ? { status: q.status } : {}),
-          ...(q.target ? { target: q.target } : {}),
-          ...(q.author ? { author: q.author } : {}),
-          ...(q.since ? { since: new Date(q.since) } : {}),
-          ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
-          limit: q.limit,
-        }, userId);
-        return { status: 200, body: { tasks: page.items.map((t) => taskJson(t, links)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
+        const page = await deps.queries.visibleTasks(
+          {
+            ...(q.status ? { status: q.status } : {}),
+            ...(q.target ? { target: q.target } : {}),
+            ...(q.author ? { author: q.author } : {}),
+            ...(q.since ? { since: new Date(q.since) } : {}),
+            ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
+            limit: q.limit,
+          },
+          userId,
+        );
+        return {
+          status: 200,
+          body: { tasks: page.items.map((t) => taskJson(t, links)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) },
+        };
       },
     },
     {
@@ -157,7 +183,7 @@ export function operations(deps: OperationDeps): Operation[] {
       path: '/tasks/{id}',
       operationId: 'getTask',
       summary: 'Get a task with its review decisions',
-      description: 'The `ETag` header is the task\'s content version: approving needs it as `If-Match`.',
+      description: "The `ETag` header is the task's content version: approving needs it as `If-Match`.",
       responses: { 200: task },
       async handle({ params, res, userId }) {
         const found = await visibleTask(params.id!, userId);
@@ -178,7 +204,10 @@ export function operations(deps: OperationDeps): Operation[] {
         const change = body as z.output<typeof S.UpdateTaskBody>;
         const ifMatch = readIfMatch(req.get('if-match'));
         const expected = ifMatch.kind === 'tag' ? (ifMatch.version ?? '') : undefined;
-        const edit = { ...(change.message !== undefined ? { message: change.message } : {}), ...(change.script !== undefined ? { script: change.script } : {}) };
+        const edit = {
+          ...(change.message !== undefined ? { message: change.message } : {}),
+          ...(change.script !== undefined ? { script: change.script } : {}),
+        };
         return taskAnswer(res, unwrapPrecondition(await service.update(params.id!, userId, edit, expected), params.id!).task);
       },
     },
@@ -209,7 +238,11 @@ export function operations(deps: OperationDeps): Operation[] {
       async handle({ req, res, params, userId }) {
         const ifMatch = readIfMatch(req.get('if-match'));
         if (ifMatch.kind !== 'tag') {
-          throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the task as you read it (GET /tasks/{id}): an approval names the exact version it approves.');
+          throw new ApiError(
+            428,
+            'precondition_required',
+            'Approving needs `If-Match: "<ETag>"`, the ETag of the task as you read it (GET /tasks/{id}): an approval names the exact version it approves.',
+          );
         }
         return taskAnswer(res, unwrapPrecondition(await service.approve(params.id!, userId, ifMatch.version ?? ''), params.id!).task);
       },
@@ -271,7 +304,8 @@ export function operations(deps: OperationDeps): Operation[] {
       async handle({ params, userId }) {
         const execution = await getExecution(db, params.id!);
         const task = execution ? await getTask(db, execution.taskId) : null;
-        if (!execution || !task || !(await deps.access.maySee(userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
+        if (!execution || !task || !(await deps.access.maySee(userId, taskSubject(task))))
+          throw new ApiError(404, 'not_found', `There is no execution ${params.id}.`);
         return { status: 200, body: { execution: await withTails(execution) } };
       },
     },
@@ -301,10 +335,18 @@ export function operations(deps: OperationDeps): Operation[] {
         'Live streams are capped per user, per client address and per server (429). Reads of more than 1 MiB are downloads, capped per user and per server (429 `too_many_downloads`); any range or tail is read from the chunks that hold it.',
       query: S.LogQuery,
       responses: {
-        200: { description: 'The log (or its part from `offset`), or with follow=1 a Server-Sent Events stream.', content: { 'text/plain': {}, 'text/event-stream': {} }, headers: { 'X-Log-Size': 'Bytes stored so far.' } },
+        200: {
+          description: 'The log (or its part from `offset`), or with follow=1 a Server-Sent Events stream.',
+          content: { 'text/plain': {}, 'text/event-stream': {} },
+          headers: { 'X-Log-Size': 'Bytes stored so far.' },
+        },
         206: { description: 'The requested byte range.', content: { 'text/plain': {} }, headers: { 'Content-Range': 'bytes start-end/size' } },
         416: { description: 'The range starts past the end of the log.', schema: S.ErrorBody },
-        429: { description: 'Too many live streams (`too_many_followers`) or downloads (`too_many_downloads`) for this user or this server; close one, or read a smaller range.', schema: S.ErrorBody },
+        429: {
+          description:
+            'Too many live streams (`too_many_followers`) or downloads (`too_many_downloads`) for this user or this server; close one, or read a smaller range.',
+          schema: S.ErrorBody,
+        },
       },
       async handle(ctx: ApiContext) {
         const found = await visibleTask(ctx.params.id!, ctx.userId);
@@ -318,19 +360,22 @@ export function operations(deps: OperationDeps): Operation[] {
       operationId: 'listEvents',
       summary: 'The audit trail, newest first',
       description:
-        'Only events of tasks, runs and schedules the token\'s user may see (`subject: run:<id>`, `schedule:<id>`); events about none of them (recipes, runbooks) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.',
+        "Only events of tasks, runs and schedules the token's user may see (`subject: run:<id>`, `schedule:<id>`); events about none of them (recipes, runbooks) only to admins. A page may hold fewer than `limit` events while `nextCursor` says where to go on; `nextCursor: null` means there is nothing more.",
       query: S.ListEventsQuery,
       responses: { 200: ok('A page of events.', S.EventPage) },
       async handle({ query, userId }) {
         const q = query as z.output<typeof S.ListEventsQuery>;
-        const page = await deps.queries.visibleEvents({
-          ...(q.task !== undefined ? { taskId: q.task } : {}),
-          ...(q.actor ? { actor: q.actor } : {}),
-          ...(q.type ? { type: q.type } : {}),
-          ...(q.since ? { since: new Date(q.since) } : {}),
-          ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
-          limit: q.limit,
-        }, userId);
+        const page = await deps.queries.visibleEvents(
+          {
+            ...(q.task !== undefined ? { taskId: q.task } : {}),
+            ...(q.actor ? { actor: q.actor } : {}),
+            ...(q.type ? { type: q.type } : {}),
+            ...(q.since ? { since: new Date(q.since) } : {}),
+            ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
+            limit: q.limit,
+          },
+          userId,
+        );
         return { status: 200, body: { events: page.items.map(eventJson), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
       },
     },

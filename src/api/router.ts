@@ -65,7 +65,8 @@ export function apiRouter(deps: { db: Db; operations: Operation[]; log: Logger }
   });
   router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const apiError = toApiError(error);
-    if (apiError.status >= 500) (res.locals.log as Logger | undefined ?? deps.log).error({ err: error, method: req.method, path: req.path }, 'API request failed');
+    if (apiError.status >= 500)
+      ((res.locals.log as Logger | undefined) ?? deps.log).error({ err: error, method: req.method, path: req.path }, 'API request failed');
     if (res.headersSent) {
       res.end();
       return;
@@ -78,7 +79,12 @@ export function apiRouter(deps: { db: Db; operations: Operation[]; log: Logger }
 async function authenticate(db: Db, req: Request): Promise<string> {
   const header = req.get('authorization');
   const token = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
-  if (!token) throw new ApiError(401, 'unauthenticated', 'Send an API token: `Authorization: Bearer <token>`. An admin creates one with `npm run token -- create --user <Slack user id> --name <name>`.');
+  if (!token)
+    throw new ApiError(
+      401,
+      'unauthenticated',
+      'Send an API token: `Authorization: Bearer <token>`. An admin creates one with `npm run token -- create --user <Slack user id> --name <name>`.',
+    );
   const found = await findApiToken(db, token);
   if (!found) throw new ApiError(401, 'unauthenticated', 'This API token is not valid (unknown or revoked).');
   return found.userId;

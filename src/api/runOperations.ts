@@ -53,7 +53,8 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
   /** A run the caller may not see answers as one that does not exist: ids cannot be probed. */
   const visibleRun = async (runId: number, userId: string) => {
     const found = await getRun(deps.db, runId);
-    if (!found || !((await deps.access.maySee(userId, runAccessSubject(found))) || (await runs.isAskedOf(found, userId)))) throw new ApiError(404, 'not_found', `There is no run ${runId}.`);
+    if (!found || !((await deps.access.maySee(userId, runAccessSubject(found))) || (await runs.isAskedOf(found, userId))))
+      throw new ApiError(404, 'not_found', `There is no run ${runId}.`);
     return found;
   };
   const runbookAnswer = async (res: ApiContext['res'], reference: string, status = 200): Promise<Answer> => {
@@ -68,7 +69,13 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
     if (!IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
     return `api:${ctx.userId}:${scope}:${key}`;
   };
-  const IDEMPOTENCY = [{ name: 'Idempotency-Key', description: 'Any printable ASCII string up to 200 characters: a retried request answers what the first one made.', schema: { type: 'string', maxLength: 200 } }];
+  const IDEMPOTENCY = [
+    {
+      name: 'Idempotency-Key',
+      description: 'Any printable ASCII string up to 200 characters: a retried request answers what the first one made.',
+      schema: { type: 'string', maxLength: 200 },
+    },
+  ];
   const RUN_ETAG = { ETag: "The run's content version, quoted: send it as `If-Match` to approve exactly this version." };
   const run = { ...ok('The run.', R.RunEnvelope), headers: RUN_ETAG };
   const invalid = { description: 'Arguments that do not fit, a review nobody could give, or an invalid definition.', schema: S.ErrorBody };
@@ -83,7 +90,12 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       responses: { 200: ok('The runbooks, by reference.', R.RunbookList) },
       async handle({ query }) {
         const q = query as z.output<typeof R.ListRunbooksQuery>;
-        const tags = q.tag ? q.tag.split(',').map((t) => t.trim()).filter((t) => t !== '') : [];
+        const tags = q.tag
+          ? q.tag
+              .split(',')
+              .map((t) => t.trim())
+              .filter((t) => t !== '')
+          : [];
         const found = await runbooks.list({ ...(q.search ? { search: q.search } : {}), tags });
         return { status: 200, body: { runbooks: found.map(runbookJson) } };
       },
@@ -145,10 +157,16 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       path: '/runbooks/{reference}/start',
       operationId: 'startRunbook',
       summary: 'Start a runbook with named arguments or TheEye-style ordered task_arguments',
-      description: 'A runbook starts a run (reviewed as one request when it touches reviewed targets); a recipe starts a task, as it always has. With `Idempotency-Key`, a retried request answers what the first one started.',
+      description:
+        'A runbook starts a run (reviewed as one request when it touches reviewed targets); a recipe starts a task, as it always has. With `Idempotency-Key`, a retried request answers what the first one started.',
       body: R.StartRunbookBody,
       headers: IDEMPOTENCY,
-      responses: { 201: ok('Started.', R.StartAnswer), 200: ok('Replayed: what an earlier request with this Idempotency-Key started.', R.StartAnswer), 409: { description: 'The runbook changed since the hash you name.', schema: S.ErrorBody }, 422: invalid },
+      responses: {
+        201: ok('Started.', R.StartAnswer),
+        200: ok('Replayed: what an earlier request with this Idempotency-Key started.', R.StartAnswer),
+        409: { description: 'The runbook changed since the hash you name.', schema: S.ErrorBody },
+        422: invalid,
+      },
       async handle(ctx) {
         const input = ctx.body as z.output<typeof R.StartRunbookBody>;
         const reference = ctx.names.reference!;
@@ -173,7 +191,12 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
         if (!started.ok) {
           if (started.code === 'unknown_runbook') throw new ApiError(404, 'not_found', started.message);
           if (started.code === 'runbook_changed') throw new ApiError(409, started.code, started.message);
-          throw new ApiError(422, started.code, started.message, started.errors?.map((e) => ({ path: e.name, message: e.message })));
+          throw new ApiError(
+            422,
+            started.code,
+            started.message,
+            started.errors?.map((e) => ({ path: e.name, message: e.message })),
+          );
         }
         const status = started.created ? 201 : 200;
         if (started.kind === 'task') return { status, body: { kind: 'task', task: taskJson(started.task, links) } };
@@ -185,18 +208,28 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       method: 'get',
       path: '/runs',
       operationId: 'listRuns',
-      summary: 'Runs the token\'s user may see, newest first, with filters',
-      description: 'A page may hold fewer than `limit` runs while `nextCursor` says where to go on (the scan is bounded); `nextCursor: null` means there is nothing more.',
+      summary: "Runs the token's user may see, newest first, with filters",
+      description:
+        'A page may hold fewer than `limit` runs while `nextCursor` says where to go on (the scan is bounded); `nextCursor: null` means there is nothing more.',
       query: R.ListRunsQuery,
       responses: { 200: ok('A page of runs; pass `nextCursor` as `cursor` for the next.', R.RunPage) },
       async handle({ query, userId }) {
         const q = query as z.output<typeof R.ListRunsQuery>;
         const page = await runs.list(
-          { ...(q.status ? { status: q.status } : {}), ...(q.reference ? { reference: q.reference } : {}), ...(q.creator ? { creator: q.creator } : {}), ...(q.cursor ? { beforeId: Number(q.cursor) } : {}), limit: q.limit },
+          {
+            ...(q.status ? { status: q.status } : {}),
+            ...(q.reference ? { reference: q.reference } : {}),
+            ...(q.creator ? { creator: q.creator } : {}),
+            ...(q.cursor ? { beforeId: Number(q.cursor) } : {}),
+            limit: q.limit,
+          },
           deps.access.viewer(userId),
         );
         const views = (await Promise.all(page.items.map((r) => runs.view(r.id)))).filter((v) => v !== null);
-        return { status: 200, body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
+        return {
+          status: 200,
+          body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) },
+        };
       },
     },
     {
@@ -216,16 +249,23 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       path: '/runs/{id}/approve',
       operationId: 'approveRun',
       summary: "Approve the run's review as the token's user, naming the version read",
-      description: 'Send `If-Match` with the ETag of the run as you read it. Without it: 428; when it is another version: 412, and nothing is approved. Nobody approves their own run.',
+      description:
+        'Send `If-Match` with the ETag of the run as you read it. Without it: 428; when it is another version: 412, and nothing is approved. Nobody approves their own run.',
       body: S.EmptyBody,
       headers: [{ name: 'If-Match', required: true, description: 'The ETag of the run as read (GET /runs/{id}).', schema: { type: 'string' } }],
-      responses: { 200: run, 412: { description: 'The run is not the version `If-Match` names.', schema: S.ErrorBody }, 428: { description: 'No `If-Match`.', schema: S.ErrorBody } },
+      responses: {
+        200: run,
+        412: { description: 'The run is not the version `If-Match` names.', schema: S.ErrorBody },
+        428: { description: 'No `If-Match`.', schema: S.ErrorBody },
+      },
       async handle({ req, res, params, userId }) {
         await visibleRun(params.id!, userId);
         const ifMatch = readIfMatch(req.get('if-match'));
-        if (ifMatch.kind !== 'tag') throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the run as you read it (GET /runs/{id}).');
+        if (ifMatch.kind !== 'tag')
+          throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the run as you read it (GET /runs/{id}).');
         const outcome = await runs.approve(params.id!, userId, ifMatch.version ?? '');
-        if (!outcome.ok && outcome.code === RUN_CHANGED_SINCE_DRAWN) throw new ApiError(412, 'precondition_failed', `Run ${params.id} is not the version your If-Match names: GET it again and send its ETag.`);
+        if (!outcome.ok && outcome.code === RUN_CHANGED_SINCE_DRAWN)
+          throw new ApiError(412, 'precondition_failed', `Run ${params.id} is not the version your If-Match names: GET it again and send its ETag.`);
         unwrap(outcome);
         return runAnswer(res, params.id!);
       },
@@ -320,7 +360,13 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       async handle({ res, params, names, userId, body }) {
         await visibleRun(params.id!, userId);
         const outcome = await runs.submitInput(params.id!, names.step!, userId, (body as z.output<typeof R.InputBody>).values);
-        if (!outcome.ok && outcome.code === 'invalid_arguments') throw new ApiError(422, 'invalid_arguments', outcome.message, 'errors' in outcome ? outcome.errors?.map((e) => ({ path: e.name, message: e.message })) : undefined);
+        if (!outcome.ok && outcome.code === 'invalid_arguments')
+          throw new ApiError(
+            422,
+            'invalid_arguments',
+            outcome.message,
+            'errors' in outcome ? outcome.errors?.map((e) => ({ path: e.name, message: e.message })) : undefined,
+          );
         unwrap(outcome);
         return runAnswer(res, params.id!);
       },
@@ -332,7 +378,10 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       summary: 'Run a finished task again: a new task with the same content, reviewed again where needed',
       body: S.EmptyBody,
       headers: IDEMPOTENCY,
-      responses: { 201: { ...ok('The new task.', S.TaskEnvelope), headers: { ETag: "The new task's content version." } }, 200: ok('Replayed.', S.TaskEnvelope) },
+      responses: {
+        201: { ...ok('The new task.', S.TaskEnvelope), headers: { ETag: "The new task's content version." } },
+        200: ok('Replayed.', S.TaskEnvelope),
+      },
       async handle(ctx) {
         const task = await getTask(deps.db, ctx.params.id!);
         if (!task || !(await deps.access.maySee(ctx.userId, taskSubject(task)))) throw new ApiError(404, 'not_found', `There is no task #${ctx.params.id}.`);

@@ -11,23 +11,35 @@ const hash = z.string().regex(/^[0-9a-f]{64}$/);
 const id = z.int().min(1);
 const value = z.union([z.string(), z.number(), z.boolean()]);
 const limit = z.coerce.number().int().min(1).max(200).default(50);
-const cursor = z.string().regex(/^\d{1,15}$/, 'a cursor from a previous page').meta({ description: 'The `nextCursor` of the previous page.' });
+const cursor = z
+  .string()
+  .regex(/^\d{1,15}$/, 'a cursor from a previous page')
+  .meta({ description: 'The `nextCursor` of the previous page.' });
 
 export const ListRunbooksQuery = z.strictObject({
   search: z.string().max(200).optional().meta({ description: 'Only runbooks whose reference, name or description contains this (case-insensitive).' }),
   tag: z.string().max(200).optional().meta({ description: 'Comma-separated tags: only runbooks with every one of them.' }),
 });
 
-export const RunbookDefinitionBody = z
-  .record(z.string(), z.unknown())
-  .meta({ id: 'RunbookDefinition', description: 'A runbook in the `countersign.runbook/v1` format, as `GET /runbooks/{reference}` exports it (fixed values filled in).' });
+export const RunbookDefinitionBody = z.record(z.string(), z.unknown()).meta({
+  id: 'RunbookDefinition',
+  description: 'A runbook in the `countersign.runbook/v1` format, as `GET /runbooks/{reference}` exports it (fixed values filled in).',
+});
 
 export const StartRunbookBody = z
   .strictObject({
     arguments: z.record(z.string(), value).optional().meta({ description: 'Values by argument name.' }),
-    task_arguments: z.array(value).max(20).optional().meta({ description: "TheEye-style: values in the declared order of the runbook's settable (non-fixed) arguments." }),
+    task_arguments: z
+      .array(value)
+      .max(20)
+      .optional()
+      .meta({ description: "TheEye-style: values in the declared order of the runbook's settable (non-fixed) arguments." }),
     message: z.string().max(2000).nullable().optional().meta({ description: 'Why this runs; shown to the reviewers.' }),
-    channel: z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC').optional().meta({ description: 'Where the card is posted.' }),
+    channel: z
+      .string()
+      .regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC')
+      .optional()
+      .meta({ description: 'Where the card is posted.' }),
     hash: hash.optional().meta({ description: 'The runbook version you read (its ETag): refused (409) if it changed since.' }),
   })
   .refine((b) => b.arguments === undefined || b.task_arguments === undefined, 'give arguments or task_arguments, not both')
@@ -58,7 +70,11 @@ export const ListRunsQuery = z.strictObject({
   cursor: cursor.optional(),
 });
 
-const Argument = z.object({ name: z.string(), kind: z.enum(['fixed', 'options', 'input']), value: z.string().meta({ description: 'A fixed value is never shown (•••).' }) });
+const Argument = z.object({
+  name: z.string(),
+  kind: z.enum(['fixed', 'options', 'input']),
+  value: z.string().meta({ description: 'A fixed value is never shown (•••).' }),
+});
 const People = z.object({ users: z.array(z.string()), usergroup: z.string().nullable() });
 
 export const Runbook = z
@@ -69,7 +85,7 @@ export const Runbook = z
     tags: z.array(z.string()),
     kind: z.enum(['runbook', 'recipe']).meta({ description: '`recipe`: a one-step runbook that starts as a task; `runbook`: starts a run.' }),
     source: z.enum(['config', 'imported']),
-    hash: hash.meta({ description: "The hash of the definition: a start naming it is refused once it changed." }),
+    hash: hash.meta({ description: 'The hash of the definition: a start naming it is refused once it changed.' }),
     owner: z.string().nullable(),
     editors: People.nullable(),
     triggeredBy: z.array(z.string()),
@@ -89,7 +105,10 @@ const RunStep = z.object({
   phase: z.enum(RUN_STEP_PHASES),
   continueOnFailure: z.boolean(),
   content: z.record(z.string(), z.unknown()).meta({ description: 'What the step runs or asks, as pinned when the run was planned.' }),
-  outputs: z.record(z.string(), z.string()).nullable().meta({ description: "A script step's $COUNTERSIGN_OUTPUT values or an input step's fields (secrets masked)." }),
+  outputs: z
+    .record(z.string(), z.string())
+    .nullable()
+    .meta({ description: "A script step's $COUNTERSIGN_OUTPUT values or an input step's fields (secrets masked)." }),
   http: z.object({ status: z.int().nullable(), body: z.string() }).nullable(),
   output: z.string().nullable().meta({ description: "An http step's log: request, hops, status line and capped body, masked." }),
   failureMessage: z.string().nullable(),

@@ -36,7 +36,9 @@ export function runbookJson(entry: RunbookEntry) {
 export function runMasker(config: Config, view: Pick<RunView, 'run'>): (text: string) => string {
   const secrets = [
     ...view.run.plan.targets.flatMap((t) => [...(config.targets.get(t)?.secrets.values() ?? [])]),
-    ...Object.values(view.run.arguments).flatMap((args) => args.filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value)),
+    ...Object.values(view.run.arguments).flatMap((args) =>
+      args.filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value),
+    ),
   ];
   return (text: string) => {
     const masker = new SecretMasker(secrets);
@@ -46,7 +48,13 @@ export function runMasker(config: Config, view: Pick<RunView, 'run'>): (text: st
 
 function stepContent(step: PlannedStep | undefined): Record<string, unknown> {
   if (!step) return {};
-  if (step.kind === 'script') return { target: step.script.target, type: step.script.type, script: step.script.script, with: Object.fromEntries(step.script.with.map((w) => [w.name, w.value])) };
+  if (step.kind === 'script')
+    return {
+      target: step.script.target,
+      type: step.script.type,
+      script: step.script.script,
+      with: Object.fromEntries(step.script.with.map((w) => [w.name, w.value])),
+    };
   if (step.kind === 'http') return { ...step.http };
   if (step.kind === 'approval') return { ...step.approval };
   return { ...step.input, fields: step.input.fields.map((f) => ({ ...f })) };
@@ -66,7 +74,12 @@ export function runJson(view: RunView, config: Config, statusUrl: (runId: number
     contentVersion: run.contentVersion,
     runbookHash: run.runbookHash,
     targets: run.plan.targets,
-    arguments: Object.fromEntries(Object.entries(run.arguments).map(([ref, args]) => [ref, args.map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value }))])),
+    arguments: Object.fromEntries(
+      Object.entries(run.arguments).map(([ref, args]) => [
+        ref,
+        args.map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
+      ]),
+    ),
     createdAt: run.createdAt.toISOString(),
     statusChangedAt: run.statusChangedAt.toISOString(),
     startedAt: iso(run.startedAt),
@@ -78,7 +91,13 @@ export function runJson(view: RunView, config: Config, statusUrl: (runId: number
     stopRequestedBy: run.stopRequestedBy,
     statusVersion: run.statusVersion,
     review: view.review,
-    reviews: view.decisions.map((d) => ({ userId: d.userId, verdict: d.verdict, reason: d.reason, at: d.at.toISOString(), contentVersion: d.contentVersion ?? null })),
+    reviews: view.decisions.map((d) => ({
+      userId: d.userId,
+      verdict: d.verdict,
+      reason: d.reason,
+      at: d.at.toISOString(),
+      contentVersion: d.contentVersion ?? null,
+    })),
     steps: view.steps.map((step) => stepJson(step, planned.get(step.stepId), mask, view.stepDecisions[step.id])),
     statusUrl: statusUrl(run.id),
   };

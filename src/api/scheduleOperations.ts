@@ -80,14 +80,11 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
 
   const ETAG_HEADER = { ETag: "The schedule's content version, quoted: send it as `If-Match` to approve exactly this version." };
   const one = { description: 'The schedule.', schema: S.ScheduleEnvelope, headers: ETAG_HEADER };
-  const notFound = { description: 'No such schedule, or one the token\'s user may not see.', schema: ErrorBody };
-  const conflict = { description: 'Not possible in the schedule\'s current state.', schema: ErrorBody };
+  const notFound = { description: "No such schedule, or one the token's user may not see.", schema: ErrorBody };
+  const conflict = { description: "Not possible in the schedule's current state.", schema: ErrorBody };
 
   /** A change of one schedule: 404 first for a schedule the user may not see, then the use case. */
-  const change = (
-    action: 'pause' | 'resume' | 'remove',
-    op: Pick<Operation, 'method' | 'path' | 'operationId' | 'summary' | 'description'>,
-  ): Operation => ({
+  const change = (action: 'pause' | 'resume' | 'remove', op: Pick<Operation, 'method' | 'path' | 'operationId' | 'summary' | 'description'>): Operation => ({
     ...op,
     ...(op.method === 'post' ? { body: EmptyBody } : {}),
     responses: { 200: one, 404: notFound, 409: conflict },
@@ -120,7 +117,13 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
           queries.viewer(userId),
         );
         const at = now();
-        return { status: 200, body: { schedules: page.items.map((s) => scheduleJson(s, schedules.resultChannel(s), at)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) } };
+        return {
+          status: 200,
+          body: {
+            schedules: page.items.map((s) => scheduleJson(s, schedules.resultChannel(s), at)),
+            nextCursor: page.nextCursor === null ? null : String(page.nextCursor),
+          },
+        };
       },
     },
     {
@@ -132,19 +135,34 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
         "On a target with review, the schedule waits for review (the request appears in the target's review channel) and fires nothing until approved; on a target without review it is active at once. With `Idempotency-Key`, a retried request returns the schedule the first one created.",
       body: S.CreateScheduleBody,
       bodyRequired: true,
-      headers: [{ name: 'Idempotency-Key', description: 'Any printable ASCII string up to 200 characters, unique per intended schedule.', schema: { type: 'string', maxLength: 200 } }],
+      headers: [
+        {
+          name: 'Idempotency-Key',
+          description: 'Any printable ASCII string up to 200 characters, unique per intended schedule.',
+          schema: { type: 'string', maxLength: 200 },
+        },
+      ],
       responses: {
         201: { description: 'Created.', schema: S.ScheduleEnvelope, headers: ETAG_HEADER },
         200: { description: 'Replayed: the schedule an earlier request with this Idempotency-Key created.', schema: S.ScheduleEnvelope, headers: ETAG_HEADER },
-        422: { description: 'Unknown target, a cron or time zone that is not valid, a review nobody could give, a `channel` the author is not in (`not_in_channel`), or an Idempotency-Key reused for a different schedule.', schema: ErrorBody },
+        422: {
+          description:
+            'Unknown target, a cron or time zone that is not valid, a review nobody could give, a `channel` the author is not in (`not_in_channel`), or an Idempotency-Key reused for a different schedule.',
+          schema: ErrorBody,
+        },
       },
       async handle({ req, res, userId, body }) {
         const input = body as z.output<typeof S.CreateScheduleBody>;
         const key = req.get('idempotency-key');
-        if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+        if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+          throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
         // Its results channel lets its members see the schedule: only a channel the author is in (or the target's own).
         if (input.channel !== undefined && !(await queries.mayNameChannel(input.channel, input.target, queries.viewer(userId)))) {
-          throw new ApiError(422, 'not_in_channel', `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`);
+          throw new ApiError(
+            422,
+            'not_in_channel',
+            `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`,
+          );
         }
         const cron = normalizeCron(input.cron);
         const created = unwrap(
@@ -165,9 +183,17 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
             sourceKey: key === undefined ? null : `api:${userId}:${key}`,
           }),
         );
-        const same = created.schedule.author === userId && created.schedule.target === input.target && created.schedule.script === input.script && created.schedule.cron === cron;
+        const same =
+          created.schedule.author === userId &&
+          created.schedule.target === input.target &&
+          created.schedule.script === input.script &&
+          created.schedule.cron === cron;
         if (!created.created && !same) {
-          throw new ApiError(422, 'idempotency_conflict', `This Idempotency-Key already created schedule ${scheduleRef(created.schedule.id)} with a different target, cron or script.`);
+          throw new ApiError(
+            422,
+            'idempotency_conflict',
+            `This Idempotency-Key already created schedule ${scheduleRef(created.schedule.id)} with a different target, cron or script.`,
+          );
         }
         return answer(res, created.schedule, created.created ? 201 : 200);
       },
@@ -183,7 +209,12 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
         return answer(res, await visible(params.id!, userId), 200, true);
       },
     },
-    change('pause', { method: 'post', path: '/schedules/{id}/pause', operationId: 'pauseSchedule', summary: 'Pause an active schedule (its author or a reviewer of its target)' }),
+    change('pause', {
+      method: 'post',
+      path: '/schedules/{id}/pause',
+      operationId: 'pauseSchedule',
+      summary: 'Pause an active schedule (its author or a reviewer of its target)',
+    }),
     change('resume', {
       method: 'post',
       path: '/schedules/{id}/resume',
@@ -217,11 +248,19 @@ export function scheduleOperations(deps: ScheduleOperationDeps): Operation[] {
         await visible(params.id!, userId);
         const ifMatch = readIfMatch(req.get('if-match'));
         if (ifMatch.kind !== 'tag') {
-          throw new ApiError(428, 'precondition_required', 'Approving needs `If-Match: "<ETag>"`, the ETag of the schedule as you read it (GET /schedules/{id}): an approval names the exact version it approves.');
+          throw new ApiError(
+            428,
+            'precondition_required',
+            'Approving needs `If-Match: "<ETag>"`, the ETag of the schedule as you read it (GET /schedules/{id}): an approval names the exact version it approves.',
+          );
         }
         const outcome = await schedules.approve(params.id!, userId, ifMatch.version ?? '');
         if (!outcome.ok && outcome.code === 'stale_version') {
-          throw new ApiError(412, 'precondition_failed', `${scheduleRef(params.id!)} is no longer the version your If-Match names (what it runs was edited since you read it): GET it again, read the new version, and send its ETag.`);
+          throw new ApiError(
+            412,
+            'precondition_failed',
+            `${scheduleRef(params.id!)} is no longer the version your If-Match names (what it runs was edited since you read it): GET it again, read the new version, and send its ETag.`,
+          );
         }
         return answer(res, unwrap(outcome).schedule);
       },

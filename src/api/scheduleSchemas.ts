@@ -21,10 +21,17 @@ export const CreateScheduleBody = z
     script: scriptField,
     message: z.string().max(1000).nullable().optional().meta({ description: 'Why it runs; shown to the reviewers.' }),
     type: z.enum(SCRIPT_TYPES).optional().meta({ description: "Interpreter; the target's type by default." }),
-    channel: z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC').optional().meta({ description: "Where each firing's result is posted; the target's channel by default." }),
+    channel: z
+      .string()
+      .regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC')
+      .optional()
+      .meta({ description: "Where each firing's result is posted; the target's channel by default." }),
     notify: z.enum(NOTIFY_MODES).optional().meta({ description: 'Post every result (`always`, the default) or failures only.' }),
     overlap: z.enum(OVERLAP_MODES).optional().meta({ description: 'A firing while the last run still runs: `skip` (default), `queue` or `allow`.' }),
-    catchUp: z.enum(CATCH_UP_MODES).optional().meta({ description: 'After downtime, run the most recent missed firing once (`run`, default) or not (`skip`).' }),
+    catchUp: z
+      .enum(CATCH_UP_MODES)
+      .optional()
+      .meta({ description: 'After downtime, run the most recent missed firing once (`run`, default) or not (`skip`).' }),
   })
   .meta({ id: 'CreateSchedule' });
 
@@ -47,7 +54,11 @@ export const ListSchedulesQuery = z.strictObject({
   target: z.string().optional(),
   author: slackUser.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^\d{1,15}$/, 'a cursor from a previous page').optional().meta({ description: 'The `nextCursor` of the previous page.' }),
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}$/, 'a cursor from a previous page')
+    .optional()
+    .meta({ description: 'The `nextCursor` of the previous page.' }),
 });
 
 const ScheduleReview = z.object({
@@ -68,8 +79,11 @@ export const Schedule = z
     type: z.enum(SCRIPT_TYPES),
     script: z.string(),
     message: z.string().nullable(),
-    channel: z.string().nullable().meta({ description: 'The channel given for results; null: the target\'s.' }),
-    resultChannel: z.string().nullable().meta({ description: 'Where results go: `channel`, else the target\'s channel, else where the schedule was asked for.' }),
+    channel: z.string().nullable().meta({ description: "The channel given for results; null: the target's." }),
+    resultChannel: z
+      .string()
+      .nullable()
+      .meta({ description: "Where results go: `channel`, else the target's channel, else where the schedule was asked for." }),
     notify: z.enum(NOTIFY_MODES),
     overlap: z.enum(OVERLAP_MODES),
     catchUp: z.enum(CATCH_UP_MODES),

@@ -29,7 +29,11 @@ export const CreateTaskBody = z
     script: scriptField,
     message: messageField.nullable().optional(),
     type: z.enum(SCRIPT_TYPES).optional().meta({ description: "Interpreter; the target's type by default." }),
-    channel: z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC').optional().meta({ description: "Where the card is posted; the target's channel by default." }),
+    channel: z
+      .string()
+      .regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC')
+      .optional()
+      .meta({ description: "Where the card is posted; the target's channel by default." }),
   })
   .meta({ id: 'CreateTask' });
 
@@ -57,7 +61,10 @@ const statusList = z
 
 const since = z.iso.datetime({ offset: true }).meta({ description: 'Only items created at or after this time (RFC 3339).' });
 const limit = z.coerce.number().int().min(1).max(200).default(50);
-const cursor = z.string().regex(/^\d{1,15}$/, 'a cursor from a previous page').meta({ description: 'The `nextCursor` of the previous page.' });
+const cursor = z
+  .string()
+  .regex(/^\d{1,15}$/, 'a cursor from a previous page')
+  .meta({ description: 'The `nextCursor` of the previous page.' });
 
 export const ListTasksQuery = z.strictObject({
   status: statusList.optional(),
@@ -121,10 +128,14 @@ export const Task = z
     startedAt: timestamp.nullable(),
     finishedAt: timestamp.nullable(),
     result: TaskResult,
-    contentVersion: hash.meta({ description: 'SHA-256 over everything that runs (target, type, script, message, arguments, recipe); the ETag. An edit changes it.' }),
+    contentVersion: hash.meta({
+      description: 'SHA-256 over everything that runs (target, type, script, message, arguments, recipe); the ETag. An edit changes it.',
+    }),
     arguments: z.array(TaskArgument).meta({ description: 'A recipe task\'s arguments in declared order ("$1"…); empty otherwise.' }),
     recipe: z.object({ name: z.string(), hash }).nullable().meta({ description: 'The recipe the task was started from and the hash of its definition then.' }),
-    trigger: z.object({ kind: z.enum(['slack', 'api', 'schedule', 'webhook', 'run']), run: id.optional() }).meta({ description: "How it was started; a run's script step names its run." }),
+    trigger: z
+      .object({ kind: z.enum(['slack', 'api', 'schedule', 'webhook', 'run']), run: id.optional() })
+      .meta({ description: "How it was started; a run's script step names its run." }),
     outputs: z.record(z.string(), z.string()).nullable().meta({ description: "A run step's $COUNTERSIGN_OUTPUT values (masked); null otherwise." }),
     /** Only on a single task, not in lists. */
     reviews: z.array(Review).optional(),
@@ -162,7 +173,9 @@ export const Execution = z
     exitCode: z.int().nullable(),
     failureMessage: z.string().nullable(),
     outputBytes: z.int().min(0),
-    plan: z.array(z.array(z.object({ host: z.string(), port: z.int(), user: z.string() }))).meta({ description: 'Groups of hosts, run one group after another.' }),
+    plan: z
+      .array(z.array(z.object({ host: z.string(), port: z.int(), user: z.string() })))
+      .meta({ description: 'Groups of hosts, run one group after another.' }),
     steps: z.array(Step),
   })
   .meta({ id: 'Execution' });

@@ -41,7 +41,17 @@ export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDeci
     trigger: task.runStep ? { kind: task.source, run: task.runStep.runId } : { kind: task.source },
     // Outputs may hold what a script chose to write: its target's secrets and fixed values masked.
     outputs: task.outputs ? Object.fromEntries(Object.entries(task.outputs).map(([k, v]) => [k, mask(v)])) : null,
-    ...(reviews ? { reviews: reviews.map((r) => ({ userId: r.userId, verdict: r.verdict, reason: r.reason, at: r.at.toISOString(), contentVersion: r.contentVersion ?? null })) } : {}),
+    ...(reviews
+      ? {
+          reviews: reviews.map((r) => ({
+            userId: r.userId,
+            verdict: r.verdict,
+            reason: r.reason,
+            at: r.at.toISOString(),
+            contentVersion: r.contentVersion ?? null,
+          })),
+        }
+      : {}),
     statusUrl: links.statusUrl(task.id),
     logUrl: links.logUrl(task.id),
   };
@@ -80,5 +90,13 @@ export function executionJson(execution: Execution, steps: readonly ExecutionSte
 }
 
 export function eventJson(event: EventRow) {
-  return { id: event.id, at: event.created_at.toISOString(), taskId: event.task_id, subject: event.subject ?? null, type: event.type, actor: event.actor, data: event.data };
+  return {
+    id: event.id,
+    at: event.created_at.toISOString(),
+    taskId: event.task_id,
+    subject: event.subject ?? null,
+    type: event.type,
+    actor: event.actor,
+    data: event.data,
+  };
 }

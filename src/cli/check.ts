@@ -62,7 +62,11 @@ export async function runCheckCommand(args: string[], source: NodeJS.ProcessEnv 
   let slack: SlackSettings | null = null;
   try {
     const env = readEnv(source);
-    slack = { botToken: source.SLACK_BOT_TOKEN?.trim() || undefined, missing: env.slackMissing.filter((name) => name !== 'SLACK_BOT_TOKEN'), apiUrl: env.slackApiUrl };
+    slack = {
+      botToken: source.SLACK_BOT_TOKEN?.trim() || undefined,
+      missing: env.slackMissing.filter((name) => name !== 'SLACK_BOT_TOKEN'),
+      apiUrl: env.slackApiUrl,
+    };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     envProblems.push(...error.problems);

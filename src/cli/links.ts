@@ -23,7 +23,11 @@ export async function runLinksCommand(args: string[], db: Db, out: (line: string
     const keys = await ensureLinkKeys(db);
     const current = currentKey(keys);
     for (const key of keys) {
-      const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : key.version === current?.version ? 'signs new links' : 'verifies links until they expire';
+      const state = key.revokedAt
+        ? `revoked ${key.revokedAt.toISOString()}`
+        : key.version === current?.version
+          ? 'signs new links'
+          : 'verifies links until they expire';
       out(`${key.version}\tcreated ${key.createdAt.toISOString()}\t${state}`);
     }
   } else if (command === 'rotate') {

@@ -24,7 +24,9 @@ export async function runTokenCommand(args: string[], db: Db, out: (line: string
     out(token);
   } else if (command === 'list') {
     for (const t of await listApiTokens(db)) {
-      out(`${t.id}\t${t.name}\t${t.userId}\tcreated ${t.createdAt.toISOString()}\t${t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : t.lastUsedAt ? `last used ${t.lastUsedAt.toISOString()}` : 'never used'}`);
+      out(
+        `${t.id}\t${t.name}\t${t.userId}\tcreated ${t.createdAt.toISOString()}\t${t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : t.lastUsedAt ? `last used ${t.lastUsedAt.toISOString()}` : 'never used'}`,
+      );
     }
   } else if (command === 'revoke') {
     const id = Number(rest[0]);

@@ -10,8 +10,7 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
-const url = (name: string) =>
-  optionalText.refine((value) => value === undefined || /^https?:\/\/[^\s]+$/.test(value), `${name} must be an http(s) URL`);
+const url = (name: string) => optionalText.refine((value) => value === undefined || /^https?:\/\/[^\s]+$/.test(value), `${name} must be an http(s) URL`);
 
 const envSchema = z.object({
   DATABASE_URL: optionalText.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), 'expected postgres://user:pass@host:port/db'),
@@ -70,9 +69,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
   return {
     databaseUrl: env.DATABASE_URL,
     slack:
-      slackMissing.length === 0 && env.SLACK_BOT_TOKEN !== undefined
-        ? { signingSecret: env.SLACK_SIGNING_SECRET ?? '', botToken: env.SLACK_BOT_TOKEN }
-        : null,
+      slackMissing.length === 0 && env.SLACK_BOT_TOKEN !== undefined ? { signingSecret: env.SLACK_SIGNING_SECRET ?? '', botToken: env.SLACK_BOT_TOKEN } : null,
     slackMissing,
     slackAppToken: env.SLACK_APP_TOKEN,
     slackApiUrl: env.SLACK_API_URL === undefined ? undefined : env.SLACK_API_URL.replace(/\/?$/, '/'),

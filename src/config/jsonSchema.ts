@@ -26,10 +26,12 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   runner: 'How this process runs tasks.',
   'runner.maxConcurrentRuns': 'Runs this process carries out at once (20).',
   'runner.leaseTimeout': 'A run whose process stops renewing its lease this long is taken as lost, when its runner has no liveness lock (30s).',
-  'runner.livenessTimeout': 'How long a runner cut off from Postgres (a silent partition) may stay silent before its runs are given up (60s); a crashed runner is found in about a second.',
+  'runner.livenessTimeout':
+    'How long a runner cut off from Postgres (a silent partition) may stay silent before its runs are given up (60s); a crashed runner is found in about a second.',
   'runner.pollInterval': 'How often ready tasks are looked for besides notifications (2s).',
   'runner.killGrace': 'After TERM, how long before KILL (5s).',
-  'runner.shutdownGrace': 'On SIGTERM, how long running tasks may go on before they are stopped (30s). Give the pod a termination grace period longer than shutdownGrace + killGrace.',
+  'runner.shutdownGrace':
+    'On SIGTERM, how long running tasks may go on before they are stopped (30s). Give the pod a termination grace period longer than shutdownGrace + killGrace.',
   'runner.maxOutput': 'Stored output per task (10MB); beyond it the head and the last lines are kept.',
   targets: 'Where scripts may run, by name (letters, digits, -, _ and .).',
   'targets.*': 'A target: its hosts, how to log in, its secrets and its review policy.',
@@ -42,7 +44,8 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   'targets.*.ssh': 'How countersign logs in: exactly one of privateKeyFile or privateKeyEnv, and the pinned host keys.',
   'targets.*.ssh.privateKeyFile': 'Path of the private key (OpenSSH or PEM), relative to this file.',
   'targets.*.ssh.privateKeyEnv': 'Name of an environment variable holding the private key.',
-  'targets.*.ssh.knownHosts': 'Pinned host keys in known_hosts format ("host ssh-ed25519 AAAA..."; ssh-keyscan prints them). An unknown or changed key refuses to run.',
+  'targets.*.ssh.knownHosts':
+    'Pinned host keys in known_hosts format ("host ssh-ed25519 AAAA..."; ssh-keyscan prints them). An unknown or changed key refuses to run.',
   'targets.*.channel': 'A Slack channel id (C0123ABC): where scheduled results go.',
   'targets.*.timeout': 'A run is stopped (TERM, then KILL) this long after its script started (15m).',
   'targets.*.connectTimeout': 'Bound on the SSH handshake (10s).',
@@ -64,7 +67,7 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   'targets.*.review.groups[].users': 'Slack user ids whose approvals count for this group.',
   'targets.*.review.groups[].usergroup': 'A Slack user group id: its members count for this group too.',
   'targets.*.review.groups[].approvals': 'Approvals this group must give (1). Authors never approve their own tasks.',
-  'targets.*.review.groups[].dm': "Direct-message each member (but the author) when a review is requested.",
+  'targets.*.review.groups[].dm': 'Direct-message each member (but the author) when a review is requested.',
   'targets.*.review.expiresAfter': 'A review still pending this long is rejected (e.g. 24h).',
   'targets.*.viewers': "Who may read this target's tasks and output besides authors, reviewers, card channel members and admins.",
   recipes: 'Saved tasks with arguments, started with /task start <name> or by a hook.',
@@ -75,7 +78,8 @@ export const FIELD_DOCS: Readonly<Record<string, string>> = {
   hooks: 'Webhooks: POST /hooks/<id> starts the recipe.',
   'hooks.*.recipe': 'A recipe from recipes or recipeFiles (not an imported one).',
   'hooks.*.secret': 'The shared secret ({ env } or { file }), at least 16 characters.',
-  'hooks.*.signature': 'How deliveries prove the secret: countersign (timestamped HMAC, the default), github (X-Hub-Signature-256 + X-GitHub-Delivery) or bearer (cannot prevent replay).',
+  'hooks.*.signature':
+    'How deliveries prove the secret: countersign (timestamped HMAC, the default), github (X-Hub-Signature-256 + X-GitHub-Delivery) or bearer (cannot prevent replay).',
   'hooks.*.channel': "Where the task's card goes (the target's channel otherwise).",
   'hooks.*.arguments': 'Arguments the hook sets: a literal, or { from: "path.in.body" }.',
 };

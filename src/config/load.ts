@@ -95,10 +95,17 @@ export function inspectConfig(text: string, path: string, env: NodeJS.ProcessEnv
  * after, targets, secrets, http.allow): a reference may not also be a recipe's name. The map
  * returned holds the runbooks only; recipes stay in `recipes`.
  */
-function resolveRunbooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, targets: ReadonlyMap<string, Target>, http: ReturnType<typeof httpSettingsFromConfig>, problems: string[]): Map<string, Runbook> {
+function resolveRunbooks(
+  file: ConfigFile,
+  recipes: ReadonlyMap<string, Recipe>,
+  targets: ReadonlyMap<string, Target>,
+  http: ReturnType<typeof httpSettingsFromConfig>,
+  problems: string[],
+): Map<string, Runbook> {
   const runbooks = new Map<string, Runbook>();
   for (const [reference, body] of Object.entries(file.runbooks ?? {})) {
-    if (recipes.has(reference)) problems.push(`runbooks.${reference}: ${reference} is also a recipe's name (recipes are one-step runbooks: one name, one definition)`);
+    if (recipes.has(reference))
+      problems.push(`runbooks.${reference}: ${reference} is also a recipe's name (recipes are one-step runbooks: one name, one definition)`);
     else runbooks.set(reference, runbookFromBody(reference, body, 'config'));
   }
   if (runbooks.size === 0) return runbooks;
@@ -162,7 +169,14 @@ function resolveRecipes(file: ConfigFile, baseDir: string, problems: string[]): 
 /** A hook secret this short could be guessed. */
 export const MIN_HOOK_SECRET_LENGTH = 16;
 
-function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, runbooks: ReadonlyMap<string, Runbook>, baseDir: string, env: NodeJS.ProcessEnv, problems: string[]): Map<string, Hook> {
+function resolveHooks(
+  file: ConfigFile,
+  recipes: ReadonlyMap<string, Recipe>,
+  runbooks: ReadonlyMap<string, Runbook>,
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): Map<string, Hook> {
   const hooks = new Map<string, Hook>();
   for (const [id, hook] of Object.entries(file.hooks ?? {})) {
     const field = `hooks.${id}`;
@@ -171,8 +185,10 @@ function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, ru
     const recipeOnly = recipes.get(reference);
     const runbook = runbooks.get(reference);
     // Only config runbooks and recipes: an imported one can be replaced from Slack, which would change what the hook runs.
-    if (!recipeOnly && !runbook) problems.push(`${field}.${hook.runbook !== undefined ? 'runbook' : 'recipe'}: there is no runbook ${reference} in runbooks, recipes or recipeFiles`);
-    else if (runbook && !runbook.triggeredBy.some((t) => t.kind === 'webhook')) problems.push(`${field}.runbook: ${reference} is not started by webhooks (add webhook to its triggeredBy)`);
+    if (!recipeOnly && !runbook)
+      problems.push(`${field}.${hook.runbook !== undefined ? 'runbook' : 'recipe'}: there is no runbook ${reference} in runbooks, recipes or recipeFiles`);
+    else if (runbook && !runbook.triggeredBy.some((t) => t.kind === 'webhook'))
+      problems.push(`${field}.runbook: ${reference} is not started by webhooks (add webhook to its triggeredBy)`);
     const recipe = recipeOnly ?? (runbook ? { name: runbook.reference, arguments: runbook.arguments } : undefined);
     let secret = '';
     if ('env' in hook.secret) {
@@ -185,7 +201,8 @@ function resolveHooks(file: ConfigFile, recipes: ReadonlyMap<string, Recipe>, ru
         problems.push(`${field}.secret: cannot read ${hook.secret.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
       }
     }
-    if (secret !== '' && [...secret].length < MIN_HOOK_SECRET_LENGTH) problems.push(`${field}.secret: the secret is shorter than ${MIN_HOOK_SECRET_LENGTH} characters`);
+    if (secret !== '' && [...secret].length < MIN_HOOK_SECRET_LENGTH)
+      problems.push(`${field}.secret: the secret is shorter than ${MIN_HOOK_SECRET_LENGTH} characters`);
     const args = new Map<string, HookArgument>();
     for (const [name, source] of Object.entries(hook.arguments ?? {})) {
       const declared = recipe?.arguments.find((a) => a.name === name);
@@ -208,7 +225,9 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
     try {
       privateKey = readFileSync(resolve(baseDir, file.ssh.privateKeyFile), 'utf8');
     } catch (error) {
-      problems.push(`${field}.ssh.privateKeyFile: cannot read ${file.ssh.privateKeyFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      problems.push(
+        `${field}.ssh.privateKeyFile: cannot read ${file.ssh.privateKeyFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
   } else if (file.ssh.privateKeyEnv !== undefined) {
     privateKey = env[file.ssh.privateKeyEnv] ?? '';
@@ -292,7 +311,9 @@ function resolveTarget(name: string, file: TargetFile, baseDir: string, env: Nod
             ...(g.usergroup !== undefined ? { usergroup: g.usergroup } : {}),
             ...(g.dm ? { dm: true } : {}),
           })),
-          ...(file.review.expiresAfter !== undefined ? { expiresAfter: { ms: parseDuration(file.review.expiresAfter) ?? 0, text: file.review.expiresAfter.trim() } } : {}),
+          ...(file.review.expiresAfter !== undefined
+            ? { expiresAfter: { ms: parseDuration(file.review.expiresAfter) ?? 0, text: file.review.expiresAfter.trim() } }
+            : {}),
         }
       : null,
   };

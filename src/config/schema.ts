@@ -13,8 +13,7 @@ import { secretNameProblem, validRunAsWords } from '../exec/remoteCommand.js';
 import { httpConfigSchema } from '../exec/httpStep.js';
 import { RUNBOOK_REFERENCE, runbooksConfigSchema } from '../domain/runbook/index.js';
 
-const slackId = (what: string, first: string) =>
-  z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
+const slackId = (what: string, first: string) => z.string().regex(new RegExp(`^[${first}][A-Z0-9]{2,}$`), `expected a Slack ${what} id like ${first}0123ABC`);
 
 const duration = durationSchema;
 
@@ -34,7 +33,8 @@ export const MIN_SECRET_LENGTH = 4;
 
 /** Why a resolved secret value cannot be used, or null when it can (checked where values are read: load.ts). */
 export function secretValueProblem(value: string): string | null {
-  if ([...value].length < MIN_SECRET_LENGTH) return `the value is shorter than ${MIN_SECRET_LENGTH} characters: masking it would mask common text in all output`;
+  if ([...value].length < MIN_SECRET_LENGTH)
+    return `the value is shorter than ${MIN_SECRET_LENGTH} characters: masking it would mask common text in all output`;
   return null;
 }
 
@@ -77,7 +77,10 @@ const host = z.strictObject({
 const ssh = z
   .strictObject({
     privateKeyFile: z.string().min(1).optional(),
-    privateKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+    privateKeyEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
     knownHosts: z.union([z.string(), z.array(z.string())]),
   })
   .refine((value) => (value.privateKeyFile === undefined) !== (value.privateKeyEnv === undefined), {
@@ -129,7 +132,10 @@ const target = z.strictObject({
   runAs: z
     .string()
     .refine((value) => validRunAsWords(value.trim().split(/\s+/)), 'expected a command prefix of plain words, e.g. "sudo -n -u app"')
-    .refine((value) => sudoIsNonInteractive(value.trim().split(/\s+/)), 'sudo must be given -n (non-interactive), e.g. "sudo -n -u app": without it sudo may wait for a password nobody can type')
+    .refine(
+      (value) => sudoIsNonInteractive(value.trim().split(/\s+/)),
+      'sudo must be given -n (non-interactive), e.g. "sudo -n -u app": without it sudo may wait for a password nobody can type',
+    )
     .optional(),
   secrets: z.record(secretName, secretSource).optional(),
   redact: z.array(z.string().min(1)).optional(),
@@ -178,7 +184,9 @@ const hook = z.strictObject({
       z.union([
         z.string(),
         z.strictObject({ value: z.string() }),
-        z.strictObject({ from: z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'expected a dotted path into the JSON body, e.g. "pull_request.head.ref"') }),
+        z.strictObject({
+          from: z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'expected a dotted path into the JSON body, e.g. "pull_request.head.ref"'),
+        }),
       ]),
     )
     .optional(),
@@ -189,13 +197,26 @@ export const configFileSchema = z.strictObject({
   admins: peopleSchema.optional(),
   /** Links to task pages (in cards, answers, the API): how long one stays valid. */
   links: z.strictObject({ ttl: duration.default('24h') }).optional(),
-  runner: runner.default({ maxConcurrentRuns: 20, leaseTimeout: '30s', livenessTimeout: '60s', pollInterval: '2s', killGrace: '5s', shutdownGrace: '30s', maxOutput: '10MB' }),
+  runner: runner.default({
+    maxConcurrentRuns: 20,
+    leaseTimeout: '30s',
+    livenessTimeout: '60s',
+    pollInterval: '2s',
+    killGrace: '5s',
+    shutdownGrace: '30s',
+    maxOutput: '10MB',
+  }),
   targets: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'target names use letters, digits, -, _ and .'), target),
   /** Saved tasks with arguments (read-only; `/task recipe import` adds others to the database). */
   recipes: z.record(z.string().regex(RECIPE_NAME, 'recipe names use letters, digits, -, _ and . (at most 64)'), recipeBodySchema).optional(),
   /** JSON files in the export format: a file, a directory, or `dir/*.json`. */
   recipeFiles: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
-  hooks: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'hook ids use letters, digits, - and _'), hook.refine((h) => (h.runbook === undefined) !== (h.recipe === undefined), { message: 'name the runbook the hook starts (runbook: <reference>)' })).optional(),
+  hooks: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'hook ids use letters, digits, - and _'),
+      hook.refine((h) => (h.runbook === undefined) !== (h.recipe === undefined), { message: 'name the runbook the hook starts (runbook: <reference>)' }),
+    )
+    .optional(),
   /** Runbooks (src/domain/runbook/definition.ts), keyed by reference; recipes join them as one-step runbooks. */
   runbooks: runbooksConfigSchema.optional(),
   /** Where runbook http steps may send requests (src/exec/httpStep.ts); absent: nowhere. */

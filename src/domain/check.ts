@@ -57,7 +57,14 @@ export function problemRows(problems: readonly string[], configPath: string): Ch
 export function envProblemRows(problems: readonly string[]): CheckRow[] {
   return problems.map((problem) => {
     const { field, message } = splitProblem(problem);
-    return { area: 'env', subject: field || 'environment', status: 'fail', ms: null, detail: message, fix: `fix ${field || 'the environment'} where countersign runs` };
+    return {
+      area: 'env',
+      subject: field || 'environment',
+      status: 'fail',
+      ms: null,
+      detail: message,
+      fix: `fix ${field || 'the environment'} where countersign runs`,
+    };
   });
 }
 
@@ -140,7 +147,13 @@ function printable(text: string): string {
  */
 export function formatTable(rows: readonly CheckRow[]): string {
   const header = ['CHECK', 'SUBJECT', 'RESULT', 'TIME', 'DETAIL'];
-  const cells = rows.map((row) => [row.area, printable(row.subject), RESULT[row.status], row.ms === null ? '' : `${Math.round(row.ms)} ms`, printable(row.detail)]);
+  const cells = rows.map((row) => [
+    row.area,
+    printable(row.subject),
+    RESULT[row.status],
+    row.ms === null ? '' : `${Math.round(row.ms)} ms`,
+    printable(row.detail),
+  ]);
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((cell) => cell[column]!.length)));
   // Left-aligned except the time, which reads better right-aligned; the detail is never padded.
   const line = (cell: string[]) =>

@@ -188,7 +188,8 @@ type Read<T> = { ok: true; value: T } | { ok: false; error: string };
 /** `--in` takes `90s`, `10m`, `2h` or `1d`, at most a week. */
 export function parseDelay(value: string): Read<number> {
   const duration = value === '' ? null : parseDuration(value);
-  if (duration === null || duration <= 0) return { ok: false, error: `\`--in\` takes a delay such as \`10m\`, \`2h\` or \`1d\`${value === '' ? '' : `, not \`${clip(value, 20)}\``}.` };
+  if (duration === null || duration <= 0)
+    return { ok: false, error: `\`--in\` takes a delay such as \`10m\`, \`2h\` or \`1d\`${value === '' ? '' : `, not \`${clip(value, 20)}\``}.` };
   if (duration > MAX_DELAY_MS) return { ok: false, error: '`--in` is at most 7 days; schedule anything later.' };
   return { ok: true, value: duration };
 }

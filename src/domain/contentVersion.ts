@@ -46,7 +46,9 @@ export interface TaskContent {
  * hashes: equal hashes would confirm the guess.
  */
 export function sealFixedValue(key: string, owner: string, value: string): string {
-  return `hmac-sha256:${createHmac('sha256', key).update(JSON.stringify([owner, value]), 'utf8').digest('hex')}`;
+  return `hmac-sha256:${createHmac('sha256', key)
+    .update(JSON.stringify([owner, value]), 'utf8')
+    .digest('hex')}`;
 }
 
 /** The task's content version (64 hex digits). */
@@ -56,7 +58,11 @@ export function contentVersion(content: TaskContent, key: string): string {
     type: content.type,
     script: content.script,
     message: content.message,
-    arguments: (content.arguments ?? []).map((arg) => ({ name: arg.name, kind: arg.kind, value: arg.kind === 'fixed' ? sealFixedValue(key, content.recipe?.name ?? '', arg.value) : arg.value })),
+    arguments: (content.arguments ?? []).map((arg) => ({
+      name: arg.name,
+      kind: arg.kind,
+      value: arg.kind === 'fixed' ? sealFixedValue(key, content.recipe?.name ?? '', arg.value) : arg.value,
+    })),
     recipe: content.recipe ? { name: content.recipe.name, hash: content.recipe.hash } : null,
   });
 }
@@ -76,7 +82,9 @@ export function definitionContentHash(domain: string, definition: Readonly<Recor
     ...definition,
     arguments: args.map((arg: unknown) => {
       const a = arg as Record<string, unknown>;
-      return a && a.kind === 'fixed' && typeof a.value === 'string' ? { ...a, value: sealFixedValue(key, String(definition.reference ?? definition.name ?? ''), a.value) } : a;
+      return a && a.kind === 'fixed' && typeof a.value === 'string'
+        ? { ...a, value: sealFixedValue(key, String(definition.reference ?? definition.name ?? ''), a.value) }
+        : a;
     }),
   });
 }

@@ -67,7 +67,8 @@ function matcherFor(expression: string, tz: string): Matcher {
   const task = createTask(expression, () => undefined, { timezone: tz, name: 'countersign-fire-times' });
   void task.destroy();
   const next = (task as unknown as { timeMatcher?: Partial<TimeMatcher> }).timeMatcher;
-  if (!next || typeof next.getNextMatch !== 'function') throw new Error('node-cron no longer exposes its TimeMatcher: check the node-cron version (4.6.x expected)');
+  if (!next || typeof next.getNextMatch !== 'function')
+    throw new Error('node-cron no longer exposes its TimeMatcher: check the node-cron version (4.6.x expected)');
   const matcher = { task, next: next as TimeMatcher };
   matchers.set(key, matcher);
   if (matchers.size > MAX_MATCHERS) matchers.delete(matchers.keys().next().value as string);

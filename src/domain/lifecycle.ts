@@ -11,18 +11,7 @@
  * The store enforces the same rule in SQL (UPDATE ... WHERE status = expected), so two
  * replicas or two clicks can never both win; this module is the pure half of that rule.
  */
-export const TASK_STATUSES = [
-  'created',
-  'pending-review',
-  'approved',
-  'rejected',
-  'ready',
-  'running',
-  'success',
-  'failure',
-  'killed',
-  'cancelled',
-] as const;
+export const TASK_STATUSES = ['created', 'pending-review', 'approved', 'rejected', 'ready', 'running', 'success', 'failure', 'killed', 'cancelled'] as const;
 
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 

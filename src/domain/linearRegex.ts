@@ -66,7 +66,10 @@ export function compileLinear(pattern: string, options: CompileOptions = {}): Co
   try {
     compiled = RE2JS.compile(pattern, options.caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
   } catch (error) {
-    return { ok: false, error: `not a valid pattern for the linear-time engine (RE2 syntax: no backreferences or lookaround): ${error instanceof Error ? error.message.replace(/^error parsing regexp: /, '') : String(error)}` };
+    return {
+      ok: false,
+      error: `not a valid pattern for the linear-time engine (RE2 syntax: no backreferences or lookaround): ${error instanceof Error ? error.message.replace(/^error parsing regexp: /, '') : String(error)}`,
+    };
   }
   const programSize = compiled.programSize();
   if (programSize > max) return tooComplex(programSize, max, false);
@@ -121,7 +124,8 @@ export function documentPatternsProblem(patterns: readonly unknown[]): string | 
   let steps = 0;
   for (const text of texts) {
     steps += estimateProgramSize(text, MAX_DOCUMENT_PROGRAM);
-    if (steps > MAX_DOCUMENT_PROGRAM) return `the patterns together compile to more than ${MAX_DOCUMENT_PROGRAM} steps (at most ${MAX_DOCUMENT_PROGRAM} in one recipe or runbook): use smaller repeat counts such as {1,64}`;
+    if (steps > MAX_DOCUMENT_PROGRAM)
+      return `the patterns together compile to more than ${MAX_DOCUMENT_PROGRAM} steps (at most ${MAX_DOCUMENT_PROGRAM} in one recipe or runbook): use smaller repeat counts such as {1,64}`;
   }
   return null;
 }

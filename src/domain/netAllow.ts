@@ -127,7 +127,8 @@ export function checkUrlHost(allow: NetAllow, hostname: string): HostCheck {
     return covered(allow, bare) ? { ok: true, kind: 'address', host: bare } : { ok: false, reason: `${bare} is not covered by http.allow` };
   }
   const name = normaliseName(bare);
-  if (allow.names.includes(name) || allow.suffixes.some((suffix) => name.endsWith(suffix) && name.length > suffix.length)) return { ok: true, kind: 'name', host: name };
+  if (allow.names.includes(name) || allow.suffixes.some((suffix) => name.endsWith(suffix) && name.length > suffix.length))
+    return { ok: true, kind: 'name', host: name };
   return { ok: false, reason: `the host ${name} is not in http.allow` };
 }
 

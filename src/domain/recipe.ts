@@ -27,7 +27,15 @@ export type ArgumentKind = 'fixed' | 'options' | 'input';
 export type RecipeArgument =
   | { name: string; kind: 'fixed'; value: string; label?: string | undefined }
   | { name: string; kind: 'options'; options: string[]; default?: string | undefined; label?: string | undefined }
-  | { name: string; kind: 'input'; pattern?: string | undefined; required: boolean; default?: string | undefined; label?: string | undefined; hint?: string | undefined };
+  | {
+      name: string;
+      kind: 'input';
+      pattern?: string | undefined;
+      required: boolean;
+      default?: string | undefined;
+      label?: string | undefined;
+      hint?: string | undefined;
+    };
 
 export interface Recipe {
   name: string;
@@ -111,7 +119,10 @@ export function patternMismatch(pattern: string, value: string): 'invalid-patter
 
 /** A fixed value is required; exports leave it out, so say what to do when it is missing. */
 const fixedValue = z
-  .string({ error: (issue) => (issue.input === undefined ? 'a fixed argument needs its value (exports leave fixed values out: fill it in before importing)' : 'expected a string') })
+  .string({
+    error: (issue) =>
+      issue.input === undefined ? 'a fixed argument needs its value (exports leave fixed values out: fill it in before importing)' : 'expected a string',
+  })
   .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
   .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
 
@@ -151,7 +162,12 @@ export const recipeArgumentSchema = z.discriminatedUnion('kind', [
     .superRefine((a, ctx) => {
       if (a.default === undefined || a.pattern === undefined || patternProblem(a.pattern) !== null) return;
       const mismatch = patternMismatch(a.pattern, a.default);
-      if (mismatch === 'too-long') ctx.addIssue({ code: 'custom', message: `the default is longer than this pattern checks (${maxMatchedChars(a.pattern)} characters)`, path: ['default'] });
+      if (mismatch === 'too-long')
+        ctx.addIssue({
+          code: 'custom',
+          message: `the default is longer than this pattern checks (${maxMatchedChars(a.pattern)} characters)`,
+          path: ['default'],
+        });
       else if (mismatch !== null) ctx.addIssue({ code: 'custom', message: 'the default does not match the pattern', path: ['default'] });
     }),
 ]);
@@ -173,7 +189,12 @@ export const recipeBodySchema = z
     const seen = new Map<string, number>();
     recipe.arguments.forEach((arg, index) => {
       const upper = arg.name.toUpperCase();
-      if (seen.has(upper)) ctx.addIssue({ code: 'custom', message: `the argument ${arg.name} is declared twice (names are compared uppercased: ARG_${upper})`, path: ['arguments', index, 'name'] });
+      if (seen.has(upper))
+        ctx.addIssue({
+          code: 'custom',
+          message: `the argument ${arg.name} is declared twice (names are compared uppercased: ARG_${upper})`,
+          path: ['arguments', index, 'name'],
+        });
       seen.set(upper, index);
     });
   });
@@ -197,13 +218,15 @@ const editorsSchema = peopleSchema;
 
 /** Parses one recipe in the export format; problems name their field (`arguments[1].pattern: ...`). */
 export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | { ok: false; problems: string[] } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problems: ['expected a JSON object with name, target, script and arguments'] };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, problems: ['expected a JSON object with name, target, script and arguments'] };
   const { format, name, editors, ...body } = value as Record<string, unknown>;
   const problems: string[] = [];
   if (format !== undefined && format !== RECIPE_FORMAT) problems.push(`format: expected "${RECIPE_FORMAT}"`);
   if (typeof name !== 'string' || !RECIPE_NAME.test(name)) problems.push('name: recipe names use letters, digits, -, _ and . (at most 64)');
   const parsedEditors = editors === undefined ? null : editorsSchema.safeParse(editors);
-  if (parsedEditors && !parsedEditors.success) problems.push(...describe(parsedEditors.error.issues.map((issue) => ({ ...issue, path: ['editors', ...issue.path] }))));
+  if (parsedEditors && !parsedEditors.success)
+    problems.push(...describe(parsedEditors.error.issues.map((issue) => ({ ...issue, path: ['editors', ...issue.path] }))));
   // Before the schema compiles any pattern: their total is bounded too.
   const tooMany = documentPatternsProblem(rawArgumentPatterns(body.arguments));
   if (tooMany !== null) return { ok: false, problems: [...problems, `arguments: ${tooMany}`] };
@@ -221,13 +244,18 @@ export function parseRecipeJson(value: unknown): { ok: true; recipe: Recipe } | 
  * schema's to refuse.
  */
 export function rawArgumentPatterns(args: unknown): unknown[] {
-  return Array.isArray(args) ? args.map((arg: unknown) => (typeof arg === 'object' && arg !== null ? (arg as Record<string, unknown>).pattern : undefined)) : [];
+  return Array.isArray(args)
+    ? args.map((arg: unknown) => (typeof arg === 'object' && arg !== null ? (arg as Record<string, unknown>).pattern : undefined))
+    : [];
 }
 
 function describe(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => {
     const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
-    const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}` : issue.message.replace(/^Invalid input: /, '');
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}`
+        : issue.message.replace(/^Invalid input: /, '');
     return path === '' ? message : `${path}: ${message}`;
   });
 }
@@ -254,8 +282,14 @@ export function recipeDefinition(recipe: Recipe): Record<string, unknown> {
  */
 export function exportRecipe(recipe: Recipe): string {
   const out = recipeDefinition(recipe);
-  out.arguments = (out.arguments as Array<Record<string, unknown>>).map((a) => (a.kind === 'fixed' ? Object.fromEntries(Object.entries(a).filter(([key]) => key !== 'value')) : a));
-  if (recipe.editors) out.editors = { ...(recipe.editors.users.length > 0 ? { users: [...recipe.editors.users] } : {}), ...(recipe.editors.usergroup ? { usergroup: recipe.editors.usergroup } : {}) };
+  out.arguments = (out.arguments as Array<Record<string, unknown>>).map((a) =>
+    a.kind === 'fixed' ? Object.fromEntries(Object.entries(a).filter(([key]) => key !== 'value')) : a,
+  );
+  if (recipe.editors)
+    out.editors = {
+      ...(recipe.editors.users.length > 0 ? { users: [...recipe.editors.users] } : {}),
+      ...(recipe.editors.usergroup ? { usergroup: recipe.editors.usergroup } : {}),
+    };
   return JSON.stringify(out, null, 2);
 }
 
@@ -280,7 +314,10 @@ export interface ArgumentError {
  * argument in declared order, fixed ones included. Fixed arguments cannot be given; unknown
  * names are refused; a missing option takes its default; an input must match its whole pattern.
  */
-export function resolveArguments(recipe: Recipe, given: Readonly<Record<string, unknown>>): { ok: true; values: TaskArgument[] } | { ok: false; errors: ArgumentError[] } {
+export function resolveArguments(
+  recipe: Recipe,
+  given: Readonly<Record<string, unknown>>,
+): { ok: true; values: TaskArgument[] } | { ok: false; errors: ArgumentError[] } {
   return resolveDeclaredValues(recipe.name, recipe.arguments, given, { what: 'argument', fixedBy: 'the recipe' });
 }
 
@@ -300,7 +337,20 @@ export function resolveDeclaredValues(
   const byName = new Map(declared.map((a) => [a.name, a]));
   for (const name of Object.keys(given)) {
     const arg = byName.get(name);
-    if (!arg) errors.push({ name, message: `${owner} has no ${what} ${name}${declared.length > 0 ? ` (it takes ${declared.filter((a) => a.kind !== 'fixed').map((a) => a.name).join(', ') || 'none'})` : ''}` });
+    if (!arg)
+      errors.push({
+        name,
+        message: `${owner} has no ${what} ${name}${
+          declared.length > 0
+            ? ` (it takes ${
+                declared
+                  .filter((a) => a.kind !== 'fixed')
+                  .map((a) => a.name)
+                  .join(', ') || 'none'
+              })`
+            : ''
+        }`,
+      });
     else if (arg.kind === 'fixed') errors.push({ name, message: `${name} is fixed by ${options.fixedBy ?? owner} and cannot be set` });
   }
   const values: TaskArgument[] = [];
@@ -335,7 +385,10 @@ export function resolveDeclaredValues(
     const mismatch = arg.pattern === undefined ? null : patternMismatch(arg.pattern, text);
     if (mismatch === 'invalid-pattern') {
       // Stored before patterns ran in the linear-time engine: refuse rather than run it on V8.
-      errors.push({ name: arg.name, message: `${arg.name}: the ${what === 'field' ? 'step' : 'recipe'}'s pattern is not valid for the linear-time engine, so no value can be checked; its owner must import it again with an RE2 pattern` });
+      errors.push({
+        name: arg.name,
+        message: `${arg.name}: the ${what === 'field' ? 'step' : 'recipe'}'s pattern is not valid for the linear-time engine, so no value can be checked; its owner must import it again with an RE2 pattern`,
+      });
       continue;
     }
     if (mismatch === 'too-long') {
@@ -364,7 +417,8 @@ export type RecipeCommand =
   | { kind: 'recipe-remove'; name: string }
   | { kind: 'recipe-error'; message: string };
 
-export const RECIPE_USAGE = '`/task start <recipe>` · `/task recipe list` · `/task recipe export <name>` · `/task recipe import [--replace]` followed by a ```json block``` · `/task recipe remove <name>`';
+export const RECIPE_USAGE =
+  '`/task start <recipe>` · `/task recipe list` · `/task recipe export <name>` · `/task recipe import [--replace]` followed by a ```json block``` · `/task recipe remove <name>`';
 
 /** `/task start …` and `/task recipe …`; null for every other /task command. */
 export function parseRecipeCommand(text: string): RecipeCommand | null {
@@ -380,7 +434,10 @@ export function parseRecipeCommand(text: string): RecipeCommand | null {
   const exported = /^export\s+(\S+)\s*$/i.exec(rest);
   if (exported?.[1]) return { kind: 'recipe-export', name: exported[1] };
   const removed = /^remove(?:\s+(\S+))?\s*$/i.exec(rest);
-  if (removed) return removed[1] ? { kind: 'recipe-remove', name: removed[1] } : { kind: 'recipe-error', message: 'Name the recipe to remove: `/task recipe remove <name>`.' };
+  if (removed)
+    return removed[1]
+      ? { kind: 'recipe-remove', name: removed[1] }
+      : { kind: 'recipe-error', message: 'Name the recipe to remove: `/task recipe remove <name>`.' };
   const imported = /^import\b([\s\S]*)$/i.exec(rest);
   if (imported) {
     let body = imported[1] ?? '';

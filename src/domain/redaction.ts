@@ -60,9 +60,13 @@ export function compileRedactRules(entries: readonly string[]): { ok: true; rule
     }
     const compiled = compileLinear(entry, { maxProgramSize: MAX_REDACT_PROGRAM });
     if (!compiled.ok && compiled.tooComplex) {
-      return { ok: false, error: `"${entry}" is too complex to scan all output with (it compiles to ${compiled.tooComplex.steps} steps, at most ${MAX_REDACT_PROGRAM}): use smaller repeat counts` };
+      return {
+        ok: false,
+        error: `"${entry}" is too complex to scan all output with (it compiles to ${compiled.tooComplex.steps} steps, at most ${MAX_REDACT_PROGRAM}): use smaller repeat counts`,
+      };
     }
-    if (!compiled.ok) return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${compiled.error}` };
+    if (!compiled.ok)
+      return { ok: false, error: `"${entry}" is not a built-in rule (${BUILT_IN_NAMES.join(', ')}) nor a valid regular expression: ${compiled.error}` };
     const { regex } = compiled;
     // Found a match, yet no non-empty one: every match in the probe was empty.
     if (regex.fullMatch('') || EMPTY_MATCH_PROBES.some((probe) => regex.test(probe) && regex.matches(probe).length === 0)) {

@@ -53,7 +53,13 @@ export function decideRun(run: RunFacts, steps: readonly StepFacts[], now: Date)
     for (const step of ordered) {
       const p = phase.get(step.id)!;
       if (p === 'pending') set({ kind: 'skip-step', step: step.id, reason: 'not started: the run was stopped' });
-      else if (p === 'paused') set({ kind: 'end-step', step: step.id, phase: 'killed', reason: `the run was stopped while it waited for ${step.kind === 'approval' ? 'approval' : 'input'}` });
+      else if (p === 'paused')
+        set({
+          kind: 'end-step',
+          step: step.id,
+          phase: 'killed',
+          reason: `the run was stopped while it waited for ${step.kind === 'approval' ? 'approval' : 'input'}`,
+        });
       else if (p === 'running') actions.push({ kind: 'stop-step', step: step.id });
     }
   } else {
@@ -86,7 +92,12 @@ export function decideRun(run: RunFacts, steps: readonly StepFacts[], now: Date)
   if (unfinished) return actions;
   const failedStep = ordered.find((s) => (phase.get(s.id) === 'failed' || phase.get(s.id) === 'killed') && !s.continueOnFailure);
   if (stopping) set({ kind: 'finish-run', status: 'killed', reason: null });
-  else if (failedStep) set({ kind: 'finish-run', status: 'failure', reason: `${failedStep.stepId}: ${reason.get(failedStep.id) ?? (phase.get(failedStep.id) === 'killed' ? 'killed' : 'failed')}` });
+  else if (failedStep)
+    set({
+      kind: 'finish-run',
+      status: 'failure',
+      reason: `${failedStep.stepId}: ${reason.get(failedStep.id) ?? (phase.get(failedStep.id) === 'killed' ? 'killed' : 'failed')}`,
+    });
   else set({ kind: 'finish-run', status: 'success', reason: null });
   return actions;
 }

@@ -13,7 +13,8 @@ export type RunbookCommand =
   | { kind: 'import'; json: string; replace: boolean }
   | { kind: 'error'; message: string };
 
-export const RUNBOOK_USAGE = '`/task runbook list [--tag &lt;tag&gt;]` · `/task runbook show|export|remove &lt;reference&gt;` · `/task runbook import [--replace]` followed by a ```json block```';
+export const RUNBOOK_USAGE =
+  '`/task runbook list [--tag &lt;tag&gt;]` · `/task runbook show|export|remove &lt;reference&gt;` · `/task runbook import [--replace]` followed by a ```json block```';
 
 /** A reference as typed: letters, digits, `-`, `_`, `.` (the definition's own rule decides the rest). */
 const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -42,7 +43,8 @@ export function parseRunbookCommand(rawText: string): RunbookCommand | null {
     case 'show':
     case 'export':
     case 'remove':
-      if (after === '') return { kind: 'error', message: `Which runbook? Write \`/task runbook ${verb} &lt;reference&gt;\` (\`/task runbook list\` shows them).` };
+      if (after === '')
+        return { kind: 'error', message: `Which runbook? Write \`/task runbook ${verb} &lt;reference&gt;\` (\`/task runbook list\` shows them).` };
       return referenceOf(after, `runbook ${verb}`, (reference) => ({ kind: verb, reference }));
     case 'import': {
       let body = after;
@@ -54,7 +56,11 @@ export function parseRunbookCommand(rawText: string): RunbookCommand | null {
       }
       const fence = /^\s*```[a-zA-Z]*\s*\n?([\s\S]*?)```\s*$/.exec(body);
       const json = (fence ? (fence[1] ?? '') : body).trim();
-      if (json.trim() === '') return { kind: 'error', message: 'Paste the runbook after `/task runbook import`, as a ```json block``` (`/task runbook export &lt;reference&gt;` shows the format).' };
+      if (json.trim() === '')
+        return {
+          kind: 'error',
+          message: 'Paste the runbook after `/task runbook import`, as a ```json block``` (`/task runbook export &lt;reference&gt;` shows the format).',
+        };
       // Slack escapes &, < and >, wraps links it recognised in <...>, and may turn quotes “smart”.
       return { kind: 'import', json: decodeSlackText(json).replace(/[\u201c\u201d]/g, '"'), replace };
     }
@@ -67,6 +73,10 @@ function referenceOf(rest: string, usage: string, make: (reference: string) => R
   const words = rest.split(/\s+/);
   const reference = words[0] ?? '';
   if (words.length > 1) return { kind: 'error', message: `\`/task ${usage}\` takes one runbook reference, e.g. \`/task ${usage} restart-web\`.` };
-  if (!REFERENCE.test(reference)) return { kind: 'error', message: `\`${clip(reference, 40)}\` is not a runbook reference (letters, digits, \`-\`, \`_\`, \`.\`). \`/task runbook list\` shows them.` };
+  if (!REFERENCE.test(reference))
+    return {
+      kind: 'error',
+      message: `\`${clip(reference, 40)}\` is not a runbook reference (letters, digits, \`-\`, \`_\`, \`.\`). \`/task runbook list\` shows them.`,
+    };
   return make(reference);
 }

@@ -69,7 +69,11 @@ export interface Schedule {
 /** How a runbook schedule shows where it runs and what (the views read target and script). */
 export const runbookScheduleTarget = (reference: string): string => `runbook:${reference}`;
 export const runbookScheduleScript = (args: Readonly<Record<string, string>>): string =>
-  Object.keys(args).length === 0 ? '(no arguments)' : Object.entries(args).map(([name, value]) => `${name}=${value}`).join('\n');
+  Object.keys(args).length === 0
+    ? '(no arguments)'
+    : Object.entries(args)
+        .map(([name, value]) => `${name}=${value}`)
+        .join('\n');
 
 /** What a review approves: everything that runs, and the reason shown to reviewers. */
 export function scheduleContentVersion(content: Pick<Schedule, 'target' | 'type' | 'script' | 'message'>): string {
@@ -128,12 +132,13 @@ export const scheduleSubject = (id: number): string => `schedule:${id}`;
 
 export const SCHEDULE_USAGE = '`/task schedule add &lt;target&gt; "&lt;cron&gt;" [--tz Europe/Paris] [--channel #ops] [-m "why"] &lt;script&gt;`';
 export const RUNBOOK_SCHEDULE_USAGE = '`/task schedule add --runbook &lt;reference&gt; "&lt;cron&gt;" [--arg name=value]… [--tz …] [--channel #ops]`';
-export const SCHEDULE_EDIT_USAGE = '`/task schedule edit &lt;id&gt; [--cron "&lt;cron&gt;"] [--tz …] [--channel …] [--notify …] [--overlap …] [--catch-up …] [-m "why"] [-t type] [--target &lt;target&gt;] [&lt;script&gt;]`';
+export const SCHEDULE_EDIT_USAGE =
+  '`/task schedule edit &lt;id&gt; [--cron "&lt;cron&gt;"] [--tz …] [--channel …] [--notify …] [--overlap …] [--catch-up …] [-m "why"] [-t type] [--target &lt;target&gt;] [&lt;script&gt;]`';
 export const CRON_EXAMPLE =
   'e.g. `"*/15 * * * *"` (every 15 minutes), `"0 9 * * 1-5"` (9:00 on weekdays) or, with seconds first, `"*/30 * * * * *"` (every 30 seconds)';
 
 export const SCHEDULE_HELP = [
-  '*Schedules* run a reviewed script on a cron. Each firing is a task that needs no new review; at each firing the approval is checked against the target\'s current review groups.',
+  "*Schedules* run a reviewed script on a cron. Each firing is a task that needs no new review; at each firing the approval is checked against the target's current review groups.",
   SCHEDULE_USAGE,
   `${RUNBOOK_SCHEDULE_USAGE}: each firing starts a run of the runbook, reviewed where its targets need it`,
   '      options: `--notify failure|always` (default always), `--overlap skip|queue|allow` (default skip: a firing while the last run still runs is skipped), `--catch-up run|skip` (default run: after downtime the most recent missed firing runs once), `-t bash|sh|python3|node`',
@@ -147,7 +152,6 @@ const MAX_MESSAGE_CHARS = 1000;
 /** A channel mention survives decoding as this marker: \u0001<id>|<name>\u0001. */
 const MARK = '\u0001';
 
-
 /** Validates a cron expression and a time zone; the error names the field and shows examples. */
 export function checkCron(expression: string, tz: string, now = new Date()): { ok: true } | { ok: false; error: string } {
   const tzError = checkTimeZone(tz);
@@ -155,7 +159,10 @@ export function checkCron(expression: string, tz: string, now = new Date()): { o
   const trimmed = normalizeCron(expression);
   const fields = trimmed.split(' ').filter(Boolean);
   if (!trimmed.startsWith('@') && (fields.length < 5 || fields.length > 6)) {
-    return { ok: false, error: `\`${clip(trimmed)}\` has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron needs 5 (minute hour day month weekday) or 6 (seconds first): ${CRON_EXAMPLE}.` };
+    return {
+      ok: false,
+      error: `\`${clip(trimmed)}\` has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron needs 5 (minute hour day month weekday) or 6 (seconds first): ${CRON_EXAMPLE}.`,
+    };
   }
   const problems = cronProblems(trimmed);
   if (problems.length > 0) return { ok: false, error: `\`${clip(trimmed)}\` is not a valid cron: ${clip(problems.join('; '), 300)}. Try ${CRON_EXAMPLE}.` };
@@ -220,7 +227,8 @@ export function parseScheduleCommand(rawText: string): ScheduleParse {
       cursor.skipSpace();
       const id = ID.exec(cursor.word())?.[1];
       cursor.skipSpace();
-      if (!id || !cursor.done()) return fail(`Which schedule? Write \`/task schedule ${action} &lt;id&gt;\`, e.g. \`/task schedule ${action} 3\` (\`/task schedule list\` shows them).`);
+      if (!id || !cursor.done())
+        return fail(`Which schedule? Write \`/task schedule ${action} &lt;id&gt;\`, e.g. \`/task schedule ${action} 3\` (\`/task schedule list\` shows them).`);
       return { ok: true, command: { action, id: Number(id) } };
     }
     case 'edit':
@@ -286,7 +294,8 @@ function readFlags(cursor: Cursor, forEdit: boolean): { ok: true; flags: Flags }
       // `<#C123|ops>` when the command escapes channels, an id, or a plain `#ops` (the manifest's
       // should_escape: false sends that; chat.postMessage takes a channel name too).
       const id = mention?.[1] ?? /^#?([CG][A-Z0-9]{6,})$/.exec(value)?.[1] ?? (/^#[a-z0-9][a-z0-9._-]{0,79}$/.test(value) ? value : null);
-      if (!error && !id) error = `\`--channel\` takes a channel picked from Slack's list (\`#ops\`) or its id (\`C0123ABC\`)${value ? `, not \`${clip(value.replaceAll(MARK, ''), 30)}\`` : ''}.`;
+      if (!error && !id)
+        error = `\`--channel\` takes a channel picked from Slack's list (\`#ops\`) or its id (\`C0123ABC\`)${value ? `, not \`${clip(value.replaceAll(MARK, ''), 30)}\`` : ''}.`;
       if (!error) flags.channel = id;
     } else if (cursor.atFlag('-m') || cursor.atFlag('--message')) {
       error = flags.message !== null ? 'Give `-m` only once.' : null;
@@ -331,7 +340,8 @@ function readFlags(cursor: Cursor, forEdit: boolean): { ok: true; flags: Flags }
 function readScheduleScript(cursor: Cursor): { ok: true; script: string; type: ScriptType | null } | { ok: false; error: string } {
   const script = readScript(cursor.rest().replace(new RegExp(`${MARK}[A-Z0-9]+\\|([^${MARK}]*)${MARK}`, 'g'), '$1'));
   if (!script.ok) return script;
-  if (Buffer.byteLength(script.value, 'utf8') > MAX_SCRIPT_BYTES) return { ok: false, error: `The script is over ${MAX_SCRIPT_BYTES / 1024} KiB; put large scripts on the host and run them from a short one.` };
+  if (Buffer.byteLength(script.value, 'utf8') > MAX_SCRIPT_BYTES)
+    return { ok: false, error: `The script is over ${MAX_SCRIPT_BYTES / 1024} KiB; put large scripts on the host and run them from a short one.` };
   return { ok: true, script: script.value, type: script.type };
 }
 
@@ -482,7 +492,12 @@ export type ApprovalStanding =
  * that needs no review holds; otherwise every group needs its approvals from current members.
  * The reason reads as Slack mrkdwn (`<@U…>` mentions, *group*), unescaped: renderers escape it.
  */
-export function approvalStanding(policy: ReviewPolicy | null, author: string, decisions: readonly ReviewDecision[], unknownUsergroups: readonly string[] = []): ApprovalStanding {
+export function approvalStanding(
+  policy: ReviewPolicy | null,
+  author: string,
+  decisions: readonly ReviewDecision[],
+  unknownUsergroups: readonly string[] = [],
+): ApprovalStanding {
   if (!policy) return { holds: true };
   const approvers = decisions.filter((d) => d.verdict === 'approve' && d.userId !== author).map((d) => d.userId);
   const short = progress(policy, author, decisions)
@@ -497,7 +512,10 @@ export function approvalStanding(policy: ReviewPolicy | null, author: string, de
   const parts =
     approvers.length === 0
       ? [`it was never approved by ${short.map(({ group }) => `*${group.name}*`).join(', ')}, whose review its target now requires`]
-      : groups.map((g) => `*${g.name}* needs ${g.required} approval${g.required === 1 ? '' : 's'} from its current members and has ${g.approvedBy.length}${g.approvedBy.length ? ` (${mentions(g.approvedBy)})` : ''}`);
+      : groups.map(
+          (g) =>
+            `*${g.name}* needs ${g.required} approval${g.required === 1 ? '' : 's'} from its current members and has ${g.approvedBy.length}${g.approvedBy.length ? ` (${mentions(g.approvedBy)})` : ''}`,
+        );
   if (formerReviewers.length > 0) parts.push(`${mentions(formerReviewers)} ${formerReviewers.length === 1 ? 'is' : 'are'} no longer in its review groups`);
   if (!verifiable) parts.push("Slack could not name a user group's members just now");
   return { holds: false, verifiable, reason: parts.join('; '), groups, formerReviewers };

@@ -112,11 +112,17 @@ export type CheckedRequest =
 /** A request countersign can try to start, or why not (the step then fails at once with that reason). */
 export function checkStepRequest(request: StepRequest): CheckedRequest {
   if (request.starter === null) {
-    return { ok: false, error: 'This step needs to know who runs the workflow: give its "Started by" input the interactivity of the workflow (the person who clicked). Workflows nobody starts by hand cannot start countersign runs; use a countersign schedule instead.' };
+    return {
+      ok: false,
+      error:
+        'This step needs to know who runs the workflow: give its "Started by" input the interactivity of the workflow (the person who clicked). Workflows nobody starts by hand cannot start countersign runs; use a countersign schedule instead.',
+    };
   }
   if (request.reference === '') return { ok: false, error: 'Name the runbook to run (its reference, as /task runbook list shows it).' };
-  if (request.reference.length > MAX_REFERENCE_CHARS) return { ok: false, error: `The runbook reference is ${request.reference.length} characters; references are at most ${MAX_REFERENCE_CHARS}.` };
-  if (request.message !== null && request.message.length > MAX_MESSAGE_CHARS) return { ok: false, error: `The message is ${request.message.length} characters; keep it under ${MAX_MESSAGE_CHARS}.` };
+  if (request.reference.length > MAX_REFERENCE_CHARS)
+    return { ok: false, error: `The runbook reference is ${request.reference.length} characters; references are at most ${MAX_REFERENCE_CHARS}.` };
+  if (request.message !== null && request.message.length > MAX_MESSAGE_CHARS)
+    return { ok: false, error: `The message is ${request.message.length} characters; keep it under ${MAX_MESSAGE_CHARS}.` };
   const parsed = parseArgumentsText(request.argumentsText ?? '');
   if (!parsed.ok) return parsed;
   return { ok: true, reference: request.reference, values: parsed.values, message: request.message, starter: request.starter };
@@ -137,7 +143,10 @@ export function parseArgumentsText(text: string): { ok: true; values: Record<str
     try {
       parsed = JSON.parse(trimmed);
     } catch (error) {
-      return { ok: false, error: `The arguments start like a JSON object but are not valid JSON (${(error as Error).message}). Give a JSON object, or one name=value per line.` };
+      return {
+        ok: false,
+        error: `The arguments start like a JSON object but are not valid JSON (${(error as Error).message}). Give a JSON object, or one name=value per line.`,
+      };
     }
     if (!isObject(parsed)) return { ok: false, error: 'The arguments must be a JSON object of name: value, or one name=value per line.' };
     if (Object.keys(parsed).length > MAX_ARGUMENTS) return { ok: false, error: `At most ${MAX_ARGUMENTS} arguments can be given.` };
@@ -150,7 +159,11 @@ export function parseArgumentsText(text: string): { ok: true; values: Record<str
     if (line.trim() === '') continue;
     const at = line.indexOf('=');
     const name = at === -1 ? '' : line.slice(0, at).trim();
-    if (at === -1 || name === '') return { ok: false, error: `Arguments line ${index + 1} is not name=value: "${shorten(line.trim(), 60)}". Give one name=value per line, or a JSON object.` };
+    if (at === -1 || name === '')
+      return {
+        ok: false,
+        error: `Arguments line ${index + 1} is not name=value: "${shorten(line.trim(), 60)}". Give one name=value per line, or a JSON object.`,
+      };
     if (seen.has(name)) return { ok: false, error: `The argument ${name} is given twice (line ${index + 1}).` };
     seen.add(name);
     entries.push([name, line.slice(at + 1).trim()]);

@@ -32,6 +32,7 @@ export interface RequestOrigin {
 export function foreignOrigin(ours: Workspace, origin: RequestOrigin): string | null {
   if (origin.teamId !== ours.teamId) return `workspace ${origin.teamId ?? '(none)'} is not ${ours.teamId}`;
   if (origin.enterpriseId !== ours.enterpriseId) return `organisation ${origin.enterpriseId ?? '(none)'} is not ${ours.enterpriseId ?? '(none)'}`;
-  if (origin.userTeamId !== null && origin.userTeamId !== ours.teamId && origin.userTeamId !== ours.enterpriseId) return `the user belongs to workspace ${origin.userTeamId}`;
+  if (origin.userTeamId !== null && origin.userTeamId !== ours.teamId && origin.userTeamId !== ours.enterpriseId)
+    return `the user belongs to workspace ${origin.userTeamId}`;
   return null;
 }

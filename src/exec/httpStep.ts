@@ -212,7 +212,10 @@ export async function runHttpStep(request: HttpRequestSpec, options: HttpStepOpt
         }
         log.push(`${statusLine} -> ${next.href}`);
         if (hop >= maxRedirects) throw new Refused(`more than ${maxRedirects} redirects`);
-        if (next.origin !== url.origin) headers = headers.filter(([name]) => !CROSS_ORIGIN_DROPPED.includes(name.toLowerCase()) && !request.secretHeaders.some((s) => s.toLowerCase() === name.toLowerCase()));
+        if (next.origin !== url.origin)
+          headers = headers.filter(
+            ([name]) => !CROSS_ORIGIN_DROPPED.includes(name.toLowerCase()) && !request.secretHeaders.some((s) => s.toLowerCase() === name.toLowerCase()),
+          );
         if (status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST') {
           method = 'GET';
           body = null;
@@ -246,11 +249,17 @@ export async function runHttpStep(request: HttpRequestSpec, options: HttpStepOpt
   const extra = { body: filteredBody, bodyTruncated: raw.truncated, ...(json !== undefined ? { json } : {}) };
 
   const status = final.response.statusCode ?? 0;
-  if (!statusSucceeds(status, request.successStatus)) return finish('failed', `the answer was ${final.statusLine.replace(/^HTTP\/\S+ /, '')}; expected ${describeSuccessStatus(request.successStatus)}`, extra);
+  if (!statusSucceeds(status, request.successStatus))
+    return finish('failed', `the answer was ${final.statusLine.replace(/^HTTP\/\S+ /, '')}; expected ${describeSuccessStatus(request.successStatus)}`, extra);
   if (request.successPattern !== null) {
     const pattern = compileSuccessPattern(request.successPattern);
     if (!pattern.ok) return finish('failed', `the success pattern cannot be used: ${pattern.error}`, extra);
-    if (!pattern.pattern.test(filteredBody)) return finish('failed', `the body does not ${request.successPattern.startsWith('/') ? 'match' : 'contain'} ${request.successPattern}${raw.truncated ? ` (only its first ${maxBody} bytes were read)` : ''}`, extra);
+    if (!pattern.pattern.test(filteredBody))
+      return finish(
+        'failed',
+        `the body does not ${request.successPattern.startsWith('/') ? 'match' : 'contain'} ${request.successPattern}${raw.truncated ? ` (only its first ${maxBody} bytes were read)` : ''}`,
+        extra,
+      );
   }
   return finish('succeeded', null, extra);
 }
@@ -300,10 +309,19 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function send(url: URL, method: string, headers: Array<[string, string]>, body: Buffer | null, target: { address: string; family: 4 | 6 }, signal: AbortSignal, ca: HttpStepOptions['ca']): Promise<IncomingMessage> {
+function send(
+  url: URL,
+  method: string,
+  headers: Array<[string, string]>,
+  body: Buffer | null,
+  target: { address: string; family: 4 | 6 },
+  signal: AbortSignal,
+  ca: HttpStepOptions['ca'],
+): Promise<IncomingMessage> {
   // The checked address, whatever the name resolves to by now.
   const pinned: LookupFunction = (_hostname, lookupOptions, callback) => {
-    if ((lookupOptions as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
+    if ((lookupOptions as { all?: boolean }).all)
+      (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
     else callback(null, target.address, target.family);
   };
   const flat: Record<string, string | string[]> = {};
@@ -337,7 +355,9 @@ async function readBody(response: IncomingMessage, maxBytes: number, headOnly: b
     response.destroy();
     return { bytes: Buffer.alloc(0), truncated: false };
   }
-  const encoding = String(response.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const encoding = String(response.headers['content-encoding'] ?? 'identity')
+    .trim()
+    .toLowerCase();
   const decoders: Record<string, () => Readable & NodeJS.WritableStream> = {
     gzip: () => zlib.createGunzip(),
     'x-gzip': () => zlib.createGunzip(),
@@ -371,7 +391,8 @@ async function readBody(response: IncomingMessage, maxBytes: number, headOnly: b
     else await pipeline(response, decoder(), sink);
   } catch (error) {
     if (!(error instanceof BodyCapReached)) {
-      if (decoder !== null && (error as NodeJS.ErrnoException).code?.startsWith('Z_')) throw new Refused(`the ${encoding} body could not be decoded: ${(error as Error).message}`);
+      if (decoder !== null && (error as NodeJS.ErrnoException).code?.startsWith('Z_'))
+        throw new Refused(`the ${encoding} body could not be decoded: ${(error as Error).message}`);
       throw error;
     }
     response.destroy();
@@ -400,9 +421,13 @@ function describeNetworkError(error: unknown): string {
     case 'ENETUNREACH':
       return `the host cannot be reached${where}`;
     case 'HPE_HEADER_OVERFLOW':
-      return 'the answer\'s headers are too large';
+      return "the answer's headers are too large";
     default:
-      if (typeof e.code === 'string' && (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code.startsWith('DEPTH_ZERO') || e.code.startsWith('SELF_SIGNED'))) return `TLS: ${e.message}`;
+      if (
+        typeof e.code === 'string' &&
+        (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code.startsWith('DEPTH_ZERO') || e.code.startsWith('SELF_SIGNED'))
+      )
+        return `TLS: ${e.message}`;
       return `the request failed: ${e.message ?? String(error)}`;
   }
 }

@@ -122,7 +122,8 @@ export function secretNameProblem(name: string): string | null {
   if (!SECRET_NAME.test(name)) return 'secret names are environment variable names';
   if (name.startsWith('__cs_')) return "names starting with __cs_ are the wrapper's own variables";
   if (RESERVED_SECRET_NAMES.has(name)) return 'this name is reserved';
-  if (STARTUP_NAMES.has(name) || name.startsWith('LD_')) return `${name} changes how the shell or the dynamic loader starts the script, so it cannot be a secret`;
+  if (STARTUP_NAMES.has(name) || name.startsWith('LD_'))
+    return `${name} changes how the shell or the dynamic loader starts the script, so it cannot be a secret`;
   return null;
 }
 
@@ -176,7 +177,11 @@ export function outputFileCommand(token: string, maxBytes: number, runAs: readon
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new Error('maxBytes must be a byte count');
   const t = checkToken(token);
   return asUser(
-    [`__cs_o=${filePath(t)}.out`, `if [ -f "$__cs_o" ] && [ ! -L "$__cs_o" ] && [ -O "$__cs_o" ]; then head -c ${maxBytes} "$__cs_o"; fi`, 'rm -f "$__cs_o"'].join('; '),
+    [
+      `__cs_o=${filePath(t)}.out`,
+      `if [ -f "$__cs_o" ] && [ ! -L "$__cs_o" ] && [ -O "$__cs_o" ]; then head -c ${maxBytes} "$__cs_o"; fi`,
+      'rm -f "$__cs_o"',
+    ].join('; '),
     runAs,
   );
 }

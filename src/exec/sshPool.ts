@@ -87,7 +87,12 @@ class PooledConnection {
     let hostKeyProblem: string | null = null;
     this.ready = new Promise((resolve, reject) => {
       if (pinned.length === 0) {
-        reject(new SshConnectError(`no pinned host key for ${label} in the target's ssh.knownHosts, so nothing was run (add the line ssh-keyscan prints)`, 'unpinned'));
+        reject(
+          new SshConnectError(
+            `no pinned host key for ${label} in the target's ssh.knownHosts, so nothing was run (add the line ssh-keyscan prints)`,
+            'unpinned',
+          ),
+        );
         return;
       }
       let isReady = false;
@@ -101,7 +106,8 @@ class PooledConnection {
           return;
         }
         if (hostKeyProblem) reject(new SshConnectError(hostKeyProblem, 'host-key'));
-        else if (error.level === 'client-authentication') reject(new SshConnectError(`${label} did not accept the target's SSH key for user ${endpoint.address.user}`, 'auth'));
+        else if (error.level === 'client-authentication')
+          reject(new SshConnectError(`${label} did not accept the target's SSH key for user ${endpoint.address.user}`, 'auth'));
         else reject(new SshConnectError(`cannot connect to ${label}: ${error.message}`));
       });
       // The server ended the link: its socket takes no more writes, so nobody new may get it.
@@ -109,7 +115,10 @@ class PooledConnection {
       this.client.on('close', () => {
         this.retire();
         this.lostReason ??= 'the connection closed';
-        if (!isReady) reject(hostKeyProblem ? new SshConnectError(hostKeyProblem, 'host-key') : new SshConnectError(`the connection to ${label} closed before it was ready`));
+        if (!isReady)
+          reject(
+            hostKeyProblem ? new SshConnectError(hostKeyProblem, 'host-key') : new SshConnectError(`the connection to ${label} closed before it was ready`),
+          );
         // Whoever waits for a slot on a dead connection must try again on a new one.
         for (const waiter of this.waiters.splice(0)) waiter.wake(false);
       });
@@ -177,7 +186,11 @@ export class SshPool {
    * waiting for a free slot when the host's sessions are all in use. Throws SshConnectError when
    * the host cannot be reached or is not the pinned host; `signal` abandons the wait.
    */
-  async withSession<T>(endpoint: SshEndpoint, use: (client: Client, connection: SessionHandle) => Promise<T>, options: { control?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+  async withSession<T>(
+    endpoint: SshEndpoint,
+    use: (client: Client, connection: SessionHandle) => Promise<T>,
+    options: { control?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T> {
     const control = options.control ?? false;
     for (;;) {
       options.signal?.throwIfAborted();
@@ -280,10 +293,6 @@ function waitForSlot(connection: PooledConnection, control: boolean, signal: Abo
 
 /** One pool entry per login (user, host, port) and credentials: a changed key or pin gets a new connection. */
 function poolKey(endpoint: SshEndpoint): string {
-  const credentials = createHash('sha256')
-    .update(endpoint.privateKey)
-    .update(JSON.stringify(endpoint.knownHosts))
-    .digest('hex')
-    .slice(0, 16);
+  const credentials = createHash('sha256').update(endpoint.privateKey).update(JSON.stringify(endpoint.knownHosts)).digest('hex').slice(0, 16);
   return `${endpoint.address.user}@${endpoint.address.host}:${endpoint.address.port}#${credentials}`;
 }

@@ -115,7 +115,13 @@ class StepRun {
       this.resolve = resolve;
       const { options } = this;
       if (options.stop.aborted) return this.finish({ kind: 'failed', ran: false, message: 'stopped before it started' });
-      const command = remoteCommand({ type: options.type, token: options.token, scriptBytes: Buffer.byteLength(options.script, 'utf8'), runAs: options.runAs, outputFile: options.outputFile ?? false });
+      const command = remoteCommand({
+        type: options.type,
+        token: options.token,
+        scriptBytes: Buffer.byteLength(options.script, 'utf8'),
+        runAs: options.runAs,
+        outputFile: options.outputFile ?? false,
+      });
       try {
         this.client.exec(command, (error, stream) => this.opened(error, stream));
       } catch (error) {
@@ -203,10 +209,17 @@ class StepRun {
         void this.signal('KILL');
         // If even KILL gets no close back (a busy host can take a while), give up on the channel rather than hang.
         this.timers.push(
-          setTimeout(() => {
-            this.channel?.close();
-            this.finish({ kind: 'failed', ran: this.scriptSent, message: `${this.label} did not report an exit after KILL, so countersign ${UNVERIFIED}: check it by hand` });
-          }, Math.max(10_000, this.options.killGraceMs)),
+          setTimeout(
+            () => {
+              this.channel?.close();
+              this.finish({
+                kind: 'failed',
+                ran: this.scriptSent,
+                message: `${this.label} did not report an exit after KILL, so countersign ${UNVERIFIED}: check it by hand`,
+              });
+            },
+            Math.max(10_000, this.options.killGraceMs),
+          ),
         );
       }, this.options.killGraceMs),
     );

@@ -68,7 +68,8 @@ export function hooksRouter(deps: HooksDeps): Router {
     if (!hook) throw new HookError(404, 'unknown_hook', `There is no hook ${id}.`);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const sourceKey = deliveryKey(hook, authenticate(hook, req, raw, now()), req);
-    if (hook.signature === 'github') ((res.locals.log as Logger | undefined) ?? deps.log).info({ hook: hook.id, delivery: req.get('x-github-delivery') }, 'GitHub delivery');
+    if (hook.signature === 'github')
+      ((res.locals.log as Logger | undefined) ?? deps.log).info({ hook: hook.id, delivery: req.get('x-github-delivery') }, 'GitHub delivery');
 
     const body = parseBody(raw, hook);
     const values = argumentValues(hook, body);
@@ -88,7 +89,12 @@ export function hooksRouter(deps: HooksDeps): Router {
     });
     if (!started.ok) {
       if (started.code === 'invalid_arguments') {
-        throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${started.message}`, (started.errors ?? []).map((e) => ({ argument: e.name, message: e.message })));
+        throw new HookError(
+          422,
+          'invalid_arguments',
+          `Invalid arguments: ${started.message}`,
+          (started.errors ?? []).map((e) => ({ argument: e.name, message: e.message })),
+        );
       }
       throw new HookError(422, started.code, started.message.replace(/[`*]/g, ''));
     }
@@ -123,7 +129,8 @@ export function hooksRouter(deps: HooksDeps): Router {
   return router;
 }
 
-const isBodyError = (error: unknown): error is { type: string } => typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
+const isBodyError = (error: unknown): error is { type: string } =>
+  typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
 
 /** Equal in time independent of where they differ (and of their lengths: both are hashed first). */
 function sameSecret(a: string | Buffer, b: string | Buffer): boolean {
@@ -132,7 +139,7 @@ function sameSecret(a: string | Buffer, b: string | Buffer): boolean {
 
 const SIGNED_BY: Record<HookSignature, string> = {
   countersign: 'X-Countersign-Timestamp: <unix seconds> and X-Countersign-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">',
-  github: "X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> and X-GitHub-Delivery (as GitHub sends them)",
+  github: 'X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body> and X-GitHub-Delivery (as GitHub sends them)',
   bearer: 'Authorization: Bearer <secret>',
 };
 
@@ -150,18 +157,23 @@ function authenticate(hook: Hook, req: Request, raw: Buffer, nowMs: number): str
   switch (hook.signature) {
     case 'bearer': {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(bearer ?? '')?.[1];
-      if (token === undefined) return refuse(countersign !== undefined || github !== undefined ? 'This hook is not set up for signatures.' : 'No secret was sent.');
+      if (token === undefined)
+        return refuse(countersign !== undefined || github !== undefined ? 'This hook is not set up for signatures.' : 'No secret was sent.');
       if (sameSecret(token, hook.secret)) return null;
       return refuse("The bearer token is not this hook's secret.");
     }
     case 'countersign': {
       if (countersign === undefined) {
-        if (bearer !== undefined) refuse('A bearer token can be replayed by anyone who sees one request, so this hook does not take one (set `signature: bearer` on the hook to allow it).');
+        if (bearer !== undefined)
+          refuse(
+            'A bearer token can be replayed by anyone who sees one request, so this hook does not take one (set `signature: bearer` on the hook to allow it).',
+          );
         if (github !== undefined) refuse('For GitHub, set `signature: github` on the hook.');
         return refuse('No signature was sent.');
       }
       const timestamp = req.get('x-countersign-timestamp');
-      if (timestamp === undefined) return refuse('X-Countersign-Timestamp is missing: the signature must cover a timestamp, or a captured delivery could be sent again forever.');
+      if (timestamp === undefined)
+        return refuse('X-Countersign-Timestamp is missing: the signature must cover a timestamp, or a captured delivery could be sent again forever.');
       if (!/^\d{1,12}$/.test(timestamp)) return refuse('X-Countersign-Timestamp must be Unix seconds.');
       if (Math.abs(nowMs - Number(timestamp) * 1000) > HOOK_TIMESTAMP_TOLERANCE_MS) {
         throw new HookError(401, 'stale_timestamp', 'X-Countersign-Timestamp is more than 5 minutes from our clock: a replayed or delayed request.');
@@ -215,21 +227,30 @@ function parseBody(raw: Buffer, hook: Hook): HookBody {
   } catch (error) {
     throw new HookError(400, 'invalid_json', `The body is not valid JSON: ${(error as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HookError(400, 'invalid_request', 'The body must be a JSON object: { "arguments": { ... }, "message": "..." }.');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new HookError(400, 'invalid_request', 'The body must be a JSON object: { "arguments": { ... }, "message": "..." }.');
   const body = value as HookBody;
   if (body.arguments !== undefined) {
-    if (typeof body.arguments !== 'object' || body.arguments === null || Array.isArray(body.arguments)) throw new HookError(400, 'invalid_request', 'arguments must be an object of names to values.');
+    if (typeof body.arguments !== 'object' || body.arguments === null || Array.isArray(body.arguments))
+      throw new HookError(400, 'invalid_request', 'arguments must be an object of names to values.');
     for (const [name, v] of Object.entries(body.arguments)) {
-      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new HookError(400, 'invalid_request', `arguments.${name}: expected a string.`);
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+        throw new HookError(400, 'invalid_request', `arguments.${name}: expected a string.`);
     }
   }
-  if (body.message !== undefined && (typeof body.message !== 'string' || body.message.length > 2000)) throw new HookError(400, 'invalid_request', 'message must be a string of at most 2000 characters.');
+  if (body.message !== undefined && (typeof body.message !== 'string' || body.message.length > 2000))
+    throw new HookError(400, 'invalid_request', 'message must be a string of at most 2000 characters.');
   // A hook that maps fields of someone else's payload (GitHub, Alertmanager) takes any object;
   // otherwise an unknown field is most likely a mistake.
   const maps = [...hook.arguments.values()].some((a) => 'from' in a);
   if (!maps) {
     const unknown = Object.keys(body).filter((k) => k !== 'arguments' && k !== 'message');
-    if (unknown.length > 0) throw new HookError(400, 'invalid_request', `Unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. The body is { "arguments": { ... }, "message": "..." }.`);
+    if (unknown.length > 0)
+      throw new HookError(
+        400,
+        'invalid_request',
+        `Unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. The body is { "arguments": { ... }, "message": "..." }.`,
+      );
   }
   return body;
 }
@@ -237,12 +258,19 @@ function parseBody(raw: Buffer, hook: Hook): HookBody {
 function argumentValues(hook: Hook, body: HookBody): Record<string, unknown> {
   const values: Record<string, unknown> = { ...(body.arguments ?? {}) };
   for (const [name, source] of hook.arguments) {
-    if (name in values) throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} is set by the hook and cannot be given.`, [{ argument: name, message: 'set by the hook' }]);
+    if (name in values)
+      throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} is set by the hook and cannot be given.`, [
+        { argument: name, message: 'set by the hook' },
+      ]);
     if ('value' in source) values[name] = source.value;
     else {
-      const found = source.from.split('.').reduce<unknown>((at, key) => (typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[key] : undefined), body);
+      const found = source.from
+        .split('.')
+        .reduce<unknown>((at, key) => (typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[key] : undefined), body);
       if (found !== undefined && found !== null && typeof found !== 'string' && typeof found !== 'number' && typeof found !== 'boolean') {
-        throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} comes from ${source.from}, which is not a string.`, [{ argument: name, message: `${source.from} is not a string` }]);
+        throw new HookError(422, 'invalid_arguments', `Invalid arguments: ${name} comes from ${source.from}, which is not a string.`, [
+          { argument: name, message: `${source.from} is not a string` },
+        ]);
       }
       if (found !== undefined && found !== null) values[name] = String(found);
     }

@@ -27,7 +27,14 @@ export function requestContext(log: Logger) {
       if (path === '/healthz' || path === '/metrics') return;
       const taskId = /^\/(?:api\/v1\/)?tasks\/(\d+)/.exec(path)?.[1];
       child.info(
-        { method: req.method, path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(taskId ? { taskId: Number(taskId) } : {}), ...(res.locals.userId ? { userId: res.locals.userId } : {}) },
+        {
+          method: req.method,
+          path,
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+          ...(taskId ? { taskId: Number(taskId) } : {}),
+          ...(res.locals.userId ? { userId: res.locals.userId } : {}),
+        },
         'request',
       );
     });

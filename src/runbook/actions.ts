@@ -51,13 +51,20 @@ export interface ActionContext {
   runner: { id: string; key: number; leaseMs: number };
 }
 
-export async function applyActions(trx: Knex.Transaction, ctx: ActionContext, run: Run, steps: readonly RunStep[], actions: readonly RunAction[]): Promise<AppliedActions> {
+export async function applyActions(
+  trx: Knex.Transaction,
+  ctx: ActionContext,
+  run: Run,
+  steps: readonly RunStep[],
+  actions: readonly RunAction[],
+): Promise<AppliedActions> {
   const out: AppliedActions = { progressed: false, http: [], stopExecutions: [], readyTasks: [], finished: null };
   const byId = new Map(steps.map((s) => [s.id, s]));
   const values = runValues(run, steps);
   for (const action of actions) {
     if (action.kind === 'start-run') {
-      if (await transitionRun(trx, { runId: run.id, from: 'ready', to: 'running', actor: null, set: { started_at: trx.fn.now() as unknown as Date } })) out.progressed = true;
+      if (await transitionRun(trx, { runId: run.id, from: 'ready', to: 'running', actor: null, set: { started_at: trx.fn.now() as unknown as Date } }))
+        out.progressed = true;
       continue;
     }
     if (action.kind === 'finish-run') {
@@ -66,22 +73,27 @@ export async function applyActions(trx: Knex.Transaction, ctx: ActionContext, ru
         from: 'running',
         to: action.status,
         actor: null,
-        set: { failure_message: action.status === 'killed' ? (run.stopRequestedBy ? `killed by <@${run.stopRequestedBy}>` : 'killed') : action.reason, finished_at: trx.fn.now() as unknown as Date },
+        set: {
+          failure_message: action.status === 'killed' ? (run.stopRequestedBy ? `killed by <@${run.stopRequestedBy}>` : 'killed') : action.reason,
+          finished_at: trx.fn.now() as unknown as Date,
+        },
       });
       continue;
     }
     const step = byId.get(action.step);
     if (!step) continue;
     if (action.kind === 'skip-step') {
-      if (await transitionRunStep(trx, { stepId: step.id, from: 'pending', to: 'skipped', actor: null, set: { failure_message: action.reason } })) out.progressed = true;
+      if (await transitionRunStep(trx, { stepId: step.id, from: 'pending', to: 'skipped', actor: null, set: { failure_message: action.reason } }))
+        out.progressed = true;
     } else if (action.kind === 'end-step') {
-      if (await transitionRunStep(trx, { stepId: step.id, from: 'paused', to: action.phase, actor: null, set: { failure_message: action.reason } })) out.progressed = true;
+      if (await transitionRunStep(trx, { stepId: step.id, from: 'paused', to: action.phase, actor: null, set: { failure_message: action.reason } }))
+        out.progressed = true;
     } else if (action.kind === 'stop-step') {
       await stopStep(trx, run, step, out);
     } else {
       const planned = plannedStep(run, step.stepId);
       if (!planned) {
-        await failAtStart(trx, step, 'the step is missing from the run\'s plan');
+        await failAtStart(trx, step, "the step is missing from the run's plan");
         out.progressed = true;
         continue;
       }
@@ -111,7 +123,15 @@ async function failAtStart(trx: Knex.Transaction, step: RunStep, reason: string)
   await transitionRunStep(trx, { stepId: step.id, from: 'pending', to: 'failed', actor: null, set: { failure_message: reason } });
 }
 
-async function startStep(trx: Knex.Transaction, ctx: ActionContext, run: Run, step: RunStep, planned: PlannedStep, values: RunValues, out: AppliedActions): Promise<void> {
+async function startStep(
+  trx: Knex.Transaction,
+  ctx: ActionContext,
+  run: Run,
+  step: RunStep,
+  planned: PlannedStep,
+  values: RunValues,
+  out: AppliedActions,
+): Promise<void> {
   if (planned.kind === 'approval' || planned.kind === 'input') {
     const timeoutMs = planned.kind === 'approval' ? planned.approval.timeoutMs : planned.input.timeoutMs;
     const paused = await transitionRunStep(trx, {
@@ -142,11 +162,22 @@ async function startStep(trx: Knex.Transaction, ctx: ActionContext, run: Run, st
       from: 'pending',
       to: 'running',
       actor: null,
-      set: { runner_id: ctx.runner.id, runner_key: ctx.runner.key, lease_until: trx.raw('now() + make_interval(secs => ?)', [ctx.runner.leaseMs / 1000]) as unknown as Date },
+      set: {
+        runner_id: ctx.runner.id,
+        runner_key: ctx.runner.key,
+        lease_until: trx.raw('now() + make_interval(secs => ?)', [ctx.runner.leaseMs / 1000]) as unknown as Date,
+      },
     });
     if (owned) {
       out.progressed = true;
-      out.http.push({ runId: run.id, stepRowId: step.id, stepId: step.stepId, request: resolved.request, target: planned.http.target, maskValues: resolved.maskValues });
+      out.http.push({
+        runId: run.id,
+        stepRowId: step.id,
+        stepId: step.stepId,
+        request: resolved.request,
+        target: planned.http.target,
+        maskValues: resolved.maskValues,
+      });
     }
     return;
   }
@@ -180,9 +211,21 @@ async function startStep(trx: Knex.Transaction, ctx: ActionContext, run: Run, st
     runStep: { runId: run.id, stepId: step.id },
   });
   if (!inserted.created) return;
-  const running = await transitionRunStep(trx, { stepId: step.id, from: 'pending', to: 'running', actor: null, data: { task: inserted.task.id }, set: { task_id: inserted.task.id } });
+  const running = await transitionRunStep(trx, {
+    stepId: step.id,
+    from: 'pending',
+    to: 'running',
+    actor: null,
+    data: { task: inserted.task.id },
+    set: { task_id: inserted.task.id },
+  });
   if (!running) throw new Error(`run step ${step.id} changed under its run's lock`);
-  await appendEvent(trx, { taskId: inserted.task.id, type: 'task.created', actor: run.creator, data: { target: target.name, type: script.type, source: 'run', run: run.id, step: planned.id, contentVersion: inserted.task.contentVersion } });
+  await appendEvent(trx, {
+    taskId: inserted.task.id,
+    type: 'task.created',
+    actor: run.creator,
+    data: { target: target.name, type: script.type, source: 'run', run: run.id, step: planned.id, contentVersion: inserted.task.contentVersion },
+  });
   await transitionTask(trx, { taskId: inserted.task.id, from: 'created', to: 'ready', actor: null, data: { run: run.id, step: planned.id } });
   out.readyTasks.push(inserted.task.id);
   out.progressed = true;
@@ -198,7 +241,13 @@ async function stopStep(trx: Knex.Transaction, run: Run, step: RunStep, out: App
   let task = await getTask(trx, step.taskId);
   if (!task) return;
   if (task.status === 'ready') {
-    const killed = await transitionTask(trx, { taskId: task.id, from: 'ready', to: 'killed', actor: who, set: { failure_message: `killed by <@${who}> before it started`, finished_at: trx.fn.now() as unknown as Date } });
+    const killed = await transitionTask(trx, {
+      taskId: task.id,
+      from: 'ready',
+      to: 'killed',
+      actor: who,
+      set: { failure_message: `killed by <@${who}> before it started`, finished_at: trx.fn.now() as unknown as Date },
+    });
     if (killed) {
       out.progressed = true;
       return;

@@ -150,14 +150,21 @@ export class Advancer {
         const steps = await stepsOfRun(trx, runId);
         const actions = decideRun(run, steps, await databaseNow(trx));
         if (actions.length === 0) return;
-        const applied = await applyActions(trx, { config: this.config, runner: { id: this.options.runnerId, key: this.options.runnerKey, leaseMs: this.options.leaseMs } }, run, steps, actions);
+        const applied = await applyActions(
+          trx,
+          { config: this.config, runner: { id: this.options.runnerId, key: this.options.runnerKey, leaseMs: this.options.leaseMs } },
+          run,
+          steps,
+          actions,
+        );
         owned.push(...applied.http);
         stopExecutions.push(...applied.stopExecutions);
         readyTasks.push(...applied.readyTasks);
         if (applied.finished) {
           changed = true;
           // Read only when a run ends: its after-triggers need every runbook.
-          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, await this.catalog())) woken.add(next.id);
+          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, await this.catalog()))
+            woken.add(next.id);
           return;
         }
         if (!applied.progressed) return;
@@ -247,7 +254,13 @@ export class Advancer {
     try {
       const running = (await this.db('run_steps')
         .where({ kind: 'http', phase: 'running' })
-        .select('id', 'run_id', 'runner_id', 'runner_key', this.db.raw('lease_until < now() AS lease_expired'))) as Array<{ id: number; run_id: number; runner_id: string | null; runner_key: number | null; lease_expired: boolean }>;
+        .select('id', 'run_id', 'runner_id', 'runner_key', this.db.raw('lease_until < now() AS lease_expired'))) as Array<{
+        id: number;
+        run_id: number;
+        runner_id: string | null;
+        runner_key: number | null;
+        lease_expired: boolean;
+      }>;
       const [held, server] = await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]);
       const others = new Set<number>();
       for (const step of running) {
@@ -269,7 +282,9 @@ export class Advancer {
             to: 'failed',
             actor: null,
             data: { reason: 'runner-lost', runner: step.runner_id },
-            set: { failure_message: `runner lost: the process running this request (${step.runner_id ?? 'unknown'}) went away; an http request is never sent twice, so it was not retried` },
+            set: {
+              failure_message: `runner lost: the process running this request (${step.runner_id ?? 'unknown'}) went away; an http request is never sent twice, so it was not retried`,
+            },
           });
         });
         if (failed) {
@@ -290,6 +305,5 @@ export class Advancer {
     return this.key;
   }
 }
-
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -24,7 +24,12 @@ export interface TriggerContext {
   fixedValueKey: string;
 }
 
-export async function startTriggeredRuns(trx: Knex.Transaction, ctx: TriggerContext, ended: Run, catalog: ReadonlyMap<string, { runbook: Runbook; hash: string }>): Promise<Run[]> {
+export async function startTriggeredRuns(
+  trx: Knex.Transaction,
+  ctx: TriggerContext,
+  ended: Run,
+  catalog: ReadonlyMap<string, { runbook: Runbook; hash: string }>,
+): Promise<Run[]> {
   const outcome = ended.status === 'success' ? 'success' : 'failure';
   const started: Run[] = [];
   const runbooks = new Map([...catalog].map(([ref, entry]) => [ref, entry.runbook]));
@@ -39,19 +44,34 @@ export async function startTriggeredRuns(trx: Knex.Transaction, ctx: TriggerCont
     }
     const planned = planRun(runbooks, runbook.reference, given, { fixedValueKey: ctx.fixedValueKey, targets: ctx.config.targets });
     if (!planned.ok) {
-      await appendEvent(trx, { taskId: null, subject: runSubject(ended.id), type: 'run.trigger-failed', actor: null, data: { runbook: runbook.reference, errors: planned.errors } });
+      await appendEvent(trx, {
+        taskId: null,
+        subject: runSubject(ended.id),
+        type: 'run.trigger-failed',
+        actor: null,
+        data: { runbook: runbook.reference, errors: planned.errors },
+      });
       continue;
     }
     const plan = planned.plan;
     const own = plan.arguments[runbook.reference];
     if (own) {
-      plan.arguments[runbook.reference] = own.map((a) => (endedValues.get(a.name)?.kind === 'fixed' && a.kind !== 'fixed' ? { ...a, kind: 'fixed' as const } : a));
+      plan.arguments[runbook.reference] = own.map((a) =>
+        endedValues.get(a.name)?.kind === 'fixed' && a.kind !== 'fixed' ? { ...a, kind: 'fixed' as const } : a,
+      );
       plan.contentVersion = runContentVersion(plan, ctx.fixedValueKey);
     }
     const created = await ctx.runs.create(
       trx,
       plan,
-      { creator: ended.creator, trigger: { kind: 'after', run: ended.id, on: trigger.on }, message: null, channelId: ended.channelId, sourceKey: `after:${ended.id}:${runbook.reference}`, runbookHash: hash },
+      {
+        creator: ended.creator,
+        trigger: { kind: 'after', run: ended.id, on: trigger.on },
+        message: null,
+        channelId: ended.channelId,
+        sourceKey: `after:${ended.id}:${runbook.reference}`,
+        runbookHash: hash,
+      },
       { runId: ended.id, delayMs: runbook.graceMs },
     );
     if (created.created) started.push(created.run);

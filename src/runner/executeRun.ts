@@ -105,7 +105,10 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   }
 
   const outputs = hostOutputs
-    ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line), [...(target?.secrets.values() ?? []), ...fixedValuesToMask(task.arguments)])
+    ? readStepOutputs.merge(hostOutputs, (line) => recorder.write(steps[0]?.id ?? 0, 'system', line), [
+        ...(target?.secrets.values() ?? []),
+        ...fixedValuesToMask(task.arguments),
+      ])
     : null;
   const abandon = ctx.abandon ?? new AbortController().signal;
   const stored = await recorder.close(abandon);
@@ -206,7 +209,13 @@ async function runStep(
     if (step.phase === 'pending') {
       await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
     }
-    const endpoint = { address, privateKey: target.privateKey, knownHosts: target.knownHosts, connectTimeoutMs: target.connectTimeoutMs, maxSessions: target.maxSessions };
+    const endpoint = {
+      address,
+      privateKey: target.privateKey,
+      knownHosts: target.knownHosts,
+      connectTimeoutMs: target.connectTimeoutMs,
+      maxSessions: target.maxSessions,
+    };
     if (!alone) ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,
@@ -229,7 +238,8 @@ async function runStep(
       drained: () => recorder.drained(),
     });
     result = stepResult(step, outcome, target.timeoutMs, stop);
-    if (hostOutputs && outcome.kind === 'exited') hostOutputs.push(await readStepOutputs.fromHost({ pool: ctx.pool, endpoint, token: step.runToken, runAs: target.runAs }, (line) => emit('system', line)));
+    if (hostOutputs && outcome.kind === 'exited')
+      hostOutputs.push(await readStepOutputs.fromHost({ pool: ctx.pool, endpoint, token: step.runToken, runAs: target.runAs }, (line) => emit('system', line)));
   } catch (error) {
     ctx.onError(error, `running a step of task ${task.id}`);
     result = { step, phase: 'failed', exitCode: null, signal: null, failureMessage: `countersign failed while running it: ${(error as Error).message}` };
@@ -262,10 +272,10 @@ export function stepResult(step: ExecutionStep, outcome: StepOutcome, timeoutMs:
     if (outcome.timedOut) return { step, phase: 'failed', exitCode: null, signal: null, failureMessage: timedOut };
     return { step, phase: 'failed', exitCode: null, signal: null, failureMessage: outcome.message };
   }
-  const survivors =
-    outcome.survivors > 0 ? ` (${outcome.survivors} of its processes survived KILL: check ${hostLabel(step)} by hand)` : '';
+  const survivors = outcome.survivors > 0 ? ` (${outcome.survivors} of its processes survived KILL: check ${hostLabel(step)} by hand)` : '';
   if (outcome.timedOut) return { step, phase: 'failed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: `${timedOut}${survivors}` };
-  if (outcome.stopped) return { step, phase: 'killed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: survivors === '' ? null : survivors.trim() };
+  if (outcome.stopped)
+    return { step, phase: 'killed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: survivors === '' ? null : survivors.trim() };
   if (outcome.exitCode === 0) return { step, phase: 'succeeded', exitCode: 0, signal: null, failureMessage: null };
   const why = outcome.signal ? `ended by signal ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
   return { step, phase: 'failed', exitCode: outcome.exitCode, signal: outcome.signal, failureMessage: `the script ${why}` };

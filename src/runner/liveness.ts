@@ -168,7 +168,9 @@ export class RunnerLiveness {
     for (let attempt = 0; !this.stopped; attempt++) {
       const result = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS got', [this.key]);
       if (result.rows[0]?.got === true) return;
-      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [this.applicationName]);
+      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [
+        this.applicationName,
+      ]);
       if (attempt % 25 === 24) this.options.log.warn({ key: this.key }, 'the runner liveness lock is held elsewhere; still trying');
       await sleep(200);
     }

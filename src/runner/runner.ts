@@ -114,7 +114,11 @@ export class Runner {
   ) {
     this.judge = new LostRunnerJudge({
       livenessMs: options.livenessMs,
-      onServerChanged: (from, to) => log.warn({ from, to }, `the database server changed (a restart or failover): runners not back on it yet get ${formatDuration(options.livenessMs)} to reconnect`),
+      onServerChanged: (from, to) =>
+        log.warn(
+          { from, to },
+          `the database server changed (a restart or failover): runners not back on it yet get ${formatDuration(options.livenessMs)} to reconnect`,
+        ),
     });
   }
 
@@ -152,7 +156,10 @@ export class Runner {
       if (!stopped) {
         this.abandon.abort();
         await Promise.race([all(), sleep(1000)]);
-        this.log.error({ runs: [...this.active.keys()] }, 'runs did not stop in time; leaving them to the other processes (they see this runner gone once it exits)');
+        this.log.error(
+          { runs: [...this.active.keys()] },
+          'runs did not stop in time; leaving them to the other processes (they see this runner gone once it exits)',
+        );
       }
     }
     this.timers.forEach(clearInterval);
@@ -301,7 +308,8 @@ export class Runner {
         return null;
       }
       if (answer === 'not-ours') return 'not started: the run was given up while its runner was cut off from the database';
-      if (Date.now() >= deadline) return `not started: countersign could not reach the database for ${formatDuration(this.options.livenessMs)} to confirm the run was still its own`;
+      if (Date.now() >= deadline)
+        return `not started: countersign could not reach the database for ${formatDuration(this.options.livenessMs)} to confirm the run was still its own`;
       if (!waited) this.log.warn({ executionId }, 'cannot confirm the run with the database: the next rollout batch waits');
       waited = true;
       await sleep(500, stop);
@@ -440,25 +448,27 @@ export class Runner {
       const target = task ? this.config.targets.get(task.target as string) : undefined;
       if (!target) return;
       // All hosts at once: a 40-host run must not wait out 40 connect timeouts in a row.
-      await Promise.all(steps.map(async (step) => {
-        const endpoint = {
-          address: { host: step.host, port: step.port, user: step.user },
-          privateKey: target.privateKey,
-          knownHosts: target.knownHosts,
-          connectTimeoutMs: target.connectTimeoutMs,
-          maxSessions: target.maxSessions,
-        };
-        const label = hostLabel(step);
-        // Null: the host could not be reached or the check did not run; never read as "all gone".
-        const survivors = await killAndCount({ pool: this.pool, endpoint, token: step.runToken, runAs: target.runAs });
-        const line =
-          survivors === 0
-            ? `countersign: ${label}: stopped what was left of the run after its runner was lost\n`
-            : survivors === null
-              ? `countersign: ${label}: could not verify that the run's processes ended after its runner was lost: check the host by hand\n`
-              : `countersign: ${label}: ${survivors} processes of the run are still alive after KILL: check by hand\n`;
-        await insertChunks(this.db, [{ executionId: execution.id, stepId: step.id, stream: 'system', data: line }]);
-      }));
+      await Promise.all(
+        steps.map(async (step) => {
+          const endpoint = {
+            address: { host: step.host, port: step.port, user: step.user },
+            privateKey: target.privateKey,
+            knownHosts: target.knownHosts,
+            connectTimeoutMs: target.connectTimeoutMs,
+            maxSessions: target.maxSessions,
+          };
+          const label = hostLabel(step);
+          // Null: the host could not be reached or the check did not run; never read as "all gone".
+          const survivors = await killAndCount({ pool: this.pool, endpoint, token: step.runToken, runAs: target.runAs });
+          const line =
+            survivors === 0
+              ? `countersign: ${label}: stopped what was left of the run after its runner was lost\n`
+              : survivors === null
+                ? `countersign: ${label}: could not verify that the run's processes ended after its runner was lost: check the host by hand\n`
+                : `countersign: ${label}: ${survivors} processes of the run are still alive after KILL: check by hand\n`;
+          await insertChunks(this.db, [{ executionId: execution.id, stepId: step.id, stream: 'system', data: line }]);
+        }),
+      );
     } catch (error) {
       this.log.error({ err: error, executionId: execution.id }, 'stopping the processes of a lost run failed');
     }

@@ -31,7 +31,11 @@ export class ChannelMembers {
       ? new LookupCache(
           async (channelId) => {
             const { users, complete } = await directory.members(channelId);
-            if (!complete) log?.warn({ channel: channelId, members: users.length }, `channel ${channelId} has more members than countersign reads: only the first ${users.length} may see its tasks through the channel`);
+            if (!complete)
+              log?.warn(
+                { channel: channelId, members: users.length },
+                `channel ${channelId} has more members than countersign reads: only the first ${users.length} may see its tasks through the channel`,
+              );
             return new Set(users);
           },
           lookupCacheOptions(options, DEFAULT_CHANNEL_MEMBERS_TTL_MS),
@@ -57,7 +61,11 @@ export class ChannelMembers {
 /** What conversations.members needs of a WebClient (structural, so the service layer needs no Slack SDK). */
 export interface ConversationsClient {
   conversations: {
-    members(args: { channel: string; cursor?: string; limit?: number }): Promise<{ ok?: boolean; error?: string; members?: string[]; response_metadata?: { next_cursor?: string } }>;
+    members(args: {
+      channel: string;
+      cursor?: string;
+      limit?: number;
+    }): Promise<{ ok?: boolean; error?: string; members?: string[]; response_metadata?: { next_cursor?: string } }>;
   };
 }
 
@@ -75,7 +83,8 @@ export function webApiChannelMembers(client: ConversationsClient, maxPages = 50)
       let cursor: string | undefined;
       for (let page = 0; page < maxPages; page++) {
         const result = await client.conversations.members({ channel: channelId, limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) });
-        if (result.ok === false || !Array.isArray(result.members)) throw new Error(`conversations.members failed: ${result.error ?? 'no members in the answer'}`);
+        if (result.ok === false || !Array.isArray(result.members))
+          throw new Error(`conversations.members failed: ${result.error ?? 'no members in the answer'}`);
         users.push(...result.members);
         cursor = result.response_metadata?.next_cursor || undefined;
         if (!cursor) return { users, complete: true };

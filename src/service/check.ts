@@ -62,7 +62,10 @@ async function checkHost(pool: SshPool, target: Target, address: HostAddress, in
       const addresses = await lookup(address.host, { all: true });
       resolved = `resolved to ${addresses.map((a) => a.address).join(', ')} in ${Math.round(now() - started)} ms; `;
     } catch (error) {
-      return fail(`cannot resolve ${address.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, `check ${field}.host, and DNS where countersign runs`);
+      return fail(
+        `cannot resolve ${address.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        `check ${field}.host, and DNS where countersign runs`,
+      );
     }
   }
 
@@ -82,7 +85,13 @@ async function checkHost(pool: SshPool, target: Target, address: HostAddress, in
     });
     const runAs = target.runAs ? ` as \`${target.runAs.join(' ')}\`` : '';
     if (probe.kind === 'exited' && probe.code === 0) {
-      return { area: 'ssh', subject, status: 'ok', ms: now() - started, detail: `${resolved}host key matches, logged in in ${Math.round(connectMs)} ms, \`true\`${runAs} took ${Math.round(probe.ms)} ms` };
+      return {
+        area: 'ssh',
+        subject,
+        status: 'ok',
+        ms: now() - started,
+        detail: `${resolved}host key matches, logged in in ${Math.round(connectMs)} ms, \`true\`${runAs} took ${Math.round(probe.ms)} ms`,
+      };
     }
     const what = `\`true\`${runAs}`;
     const stderr = probe.kind === 'exited' && probe.stderr.trim() !== '' ? `: ${probe.stderr.trim().split('\n').slice(-2).join(' / ')}` : '';
@@ -207,9 +216,21 @@ export async function checkSlack(env: SlackSettings, requiredScopes: readonly st
   }
   const rows: CheckRow[] = [];
   for (const name of env.missing) {
-    rows.push({ area: 'slack', subject: name, status: 'fail', ms: null, detail: 'not set, so Slack requests cannot be verified', fix: `set ${name} (HTTP mode), or SLACK_APP_TOKEN for Socket Mode` });
+    rows.push({
+      area: 'slack',
+      subject: name,
+      status: 'fail',
+      ms: null,
+      detail: 'not set, so Slack requests cannot be verified',
+      fix: `set ${name} (HTTP mode), or SLACK_APP_TOKEN for Socket Mode`,
+    });
   }
-  const client = new WebClient(botToken, { ...(env.apiUrl ? { slackApiUrl: env.apiUrl } : {}), retryConfig: { retries: 0 }, timeout: 10_000, rejectRateLimitedCalls: true });
+  const client = new WebClient(botToken, {
+    ...(env.apiUrl ? { slackApiUrl: env.apiUrl } : {}),
+    retryConfig: { retries: 0 },
+    timeout: 10_000,
+    rejectRateLimitedCalls: true,
+  });
   const started = now();
   try {
     const answer = await client.auth.test();
@@ -257,15 +278,45 @@ export async function runCheck(input: CheckInput): Promise<CheckRow[]> {
     if (input.slack === null) return [];
     if (!Array.isArray(input.requiredScopes)) {
       const reason = (input.requiredScopes as { error: string }).error;
-      return [{ area: 'slack', subject: 'manifest.yml', status: 'fail', ms: null, detail: `cannot tell which scopes the app needs: ${reason}`, fix: 'run check from the countersign directory (manifest.yml ships with it), or pass --manifest <path>' }];
+      return [
+        {
+          area: 'slack',
+          subject: 'manifest.yml',
+          status: 'fail',
+          ms: null,
+          detail: `cannot tell which scopes the app needs: ${reason}`,
+          fix: 'run check from the countersign directory (manifest.yml ships with it), or pass --manifest <path>',
+        },
+      ];
     }
     return checkSlack(input.slack, input.requiredScopes);
   };
   // A target whose key or host keys could not be read is left out of the config: say its hosts were not checked.
-  const unchecked = [...new Set(rows.flatMap((row) => (/^targets\.(.+?)\.ssh(\.|$)/.exec(row.subject)?.[1] ?? [])))].filter((name) => !input.config?.targets.has(name));
+  const unchecked = [...new Set(rows.flatMap((row) => /^targets\.(.+?)\.ssh(\.|$)/.exec(row.subject)?.[1] ?? []))].filter(
+    (name) => !input.config?.targets.has(name),
+  );
   rows.push(
-    ...unchecked.map((name): CheckRow => ({ area: 'ssh', subject: name, status: 'warn', ms: null, detail: 'hosts not checked: its SSH settings have the problems listed above', fix: `fix targets.${name}.ssh, then check again` })),
+    ...unchecked.map(
+      (name): CheckRow => ({
+        area: 'ssh',
+        subject: name,
+        status: 'warn',
+        ms: null,
+        detail: 'hosts not checked: its SSH settings have the problems listed above',
+        fix: `fix targets.${name}.ssh, then check again`,
+      }),
+    ),
   );
   const [hostRows, slackRows] = await Promise.all([input.config ? checkHosts(input.config, input.hosts) : Promise.resolve([]), slack()]);
-  return sortRows([...rows, ...(input.config ? presentRows(input.config, rows.some((row) => row.area === 'reference')) : []), ...hostRows, ...slackRows]);
+  return sortRows([
+    ...rows,
+    ...(input.config
+      ? presentRows(
+          input.config,
+          rows.some((row) => row.area === 'reference'),
+        )
+      : []),
+    ...hostRows,
+    ...slackRows,
+  ]);
 }

@@ -44,7 +44,13 @@ export class PeopleDirectory {
           // A user Slack does not know is shown by id (and asked about again once that is old).
           (userId) => this.paced(async () => (await source.displayName(userId)) ?? userId),
           settings,
-          { failed: (userId, error, known) => log?.debug({ err: error, user: userId }, `could not look up the name of ${userId}: showing ${known === null ? 'the id' : 'the name known before'}`) },
+          {
+            failed: (userId, error, known) =>
+              log?.debug(
+                { err: error, user: userId },
+                `could not look up the name of ${userId}: showing ${known === null ? 'the id' : 'the name known before'}`,
+              ),
+          },
         )
       : null;
   }

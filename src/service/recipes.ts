@@ -13,7 +13,17 @@
 import type { Config } from '../config/config.js';
 import { recipeContentHash, shortHash, type RecipeRef } from '../domain/contentVersion.js';
 import type { People } from '../domain/people.js';
-import { RECIPE_FORMAT, exportRecipe, fixedArgumentNames, parseRecipeJson, recipeDefinition, resolveArguments, type ArgumentError, type Recipe, type TaskArgument } from '../domain/recipe.js';
+import {
+  RECIPE_FORMAT,
+  exportRecipe,
+  fixedArgumentNames,
+  parseRecipeJson,
+  recipeDefinition,
+  resolveArguments,
+  type ArgumentError,
+  type Recipe,
+  type TaskArgument,
+} from '../domain/recipe.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentKey } from '../store/contentKey.js';
@@ -101,7 +111,11 @@ export class RecipeService {
    * Imports one recipe in the export format. A config recipe's name is refused; an imported one
    * is replaced only with `replace`, and only by its owner, an editor or an admin (the owner stays).
    */
-  async import(text: string, userId: string, replace: boolean): Promise<Outcome<{ recipe: Recipe; replaced: boolean; hash: string; previousHash: string | null }>> {
+  async import(
+    text: string,
+    userId: string,
+    replace: boolean,
+  ): Promise<Outcome<{ recipe: Recipe; replaced: boolean; hash: string; previousHash: string | null }>> {
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -116,7 +130,10 @@ export class RecipeService {
       return refuse('name_taken', `\`${recipe.name}\` is a recipe of countersign.yml, which cannot be replaced from Slack. Import it under another name.`);
     }
     if (!this.config.targets.has(recipe.target)) {
-      return refuse('unknown_target', `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`);
+      return refuse(
+        'unknown_target',
+        `The recipe runs on \`${escapeSlackText(recipe.target)}\`, which is not a target here. Targets: ${[...this.config.targets.keys()].map((t) => `\`${t}\``).join(', ') || 'none'}.`,
+      );
     }
     // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one.
     const fixed = recipe.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
@@ -127,9 +144,21 @@ export class RecipeService {
     const hash = recipeContentHash(definition, await this.contentKey());
     const existing = await this.saved.row(recipe.name);
     if (existing && !parseRecipeJson(existing.definition).ok) {
-      return refuse('name_taken', `\`${recipe.name}\` is a runbook, not a recipe: import the recipe under another name (or replace the runbook with \`/task runbook import --replace\`).`);
+      return refuse(
+        'name_taken',
+        `\`${recipe.name}\` is a runbook, not a recipe: import the recipe under another name (or replace the runbook with \`/task runbook import --replace\`).`,
+      );
     }
-    const outcome = await this.saved.save({ kind: 'recipe', reference: recipe.name, definition, hash, editors: recipe.editors ?? null, userId, replace, data: { target: recipe.target } });
+    const outcome = await this.saved.save({
+      kind: 'recipe',
+      reference: recipe.name,
+      definition,
+      hash,
+      editors: recipe.editors ?? null,
+      userId,
+      replace,
+      data: { target: recipe.target },
+    });
     if (!outcome.ok) return outcome;
     return { ok: true, recipe, replaced: outcome.replaced, hash, previousHash: outcome.previousHash };
   }
@@ -151,7 +180,10 @@ export class RecipeService {
     if (!recipe) return this.unknown(typeof recipeOrName === 'string' ? recipeOrName : '');
     const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe) };
     if (input.expectedHash !== undefined && input.expectedHash !== ref.hash) {
-      return refuse('recipe_changed', `The recipe ${recipe.name} changed since this form opened (it is now version ${shortHash(ref.hash)}): close the form and start it again to see the new version.`);
+      return refuse(
+        'recipe_changed',
+        `The recipe ${recipe.name} changed since this form opened (it is now version ${shortHash(ref.hash)}): close the form and start it again to see the new version.`,
+      );
     }
     const resolved = resolveArguments(recipe, input.values);
     if (!resolved.ok) {

@@ -164,12 +164,19 @@ export class RunbookService {
    * runbook or recipe, when an http step names no target, or when the graph checks fail
    * (dependsOn and after targets exist, no cycles, targets and secrets exist, hosts allowed).
    */
-  async import(json: unknown, userId: string, replace: boolean): Promise<Outcome<{ entry: RunbookEntry; replaced: boolean; hash: string; previousHash: string | null }>> {
+  async import(
+    json: unknown,
+    userId: string,
+    replace: boolean,
+  ): Promise<Outcome<{ entry: RunbookEntry; replaced: boolean; hash: string; previousHash: string | null }>> {
     const parsed = parseRunbookJson(json);
     if (!parsed.ok) return refuse('invalid_runbook', `The runbook is not valid:\n${parsed.problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
     const runbook = parsed.runbook;
     if (this.config.runbooks?.has(runbook.reference) || this.config.recipes?.has(runbook.reference)) {
-      return refuse('name_taken', `\`${runbook.reference}\` is defined in countersign.yml, which cannot be replaced from Slack or the API. Import it under another reference.`);
+      return refuse(
+        'name_taken',
+        `\`${runbook.reference}\` is defined in countersign.yml, which cannot be replaced from Slack or the API. Import it under another reference.`,
+      );
     }
     // A fixed value is never shown to reviewers: only admins, trusted with what they hide, may set one (as for recipes).
     const fixed = runbook.arguments.filter((arg) => arg.kind === 'fixed').map((arg) => arg.name);
@@ -180,7 +187,9 @@ export class RunbookService {
     for (const [g, group] of runbook.steps.entries()) {
       for (const [p, step] of group.entries()) {
         if (step.kind === 'http' && step.http.target === null) {
-          problems.push(`steps[${g}]${group.length > 1 ? `[${p}]` : ''}.http.target: an imported runbook's http steps name a target, whose review then covers the request`);
+          problems.push(
+            `steps[${g}]${group.length > 1 ? `[${p}]` : ''}.http.target: an imported runbook's http steps name a target, whose review then covers the request`,
+          );
         }
       }
     }
@@ -189,17 +198,32 @@ export class RunbookService {
     for (const [index, trigger] of runbook.triggeredBy.entries()) {
       if (trigger.kind !== 'after') continue;
       if (!(await this.mayChange(trigger.runbook, userId)) && !(await this.saved.isAdmin(userId))) {
-        problems.push(`triggeredBy[${index}].after: you may not change ${trigger.runbook}, so your runbook may not start after it (a triggered run gets its values and runs in its starter's name)`);
+        problems.push(
+          `triggeredBy[${index}].after: you may not change ${trigger.runbook}, so your runbook may not start after it (a triggered run gets its values and runs in its starter's name)`,
+        );
       }
     }
     const catalog = await this.runbookMap();
     catalog.set(runbook.reference, runbook);
     const prefix = `runbooks.${runbook.reference}.`;
-    problems.push(...checkRunbooks(catalog, { targets: this.config.targets, ...(this.config.http ? { allow: this.config.http.allow } : {}) }).filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)));
+    problems.push(
+      ...checkRunbooks(catalog, { targets: this.config.targets, ...(this.config.http ? { allow: this.config.http.allow } : {}) })
+        .filter((p) => p.startsWith(prefix))
+        .map((p) => p.slice(prefix.length)),
+    );
     if (problems.length > 0) return refuse('invalid_runbook', `The runbook is not valid:\n${problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
     const definition = runbookDefinition(runbook);
     const hash = runbookContentHash(definition, await this.contentKey());
-    const outcome = await this.saved.save({ kind: 'runbook', reference: runbook.reference, definition, hash, editors: runbook.editors, userId, replace, data: { targets: targetsOf(runbook) } });
+    const outcome = await this.saved.save({
+      kind: 'runbook',
+      reference: runbook.reference,
+      definition,
+      hash,
+      editors: runbook.editors,
+      userId,
+      replace,
+      data: { targets: targetsOf(runbook) },
+    });
     if (!outcome.ok) return outcome;
     const entry = await this.find(runbook.reference);
     if (!entry) return refuse('gone', `The runbook \`${runbook.reference}\` was removed a moment ago.`);
@@ -208,7 +232,8 @@ export class RunbookService {
 
   /** Removes an imported runbook or recipe (its owner, an editor or an admin); runs started from it keep their plan. */
   async remove(reference: string, userId: string): Promise<Outcome<{ name: string; hash: string }>> {
-    if (this.config.runbooks?.has(reference) || this.config.recipes?.has(reference)) return refuse('config_runbook', `\`${reference}\` is defined in countersign.yml: remove it there.`);
+    if (this.config.runbooks?.has(reference) || this.config.recipes?.has(reference))
+      return refuse('config_runbook', `\`${reference}\` is defined in countersign.yml: remove it there.`);
     const row = await this.saved.row(reference);
     const kind = row && parseRecipeJson(row.definition).ok ? 'recipe' : 'runbook';
     return this.saved.remove(kind, reference, userId, () => this.unknown(reference));
@@ -226,7 +251,10 @@ export class RunbookService {
     const entry = catalog.get(reference);
     if (!entry) return this.unknown(reference);
     if (input.expectedHash !== undefined && input.expectedHash !== entry.hash) {
-      return refuse('runbook_changed', `The runbook ${reference} changed since this form opened (it is now version ${shortHash(entry.hash)}): close the form and start it again to see the new version.`);
+      return refuse(
+        'runbook_changed',
+        `The runbook ${reference} changed since this form opened (it is now version ${shortHash(entry.hash)}): close the form and start it again to see the new version.`,
+      );
     }
     if (entry.kind === 'recipe' && entry.recipe && input.asRun !== true) {
       const started = await this.recipes.start(entry.recipe, {
@@ -241,7 +269,10 @@ export class RunbookService {
     }
     const word = triggerWord(input.trigger);
     if (word !== null && !entry.runbook.triggeredBy.some((t) => t.kind === word)) {
-      return refuse('not_triggerable', `${reference} cannot be started ${word === 'manual' ? 'by hand' : `by a ${word}`}: its triggeredBy is ${entry.runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after ${t.runbook}` : t.kind)).join(', ')}.`);
+      return refuse(
+        'not_triggerable',
+        `${reference} cannot be started ${word === 'manual' ? 'by hand' : `by a ${word}`}: its triggeredBy is ${entry.runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after ${t.runbook}` : t.kind)).join(', ')}.`,
+      );
     }
     const runbooks = new Map([...catalog].map(([ref, e]) => [ref, e.runbook]));
     const started = await this.runs.start({
@@ -271,7 +302,8 @@ export class RunbookService {
         const catalog = await this.catalog();
         const entry = catalog.get(reference);
         if (!entry) return this.unknown(reference);
-        if (!entry.runbook.triggeredBy.some((t) => t.kind === 'schedule')) return refuse('not_triggerable', `${reference} cannot be started by a schedule: add schedule to its triggeredBy.`);
+        if (!entry.runbook.triggeredBy.some((t) => t.kind === 'schedule'))
+          return refuse('not_triggerable', `${reference} cannot be started by a schedule: add schedule to its triggeredBy.`);
         const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, values);
         return planned.ok ? { ok: true } : refuse('invalid_arguments', planned.errors.map((e) => e.message).join('; '));
       },
@@ -285,7 +317,14 @@ export class RunbookService {
         const created = await this.runs.create(
           trx,
           planned.plan,
-          { creator: schedule.author, trigger: { kind: 'schedule', schedule: schedule.id }, message: schedule.message, channelId: schedule.channelId, sourceKey: `schedule:${schedule.id}:${fireAt.toISOString()}`, runbookHash: entry.hash },
+          {
+            creator: schedule.author,
+            trigger: { kind: 'schedule', schedule: schedule.id },
+            message: schedule.message,
+            channelId: schedule.channelId,
+            sourceKey: `schedule:${schedule.id}:${fireAt.toISOString()}`,
+            runbookHash: entry.hash,
+          },
           null,
         );
         return { ok: true, runId: created.run.id };
@@ -294,24 +333,50 @@ export class RunbookService {
   }
 
   private async configRecipeEntry(recipe: Recipe): Promise<RunbookEntry> {
-    return { runbook: runbookFromRecipe(recipe), hash: await this.recipes.hashOf(recipe), kind: 'recipe', source: 'config', owner: null, editors: null, recipe };
+    return {
+      runbook: runbookFromRecipe(recipe),
+      hash: await this.recipes.hashOf(recipe),
+      kind: 'recipe',
+      source: 'config',
+      owner: null,
+      editors: null,
+      recipe,
+    };
   }
 
   private async configEntry(runbook: Runbook): Promise<RunbookEntry> {
-    return { runbook, hash: runbookContentHash(runbookDefinition(runbook), await this.contentKey()), kind: 'runbook', source: 'config', owner: null, editors: null, recipe: null };
+    return {
+      runbook,
+      hash: runbookContentHash(runbookDefinition(runbook), await this.contentKey()),
+      kind: 'runbook',
+      source: 'config',
+      owner: null,
+      editors: null,
+      recipe: null,
+    };
   }
 
   private fromRow(row: SavedRow): RunbookEntry | null {
     const definition = row.definition as Record<string, unknown> | null;
     if (definition?.format === RUNBOOK_FORMAT) {
       const parsed = parseRunbookJson({ ...definition, ...(row.editors ? { editors: peopleFile(row.editors) } : {}) });
-      return parsed.ok ? { runbook: parsed.runbook, hash: row.content_hash, kind: 'runbook', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe: null } : null;
+      return parsed.ok
+        ? { runbook: parsed.runbook, hash: row.content_hash, kind: 'runbook', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe: null }
+        : null;
     }
     if (definition?.format !== undefined && definition.format !== RECIPE_FORMAT) return null;
     const parsed = parseRecipeJson(definition);
     if (!parsed.ok) return null;
     const recipe = { ...parsed.recipe, editors: row.editors ?? null };
-    return { runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null }, hash: row.content_hash, kind: 'recipe', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe };
+    return {
+      runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null },
+      hash: row.content_hash,
+      kind: 'recipe',
+      source: 'imported',
+      owner: row.owner,
+      editors: row.editors ?? null,
+      recipe,
+    };
   }
 
   private contentKey(): Promise<string> {

@@ -20,7 +20,18 @@
  */
 import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
-import { expiryMessage, isReviewer, mayOperate, mayReview, progress, reviewExpiresAt, unreachableGroups, type GroupProgress, type ReviewDecision, type ReviewPolicy } from '../domain/review.js';
+import {
+  expiryMessage,
+  isReviewer,
+  mayOperate,
+  mayReview,
+  progress,
+  reviewExpiresAt,
+  unreachableGroups,
+  type GroupProgress,
+  type ReviewDecision,
+  type ReviewPolicy,
+} from '../domain/review.js';
 import { includesUser } from '../domain/people.js';
 import { runRef, runSubject, type Run, type RunStatus, type RunStep, type RunTrigger } from '../domain/run.js';
 import { runReviewPolicy } from '../domain/runReview.js';
@@ -65,7 +76,10 @@ export interface RunView {
   stepDecisions: Record<number, Array<{ userId: string; verdict: 'approve' | 'reject'; reason: string | null; at: Date }>>;
 }
 
-export type StartRunOutcome = { ok: true; run: Run; created: boolean } | { ok: false; code: 'invalid_arguments'; message: string; errors: ArgumentError[] } | { ok: false; code: string; message: string; errors?: undefined };
+export type StartRunOutcome =
+  | { ok: true; run: Run; created: boolean }
+  | { ok: false; code: 'invalid_arguments'; message: string; errors: ArgumentError[] }
+  | { ok: false; code: string; message: string; errors?: undefined };
 
 const STATUS_WORDS: Readonly<Record<RunStatus, string>> = {
   created: 'being created',
@@ -81,7 +95,13 @@ const STATUS_WORDS: Readonly<Record<RunStatus, string>> = {
 };
 
 /** A run as reviewed: its decisions in `run_reviews`, its events under `run:<id>`. */
-const reviewedRun = (run: Run): Reviewed => ({ subject: runReviews(run.id), ref: runRef(run.id), author: run.creator, contentVersion: run.contentVersion, audit: { taskId: null, subject: runSubject(run.id), prefix: 'run.review' } });
+const reviewedRun = (run: Run): Reviewed => ({
+  subject: runReviews(run.id),
+  ref: runRef(run.id),
+  author: run.creator,
+  contentVersion: run.contentVersion,
+  audit: { taskId: null, subject: runSubject(run.id), prefix: 'run.review' },
+});
 
 export class RunService {
   private key: Promise<string> | null = null;
@@ -143,7 +163,10 @@ export class RunService {
     if (policy && input.trigger.kind !== 'after') {
       const stuck = unreachableGroups(policy, input.creator);
       if (stuck.length > 0) {
-        return refuse('unreachable_review', `This run could never be approved: ${stuck.map((g) => `*${g.name}*`).join(', ')} would need approvals from people other than you, and has too few. Ask someone else to start it.`);
+        return refuse(
+          'unreachable_review',
+          `This run could never be approved: ${stuck.map((g) => `*${g.name}*`).join(', ')} would need approvals from people other than you, and has too few. Ask someone else to start it.`,
+        );
       }
     }
     const outcome = await this.db.transaction((trx) => this.create(trx, planned.plan, input, null));
@@ -155,11 +178,17 @@ export class RunService {
    * Creates a planned run in the caller's transaction (the engine's `after` triggers use it in
    * the transaction that ends the triggering run). Returns the existing run for a known sourceKey.
    */
-  async create(trx: Knex.Transaction, plan: RunPlan, input: Omit<StartRunInput, 'runbooks' | 'reference' | 'values'>, parent: { runId: number; delayMs: number | null } | null): Promise<{ run: Run; created: boolean }> {
+  async create(
+    trx: Knex.Transaction,
+    plan: RunPlan,
+    input: Omit<StartRunInput, 'runbooks' | 'reference' | 'values'>,
+    parent: { runId: number; delayMs: number | null } | null,
+  ): Promise<{ run: Run; created: boolean }> {
     const policy = this.policyOf(plan);
     const { arguments: args, ...stored } = plan;
     const firstScriptTarget = plan.groups.flat().find((s) => s.kind === 'script');
-    const channelId = input.channelId ?? (firstScriptTarget?.kind === 'script' ? (this.config.targets.get(firstScriptTarget.script.target)?.channel ?? null) : null);
+    const channelId =
+      input.channelId ?? (firstScriptTarget?.kind === 'script' ? (this.config.targets.get(firstScriptTarget.script.target)?.channel ?? null) : null);
     const inserted = await insertRun(
       trx,
       {
@@ -184,7 +213,14 @@ export class RunService {
       subject: runSubject(run.id),
       type: 'run.created',
       actor: input.creator,
-      data: { reference: plan.reference, trigger: input.trigger, contentVersion: plan.contentVersion, targets: plan.targets, reviewed: policy !== null, ...(input.runbookHash ? { runbookHash: input.runbookHash } : {}) },
+      data: {
+        reference: plan.reference,
+        trigger: input.trigger,
+        contentVersion: plan.contentVersion,
+        targets: plan.targets,
+        reviewed: policy !== null,
+        ...(input.runbookHash ? { runbookHash: input.runbookHash } : {}),
+      },
     });
     const next = await transitionRun(trx, { runId: run.id, from: 'created', to: policy ? 'pending-review' : 'ready', actor: null });
     return { run: next ?? run, created: true };
@@ -203,12 +239,21 @@ export class RunService {
       if (!checked.ok) return checked;
       const current = checked.run;
       if (seenVersion !== current.contentVersion) {
-        return refuse(RUN_CHANGED_SINCE_DRAWN, `${runRef(runId)} is not the version you approved: the request you saw was drawn for another version. Read it again before approving.`);
+        return refuse(
+          RUN_CHANGED_SINCE_DRAWN,
+          `${runRef(runId)} is not the version you approved: the request you saw was drawn for another version. Read it again before approving.`,
+        );
       }
       const recorded = await recordDecision(trx, reviewedRun(current), checked.policy, { userId, verdict: 'approve', reason: null });
       if (!recorded.ok) return recorded;
       if (!recorded.approved) return { ok: true, run: current };
-      const approved = await transitionRun(trx, { runId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
+      const approved = await transitionRun(trx, {
+        runId,
+        from: 'pending-review',
+        to: 'approved',
+        actor: userId,
+        data: { contentVersion: current.contentVersion },
+      });
       const ready = await transitionRun(trx, { runId, from: 'approved', to: 'ready', actor: null });
       return { ok: true, run: ready ?? approved ?? current };
     });
@@ -224,7 +269,14 @@ export class RunService {
       if (!checked.ok) return checked;
       const recorded = await recordDecision(trx, reviewedRun(checked.run), checked.policy, { userId, verdict: 'reject', reason });
       if (!recorded.ok) return recorded;
-      const rejected = await transitionRun(trx, { runId, from: 'pending-review', to: 'rejected', actor: userId, data: { reason }, set: { failure_message: `rejected by <@${userId}>${reason ? `: ${reason}` : ''}`, finished_at: trx.fn.now() as unknown as Date } });
+      const rejected = await transitionRun(trx, {
+        runId,
+        from: 'pending-review',
+        to: 'rejected',
+        actor: userId,
+        data: { reason },
+        set: { failure_message: `rejected by <@${userId}>${reason ? `: ${reason}` : ''}`, finished_at: trx.fn.now() as unknown as Date },
+      });
       return { ok: true, run: rejected ?? checked.run };
     });
     if (outcome.ok) this.changed(outcome.run);
@@ -283,28 +335,52 @@ export class RunService {
    * its named approvers (users, user group members), never the run's creator; one decision per
    * person. Enough approvals: the step succeeds; a rejection: it fails, with the reason.
    */
-  async decideStep(runId: number, stepId: string, userId: string, verdict: 'approve' | 'reject', reason: string | null = null): Promise<Outcome<{ run: Run; step: RunStep }>> {
+  async decideStep(
+    runId: number,
+    stepId: string,
+    userId: string,
+    verdict: 'approve' | 'reject',
+    reason: string | null = null,
+  ): Promise<Outcome<{ run: Run; step: RunStep }>> {
     const run = await getRun(this.db, runId);
     if (!run) return this.notFound(runId);
     const planned = this.plannedStep(run, stepId);
     if (planned?.kind !== 'approval') return refuse('not_found', `${runRef(runId)} has no approval step ${stepId}.`);
     const approval = planned.approval;
-    if (userId === run.creator) return refuse('self_review', `You started ${runRef(runId)}, so you cannot approve its step ${stepId}: ask one of its approvers.`);
+    if (userId === run.creator)
+      return refuse('self_review', `You started ${runRef(runId)}, so you cannot approve its step ${stepId}: ask one of its approvers.`);
     const members = approval.usergroup ? await this.reviewers.members(approval.usergroup) : [];
-    const approver = approval.users.includes(userId) || (approval.usergroup !== null && includesUser({ users: [], usergroup: approval.usergroup }, userId, members));
+    const approver =
+      approval.users.includes(userId) || (approval.usergroup !== null && includesUser({ users: [], usergroup: approval.usergroup }, userId, members));
     if (!approver) return refuse('not_reviewer', `Only the approvers of ${stepId} may decide it.`);
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ run: Run; step: RunStep }>> => {
       const locked = await lockRun(trx, runId);
       const step = (await stepsOfRun(trx, runId)).find((s) => s.stepId === stepId);
       if (!locked || !step) return this.notFound(runId);
-      if (step.phase !== 'paused') return refuse('not_pending', `${stepId} of ${runRef(runId)} is ${step.phase === 'pending' ? 'not waiting for approval yet' : 'no longer waiting for approval'}.`);
+      if (step.phase !== 'paused')
+        return refuse(
+          'not_pending',
+          `${stepId} of ${runRef(runId)} is ${step.phase === 'pending' ? 'not waiting for approval yet' : 'no longer waiting for approval'}.`,
+        );
       if (!(await insertStepDecision(trx, { stepId: step.id, userId, verdict, reason }))) return refuse('already_decided', `You already decided ${stepId}.`);
-      await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: `run.step.${verdict === 'approve' ? 'approved' : 'rejected'}`, actor: userId, data: { step: stepId, ...(reason ? { reason } : {}) } });
+      await appendEvent(trx, {
+        taskId: null,
+        subject: runSubject(runId),
+        type: `run.step.${verdict === 'approve' ? 'approved' : 'rejected'}`,
+        actor: userId,
+        data: { step: stepId, ...(reason ? { reason } : {}) },
+      });
       const decisions = await stepDecisions(trx, step.id);
       const approvals = decisions.filter((d) => d.verdict === 'approve').length;
       let changed: RunStep | null = null;
       if (verdict === 'reject') {
-        changed = await transitionRunStep(trx, { stepId: step.id, from: 'paused', to: 'failed', actor: userId, set: { decided_by: userId, failure_message: `rejected by <@${userId}>${reason ? `: ${reason}` : ''}` } });
+        changed = await transitionRunStep(trx, {
+          stepId: step.id,
+          from: 'paused',
+          to: 'failed',
+          actor: userId,
+          set: { decided_by: userId, failure_message: `rejected by <@${userId}>${reason ? `: ${reason}` : ''}` },
+        });
       } else if (approvals >= approval.approvals) {
         changed = await transitionRunStep(trx, { stepId: step.id, from: 'paused', to: 'succeeded', actor: userId, set: { decided_by: userId } });
       } else {
@@ -320,13 +396,23 @@ export class RunService {
    * An input step's values (`values` by field name): checked against its fields, they become
    * the step's outputs. Only the step's `from` people, else whoever started the run.
    */
-  async submitInput(runId: number, stepId: string, userId: string, values: Readonly<Record<string, unknown>>): Promise<Outcome<{ run: Run; step: RunStep }> | { ok: false; code: 'invalid_arguments'; message: string; errors: ArgumentError[] }> {
+  async submitInput(
+    runId: number,
+    stepId: string,
+    userId: string,
+    values: Readonly<Record<string, unknown>>,
+  ): Promise<Outcome<{ run: Run; step: RunStep }> | { ok: false; code: 'invalid_arguments'; message: string; errors: ArgumentError[] }> {
     const run = await getRun(this.db, runId);
     if (!run) return this.notFound(runId);
     const planned = this.plannedStep(run, stepId);
     if (planned?.kind !== 'input') return refuse('not_found', `${runRef(runId)} has no input step ${stepId}.`);
     if (!(await this.mayGiveInput(run, planned, userId))) {
-      return refuse('not_allowed', planned.input.from ? `Only the people named by ${stepId} may fill it in.` : `Only <@${run.creator}>, who started ${runRef(runId)}, may fill in ${stepId}.`);
+      return refuse(
+        'not_allowed',
+        planned.input.from
+          ? `Only the people named by ${stepId} may fill it in.`
+          : `Only <@${run.creator}>, who started ${runRef(runId)}, may fill in ${stepId}.`,
+      );
     }
     const resolved = resolveInputValues(planned, values);
     if (!resolved.ok) return { ok: false, code: 'invalid_arguments', message: resolved.errors.map((e) => e.message).join('; '), errors: resolved.errors };
@@ -334,8 +420,19 @@ export class RunService {
       const locked = await lockRun(trx, runId);
       const step = (await stepsOfRun(trx, runId)).find((s) => s.stepId === stepId);
       if (!locked || !step) return this.notFound(runId);
-      const changed = await transitionRunStep(trx, { stepId: step.id, from: 'paused', to: 'succeeded', actor: userId, data: { fields: Object.keys(resolved.outputs) }, set: { outputs: { outputs: resolved.outputs }, decided_by: userId } });
-      if (!changed) return refuse('not_pending', `${stepId} of ${runRef(runId)} is not waiting for input${step.phase === 'succeeded' ? ' any more: it was filled in already' : ''}.`);
+      const changed = await transitionRunStep(trx, {
+        stepId: step.id,
+        from: 'paused',
+        to: 'succeeded',
+        actor: userId,
+        data: { fields: Object.keys(resolved.outputs) },
+        set: { outputs: { outputs: resolved.outputs }, decided_by: userId },
+      });
+      if (!changed)
+        return refuse(
+          'not_pending',
+          `${stepId} of ${runRef(runId)} is not waiting for input${step.phase === 'succeeded' ? ' any more: it was filled in already' : ''}.`,
+        );
       return { ok: true, run: locked, step: changed };
     });
     if (outcome.ok) this.changed(outcome.run);
@@ -376,7 +473,12 @@ export class RunService {
    * content version), started by `userId` (its creator or a reviewer of its targets) and
    * reviewed again where its targets require review.
    */
-  async again(runId: number, userId: string, trigger: 'manual' | 'api' = 'manual', sourceKey: string | null = null): Promise<Outcome<{ run: Run; created: boolean }>> {
+  async again(
+    runId: number,
+    userId: string,
+    trigger: 'manual' | 'api' = 'manual',
+    sourceKey: string | null = null,
+  ): Promise<Outcome<{ run: Run; created: boolean }>> {
     const run = await getRun(this.db, runId);
     if (!run) return this.notFound(runId);
     const allowed = await this.mayOperate(run, userId, 'run again');
@@ -385,10 +487,20 @@ export class RunService {
     const plan: RunPlan = { ...run.plan, arguments: run.arguments };
     const policy = await this.resolvedPolicy(run);
     if (policy && unreachableGroups(policy, userId).length > 0) {
-      return refuse('unreachable_review', `Your run could never be approved: ${unreachableGroups(policy, userId).map((g) => `*${g.name}*`).join(', ')} would need approvals from people other than you. Ask someone else to run it again.`);
+      return refuse(
+        'unreachable_review',
+        `Your run could never be approved: ${unreachableGroups(policy, userId)
+          .map((g) => `*${g.name}*`)
+          .join(', ')} would need approvals from people other than you. Ask someone else to run it again.`,
+      );
     }
     const outcome = await this.db.transaction(async (trx) => {
-      const created = await this.create(trx, plan, { creator: userId, trigger: { kind: trigger, again: runId }, message: run.message, channelId: run.channelId, sourceKey, runbookHash: run.runbookHash }, null);
+      const created = await this.create(
+        trx,
+        plan,
+        { creator: userId, trigger: { kind: trigger, again: runId }, message: run.message, channelId: run.channelId, sourceKey, runbookHash: run.runbookHash },
+        null,
+      );
       if (created.created) await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.again', actor: userId, data: { as: created.run.id } });
       return created;
     });
@@ -402,14 +514,25 @@ export class RunService {
    * lets one replica, or a reviewer's last click, win. Returns the runs it rejected.
    */
   async expireReviews(limit = 100): Promise<number[]> {
-    const pending = (await this.db('runs').where({ status: 'pending-review' }).orderBy('id').limit(limit).select('id', 'plan', 'status_changed_at')) as Array<{ id: number; plan: Run['plan']; status_changed_at: Date }>;
+    const pending = (await this.db('runs').where({ status: 'pending-review' }).orderBy('id').limit(limit).select('id', 'plan', 'status_changed_at')) as Array<{
+      id: number;
+      plan: Run['plan'];
+      status_changed_at: Date;
+    }>;
     const expired: number[] = [];
     const now = (await this.db.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
     for (const row of pending) {
       const policy = this.policyOf({ plan: row.plan });
       const at = policy ? reviewExpiresAt(policy, row.status_changed_at) : null;
       if (!policy || !at || at.getTime() > (now.rows[0]?.now ?? new Date()).getTime()) continue;
-      const rejected = await transitionRun(this.db, { runId: row.id, from: 'pending-review', to: 'rejected', actor: null, data: { reason: 'expired', after: policy.expiresAfter?.text }, set: { failure_message: expiryMessage(policy), finished_at: this.db.fn.now() as unknown as Date } });
+      const rejected = await transitionRun(this.db, {
+        runId: row.id,
+        from: 'pending-review',
+        to: 'rejected',
+        actor: null,
+        data: { reason: 'expired', after: policy.expiresAfter?.text },
+        set: { failure_message: expiryMessage(policy), finished_at: this.db.fn.now() as unknown as Date },
+      });
       if (rejected) {
         expired.push(row.id);
         this.changed(rejected);
@@ -423,7 +546,10 @@ export class RunService {
    * viewers of one of its targets, admins, its card channel's members): a bounded scan like the
    * task lists (src/service/taskQueries.ts), with a cursor to go on from.
    */
-  async list(filter: { status?: RunStatus[]; reference?: string; creator?: string; beforeId?: number; limit: number }, viewer: Pick<Viewer, 'maySee'>): Promise<Page<Run>> {
+  async list(
+    filter: { status?: RunStatus[]; reference?: string; creator?: string; beforeId?: number; limit: number },
+    viewer: Pick<Viewer, 'maySee'>,
+  ): Promise<Page<Run>> {
     const page = await scanVisible(
       filter,
       async (batch) =>
@@ -436,7 +562,12 @@ export class RunService {
           })
           .orderBy('id', 'desc')
           .limit(batch.limit)
-          .select('id', 'creator', 'channel_id', this.db.raw(`plan->'targets' AS targets`))) as Array<{ id: number; creator: string; channel_id: string | null; targets: string[] }>,
+          .select('id', 'creator', 'channel_id', this.db.raw(`plan->'targets' AS targets`))) as Array<{
+          id: number;
+          creator: string;
+          channel_id: string | null;
+          targets: string[];
+        }>,
       async (row) => ({ id: row.id, visible: await viewer.maySee({ author: row.creator, targets: row.targets, channelId: row.channel_id }), item: row.id }),
     );
     const runs = (await Promise.all(page.items.map((id) => getRun(this.db, id)))).filter((r): r is Run => r !== null);
@@ -458,7 +589,13 @@ export class RunService {
     return run ? this.resolvedPolicy(run) : null;
   }
 
-  private async checkReviewable(db: Queryable, run: Run | null, runId: number, userId: string, policy: ReviewPolicy | null): Promise<{ ok: true; run: Run; policy: ReviewPolicy } | { ok: false; code: string; message: string }> {
+  private async checkReviewable(
+    db: Queryable,
+    run: Run | null,
+    runId: number,
+    userId: string,
+    policy: ReviewPolicy | null,
+  ): Promise<{ ok: true; run: Run; policy: ReviewPolicy } | { ok: false; code: string; message: string }> {
     if (!run) return this.notFound(runId);
     if (!policy) return refuse('no_review', `${runRef(runId)} touches no reviewed target.`);
     const allowed = mayReview(policy, run.creator, userId, runRef(runId));
@@ -467,7 +604,8 @@ export class RunService {
     const expiresAt = reviewExpiresAt(policy, run.statusChangedAt);
     if (expiresAt) {
       const row = (await db.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
-      if (expiresAt.getTime() <= (row.rows[0]?.now ?? new Date()).getTime()) return refuse('expired', `The review of ${runRef(runId)} has expired; it will not run. Start it again.`);
+      if (expiresAt.getTime() <= (row.rows[0]?.now ?? new Date()).getTime())
+        return refuse('expired', `The review of ${runRef(runId)} has expired; it will not run. Start it again.`);
     }
     return { ok: true, run, policy };
   }

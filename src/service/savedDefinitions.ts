@@ -70,7 +70,10 @@ export class SavedDefinitions {
   }
 
   async rows(format: string): Promise<SavedRow[]> {
-    return (await this.db(TABLE).whereRaw(`coalesce(definition->>'format', 'countersign.recipe/v1') = ?`, [format]).orderBy('reference').limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
+    return (await this.db(TABLE)
+      .whereRaw(`coalesce(definition->>'format', 'countersign.recipe/v1') = ?`, [format])
+      .orderBy('reference')
+      .limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
   }
 
   /** Every saved definition (at most MAX_SAVED_DEFINITIONS, a cap imports keep). */
@@ -89,7 +92,8 @@ export class SavedDefinitions {
   async save(request: SaveRequest): Promise<Outcome<{ replaced: boolean; previousHash: string | null }>> {
     const { kind, reference, userId } = request;
     const before = await this.row(reference);
-    if (before && !request.replace) return refuse('exists', `A ${kind} \`${reference}\` was already imported. Add \`--replace\` to replace it: \`/task ${kind} import --replace\`.`);
+    if (before && !request.replace)
+      return refuse('exists', `A ${kind} \`${reference}\` was already imported. Add \`--replace\` to replace it: \`/task ${kind} import --replace\`.`);
     if (before && !(await this.mayChange(before, userId))) return this.notAllowed(before, 'replace');
     return this.db.transaction(async (trx): Promise<Outcome<{ replaced: boolean; previousHash: string | null }>> => {
       const existing = (await trx(TABLE).where({ reference }).forUpdate().first()) as SavedRow | undefined;
@@ -100,7 +104,10 @@ export class SavedDefinitions {
         await trx.raw('select pg_advisory_xact_lock(hashtext(?))', ['countersign.saved-definitions']);
         const counted = (await trx(TABLE).count('* as count').first()) as { count: string | number } | undefined;
         if (Number(counted?.count ?? 0) >= MAX_SAVED_DEFINITIONS) {
-          return refuse('too_many', `countersign keeps at most ${MAX_SAVED_DEFINITIONS} imported recipes and runbooks, and has that many. Remove ones nobody uses (\`/task runbook remove <ref>\`), or define it in countersign.yml.`);
+          return refuse(
+            'too_many',
+            `countersign keeps at most ${MAX_SAVED_DEFINITIONS} imported recipes and runbooks, and has that many. Remove ones nobody uses (\`/task runbook remove <ref>\`), or define it in countersign.yml.`,
+          );
         }
       }
       if (existing && before && !sameChangers(existing, before)) return refuse('changed', `Who may change \`${reference}\` changed a moment ago. Try again.`);
@@ -110,23 +117,49 @@ export class SavedDefinitions {
         const nextEditors = request.editors ?? existing.editors ?? null;
         await trx(TABLE)
           .where({ reference })
-          .update({ definition: JSON.stringify(request.definition), content_hash: request.hash, editors: nextEditors ? JSON.stringify(nextEditors) : null, imported_by: userId, updated_at: trx.fn.now() });
+          .update({
+            definition: JSON.stringify(request.definition),
+            content_hash: request.hash,
+            editors: nextEditors ? JSON.stringify(nextEditors) : null,
+            imported_by: userId,
+            updated_at: trx.fn.now(),
+          });
         await appendEvent(trx, {
           taskId: null,
           subject,
           type: `${kind}.replaced`,
           actor: userId,
-          data: { ...name, hash: request.hash, previousHash: existing.content_hash, owner: existing.owner, ...request.data, ...(nextEditors ? { editors: nextEditors } : {}) },
+          data: {
+            ...name,
+            hash: request.hash,
+            previousHash: existing.content_hash,
+            owner: existing.owner,
+            ...request.data,
+            ...(nextEditors ? { editors: nextEditors } : {}),
+          },
         });
         return { ok: true, replaced: true, previousHash: existing.content_hash };
       }
       const inserted = await trx(TABLE)
-        .insert({ reference, definition: JSON.stringify(request.definition), content_hash: request.hash, owner: userId, imported_by: userId, editors: request.editors ? JSON.stringify(request.editors) : null })
+        .insert({
+          reference,
+          definition: JSON.stringify(request.definition),
+          content_hash: request.hash,
+          owner: userId,
+          imported_by: userId,
+          editors: request.editors ? JSON.stringify(request.editors) : null,
+        })
         .onConflict('reference')
         .ignore()
         .returning('reference');
       if (inserted.length === 0) return refuse('exists', `Someone imported a ${kind} \`${reference}\` a moment ago. Add \`--replace\` to replace it.`);
-      await appendEvent(trx, { taskId: null, subject, type: `${kind}.imported`, actor: userId, data: { ...name, hash: request.hash, ...request.data, ...(request.editors ? { editors: request.editors } : {}) } });
+      await appendEvent(trx, {
+        taskId: null,
+        subject,
+        type: `${kind}.imported`,
+        actor: userId,
+        data: { ...name, hash: request.hash, ...request.data, ...(request.editors ? { editors: request.editors } : {}) },
+      });
       return { ok: true, replaced: false, previousHash: null };
     });
   }
@@ -142,7 +175,13 @@ export class SavedDefinitions {
       if (!sameChangers(existing, before)) return refuse('changed', `Who may change \`${reference}\` changed a moment ago. Try again.`);
       await trx(TABLE).where({ reference }).delete();
       const name = kind === 'recipe' ? { name: reference } : { reference };
-      await appendEvent(trx, { taskId: null, subject: `${kind}:${reference}`, type: `${kind}.removed`, actor: userId, data: { ...name, hash: existing.content_hash, owner: existing.owner } });
+      await appendEvent(trx, {
+        taskId: null,
+        subject: `${kind}:${reference}`,
+        type: `${kind}.removed`,
+        actor: userId,
+        data: { ...name, hash: existing.content_hash, owner: existing.owner },
+      });
       return { ok: true, name: reference, hash: existing.content_hash };
     });
   }
@@ -158,7 +197,10 @@ export class SavedDefinitions {
   }
 
   private notAllowed(row: SavedRow, action: 'replace' | 'remove') {
-    return refuse('not_allowed', `Only the owner of \`${row.reference}\` (<@${row.owner}>), its editors or the countersign admins may ${action} it. Import your version under another name instead.`);
+    return refuse(
+      'not_allowed',
+      `Only the owner of \`${row.reference}\` (<@${row.owner}>), its editors or the countersign admins may ${action} it. Import your version under another name instead.`,
+    );
   }
 }
 

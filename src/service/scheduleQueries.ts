@@ -76,7 +76,11 @@ export class ScheduleQueries {
       const items = rows.slice(0, filter.limit).map((row) => row.id);
       ids = { items, nextCursor: rows.length > filter.limit ? items.at(-1)! : null };
     } else {
-      ids = await scanVisible(filter, (batch) => scheduleSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await this.maySee(row, viewer), item: row.id }));
+      ids = await scanVisible(
+        filter,
+        (batch) => scheduleSubjects(this.db, batch),
+        async (row) => ({ id: row.id, visible: await this.maySee(row, viewer), item: row.id }),
+      );
     }
     return { items: await schedulesByIds(this.db, ids.items), nextCursor: ids.nextCursor };
   }
@@ -91,7 +95,10 @@ export class ScheduleQueries {
     const targets = await viewer.reviewedTargets();
     if (targets.length === 0) return { schedules: [], total: 0 };
     const filter = { status: ['pending-review'] as const, targets, notAuthor: userId };
-    const [{ schedules }, total] = await Promise.all([scheduleSummaries(this.db, { ...filter, limit }, 'oldest'), countSchedules(this.db, filter, PENDING_COUNT_CAP)]);
+    const [{ schedules }, total] = await Promise.all([
+      scheduleSummaries(this.db, { ...filter, limit }, 'oldest'),
+      countSchedules(this.db, filter, PENDING_COUNT_CAP),
+    ]);
     return { schedules, total };
   }
 }

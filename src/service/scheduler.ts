@@ -246,7 +246,10 @@ export class Scheduler {
       } catch (error) {
         for (const task of tasks) void task.destroy();
         this.unparsable.set(schedule.id, `${schedule.cron}\u0000${schedule.tz}`);
-        this.log.error({ err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz }, `node-cron cannot schedule ${scheduleRef(schedule.id)}: it will not fire until its cron is edited`);
+        this.log.error(
+          { err: error, scheduleId: schedule.id, cron: schedule.cron, tz: schedule.tz },
+          `node-cron cannot schedule ${scheduleRef(schedule.id)}: it will not fire until its cron is edited`,
+        );
       }
     }
   }
@@ -309,17 +312,28 @@ export class Scheduler {
       const since = schedule.firedThrough ?? schedule.approvedAt ?? schedule.createdAt;
       if (since.getTime() >= fireAt.getTime()) return null;
       // The firing key: whoever inserts it decides this fire time; anyone else finds it taken.
-      const claimed = await trx('schedule_firings').insert({ schedule_id: schedule.id, fire_at: fireAt, outcome: 'fired' }).onConflict(['schedule_id', 'fire_at']).ignore().returning('fire_at');
+      const claimed = await trx('schedule_firings')
+        .insert({ schedule_id: schedule.id, fire_at: fireAt, outcome: 'fired' })
+        .onConflict(['schedule_id', 'fire_at'])
+        .ignore()
+        .returning('fire_at');
       if (claimed.length === 0) return null;
       await trx('schedules').where({ id: schedule.id }).update({ fired_through: fireAt });
       const earlier = fireTimesBetween(schedule.cron, schedule.tz, since, fireAt, 100);
       if (earlier.count > 0) {
-        await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.missed', actor: null, data: { schedule: schedule.id, count: earlier.count, atLeast: earlier.more, before: fireAt.toISOString() } });
+        await appendEvent(trx, {
+          taskId: null,
+          subject: scheduleSubject(schedule.id),
+          type: 'schedule.missed',
+          actor: null,
+          data: { schedule: schedule.id, count: earlier.count, atLeast: earlier.more, before: fireAt.toISOString() },
+        });
       }
       const missed = now.getTime() - fireAt.getTime() > this.lateToleranceMs;
       let outcome: FiringOutcome;
       let reason: string | null = null;
-      if (!schedule.runbook && !this.config.targets.has(schedule.target)) outcome = 'dropped'; // its target left the config
+      if (!schedule.runbook && !this.config.targets.has(schedule.target))
+        outcome = 'dropped'; // its target left the config
       else if (missed && schedule.catchUp === 'skip') outcome = 'skipped-missed';
       else {
         const standing = await this.standing(trx, schedule, resolved);
@@ -327,7 +341,15 @@ export class Scheduler {
           outcome = standing.verifiable ? 'skipped-unapproved' : 'skipped-unverified';
           reason = standing.reason;
           if (standing.verifiable && resolved) {
-            await this.schedules.requestReview(trx, schedule, resolved.policy, null, { reason: 'approval-no-longer-holds', detail: standing.reason, fireAt: fireAt.toISOString() }, {}, standing.reason);
+            await this.schedules.requestReview(
+              trx,
+              schedule,
+              resolved.policy,
+              null,
+              { reason: 'approval-no-longer-holds', detail: standing.reason, fireAt: fireAt.toISOString() },
+              {},
+              standing.reason,
+            );
             sentBack = true;
           }
         } else if (schedule.overlap === 'allow' || (await unfinishedRuns(trx, schedule.id)) === 0) outcome = 'fired';
@@ -340,16 +362,26 @@ export class Scheduler {
       let runId: number | null = null;
       if (outcome === 'fired' && schedule.runbook) {
         // A runbook schedule's firing is a run, reviewed where its targets need it.
-        const started = this.schedules.runbooks ? await this.schedules.runbooks.start(trx, schedule, fireAt) : { ok: false as const, reason: 'runbooks cannot be scheduled here' };
+        const started = this.schedules.runbooks
+          ? await this.schedules.runbooks.start(trx, schedule, fireAt)
+          : { ok: false as const, reason: 'runbooks cannot be scheduled here' };
         if (started.ok) runId = started.runId;
         else {
           outcome = 'dropped';
           reason = started.reason;
         }
       } else if (outcome === 'fired') task = await this.createTask(trx, schedule, fireAt, missed);
-      await trx('schedule_firings').where({ schedule_id: schedule.id, fire_at: fireAt }).update({ outcome, task_id: task?.id ?? null, run_id: runId, catch_up: missed });
+      await trx('schedule_firings')
+        .where({ schedule_id: schedule.id, fire_at: fireAt })
+        .update({ outcome, task_id: task?.id ?? null, run_id: runId, catch_up: missed });
       if (outcome !== 'fired') {
-        await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: `schedule.firing.${outcome}`, actor: null, data: { schedule: schedule.id, fireAt: fireAt.toISOString(), ...(reason ? { reason } : {}) } });
+        await appendEvent(trx, {
+          taskId: null,
+          subject: scheduleSubject(schedule.id),
+          type: `schedule.firing.${outcome}`,
+          actor: null,
+          data: { schedule: schedule.id, fireAt: fireAt.toISOString(), ...(reason ? { reason } : {}) },
+        });
       }
       return { decision: { scheduleId: schedule.id, fireAt, outcome, taskId: task?.id ?? null }, task };
     });
@@ -397,8 +429,20 @@ export class Scheduler {
       reviewChannel: null,
     });
     if (!inserted.created) return inserted.task;
-    await appendEvent(trx, { taskId: inserted.task.id, subject: scheduleSubject(schedule.id), type: 'task.created', actor: schedule.author, data: { target: schedule.target, type: schedule.type, source: 'schedule', ...approval } });
-    const ready = await transitionTask(trx, { taskId: inserted.task.id, from: 'created', to: 'ready', actor: null, data: { coveredBy: 'schedule-approval', ...approval } });
+    await appendEvent(trx, {
+      taskId: inserted.task.id,
+      subject: scheduleSubject(schedule.id),
+      type: 'task.created',
+      actor: schedule.author,
+      data: { target: schedule.target, type: schedule.type, source: 'schedule', ...approval },
+    });
+    const ready = await transitionTask(trx, {
+      taskId: inserted.task.id,
+      from: 'created',
+      to: 'ready',
+      actor: null,
+      data: { coveredBy: 'schedule-approval', ...approval },
+    });
     return ready ?? inserted.task;
   }
 
@@ -433,14 +477,32 @@ export class Scheduler {
         if (!standing.holds) {
           if (!standing.verifiable || !resolved) return null; // Slack cannot say now: wait
           await drop('skipped-unapproved');
-          await appendEvent(trx, { taskId: null, subject: scheduleSubject(id), type: 'schedule.firing.skipped-unapproved', actor: null, data: { schedule: id, fireAt: (next.fire_at as Date).toISOString(), reason: standing.reason, queued: true } });
-          await this.schedules.requestReview(trx, schedule, resolved.policy, null, { reason: 'approval-no-longer-holds', detail: standing.reason }, {}, standing.reason);
+          await appendEvent(trx, {
+            taskId: null,
+            subject: scheduleSubject(id),
+            type: 'schedule.firing.skipped-unapproved',
+            actor: null,
+            data: { schedule: id, fireAt: (next.fire_at as Date).toISOString(), reason: standing.reason, queued: true },
+          });
+          await this.schedules.requestReview(
+            trx,
+            schedule,
+            resolved.policy,
+            null,
+            { reason: 'approval-no-longer-holds', detail: standing.reason },
+            {},
+            standing.reason,
+          );
           sentBack = true;
           return null;
         }
         if (schedule.runbook) {
-          const run = this.schedules.runbooks ? await this.schedules.runbooks.start(trx, schedule, next.fire_at as Date) : { ok: false as const, reason: 'runbooks cannot be scheduled here' };
-          await trx('schedule_firings').where({ schedule_id: id, fire_at: next.fire_at }).update(run.ok ? { outcome: 'fired', run_id: run.runId } : { outcome: 'dropped' });
+          const run = this.schedules.runbooks
+            ? await this.schedules.runbooks.start(trx, schedule, next.fire_at as Date)
+            : { ok: false as const, reason: 'runbooks cannot be scheduled here' };
+          await trx('schedule_firings')
+            .where({ schedule_id: id, fire_at: next.fire_at })
+            .update(run.ok ? { outcome: 'fired', run_id: run.runId } : { outcome: 'dropped' });
           return null;
         }
         const task = await this.createTask(trx, schedule, next.fire_at as Date, Boolean(next.catch_up));

@@ -12,7 +12,16 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
 import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type ReviewPolicy } from '../domain/review.js';
-import { checkCron, scheduleContentVersion, scheduleRef, scheduleSubject, type Schedule, type ScheduleAdd, type ScheduleEdit, type ScheduleStatus } from '../domain/schedule.js';
+import {
+  checkCron,
+  scheduleContentVersion,
+  scheduleRef,
+  scheduleSubject,
+  type Schedule,
+  type ScheduleAdd,
+  type ScheduleEdit,
+  type ScheduleStatus,
+} from '../domain/schedule.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
@@ -137,7 +146,10 @@ export class ScheduleService {
     if (!checked.ok) return refuse('bad_cron', checked.error);
     const policy = target ? await this.resolvedPolicy(target.name) : null;
     if (policy && unreachableGroups(policy, input.author).length > 0) {
-      return refuse('unreachable_review', `Your schedule on \`${input.target}\` could never be approved: a review group would need approvals from people other than you, and has too few.`);
+      return refuse(
+        'unreachable_review',
+        `Your schedule on \`${input.target}\` could never be approved: a review group would need approvals from people other than you, and has too few.`,
+      );
     }
     const now = this.now();
     const type = input.type ?? target?.type ?? 'bash';
@@ -180,9 +192,30 @@ export class ScheduleService {
         subject: scheduleSubject(schedule.id),
         type: 'schedule.created',
         actor: input.author,
-        data: { schedule: schedule.id, target: targetName, ...(runbook !== null ? { runbook, arguments: input.arguments ?? {} } : {}), cron: input.cron, tz: input.tz, reviewed: policy !== null, overlap: input.overlap, catchUp: input.catchUp, notify: input.notify, contentVersion: schedule.contentVersion },
+        data: {
+          schedule: schedule.id,
+          target: targetName,
+          ...(runbook !== null ? { runbook, arguments: input.arguments ?? {} } : {}),
+          cron: input.cron,
+          tz: input.tz,
+          reviewed: policy !== null,
+          overlap: input.overlap,
+          catchUp: input.catchUp,
+          notify: input.notify,
+          contentVersion: schedule.contentVersion,
+        },
       });
-      if (!policy) await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.active', actor: null, data: { schedule: schedule.id, reason: runbook !== null ? "each firing's run is reviewed where its runbook's targets need it" : 'target has no review' } });
+      if (!policy)
+        await appendEvent(trx, {
+          taskId: null,
+          subject: scheduleSubject(schedule.id),
+          type: 'schedule.active',
+          actor: null,
+          data: {
+            schedule: schedule.id,
+            reason: runbook !== null ? "each firing's run is reviewed where its runbook's targets need it" : 'target has no review',
+          },
+        });
       return { schedule, created: true };
     });
     if (result.created) this.changed(result.schedule.id);
@@ -202,7 +235,13 @@ export class ScheduleService {
   }
 
   /** One decision per reviewer and round; approved once every group is satisfied (the author never counts). */
-  private async review(id: number, userId: string, verdict: 'approve' | 'reject', reason: string | null, version: string | null): Promise<Outcome<{ schedule: Schedule }>> {
+  private async review(
+    id: number,
+    userId: string,
+    verdict: 'approve' | 'reject',
+    reason: string | null,
+    version: string | null,
+  ): Promise<Outcome<{ schedule: Schedule }>> {
     const before = await getSchedule(this.db, id);
     if (!before) return refuse('not_found', `There is no schedule ${scheduleRef(id)}.`);
     // Slack is asked (for user group members) before the row is locked.
@@ -244,7 +283,14 @@ export class ScheduleService {
       const approvers = decisions.filter((d) => d.verdict === 'approve').map((d) => d.userId);
       return {
         ok: true,
-        schedule: await this.setStatus(trx, schedule, 'active', userId, { approvedBy: approvers, contentVersion: schedule.contentVersion }, { approved_at: now, fired_through: now, status_reason: null }),
+        schedule: await this.setStatus(
+          trx,
+          schedule,
+          'active',
+          userId,
+          { approvedBy: approvers, contentVersion: schedule.contentVersion },
+          { approved_at: now, fired_through: now, status_reason: null },
+        ),
       };
     });
     if (outcome.ok || redraw) this.changed(id);
@@ -275,7 +321,8 @@ export class ScheduleService {
     if (!before) return refuse('not_found', `There is no schedule ${ref}.`);
     if (userId !== before.author) return refuse('not_allowed', `Only its author can edit ${ref}.`);
     if (before.status === 'removed') return refuse('wrong_status', `${ref} is removed; add a new schedule instead.`);
-    if (before.runbook) return refuse('not_editable', `${ref} starts the runbook \`${before.runbook}\`: remove it and add it again with the new cron, options or values.`);
+    if (before.runbook)
+      return refuse('not_editable', `${ref} starts the runbook \`${before.runbook}\`: remove it and add it again with the new cron, options or values.`);
     const targetName = input.target ?? before.target;
     const target = this.config.targets.get(targetName);
     if (!target) return this.unknownTarget(targetName);
@@ -287,7 +334,10 @@ export class ScheduleService {
     }
     const policy = await this.resolvedPolicy(target.name);
     if (input.target !== null && policy && unreachableGroups(policy, before.author).length > 0) {
-      return refuse('unreachable_review', `${ref} could never be approved on \`${target.name}\`: a review group would need approvals from people other than you, and has too few.`);
+      return refuse(
+        'unreachable_review',
+        `${ref} could never be approved on \`${target.name}\`: a review group would need approvals from people other than you, and has too few.`,
+      );
     }
     const now = this.now();
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<EditResult>> => {
@@ -421,7 +471,14 @@ export class ScheduleService {
           const schedule = await getScheduleForUpdate(trx, id);
           if (schedule?.status !== 'pending-review' || schedule.target !== target.name) return false;
           if (!(await this.reviewExpired(trx, schedule, policy))) return false; // asked again meanwhile
-          await this.setStatus(trx, schedule, 'rejected', null, { reason: 'expired', after: policy.expiresAfter?.text }, { status_reason: expiryMessage(policy) });
+          await this.setStatus(
+            trx,
+            schedule,
+            'rejected',
+            null,
+            { reason: 'expired', after: policy.expiresAfter?.text },
+            { status_reason: expiryMessage(policy) },
+          );
           return true;
         });
         if (!done) continue;
@@ -434,7 +491,10 @@ export class ScheduleService {
 
   /** Schedules not removed, newest first. */
   async list(limit = 50): Promise<{ schedules: Schedule[]; more: boolean }> {
-    const rows = await this.db<ScheduleRow>('schedules').whereNot({ status: 'removed' }).orderBy('id', 'desc').limit(limit + 1);
+    const rows = await this.db<ScheduleRow>('schedules')
+      .whereNot({ status: 'removed' })
+      .orderBy('id', 'desc')
+      .limit(limit + 1);
     return { schedules: rows.slice(0, limit).map(toSchedule), more: rows.length > limit };
   }
 
@@ -469,7 +529,13 @@ export class ScheduleService {
 
   /** Schedules waiting for review whose request is not posted yet (a failed post, a crash). */
   async unpostedReviews(limit = 20): Promise<number[]> {
-    const ids: Array<string | number> = await this.db('schedules').where({ status: 'pending-review' }).whereNull('review_ts').whereNotNull('review_channel').orderBy('id').limit(limit).pluck('id');
+    const ids: Array<string | number> = await this.db('schedules')
+      .where({ status: 'pending-review' })
+      .whereNull('review_ts')
+      .whereNotNull('review_channel')
+      .orderBy('id')
+      .limit(limit)
+      .pluck('id');
     return ids.map(Number);
   }
 
@@ -511,7 +577,13 @@ export class ScheduleService {
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {
     await this.db.transaction(async (trx) => {
       await recordScheduleDmSent(trx, schedule.id, schedule.reviewRound, userId, channel);
-      await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: 'schedule.review.dm-sent', actor: null, data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel } });
+      await appendEvent(trx, {
+        taskId: null,
+        subject: scheduleSubject(schedule.id),
+        type: 'schedule.review.dm-sent',
+        actor: null,
+        data: { schedule: schedule.id, round: schedule.reviewRound, user: userId, channel },
+      });
     });
   }
 
@@ -534,7 +606,14 @@ export class ScheduleService {
     for (const listener of this.listeners) listener(id);
   }
 
-  private async operate(id: number, userId: string, action: string, from: ScheduleStatus[], to: ScheduleStatus, set: Partial<ScheduleRow> = {}): Promise<Outcome<{ schedule: Schedule }>> {
+  private async operate(
+    id: number,
+    userId: string,
+    action: string,
+    from: ScheduleStatus[],
+    to: ScheduleStatus,
+    set: Partial<ScheduleRow> = {},
+  ): Promise<Outcome<{ schedule: Schedule }>> {
     const ref = scheduleRef(id);
     const before = await getSchedule(this.db, id);
     if (!before) return refuse('not_found', `There is no schedule ${ref}.`);
@@ -544,7 +623,11 @@ export class ScheduleService {
     const outcome = await this.db.transaction(async (trx): Promise<Outcome<{ schedule: Schedule }>> => {
       const schedule = await getScheduleForUpdate(trx, id);
       if (!schedule) return refuse('not_found', `There is no schedule ${ref}.`);
-      if (!from.includes(schedule.status)) return refuse('wrong_status', `${ref} is ${STATUS_WORDS[schedule.status]}, so it cannot be ${action === 'pause' ? 'paused' : action === 'resume' ? 'resumed' : 'removed'}.`);
+      if (!from.includes(schedule.status))
+        return refuse(
+          'wrong_status',
+          `${ref} is ${STATUS_WORDS[schedule.status]}, so it cannot be ${action === 'pause' ? 'paused' : action === 'resume' ? 'resumed' : 'removed'}.`,
+        );
       return { ok: true, schedule: await this.setStatus(trx, schedule, to, userId, {}, set) };
     });
     if (outcome.ok) this.changed(id);
@@ -552,12 +635,25 @@ export class ScheduleService {
   }
 
   /** The one place a schedule's status changes: guarded on the status it was seen in, with its audit event. */
-  async setStatus(trx: Queryable, schedule: Schedule, to: ScheduleStatus, actor: string | null, data: Record<string, unknown>, set: Partial<ScheduleRow> = {}): Promise<Schedule> {
+  async setStatus(
+    trx: Queryable,
+    schedule: Schedule,
+    to: ScheduleStatus,
+    actor: string | null,
+    data: Record<string, unknown>,
+    set: Partial<ScheduleRow> = {},
+  ): Promise<Schedule> {
     const [row] = await trx<ScheduleRow>('schedules')
       .where({ id: schedule.id, status: schedule.status })
       .update({ ...set, status: to, status_changed_at: trx.fn.now() as unknown as Date }, '*');
     if (!row) throw new Error(`schedule ${schedule.id} changed under its row lock`);
-    await appendEvent(trx, { taskId: null, subject: scheduleSubject(schedule.id), type: `schedule.${to}`, actor, data: { schedule: schedule.id, from: schedule.status, ...data } });
+    await appendEvent(trx, {
+      taskId: null,
+      subject: scheduleSubject(schedule.id),
+      type: `schedule.${to}`,
+      actor,
+      data: { schedule: schedule.id, from: schedule.status, ...data },
+    });
     return toSchedule(row);
   }
 

@@ -143,10 +143,16 @@ export class TaskFeed {
     }
     const fromAddress = address === undefined ? 0 : this.following.count(`address:${address}`);
     if (fromAddress >= this.maxFollowersPerAddress) {
-      return { ok: false, message: `Your address already follows ${fromAddress} live logs (the most one address may); close one, or read the log without follow=1.` };
+      return {
+        ok: false,
+        message: `Your address already follows ${fromAddress} live logs (the most one address may); close one, or read the log without follow=1.`,
+      };
     }
     if (this.following.total >= this.maxFollowers) {
-      return { ok: false, message: `This server already streams ${this.following.total} live logs (its limit); try again shortly, or read the log without follow=1.` };
+      return {
+        ok: false,
+        message: `This server already streams ${this.following.total} live logs (its limit); try again shortly, or read the log without follow=1.`,
+      };
     }
     return { ok: true, release: this.following.take(address === undefined ? [who] : [who, `address:${address}`]) };
   }
@@ -155,10 +161,16 @@ export class TaskFeed {
   admitDownload(who: string): Admission {
     const mine = this.downloading.count(who);
     if (mine >= this.maxDownloadsPerUser) {
-      return { ok: false, message: `You are already downloading ${mine} logs (the most one user may at once); wait for one to finish, or ask for a smaller range.` };
+      return {
+        ok: false,
+        message: `You are already downloading ${mine} logs (the most one user may at once); wait for one to finish, or ask for a smaller range.`,
+      };
     }
     if (this.downloading.total >= this.maxDownloads) {
-      return { ok: false, message: `This server is already sending ${this.downloading.total} whole logs (its limit); try again shortly, or ask for a smaller range.` };
+      return {
+        ok: false,
+        message: `This server is already sending ${this.downloading.total} whole logs (its limit); try again shortly, or ask for a smaller range.`,
+      };
     }
     return { ok: true, release: this.downloading.take([who]) };
   }
@@ -302,7 +314,11 @@ export class TaskFeed {
       watch.state = 'missing';
       return;
     }
-    const state: FeedState = { status: row.status, viewVersion: Number(row.view_version), executionId: row.execution_id === null ? null : Number(row.execution_id) };
+    const state: FeedState = {
+      status: row.status,
+      viewVersion: Number(row.view_version),
+      executionId: row.execution_id === null ? null : Number(row.execution_id),
+    };
     if (state.executionId !== null && state.executionId !== watch.windowExecution) {
       // A new run (or the first sight of one): the window starts at its current end; followers
       // read what came before it themselves.

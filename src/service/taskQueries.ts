@@ -96,17 +96,25 @@ export class TaskQueries {
     const runOf = (subject: string | null): Promise<AccessSubject | null> | null => {
       const id = /^run:(\d+)$/.exec(subject ?? '')?.[1];
       if (id === undefined) return null;
-      if (!runs.has(Number(id))) runs.set(Number(id), getRun(this.db, Number(id)).then((run) => (run ? runAccessSubject(run) : null)));
+      if (!runs.has(Number(id)))
+        runs.set(
+          Number(id),
+          getRun(this.db, Number(id)).then((run) => (run ? runAccessSubject(run) : null)),
+        );
       return runs.get(Number(id))!;
     };
     const subjectOf = (row: EventWithSubject): AccessSubject | null =>
       row.task ? taskSubject(row.task) : row.schedule && this.scheduleSubject ? this.scheduleSubject(row.schedule) : null;
-    return scanVisible(filter, (batch) => eventsWithSubjects(this.db, batch), async (row) => {
-      const run = row.task || row.schedule ? null : runOf(row.event.subject);
-      // A run that no longer exists shows nobody its events (not even as an event about nothing).
-      const subject = run ? await run : subjectOf(row);
-      return { id: row.event.id, visible: run && subject === null ? false : await viewer.maySeeEvent(subject), item: row.event };
-    });
+    return scanVisible(
+      filter,
+      (batch) => eventsWithSubjects(this.db, batch),
+      async (row) => {
+        const run = row.task || row.schedule ? null : runOf(row.event.subject);
+        // A run that no longer exists shows nobody its events (not even as an event about nothing).
+        const subject = run ? await run : subjectOf(row);
+        return { id: row.event.id, visible: run && subject === null ? false : await viewer.maySeeEvent(subject), item: row.event };
+      },
+    );
   }
 
   /** Ids of tasks matching `filter` that the viewer may see, newest first. */
@@ -117,7 +125,11 @@ export class TaskQueries {
       const items = rows.slice(0, filter.limit).map((row) => row.id);
       return { items, nextCursor: rows.length > filter.limit ? items.at(-1)! : null };
     }
-    return scanVisible(filter, (batch) => taskSubjects(this.db, batch), async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }));
+    return scanVisible(
+      filter,
+      (batch) => taskSubjects(this.db, batch),
+      async (row) => ({ id: row.id, visible: await viewer.maySee(taskSubject(row)), item: row.id }),
+    );
   }
 }
 

@@ -55,7 +55,13 @@ const STATUS_WORDS: Readonly<Record<TaskStatus, string>> = {
 };
 
 /** A task as reviewed: its decisions in `reviews`, its events on the task. */
-const reviewedTask = (task: Task): Reviewed => ({ subject: taskReviews(task.id), ref: taskRef(task.id), author: task.author, contentVersion: task.contentVersion, audit: { taskId: task.id, prefix: 'review' } });
+const reviewedTask = (task: Task): Reviewed => ({
+  subject: taskReviews(task.id),
+  ref: taskRef(task.id),
+  author: task.author,
+  contentVersion: task.contentVersion,
+  audit: { taskId: task.id, prefix: 'review' },
+});
 
 export class TaskService {
   constructor(
@@ -121,7 +127,12 @@ export class TaskService {
    * its target. A new task, reviewed again where the target requires review (the old approvals
    * were for the old task). A run's step is run again with its run (RunService.again).
    */
-  async again(taskId: number, userId: string, source: TaskSource = 'slack', sourceKey: string | null = null): Promise<Outcome<{ task: Task; created: boolean }>> {
+  async again(
+    taskId: number,
+    userId: string,
+    source: TaskSource = 'slack',
+    sourceKey: string | null = null,
+  ): Promise<Outcome<{ task: Task; created: boolean }>> {
     const old = await getTask(this.db, taskId);
     if (!old) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
     if (old.runStep) return refuse('run_step', `${taskRef(taskId)} is a step of run ${old.runStep.runId}: run the run again instead.`);
@@ -131,7 +142,18 @@ export class TaskService {
       return refuse('wrong_status', `${taskRef(taskId)} is ${STATUS_WORDS[old.status]}; only a finished task can be run again.`);
     }
     const created = await this.createTask(
-      { author: userId, target: old.target, message: old.message, type: old.type, script: old.script, source, sourceKey, channelId: old.channelId, arguments: old.arguments ?? null, recipe: old.recipe },
+      {
+        author: userId,
+        target: old.target,
+        message: old.message,
+        type: old.type,
+        script: old.script,
+        source,
+        sourceKey,
+        channelId: old.channelId,
+        arguments: old.arguments ?? null,
+        recipe: old.recipe,
+      },
       null,
     );
     if (created.ok && created.created) await appendEvent(this.db, { taskId, type: 'task.again', actor: userId, data: { as: created.task.id } });
@@ -163,7 +185,9 @@ export class TaskService {
     }
     const resolved = await this.resolve(target.name);
     // A group whose user group Slack could not list right now is not known to be stuck: let the task wait for it.
-    const stuck = resolved ? unreachableGroups(resolved.policy, input.author).filter((group) => !group.usergroup || !resolved.unknown.includes(group.usergroup)) : [];
+    const stuck = resolved
+      ? unreachableGroups(resolved.policy, input.author).filter((group) => !group.usergroup || !resolved.unknown.includes(group.usergroup))
+      : [];
     if (stuck.length > 0) {
       const names = stuck.map((group) => `*${group.name}*`).join(', ');
       return refuse(
@@ -240,12 +264,21 @@ export class TaskService {
       const { policy } = checked;
       const current = checked.task;
       if (seenVersion !== undefined && seenVersion !== current.contentVersion) {
-        return refuse(CHANGED_SINCE_DRAWN, `${taskRef(taskId)} changed since this request was drawn; the request now shows the new version. Read it again before approving.`);
+        return refuse(
+          CHANGED_SINCE_DRAWN,
+          `${taskRef(taskId)} changed since this request was drawn; the request now shows the new version. Read it again before approving.`,
+        );
       }
       const recorded = await recordDecision(trx, reviewedTask(current), policy, { userId, verdict: 'approve', reason: null });
       if (!recorded.ok) return recorded;
       if (!recorded.approved) return { ok: true, task: current };
-      const approved = await transitionTask(trx, { taskId, from: 'pending-review', to: 'approved', actor: userId, data: { contentVersion: current.contentVersion } });
+      const approved = await transitionTask(trx, {
+        taskId,
+        from: 'pending-review',
+        to: 'approved',
+        actor: userId,
+        data: { contentVersion: current.contentVersion },
+      });
       if (!approved || !policy.autoRun) return { ok: true, task: approved ?? current };
       const ready = await transitionTask(trx, { taskId, from: 'approved', to: 'ready', actor: null, data: { autoRun: true } });
       return { ok: true, task: ready ?? approved };
@@ -290,11 +323,23 @@ export class TaskService {
     const resolved = await this.resolve(task.target);
     if (resolved && !isApproved(resolved.policy, task.author, await decisionsOnVersion(this.db, taskId, task.contentVersion))) {
       if (resolved.unknown.length > 0) {
-        return refuse('unverified', `Slack cannot list the members of ${resolved.unknown.map((id) => `<!subteam^${id}>`).join(', ')} right now, so the approvals of ${taskRef(taskId)} cannot be checked. Try again in a minute.`);
+        return refuse(
+          'unverified',
+          `Slack cannot list the members of ${resolved.unknown.map((id) => `<!subteam^${id}>`).join(', ')} right now, so the approvals of ${taskRef(taskId)} cannot be checked. Try again in a minute.`,
+        );
       }
-      const back = await transitionTask(this.db, { taskId, from: 'approved', to: 'pending-review', actor: userId, data: { reason: 'approval-no-longer-holds' } });
+      const back = await transitionTask(this.db, {
+        taskId,
+        from: 'approved',
+        to: 'pending-review',
+        actor: userId,
+        data: { reason: 'approval-no-longer-holds' },
+      });
       if (back) this.changed(back);
-      return refuse('review_again', `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`);
+      return refuse(
+        'review_again',
+        `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`,
+      );
     }
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
@@ -357,7 +402,10 @@ export class TaskService {
       }
       const reviewed = (await decisionsFor(trx, taskId)).length > 0;
       if (task.status !== 'pending-review' || reviewed) {
-        return refuse('not_editable', `${taskRef(taskId)} is ${reviewed ? 'already being reviewed' : STATUS_WORDS[task.status]}; only a task waiting for its first review can be edited. Create a new task instead.`);
+        return refuse(
+          'not_editable',
+          `${taskRef(taskId)} is ${reviewed ? 'already being reviewed' : STATUS_WORDS[task.status]}; only a task waiting for its first review can be edited. Create a new task instead.`,
+        );
       }
       const fields: string[] = [];
       const edit: { message?: string | null; script?: string } = {};
@@ -372,7 +420,12 @@ export class TaskService {
       }
       if (fields.length === 0) return { ok: true, task };
       const updated = await updateTaskContent(trx, task, edit);
-      await appendEvent(trx, { taskId, type: 'task.updated', actor: userId, data: { fields, contentVersion: updated.contentVersion, previousVersion: task.contentVersion } });
+      await appendEvent(trx, {
+        taskId,
+        type: 'task.updated',
+        actor: userId,
+        data: { fields, contentVersion: updated.contentVersion, previousVersion: task.contentVersion },
+      });
       return { ok: true, task: updated };
     });
     if (outcome.ok) this.changed(outcome.task);
@@ -439,7 +492,7 @@ export class TaskService {
   private checkReviewable(task: Task | null, taskId: number, userId: string, resolved: ResolvedPolicy | null) {
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
     // Resolved for the task's target before the lock; a task's target never changes.
-    const policy = this.policyOf(task) ? resolved?.policy ?? null : null;
+    const policy = this.policyOf(task) ? (resolved?.policy ?? null) : null;
     if (!policy) return refuse('no_review', `${taskRef(taskId)} runs on \`${task.target}\`, which has no review.`);
     const allowed = mayReview(policy, task.author, userId, taskRef(taskId));
     if (!allowed.ok) return allowed;

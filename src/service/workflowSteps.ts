@@ -18,7 +18,15 @@
 import type { Logger } from '../log.js';
 import { isRunTerminal, type Run } from '../domain/run.js';
 import { MAX_MESSAGE_CHARS } from '../domain/command.js';
-import { checkStepRequest, MAX_ARGUMENTS_CHARS, MAX_REFERENCE_CHARS, readStepInputs, refusalCompletion, runCompletion, type StepCompletion } from '../domain/workflowStep.js';
+import {
+  checkStepRequest,
+  MAX_ARGUMENTS_CHARS,
+  MAX_REFERENCE_CHARS,
+  readStepInputs,
+  refusalCompletion,
+  runCompletion,
+  type StepCompletion,
+} from '../domain/workflowStep.js';
 import type { Db } from '../store/db.js';
 import { getRun } from '../store/runs.js';
 import {
@@ -108,7 +116,11 @@ export class WorkflowSteps {
       argumentsText: request.argumentsText?.slice(0, MAX_ARGUMENTS_CHARS * 4) ?? null,
       message: request.message?.slice(0, MAX_MESSAGE_CHARS * 4) ?? null,
     });
-    if (!created) this.log.info({ functionExecutionId: event.function_execution_id, state: execution.state }, 'a workflow step execution arrived again: it is handled once');
+    if (!created)
+      this.log.info(
+        { functionExecutionId: event.function_execution_id, state: execution.state },
+        'a workflow step execution arrived again: it is handled once',
+      );
     return execution;
   }
 
@@ -174,7 +186,12 @@ export class WorkflowSteps {
 
   /** received -> started or refused; answers the row as it is now. */
   private async startExecution(execution: WorkflowExecution): Promise<WorkflowExecution> {
-    const checked = checkStepRequest({ reference: execution.reference, argumentsText: execution.argumentsText, message: execution.message, starter: execution.starter });
+    const checked = checkStepRequest({
+      reference: execution.reference,
+      argumentsText: execution.argumentsText,
+      message: execution.message,
+      starter: execution.starter,
+    });
     if (!checked.ok) {
       await markRefused(this.db, execution, checked.error, 'invalid_request');
     } else {
@@ -218,8 +235,14 @@ export class WorkflowSteps {
       let answer = await this.completer.complete(claimed.functionExecutionId, sent);
       if (answer.outcome === 'invalid' && sent.kind === 'success') {
         // Slack refused our outputs (a manifest older than this countersign): the workflow must not hang.
-        this.log.error({ functionExecutionId: claimed.functionExecutionId, slack: answer.error }, "Slack refused the step's outputs: does manifest.yml declare run_countersign_runbook's outputs as this version does?");
-        sent = { kind: 'error', error: `countersign run ${sent.outputs.run_id} ended ${sent.outputs.status}, but Slack refused the step's outputs (${answer.error}): the app's manifest needs updating. ${sent.outputs.link}` };
+        this.log.error(
+          { functionExecutionId: claimed.functionExecutionId, slack: answer.error },
+          "Slack refused the step's outputs: does manifest.yml declare run_countersign_runbook's outputs as this version does?",
+        );
+        sent = {
+          kind: 'error',
+          error: `countersign run ${sent.outputs.run_id} ended ${sent.outputs.status}, but Slack refused the step's outputs (${answer.error}): the app's manifest needs updating. ${sent.outputs.link}`,
+        };
         answer = await this.completer.complete(claimed.functionExecutionId, sent);
       }
       if (answer.outcome === 'sent') {
@@ -227,14 +250,20 @@ export class WorkflowSteps {
         this.log.info({ functionExecutionId: claimed.functionExecutionId, runId: claimed.runId, completion: sent.kind }, 'completed a workflow step');
       } else {
         await finishCompletion(this.db, claimed, claimant, { completion: sent, outcome: 'gone', slackError: answer.error });
-        this.log.warn({ functionExecutionId: claimed.functionExecutionId, runId: claimed.runId, slack: answer.error }, 'Slack no longer waits for this workflow step (completed before, ended, or unknown): recorded as done');
+        this.log.warn(
+          { functionExecutionId: claimed.functionExecutionId, runId: claimed.runId, slack: answer.error },
+          'Slack no longer waits for this workflow step (completed before, ended, or unknown): recorded as done',
+        );
       }
     } catch (error) {
       const base = this.options.retryBaseMs ?? 2_000;
       const backoff = Math.min(this.options.retryMaxMs ?? 300_000, base * 2 ** Math.min(10, Math.max(0, claimed.attempts - 1)));
       const retryMs = error instanceof RetryLater ? Math.max(backoff, error.retryAfterMs) : backoff;
       await releaseCompletion(this.db, claimed.id, claimant, (error as Error).message ?? String(error), retryMs);
-      this.log.warn({ err: error, functionExecutionId: claimed.functionExecutionId, attempt: claimed.attempts, retryMs }, 'completing a workflow step failed; it is tried again');
+      this.log.warn(
+        { err: error, functionExecutionId: claimed.functionExecutionId, attempt: claimed.attempts, retryMs },
+        'completing a workflow step failed; it is tried again',
+      );
     }
   }
 

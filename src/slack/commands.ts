@@ -56,7 +56,11 @@ export async function showAnswer(deps: CommandDeps, taskId: number, userId: stri
   const view = await visibleView(deps, taskId, userId);
   if (!view) return { text: `:warning: There is no task ${taskRef(taskId)}. \`/task list all\` shows recent ones.` };
   const target = deps.config.targets.get(view.task.target);
-  return renderTaskCard(view, { targetDescription: target?.description ?? null, policy: await deps.resolvedPolicy(view.task.target), logUrl: deps.logUrl(taskId) });
+  return renderTaskCard(view, {
+    targetDescription: target?.description ?? null,
+    policy: await deps.resolvedPolicy(view.task.target),
+    logUrl: deps.logUrl(taskId),
+  });
 }
 
 /** The end of the latest run's output: only the tail it shows is read, however long the log. */
@@ -87,7 +91,9 @@ export async function targetsAnswer(deps: CommandDeps): Promise<Answer> {
       description: target.description,
       type: target.type,
       hosts: target.hosts,
-      rollout: target.rollout ? `${typeof target.rollout.batch === 'number' ? target.rollout.batch : `${target.rollout.batch.percent}%`} at a time${target.rollout.stopOnFailure ? ', stops on failure' : ''}` : null,
+      rollout: target.rollout
+        ? `${typeof target.rollout.batch === 'number' ? target.rollout.batch : `${target.rollout.batch.percent}%`} at a time${target.rollout.stopOnFailure ? ', stops on failure' : ''}`
+        : null,
       review: await deps.resolvedPolicy(target.name),
       usergroups: new Map(
         (target.review?.groups ?? []).flatMap((group) => {

@@ -29,7 +29,16 @@ export class HomeRunbooks {
   /** The runbooks anyone may start by hand, by reference, and how many there are. */
   async startable(limit: number): Promise<{ runbooks: HomeRunbook[]; total: number }> {
     const all = (await this.runbooks.list()).filter((e) => e.runbook.triggeredBy.some((t) => t.kind === 'manual'));
-    return { runbooks: all.slice(0, limit).map((e) => ({ reference: e.runbook.reference, name: e.runbook.name, description: e.runbook.description, steps: e.runbook.steps.flat().length, hash: e.hash })), total: all.length };
+    return {
+      runbooks: all.slice(0, limit).map((e) => ({
+        reference: e.runbook.reference,
+        name: e.runbook.name,
+        description: e.runbook.description,
+        steps: e.runbook.steps.flat().length,
+        hash: e.hash,
+      })),
+      total: all.length,
+    };
   }
 
   /** The runs waiting for `userId` (oldest first, as reviews are), the first `limit` of them, and how many in all. */
@@ -48,11 +57,23 @@ export class HomeRunbooks {
     const runs = ((await this.db('runs').whereIn('id', ids).orderBy('id')) as RunRow[]).map(toRun);
     const paused = ((await this.db('run_steps').whereIn('run_id', ids).where('phase', 'paused').orderBy('id')) as RunStepRow[]).map(toRunStep);
     // A reviewer who approved the run as it is now has nothing more to do for it.
-    const decided = (await this.db('run_reviews').whereIn('run_id', runs.filter((r) => r.status === 'pending-review').map((r) => r.id)).where({ user_id: userId }).select('run_id', 'content_version')) as Array<{ run_id: number; content_version: string }>;
+    const decided = (await this.db('run_reviews')
+      .whereIn(
+        'run_id',
+        runs.filter((r) => r.status === 'pending-review').map((r) => r.id),
+      )
+      .where({ user_id: userId })
+      .select('run_id', 'content_version')) as Array<{ run_id: number; content_version: string }>;
     const waiting: HomeWaitingRun[] = [];
     for (const run of runs) {
       if (run.status === 'pending-review' && decided.some((d) => d.run_id === run.id && d.content_version === run.contentVersion)) continue;
-      waiting.push(...(await this.askedOf(run, paused.filter((step) => step.runId === run.id), userId)));
+      waiting.push(
+        ...(await this.askedOf(
+          run,
+          paused.filter((step) => step.runId === run.id),
+          userId,
+        )),
+      );
     }
     const shown = waiting.slice(0, limit);
     await this.addPermalinks(shown);
@@ -61,14 +82,24 @@ export class HomeRunbooks {
 
   /** The user's own newest runs (a creator always sees their runs). */
   async mine(userId: string, limit: number): Promise<HomeMyRun[]> {
-    const rows = (await this.db('runs').where({ creator: userId }).orderBy('id', 'desc').limit(limit).select('id', 'reference', 'status', 'created_at', 'card_permalink')) as Array<{
+    const rows = (await this.db('runs')
+      .where({ creator: userId })
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .select('id', 'reference', 'status', 'created_at', 'card_permalink')) as Array<{
       id: number;
       reference: string;
       status: Run['status'];
       created_at: Date;
       card_permalink: string | null;
     }>;
-    return rows.map((row) => ({ runId: row.id, reference: row.reference, status: row.status, createdAt: row.created_at, cardPermalink: row.card_permalink && /^https:\/\//.test(row.card_permalink) ? row.card_permalink : null }));
+    return rows.map((row) => ({
+      runId: row.id,
+      reference: row.reference,
+      status: row.status,
+      createdAt: row.created_at,
+      cardPermalink: row.card_permalink && /^https:\/\//.test(row.card_permalink) ? row.card_permalink : null,
+    }));
   }
 
   /** Of `users`, those whose Home a change of this run concerns: its creator, its reviewers, those its steps ask. */
@@ -109,13 +140,22 @@ export class HomeRunbooks {
   private async addPermalinks(waiting: HomeWaitingRun[]): Promise<void> {
     if (waiting.length === 0) return;
     const runIds = [...new Set(waiting.map((w) => w.runId))];
-    const runs = (await this.db('runs').whereIn('id', runIds).select('id', 'card_permalink', 'review_permalink')) as Array<{ id: number; card_permalink: string | null; review_permalink: string | null }>;
-    const steps = (await this.db('run_steps').whereIn('run_id', runIds).where('phase', 'paused').select('run_id', 'step_id', 'message_permalink')) as Array<{ run_id: number; step_id: string; message_permalink: string | null }>;
+    const runs = (await this.db('runs').whereIn('id', runIds).select('id', 'card_permalink', 'review_permalink')) as Array<{
+      id: number;
+      card_permalink: string | null;
+      review_permalink: string | null;
+    }>;
+    const steps = (await this.db('run_steps').whereIn('run_id', runIds).where('phase', 'paused').select('run_id', 'step_id', 'message_permalink')) as Array<{
+      run_id: number;
+      step_id: string;
+      message_permalink: string | null;
+    }>;
     const link = (value: string | null | undefined) => (value && /^https:\/\//.test(value) ? value : null);
     for (const item of waiting) {
       const row = runs.find((r) => r.id === item.runId);
       item.cardPermalink = link(row?.card_permalink);
-      item.permalink = item.kind === 'review' ? link(row?.review_permalink) : link(steps.find((s) => s.run_id === item.runId && s.step_id === item.stepId)?.message_permalink);
+      item.permalink =
+        item.kind === 'review' ? link(row?.review_permalink) : link(steps.find((s) => s.run_id === item.runId && s.step_id === item.stepId)?.message_permalink);
     }
   }
 }

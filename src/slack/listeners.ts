@@ -137,7 +137,10 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     }
   });
 
-  const onButton = (actionId: string, handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply, drawnWith: string | null) => Promise<void>) => {
+  const onButton = (
+    actionId: string,
+    handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply, drawnWith: string | null) => Promise<void>,
+  ) => {
     app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       // `<task id>` or `<task id>:<what the button was drawn with>` (Approve: the content version).
@@ -192,7 +195,12 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     const result = await service.again(taskId, userId);
     if (!result.ok) return tell(respond, result.message);
     const next = result.task;
-    await tell(respond, next.status === 'pending-review' ? `:arrows_counterclockwise: Asked for ${taskRef(next.id)} with the same script; it waits for review again.` : `:arrows_counterclockwise: Started ${taskRef(next.id)} with the same script.`);
+    await tell(
+      respond,
+      next.status === 'pending-review'
+        ? `:arrows_counterclockwise: Asked for ${taskRef(next.id)} with the same script; it waits for review again.`
+        : `:arrows_counterclockwise: Started ${taskRef(next.id)} with the same script.`,
+    );
   });
 
   onButton(ACTION.resubmit, async (taskId, userId, body, respond) => {
@@ -200,7 +208,14 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     if (!task) return tell(respond, `There is no task ${taskRef(taskId)}.`);
     if (task.author !== userId) return tell(respond, `Only the author of ${taskRef(taskId)} (<@${task.author}>) can resubmit it.`);
     if (task.status !== 'rejected') return tell(respond, `${taskRef(taskId)} was not rejected, so there is nothing to resubmit.`);
-    await openTaskForm(app, formDeps, body.trigger_id, userId, { channel: task.channelId, resubmitOf: taskId }, { target: task.target, script: task.script, message: task.message, type: task.type });
+    await openTaskForm(
+      app,
+      formDeps,
+      body.trigger_id,
+      userId,
+      { channel: task.channelId, resubmitOf: taskId },
+      { target: task.target, script: task.script, message: task.message, type: task.type },
+    );
   });
 
   app.action<BlockButtonAction>(ACTION.homeNew, async ({ ack, body }) => {
@@ -220,7 +235,10 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         return;
       }
       const metadata = JSON.parse(view.private_metadata || '{}') as { channel?: string | null; resubmitOf?: number | null };
-      await ack({ response_action: 'update', view: createdModal(result.task, result.task.channelId ?? metadata.channel ?? null, await commands.resolvedPolicy(result.task.target)) });
+      await ack({
+        response_action: 'update',
+        view: createdModal(result.task, result.task.channelId ?? metadata.channel ?? null, await commands.resolvedPolicy(result.task.target)),
+      });
     } catch (error) {
       log.error({ err: error, user: body.user.id }, 'submitting the task form failed');
       await ack({ response_action: 'errors', errors: { script: OUR_FAULT } });

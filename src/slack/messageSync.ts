@@ -264,7 +264,13 @@ export abstract class MessageViews<R> {
   protected readonly queue: RedrawQueue<R>;
 
   constructor(what: string, log: MessagesLogger, options: RedrawQueueOptions) {
-    this.queue = new RedrawQueue(what, (id) => this.redraw(id), () => this.candidates(), log, options);
+    this.queue = new RedrawQueue(
+      what,
+      (id) => this.redraw(id),
+      () => this.candidates(),
+      log,
+      options,
+    );
   }
 
   /** Redraws every message of one row from Postgres. */
@@ -348,7 +354,14 @@ export async function showMessage(
  * be redrawn). A refusal (the message is gone) is stored as '' and never asked again; anything
  * else is retried later.
  */
-export async function fetchPermalink(db: Queryable, lookups: SlackLookups, slot: MessageSlot, channel: string, ts: string, attempt: RedrawAttempt): Promise<{ url: string | null; stored: boolean }> {
+export async function fetchPermalink(
+  db: Queryable,
+  lookups: SlackLookups,
+  slot: MessageSlot,
+  channel: string,
+  ts: string,
+  attempt: RedrawAttempt,
+): Promise<{ url: string | null; stored: boolean }> {
   try {
     const url = await lookups.permalink(channel, ts);
     return { url, stored: await storePermalink(db, slot, url) };
@@ -375,7 +388,13 @@ export interface DmRound {
  * DMs each recipient nobody has DMed yet (claimed first). True when every recipient has had
  * theirs (another process may still be sending some: it finishes the job).
  */
-export async function sendDms(db: Db, gateway: Pick<SlackGateway, 'postMessage'>, lookups: SlackLookups, round: DmRound, attempt: RedrawAttempt): Promise<boolean> {
+export async function sendDms(
+  db: Db,
+  gateway: Pick<SlackGateway, 'postMessage'>,
+  lookups: SlackLookups,
+  round: DmRound,
+  attempt: RedrawAttempt,
+): Promise<boolean> {
   if (round.recipients.length === 0) return true;
   let failed = false;
   for (const userId of await claimDms(db, round.ledger, round.recipients)) {

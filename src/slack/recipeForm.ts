@@ -18,7 +18,8 @@ export interface RecipeFormDeps {
 
 /** Slack shows a message's text up to about 40,000 characters, a section 3,000: past this, export as a file. */
 const INLINE_EXPORT_CHARS = 2900;
-export const RECIPE_ALIAS_NOTE = ':information_source: `/task recipe` is an alias of `/task runbook list|show|export|import|remove`, which does the same for recipes and runbooks.';
+export const RECIPE_ALIAS_NOTE =
+  ':information_source: `/task recipe` is an alias of `/task runbook list|show|export|import|remove`, which does the same for recipes and runbooks.';
 const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 /** Handles `/task recipe …`; answers false (having done nothing) for every other /task command. */
@@ -62,7 +63,9 @@ export async function handleRecipeCommand(
             ? `\n:lock: Fixed values are left out (${exported.fixed.map((n) => `\`${n}\``).join(', ')}): add \`"value"\` to ${exported.fixed.length > 1 ? 'each' : 'it'} before importing, or the import is refused.`
             : '';
         if (shown.length <= INLINE_EXPORT_CHARS) {
-          await say(`Recipe \`${parsed.name}\` @ \`${shortHash(exported.hash)}\` (import it with \`/task recipe import\` and this block):${fixedNote}\n\`\`\`${shown}\`\`\``);
+          await say(
+            `Recipe \`${parsed.name}\` @ \`${shortHash(exported.hash)}\` (import it with \`/task recipe import\` and this block):${fixedNote}\n\`\`\`${shown}\`\`\``,
+          );
           return true;
         }
         await ack();
@@ -79,15 +82,22 @@ export async function handleRecipeCommand(
         const imported = await deps.recipes.import(parsed.json, user, parsed.replace);
         if (!imported.ok) await say(`:warning: ${imported.message}`);
         else {
-          const version = imported.previousHash ? `\`${shortHash(imported.previousHash)}\` → \`${shortHash(imported.hash)}\`` : `\`${shortHash(imported.hash)}\``;
-          await say(`:white_check_mark: ${imported.replaced ? 'Replaced' : 'Imported'} the recipe \`${imported.recipe.name}\` @ ${version} (on \`${escapeSlackText(imported.recipe.target)}\`). Start it with \`/task start ${imported.recipe.name}\`.`);
+          const version = imported.previousHash
+            ? `\`${shortHash(imported.previousHash)}\` → \`${shortHash(imported.hash)}\``
+            : `\`${shortHash(imported.hash)}\``;
+          await say(
+            `:white_check_mark: ${imported.replaced ? 'Replaced' : 'Imported'} the recipe \`${imported.recipe.name}\` @ ${version} (on \`${escapeSlackText(imported.recipe.target)}\`). Start it with \`/task start ${imported.recipe.name}\`.`,
+          );
         }
         return true;
       }
       case 'recipe-remove': {
         const removed = await deps.recipes.remove(parsed.name, user);
         if (!removed.ok) await say(`:warning: ${removed.message}`);
-        else await say(`:wastebasket: Removed the recipe \`${removed.name}\` (it was \`${shortHash(removed.hash)}\`). Tasks started from it keep their script and say which version they came from.`);
+        else
+          await say(
+            `:wastebasket: Removed the recipe \`${removed.name}\` (it was \`${shortHash(removed.hash)}\`). Tasks started from it keep their script and say which version they came from.`,
+          );
         return true;
       }
     }
@@ -100,7 +110,9 @@ export async function handleRecipeCommand(
 
 function listLine(entry: RecipeEntry): string {
   const { recipe } = entry;
-  const args = recipe.arguments.filter((a) => a.kind !== 'fixed').map((a) => (a.kind === 'options' ? `${a.name}: ${a.options.join('|')}` : `${a.name}${a.required ? '' : '?'}`));
+  const args = recipe.arguments
+    .filter((a) => a.kind !== 'fixed')
+    .map((a) => (a.kind === 'options' ? `${a.name}: ${a.options.join('|')}` : `${a.name}${a.required ? '' : '?'}`));
   const origin = entry.owner === null ? '' : ` _(imported, owner <@${entry.owner}>)_`;
   return `• \`${recipe.name}\` @ \`${shortHash(entry.hash)}\` on \`${escapeSlackText(recipe.target)}\`${args.length > 0 ? ` (${escapeSlackText(args.join(', '))})` : ''}${recipe.description ? ` — ${escapeSlackText(recipe.description)}` : ''}${origin}`;
 }

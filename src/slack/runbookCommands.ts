@@ -69,7 +69,9 @@ async function answer(app: App, deps: RunbookFormDeps, parsed: Exclude<RunbookCo
       try {
         json = JSON.parse(parsed.json);
       } catch (error) {
-        return { text: `:warning: That is not JSON (${escapeSlackText((error as Error).message).slice(0, 200)}). Paste the runbook as a \`\`\`json block\`\`\`; \`/task runbook export &lt;reference&gt;\` shows the format.` };
+        return {
+          text: `:warning: That is not JSON (${escapeSlackText((error as Error).message).slice(0, 200)}). Paste the runbook as a \`\`\`json block\`\`\`; \`/task runbook export &lt;reference&gt;\` shows the format.`,
+        };
       }
       const imported = await deps.runbooks.import(json, user, parsed.replace);
       if (!imported.ok) return { text: `:warning: ${imported.message}` };
@@ -83,7 +85,9 @@ async function answer(app: App, deps: RunbookFormDeps, parsed: Exclude<RunbookCo
     case 'remove': {
       const removed = await deps.runbooks.remove(parsed.reference, user);
       if (!removed.ok) return { text: `:warning: ${removed.message}` };
-      return { text: `:wastebasket: Removed the runbook \`${escapeSlackText(removed.name)}\` (it was \`${shortHash(removed.hash)}\`). Runs started from it keep their plan and say which version they came from.` };
+      return {
+        text: `:wastebasket: Removed the runbook \`${escapeSlackText(removed.name)}\` (it was \`${shortHash(removed.hash)}\`). Runs started from it keep their plan and say which version they came from.`,
+      };
     }
   }
 }
@@ -115,7 +119,9 @@ async function exportAnswer(app: App, deps: RunbookFormDeps, reference: string, 
     title: `Runbook ${reference}`,
     initial_comment: `The runbook \`${ref}\` @ \`${version}\`, exported.${fixedNote}`,
   });
-  return { text: `:outbox_tray: The runbook \`${ref}\` @ \`${version}\` does not fit in a message here: I sent it to you as a file in our direct messages.${fixedNote}` };
+  return {
+    text: `:outbox_tray: The runbook \`${ref}\` @ \`${version}\` does not fit in a message here: I sent it to you as a file in our direct messages.${fixedNote}`,
+  };
 }
 
 /** Slack shows a message's text up to 40,000 characters; a refusal listing many problems stays well under. */

@@ -19,7 +19,14 @@ import type { RunbookService, RunbookStartOutcome } from '../service/runbooks.js
 import { context, RUN_ACTION, RUNBOOK_MODAL_CALLBACK, section } from './render/blocks.js';
 import { argumentErrors, readArgumentValues } from './render/argumentFields.js';
 import { HOME_LINK_ACTION } from './render/homeRunbooks.js';
-import { renderRunbookLoadingModal, renderRunbookMissingModal, renderRunbookModal, RUNBOOK_MESSAGE_BLOCK, RUNBOOK_VALUE, type RunbookFormMetadata } from './render/runbookModal.js';
+import {
+  renderRunbookLoadingModal,
+  renderRunbookMissingModal,
+  renderRunbookModal,
+  RUNBOOK_MESSAGE_BLOCK,
+  RUNBOOK_VALUE,
+  type RunbookFormMetadata,
+} from './render/runbookModal.js';
 import { createdModal } from './taskForm.js';
 
 export interface RunbookFormDeps {
@@ -54,7 +61,12 @@ async function formFor(deps: RunbookFormDeps, reference: string, metadata: Runbo
   if (!entry) return renderRunbookMissingModal(`There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows the ones you can start.`);
   const runbooks = new Map([...catalog].map(([ref, e]) => [ref, e.runbook]));
   const order = dependencyOrder(runbooks, reference);
-  const dependencies = order.ok ? order.order.filter((ref) => ref !== reference).map((ref) => runbooks.get(ref)).filter((r): r is Runbook => r !== undefined) : [];
+  const dependencies = order.ok
+    ? order.order
+        .filter((ref) => ref !== reference)
+        .map((ref) => runbooks.get(ref))
+        .filter((r): r is Runbook => r !== undefined)
+    : [];
   return renderRunbookModal(entry.runbook, { ...metadata, reference, hash: entry.hash }, dependencies);
 }
 
@@ -82,7 +94,10 @@ export async function submitRunbookForm(deps: RunbookFormDeps, userId: string, v
   if (started.ok) return { ok: true, started };
   if (started.code === 'invalid_arguments' && started.errors) return { ok: false, errors: argumentErrors(args, started.errors, RUNBOOK_MESSAGE_BLOCK) };
   // Slack shows field errors as plain text.
-  return { ok: false, errors: { [RUNBOOK_MESSAGE_BLOCK]: started.message.replace(/[*`]/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&') } };
+  return {
+    ok: false,
+    errors: { [RUNBOOK_MESSAGE_BLOCK]: started.message.replace(/[*`]/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&') },
+  };
 }
 
 /** What the form turns into once started: the task's (a recipe) or the run's "started" view. */
@@ -90,7 +105,8 @@ async function startedModal(deps: RunbookFormDeps, started: Extract<RunbookStart
   if (started.kind === 'task') {
     const modal = createdModal(started.task, started.task.channelId, await deps.resolvedPolicy(started.task.target));
     // Fixed values stay hidden (•••).
-    if (started.task.arguments && started.task.arguments.length > 0) modal.blocks.push(context(`Arguments: ${describeArguments(started.task.arguments)}`.slice(0, 2000)));
+    if (started.task.arguments && started.task.arguments.length > 0)
+      modal.blocks.push(context(`Arguments: ${describeArguments(started.task.arguments)}`.slice(0, 2000)));
     return modal;
   }
   const run = started.run;

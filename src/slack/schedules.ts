@@ -70,7 +70,12 @@ export class ScheduleSlack {
    * Answers `/task schedule ...` (already parsed): in the ack when the answer is ready within
    * 2 s, else the ack says so and the answer follows through response_url.
    */
-  async command(parsed: ScheduleCommand, command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>, ack: AckFn<string | RespondArguments>, respond: RespondFn): Promise<void> {
+  async command(
+    parsed: ScheduleCommand,
+    command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>,
+    ack: AckFn<string | RespondArguments>,
+    respond: RespondFn,
+  ): Promise<void> {
     let answer: RespondArguments | null = null;
     const work = this.answer(parsed, command, (message) => {
       answer = message;
@@ -86,29 +91,43 @@ export class ScheduleSlack {
     await respond({ response_type: 'ephemeral', replace_original: false, ...(late ?? { text: `:x: ${OUR_FAULT}` }) });
   }
 
-  private async answer(parsed: ScheduleCommand, command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>, ack: (message: RespondArguments) => Promise<void>): Promise<void> {
+  private async answer(
+    parsed: ScheduleCommand,
+    command: Pick<SlashCommand, 'user_id' | 'channel_id' | 'trigger_id'>,
+    ack: (message: RespondArguments) => Promise<void>,
+  ): Promise<void> {
     const { schedules, queries } = this.deps;
     const user = command.user_id;
     const viewer = queries?.viewer(user) ?? null;
     /** The schedule when it exists and the user may see it; null otherwise (the two look alike). */
     const visible = async (id: number): Promise<Schedule | null> => (queries && viewer ? queries.visible(id, viewer) : schedules.get(id));
     const notInChannel = (channel: string) =>
-      ack({ response_type: 'ephemeral', text: `:warning: You are not a member of <#${channel}> (or Slack cannot say so right now): its members would see this schedule. Pick a channel you are in, or leave \`--channel\` out for the target's own.` });
-    const noSuch = (id: number) => ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(id)}. \`/task schedule list\` shows those you may see.` });
+      ack({
+        response_type: 'ephemeral',
+        text: `:warning: You are not a member of <#${channel}> (or Slack cannot say so right now): its members would see this schedule. Pick a channel you are in, or leave \`--channel\` out for the target's own.`,
+      });
+    const noSuch = (id: number) =>
+      ack({ response_type: 'ephemeral', text: `:warning: There is no schedule ${scheduleRef(id)}. \`/task schedule list\` shows those you may see.` });
     try {
       switch (parsed.action) {
         case 'help':
           await ack({ response_type: 'ephemeral', text: SCHEDULE_HELP });
           return;
         case 'list': {
-          const { schedules: list, more } = queries && viewer ? await queries.page({ limit: LIST_LIMIT }, viewer).then((page) => ({ schedules: page.items, more: page.nextCursor !== null })) : await schedules.list(LIST_LIMIT);
+          const { schedules: list, more } =
+            queries && viewer
+              ? await queries.page({ limit: LIST_LIMIT }, viewer).then((page) => ({ schedules: page.items, more: page.nextCursor !== null }))
+              : await schedules.list(LIST_LIMIT);
           await ack({ response_type: 'ephemeral', ...renderScheduleList(list, more, this.now()) });
           return;
         }
         case 'show': {
           const schedule = await visible(parsed.id);
           if (!schedule) return void (await noSuch(parsed.id));
-          await ack({ response_type: 'ephemeral', ...renderScheduleShow(schedule, schedules.resultChannel(schedule), await schedules.firings(parsed.id), this.now()) });
+          await ack({
+            response_type: 'ephemeral',
+            ...renderScheduleShow(schedule, schedules.resultChannel(schedule), await schedules.firings(parsed.id), this.now()),
+          });
           return;
         }
         case 'pause':
@@ -118,7 +137,12 @@ export class ScheduleSlack {
           if (!(await visible(parsed.id))) return void (await noSuch(parsed.id));
           const result = await schedules[parsed.action](parsed.id, user);
           const done = { pause: 'Paused', resume: 'Resumed', remove: 'Removed' }[parsed.action];
-          await ack({ response_type: 'ephemeral', text: result.ok ? `:white_check_mark: ${done} ${scheduleRef(parsed.id)}.${parsed.action === 'resume' ? ' Firings missed while it was paused are not run.' : ''}` : `:warning: ${result.message}` });
+          await ack({
+            response_type: 'ephemeral',
+            text: result.ok
+              ? `:white_check_mark: ${done} ${scheduleRef(parsed.id)}.${parsed.action === 'resume' ? ' Firings missed while it was paused are not run.' : ''}`
+              : `:warning: ${result.message}`,
+          });
           return;
         }
         case 'add': {
@@ -134,7 +158,8 @@ export class ScheduleSlack {
           const { action: _action, id, ...changes } = parsed;
           const before = await visible(id);
           if (!before) return void (await noSuch(id));
-          if (changes.channel !== null && !(await this.mayNameChannel(changes.channel, changes.target ?? before.target, user))) return void (await notInChannel(changes.channel));
+          if (changes.channel !== null && !(await this.mayNameChannel(changes.channel, changes.target ?? before.target, user)))
+            return void (await notInChannel(changes.channel));
           const result = await schedules.edit(id, user, changes);
           if (!result.ok) return void (await ack({ response_type: 'ephemeral', text: `:warning: ${result.message}` }));
           const policy = await schedules.resolvedPolicy(result.schedule.target);
@@ -156,14 +181,18 @@ export class ScheduleSlack {
 
   /** Registers the review buttons and the reject modal (an optional reason). */
   register(app: App): void {
-    const onButton = (actionId: string, handle: (id: number, version: string | null, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>) => {
+    const onButton = (
+      actionId: string,
+      handle: (id: number, version: string | null, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>,
+    ) => {
       app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
         await ack();
         const value = readButtonValue(action.value ?? '');
         if (!value) return;
         // Buttons on the Home tab have no response_url: answers go to the top of Home instead.
         const home = body.view?.type === 'home' ? this.deps.home : null;
-        const tell = (text: string) => (home ? home.publish(body.user.id, `:warning: ${text}`) : respond({ response_type: 'ephemeral', replace_original: false, text }));
+        const tell = (text: string) =>
+          home ? home.publish(body.user.id, `:warning: ${text}`) : respond({ response_type: 'ephemeral', replace_original: false, text });
         try {
           const result = await handle(value.id, value.version, body.user.id, body.trigger_id);
           if (!result.ok && result.message) await tell(result.message);
@@ -316,7 +345,11 @@ export class ScheduleSlack {
   async reconcile(): Promise<void> {
     try {
       const { schedules } = this.deps;
-      const ids = new Set([...(await schedules.unpostedReviews()), ...(await schedules.wholeScriptsMissing()), ...(this.deps.lookups ? await schedules.reviewDmsMissing() : [])]);
+      const ids = new Set([
+        ...(await schedules.unpostedReviews()),
+        ...(await schedules.wholeScriptsMissing()),
+        ...(this.deps.lookups ? await schedules.reviewDmsMissing() : []),
+      ]);
       await Promise.all([...ids].map((id) => this.sync(id, { redraw: false })));
     } catch (error) {
       this.deps.log.warn({ err: error }, 'looking for unsent schedule reviews failed');

@@ -32,7 +32,14 @@ export async function usableTargets(deps: TaskFormDeps, userId: string): Promise
 }
 
 /** Opens the form: the loading view now (the trigger expires in 3 s), the real one right after. */
-export async function openTaskForm(app: App, deps: TaskFormDeps, triggerId: string, userId: string, metadata: TaskFormMetadata, defaults: TaskFormDefaults = {}): Promise<void> {
+export async function openTaskForm(
+  app: App,
+  deps: TaskFormDeps,
+  triggerId: string,
+  userId: string,
+  metadata: TaskFormMetadata,
+  defaults: TaskFormDefaults = {},
+): Promise<void> {
   const opened = await app.client.views.open({ trigger_id: triggerId, view: renderLoadingModal() });
   const view = opened.view;
   if (!view?.id) return;
@@ -76,7 +83,10 @@ export async function submitTaskForm(deps: TaskFormDeps, userId: string, view: V
     if (!resubmitted.ok) return { ok: false, errors: { [TASK_FIELD.script]: resubmitted.message.replace(/[*`]/g, '') } };
     // Resubmitted before: only the same text is the same submission.
     if (!resubmitted.created && (resubmitted.task.script !== script.replace(/\s+$/, '') || resubmitted.task.message !== message)) {
-      return { ok: false, errors: { [TASK_FIELD.script]: `#${old.id} was already resubmitted as #${resubmitted.task.id}; edit that one, or create a new task.` } };
+      return {
+        ok: false,
+        errors: { [TASK_FIELD.script]: `#${old.id} was already resubmitted as #${resubmitted.task.id}; edit that one, or create a new task.` },
+      };
     }
     return { ok: true, task: resubmitted.task, created: resubmitted.created };
   }
@@ -99,6 +109,8 @@ export async function submitTaskForm(deps: TaskFormDeps, userId: string, view: V
 export function createdModal(task: Task, channel: string | null, policy: ReviewPolicy | null): ReturnType<typeof renderCreatedModal> {
   const where = channel ? ` Its card is in <#${channel}>.` : ' Follow it in the Home tab.';
   const next = task.status === 'pending-review' && policy ? ` It waits for review in <#${policy.channel}>.` : task.runAfter ? '' : ' It runs now.';
-  const delay = task.runAfter ? ` It runs no earlier than <!date^${Math.floor(task.runAfter.getTime() / 1000)}^{time}|${task.runAfter.toISOString()}>, and can be cancelled until then.` : '';
+  const delay = task.runAfter
+    ? ` It runs no earlier than <!date^${Math.floor(task.runAfter.getTime() / 1000)}^{time}|${task.runAfter.toISOString()}>, and can be cancelled until then.`
+    : '';
   return renderCreatedModal(`:white_check_mark: Created *${taskRef(task.id)}* on \`${task.target}\`.${next}${delay}${where}`);
 }

@@ -130,7 +130,15 @@ export class TaskMessages extends MessageViews<SyncReport> {
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
         if (scriptClipped && !task.reviewScriptPosted && shown.ts) {
           // Named by version: after an edit the thread holds two files, and the reviewer must tell which one Approve covers.
-          await postWholeScript(this.gateway, { channel: task.reviewChannel, threadTs: shown.ts, name: `task-${taskId}-script`, ref: `#${taskId}`, type: task.type, script: task.script, version: shortHash(task.contentVersion) });
+          await postWholeScript(this.gateway, {
+            channel: task.reviewChannel,
+            threadTs: shown.ts,
+            name: `task-${taskId}-script`,
+            ref: `#${taskId}`,
+            type: task.type,
+            script: task.script,
+            version: shortHash(task.contentVersion),
+          });
           await markReviewScriptPosted(this.db, 'tasks', taskId);
         }
       } catch (error) {
@@ -193,7 +201,12 @@ export class TaskMessages extends MessageViews<SyncReport> {
         {
           ledger: reviewLedger(task.id),
           recipients: dmRecipients(policy, task.author),
-          render: (userId) => renderReviewDm(task, policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name), permalink),
+          render: (userId) =>
+            renderReviewDm(
+              task,
+              policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name),
+              permalink,
+            ),
           audit: (trx, userId, channel) => appendEvent(trx, { taskId: task.id, type: 'review.dm-sent', actor: null, data: { user: userId, channel } }),
         },
         attempt,
@@ -222,7 +235,9 @@ async function readLinks(db: Queryable, taskId: number): Promise<TaskLinks> {
 
 /** The task a rejected one was resubmitted as (its source key names it), with its card's permalink when known. */
 async function resubmissionOf(db: Queryable, taskId: number): Promise<{ id: number; permalink: string | null } | null> {
-  const row = await db('tasks').where({ source_key: `resubmit:${taskId}` }).first('id', 'card_permalink');
+  const row = await db('tasks')
+    .where({ source_key: `resubmit:${taskId}` })
+    .first('id', 'card_permalink');
   return row ? { id: Number(row.id), permalink: row.card_permalink || null } : null;
 }
 
@@ -237,10 +252,16 @@ async function resubmittedFrom(db: Queryable, taskId: number): Promise<number | 
 async function tasksWithLinksMissing(db: Queryable, dmTargets: readonly string[], limit: number): Promise<number[]> {
   return db('tasks')
     .where((q) => {
-      q.where((a) => a.whereNotNull('card_ts').whereNotNull('review_channel').whereNull('card_permalink'))
-        .orWhere((a) => a.whereNotNull('review_ts').whereNull('review_permalink'));
+      q.where((a) => a.whereNotNull('card_ts').whereNotNull('review_channel').whereNull('card_permalink')).orWhere((a) =>
+        a.whereNotNull('review_ts').whereNull('review_permalink'),
+      );
       if (dmTargets.length > 0) {
-        q.orWhere((a) => a.where({ status: 'pending-review', review_dms_sent: false }).whereNotNull('review_ts').whereIn('target', [...dmTargets]));
+        q.orWhere((a) =>
+          a
+            .where({ status: 'pending-review', review_dms_sent: false })
+            .whereNotNull('review_ts')
+            .whereIn('target', [...dmTargets]),
+        );
       }
     })
     .where('created_at', '>', db.raw('now() - make_interval(days => ?)', [LINKS_MAX_AGE_DAYS]))

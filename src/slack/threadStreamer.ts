@@ -204,17 +204,21 @@ export class ThreadStreamer implements RunObserver {
       }
       const step = run.label ? `[${run.label}] ` : '';
       if (run.rawChars === 0) {
-        await this.deliver(giveUpAt, () => this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: `${step ? escapeLogText(step) : ''}${NO_OUTPUT_NOTICE}` }));
+        await this.deliver(giveUpAt, () =>
+          this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: `${step ? escapeLogText(step) : ''}${NO_OUTPUT_NOTICE}` }),
+        );
       } else if (needsFile) {
         const text = await executionLogText(this.db, executionId);
-        await this.deliver(giveUpAt, () => this.gateway.uploadFile({
-          channel: parent.channel,
-          threadTs: parent.ts,
-          filename: run.label && run.runId !== null ? `run-${run.runId}-${run.label.replace(/[^A-Za-z0-9_.-]/g, '_')}.log` : `task-${taskId}.log`,
-          title: `Output of ${step}#${taskId}`,
-          content: Buffer.from(text, 'utf8'),
-          comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text), this.options.logUrl?.(taskId) ?? null),
-        }));
+        await this.deliver(giveUpAt, () =>
+          this.gateway.uploadFile({
+            channel: parent.channel,
+            threadTs: parent.ts,
+            filename: run.label && run.runId !== null ? `run-${run.runId}-${run.label.replace(/[^A-Za-z0-9_.-]/g, '_')}.log` : `task-${taskId}.log`,
+            title: `Output of ${step}#${taskId}`,
+            content: Buffer.from(text, 'utf8'),
+            comment: fullLogComment(taskId, Buffer.byteLength(text, 'utf8'), countLines(text), this.options.logUrl?.(taskId) ?? null),
+          }),
+        );
       }
     } finally {
       this.runs.delete(executionId);
@@ -312,7 +316,8 @@ export class ThreadStreamer implements RunObserver {
       }
       // The thread's first line says where the whole log is (the task page, live while it runs).
       const step = run.label ? `\`[${escapeLogText(run.label)}]\` ` : '';
-      const header = run.messages === 0 && this.options.logUrl ? `:page_facing_up: ${step}The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : step;
+      const header =
+        run.messages === 0 && this.options.logUrl ? `:page_facing_up: ${step}The whole log, live: <${this.options.logUrl(run.taskId)}|task page>\n` : step;
       const next = splitToFit(run.pending, LOG_MESSAGE_CHARS - header.length);
       const posted = await this.gateway.postMessage({ channel: parent.channel, threadTs: parent.ts, text: header + logMessageText(next.head) });
       // Measured from when the write landed: a post may have waited for its turn in the channel.
@@ -343,7 +348,9 @@ export class ThreadStreamer implements RunObserver {
   private async resolveParent(run: RunThread): Promise<{ channel: string; ts: string } | null> {
     if (run.runId !== null) {
       // A run's step: its output goes to the run card's thread (a run without a card has none).
-      const card = (await this.db('runs').where({ id: run.runId }).first('channel_id', 'card_ts')) as { channel_id: string | null; card_ts: string | null } | undefined;
+      const card = (await this.db('runs').where({ id: run.runId }).first('channel_id', 'card_ts')) as
+        | { channel_id: string | null; card_ts: string | null }
+        | undefined;
       if (!card?.channel_id) run.disabled = true;
       else if (card.card_ts) run.parent = { channel: card.channel_id, ts: card.card_ts };
       return run.parent;

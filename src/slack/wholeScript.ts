@@ -8,7 +8,8 @@ import type { SlackGateway } from './gateway.js';
 
 /** What a clipped review request says where the rest is (`version`: the short content version its Approve covers). */
 export function wholeScriptInThread(version: string, what: 'script' | 'plan' = 'script'): string {
-  if (what === 'plan') return `:page_facing_up: Not every step can be shown whole here: every step in full, version \`${version}\`, is in this thread (a file of another version there is void).`;
+  if (what === 'plan')
+    return `:page_facing_up: Not every step can be shown whole here: every step in full, version \`${version}\`, is in this thread (a file of another version there is void).`;
   return `:page_facing_up: The script is too long to show here: the whole script, version \`${version}\`, is in this thread (a file of another version there is void).`;
 }
 

@@ -28,7 +28,10 @@ export function registerWorkflowStep(app: App, steps: WorkflowSteps, log: Logger
     try {
       executionId = (await steps.receive(event)).id;
     } catch (error) {
-      log.error({ err: error, functionExecutionId: event.function_execution_id }, 'storing a workflow step execution failed: not acknowledged, so Slack delivers it again');
+      log.error(
+        { err: error, functionExecutionId: event.function_execution_id },
+        'storing a workflow step execution failed: not acknowledged, so Slack delivers it again',
+      );
       return;
     }
     await ack();

@@ -72,7 +72,7 @@ export class WorkspaceGuard {
       const answer = await this.options.authTest();
       if (!answer.team_id) throw new Error('auth.test named no team');
       if (teamId !== undefined && teamId !== answer.team_id) {
-        log.error({ configured: teamId, token: answer.team_id }, 'SLACK_TEAM_ID is not the bot token\'s workspace: requests are checked against SLACK_TEAM_ID');
+        log.error({ configured: teamId, token: answer.team_id }, "SLACK_TEAM_ID is not the bot token's workspace: requests are checked against SLACK_TEAM_ID");
       }
       this.known = { teamId: teamId ?? answer.team_id, enterpriseId: enterpriseId ?? answer.enterprise_id ?? null };
       log.info({ workspace: this.known }, 'serving this Slack workspace only');
@@ -101,7 +101,8 @@ export class WorkspaceGuard {
 /** Where the request comes from: Bolt's team and enterprise, and the acting user's own team. */
 export function requestOrigin(context: Context, body: unknown): RequestOrigin {
   const user = (body as { user?: unknown }).user;
-  const userTeamId = typeof user === 'object' && user !== null && typeof (user as { team_id?: unknown }).team_id === 'string' ? (user as { team_id: string }).team_id : null;
+  const userTeamId =
+    typeof user === 'object' && user !== null && typeof (user as { team_id?: unknown }).team_id === 'string' ? (user as { team_id: string }).team_id : null;
   return { teamId: context.teamId ?? null, enterpriseId: context.enterpriseId ?? null, userTeamId };
 }
 
@@ -113,6 +114,9 @@ async function refuse(args: AnyMiddlewareArgs, text: string): Promise<void> {
   const body = args.body as { command?: unknown; type?: unknown };
   if (typeof body.command === 'string') await ack({ response_type: 'ephemeral', text: `:no_entry: ${text}` });
   else if (body.type === 'view_submission') {
-    await ack({ response_action: 'update', view: { type: 'modal', title: { type: 'plain_text', text: 'countersign' }, blocks: [{ type: 'section', text: { type: 'plain_text', text } }] } });
+    await ack({
+      response_action: 'update',
+      view: { type: 'modal', title: { type: 'plain_text', text: 'countersign' }, blocks: [{ type: 'section', text: { type: 'plain_text', text } }] },
+    });
   } else await ack();
 }

@@ -41,14 +41,19 @@ export const hashToken = (token: string): string => createHash('sha256').update(
 /** Creates a token for `userId`; the clear token is returned once and never stored. */
 export async function createApiToken(db: Queryable, userId: string, name: string): Promise<{ token: string; record: ApiToken }> {
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-  const [row] = await db<TokenRow>('api_tokens').insert({ name, user_id: userId, token_hash: hashToken(token) }).returning('*');
+  const [row] = await db<TokenRow>('api_tokens')
+    .insert({ name, user_id: userId, token_hash: hashToken(token) })
+    .returning('*');
   if (!row) throw new Error('token insert returned nothing');
   return { token, record: toToken(row) };
 }
 
 /** The live token with this clear value, or null. Marks it used (at most once a minute, to spare writes). */
 export async function findApiToken(db: Queryable, token: string): Promise<ApiToken | null> {
-  const row = await db<TokenRow>('api_tokens').where({ token_hash: hashToken(token) }).whereNull('revoked_at').first();
+  const row = await db<TokenRow>('api_tokens')
+    .where({ token_hash: hashToken(token) })
+    .whereNull('revoked_at')
+    .first();
   if (!row) return null;
   if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
     await db('api_tokens').where({ id: row.id }).update({ last_used_at: db.fn.now() });

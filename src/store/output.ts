@@ -12,9 +12,7 @@ export interface OutputChunk {
 
 export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]): Promise<void> {
   if (chunks.length === 0) return;
-  await db('output_chunks').insert(
-    chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })),
-  );
+  await db('output_chunks').insert(chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })));
 }
 
 /**
@@ -119,7 +117,17 @@ export async function logLayout(
   options: { labelBytes: Readonly<Record<string, number>> | null; from?: number; suffix?: number; untilId?: number },
 ): Promise<LogLayout> {
   const labelled = options.labelBytes !== null;
-  type Row = { size: string; last_id: string; last_step: string | null; last_nl: boolean | null; id: string | null; start: string | null; prev_step: string | null; prev_nl: boolean | null; is_first: boolean | null };
+  type Row = {
+    size: string;
+    last_id: string;
+    last_step: string | null;
+    last_nl: boolean | null;
+    id: string | null;
+    start: string | null;
+    prev_step: string | null;
+    prev_nl: boolean | null;
+    is_first: boolean | null;
+  };
   const result = await db.raw<{ rows: Row[] }>(
     `WITH meta AS (
        SELECT id, step_id, octet_length(data) AS bytes, right(data, 1) = chr(10) AS ends_nl,
@@ -211,9 +219,11 @@ export async function tailChunks(db: Queryable, executionId: number, minChars: n
     batch = Math.min(50, batch * 4);
   }
   const oldestRead = newestFirst.at(-1);
-  const more = oldestRead !== undefined && (chars >= minChars || newestFirst.length >= maxChunks)
-    ? (await db('output_chunks').where({ execution_id: executionId }).where('id', '<', oldestRead.id).first('id')) !== undefined || oldestRead.data.length >= minChars
-    : false;
+  const more =
+    oldestRead !== undefined && (chars >= minChars || newestFirst.length >= maxChunks)
+      ? (await db('output_chunks').where({ execution_id: executionId }).where('id', '<', oldestRead.id).first('id')) !== undefined ||
+        oldestRead.data.length >= minChars
+      : false;
   return { chunks: newestFirst.reverse(), more };
 }
 

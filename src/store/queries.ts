@@ -58,12 +58,30 @@ export async function taskSubjects(db: Queryable, filter: TaskFilter): Promise<T
 /** Whole tasks by id, newest first. */
 export async function tasksByIds(db: Queryable, ids: readonly number[]): Promise<Task[]> {
   if (ids.length === 0) return [];
-  const rows = await tasksTable(db).whereIn('id', [...ids]).orderBy('id', 'desc');
+  const rows = await tasksTable(db)
+    .whereIn('id', [...ids])
+    .orderBy('id', 'desc');
   return rows.map(toTask);
 }
 
 /** A task as lists and App Home show it: a bounded head of its script instead of all of it. */
-export interface TaskSummary extends Pick<Task, 'id' | 'status' | 'target' | 'author' | 'message' | 'channelId' | 'createdAt' | 'startedAt' | 'finishedAt' | 'contentVersion' | 'arguments' | 'type' | 'recipe'> {
+export interface TaskSummary
+  extends Pick<
+    Task,
+    | 'id'
+    | 'status'
+    | 'target'
+    | 'author'
+    | 'message'
+    | 'channelId'
+    | 'createdAt'
+    | 'startedAt'
+    | 'finishedAt'
+    | 'contentVersion'
+    | 'arguments'
+    | 'type'
+    | 'recipe'
+  > {
   /** The script's first SUMMARY_SCRIPT_CHARS characters. */
   script: string;
   /** True when the script is longer than `script` shows. */
@@ -73,7 +91,23 @@ export interface TaskSummary extends Pick<Task, 'id' | 'status' | 'target' | 'au
 /** Enough for App Home's review section (it shows up to 1200 characters) and a list's first line. */
 export const SUMMARY_SCRIPT_CHARS = 1200;
 
-type SummaryRow = Pick<TaskRow, 'id' | 'status' | 'target' | 'author' | 'message' | 'channel_id' | 'created_at' | 'started_at' | 'finished_at' | 'content_version' | 'arguments' | 'type' | 'recipe_name' | 'recipe_hash'> & { script_head: string };
+type SummaryRow = Pick<
+  TaskRow,
+  | 'id'
+  | 'status'
+  | 'target'
+  | 'author'
+  | 'message'
+  | 'channel_id'
+  | 'created_at'
+  | 'started_at'
+  | 'finished_at'
+  | 'content_version'
+  | 'arguments'
+  | 'type'
+  | 'recipe_name'
+  | 'recipe_hash'
+> & { script_head: string };
 
 function summaryQuery(db: Queryable) {
   return tasksTable(db).select(
@@ -120,8 +154,14 @@ function toSummary(row: SummaryRow): TaskSummary {
 }
 
 /** Summaries matching `filter`, newest first (or oldest first), with whether more match. */
-export async function taskSummaries(db: Queryable, filter: TaskFilter, order: 'newest' | 'oldest' = 'newest'): Promise<{ tasks: TaskSummary[]; more: boolean }> {
-  const query = summaryQuery(db).orderBy('id', order === 'newest' ? 'desc' : 'asc').limit(filter.limit + 1);
+export async function taskSummaries(
+  db: Queryable,
+  filter: TaskFilter,
+  order: 'newest' | 'oldest' = 'newest',
+): Promise<{ tasks: TaskSummary[]; more: boolean }> {
+  const query = summaryQuery(db)
+    .orderBy('id', order === 'newest' ? 'desc' : 'asc')
+    .limit(filter.limit + 1);
   applyTaskFilter(query, filter);
   const rows = (await query) as unknown as SummaryRow[];
   return { tasks: rows.slice(0, filter.limit).map(toSummary), more: rows.length > filter.limit };
@@ -130,7 +170,9 @@ export async function taskSummaries(db: Queryable, filter: TaskFilter, order: 'n
 /** Summaries by id, newest first. */
 export async function summariesByIds(db: Queryable, ids: readonly number[]): Promise<TaskSummary[]> {
   if (ids.length === 0) return [];
-  const rows = (await summaryQuery(db).whereIn('id', [...ids]).orderBy('id', 'desc')) as unknown as SummaryRow[];
+  const rows = (await summaryQuery(db)
+    .whereIn('id', [...ids])
+    .orderBy('id', 'desc')) as unknown as SummaryRow[];
   return rows.map(toSummary);
 }
 
@@ -190,9 +232,17 @@ export async function eventsWithSubjects(db: Queryable, filter: EventFilter): Pr
     schedule_origin_channel: string | null;
   };
   const rows = (await query) as Joined[];
-  return rows.map(({ task_author, task_target, task_channel_id, schedule_author, schedule_target, schedule_channel_id, schedule_origin_channel, ...event }) => ({
-    event,
-    task: event.task_id !== null && task_author !== null && task_target !== null ? { author: task_author, target: task_target, channelId: task_channel_id } : null,
-    schedule: schedule_author !== null && schedule_target !== null ? { author: schedule_author, target: schedule_target, channelId: schedule_channel_id, originChannel: schedule_origin_channel } : null,
-  }));
+  return rows.map(
+    ({ task_author, task_target, task_channel_id, schedule_author, schedule_target, schedule_channel_id, schedule_origin_channel, ...event }) => ({
+      event,
+      task:
+        event.task_id !== null && task_author !== null && task_target !== null
+          ? { author: task_author, target: task_target, channelId: task_channel_id }
+          : null,
+      schedule:
+        schedule_author !== null && schedule_target !== null
+          ? { author: schedule_author, target: schedule_target, channelId: schedule_channel_id, originChannel: schedule_origin_channel }
+          : null,
+    }),
+  );
 }

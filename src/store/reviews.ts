@@ -17,20 +17,34 @@ export const runReviews = (runId: number): ReviewSubject => ({ table: 'run_revie
  * Returns false when this reviewer had already decided. Call inside the review's transaction,
  * holding the subject's row lock; `contentVersion` is the version decided on.
  */
-export async function insertSubjectDecision(db: Queryable, subject: ReviewSubject, decision: { userId: string; verdict: Verdict; reason: string | null; contentVersion: string }): Promise<boolean> {
+export async function insertSubjectDecision(
+  db: Queryable,
+  subject: ReviewSubject,
+  decision: { userId: string; verdict: Verdict; reason: string | null; contentVersion: string },
+): Promise<boolean> {
   const rows = await db(subject.table)
-    .insert({ [subject.column]: subject.id, user_id: decision.userId, verdict: decision.verdict, reason: decision.reason, content_version: decision.contentVersion })
+    .insert({
+      [subject.column]: subject.id,
+      user_id: decision.userId,
+      verdict: decision.verdict,
+      reason: decision.reason,
+      content_version: decision.contentVersion,
+    })
     .onConflict([subject.column, 'user_id'])
     .ignore()
     .returning('id');
   if (rows.length === 0) return false;
   // Both tables' subjects have a view_version their messages follow.
-  await db(subject.table === 'reviews' ? 'tasks' : 'runs').where({ id: subject.id }).increment('view_version', 1);
+  await db(subject.table === 'reviews' ? 'tasks' : 'runs')
+    .where({ id: subject.id })
+    .increment('view_version', 1);
   return true;
 }
 
 export async function subjectDecisions(db: Queryable, subject: ReviewSubject): Promise<ReviewDecision[]> {
-  const rows = await db<ReviewRow>(subject.table).where({ [subject.column]: subject.id }).orderBy('id');
+  const rows = await db<ReviewRow>(subject.table)
+    .where({ [subject.column]: subject.id })
+    .orderBy('id');
   return rows.map(toDecision);
 }
 
@@ -46,7 +60,10 @@ export async function subjectDecisionsOnVersion(db: Queryable, subject: ReviewSu
   return rows.map(toDecision);
 }
 
-export function insertDecision(db: Queryable, decision: { taskId: number; userId: string; verdict: Verdict; reason: string | null; contentVersion: string }): Promise<boolean> {
+export function insertDecision(
+  db: Queryable,
+  decision: { taskId: number; userId: string; verdict: Verdict; reason: string | null; contentVersion: string },
+): Promise<boolean> {
   return insertSubjectDecision(db, taskReviews(decision.taskId), decision);
 }
 

@@ -10,7 +10,17 @@
  */
 import type { Knex } from 'knex';
 import type { TaskArgument } from '../domain/recipe.js';
-import { assertRunTransition, assertStepTransition, runSubject, type Run, type RunStatus, type RunStep, type RunStepPhase, type RunTrigger, type StoredPlan } from '../domain/run.js';
+import {
+  assertRunTransition,
+  assertStepTransition,
+  runSubject,
+  type Run,
+  type RunStatus,
+  type RunStep,
+  type RunStepPhase,
+  type RunTrigger,
+  type StoredPlan,
+} from '../domain/run.js';
 import type { PlannedStep } from '../domain/runbook/index.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
@@ -182,7 +192,14 @@ export async function insertRun(db: Queryable, run: NewRun, groups: ReadonlyArra
       return { run: toRun(existing), created: false };
     }
     const steps = groups.flatMap((group, groupIndex) =>
-      group.map((step, position) => ({ run_id: row.id, group_index: groupIndex, position, step_id: step.id, kind: step.kind, continue_on_failure: step.continueOnFailure })),
+      group.map((step, position) => ({
+        run_id: row.id,
+        group_index: groupIndex,
+        position,
+        step_id: step.id,
+        kind: step.kind,
+        continue_on_failure: step.continueOnFailure,
+      })),
     );
     if (steps.length > 0) await trx('run_steps').insert(steps);
     return { run: toRun(row), created: true };
@@ -244,7 +261,13 @@ export async function transitionRun(db: Queryable, change: RunTransition): Promi
         '*',
       )) as RunRow[];
     if (!row) return null;
-    await appendEvent(trx, { taskId: null, subject: runSubject(change.runId), type: `run.${change.to}`, actor: change.actor, data: { from: current.status, ...change.data } });
+    await appendEvent(trx, {
+      taskId: null,
+      subject: runSubject(change.runId),
+      type: `run.${change.to}`,
+      actor: change.actor,
+      data: { from: current.status, ...change.data },
+    });
     await notify(trx, CHANNEL_RUN, String(change.runId));
     return toRun(row);
   });
@@ -274,7 +297,9 @@ export async function transitionRunStep(db: Queryable, change: StepTransition): 
     const located = (await trx('run_steps').where({ id: change.stepId }).first('run_id')) as { run_id: number } | undefined;
     if (!located) return null;
     await trx('runs').where({ id: located.run_id }).forUpdate().first('id');
-    const current = (await trx('run_steps').where({ id: change.stepId }).forUpdate().first('phase', 'step_id', 'runner_key')) as Pick<RunStepRow, 'phase' | 'step_id' | 'runner_key'> | undefined;
+    const current = (await trx('run_steps').where({ id: change.stepId }).forUpdate().first('phase', 'step_id', 'runner_key')) as
+      | Pick<RunStepRow, 'phase' | 'step_id' | 'runner_key'>
+      | undefined;
     if (!current || !allowedFrom.includes(current.phase)) return null;
     if (change.runnerKey !== undefined && Number(current.runner_key) !== change.runnerKey) return null;
     const finished = ['succeeded', 'failed', 'skipped', 'killed'].includes(change.to);
@@ -290,8 +315,16 @@ export async function transitionRunStep(db: Queryable, change: StepTransition): 
         '*',
       )) as RunStepRow[];
     if (!row) return null;
-    await trx('runs').where({ id: located.run_id }).update({ status_version: trx.raw('status_version + 1'), view_version: trx.raw('view_version + 1') });
-    await appendEvent(trx, { taskId: null, subject: runSubject(located.run_id), type: `run.step.${change.to}`, actor: change.actor, data: { step: current.step_id, from: current.phase, ...change.data } });
+    await trx('runs')
+      .where({ id: located.run_id })
+      .update({ status_version: trx.raw('status_version + 1'), view_version: trx.raw('view_version + 1') });
+    await appendEvent(trx, {
+      taskId: null,
+      subject: runSubject(located.run_id),
+      type: `run.step.${change.to}`,
+      actor: change.actor,
+      data: { step: current.step_id, from: current.phase, ...change.data },
+    });
     await notify(trx, CHANNEL_RUN, String(located.run_id));
     return toRunStep(row);
   });
@@ -302,7 +335,9 @@ export async function requestRunStop(trx: Knex.Transaction, runId: number, userI
   const rows = await trx('runs')
     .where({ id: runId, status: 'running' })
     .whereNull('desired_phase')
-    .update({ desired_phase: 'stopped', stop_requested_by: userId, status_version: trx.raw('status_version + 1'), view_version: trx.raw('view_version + 1') }, ['id']);
+    .update({ desired_phase: 'stopped', stop_requested_by: userId, status_version: trx.raw('status_version + 1'), view_version: trx.raw('view_version + 1') }, [
+      'id',
+    ]);
   if (rows.length === 0) return false;
   await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.stop-requested', actor: userId });
   await notify(trx, CHANNEL_RUN, String(runId));
@@ -315,7 +350,10 @@ export async function activeRunIds(db: Queryable, limit = 500): Promise<number[]
 }
 
 /** One approval step decision per person; false when they decided already. */
-export async function insertStepDecision(db: Queryable, decision: { stepId: number; userId: string; verdict: 'approve' | 'reject'; reason: string | null }): Promise<boolean> {
+export async function insertStepDecision(
+  db: Queryable,
+  decision: { stepId: number; userId: string; verdict: 'approve' | 'reject'; reason: string | null },
+): Promise<boolean> {
   const rows = await db('run_step_decisions')
     .insert({ run_step_id: decision.stepId, user_id: decision.userId, verdict: decision.verdict, reason: decision.reason })
     .onConflict(['run_step_id', 'user_id'])
@@ -324,8 +362,16 @@ export async function insertStepDecision(db: Queryable, decision: { stepId: numb
   return rows.length > 0;
 }
 
-export async function stepDecisions(db: Queryable, stepId: number): Promise<Array<{ userId: string; verdict: 'approve' | 'reject'; reason: string | null; at: Date }>> {
-  const rows = (await db('run_step_decisions').where({ run_step_id: stepId }).orderBy('id')) as Array<{ user_id: string; verdict: 'approve' | 'reject'; reason: string | null; created_at: Date }>;
+export async function stepDecisions(
+  db: Queryable,
+  stepId: number,
+): Promise<Array<{ userId: string; verdict: 'approve' | 'reject'; reason: string | null; at: Date }>> {
+  const rows = (await db('run_step_decisions').where({ run_step_id: stepId }).orderBy('id')) as Array<{
+    user_id: string;
+    verdict: 'approve' | 'reject';
+    reason: string | null;
+    created_at: Date;
+  }>;
   return rows.map((r) => ({ userId: r.user_id, verdict: r.verdict, reason: r.reason, at: r.created_at }));
 }
 

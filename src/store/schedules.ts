@@ -137,7 +137,9 @@ export async function claimScheduleDms(db: Queryable, scheduleId: number, round:
 }
 
 export async function recordScheduleDmSent(db: Queryable, scheduleId: number, round: number, userId: string, channel: string): Promise<void> {
-  await db('schedule_review_dms').where({ schedule_id: scheduleId, review_round: round, user_id: userId }).update({ sent_at: db.fn.now(), channel_id: channel });
+  await db('schedule_review_dms')
+    .where({ schedule_id: scheduleId, review_round: round, user_id: userId })
+    .update({ sent_at: db.fn.now(), channel_id: channel });
 }
 
 export async function releaseScheduleDm(db: Queryable, scheduleId: number, round: number, userId: string): Promise<void> {
@@ -146,7 +148,11 @@ export async function releaseScheduleDm(db: Queryable, scheduleId: number, round
 
 /** Marks the round's DMs done once every recipient has had theirs; true when they all have. */
 export async function finishScheduleDms(db: Queryable, scheduleId: number, round: number, users: readonly string[]): Promise<boolean> {
-  const sent: string[] = await db('schedule_review_dms').where({ schedule_id: scheduleId, review_round: round }).whereNotNull('sent_at').whereIn('user_id', [...users]).pluck('user_id');
+  const sent: string[] = await db('schedule_review_dms')
+    .where({ schedule_id: scheduleId, review_round: round })
+    .whereNotNull('sent_at')
+    .whereIn('user_id', [...users])
+    .pluck('user_id');
   if (!users.every((userId) => sent.includes(userId))) return false;
   await db('schedules').where({ id: scheduleId, review_round: round }).update({ review_dms_round: round });
   return true;
@@ -213,13 +219,30 @@ export async function scheduleSubjects(db: Queryable, filter: ScheduleFilter): P
 /** Whole schedules by id, newest first. */
 export async function schedulesByIds(db: Queryable, ids: readonly number[]): Promise<Schedule[]> {
   if (ids.length === 0) return [];
-  const rows = await db<ScheduleRow>('schedules').whereIn('id', [...ids]).orderBy('id', 'desc');
+  const rows = await db<ScheduleRow>('schedules')
+    .whereIn('id', [...ids])
+    .orderBy('id', 'desc');
   return rows.map(toSchedule);
 }
 
 /** A schedule as App Home shows it: a bounded head of its script instead of all of it. */
 export interface ScheduleSummary
-  extends Pick<Schedule, 'id' | 'status' | 'author' | 'target' | 'cron' | 'tz' | 'type' | 'message' | 'contentVersion' | 'reviewRound' | 'channelId' | 'originChannel' | 'statusReason'> {
+  extends Pick<
+    Schedule,
+    | 'id'
+    | 'status'
+    | 'author'
+    | 'target'
+    | 'cron'
+    | 'tz'
+    | 'type'
+    | 'message'
+    | 'contentVersion'
+    | 'reviewRound'
+    | 'channelId'
+    | 'originChannel'
+    | 'statusReason'
+  > {
   /** The script's first SCHEDULE_SUMMARY_CHARS characters. */
   script: string;
   /** True when the script is longer than `script` shows. */
@@ -229,12 +252,31 @@ export interface ScheduleSummary
 /** Enough for App Home's review section (it shows up to 1200 characters). */
 export const SCHEDULE_SUMMARY_CHARS = 1200;
 
-type SummaryRow = Pick<ScheduleRow, 'id' | 'status' | 'author' | 'target' | 'cron' | 'tz' | 'type' | 'message' | 'content_version' | 'review_round' | 'channel_id' | 'origin_channel' | 'status_reason'> & {
+type SummaryRow = Pick<
+  ScheduleRow,
+  | 'id'
+  | 'status'
+  | 'author'
+  | 'target'
+  | 'cron'
+  | 'tz'
+  | 'type'
+  | 'message'
+  | 'content_version'
+  | 'review_round'
+  | 'channel_id'
+  | 'origin_channel'
+  | 'status_reason'
+> & {
   script_head: string;
 };
 
 /** Summaries matching `filter`, newest first (or oldest first), with whether more match. */
-export async function scheduleSummaries(db: Queryable, filter: ScheduleFilter, order: 'newest' | 'oldest' = 'newest'): Promise<{ schedules: ScheduleSummary[]; more: boolean }> {
+export async function scheduleSummaries(
+  db: Queryable,
+  filter: ScheduleFilter,
+  order: 'newest' | 'oldest' = 'newest',
+): Promise<{ schedules: ScheduleSummary[]; more: boolean }> {
   const query = db<ScheduleRow>('schedules')
     .select(
       'id',

@@ -57,7 +57,10 @@ export async function recordMessagePosted(db: Queryable, slot: MessageSlot, ts: 
 
 export async function releaseMessagePost(db: Queryable, slot: MessageSlot): Promise<void> {
   const c = COLUMNS[slot.kind];
-  await db(slot.table).where({ id: slot.id }).whereNull(c.ts).update({ [c.claimed]: null });
+  await db(slot.table)
+    .where({ id: slot.id })
+    .whereNull(c.ts)
+    .update({ [c.claimed]: null });
 }
 
 /**
@@ -87,7 +90,10 @@ export async function shownVersion(db: Queryable, slot: MessageSlot): Promise<nu
 export async function storePermalink(db: Queryable, slot: MessageSlot, url: string): Promise<boolean> {
   const column = COLUMNS[slot.kind].permalink;
   if (column === null) return false;
-  const rows = await db(slot.table).where({ id: slot.id }).whereNull(column).update({ [column]: url }, ['id']);
+  const rows = await db(slot.table)
+    .where({ id: slot.id })
+    .whereNull(column)
+    .update({ [column]: url }, ['id']);
   return rows.length > 0;
 }
 
@@ -120,7 +126,9 @@ export async function runsWithStepMessagesBehind(db: Queryable, limit: number, m
     .whereNotNull('s.started_at')
     .where((q) =>
       q
-        .where((a) => a.whereIn('s.kind', ['approval', 'input']).andWhere((b) => b.whereNull('s.message_version').orWhereRaw('s.message_version < r.view_version')))
+        .where((a) =>
+          a.whereIn('s.kind', ['approval', 'input']).andWhere((b) => b.whereNull('s.message_version').orWhereRaw('s.message_version < r.view_version')),
+        )
         .orWhere((a) => a.where('s.kind', 'http').whereNotNull('s.finished_at').whereNotNull('s.output').whereNull('s.log_ts').whereNotNull('r.card_ts')),
     )
     .where('r.created_at', '>', db.raw(`now() - make_interval(days => ?)`, [maxAgeDays]))
@@ -152,14 +160,23 @@ export async function claimDms(db: Queryable, ledger: DmLedger, users: readonly 
 }
 
 export async function recordDmSent(trx: Knex.Transaction | Queryable, ledger: DmLedger, userId: string, channel: string): Promise<void> {
-  await trx(ledger.table).where({ ...ledger.key, user_id: userId }).update({ sent_at: trx.fn.now(), channel_id: channel });
+  await trx(ledger.table)
+    .where({ ...ledger.key, user_id: userId })
+    .update({ sent_at: trx.fn.now(), channel_id: channel });
 }
 
 export async function releaseDm(db: Queryable, ledger: DmLedger, userId: string): Promise<void> {
-  await db(ledger.table).where({ ...ledger.key, user_id: userId }).whereNull('sent_at').delete();
+  await db(ledger.table)
+    .where({ ...ledger.key, user_id: userId })
+    .whereNull('sent_at')
+    .delete();
 }
 
 export async function allDmsSent(db: Queryable, ledger: DmLedger, users: readonly string[]): Promise<boolean> {
-  const sent: string[] = await db(ledger.table).where(ledger.key).whereNotNull('sent_at').whereIn('user_id', [...users]).pluck('user_id');
+  const sent: string[] = await db(ledger.table)
+    .where(ledger.key)
+    .whereNotNull('sent_at')
+    .whereIn('user_id', [...users])
+    .pluck('user_id');
   return users.every((userId) => sent.includes(userId));
 }

@@ -6,7 +6,13 @@ import { assertTransition, isTerminal, transitionEventType, type TaskStatus } fr
 import type { RunStepPhase } from '../domain/run.js';
 
 /** A run step's phase when its task ends. */
-const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = { success: 'succeeded', failure: 'failed', killed: 'killed', cancelled: 'killed', rejected: 'failed' };
+const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = {
+  success: 'succeeded',
+  failure: 'failed',
+  killed: 'killed',
+  cancelled: 'killed',
+  rejected: 'failed',
+};
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
@@ -56,7 +62,10 @@ export interface Birth {
 export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): Promise<{ task: Task; created: boolean }> {
   if (birth) assertTransition('created', birth.enter);
   const recipe = task.recipe ?? null;
-  const version = contentVersion({ target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe }, await cachedContentKey(db));
+  const version = contentVersion(
+    { target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe },
+    await cachedContentKey(db),
+  );
   const insert = db<TaskRow>('tasks')
     .insert({
       status: birth?.enter ?? 'created',
@@ -232,7 +241,10 @@ async function endTask(db: Queryable, change: Transition): Promise<Task | null> 
         to: STEP_PHASE_OF[change.to] ?? 'failed',
         actor: change.actor,
         data: { task: row.id },
-        set: { outputs: outputs?.outputs ? { outputs: outputs.outputs } : null, failure_message: change.to === 'success' ? null : (row.failure_message ?? `the task ended ${change.to}`) },
+        set: {
+          outputs: outputs?.outputs ? { outputs: outputs.outputs } : null,
+          failure_message: change.to === 'success' ? null : (row.failure_message ?? `the task ended ${change.to}`),
+        },
       });
     }
     return toTask(row);

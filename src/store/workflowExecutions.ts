@@ -126,7 +126,13 @@ export async function markStarted(db: Queryable, execution: WorkflowExecution, r
   return inTransaction(db, async (trx) => {
     const changed = await trx('workflow_executions').where({ id: execution.id, state: 'received' }).update({ state: 'started', run_id: runId });
     if (changed === 0) return false;
-    await appendEvent(trx, { taskId: null, subject: workflowSubject(execution.functionExecutionId), type: 'workflow.started', actor: execution.starter, data: { runId } });
+    await appendEvent(trx, {
+      taskId: null,
+      subject: workflowSubject(execution.functionExecutionId),
+      type: 'workflow.started',
+      actor: execution.starter,
+      data: { runId },
+    });
     return true;
   });
 }
@@ -136,7 +142,13 @@ export async function markRefused(db: Queryable, execution: WorkflowExecution, r
   return inTransaction(db, async (trx) => {
     const changed = await trx('workflow_executions').where({ id: execution.id, state: 'received' }).update({ state: 'refused', refusal });
     if (changed === 0) return false;
-    await appendEvent(trx, { taskId: null, subject: workflowSubject(execution.functionExecutionId), type: 'workflow.refused', actor: execution.starter, data: { code, reason: refusal } });
+    await appendEvent(trx, {
+      taskId: null,
+      subject: workflowSubject(execution.functionExecutionId),
+      type: 'workflow.refused',
+      actor: execution.starter,
+      data: { code, reason: refusal },
+    });
     return true;
   });
 }
@@ -183,7 +195,11 @@ export async function finishCompletion(
       subject: workflowSubject(execution.functionExecutionId),
       type: sent.outcome === 'sent' ? 'workflow.completed' : 'workflow.completion_refused',
       actor: null,
-      data: { completion: sent.completion.kind, ...(execution.runId !== null ? { runId: execution.runId } : {}), ...(sent.slackError ? { slack: sent.slackError } : {}) },
+      data: {
+        completion: sent.completion.kind,
+        ...(execution.runId !== null ? { runId: execution.runId } : {}),
+        ...(sent.slackError ? { slack: sent.slackError } : {}),
+      },
     });
     return true;
   });
@@ -194,7 +210,12 @@ export async function releaseCompletion(db: Queryable, id: number, claimant: str
   await db('workflow_executions')
     .where({ id, claimed_by: claimant })
     .whereNull('completed_at')
-    .update({ claimed_by: null, claimed_until: null, last_error: error.slice(0, 500), next_attempt_at: db.raw('now() + make_interval(secs => ?)', [retryMs / 1000]) });
+    .update({
+      claimed_by: null,
+      claimed_until: null,
+      last_error: error.slice(0, 500),
+      next_attempt_at: db.raw('now() + make_interval(secs => ?)', [retryMs / 1000]),
+    });
 }
 
 /** Executions of this run not completed yet (at most one in practice). */
@@ -216,7 +237,17 @@ export async function pendingExecutions(db: Queryable, staleMs: number, limit: n
         .where((r) => r.where({ state: 'received' }).where('created_at', '<', db.raw('now() - make_interval(secs => ?)', [staleMs / 1000])))
         .orWhere((r) =>
           r
-            .where((s) => s.where({ state: 'refused' }).orWhere((t) => t.where({ state: 'started' }).whereExists((e) => e.select(db.raw('1')).from('runs').whereRaw('runs.id = workflow_executions.run_id').whereIn('runs.status', ENDED_RUN_STATUSES))))
+            .where((s) =>
+              s
+                .where({ state: 'refused' })
+                .orWhere((t) =>
+                  t
+                    .where({ state: 'started' })
+                    .whereExists((e) =>
+                      e.select(db.raw('1')).from('runs').whereRaw('runs.id = workflow_executions.run_id').whereIn('runs.status', ENDED_RUN_STATUSES),
+                    ),
+                ),
+            )
             .where((s) => s.whereNull('next_attempt_at').orWhere('next_attempt_at', '<=', db.fn.now()))
             .where((s) => s.whereNull('claimed_until').orWhere('claimed_until', '<', db.fn.now())),
         ),

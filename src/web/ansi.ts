@@ -84,7 +84,8 @@ export class TerminalStrings {
           return out;
         }
         copied = bodyStart; // too long to be one: drop the introducer, show the rest
-      } else if (end < 0) copied = bodyStart; // broken by a control character: likewise
+      } else if (end < 0)
+        copied = bodyStart; // broken by a control character: likewise
       else copied = end;
       SPECIAL.lastIndex = copied;
     }

@@ -63,7 +63,12 @@ export function peopleOf(view: TaskView): string[] {
 }
 
 const when = (date: Date | null): string =>
-  date ? `<time datetime="${date.toISOString()}">${date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time>` : '';
+  date
+    ? `<time datetime="${date.toISOString()}">${date
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, ' UTC')}</time>`
+    : '';
 
 const stepDuration = (step: ExecutionStep, now: Date): string => {
   if (!step.startedAt) return '';
@@ -134,7 +139,10 @@ ${rows}
 /** The parts that change while a task moves: status, result, reviews and hosts. */
 export function renderLive(view: TaskView, now = new Date(), names: Names = NO_NAMES): string {
   const { task, execution } = view;
-  const stop = execution?.desiredPhase === 'stopped' && execution.stopRequestedBy ? `<p class="stop">Stop requested by ${person(execution.stopRequestedBy, names)}</p>` : '';
+  const stop =
+    execution?.desiredPhase === 'stopped' && execution.stopRequestedBy
+      ? `<p class="stop">Stop requested by ${person(execution.stopRequestedBy, names)}</p>`
+      : '';
   return `<p>Status: ${statusBadge(task.status)} <span class="muted">since ${when(task.statusChangedAt)}</span></p>
 ${stop}${resultLine(task, names)}
 <h2>Reviews</h2>

@@ -60,7 +60,10 @@ export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: numbe
     return { check: visible ? 'ok' : 'hidden', who: `user:${token.userId}` };
   }
   const link = { expires: queryString(req, 'expires'), sig: queryString(req, 'sig'), kv: queryString(req, 'kv') };
-  const who = `link:${createHash('sha256').update(JSON.stringify([taskId, link.kv ?? '', link.expires ?? '', link.sig ?? ''])).digest('hex').slice(0, 32)}`;
+  const who = `link:${createHash('sha256')
+    .update(JSON.stringify([taskId, link.kv ?? '', link.expires ?? '', link.sig ?? '']))
+    .digest('hex')
+    .slice(0, 32)}`;
   return { check: await deps.signer.verify(taskId, link), who };
 }
 
@@ -87,7 +90,10 @@ function pageHeaders(res: Response, nonce: string): void {
 }
 
 function errorPage(res: Response, nonce: string, status: number, title: string, message: string): void {
-  res.status(status).type('html').send(renderErrorPage(title, message, nonce));
+  res
+    .status(status)
+    .type('html')
+    .send(renderErrorPage(title, message, nonce));
 }
 
 const REFUSED: Readonly<Record<Exclude<LinkCheck, 'ok'>, { title: string; message: string; stream: string }>> = {
@@ -155,7 +161,10 @@ export function taskPageRouter(deps: TaskPageDeps): Router {
       const download = view.execution ? downloadUrl(req, taskId) : null;
       // Names Slack does not give within a moment are shown as ids: the page never waits on Slack.
       const names = deps.people ? await deps.people.names(peopleOf(view)) : undefined;
-      res.status(200).type('html').send(renderTaskPage(view, { nonce, streamUrl: live, output, omittedBytes, downloadUrl: download, ...(names ? { names } : {}) }));
+      res
+        .status(200)
+        .type('html')
+        .send(renderTaskPage(view, { nonce, streamUrl: live, output, omittedBytes, downloadUrl: download, ...(names ? { names } : {}) }));
     } catch (error) {
       deps.log.error({ err: error }, 'task page failed');
       if (!res.headersSent) errorPage(res, nonce, 500, 'Something went wrong', 'The task could not be shown. Try again in a moment.');

@@ -88,7 +88,10 @@ class Follower {
         const first = this.executionId === null;
         this.executionId = execution.id;
         this.ansi = createAnsiRenderer();
-        this.assembler = first && this.after > 0 ? await this.replayPageTail(execution.id) : new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
+        this.assembler =
+          first && this.after > 0
+            ? await this.replayPageTail(execution.id)
+            : new LogAssembler(new Map(execution.steps.map((step) => [step.id, hostLabel(step)])));
       }
       this.seenExecution = state.executionId;
       if (view.task.viewVersion !== this.viewVersion) {

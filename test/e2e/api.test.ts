@@ -15,7 +15,12 @@ describe('HTTP API', () => {
   beforeAll(async () => {
     h = await Harness.start();
     api = await ApiClient.connect(h.app.url);
-    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob'], [MALLORY, 'mallory']] as const) {
+    for (const [user, name] of [
+      [AUTHOR, 'author'],
+      [ALICE, 'alice'],
+      [BOB, 'bob'],
+      [MALLORY, 'mallory'],
+    ] as const) {
       tokens[user] = (await createApiToken(h.database.db, user, name)).token;
     }
   });
@@ -25,7 +30,8 @@ describe('HTTP API', () => {
 
   const as = (user: string) => ({
     get: (path: string, headers?: Record<string, string>) => api.call('GET', path, { token: tokens[user]!, ...(headers ? { headers } : {}) }),
-    post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) =>
+      api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
     patch: (path: string, body: unknown) => api.call('PATCH', path, { token: tokens[user]!, body }),
     delete: (path: string) => api.call('DELETE', path, { token: tokens[user]! }),
   });
@@ -59,7 +65,11 @@ describe('HTTP API', () => {
   });
 
   it('creates a task whose card and review request appear in Slack, and replays an Idempotency-Key', async () => {
-    const first = await author.post('/tasks', { target: 'web-prod', script: 'uptime', message: 'from CI', channel: TASKS_CHANNEL }, { 'Idempotency-Key': 'deploy-42' });
+    const first = await author.post(
+      '/tasks',
+      { target: 'web-prod', script: 'uptime', message: 'from CI', channel: TASKS_CHANNEL },
+      { 'Idempotency-Key': 'deploy-42' },
+    );
     expect(first.status).toBe(201);
     const task = first.body.task;
     expect(task).toMatchObject({ status: 'pending-review', target: 'web-prod', author: AUTHOR, script: 'uptime', message: 'from CI', source: 'api' });
@@ -68,7 +78,11 @@ describe('HTTP API', () => {
     await h.card(task.id, 'from CI');
     await h.reviewRequest(task.id, 'Approve');
 
-    const again = await author.post('/tasks', { target: 'web-prod', script: 'uptime', message: 'from CI', channel: TASKS_CHANNEL }, { 'Idempotency-Key': 'deploy-42' });
+    const again = await author.post(
+      '/tasks',
+      { target: 'web-prod', script: 'uptime', message: 'from CI', channel: TASKS_CHANNEL },
+      { 'Idempotency-Key': 'deploy-42' },
+    );
     expect(again.status).toBe(200);
     expect(again.body.task.id).toBe(task.id);
     expect(await h.count('tasks', { source: 'api', script: 'uptime' })).toBe(1);
@@ -94,10 +108,18 @@ describe('HTTP API', () => {
     const tooLong = await author.post('/tasks', { target: 'sandbox', script: `echo ${'x'.repeat(70 * 1024)}` });
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.error.message).toMatch(/at most 64 KiB/);
-    const malformed = await api.call('POST', '/tasks', { token: tokens[AUTHOR]!, rawBody: '{"target": "sandbox",', headers: { 'content-type': 'application/json' } });
+    const malformed = await api.call('POST', '/tasks', {
+      token: tokens[AUTHOR]!,
+      rawBody: '{"target": "sandbox",',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error.code).toBe('malformed_json');
-    const huge = await api.call('POST', '/tasks', { token: tokens[AUTHOR]!, rawBody: JSON.stringify({ target: 'sandbox', script: 'x'.repeat(600 * 1024) }), headers: { 'content-type': 'application/json' } });
+    const huge = await api.call('POST', '/tasks', {
+      token: tokens[AUTHOR]!,
+      rawBody: JSON.stringify({ target: 'sandbox', script: 'x'.repeat(600 * 1024) }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(huge.status).toBe(413);
     expect(huge.body.error.code).toBe('body_too_large');
     const unknownTarget = await author.post('/tasks', { target: 'nowhere', script: 'true' });

@@ -61,8 +61,10 @@ describe('approvals bound to the content version', () => {
 
   const as = (user: string) => ({
     get: (path: string) => api.call('GET', path, { token: tokens[user]! }),
-    post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
-    patch: (path: string, body: unknown, headers?: Record<string, string>) => api.call('PATCH', path, { token: tokens[user]!, body, ...(headers ? { headers } : {}) }),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) =>
+      api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
+    patch: (path: string, body: unknown, headers?: Record<string, string>) =>
+      api.call('PATCH', path, { token: tokens[user]!, body, ...(headers ? { headers } : {}) }),
   });
 
   async function refusalAfter(click: () => Promise<unknown>): Promise<string> {
@@ -92,10 +94,18 @@ describe('approvals bound to the content version', () => {
     expect(currentVersion).not.toBe(drawnVersion);
 
     // Alice's button, drawn before the edit: refused, clearly and only to her.
-    expect(await refusalAfter(() => h.click(seenByAlice, ACTION.approve, ALICE))).toMatch(/#\d+ changed since this request was drawn; the request now shows the new version/);
+    expect(await refusalAfter(() => h.click(seenByAlice, ACTION.approve, ALICE))).toMatch(
+      /#\d+ changed since this request was drawn; the request now shows the new version/,
+    );
     // What a button of the old scheme would carry (equal for both scripts), a prefix of the
     // current version, the version in upper case, or no version at all: none is the version.
-    for (const forged of [`${id}:${key}`, `${id}:${currentVersion.slice(0, 16)}`, `${id}:${currentVersion.toUpperCase()}`, `${id}:${currentVersion} `, String(id)]) {
+    for (const forged of [
+      `${id}:${key}`,
+      `${id}:${currentVersion.slice(0, 16)}`,
+      `${id}:${currentVersion.toUpperCase()}`,
+      `${id}:${currentVersion} `,
+      String(id),
+    ]) {
       expect(await refusalAfter(() => h.click(withApproveValue(seenByAlice, forged), ACTION.approve, ALICE))).toMatch(/changed since this request was drawn/);
     }
     expect((await h.task(id))?.status).toBe('pending-review');
@@ -183,15 +193,23 @@ describe('approvals bound to the content version', () => {
   it('App Home Approve buttons carry the full version too, and a stale one is refused', async () => {
     const id = await h.createTask('run web-prod -m "from home" echo home-v1');
     await h.driver.event({ event: { type: 'app_home_opened', user: ALICE, channel: 'DALICE', tab: 'home', event_ts: `${Date.now() / 1000}` } });
-    const home = await h.fake.waitFor(() => {
-      const view = h.fake.homeOf(ALICE);
-      return view && JSON.stringify(view.blocks).includes(`Approve #${id}`) ? structuredClone(view) : undefined;
-    }, 5000, 'Alice’s Home with the task');
+    const home = await h.fake.waitFor(
+      () => {
+        const view = h.fake.homeOf(ALICE);
+        return view && JSON.stringify(view.blocks).includes(`Approve #${id}`) ? structuredClone(view) : undefined;
+      },
+      5000,
+      'Alice’s Home with the task',
+    );
     const version = (await h.task(id))!.contentVersion;
     expect(JSON.stringify(home.blocks)).toContain(`"value":"${id}:${version}"`);
     expect((await as(AUTHOR).patch(`/tasks/${id}`, { script: 'echo home-v2' })).status).toBe(200);
     await h.driver.clickViewButton({ view: home, actionId: ACTION.approve, user: ALICE, value: String(id) });
-    await h.fake.waitFor(() => JSON.stringify(h.fake.homeOf(ALICE)?.blocks ?? []).includes('changed since this request was drawn') || undefined, 5000, 'the refusal on Home');
+    await h.fake.waitFor(
+      () => JSON.stringify(h.fake.homeOf(ALICE)?.blocks ?? []).includes('changed since this request was drawn') || undefined,
+      5000,
+      'the refusal on Home',
+    );
     expect((await h.task(id))?.status).toBe('pending-review');
     expect(await h.count('reviews', { task_id: id })).toBe(0);
   });
@@ -202,10 +220,14 @@ describe('approvals bound to the content version', () => {
     const request = await h.reviewRequest(id);
     expect(blocksText(request)).toContain('Runs as *python3* on `web-prod`');
     await h.driver.event({ event: { type: 'app_home_opened', user: BOB, channel: 'DBOB', tab: 'home', event_ts: `${Date.now() / 1000}` } });
-    const home = await h.fake.waitFor(() => {
-      const view = h.fake.homeOf(BOB);
-      return view && JSON.stringify(view.blocks).includes(`#${id}`) ? view : undefined;
-    }, 5000, 'Bob’s Home with the task');
+    const home = await h.fake.waitFor(
+      () => {
+        const view = h.fake.homeOf(BOB);
+        return view && JSON.stringify(view.blocks).includes(`#${id}`) ? view : undefined;
+      },
+      5000,
+      'Bob’s Home with the task',
+    );
     expect(JSON.stringify(home.blocks)).toContain('Runs as *python3*');
     expect(JSON.stringify(home.blocks)).toContain('*Why* rotate logs');
   });

@@ -84,7 +84,8 @@ describe('npm run build and npm start', () => {
   it('builds on a fresh checkout, serves, and skips the compiler while the build is current', async () => {
     expect(existsSync(join(dir, 'dist'))).toBe(false);
     const first = await start();
-    for (const file of ['dist/src/main.js', 'dist/src/cli/check.js', 'dist/src/cli/token.js', 'dist/migrations/001_initial.js']) expect(existsSync(join(dir, file)), file).toBe(true);
+    for (const file of ['dist/src/main.js', 'dist/src/cli/check.js', 'dist/src/cli/token.js', 'dist/migrations/001_initial.js'])
+      expect(existsSync(join(dir, file)), file).toBe(true);
     // Only the app: tests and benchmarks are not part of the build.
     expect(existsSync(join(dir, 'dist/test'))).toBe(false);
     expect(first.output).toContain('countersign is ready');

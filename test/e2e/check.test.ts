@@ -22,7 +22,8 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 const APP_USER = 'countersign-app';
 const SECRET_VALUE = `check-secret-${Math.random().toString(36).slice(2)}-Qv7`;
 const HOOK_SECRET_SHORT = 'short-hook-1';
-const MANIFEST_SCOPES = (parseYaml(readFileSync(join(ROOT, 'manifest.yml'), 'utf8')) as { oauth_config: { scopes: { bot: string[] } } }).oauth_config.scopes.bot;
+const MANIFEST_SCOPES = (parseYaml(readFileSync(join(ROOT, 'manifest.yml'), 'utf8')) as { oauth_config: { scopes: { bot: string[] } } }).oauth_config.scopes
+  .bot;
 
 const run = promisify(execFile);
 
@@ -186,7 +187,10 @@ describe('countersign check', () => {
 
   it('exits 0 when every host, secret and scope is in order, and prints JSON with --json', async () => {
     fake.setTokenScopes([...MANIFEST_SCOPES, 'reactions:read']);
-    const configPath = writeConfig('good.yml', `targets:\n${target('good', { runAs: `sudo -n -u ${APP_USER}`, secrets: ['DB_PASSWORD: { env: COUNTERSIGN_CHECK_SECRET }'] })}\n`);
+    const configPath = writeConfig(
+      'good.yml',
+      `targets:\n${target('good', { runAs: `sudo -n -u ${APP_USER}`, secrets: ['DB_PASSWORD: { env: COUNTERSIGN_CHECK_SECRET }'] })}\n`,
+    );
     const env = { COUNTERSIGN_CHECK_SECRET: SECRET_VALUE, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: 'signing-secret', SLACK_API_URL: fake.url };
     const table = await checkProcess(configPath, env);
     expect(table.code, table.stdout).toBe(0);
@@ -199,7 +203,10 @@ describe('countersign check', () => {
     const host = row(report.rows, 'ssh', /^good /);
     expect(host.status).toBe('ok');
     expect(host.ms).toBeGreaterThan(0);
-    expect(row(report.rows, 'slack', 'bot token scopes')).toMatchObject({ status: 'ok', detail: expect.stringContaining('also reactions:read, which it does not use') });
+    expect(row(report.rows, 'slack', 'bot token scopes')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining('also reactions:read, which it does not use'),
+    });
     expect(json.stdout).not.toContain(SECRET_VALUE);
   });
 
@@ -209,7 +216,11 @@ describe('countersign check', () => {
 
     const revoked = await runCheckCommand(['--config', configPath], { ...slackEnv, SLACK_BOT_TOKEN: 'xoxb-revoked' });
     expect(revoked.exitCode).toBe(1);
-    expect(row(revoked.rows, 'slack', 'auth.test')).toMatchObject({ status: 'fail', detail: 'Slack refused the token: invalid_auth', fix: expect.stringContaining('Bot User OAuth Token') });
+    expect(row(revoked.rows, 'slack', 'auth.test')).toMatchObject({
+      status: 'fail',
+      detail: 'Slack refused the token: invalid_auth',
+      fix: expect.stringContaining('Bot User OAuth Token'),
+    });
 
     fake.setTokenScopes(null);
     const unknown = await runCheckCommand(['--config', configPath], { ...slackEnv, SLACK_BOT_TOKEN: BOT_TOKEN });

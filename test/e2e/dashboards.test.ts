@@ -37,7 +37,9 @@ interface Dashboard {
 }
 
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
-const rules = parseYaml(readFileSync(RULES, 'utf8')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[] };
+const rules = parseYaml(readFileSync(RULES, 'utf8')) as {
+  groups: { name: string; rules: { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[];
+};
 
 /** Grafana's variables replaced by what they stand for, so the query is plain PromQL. */
 function plainPromQl(expr: string): string {
@@ -58,7 +60,9 @@ function metricNames(expr: string): { names: string[]; error: string | null } {
   return { names, error };
 }
 
-const dashboardQueries = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: `panel "${panel.title}" ${target.refId}`, expr: plainPromQl(target.expr) })));
+const dashboardQueries = dashboard.panels.flatMap((panel) =>
+  (panel.targets ?? []).map((target) => ({ where: `panel "${panel.title}" ${target.refId}`, expr: plainPromQl(target.expr) })),
+);
 const ruleQueries = rules.groups.flatMap((group) => group.rules.map((rule) => ({ where: `alert ${rule.alert}`, expr: rule.expr })));
 
 describe('the Grafana dashboard', () => {
@@ -93,7 +97,9 @@ describe('the Grafana dashboard', () => {
 describe('the alert rules', () => {
   it('cover stuck runs, a lost runner, Slack 429s and a saturated SSH pool', () => {
     const alerts = rules.groups.flatMap((group) => group.rules.map((rule) => rule.alert));
-    expect(alerts).toEqual(expect.arrayContaining(['CountersignTasksStuckRunning', 'CountersignRunnerLost', 'CountersignSlackRateLimited', 'CountersignSshPoolSaturated']));
+    expect(alerts).toEqual(
+      expect.arrayContaining(['CountersignTasksStuckRunning', 'CountersignRunnerLost', 'CountersignSlackRateLimited', 'CountersignSshPoolSaturated']),
+    );
     for (const { where, expr } of ruleQueries) expect(metricNames(expr).error, `${where}: ${expr}`).toBeNull();
   });
 

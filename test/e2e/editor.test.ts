@@ -39,7 +39,8 @@ class LanguageClient {
       const message = JSON.parse(this.buffer.subarray(end + 4, end + 4 + length).toString()) as Message;
       this.buffer = this.buffer.subarray(end + 4 + length);
       // The server asks the editor for its settings, and registers capabilities.
-      if (message.method === 'workspace/configuration') this.send({ id: message.id, result: (message.params.items as unknown[]).map(() => this.settings.yaml) });
+      if (message.method === 'workspace/configuration')
+        this.send({ id: message.id, result: (message.params.items as unknown[]).map(() => this.settings.yaml) });
       else if (message.method !== undefined && message.id !== undefined) this.send({ id: message.id, result: null });
       for (let i = this.listeners.length - 1; i >= 0; i--) if (this.listeners[i]!(message)) this.listeners.splice(i, 1);
     }
@@ -74,7 +75,10 @@ class LanguageClient {
     await this.request('initialize', {
       processId: process.pid,
       rootUri: `file://${ROOT}`,
-      capabilities: { workspace: { configuration: true }, textDocument: { completion: { completionItem: { snippetSupport: false } }, hover: { contentFormat: ['markdown'] } } },
+      capabilities: {
+        workspace: { configuration: true },
+        textDocument: { completion: { completionItem: { snippetSupport: false } }, hover: { contentFormat: ['markdown'] } },
+      },
     });
     this.send({ method: 'initialized', params: {} });
     this.send({ method: 'workspace/didChangeConfiguration', params: { settings: this.settings } });
@@ -84,7 +88,11 @@ class LanguageClient {
   async open(name: string, text: string): Promise<{ uri: string; diagnostics: Diagnostic[] }> {
     const uri = `file://${ROOT}/${name}`;
     // The server publishes once it has the schema; an empty list is an answer too.
-    const published = this.wait((message) => (message.method === 'textDocument/publishDiagnostics' && message.params.uri === uri ? (message.params.diagnostics as Diagnostic[]) : undefined), `diagnostics for ${name}`);
+    const published = this.wait(
+      (message) =>
+        message.method === 'textDocument/publishDiagnostics' && message.params.uri === uri ? (message.params.diagnostics as Diagnostic[]) : undefined,
+      `diagnostics for ${name}`,
+    );
     this.send({ method: 'textDocument/didOpen', params: { textDocument: { uri, languageId: 'yaml', version: 1, text } } });
     return { uri, diagnostics: await published };
   }
@@ -136,7 +144,10 @@ describe('countersign.yml in an editor (yaml-language-server)', () => {
 
   it("completes a target's fields and explains them on hover", async () => {
     const { uri } = await client.open('complete.yml', mistakes);
-    const completion = await client.request<{ items: { label: string }[] } | { label: string }[]>('textDocument/completion', { textDocument: { uri }, position: { line: 13, character: 4 } });
+    const completion = await client.request<{ items: { label: string }[] } | { label: string }[]>('textDocument/completion', {
+      textDocument: { uri },
+      position: { line: 13, character: 4 },
+    });
     const labels = (Array.isArray(completion) ? completion : completion.items).map((item) => item.label);
     expect(labels).toEqual(expect.arrayContaining(['runAs', 'secrets', 'timeout', 'maxSessions', 'rollout', 'viewers']));
     expect(labels).not.toContain('hosts'); // already there

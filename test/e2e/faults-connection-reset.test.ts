@@ -49,7 +49,7 @@ async function resettableProxy(target: { host: string; port: number }) {
   };
 }
 
-describe('fault: a live replica\'s database connections are reset', () => {
+describe("fault: a live replica's database connections are reset", () => {
   let h: Harness;
   let b: AppProcess;
   let proxy: Awaited<ReturnType<typeof resettableProxy>>;
@@ -72,11 +72,23 @@ describe('fault: a live replica\'s database connections are reset', () => {
   it('keeps a run whose runner was reset and refused for 3 s: it ends with its real result, nothing killed', async () => {
     const dir = h.scratchDir();
     const run: PlannedRun = { index: 0, exitCode: 0 };
-    const created = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script: markedScript(dir, run, 12), source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script: markedScript(dir, run, 12),
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     run.taskId = created.task.id;
     await h.waitForStatus(run.taskId, 'running', 20_000);
-    const owner = (await h.database.db('executions').where({ task_id: run.taskId }).first('runner_id', 'runner_key')) as { runner_id: string; runner_key: number };
+    const owner = (await h.database.db('executions').where({ task_id: run.taskId }).first('runner_id', 'runner_key')) as {
+      runner_id: string;
+      runner_key: number;
+    };
     expect(owner.runner_id).toContain(`:${b.pid}:`);
     await waitFor(async () => existsSync(`${dir}/run-0`), 10_000, 'the script started');
     // Let this process's sweeper see B's lock held first, as in production.
@@ -86,12 +98,16 @@ describe('fault: a live replica\'s database connections are reset', () => {
     proxy.reset(3000);
     // B's lock is free while it cannot reconnect: the run must still be running well past the
     // old 1 s confirmation, past the refusal, and until B holds its lock again.
-    await waitFor(async () => !(await heldRunnerKeys(h.database.db)).has(owner.runner_key), 5_000, 'B\'s lock freed by the reset');
-    const backAfter = await waitFor(async () => ((await heldRunnerKeys(h.database.db)).has(owner.runner_key) ? Date.now() - resetAt : undefined), 15_000, 'B holding its lock again');
+    await waitFor(async () => !(await heldRunnerKeys(h.database.db)).has(owner.runner_key), 5_000, "B's lock freed by the reset");
+    const backAfter = await waitFor(
+      async () => ((await heldRunnerKeys(h.database.db)).has(owner.runner_key) ? Date.now() - resetAt : undefined),
+      15_000,
+      'B holding its lock again',
+    );
     const during = await h.task(run.taskId);
     const task = await h.waitForStatus(run.taskId, ['success', 'failure', 'killed'], 30_000);
     const figures = await assessRuns(h.database.db, dir, [run]);
-    printFigures('a live runner\'s connections reset (RST) and refused for 3 s mid-run (lease 3 s)', figures, {
+    printFigures("a live runner's connections reset (RST) and refused for 3 s mid-run (lease 3 s)", figures, {
       'runner back on Postgres after': `${(backAfter / 1000).toFixed(2)} s`,
       'status once back': during?.status ?? 'missing',
       'ended as': `${task.status} (exit ${task.result.exitCode}) after ${((Date.now() - resetAt) / 1000).toFixed(1)} s`,

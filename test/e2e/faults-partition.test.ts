@@ -55,7 +55,7 @@ describe('fault: a replica partitioned from Postgres for twice the lease', () =>
     await Promise.all([proxy?.close(), pair?.stop()]);
   });
 
-  it('keeps B\'s runs B\'s, holds its results and its next batch until the link heals, and A runs on', async () => {
+  it("keeps B's runs B's, holds its results and its next batch until the link heals, and A runs on", async () => {
     const dir = h.scratchDir();
     // B's runs: scripts of 2-9 s (some end during the partition), and a two-host rollout whose
     // first host ends during the partition.
@@ -67,14 +67,24 @@ describe('fault: a replica partitioned from Postgres for twice the lease', () =>
       `run rolling -m "two hosts" while [ ! -e ${dir}/go ]; do sleep 0.1; done; set -- $SSH_CONNECTION; echo "$3 $(date +%s%3N)" >> ${rollTrace}; sleep 2; echo rolled`,
     );
     const ids = [...runs.map((run) => run.taskId!), rolling];
-    await waitFor(async () => Number((await h.database.db('tasks').whereIn('id', ids).where({ status: 'running' }).count<{ count: string }[]>('* as count'))[0]?.count) === ids.length, 20_000, 'B running all five');
+    await waitFor(
+      async () =>
+        Number((await h.database.db('tasks').whereIn('id', ids).where({ status: 'running' }).count<{ count: string }[]>('* as count'))[0]?.count) ===
+        ids.length,
+      20_000,
+      'B running all five',
+    );
     const owners = new Set(await h.database.db('executions').whereIn('task_id', ids).pluck('runner_id'));
     expect([...owners].every((owner) => String(owner).includes(`:${b.pid}:`))).toBe(true);
     // A replica that runs, started once B holds its runs.
     a = await h.startReplica();
 
     openGate(dir);
-    await waitFor(async () => runs.every((run) => existsText(`${dir}/run-${run.index}`).includes('start')) && existsText(rollTrace) !== '', 10_000, 'every script started');
+    await waitFor(
+      async () => runs.every((run) => existsText(`${dir}/run-${run.index}`).includes('start')) && existsText(rollTrace) !== '',
+      10_000,
+      'every script started',
+    );
     const partitionedAt = Date.now();
     proxy.partition();
 
@@ -99,7 +109,10 @@ describe('fault: a replica partitioned from Postgres for twice the lease', () =>
 
     // The rollout: host 1 ran before and during the partition; host 2 started only after the heal.
     const rolled = finished[finished.length - 1]!;
-    const starts = existsText(rollTrace).trim().split('\n').map((line) => Number(line.split(' ')[1]));
+    const starts = existsText(rollTrace)
+      .trim()
+      .split('\n')
+      .map((line) => Number(line.split(' ')[1]));
     const heldBatchFor = (starts[1] ?? 0) - healedAt;
     printFigures('a TCP partition between one replica and Postgres for twice the lease (6 s; lease 3 s)', figures, {
       'partition (s)': ((healedAt - partitionedAt) / 1000).toFixed(1),

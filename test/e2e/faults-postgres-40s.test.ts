@@ -15,7 +15,7 @@ describe('fault: Postgres crashed for 40 s', () => {
     await setup?.stop();
   }, 60_000);
 
-  it('ends every task with its real result, and no replica fails the other\'s runs', async () => {
+  it("ends every task with its real result, and no replica fails the other's runs", async () => {
     // Scripts of 5-50 s: most end during the outage, the last ones after it.
     await crashWhileRunning(setup, 40_000, [5, 10, 15, 20, 25, 30, 35, 40, 48, 55]);
   }, 240_000);

@@ -29,7 +29,16 @@ describe('fault: the owner of a run dies, or freezes', () => {
   });
 
   async function readyTask(script: string): Promise<number> {
-    const created = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script, source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     return created.task.id;
   }

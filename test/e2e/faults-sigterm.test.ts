@@ -101,7 +101,11 @@ describe('fault: SIGTERM with a hung SSH host or a hung database', () => {
       const id = await readyTask('sandbox', `sleep 300 & echo $! > ${pidFile}; wait`);
       const pid = await remotePid(pidFile);
       strays.push(pid);
-      await waitFor(async () => (await h.database.db('executions').where({ task_id: id }).first('runner_id'))?.runner_id.includes(`:${owner.pid}:`), 10_000, 'the owner claimed it');
+      await waitFor(
+        async () => (await h.database.db('executions').where({ task_id: id }).first('runner_id'))?.runner_id.includes(`:${owner.pid}:`),
+        10_000,
+        'the owner claimed it',
+      );
 
       // Silent: nothing passes, nothing is reset (not even the process's exit, until it heals).
       dbProxy.partition();
@@ -109,7 +113,14 @@ describe('fault: SIGTERM with a hung SSH host or a hung database', () => {
       const code = await owner.stop();
       const tookMs = Date.now() - signalledAt;
       processes.splice(processes.indexOf(owner), 1);
-      if (code !== 0) process.stdout.write(`${owner.output().split('\n').filter((line) => /shutdown|did not/.test(line)).join('\n')}\n`);
+      if (code !== 0)
+        process.stdout.write(
+          `${owner
+            .output()
+            .split('\n')
+            .filter((line) => /shutdown|did not/.test(line))
+            .join('\n')}\n`,
+        );
       expect(tookMs).toBeLessThan(LIMIT_MS);
       // The server still holds the dead process's session (nothing told it otherwise) until
       // idle_session_timeout (livenessTimeout) ends it; then the run is ended as lost.

@@ -10,7 +10,17 @@ import { blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 /** Every method the app calls while tasks run and end, and the upload URL. */
-const METHODS = ['chat.postMessage', 'chat.update', 'chat.getPermalink', 'files.getUploadURLExternal', 'upload', 'files.completeUploadExternal', 'views.publish', 'conversations.members', 'usergroups.users.list'];
+const METHODS = [
+  'chat.postMessage',
+  'chat.update',
+  'chat.getPermalink',
+  'files.getUploadURLExternal',
+  'upload',
+  'files.completeUploadExternal',
+  'views.publish',
+  'conversations.members',
+  'usergroups.users.list',
+];
 
 function slackFails(fake: FakeSlack, failure: { status: number; retryAfter?: number }): void {
   for (const method of METHODS) fake.failNext(method, failure, 1_000_000);
@@ -36,7 +46,11 @@ describe('fault: Slack answers 500 and 429 for 30 s', () => {
     ];
     const ids: number[] = [];
     for (const [i, plan] of plans.entries()) {
-      ids.push(await h.createTask(`run sandbox -m "slack fault ${i}" for k in $(seq 1 ${plan.lines}); do echo "line-${i}-$k"; sleep ${plan.every}; done; exit ${plan.exit}`));
+      ids.push(
+        await h.createTask(
+          `run sandbox -m "slack fault ${i}" for k in $(seq 1 ${plan.lines}); do echo "line-${i}-$k"; sleep ${plan.every}; done; exit ${plan.exit}`,
+        ),
+      );
     }
     const cards = await Promise.all(ids.map((id) => h.card(id)));
     await Promise.all(ids.map((id) => h.waitForStatus(id, 'running', 10_000)));

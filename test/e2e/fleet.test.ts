@@ -80,13 +80,20 @@ describe('fleets', () => {
     const id = await h.createTask(`run fleet-quarters -m "everywhere" ${WHERE}; sleep 0.8`);
     const task = await h.waitForStatus(id, ['success', 'failure'], 60_000);
     expect(task.status).toBe('success');
-    const steps = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).orderBy('s.id').select('s.*');
+    const steps = await h.database
+      .db('execution_steps as s')
+      .join('executions as e', 'e.id', 's.execution_id')
+      .where('e.task_id', id)
+      .orderBy('s.id')
+      .select('s.*');
     expect(steps).toHaveLength(40);
     expect(steps.every((s: { phase: string }) => s.phase === 'succeeded')).toBe(true);
     expect(new Set(steps.map((s: { group_index: number }) => s.group_index))).toEqual(new Set([0, 1, 2, 3]));
     // Batch n+1 starts only after every step of batch n finished.
     for (let group = 1; group < 4; group++) {
-      const previousEnd = Math.max(...steps.filter((s: { group_index: number }) => s.group_index === group - 1).map((s: { finished_at: Date }) => s.finished_at.getTime()));
+      const previousEnd = Math.max(
+        ...steps.filter((s: { group_index: number }) => s.group_index === group - 1).map((s: { finished_at: Date }) => s.finished_at.getTime()),
+      );
       const start = Math.min(...steps.filter((s: { group_index: number }) => s.group_index === group).map((s: { started_at: Date }) => s.started_at.getTime()));
       expect(start).toBeGreaterThanOrEqual(previousEnd);
     }
@@ -109,7 +116,11 @@ describe('fleets', () => {
     expect(progress.some((done) => done > 0 && done < 40)).toBe(true);
     expect(card.updates).toBeLessThan(30);
     // A 40-host run keeps its thread readable: a per-host summary and the whole log as a file.
-    const summary = await h.fake.waitFor(() => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => blocksText(m).includes('on 40 hosts')), 15_000, 'host summary');
+    const summary = await h.fake.waitFor(
+      () => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => blocksText(m).includes('on 40 hosts')),
+      15_000,
+      'host summary',
+    );
     expect(blocksText(summary)).toContain(':white_check_mark: 40 succeeded');
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === card.ts), 15_000, 'fleet log');
     expect(file.content.toString('utf8')).toMatch(/^\[root@127\.0\.0\.10:\d+\] on 127\.0\.0\.10$/m);
@@ -121,17 +132,28 @@ describe('fleets', () => {
     const id = await h.createTask(`run fleet-careful -m "careful" ${WHERE}; [ "$3" = "${failing}" ] && { echo "disk full on $3" >&2; exit 3; }; true`);
     const task = await h.waitForStatus(id, ['success', 'failure'], 60_000);
     expect(task.status).toBe('failure');
-    const steps = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).orderBy('s.id').select('s.host', 's.phase', 's.group_index', 's.failure_message');
+    const steps = await h.database
+      .db('execution_steps as s')
+      .join('executions as e', 'e.id', 's.execution_id')
+      .where('e.task_id', id)
+      .orderBy('s.id')
+      .select('s.host', 's.phase', 's.group_index', 's.failure_message');
     const byPhase = (phase: string) => steps.filter((s: { phase: string }) => s.phase === phase);
     expect(byPhase('failed').map((s: { host: string }) => s.host)).toEqual([failing]);
     expect(byPhase('succeeded')).toHaveLength(9);
     expect(byPhase('skipped')).toHaveLength(30);
     expect(byPhase('skipped').every((s: { group_index: number }) => s.group_index >= 2)).toBe(true);
     expect(byPhase('skipped')[0].failure_message).toMatch(/a host in batch 2 failed and the rollout stops on failure/);
-    expect(task.result.failureMessage).toMatch(new RegExp(`^1 of 40 hosts failed, 30 not started \\(root@${failing.replace(/\./g, '\\.')}:\\d+: the script exited with code 3\\)$`));
+    expect(task.result.failureMessage).toMatch(
+      new RegExp(`^1 of 40 hosts failed, 30 not started \\(root@${failing.replace(/\./g, '\\.')}:\\d+: the script exited with code 3\\)$`),
+    );
 
     const card = await h.card(id, 'failure');
-    const summary = await h.fake.waitFor(() => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => blocksText(m).includes('on 40 hosts')), 15_000, 'host summary');
+    const summary = await h.fake.waitFor(
+      () => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => blocksText(m).includes('on 40 hosts')),
+      15_000,
+      'host summary',
+    );
     expect(blocksText(summary)).toContain(':x: 1 failed');
     expect(blocksText(summary)).toContain(':fast_forward: 30 not started');
     expect(blocksText(summary)).toContain(`disk full on ${failing}`);

@@ -73,7 +73,16 @@ describe('live log followers, and the runner pool', () => {
   }
 
   async function apiTask(author: string, script: string): Promise<number> {
-    const created = await h.app.service.create({ author, target: 'sandbox', message: null, type: null, script, source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     return created.task.id;
   }
@@ -132,7 +141,12 @@ describe('live log followers, and the runner pool', () => {
     const task = await h.task(id);
     const reads = { shared: app.feed.reads.shared - before.shared, catchUp: app.feed.reads.catchUp - before.catchUp };
     for (const f of followers) {
-      expect(f.events.filter((e) => e.event === 'output').map((e) => e.data.text).join('')).toBe(lines.map((line) => `${line}\n`).join(''));
+      expect(
+        f.events
+          .filter((e) => e.event === 'output')
+          .map((e) => e.data.text)
+          .join(''),
+      ).toBe(lines.map((line) => `${line}\n`).join(''));
       expect(f.events[f.events.length - 1]).toMatchObject({ event: 'end', data: { status: 'success' } });
     }
     const endLag = followers.map((f) => f.events[f.events.length - 1]!.at - (task?.finishedAt?.getTime() ?? 0)).sort((x, y) => x - y);
@@ -163,15 +177,27 @@ describe('live log followers, and the runner pool', () => {
     const appDb = createDb(h.database.url, 3);
     const app = await replica({ db: appDb });
     try {
-      const created = await app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script: 'echo ran-anyway', source: 'api', sourceKey: null, channelId: null, delayMs: 1500 });
+      const created = await app.service.create({
+        author: AUTHOR,
+        target: 'sandbox',
+        message: null,
+        type: null,
+        script: 'echo ran-anyway',
+        source: 'api',
+        sourceKey: null,
+        channelId: null,
+        delayMs: 1500,
+      });
       if (!created.ok) throw new Error(created.message);
       // Every connection of the app's pool is taken (as by slow readers) until released.
       let release: () => void = () => undefined;
       const released = new Promise<void>((resolve) => (release = resolve));
-      const holders = Array.from({ length: 3 }, () => appDb.transaction(async (trx) => {
-        await trx.raw('SELECT 1');
-        await released;
-      }));
+      const holders = Array.from({ length: 3 }, () =>
+        appDb.transaction(async (trx) => {
+          await trx.raw('SELECT 1');
+          await released;
+        }),
+      );
       try {
         // Well within knex's 10 s wait for a connection: the run did not need the app's pool.
         const task = await h.waitForStatus(created.task.id, ['success', 'failure'], 8000);

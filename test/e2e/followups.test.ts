@@ -29,11 +29,19 @@ describe('follow-ups people notice', () => {
     expect(blocksText(card)).not.toContain('Resubmitted as');
 
     await h.click(card, ACTION.resubmit, AUTHOR);
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.lastView(TASK_MODAL_CALLBACK);
-      return view && view.updates > 0 && JSON.stringify(view.title ?? '').includes(`Resubmit #${id}`) ? view : undefined;
-    }, 5000, 'the resubmit form');
-    const submitted = await h.driver.submitView({ view: form, user: AUTHOR, values: { target: { value: 'web-prod' }, script: { value: 'echo v2' }, message: { value: 'second try' } } });
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.lastView(TASK_MODAL_CALLBACK);
+        return view && view.updates > 0 && JSON.stringify(view.title ?? '').includes(`Resubmit #${id}`) ? view : undefined;
+      },
+      5000,
+      'the resubmit form',
+    );
+    const submitted = await h.driver.submitView({
+      view: form,
+      user: AUTHOR,
+      values: { target: { value: 'web-prod' }, script: { value: 'echo v2' }, message: { value: 'second try' } },
+    });
     const newId = Number(/#(\d+)/.exec(JSON.stringify(submitted.json))?.[1]);
     expect(newId).toBeGreaterThan(id);
     const newCard = await h.card(newId, 'second try');
@@ -54,7 +62,11 @@ describe('follow-ups people notice', () => {
     const id = await h.createTask(`run sandbox -m "chatty" for i in $(seq 1 ${lines}); do echo "line $i of a rather long log, padded to be longer"; done`);
     const done = await h.waitForStatus(id, 'success', 60_000);
     expect(done.status).toBe('success');
-    const [{ bytes }] = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).select(h.database.db.raw('sum(octet_length(o.data))::int AS bytes'));
+    const [{ bytes }] = await h.database
+      .db('output_chunks as o')
+      .join('executions as e', 'e.id', 'o.execution_id')
+      .where('e.task_id', id)
+      .select(h.database.db.raw('sum(octet_length(o.data))::int AS bytes'));
     expect(bytes).toBeGreaterThan(800_000);
 
     let read = 0;

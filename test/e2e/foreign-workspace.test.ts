@@ -15,7 +15,8 @@ const OTHER_TEAM = 'T0OTHER';
 describe('requests from outside our workspace', () => {
   let h: Harness;
   /** Drivers signing with our secret, as Slack does for every workspace the app is installed in. */
-  const driver = (opts: { teamId?: string; enterpriseId?: string; userTeamId?: string }, appUrl = h.app.url) => new SlackDriver({ appUrl, signingSecret: SIGNING_SECRET, fake: h.fake, ...opts });
+  const driver = (opts: { teamId?: string; enterpriseId?: string; userTeamId?: string }, appUrl = h.app.url) =>
+    new SlackDriver({ appUrl, signingSecret: SIGNING_SECRET, fake: h.fake, ...opts });
 
   beforeAll(async () => {
     h = await Harness.start({
@@ -59,13 +60,20 @@ describe('requests from outside our workspace', () => {
   it('a view submission from another workspace creates nothing and says why', async () => {
     const before = h.fake.views.list.length;
     await h.command('start hello');
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, 'the hello form');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      'the hello form',
+    );
     const tasks = await h.count('tasks');
     const refused = await driver({ teamId: OTHER_TEAM }).submitView({ view: form, user: AUTHOR });
-    expect(refused.json).toMatchObject({ response_action: 'update', view: { blocks: [{ text: { text: expect.stringContaining('serves another Slack workspace') } }] } });
+    expect(refused.json).toMatchObject({
+      response_action: 'update',
+      view: { blocks: [{ text: { text: expect.stringContaining('serves another Slack workspace') } }] },
+    });
     expect(await h.count('tasks')).toBe(tasks);
     const accepted = await h.driver.submitView({ view: form, user: AUTHOR });
     expect(JSON.stringify(accepted.json)).toMatch(/#\d+/);
@@ -77,9 +85,14 @@ describe('requests from outside our workspace', () => {
     const answer = await driver({ teamId: OTHER_TEAM }).event({ event: { type: 'app_home_opened', user: 'USTRANGER', channel: 'DSTRANGER', tab: 'home' } });
     expect(answer.status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(h.fake.callsTo('views.publish').slice(publishes).filter((call) => call.args.user_id === 'USTRANGER')).toEqual([]);
+    expect(
+      h.fake
+        .callsTo('views.publish')
+        .slice(publishes)
+        .filter((call) => call.args.user_id === 'USTRANGER'),
+    ).toEqual([]);
     await h.driver.event({ event: { type: 'app_home_opened', user: 'UHOMEBODY', channel: 'DHOMEBODY', tab: 'home' } });
-    await h.fake.waitFor(() => h.fake.homeOf('UHOMEBODY'), 5000, 'our user\'s App Home');
+    await h.fake.waitFor(() => h.fake.homeOf('UHOMEBODY'), 5000, "our user's App Home");
   });
 
   it('SLACK_TEAM_ID, when set, is the only workspace served, whatever auth.test says', async () => {
@@ -92,7 +105,11 @@ describe('requests from outside our workspace', () => {
       expect(FAKE_TEAM_ID).not.toBe('T0CONFIGURED');
       expect(fromFake.json.text).toContain('serves another Slack workspace');
       expect(await h.count('tasks')).toBe(before);
-      const fromConfigured = await driver({ teamId: 'T0CONFIGURED' }, replica.url).command({ text: 'run sandbox -m "configured" echo y', user: AUTHOR, channel: TASKS_CHANNEL });
+      const fromConfigured = await driver({ teamId: 'T0CONFIGURED' }, replica.url).command({
+        text: 'run sandbox -m "configured" echo y',
+        user: AUTHOR,
+        channel: TASKS_CHANNEL,
+      });
       expect(fromConfigured.json.text).toMatch(/Created \*#\d+\*/);
     } finally {
       await replica.stop(1000);

@@ -36,12 +36,16 @@ describe('App Home reads', () => {
     await h.stop();
   });
 
-  const openHome = (user: string) => h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
+  const openHome = (user: string) =>
+    h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
 
   it('finds the tasks waiting for my review however many others wait elsewhere, and counts them', async () => {
     const mine = await h.createTask('run web-prod -m "for alice" echo for-alice');
     // Newer than Alice's task: more pending tasks of a target she does not review than any scan of the newest would pass.
-    await insertTaskRows(h.database.db, Array.from({ length: 600 }, (_, i) => ({ status: 'pending-review', author: AUTHOR, target: 'bobs', script: `echo bob-${i}` })));
+    await insertTaskRows(
+      h.database.db,
+      Array.from({ length: 600 }, (_, i) => ({ status: 'pending-review', author: AUTHOR, target: 'bobs', script: `echo bob-${i}` })),
+    );
 
     await openHome(ALICE);
     await h.fake.waitFor(() => homeText(h, ALICE).includes(`*#${mine}*`) || undefined, 5000, 'Alice’s Home showing her review');
@@ -62,7 +66,16 @@ describe('App Home reads', () => {
     const big = (n: number) => `echo big-${n}\n# ${'x'.repeat(63 * 1024)}`;
     const pending: number[] = [];
     for (let n = 0; n < 4; n++) {
-      const created = await h.app.service.create({ author: AUTHOR, target: 'web-prod', message: `big ${n}`, type: null, script: big(n), source: 'api', sourceKey: null, channelId: null });
+      const created = await h.app.service.create({
+        author: AUTHOR,
+        target: 'web-prod',
+        message: `big ${n}`,
+        type: null,
+        script: big(n),
+        source: 'api',
+        sourceKey: null,
+        channelId: null,
+      });
       if (!created.ok) throw new Error(created.message);
       pending.push(created.task.id);
     }
@@ -83,7 +96,11 @@ describe('App Home reads', () => {
     try {
       run = await h.createTask('run sandbox -m "a run" echo ran');
       await h.waitForStatus(run, 'success');
-      await h.fake.waitFor(() => homeText(h, AUTHOR).includes(`*#${run}* :large_green_circle: success`) || undefined, 10_000, `the author's Home showing #${run} done`);
+      await h.fake.waitFor(
+        () => homeText(h, AUTHOR).includes(`*#${run}* :large_green_circle: success`) || undefined,
+        10_000,
+        `the author's Home showing #${run} done`,
+      );
       for (const user of [ALICE, BOB]) await h.fake.waitFor(() => publishesBefore(user) > before[user]! || undefined, 10_000, `${user}'s Home redrawn`);
       await new Promise((resolve) => setTimeout(resolve, 2500)); // the last coalesced redraws
     } finally {

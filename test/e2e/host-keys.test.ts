@@ -17,7 +17,9 @@ describe('pinned host keys', () => {
     const id = await h.createTask(`run impostor touch ${marker}`);
     const task = await h.waitForStatus(id, ['success', 'failure']);
     expect(task.status).toBe('failure');
-    expect(task.result.failureMessage).toMatch(/host key of .*127\.0\.0\.1.* \(SHA256:.+\) does not match the key pinned in the target's ssh\.knownHosts, so nothing was run/);
+    expect(task.result.failureMessage).toMatch(
+      /host key of .*127\.0\.0\.1.* \(SHA256:.+\) does not match the key pinned in the target's ssh\.knownHosts, so nothing was run/,
+    );
     expect(task.result.failureMessage).toContain(h.ssh.hostKeyFingerprint);
     expect(existsSync(marker)).toBe(false);
     // No session ever opened: sshd logged no accepted key.

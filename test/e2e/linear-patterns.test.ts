@@ -55,8 +55,13 @@ describe('user-written patterns', () => {
     await h?.stop();
   });
 
-  it('a recipe import with (a+)+b and a default of 30 a\'s is refused at once; /healthz answers meanwhile', async () => {
-    const json = JSON.stringify({ name: 'evil', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'x', kind: 'input', pattern: '(a+)+b', default: 'a'.repeat(30) }] });
+  it("a recipe import with (a+)+b and a default of 30 a's is refused at once; /healthz answers meanwhile", async () => {
+    const json = JSON.stringify({
+      name: 'evil',
+      target: 'sandbox',
+      script: 'echo "$1"',
+      arguments: [{ name: 'x', kind: 'input', pattern: '(a+)+b', default: 'a'.repeat(30) }],
+    });
     const health = pollHealth(h.app.url);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const response = await h.command(`recipe import \`\`\`${json}\`\`\``);
@@ -66,26 +71,39 @@ describe('user-written patterns', () => {
     expect(response.ms).toBeLessThan(3000);
     expect(ackText(response)).toContain('arguments[0].default: the default does not match the pattern');
     expect(await h.count('runbooks')).toBe(0);
-    console.info(`recipe import answered in ${response.ms.toFixed(0)} ms; /healthz during it: ${latencies.length} answers, slowest ${Math.max(...latencies).toFixed(0)} ms`);
+    console.info(
+      `recipe import answered in ${response.ms.toFixed(0)} ms; /healthz during it: ${latencies.length} answers, slowest ${Math.max(...latencies).toFixed(0)} ms`,
+    );
     expect(latencies.length).toBeGreaterThan(3);
     expect(Math.max(...latencies)).toBeLessThan(HEALTH_MAX_MS);
   }, 20_000);
 
   it('patterns RE2 cannot run are refused at import, naming the field', async () => {
     const json = JSON.stringify({ name: 'backref', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'x', kind: 'input', pattern: '(\\w+) \\1' }] });
-    expect(ackText(await h.command(`recipe import \`\`\`${json}\`\`\``))).toContain('arguments[0].pattern: not a valid pattern for the linear-time engine (RE2 syntax');
+    expect(ackText(await h.command(`recipe import \`\`\`${json}\`\`\``))).toContain(
+      'arguments[0].pattern: not a valid pattern for the linear-time engine (RE2 syntax',
+    );
     expect(await h.count('runbooks')).toBe(0);
   });
 
-  it('starting (a+)+b with 2,900 a\'s is refused on its field at once; /healthz answers meanwhile', async () => {
-    const json = JSON.stringify({ name: 'nested', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'x', kind: 'input', pattern: '(a+)+b', required: true }] });
+  it("starting (a+)+b with 2,900 a's is refused on its field at once; /healthz answers meanwhile", async () => {
+    const json = JSON.stringify({
+      name: 'nested',
+      target: 'sandbox',
+      script: 'echo "$1"',
+      arguments: [{ name: 'x', kind: 'input', pattern: '(a+)+b', required: true }],
+    });
     expect(ackText(await h.command(`recipe import \`\`\`${json}\`\`\``))).toContain('Imported the recipe `nested`');
     const before = h.fake.views.list.length;
     await h.command('start nested');
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, 'the form');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      'the form',
+    );
     const tasks = await h.count('tasks');
     const health = pollHealth(h.app.url);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -102,13 +120,18 @@ describe('user-written patterns', () => {
     expect(JSON.stringify(good.json)).toMatch(/#\d+/);
   }, 20_000);
 
-  it('a custom redact rule (a+)+b scans a 10,000-character line of a\'s from a real run without stalling', async () => {
+  it("a custom redact rule (a+)+b scans a 10,000-character line of a's from a real run without stalling", async () => {
     const health = pollHealth(h.app.url);
     const id = await h.createTask('run redacting -m "long line" printf \'a%.0s\' $(seq 1 10000); echo; echo "token-xyz123 aaab bob@example.com"');
     const task = await h.waitForStatus(id, ['success', 'failure'], 20_000);
     const latencies = await health.stop();
     expect(task.status).toBe('success');
-    const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data');
+    const rows = await h.database
+      .db('output_chunks as o')
+      .join('executions as e', 'e.id', 'o.execution_id')
+      .where('e.task_id', id)
+      .orderBy('o.id')
+      .pluck('o.data');
     const output = rows.join('');
     expect(output).toContain(`${'a'.repeat(10_000)}\n`);
     expect(output).toContain('[redacted:custom] [redacted:custom] [redacted:email]');

@@ -75,10 +75,15 @@ describe('task-page links', () => {
     expect(rotated, rotated.output).toMatchObject({ code: 0 });
     expect(rotated.output).toContain('key 2 signs new links');
     expect(rotated.output).not.toMatch(/"secret"|[A-Za-z0-9_-]{43}/); // no key material printed
-    const fresh = await waitFor(async () => {
-      const link = h.app.signer.taskUrl(task);
-      return link.endsWith('&kv=2') ? link : null;
-    }, 10_000, 'new links to be signed with key 2', 200);
+    const fresh = await waitFor(
+      async () => {
+        const link = h.app.signer.taskUrl(task);
+        return link.endsWith('&kv=2') ? link : null;
+      },
+      10_000,
+      'new links to be signed with key 2',
+      200,
+    );
     expect(await status(on(replica, fresh))).toBe(200);
     expect(await status(on(replica, old))).toBe(200);
 
@@ -111,10 +116,15 @@ describe('task-page links', () => {
     // Revoking the key in use makes a new one at once: new links keep working.
     const again = await linksCli(h.database.url, 'revoke', '2');
     expect(again.output).toContain('key 3 signs new links now');
-    const third = await waitFor(async () => {
-      const link = h.app.signer.taskUrl(task);
-      return link.endsWith('&kv=3') ? link : null;
-    }, 10_000, 'new links to be signed with key 3', 200);
+    const third = await waitFor(
+      async () => {
+        const link = h.app.signer.taskUrl(task);
+        return link.endsWith('&kv=3') ? link : null;
+      },
+      10_000,
+      'new links to be signed with key 3',
+      200,
+    );
     expect(await status(third)).toBe(200);
     expect((await linksCli(h.database.url, 'revoke', 'x')).code).toBe(2);
   });

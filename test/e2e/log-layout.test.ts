@@ -31,8 +31,26 @@ describe('log layout and ranges', () => {
 
   async function run(hosts: number, chunks: number): Promise<number> {
     const [taskId] = await insertTaskRows(database.db, [{ status: 'running', author: 'U1', target: 'sandbox', script: 'true' }]);
-    const [execution] = await database.db('executions').insert({ task_id: taskId, plan: JSON.stringify([]), runner_id: 'test', lease_until: database.db.fn.now() }).returning<Array<{ id: number }>>('id');
-    const steps = hosts === 0 ? [] : await database.db('execution_steps').insert(Array.from({ length: hosts }, (_, i) => ({ execution_id: execution!.id, group_index: 0, host: `web-${i}.example`, port: 22, user: 'deploy', run_token: `t${i}` }))).returning<Array<{ id: number }>>('id');
+    const [execution] = await database
+      .db('executions')
+      .insert({ task_id: taskId, plan: JSON.stringify([]), runner_id: 'test', lease_until: database.db.fn.now() })
+      .returning<Array<{ id: number }>>('id');
+    const steps =
+      hosts === 0
+        ? []
+        : await database
+            .db('execution_steps')
+            .insert(
+              Array.from({ length: hosts }, (_, i) => ({
+                execution_id: execution!.id,
+                group_index: 0,
+                host: `web-${i}.example`,
+                port: 22,
+                user: 'deploy',
+                run_token: `t${i}`,
+              })),
+            )
+            .returning<Array<{ id: number }>>('id');
     const rows = Array.from({ length: chunks }, () => {
       const stepId = random(8) === 0 || steps.length === 0 ? null : steps[random(steps.length)]!.id;
       const data = Array.from({ length: 1 + random(6) }, () => pieces[random(pieces.length)]).join('');
@@ -71,10 +89,20 @@ describe('log layout and ranges', () => {
           expect(tailBytes.equals(whole.subarray(Math.max(0, whole.length - suffix))), `hosts ${hosts}, last ${suffix} bytes`).toBe(true);
         }
         // Resumed after the last chunk, an assembler adds what comes next exactly as the whole log grows.
-        const next = { executionId, stepId: chunks0(await database.db('execution_steps').where({ execution_id: executionId }).pluck('id')), stream: 'stdout' as const, data: 'more\nlines' };
+        const next = {
+          executionId,
+          stepId: chunks0(await database.db('execution_steps').where({ execution_id: executionId }).pluck('id')),
+          stream: 'stdout' as const,
+          data: 'more\nlines',
+        };
         const resumedAtEnd = log.assemblerAt(layout.end);
         await insertChunks(database.db, [next]);
-        const [stored] = await database.db('output_chunks').where({ execution_id: executionId }).orderBy('id', 'desc').limit(1).select('id', 'step_id', 'stream', 'data');
+        const [stored] = await database
+          .db('output_chunks')
+          .where({ execution_id: executionId })
+          .orderBy('id', 'desc')
+          .limit(1)
+          .select('id', 'step_id', 'stream', 'data');
         const grown = Buffer.from(await executionLogText(database.db, executionId), 'utf8');
         const added = resumedAtEnd.add([{ ...stored, id: Number(stored.id), step_id: stored.step_id === null ? null : Number(stored.step_id) }]);
         expect(Buffer.concat([whole, Buffer.from(added, 'utf8')]).equals(grown), `hosts ${hosts}, after the end`).toBe(true);
@@ -84,7 +112,9 @@ describe('log layout and ranges', () => {
         const layoutAt = await log.layout({ untilId: Number(middle.id) - 1 });
         const at = (await log.layout({ from: layoutAt.size })).at;
         if (at) {
-          const resumed = log.assemblerAt(at).add(chunks.filter((c) => Number(c.id) >= at.id).map((c) => ({ ...c, id: Number(c.id), step_id: c.step_id === null ? null : Number(c.step_id) })));
+          const resumed = log
+            .assemblerAt(at)
+            .add(chunks.filter((c) => Number(c.id) >= at.id).map((c) => ({ ...c, id: Number(c.id), step_id: c.step_id === null ? null : Number(c.step_id) })));
           expect(Buffer.from(resumed, 'utf8').equals(grown.subarray(at.start))).toBe(true);
         }
       }
@@ -93,7 +123,10 @@ describe('log layout and ranges', () => {
 
   it('reads a 4 MB log in batches of a few hundred kilobytes', async () => {
     const [taskId] = await insertTaskRows(database.db, [{ status: 'running', author: 'U1', target: 'sandbox', script: 'true' }]);
-    const [execution] = await database.db('executions').insert({ task_id: taskId, plan: JSON.stringify([]), runner_id: 'test', lease_until: database.db.fn.now() }).returning<Array<{ id: number }>>('id');
+    const [execution] = await database
+      .db('executions')
+      .insert({ task_id: taskId, plan: JSON.stringify([]), runner_id: 'test', lease_until: database.db.fn.now() })
+      .returning<Array<{ id: number }>>('id');
     const line = `${'y'.repeat(99)}\n`;
     for (let i = 0; i < 16; i++) await insertChunks(database.db, [{ executionId: execution!.id, stepId: null, stream: 'system', data: line.repeat(2621) }]);
     const log = await RunLog.open(database.db, execution!.id);

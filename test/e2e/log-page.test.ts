@@ -50,13 +50,24 @@ describe('the task page (log_url)', () => {
   });
 
   async function apiTask(script: string, target = 'sandbox'): Promise<number> {
-    const created = await h.app.service.create({ author: AUTHOR, target, message: 'look <here> & there', type: null, script, source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target,
+      message: 'look <here> & there',
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     return created.task.id;
   }
 
   const storedOutput = async (id: number): Promise<string> =>
-    (await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data')).join('');
+    (await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data')).join(
+      '',
+    );
 
   it('follows a running task live: first line, new output without a reload, ANSI colour, final status', async () => {
     liveTask = await apiTask(LIVE_SCRIPT);
@@ -85,7 +96,9 @@ describe('the task page (log_url)', () => {
     await red.waitFor({ timeout: 10_000 });
     // The page's stylesheet (allowed by its nonce) colours ansi_up's class.
     // (The project's tsconfig has no DOM lib: the browser's getComputedStyle is reached through globalThis.)
-    const colour = await red.evaluate((element) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(element).color);
+    const colour = await red.evaluate(
+      (element) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(element).color,
+    );
     expect(colour).toBe('rgb(241, 76, 76)');
     await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('success');
     await expect.poll(() => page.locator('#live-note').textContent(), { timeout: 5000 }).toBe('finished');
@@ -163,8 +176,16 @@ describe('the task page (log_url)', () => {
     expect(events.trimEnd().endsWith('event: end\ndata: {}')).toBe(true);
 
     // Resuming after the last chunk sends no output again.
-    const last = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', liveTask).max('o.id as id').first();
-    const resumed = await readStream(await fetch(`${h.app.url}/tasks/${liveTask}/stream`, { headers: { ...auth, 'last-event-id': String(last?.id) } }), /event: end\n/);
+    const last = await h.database
+      .db('output_chunks as o')
+      .join('executions as e', 'e.id', 'o.execution_id')
+      .where('e.task_id', liveTask)
+      .max('o.id as id')
+      .first();
+    const resumed = await readStream(
+      await fetch(`${h.app.url}/tasks/${liveTask}/stream`, { headers: { ...auth, 'last-event-id': String(last?.id) } }),
+      /event: end\n/,
+    );
     expect(resumed).not.toContain('event: output');
     expect(resumed).toContain('event: end');
   });
@@ -199,7 +220,9 @@ describe('the task page (log_url)', () => {
 
   it('shows OSC 8 hyperlinks in output as plain text, on the page and over the stream: nothing to click', async () => {
     const link = (url: string, text: string) => `printf '\\033]8;;${url}\\033\\\\${text}\\033]8;;\\033\\\\\\n'`;
-    const id = await apiTask([link('https://evil.example/first', 'rendered-link'), 'sleep 2', link('https://evil.example/second', 'streamed-link'), 'exit 0'].join('\n'));
+    const id = await apiTask(
+      [link('https://evil.example/first', 'rendered-link'), 'sleep 2', link('https://evil.example/second', 'streamed-link'), 'exit 0'].join('\n'),
+    );
     await waitFor(async () => (await storedOutput(id)).includes('rendered-link'), 10_000, 'the first link to be stored');
     const page = await browser.newPage();
     await page.goto(h.app.signer.taskUrl(id));

@@ -51,7 +51,7 @@ async function openStream(url: string, headers: Record<string, string> = {}) {
   return { status: response.status, events, done, close: () => abort.abort() };
 }
 
-describe('reads of a task\'s log', () => {
+describe("reads of a task's log", () => {
   let h: Harness;
   let api: ApiClient;
   let token: string;
@@ -131,7 +131,9 @@ describe('reads of a task\'s log', () => {
     } finally {
       for (const slot of held) if (slot.ok) slot.release();
     }
-    expect((await fetch(`${h.app.url}/api/v1/tasks/${bigTask}/log`, { headers: { authorization: `Bearer ${token}`, range: 'bytes=0-2000000' } })).status).toBe(206);
+    expect((await fetch(`${h.app.url}/api/v1/tasks/${bigTask}/log`, { headers: { authorization: `Bearer ${token}`, range: 'bytes=0-2000000' } })).status).toBe(
+      206,
+    );
   }, 30_000);
 
   it('renders the last 256 KB on the task page with a download of the whole log, and many page loads stay bounded', async () => {

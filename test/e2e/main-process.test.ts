@@ -59,7 +59,10 @@ describe('src/main.ts, as npm start runs it', () => {
 
   it('refuses to start on a bad countersign.yml, naming each field', async () => {
     const config = join(dir, 'bad.yml');
-    writeFileSync(config, 'targets:\n  web-prod:\n    hosts:\n      - { host: 10.0.0.5, port: "22", user: deploy }\n    ssh:\n      privateKeyFile: /nonexistent\n      knownHosts: "10.0.0.5 ssh-ed25519 AAAA"\n    review:\n      channel: C0REVIEW\n      groups: [{ name: sre, users: [U0123], aprovals: 1 }]\n');
+    writeFileSync(
+      config,
+      'targets:\n  web-prod:\n    hosts:\n      - { host: 10.0.0.5, port: "22", user: deploy }\n    ssh:\n      privateKeyFile: /nonexistent\n      knownHosts: "10.0.0.5 ssh-ed25519 AAAA"\n    review:\n      channel: C0REVIEW\n      groups: [{ name: sre, users: [U0123], aprovals: 1 }]\n',
+    );
     const started = startMain({ COUNTERSIGN_CONFIG: config, COUNTERSIGN_DATA_DIR: join(dir, 'never') });
     expect(await started.exited).toBe(1);
     expect(started.output()).toContain('countersign cannot start');
@@ -88,7 +91,10 @@ describe('src/main.ts, as npm start runs it', () => {
       expect(await health.json()).toMatchObject({ status: 'ok', slack: 'not configured (missing SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN)' });
       expect(started.output()).toContain('DATABASE_URL is not set: starting the embedded Postgres');
       expect(started.output()).toContain('"targets":["web-prod"]');
-      if (round === 1) expect(started.output()).toContain('"migrations":["001_initial","002_api","003_slack_surface","004_permalinks","005_list_indexes","006_recipes","007_schedules","008_content_versions","009_pending_review_index","010_runner_liveness","012_schedule_reviews","013_runbooks","014_runbook_schedules","016_schedule_surfaces","018_run_slack","019_workflow_executions"]');
+      if (round === 1)
+        expect(started.output()).toContain(
+          '"migrations":["001_initial","002_api","003_slack_surface","004_permalinks","005_list_indexes","006_recipes","007_schedules","008_content_versions","009_pending_review_index","010_runner_liveness","012_schedule_reviews","013_runbooks","014_runbook_schedules","016_schedule_surfaces","018_run_slack","019_workflow_executions"]',
+        );
       else expect(started.output()).not.toContain('database migrated');
       started.child.kill('SIGTERM');
       expect(await started.exited).toBe(0);

@@ -49,7 +49,9 @@ describe('/metrics access and cost', () => {
     });
     replicas.push(app);
     expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
-    expect(lines.join('')).toContain('metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics');
+    expect(lines.join('')).toContain(
+      'metrics are off: set METRICS_PORT (a separate listener) or METRICS_TOKEN (bearer token on the main port) to serve /metrics',
+    );
   });
 
   it('serves a separate METRICS_PORT listener in a real process, and not the main port', async () => {
@@ -79,7 +81,16 @@ describe('/metrics access and cost', () => {
       [AUTHOR],
     );
     for (let i = 0; i < 3; i++) {
-      const created = await h.app.service.create({ author: AUTHOR, target: 'web-prod', message: 'waits', type: null, script: 'true', source: 'api', sourceKey: null, channelId: null });
+      const created = await h.app.service.create({
+        author: AUTHOR,
+        target: 'web-prod',
+        message: 'waits',
+        type: null,
+        script: 'true',
+        source: 'api',
+        sourceKey: null,
+        channelId: null,
+      });
       expect(created.ok).toBe(true);
     }
     await h.database.db.raw('ANALYZE tasks');
@@ -94,7 +105,10 @@ describe('/metrics access and cost', () => {
       500,
     );
     expect(text).not.toMatch(/countersign_tasks\{status="success"\}/);
-    const plan = await h.database.db.raw<{ rows: Array<{ 'QUERY PLAN': unknown }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${OPEN_COUNT_SQL}`, ['pending-review', OPEN_COUNT_CAP]);
+    const plan = await h.database.db.raw<{ rows: Array<{ 'QUERY PLAN': unknown }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${OPEN_COUNT_SQL}`, [
+      'pending-review',
+      OPEN_COUNT_CAP,
+    ]);
     const nodes = flatten((plan.rows[0]!['QUERY PLAN'] as Array<{ Plan: PlanNode }>)[0]!.Plan);
     const scans = nodes.filter((node) => node['Relation Name'] === 'tasks');
     expect(scans.map((node) => node['Node Type'])).toEqual(['Index Only Scan']);

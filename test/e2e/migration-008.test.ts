@@ -36,10 +36,29 @@ describe('migration 008 on existing data', () => {
       { name: 'token', kind: 'fixed', value: 'legacy-secret' },
       { name: 'region', kind: 'options', value: 'eu' },
     ];
-    const [plain] = await db('tasks').insert({ status: 'pending-review', author: 'UA', target: 'web', type: 'bash', script: 'uptime', message: 'why', source: 'slack' }).returning('id');
-    const [withArgs] = await db('tasks').insert({ status: 'approved', author: 'UA', target: 'web', type: 'sh', script: 'echo "$1"', message: null, source: 'webhook', arguments: JSON.stringify(args) }).returning('id');
+    const [plain] = await db('tasks')
+      .insert({ status: 'pending-review', author: 'UA', target: 'web', type: 'bash', script: 'uptime', message: 'why', source: 'slack' })
+      .returning('id');
+    const [withArgs] = await db('tasks')
+      .insert({
+        status: 'approved',
+        author: 'UA',
+        target: 'web',
+        type: 'sh',
+        script: 'echo "$1"',
+        message: null,
+        source: 'webhook',
+        arguments: JSON.stringify(args),
+      })
+      .returning('id');
     await db('reviews').insert({ task_id: withArgs.id, user_id: 'UB', verdict: 'approve' });
-    const definition = { format: 'countersign.recipe/v1', name: 'legacy', target: 'web', script: 'echo "$1"', arguments: [{ name: 'token', kind: 'fixed', value: 'legacy-secret' }] };
+    const definition = {
+      format: 'countersign.recipe/v1',
+      name: 'legacy',
+      target: 'web',
+      script: 'echo "$1"',
+      arguments: [{ name: 'token', kind: 'fixed', value: 'legacy-secret' }],
+    };
     await db('recipes').insert({ name: 'legacy', definition: JSON.stringify(definition), imported_by: 'UIMPORTER' });
 
     expect(await migrate(db)).toEqual(['008_content_versions', '013_runbooks', '018_run_slack', '019_workflow_executions']);
@@ -48,17 +67,33 @@ describe('migration 008 on existing data', () => {
     expect(key.length).toBeGreaterThanOrEqual(40);
     const tasks = await db('tasks').orderBy('id').select('id', 'content_version', 'recipe_name', 'recipe_hash');
     expect(tasks).toEqual([
-      { id: plain.id, content_version: contentVersion({ target: 'web', type: 'bash', script: 'uptime', message: 'why', arguments: null, recipe: null }, key), recipe_name: null, recipe_hash: null },
-      { id: withArgs.id, content_version: contentVersion({ target: 'web', type: 'sh', script: 'echo "$1"', message: null, arguments: args as never, recipe: null }, key), recipe_name: null, recipe_hash: null },
+      {
+        id: plain.id,
+        content_version: contentVersion({ target: 'web', type: 'bash', script: 'uptime', message: 'why', arguments: null, recipe: null }, key),
+        recipe_name: null,
+        recipe_hash: null,
+      },
+      {
+        id: withArgs.id,
+        content_version: contentVersion({ target: 'web', type: 'sh', script: 'echo "$1"', message: null, arguments: args as never, recipe: null }, key),
+        recipe_name: null,
+        recipe_hash: null,
+      },
     ]);
     expect(await db('reviews').where({ task_id: withArgs.id }).first('content_version')).toEqual({ content_version: tasks[1].content_version });
     const parsed = parseRecipeJson(definition);
     if (!parsed.ok) throw new Error('fixture recipe does not parse');
     // Migration 013 moved the row to `runbooks`, keeping owner, editors and hash.
-    expect(await db('runbooks').where({ reference: 'legacy' }).first('owner', 'editors', 'content_hash')).toEqual({ owner: 'UIMPORTER', editors: null, content_hash: recipeContentHash(recipeDefinition(parsed.recipe), key) });
+    expect(await db('runbooks').where({ reference: 'legacy' }).first('owner', 'editors', 'content_hash')).toEqual({
+      owner: 'UIMPORTER',
+      editors: null,
+      content_hash: recipeContentHash(recipeDefinition(parsed.recipe), key),
+    });
 
     // From now on every row names its version.
-    await expect(db('tasks').insert({ status: 'created', author: 'UA', target: 'web', type: 'bash', script: 'x', source: 'api' })).rejects.toThrow(/content_version/);
+    await expect(db('tasks').insert({ status: 'created', author: 'UA', target: 'web', type: 'bash', script: 'x', source: 'api' })).rejects.toThrow(
+      /content_version/,
+    );
     await expect(db('reviews').insert({ task_id: plain.id, user_id: 'UC', verdict: 'approve' })).rejects.toThrow(/content_version/);
     expect(await db('events').columnInfo()).toHaveProperty('subject');
   });

@@ -26,7 +26,16 @@ describe('notifications between replicas', () => {
 
   it('starts a task made ready by another process at once, and kills it at once when asked there', async () => {
     const created = Date.now();
-    const result = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script: 'echo started; sleep 60', source: 'api', sourceKey: null, channelId: null });
+    const result = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script: 'echo started; sleep 60',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!result.ok) throw new Error(result.message);
     const id = result.task.id;
     await h.waitForStatus(id, 'running', 5_000);

@@ -60,7 +60,9 @@ describe('observability', () => {
     // Both the harness's process and this one post Slack messages; the 429 hit one of them.
     const here = metric('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ok"') ?? 0;
     const harness = parseMetrics(await (await fetch(`${h.app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text());
-    const limited = (metric('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ratelimited"') ?? 0) + (harness('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ratelimited"') ?? 0);
+    const limited =
+      (metric('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ratelimited"') ?? 0) +
+      (harness('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ratelimited"') ?? 0);
     expect(here + (harness('countersign_slack_api_calls_total', 'method="chat.postMessage",outcome="ok"') ?? 0)).toBeGreaterThanOrEqual(1);
     expect(limited).toBe(1);
     expect(metric('countersign_process_resident_memory_bytes')).toBeGreaterThan(0);

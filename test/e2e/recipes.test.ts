@@ -11,7 +11,12 @@ import { validateView } from '../support/slackLimits.js';
 import { ALICE, AUTHOR, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
-  const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').pluck('o.data');
+  const rows = await h.database
+    .db('output_chunks as o')
+    .join('executions as e', 'e.id', 'o.execution_id')
+    .where('e.task_id', taskId)
+    .orderBy('o.id')
+    .pluck('o.data');
   return rows.join('');
 }
 
@@ -27,10 +32,14 @@ describe('recipes in Slack', () => {
     const response = await h.command(`start ${name}`, user);
     expect(response.status).toBe(200);
     expect(response.ms).toBeLessThan(3000);
-    return h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, `the ${name} form filled in`);
+    return h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      `the ${name} form filled in`,
+    );
   };
 
   beforeAll(async () => {
@@ -39,7 +48,14 @@ describe('recipes in Slack', () => {
         mkdirSync(`${dir}/recipes`);
         writeFileSync(
           `${dir}/recipes/greet.json`,
-          JSON.stringify({ format: 'countersign.recipe/v1', name: 'greet', target: 'sandbox', type: 'node', script: 'console.log(`hi ${process.argv[2]} ${process.env.ARG_WHO}`)', arguments: [{ name: 'who', kind: 'input', required: true }] }),
+          JSON.stringify({
+            format: 'countersign.recipe/v1',
+            name: 'greet',
+            target: 'sandbox',
+            type: 'node',
+            script: 'console.log(`hi ${process.argv[2]} ${process.env.ARG_WHO}`)',
+            arguments: [{ name: 'who', kind: 'input', required: true }],
+          }),
         );
         return [
           // An admin may import fixed arguments (reviewers never see their values); others may not.
@@ -115,7 +131,10 @@ describe('recipes in Slack', () => {
     const form = await openForm('restart');
     const before = await h.count('tasks');
     const bad = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:service': { value: 'nginx; id' } } });
-    expect(bad.json).toMatchObject({ response_action: 'errors', errors: { 'arg:service': expect.stringMatching(/expected a value matching \/\[a-z\]\[a-z0-9-\]\*\/ \(a unit name such as nginx\)/) } });
+    expect(bad.json).toMatchObject({
+      response_action: 'errors',
+      errors: { 'arg:service': expect.stringMatching(/expected a value matching \/\[a-z\]\[a-z0-9-\]\*\/ \(a unit name such as nginx\)/) },
+    });
     expect(await h.count('tasks')).toBe(before);
     const good = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:service': { value: 'nginx' } } });
     const id = Number(/#(\d+)/.exec(JSON.stringify(good.json))?.[1]);
@@ -139,14 +158,18 @@ describe('recipes in Slack', () => {
     expect(JSON.parse(json).arguments[0]).toEqual({ name: 'token', kind: 'fixed' });
     expect(exported).toContain('Fixed values are left out (`token`)');
     // An import without the value is refused, naming the field to fill in.
-    expect(ackText(await h.command(`recipe import \`\`\`${JSON.stringify({ ...JSON.parse(json), name: 'echo-unfilled' })}\`\`\``))).toContain('arguments[0].value: a fixed argument needs its value');
+    expect(ackText(await h.command(`recipe import \`\`\`${JSON.stringify({ ...JSON.parse(json), name: 'echo-unfilled' })}\`\`\``))).toContain(
+      'arguments[0].value: a fixed argument needs its value',
+    );
     const filled = JSON.parse(json);
     filled.arguments[0].value = 'fixed-secretish';
     // The same name as a config recipe: refused.
     expect(ackText(await h.command(`recipe import\n\`\`\`${JSON.stringify(filled)}\`\`\``))).toContain('recipe of countersign.yml');
     const copy = JSON.stringify({ ...filled, name: 'echo-copy' });
     // A fixed value would run unseen by reviewers: only an admin may import one.
-    expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``))).toContain('Only the countersign admins may import fixed arguments (`token`)');
+    expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``))).toContain(
+      'Only the countersign admins may import fixed arguments (`token`)',
+    );
     expect(ackText(await h.command(`recipe import\n\`\`\`json\n${copy}\n\`\`\``, ALICE))).toContain('Imported the recipe `echo-copy`');
     expect(ackText(await h.command(`recipe import \`\`\`${copy}\`\`\``, ALICE))).toContain('--replace');
     const changed = JSON.stringify({ ...JSON.parse(copy), description: 'changed' });
@@ -165,7 +188,12 @@ describe('recipes in Slack', () => {
   }, 30_000);
 
   it('exports a long recipe as a file in the channel', async () => {
-    const long = JSON.stringify({ name: 'long-one', target: 'sandbox', script: `echo start\n${'# padding line for a long script\n'.repeat(120)}echo end`, arguments: [] });
+    const long = JSON.stringify({
+      name: 'long-one',
+      target: 'sandbox',
+      script: `echo start\n${'# padding line for a long script\n'.repeat(120)}echo end`,
+      arguments: [],
+    });
     expect(ackText(await h.command(`recipe import \`\`\`${long}\`\`\``))).toContain('Imported the recipe `long-one`');
     await h.command('recipe export long-one');
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.filename === 'long-one.recipe.json'), 5000, 'the exported file');

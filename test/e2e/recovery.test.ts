@@ -54,7 +54,12 @@ describe('recovery', () => {
       const id = await h.createTask('run sandbox for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done');
       const task = await h.waitForStatus(id, ['success', 'failure'], 15_000);
       expect(task.status).toBe('success');
-      const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data');
+      const rows = await h.database
+        .db('output_chunks as o')
+        .join('executions as e', 'e.id', 'o.execution_id')
+        .where('e.task_id', id)
+        .orderBy('o.id')
+        .pluck('o.data');
       expect(rows.join('')).toBe(Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(''));
       const failed = await h.database.db.raw(`SELECT last_value FROM flaky_output_seq`);
       expect(Number(failed.rows[0].last_value)).toBeGreaterThan(3);
@@ -89,7 +94,11 @@ describe('recovery', () => {
       expect(task.status).toBe('success');
       expect(task.result.lastLine).toBe('finished-fine');
       expect(await h.database.db('events').where({ task_id: id, type: 'task.failure' }).count<{ count: string }[]>('* as count')).toEqual([{ count: 0 }]);
-      const step = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).first('s.phase', 's.exit_code');
+      const step = await h.database
+        .db('execution_steps as s')
+        .join('executions as e', 'e.id', 's.execution_id')
+        .where('e.task_id', id)
+        .first('s.phase', 's.exit_code');
       expect(step).toMatchObject({ phase: 'succeeded', exit_code: 0 });
     } finally {
       await h.database.db.raw('DROP TRIGGER refuse_results ON executions; DROP FUNCTION refuse_results(); DROP TABLE result_outage;');
@@ -100,7 +109,11 @@ describe('recovery', () => {
     const id = await h.createTask('run sandbox sleep 1.5; echo after-the-429');
     const card = await h.card(id);
     h.fake.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
-    const reply = await h.fake.waitFor(() => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => (m.text ?? '').includes('after-the-429')), 15_000, 'output after a 429');
+    const reply = await h.fake.waitFor(
+      () => h.fake.thread(TASKS_CHANNEL, card.ts).find((m) => (m.text ?? '').includes('after-the-429')),
+      15_000,
+      'output after a 429',
+    );
     expect(reply.text).toContain('after-the-429');
     expect(h.fake.callsTo('chat.postMessage').some((c) => c.status === 429 && c.args.thread_ts === card.ts)).toBe(true);
   });
@@ -121,10 +134,14 @@ describe('recovery', () => {
     h.fake.clearFailures('chat.update');
     const restarted = await h.startReplica();
     try {
-      const card = await h.fake.waitFor(() => {
-        const message = h.fake.messages(TASKS_CHANNEL).find((m) => blocksText(m).includes(`*#${id}*`));
-        return message && blocksText(message).includes(`Approved by <@${ALICE}>`) ? message : undefined;
-      }, 10_000, 'card caught up after restart');
+      const card = await h.fake.waitFor(
+        () => {
+          const message = h.fake.messages(TASKS_CHANNEL).find((m) => blocksText(m).includes(`*#${id}*`));
+          return message && blocksText(message).includes(`Approved by <@${ALICE}>`) ? message : undefined;
+        },
+        10_000,
+        'card caught up after restart',
+      );
       expect(blocksText(card)).toContain(':white_check_mark: approved');
       const row = await h.database.db('tasks').where({ id }).first('view_version', 'card_version', 'review_version');
       expect(Number(row.card_version)).toBe(Number(row.view_version));

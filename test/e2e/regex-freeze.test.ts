@@ -53,7 +53,9 @@ describe('a recipe import with patterns that compile to huge programs', () => {
     await health;
     clearInterval(ticker);
     const text = String(answer.json?.text ?? answer.text);
-    console.log(`${json.length} characters of JSON: answered in ${took} ms; event loop held at most ${worstGap} ms; ${healthChecks} /healthz answers, slowest ${slowestHealth} ms; answer: ${text.slice(0, 200)}`);
+    console.log(
+      `${json.length} characters of JSON: answered in ${took} ms; event loop held at most ${worstGap} ms; ${healthChecks} /healthz answers, slowest ${slowestHealth} ms; answer: ${text.slice(0, 200)}`,
+    );
     expect(healthChecks).toBeGreaterThan(0);
     expect(slowestHealth).toBeLessThan(1000);
     return { took, worstGap, text, status: answer.status };
@@ -79,7 +81,9 @@ describe('a recipe import with patterns that compile to huge programs', () => {
 
   it('refuses one pattern whose program would be too big before compiling it, naming the argument', async () => {
     const { worstGap, text } = await importFreezer(3, 1);
-    expect(text).toMatch(/arguments\[0\]\.pattern: the pattern is too complex to match quickly \(it compiles to more than 2000 steps, at most 1000\): use smaller repeat counts/);
+    expect(text).toMatch(
+      /arguments\[0\]\.pattern: the pattern is too complex to match quickly \(it compiles to more than 2000 steps, at most 1000\): use smaller repeat counts/,
+    );
     expect(text).toMatch(/arguments\[2\]\.pattern: the pattern is too complex/);
     expect(worstGap).toBeLessThan(1000);
   }, 60_000);
@@ -87,7 +91,10 @@ describe('a recipe import with patterns that compile to huge programs', () => {
   it('refuses a runbook import (API) whose 800 input fields carry distinct patterns, by their total, before compiling any', async () => {
     const { token } = await createApiToken(h.database.db, AUTHOR, 'runbooks');
     // 40 input steps of 20 fields, each pattern different (no cache helps): each alone is allowed.
-    const steps = Array.from({ length: 40 }, (_, s) => ({ id: `ask${s}`, input: { fields: Array.from({ length: 20 }, (_, f) => ({ name: `f${f}`, kind: 'input', pattern: `[a-z]{1,${200 + s * 20 + f}}` })) } }));
+    const steps = Array.from({ length: 40 }, (_, s) => ({
+      id: `ask${s}`,
+      input: { fields: Array.from({ length: 20 }, (_, f) => ({ name: `f${f}`, kind: 'input', pattern: `[a-z]{1,${200 + s * 20 + f}}` })) },
+    }));
     const body = JSON.stringify({ format: RUNBOOK_FORMAT, reference: 'many-patterns', steps });
     let worstGap = 0;
     let last = Date.now();
@@ -96,10 +103,16 @@ describe('a recipe import with patterns that compile to huge programs', () => {
       last = Date.now();
     }, 10);
     const started = Date.now();
-    const response = await fetch(`${h.app.url}/api/v1/runbooks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+    const response = await fetch(`${h.app.url}/api/v1/runbooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body,
+    });
     const answer = (await response.json()) as { error?: { code: string; message: string } };
     clearInterval(ticker);
-    console.log(`runbook of ${body.length} characters, 800 patterns: answered ${response.status} in ${Date.now() - started} ms; event loop held at most ${worstGap} ms`);
+    console.log(
+      `runbook of ${body.length} characters, 800 patterns: answered ${response.status} in ${Date.now() - started} ms; event loop held at most ${worstGap} ms`,
+    );
     expect(response.status).toBe(422);
     expect(answer.error?.message).toMatch(/the patterns add up to \d+ characters, at most 4000 in one recipe or runbook/);
     expect(await h.count('runbooks', { reference: 'many-patterns' })).toBe(0);
@@ -107,7 +120,12 @@ describe('a recipe import with patterns that compile to huge programs', () => {
   }, 60_000);
 
   it('still imports a recipe with everyday patterns', async () => {
-    const json = JSON.stringify({ name: 'everyday', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'host', kind: 'input', pattern: '[a-z][a-z0-9-]{0,62}(\\.[a-z0-9-]{1,63}){0,4}' }] });
+    const json = JSON.stringify({
+      name: 'everyday',
+      target: 'sandbox',
+      script: 'echo "$1"',
+      arguments: [{ name: 'host', kind: 'input', pattern: '[a-z][a-z0-9-]{0,62}(\\.[a-z0-9-]{1,63}){0,4}' }],
+    });
     const answer = await h.command(`recipe import \`\`\`${json}\`\`\``, AUTHOR);
     expect(String(answer.json?.text ?? answer.text)).not.toMatch(/too complex|add up to/);
     expect(await h.count('runbooks', { reference: 'everyday' })).toBe(1);

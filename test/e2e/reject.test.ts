@@ -70,7 +70,10 @@ describe('rejecting a task', () => {
     expect((await h.driver.submitView({ view: first!, user: ALICE })).status).toBe(200);
     await h.waitForStatus(id, 'rejected');
     const late = await h.driver.submitView({ view: second!, user: BOB });
-    expect(late.json).toEqual({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: expect.stringMatching(/is rejected; it can no longer be reviewed/) } });
+    expect(late.json).toEqual({
+      response_action: 'errors',
+      errors: { [REJECT_REASON_BLOCK]: expect.stringMatching(/is rejected; it can no longer be reviewed/) },
+    });
     const card = await h.card(id, 'Rejected by');
     expect(blocksText(card)).toContain('(no reason given)');
     expect(await h.count('reviews', { task_id: id })).toBe(1);

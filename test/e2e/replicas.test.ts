@@ -28,7 +28,16 @@ describe('replicas on one database', () => {
 
   /** Creates a task on a no-review target without a Slack channel (as the API will), so it is ready at once. */
   async function readyTask(script: string): Promise<number> {
-    const created = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: null, type: null, script, source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: null,
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     return created.task.id;
   }
@@ -98,14 +107,23 @@ describe('replicas on one database', () => {
     const task = await h.waitForStatus(id, ['failure'], 20_000);
     expect(task.result.failureMessage).toMatch(/^runner lost: the process running it \(.*:\d+:[0-9a-f]+\) stopped responding$/);
     // Its step ended with it, in the same transaction: nothing is left looking busy.
-    const steps = await h.database.db('execution_steps as s').join('executions as e', 'e.id', 's.execution_id').where('e.task_id', id).select('s.phase', 's.failure_message', 's.finished_at');
+    const steps = await h.database
+      .db('execution_steps as s')
+      .join('executions as e', 'e.id', 's.execution_id')
+      .where('e.task_id', id)
+      .select('s.phase', 's.failure_message', 's.finished_at');
     expect(steps).toHaveLength(1);
     expect(steps[0]).toMatchObject({ phase: 'failed', failure_message: task.result.failureMessage });
     expect(steps[0].finished_at).not.toBeNull();
     await waitFor(async () => !isProcessAlive(pid), 15_000, 'the orphaned script to be stopped');
     const notes = await waitFor(
       async () => {
-        const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).where('o.stream', 'system').pluck('o.data');
+        const rows = await h.database
+          .db('output_chunks as o')
+          .join('executions as e', 'e.id', 'o.execution_id')
+          .where('e.task_id', id)
+          .where('o.stream', 'system')
+          .pluck('o.data');
         return rows.length > 0 && rows.join('');
       },
       10_000,

@@ -23,7 +23,10 @@ describe('requests at /slack/events', () => {
     const garbage = await h.driver.command({ text, user: AUTHOR }, { signature: 'v0=deadbeef' });
     expect([forged.status, stale.status, unsigned.status, garbage.status]).toEqual([401, 401, 401, 401]);
     // Still fine just inside the 5-minute window.
-    const recent = await h.driver.command({ text: slackEscape('run sandbox true'), user: AUTHOR }, { timestamp: Math.floor(Date.now() / 1000) - 4 * 60, secret: SIGNING_SECRET });
+    const recent = await h.driver.command(
+      { text: slackEscape('run sandbox true'), user: AUTHOR },
+      { timestamp: Math.floor(Date.now() / 1000) - 4 * 60, secret: SIGNING_SECRET },
+    );
     expect(recent.status).toBe(200);
     expect(await h.count('tasks')).toBe(1);
     expect(await h.count('events', { type: 'task.created' })).toBe(1);

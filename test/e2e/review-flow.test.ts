@@ -57,11 +57,24 @@ describe('a reviewed task from /task run to its output', () => {
     // Nothing on a reviewed target runs before approval, whoever clicks Run: the card offers no
     // Run yet, and a Run sent anyway (an old or forged payload) is refused.
     seen = h.fake.responses.length;
-    const forgedRun = { ...card, blocks: [...(card.blocks ?? []), { type: 'actions', block_id: 'forged', elements: [{ type: 'button', action_id: ACTION.run, text: { type: 'plain_text', text: 'Run' }, value: String(id) }] }] };
+    const forgedRun = {
+      ...card,
+      blocks: [
+        ...(card.blocks ?? []),
+        {
+          type: 'actions',
+          block_id: 'forged',
+          elements: [{ type: 'button', action_id: ACTION.run, text: { type: 'plain_text', text: 'Run' }, value: String(id) }],
+        },
+      ],
+    };
     await h.click(forgedRun, ACTION.run, AUTHOR);
     await h.click(forgedRun, ACTION.run, ALICE);
     await h.fake.waitFor(() => h.fake.responses.length >= seen + 2 || undefined, 5000, 'early run refusals');
-    expect(h.responsesSince(seen)).toEqual([expect.stringMatching(/is waiting for review, so it cannot be run now/), expect.stringMatching(/is waiting for review, so it cannot be run now/)]);
+    expect(h.responsesSince(seen)).toEqual([
+      expect.stringMatching(/is waiting for review, so it cannot be run now/),
+      expect.stringMatching(/is waiting for review, so it cannot be run now/),
+    ]);
     expect((await h.task(id))?.status).toBe('pending-review');
     expect(await h.count('executions', { task_id: id })).toBe(0);
 
@@ -92,10 +105,14 @@ describe('a reviewed task from /task run to its output', () => {
     expect(done.result.durationMs).toBeGreaterThan(0);
     expect(await h.count('executions', { task_id: id })).toBe(1);
 
-    const thread = await h.fake.waitFor(() => {
-      const replies = h.fake.thread(TASKS_CHANNEL, card.ts);
-      return replies.some((m) => (m.text ?? '').includes('hello from')) ? replies : undefined;
-    }, 10_000, 'output in the thread');
+    const thread = await h.fake.waitFor(
+      () => {
+        const replies = h.fake.thread(TASKS_CHANNEL, card.ts);
+        return replies.some((m) => (m.text ?? '').includes('hello from')) ? replies : undefined;
+      },
+      10_000,
+      'output in the thread',
+    );
     const threadText = thread.map((m) => m.text).join('\n');
     expect(threadText).toContain('hello from');
     expect(threadText).toContain('oops');
@@ -108,20 +125,22 @@ describe('a reviewed task from /task run to its output', () => {
 
     // Postgres kept both streams.
     const streams = await h.database.db('output_chunks').select('stream', 'data').orderBy('id');
-    expect(streams.filter((c) => c.stream === 'stdout').map((c) => c.data).join('')).toContain('hello from');
-    expect(streams.filter((c) => c.stream === 'stderr').map((c) => c.data).join('')).toContain('oops');
+    expect(
+      streams
+        .filter((c) => c.stream === 'stdout')
+        .map((c) => c.data)
+        .join(''),
+    ).toContain('hello from');
+    expect(
+      streams
+        .filter((c) => c.stream === 'stderr')
+        .map((c) => c.data)
+        .join(''),
+    ).toContain('oops');
 
     // 8. The audit trail has every decision and transition, in order.
     const types = (await eventsForTask(h.database.db, id)).map((e) => e.type);
-    expect(types).toEqual([
-      'task.created',
-      'task.pending-review',
-      'review.approved',
-      'task.approved',
-      'task.ready',
-      'task.running',
-      'task.success',
-    ]);
+    expect(types).toEqual(['task.created', 'task.pending-review', 'review.approved', 'task.approved', 'task.ready', 'task.running', 'task.success']);
 
     // A late click on the finished card changes nothing.
     seen = h.fake.responses.length;

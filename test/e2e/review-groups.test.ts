@@ -145,7 +145,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
 
   it('sees a membership change after the cache’s TTL, not before', async () => {
     const service = serviceWithTtl(400);
-    const created = await service.create({ author: AUTHOR, target: 'ug-prod', message: 'ttl', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    const created = await service.create({
+      author: AUTHOR,
+      target: 'ug-prod',
+      message: 'ttl',
+      type: null,
+      script: 'uptime',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     const id = created.task.id;
     const lookups = h.fake.callsTo('usergroups.users.list').length;
@@ -168,7 +177,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
 
   it('checks the approval again at Run: an approver who left the group no longer counts, and the task goes back to review', async () => {
     const service = serviceWithTtl(100);
-    const created = await service.create({ author: AUTHOR, target: 'ug-prod', message: 'run later', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    const created = await service.create({
+      author: AUTHOR,
+      target: 'ug-prod',
+      message: 'run later',
+      type: null,
+      script: 'uptime',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     const id = created.task.id;
     try {
@@ -180,7 +198,9 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
       const run = await service.run(id, AUTHOR);
       expect(run).toMatchObject({ ok: false, code: 'review_again' });
       expect((await h.task(id))?.status).toBe('pending-review');
-      const back = (await eventsForTask(h.database.db, id)).find((e) => e.type === 'task.pending-review' && (e.data as { reason?: string }).reason === 'approval-no-longer-holds');
+      const back = (await eventsForTask(h.database.db, id)).find(
+        (e) => e.type === 'task.pending-review' && (e.data as { reason?: string }).reason === 'approval-no-longer-holds',
+      );
       expect(back).toBeDefined();
       // A current member approves: it is approved again and runs.
       expect(await service.approve(id, BOB)).toMatchObject({ ok: true, task: { status: 'approved' } });
@@ -192,7 +212,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
 
   it('falls back to the last known members when usergroups.users.list fails, and to the listed users when none are known', async () => {
     const service = serviceWithTtl(100);
-    const created = await service.create({ author: AUTHOR, target: 'ug-prod', message: 'fallback', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    const created = await service.create({
+      author: AUTHOR,
+      target: 'ug-prod',
+      message: 'fallback',
+      type: null,
+      script: 'uptime',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     const id = created.task.id;
     await sleep(150);
@@ -205,7 +234,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     // A process that never knew the members, while Slack fails: only the listed ALICE counts for sre.
     const fresh = serviceWithTtl(100);
     h.fake.failNext('usergroups.users.list', { status: 500 }, 5);
-    const other = await fresh.create({ author: AUTHOR, target: 'ug-prod', message: 'no members known', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    const other = await fresh.create({
+      author: AUTHOR,
+      target: 'ug-prod',
+      message: 'no members known',
+      type: null,
+      script: 'uptime',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!other.ok) throw new Error(other.message);
     expect(await fresh.approve(other.task.id, ERIN)).toMatchObject({ ok: false, code: 'not_reviewer' });
     expect(await fresh.approve(other.task.id, ALICE)).toMatchObject({ ok: true });
@@ -213,7 +251,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
 
     // A user group Slack does not know: its members are unknown, so the task is not refused as
     // unreachable, and nobody can approve it until Slack names members.
-    const solo = await h.app.service.create({ author: AUTHOR, target: 'ug-solo', message: 'ghosts', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+    const solo = await h.app.service.create({
+      author: AUTHOR,
+      target: 'ug-solo',
+      message: 'ghosts',
+      type: null,
+      script: 'uptime',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     expect(solo).toMatchObject({ ok: true });
     if (solo.ok) expect(await h.app.service.approve(solo.task.id, BOB)).toMatchObject({ ok: false, code: 'not_reviewer' });
   });
@@ -222,8 +269,7 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     const id = await h.createTask('run ug-prod -m "please look: DMs" uptime');
     const request = await requestIn(UG_REVIEW, id);
     const recipients = [ALICE, BOB, ERIN];
-    const dms = () =>
-      h.fake.messages().filter((m) => m.channel.startsWith('D') && blocksText(m).includes(`task #${id} `));
+    const dms = () => h.fake.messages().filter((m) => m.channel.startsWith('D') && blocksText(m).includes(`task #${id} `));
     await h.fake.waitFor(() => dms().length >= recipients.length || undefined, 10_000, 'three DMs');
 
     // Redraws by this process and by a second one do not DM again.
@@ -234,7 +280,11 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
       await replica.stop(1000);
     }
     await sleep(300);
-    expect(dms().map((m) => m.channel).sort()).toEqual(recipients.map(dmChannel).sort());
+    expect(
+      dms()
+        .map((m) => m.channel)
+        .sort(),
+    ).toEqual(recipients.map(dmChannel).sort());
     const opened = h.fake.callsTo('conversations.open').filter((c) => c.status === 200 && recipients.includes(String(c.args.users)));
     expect(opened.length).toBeGreaterThanOrEqual(recipients.length);
     expect(opened.some((c) => c.args.users === AUTHOR)).toBe(false);
@@ -254,12 +304,28 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
   it('sends each DM once when processes race to send them', async () => {
     const replica = await h.startReplica();
     try {
-      const created = await h.app.service.create({ author: AUTHOR, target: 'ug-prod', message: 'race', type: null, script: 'uptime', source: 'api', sourceKey: null, channelId: null });
+      const created = await h.app.service.create({
+        author: AUTHOR,
+        target: 'ug-prod',
+        message: 'race',
+        type: null,
+        script: 'uptime',
+        source: 'api',
+        sourceKey: null,
+        channelId: null,
+      });
       if (!created.ok) throw new Error(created.message);
       const id = created.task.id;
       await Promise.all([replica.messages!.sync(id), replica.messages!.sync(id), h.app.messages!.sync(id), replica.messages!.reconcile()]);
-      await until(async () => (await h.database.db('review_dms').where({ task_id: id }).whereNotNull('sent_at').pluck('user_id')).length >= 3, 'three DMs recorded');
-      await h.fake.waitFor(() => h.fake.messages().filter((m) => m.channel.startsWith('D') && blocksText(m).includes(`task #${id} `)).length >= 3 || undefined, 10_000, 'DMs');
+      await until(
+        async () => (await h.database.db('review_dms').where({ task_id: id }).whereNotNull('sent_at').pluck('user_id')).length >= 3,
+        'three DMs recorded',
+      );
+      await h.fake.waitFor(
+        () => h.fake.messages().filter((m) => m.channel.startsWith('D') && blocksText(m).includes(`task #${id} `)).length >= 3 || undefined,
+        10_000,
+        'DMs',
+      );
       await Promise.all([replica.messages!.sync(id), h.app.messages!.sync(id)]);
       await sleep(300);
       expect(h.fake.messages().filter((m) => m.channel.startsWith('D') && blocksText(m).includes(`task #${id} `))).toHaveLength(3);
@@ -270,7 +336,16 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
   });
 
   it('claims each DM for exactly one process, and lets it be claimed again once released', async () => {
-    const created = await h.app.service.create({ author: AUTHOR, target: 'sandbox', message: 'claims', type: null, script: 'true', source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'sandbox',
+      message: 'claims',
+      type: null,
+      script: 'true',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     const id = created.task.id;
     const users = [ALICE, BOB, ERIN, CAROL];
@@ -283,7 +358,10 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     await releaseDm(h.database.db, id, ALICE);
     expect(await claimDms(h.database.db, id, users)).toEqual([BOB]);
     // A claim left by a process that died mid-send is taken over after two minutes.
-    await h.database.db('review_dms').where({ task_id: id, user_id: ERIN }).update({ claimed_at: h.database.db.raw("now() - interval '3 minutes'") });
+    await h.database
+      .db('review_dms')
+      .where({ task_id: id, user_id: ERIN })
+      .update({ claimed_at: h.database.db.raw("now() - interval '3 minutes'") });
     expect(await claimDms(h.database.db, id, users)).toEqual([ERIN]);
   });
 
@@ -294,7 +372,10 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     const request = await requestIn(UG_REVIEW, id, `Asked in <#${TASKS_CHANNEL}>: <${cardLink}|open the task card>`);
     const requestLink = `https://fake.slack/archives/${UG_REVIEW}/p${request.ts.replace('.', '')}`;
     await h.card(id, `<${requestLink}|`);
-    expect(await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink')).toEqual({ card_permalink: cardLink, review_permalink: requestLink });
+    expect(await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink')).toEqual({
+      card_permalink: cardLink,
+      review_permalink: requestLink,
+    });
     await h.app.messages!.sync(id);
     const asked = h.fake.callsTo('chat.getPermalink').filter((c) => c.args.message_ts === card.ts || c.args.message_ts === request.ts);
     expect(asked).toHaveLength(2);
@@ -361,7 +442,15 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     expect(again.created).toBe(true);
     const next = again.task;
     expect(next.id).not.toBe(id);
-    expect(next).toMatchObject({ status: 'pending-review', target: 'web-prod', type: 'bash', script: 'echo two', message: 'first try', author: AUTHOR, channelId: TASKS_CHANNEL });
+    expect(next).toMatchObject({
+      status: 'pending-review',
+      target: 'web-prod',
+      type: 'bash',
+      script: 'echo two',
+      message: 'first try',
+      author: AUTHOR,
+      channelId: TASKS_CHANNEL,
+    });
     expect((await eventsForTask(h.database.db, id)).find((e) => e.type === 'task.resubmitted')).toMatchObject({ actor: AUTHOR, data: { as: next.id } });
     expect((await eventsForTask(h.database.db, next.id)).find((e) => e.type === 'task.created')).toMatchObject({ data: { resubmissionOf: id } });
 

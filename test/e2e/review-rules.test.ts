@@ -141,16 +141,24 @@ describe('review rules', () => {
     const edited = [...lines.slice(0, 399), 'echo "EVIL-TAIL-RAN"'];
     expect(await h.app.service.update(id, AUTHOR, { script: edited.join('\n') })).toMatchObject({ ok: true });
     const newVersion = (await h.task(id))!.contentVersion.slice(0, 12);
-    const second = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === request.ts && f !== file), 45_000, 'the edited script in the review thread');
+    const second = await h.fake.waitFor(
+      () => h.fake.files.find((f) => f.thread_ts === request.ts && f !== file),
+      45_000,
+      'the edited script in the review thread',
+    );
     expect(second.content.toString('utf8')).toContain('EVIL-TAIL-RAN');
     expect(second.filename).toBe(`task-${id}-script-${newVersion}.sh`);
     expect(second.title).toContain(`version ${newVersion}`);
     expect(second.initial_comment).toContain('any other script file in this thread is an earlier version and is void');
     expect(file.title).toContain(`version ${version}`);
-    const redrawn = await h.fake.waitFor(() => {
-      const message = h.fake.messages('CSCRIPTS').find((m) => m.ts === request.ts);
-      return message && blocksText(message).includes(`version \`${newVersion}\``) ? message : undefined;
-    }, 45_000, 'the request redrawn with the new version');
+    const redrawn = await h.fake.waitFor(
+      () => {
+        const message = h.fake.messages('CSCRIPTS').find((m) => m.ts === request.ts);
+        return message && blocksText(message).includes(`version \`${newVersion}\``) ? message : undefined;
+      },
+      45_000,
+      'the request redrawn with the new version',
+    );
     expect(blocksText(redrawn)).not.toContain(`version \`${version}\``);
     // The earlier tests of this file spent the workspace's chat.update budget: the redraw queues behind them.
   }, 90_000);

@@ -10,7 +10,12 @@ import { ALICE, AUTHOR, blocksText, buttonIds, Harness, MALLORY, TASKS_CHANNEL }
 import { isProcessAlive } from '../support/sshd.js';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
-  const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').select('o.data');
+  const rows = await h.database
+    .db('output_chunks as o')
+    .join('executions as e', 'e.id', 'o.execution_id')
+    .where('e.task_id', taskId)
+    .orderBy('o.id')
+    .select('o.data');
   return rows.map((row: { data: string }) => row.data).join('');
 }
 
@@ -63,7 +68,7 @@ describe('running and killing tasks over SSH', () => {
     const task = await h.waitForStatus(id, ['success', 'failure']);
     expect(task.type).toBe('python3');
     expect(task.status).toBe('success');
-    expect(await storedOutput(h, id)).toBe("quotes \" ' $HOME `id` $(id) ; | & < >\npy 3\n");
+    expect(await storedOutput(h, id)).toBe('quotes " \' $HOME `id` $(id) ; | & < >\npy 3\n');
   });
 
   it('fails with the exit code, keeping stderr', async () => {
@@ -72,7 +77,11 @@ describe('running and killing tasks over SSH', () => {
     expect(task.status).toBe('failure');
     expect(task.result.exitCode).toBe(3);
     expect(task.result.failureMessage).toBe('the script exited with code 3');
-    const stderr = await h.database.db('output_chunks').join('executions', 'executions.id', 'output_chunks.execution_id').where({ task_id: id, stream: 'stderr' }).pluck('data');
+    const stderr = await h.database
+      .db('output_chunks')
+      .join('executions', 'executions.id', 'output_chunks.execution_id')
+      .where({ task_id: id, stream: 'stderr' })
+      .pluck('data');
     expect(stderr.join('')).toBe('bad thing\n');
     const card = await h.card(id, 'failure');
     expect(blocksText(card)).toMatch(/exit code \*3\*/);

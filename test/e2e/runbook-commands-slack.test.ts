@@ -61,17 +61,28 @@ describe('runbooks from Slack', () => {
     const response = await h.command(`start ${reference}`, user);
     expect(response.status).toBe(200);
     expect(response.ms).toBeLessThan(3000);
-    return h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, `the ${reference} form filled in`);
+    return h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      `the ${reference} form filled in`,
+    );
   };
-  const openHome = (user: string) => h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
+  const openHome = (user: string) =>
+    h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
   const homeText = (user: string) => JSON.stringify(h.fake.homeOf(user)?.blocks ?? []);
   const home = (user: string, what: string, check: (text: string) => boolean) =>
     h.fake.waitFor(() => (check(homeText(user)) ? structuredClone(h.fake.homeOf(user)!) : undefined), 10_000, `${user}'s Home ${what}`);
   const runbookJson = (reference: string, extra: Record<string, unknown> = {}) =>
-    JSON.stringify({ format: 'countersign.runbook/v1', reference, arguments: [], steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo one' } }], ...extra });
+    JSON.stringify({
+      format: 'countersign.runbook/v1',
+      reference,
+      arguments: [],
+      steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo one' } }],
+      ...extra,
+    });
 
   beforeAll(async () => {
     h = await Harness.start({
@@ -131,11 +142,21 @@ describe('runbooks from Slack', () => {
     await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'eu' } } });
     expect(await h.count('runs')).toBe(runs + 1);
     const run = await getRun(h.database.db, runId);
-    expect(run).toMatchObject({ reference: 'ship', creator: AUTHOR, trigger: { kind: 'manual' }, channelId: TASKS_CHANNEL, runbookHash: (await h.app.runbooks.find('ship'))!.hash });
-    const paused = await waitFor(async () => {
-      const steps = await stepsOfRun(h.database.db, runId);
-      return steps.find((s) => s.stepId === 'ship.go')?.phase === 'paused' ? steps : null;
-    }, 20_000, 'the approval step paused');
+    expect(run).toMatchObject({
+      reference: 'ship',
+      creator: AUTHOR,
+      trigger: { kind: 'manual' },
+      channelId: TASKS_CHANNEL,
+      runbookHash: (await h.app.runbooks.find('ship'))!.hash,
+    });
+    const paused = await waitFor(
+      async () => {
+        const steps = await stepsOfRun(h.database.db, runId);
+        return steps.find((s) => s.stepId === 'ship.go')?.phase === 'paused' ? steps : null;
+      },
+      20_000,
+      'the approval step paused',
+    );
     expect(paused.find((s) => s.stepId === 'ship.hello')?.phase).toBe('succeeded');
 
     // Bob is the step's approver: his Home (opened earlier) is redrawn with the run and the step's buttons.
@@ -157,10 +178,19 @@ describe('runbooks from Slack', () => {
     expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('mine')}\`\`\``))).toContain('Imported the runbook `mine`');
     const form = await openForm('mine', BOB);
     expect(JSON.stringify(form.blocks)).toContain('echo one');
-    expect(ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('mine', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo two; rm -rf /tmp/x' } }] })}\`\`\``))).toContain('Replaced the runbook `mine`');
+    expect(
+      ackText(
+        await h.command(
+          `runbook import --replace \`\`\`${runbookJson('mine', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo two; rm -rf /tmp/x' } }] })}\`\`\``,
+        ),
+      ),
+    ).toContain('Replaced the runbook `mine`');
     const runs = await h.count('runs');
     const stale = await h.driver.submitView({ view: form, user: BOB });
-    expect(stale.json).toMatchObject({ response_action: 'errors', errors: { message: expect.stringMatching(/changed since this form opened.*close the form and start it again/) } });
+    expect(stale.json).toMatchObject({
+      response_action: 'errors',
+      errors: { message: expect.stringMatching(/changed since this form opened.*close the form and start it again/) },
+    });
     expect(await h.count('runs')).toBe(runs);
     const fresh = await openForm('mine', BOB);
     expect(JSON.stringify(fresh.blocks)).toContain('rm -rf /tmp/x');
@@ -201,7 +231,9 @@ describe('runbooks from Slack', () => {
   });
 
   it('exports a long runbook as a file in the user’s own DM, not in the channel', async () => {
-    const long = runbookJson('long-one', { steps: [{ id: 'one', script: { target: 'sandbox', script: `echo start\n${'# padding line for a long script\n'.repeat(150)}echo end` } }] });
+    const long = runbookJson('long-one', {
+      steps: [{ id: 'one', script: { target: 'sandbox', script: `echo start\n${'# padding line for a long script\n'.repeat(150)}echo end` } }],
+    });
     expect(ackText(await h.command(`runbook import \`\`\`${long}\`\`\``, BOB))).toContain('Imported the runbook `long-one`');
     const answer = await h.command('runbook export long-one', MALLORY);
     expect(ackText(answer)).toContain('sent it to you as a file in our direct messages');
@@ -209,24 +241,37 @@ describe('runbooks from Slack', () => {
     const fenced = runbookJson('fenced', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'cat <<EOF\n```\nEOF' } }] });
     expect(ackText(await h.command(`runbook import \`\`\`${fenced}\`\`\``, BOB))).toContain('Imported the runbook `fenced`');
     expect(ackText(await h.command('runbook export fenced', BOB))).toContain('sent it to you as a file');
-    await h.fake.waitFor(() => h.fake.files.find((f) => f.filename === 'fenced.runbook.json' && f.channel_id === `D${BOB.slice(1)}`), 5000, 'the fenced export');
+    await h.fake.waitFor(
+      () => h.fake.files.find((f) => f.filename === 'fenced.runbook.json' && f.channel_id === `D${BOB.slice(1)}`),
+      5000,
+      'the fenced export',
+    );
     const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.filename === 'long-one.runbook.json'), 5000, 'the exported file');
     expect(file.channel_id).toBe(`D${MALLORY.slice(1)}`);
-    expect(JSON.parse(file.content.toString('utf8'))).toMatchObject({ reference: 'long-one', steps: [{ id: 'one', script: { script: expect.stringContaining('echo end') } }] });
+    expect(JSON.parse(file.content.toString('utf8'))).toMatchObject({
+      reference: 'long-one',
+      steps: [{ id: 'one', script: { script: expect.stringContaining('echo end') } }],
+    });
   });
 
   it('imports, replaces and removes with the owner, editor and admin rules, and says what to do when refused', async () => {
     const withFixed = runbookJson('fixed-one', { arguments: [{ name: 'key', kind: 'fixed', value: 'v' }] });
-    expect(ackText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, MALLORY))).toMatch(/Only the countersign admins may import fixed arguments \(`key`\).*Make them `input` or `options` arguments, or ask an admin/);
+    expect(ackText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, MALLORY))).toMatch(
+      /Only the countersign admins may import fixed arguments \(`key`\).*Make them `input` or `options` arguments, or ask an admin/,
+    );
     expect(ackText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, ALICE))).toContain('Imported the runbook `fixed-one`');
     // Not the owner, an editor or an admin: refused, and told what to do instead.
-    expect(ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('fixed-one')}\`\`\``, MALLORY))).toMatch(/Only the owner of `fixed-one` \(<@UALICE>\), its editors or the countersign admins may replace it\. Import your version under another name instead\./);
+    expect(ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('fixed-one')}\`\`\``, MALLORY))).toMatch(
+      /Only the owner of `fixed-one` \(<@UALICE>\), its editors or the countersign admins may replace it\. Import your version under another name instead\./,
+    );
     expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('fixed-one')}\`\`\``, ALICE))).toContain('--replace');
     expect(ackText(await h.command('runbook remove fixed-one', MALLORY))).toContain('Only the owner of `fixed-one`');
     // An editor may.
     const edited = runbookJson('shared', { editors: { users: [MALLORY] } });
     expect(ackText(await h.command(`runbook import \`\`\`${edited}\`\`\``, BOB))).toContain('Imported the runbook `shared`');
-    expect(ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('shared', { editors: { users: [MALLORY] }, description: 'v2' })}\`\`\``, MALLORY))).toContain('Replaced the runbook `shared`');
+    expect(
+      ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('shared', { editors: { users: [MALLORY] }, description: 'v2' })}\`\`\``, MALLORY)),
+    ).toContain('Replaced the runbook `shared`');
     expect(ackText(await h.command('runbook remove shared', MALLORY))).toContain('Removed the runbook `shared`');
     // The config's are read-only.
     expect(ackText(await h.command('runbook remove ship', ALICE))).toContain('defined in countersign.yml: remove it there');
@@ -235,10 +280,14 @@ describe('runbooks from Slack', () => {
     expect(await h.count('runbooks', { reference: 'fixed-one' })).toBe(0);
     // Broken input is refused with what to do.
     expect(ackText(await h.command('runbook import ```{not json```'))).toContain('That is not JSON');
-    expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('bad', { steps: [{ id: 'x', http: { url: 'https://example.com/' } }] })}\`\`\``))).toContain('an imported runbook\'s http steps name a target');
+    expect(
+      ackText(await h.command(`runbook import \`\`\`${runbookJson('bad', { steps: [{ id: 'x', http: { url: 'https://example.com/' } }] })}\`\`\``)),
+    ).toContain("an imported runbook's http steps name a target");
     expect(ackText(await h.command('runbook frobnicate'))).toContain('Unknown runbook command');
     // However many problems, the answer stays inside one message.
-    const manyProblems = runbookJson('many-problems', { steps: Array.from({ length: 60 }, (_, i) => ({ id: `h${i}`, http: { url: 'https://example.com/' } })) });
+    const manyProblems = runbookJson('many-problems', {
+      steps: Array.from({ length: 60 }, (_, i) => ({ id: `h${i}`, http: { url: 'https://example.com/' } })),
+    });
     const cut = await h.command(`runbook import \`\`\`${manyProblems}\`\`\``);
     expect(cut.json.response_type).toBe('ephemeral');
     expect(String(cut.json.text).length).toBeLessThanOrEqual(3900);
@@ -269,14 +318,25 @@ describe('runbooks from Slack', () => {
     expect(text).not.toContain('"value":"nightly"');
     const before = h.fake.views.list.length;
     await h.driver.clickViewButton({ view: authorHome, actionId: RUN_ACTION.start, user: AUTHOR, value: 'ask' });
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? structuredClone(view) : undefined;
-    }, 5000, 'the ask form from Home');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.views.list.slice(before).find((v) => v.callback_id === RUNBOOK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? structuredClone(view) : undefined;
+      },
+      5000,
+      'the ask form from Home',
+    );
     expect(JSON.stringify(form.blocks)).toContain('`why` · input from <@UBOB>: `ticket`');
 
     // A run needing web-prod's review: Alice reviews it; its creator does not.
-    const reviewed = await h.app.runbooks.start('reviewed', { starter: AUTHOR, values: {}, trigger: { kind: 'manual' }, source: 'slack', sourceKey: null, channelId: TASKS_CHANNEL });
+    const reviewed = await h.app.runbooks.start('reviewed', {
+      starter: AUTHOR,
+      values: {},
+      trigger: { kind: 'manual' },
+      source: 'slack',
+      sourceKey: null,
+      channelId: TASKS_CHANNEL,
+    });
     if (!reviewed.ok || reviewed.kind !== 'run') throw new Error('not started');
     expect(reviewed.run.status).toBe('pending-review');
     await openHome(ALICE);
@@ -285,7 +345,14 @@ describe('runbooks from Slack', () => {
     expect(homeText(AUTHOR)).not.toContain('waits for your review');
 
     // Two approvals needed: once Alice approved, it waits for Bob only.
-    const twice = await h.app.runbooks.start('twice-reviewed', { starter: AUTHOR, values: {}, trigger: { kind: 'manual' }, source: 'slack', sourceKey: null, channelId: TASKS_CHANNEL });
+    const twice = await h.app.runbooks.start('twice-reviewed', {
+      starter: AUTHOR,
+      values: {},
+      trigger: { kind: 'manual' },
+      source: 'slack',
+      sourceKey: null,
+      channelId: TASKS_CHANNEL,
+    });
     if (!twice.ok || twice.kind !== 'run') throw new Error('not started');
     await openHome(BOB);
     await home(ALICE, 'showing the second review', (t) => t.includes(`run ${twice.run.id}*`));
@@ -306,19 +373,34 @@ describe('runbooks from Slack', () => {
 
   it('App Home stays within 100 blocks with many runbooks and many runs waiting, and counts the rest', async () => {
     for (let i = 0; i < 30; i++) {
-      const imported = await h.app.runbooks.import(JSON.parse(runbookJson(`many-${String(i).padStart(2, '0')}`, { description: `<!here> number ${i}` })), MALLORY, false);
+      const imported = await h.app.runbooks.import(
+        JSON.parse(runbookJson(`many-${String(i).padStart(2, '0')}`, { description: `<!here> number ${i}` })),
+        MALLORY,
+        false,
+      );
       expect(imported.ok).toBe(true);
     }
     const started: number[] = [];
     for (let i = 0; i < 25; i++) {
-      const run = await h.app.runbooks.start('ask', { starter: AUTHOR, values: {}, trigger: { kind: 'manual' }, source: 'slack', sourceKey: `many-${i}`, channelId: null });
+      const run = await h.app.runbooks.start('ask', {
+        starter: AUTHOR,
+        values: {},
+        trigger: { kind: 'manual' },
+        source: 'slack',
+        sourceKey: `many-${i}`,
+        channelId: null,
+      });
       if (!run.ok || run.kind !== 'run') throw new Error('not started');
       started.push(run.run.id);
     }
-    await waitFor(async () => {
-      const phases = (await h.database.db('run_steps').whereIn('run_id', started).pluck('phase')) as string[];
-      return phases.filter((p) => p === 'paused').length === 25 ? true : null;
-    }, 40_000, 'every ask run paused');
+    await waitFor(
+      async () => {
+        const phases = (await h.database.db('run_steps').whereIn('run_id', started).pluck('phase')) as string[];
+        return phases.filter((p) => p === 'paused').length === 25 ? true : null;
+      },
+      40_000,
+      'every ask run paused',
+    );
     await openHome(BOB);
     const view = await home(BOB, 'counting the waiting runs', (t) => /Runs waiting for you \((2[6-9]|3\d)\)/.test(t));
     expect(validateView(view)).toBeNull();
@@ -332,4 +414,3 @@ describe('runbooks from Slack', () => {
     expect(text).toContain('Your recent tasks');
   }, 90_000);
 });
-

@@ -51,7 +51,7 @@ describe('schedules that start runbooks', () => {
     expect(await h.count('schedules')).toBe(0);
   });
 
-  it('each firing starts one run with the schedule values, in the author\'s name, exactly once across two schedulers', async () => {
+  it("each firing starts one run with the schedule values, in the author's name, exactly once across two schedulers", async () => {
     const text = await answer('schedule add --runbook nightly-rb "0 0 1 1 *" --arg "note=from the schedule" -m "yearly"');
     expect(text).toMatch(/Created schedule \*S(\d+)\*: it starts the runbook `nightly-rb`/);
     const id = Number(/\*S(\d+)\*/.exec(text)?.[1]);
@@ -69,10 +69,14 @@ describe('schedules that start runbooks', () => {
     expect(firings).toHaveLength(1);
     expect(firings[0]).toMatchObject({ outcome: 'fired', task_id: null });
     const runId = Number(firings[0].run_id);
-    const run = await waitFor(async () => {
-      const r = await getRun(h.database.db, runId);
-      return r?.status === 'success' ? r : null;
-    }, 15_000, 'the scheduled run succeeded');
+    const run = await waitFor(
+      async () => {
+        const r = await getRun(h.database.db, runId);
+        return r?.status === 'success' ? r : null;
+      },
+      15_000,
+      'the scheduled run succeeded',
+    );
     expect(run).toMatchObject({ creator: AUTHOR, trigger: { kind: 'schedule', schedule: id }, reference: 'nightly-rb', message: 'yearly' });
     expect(readFileSync(join(scratch, 'nightly'), 'utf8')).toBe('from the schedule\n');
     // A runbook schedule is not edited in place.

@@ -38,7 +38,12 @@ describe('runs across restarts and replicas', () => {
     scratch = mkdtempSync(join(tmpdir(), 'countersign-runbooks-'));
     chmodSync(scratch, 0o1777);
     h = await Harness.start({ runnerYaml: '  leaseTimeout: 2s\n  livenessTimeout: 5s', extraYaml: () => yaml(scratch, port) });
-    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
+    for (const [user, name] of [
+      [AUTHOR, 'author'],
+      [ALICE, 'alice'],
+      [BOB, 'bob'],
+    ] as const)
+      tokens[user] = (await createApiToken(h.database.db, user, name)).token;
   });
   afterAll(async () => {
     for (const app of extra) await app.stop(1000).catch(() => undefined);
@@ -74,13 +79,18 @@ describe('runs across restarts and replicas', () => {
     extra.push(second);
     const before = hits.length;
     const ids: number[] = [];
-    for (let i = 0; i < 6; i++) ids.push((await call(i % 2 === 0 ? h.app : second, AUTHOR, 'POST', '/runbooks/fan/start', { arguments: { n: String(i) } })).body.run.id);
+    for (let i = 0; i < 6; i++)
+      ids.push((await call(i % 2 === 0 ? h.app : second, AUTHOR, 'POST', '/runbooks/fan/start', { arguments: { n: String(i) } })).body.run.id);
     await waitFor(async () => (await Promise.all(ids.map(run))).every((r) => r.status === 'success'), 30_000, 'every run succeeded');
     expect(hits.slice(before).filter((path) => path.startsWith('/ping'))).toHaveLength(6);
     for (const id of ids) {
       const steps = (await h.database.db('run_steps').where({ run_id: id }).select('id', 'step_id')) as Array<{ id: number; step_id: string }>;
       for (const step of steps) {
-        const started = await h.database.db('events').where({ subject: `run:${id}`, type: 'run.step.running' }).whereRaw(`data->>'step' = ?`, [step.step_id]).count<{ count: string }[]>('* as count');
+        const started = await h.database
+          .db('events')
+          .where({ subject: `run:${id}`, type: 'run.step.running' })
+          .whereRaw(`data->>'step' = ?`, [step.step_id])
+          .count<{ count: string }[]>('* as count');
         expect(Number(started[0]?.count), `${step.step_id} of run ${id}`).toBe(1);
       }
       const tasks = await h.database.db('tasks').where({ run_id: id }).count<{ count: string }[]>('* as count');
@@ -101,10 +111,14 @@ describe('runs across restarts and replicas', () => {
     extra.push(other);
     await owner.stop(500);
     (h as unknown as { app: RunningApp }).app = other;
-    const lost = await waitFor(async () => {
-      const r = await run(id);
-      return r.status === 'failure' ? r : null;
-    }, 20_000, 'the step failed as runner lost');
+    const lost = await waitFor(
+      async () => {
+        const r = await run(id);
+        return r.status === 'failure' ? r : null;
+      },
+      20_000,
+      'the step failed as runner lost',
+    );
     expect(lost.steps[0].failureMessage).toMatch(/^runner lost: .*never sent twice/);
     expect(hits.filter((path) => path === '/slow')).toHaveLength(1);
   });

@@ -48,10 +48,30 @@ describe('runbook runs in Slack', () => {
     h = await Harness.start({
       // Two more targets on the same sshd: web-b reviewed by `ops`, whose members get a DM; web-exp, whose review expires after a second.
       extraTargets: (ssh) => {
-        const target = (name: string, review: string[]) =>
-          [`  ${name}:`, '    hosts:', `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`, '    ssh:', `      privateKeyFile: ${ssh.privateKeyPath}`, `      knownHosts: "${ssh.knownHosts}"`, '    review:', `      channel: ${REVIEW_CHANNEL}`, ...review.map((line) => `      ${line}`)];
-        const twoHosts = ['  pair:', '    hosts:', ...pair.hosts.map((address) => `      - { host: ${address}, port: ${pair.port}, user: ${pair.user} }`), '    ssh:', `      privateKeyFile: ${pair.privateKeyPath}`, `      knownHosts: "${pair.knownHosts}"`];
-        return [...twoHosts, ...target('web-b', [`groups: [{ name: ops, users: [${BOB}], approvals: 1, dm: true }]`]), ...target('web-exp', ['expiresAfter: 1s', `groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`])].join('\n');
+        const target = (name: string, review: string[]) => [
+          `  ${name}:`,
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          '    ssh:',
+          `      privateKeyFile: ${ssh.privateKeyPath}`,
+          `      knownHosts: "${ssh.knownHosts}"`,
+          '    review:',
+          `      channel: ${REVIEW_CHANNEL}`,
+          ...review.map((line) => `      ${line}`),
+        ];
+        const twoHosts = [
+          '  pair:',
+          '    hosts:',
+          ...pair.hosts.map((address) => `      - { host: ${address}, port: ${pair.port}, user: ${pair.user} }`),
+          '    ssh:',
+          `      privateKeyFile: ${pair.privateKeyPath}`,
+          `      knownHosts: "${pair.knownHosts}"`,
+        ];
+        return [
+          ...twoHosts,
+          ...target('web-b', [`groups: [{ name: ops, users: [${BOB}], approvals: 1, dm: true }]`]),
+          ...target('web-exp', ['expiresAfter: 1s', `groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`]),
+        ].join('\n');
       },
       extraYaml: () => runbooksYaml(scratch, port),
     });
@@ -64,7 +84,15 @@ describe('runbook runs in Slack', () => {
   });
 
   const start = async (reference: string, values: Record<string, string> = {}, message: string | null = null): Promise<Run> => {
-    const started = await h.app.runbooks.start(reference, { starter: AUTHOR, values, message, trigger: { kind: 'manual' }, source: 'slack', sourceKey: null, channelId: TASKS_CHANNEL });
+    const started = await h.app.runbooks.start(reference, {
+      starter: AUTHOR,
+      values,
+      message,
+      trigger: { kind: 'manual' },
+      source: 'slack',
+      sourceKey: null,
+      channelId: TASKS_CHANNEL,
+    });
     if (!started.ok || started.kind !== 'run') throw new Error(`no run: ${JSON.stringify(started)}`);
     return started.run;
   };
@@ -73,10 +101,14 @@ describe('runbook runs in Slack', () => {
   const waitPhase = (id: number, stepId: string, wanted: string, timeoutMs = 20_000) =>
     waitFor(async () => ((await phase(id, stepId)) === wanted ? true : null), timeoutMs, `${stepId} of run ${id} ${wanted}`);
   const waitStatus = (id: number, wanted: string[], timeoutMs = 20_000) =>
-    waitFor(async () => {
-      const now = await run(id);
-      return wanted.includes(now.status) ? now : null;
-    }, timeoutMs, `run ${id} ${wanted.join('|')}`);
+    waitFor(
+      async () => {
+        const now = await run(id);
+        return wanted.includes(now.status) ? now : null;
+      },
+      timeoutMs,
+      `run ${id} ${wanted.join('|')}`,
+    );
   const find = (channel: string, label: string, pick: (m: FakeMessage) => boolean, contains?: string | RegExp, timeoutMs = 15_000) =>
     h.fake.waitFor(
       () => {
@@ -88,15 +120,26 @@ describe('runbook runs in Slack', () => {
       timeoutMs,
       `${label}${contains ? ` showing ${String(contains)}` : ''}`,
     );
-  const card = (id: number, contains?: string | RegExp) => find(TASKS_CHANNEL, `card of run ${id}`, (m) => !m.thread_ts && blocksText(m).includes(`*Run ${id}* of runbook`), contains);
-  const review = (id: number, contains?: string | RegExp) => find(REVIEW_CHANNEL, `review request of run ${id}`, (m) => !m.thread_ts && blocksText(m).includes(`wants to start *run ${id}*`), contains);
+  const card = (id: number, contains?: string | RegExp) =>
+    find(TASKS_CHANNEL, `card of run ${id}`, (m) => !m.thread_ts && blocksText(m).includes(`*Run ${id}* of runbook`), contains);
+  const review = (id: number, contains?: string | RegExp) =>
+    find(REVIEW_CHANNEL, `review request of run ${id}`, (m) => !m.thread_ts && blocksText(m).includes(`wants to start *run ${id}*`), contains);
   const approvalRequest = (id: number, stepId: string, contains?: string | RegExp, channel = REVIEW_CHANNEL) =>
-    find(channel, `approval request of ${stepId}`, (m) => blocksText(m).includes('Approval needed') && blocksText(m).includes(`[${stepId}]`) && blocksText(m).includes(`*run ${id}*`), contains);
+    find(
+      channel,
+      `approval request of ${stepId}`,
+      (m) => blocksText(m).includes('Approval needed') && blocksText(m).includes(`[${stepId}]`) && blocksText(m).includes(`*run ${id}*`),
+      contains,
+    );
   const inThread = (parent: FakeMessage, label: string, pick: (m: FakeMessage) => boolean, timeoutMs = 15_000) =>
-    h.fake.waitFor(() => {
-      const found = h.fake.thread(parent.channel, parent.ts).find(pick);
-      return found ? structuredClone(found) : undefined;
-    }, timeoutMs, label);
+    h.fake.waitFor(
+      () => {
+        const found = h.fake.thread(parent.channel, parent.ts).find(pick);
+        return found ? structuredClone(found) : undefined;
+      },
+      timeoutMs,
+      label,
+    );
   /** Clicks and waits for the ephemeral answer (a refusal, or what was done). */
   const clickAnswer = async (message: FakeMessage, actionId: string, user: string): Promise<string> => {
     const seen = h.fake.responses.length;
@@ -117,7 +160,8 @@ describe('runbook runs in Slack', () => {
     expect(firstText).toContain('by hand');
     expect(firstText).toContain('ship &lt;1.4.2&gt; &amp; more');
     expect(firstText).not.toContain('ship <1.4.2>');
-    for (const step of ['prepare.mark', 'deploy.why', 'deploy.health', 'deploy.version', 'deploy.go', 'deploy.a', 'deploy.b']) expect(firstText).toContain(`[${step}]`);
+    for (const step of ['prepare.mark', 'deploy.why', 'deploy.health', 'deploy.version', 'deploy.go', 'deploy.a', 'deploy.b'])
+      expect(firstText).toContain(`[${step}]`);
     expect(buttonIds(first)).toEqual([RUN_ACTION.cancel]);
 
     // The review request: every step's content in full, with interpreter and target; arguments with the fixed one hidden.
@@ -175,7 +219,11 @@ describe('runbook runs in Slack', () => {
     expect(blocksText(ask)).toMatch(/1 of <@UALICE>, <@UBOB>/);
     expect(buttonIds(ask)).toEqual([RUN_ACTION.stepApprove, RUN_ACTION.stepReject]);
     expect(hits).toContain('/health?ticket=INC-42');
-    await find(`D${ALICE.slice(1)}`, 'approval DM to Alice', (m) => blocksText(m).includes('waits for your approval of step') && blocksText(m).includes(`*run ${id}*`));
+    await find(
+      `D${ALICE.slice(1)}`,
+      'approval DM to Alice',
+      (m) => blocksText(m).includes('waits for your approval of step') && blocksText(m).includes(`*run ${id}*`),
+    );
     await card(id, 'paused for approval');
     // The http step's log went to the card's thread, labelled.
     await inThread(cardNow, 'the http log', (m) => (m.text ?? '').includes('`[deploy.health]` http done · status 200'));
@@ -190,7 +238,9 @@ describe('runbook runs in Slack', () => {
     const a = steps.find((s) => s.stepId === 'deploy.a')!;
     const task = (await h.task(a.taskId!))!;
     const scriptStart = Number(readFileSync(join(scratch, 'a-start'), 'utf8').trim());
-    console.log(`[figure] Slack approval click -> next step started (task queued) ${a.startedAt!.getTime() - clickedAt} ms; -> runner claimed it ${task.startedAt!.getTime() - clickedAt} ms; -> script running on the host ${scriptStart - clickedAt} ms`);
+    console.log(
+      `[figure] Slack approval click -> next step started (task queued) ${a.startedAt!.getTime() - clickedAt} ms; -> runner claimed it ${task.startedAt!.getTime() - clickedAt} ms; -> script running on the host ${scriptStart - clickedAt} ms`,
+    );
     await approvalRequest(id, 'deploy.go', `Approved (last by <@${BOB}>)`);
 
     expect(readFileSync(join(scratch, 'a'), 'utf8')).toBe('a INC-42 1.4.2 fail\n');
@@ -211,7 +261,11 @@ describe('runbook runs in Slack', () => {
     expect(thread).toBeTruthy();
 
     // The cleanup runbook, triggered after the failure: its own card in the same channel, then it runs.
-    const cleanup = await waitFor(async () => ((await h.database.db('runs').where({ reference: 'cleanup', parent_run_id: id }).first('id')) as { id: number } | undefined) ?? null, 15_000, 'the cleanup run');
+    const cleanup = await waitFor(
+      async () => ((await h.database.db('runs').where({ reference: 'cleanup', parent_run_id: id }).first('id')) as { id: number } | undefined) ?? null,
+      15_000,
+      'the cleanup run',
+    );
     await waitStatus(cleanup.id, ['success'], 20_000);
     const cleanupCard = await card(cleanup.id, 'success');
     expect(blocksText(cleanupCard)).toContain(`after run ${id} (failure)`);
@@ -224,10 +278,14 @@ describe('runbook runs in Slack', () => {
     await waitPhase(id, 'long.sleep', 'running');
     const running = await card(id, /`\[long\.sleep\]` script on `sandbox`: running since/);
     expect(buttonIds(running)).toEqual([RUN_ACTION.kill]);
-    await waitFor(async () => {
-      const step = (await stepsOfRun(h.database.db, id)).find((s) => s.stepId === 'long.sleep');
-      return step?.taskId && (await h.task(step.taskId))?.status === 'running' ? true : null;
-    }, 10_000, 'the task running');
+    await waitFor(
+      async () => {
+        const step = (await stepsOfRun(h.database.db, id)).find((s) => s.stepId === 'long.sleep');
+        return step?.taskId && (await h.task(step.taskId))?.status === 'running' ? true : null;
+      },
+      10_000,
+      'the task running',
+    );
     expect(await clickAnswer(running, RUN_ACTION.kill, MALLORY)).toMatch(/Only its author/);
     expect(await clickAnswer(running, RUN_ACTION.kill, AUTHOR)).toMatch(/Stopping run \d+/);
     const killed = await waitStatus(id, ['killed', 'failure', 'success']);
@@ -249,10 +307,15 @@ describe('runbook runs in Slack', () => {
     await h.app.runs.stop(againId, AUTHOR);
   });
 
-  it('Cancel during a triggered run\'s grace, from its card', async () => {
+  it("Cancel during a triggered run's grace, from its card", async () => {
     const probe = await start('probe');
     await waitStatus(probe.id, ['failure']);
-    const triggered = await waitFor(async () => ((await h.database.db('runs').where({ reference: 'probe-cleanup', parent_run_id: probe.id }).first('id')) as { id: number } | undefined) ?? null, 10_000, 'the triggered run');
+    const triggered = await waitFor(
+      async () =>
+        ((await h.database.db('runs').where({ reference: 'probe-cleanup', parent_run_id: probe.id }).first('id')) as { id: number } | undefined) ?? null,
+      10_000,
+      'the triggered run',
+    );
     const waiting = await card(triggered.id, 'Starts');
     expect(blocksText(waiting)).toContain('at the earliest');
     expect(buttonIds(waiting)).toEqual([RUN_ACTION.cancel]);
@@ -268,7 +331,11 @@ describe('runbook runs in Slack', () => {
     const ask = await approvalRequest(started.id, 'gated.go', undefined, TASKS_CHANNEL);
     const viewsBefore = h.fake.views.list.length;
     await h.click(ask, RUN_ACTION.stepReject, ALICE);
-    const form = await h.fake.waitFor(() => h.fake.views.list.slice(viewsBefore).find((v) => v.callback_id === 'run_step_reject_reason'), 10_000, 'the reject form');
+    const form = await h.fake.waitFor(
+      () => h.fake.views.list.slice(viewsBefore).find((v) => v.callback_id === 'run_step_reject_reason'),
+      10_000,
+      'the reject form',
+    );
     await h.driver.submitView({ view: form, user: ALICE, values: { reason: { reason_input: 'not <today>' } } });
     await waitStatus(started.id, ['failure']);
     const request = await approvalRequest(started.id, 'gated.go', 'Rejected by', TASKS_CHANNEL);
@@ -277,7 +344,7 @@ describe('runbook runs in Slack', () => {
     await card(started.id, /`\[gated\.go\]` approval: \*failed\* — rejected by <@UALICE>: not &lt;today&gt;/);
   });
 
-  it('a run\'s review expires like a task\'s: rejected by nobody, the request and the card say so', async () => {
+  it("a run's review expires like a task's: rejected by nobody, the request and the card say so", async () => {
     const started = await start('expiring');
     const request = await review(started.id, 'Expires');
     await new Promise((resolve) => setTimeout(resolve, 1200));
@@ -296,10 +363,17 @@ describe('runbook runs in Slack', () => {
     const started = await start('twohost');
     await waitStatus(started.id, ['success']);
     const done = await card(started.id, '· *:large_green_circle: success*');
-    const lines = await h.fake.waitFor(() => {
-      const text = h.fake.thread(TASKS_CHANNEL, done.ts).map((m) => m.text ?? '').join('\n');
-      return /\[twohost\.say [^\]]*127\.0\.0\.61[^\]]*\]/.test(text) && /\[twohost\.say [^\]]*127\.0\.0\.62[^\]]*\]/.test(text) ? text : undefined;
-    }, 15_000, 'both hosts labelled');
+    const lines = await h.fake.waitFor(
+      () => {
+        const text = h.fake
+          .thread(TASKS_CHANNEL, done.ts)
+          .map((m) => m.text ?? '')
+          .join('\n');
+        return /\[twohost\.say [^\]]*127\.0\.0\.61[^\]]*\]/.test(text) && /\[twohost\.say [^\]]*127\.0\.0\.62[^\]]*\]/.test(text) ? text : undefined;
+      },
+      15_000,
+      'both hosts labelled',
+    );
     // `[<step> <host>]`, the host as the target names it (user@address:port).
     expect(lines).toMatch(/\[twohost\.say [^\]]*127\.0\.0\.61:\d+\] hello from 127\.0\.0\.61\n/);
     expect(lines).toMatch(/\[twohost\.say [^\]]*127\.0\.0\.62:\d+\] hello from 127\.0\.0\.62\n/);
@@ -309,7 +383,11 @@ describe('runbook runs in Slack', () => {
     const started = await start('bulky');
     const request = await review(started.id, 'every step in full, version');
     const short = started.contentVersion.slice(0, 12);
-    const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.channel_id === REVIEW_CHANNEL && f.thread_ts === request.ts), 10_000, 'the whole plan in the thread');
+    const file = await h.fake.waitFor(
+      () => h.fake.files.find((f) => f.channel_id === REVIEW_CHANNEL && f.thread_ts === request.ts),
+      10_000,
+      'the whole plan in the thread',
+    );
     expect(file.filename).toBe(`run-${started.id}-steps-${short}.txt`);
     const content = file.content.toString('utf8');
     expect(content).toContain('end-of-bulky');
@@ -329,12 +407,20 @@ describe('runbook runs in Slack', () => {
       await waitStatus(id, ['success']);
       await card(id, '· *:large_green_circle: success*');
       await approvalRequest(id, 'gated.go', 'Approved (last by', TASKS_CHANNEL);
-      const ofRun = (channel: string, what: string) => h.fake.messages(channel).filter((m) => blocksText(m).includes(what) && blocksText(m).includes(`run ${id}`));
+      const ofRun = (channel: string, what: string) =>
+        h.fake.messages(channel).filter((m) => blocksText(m).includes(what) && blocksText(m).includes(`run ${id}`));
       expect(h.fake.messages(TASKS_CHANNEL).filter((m) => !m.thread_ts && blocksText(m).includes(`*Run ${id}* of runbook`))).toHaveLength(1);
       expect(ofRun(TASKS_CHANNEL, 'Approval needed')).toHaveLength(1);
       for (const user of [ALICE, BOB]) expect(ofRun(`D${user.slice(1)}`, 'waits for your approval')).toHaveLength(1);
       expect(await h.count('run_dms', { run_id: id })).toBe(2);
-      expect((await h.database.db('events').where({ subject: `run:${id}`, type: 'run.step.running' }).orWhere({ subject: `run:${id}`, type: 'run.step.paused' })).length).toBe(2);
+      expect(
+        (
+          await h.database
+            .db('events')
+            .where({ subject: `run:${id}`, type: 'run.step.running' })
+            .orWhere({ subject: `run:${id}`, type: 'run.step.paused' })
+        ).length,
+      ).toBe(2);
     } finally {
       await replica.stop(1000);
     }

@@ -29,7 +29,10 @@ interface Hit {
   at: number;
 }
 
-async function listen(host: string, handle: (path: string, res: import('node:http').ServerResponse) => void): Promise<{ server: Server; port: number; hits: Hit[] }> {
+async function listen(
+  host: string,
+  handle: (path: string, res: import('node:http').ServerResponse) => void,
+): Promise<{ server: Server; port: number; hits: Hit[] }> {
   const hits: Hit[] = [];
   const server = createServer((req, res) => {
     hits.push({ path: req.url ?? '', at: Date.now() });
@@ -69,7 +72,13 @@ describe('runbooks', () => {
       extraYaml: () => runbooksYaml(scratch, allowed.port),
     });
     api = await ApiClient.connect(h.app.url);
-    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob'], [MALLORY, 'mallory']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
+    for (const [user, name] of [
+      [AUTHOR, 'author'],
+      [ALICE, 'alice'],
+      [BOB, 'bob'],
+      [MALLORY, 'mallory'],
+    ] as const)
+      tokens[user] = (await createApiToken(h.database.db, user, name)).token;
   });
   afterAll(async () => {
     await h.stop();
@@ -80,14 +89,19 @@ describe('runbooks', () => {
 
   const as = (user: string) => ({
     get: (path: string) => api.call('GET', path, { token: tokens[user]! }),
-    post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, body: body ?? {}, ...(headers ? { headers } : {}) }),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) =>
+      api.call('POST', path, { token: tokens[user]!, body: body ?? {}, ...(headers ? { headers } : {}) }),
   });
   const runOf = async (id: number, user = AUTHOR) => (await as(user).get(`/runs/${id}`)).body.run;
   const waitRun = (id: number, what: string, check: (run: any) => boolean, timeoutMs = 20_000, user = AUTHOR) =>
-    waitFor(async () => {
-      const run = await runOf(id, user);
-      return check(run) ? run : null;
-    }, timeoutMs, `run ${id}: ${what}`);
+    waitFor(
+      async () => {
+        const run = await runOf(id, user);
+        return check(run) ? run : null;
+      },
+      timeoutMs,
+      `run ${id}: ${what}`,
+    );
   const step = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
 
   it('runs input -> http -> output -> approval by a second person -> a two-target group, then the after-failure cleanup', async () => {
@@ -139,7 +153,9 @@ describe('runbooks', () => {
     const stepStart = new Date(a.startedAt).getTime();
     const remoteStart = task!.startedAt!.getTime();
     const scriptStart = Number(readFileSync(join(scratch, 'a-start'), 'utf8').trim());
-    console.log(`approval click -> next step started (task queued) ${stepStart - clickedAt} ms; -> runner claimed it ${remoteStart - clickedAt} ms; -> script running on the host ${scriptStart - clickedAt} ms`);
+    console.log(
+      `approval click -> next step started (task queued) ${stepStart - clickedAt} ms; -> runner claimed it ${remoteStart - clickedAt} ms; -> script running on the host ${scriptStart - clickedAt} ms`,
+    );
 
     // a wrote the input, the output and its argument, then failed (mode=fail); b ran beside it.
     expect(readFileSync(join(scratch, 'a'), 'utf8')).toBe('a INC-42 1.4.2 fail\n');
@@ -151,10 +167,14 @@ describe('runbooks', () => {
     expect(readFileSync(join(scratch, 'order'), 'utf8')).toBe('prepare\nversion\n');
 
     // The cleanup runbook, triggered after the failure, waits out its grace, then runs with the ticket passed on.
-    const cleanup = await waitFor(async () => {
-      const list = await as(AUTHOR).get('/runs?reference=cleanup');
-      return list.body.runs[0];
-    }, 10_000, 'a cleanup run');
+    const cleanup = await waitFor(
+      async () => {
+        const list = await as(AUTHOR).get('/runs?reference=cleanup');
+        return list.body.runs[0];
+      },
+      10_000,
+      'a cleanup run',
+    );
     expect(cleanup.trigger).toEqual({ kind: 'after', run: runId, on: 'failure' });
     expect(cleanup.parentRunId).toBe(runId);
     await waitRun(cleanup.id, 'cleanup done', (run) => run.status === 'success');
@@ -174,7 +194,9 @@ describe('runbooks', () => {
     expect(step(done, 'probe.after').phase).toBe('skipped');
     // At load: a URL whose host is not allowed names the field and the fix.
     const base = readFileSync(h.configPath, 'utf8').split('\nhttp:\n')[0]!;
-    expect(() => parseConfig(`${base}\nhttp:\n  allow: [127.0.0.5]\nrunbooks:\n  bad:\n    steps:\n      - { id: x, http: { url: "http://127.0.0.6:1/" } }\n`, 'c.yml')).toThrow(/runbooks\.bad\.steps\[0\]\.http\.url: .*127\.0\.0\.6.*http\.allow/);
+    expect(() =>
+      parseConfig(`${base}\nhttp:\n  allow: [127.0.0.5]\nrunbooks:\n  bad:\n    steps:\n      - { id: x, http: { url: "http://127.0.0.6:1/" } }\n`, 'c.yml'),
+    ).toThrow(/runbooks\.bad\.steps\[0\]\.http\.url: .*127\.0\.0\.6.*http\.allow/);
   });
 
   it('refuses a dependsOn cycle at load, naming it', () => {
@@ -220,26 +242,50 @@ describe('runbooks', () => {
   });
 
   it('imports runbooks with an owner: http steps must name a target; only the owner, editors or admins replace or remove; runs keep their pinned plan', async () => {
-    const mine = (script: string) => ({ format: 'countersign.runbook/v1', reference: 'mine', tags: ['ops'], editors: { users: [ALICE] }, steps: [{ id: 'hello', script: { target: 'sandbox', script } }] });
-    const untargeted = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: `http://127.0.0.5:${allowed.port}/health` } }] } });
+    const mine = (script: string) => ({
+      format: 'countersign.runbook/v1',
+      reference: 'mine',
+      tags: ['ops'],
+      editors: { users: [ALICE] },
+      steps: [{ id: 'hello', script: { target: 'sandbox', script } }],
+    });
+    const untargeted = await api.call('POST', '/runbooks', {
+      token: tokens[MALLORY]!,
+      body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: `http://127.0.0.5:${allowed.port}/health` } }] },
+    });
     expect(untargeted.status).toBe(422);
     expect(untargeted.body.error.message).toMatch(/steps\[0\]\.http\.target: an imported runbook's http steps name a target/);
-    const disallowed = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: 'http://169.254.169.254/latest', target: 'sandbox' } }] } });
+    const disallowed = await api.call('POST', '/runbooks', {
+      token: tokens[MALLORY]!,
+      body: { format: 'countersign.runbook/v1', reference: 'leak', steps: [{ id: 'x', http: { url: 'http://169.254.169.254/latest', target: 'sandbox' } }] },
+    });
     expect(disallowed.status).toBe(422);
     expect(disallowed.body.error.message).toMatch(/http\.url: .*http\.allow/);
     // Reviewers never see a fixed value: only admins may import one.
-    const fixed = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'hides', arguments: [{ name: 'token', kind: 'fixed', value: 'abcd1234' }] } });
+    const fixed = await api.call('POST', '/runbooks', {
+      token: tokens[MALLORY]!,
+      body: { ...mine('true'), reference: 'hides', arguments: [{ name: 'token', kind: 'fixed', value: 'abcd1234' }] },
+    });
     expect([fixed.status, fixed.body.error.code]).toEqual([403, 'fixed_not_allowed']);
     const taken = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'deploy' } });
     expect(taken.status).toBe(409);
     // Chaining onto someone else's runbook would get its values (fixed ones too) and run in its starter's name.
-    const chained = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: { ...mine('true'), reference: 'tail', triggeredBy: [{ after: 'deploy', on: 'always' }], arguments: [{ name: 'secret', kind: 'input' }] } });
+    const chained = await api.call('POST', '/runbooks', {
+      token: tokens[MALLORY]!,
+      body: { ...mine('true'), reference: 'tail', triggeredBy: [{ after: 'deploy', on: 'always' }], arguments: [{ name: 'secret', kind: 'input' }] },
+    });
     expect(chained.status).toBe(422);
     expect(chained.body.error.message).toMatch(/triggeredBy\[0\]\.after: you may not change deploy/);
 
     const created = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body: mine(`echo v1 > ${scratch}/mine`) });
     expect(created.status).toBe(201);
-    expect(created.body.runbook).toMatchObject({ reference: 'mine', kind: 'runbook', source: 'imported', owner: MALLORY, editors: { users: [ALICE], usergroup: null } });
+    expect(created.body.runbook).toMatchObject({
+      reference: 'mine',
+      kind: 'runbook',
+      source: 'imported',
+      owner: MALLORY,
+      editors: { users: [ALICE], usergroup: null },
+    });
     const v1 = created.body.runbook.hash;
     const started = await as(MALLORY).post('/runbooks/mine/start', { hash: v1 });
     expect(started.status).toBe(201);
@@ -258,7 +304,11 @@ describe('runbooks', () => {
     const removed = await api.call('DELETE', '/runbooks/mine', { token: tokens[MALLORY]! });
     expect(removed.body).toEqual({ reference: 'mine', hash: replaced.body.runbook.hash });
     const audit = await h.database.db('events').where({ subject: 'runbook:mine' }).orderBy('id');
-    expect(audit.map((e) => [e.type, e.actor])).toEqual([['runbook.imported', MALLORY], ['runbook.replaced', ALICE], ['runbook.removed', MALLORY]]);
+    expect(audit.map((e) => [e.type, e.actor])).toEqual([
+      ['runbook.imported', MALLORY],
+      ['runbook.replaced', ALICE],
+      ['runbook.removed', MALLORY],
+    ]);
     expect(audit[1].data).toMatchObject({ hash: replaced.body.runbook.hash, previousHash: v1, owner: MALLORY });
   });
 
@@ -288,18 +338,26 @@ describe('runbooks', () => {
   it('a webhook starts a runbook as a run, once per signed delivery', async () => {
     const body = JSON.stringify({ arguments: { note: 'from-ci' } });
     const at = Math.floor(Date.now() / 1000);
-    const headers = { 'content-type': 'application/json', 'x-countersign-timestamp': String(at), 'x-countersign-signature': `sha256=${createHmac('sha256', HOOK_SECRET).update(`${at}.${body}`).digest('hex')}` };
+    const headers = {
+      'content-type': 'application/json',
+      'x-countersign-timestamp': String(at),
+      'x-countersign-signature': `sha256=${createHmac('sha256', HOOK_SECRET).update(`${at}.${body}`).digest('hex')}`,
+    };
     const first = await fetch(`${h.app.url}/hooks/ship`, { method: 'POST', headers, body });
     expect(first.status).toBe(202);
     const answer = (await first.json()) as { run: { id: number }; statusUrl: string; created: boolean };
     expect(answer).toMatchObject({ created: true, statusUrl: `${h.app.url}/api/v1/runs/${answer.run.id}` });
     const again = await fetch(`${h.app.url}/hooks/ship`, { method: 'POST', headers: { ...headers, 'idempotency-key': 'other' }, body });
-    expect(((await again.json()) as { run: { id: number }; created: boolean })).toMatchObject({ run: { id: answer.run.id }, created: false });
+    expect((await again.json()) as { run: { id: number }; created: boolean }).toMatchObject({ run: { id: answer.run.id }, created: false });
     // A hook's run on an unreviewed target, with no card channel, is for admins to see: read the database.
-    const done = await waitFor(async () => {
-      const run = await getRun(h.database.db, answer.run.id);
-      return run?.status === 'success' ? run : null;
-    }, 20_000, 'the hook run finished');
+    const done = await waitFor(
+      async () => {
+        const run = await getRun(h.database.db, answer.run.id);
+        return run?.status === 'success' ? run : null;
+      },
+      20_000,
+      'the hook run finished',
+    );
     expect(done.trigger).toEqual({ kind: 'webhook', hook: 'ship' });
     expect(done.creator).toBe('webhook:ship');
     expect((await as(AUTHOR).get(`/runs/${answer.run.id}`)).status).toBe(404);
@@ -320,7 +378,7 @@ describe('runbooks', () => {
     expect(JSON.stringify(runs.body)).not.toContain('hunter2-fixed');
   });
 
-  it('who may see a run: its creator, its targets\' reviewers, admins; a stranger gets what a missing run gets, in lists and events too', async () => {
+  it("who may see a run: its creator, its targets' reviewers, admins; a stranger gets what a missing run gets, in lists and events too", async () => {
     const started = await as(AUTHOR).post('/runbooks/deploy/start', {});
     const id = started.body.run.id;
     expect((await as(ALICE).get(`/runs/${id}`)).status).toBe(200);
@@ -330,7 +388,8 @@ describe('runbooks', () => {
     expect((await as(MALLORY).post(`/runs/${id}/approve`, {}, { 'If-Match': started.headers.get('etag')! })).status).toBe(404);
     expect((await as(MALLORY).get('/runs')).body.runs.map((r: any) => r.id)).not.toContain(id);
     expect((await as(AUTHOR).get('/runs')).body.runs.map((r: any) => r.id)).toContain(id);
-    const events = async (user: string) => (await api.call('GET', '/events?limit=200', { token: tokens[user]! })).body.events.filter((e: any) => e.subject === `run:${id}`);
+    const events = async (user: string) =>
+      (await api.call('GET', '/events?limit=200', { token: tokens[user]! })).body.events.filter((e: any) => e.subject === `run:${id}`);
     expect((await events(AUTHOR)).map((e: any) => e.type)).toContain('run.created');
     expect(await events(MALLORY)).toEqual([]);
     await as(AUTHOR).post(`/runs/${id}/cancel`);
@@ -348,7 +407,11 @@ describe('runbooks', () => {
   it('a triggered run waits out its grace in ready, and Cancel ends it before it starts', async () => {
     const probe = await as(AUTHOR).post('/runbooks/probe/start', {});
     await waitRun(probe.body.run.id, 'failed', (run) => run.status === 'failure');
-    const triggered = await waitFor(async () => (await as(AUTHOR).get('/runs?reference=probe-cleanup')).body.runs.find((r: any) => r.parentRunId === probe.body.run.id), 10_000, 'the triggered run');
+    const triggered = await waitFor(
+      async () => (await as(AUTHOR).get('/runs?reference=probe-cleanup')).body.runs.find((r: any) => r.parentRunId === probe.body.run.id),
+      10_000,
+      'the triggered run',
+    );
     expect(triggered.status).toBe('ready');
     expect(new Date(triggered.runAfter).getTime()).toBeGreaterThan(Date.now() + 30 * 60_000);
     await h.app.advancer.advance(triggered.id);
@@ -372,7 +435,11 @@ describe('runbooks', () => {
     const before = await h.count('runbooks');
     const filler = Array.from({ length: MAX_SAVED_DEFINITIONS - before }, (_, i) => ({
       reference: `filler-${i}`,
-      definition: JSON.stringify({ format: 'countersign.runbook/v1', reference: `filler-${i}`, steps: [{ id: 'x', script: { target: 'sandbox', script: 'true' } }] }),
+      definition: JSON.stringify({
+        format: 'countersign.runbook/v1',
+        reference: `filler-${i}`,
+        steps: [{ id: 'x', script: { target: 'sandbox', script: 'true' } }],
+      }),
       content_hash: 'f'.repeat(64),
       owner: BOB,
       imported_by: BOB,
@@ -399,7 +466,11 @@ describe('runbooks', () => {
       .filter(([path]) => isRunbookApi(path))
       .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(operations).toHaveLength(17);
-    for (const operation of operations) expect([...api.seen].some((seen) => seen.startsWith(`${operation} 2`)), operation).toBe(true);
+    for (const operation of operations)
+      expect(
+        [...api.seen].some((seen) => seen.startsWith(`${operation} 2`)),
+        operation,
+      ).toBe(true);
   });
 });
 

@@ -38,7 +38,8 @@ describe('schedules in the API', () => {
 
   const as = (user: string) => ({
     get: (path: string) => api.call('GET', path, { token: tokens[user]! }),
-    post: (path: string, body?: unknown, headers?: Record<string, string>) => api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) =>
+      api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) }),
     delete: (path: string) => api.call('DELETE', path, { token: tokens[user]! }),
   });
   const author = as(AUTHOR);
@@ -59,7 +60,19 @@ describe('schedules in the API', () => {
     const first = await author.post('/schedules', body, { 'Idempotency-Key': 'nightly-1' });
     expect(first.status).toBe(201);
     const schedule = first.body.schedule;
-    expect(schedule).toMatchObject({ status: 'pending-review', target: 'web-prod', author: AUTHOR, cron: '0 3 * * *', tz: 'Europe/Paris', script: 'echo nightly', channel: RESULTS, resultChannel: RESULTS, notify: 'always', overlap: 'skip', catchUp: 'run' });
+    expect(schedule).toMatchObject({
+      status: 'pending-review',
+      target: 'web-prod',
+      author: AUTHOR,
+      cron: '0 3 * * *',
+      tz: 'Europe/Paris',
+      script: 'echo nightly',
+      channel: RESULTS,
+      resultChannel: RESULTS,
+      notify: 'always',
+      overlap: 'skip',
+      catchUp: 'run',
+    });
     expect(schedule.nextFireTimes).toHaveLength(3);
     expect(first.headers.get('etag')).toBe(`"${schedule.contentVersion}"`);
     // The review request in Slack, with an Approve button for this version.
@@ -104,7 +117,8 @@ describe('schedules in the API', () => {
   });
 
   it('approves only the version read: 428 without If-Match, 412 after an edit, then it fires on the host', async () => {
-    const created = (await author.post('/schedules', { target: 'web-prod', cron: '*/1 * * * * *', script: 'echo api-version-one', channel: RESULTS })).body.schedule;
+    const created = (await author.post('/schedules', { target: 'web-prod', cron: '*/1 * * * * *', script: 'echo api-version-one', channel: RESULTS })).body
+      .schedule;
     const read = await as(ALICE).get(`/schedules/${created.id}`);
     expect(read.status).toBe(200);
     expect(read.body.schedule.reviews).toEqual([]);
@@ -120,7 +134,11 @@ describe('schedules in the API', () => {
     const stale = await as(ALICE).post(`/schedules/${created.id}/approve`, {}, { 'If-Match': seenTag });
     expect(stale.status).toBe(412);
     expect(stale.body.error.code).toBe('precondition_failed');
-    const weak = await as(ALICE).post(`/schedules/${created.id}/approve`, {}, { 'If-Match': `W/${(await as(ALICE).get(`/schedules/${created.id}`)).headers.get('etag')}` });
+    const weak = await as(ALICE).post(
+      `/schedules/${created.id}/approve`,
+      {},
+      { 'If-Match': `W/${(await as(ALICE).get(`/schedules/${created.id}`)).headers.get('etag')}` },
+    );
     expect(weak.status).toBe(412);
     expect((await row(created.id)).status).toBe('pending-review');
     expect(await h.count('schedule_reviews', { schedule_id: created.id })).toBe(0);
@@ -139,7 +157,11 @@ describe('schedules in the API', () => {
     expect(afterApproval.body.schedule.reviews).toMatchObject([{ userId: ALICE, verdict: 'approve' }]);
 
     // Firings run on the host without a new review.
-    const firing = await waitFor(async () => h.database.db('schedule_firings').where({ schedule_id: created.id }).whereNotNull('task_id').first(), 10_000, 'a firing');
+    const firing = await waitFor(
+      async () => h.database.db('schedule_firings').where({ schedule_id: created.id }).whereNotNull('task_id').first(),
+      10_000,
+      'a firing',
+    );
     const task = await h.waitForStatus(Number(firing.task_id), 'success', 15_000);
     expect(task.script).toBe('echo api-version-two');
     const output = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', task.id).pluck('o.data');
@@ -167,7 +189,9 @@ describe('schedules in the API', () => {
     const rejected = await as(BOB).post(`/schedules/${created.id}/reject`, { reason: 'not every second' });
     expect(rejected.status).toBe(200);
     expect(rejected.body.schedule.status).toBe('rejected');
-    expect((await as(ALICE).get(`/schedules/${created.id}`)).body.schedule.reviews).toMatchObject([{ userId: BOB, verdict: 'reject', reason: 'not every second' }]);
+    expect((await as(ALICE).get(`/schedules/${created.id}`)).body.schedule.reviews).toMatchObject([
+      { userId: BOB, verdict: 'reject', reason: 'not every second' },
+    ]);
     const late = await as(ALICE).post(`/schedules/${created.id}/approve`, {}, { 'If-Match': `"${created.contentVersion}"` });
     expect(late.status).toBe(409);
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -175,7 +199,8 @@ describe('schedules in the API', () => {
   });
 
   it('answers a stranger 404 for every call about a schedule, as for one that does not exist', async () => {
-    const created = (await author.post('/schedules', { target: 'web-prod', cron: '0 4 * * *', script: 'echo secret-schedule', channel: RESULTS })).body.schedule;
+    const created = (await author.post('/schedules', { target: 'web-prod', cron: '0 4 * * *', script: 'echo secret-schedule', channel: RESULTS })).body
+      .schedule;
     const mallory = as(MALLORY);
     const tag = { 'If-Match': `"${created.contentVersion}"` };
     const calls = (id: number) => [
@@ -206,13 +231,17 @@ describe('schedules in the API', () => {
     for (const user of [AUTHOR, ALICE, CAROL]) {
       expect((await as(user).get(`/schedules/${created.id}`)).status, user).toBe(200);
       const trail = await as(user).get('/events?type=schedule.created&limit=200');
-      expect(trail.body.events.map((e: { subject: string }) => e.subject), user).toContain(`schedule:${created.id}`);
+      expect(
+        trail.body.events.map((e: { subject: string }) => e.subject),
+        user,
+      ).toContain(`schedule:${created.id}`);
     }
   });
 
   it('lists with filters and a cursor, newest first, hiding removed ones unless asked', async () => {
     const ids: number[] = [];
-    for (let n = 0; n < 3; n++) ids.push((await as(BOB).post('/schedules', { target: 'sandbox', cron: `${n} 5 * * *`, script: `echo list-${n}` })).body.schedule.id);
+    for (let n = 0; n < 3; n++)
+      ids.push((await as(BOB).post('/schedules', { target: 'sandbox', cron: `${n} 5 * * *`, script: `echo list-${n}` })).body.schedule.id);
     const sandbox = await as(BOB).get(`/schedules?target=sandbox&author=${BOB}&limit=2`);
     expect(sandbox.status).toBe(200);
     expect(sandbox.body.schedules.map((s: { id: number }) => s.id)).toEqual([ids[2], ids[1]]);
@@ -235,8 +264,21 @@ describe('schedules in the API', () => {
       .filter(([path]) => path.startsWith('/schedules'))
       .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(operations.sort()).toEqual(
-      ['get /schedules', 'post /schedules', 'get /schedules/{id}', 'delete /schedules/{id}', 'post /schedules/{id}/pause', 'post /schedules/{id}/resume', 'post /schedules/{id}/approve', 'post /schedules/{id}/reject'].sort(),
+      [
+        'get /schedules',
+        'post /schedules',
+        'get /schedules/{id}',
+        'delete /schedules/{id}',
+        'post /schedules/{id}/pause',
+        'post /schedules/{id}/resume',
+        'post /schedules/{id}/approve',
+        'post /schedules/{id}/reject',
+      ].sort(),
     );
-    for (const operation of operations) expect([...api.seen].some((seen) => seen.startsWith(`${operation} 2`)), operation).toBe(true);
+    for (const operation of operations)
+      expect(
+        [...api.seen].some((seen) => seen.startsWith(`${operation} 2`)),
+        operation,
+      ).toBe(true);
   });
 });

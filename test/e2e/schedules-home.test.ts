@@ -30,12 +30,17 @@ describe('schedules in App Home and the review thread', () => {
 
   const scheduleId = (text: string) => Number(/\*S(\d+)\*/.exec(text)?.[1]);
   const row = (id: number) => h.database.db('schedules').where({ id }).first();
-  const openHome = (user: string) => h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
+  const openHome = (user: string) =>
+    h.driver.event({ event: { type: 'app_home_opened', user, channel: `D${user.slice(1)}`, tab: 'home', event_ts: `${Date.now() / 1000}` } });
   const homeShowing = (user: string, contains: string, label = contains): Promise<FakeView> =>
-    h.fake.waitFor(() => {
-      const view = h.fake.homeOf(user);
-      return view && JSON.stringify(view.blocks).includes(contains) ? structuredClone(view) : undefined;
-    }, 10_000, `${user}'s Home showing ${label}`);
+    h.fake.waitFor(
+      () => {
+        const view = h.fake.homeOf(user);
+        return view && JSON.stringify(view.blocks).includes(contains) ? structuredClone(view) : undefined;
+      },
+      10_000,
+      `${user}'s Home showing ${label}`,
+    );
   const requestOf = (id: number, contains?: string) =>
     h.fake.waitFor(
       () => {
@@ -101,7 +106,8 @@ describe('schedules in App Home and the review thread', () => {
   });
 
   it('puts the whole of a long script in the review thread, once per version, and keeps Approve off Home', async () => {
-    const long = (tag: string) => `echo ${tag}\n${Array.from({ length: 120 }, (_, i) => `echo "step ${i} of the ${tag} script"`).join('\n')}\necho end-of-${tag}`;
+    const long = (tag: string) =>
+      `echo ${tag}\n${Array.from({ length: 120 }, (_, i) => `echo "step ${i} of the ${tag} script"`).join('\n')}\necho end-of-${tag}`;
     const scriptOne = long('first');
     // The first upload fails: the reconciler puts it there later.
     h.fake.failNext('files.getUploadURLExternal', { status: 500 }, 1);
@@ -144,7 +150,9 @@ describe('schedules in App Home and the review thread', () => {
       expect(anonymous(hidden, id), verb).toBe(anonymous(await say(`schedule ${verb} 99999`, MALLORY), 99999));
       expect(hidden).not.toContain('hidden-schedule');
     }
-    expect(anonymous(await say(`schedule edit ${id} --cron "0 7 * * *"`, MALLORY), id)).toBe(anonymous(await say('schedule edit 99999 --cron "0 7 * * *"', MALLORY), 99999));
+    expect(anonymous(await say(`schedule edit ${id} --cron "0 7 * * *"`, MALLORY), id)).toBe(
+      anonymous(await say('schedule edit 99999 --cron "0 7 * * *"', MALLORY), 99999),
+    );
     expect(await say('schedule list', MALLORY)).not.toContain(`*S${id}*`);
     // Nor can anybody make a schedule visible to a channel they are not in.
     const before = await h.count('schedules');

@@ -62,7 +62,10 @@ describe('approvals re-checked at each firing', () => {
     writeFileSync(
       changedConfigPath,
       readFileSync(h.configPath, 'utf8')
-        .replace('    # review: added later', `    review:\n      channel: ${RECHECK_REVIEW}\n      groups: [{ name: sre, users: [${ALICE}, ${BOB}], approvals: 1 }]`)
+        .replace(
+          '    # review: added later',
+          `    review:\n      channel: ${RECHECK_REVIEW}\n      groups: [{ name: sre, users: [${ALICE}, ${BOB}], approvals: 1 }]`,
+        )
         .replace(`users: [${ALICE}, ${BOB}, ${CAROL}], approvals: 1 }]`, `users: [${ALICE}, ${BOB}, ${CAROL}], approvals: 2 }]`),
     );
     // Only the replicas below fire, each as one app start.
@@ -75,7 +78,8 @@ describe('approvals re-checked at each firing', () => {
 
   const db = () => h.database.db;
   const row = (id: number) => db()('schedules').where({ id }).first();
-  const firingsOf = (id: number): Promise<Array<{ fire_at: Date; outcome: string; task_id: string | null }>> => db()('schedule_firings').where({ schedule_id: id }).orderBy('fire_at');
+  const firingsOf = (id: number): Promise<Array<{ fire_at: Date; outcome: string; task_id: string | null }>> =>
+    db()('schedule_firings').where({ schedule_id: id }).orderBy('fire_at');
   const eventsOf = (id: number, type: string) => db()('events').where({ type }).whereRaw("(data->>'schedule')::int = ?", [id]).orderBy('id');
   const requestsOf = (id: number) => h.fake.messages(RECHECK_REVIEW).filter((m) => !m.thread_ts && blocksText(m).includes(`*S${id}*`));
   const newestRequest = (id: number, contains: string | RegExp): Promise<FakeMessage> =>
@@ -101,8 +105,19 @@ describe('approvals re-checked at each firing', () => {
   };
   const everySecond = async (target: string, script: string) => {
     const created = await h.app.schedules.add({
-      target, cron: '*/1 * * * * *', tz: 'UTC', channel: null, message: `re-check ${target}`, type: null,
-      notify: 'failure', overlap: 'allow', catchUp: 'run', script, author: AUTHOR, originChannel: null, sourceKey: null,
+      target,
+      cron: '*/1 * * * * *',
+      tz: 'UTC',
+      channel: null,
+      message: `re-check ${target}`,
+      type: null,
+      notify: 'failure',
+      overlap: 'allow',
+      catchUp: 'run',
+      script,
+      author: AUTHOR,
+      originChannel: null,
+      sourceKey: null,
     });
     if (!created.ok) throw new Error(created.message);
     return created.schedule.id;
@@ -121,7 +136,11 @@ describe('approvals re-checked at each firing', () => {
 
     // The next start reads the changed config.
     const after = await startReplica({ config: loadConfigFile(changedConfigPath) });
-    await waitFor(async () => (await row(late)).status === 'pending-review' && (await row(raised)).status === 'pending-review', 10_000, 'both sent back to review');
+    await waitFor(
+      async () => (await row(late)).status === 'pending-review' && (await row(raised)).status === 'pending-review',
+      10_000,
+      'both sent back to review',
+    );
     for (const id of [late, raised]) {
       const firings = await firingsOf(id);
       const skipped = firings.filter((f) => f.outcome === 'skipped-unapproved');
@@ -169,12 +188,18 @@ describe('approvals re-checked at each firing', () => {
     h.fake.setUsergroup(OPS_GROUP, [BOB]);
     await waitFor(async () => (await row(id)).status === 'pending-review', 10_000, 'sent back to review');
     const [skip] = await eventsOf(id, 'schedule.firing.skipped-unapproved');
-    expect(skip.data.reason).toMatch(new RegExp(`\\*ops\\* needs 1 approval from its current members and has 0; <@${ALICE}> is no longer in its review groups`));
+    expect(skip.data.reason).toMatch(
+      new RegExp(`\\*ops\\* needs 1 approval from its current members and has 0; <@${ALICE}> is no longer in its review groups`),
+    );
     const fresh = await newestRequest(id, 'is no longer in its review groups');
     expect(requestsOf(id)).toHaveLength(2);
     // BOB, still a member, approves; the replica (which knows ALICE left) fires it again.
     const atApproval = (await firingsOf(id)).length;
-    await new SlackDriver({ appUrl: replica.url, signingSecret: SIGNING_SECRET, fake: h.fake }).clickButton({ message: fresh, actionId: SCHEDULE_ACTION.approve, user: BOB });
+    await new SlackDriver({ appUrl: replica.url, signingSecret: SIGNING_SECRET, fake: h.fake }).clickButton({
+      message: fresh,
+      actionId: SCHEDULE_ACTION.approve,
+      user: BOB,
+    });
     await waitFor(async () => (await firingsOf(id)).slice(atApproval).some((f) => f.outcome === 'fired') || null, 10_000, 'fires again');
     await h.app.schedules.remove(id, AUTHOR);
     await stopReplica(replica);

@@ -101,7 +101,11 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
   };
   /** What the host printed for a task (its first execution). */
   const outputOf = async (taskId: number): Promise<string> => {
-    const chunks: string[] = await db()('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').pluck('o.data');
+    const chunks: string[] = await db()('output_chunks as o')
+      .join('executions as e', 'e.id', 'o.execution_id')
+      .where('e.task_id', taskId)
+      .orderBy('o.id')
+      .pluck('o.data');
     return chunks.join('');
   };
 
@@ -139,7 +143,11 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     expect(reviews).toEqual([expect.objectContaining({ user_id: ALICE, verdict: 'approve', content_version: after.content_version, review_round: 1 })]);
     const [edit] = await eventsOf(id, 'schedule.edited');
     expect(edit.actor).toBe(AUTHOR);
-    expect(edit.data).toMatchObject({ reviewAgain: true, contentVersion: { from: before.content_version, to: after.content_version }, changes: { script: expect.any(Object) } });
+    expect(edit.data).toMatchObject({
+      reviewAgain: true,
+      contentVersion: { from: before.content_version, to: after.content_version },
+      changes: { script: expect.any(Object) },
+    });
     await h.command(`schedule remove ${id}`);
   });
 
@@ -156,16 +164,29 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     expect((await h.command(`schedule edit ${id} --cron "61 * * * *"`)).json.text).toMatch(/not a valid cron: the minute field has `61` \(0-59\)/);
 
     // As Slack sends a channel picked from its list: `<#C…|name>` markup, not escaped.
-    const changed = await h.driver.command({ text: `schedule edit ${id} --cron "*/1 * * * * *" --channel <#${EDIT_RESULTS}|edits> --notify always --overlap allow --catch-up skip`, user: AUTHOR, channel: 'CTASKS' });
-    expect(changed.json.text).toMatch(/Changed \*S\d+\* \(cron, channel, notify, overlap, catch-up\); now `\*\/1 \* \* \* \* \*` \(UTC\), :large_green_circle: active/);
+    const changed = await h.driver.command({
+      text: `schedule edit ${id} --cron "*/1 * * * * *" --channel <#${EDIT_RESULTS}|edits> --notify always --overlap allow --catch-up skip`,
+      user: AUTHOR,
+      channel: 'CTASKS',
+    });
+    expect(changed.json.text).toMatch(
+      /Changed \*S\d+\* \(cron, channel, notify, overlap, catch-up\); now `\*\/1 \* \* \* \* \*` \(UTC\), :large_green_circle: active/,
+    );
     expect((await row(id)).status).toBe('active');
     expect(requestsOf(REVIEW_CHANNEL, id)).toHaveLength(1);
     // The new cron fires (node-cron's task was made again), and results go to the new channel.
-    const firing = await waitFor(async () => (await firingsOf(id)).find((f: { task_id: string | null }) => f.task_id !== null), 10_000, 'a firing on the new cron');
+    const firing = await waitFor(
+      async () => (await firingsOf(id)).find((f: { task_id: string | null }) => f.task_id !== null),
+      10_000,
+      'a firing on the new cron',
+    );
     expect(await outputOf((await h.waitForStatus(Number(firing.task_id), 'success')).id)).toContain('old-2');
     await h.fake.waitFor(() => h.fake.messages(EDIT_RESULTS).find((m) => blocksText(m).includes(`S${id} `)), 10_000, 'a result in the new channel');
     const [edit] = await eventsOf(id, 'schedule.edited');
-    expect(edit.data).toMatchObject({ reviewAgain: false, changes: { cron: { from: '0 0 1 1 *', to: '*/1 * * * * *' }, channelId: { from: null, to: EDIT_RESULTS }, overlap: { from: 'skip', to: 'allow' } } });
+    expect(edit.data).toMatchObject({
+      reviewAgain: false,
+      changes: { cron: { from: '0 0 1 1 *', to: '*/1 * * * * *' }, channelId: { from: null, to: EDIT_RESULTS }, overlap: { from: 'skip', to: 'allow' } },
+    });
 
     const script = await h.command(`schedule edit ${id} echo new-$((2+2))`);
     expect(script.json.text).toMatch(/waits for a new review by \*sre\*/);
@@ -179,12 +200,18 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     const fresh = await request(REVIEW_CHANNEL, id, 'new-');
     expect(buttonIds(fresh)).toEqual([SCHEDULE_ACTION.approve, SCHEDULE_ACTION.reject]);
     await h.click(fresh, SCHEDULE_ACTION.approve, ALICE);
-    const next = await waitFor(async () => (await firingsOf(id)).slice(atEdit).find((f: { task_id: string | null }) => f.task_id !== null), 10_000, 'a firing after the new approval');
+    const next = await waitFor(
+      async () => (await firingsOf(id)).slice(atEdit).find((f: { task_id: string | null }) => f.task_id !== null),
+      10_000,
+      'a firing after the new approval',
+    );
     expect(await outputOf((await h.waitForStatus(Number(next.task_id), 'success')).id)).toContain('new-4');
     const ready = await db()('events').where({ task_id: next.task_id, type: 'task.ready' }).first();
     expect(ready.data).toMatchObject({ coveredBy: 'schedule-approval', approvedBy: [ALICE], contentVersion: (await row(id)).content_version });
     const back = await eventsOf(id, 'schedule.pending-review');
-    expect(back.map((e: { data: Record<string, unknown> }) => e.data)).toEqual([expect.objectContaining({ from: 'active', reason: 'edited', changed: ['script'] })]);
+    expect(back.map((e: { data: Record<string, unknown> }) => e.data)).toEqual([
+      expect.objectContaining({ from: 'active', reason: 'edited', changed: ['script'] }),
+    ]);
     await h.command(`schedule remove ${id}`);
   }, 60_000);
 
@@ -213,13 +240,39 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     const replica = await h.startReplica();
     try {
       await replica.scheduler.stop();
-      await h.app.schedules.edit(id, AUTHOR, { cron: '0 5 * * *', tz: null, channel: null, message: null, type: null, target: null, notify: null, overlap: null, catchUp: null, script: null });
-      await replica.schedules.edit(id, AUTHOR, { cron: '0 6 * * *', tz: null, channel: null, message: null, type: null, target: null, notify: null, overlap: null, catchUp: null, script: null });
+      await h.app.schedules.edit(id, AUTHOR, {
+        cron: '0 5 * * *',
+        tz: null,
+        channel: null,
+        message: null,
+        type: null,
+        target: null,
+        notify: null,
+        overlap: null,
+        catchUp: null,
+        script: null,
+      });
+      await replica.schedules.edit(id, AUTHOR, {
+        cron: '0 6 * * *',
+        tz: null,
+        channel: null,
+        message: null,
+        type: null,
+        target: null,
+        notify: null,
+        overlap: null,
+        catchUp: null,
+        script: null,
+      });
       await sleep(1000);
     } finally {
       await replica.stop(1000);
     }
-    expect(dms().map((m) => m.channel).sort()).toEqual(['DALICE', 'DBOB', 'DERIN']);
+    expect(
+      dms()
+        .map((m) => m.channel)
+        .sort(),
+    ).toEqual(['DALICE', 'DBOB', 'DERIN']);
     const permalink = `https://fake.slack/archives/${DM_REVIEW}/p${req.ts.replace('.', '')}`;
     for (const dm of dms()) {
       const text = blocksText(dm);
@@ -257,10 +310,14 @@ describe('schedule reviews: content versions, edit, DMs, expiry', () => {
     expect((await row(renewed)).status).toBe('pending-review');
     const [rejected] = await eventsOf(stale, 'schedule.rejected');
     expect(rejected).toMatchObject({ actor: null, data: { reason: 'expired', after: '2s', from: 'pending-review' } });
-    await h.fake.waitFor(() => {
-      const now = requestsOf(EXPIRE_REVIEW, stale)[0];
-      return now && buttonIds(now).length === 0 && blocksText(now).includes('review expired after 2s');
-    }, 5000, 'the request shows the expiry');
+    await h.fake.waitFor(
+      () => {
+        const now = requestsOf(EXPIRE_REVIEW, stale)[0];
+        return now && buttonIds(now).length === 0 && blocksText(now).includes('review expired after 2s');
+      },
+      5000,
+      'the request shows the expiry',
+    );
     await sleep(1300);
     await expiry.sweep();
     expect((await row(renewed)).status).toBe('rejected');

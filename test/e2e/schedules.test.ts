@@ -50,13 +50,19 @@ describe('schedules', () => {
 
   it('reviews a schedule once with the task rules, then each firing runs without review and posts its result', async () => {
     // As Slack sends a channel picked from its list: `<#C…|name>` markup, not escaped.
-    const ack = await h.driver.command({ text: `schedule add web-prod "*/1 * * * * *" --channel <#${RESULTS}|results> -m "heartbeat" echo beat-$((1+1))`, user: AUTHOR, channel: 'CTASKS' });
+    const ack = await h.driver.command({
+      text: `schedule add web-prod "*/1 * * * * *" --channel <#${RESULTS}|results> -m "heartbeat" echo beat-$((1+1))`,
+      user: AUTHOR,
+      channel: 'CTASKS',
+    });
     expect(ack.status).toBe(200);
     expect(ack.ms).toBeLessThan(3000);
     expect(ack.json.text).toMatch(/Created schedule \*S\d+\* on `web-prod`.*waits for review by \*sre\*/);
     const id = scheduleId(ack.json.text);
 
-    const request = structuredClone(await h.fake.waitFor(() => h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`)), 10_000, 'schedule review request'));
+    const request = structuredClone(
+      await h.fake.waitFor(() => h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`)), 10_000, 'schedule review request'),
+    );
     expect(buttonIds(request)).toEqual([SCHEDULE_ACTION.approve, SCHEDULE_ACTION.reject]);
     expect(blocksText(request)).toContain('heartbeat');
 
@@ -65,7 +71,12 @@ describe('schedules', () => {
     await h.click(request, SCHEDULE_ACTION.approve, MALLORY);
     await h.fake.waitFor(() => h.fake.responses.length >= seen + 2 || undefined, 5000, 'two refusals');
     const refusals = h.responsesSince(seen);
-    expect(refusals).toEqual(expect.arrayContaining([expect.stringMatching(/You wrote S\d+, so you cannot review it/), expect.stringMatching(/Only members of \*sre\* can review S\d+/)]));
+    expect(refusals).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/You wrote S\d+, so you cannot review it/),
+        expect.stringMatching(/Only members of \*sre\* can review S\d+/),
+      ]),
+    );
     await sleep(1500);
     expect(await firingsOf(id)).toHaveLength(0);
     expect((await h.database.db('schedules').where({ id }).first()).status).toBe('pending-review');
@@ -80,10 +91,14 @@ describe('schedules', () => {
     const ready = events.find((e: { type: string }) => e.type === 'task.ready');
     expect(ready.data).toMatchObject({ coveredBy: 'schedule-approval', schedule: id, approvedBy: [ALICE] });
     // The redrawn request shows the approval and has no buttons left.
-    await h.fake.waitFor(() => {
-      const now = h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`));
-      return now && buttonIds(now).length === 0 && blocksText(now).includes(`Approved by <@${ALICE}>`);
-    }, 10_000, 'the request redrawn');
+    await h.fake.waitFor(
+      () => {
+        const now = h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`));
+        return now && buttonIds(now).length === 0 && blocksText(now).includes(`Approved by <@${ALICE}>`);
+      },
+      10_000,
+      'the request redrawn',
+    );
 
     const result = await h.fake.waitFor(() => h.fake.messages(RESULTS).find((m) => blocksText(m).includes(`#${taskId}`)), 10_000, 'the result line');
     expect(blocksText(result)).toMatch(new RegExp(`:white_check_mark: S${id} .*success`));
@@ -121,8 +136,19 @@ describe('schedules', () => {
     const other = await startAppProcess(h.processEnv());
     try {
       const created = await h.app.schedules.add({
-        target: 'sandbox', cron: '* * * * * *', tz: 'UTC', channel: null, message: 'two replicas', type: null,
-        notify: 'failure', overlap: 'allow', catchUp: 'skip', script: 'echo tick', author: AUTHOR, originChannel: null, sourceKey: null,
+        target: 'sandbox',
+        cron: '* * * * * *',
+        tz: 'UTC',
+        channel: null,
+        message: 'two replicas',
+        type: null,
+        notify: 'failure',
+        overlap: 'allow',
+        catchUp: 'skip',
+        script: 'echo tick',
+        author: AUTHOR,
+        originChannel: null,
+        sourceKey: null,
       });
       if (!created.ok) throw new Error(created.message);
       const id = created.schedule.id;
@@ -154,13 +180,21 @@ describe('schedules', () => {
     expect(h.responsesSince(seen)[0]).toMatch(/You wrote S\d+, so you cannot review it/);
     await h.click(request, SCHEDULE_ACTION.reject, BOB);
     const modal = await h.fake.waitFor(() => h.fake.lastView(SCHEDULE_REJECT_CALLBACK), 5000, 'reject modal');
-    const submitted = await h.driver.submitView({ view: modal, user: BOB, values: { [SCHEDULE_REASON_BLOCK]: { [SCHEDULE_REASON_INPUT]: 'not <every> second' } } });
+    const submitted = await h.driver.submitView({
+      view: modal,
+      user: BOB,
+      values: { [SCHEDULE_REASON_BLOCK]: { [SCHEDULE_REASON_INPUT]: 'not <every> second' } },
+    });
     expect(submitted.status).toBe(200);
     await waitFor(async () => (await h.database.db('schedules').where({ id }).first()).status === 'rejected', 5000, 'rejected');
-    await h.fake.waitFor(() => {
-      const now = h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`));
-      return now && buttonIds(now).length === 0 && blocksText(now).includes('not &lt;every&gt; second');
-    }, 5000, 'the request shows the rejection and its reason');
+    await h.fake.waitFor(
+      () => {
+        const now = h.fake.messages(REVIEW_CHANNEL).find((m) => blocksText(m).includes(`*S${id}*`));
+        return now && buttonIds(now).length === 0 && blocksText(now).includes('not &lt;every&gt; second');
+      },
+      5000,
+      'the request shows the rejection and its reason',
+    );
     await sleep(2000);
     expect(await firingsOf(id)).toHaveLength(0);
     // A late approval changes nothing.
@@ -171,7 +205,9 @@ describe('schedules', () => {
   });
 
   it('posts failures with exit code, last lines and the log link to the target channel, and stays quiet on success with notify failure', async () => {
-    const failing = scheduleId((await h.command('schedule add nightly "*/1 * * * * *" --overlap skip echo first-line; echo second-line >&2; exit 3')).json.text);
+    const failing = scheduleId(
+      (await h.command('schedule add nightly "*/1 * * * * *" --overlap skip echo first-line; echo second-line >&2; exit 3')).json.text,
+    );
     const quiet = scheduleId((await h.command('schedule add nightly "*/1 * * * * *" --notify failure echo fine')).json.text);
     const failure = await h.fake.waitFor(() => h.fake.messages(TARGET_RESULTS).find((m) => blocksText(m).includes(`S${failing} `)), 15_000, 'a failure post');
     const text = blocksText(failure);
@@ -179,7 +215,18 @@ describe('schedules', () => {
     expect(text).toContain('second-line');
     expect(text).toMatch(/Full log of #\d+/);
     expect(text).toMatch(/\/tasks\/\d+\?/);
-    await waitFor(async () => (await h.database.db('schedule_firings as f').join('tasks as t', 't.id', 'f.task_id').where('f.schedule_id', quiet).where('t.status', 'success').whereNotNull('f.notified_at').first()) ?? null, 15_000, 'a quiet success handled');
+    await waitFor(
+      async () =>
+        (await h.database
+          .db('schedule_firings as f')
+          .join('tasks as t', 't.id', 'f.task_id')
+          .where('f.schedule_id', quiet)
+          .where('t.status', 'success')
+          .whereNotNull('f.notified_at')
+          .first()) ?? null,
+      15_000,
+      'a quiet success handled',
+    );
     await h.command(`schedule remove ${failing}`);
     await h.command(`schedule remove ${quiet}`);
     await sleep(500);
@@ -246,7 +293,9 @@ describe('firing rules under a controlled clock', () => {
     expect(firings.every((f: { outcome: string }) => f.outcome === 'fired')).toBe(true);
     const taskIds = firings.map((f: { task_id: string }) => Number(f.task_id));
     expect(new Set(taskIds).size).toBe(20);
-    expect(Number((await h.database.db('tasks').whereIn('id', taskIds).where({ status: 'success' }).count<{ count: string }[]>('* as count'))[0]?.count)).toBe(20);
+    expect(Number((await h.database.db('tasks').whereIn('id', taskIds).where({ status: 'success' }).count<{ count: string }[]>('* as count'))[0]?.count)).toBe(
+      20,
+    );
     // One run each.
     expect(Number((await h.database.db('executions').whereIn('task_id', taskIds).count<{ count: string }[]>('* as count'))[0]?.count)).toBe(20);
     await h.app.schedules.remove(s.id, AUTHOR);
@@ -308,7 +357,10 @@ describe('firing rules under a controlled clock', () => {
     // Back on time: the next minute fires normally for both.
     clock.set(Math.ceil(clock.now().getTime() / 60_000) * 60_000 + 100); // just past the next minute
     await a.tick();
-    expect((await h.database.db('schedule_firings').where({ schedule_id: skip.id }).orderBy('fire_at')).map((f: { outcome: string }) => f.outcome)).toEqual(['skipped-missed', 'fired']);
+    expect((await h.database.db('schedule_firings').where({ schedule_id: skip.id }).orderBy('fire_at')).map((f: { outcome: string }) => f.outcome)).toEqual([
+      'skipped-missed',
+      'fired',
+    ]);
     await h.app.schedules.remove(run.id, AUTHOR);
     await h.app.schedules.remove(skip.id, AUTHOR);
   }, 40_000);
@@ -321,7 +373,11 @@ describe('firing rules under a controlled clock', () => {
     expect(await h.database.db('schedule_firings').where({ schedule_id: s.id })).toHaveLength(0);
     const replica = await h.startReplica();
     try {
-      const firing = await waitFor(async () => (await h.database.db('schedule_firings').where({ schedule_id: s.id }).first()) ?? null, 10_000, 'the missed firing');
+      const firing = await waitFor(
+        async () => (await h.database.db('schedule_firings').where({ schedule_id: s.id }).first()) ?? null,
+        10_000,
+        'the missed firing',
+      );
       expect(firing.fire_at).toEqual(at);
       expect(firing.outcome).toBe('fired');
       await h.waitForStatus(Number(firing.task_id), 'success', 15_000);

@@ -15,7 +15,12 @@ const FILE_SECRET = `file-secret-${Math.random().toString(36).slice(2)}-Xk7`;
 const APP_USER = 'countersign-app';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
-  const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').pluck('o.data');
+  const rows = await h.database
+    .db('output_chunks as o')
+    .join('executions as e', 'e.id', 'o.execution_id')
+    .where('e.task_id', taskId)
+    .orderBy('o.id')
+    .pluck('o.data');
   return rows.join('');
 }
 

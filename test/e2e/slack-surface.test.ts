@@ -40,10 +40,14 @@ describe('Slack surface', () => {
   it('/task opens the form at once, then lists only the targets the user may use', async () => {
     const response = await h.command('', ALICE);
     expect(response.status).toBe(200);
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.lastView(TASK_MODAL_CALLBACK);
-      return view && view.updates > 0 ? view : undefined;
-    }, 5000, 'the form filled in');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.lastView(TASK_MODAL_CALLBACK);
+        return view && view.updates > 0 ? view : undefined;
+      },
+      5000,
+      'the form filled in',
+    );
     // views.open used the trigger (a loading view), views.update filled it in.
     expect(h.fake.callsTo('views.open')).toHaveLength(1);
     expect(validateView(form)).toBeNull();
@@ -56,25 +60,50 @@ describe('Slack surface', () => {
 
   it('shows field errors in the form and creates the task when it is right', async () => {
     await h.command('new', AUTHOR);
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.lastView(TASK_MODAL_CALLBACK);
-      return view && view.updates > 0 && JSON.stringify(view.blocks).includes('"value":"solo"') ? view : undefined;
-    }, 5000, 'the author’s form');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.lastView(TASK_MODAL_CALLBACK);
+        return view && view.updates > 0 && JSON.stringify(view.blocks).includes('"value":"solo"') ? view : undefined;
+      },
+      5000,
+      'the author’s form',
+    );
     const before = await h.count('tasks');
-    const bad = await h.driver.submitView({ view: form, user: AUTHOR, values: { target: { value: 'web-prod' }, script: { value: '   ' }, delay: { value: 'soon' } } });
+    const bad = await h.driver.submitView({
+      view: form,
+      user: AUTHOR,
+      values: { target: { value: 'web-prod' }, script: { value: '   ' }, delay: { value: 'soon' } },
+    });
     expect(bad.status).toBe(200);
-    expect(bad.json).toMatchObject({ response_action: 'errors', errors: { script: expect.stringMatching(/Write the script/), delay: expect.stringMatching(/10m, 2h or 1d/) } });
+    expect(bad.json).toMatchObject({
+      response_action: 'errors',
+      errors: { script: expect.stringMatching(/Write the script/), delay: expect.stringMatching(/10m, 2h or 1d/) },
+    });
     expect(await h.count('tasks')).toBe(before);
 
-    const good = await h.driver.submitView({ view: form, user: AUTHOR, values: { target: { value: 'web-prod' }, script: { value: 'echo from-the-form\nuptime' }, message: { value: 'asked in a form' } } });
+    const good = await h.driver.submitView({
+      view: form,
+      user: AUTHOR,
+      values: { target: { value: 'web-prod' }, script: { value: 'echo from-the-form\nuptime' }, message: { value: 'asked in a form' } },
+    });
     expect(good.json).toMatchObject({ response_action: 'update', view: { title: { text: 'Task created' } } });
     const id = Number(/#(\d+)/.exec(JSON.stringify(good.json))?.[1]);
     const task = await h.task(id);
-    expect(task).toMatchObject({ status: 'pending-review', author: AUTHOR, script: 'echo from-the-form\nuptime', message: 'asked in a form', channelId: TASKS_CHANNEL });
+    expect(task).toMatchObject({
+      status: 'pending-review',
+      author: AUTHOR,
+      script: 'echo from-the-form\nuptime',
+      message: 'asked in a form',
+      channelId: TASKS_CHANNEL,
+    });
     await h.card(id, 'asked in a form');
     await h.reviewRequest(id, 'from-the-form');
     // A double submit of the same form makes no second task.
-    await h.driver.submitView({ view: form, user: AUTHOR, values: { target: { value: 'web-prod' }, script: { value: 'echo from-the-form\nuptime' }, message: { value: 'asked in a form' } } });
+    await h.driver.submitView({
+      view: form,
+      user: AUTHOR,
+      values: { target: { value: 'web-prod' }, script: { value: 'echo from-the-form\nuptime' }, message: { value: 'asked in a form' } },
+    });
     expect(await h.count('tasks', { script: 'echo from-the-form\nuptime' })).toBe(1);
   });
 
@@ -151,12 +180,20 @@ describe('Slack surface', () => {
     expect(h.responsesSince(seen)[0]).toMatch(/Only the author/);
 
     await h.click(card, ACTION.resubmit, AUTHOR);
-    const form = await h.fake.waitFor(() => {
-      const view = h.fake.lastView(TASK_MODAL_CALLBACK);
-      return view && view.updates > 0 && view.title && JSON.stringify(view.title).includes(`Resubmit #${id}`) ? view : undefined;
-    }, 5000, 'the resubmit form');
+    const form = await h.fake.waitFor(
+      () => {
+        const view = h.fake.lastView(TASK_MODAL_CALLBACK);
+        return view && view.updates > 0 && view.title && JSON.stringify(view.title).includes(`Resubmit #${id}`) ? view : undefined;
+      },
+      5000,
+      'the resubmit form',
+    );
     expect(JSON.stringify(form.blocks)).toContain('"initial_value":"echo v1"');
-    const submitted = await h.driver.submitView({ view: form, user: AUTHOR, values: { target: { value: 'web-prod' }, script: { value: 'echo v2' }, message: { value: 'second try' } } });
+    const submitted = await h.driver.submitView({
+      view: form,
+      user: AUTHOR,
+      values: { target: { value: 'web-prod' }, script: { value: 'echo v2' }, message: { value: 'second try' } },
+    });
     const newId = Number(/#(\d+)/.exec(JSON.stringify(submitted.json))?.[1]);
     expect(newId).toBeGreaterThan(id);
     expect(await h.task(newId)).toMatchObject({ status: 'pending-review', script: 'echo v2', channelId: TASKS_CHANNEL });
@@ -181,27 +218,44 @@ describe('Slack surface', () => {
   it('App Home shows what waits for my review with working buttons, and redraws when things change', async () => {
     const id = await h.createTask('run web-prod -m "home review" echo from-home');
     await h.driver.event({ event: { type: 'app_home_opened', user: ALICE, channel: 'DALICE', tab: 'home', event_ts: `${Date.now() / 1000}` } });
-    const home = await h.fake.waitFor(() => {
-      const view = h.fake.homeOf(ALICE);
-      return view && JSON.stringify(view.blocks).includes(`*#${id}*`) ? view : undefined;
-    }, 5000, 'Alice’s Home');
+    const home = await h.fake.waitFor(
+      () => {
+        const view = h.fake.homeOf(ALICE);
+        return view && JSON.stringify(view.blocks).includes(`*#${id}*`) ? view : undefined;
+      },
+      5000,
+      'Alice’s Home',
+    );
     expect(validateView(home)).toBeNull();
     expect(JSON.stringify(home.blocks)).toContain('Waiting for your review');
 
     await h.driver.clickViewButton({ view: home, actionId: ACTION.approve, user: ALICE, value: String(id) });
     await h.waitForStatus(id, 'approved');
     // Redrawn: the task no longer waits for Alice.
-    await h.fake.waitFor(() => {
-      const view = h.fake.homeOf(ALICE);
-      return view && !JSON.stringify(view.blocks).includes(`Approve #${id}`) ? view : undefined;
-    }, 5000, 'Home redrawn after the approval');
+    await h.fake.waitFor(
+      () => {
+        const view = h.fake.homeOf(ALICE);
+        return view && !JSON.stringify(view.blocks).includes(`Approve #${id}`) ? view : undefined;
+      },
+      5000,
+      'Home redrawn after the approval',
+    );
 
     // A refusal from Home (Mallory clicks a button she should not have) lands at the top of her Home.
     const other = await h.createTask('run web-prod -m "not hers" echo x');
     await h.driver.event({ event: { type: 'app_home_opened', user: MALLORY, channel: 'DMALLORY', tab: 'home', event_ts: `${Date.now() / 1000}` } });
     const malloryHome = await h.fake.waitFor(() => h.fake.homeOf(MALLORY), 5000, 'Mallory’s Home');
     expect(JSON.stringify(malloryHome.blocks)).not.toContain(`Approve #${other}`);
-    const forged = { ...malloryHome, blocks: [{ type: 'actions', block_id: 'x', elements: [{ type: 'button', action_id: ACTION.approve, text: { type: 'plain_text', text: 'Approve' }, value: String(other) }] }] };
+    const forged = {
+      ...malloryHome,
+      blocks: [
+        {
+          type: 'actions',
+          block_id: 'x',
+          elements: [{ type: 'button', action_id: ACTION.approve, text: { type: 'plain_text', text: 'Approve' }, value: String(other) }],
+        },
+      ],
+    };
     await h.driver.clickViewButton({ view: forged, actionId: ACTION.approve, user: MALLORY, value: String(other) });
     await h.fake.waitFor(() => JSON.stringify(h.fake.homeOf(MALLORY)?.blocks ?? []).includes('Only members of'), 5000, 'the refusal on Home');
     expect((await h.task(other))?.status).toBe('pending-review');

@@ -87,7 +87,9 @@ describe('Slack as a view of Postgres', () => {
     // What the thread shows is the start of the real output, unaltered.
     const logMessages = replies.filter((m) => (m.text ?? '').includes('```'));
     // The thread's first line says where the whole log is.
-    expect(logMessages[0]?.text).toMatch(new RegExp(`^:page_facing_up: The whole log, live: <http://[^|>]+/tasks/${id}\\?expires=\\d+&sig=[^|>]+\\|task page>\n\`\`\`\n`));
+    expect(logMessages[0]?.text).toMatch(
+      new RegExp(`^:page_facing_up: The whole log, live: <http://[^|>]+/tasks/${id}\\?expires=\\d+&sig=[^|>]+\\|task page>\n\`\`\`\n`),
+    );
     const shown = logMessages.map((m) => (m.text ?? '').replace(/^[^`]*```\n/, '').replace(/\n```$/, '')).join('');
     expect(shown.slice(0, 5000)).toBe(expected.slice(0, 5000));
   });

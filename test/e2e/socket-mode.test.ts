@@ -7,7 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import { ACTION, REJECT_REASON_BLOCK, REJECT_REASON_INPUT } from '../../src/slack/render/blocks.js';
 import { APP_TOKEN, startFakeSocketMode, SocketModeDriver, type FakeSocketMode } from '../support/fakeSocketMode.js';
-import { ALICE, AUTHOR, BOB, blocksText, BOT_TOKEN, buttonIds, Harness, REVIEW_CHANNEL, SIGNING_SECRET, slackEscape, TASKS_CHANNEL } from '../support/harness.js';
+import {
+  ALICE,
+  AUTHOR,
+  BOB,
+  blocksText,
+  BOT_TOKEN,
+  buttonIds,
+  Harness,
+  REVIEW_CHANNEL,
+  SIGNING_SECRET,
+  slackEscape,
+  TASKS_CHANNEL,
+} from '../support/harness.js';
 import { SlackDriver, type DriverResponse } from '../support/slackDriver.js';
 
 /** Well inside Slack's 3 s: an ack this slow would mean the listener does its work before acking. */
@@ -54,7 +66,10 @@ describe('Socket Mode', () => {
   async function runSandboxTask(marker: string): Promise<number> {
     const ack = await command(`run sandbox -m "why" echo ${marker}`);
     expect(ack.ms).toBeLessThan(ACK_MS);
-    expect(ack.json).toEqual({ response_type: 'ephemeral', text: expect.stringMatching(/Created \*#\d+\* on `sandbox`\. This target has no review, so it runs now/) });
+    expect(ack.json).toEqual({
+      response_type: 'ephemeral',
+      text: expect.stringMatching(/Created \*#\d+\* on `sandbox`\. This target has no review, so it runs now/),
+    });
     const id = taskIdOf(ack);
     const card = await h.card(id);
     const done = await h.waitForStatus(id, ['success', 'failure']);
@@ -79,7 +94,11 @@ describe('Socket Mode', () => {
     expect(await health.json()).toMatchObject({ status: 'ok', slack: 'configured' });
 
     // Like Slack, the fake hands a WebSocket URL only for the right app-level token.
-    const open = async (token: string) => (await (await fetch(`${slack.apiUrl}apps.connections.open`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).json()) as { ok: boolean; error?: string };
+    const open = async (token: string) =>
+      (await (await fetch(`${slack.apiUrl}apps.connections.open`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).json()) as {
+        ok: boolean;
+        error?: string;
+      };
     expect(await open(BOT_TOKEN)).toEqual({ ok: false, error: 'not_allowed_token_type' });
     expect(await open('xapp-1-someone-else')).toEqual({ ok: false, error: 'invalid_auth' });
   });
@@ -131,7 +150,11 @@ describe('Socket Mode', () => {
     expect(run.ms).toBeLessThan(ACK_MS);
     const done = await h.waitForStatus(id, ['success', 'failure']);
     expect(done.status).toBe('success');
-    await h.fake.waitFor(() => h.fake.thread(TASKS_CHANNEL, card.ts).some((m) => (m.text ?? '').includes('approved-over-socket')), 10_000, 'output in the thread');
+    await h.fake.waitFor(
+      () => h.fake.thread(TASKS_CHANNEL, card.ts).some((m) => (m.text ?? '').includes('approved-over-socket')),
+      10_000,
+      'output in the thread',
+    );
     expect(await h.count('executions', { task_id: id })).toBe(1);
     expect(h.fake.responses.length).toBe(seen); // Run said nothing back: it just ran
   });
@@ -143,9 +166,17 @@ describe('Socket Mode', () => {
     // Two reviewers open the reason modal (each click's trigger_id is exchanged within 3 s).
     await driver.clickButton({ message: request, actionId: ACTION.reject, user: ALICE });
     await driver.clickButton({ message: request, actionId: ACTION.reject, user: BOB });
-    const [aliceModal, bobModal] = await h.fake.waitFor(() => (h.fake.views.list.length >= viewsBefore + 2 ? h.fake.views.list.slice(viewsBefore) : undefined), 5000, 'two reject modals');
+    const [aliceModal, bobModal] = await h.fake.waitFor(
+      () => (h.fake.views.list.length >= viewsBefore + 2 ? h.fake.views.list.slice(viewsBefore) : undefined),
+      5000,
+      'two reject modals',
+    );
 
-    const submitted = await driver.submitView({ view: aliceModal!, user: ALICE, values: { [REJECT_REASON_BLOCK]: { [REJECT_REASON_INPUT]: 'use the runbook' } } });
+    const submitted = await driver.submitView({
+      view: aliceModal!,
+      user: ALICE,
+      values: { [REJECT_REASON_BLOCK]: { [REJECT_REASON_INPUT]: 'use the runbook' } },
+    });
     expect(submitted.json).toEqual({}); // closes the modal
     expect(submitted.ms).toBeLessThan(ACK_MS);
     await h.waitForStatus(id, 'rejected');
@@ -153,7 +184,10 @@ describe('Socket Mode', () => {
 
     // The second rejection is refused inside the modal: the errors travel in the ack payload.
     const late = await driver.submitView({ view: bobModal!, user: BOB });
-    expect(late.json).toEqual({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: expect.stringMatching(/is rejected; it can no longer be reviewed/) } });
+    expect(late.json).toEqual({
+      response_action: 'errors',
+      errors: { [REJECT_REASON_BLOCK]: expect.stringMatching(/is rejected; it can no longer be reviewed/) },
+    });
     expect(await h.count('reviews', { task_id: id })).toBe(1);
     expect(await h.count('executions', { task_id: id })).toBe(0);
   });

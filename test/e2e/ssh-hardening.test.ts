@@ -64,7 +64,11 @@ class StopOnExecPool extends SshPool {
     super(POOL_OPTIONS);
   }
 
-  override withSession<T>(endpoint: SshEndpoint, use: (client: Client, connection: SessionHandle) => Promise<T>, options: { control?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+  override withSession<T>(
+    endpoint: SshEndpoint,
+    use: (client: Client, connection: SessionHandle) => Promise<T>,
+    options: { control?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T> {
     return super.withSession(
       endpoint,
       (client, connection) => {
@@ -179,7 +183,12 @@ describe('ssh hardening', () => {
       expect(ms).toBeLessThan(4000);
       // Nothing of the script: at most the login shell's own note that the wrapper was terminated.
       expect(run.output()).not.toContain('ran');
-      expect(run.output().replace(/^Terminated\s*$/m, '').trim()).toBe('');
+      expect(
+        run
+          .output()
+          .replace(/^Terminated\s*$/m, '')
+          .trim(),
+      ).toBe('');
       expect(existsSync(marker)).toBe(false);
       expect(runProcesses(run.token)).toEqual([]);
     } finally {
@@ -259,7 +268,7 @@ describe('ssh hardening', () => {
     try {
       const stop = new AbortController();
       // A process that left the run's group and ignores TERM: the survivors check looks for it again for ~2 s.
-      const script = "setsid sh -c 'trap \"\" TERM; exec sleep 30' > /dev/null 2>&1 < /dev/null &\necho started\nsleep 30\n";
+      const script = 'setsid sh -c \'trap "" TERM; exec sleep 30\' > /dev/null 2>&1 < /dev/null &\necho started\nsleep 30\n';
       const run = startStep(pool, endpoint({ port: proxy.port }), script, { stop: stop.signal, killGraceMs: 10_000 });
       await until(() => run.output().includes('started'), 'the script to start');
       stop.abort('kill');

@@ -17,7 +17,12 @@ const SIGNED_SECRET = 'signed-secret-0123456789abcdef';
 const HOOK_CHANNEL = 'CHOOKS';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
-  const rows = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', taskId).orderBy('o.id').pluck('o.data');
+  const rows = await h.database
+    .db('output_chunks as o')
+    .join('executions as e', 'e.id', 'o.execution_id')
+    .where('e.task_id', taskId)
+    .orderBy('o.id')
+    .pluck('o.data');
   return rows.join('');
 }
 
@@ -93,7 +98,7 @@ describe('webhooks', () => {
     const task = await h.waitForStatus(answer.task.id, ['success', 'failure'], 20_000);
     const output = await storedOutput(h, task.id);
     // The fixed value arrives (exactly: the mask replaces that string only) and is masked like a secret.
-    expect(output).toContain('1=[*****]\n2=[eu]\n3=[\'; rm -rf / # $(id) `id`]\nn=3\n');
+    expect(output).toContain("1=[*****]\n2=[eu]\n3=['; rm -rf / # $(id) `id`]\nn=3\n");
     expect(output).toContain("ENV=[eu]['; rm -rf / # $(id) `id`][*****]");
     expect(output).not.toContain('fixed-value');
     expect(task.status).toBe('success');
@@ -109,7 +114,7 @@ describe('webhooks', () => {
     await h.fake.waitFor(() => h.fake.messages(HOOK_CHANNEL).find((m) => blocksText(m).includes(`*#${task.id}*`)), 10_000, 'card in the hook channel');
   }, 30_000);
 
-  it('takes a timestamped HMAC by default; refuses no timestamp, a stale one, a bearer token and GitHub\'s signature', async () => {
+  it("takes a timestamped HMAC by default; refuses no timestamp, a stale one, a bearer token and GitHub's signature", async () => {
     const body = JSON.stringify({ arguments: { region: 'us', note: 'signed' } });
     const stamped = await post('signed', body, signedHeaders(SIGNED_SECRET, body));
     expect(stamped.status).toBe(202);
@@ -122,7 +127,11 @@ describe('webhooks', () => {
       [await post('signed', body, signedHeaders(SIGNED_SECRET, body, old)), 'stale_timestamp', /more than 5 minutes/],
       [await post('signed', body, signedHeaders(SIGNED_SECRET, body, old + 1200)), 'stale_timestamp', /more than 5 minutes/],
       // Signed over another timestamp than the one sent.
-      [await post('signed', body, { ...signedHeaders(SIGNED_SECRET, body), 'x-countersign-timestamp': String(Math.floor(Date.now() / 1000) - 1) }), 'unauthenticated', /does not match/],
+      [
+        await post('signed', body, { ...signedHeaders(SIGNED_SECRET, body), 'x-countersign-timestamp': String(Math.floor(Date.now() / 1000) - 1) }),
+        'unauthenticated',
+        /does not match/,
+      ],
       [await post('signed', body, { authorization: `Bearer ${SIGNED_SECRET}` }), 'unauthenticated', /signature: bearer/],
       [await post('signed', body, { 'x-hub-signature-256': sign(SIGNED_SECRET, body) }), 'unauthenticated', /signature: github/],
       [await post('signed', body), 'unauthenticated', /X-Countersign-Timestamp: <unix seconds> and X-Countersign-Signature/],
@@ -146,7 +155,11 @@ describe('webhooks', () => {
     const before = await tasks();
     const replica = await h.startReplica();
     try {
-      for (const [url, key] of [[h.app.url, 'second'], [replica.url, 'third'], [replica.url, undefined]] as const) {
+      for (const [url, key] of [
+        [h.app.url, 'second'],
+        [replica.url, 'third'],
+        [replica.url, undefined],
+      ] as const) {
         const headers: Record<string, string> = { 'content-type': 'application/json', ...captured };
         if (key === undefined) delete headers['idempotency-key'];
         else headers['idempotency-key'] = key;
@@ -157,7 +170,9 @@ describe('webhooks', () => {
       // One delivery sent to both replicas at once: still one task.
       const fresh = JSON.stringify({ arguments: { region: 'us', note: 'raced' } });
       const headers = { 'content-type': 'application/json', ...signedHeaders(SIGNED_SECRET, fresh) };
-      const racing = await Promise.all([h.app.url, replica.url, h.app.url, replica.url].map((url) => fetch(`${url}/hooks/signed`, { method: 'POST', headers, body: fresh })));
+      const racing = await Promise.all(
+        [h.app.url, replica.url, h.app.url, replica.url].map((url) => fetch(`${url}/hooks/signed`, { method: 'POST', headers, body: fresh })),
+      );
       const answers = await Promise.all(racing.map(async (response) => (await response.json()) as { task: { id: number }; created: boolean }));
       const ids = new Set(answers.map((answer) => answer.task.id));
       expect(answers.filter((answer) => answer.created)).toHaveLength(1);
@@ -182,8 +197,16 @@ describe('webhooks', () => {
       [await post('echo', JSON.stringify({ args: {} }), { authorization: `Bearer ${SECRET}` }), 400, 'invalid_request'],
       [await post('echo', JSON.stringify({ arguments: { region: 'mars', note: 'x' } }), { authorization: `Bearer ${SECRET}` }), 422, 'invalid_arguments'],
       [await post('echo', JSON.stringify({ arguments: { region: 'eu' } }), { authorization: `Bearer ${SECRET}` }), 422, 'invalid_arguments'],
-      [await post('echo', JSON.stringify({ arguments: { region: 'eu', note: 'x', token: 'mine' } }), { authorization: `Bearer ${SECRET}` }), 422, 'invalid_arguments'],
-      [await post('echo', JSON.stringify({ arguments: { region: 'eu', note: 'x', extra: '1' } }), { authorization: `Bearer ${SECRET}` }), 422, 'invalid_arguments'],
+      [
+        await post('echo', JSON.stringify({ arguments: { region: 'eu', note: 'x', token: 'mine' } }), { authorization: `Bearer ${SECRET}` }),
+        422,
+        'invalid_arguments',
+      ],
+      [
+        await post('echo', JSON.stringify({ arguments: { region: 'eu', note: 'x', extra: '1' } }), { authorization: `Bearer ${SECRET}` }),
+        422,
+        'invalid_arguments',
+      ],
     ];
     for (const [response, status, code] of cases) {
       expect(response.status).toBe(status);
@@ -192,7 +215,9 @@ describe('webhooks', () => {
       expect(body.error.code).toBe(code);
       expect(body.error.message.length).toBeGreaterThan(0);
     }
-    const bad = (await (await post('echo', JSON.stringify({ arguments: { region: 'mars', note: 'x' } }), { authorization: `Bearer ${SECRET}` })).json()) as { error: { message: string } };
+    const bad = (await (await post('echo', JSON.stringify({ arguments: { region: 'mars', note: 'x' } }), { authorization: `Bearer ${SECRET}` })).json()) as {
+      error: { message: string };
+    };
     expect(bad.error.message).toContain('region: expected one of eu, us');
     expect(await tasks()).toBe(before);
   });
@@ -210,10 +235,13 @@ describe('webhooks', () => {
     expect(await h.count('tasks', { source_key: 'hook:echo:delivery-42' })).toBe(1);
   });
 
-  it('GitHub hooks: maps an argument from the body, follows the target\'s review, and checks the pattern', async () => {
+  it("GitHub hooks: maps an argument from the body, follows the target's review, and checks the pattern", async () => {
     const payload = { action: 'closed', pull_request: { head: { ref: 'release/1.2' } } };
     const body = JSON.stringify(payload);
-    const response = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000001' });
+    const response = await post('deploy', body, {
+      'x-hub-signature-256': sign(OTHER_SECRET, body),
+      'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000001',
+    });
     expect(response.status).toBe(202);
     const { task } = (await response.json()) as { task: { id: number; status: string } };
     expect(task.status).toBe('pending-review');
@@ -223,7 +251,10 @@ describe('webhooks', () => {
     await h.waitForStatus(task.id, 'approved');
     const before = await tasks();
     const evil = JSON.stringify({ pull_request: { head: { ref: '$(id); rm -rf /' } } });
-    const refused = await post('deploy', evil, { 'x-hub-signature-256': sign(OTHER_SECRET, evil), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000002' });
+    const refused = await post('deploy', evil, {
+      'x-hub-signature-256': sign(OTHER_SECRET, evil),
+      'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-000000000002',
+    });
     expect(refused.status).toBe(422);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('ref: expected a value matching');
     expect(await tasks()).toBe(before);
@@ -235,7 +266,11 @@ describe('webhooks', () => {
     const original = (await first.json()) as { task: { id: number }; created: boolean };
     expect(original.created).toBe(true);
     const before = await tasks();
-    const replayed = await post('deploy', body, { 'x-hub-signature-256': sign(OTHER_SECRET, body), 'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-0000000000ff', 'idempotency-key': 'new' });
+    const replayed = await post('deploy', body, {
+      'x-hub-signature-256': sign(OTHER_SECRET, body),
+      'x-github-delivery': 'b6b0e1a0-0000-11ef-8000-0000000000ff',
+      'idempotency-key': 'new',
+    });
     expect(replayed.status).toBe(202);
     expect(await replayed.json()).toMatchObject({ task: { id: original.task.id }, created: false });
     const fresh = JSON.stringify({ action: 'closed', pull_request: { head: { ref: 'release/2.1' } } });

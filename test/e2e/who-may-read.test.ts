@@ -52,7 +52,16 @@ describe('who may read a task', () => {
     for (const user of [AUTHOR, ALICE, MALLORY, CAROL, VICTOR, GWEN, ADAM]) tokens[user] = (await createApiToken(h.database.db, user, user)).token;
 
     carded = await h.createTask('run watched -m "classified work" echo classified-output');
-    const created = await h.app.service.create({ author: AUTHOR, target: 'watched', message: 'no card', type: null, script: 'echo uncarded-output', source: 'api', sourceKey: null, channelId: null });
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'watched',
+      message: 'no card',
+      type: null,
+      script: 'echo uncarded-output',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
     if (!created.ok) throw new Error(created.message);
     uncarded = created.task.id;
     reviewed = await h.createTask('run web-prod -m "needs eyes" echo reviewed-output');
@@ -67,7 +76,8 @@ describe('who may read a task', () => {
     get: (path: string, headers?: Record<string, string>) => api.call('GET', path, { token: tokens[user]!, ...(headers ? { headers } : {}) }),
     post: (path: string, body?: unknown) => api.call('POST', path, { token: tokens[user]!, ...(body !== undefined ? { body } : {}) }),
   });
-  const say = async (text: string, user: string, channel = 'CELSEWHERE') => blocksText((await h.command(text, user, { channel })).json as { text?: string; blocks?: unknown[] });
+  const say = async (text: string, user: string, channel = 'CELSEWHERE') =>
+    blocksText((await h.command(text, user, { channel })).json as { text?: string; blocks?: unknown[] });
   /** The answer with the task id written as #N, to compare with the answer about a task that does not exist. */
   const anonymous = (text: string, id: number) => text.replaceAll(`#${id}`, '#N');
 
@@ -223,7 +233,10 @@ describe('who may read a task', () => {
       const row = (author: string, script: string) => ({ status: 'success', author, target: 'sandbox', script });
       const [oldest] = await insertTaskRows(db, [row(MALLORY, 'echo oldest')]);
       // More tasks she may not see than one request reads.
-      await insertTaskRows(db, Array.from({ length: SCAN_LIMIT + 100 }, (_, i) => row('USOMEONE', `echo ${i}`)));
+      await insertTaskRows(
+        db,
+        Array.from({ length: SCAN_LIMIT + 100 }, (_, i) => row('USOMEONE', `echo ${i}`)),
+      );
       const [a, b, c] = await insertTaskRows(db, [row(MALLORY, 'echo a'), row(MALLORY, 'echo b'), row(MALLORY, 'echo c')]);
 
       const stranger = as(MALLORY);

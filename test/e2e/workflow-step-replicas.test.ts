@@ -31,7 +31,11 @@ describe('the Workflow Builder step across replicas and restarts', () => {
     scratch = mkdtempSync(join(tmpdir(), 'countersign-workflow-'));
     chmodSync(scratch, 0o1777);
     h = await Harness.start({ extraYaml: () => workflowYaml(scratch) });
-    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
+    for (const [user, name] of [
+      [AUTHOR, 'author'],
+      [ALICE, 'alice'],
+    ] as const)
+      tokens[user] = (await createApiToken(h.database.db, user, name)).token;
   }, 60_000);
   afterAll(async () => {
     for (const app of extra) await app.stop(1000).catch(() => undefined);
@@ -77,7 +81,7 @@ describe('the Workflow Builder step across replicas and restarts', () => {
     expect(readFileSync(join(scratch, 'ok'), 'utf8')).toBe('twice\n');
   });
 
-  it('an execution that cannot be stored is not acknowledged; Slack\'s redelivery starts it', async () => {
+  it("an execution that cannot be stored is not acknowledged; Slack's redelivery starts it", async () => {
     // The table is away (a broken database, as the process sees it): the insert fails.
     await h.database.db.raw('ALTER TABLE workflow_executions RENAME TO workflow_executions_away');
     const event = newExecution({ runbook: 'wf-ok', arguments: 'note=redelivered', interactivity: FakeFunctions.interactivity(AUTHOR) });
@@ -107,9 +111,16 @@ describe('the Workflow Builder step across replicas and restarts', () => {
     becomeMain(restarted);
     expect(h.fake.functions.state(fx)).toBe('running');
     const api = await ApiClient.connect(restarted.url);
-    const approved = await api.call('POST', `/runs/${waiting.id}/approve`, { token: tokens[ALICE]!, body: {}, headers: { 'If-Match': `"${waiting.content_version}"` } });
+    const approved = await api.call('POST', `/runs/${waiting.id}/approve`, {
+      token: tokens[ALICE]!,
+      body: {},
+      headers: { 'If-Match': `"${waiting.content_version}"` },
+    });
     expect(approved.status).toBe(200);
-    expect(await completion(fx)).toMatchObject({ kind: 'success', outputs: { run_id: waiting.id, status: 'success', link: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/api/v1/runs/${waiting.id}$`)) } });
+    expect(await completion(fx)).toMatchObject({
+      kind: 'success',
+      outputs: { run_id: waiting.id, status: 'success', link: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/api/v1/runs/${waiting.id}$`)) },
+    });
     // Either live process may complete it (the replica of the first test is still up; replicas share one public URL in production).
     expect(completeCalls(fx)).toHaveLength(1);
   });
@@ -134,7 +145,15 @@ describe('the Workflow Builder step across replicas and restarts', () => {
     const event = newExecution({ runbook: 'wf-ok', arguments: 'note=orphan', interactivity: FakeFunctions.interactivity(AUTHOR) });
     const fx = String(event.function_execution_id);
     // What the receiving process wrote before it acknowledged the event and died.
-    await receiveExecution(h.database.db, { functionExecutionId: fx, workflowExecutionId: String(event.workflow_execution_id), callbackId: WORKFLOW_STEP_CALLBACK_ID, starter: AUTHOR, reference: 'wf-ok', argumentsText: 'note=orphan', message: null });
+    await receiveExecution(h.database.db, {
+      functionExecutionId: fx,
+      workflowExecutionId: String(event.workflow_execution_id),
+      callbackId: WORKFLOW_STEP_CALLBACK_ID,
+      starter: AUTHOR,
+      reference: 'wf-ok',
+      argumentsText: 'note=orphan',
+      message: null,
+    });
     // The running process's reconciler finds it once it has waited long enough for its own start (5 s here).
     expect(await completion(fx, 20_000)).toMatchObject({ kind: 'success' });
     expect(await runsOf(fx)).toHaveLength(1);

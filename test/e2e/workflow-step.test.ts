@@ -29,7 +29,12 @@ describe('the Workflow Builder step "Run a countersign runbook"', () => {
     chmodSync(scratch, 0o1777);
     h = await Harness.start({ extraTargets: strictTarget, extraYaml: () => workflowYaml(scratch) });
     api = await ApiClient.connect(h.app.url);
-    for (const [user, name] of [[AUTHOR, 'author'], [ALICE, 'alice'], [BOB, 'bob']] as const) tokens[user] = (await createApiToken(h.database.db, user, name)).token;
+    for (const [user, name] of [
+      [AUTHOR, 'author'],
+      [ALICE, 'alice'],
+      [BOB, 'bob'],
+    ] as const)
+      tokens[user] = (await createApiToken(h.database.db, user, name)).token;
   }, 60_000);
   afterAll(async () => {
     await h?.stop();
@@ -43,25 +48,54 @@ describe('the Workflow Builder step "Run a countersign runbook"', () => {
     return { fx: String(event.function_execution_id), event, response };
   };
   const completion = (fx: string, timeoutMs = 20_000) => h.fake.waitFor(() => h.fake.functions.completionsOf(fx)[0], timeoutMs, `the completion of ${fx}`);
-  const runOf = (fx: string) => h.database.db('runs').where({ source_key: `workflow:${fx}` }).first();
+  const runOf = (fx: string) =>
+    h.database
+      .db('runs')
+      .where({ source_key: `workflow:${fx}` })
+      .first();
   /** The execution's audit trail once its completion is recorded (Slack hears of it a moment before Postgres). */
   const auditOf = (fx: string) =>
-    waitFor(async () => {
-      const types = (await h.database.db('events').where({ subject: `workflow:${fx}` }).orderBy('id')).map((e) => e.type as string);
-      return types.at(-1) === 'workflow.completed' ? types : null;
-    }, 5000, `the audit of ${fx}`);
+    waitFor(
+      async () => {
+        const types = (
+          await h.database
+            .db('events')
+            .where({ subject: `workflow:${fx}` })
+            .orderBy('id')
+        ).map((e) => e.type as string);
+        return types.at(-1) === 'workflow.completed' ? types : null;
+      },
+      5000,
+      `the audit of ${fx}`,
+    );
   const completeCalls = (fx: string) => h.fake.calls.filter((c) => c.method.startsWith('functions.complete') && c.args.function_execution_id === fx);
   const clickBy = FakeFunctions.interactivity;
 
   it('starts the runbook in the name of whoever clicked, then completes with run_id, status and link once the run succeeded', async () => {
-    const { fx, event, response } = await execute({ runbook: 'wf-ok', arguments: 'note=hello from a workflow\nmode=b', message: 'weekly tidy-up', interactivity: clickBy(ALICE) });
+    const { fx, event, response } = await execute({
+      runbook: 'wf-ok',
+      arguments: 'note=hello from a workflow\nmode=b',
+      message: 'weekly tidy-up',
+      interactivity: clickBy(ALICE),
+    });
     // Acknowledged (after it was stored) well within Slack's time.
     expect(response.status).toBe(200);
     expect(response.ms).toBeLessThan(3000);
     const done = await completion(fx);
     const run = await runOf(fx);
-    expect(run).toMatchObject({ creator: ALICE, reference: 'wf-ok', message: 'weekly tidy-up', status: 'success', trigger: { kind: 'workflow', execution: fx } });
-    expect(done).toEqual({ functionExecutionId: fx, kind: 'success', outputs: { run_id: run.id, status: 'success', link: `${h.app.url}/api/v1/runs/${run.id}` }, at: expect.any(Number) });
+    expect(run).toMatchObject({
+      creator: ALICE,
+      reference: 'wf-ok',
+      message: 'weekly tidy-up',
+      status: 'success',
+      trigger: { kind: 'workflow', execution: fx },
+    });
+    expect(done).toEqual({
+      functionExecutionId: fx,
+      kind: 'success',
+      outputs: { run_id: run.id, status: 'success', link: `${h.app.url}/api/v1/runs/${run.id}` },
+      at: expect.any(Number),
+    });
     expect(h.fake.functions.state(fx)).toBe('completed');
     expect(readFileSync(join(scratch, 'ok-b'), 'utf8')).toBe('hello from a workflow b\n');
     // The run is ALICE's: she sees it in the API, with its trigger.
@@ -74,7 +108,8 @@ describe('the Workflow Builder step "Run a countersign runbook"', () => {
     // Neither the execution's own token nor the interactor's secret is kept.
     const stored = JSON.stringify(await h.database.db('workflow_executions').where({ function_execution_id: fx }).first());
     const interactivity = (event.inputs as { interactivity: { interactor: { secret: string }; interactivity_pointer: string } }).interactivity;
-    for (const secret of [String(event.bot_access_token), interactivity.interactor.secret, interactivity.interactivity_pointer]) expect(stored).not.toContain(secret);
+    for (const secret of [String(event.bot_access_token), interactivity.interactor.secret, interactivity.interactivity_pointer])
+      expect(stored).not.toContain(secret);
   });
 
   it('reads arguments given as a JSON object, and starts a recipe as a one-step run', async () => {
@@ -127,19 +162,37 @@ describe('the Workflow Builder step "Run a countersign runbook"', () => {
 
   it('a reviewed target: the step waits for the review; a rejection fails it, an approval lets the run finish and complete it', async () => {
     const rejected = await execute({ runbook: 'wf-reviewed', message: 'please', interactivity: clickBy(AUTHOR) });
-    const first = await waitFor(async () => ((await runOf(rejected.fx))?.status === 'pending-review' ? runOf(rejected.fx) : null), 10_000, 'the run waiting for review');
+    const first = await waitFor(
+      async () => ((await runOf(rejected.fx))?.status === 'pending-review' ? runOf(rejected.fx) : null),
+      10_000,
+      'the run waiting for review',
+    );
     await sleep(500);
     expect(h.fake.functions.state(rejected.fx)).toBe('running');
     const no = await api.call('POST', `/runs/${first.id}/reject`, { token: tokens[BOB]!, body: { reason: 'not now' } });
     expect(no.status).toBe(200);
-    expect((await completion(rejected.fx)).error).toMatch(new RegExp(`^countersign run ${first.id} \\(wf-reviewed\\) was rejected: rejected by <@${BOB}>: not now\\. `));
+    expect((await completion(rejected.fx)).error).toMatch(
+      new RegExp(`^countersign run ${first.id} \\(wf-reviewed\\) was rejected: rejected by <@${BOB}>: not now\\. `),
+    );
 
     const approved = await execute({ runbook: 'wf-reviewed', interactivity: clickBy(AUTHOR) });
-    const second = await waitFor(async () => ((await runOf(approved.fx))?.status === 'pending-review' ? runOf(approved.fx) : null), 10_000, 'the second run waiting for review');
+    const second = await waitFor(
+      async () => ((await runOf(approved.fx))?.status === 'pending-review' ? runOf(approved.fx) : null),
+      10_000,
+      'the second run waiting for review',
+    );
     // Nobody approves their own run, from a workflow either.
-    const self = await api.call('POST', `/runs/${second.id}/approve`, { token: tokens[AUTHOR]!, body: {}, headers: { 'If-Match': `"${second.content_version}"` } });
+    const self = await api.call('POST', `/runs/${second.id}/approve`, {
+      token: tokens[AUTHOR]!,
+      body: {},
+      headers: { 'If-Match': `"${second.content_version}"` },
+    });
     expect(self.body.error.code).toBe('self_review');
-    const yes = await api.call('POST', `/runs/${second.id}/approve`, { token: tokens[ALICE]!, body: {}, headers: { 'If-Match': `"${second.content_version}"` } });
+    const yes = await api.call('POST', `/runs/${second.id}/approve`, {
+      token: tokens[ALICE]!,
+      body: {},
+      headers: { 'If-Match': `"${second.content_version}"` },
+    });
     expect(yes.status).toBe(200);
     expect(await completion(approved.fx)).toMatchObject({ kind: 'success', outputs: { run_id: second.id, status: 'success' } });
     expect(readFileSync(join(scratch, 'reviewed'), 'utf8')).toBe('reviewed\n');

@@ -11,7 +11,10 @@ type AddFormats = (ajv: Ajv2020) => unknown;
 const addFormats = ((addFormatsModule as unknown as { default: { default?: AddFormats } & AddFormats }).default.default ??
   (addFormatsModule as unknown as { default: AddFormats }).default) as AddFormats;
 
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>; components: { schemas: Record<string, unknown> } };
+type Doc = {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>;
+  components: { schemas: Record<string, unknown> };
+};
 
 export interface ApiAnswer {
   status: number;
@@ -41,7 +44,11 @@ export class ApiClient {
     return new ApiClient(`${appUrl}/api/v1`, (await response.json()) as Doc);
   }
 
-  async call(method: string, path: string, options: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiAnswer> {
+  async call(
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  ): Promise<ApiAnswer> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     let body: string | undefined = options.rawBody;
@@ -65,12 +72,15 @@ export class ApiClient {
   checkRequest(method: string, path: string, body: unknown, answer: ApiAnswer): void {
     const bare = path.split('?')[0]!;
     const template = Object.keys(this.document.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, '[^/]+')}$`).test(bare));
-    const operation = template ? (this.document.paths[template]![method] as { requestBody?: { content: Record<string, { schema: unknown }> } } | undefined) : undefined;
+    const operation = template
+      ? (this.document.paths[template]![method] as { requestBody?: { content: Record<string, { schema: unknown }> } } | undefined)
+      : undefined;
     const schema = operation?.requestBody?.content['application/json']?.schema;
     if (!schema) return;
     const validate = this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"doc#/components/')));
     const valid = validate(body);
-    if (answer.status < 300 && !valid) throw new Error(`${method} ${template}: the server accepted a body the document rejects: ${this.ajv.errorsText(validate.errors)}`);
+    if (answer.status < 300 && !valid)
+      throw new Error(`${method} ${template}: the server accepted a body the document rejects: ${this.ajv.errorsText(validate.errors)}`);
     if (answer.status === 400 && answer.body?.error?.code === 'invalid_request' && answer.body.error.issues && valid) {
       throw new Error(`${method} ${template}: the server refused a body the document accepts: ${answer.text.slice(0, 300)}`);
     }
@@ -82,7 +92,8 @@ export class ApiClient {
     const template = Object.keys(this.document.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, '[^/]+')}$`).test(bare));
     // Unknown routes are documented by nothing; they must still answer the error shape.
     if (!template || !this.document.paths[template]![method]) {
-      if (answer.status !== 404 || !isJson || typeof answer.body?.error?.code !== 'string') throw new Error(`${method} ${path}: undocumented route answered ${answer.status}`);
+      if (answer.status !== 404 || !isJson || typeof answer.body?.error?.code !== 'string')
+        throw new Error(`${method} ${path}: undocumented route answered ${answer.status}`);
       return;
     }
     const response = this.document.paths[template]![method]!.responses[String(answer.status)];
@@ -98,7 +109,8 @@ export class ApiClient {
         validate = this.ajv.compile(JSON.parse(JSON.stringify(media.schema).replaceAll('"#/components/', '"doc#/components/')));
         this.validators.set(key, validate);
       }
-      if (!validate(answer.body)) throw new Error(`${key}: body does not match the OpenAPI schema: ${this.ajv.errorsText(validate.errors)}\n${answer.text.slice(0, 500)}`);
+      if (!validate(answer.body))
+        throw new Error(`${key}: body does not match the OpenAPI schema: ${this.ajv.errorsText(validate.errors)}\n${answer.text.slice(0, 500)}`);
     }
   }
 }

@@ -46,7 +46,7 @@ const MANIFEST = new URL('../../manifest.yml', import.meta.url);
 
 /** The `functions` section of manifest.yml. */
 export function manifestFunctions(): Record<string, FunctionDefinition> {
-  return ((parseYaml(readFileSync(MANIFEST, 'utf8')) as { functions?: Record<string, FunctionDefinition> }).functions ?? {});
+  return (parseYaml(readFileSync(MANIFEST, 'utf8')) as { functions?: Record<string, FunctionDefinition> }).functions ?? {};
 }
 
 export class FakeFunctions {

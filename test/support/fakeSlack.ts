@@ -336,15 +336,7 @@ export class FakeSlack {
     this.files.length = 0;
     this.responses.length = 0;
     this.viewOrder.length = 0;
-    for (const map of [
-      this.store,
-      this.viewById,
-      this.homeViewByUser,
-      this.pendingUploads,
-      this.failures,
-      this.triggersIssued,
-      this.responseUrlUses,
-    ]) {
+    for (const map of [this.store, this.viewById, this.homeViewByUser, this.pendingUploads, this.failures, this.triggersIssued, this.responseUrlUses]) {
       map.clear();
     }
     this.triggersUsed.clear();
@@ -518,9 +510,7 @@ export class FakeSlack {
       const viewId = stringArg(args, 'view_id');
       const externalId = stringArg(args, 'external_id');
       if (!viewId && !externalId) return { ok: false, error: 'invalid_arguments' };
-      const stored = viewId
-        ? this.viewById.get(viewId)
-        : [...this.viewById.values()].find((v) => v.external_id === externalId);
+      const stored = viewId ? this.viewById.get(viewId) : [...this.viewById.values()].find((v) => v.external_id === externalId);
       if (!stored) return { ok: false, error: 'not_found' };
       return this.replaceView(stored, args);
     },
@@ -595,7 +585,14 @@ export class FakeSlack {
       const limit = Number(stringArg(args, 'limit') ?? 100);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return { ok: false, error: 'invalid_limit' };
       const cursor = stringArg(args, 'cursor');
-      const start = cursor === undefined ? 0 : Number(Buffer.from(cursor, 'base64').toString('utf8').replace(/^offset:/, ''));
+      const start =
+        cursor === undefined
+          ? 0
+          : Number(
+              Buffer.from(cursor, 'base64')
+                .toString('utf8')
+                .replace(/^offset:/, ''),
+            );
       if (!Number.isInteger(start) || start < 0 || start > members.length) return { ok: false, error: 'invalid_cursor' };
       const page = members.slice(start, start + limit);
       const next = start + limit < members.length ? Buffer.from(`offset:${start + limit}`).toString('base64') : '';
@@ -638,11 +635,7 @@ export class FakeSlack {
   }
 
   /** A new stored view, or Slack's refusal. */
-  private createView(
-    method: FakeView['opened_by'],
-    args: Json,
-    extra: Partial<FakeView>,
-  ): { view: FakeView; refusal?: undefined } | { refusal: Json } {
+  private createView(method: FakeView['opened_by'], args: Json, extra: Partial<FakeView>): { view: FakeView; refusal?: undefined } | { refusal: Json } {
     const view = args.view;
     const problem = checkView(view);
     if (problem || !isObject(view)) return { refusal: viewError(problem ?? { error: 'invalid_arguments', reason: 'view' }) };

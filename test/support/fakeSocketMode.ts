@@ -150,7 +150,11 @@ export class FakeSocketMode {
 
   /** Resolves once `count` connections in all have received their hello (i.e. the app is connected). */
   async waitForConnections(count: number, timeoutMs = 15_000): Promise<void> {
-    await until(() => this.connections >= count && this.current() !== undefined, timeoutMs, () => `${count} Socket Mode connection(s); saw ${this.connections}, ${this.openConnections} open`);
+    await until(
+      () => this.connections >= count && this.current() !== undefined,
+      timeoutMs,
+      () => `${count} Socket Mode connection(s); saw ${this.connections}, ${this.openConnections} open`,
+    );
   }
 
   /**
@@ -232,7 +236,8 @@ export class FakeSocketMode {
     const ticket = url.searchParams.get('ticket') ?? '';
     const key = req.headers['sec-websocket-key'];
     const refuse = (status: string) => socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    if (url.pathname !== '/link/' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || typeof key !== 'string') return void refuse('400 Bad Request');
+    if (url.pathname !== '/link/' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || typeof key !== 'string')
+      return void refuse('400 Bad Request');
     // One connection per ticket, as Slack: a reconnect must call apps.connections.open again.
     if (!this.tickets.delete(ticket)) return void refuse('401 Unauthorized');
     const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');

@@ -54,7 +54,8 @@ export async function assessRuns(db: Db, dir: string, runs: readonly PlannedRun[
     const trace = existsSync(`${dir}/run-${run.index}`) ? readFileSync(`${dir}/run-${run.index}`, 'utf8').split('\n').filter(Boolean) : [];
     const starts = trace.filter((line) => line === 'start').length;
     const ends = trace.filter((line) => line === 'end').length;
-    const executions = run.taskId === undefined ? 0 : Number((await db('executions').where({ task_id: run.taskId }).count<{ count: string }[]>('* as count'))[0]?.count ?? 0);
+    const executions =
+      run.taskId === undefined ? 0 : Number((await db('executions').where({ task_id: run.taskId }).count<{ count: string }[]>('* as count'))[0]?.count ?? 0);
     const say = (what: string) => figures.problems.push(`#${run.taskId ?? '?'} (run ${run.index}): ${what}`);
     if (starts > 1 || executions > 1) {
       figures.doubleRuns++;

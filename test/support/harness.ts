@@ -128,7 +128,13 @@ export class Harness {
   /** Another app on the same database, fake Slack and config, in this process (a replica, or a restart). */
   async startReplica(extra: Partial<Parameters<typeof startApp>[0]> = {}): Promise<RunningApp> {
     return startApp({
-      env: { slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN }, slackMissing: [], slackApiUrl: this.fake.url, port: 0, metricsToken: METRICS_TOKEN },
+      env: {
+        slack: { signingSecret: SIGNING_SECRET, botToken: BOT_TOKEN },
+        slackMissing: [],
+        slackApiUrl: this.fake.url,
+        port: 0,
+        metricsToken: METRICS_TOKEN,
+      },
       config: this.config,
       db: this.database.db,
       databaseUrl: this.database.url,
@@ -193,7 +199,12 @@ export class Harness {
 
   /** Sends `/task <text>` as typed by a user: Slack escapes &, < and > before sending it. */
   command(text: string, user = AUTHOR, extra: { triggerId?: string; channel?: string } = {}): Promise<DriverResponse> {
-    return this.driver.command({ text: slackEscape(text), user, channel: extra.channel ?? TASKS_CHANNEL, ...(extra.triggerId ? { triggerId: extra.triggerId } : {}) });
+    return this.driver.command({
+      text: slackEscape(text),
+      user,
+      channel: extra.channel ?? TASKS_CHANNEL,
+      ...(extra.triggerId ? { triggerId: extra.triggerId } : {}),
+    });
   }
 
   /** Runs `/task run ...` and returns the new task's id, read from the ephemeral answer. */

@@ -48,7 +48,12 @@ export async function crashWhileRunning(setup: CrashSetup, outageMs: number, sle
     run.taskId = await h.createTask(`run sandbox -m "crash fault ${run.index}" ${markedScript(dir, run, sleeps[run.index]!, true)}`);
   }
   const ids = runs.map((run) => run.taskId!);
-  await waitFor(async () => Number((await h.database.db('tasks').whereIn('id', ids).where({ status: 'running' }).count<{ count: string }[]>('* as count'))[0]?.count) === ids.length, 30_000, 'all ten tasks running');
+  await waitFor(
+    async () =>
+      Number((await h.database.db('tasks').whereIn('id', ids).where({ status: 'running' }).count<{ count: string }[]>('* as count'))[0]?.count) === ids.length,
+    30_000,
+    'all ten tasks running',
+  );
   // Every script has started on the host before the server dies.
   openGate(dir);
   await waitFor(async () => runs.every((run) => readTrace(dir, run.index).includes('start')), 15_000, 'every script started');

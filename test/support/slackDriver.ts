@@ -184,7 +184,12 @@ export class SlackDriver {
   clickViewButton(input: { view: FakeView; actionId: string; user: string; value?: string }, sign?: SignOptions): Promise<DriverResponse> {
     const { view, actionId, user, value } = input;
     const blocks = withBlockIds(view.blocks);
-    const found = interactiveElements(blocks).find((e) => e.element.type === 'button' && e.element.action_id === actionId && (value === undefined || e.element.value === value || String(e.element.value).startsWith(`${value}:`)));
+    const found = interactiveElements(blocks).find(
+      (e) =>
+        e.element.type === 'button' &&
+        e.element.action_id === actionId &&
+        (value === undefined || e.element.value === value || String(e.element.value).startsWith(`${value}:`)),
+    );
     if (!found) throw new Error(`clickViewButton: no button ${actionId}${value ? ` with value ${value}` : ''} in view ${view.id}`);
     const { opened_by: _openedBy, updates: _updates, ...slackView } = view;
     const payload = {
@@ -385,10 +390,9 @@ function elementState(element: Obj, entered: string | string[] | undefined, wher
 /** The option object Slack sends back for a chosen value (the view's own option, as Slack does). */
 function option(element: Obj, value: string, where: string): Obj {
   const groups = Array.isArray(element.option_groups) ? element.option_groups.filter(isObject) : [];
-  const options = [
-    ...(Array.isArray(element.options) ? element.options : []),
-    ...groups.flatMap((g) => (Array.isArray(g.options) ? g.options : [])),
-  ].filter(isObject);
+  const options = [...(Array.isArray(element.options) ? element.options : []), ...groups.flatMap((g) => (Array.isArray(g.options) ? g.options : []))].filter(
+    isObject,
+  );
   const found = options.find((o) => o.value === value);
   if (!found) {
     throw new Error(`submitView: ${where} has no option "${value}"; options: ${options.map((o) => String(o.value)).join(', ')}`);

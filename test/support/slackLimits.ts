@@ -153,12 +153,7 @@ function blockProblem(block: unknown, path: string): string | null {
   }
 }
 
-function elementsProblem(
-  elements: unknown,
-  max: number,
-  path: string,
-  each: (element: unknown, path: string) => string | null,
-): string | null {
+function elementsProblem(elements: unknown, max: number, path: string, each: (element: unknown, path: string) => string | null): string | null {
   if (!Array.isArray(elements) || elements.length === 0) return `${path}: required non-empty array`;
   if (elements.length > max) return `${path}: ${elements.length} > ${max} elements`;
   for (const [i, element] of elements.entries()) {
@@ -187,8 +182,7 @@ function elementProblem(element: unknown, path: string): string | null {
     for (const [i, option] of options.entries()) {
       if (!isObject(option)) return `${path}/options/${i}: not an object`;
       const problem =
-        textProblem(option.text, L.optionText, `${path}/options/${i}/text`) ??
-        lengthProblem(option.value, L.optionValue, `${path}/options/${i}/value`);
+        textProblem(option.text, L.optionText, `${path}/options/${i}/text`) ?? lengthProblem(option.value, L.optionValue, `${path}/options/${i}/value`);
       if (problem) return problem;
     }
   }

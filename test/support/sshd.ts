@@ -161,14 +161,7 @@ async function launch(sshd: string, host: string, dir: string, opts: SshdOptions
   };
 }
 
-function sshdConfig(c: {
-  host: string;
-  port: number;
-  dir: string;
-  hostKeyPath: string;
-  authorizedKeys: string;
-  opts: SshdOptions;
-}): string {
+function sshdConfig(c: { host: string; port: number; dir: string; hostKeyPath: string; authorizedKeys: string; opts: SshdOptions }): string {
   const lines = [
     `Port ${c.port}`,
     `ListenAddress ${c.host}`,

@@ -145,7 +145,10 @@ describe('ChannelMembers through conversations.members', () => {
   it('says nobody is a member of a channel Slack does not know, or with no Slack at all, and cuts huge channels', async () => {
     expect(await new ChannelMembers(webApiChannelMembers(client)).isMember('CNONE', 'U1')).toBe(false);
     expect(await new ChannelMembers(null).isMember('CBIG', 'UNEW')).toBe(false);
-    fake.setChannelMembers('CHUGE', Array.from({ length: 700 }, (_, i) => `U${i}`));
+    fake.setChannelMembers(
+      'CHUGE',
+      Array.from({ length: 700 }, (_, i) => `U${i}`),
+    );
     const cut = await webApiChannelMembers(client, 2).members('CHUGE');
     expect(cut).toMatchObject({ complete: false });
     expect(cut.users).toHaveLength(400);

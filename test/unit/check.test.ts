@@ -1,10 +1,23 @@
 // The pure half of `countersign check`: loader problems as rows, scopes compared, the table.
 import { describe, expect, it } from 'vitest';
-import { envProblemRows, formatTable, manifestBotScopes, problemRows, scopeRow, sortRows, splitProblem, summarize, type CheckRow } from '../../src/domain/check.js';
+import {
+  envProblemRows,
+  formatTable,
+  manifestBotScopes,
+  problemRows,
+  scopeRow,
+  sortRows,
+  splitProblem,
+  summarize,
+  type CheckRow,
+} from '../../src/domain/check.js';
 
 describe('check rows', () => {
   it('splits a loader problem into its field and message', () => {
-    expect(splitProblem('targets.web.prod.secrets.DB: environment variable X is not set')).toEqual({ field: 'targets.web.prod.secrets.DB', message: 'environment variable X is not set' });
+    expect(splitProblem('targets.web.prod.secrets.DB: environment variable X is not set')).toEqual({
+      field: 'targets.web.prod.secrets.DB',
+      message: 'environment variable X is not set',
+    });
     expect(splitProblem('not valid YAML (line 3): bad indentation')).toEqual({ field: '', message: 'not valid YAML (line 3): bad indentation' });
   });
 

@@ -63,7 +63,7 @@ describe('/task command parser', () => {
   });
 
   it('lets a one-line python script use quotes the shell check would not like', () => {
-    expect(run("run db -t python3 print(\"it's\")").script).toBe('print("it\'s")');
+    expect(run('run db -t python3 print("it\'s")').script).toBe('print("it\'s")');
   });
 
   it('writes help and usage as Slack text: no raw < > (Slack markup), no fence inside inline code', () => {
@@ -85,7 +85,8 @@ describe('/task command parser', () => {
   it('parses new, list, show, logs, kill and targets', () => {
     expect(parseTaskCommand('new')).toEqual({ ok: true, command: { kind: 'new' } });
     expect(parseTaskCommand('list')).toEqual({ ok: true, command: { kind: 'list', scope: 'mine' } });
-    for (const scope of ['mine', 'pending', 'running', 'all']) expect(parseTaskCommand(`list ${scope}`)).toEqual({ ok: true, command: { kind: 'list', scope } });
+    for (const scope of ['mine', 'pending', 'running', 'all'])
+      expect(parseTaskCommand(`list ${scope}`)).toEqual({ ok: true, command: { kind: 'list', scope } });
     expect(parseTaskCommand('LIST Pending')).toEqual({ ok: true, command: { kind: 'list', scope: 'pending' } });
     expect(parseTaskCommand('show 42')).toEqual({ ok: true, command: { kind: 'show', taskId: 42 } });
     expect(parseTaskCommand('logs #7')).toEqual({ ok: true, command: { kind: 'logs', taskId: 7 } });

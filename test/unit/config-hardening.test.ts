@@ -50,23 +50,32 @@ function configProblems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
 
 describe('patterns in countersign.yml', () => {
   it('refuses a recipe input pattern RE2 cannot run, or a default it takes seconds to refuse elsewhere', () => {
-    const recipe = (argument: string) => configYaml({ extra: `recipes:\n  restart:\n    target: web-prod\n    script: echo "$1"\n    arguments:\n      - ${argument}` });
-    expect(configProblems(recipe('{ name: unit, kind: input, pattern: "(?!x)[a-z]+" }'))).toEqual([expect.stringMatching(/^recipes\.restart\.arguments\[0\]\.pattern: not a valid pattern for the linear-time engine/)]);
+    const recipe = (argument: string) =>
+      configYaml({ extra: `recipes:\n  restart:\n    target: web-prod\n    script: echo "$1"\n    arguments:\n      - ${argument}` });
+    expect(configProblems(recipe('{ name: unit, kind: input, pattern: "(?!x)[a-z]+" }'))).toEqual([
+      expect.stringMatching(/^recipes\.restart\.arguments\[0\]\.pattern: not a valid pattern for the linear-time engine/),
+    ]);
     const started = performance.now();
-    expect(configProblems(recipe(`{ name: unit, kind: input, pattern: "(a+)+b", default: "${'a'.repeat(30)}" }`))).toEqual([expect.stringMatching(/^recipes\.restart\.arguments\[0\]\.default: the default does not match the pattern/)]);
+    expect(configProblems(recipe(`{ name: unit, kind: input, pattern: "(a+)+b", default: "${'a'.repeat(30)}" }`))).toEqual([
+      expect.stringMatching(/^recipes\.restart\.arguments\[0\]\.default: the default does not match the pattern/),
+    ]);
     expect(performance.now() - started).toBeLessThan(1000);
     expect(configProblems(recipe('{ name: unit, kind: input, pattern: "[a-z][a-z0-9-]*", default: nginx }'))).toEqual([]);
   });
 
   it('refuses a custom redact rule RE2 cannot run, naming the target', () => {
-    expect(configProblems(configYaml({ targetExtra: '    redact: [email, "(?<=password=)\\\\S+"]' }))).toEqual([expect.stringMatching(/^targets\.web-prod\.redact: .*linear-time engine/)]);
+    expect(configProblems(configYaml({ targetExtra: '    redact: [email, "(?<=password=)\\\\S+"]' }))).toEqual([
+      expect.stringMatching(/^targets\.web-prod\.redact: .*linear-time engine/),
+    ]);
     expect(configProblems(configYaml({ targetExtra: '    redact: [email, "password=\\\\S+", "(a+)+b"]' }))).toEqual([]);
   });
 });
 
 describe('hooks in countersign.yml', () => {
   const hooks = (hook: string) =>
-    configYaml({ extra: `recipes:\n  restart:\n    target: web-prod\n    script: systemctl restart app\nhooks:\n  deploy:\n    recipe: restart\n    secret: { env: HOOK_SECRET }\n${hook}` });
+    configYaml({
+      extra: `recipes:\n  restart:\n    target: web-prod\n    script: systemctl restart app\nhooks:\n  deploy:\n    recipe: restart\n    secret: { env: HOOK_SECRET }\n${hook}`,
+    });
   const env = { HOOK_SECRET: 'a-long-enough-hook-secret' };
 
   it('take a timestamped countersign signature by default; github and bearer are explicit', () => {

@@ -34,14 +34,20 @@ targets:
   web-prod:
     description: Production web servers
     hosts:
-${opts.hosts ?? `      - host: 10.0.0.5
+${
+  opts.hosts ??
+  `      - host: 10.0.0.5
         user: deploy
       - host: 10.0.0.6
         port: 2222
-        user: deploy`}
+        user: deploy`
+}
     ssh:
-${opts.ssh ?? `      privateKeyFile: id_ed25519
-      knownHosts: "10.0.0.5 ssh-ed25519 ${ED25519}"`}
+${
+  opts.ssh ??
+  `      privateKeyFile: id_ed25519
+      knownHosts: "10.0.0.5 ssh-ed25519 ${ED25519}"`
+}
 ${opts.extra ?? ''}
 ${opts.review ?? ''}
 `;
@@ -125,12 +131,16 @@ describe('parseConfig: a valid config', () => {
 
   it('takes knownHosts as one string of lines or as a list', () => {
     const asList = parseConfig(
-      yaml({ ssh: `      privateKeyFile: id_ed25519\n      knownHosts:\n        - "10.0.0.5 ssh-ed25519 ${ED25519}"\n        - "[10.0.0.6]:2222 ssh-rsa ${RSA}"` }),
+      yaml({
+        ssh: `      privateKeyFile: id_ed25519\n      knownHosts:\n        - "10.0.0.5 ssh-ed25519 ${ED25519}"\n        - "[10.0.0.6]:2222 ssh-rsa ${RSA}"`,
+      }),
       configPath,
       {},
     );
     const asBlock = parseConfig(
-      yaml({ ssh: `      privateKeyFile: id_ed25519\n      knownHosts: |\n        # pinned\n        10.0.0.5 ssh-ed25519 ${ED25519}\n        [10.0.0.6]:2222 ssh-rsa ${RSA}` }),
+      yaml({
+        ssh: `      privateKeyFile: id_ed25519\n      knownHosts: |\n        # pinned\n        10.0.0.5 ssh-ed25519 ${ED25519}\n        [10.0.0.6]:2222 ssh-rsa ${RSA}`,
+      }),
       configPath,
       {},
     );
@@ -143,7 +153,9 @@ describe('parseConfig: a valid config', () => {
   });
 
   it('reads the key from an environment variable', () => {
-    const config = parseConfig(yaml({ ssh: `      privateKeyEnv: WEB_KEY\n      knownHosts: "10.0.0.5 ssh-ed25519 ${ED25519}"` }), configPath, { WEB_KEY: KEY_TEXT });
+    const config = parseConfig(yaml({ ssh: `      privateKeyEnv: WEB_KEY\n      knownHosts: "10.0.0.5 ssh-ed25519 ${ED25519}"` }), configPath, {
+      WEB_KEY: KEY_TEXT,
+    });
     expect(config.targets.get('web-prod')!.privateKey).toBe(KEY_TEXT);
   });
 
@@ -217,7 +229,10 @@ describe('parseConfig: every error names its field', () => {
 
   it('a review group without users', () => {
     const found = problems(yaml({ review: REVIEW.replace('[U0123, W0456]', '[]') }));
-    expect(found.some((p) => p.startsWith('targets.web-prod.review.groups[0].users: ')), JSON.stringify(found)).toBe(true);
+    expect(
+      found.some((p) => p.startsWith('targets.web-prod.review.groups[0].users: ')),
+      JSON.stringify(found),
+    ).toBe(true);
   });
 
   it('a group name used twice', () => {
@@ -251,7 +266,10 @@ describe('parseConfig: every error names its field', () => {
   });
 
   it('a missing private key file, naming the file', () => {
-    const problem = problemAt(yaml({ ssh: `      privateKeyFile: missing_key\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }), 'targets.web-prod.ssh.privateKeyFile');
+    const problem = problemAt(
+      yaml({ ssh: `      privateKeyFile: missing_key\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }),
+      'targets.web-prod.ssh.privateKeyFile',
+    );
     expect(problem).toContain('missing_key');
     expect(problem).toContain('ENOENT');
   });
@@ -263,19 +281,28 @@ describe('parseConfig: every error names its field', () => {
   });
 
   it('a key that is not a private key', () => {
-    expect(problemAt(yaml({ ssh: `      privateKeyFile: not_a_key\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }), 'targets.web-prod.ssh')).toContain('PRIVATE KEY');
+    expect(problemAt(yaml({ ssh: `      privateKeyFile: not_a_key\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }), 'targets.web-prod.ssh')).toContain(
+      'PRIVATE KEY',
+    );
   });
 
   it('both or neither of privateKeyFile and privateKeyEnv', () => {
-    const both = problemAt(yaml({ ssh: `      privateKeyFile: id_ed25519\n      privateKeyEnv: K\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }), 'targets.web-prod.ssh');
+    const both = problemAt(
+      yaml({ ssh: `      privateKeyFile: id_ed25519\n      privateKeyEnv: K\n      knownHosts: "a ssh-ed25519 ${ED25519}"` }),
+      'targets.web-prod.ssh',
+    );
     expect(both).toContain('exactly one of privateKeyFile or privateKeyEnv');
     problemAt(yaml({ ssh: `      knownHosts: "a ssh-ed25519 ${ED25519}"` }), 'targets.web-prod.ssh');
   });
 
   it('known hosts that are missing, empty, malformed or use markers', () => {
     problemAt(yaml({ ssh: '      privateKeyFile: id_ed25519' }), 'targets.web-prod.ssh.knownHosts');
-    expect(problemAt(yaml({ ssh: '      privateKeyFile: id_ed25519\n      knownHosts: ""' }), 'targets.web-prod.ssh.knownHosts')).toContain('pin at least one host key');
-    expect(problemAt(yaml({ ssh: '      privateKeyFile: id_ed25519\n      knownHosts: "10.0.0.5 ssh-ed25519"' }), 'targets.web-prod.ssh.knownHosts')).toContain('line 1');
+    expect(problemAt(yaml({ ssh: '      privateKeyFile: id_ed25519\n      knownHosts: ""' }), 'targets.web-prod.ssh.knownHosts')).toContain(
+      'pin at least one host key',
+    );
+    expect(problemAt(yaml({ ssh: '      privateKeyFile: id_ed25519\n      knownHosts: "10.0.0.5 ssh-ed25519"' }), 'targets.web-prod.ssh.knownHosts')).toContain(
+      'line 1',
+    );
     const marker = `      privateKeyFile: id_ed25519\n      knownHosts:\n        - "10.0.0.5 ssh-ed25519 ${ED25519}"\n        - "@cert-authority *.example.com ssh-ed25519 ${ED25519}"`;
     expect(problemAt(yaml({ ssh: marker }), 'targets.web-prod.ssh.knownHosts')).toContain('line 2: markers like @cert-authority');
   });
@@ -306,14 +333,31 @@ describe('parseConfig: every error names its field', () => {
     });
     const found = problems(text);
     const fields = ['targets.web-prod.hosts[0].port: ', 'targets.web-prod.channel: ', 'targets.web-prod.timeout: ', 'targets.web-prod.review.groups[0]: '];
-    for (const field of fields) expect(found.some((p) => p.startsWith(field)), field).toBe(true);
+    for (const field of fields)
+      expect(
+        found.some((p) => p.startsWith(field)),
+        field,
+      ).toBe(true);
     expect(found).toHaveLength(fields.length);
   });
 
   it('a secret name the wrapper, the shell or the dynamic loader depends on', () => {
     const secret = (name: string) => yaml({ extra: `    secrets:\n      ${name}: { env: SECRET_SOURCE }` });
     const env = { SECRET_SOURCE: 'a-long-enough-value' };
-    for (const name of ['__cs_f', '__cs_anything', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN']) {
+    for (const name of [
+      '__cs_f',
+      '__cs_anything',
+      'BASH_ENV',
+      'ENV',
+      'SHELLOPTS',
+      'BASHOPTS',
+      'PS4',
+      'IFS',
+      'PATH',
+      'LD_PRELOAD',
+      'LD_LIBRARY_PATH',
+      'COUNTERSIGN_RUN',
+    ]) {
       problemAt(secret(name), `targets.web-prod.secrets.${name}`, env);
     }
     expect(problemAt(secret('__cs_f'), 'targets.web-prod.secrets.__cs_f', env)).toContain('__cs_');
@@ -467,13 +511,17 @@ describe('parseConfig: review groups with Slack user groups, DMs and expiry', ()
 
   it('refuses a usergroup id that is not one', () => {
     for (const id of ['s0789', 'U0789', 'S07-89', '@sre', 'S']) {
-      expect(problemAt(yaml({ review: group(`          usergroup: "${id}"`) }), 'targets.web-prod.review.groups[0].usergroup'), id).toContain('Slack user group id');
+      expect(problemAt(yaml({ review: group(`          usergroup: "${id}"`) }), 'targets.web-prod.review.groups[0].usergroup'), id).toContain(
+        'Slack user group id',
+      );
     }
   });
 
   it('checks approvals against a plain list only: a user group’s size is known at run time', () => {
     problemAt(yaml({ review: group('          users: [U0123]\n          approvals: 2') }), 'targets.web-prod.review.groups[0].approvals');
-    expect(parseConfig(yaml({ review: group('          users: [U0123]\n          usergroup: S0789\n          approvals: 2') }), configPath, {}).targets.size).toBe(1);
+    expect(
+      parseConfig(yaml({ review: group('          users: [U0123]\n          usergroup: S0789\n          approvals: 2') }), configPath, {}).targets.size,
+    ).toBe(1);
   });
 
   it('refuses an expiresAfter that is not a duration, or too short, and a dm that is not a boolean', () => {
@@ -510,23 +558,44 @@ describe('parseConfig: recipes and hooks', () => {
     ]);
     const hook = config.hooks?.get('ci');
     expect(hook).toMatchObject({ id: 'ci', runbook: 'restart', secret: HOOK_SECRET, channel: 'C0HOOKS' });
-    expect([...(hook?.arguments ?? [])]).toEqual([['mode', { value: 'hard' }], ['service', { from: 'repo.name' }]]);
+    expect([...(hook?.arguments ?? [])]).toEqual([
+      ['mode', { value: 'hard' }],
+      ['service', { from: 'repo.name' }],
+    ]);
   });
 
   it('names the field of a bad recipe', () => {
-    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: input, pattern: "(" }\n`, 'recipes.r.arguments[0].pattern');
-    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: options, options: [a, b], default: c }\n`, 'recipes.r.arguments[0].default');
-    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: 1x, kind: fixed, value: v }\n`, 'recipes.r.arguments[0].name');
-    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: fixed, value: a }\n      - { name: X, kind: fixed, value: b }\n`, 'recipes.r.arguments[1].name');
+    problemAt(
+      `${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: input, pattern: "(" }\n`,
+      'recipes.r.arguments[0].pattern',
+    );
+    problemAt(
+      `${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: options, options: [a, b], default: c }\n`,
+      'recipes.r.arguments[0].default',
+    );
+    problemAt(
+      `${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: 1x, kind: fixed, value: v }\n`,
+      'recipes.r.arguments[0].name',
+    );
+    problemAt(
+      `${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: fixed, value: a }\n      - { name: X, kind: fixed, value: b }\n`,
+      'recipes.r.arguments[1].name',
+    );
     problemAt(`${yaml()}recipes:\n  r:\n    target: nowhere\n    script: "true"\n`, 'recipes.r.target');
-    problemAt(`${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: guess }\n`, 'recipes.r.arguments[0].kind');
+    problemAt(
+      `${yaml()}recipes:\n  r:\n    target: web-prod\n    script: "true"\n    arguments:\n      - { name: x, kind: guess }\n`,
+      'recipes.r.arguments[0].kind',
+    );
   });
 
   it('reads recipeFiles (a directory or dir/*.json) and names the file of a bad one', () => {
     const recipesDir = join(dir, 'recipes');
     rmSync(recipesDir, { recursive: true, force: true });
     mkdirSync(recipesDir);
-    writeFileSync(join(recipesDir, 'a.json'), JSON.stringify({ name: 'a', target: 'web-prod', script: 'echo "$1"', arguments: [{ name: 'who', kind: 'input' }] }));
+    writeFileSync(
+      join(recipesDir, 'a.json'),
+      JSON.stringify({ name: 'a', target: 'web-prod', script: 'echo "$1"', arguments: [{ name: 'who', kind: 'input' }] }),
+    );
     const config = parseConfig(`${yaml()}recipeFiles: recipes/*.json\n`, configPath);
     expect(config.recipes?.get('a')).toMatchObject({ name: 'a', origin: 'config', arguments: [{ name: 'who', kind: 'input', required: false }] });
     expect(parseConfig(`${yaml()}recipeFiles: [recipes]\n`, configPath).recipes?.has('a')).toBe(true);
@@ -542,14 +611,22 @@ describe('parseConfig: recipes and hooks', () => {
     problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: nope\n    secret: { env: HOOK }\n`, 'hooks.ci.recipe', { HOOK: HOOK_SECRET });
     problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n`, 'hooks.ci.secret', {});
     problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n`, 'hooks.ci.secret', { HOOK: 'short' });
-    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      token: x\n`, 'hooks.ci.arguments.token', { HOOK: HOOK_SECRET });
-    problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      other: x\n`, 'hooks.ci.arguments.other', { HOOK: HOOK_SECRET });
+    problemAt(
+      `${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      token: x\n`,
+      'hooks.ci.arguments.token',
+      { HOOK: HOOK_SECRET },
+    );
+    problemAt(
+      `${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    arguments:\n      other: x\n`,
+      'hooks.ci.arguments.other',
+      { HOOK: HOOK_SECRET },
+    );
     problemAt(`${yaml()}${RECIPES}hooks:\n  ci:\n    recipe: restart\n    secret: { env: HOOK }\n    sekret: 1\n`, 'hooks.ci', { HOOK: HOOK_SECRET });
   });
 });
 
 describe('admins and viewers', () => {
-  it('reads admins and a target\'s viewers as users and a user group', () => {
+  it("reads admins and a target's viewers as users and a user group", () => {
     const config = parseConfig(`admins: { users: [U0ADMIN], usergroup: S0ADMINS }\n${yaml({ extra: '    viewers: { usergroup: S0VIEW }' })}`, configPath, {});
     expect(config.admins).toEqual({ users: ['U0ADMIN'], usergroup: 'S0ADMINS' });
     expect(config.targets.get('web-prod')?.viewers).toEqual({ users: [], usergroup: 'S0VIEW' });

@@ -52,11 +52,22 @@ describe('contentVersion', () => {
     expect(sealFixedValue(KEY, 'recipe-b', 's3cret')).not.toBe(sealFixedValue(KEY, 'recipe-a', 's3cret'));
     expect(sealFixedValue(KEY, 'a', 'b\u0000c')).not.toBe(sealFixedValue(KEY, 'a\u0000b', 'c'));
     // Non-fixed values enter as they are (they are shown to reviewers anyway).
-    expect(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, KEY)).toBe(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, 'other-key'));
+    expect(contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, KEY)).toBe(
+      contentVersion({ ...BASE, arguments: [{ name: 'r', kind: 'input', value: 'x' }] }, 'other-key'),
+    );
   });
 
   it('hashes a recipe definition with its fixed values sealed, and only its definition', () => {
-    const recipe: Recipe = { name: 'r', description: null, target: 't', type: null, script: 'echo "$1"', message: null, arguments: [{ name: 'token', kind: 'fixed', value: 'v1' }], origin: 'imported' };
+    const recipe: Recipe = {
+      name: 'r',
+      description: null,
+      target: 't',
+      type: null,
+      script: 'echo "$1"',
+      message: null,
+      arguments: [{ name: 'token', kind: 'fixed', value: 'v1' }],
+      origin: 'imported',
+    };
     const hash = recipeContentHash(recipeDefinition(recipe), KEY);
     expect(hash).toMatch(FULL_HASH);
     expect(recipeContentHash(recipeDefinition({ ...recipe, arguments: [{ name: 'token', kind: 'fixed', value: 'v2' }] }), KEY)).not.toBe(hash);
@@ -123,7 +134,9 @@ describe('renderers showing versions', () => {
       script: task.script,
       message: HOSTILE.repeat(40).slice(0, 2000),
       arguments: Array.from({ length: MAX_ARGUMENTS }, (_, i) =>
-        i % 2 === 0 ? { name: `opt_${i}`, kind: 'options' as const, options: Array.from({ length: 100 }, (_, j) => `o${j}-${'x'.repeat(70)}`), label: 'L'.repeat(75) } : { name: `in_${i}`, kind: 'input' as const, required: true, pattern: '[a-z]+', hint: 'h'.repeat(150) },
+        i % 2 === 0
+          ? { name: `opt_${i}`, kind: 'options' as const, options: Array.from({ length: 100 }, (_, j) => `o${j}-${'x'.repeat(70)}`), label: 'L'.repeat(75) }
+          : { name: `in_${i}`, kind: 'input' as const, required: true, pattern: '[a-z]+', hint: 'h'.repeat(150) },
       ),
       origin: 'imported',
     };

@@ -27,9 +27,15 @@ const K8S = join(ROOT, 'deploy/kubernetes');
 /** SIGTERM -> exit: the app promises shutdownGrace + killGrace + 15 s at most (WP2's shutdown test). */
 const EXIT_MARGIN_S = 15;
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: any;
+}; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const MODELS: Record<string, new (data: any) => { validate(): void }> = { // eslint-disable-line @typescript-eslint/no-explicit-any
+const MODELS: Record<string, new (data: any) => { validate(): void }> = {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   'apps/v1/Deployment': Deployment,
   'batch/v1/Job': Job,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
@@ -125,7 +131,9 @@ describe('the Kubernetes manifests', () => {
     const [envSecret, sshSecret] = exampleSecrets;
     expect((container.envFrom as { secretRef?: { name: string } }[]).map((source) => source.secretRef?.name)).toEqual([envSecret!.metadata.name]);
     const provided = Object.keys(envSecret!.stringData);
-    const secretVars = Object.values(appConfig.targets).flatMap((target) => Object.values(target.secrets ?? {}).flatMap((source) => ('env' in source ? [source.env] : [])));
+    const secretVars = Object.values(appConfig.targets).flatMap((target) =>
+      Object.values(target.secrets ?? {}).flatMap((source) => ('env' in source ? [source.env] : [])),
+    );
     for (const name of ['DATABASE_URL', 'SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', ...secretVars]) {
       expect(provided, `${name} in the example Secret`).toContain(name);
       expect(envValue(name), `${name} as a plain env value`).toBeUndefined();
@@ -186,7 +194,11 @@ describe('compose.yaml', () => {
       Array.isArray(node)
         ? node.map(withoutIds)
         : node !== null && typeof node === 'object'
-          ? Object.fromEntries(Object.entries(node).filter(([key, value]) => !(key === 'id' && typeof value === 'string')).map(([key, value]) => [key, withoutIds(value)]))
+          ? Object.fromEntries(
+              Object.entries(node)
+                .filter(([key, value]) => !(key === 'id' && typeof value === 'string'))
+                .map(([key, value]) => [key, withoutIds(value)]),
+            )
           : node;
     const ajv = new Ajv2019({ allErrors: true, strict: false });
     // Compose's own formats: Go durations ("75s", "1m30s"), exposed ports and published ports.
@@ -215,7 +227,10 @@ describe('compose.yaml', () => {
     expect(app.tmpfs).toContain('/tmp');
     // The app's defaults (runner.shutdownGrace 30s, killGrace 5s) plus the exit margin.
     const defaults = configFileSchema.parse({ targets: {} }).runner;
-    expect(parseDuration(app.stop_grace_period)! / 1000).toBeGreaterThan(parseDuration(defaults.shutdownGrace)! / 1000 + parseDuration(defaults.killGrace)! / 1000 + EXIT_MARGIN_S);
-    for (const name of ['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN']) expect(app.environment[name]).toMatch(new RegExp(`^\\$\\{${name}:-\\}$`));
+    expect(parseDuration(app.stop_grace_period)! / 1000).toBeGreaterThan(
+      parseDuration(defaults.shutdownGrace)! / 1000 + parseDuration(defaults.killGrace)! / 1000 + EXIT_MARGIN_S,
+    );
+    for (const name of ['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN'])
+      expect(app.environment[name]).toMatch(new RegExp(`^\\$\\{${name}:-\\}$`));
   });
 });

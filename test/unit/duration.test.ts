@@ -30,7 +30,26 @@ describe('parseDuration', () => {
   });
 
   it('returns null for anything that is not a duration', () => {
-    for (const text of ['', ' ', '15', '15 minutes', '15 m', '1h 30m', 'm', '15M', '15min', '-5m', '+5m', '1.5.5s', '.5s', '5sm', 'ms', '1e3ms', '1h30', 'PT15M']) {
+    for (const text of [
+      '',
+      ' ',
+      '15',
+      '15 minutes',
+      '15 m',
+      '1h 30m',
+      'm',
+      '15M',
+      '15min',
+      '-5m',
+      '+5m',
+      '1.5.5s',
+      '.5s',
+      '5sm',
+      'ms',
+      '1e3ms',
+      '1h30',
+      'PT15M',
+    ]) {
       expect(parseDuration(text), JSON.stringify(text)).toBeNull();
     }
   });

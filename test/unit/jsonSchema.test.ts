@@ -78,12 +78,24 @@ const BOTH: BadCase[] = [
   { why: 'a target name with a space', change: (c) => (c.targets['web prod'] = target(c)), field: 'targets' },
   { why: 'maxSessions below 2', change: (c) => (target(c).maxSessions = 1), field: 'targets.web-prod.maxSessions' },
   { why: 'maxConcurrentRuns of 0', change: (c) => (c.runner.maxConcurrentRuns = 0), field: 'runner.maxConcurrentRuns' },
-  { why: 'a secret source that is neither env nor file', change: (c) => (target(c).secrets.DB_PASSWORD = { envv: 'X' }), field: 'targets.web-prod.secrets.DB_PASSWORD' },
-  { why: 'an env variable name with a dash', change: (c) => (target(c).ssh = { privateKeyEnv: 'MY-KEY', knownHosts: target(c).ssh.knownHosts }), field: 'targets.web-prod.ssh.privateKeyEnv' },
+  {
+    why: 'a secret source that is neither env nor file',
+    change: (c) => (target(c).secrets.DB_PASSWORD = { envv: 'X' }),
+    field: 'targets.web-prod.secrets.DB_PASSWORD',
+  },
+  {
+    why: 'an env variable name with a dash',
+    change: (c) => (target(c).ssh = { privateKeyEnv: 'MY-KEY', knownHosts: target(c).ssh.knownHosts }),
+    field: 'targets.web-prod.ssh.privateKeyEnv',
+  },
   { why: 'a hook id with a dot', change: (c) => (c.hooks['de.ploy'] = c.hooks.deploy), field: 'hooks' },
   { why: 'an unknown argument kind', change: (c) => (c.recipes.restart.arguments[0].kind = 'secret'), field: 'recipes.restart.arguments[0]' },
   { why: 'a recipe without a script', change: (c) => delete c.recipes.restart.script, field: 'recipes.restart' },
-  { why: 'a webhook path that is not a dotted path', change: (c) => (c.hooks.deploy.arguments.service = { from: 'a..b' }), field: 'hooks.deploy.arguments.service' },
+  {
+    why: 'a webhook path that is not a dotted path',
+    change: (c) => (c.hooks.deploy.arguments.service = { from: 'a..b' }),
+    field: 'hooks.deploy.arguments.service',
+  },
   { why: 'a viewers block naming users as a string', change: (c) => (target(c).viewers = { users: 'U0123' }), field: 'targets.web-prod.viewers.users' },
 ];
 
@@ -99,18 +111,50 @@ const LOADER_ONLY: BadCase[] = [
   { why: 'a rollout batch of 0% (refine: parseBatch)', change: (c) => (target(c).rollout.batch = '0%'), field: 'targets.web-prod.rollout.batch' },
   { why: 'runAs with sudo but without -n (refine)', change: (c) => (target(c).runAs = 'sudo -u app'), field: 'targets.web-prod.runAs' },
   { why: 'runAs with shell syntax (refine: plain words)', change: (c) => (target(c).runAs = 'sudo -n -u app; rm'), field: 'targets.web-prod.runAs' },
-  { why: 'a reserved secret name (superRefine on the record key)', change: (c) => (target(c).secrets = { LD_PRELOAD: { env: 'PROD_DB_PASSWORD' } }), field: 'targets.web-prod.secrets.LD_PRELOAD' },
+  {
+    why: 'a reserved secret name (superRefine on the record key)',
+    change: (c) => (target(c).secrets = { LD_PRELOAD: { env: 'PROD_DB_PASSWORD' } }),
+    field: 'targets.web-prod.secrets.LD_PRELOAD',
+  },
   { why: 'both privateKeyFile and privateKeyEnv (refine: exactly one)', change: (c) => (target(c).ssh.privateKeyEnv = 'KEY'), field: 'targets.web-prod.ssh' },
-  { why: 'a review group with neither users nor a usergroup (refine)', change: (c) => delete target(c).review.groups[0].users, field: 'targets.web-prod.review.groups[0]' },
-  { why: 'more approvals than users (refine)', change: (c) => (target(c).review.groups[0].approvals = 3), field: 'targets.web-prod.review.groups[0].approvals' },
+  {
+    why: 'a review group with neither users nor a usergroup (refine)',
+    change: (c) => delete target(c).review.groups[0].users,
+    field: 'targets.web-prod.review.groups[0]',
+  },
+  {
+    why: 'more approvals than users (refine)',
+    change: (c) => (target(c).review.groups[0].approvals = 3),
+    field: 'targets.web-prod.review.groups[0].approvals',
+  },
   { why: 'admins naming nobody (refine: users or usergroup)', change: (c) => (c.admins = {}), field: 'admins' },
-  { why: 'options listed twice (refine)', change: (c) => (c.recipes.restart.arguments = [{ name: 'mode', kind: 'options', options: ['a', 'a'] }]), field: 'recipes.restart.arguments[0].options' },
-  { why: 'a default that is not an option (refine)', change: (c) => (c.recipes.restart.arguments = [{ name: 'mode', kind: 'options', options: ['a'], default: 'b' }]), field: 'recipes.restart.arguments[0].default' },
-  { why: 'a host key line that does not parse (resolved at load)', change: (c) => (target(c).ssh.knownHosts = '10.0.0.5 ssh-ed25519'), field: 'targets.web-prod.ssh.knownHosts' },
-  { why: 'a review group name used twice (resolved at load)', change: (c) => target(c).review.groups.push({ name: 'sre', users: ['U0789'] }), field: 'targets.web-prod.review.groups[1].name' },
+  {
+    why: 'options listed twice (refine)',
+    change: (c) => (c.recipes.restart.arguments = [{ name: 'mode', kind: 'options', options: ['a', 'a'] }]),
+    field: 'recipes.restart.arguments[0].options',
+  },
+  {
+    why: 'a default that is not an option (refine)',
+    change: (c) => (c.recipes.restart.arguments = [{ name: 'mode', kind: 'options', options: ['a'], default: 'b' }]),
+    field: 'recipes.restart.arguments[0].default',
+  },
+  {
+    why: 'a host key line that does not parse (resolved at load)',
+    change: (c) => (target(c).ssh.knownHosts = '10.0.0.5 ssh-ed25519'),
+    field: 'targets.web-prod.ssh.knownHosts',
+  },
+  {
+    why: 'a review group name used twice (resolved at load)',
+    change: (c) => target(c).review.groups.push({ name: 'sre', users: ['U0789'] }),
+    field: 'targets.web-prod.review.groups[1].name',
+  },
   { why: 'a recipe on a target that does not exist (a reference)', change: (c) => (c.recipes.restart.target = 'gone'), field: 'recipes.restart.target' },
   { why: 'a hook on a recipe that does not exist (a reference)', change: (c) => (c.hooks.deploy.recipe = 'gone'), field: 'hooks.deploy.recipe' },
-  { why: 'a secret whose variable is not set (the environment)', change: (c) => (target(c).secrets.DB_PASSWORD = { env: 'NOT_SET_ANYWHERE' }), field: 'targets.web-prod.secrets.DB_PASSWORD' },
+  {
+    why: 'a secret whose variable is not set (the environment)',
+    change: (c) => (target(c).secrets.DB_PASSWORD = { env: 'NOT_SET_ANYWHERE' }),
+    field: 'targets.web-prod.secrets.DB_PASSWORD',
+  },
 ];
 
 let dir: string;
@@ -136,7 +180,12 @@ function schemaErrors(config: Config): ErrorObject[] {
 
 /** `targets.web-prod.hosts[0].port` -> `/targets/web-prod/hosts/0/port`, as Ajv reports where. */
 function pointer(field: string): string {
-  return field === '' ? '' : `/${field.replace(/\[(\d+)\]/g, '.$1').split('.').join('/')}`;
+  return field === ''
+    ? ''
+    : `/${field
+        .replace(/\[(\d+)\]/g, '.$1')
+        .split('.')
+        .join('/')}`;
 }
 
 function broken(change: (config: Config) => void): Config {
@@ -182,7 +231,10 @@ describe('countersign.schema.json', () => {
       const problems = loaderProblems(config);
       expect(problems.length, 'the loader accepted it').toBeGreaterThan(0);
       // A top-level problem has no field before its message: `Unrecognized key: "target"`.
-      expect(problems.some((problem) => (field === '' ? problem.startsWith('Unrecognized key') : problem.startsWith(field))), problems.join('\n')).toBe(true);
+      expect(
+        problems.some((problem) => (field === '' ? problem.startsWith('Unrecognized key') : problem.startsWith(field))),
+        problems.join('\n'),
+      ).toBe(true);
     });
   });
 
@@ -191,7 +243,10 @@ describe('countersign.schema.json', () => {
       const config = broken(change);
       expect(schemaErrors(config), 'the schema refuses this now: move the case to BOTH').toEqual([]);
       const problems = loaderProblems(config);
-      expect(problems.some((problem) => problem.startsWith(`${field}: `)), problems.join('\n') || 'the loader accepted it').toBe(true);
+      expect(
+        problems.some((problem) => problem.startsWith(`${field}: `)),
+        problems.join('\n') || 'the loader accepted it',
+      ).toBe(true);
     });
   });
 });

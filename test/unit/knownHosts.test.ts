@@ -127,7 +127,11 @@ describe('keysFor', () => {
 
   it('matches hashed names, plain and [host]:port, as OpenSSH hashes them', () => {
     const hashed = parseOk(
-      [`${hashHost('10.0.0.5')} ssh-ed25519 ${ED}`, `${hashHost('[10.0.0.5]:2222')} ssh-ed25519 ${ED_OTHER}`, `${hashHost('db-1')},10.9.9.9 ssh-rsa ${RSA}`].join('\n'),
+      [
+        `${hashHost('10.0.0.5')} ssh-ed25519 ${ED}`,
+        `${hashHost('[10.0.0.5]:2222')} ssh-ed25519 ${ED_OTHER}`,
+        `${hashHost('db-1')},10.9.9.9 ssh-rsa ${RSA}`,
+      ].join('\n'),
     );
     expect(keysOf(keysFor(hashed, '10.0.0.5', 22))).toEqual([ED]);
     expect(keysOf(keysFor(hashed, '10.0.0.5', 2222))).toEqual([ED_OTHER]);

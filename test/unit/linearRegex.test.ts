@@ -24,7 +24,10 @@ describe('compileLinear', () => {
     expect(compiled.regex.fullMatch('INC-42')).toBe(true);
     expect(compiled.regex.fullMatch('INC-42 x')).toBe(false);
     expect(compiled.regex.test('see INC-42 x')).toBe(true);
-    expect(compiled.regex.matches('INC-1 and INC-22')).toEqual([{ start: 0, end: 5 }, { start: 10, end: 16 }]);
+    expect(compiled.regex.matches('INC-1 and INC-22')).toEqual([
+      { start: 0, end: 5 },
+      { start: 10, end: 16 },
+    ]);
   });
 
   it('refuses backreferences, lookaround and overlong patterns with a reason', () => {
@@ -44,7 +47,30 @@ function patterns(seed: number, count: number): string[] {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) % n;
   };
-  const atoms = ['a', 'b', 'ab', 'abc', '.', '\\d', '[a-z]', '[^]x]', '\\pL', '\\p{Greek}', '\\x{41}', '\\Qab*\\E', '^', '$', '\\b', '[[:alpha:]]', 'é', '😀', '(?i)', '\\.', '\\{', 'x{'];
+  const atoms = [
+    'a',
+    'b',
+    'ab',
+    'abc',
+    '.',
+    '\\d',
+    '[a-z]',
+    '[^]x]',
+    '\\pL',
+    '\\p{Greek}',
+    '\\x{41}',
+    '\\Qab*\\E',
+    '^',
+    '$',
+    '\\b',
+    '[[:alpha:]]',
+    'é',
+    '😀',
+    '(?i)',
+    '\\.',
+    '\\{',
+    'x{',
+  ];
   const repeats = ['', '', '*', '+', '?', '*?', '{2}', '{0,3}', '{2,}', '{1,4}', '{0}', '{3,5}?', '{7}', '{10,20}', '{0,12}'];
   const groups = ['(', '(?:', '(?P<n>', '(?i:', '(?s:'];
   const pick = (list: readonly string[]) => list[random(list.length)]!;
@@ -52,7 +78,9 @@ function patterns(seed: number, count: number): string[] {
     let text = '';
     for (let i = 0, n = 1 + random(4); i < n; i++) {
       const group = depth < 4 && random(10) < 3;
-      const item = group ? `${pick(groups)}${pattern(depth + 1)}${random(2) ? `|${pattern(depth + 1)}` : ''}${random(3) ? '' : `|${pick(atoms)}|${pick(atoms)}`})` : pick(atoms);
+      const item = group
+        ? `${pick(groups)}${pattern(depth + 1)}${random(2) ? `|${pattern(depth + 1)}` : ''}${random(3) ? '' : `|${pick(atoms)}|${pick(atoms)}`})`
+        : pick(atoms);
       text += item + pick(repeats);
     }
     return random(6) === 0 ? `${text}|${pattern(depth + 1)}` : text;
@@ -78,13 +106,18 @@ describe('estimateProgramSize', () => {
     }
     expect(compiled).toBeGreaterThan(3000);
     expect(worstRatio).toBeLessThan(3);
-    for (const [pattern, size] of [['(a|b){1000}', 3002], ['[a-z][a-z0-9-]{0,62}', 127], ['(a{100}){10}', 1022], ['\\Qa+b\\E{3}', 5]] as const) {
+    for (const [pattern, size] of [
+      ['(a|b){1000}', 3002],
+      ['[a-z][a-z0-9-]{0,62}', 127],
+      ['(a{100}){10}', 1022],
+      ['\\Qa+b\\E{3}', 5],
+    ] as const) {
       expect(estimateProgramSize(pattern)).toBeGreaterThanOrEqual(size);
       expect(estimateProgramSize(pattern)).toBeLessThanOrEqual(size + 3);
     }
   });
 
-  it('reads the review\'s 1,000-character pattern in well under a millisecond, stopping at the limit', () => {
+  it("reads the review's 1,000-character pattern in well under a millisecond, stopping at the limit", () => {
     const pattern = '(a|b){1000}'.repeat(90);
     expect(estimateProgramSize(pattern)).toBeGreaterThan(250_000);
     expect(estimateProgramSize(pattern, 2000)).toBe(2001);
@@ -98,7 +131,10 @@ describe('compileLinear refuses oversized programs before compiling them', () =>
     const started = performance.now();
     const compiled = compileLinear(pattern);
     const took = performance.now() - started;
-    expect(compiled).toMatchObject({ ok: false, error: expect.stringMatching(/too complex to match quickly \(it compiles to more than 2000 steps, at most 1000\)/) });
+    expect(compiled).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/too complex to match quickly \(it compiles to more than 2000 steps, at most 1000\)/),
+    });
     expect(took).toBeLessThan(50);
   });
 
@@ -110,7 +146,13 @@ describe('compileLinear refuses oversized programs before compiling them', () =>
   });
 
   it('matches whole text with the one program it compiled, as ^(?:p)$ would', () => {
-    for (const [pattern, text, whole] of [['a|ab', 'ab', true], ['(?m)a$', 'a\n', false], ['a*', '', true], ['\\d+', '12x', false], ['x|', '', true]] as const) {
+    for (const [pattern, text, whole] of [
+      ['a|ab', 'ab', true],
+      ['(?m)a$', 'a\n', false],
+      ['a*', '', true],
+      ['\\d+', '12x', false],
+      ['x|', '', true],
+    ] as const) {
       const compiled = compileLinear(pattern);
       if (!compiled.ok) throw new Error(compiled.error);
       expect(compiled.regex.fullMatch(text)).toBe(whole);

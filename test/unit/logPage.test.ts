@@ -99,7 +99,13 @@ const outputPane = (html: string) => /<pre id="output"[^>]*>([\s\S]*?)<\/pre>/.e
 
 describe('task page render', () => {
   it('escapes everything a task carries: script, message, names, reasons, failures, output', () => {
-    const task = makeTask('failure', { script: EVIL, message: EVIL, target: `t${EVIL}`, author: `U1${EVIL}`, result: { ...makeTask('failure').result, failureMessage: EVIL } });
+    const task = makeTask('failure', {
+      script: EVIL,
+      message: EVIL,
+      target: `t${EVIL}`,
+      author: `U1${EVIL}`,
+      result: { ...makeTask('failure').result, failureMessage: EVIL },
+    });
     const view = withRun(task, [makeStep(1, 'failed', { failureMessage: EVIL, host: `h${EVIL}` })]);
     view.decisions = [{ userId: `U2${EVIL}`, verdict: 'reject', reason: EVIL, at: later(60) }];
     const html = page(view, `${EVIL}\n`);
@@ -115,7 +121,10 @@ describe('task page render', () => {
   });
 
   it('renders ANSI colours as ansi_up spans, output still escaped inside them', () => {
-    const html = page(withRun(makeTask('running'), [makeStep(1, 'running')]), 'plain\n\x1b[31mred-line\x1b[0m\n\x1b[1;32m<b>bold green</b>\x1b[0m\n\x1b[38;2;1;2;3mtrue\x1b[0m\n');
+    const html = page(
+      withRun(makeTask('running'), [makeStep(1, 'running')]),
+      'plain\n\x1b[31mred-line\x1b[0m\n\x1b[1;32m<b>bold green</b>\x1b[0m\n\x1b[38;2;1;2;3mtrue\x1b[0m\n',
+    );
     const pane = outputPane(html);
     expect(pane).toContain('plain\n<span class="ansi-red-fg">red-line</span>\n');
     expect(pane).toContain('<span style="font-weight:bold" class="ansi-green-fg">&lt;b&gt;bold green&lt;/b&gt;</span>');
@@ -239,7 +248,8 @@ describe('terminal control strings in output (OSC 8 hyperlinks and friends)', ()
   });
 
   it('drops titles, clipboard writes, DCS/APC/PM/SOS strings and 8-bit forms; colours still work', () => {
-    const text = 'A\x1b]0;pwned title\x07B\x1b]52;c;ZXZpbA==\x1b\\C\x1bPq#0;2;0\x1b\\D\x1b_apc\x1b\\E\x1b^pm\x1b\\F\x1bXsos\x1b\\G\x9d8;;https://evil.example\x9ctext\x9d8;;\x9c\x9b31mred\x1b[0m\n';
+    const text =
+      'A\x1b]0;pwned title\x07B\x1b]52;c;ZXZpbA==\x1b\\C\x1bPq#0;2;0\x1b\\D\x1b_apc\x1b\\E\x1b^pm\x1b\\F\x1bXsos\x1b\\G\x9d8;;https://evil.example\x9ctext\x9d8;;\x9c\x9b31mred\x1b[0m\n';
     const html = createAnsiRenderer().render(text);
     noLink(html);
     expect(html).toBe('ABCDEFGtext<span class="ansi-red-fg">red</span>\n');

@@ -24,12 +24,17 @@ describe('last known Slack answers expire (fail closed)', () => {
     await fake.close();
   });
 
-  it('counts a user group\'s last known members while Slack fails for less than 15 minutes, then only its listed users', async () => {
+  it("counts a user group's last known members while Slack fails for less than 15 minutes, then only its listed users", async () => {
     expect(DEFAULT_MAX_STALE_MS).toBe(15 * MINUTE);
     let now = 1_000_000;
     const warnings: string[] = [];
     fake.setUsergroup('S0SRE', ['UBOB']);
-    const reviewers = new Reviewers(webApiUsergroups(client), { ttlMs: MINUTE, retryMs: 5_000, now: () => now, log: { warn: (_, message) => void warnings.push(message) } });
+    const reviewers = new Reviewers(webApiUsergroups(client), {
+      ttlMs: MINUTE,
+      retryMs: 5_000,
+      now: () => now,
+      log: { warn: (_, message) => void warnings.push(message) },
+    });
     const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE'], usergroup: 'S0SRE', approvals: 1 }] };
     expect((await reviewers.resolve(policy)).policy.groups[0]?.users).toEqual(['UALICE', 'UBOB']);
 
@@ -47,7 +52,7 @@ describe('last known Slack answers expire (fail closed)', () => {
     expect((await reviewers.resolve(policy)).policy.groups[0]?.users).toEqual(['UALICE']);
   });
 
-  it('stops counting a channel\'s last known members once they are older than 15 minutes', async () => {
+  it("stops counting a channel's last known members once they are older than 15 minutes", async () => {
     let now = 5_000_000;
     fake.setChannelMembers('CTEAM', ['UMEMBER']);
     const members = new ChannelMembers(webApiChannelMembers(client), { ttlMs: MINUTE, retryMs: 5_000, now: () => now });
@@ -63,10 +68,13 @@ describe('last known Slack answers expire (fail closed)', () => {
     let now = 0;
     let failing = false;
     let value = 'first';
-    const cache = new LookupCache(async () => {
-      if (failing) throw new Error('down');
-      return value;
-    }, lookupCacheOptions({ ttlMs: 1000, retryMs: 100, maxStaleMs: 3000, now: () => now }, 1000));
+    const cache = new LookupCache(
+      async () => {
+        if (failing) throw new Error('down');
+        return value;
+      },
+      lookupCacheOptions({ ttlMs: 1000, retryMs: 100, maxStaleMs: 3000, now: () => now }, 1000),
+    );
     expect(await cache.get('k')).toBe('first');
     failing = true;
     now = 2500;

@@ -23,29 +23,79 @@ function sweep(judge: LostRunnerJudge, from: number, to: number, server: (t: num
 describe('LostRunnerJudge', () => {
   it('judges a runner lost once its lock has stayed free for the reconnect grace (kill -9), not before', () => {
     const judge = new LostRunnerJudge({ livenessMs: LIVENESS_MS });
-    expect(sweep(judge, 0, 2000, () => primary, () => true)).toBeNull();
-    const lostAt = sweep(judge, 2250, 20_000, () => primary, () => false);
+    expect(
+      sweep(
+        judge,
+        0,
+        2000,
+        () => primary,
+        () => true,
+      ),
+    ).toBeNull();
+    const lostAt = sweep(
+      judge,
+      2250,
+      20_000,
+      () => primary,
+      () => false,
+    );
     expect(lostAt).toBe(2250 + RECONNECT_GRACE_MS);
     expect(RECONNECT_GRACE_MS + 2 * 250).toBeLessThan(5000); // kill -9 found within 5 s at the default sweep
   });
 
   it('keeps a runner whose lock is free for 3 s (a reset) and held again; the grace starts over next time', () => {
     const judge = new LostRunnerJudge({ livenessMs: LIVENESS_MS });
-    expect(sweep(judge, 0, 1000, () => primary, () => true)).toBeNull();
-    expect(sweep(judge, 1250, 20_000, () => primary, (t) => t < 1250 || t >= 4500)).toBeNull();
+    expect(
+      sweep(
+        judge,
+        0,
+        1000,
+        () => primary,
+        () => true,
+      ),
+    ).toBeNull();
+    expect(
+      sweep(
+        judge,
+        1250,
+        20_000,
+        () => primary,
+        (t) => t < 1250 || t >= 4500,
+      ),
+    ).toBeNull();
     // Free again later: a fresh grace, not what was left of the first one.
-    expect(sweep(judge, 20_250, 40_000, () => primary, () => false)).toBe(20_250 + RECONNECT_GRACE_MS);
+    expect(
+      sweep(
+        judge,
+        20_250,
+        40_000,
+        () => primary,
+        () => false,
+      ),
+    ).toBe(20_250 + RECONNECT_GRACE_MS);
   });
 
   it('after a server restart, gives a runner not seen back livenessMs from the start, and one seen back only the grace', () => {
     const judge = new LostRunnerJudge({ livenessMs: LIVENESS_MS });
-    sweep(judge, 0, 1000, () => primary, () => true);
+    sweep(
+      judge,
+      0,
+      1000,
+      () => primary,
+      () => true,
+    );
     const up = (t: number): ServerIdentity => ({ ...restarted, upMs: t - 2000 });
     expect(sweep(judge, 2000, 2000 + LIVENESS_MS - 250, up, () => false)).toBeNull();
     expect(sweep(judge, 2000 + LIVENESS_MS, 2000 + LIVENESS_MS + 1000, up, () => false)).toBe(2000 + LIVENESS_MS);
 
     const other = new LostRunnerJudge({ livenessMs: LIVENESS_MS });
-    sweep(other, 0, 1000, () => primary, () => true);
+    sweep(
+      other,
+      0,
+      1000,
+      () => primary,
+      () => true,
+    );
     // Back on the restarted server at 3 s, then killed at 10 s: found after the grace.
     expect(sweep(other, 2000, 30_000, up, (t) => t >= 3000 && t < 10_000)).toBe(10_000 + RECONNECT_GRACE_MS);
   });
@@ -53,17 +103,53 @@ describe('LostRunnerJudge', () => {
   it('takes a failover to a long-running standby for a new server: livenessMs from when it was seen, and says so', () => {
     const changes: string[] = [];
     const judge = new LostRunnerJudge({ livenessMs: LIVENESS_MS, onServerChanged: (from, to) => changes.push(`${from} -> ${to}`) });
-    sweep(judge, 0, 1000, () => primary, () => true);
+    sweep(
+      judge,
+      0,
+      1000,
+      () => primary,
+      () => true,
+    );
     // Every lock is gone on the standby (advisory locks are not replicated) and B is slow to come back.
-    expect(sweep(judge, 1250, 1250 + LIVENESS_MS - 250, () => promoted, () => false)).toBeNull();
+    expect(
+      sweep(
+        judge,
+        1250,
+        1250 + LIVENESS_MS - 250,
+        () => promoted,
+        () => false,
+      ),
+    ).toBeNull();
     expect(changes).toEqual([`7000000000000000001/1/${primary.startedAt} -> 7000000000000000001/2/${promoted.startedAt}`]);
-    expect(sweep(judge, 1250 + LIVENESS_MS, 1250 + LIVENESS_MS + 1000, () => promoted, () => false)).toBe(1250 + LIVENESS_MS);
+    expect(
+      sweep(
+        judge,
+        1250 + LIVENESS_MS,
+        1250 + LIVENESS_MS + 1000,
+        () => promoted,
+        () => false,
+      ),
+    ).toBe(1250 + LIVENESS_MS);
   });
 
   it('tells servers apart by their start time when the role may not read pg_control', () => {
     const judge = new LostRunnerJudge({ livenessMs: LIVENESS_MS });
     const unreadable = (s: ServerIdentity): ServerIdentity => ({ ...s, systemId: null, timeline: null });
-    sweep(judge, 0, 1000, () => unreadable(primary), () => true);
-    expect(sweep(judge, 1250, 1250 + LIVENESS_MS - 250, () => unreadable(promoted), () => false)).toBeNull();
+    sweep(
+      judge,
+      0,
+      1000,
+      () => unreadable(primary),
+      () => true,
+    );
+    expect(
+      sweep(
+        judge,
+        1250,
+        1250 + LIVENESS_MS - 250,
+        () => unreadable(promoted),
+        () => false,
+      ),
+    ).toBeNull();
   });
 });

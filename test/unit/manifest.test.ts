@@ -156,7 +156,11 @@ describe('manifest.yml', () => {
     const settings = manifest.settings ?? {};
     // Both modes work (SLACK_APP_TOKEN switches to Socket Mode); the manifest's comment says how.
     expect(settings.socket_mode_enabled).toBe(false);
-    for (const url of [settings.interactivity?.request_url, settings.event_subscriptions?.request_url, ...(manifest.features?.slash_commands ?? []).map((c) => c.url)]) {
+    for (const url of [
+      settings.interactivity?.request_url,
+      settings.event_subscriptions?.request_url,
+      ...(manifest.features?.slash_commands ?? []).map((c) => c.url),
+    ]) {
       expect(url).toMatch(/^https:\/\/countersign\.example\.com\//);
     }
     expect(settings.token_rotation_enabled).toBe(false);
@@ -171,7 +175,10 @@ describe('Slack Web API methods the code calls', () => {
       expect.arrayContaining(['chat.postMessage', 'chat.update', 'files.getUploadURLExternal', 'files.completeUploadExternal', 'views.open', 'auth.test']),
     );
     const unknown = scan.methods.filter((method) => !isWebApiMethod(method));
-    expect(unknown.map((method) => `${method} at ${usesOf(method)}`), 'not methods of @slack/web-api WebClient (typo, or a false match of the scan)').toEqual([]);
+    expect(
+      unknown.map((method) => `${method} at ${usesOf(method)}`),
+      'not methods of @slack/web-api WebClient (typo, or a false match of the scan)',
+    ).toEqual([]);
   });
 
   it('METHOD_SCOPES names only real Web API methods', () => {
@@ -187,7 +194,9 @@ describe('Slack Web API methods the code calls', () => {
   });
 
   it('have every bot scope they need declared in oauth_config.scopes.bot', () => {
-    const missing = [...requiredBotScopes(scan.methods)].filter(([scope]) => !botScopes.includes(scope)).map(([scope, methods]) => `${scope} (for ${methods.join(', ')})`);
+    const missing = [...requiredBotScopes(scan.methods)]
+      .filter(([scope]) => !botScopes.includes(scope))
+      .map(([scope, methods]) => `${scope} (for ${methods.join(', ')})`);
     expect(missing, 'add these to oauth_config.scopes.bot in manifest.yml').toEqual([]);
   });
 

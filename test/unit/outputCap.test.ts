@@ -151,7 +151,10 @@ describe('OutputCap', () => {
 
     it('survives one code unit at a time, emoji halves included', () => {
       const cap = new OutputCap(40, 15);
-      const { stored, final } = store(cap, [...Array(text.length).keys()].map((i) => text[i] ?? ''));
+      const { stored, final } = store(
+        cap,
+        [...Array(text.length).keys()].map((i) => text[i] ?? ''),
+      );
       const output = stored.join('') + final;
       expect(wellFormed(output)).toBe(true);
       expect(output).not.toContain('\uFFFD');

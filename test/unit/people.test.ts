@@ -29,7 +29,11 @@ describe('PeopleDirectory', () => {
     const s = source({ UALICE: 'Alice', UBOB: 'Bob' });
     const people = new PeopleDirectory(s.lookup, { now: () => now, ttlMs: 1000, retryMs: 100 });
     const names = await people.names(['UALICE', 'UBOB', 'UNOBODY', 'not-an-id', 'UALICE']);
-    expect([...names]).toEqual([['UALICE', 'Alice'], ['UBOB', 'Bob'], ['UNOBODY', 'UNOBODY']]);
+    expect([...names]).toEqual([
+      ['UALICE', 'Alice'],
+      ['UBOB', 'Bob'],
+      ['UNOBODY', 'UNOBODY'],
+    ]);
     await people.names(['UALICE', 'UBOB']);
     expect(s.calls).toEqual(['UALICE', 'UBOB', 'UNOBODY']);
     // Asked again once the answer is older than ttlMs (a user Slack did not know, too).
@@ -100,8 +104,16 @@ describe('PeopleDirectory', () => {
 describe('webApiUserNames', () => {
   const client = (answer: unknown) => ({ users: { info: async () => answer as never } });
   it('picks the display name, else the full name, else the handle; null for a user Slack does not know', async () => {
-    expect(await webApiUserNames(client({ ok: true, user: { name: 'ada', real_name: 'Ada L', profile: { display_name: 'ada.l', real_name: 'Ada L' } } })).displayName('U1')).toBe('ada.l');
-    expect(await webApiUserNames(client({ ok: true, user: { name: 'ada', real_name: 'Ada L', profile: { display_name: '', real_name: 'Ada L' } } })).displayName('U1')).toBe('Ada L');
+    expect(
+      await webApiUserNames(
+        client({ ok: true, user: { name: 'ada', real_name: 'Ada L', profile: { display_name: 'ada.l', real_name: 'Ada L' } } }),
+      ).displayName('U1'),
+    ).toBe('ada.l');
+    expect(
+      await webApiUserNames(client({ ok: true, user: { name: 'ada', real_name: 'Ada L', profile: { display_name: '', real_name: 'Ada L' } } })).displayName(
+        'U1',
+      ),
+    ).toBe('Ada L');
     expect(await webApiUserNames(client({ ok: true, user: { name: 'ada', profile: { display_name: ' ' } } })).displayName('U1')).toBe('ada');
     expect(await webApiUserNames(client({ ok: false, error: 'user_not_found' })).displayName('U1')).toBeNull();
     await expect(webApiUserNames(client({ ok: false, error: 'ratelimited' })).displayName('U1')).rejects.toThrow(/ratelimited/);

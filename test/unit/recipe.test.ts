@@ -57,7 +57,12 @@ describe('resolveArguments', () => {
   });
 
   it('shows fixed values as •••', () => {
-    expect(describeArguments([{ name: 'token', kind: 'fixed', value: 'abc' }, { name: 'mode', kind: 'options', value: 'soft' }])).toBe('token=••• mode="soft"');
+    expect(
+      describeArguments([
+        { name: 'token', kind: 'fixed', value: 'abc' },
+        { name: 'mode', kind: 'options', value: 'soft' },
+      ]),
+    ).toBe('token=••• mode="soft"');
   });
 });
 
@@ -65,7 +70,10 @@ describe('the JSON format', () => {
   it('round-trips through export and parse once the fixed values, left out of the export, are filled in', () => {
     const exported = JSON.parse(exportRecipe(RECIPE));
     expect(JSON.stringify(exported)).not.toContain('"abc"');
-    expect(parseRecipeJson(exported)).toEqual({ ok: false, problems: ['arguments[0].value: a fixed argument needs its value (exports leave fixed values out: fill it in before importing)'] });
+    expect(parseRecipeJson(exported)).toEqual({
+      ok: false,
+      problems: ['arguments[0].value: a fixed argument needs its value (exports leave fixed values out: fill it in before importing)'],
+    });
     exported.arguments[0].value = 'abc';
     expect(parseRecipeJson(exported)).toEqual({ ok: true, recipe: { ...RECIPE, origin: 'imported' } });
   });
@@ -83,13 +91,32 @@ describe('the JSON format', () => {
   });
 
   it('names the field of every problem', () => {
-    const parsed = parseRecipeJson({ name: 'bad name', target: 'web-prod', script: '  ', arguments: [{ name: 'x', kind: 'options', options: [] }, { name: 'y', kind: 'input', pattern: '[' }], extra: 1 });
+    const parsed = parseRecipeJson({
+      name: 'bad name',
+      target: 'web-prod',
+      script: '  ',
+      arguments: [
+        { name: 'x', kind: 'options', options: [] },
+        { name: 'y', kind: 'input', pattern: '[' },
+      ],
+      extra: 1,
+    });
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(parsed.problems[0]).toMatch(/^name: /);
-    expect(parsed.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^script: the script is empty/), expect.stringMatching(/^arguments\[0\]\.options: /), expect.stringMatching(/^arguments\[1\]\.pattern: not a valid pattern for the linear-time engine/), 'unknown field: extra']));
+    expect(parsed.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^script: the script is empty/),
+        expect.stringMatching(/^arguments\[0\]\.options: /),
+        expect.stringMatching(/^arguments\[1\]\.pattern: not a valid pattern for the linear-time engine/),
+        'unknown field: extra',
+      ]),
+    );
     expect(parseRecipeJson([1]).ok).toBe(false);
-    expect(parseRecipeJson({ format: 'other', name: 'a', target: 't', script: 'true' })).toEqual({ ok: false, problems: ['format: expected "countersign.recipe/v1"'] });
+    expect(parseRecipeJson({ format: 'other', name: 'a', target: 't', script: 'true' })).toEqual({
+      ok: false,
+      problems: ['format: expected "countersign.recipe/v1"'],
+    });
   });
 });
 
@@ -103,7 +130,11 @@ describe('parseRecipeCommand', () => {
     expect(parseRecipeCommand('recipe remove restart')).toEqual({ kind: 'recipe-remove', name: 'restart' });
     expect(parseRecipeCommand('recipe remove')).toMatchObject({ kind: 'recipe-error' });
     expect(parseRecipeCommand('recipe import\n```json\n{"a":1}\n```')).toEqual({ kind: 'recipe-import', json: '{"a":1}\n', replace: false });
-    expect(parseRecipeCommand('recipe import --replace ```{“a”:"&lt;b&gt; &amp;"}```')).toEqual({ kind: 'recipe-import', json: '{"a":"<b> &"}', replace: true });
+    expect(parseRecipeCommand('recipe import --replace ```{“a”:"&lt;b&gt; &amp;"}```')).toEqual({
+      kind: 'recipe-import',
+      json: '{"a":"<b> &"}',
+      replace: true,
+    });
     expect(parseRecipeCommand('recipe import')).toMatchObject({ kind: 'recipe-error' });
     expect(parseRecipeCommand('recipe frobnicate')).toMatchObject({ kind: 'recipe-error' });
     expect(parseRecipeCommand('run web-prod echo start')).toBeNull();

@@ -28,21 +28,29 @@ function timed(fn: () => unknown): number {
 }
 
 describe('recipe input patterns', () => {
-  it('refuses a default of 30 a\'s for (a+)+b in under 50 ms (a backtracking engine takes seconds)', () => {
-    const json = { name: 'evil', target: 'sandbox', script: 'echo "$1"', arguments: [{ name: 'x', kind: 'input', pattern: CATASTROPHIC, default: 'a'.repeat(30) }] };
+  it("refuses a default of 30 a's for (a+)+b in under 50 ms (a backtracking engine takes seconds)", () => {
+    const json = {
+      name: 'evil',
+      target: 'sandbox',
+      script: 'echo "$1"',
+      arguments: [{ name: 'x', kind: 'input', pattern: CATASTROPHIC, default: 'a'.repeat(30) }],
+    };
     const ms = timed(() => parseRecipeJson(json));
     expect(parseRecipeJson(json)).toEqual({ ok: false, problems: ['arguments[0].default: the default does not match the pattern'] });
     expect(ms).toBeLessThan(50);
   });
 
-  it('matches (a+)+b against 4,000 a\'s in under 50 ms, and refuses 10,000 by length before matching', () => {
+  it("matches (a+)+b against 4,000 a's in under 50 ms, and refuses 10,000 by length before matching", () => {
     const recipe = recipeWith(CATASTROPHIC);
     const ms = timed(() => resolveArguments(recipe, { x: 'a'.repeat(4000) }));
     expect(resolveArguments(recipe, { x: 'a'.repeat(4000) })).toEqual({ ok: false, errors: [{ name: 'x', message: 'x: expected a value matching /(a+)+b/' }] });
     expect(ms).toBeLessThan(50);
     expect(resolveArguments(recipe, { x: `${'a'.repeat(4000)}b` })).toMatchObject({ ok: true });
     const long = timed(() => resolveArguments(recipe, { x: 'a'.repeat(10_000) }));
-    expect(resolveArguments(recipe, { x: 'a'.repeat(10_000) })).toMatchObject({ ok: false, errors: [{ name: 'x', message: expect.stringContaining('at most 4096 bytes') }] });
+    expect(resolveArguments(recipe, { x: 'a'.repeat(10_000) })).toMatchObject({
+      ok: false,
+      errors: [{ name: 'x', message: expect.stringContaining('at most 4096 bytes') }],
+    });
     expect(long).toBeLessThan(50);
   });
 
@@ -64,7 +72,10 @@ describe('recipe input patterns', () => {
     expect(maxMatchedChars(big)).toBeLessThan(4096);
     expect(maxMatchedChars(big) * 400).toBeLessThanOrEqual(MAX_MATCH_WORK);
     expect(patternMismatch(big, 'a'.repeat(maxMatchedChars(big) + 1))).toBe('too-long');
-    expect(resolveArguments(recipeWith(big), { x: 'a'.repeat(maxMatchedChars(big) + 1) })).toMatchObject({ ok: false, errors: [{ message: expect.stringMatching(/at most \d+ characters for this pattern/) }] });
+    expect(resolveArguments(recipeWith(big), { x: 'a'.repeat(maxMatchedChars(big) + 1) })).toMatchObject({
+      ok: false,
+      errors: [{ message: expect.stringMatching(/at most \d+ characters for this pattern/) }],
+    });
   });
 
   it('refuses values for a stored pattern the linear-time engine cannot run, instead of running it elsewhere', () => {
@@ -88,7 +99,10 @@ describe('patterns of one document, together (review of issue 10, H1)', () => {
   const heavyRunbook = (pattern: string) => ({
     format: RUNBOOK_FORMAT,
     reference: 'many-patterns',
-    steps: Array.from({ length: 40 }, (_, i) => ({ id: `ask${i}`, input: { fields: Array.from({ length: 20 }, (_, j) => ({ name: `f${j}`, kind: 'input', pattern })) } })),
+    steps: Array.from({ length: 40 }, (_, i) => ({
+      id: `ask${i}`,
+      input: { fields: Array.from({ length: 20 }, (_, j) => ({ name: `f${j}`, kind: 'input', pattern })) },
+    })),
   });
 
   it('refuses a runbook whose patterns add up to too much before compiling any of them', () => {
@@ -97,7 +111,10 @@ describe('patterns of one document, together (review of issue 10, H1)', () => {
     const took = performance.now() - started;
     expect(parsed).toEqual({ ok: false, problems: ['the patterns add up to 9600 characters, at most 4000 in one recipe or runbook'] });
     expect(took).toBeLessThan(50);
-    const big = parseRunbookJson({ ...heavyRunbook('x'), steps: [{ id: 'a', http: { url: 'https://example.com/', successPattern: '/(a|b){1000}(c|d){1000}(e|f){1000}(g|h){1000}/' } }] });
+    const big = parseRunbookJson({
+      ...heavyRunbook('x'),
+      steps: [{ id: 'a', http: { url: 'https://example.com/', successPattern: '/(a|b){1000}(c|d){1000}(e|f){1000}(g|h){1000}/' } }],
+    });
     expect(big).toMatchObject({ ok: false, problems: [expect.stringMatching(/together compile to more than 10000 steps/)] });
   });
 

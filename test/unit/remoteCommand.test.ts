@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INTERPRETERS, SCRIPT_TYPES } from '../../src/domain/scriptTypes.js';
-import { encodeStdin, newRunToken, outputFileCommand, remoteCommand as buildCommand, secretNameProblem, stopCommand, survivorsCommand } from '../../src/exec/remoteCommand.js';
+import {
+  encodeStdin,
+  newRunToken,
+  outputFileCommand,
+  remoteCommand as buildCommand,
+  secretNameProblem,
+  stopCommand,
+  survivorsCommand,
+} from '../../src/exec/remoteCommand.js';
 import type { ScriptType } from '../../src/domain/scriptTypes.js';
 
 /** The wrapper without runAs, as most tests need it. */
@@ -99,12 +107,31 @@ describe('remoteCommand', () => {
       expect(assigned.length).toBeGreaterThan(0);
       // IFS= and COUNTERSIGN_RUN= only prefix one command; they are not the wrapper's variables.
       const own = assigned.filter((name) => name !== 'IFS' && name !== 'COUNTERSIGN_RUN');
-      expect(own.filter((name) => !name.startsWith('__cs_')), command).toEqual([]);
+      expect(
+        own.filter((name) => !name.startsWith('__cs_')),
+        command,
+      ).toEqual([]);
     }
   });
 
   it('refuses to hand over a secret whose name the config refuses (the wrapper’s, the shell’s, the loader’s)', () => {
-    for (const name of ['__cs_f', '__cs_n', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'PATH', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'COUNTERSIGN_RUN', 'COUNTERSIGN_OUTPUT', '1X', 'A-B']) {
+    for (const name of [
+      '__cs_f',
+      '__cs_n',
+      'BASH_ENV',
+      'ENV',
+      'SHELLOPTS',
+      'BASHOPTS',
+      'PS4',
+      'IFS',
+      'PATH',
+      'LD_PRELOAD',
+      'LD_LIBRARY_PATH',
+      'COUNTERSIGN_RUN',
+      'COUNTERSIGN_OUTPUT',
+      '1X',
+      'A-B',
+    ]) {
       expect(secretNameProblem(name), name).not.toBeNull();
       expect(() => encodeStdin(new Map([[name, 'value']]), 'true'), name).toThrow(`secret name ${name}`);
     }
@@ -191,7 +218,8 @@ describe('remoteCommand, run locally', () => {
 
   it('a run step names a private output file in $COUNTERSIGN_OUTPUT that outlives the wrapper until read back once', () => {
     const token = newRunToken();
-    const script = 'echo "version=1.2" >> "$COUNTERSIGN_OUTPUT"; echo "notes<<EOF" >> "$COUNTERSIGN_OUTPUT"; echo two >> "$COUNTERSIGN_OUTPUT"; echo EOF >> "$COUNTERSIGN_OUTPUT"';
+    const script =
+      'echo "version=1.2" >> "$COUNTERSIGN_OUTPUT"; echo "notes<<EOF" >> "$COUNTERSIGN_OUTPUT"; echo two >> "$COUNTERSIGN_OUTPUT"; echo EOF >> "$COUNTERSIGN_OUTPUT"';
     const command = buildCommand({ type: 'sh', token, scriptBytes: Buffer.byteLength(script), runAs: null, outputFile: true });
     expect(run('sh', command, script).status).toBe(0);
     const file = join(tmp, `countersign-${token}.out`);
@@ -382,7 +410,8 @@ describe('task arguments on stdin', () => {
   const scripts: Record<ScriptType, string> = {
     bash: 'for a in "$@"; do printf "[%s]" "$a"; done; echo; printf "%s|" "$ARG_A0" "$ARG_A1" "$ARG_A5"; echo "$#"',
     sh: 'for a in "$@"; do printf "[%s]" "$a"; done; echo; printf "%s|" "$ARG_A0" "$ARG_A1" "$ARG_A5"; echo "$#"',
-    python3: 'import os, sys\nprint("".join("[%s]" % a for a in sys.argv[1:]))\nprint("%s|%s|%s|%d" % (os.environ["ARG_A0"], os.environ["ARG_A1"], os.environ["ARG_A5"], len(sys.argv) - 1))',
+    python3:
+      'import os, sys\nprint("".join("[%s]" % a for a in sys.argv[1:]))\nprint("%s|%s|%s|%d" % (os.environ["ARG_A0"], os.environ["ARG_A1"], os.environ["ARG_A5"], len(sys.argv) - 1))',
     node: 'console.log(process.argv.slice(2).map((a) => `[${a}]`).join(""));\nconsole.log(`${process.env.ARG_A0}|${process.env.ARG_A1}|${process.env.ARG_A5}|${process.argv.length - 2}`)',
   };
   const expected = `${TRICKY.map((v) => `[${v}]`).join('')}\n${TRICKY[0]}|${TRICKY[1]}||${TRICKY.length}\n`;
@@ -393,7 +422,12 @@ describe('task arguments on stdin', () => {
         if (type === 'python3' && spawnSync('python3', ['-c', 'pass']).status !== 0) return;
         const script = scripts[type];
         const command = buildCommand({ type, token: newRunToken(), scriptBytes: Buffer.byteLength(script), runAs: null });
-        const result = spawnSync(shell, ['-c', command], { input: encodeStdin(new Map([['TOKEN_X', 'secret-value']]), script, args), env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 10_000 });
+        const result = spawnSync(shell, ['-c', command], {
+          input: encodeStdin(new Map([['TOKEN_X', 'secret-value']]), script, args),
+          env: { ...process.env, TMPDIR: tmp },
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
         expect(result.stderr).toBe('');
         expect(result.stdout).toBe(expected);
         expect(result.status).toBe(0);
@@ -409,7 +443,8 @@ describe('task arguments on stdin', () => {
   });
 
   it('refuses argument names that are not variable names, and NUL bytes', () => {
-    for (const name of ['a', '1X', 'X-Y', 'X Y', 'X;id', '']) expect(() => encodeStdin(new Map(), 'true', [{ name, value: 'v' }]), name).toThrow('argument name');
+    for (const name of ['a', '1X', 'X-Y', 'X Y', 'X;id', ''])
+      expect(() => encodeStdin(new Map(), 'true', [{ name, value: 'v' }]), name).toThrow('argument name');
     expect(() => encodeStdin(new Map(), 'true', [{ name: 'X', value: 'a\u0000b' }])).toThrow('NUL');
   });
 });

@@ -180,14 +180,16 @@ const hostileScript = (() => {
 })();
 
 /** Many short lines: the JSON of a code block grows by a `\n` escape per line. */
-const shortLinesScript = Array.from({ length: 20_000 }, (_, i) => (i % 2 === 0 ? '&' : '"')).join('\n').slice(0, MAX_SCRIPT_BYTES);
+const shortLinesScript = Array.from({ length: 20_000 }, (_, i) => (i % 2 === 0 ? '&' : '"'))
+  .join('\n')
+  .slice(0, MAX_SCRIPT_BYTES);
 /** Quotes and backslashes: JSON doubles every one of them. */
 const quoteScript = '"\\'.repeat(MAX_SCRIPT_BYTES / 2);
 /** One 64 KiB line with no newline at all. */
 const oneLineScript = '&<>`'.repeat(MAX_SCRIPT_BYTES / 4);
 
-const hostileMessage = (`${NASTY}\n`).repeat(Math.ceil(MAX_MESSAGE_CHARS / (NASTY.length + 1))).slice(0, MAX_MESSAGE_CHARS);
-const hostile3000 = (`${NASTY} `).repeat(60).slice(0, 3000);
+const hostileMessage = `${NASTY}\n`.repeat(Math.ceil(MAX_MESSAGE_CHARS / (NASTY.length + 1))).slice(0, MAX_MESSAGE_CHARS);
+const hostile3000 = `${NASTY} `.repeat(60).slice(0, 3000);
 /**
  * Failure messages keep user mentions on purpose ("killed by <@U…>" is ours), so the hostile one
  * mentions a user the checks allow, and still tries channel pings and links.
@@ -287,7 +289,16 @@ describe('task card', () => {
 
       it(`${label}: the only buttons are the ones the state allows`, () => {
         const msg = renderTaskCard(viewFor(status, { reviewed: withPolicy }), ctxFor(withPolicy));
-        const expected = status === 'approved' ? [ACTION.run] : status === 'ready' || status === 'running' ? [ACTION.kill] : status === 'rejected' ? [ACTION.resubmit] : ['success', 'failure', 'killed'].includes(status) ? [ACTION.again] : [];
+        const expected =
+          status === 'approved'
+            ? [ACTION.run]
+            : status === 'ready' || status === 'running'
+              ? [ACTION.kill]
+              : status === 'rejected'
+                ? [ACTION.resubmit]
+                : ['success', 'failure', 'killed'].includes(status)
+                  ? [ACTION.again]
+                  : [];
         expect(actionIds(msg)).toEqual(expected);
         // Buttons carry the task id, so a click names its task.
         for (const block of msg.blocks) {
@@ -719,7 +730,12 @@ describe('review request: user groups, expiry, links', () => {
     // statusChangedAt is T0 + 120 s; a day later it expires.
     expect(pending).toContain(`Expires <!date^${Math.floor(later(120).getTime() / 1000) + 86_400}^`);
     const expired = renderReviewRequest(
-      viewFor('rejected', { reviewed: false, task: { result: { exitCode: null, signal: null, durationMs: null, failureMessage: 'review expired after 24h without enough approvals', lastLine: null } } }),
+      viewFor('rejected', {
+        reviewed: false,
+        task: {
+          result: { exitCode: null, signal: null, durationMs: null, failureMessage: 'review expired after 24h without enough approvals', lastLine: null },
+        },
+      }),
       resolvedPolicy,
     );
     expect(allText(expired)).toContain(':hourglass: review expired after 24h without enough approvals');

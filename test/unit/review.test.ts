@@ -101,7 +101,10 @@ describe('review groups with a Slack user group', () => {
   });
 
   it('lists user groups once, and DMs the members of dm groups but never the author', () => {
-    const twice: ReviewPolicy = { ...withUsergroup, groups: [...withUsergroup.groups, { name: 'oncall', users: [], usergroup: 'S0SRE', approvals: 1, dm: true }] };
+    const twice: ReviewPolicy = {
+      ...withUsergroup,
+      groups: [...withUsergroup.groups, { name: 'oncall', users: [], usergroup: 'S0SRE', approvals: 1, dm: true }],
+    };
     expect(usergroupsOf(twice)).toEqual(['S0SRE']);
     const resolved = withMembers(twice, new Map([['S0SRE', ['UBOB', 'UAUTHOR']]]));
     expect(dmRecipients(resolved, 'UAUTHOR')).toEqual(['UALICE', 'UBOB']);
@@ -135,7 +138,11 @@ describe('Reviewers: user group members from Slack, cached', () => {
       },
     };
   }
-  const policyWith = (usergroup: string): ReviewPolicy => ({ channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE'], usergroup, approvals: 1 }] });
+  const policyWith = (usergroup: string): ReviewPolicy => ({
+    channel: 'CREVIEW',
+    autoRun: false,
+    groups: [{ name: 'sre', users: ['UALICE'], usergroup, approvals: 1 }],
+  });
   const warnings: string[] = [];
   const log = { warn: (_: Record<string, unknown>, message: string) => void warnings.push(message) };
 

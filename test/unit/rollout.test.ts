@@ -26,9 +26,12 @@ describe('parseBatch', () => {
     expect(parseBatch('12.5%')).toEqual({ percent: 12.5 });
   });
 
-  it.each([0, -1, 2.5, Number.NaN, Number.POSITIVE_INFINITY, '0', '-1', '0%', '150%', '100.1%', 'abc', '', '%', '2.5', '25%%', '-5%'])('rejects %j', (value) => {
-    expect(parseBatch(value)).toBeNull();
-  });
+  it.each([0, -1, 2.5, Number.NaN, Number.POSITIVE_INFINITY, '0', '-1', '0%', '150%', '100.1%', 'abc', '', '%', '2.5', '25%%', '-5%'])(
+    'rejects %j',
+    (value) => {
+      expect(parseBatch(value)).toBeNull();
+    },
+  );
 });
 
 describe('buildRolloutPlan', () => {
@@ -66,11 +69,7 @@ describe('buildRolloutPlan', () => {
   it('keeps config order across groups', () => {
     const list = hosts(7);
     const plan = buildRolloutPlan(list, rollout(3));
-    expect(plan.map((group) => group.map((h) => h.host))).toEqual([
-      ['web-1', 'web-2', 'web-3'],
-      ['web-4', 'web-5', 'web-6'],
-      ['web-7'],
-    ]);
+    expect(plan.map((group) => group.map((h) => h.host))).toEqual([['web-1', 'web-2', 'web-3'], ['web-4', 'web-5', 'web-6'], ['web-7']]);
     expect(plan.flat()).toEqual(list);
   });
 

@@ -80,7 +80,8 @@ describe('decideRun', () => {
   });
 
   it('does nothing for runs that are not ready or running', () => {
-    for (const status of ['pending-review', 'success', 'cancelled'] as const) expect(decideRun({ status, desiredPhase: null, runAfter: null }, [step(0, 'pending')], NOW)).toEqual([]);
+    for (const status of ['pending-review', 'success', 'cancelled'] as const)
+      expect(decideRun({ status, desiredPhase: null, runAfter: null }, [step(0, 'pending')], NOW)).toEqual([]);
   });
 });
 
@@ -106,15 +107,25 @@ describe('runReviewPolicy', () => {
     expect(runReviewPolicy(['sandbox'], policyOf)).toBeNull();
   });
 
-  it('needs every group of every reviewed target, named by target, in the first target\'s channel', () => {
+  it("needs every group of every reviewed target, named by target, in the first target's channel", () => {
     const policy = runReviewPolicy(['web-prod', 'sandbox', 'db'], policyOf)!;
     expect(policy.channel).toBe('CDB');
     expect(policy.groups.map((g) => g.name)).toEqual(['db/dba', 'web-prod/sre']);
     expect(policy.expiresAfter).toEqual({ ms: 60_000, text: '1m' });
     const at = new Date();
     expect(isApproved(policy, 'UX', [{ userId: 'UA', verdict: 'approve', reason: null, at }])).toBe(false);
-    expect(isApproved(policy, 'UX', [{ userId: 'UA', verdict: 'approve', reason: null, at }, { userId: 'UC', verdict: 'approve', reason: null, at }])).toBe(true);
+    expect(
+      isApproved(policy, 'UX', [
+        { userId: 'UA', verdict: 'approve', reason: null, at },
+        { userId: 'UC', verdict: 'approve', reason: null, at },
+      ]),
+    ).toBe(true);
     // The creator's own approval never counts.
-    expect(isApproved(policy, 'UC', [{ userId: 'UA', verdict: 'approve', reason: null, at }, { userId: 'UC', verdict: 'approve', reason: null, at }])).toBe(false);
+    expect(
+      isApproved(policy, 'UC', [
+        { userId: 'UA', verdict: 'approve', reason: null, at },
+        { userId: 'UC', verdict: 'approve', reason: null, at },
+      ]),
+    ).toBe(false);
   });
 });

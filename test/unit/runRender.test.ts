@@ -23,31 +23,122 @@ const HOSTILE = '<!channel> <@U0BOSS> ```` ``` &amp; <https://evil.example|click
 const policy: ReviewPolicy = { channel: 'CREVIEW01', autoRun: false, groups: [{ name: 'web-prod/sre', users: [ALICE, AUTHOR], approvals: 1, dm: true }] };
 
 function script(id: string, text: string, target = 'web-prod'): PlannedStep {
-  return { id, runbook: 'deploy', stepId: id.split('.')[1]!, name: null, continueOnFailure: false, kind: 'script', script: { target, script: text, type: 'bash', with: [{ name: 'TICKET', value: '${{ steps.why.ticket }}' }] } };
+  return {
+    id,
+    runbook: 'deploy',
+    stepId: id.split('.')[1]!,
+    name: null,
+    continueOnFailure: false,
+    kind: 'script',
+    script: { target, script: text, type: 'bash', with: [{ name: 'TICKET', value: '${{ steps.why.ticket }}' }] },
+  };
 }
 const http: PlannedStep = {
-  id: 'deploy.health', runbook: 'deploy', stepId: 'health', name: null, continueOnFailure: false, kind: 'http',
-  http: { url: 'https://status.example/health?t=${{ steps.why.ticket }}', method: 'POST', headers: [{ name: 'Authorization', value: 'Bearer ${{ secrets.TOKEN }}' }], body: { note: HOSTILE }, compress: false, timeoutMs: 10_000, successStatus: [200], successPattern: '"ok":\\s*true', target: 'web-prod' },
+  id: 'deploy.health',
+  runbook: 'deploy',
+  stepId: 'health',
+  name: null,
+  continueOnFailure: false,
+  kind: 'http',
+  http: {
+    url: 'https://status.example/health?t=${{ steps.why.ticket }}',
+    method: 'POST',
+    headers: [{ name: 'Authorization', value: 'Bearer ${{ secrets.TOKEN }}' }],
+    body: { note: HOSTILE },
+    compress: false,
+    timeoutMs: 10_000,
+    successStatus: [200],
+    successPattern: '"ok":\\s*true',
+    target: 'web-prod',
+  },
 };
-const approval: PlannedStep = { id: 'deploy.go', runbook: 'deploy', stepId: 'go', name: null, continueOnFailure: false, kind: 'approval', approval: { users: [ALICE, 'UBOB00001'], usergroup: 'S0OPS', approvals: 1, timeoutMs: null, channel: null, dm: true } };
-const input: PlannedStep = { id: 'deploy.why', runbook: 'deploy', stepId: 'why', name: null, continueOnFailure: false, kind: 'input', input: { fields: [{ name: 'ticket', kind: 'input', pattern: 'INC-[0-9]+', required: true, label: HOSTILE }, { name: 'mode', kind: 'options', options: ['ok', 'fail'] }], from: null, timeoutMs: 60_000 } };
+const approval: PlannedStep = {
+  id: 'deploy.go',
+  runbook: 'deploy',
+  stepId: 'go',
+  name: null,
+  continueOnFailure: false,
+  kind: 'approval',
+  approval: { users: [ALICE, 'UBOB00001'], usergroup: 'S0OPS', approvals: 1, timeoutMs: null, channel: null, dm: true },
+};
+const input: PlannedStep = {
+  id: 'deploy.why',
+  runbook: 'deploy',
+  stepId: 'why',
+  name: null,
+  continueOnFailure: false,
+  kind: 'input',
+  input: {
+    fields: [
+      { name: 'ticket', kind: 'input', pattern: 'INC-[0-9]+', required: true, label: HOSTILE },
+      { name: 'mode', kind: 'options', options: ['ok', 'fail'] },
+    ],
+    from: null,
+    timeoutMs: 60_000,
+  },
+};
 
 function stepRow(planned: PlannedStep, index: number, phase: RunStep['phase'], extra: Partial<RunStep> = {}): RunStep {
   return {
-    id: index + 1, runId: 7, groupIndex: index, position: 0, stepId: planned.id, kind: planned.kind, phase, continueOnFailure: false, values: null, output: null,
-    failureMessage: null, taskId: planned.kind === 'script' ? 100 + index : null, runnerId: null, leaseUntil: null, timeoutAt: null, messageChannel: null, messageTs: null,
-    decidedBy: null, startedAt: phase === 'pending' ? null : T0, finishedAt: null, ...extra,
+    id: index + 1,
+    runId: 7,
+    groupIndex: index,
+    position: 0,
+    stepId: planned.id,
+    kind: planned.kind,
+    phase,
+    continueOnFailure: false,
+    values: null,
+    output: null,
+    failureMessage: null,
+    taskId: planned.kind === 'script' ? 100 + index : null,
+    runnerId: null,
+    leaseUntil: null,
+    timeoutAt: null,
+    messageChannel: null,
+    messageTs: null,
+    decidedBy: null,
+    startedAt: phase === 'pending' ? null : T0,
+    finishedAt: null,
+    ...extra,
   };
 }
 
 function viewOf(groups: PlannedStep[][], status: RunStatus, phases: Array<RunStep['phase']> = [], runExtra: Partial<Run> = {}): RunView {
   const planned = groups.flat();
   const run: Run = {
-    id: 7, createdAt: T0, statusChangedAt: T0, status, creator: AUTHOR, trigger: { kind: 'manual' }, reference: 'deploy', runbookHash: 'b'.repeat(64),
+    id: 7,
+    createdAt: T0,
+    statusChangedAt: T0,
+    status,
+    creator: AUTHOR,
+    trigger: { kind: 'manual' },
+    reference: 'deploy',
+    runbookHash: 'b'.repeat(64),
     plan: { reference: 'deploy', runbooks: ['deploy'], groups, targets: ['web-prod'], contentVersion: VERSION },
-    arguments: { deploy: [{ name: 'mode', kind: 'options', value: HOSTILE }, { name: 'secret', kind: 'fixed', value: 'hunter2' }] },
-    contentVersion: VERSION, message: HOSTILE, desiredPhase: null, stopRequestedBy: null, statusVersion: 1, viewVersion: 1, channelId: 'CTASKS01', cardTs: null,
-    reviewChannel: 'CREVIEW01', reviewTs: null, reviewScriptPosted: false, runAfter: null, parentRunId: null, failureMessage: null, startedAt: null, finishedAt: null, ...runExtra,
+    arguments: {
+      deploy: [
+        { name: 'mode', kind: 'options', value: HOSTILE },
+        { name: 'secret', kind: 'fixed', value: 'hunter2' },
+      ],
+    },
+    contentVersion: VERSION,
+    message: HOSTILE,
+    desiredPhase: null,
+    stopRequestedBy: null,
+    statusVersion: 1,
+    viewVersion: 1,
+    channelId: 'CTASKS01',
+    cardTs: null,
+    reviewChannel: 'CREVIEW01',
+    reviewTs: null,
+    reviewScriptPosted: false,
+    runAfter: null,
+    parentRunId: null,
+    failureMessage: null,
+    startedAt: null,
+    finishedAt: null,
+    ...runExtra,
   };
   const steps = planned.map((p, i) => stepRow(p, i, phases[i] ?? 'pending'));
   return { run, steps, decisions: [], review: null, stepDecisions: {} };
@@ -67,7 +158,8 @@ function expectNoInjectedMarkup(message: SlackMessage): void {
   expect(text).not.toContain('<https://evil.example');
 }
 
-const buttons = (message: SlackMessage) => message.blocks.flatMap((b) => (b.type === 'actions' ? b.elements.map((e) => ('action_id' in e ? e.action_id : '')) : []));
+const buttons = (message: SlackMessage) =>
+  message.blocks.flatMap((b) => (b.type === 'actions' ? b.elements.map((e) => ('action_id' in e ? e.action_id : '')) : []));
 
 describe('the run card', () => {
   it('offers the one button each status allows, and stays within Slack limits with hostile text', () => {
@@ -75,7 +167,13 @@ describe('the run card', () => {
       const card = renderRunCard(viewOf(small, status), { policy, logUrl: (id) => `https://cs.example/tasks/${id}` });
       expectWithinLimits(card);
       expectNoInjectedMarkup(card);
-      const expected = ['pending-review', 'approved'].includes(status) ? [RUN_ACTION.cancel] : ['ready', 'running'].includes(status) ? [RUN_ACTION.kill] : ['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(status) ? [RUN_ACTION.again] : [];
+      const expected = ['pending-review', 'approved'].includes(status)
+        ? [RUN_ACTION.cancel]
+        : ['ready', 'running'].includes(status)
+          ? [RUN_ACTION.kill]
+          : ['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(status)
+            ? [RUN_ACTION.again]
+            : [];
       expect(buttons(card), status).toEqual(expected);
     }
   });
@@ -89,7 +187,7 @@ describe('the run card', () => {
     expect(JSON.stringify(stopping.blocks)).toContain('stopping');
   });
 
-  it('shows every step\'s state, its failure message (escaped) and its log', () => {
+  it("shows every step's state, its failure message (escaped) and its log", () => {
     const view = viewOf(small, 'failure', ['succeeded', 'succeeded', 'paused', 'failed', 'skipped']);
     view.steps[3]!.failureMessage = `exit code 1 ${HOSTILE}`;
     view.steps[4]!.failureMessage = 'not started';
@@ -103,7 +201,14 @@ describe('the run card', () => {
 
   it('a run of 200 huge steps fits, saying how many more there are', () => {
     const many = Array.from({ length: 200 }, (_, i) => [script(`deploy.s${i}-${'x'.repeat(60)}`, 'y'.repeat(5000))]);
-    const card = renderRunCard(viewOf(many, 'running', many.map(() => 'failed')), { policy, logUrl: (id) => `https://cs.example/tasks/${id}?sig=${'z'.repeat(200)}` });
+    const card = renderRunCard(
+      viewOf(
+        many,
+        'running',
+        many.map(() => 'failed'),
+      ),
+      { policy, logUrl: (id) => `https://cs.example/tasks/${id}?sig=${'z'.repeat(200)}` },
+    );
     expectWithinLimits(card);
     expect(JSON.stringify(card.blocks)).toContain('more steps');
   });
@@ -126,7 +231,9 @@ describe('the run review request', () => {
     expect(text).toContain('•••');
     expect(text).not.toContain('hunter2');
     expect(buttons(request)).toEqual([RUN_ACTION.approve, RUN_ACTION.reject]);
-    const approve = request.blocks.flatMap((b) => (b.type === 'actions' ? b.elements : [])).find((e) => 'action_id' in e && e.action_id === RUN_ACTION.approve) as { value: string };
+    const approve = request.blocks
+      .flatMap((b) => (b.type === 'actions' ? b.elements : []))
+      .find((e) => 'action_id' in e && e.action_id === RUN_ACTION.approve) as { value: string };
     expect(approve.value).toBe(`7:${VERSION}`);
     expect(buttons(renderRunReviewRequest(viewOf(small, 'approved'), policy))).toEqual([]);
   });
@@ -140,7 +247,14 @@ describe('the run review request', () => {
   it('a plan too big to show is clipped within limits and whole in planText, which the thread gets', () => {
     const many = Array.from({ length: 40 }, (_, i) => [script(`deploy.s${i}`, `${'line with ``` and <@U0BOSS>\n'.repeat(300)}end-of-s${i}`)]);
     const view = viewOf(many, 'pending-review');
-    const request = renderRunReviewRequest(view, { ...policy, groups: Array.from({ length: 5 }, (_, g) => ({ name: `g${g}-${'<&>'.repeat(50)}`, users: Array.from({ length: 200 }, (_, u) => `U${g}${String(u).padStart(8, '0')}`), approvals: 2 })) });
+    const request = renderRunReviewRequest(view, {
+      ...policy,
+      groups: Array.from({ length: 5 }, (_, g) => ({
+        name: `g${g}-${'<&>'.repeat(50)}`,
+        users: Array.from({ length: 200 }, (_, u) => `U${g}${String(u).padStart(8, '0')}`),
+        approvals: 2,
+      })),
+    });
     expect(request.planClipped).toBe(true);
     expectWithinLimits(request);
     expect(JSON.stringify(request.blocks)).toContain('every step in full, version');
@@ -176,20 +290,35 @@ describe('step messages', () => {
     expectWithinLimits(renderApprovalDm(view.run, step, 'https://fake.slack/archives/C1/p2'));
   });
 
-  it('an input prompt offers Provide input while paused; its form has the fields, within a modal\'s limits', () => {
+  it("an input prompt offers Provide input while paused; its form has the fields, within a modal's limits", () => {
     const view = viewOf(small, 'running', ['paused']);
     const prompt = renderInputPrompt(view, view.steps[0]!, input as Extract<PlannedStep, { kind: 'input' }>);
     expectWithinLimits(prompt);
     expectNoInjectedMarkup(prompt);
     expect(buttons(prompt)).toEqual([RUN_ACTION.input]);
-    expect(buttons(renderInputPrompt(view, { ...view.steps[0]!, phase: 'succeeded', decidedBy: AUTHOR }, input as Extract<PlannedStep, { kind: 'input' }>))).toEqual([]);
+    expect(
+      buttons(renderInputPrompt(view, { ...view.steps[0]!, phase: 'succeeded', decidedBy: AUTHOR }, input as Extract<PlannedStep, { kind: 'input' }>)),
+    ).toEqual([]);
     const modal = renderInputModal(7, 'deploy', input as Extract<PlannedStep, { kind: 'input' }>);
     expect(checkView(modal)).toBeNull();
     expect(modal.callback_id).toBe(RUN_INPUT_CALLBACK);
     expect(modal.blocks.filter((b) => b.type === 'input').map((b) => b.block_id)).toEqual(['arg:ticket', 'arg:mode']);
     expect(readInputMetadata(modal.private_metadata)).toEqual({ runId: 7, stepId: 'deploy.why' });
     expect(readInputMetadata('{"runId":"7; drop"}')).toBeNull();
-    const huge = { ...input, input: { ...(input as Extract<PlannedStep, { kind: 'input' }>).input, fields: Array.from({ length: 200 }, (_, i) => ({ name: `f${i}`, kind: 'input' as const, required: false, label: 'L'.repeat(5000), hint: 'H'.repeat(5000), pattern: 'p'.repeat(3000) })) } } as Extract<PlannedStep, { kind: 'input' }>;
+    const huge = {
+      ...input,
+      input: {
+        ...(input as Extract<PlannedStep, { kind: 'input' }>).input,
+        fields: Array.from({ length: 200 }, (_, i) => ({
+          name: `f${i}`,
+          kind: 'input' as const,
+          required: false,
+          label: 'L'.repeat(5000),
+          hint: 'H'.repeat(5000),
+          pattern: 'p'.repeat(3000),
+        })),
+      },
+    } as Extract<PlannedStep, { kind: 'input' }>;
     expect(checkView(renderInputModal(7, 'x'.repeat(500), huge))).toBeNull();
   });
 

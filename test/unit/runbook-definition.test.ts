@@ -4,7 +4,16 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { Recipe } from '../../src/domain/recipe.js';
-import { describeIssues, exportRunbook, parseRunbookJson, runbookFromBody, runbookFromRecipe, runbooksConfigSchema, RUNBOOK_FORMAT, type Runbook } from '../../src/domain/runbook/definition.js';
+import {
+  describeIssues,
+  exportRunbook,
+  parseRunbookJson,
+  runbookFromBody,
+  runbookFromRecipe,
+  runbooksConfigSchema,
+  RUNBOOK_FORMAT,
+  type Runbook,
+} from '../../src/domain/runbook/definition.js';
 
 /** Parses a `runbooks:` map (YAML text) and answers the runbooks or the problems. */
 function load(yaml: string): { ok: true; runbooks: Map<string, Runbook> } | { ok: false; problems: string[] } {
@@ -63,16 +72,36 @@ describe('a runbook definition', () => {
       editors: null,
       origin: 'config',
     });
-    expect(runbook.steps.map((group) => group.map((s) => `${s.id}:${s.kind}`))).toEqual([['why:input'], ['health:http'], ['go:approval'], ['a:script', 'b:script']]);
+    expect(runbook.steps.map((group) => group.map((s) => `${s.id}:${s.kind}`))).toEqual([
+      ['why:input'],
+      ['health:http'],
+      ['go:approval'],
+      ['a:script', 'b:script'],
+    ]);
     expect(runbook.steps[1]![0]).toEqual({
       id: 'health',
       name: null,
       continueOnFailure: false,
       kind: 'http',
-      http: { url: 'https://status.example/health', method: 'GET', headers: [], compress: true, timeoutMs: 10_000, successStatus: [200], successPattern: '/"ok":\\s*true/', target: null },
+      http: {
+        url: 'https://status.example/health',
+        method: 'GET',
+        headers: [],
+        compress: true,
+        timeoutMs: 10_000,
+        successStatus: [200],
+        successPattern: '/"ok":\\s*true/',
+        target: null,
+      },
     });
-    expect(runbook.steps[2]![0]).toMatchObject({ kind: 'approval', approval: { users: ['U0123'], usergroup: 'S0456', approvals: 1, timeoutMs: null, channel: null, dm: false } });
-    expect(runbook.steps[3]![0]).toMatchObject({ kind: 'script', script: { target: 'web-prod-a', type: null, with: [{ name: 'TICKET', value: '${{ steps.why.ticket }}' }] } });
+    expect(runbook.steps[2]![0]).toMatchObject({
+      kind: 'approval',
+      approval: { users: ['U0123'], usergroup: 'S0456', approvals: 1, timeoutMs: null, channel: null, dm: false },
+    });
+    expect(runbook.steps[3]![0]).toMatchObject({
+      kind: 'script',
+      script: { target: 'web-prod-a', type: null, with: [{ name: 'TICKET', value: '${{ steps.why.ticket }}' }] },
+    });
   });
 
   it('fills defaults: name from the reference, triggered by hand, GET, 30s, any 2xx', () => {
@@ -89,7 +118,17 @@ describe('a runbook definition', () => {
   http: { url: "https://api.example/x", method: post, headers: { X-B: "2", X-A: "1" }, body: { n: 1, list: [true, null, "s"] }, successStatus: [200, 201] }`),
     );
     if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
-    expect(loaded.runbooks.get('rb')!.steps[0]![0]).toMatchObject({ http: { method: 'POST', headers: [{ name: 'X-B', value: '2' }, { name: 'X-A', value: '1' }], body: { n: 1, list: [true, null, 's'] }, successStatus: [200, 201] } });
+    expect(loaded.runbooks.get('rb')!.steps[0]![0]).toMatchObject({
+      http: {
+        method: 'POST',
+        headers: [
+          { name: 'X-B', value: '2' },
+          { name: 'X-A', value: '1' },
+        ],
+        body: { n: 1, list: [true, null, 's'] },
+        successStatus: [200, 201],
+      },
+    });
   });
 });
 
@@ -116,7 +155,9 @@ describe('mistakes name their field', () => {
       'runbooks.rb.steps[5][1]: a group is a list of steps; lists inside a group are not allowed',
     ]);
     expect(problems('rb: { steps: [] }')).toEqual(['runbooks.rb.steps: a runbook has at least one step']);
-    expect(problems('"bad ref!": { steps: [ { id: a, script: { target: t, script: x } } ] }')).toEqual(['runbooks.bad ref!: runbook references use letters, digits, -, _ and . (at most 64)']);
+    expect(problems('"bad ref!": { steps: [ { id: a, script: { target: t, script: x } } ] }')).toEqual([
+      'runbooks.bad ref!: runbook references use letters, digits, -, _ and . (at most 64)',
+    ]);
   });
 
   it('refuses bad http steps: URLs, headers, bodies, statuses and patterns', () => {
@@ -152,7 +193,9 @@ describe('mistakes name their field', () => {
       'runbooks.rb.steps[8].http.body: a GET request has no body',
       'runbooks.rb.steps[9].http.method: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
       'runbooks.rb.steps[10].http.successStatus: an HTTP status code is 100 to 599',
-      expect.stringMatching(/^runbooks\.rb\.steps\[11\]\.http\.successPattern: not a valid pattern for the linear-time engine \(RE2 syntax: no backreferences or lookaround\)/),
+      expect.stringMatching(
+        /^runbooks\.rb\.steps\[11\]\.http\.successPattern: not a valid pattern for the linear-time engine \(RE2 syntax: no backreferences or lookaround\)/,
+      ),
       expect.stringMatching(/^runbooks\.rb\.steps\[12\]\.http\.successPattern: not a valid pattern for the linear-time engine/),
       'runbooks.rb.steps[13].http.timeout: expected a duration like 30s, 15m or 1h',
       'runbooks.rb.steps[14].http.url: a URL path has no . or .. segments (write the path it means)',
@@ -204,9 +247,9 @@ describe('mistakes name their field', () => {
       'runbooks.rb.grace: expected a duration like 30s, 15m or 1h',
       'runbooks.rb: unknown field: editors',
     ]);
-    expect(problems(withSteps('- { id: s, script: { target: t, script: x } }', '  arguments: [{ name: a, kind: input }, { name: A, kind: input }]\n'))).toEqual([
-      'runbooks.rb.arguments[1].name: the argument A is declared twice (names are compared uppercased: ARG_A)',
-    ]);
+    expect(problems(withSteps('- { id: s, script: { target: t, script: x } }', '  arguments: [{ name: a, kind: input }, { name: A, kind: input }]\n'))).toEqual(
+      ['runbooks.rb.arguments[1].name: the argument A is declared twice (names are compared uppercased: ARG_A)'],
+    );
   });
 });
 
@@ -284,17 +327,23 @@ describe('references are checked where they are used', () => {
   });
 
   it('refuses duplicate step ids, naming both places', () => {
-    expect(problems(withSteps('- { id: s, script: { target: t, script: x } }\n- - { id: s, script: { target: t, script: y } }\n  - { id: u, script: { target: t, script: y } }'))).toEqual([
-      'runbooks.rb.steps[1][0].id: the step id s is used twice (also at steps[0])',
-    ]);
+    expect(
+      problems(
+        withSteps(
+          '- { id: s, script: { target: t, script: x } }\n- - { id: s, script: { target: t, script: y } }\n  - { id: u, script: { target: t, script: y } }',
+        ),
+      ),
+    ).toEqual(['runbooks.rb.steps[1][0].id: the step id s is used twice (also at steps[0])']);
   });
 
   it('refuses unterminated and malformed templates', () => {
-    expect(problems(withSteps('- { id: s, script: { target: t, script: x, with: { A: "${{ args.x" , B: "${{ steps.x }}", C: "${{ steps..a }}" } } }'))).toEqual([
-      'runbooks.rb.steps[0].script.with.A: "${{" at character 1 is not closed with "}}" (write $${{ for a literal ${{)',
-      'runbooks.rb.steps[0].script.with.B: "steps.x": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status',
-      'runbooks.rb.steps[0].script.with.C: "steps..a": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status',
-    ]);
+    expect(problems(withSteps('- { id: s, script: { target: t, script: x, with: { A: "${{ args.x" , B: "${{ steps.x }}", C: "${{ steps..a }}" } } }'))).toEqual(
+      [
+        'runbooks.rb.steps[0].script.with.A: "${{" at character 1 is not closed with "}}" (write $${{ for a literal ${{)',
+        'runbooks.rb.steps[0].script.with.B: "steps.x": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status',
+        'runbooks.rb.steps[0].script.with.C: "steps..a": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status',
+      ],
+    );
   });
 });
 
@@ -315,7 +364,9 @@ describe('__proto__ is refused as a name', () => {
       'runbooks.rb.steps[1].http.headers: "__proto__" cannot be used as a name',
       'runbooks.rb.steps[2].http.body.list[0]: "__proto__" cannot be used as a name',
     ]);
-    const imported = parseRunbookJson(JSON.parse('{"format":"countersign.runbook/v1","reference":"x","steps":[{"id":"s","script":{"target":"t","script":"x","with":{"__proto__":"v"}}}]}'));
+    const imported = parseRunbookJson(
+      JSON.parse('{"format":"countersign.runbook/v1","reference":"x","steps":[{"id":"s","script":{"target":"t","script":"x","with":{"__proto__":"v"}}}]}'),
+    );
     expect(imported).toEqual({ ok: false, problems: ['steps[0].script.with: "__proto__" cannot be used as a name'] });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
@@ -324,7 +375,9 @@ describe('__proto__ is refused as a name', () => {
 describe('input patterns run in the linear-time engine', () => {
   it('accepts a pattern a backtracking engine would choke on, and refuses what RE2 cannot run', () => {
     expect(load(withSteps('- { id: s, script: { target: t, script: x } }', '  arguments: [{ name: a, kind: input, pattern: "(a+)+b" }]\n')).ok).toBe(true);
-    expect(problems(withSteps('- { id: s, script: { target: t, script: x } }', '  arguments: [{ name: a, kind: input, pattern: "(a)\\\\1" }]\n'))[0]).toMatch(/^runbooks\.rb\.arguments\[0\]\.pattern: /);
+    expect(problems(withSteps('- { id: s, script: { target: t, script: x } }', '  arguments: [{ name: a, kind: input, pattern: "(a)\\\\1" }]\n'))[0]).toMatch(
+      /^runbooks\.rb\.arguments\[0\]\.pattern: /,
+    );
   });
 });
 
@@ -346,7 +399,18 @@ describe('the JSON format', () => {
       { id: 'go', approval: { users: ['U0AAA', 'U0CCC'], approvals: 2, timeout: '30m', channel: 'C0REVIEW', dm: true } },
       [
         { id: 'one', continueOnFailure: true, script: { target: 'a', script: 'rotate', type: 'python3', with: { WHY: '${{ steps.ask.why }}' } } },
-        { id: 'two', name: 'Notify', http: { url: 'https://hooks.example/x', method: 'POST', body: { text: 'rotated for ${{ steps.ask.why }}' }, successStatus: [200, 204], target: 'a', headers: { Authorization: 'Bearer ${{ secrets.HOOK }}' } } },
+        {
+          id: 'two',
+          name: 'Notify',
+          http: {
+            url: 'https://hooks.example/x',
+            method: 'POST',
+            body: { text: 'rotated for ${{ steps.ask.why }}' },
+            successStatus: [200, 204],
+            target: 'a',
+            headers: { Authorization: 'Bearer ${{ secrets.HOOK }}' },
+          },
+        },
       ],
     ],
   };
@@ -357,7 +421,11 @@ describe('the JSON format', () => {
     expect(parsed.runbook).toMatchObject({ reference: 'rotate-keys', origin: 'imported', editors: { users: ['U0AAA'], usergroup: 'S0BBB' }, graceMs: 90_000 });
     expect(parseRunbookJson({ ...JSON_RUNBOOK, format: 'countersign.recipe/v1', reference: 'bad name', steps: [{ id: 'x' }] })).toEqual({
       ok: false,
-      problems: ['format: expected "countersign.runbook/v1"', 'reference: runbook references use letters, digits, -, _ and . (at most 64)', 'steps[0]: a step needs exactly one of script, http, approval or input'],
+      problems: [
+        'format: expected "countersign.runbook/v1"',
+        'reference: runbook references use letters, digits, -, _ and . (at most 64)',
+        'steps[0]: a step needs exactly one of script, http, approval or input',
+      ],
     });
     expect(parseRunbookJson([])).toEqual({ ok: false, problems: ['expected a JSON object with reference and steps'] });
   });
@@ -405,7 +473,17 @@ describe('runbookFromRecipe', () => {
       triggeredBy: [{ kind: 'manual' }, { kind: 'schedule' }, { kind: 'webhook' }],
       graceMs: null,
       editors: null,
-      steps: [[{ id: 'main', name: null, continueOnFailure: false, kind: 'script', script: { target: 'web-prod', script: 'systemctl restart "$2"', type: 'sh', with: [] } }]],
+      steps: [
+        [
+          {
+            id: 'main',
+            name: null,
+            continueOnFailure: false,
+            kind: 'script',
+            script: { target: 'web-prod', script: 'systemctl restart "$2"', type: 'sh', with: [] },
+          },
+        ],
+      ],
       origin: 'recipe',
     });
   });

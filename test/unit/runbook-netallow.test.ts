@@ -1,7 +1,15 @@
 // http.allow as pure rules: entries parsed with their faults named, hosts checked as written,
 // DNS answers checked (public, or covered by an entry), special-purpose ranges recognised.
 import { describe, expect, it } from 'vitest';
-import { checkResolvedAddress, checkUrlHost, EMPTY_NET_ALLOW, netAllowEntryProblem, parseNetAllow, specialPurposeRange, type NetAllow } from '../../src/domain/netAllow.js';
+import {
+  checkResolvedAddress,
+  checkUrlHost,
+  EMPTY_NET_ALLOW,
+  netAllowEntryProblem,
+  parseNetAllow,
+  specialPurposeRange,
+  type NetAllow,
+} from '../../src/domain/netAllow.js';
 import { httpConfigSchema, httpSettingsFromConfig } from '../../src/exec/httpStep.js';
 
 function allow(entries: string[]): NetAllow {
@@ -12,11 +20,25 @@ function allow(entries: string[]): NetAllow {
 
 describe('parseNetAllow', () => {
   it('accepts names, wildcards, addresses and CIDRs of both families', () => {
-    expect(parseNetAllow(['api.example.com', '*.internal.example', '10.0.0.0/8', '192.0.2.7', '::1', '[::1]', 'fd00::/8', 'STATUS.Example.com.']).ok).toBe(true);
+    expect(parseNetAllow(['api.example.com', '*.internal.example', '10.0.0.0/8', '192.0.2.7', '::1', '[::1]', 'fd00::/8', 'STATUS.Example.com.']).ok).toBe(
+      true,
+    );
   });
 
   it('names each bad entry by its index', () => {
-    const parsed = parseNetAllow(['ok.example', 'https://api.example.com', '10.0.0.0/33', 'fd00::/129', 'a.*.example', '*.', '', 'host:8080', '10.0.0.0/8/1', '-bad.example', 'under_score.example']);
+    const parsed = parseNetAllow([
+      'ok.example',
+      'https://api.example.com',
+      '10.0.0.0/33',
+      'fd00::/129',
+      'a.*.example',
+      '*.',
+      '',
+      'host:8080',
+      '10.0.0.0/8/1',
+      '-bad.example',
+      'under_score.example',
+    ]);
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
     expect(parsed.problems).toEqual([
@@ -73,14 +95,23 @@ describe('checkResolvedAddress', () => {
     expect(checkResolvedAddress(list, 'api.example.com', '93.184.216.34')).toEqual({ ok: true });
     expect(checkResolvedAddress(list, 'api.example.com', '2606:4700::6810:85e5')).toEqual({ ok: true });
     expect(checkResolvedAddress(list, 'api.example.com', '10.1.2.3')).toEqual({ ok: true });
-    expect(checkResolvedAddress(list, 'api.example.com', '10.2.0.1')).toEqual({ ok: false, reason: 'api.example.com resolves to 10.2.0.1, a private address that http.allow does not cover' });
-    expect(checkResolvedAddress(list, 'api.example.com', '169.254.169.254')).toEqual({ ok: false, reason: 'api.example.com resolves to 169.254.169.254, a link-local (cloud metadata) address that http.allow does not cover' });
+    expect(checkResolvedAddress(list, 'api.example.com', '10.2.0.1')).toEqual({
+      ok: false,
+      reason: 'api.example.com resolves to 10.2.0.1, a private address that http.allow does not cover',
+    });
+    expect(checkResolvedAddress(list, 'api.example.com', '169.254.169.254')).toEqual({
+      ok: false,
+      reason: 'api.example.com resolves to 169.254.169.254, a link-local (cloud metadata) address that http.allow does not cover',
+    });
     expect(checkResolvedAddress(list, 'api.example.com', '127.0.0.1').ok).toBe(false);
     expect(checkResolvedAddress(list, 'api.example.com', 'not-an-ip').ok).toBe(false);
   });
 
   it('sees through IPv4-mapped IPv6, in dotted and hex forms', () => {
-    expect(checkResolvedAddress(list, 'api.example.com', '::ffff:127.0.0.1')).toEqual({ ok: false, reason: 'api.example.com resolves to ::ffff:127.0.0.1, a loopback address that http.allow does not cover' });
+    expect(checkResolvedAddress(list, 'api.example.com', '::ffff:127.0.0.1')).toEqual({
+      ok: false,
+      reason: 'api.example.com resolves to ::ffff:127.0.0.1, a loopback address that http.allow does not cover',
+    });
     expect(checkResolvedAddress(list, 'api.example.com', '::ffff:7f00:1').ok).toBe(false);
     expect(checkResolvedAddress(list, 'api.example.com', '::ffff:a01:203').ok).toBe(true); // 10.1.2.3, covered
     expect(checkResolvedAddress(list, 'api.example.com', '::ffff:8.8.8.8').ok).toBe(true);
@@ -113,7 +144,8 @@ describe('specialPurposeRange', () => {
   });
 
   it('finds none for public addresses', () => {
-    for (const address of ['1.1.1.1', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1', '2a00:1450:4001::200e']) expect(specialPurposeRange(address), address).toBeNull();
+    for (const address of ['1.1.1.1', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1', '2a00:1450:4001::200e'])
+      expect(specialPurposeRange(address), address).toBeNull();
   });
 });
 

@@ -6,7 +6,10 @@ import { MAX_OUTPUT_FILE_BYTES, mergeHostOutputs, parseStepOutputs } from '../..
 describe('parseStepOutputs', () => {
   it('reads name=value and multi-line name<<DELIMITER values; the last of a name wins', () => {
     const text = `${['version=1.4.2', 'url=https://x.example/?a=b=c', '', 'empty=', 'notes<<EOF', 'line one', '', 'line = two', 'EOF', 'version=1.4.3', 'arrow<<END', 'a<<b', 'END'].join('\n')}\n`;
-    expect(parseStepOutputs(text)).toEqual({ ok: true, outputs: { url: 'https://x.example/?a=b=c', empty: '', notes: 'line one\n\nline = two', version: '1.4.3', arrow: 'a<<b' } });
+    expect(parseStepOutputs(text)).toEqual({
+      ok: true,
+      outputs: { url: 'https://x.example/?a=b=c', empty: '', notes: 'line one\n\nline = two', version: '1.4.3', arrow: 'a<<b' },
+    });
   });
 
   it('reads CRLF files and Buffers the same', () => {
@@ -15,7 +18,10 @@ describe('parseStepOutputs', () => {
   });
 
   it('refuses bad names, reserved names, a missing delimiter, NUL bytes and lines of no form, naming the line', () => {
-    expect(parseStepOutputs('ok=1\nbad name=2')).toEqual({ ok: false, error: 'line 2: "bad name" is not an output name (letters, digits and _, not starting with a digit, at most 64)' });
+    expect(parseStepOutputs('ok=1\nbad name=2')).toEqual({
+      ok: false,
+      error: 'line 2: "bad name" is not an output name (letters, digits and _, not starting with a digit, at most 64)',
+    });
     expect(parseStepOutputs('1st=x')).toMatchObject({ ok: false, error: expect.stringMatching(/^line 1: "1st" is not an output name/) });
     expect(parseStepOutputs('status=200')).toEqual({ ok: false, error: 'line 1: status is a reserved name (phase, status, body, json)' });
     expect(parseStepOutputs('a=1\nnotes<<EOF\nnever closed\n')).toEqual({ ok: false, error: 'line 2: the value of notes is not closed by a line "EOF"' });

@@ -55,12 +55,18 @@ b: { dependsOn: [a], steps: [${step('x')}] }
 c: { dependsOn: [c], steps: [${step('x')}] }
 d: { dependsOn: [a], steps: [${step('x')}] }
 `);
-    expect(checkRunbooks(runbooks, { targets: TARGETS })).toEqual(['runbooks.a.dependsOn: the dependencies make a cycle: a -> b -> a', 'runbooks.c.dependsOn: the dependencies make a cycle: c -> c']);
+    expect(checkRunbooks(runbooks, { targets: TARGETS })).toEqual([
+      'runbooks.a.dependsOn: the dependencies make a cycle: a -> b -> a',
+      'runbooks.c.dependsOn: the dependencies make a cycle: c -> c',
+    ]);
   });
 
   it('refuses references to runbooks that do not exist', () => {
     const runbooks = load(`a: { dependsOn: [ghost], triggeredBy: [manual, { after: phantom }], steps: [${step('x')}] }`);
-    expect(checkRunbooks(runbooks, { targets: TARGETS })).toEqual(['runbooks.a.dependsOn[0]: there is no runbook ghost', 'runbooks.a.triggeredBy[1].after: there is no runbook phantom']);
+    expect(checkRunbooks(runbooks, { targets: TARGETS })).toEqual([
+      'runbooks.a.dependsOn[0]: there is no runbook ghost',
+      'runbooks.a.triggeredBy[1].after: there is no runbook phantom',
+    ]);
   });
 
   it('refuses after-trigger cycles whatever on: says, and a runbook triggered after itself', () => {
@@ -151,7 +157,13 @@ describe('planRun', () => {
     const p = plan(runbooks, 'restart-web', { pool: 'canary' });
     expect(p.reference).toBe('restart-web');
     expect(p.runbooks).toEqual(['drain-lb', 'restart-web']);
-    expect(p.groups.map((g) => g.map((s) => `${s.id}:${s.kind}`))).toEqual([['drain-lb.stop:script'], ['restart-web.why:input'], ['restart-web.health:http'], ['restart-web.go:approval'], ['restart-web.a:script', 'restart-web.b:script']]);
+    expect(p.groups.map((g) => g.map((s) => `${s.id}:${s.kind}`))).toEqual([
+      ['drain-lb.stop:script'],
+      ['restart-web.why:input'],
+      ['restart-web.health:http'],
+      ['restart-web.go:approval'],
+      ['restart-web.a:script', 'restart-web.b:script'],
+    ]);
     const stop = p.groups[0]![0];
     const [a, b] = p.groups[4]!;
     expect(stop).toMatchObject({ runbook: 'drain-lb', stepId: 'stop', script: { target: 'lb', type: 'sh', script: 'drain "$1"' } });
@@ -177,7 +189,12 @@ describe('planRun', () => {
       ],
     });
     const alone = plan(runbooks, 'drain-lb', {});
-    expect(alone.arguments).toEqual({ 'drain-lb': [{ name: 'pool', kind: 'input', value: 'main' }, { name: 'token', kind: 'input', value: '' }] });
+    expect(alone.arguments).toEqual({
+      'drain-lb': [
+        { name: 'pool', kind: 'input', value: 'main' },
+        { name: 'token', kind: 'input', value: '' },
+      ],
+    });
   });
 
   it("refuses bad values: the started runbook's by name, a dependency's by <runbook>.<name>", () => {
@@ -195,9 +212,16 @@ describe('planRun', () => {
       ok: false,
       errors: [{ name: 'drain-lb.pool', message: 'drain-lb (a dependency): pool: expected a value matching /[a-z]+/' }],
     });
-    expect(planRun(runbooks, 'nope', {}, { fixedValueKey: KEY, targets: TARGETS })).toEqual({ ok: false, errors: [{ name: 'runbook', message: 'there is no runbook nope' }] });
+    expect(planRun(runbooks, 'nope', {}, { fixedValueKey: KEY, targets: TARGETS })).toEqual({
+      ok: false,
+      errors: [{ name: 'runbook', message: 'there is no runbook nope' }],
+    });
     const noTargets = planRun(runbooks, 'restart-web', {}, { fixedValueKey: KEY, targets: new Map() });
-    expect(!noTargets.ok && noTargets.errors.map((e) => e.message)).toEqual(['drain-lb.stop: there is no target lb', 'restart-web.a: there is no target web-prod', 'restart-web.b: there is no target t']);
+    expect(!noTargets.ok && noTargets.errors.map((e) => e.message)).toEqual([
+      'drain-lb.stop: there is no target lb',
+      'restart-web.a: there is no target web-prod',
+      'restart-web.b: there is no target t',
+    ]);
   });
 
   it('is pinned: editing the runbook after planning changes nothing in the plan', () => {
@@ -220,7 +244,9 @@ describe('planRun', () => {
     const reordered = new Map([...runbooks.entries()].reverse());
     expect(plan(reordered, 'restart-web').contentVersion).toBe(base);
     // Any change of what runs changes it.
-    expect(plan(load(RESTART.replace('systemctl restart web" } }\n      - { id: b', 'systemctl restart web " } }\n      - { id: b')), 'restart-web').contentVersion).not.toBe(base);
+    expect(
+      plan(load(RESTART.replace('systemctl restart web" } }\n      - { id: b', 'systemctl restart web " } }\n      - { id: b')), 'restart-web').contentVersion,
+    ).not.toBe(base);
     expect(plan(runbooks, 'restart-web', { pool: 'canary' }).contentVersion).not.toBe(base);
     expect(plan(load(RESTART.replace('users: [U0123]', 'users: [U0999]')), 'restart-web').contentVersion).not.toBe(base);
     expect(plan(load(RESTART.replace('script: "drain', 'script: "undrain')), 'restart-web').contentVersion).not.toBe(base);
@@ -239,9 +265,30 @@ describe('planRun', () => {
   });
 
   it('plans a recipe as its one-step runbook', () => {
-    const recipe = runbookFromRecipe({ name: 'restart', description: null, target: 't', type: null, script: 'echo "$1"', message: null, origin: 'config', arguments: [{ name: 'svc', kind: 'input', required: true }] });
+    const recipe = runbookFromRecipe({
+      name: 'restart',
+      description: null,
+      target: 't',
+      type: null,
+      script: 'echo "$1"',
+      message: null,
+      origin: 'config',
+      arguments: [{ name: 'svc', kind: 'input', required: true }],
+    });
     const p = planRun(new Map([['restart', recipe]]), 'restart', { svc: 'nginx' }, { fixedValueKey: KEY, targets: TARGETS });
-    expect(p.ok && p.plan.groups).toEqual([[{ id: 'restart.main', runbook: 'restart', stepId: 'main', name: null, continueOnFailure: false, kind: 'script', script: { target: 't', script: 'echo "$1"', type: 'bash', with: [] } }]]);
+    expect(p.ok && p.plan.groups).toEqual([
+      [
+        {
+          id: 'restart.main',
+          runbook: 'restart',
+          stepId: 'main',
+          name: null,
+          continueOnFailure: false,
+          kind: 'script',
+          script: { target: 't', script: 'echo "$1"', type: 'bash', with: [] },
+        },
+      ],
+    ]);
     expect(p.ok && p.plan.arguments).toEqual({ restart: [{ name: 'svc', kind: 'input', value: 'nginx' }] });
   });
 });
@@ -259,7 +306,10 @@ describe('argument values in the linear-time engine', () => {
     expect(result).toEqual({ ok: false, errors: [{ name: 'x', message: 'x: expected a value matching /(a+)+b/' }] });
     expect(elapsed).toBeLessThan(1000);
     // Longer values are refused by their length before any matching.
-    expect(resolveDeclaredValues('rb', declared, { x: 'a'.repeat(10_000) })).toEqual({ ok: false, errors: [{ name: 'x', message: 'x: at most 4096 bytes, without NUL bytes' }] });
+    expect(resolveDeclaredValues('rb', declared, { x: 'a'.repeat(10_000) })).toEqual({
+      ok: false,
+      errors: [{ name: 'x', message: 'x: at most 4096 bytes, without NUL bytes' }],
+    });
   });
 
   it('matches whole values only', () => {
@@ -280,6 +330,9 @@ describe('namedFromOrdered (TheEye task_arguments)', () => {
     ];
     expect(namedFromOrdered('rb', declared, ['canary', 'hi'])).toEqual({ ok: true, given: { pool: 'canary', note: 'hi' } });
     expect(namedFromOrdered('rb', declared, ['canary'])).toEqual({ ok: true, given: { pool: 'canary' } });
-    expect(namedFromOrdered('rb', declared, ['a', 'b', 'c'])).toEqual({ ok: false, errors: [{ name: 'task_arguments', message: 'rb takes 2 values (pool, note); 3 were given' }] });
+    expect(namedFromOrdered('rb', declared, ['a', 'b', 'c'])).toEqual({
+      ok: false,
+      errors: [{ name: 'task_arguments', message: 'rb takes 2 values (pool, note); 3 were given' }],
+    });
   });
 });

@@ -16,7 +16,16 @@ describe('README runbook example', () => {
     const runbooks = new Map(Object.entries(parsed.data!).map(([reference, body]) => [reference, runbookFromBody(reference, body, 'config')]));
     const allow = parseNetAllow(doc.http.allow);
     const target = { secrets: new Map<string, string>() };
-    expect(checkRunbooks(runbooks, { targets: new Map([['lb-prod', target], ['web-prod-a', target], ['web-prod-b', target]]), ...(allow.ok ? { allow: allow.allow } : {}) })).toEqual([]);
+    expect(
+      checkRunbooks(runbooks, {
+        targets: new Map([
+          ['lb-prod', target],
+          ['web-prod-a', target],
+          ['web-prod-b', target],
+        ]),
+        ...(allow.ok ? { allow: allow.allow } : {}),
+      }),
+    ).toEqual([]);
     expect(runbooks.get('restart-web')?.steps.map((g) => g.map((s) => s.id))).toEqual([['why'], ['health'], ['version'], ['go'], ['a', 'b']]);
   });
 });

@@ -87,9 +87,18 @@ describe('resolveScriptStep', () => {
   it('fails with the reason when a value is missing or cannot be an argument', () => {
     const plan = planOf(RUNBOOK);
     const deploy = stepOf(plan, 'deploy');
-    expect(resolveScriptStep(deploy, values(plan, { ...DONE, build: { phase: 'succeeded', outputs: {} } }))).toEqual({ ok: false, error: 'with.TEXT: steps.build.version: build left no value named version' });
-    expect(resolveScriptStep(deploy, values(plan, { ...DONE, probe: { phase: 'skipped' } }))).toEqual({ ok: false, error: 'with.CODE: steps.probe.status: probe was skipped' });
-    expect(resolveScriptStep(deploy, values(plan, { ...DONE, ask: { phase: 'succeeded', outputs: { ticket: 'a\u0000b' } } }))).toEqual({ ok: false, error: 'with.TICKET: the value contains a NUL byte, which a script argument cannot hold' });
+    expect(resolveScriptStep(deploy, values(plan, { ...DONE, build: { phase: 'succeeded', outputs: {} } }))).toEqual({
+      ok: false,
+      error: 'with.TEXT: steps.build.version: build left no value named version',
+    });
+    expect(resolveScriptStep(deploy, values(plan, { ...DONE, probe: { phase: 'skipped' } }))).toEqual({
+      ok: false,
+      error: 'with.CODE: steps.probe.status: probe was skipped',
+    });
+    expect(resolveScriptStep(deploy, values(plan, { ...DONE, ask: { phase: 'succeeded', outputs: { ticket: 'a\u0000b' } } }))).toEqual({
+      ok: false,
+      error: 'with.TICKET: the value contains a NUL byte, which a script argument cannot hold',
+    });
     expect(resolveScriptStep(stepOf(plan, 'call'), values(plan, DONE))).toEqual({ ok: false, error: 'rb.call is not a script step' });
   });
 });
@@ -127,7 +136,10 @@ describe('resolveHttpStep', () => {
   it('refuses a header value that would carry CR or LF', () => {
     const plan = planOf(RUNBOOK);
     const injected = { ...DONE, ask: { phase: 'succeeded' as const, outputs: { ticket: 'INC-1\r\nX-Admin: yes' } } };
-    expect(resolveHttpStep(stepOf(plan, 'call'), values(plan, injected), SECRETS)).toEqual({ ok: false, error: 'headers.X-Ticket: a header value cannot contain CR, LF or NUL' });
+    expect(resolveHttpStep(stepOf(plan, 'call'), values(plan, injected), SECRETS)).toEqual({
+      ok: false,
+      error: 'headers.X-Ticket: a header value cannot contain CR, LF or NUL',
+    });
   });
 
   it('refuses a value that would make a . or .. path segment (URL parsers would climb the path)', () => {
@@ -135,7 +147,10 @@ describe('resolveHttpStep', () => {
     const call = stepOf(plan, 'call');
     for (const ticket of ['..', '.']) {
       const climbing = { ...DONE, ask: { phase: 'succeeded' as const, outputs: { ticket } } };
-      expect(resolveHttpStep(call, values(plan, climbing), SECRETS), ticket).toEqual({ ok: false, error: 'url: a value made a . or .. path segment, which would change the path instead of filling it' });
+      expect(resolveHttpStep(call, values(plan, climbing), SECRETS), ticket).toEqual({
+        ok: false,
+        error: 'url: a value made a . or .. path segment, which would change the path instead of filling it',
+      });
     }
     // Encoded dots in a value are encoded again: they stay one literal segment.
     const encoded = resolveHttpStep(call, values(plan, { ...DONE, ask: { phase: 'succeeded', outputs: { ticket: '%2e%2e' } } }), SECRETS);
@@ -147,17 +162,30 @@ describe('resolveHttpStep', () => {
     for (const ticket of ['INC-1\u0007', 'INC-1\u007f', 'INC-\u4e00']) {
       const odd = { ...DONE, ask: { phase: 'succeeded' as const, outputs: { ticket } } };
       const resolved = resolveHttpStep(stepOf(plan, 'call'), values(plan, odd), SECRETS);
-      expect(resolved.ok ? 'resolved' : resolved.error, JSON.stringify(ticket)).toBe('headers.X-Ticket: a header value holds only tab, printable ASCII and Latin-1 characters (no control characters)');
+      expect(resolved.ok ? 'resolved' : resolved.error, JSON.stringify(ticket)).toBe(
+        'headers.X-Ticket: a header value holds only tab, printable ASCII and Latin-1 characters (no control characters)',
+      );
     }
   });
 
   it('fails with the reason when the body of a step is not JSON or has no such field, or a secret is missing', () => {
     const plan = planOf(RUNBOOK);
     const call = stepOf(plan, 'call');
-    expect(resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: 503, body: '<html>' } } }), SECRETS)).toEqual({ ok: false, error: 'body: steps.probe.json.items.0: the body of probe is not JSON' });
-    expect(resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: 503, body: '{}', json: { items: [] } } } }), SECRETS)).toEqual({ ok: false, error: 'body: steps.probe.json.items.0: the body of probe has no field at items.0' });
-    expect(resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: null, body: '' } } }), SECRETS)).toEqual({ ok: false, error: 'body: steps.probe.status: probe got no answer' });
-    expect(resolveHttpStep(call, values(plan, DONE), new Map())).toEqual({ ok: false, error: 'headers.Authorization: secrets.API_TOKEN: the target has no such secret' });
+    expect(resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: 503, body: '<html>' } } }), SECRETS)).toEqual({
+      ok: false,
+      error: 'body: steps.probe.json.items.0: the body of probe is not JSON',
+    });
+    expect(
+      resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: 503, body: '{}', json: { items: [] } } } }), SECRETS),
+    ).toEqual({ ok: false, error: 'body: steps.probe.json.items.0: the body of probe has no field at items.0' });
+    expect(resolveHttpStep(call, values(plan, { ...DONE, probe: { phase: 'failed', http: { status: null, body: '' } } }), SECRETS)).toEqual({
+      ok: false,
+      error: 'body: steps.probe.status: probe got no answer',
+    });
+    expect(resolveHttpStep(call, values(plan, DONE), new Map())).toEqual({
+      ok: false,
+      error: 'headers.Authorization: secrets.API_TOKEN: the target has no such secret',
+    });
   });
 
   it('never fills a secret into a step that names no target', () => {

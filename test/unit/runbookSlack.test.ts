@@ -36,7 +36,16 @@ const big = runbook({
   steps: [
     { id: 'why', input: { fields: [{ name: 'ticket', kind: 'input', pattern: 'INC-[0-9]+' }] } },
     { id: 'go', approval: { users: ['U0123'], usergroup: 'S0456', approvals: 1 } },
-    { id: 'health', http: { url: 'https://status.example/health?x=<b>', method: 'POST', target: 'web', headers: { Authorization: 'Bearer ${{ secrets.TOKEN }}' }, body: { ok: '<!channel>' } } },
+    {
+      id: 'health',
+      http: {
+        url: 'https://status.example/health?x=<b>',
+        method: 'POST',
+        target: 'web',
+        headers: { Authorization: 'Bearer ${{ secrets.TOKEN }}' },
+        body: { ok: '<!channel>' },
+      },
+    },
     ...Array.from({ length: 90 }, (_, n) => ({ id: `s${n}`, script: { target: 'web', script: longScript(n) } })),
     [
       { id: 'a', script: { target: 'web', script: 'systemctl restart web ```; <@U999>' } },
@@ -66,7 +75,11 @@ describe('parseRunbookCommand', () => {
   });
 
   it('reads an import in a fenced block, with --replace, undoing Slack’s escapes and smart quotes', () => {
-    expect(parseRunbookCommand('runbook import --replace\n```json\n{\u201ca\u201d: "&lt;b&gt; &amp;"}\n```')).toEqual({ kind: 'import', json: '{"a": "<b> &"}', replace: true });
+    expect(parseRunbookCommand('runbook import --replace\n```json\n{\u201ca\u201d: "&lt;b&gt; &amp;"}\n```')).toEqual({
+      kind: 'import',
+      json: '{"a": "<b> &"}',
+      replace: true,
+    });
     expect(parseRunbookCommand('runbook import ```{}```')).toEqual({ kind: 'import', json: '{}', replace: false });
     expect(parseRunbookCommand('runbook import')).toMatchObject({ kind: 'error', message: expect.stringContaining('Paste the runbook') });
   });
@@ -98,7 +111,17 @@ describe('the start form', () => {
   });
 
   it('names every step of a short runbook, groups lettered, dependencies first and qualified', () => {
-    const small = runbook({ reference: 'small', dependsOn: ['prep'], steps: [{ id: 'one', script: { target: 'web', script: 'uptime' } }, [{ id: 'a', script: { target: 'web', script: 'true' } }, { id: 'b', script: { target: 'db', script: 'false' } }]] });
+    const small = runbook({
+      reference: 'small',
+      dependsOn: ['prep'],
+      steps: [
+        { id: 'one', script: { target: 'web', script: 'uptime' } },
+        [
+          { id: 'a', script: { target: 'web', script: 'true' } },
+          { id: 'b', script: { target: 'db', script: 'false' } },
+        ],
+      ],
+    });
     const prep = runbook({ reference: 'prep', steps: [{ id: 'mark', script: { target: 'web', script: 'touch /tmp/x' } }] });
     const view = renderRunbookModal(small, { reference: 'small', channel: null, hash: HASH }, [prep]);
     expect(validateView(view)).toBeNull();
@@ -114,10 +137,26 @@ describe('the start form', () => {
 });
 
 describe('/task runbook list and show', () => {
-  const entry = (rb: Runbook, owner: string | null = null) => ({ runbook: rb, hash: HASH, kind: 'runbook' as const, source: owner ? ('imported' as const) : ('config' as const), owner });
+  const entry = (rb: Runbook, owner: string | null = null) => ({
+    runbook: rb,
+    hash: HASH,
+    kind: 'runbook' as const,
+    source: owner ? ('imported' as const) : ('config' as const),
+    owner,
+  });
 
   it('lists 300 runbooks within one message’s limits, counting those left out', () => {
-    const many = Array.from({ length: 300 }, (_, i) => entry(runbook({ reference: `rb-${i}`, description: `<!channel> ${'d'.repeat(250)}`, tags: ['web'], steps: [{ id: 'x', script: { target: 'web', script: 'true' } }] }), 'U1'));
+    const many = Array.from({ length: 300 }, (_, i) =>
+      entry(
+        runbook({
+          reference: `rb-${i}`,
+          description: `<!channel> ${'d'.repeat(250)}`,
+          tags: ['web'],
+          steps: [{ id: 'x', script: { target: 'web', script: 'true' } }],
+        }),
+        'U1',
+      ),
+    );
     const message = renderRunbookList(many, 'web');
     expect(validateMessage(message, 'chat.postEphemeral')).toBeNull();
     const json = JSON.stringify(message.blocks);
@@ -181,16 +220,41 @@ describe('App Home with runbooks', () => {
       cardPermalink: 'https://example.slack.com/archives/C1/p1',
       permalink: i % 2 === 0 ? 'https://example.slack.com/archives/C2/p2' : null,
     }));
-  const startable = (n: number) => Array.from({ length: n }, (_, i) => ({ reference: `rb-${i}`, name: `${HOSTILE} ${i}`, description: HOSTILE.repeat(20), steps: 3, hash: 'e'.repeat(64) }));
+  const startable = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ reference: `rb-${i}`, name: `${HOSTILE} ${i}`, description: HOSTILE.repeat(20), steps: 3, hash: 'e'.repeat(64) }));
 
   it('keeps within 100 blocks with ten reviews, many runs waiting and many runbooks, every section in its place and counted', () => {
     const tasks = Array.from({ length: 10 }, (_, i) => task(i + 1));
-    const myRuns = Array.from({ length: 10 }, (_, i) => ({ runId: i + 1, reference: `${HOSTILE}-${i}`, status: 'running' as const, createdAt: at, cardPermalink: i % 2 ? 'https://example.slack.com/archives/C1/p1' : null }));
-    const view = renderHome({ pendingMyReview: tasks, pendingCount: 50, running: tasks, mine: tasks, waitingRuns: waiting(8), waitingRunsCount: 300, startable: startable(10), startableCount: 120, myRuns });
+    const myRuns = Array.from({ length: 10 }, (_, i) => ({
+      runId: i + 1,
+      reference: `${HOSTILE}-${i}`,
+      status: 'running' as const,
+      createdAt: at,
+      cardPermalink: i % 2 ? 'https://example.slack.com/archives/C1/p1' : null,
+    }));
+    const view = renderHome({
+      pendingMyReview: tasks,
+      pendingCount: 50,
+      running: tasks,
+      mine: tasks,
+      waitingRuns: waiting(8),
+      waitingRunsCount: 300,
+      startable: startable(10),
+      startableCount: 120,
+      myRuns,
+    });
     expect(validateView(view)).toBeNull();
     expect(view.blocks.length).toBeLessThanOrEqual(100);
     const text = JSON.stringify(view.blocks);
-    for (const title of ['Waiting for your review (50)', 'Runs waiting for you (300)', 'Runbooks you can start (120)', 'Running now', 'Your recent tasks', 'Your recent runs']) expect(text).toContain(title);
+    for (const title of [
+      'Waiting for your review (50)',
+      'Runs waiting for you (300)',
+      'Runbooks you can start (120)',
+      'Running now',
+      'Your recent tasks',
+      'Your recent runs',
+    ])
+      expect(text).toContain(title);
     expect(text).toContain('<https://example.slack.com/archives/C1/p1|*run 2*>');
     expect(text).toMatch(/and \d+ more: open their cards/);
     expect(text).toMatch(/and \d+ more: `\/task runbook list`/);

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { parseTaskCommand } from '../../src/domain/command.js';
 import type { ReviewPolicy } from '../../src/domain/review.js';
-import { approvalStanding, checkCron, dueFireTimes, nextFireTimes, parseScheduleCommand, scheduleContentVersion, type ScheduleAdd } from '../../src/domain/schedule.js';
+import {
+  approvalStanding,
+  checkCron,
+  dueFireTimes,
+  nextFireTimes,
+  parseScheduleCommand,
+  scheduleContentVersion,
+  type ScheduleAdd,
+} from '../../src/domain/schedule.js';
 
 function add(text: string): ScheduleAdd {
   const result = parseScheduleCommand(text);
@@ -18,7 +26,11 @@ function error(text: string): string {
 
 describe('/task schedule parser', () => {
   it('parses add with every option and a one-line script', () => {
-    expect(add('add web-prod "*/15 * * * *" --tz Europe/Paris --channel <#C0OPS12|ops> -m "clean tmp" --notify failure --overlap queue --catch-up skip rm -rf /tmp/x')).toEqual({
+    expect(
+      add(
+        'add web-prod "*/15 * * * *" --tz Europe/Paris --channel <#C0OPS12|ops> -m "clean tmp" --notify failure --overlap queue --catch-up skip rm -rf /tmp/x',
+      ),
+    ).toEqual({
       action: 'add',
       target: 'web-prod',
       cron: '*/15 * * * *',
@@ -34,7 +46,14 @@ describe('/task schedule parser', () => {
   });
 
   it('defaults to UTC, always notify, skip overlaps and run a missed firing', () => {
-    expect(add('add sandbox "0 3 * * *" uptime')).toMatchObject({ tz: 'UTC', channel: null, notify: 'always', overlap: 'skip', catchUp: 'run', script: 'uptime' });
+    expect(add('add sandbox "0 3 * * *" uptime')).toMatchObject({
+      tz: 'UTC',
+      channel: null,
+      notify: 'always',
+      overlap: 'skip',
+      catchUp: 'run',
+      script: 'uptime',
+    });
   });
 
   it('takes a channel id, seconds in the cron, a fenced script with a language tag, and decodes entities', () => {
@@ -69,13 +88,41 @@ describe('/task schedule parser', () => {
   });
 
   it('parses edit with only the fields given, a new script optional', () => {
-    expect(parseScheduleCommand('edit S3 --cron "0  4 * * *" --tz Europe/Paris --channel <#C0OPS12|ops> --notify failure --overlap queue --catch-up skip')).toEqual({
+    expect(
+      parseScheduleCommand('edit S3 --cron "0  4 * * *" --tz Europe/Paris --channel <#C0OPS12|ops> --notify failure --overlap queue --catch-up skip'),
+    ).toEqual({
       ok: true,
-      command: { action: 'edit', id: 3, cron: '0 4 * * *', tz: 'Europe/Paris', channel: 'C0OPS12', notify: 'failure', overlap: 'queue', catchUp: 'skip', target: null, message: null, type: null, script: null },
+      command: {
+        action: 'edit',
+        id: 3,
+        cron: '0 4 * * *',
+        tz: 'Europe/Paris',
+        channel: 'C0OPS12',
+        notify: 'failure',
+        overlap: 'queue',
+        catchUp: 'skip',
+        target: null,
+        message: null,
+        type: null,
+        script: null,
+      },
     });
     expect(parseScheduleCommand('edit 3 -m "new why" --target web-prod ```python\nprint(1)\n```')).toEqual({
       ok: true,
-      command: { action: 'edit', id: 3, message: 'new why', target: 'web-prod', type: 'python3', script: 'print(1)', cron: null, tz: null, channel: null, notify: null, overlap: null, catchUp: null },
+      command: {
+        action: 'edit',
+        id: 3,
+        message: 'new why',
+        target: 'web-prod',
+        type: 'python3',
+        script: 'print(1)',
+        cron: null,
+        tz: null,
+        channel: null,
+        notify: null,
+        overlap: null,
+        catchUp: null,
+      },
     });
     expect(error('edit 3')).toMatch(/Nothing to change/);
     expect(error('edit')).toMatch(/Which schedule/);
@@ -103,7 +150,10 @@ describe('cron fire times', () => {
   });
 
   it('gives times strictly after the given one, seconds optional', () => {
-    expect(nextFireTimes('*/2 * * * * *', 'UTC', new Date('2026-01-01T00:00:00.000Z'), 2).map((d) => d.toISOString())).toEqual(['2026-01-01T00:00:02.000Z', '2026-01-01T00:00:04.000Z']);
+    expect(nextFireTimes('*/2 * * * * *', 'UTC', new Date('2026-01-01T00:00:00.000Z'), 2).map((d) => d.toISOString())).toEqual([
+      '2026-01-01T00:00:02.000Z',
+      '2026-01-01T00:00:04.000Z',
+    ]);
     expect(checkCron('*/2 * * * * *', 'UTC').ok).toBe(true);
     expect(checkCron('0 0 30 2 *', 'UTC').ok).toBe(false);
   });
@@ -140,7 +190,11 @@ describe('a schedule’s approval under the target’s current policy', () => {
   });
 
   it('no longer holds when review was added later, approvals were raised, or an approver left', () => {
-    expect(approvalStanding(policy(1, ['UALICE']), 'UAUTHOR', [])).toMatchObject({ holds: false, verifiable: true, reason: 'it was never approved by *sre*, whose review its target now requires' });
+    expect(approvalStanding(policy(1, ['UALICE']), 'UAUTHOR', [])).toMatchObject({
+      holds: false,
+      verifiable: true,
+      reason: 'it was never approved by *sre*, whose review its target now requires',
+    });
     expect(approvalStanding(policy(2, ['UALICE', 'UBOB']), 'UAUTHOR', [approve('UALICE')])).toMatchObject({
       holds: false,
       reason: '*sre* needs 2 approvals from its current members and has 1 (<@UALICE>)',

@@ -52,7 +52,10 @@ describe('fire times from node-cron', () => {
       '2026-03-30T07:00:00.000Z',
     ]);
     // 2026-03-29 has no 02:30 in Paris.
-    expect(nextFireTimes('30 2 * * *', 'Europe/Paris', new Date('2026-03-28T12:00:00Z'), 2).map((d) => d.toISOString())).toEqual(['2026-03-30T00:30:00.000Z', '2026-03-31T00:30:00.000Z']);
+    expect(nextFireTimes('30 2 * * *', 'Europe/Paris', new Date('2026-03-28T12:00:00Z'), 2).map((d) => d.toISOString())).toEqual([
+      '2026-03-30T00:30:00.000Z',
+      '2026-03-31T00:30:00.000Z',
+    ]);
   });
 
   it('finds the latest due fire time, counts the ones before it, and stays quick after a long downtime', () => {
@@ -64,8 +67,12 @@ describe('fire times from node-cron', () => {
     expect(fireTimesBetween('*/10 * * * * *', 'UTC', new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:30Z'))).toEqual({ count: 2, more: false });
     expect(fireTimesBetween('* * * * * *', 'UTC', new Date('2026-01-01T00:00:00Z'), new Date('2026-01-02T00:00:00Z'), 100)).toEqual({ count: 100, more: true });
     const started = Date.now();
-    expect(dueFireTimes('* * * * * *', 'UTC', new Date('2026-01-01T00:00:00Z'), new Date('2026-02-01T00:00:00.500Z')).latest).toEqual(new Date('2026-02-01T00:00:00Z'));
-    expect(dueFireTimes('0 0 29 2 *', 'UTC', new Date('2025-01-01T00:00:00Z'), new Date('2029-03-01T00:00:00Z')).latest).toEqual(new Date('2028-02-29T00:00:00Z'));
+    expect(dueFireTimes('* * * * * *', 'UTC', new Date('2026-01-01T00:00:00Z'), new Date('2026-02-01T00:00:00.500Z')).latest).toEqual(
+      new Date('2026-02-01T00:00:00Z'),
+    );
+    expect(dueFireTimes('0 0 29 2 *', 'UTC', new Date('2025-01-01T00:00:00Z'), new Date('2029-03-01T00:00:00Z')).latest).toEqual(
+      new Date('2028-02-29T00:00:00Z'),
+    );
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
@@ -76,7 +83,10 @@ describe('fire times from node-cron', () => {
     expect(cronProblems('0 0 30 2 *')).toEqual(['the day of month `30` never comes in the months given']);
     expect(cronProblems('0 9 * * mon-fri')).toEqual([]);
     const refused = checkCron('0 25 * * *', 'UTC');
-    expect(refused).toMatchObject({ ok: false, error: expect.stringMatching(/`0 25 \* \* \*` is not a valid cron: the hour field has `25` \(0-23\)\. Try e\.g\./) });
+    expect(refused).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/`0 25 \* \* \*` is not a valid cron: the hour field has `25` \(0-23\)\. Try e\.g\./),
+    });
   });
 });
 
@@ -99,7 +109,9 @@ describe('day of month or weekday, as classic cron has it', () => {
     expect(june).toEqual(['2026-06-01T09:00:00.000Z', '2026-06-08T09:00:00.000Z']);
     expect(firesAt('0 9 1 * mon', 'UTC', new Date('2026-12-01T09:00:00Z'))).toBe(true);
     expect(firesAt('0 9 1 * mon', 'UTC', new Date('2026-12-02T09:00:00Z'))).toBe(false);
-    expect(dueFireTimes('0 9 1 * mon', 'UTC', new Date('2026-11-29T00:00:00Z'), new Date('2026-12-01T10:00:00Z')).latest?.toISOString()).toBe('2026-12-01T09:00:00.000Z');
+    expect(dueFireTimes('0 9 1 * mon', 'UTC', new Date('2026-11-29T00:00:00Z'), new Date('2026-12-01T10:00:00Z')).latest?.toISOString()).toBe(
+      '2026-12-01T09:00:00.000Z',
+    );
     expect(fireTimesBetween('0 9 1 * mon', 'UTC', new Date('2026-11-29T00:00:00Z'), new Date('2026-12-08T00:00:00Z')).count).toBe(3);
   });
 });

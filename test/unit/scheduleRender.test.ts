@@ -2,20 +2,67 @@ import { describe, expect, it } from 'vitest';
 import type { ReviewPolicy } from '../../src/domain/review.js';
 import type { Schedule } from '../../src/domain/schedule.js';
 import type { Task } from '../../src/domain/task.js';
-import { approveValue, readButtonValue, renderFiringResult, renderScheduleList, renderScheduleReviewDm, renderScheduleReviewRequest, renderScheduleShow, SCHEDULE_ACTION } from '../../src/slack/render/schedule.js';
+import {
+  approveValue,
+  readButtonValue,
+  renderFiringResult,
+  renderScheduleList,
+  renderScheduleReviewDm,
+  renderScheduleReviewRequest,
+  renderScheduleShow,
+  SCHEDULE_ACTION,
+} from '../../src/slack/render/schedule.js';
 import { validateMessage } from '../support/slackLimits.js';
 
 const schedule: Schedule = {
-  id: 7, createdAt: new Date('2026-01-01T00:00:00Z'), status: 'pending-review', author: 'UAUTHOR', target: 'web-prod', cron: '0 3 * * *', tz: 'Europe/Paris',
-  type: 'bash', script: 'echo hi', message: 'nightly <cleanup> & more', channelId: 'C0OPS', originChannel: 'CTASKS', notify: 'always', overlap: 'skip', catchUp: 'run',
-  reviewChannel: 'CREVIEW', reviewTs: null, approvedAt: null, firedThrough: null,
-  contentVersion: 'a'.repeat(64), reviewRound: 0, reviewRequestedAt: null, statusReason: null,
+  id: 7,
+  createdAt: new Date('2026-01-01T00:00:00Z'),
+  status: 'pending-review',
+  author: 'UAUTHOR',
+  target: 'web-prod',
+  cron: '0 3 * * *',
+  tz: 'Europe/Paris',
+  type: 'bash',
+  script: 'echo hi',
+  message: 'nightly <cleanup> & more',
+  channelId: 'C0OPS',
+  originChannel: 'CTASKS',
+  notify: 'always',
+  overlap: 'skip',
+  catchUp: 'run',
+  reviewChannel: 'CREVIEW',
+  reviewTs: null,
+  approvedAt: null,
+  firedThrough: null,
+  contentVersion: 'a'.repeat(64),
+  reviewRound: 0,
+  reviewRequestedAt: null,
+  statusReason: null,
 };
 const policy: ReviewPolicy = { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users: ['UALICE', 'UBOB'], approvals: 1 }] };
 const task = (status: Task['status'], exitCode: number | null): Task => ({
-  id: 42, createdAt: new Date(), statusChangedAt: new Date(), status, author: 'UAUTHOR', target: 'web-prod', type: 'bash', script: 'x', message: null, source: 'schedule',
-  channelId: null, cardTs: null, reviewChannel: null, reviewTs: null, viewVersion: 1, reviewScriptPosted: false,
-  result: { exitCode, signal: null, durationMs: 1234, failureMessage: null, lastLine: null }, startedAt: null, finishedAt: null, runAfter: null, contentVersion: 'c'.repeat(64), recipe: null,
+  id: 42,
+  createdAt: new Date(),
+  statusChangedAt: new Date(),
+  status,
+  author: 'UAUTHOR',
+  target: 'web-prod',
+  type: 'bash',
+  script: 'x',
+  message: null,
+  source: 'schedule',
+  channelId: null,
+  cardTs: null,
+  reviewChannel: null,
+  reviewTs: null,
+  viewVersion: 1,
+  reviewScriptPosted: false,
+  result: { exitCode, signal: null, durationMs: 1234, failureMessage: null, lastLine: null },
+  startedAt: null,
+  finishedAt: null,
+  runAfter: null,
+  contentVersion: 'c'.repeat(64),
+  recipe: null,
 });
 const now = new Date('2026-06-01T00:00:00Z');
 

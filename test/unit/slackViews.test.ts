@@ -110,10 +110,18 @@ describe('Slack views at their largest', () => {
     expect(view.blocks.length).toBeLessThanOrEqual(100);
     const text = JSON.stringify(view.blocks);
     // Every section keeps its place: the schedules to review get the blocks the rest leaves, and say where the others are.
-    for (const title of ['Waiting for your review (1000)', 'Schedules waiting for your review (1000)', 'Running now', 'Your recent tasks', 'Your schedules']) expect(text).toContain(title);
+    for (const title of ['Waiting for your review (1000)', 'Schedules waiting for your review (1000)', 'Running now', 'Your recent tasks', 'Your schedules'])
+      expect(text).toContain(title);
     expect(text).toMatch(/\d+ (more|wait): `\/task schedule list`/);
     // With fewer tasks waiting, five schedules show and the rest are counted.
-    const fewer = renderHome({ pendingMyReview: many(2), running: many(10, { status: 'running' }), mine: many(15), schedulesToReview: schedules(200), schedulesToReviewCount: 1000, mySchedules: schedules(200, { status: 'active' }) });
+    const fewer = renderHome({
+      pendingMyReview: many(2),
+      running: many(10, { status: 'running' }),
+      mine: many(15),
+      schedulesToReview: schedules(200),
+      schedulesToReviewCount: 1000,
+      mySchedules: schedules(200, { status: 'active' }),
+    });
     expect(validateView(fewer)).toBeNull();
     expect(JSON.stringify(fewer.blocks)).toContain('995 more: `/task schedule list`');
     expect(JSON.stringify(fewer.blocks)).toContain('Your schedules');
@@ -121,7 +129,12 @@ describe('Slack views at their largest', () => {
     expect(JSON.stringify(view.blocks.slice(1))).not.toContain('<!channel>');
     // Heads of scripts cannot be approved from Home; whole short ones can, naming their version.
     expect(text).not.toContain('"action_id":"schedule_approve"');
-    const short = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false, message: 'nightly' }) });
+    const short = renderHome({
+      pendingMyReview: [],
+      running: [],
+      mine: [],
+      schedulesToReview: schedules(2, { script: 'uptime', scriptCut: false, message: 'nightly' }),
+    });
     expect(JSON.stringify(short.blocks).match(/"action_id":"schedule_approve"/g)).toHaveLength(2);
     expect(JSON.stringify(short.blocks)).toContain(`"value":"1:${'d'.repeat(64)}"`);
     // What the version covers besides the script is said next to Approve: interpreter, target, version, why.
@@ -129,7 +142,12 @@ describe('Slack views at their largest', () => {
     expect(JSON.stringify(short.blocks)).toContain('*Why* nightly');
     // A message longer than Home shows, or characters the reader cannot see, keep Approve off Home.
     for (const over of [{ message: 'x'.repeat(600) }, { script: 'echo ok\u202E#' }, { message: 'fine\u200Bthen' }]) {
-      const held = renderHome({ pendingMyReview: [], running: [], mine: [], schedulesToReview: schedules(1, { script: 'uptime', scriptCut: false, message: 'nightly', ...over }) });
+      const held = renderHome({
+        pendingMyReview: [],
+        running: [],
+        mine: [],
+        schedulesToReview: schedules(1, { script: 'uptime', scriptCut: false, message: 'nightly', ...over }),
+      });
       expect(JSON.stringify(held.blocks), JSON.stringify(over)).not.toContain('"action_id":"schedule_approve"');
     }
     // Nobody with no schedules sees schedule sections at all.
@@ -145,7 +163,14 @@ describe('Slack views at their largest', () => {
       type: 'bash',
       hosts,
       rollout: '25% at a time, stops on failure',
-      review: { channel: 'CREVIEW', autoRun: false, groups: [{ name: 'sre', users, approvals: 2 }, { name: 'dba', users: users.slice(0, 3), approvals: 1 }] },
+      review: {
+        channel: 'CREVIEW',
+        autoRun: false,
+        groups: [
+          { name: 'sre', users, approvals: 2 },
+          { name: 'dba', users: users.slice(0, 3), approvals: 1 },
+        ],
+      },
       usergroups: new Map([['sre', 'S0SRE']]),
     });
     const message = renderTargetsList(Array.from({ length: 60 }, (_, i) => target(i)));
@@ -160,7 +185,11 @@ describe('Slack views at their largest', () => {
 
   it('the task form holds 150 targets (Slack allows 100 options) and refuses to prefill a script it cannot hold', () => {
     const targets = Array.from({ length: 150 }, (_, i) => ({ name: `target-${i}-${'n'.repeat(90)}`, description: HOSTILE.repeat(10) }));
-    const view = renderTaskModal(targets, { channel: 'CTASKS', resubmitOf: 123456789 }, { target: targets[3]!.name, script: BIG_SCRIPT, message: HOSTILE.repeat(100), type: 'python3' });
+    const view = renderTaskModal(
+      targets,
+      { channel: 'CTASKS', resubmitOf: 123456789 },
+      { target: targets[3]!.name, script: BIG_SCRIPT, message: HOSTILE.repeat(100), type: 'python3' },
+    );
     expect(validateView(view)).toBeNull();
     // The script is not prefilled (it cannot fit); the message is, clipped to the field's 1000.
     const script = (view.blocks.find((b) => b.block_id === 'script') as { element: { initial_value?: string } }).element;
@@ -175,7 +204,11 @@ describe('Slack views at their largest', () => {
 
   it('/task logs keeps the last lines of a huge log inside a message', () => {
     const log = Array.from({ length: 100_000 }, (_, i) => `line ${i} ${'x'.repeat(i % 300)}`).join('\n');
-    const message = renderLogsAnswer(task(7, { status: 'failure', startedAt: new Date() }), `${log}\n`, 'https://countersign.example.com/tasks/7?expires=1&sig=abc');
+    const message = renderLogsAnswer(
+      task(7, { status: 'failure', startedAt: new Date() }),
+      `${log}\n`,
+      'https://countersign.example.com/tasks/7?expires=1&sig=abc',
+    );
     expect(validateMessage(message, 'chat.postEphemeral')).toBeNull();
     const text = JSON.stringify(message.blocks);
     expect(text).toContain('line 99999');
@@ -183,7 +216,10 @@ describe('Slack views at their largest', () => {
     const tail = logTail('a\nb\nc\n');
     expect(tail).toEqual({ text: 'a\nb\nc', cut: false });
     // Given only the end of a log: its first line may be a piece of one, so it goes, and the size is the whole log's.
-    const partial = JSON.stringify(renderLogsAnswer(task(7, { status: 'success', startedAt: new Date() }), 'ece of a line\nline 2\nline 3\n', null, { partial: true, totalBytes: 5_000_000 }).blocks);
+    const partial = JSON.stringify(
+      renderLogsAnswer(task(7, { status: 'success', startedAt: new Date() }), 'ece of a line\nline 2\nline 3\n', null, { partial: true, totalBytes: 5_000_000 })
+        .blocks,
+    );
     expect(partial).toContain('line 2\\nline 3');
     expect(partial).not.toContain('ece of a line');
     expect(partial).toContain('The last lines of 5,000,000 bytes of output');

@@ -1,12 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../src/domain/run.js';
-import { checkStepRequest, MAX_ARGUMENTS, MAX_ARGUMENTS_CHARS, MAX_ERROR_CHARS, parseArgumentsText, readStepInputs, refusalCompletion, runCompletion } from '../../src/domain/workflowStep.js';
+import {
+  checkStepRequest,
+  MAX_ARGUMENTS,
+  MAX_ARGUMENTS_CHARS,
+  MAX_ERROR_CHARS,
+  parseArgumentsText,
+  readStepInputs,
+  refusalCompletion,
+  runCompletion,
+} from '../../src/domain/workflowStep.js';
 
 const click = (id: string) => ({ interactor: { id, secret: 's3cret-of-the-interactor' }, interactivity_pointer: '123.456.abc' });
 
 describe('the Workflow Builder step: arguments text', () => {
   it('reads one name=value per line, blank lines skipped, spaces around name and value dropped, = inside values kept', () => {
-    expect(parseArgumentsText('mode=hard\n\n  ticket = INC-42 \r\nquery=a=b\n')).toEqual({ ok: true, values: { mode: 'hard', ticket: 'INC-42', query: 'a=b' } });
+    expect(parseArgumentsText('mode=hard\n\n  ticket = INC-42 \r\nquery=a=b\n')).toEqual({
+      ok: true,
+      values: { mode: 'hard', ticket: 'INC-42', query: 'a=b' },
+    });
     expect(parseArgumentsText('empty=')).toEqual({ ok: true, values: { empty: '' } });
     expect(parseArgumentsText('   \n ')).toEqual({ ok: true, values: {} });
   });
@@ -16,10 +28,16 @@ describe('the Workflow Builder step: arguments text', () => {
   });
 
   it('refuses what it cannot read, saying where', () => {
-    expect(parseArgumentsText('mode=hard\nticket INC-42')).toEqual({ ok: false, error: expect.stringMatching(/^Arguments line 2 is not name=value: "ticket INC-42"/) });
+    expect(parseArgumentsText('mode=hard\nticket INC-42')).toEqual({
+      ok: false,
+      error: expect.stringMatching(/^Arguments line 2 is not name=value: "ticket INC-42"/),
+    });
     expect(parseArgumentsText('=x')).toMatchObject({ ok: false, error: expect.stringMatching(/line 1 is not name=value/) });
     expect(parseArgumentsText('a=1\na=2')).toEqual({ ok: false, error: 'The argument a is given twice (line 2).' });
-    expect(parseArgumentsText('{"mode": ')).toMatchObject({ ok: false, error: expect.stringMatching(/^The arguments start like a JSON object but are not valid JSON/) });
+    expect(parseArgumentsText('{"mode": ')).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^The arguments start like a JSON object but are not valid JSON/),
+    });
     expect(parseArgumentsText('{"a":1} trailing')).toMatchObject({ ok: false });
     expect(parseArgumentsText('x'.repeat(MAX_ARGUMENTS_CHARS + 1))).toMatchObject({ ok: false, error: expect.stringMatching(/at most 16384 are read/) });
     const many = Array.from({ length: MAX_ARGUMENTS + 1 }, (_, i) => `a${i}=1`).join('\n');
@@ -73,9 +91,18 @@ describe('the Workflow Builder step: completions', () => {
   });
 
   it('fails with the reason and the link when the run failed, was killed, rejected or cancelled', () => {
-    expect(runCompletion(run('failure', 'deploy.a: exit code 3'), link)).toEqual({ kind: 'error', error: `countersign run 7 (deploy) failed: deploy.a: exit code 3. ${link}` });
-    expect(runCompletion(run('killed', 'killed by <@UBOB>'), link)).toMatchObject({ kind: 'error', error: expect.stringContaining('was killed: killed by <@UBOB>') });
-    expect(runCompletion(run('rejected', 'rejected by <@UBOB>: no'), link)).toMatchObject({ kind: 'error', error: expect.stringContaining('was rejected: rejected by <@UBOB>: no') });
+    expect(runCompletion(run('failure', 'deploy.a: exit code 3'), link)).toEqual({
+      kind: 'error',
+      error: `countersign run 7 (deploy) failed: deploy.a: exit code 3. ${link}`,
+    });
+    expect(runCompletion(run('killed', 'killed by <@UBOB>'), link)).toMatchObject({
+      kind: 'error',
+      error: expect.stringContaining('was killed: killed by <@UBOB>'),
+    });
+    expect(runCompletion(run('rejected', 'rejected by <@UBOB>: no'), link)).toMatchObject({
+      kind: 'error',
+      error: expect.stringContaining('was rejected: rejected by <@UBOB>: no'),
+    });
     expect(runCompletion(run('cancelled'), link)).toEqual({ kind: 'error', error: `countersign run 7 (deploy) was cancelled. ${link}` });
   });
 

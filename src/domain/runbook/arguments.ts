@@ -17,10 +17,22 @@ import { resolveDeclaredValues, type ArgumentError, type RecipeArgument } from '
 export { resolveDeclaredValues };
 
 /** TheEye-style `task_arguments`: values in the declared order of the settable (non-fixed) arguments. */
-export function namedFromOrdered(owner: string, declared: readonly RecipeArgument[], ordered: readonly unknown[]): { ok: true; given: Record<string, unknown> } | { ok: false; errors: ArgumentError[] } {
+export function namedFromOrdered(
+  owner: string,
+  declared: readonly RecipeArgument[],
+  ordered: readonly unknown[],
+): { ok: true; given: Record<string, unknown> } | { ok: false; errors: ArgumentError[] } {
   const settable = declared.filter((a) => a.kind !== 'fixed');
   if (ordered.length > settable.length) {
-    return { ok: false, errors: [{ name: 'task_arguments', message: `${owner} takes ${settable.length} value${settable.length === 1 ? '' : 's'} (${settable.map((a) => a.name).join(', ') || 'none'}); ${ordered.length} were given` }] };
+    return {
+      ok: false,
+      errors: [
+        {
+          name: 'task_arguments',
+          message: `${owner} takes ${settable.length} value${settable.length === 1 ? '' : 's'} (${settable.map((a) => a.name).join(', ') || 'none'}); ${ordered.length} were given`,
+        },
+      ],
+    };
   }
   return { ok: true, given: Object.fromEntries(ordered.map((value, index) => [settable[index]!.name, value])) };
 }

@@ -58,7 +58,15 @@ import { MAX_SCRIPT_BYTES } from '../commandText.js';
 import { RECIPE_NAME, rawArgumentPatterns, recipeArgumentSchema, type Recipe, type RecipeArgument } from '../recipe.js';
 import { documentPatternsProblem } from '../linearRegex.js';
 import { SCRIPT_TYPES, type ScriptType } from '../scriptTypes.js';
-import { compileSuccessPattern, headerNameProblem, headerValueProblem, HTTP_METHODS, urlTemplateProblem, type HttpMethod, type JsonValue } from './httpRequest.js';
+import {
+  compileSuccessPattern,
+  headerNameProblem,
+  headerValueProblem,
+  HTTP_METHODS,
+  urlTemplateProblem,
+  type HttpMethod,
+  type JsonValue,
+} from './httpRequest.js';
 import { formatReference, parseTemplate, referencedStep, RESERVED_STEP_FIELDS, STEP_ID, VALUE_NAME, type Reference } from './template.js';
 
 export const RUNBOOK_FORMAT = 'countersign.runbook/v1';
@@ -68,7 +76,11 @@ export const MAX_STEPS = 100;
 export const MAX_GROUP_SIZE = 50;
 export const MAX_BODY_JSON_BYTES = 64 * 1024;
 
-export type Trigger = { kind: 'manual' } | { kind: 'schedule' } | { kind: 'webhook' } | { kind: 'after'; runbook: string; on: 'success' | 'failure' | 'always' };
+export type Trigger =
+  | { kind: 'manual' }
+  | { kind: 'schedule' }
+  | { kind: 'webhook' }
+  | { kind: 'after'; runbook: string; on: 'success' | 'failure' | 'always' };
 
 export interface ScriptStep {
   target: string;
@@ -116,7 +128,11 @@ export interface InputStep {
   timeoutMs: number | null;
 }
 
-export type StepBody = { kind: 'script'; script: ScriptStep } | { kind: 'http'; http: HttpStep } | { kind: 'approval'; approval: ApprovalStep } | { kind: 'input'; input: InputStep };
+export type StepBody =
+  | { kind: 'script'; script: ScriptStep }
+  | { kind: 'http'; http: HttpStep }
+  | { kind: 'approval'; approval: ApprovalStep }
+  | { kind: 'input'; input: InputStep };
 export type StepKind = StepBody['kind'];
 
 export type RunbookStep = { id: string; name: string | null; continueOnFailure: boolean } & StepBody;
@@ -153,7 +169,12 @@ function uniqueNames(items: ReadonlyArray<{ name: string }>, what: string, ctx: 
   const seen = new Set<string>();
   items.forEach((item, index) => {
     const upper = item.name.toUpperCase();
-    if (seen.has(upper)) ctx.addIssue({ code: 'custom', message: `the ${what} ${item.name} is declared twice (names are compared uppercased: ARG_${upper})`, path: [...path, index, 'name'] });
+    if (seen.has(upper))
+      ctx.addIssue({
+        code: 'custom',
+        message: `the ${what} ${item.name} is declared twice (names are compared uppercased: ARG_${upper})`,
+        path: [...path, index, 'name'],
+      });
     seen.add(upper);
   });
 }
@@ -186,7 +207,10 @@ const scriptStepSchema = z.strictObject({
   type: z.enum(SCRIPT_TYPES).optional(),
   with: withoutProtoKeys(
     z
-      .record(z.string().regex(VALUE_NAME, 'names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)'), template.refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte'))
+      .record(
+        z.string().regex(VALUE_NAME, 'names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)'),
+        template.refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte'),
+      )
       .refine((w) => Object.keys(w).length <= 50, 'at most 50 values'),
   ).optional(),
 });
@@ -214,8 +238,7 @@ const jsonBody = z.unknown().superRefine((value, ctx) => {
 function forEachKey(value: unknown, path: PropertyKey[], visit: (key: string, path: PropertyKey[]) => void): void {
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) forEachKey(item, [...path, index], visit);
-  }
-  else if (value !== null && typeof value === 'object') {
+  } else if (value !== null && typeof value === 'object') {
     for (const key of Object.keys(value)) {
       visit(key, path);
       forEachKey((value as Record<string, unknown>)[key], [...path, key], visit);
@@ -227,8 +250,7 @@ function forEachString(value: unknown, path: PropertyKey[], visit: (text: string
   if (typeof value === 'string') visit(value, path);
   else if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) forEachString(item, [...path, index], visit);
-  }
-  else if (value !== null && typeof value === 'object') for (const [key, item] of Object.entries(value)) forEachString(item, [...path, key], visit);
+  } else if (value !== null && typeof value === 'object') for (const [key, item] of Object.entries(value)) forEachString(item, [...path, key], visit);
 }
 
 const httpStepSchema = z
@@ -271,7 +293,8 @@ const httpStepSchema = z
     target: z.string().min(1).optional(),
   })
   .superRefine((http, ctx) => {
-    if (http.body !== undefined && (http.method === 'GET' || http.method === 'HEAD')) ctx.addIssue({ code: 'custom', message: `a ${http.method} request has no body`, path: ['body'] });
+    if (http.body !== undefined && (http.method === 'GET' || http.method === 'HEAD'))
+      ctx.addIssue({ code: 'custom', message: `a ${http.method} request has no body`, path: ['body'] });
     const names = Object.keys(http.headers ?? {}).map((n) => n.toLowerCase());
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index) ctx.addIssue({ code: 'custom', message: `the header ${name} is given twice`, path: ['headers'] });
@@ -284,7 +307,10 @@ const approvalStepSchema = z
     usergroup: usergroupId.optional(),
     approvals: z.number().int().min(1).max(100).default(1),
     timeout: duration.optional(),
-    channel: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'expected a Slack channel id like C0123ABC').optional(),
+    channel: z
+      .string()
+      .regex(/^[CGD][A-Z0-9]{2,}$/, 'expected a Slack channel id like C0123ABC')
+      .optional(),
     dm: z.boolean().default(false),
   })
   .refine((a) => a.users !== undefined || a.usergroup !== undefined, { message: 'an approval step needs users, a usergroup, or both' })
@@ -297,8 +323,14 @@ const inputStepSchema = z.strictObject({
   fields: z
     .array(
       linearArgument.superRefine((field, ctx) => {
-        if (field.kind === 'fixed') ctx.addIssue({ code: 'custom', message: 'an input field is of kind options or input (a fixed value belongs in the runbook\'s arguments)', path: ['kind'] });
-        if (RESERVED_STEP_FIELDS.includes(field.name)) ctx.addIssue({ code: 'custom', message: `${field.name} is a reserved name (${RESERVED_STEP_FIELDS.join(', ')})`, path: ['name'] });
+        if (field.kind === 'fixed')
+          ctx.addIssue({
+            code: 'custom',
+            message: "an input field is of kind options or input (a fixed value belongs in the runbook's arguments)",
+            path: ['kind'],
+          });
+        if (RESERVED_STEP_FIELDS.includes(field.name))
+          ctx.addIssue({ code: 'custom', message: `${field.name} is a reserved name (${RESERVED_STEP_FIELDS.join(', ')})`, path: ['name'] });
       }),
     )
     .min(1, 'an input step asks for at least one field')
@@ -320,7 +352,11 @@ const stepSchema = z
   })
   .superRefine((step, ctx) => {
     const kinds = (['script', 'http', 'approval', 'input'] as const).filter((kind) => step[kind] !== undefined);
-    if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: kinds.length === 0 ? 'a step needs exactly one of script, http, approval or input' : `a step is one kind: it has ${kinds.join(' and ')}` });
+    if (kinds.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: kinds.length === 0 ? 'a step needs exactly one of script, http, approval or input' : `a step is one kind: it has ${kinds.join(' and ')}`,
+      });
   });
 
 type StepFile = z.infer<typeof stepSchema>;
@@ -328,7 +364,16 @@ type StepFile = z.infer<typeof stepSchema>;
 function toStep(file: StepFile): RunbookStep {
   const base = { id: file.id, name: file.name ?? null, continueOnFailure: file.continueOnFailure };
   if (file.script) {
-    return { ...base, kind: 'script', script: { target: file.script.target, script: file.script.script, type: file.script.type ?? null, with: Object.entries(file.script.with ?? {}).map(([name, value]) => ({ name, value })) } };
+    return {
+      ...base,
+      kind: 'script',
+      script: {
+        target: file.script.target,
+        script: file.script.script,
+        type: file.script.type ?? null,
+        with: Object.entries(file.script.with ?? {}).map(([name, value]) => ({ name, value })),
+      },
+    };
   }
   if (file.http) {
     const h = file.http;
@@ -347,13 +392,28 @@ function toStep(file: StepFile): RunbookStep {
   }
   if (file.approval) {
     const a = file.approval;
-    return { ...base, kind: 'approval', approval: { users: [...new Set(a.users ?? [])], usergroup: a.usergroup ?? null, approvals: a.approvals, timeoutMs: a.timeout === undefined ? null : parseDuration(a.timeout), channel: a.channel ?? null, dm: a.dm } };
+    return {
+      ...base,
+      kind: 'approval',
+      approval: {
+        users: [...new Set(a.users ?? [])],
+        usergroup: a.usergroup ?? null,
+        approvals: a.approvals,
+        timeoutMs: a.timeout === undefined ? null : parseDuration(a.timeout),
+        channel: a.channel ?? null,
+        dm: a.dm,
+      },
+    };
   }
   const i = file.input!;
   return {
     ...base,
     kind: 'input',
-    input: { fields: i.fields.map((f) => ({ ...f }) as InputField), from: i.from ? { users: [...(i.from.users ?? [])], usergroup: i.from.usergroup ?? null } : null, timeoutMs: i.timeout === undefined ? null : parseDuration(i.timeout) },
+    input: {
+      fields: i.fields.map((f) => ({ ...f }) as InputField),
+      from: i.from ? { users: [...(i.from.users ?? [])], usergroup: i.from.usergroup ?? null } : null,
+      timeoutMs: i.timeout === undefined ? null : parseDuration(i.timeout),
+    },
   };
 }
 
@@ -417,7 +477,10 @@ const triggerSchema = z.unknown().transform((value, ctx): Trigger => {
 const bodyShape = {
   name: z.string().min(1).max(150).optional(),
   description: z.string().max(300).optional(),
-  tags: z.array(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/, 'tags are lowercase letters, digits, - _ . (at most 32)')).max(20).optional(),
+  tags: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/, 'tags are lowercase letters, digits, - _ . (at most 32)'))
+    .max(20)
+    .optional(),
   message: z.string().max(2000).optional(),
   arguments: z.array(linearArgument).max(20).default([]),
   dependsOn: z.array(z.string().regex(RUNBOOK_REFERENCE, 'expected a runbook reference')).max(20).optional(),
@@ -432,12 +495,14 @@ function checkBody(body: { arguments: RecipeArgument[]; steps: StepEntry[] }, ct
   const argumentNames = new Set(body.arguments.map((a) => a.name));
   const argumentVariables = new Set(body.arguments.map((a) => a.name.toUpperCase()));
   const before = new Map<string, RunbookStep>();
-  const locate = (groupIndex: number, position: number): PropertyKey[] => (body.steps[groupIndex]?.list ? ['steps', groupIndex, position] : ['steps', groupIndex]);
+  const locate = (groupIndex: number, position: number): PropertyKey[] =>
+    body.steps[groupIndex]?.list ? ['steps', groupIndex, position] : ['steps', groupIndex];
   const seenIds = new Map<string, string>();
   body.steps.forEach(({ steps: group }, groupIndex) => {
     group.forEach((step, position) => {
       const where = locate(groupIndex, position);
-      if (seenIds.has(step.id)) ctx.addIssue({ code: 'custom', message: `the step id ${step.id} is used twice (also at ${seenIds.get(step.id)})`, path: [...where, 'id'] });
+      if (seenIds.has(step.id))
+        ctx.addIssue({ code: 'custom', message: `the step id ${step.id} is used twice (also at ${seenIds.get(step.id)})`, path: [...where, 'id'] });
       seenIds.set(step.id, pathText(where));
     });
   });
@@ -457,11 +522,22 @@ function checkBody(body: { arguments: RecipeArgument[]; steps: StepEntry[] }, ct
         const withNames = new Set<string>();
         step.script.with.forEach(({ name }) => {
           const upper = name.toUpperCase();
-          if (argumentVariables.has(upper)) ctx.addIssue({ code: 'custom', message: `${name} is also an argument of the runbook (both would be ARG_${upper})`, path: [...where, 'script', 'with', name] });
-          if (withNames.has(upper)) ctx.addIssue({ code: 'custom', message: `${name} is given twice (names are compared uppercased: ARG_${upper})`, path: [...where, 'script', 'with', name] });
+          if (argumentVariables.has(upper))
+            ctx.addIssue({
+              code: 'custom',
+              message: `${name} is also an argument of the runbook (both would be ARG_${upper})`,
+              path: [...where, 'script', 'with', name],
+            });
+          if (withNames.has(upper))
+            ctx.addIssue({
+              code: 'custom',
+              message: `${name} is given twice (names are compared uppercased: ARG_${upper})`,
+              path: [...where, 'script', 'with', name],
+            });
           withNames.add(upper);
         });
-        if (body.arguments.length + step.script.with.length > 70) ctx.addIssue({ code: 'custom', message: 'a script step receives at most 70 values (arguments and with)', path: [...where, 'script', 'with'] });
+        if (body.arguments.length + step.script.with.length > 70)
+          ctx.addIssue({ code: 'custom', message: 'a script step receives at most 70 values (arguments and with)', path: [...where, 'script', 'with'] });
       }
     });
     for (const step of group) before.set(step.id, step);
@@ -499,7 +575,8 @@ function referenceProblem(
   const source = where.before.get(stepId);
   if (!source) {
     if (stepId === where.step.id) return `${written}: a step cannot use its own values`;
-    if (where.sameGroup.some((s) => s.id === stepId)) return `${written}: ${stepId} runs at the same time as this step (same group), so its values are not known yet`;
+    if (where.sameGroup.some((s) => s.id === stepId))
+      return `${written}: ${stepId} runs at the same time as this step (same group), so its values are not known yet`;
     return `${written}: there is no step ${stepId} before this one (a step may use values of steps in earlier groups of the same runbook)`;
   }
   if (reference.kind === 'step') {
@@ -507,7 +584,10 @@ function referenceProblem(
     return source.kind === 'http' ? null : `${written}: ${reference.field} is an http step's (${stepId} is a ${source.kind} step; every step has .phase)`;
   }
   if (reference.kind === 'step-json') return source.kind === 'http' ? null : `${written}: json is an http step's (${stepId} is a ${source.kind} step)`;
-  if (source.kind === 'input') return source.input.fields.some((f) => f.name === reference.name) ? null : `${written}: the input step ${stepId} has no field ${reference.name} (it asks for ${source.input.fields.map((f) => f.name).join(', ')})`;
+  if (source.kind === 'input')
+    return source.input.fields.some((f) => f.name === reference.name)
+      ? null
+      : `${written}: the input step ${stepId} has no field ${reference.name} (it asks for ${source.input.fields.map((f) => f.name).join(', ')})`;
   if (source.kind === 'script') return RESERVED_STEP_FIELDS.includes(reference.name) ? `${written}: ${reference.name} is reserved` : null;
   return `${written}: ${source.kind} steps have no named values (${source.kind === 'http' ? 'use .status, .body or .json' : 'use .phase'})`;
 }
@@ -521,7 +601,10 @@ export const runbookBodySchema = refined(z.strictObject(bodyShape));
 /** An imported runbook's body: the same, plus who may change it. */
 export const importedRunbookBodySchema = refined(z.strictObject({ ...bodyShape, editors: people.optional() }));
 
-export const runbooksConfigSchema = z.record(z.string().regex(RUNBOOK_REFERENCE, 'runbook references use letters, digits, -, _ and . (at most 64)'), runbookBodySchema);
+export const runbooksConfigSchema = z.record(
+  z.string().regex(RUNBOOK_REFERENCE, 'runbook references use letters, digits, -, _ and . (at most 64)'),
+  runbookBodySchema,
+);
 
 export type RunbookBody = z.infer<typeof importedRunbookBodySchema>;
 
@@ -549,7 +632,8 @@ export function parseRunbookJson(value: unknown): { ok: true; runbook: Runbook }
   const { format, reference, ...body } = value as Record<string, unknown>;
   const problems: string[] = [];
   if (format !== RUNBOOK_FORMAT) problems.push(`format: expected "${RUNBOOK_FORMAT}"`);
-  if (typeof reference !== 'string' || !RUNBOOK_REFERENCE.test(reference)) problems.push('reference: runbook references use letters, digits, -, _ and . (at most 64)');
+  if (typeof reference !== 'string' || !RUNBOOK_REFERENCE.test(reference))
+    problems.push('reference: runbook references use letters, digits, -, _ and . (at most 64)');
   // Before the schema compiles any pattern: their total is bounded too.
   const tooMany = documentPatternsProblem(rawRunbookPatterns(body));
   if (tooMany !== null) return { ok: false, problems: [...problems, tooMany] };
@@ -563,7 +647,10 @@ export function parseRunbookJson(value: unknown): { ok: true; runbook: Runbook }
 function rawRunbookPatterns(body: Record<string, unknown>): unknown[] {
   const field = (value: unknown, key: string): unknown => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined);
   const steps = (Array.isArray(body.steps) ? body.steps : []).flatMap((entry: unknown) => (Array.isArray(entry) ? entry : [entry]));
-  return [...rawArgumentPatterns(body.arguments), ...steps.flatMap((step) => [...rawArgumentPatterns(field(field(step, 'input'), 'fields')), field(field(step, 'http'), 'successPattern')])];
+  return [
+    ...rawArgumentPatterns(body.arguments),
+    ...steps.flatMap((step) => [...rawArgumentPatterns(field(field(step, 'input'), 'fields')), field(field(step, 'http'), 'successPattern')]),
+  ];
 }
 
 /** `steps[2].http.url: expected ...`, like the config loader's messages. */
@@ -572,13 +659,22 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
     const path = pathText([...(prefix === '' ? [] : [prefix]), ...issue.path]);
     // A bad record key (a runbook reference, a header name) carries the reason in nested issues.
     if (issue.code === 'invalid_key') return describeIssues(issue.issues).map((line) => `${path}: ${line}`);
-    const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}` : issue.message.replace(/^Invalid input: /, '');
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}`
+        : issue.message.replace(/^Invalid input: /, '');
     return [path === '' ? message : `${path}: ${message}`];
   });
 }
 
 function formatMs(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
 }
 
@@ -588,7 +684,12 @@ function stepToFile(step: RunbookStep): Record<string, unknown> {
   if (step.continueOnFailure) out.continueOnFailure = true;
   if (step.kind === 'script') {
     const s = step.script;
-    out.script = { target: s.target, script: s.script, ...(s.type !== null ? { type: s.type } : {}), ...(s.with.length > 0 ? { with: Object.fromEntries(s.with.map((w) => [w.name, w.value])) } : {}) };
+    out.script = {
+      target: s.target,
+      script: s.script,
+      ...(s.type !== null ? { type: s.type } : {}),
+      ...(s.with.length > 0 ? { with: Object.fromEntries(s.with.map((w) => [w.name, w.value])) } : {}),
+    };
   } else if (step.kind === 'http') {
     const h = step.http;
     out.http = {
@@ -638,7 +739,9 @@ export function exportRunbook(runbook: Runbook): { json: string; fixedLeftOut: s
   if (runbook.description !== null) out.description = runbook.description;
   if (runbook.tags.length > 0) out.tags = runbook.tags;
   if (runbook.message !== null) out.message = runbook.message;
-  out.arguments = runbook.arguments.map((a) => Object.fromEntries(Object.entries(a).filter(([key, v]) => v !== undefined && !(a.kind === 'fixed' && key === 'value'))));
+  out.arguments = runbook.arguments.map((a) =>
+    Object.fromEntries(Object.entries(a).filter(([key, v]) => v !== undefined && !(a.kind === 'fixed' && key === 'value'))),
+  );
   if (runbook.dependsOn.length > 0) out.dependsOn = runbook.dependsOn;
   out.triggeredBy = runbook.triggeredBy.map((t) => (t.kind === 'after' ? { after: t.runbook, on: t.on } : t.kind));
   if (runbook.graceMs !== null) out.grace = formatMs(runbook.graceMs);
@@ -664,7 +767,17 @@ export function runbookFromRecipe(recipe: Recipe): Runbook {
     triggeredBy: [{ kind: 'manual' }, { kind: 'schedule' }, { kind: 'webhook' }],
     graceMs: null,
     editors: null,
-    steps: [[{ id: 'main', name: null, continueOnFailure: false, kind: 'script', script: { target: recipe.target, script: recipe.script, type: recipe.type, with: [] } }]],
+    steps: [
+      [
+        {
+          id: 'main',
+          name: null,
+          continueOnFailure: false,
+          kind: 'script',
+          script: { target: recipe.target, script: recipe.script, type: recipe.type, with: [] },
+        },
+      ],
+    ],
     origin: 'recipe',
   };
 }

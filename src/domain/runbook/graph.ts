@@ -111,7 +111,8 @@ export function checkRunbooks(runbooks: ReadonlyMap<string, Runbook>, context: R
       if (!runbooks.has(dependency)) problems.push(field(runbook.reference, `dependsOn[${index}]: there is no runbook ${dependency}`));
     });
     runbook.triggeredBy.forEach((trigger, index) => {
-      if (trigger.kind === 'after' && !runbooks.has(trigger.runbook)) problems.push(field(runbook.reference, `triggeredBy[${index}].after: there is no runbook ${trigger.runbook}`));
+      if (trigger.kind === 'after' && !runbooks.has(trigger.runbook))
+        problems.push(field(runbook.reference, `triggeredBy[${index}].after: there is no runbook ${trigger.runbook}`));
     });
   }
 
@@ -122,11 +123,14 @@ export function checkRunbooks(runbooks: ReadonlyMap<string, Runbook>, context: R
   const triggered = new Map<string, string[]>();
   for (const runbook of runbooks.values()) {
     for (const trigger of runbook.triggeredBy) {
-      if (trigger.kind === 'after' && runbooks.has(trigger.runbook)) triggered.set(trigger.runbook, [...(triggered.get(trigger.runbook) ?? []), runbook.reference]);
+      if (trigger.kind === 'after' && runbooks.has(trigger.runbook))
+        triggered.set(trigger.runbook, [...(triggered.get(trigger.runbook) ?? []), runbook.reference]);
     }
   }
   for (const cycle of cycles(refs, (ref) => triggered.get(ref) ?? [])) {
-    problems.push(`${prefix}.${cycle.split(' -> ')[1] ?? cycle}.triggeredBy: the after triggers make a cycle, so runs would start each other forever: ${cycle}`);
+    problems.push(
+      `${prefix}.${cycle.split(' -> ')[1] ?? cycle}.triggeredBy: the after triggers make a cycle, so runs would start each other forever: ${cycle}`,
+    );
   }
 
   // Arguments a dependency or a triggered runbook cannot do without.
@@ -137,7 +141,12 @@ export function checkRunbooks(runbooks: ReadonlyMap<string, Runbook>, context: R
     for (const dependency of order.order.slice(0, -1)) {
       for (const arg of runbooks.get(dependency)?.arguments ?? []) {
         if (needsValue(arg) && !declared.has(arg.name)) {
-          problems.push(field(runbook.reference, `dependsOn: ${dependency} needs a value for its argument ${arg.name}, which ${runbook.reference} does not declare (declare ${arg.name}, or give it a default in ${dependency})`));
+          problems.push(
+            field(
+              runbook.reference,
+              `dependsOn: ${dependency} needs a value for its argument ${arg.name}, which ${runbook.reference} does not declare (declare ${arg.name}, or give it a default in ${dependency})`,
+            ),
+          );
         }
       }
     }
@@ -147,7 +156,12 @@ export function checkRunbooks(runbooks: ReadonlyMap<string, Runbook>, context: R
       if (!source) return;
       for (const arg of runbook.arguments) {
         if (needsValue(arg) && !source.arguments.some((a) => a.name === arg.name)) {
-          problems.push(field(runbook.reference, `triggeredBy[${index}]: a run started after ${trigger.runbook} has no value for ${arg.name} (${trigger.runbook} does not declare it): give ${arg.name} a default`));
+          problems.push(
+            field(
+              runbook.reference,
+              `triggeredBy[${index}]: a run started after ${trigger.runbook} has no value for ${arg.name} (${trigger.runbook} does not declare it): give ${arg.name} a default`,
+            ),
+          );
         }
       }
     });
@@ -158,7 +172,8 @@ export function checkRunbooks(runbooks: ReadonlyMap<string, Runbook>, context: R
     for (const group of runbook.steps) {
       for (const step of group) {
         const where = stepField(runbook, step);
-        if (step.kind === 'script' && !context.targets.has(step.script.target)) problems.push(field(runbook.reference, `${where}.script.target: there is no target ${step.script.target}`));
+        if (step.kind === 'script' && !context.targets.has(step.script.target))
+          problems.push(field(runbook.reference, `${where}.script.target: there is no target ${step.script.target}`));
         if (step.kind !== 'http') continue;
         const http = step.http;
         const target = http.target === null ? undefined : context.targets.get(http.target);

@@ -53,7 +53,18 @@ export interface HttpRequestSpec {
 export const MAX_URL_LENGTH = 8192;
 
 /** Headers countersign sets or that would change how the message is framed or routed. */
-const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-connection']);
+const FORBIDDEN_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-connection',
+]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 
 export function headerNameProblem(name: string): string | null {
@@ -94,7 +105,8 @@ export function urlTemplateProblem(url: string): string | null {
   } catch {
     return 'not a valid URL';
   }
-  if (parsed.username !== '' || parsed.password !== '' || (authority[2] ?? '').includes('@')) return 'a URL cannot carry a user or password (send credentials in a header, from a secret)';
+  if (parsed.username !== '' || parsed.password !== '' || (authority[2] ?? '').includes('@'))
+    return 'a URL cannot carry a user or password (send credentials in a header, from a secret)';
   if (parsed.hostname === '') return 'the URL has no host';
   if (hasDotSegment(sample)) return 'a URL path has no . or .. segments (write the path it means)';
   return null;

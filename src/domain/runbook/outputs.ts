@@ -35,7 +35,8 @@ export function parseStepOutputs(content: string | Buffer): { ok: true; outputs:
   if (lines[lines.length - 1] === '') lines.pop();
   const outputs = new Map<string, string>();
   const set = (name: string, value: string, lineNumber: number): string | null => {
-    if (!VALUE_NAME.test(name)) return `line ${lineNumber}: "${clip(name)}" is not an output name (letters, digits and _, not starting with a digit, at most 64)`;
+    if (!VALUE_NAME.test(name))
+      return `line ${lineNumber}: "${clip(name)}" is not an output name (letters, digits and _, not starting with a digit, at most 64)`;
     if (RESERVED_STEP_FIELDS.includes(name)) return `line ${lineNumber}: ${name} is a reserved name (${RESERVED_STEP_FIELDS.join(', ')})`;
     outputs.delete(name);
     outputs.set(name, value);
@@ -75,7 +76,10 @@ function clip(text: string): string {
  * out and reported, so a later step that uses it fails with the reason instead of getting one
  * host's value by chance.
  */
-export function mergeHostOutputs(perHost: ReadonlyArray<{ host: string; outputs: Readonly<Record<string, string>> }>): { outputs: Record<string, string>; conflicts: string[] } {
+export function mergeHostOutputs(perHost: ReadonlyArray<{ host: string; outputs: Readonly<Record<string, string>> }>): {
+  outputs: Record<string, string>;
+  conflicts: string[];
+} {
   const values = new Map<string, Map<string, string[]>>();
   for (const { host, outputs } of perHost) {
     for (const [name, value] of Object.entries(outputs)) {

@@ -72,12 +72,21 @@ export interface PlanOptions {
 export function runContentVersion(plan: Pick<RunPlan, 'reference' | 'groups' | 'arguments' | 'runbooks'>, fixedValueKey: string): string {
   const args = plan.runbooks.map((runbook) => ({
     runbook,
-    values: (plan.arguments[runbook] ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? sealFixedValue(fixedValueKey, runbook, a.value) : a.value })),
+    values: (plan.arguments[runbook] ?? []).map((a) => ({
+      name: a.name,
+      kind: a.kind,
+      value: a.kind === 'fixed' ? sealFixedValue(fixedValueKey, runbook, a.value) : a.value,
+    })),
   }));
   return contentHash(RUN_CONTENT_DOMAIN, { plan: { reference: plan.reference, groups: plan.groups }, arguments: args });
 }
 
-export function planRun(runbooks: ReadonlyMap<string, Runbook>, reference: string, given: Readonly<Record<string, unknown>>, options: PlanOptions): { ok: true; plan: RunPlan } | { ok: false; errors: ArgumentError[] } {
+export function planRun(
+  runbooks: ReadonlyMap<string, Runbook>,
+  reference: string,
+  given: Readonly<Record<string, unknown>>,
+  options: PlanOptions,
+): { ok: true; plan: RunPlan } | { ok: false; errors: ArgumentError[] } {
   const order = dependencyOrder(runbooks, reference);
   if (!order.ok) return { ok: false, errors: [{ name: 'runbook', message: order.error }] };
   const root = runbooks.get(reference)!;
@@ -116,7 +125,16 @@ export function planRun(runbooks: ReadonlyMap<string, Runbook>, reference: strin
             continue;
           }
           targets.add(step.script.target);
-          planned.push({ ...base, kind: 'script', script: { target: step.script.target, script: step.script.script, type: step.script.type ?? target.type, with: step.script.with.map((w) => ({ ...w })) } });
+          planned.push({
+            ...base,
+            kind: 'script',
+            script: {
+              target: step.script.target,
+              script: step.script.script,
+              type: step.script.type ?? target.type,
+              with: step.script.with.map((w) => ({ ...w })),
+            },
+          });
         } else if (step.kind === 'http') {
           if (step.http.target !== null) targets.add(step.http.target);
           planned.push({ ...base, kind: 'http', http: structuredClone(step.http) });

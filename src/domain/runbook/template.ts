@@ -58,9 +58,11 @@ export function parseReference(text: string): { ok: true; reference: Reference }
     return { ok: true, reference: { kind: 'secret', name: second } };
   }
   if (root === 'steps') {
-    if (second === undefined || !STEP_ID.test(second) || third === undefined) return { ok: false, error: `"${text}": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status` };
+    if (second === undefined || !STEP_ID.test(second) || third === undefined)
+      return { ok: false, error: `"${text}": expected steps.<id>.<field>, e.g. steps.why.ticket or steps.health.status` };
     if (third === 'json') {
-      if (rest.some((segment) => !JSON_SEGMENT.test(segment))) return { ok: false, error: `"${text}": a JSON path is dotted names or array indexes, e.g. steps.${second}.json.items.0.id` };
+      if (rest.some((segment) => !JSON_SEGMENT.test(segment)))
+        return { ok: false, error: `"${text}": a JSON path is dotted names or array indexes, e.g. steps.${second}.json.items.0.id` };
       return { ok: true, reference: { kind: 'step-json', step: second, path: rest } };
     }
     if (rest.length > 0) return { ok: false, error: `"${text}": only steps.<id>.json.<path> has more than three parts` };

@@ -63,7 +63,12 @@ export const MAX_RESOLVED_BODY_BYTES = 1024 * 1024;
 
 type Answer = { ok: true; value: JsonValue } | { ok: false; error: string };
 
-export function referenceValue(reference: Reference, step: Pick<PlannedStep, 'runbook'>, values: RunValues, secrets: ReadonlyMap<string, string> = new Map()): Answer {
+export function referenceValue(
+  reference: Reference,
+  step: Pick<PlannedStep, 'runbook'>,
+  values: RunValues,
+  secrets: ReadonlyMap<string, string> = new Map(),
+): Answer {
   const written = formatReference(reference);
   if (reference.kind === 'argument') {
     const arg = values.arguments[step.runbook]?.find((a) => a.name === reference.name);
@@ -79,7 +84,9 @@ export function referenceValue(reference: Reference, step: Pick<PlannedStep, 'ru
   if (source.phase === 'skipped') return { ok: false, error: `${written}: ${reference.step} was skipped` };
   if (reference.kind === 'step-output') {
     const outputs = source.outputs ?? {};
-    return Object.hasOwn(outputs, reference.name) ? { ok: true, value: outputs[reference.name]! } : { ok: false, error: `${written}: ${reference.step} left no value named ${reference.name}` };
+    return Object.hasOwn(outputs, reference.name)
+      ? { ok: true, value: outputs[reference.name]! }
+      : { ok: false, error: `${written}: ${reference.step} left no value named ${reference.name}` };
   }
   const http = source.http;
   if (!http) return { ok: false, error: `${written}: ${reference.step} is not an http step` };
@@ -105,7 +112,11 @@ function asText(value: JsonValue): string {
   return JSON.stringify(value);
 }
 
-function fill(parts: readonly TemplatePart[], encode: (text: string) => string, answer: (reference: Reference) => Answer): { ok: true; text: string } | { ok: false; error: string } {
+function fill(
+  parts: readonly TemplatePart[],
+  encode: (text: string) => string,
+  answer: (reference: Reference) => Answer,
+): { ok: true; text: string } | { ok: false; error: string } {
   let text = '';
   for (const part of parts) {
     if ('text' in part) {
@@ -119,7 +130,11 @@ function fill(parts: readonly TemplatePart[], encode: (text: string) => string, 
   return { ok: true, text };
 }
 
-function fillTemplate(template: string, encode: (text: string) => string, answer: (reference: Reference) => Answer): { ok: true; text: string } | { ok: false; error: string } {
+function fillTemplate(
+  template: string,
+  encode: (text: string) => string,
+  answer: (reference: Reference) => Answer,
+): { ok: true; text: string } | { ok: false; error: string } {
   const parsed = parseTemplate(template);
   if (!parsed.ok) return parsed;
   return fill(parsed.parts, encode, answer);
@@ -129,7 +144,11 @@ export function resolveScriptStep(step: PlannedStep, values: RunValues): { ok: t
   if (step.kind !== 'script') return { ok: false, error: `${step.id} is not a script step` };
   const out: ScriptArgument[] = (values.arguments[step.runbook] ?? []).map((a) => ({ name: a.name.toUpperCase(), value: a.value }));
   for (const entry of step.script.with) {
-    const filled = fillTemplate(entry.value, (t) => t, (ref) => referenceValue(ref, step, values));
+    const filled = fillTemplate(
+      entry.value,
+      (t) => t,
+      (ref) => referenceValue(ref, step, values),
+    );
     if (!filled.ok) return { ok: false, error: `with.${entry.name}: ${filled.error}` };
     if (filled.text.includes('\u0000')) return { ok: false, error: `with.${entry.name}: the value contains a NUL byte, which a script argument cannot hold` };
     out.push({ name: entry.name.toUpperCase(), value: filled.text });
@@ -142,7 +161,11 @@ export function resolveScriptStep(step: PlannedStep, values: RunValues): { ok: t
  * step's output must mask besides the target's secrets: fixed argument values the request used,
  * as written and as percent-encoded in the URL.
  */
-export function resolveHttpStep(step: PlannedStep, values: RunValues, secrets: ReadonlyMap<string, string>): { ok: true; request: HttpRequestSpec; maskValues: string[] } | { ok: false; error: string } {
+export function resolveHttpStep(
+  step: PlannedStep,
+  values: RunValues,
+  secrets: ReadonlyMap<string, string>,
+): { ok: true; request: HttpRequestSpec; maskValues: string[] } | { ok: false; error: string } {
   if (step.kind !== 'http') return { ok: false, error: `${step.id} is not an http step` };
   const http = step.http;
   const mask = new Set<string>();
@@ -186,12 +209,23 @@ export function resolveHttpStep(step: PlannedStep, values: RunValues, secrets: R
     const filled = fillJson(http.body, answer);
     if (!filled.ok) return { ok: false, error: `body: ${filled.error}` };
     body = JSON.stringify(filled.value);
-    if (Buffer.byteLength(body, 'utf8') > MAX_RESOLVED_BODY_BYTES) return { ok: false, error: `body: the filled-in body is larger than ${MAX_RESOLVED_BODY_BYTES} bytes` };
+    if (Buffer.byteLength(body, 'utf8') > MAX_RESOLVED_BODY_BYTES)
+      return { ok: false, error: `body: the filled-in body is larger than ${MAX_RESOLVED_BODY_BYTES} bytes` };
   }
 
   return {
     ok: true,
-    request: { url: parsed.href, method: http.method, headers, body, compress: http.compress, timeoutMs: http.timeoutMs, successStatus: http.successStatus, successPattern: http.successPattern, secretHeaders },
+    request: {
+      url: parsed.href,
+      method: http.method,
+      headers,
+      body,
+      compress: http.compress,
+      timeoutMs: http.timeoutMs,
+      successStatus: http.successStatus,
+      successPattern: http.successPattern,
+      secretHeaders,
+    },
     maskValues: [...mask],
   };
 }
@@ -227,7 +261,10 @@ function fillJson(value: JsonValue, answer: (reference: Reference) => Answer): {
 }
 
 /** An input step's submitted values, checked against its fields: the step's outputs. */
-export function resolveInputValues(step: PlannedStep, given: Readonly<Record<string, unknown>>): { ok: true; outputs: Record<string, string> } | { ok: false; errors: ArgumentError[] } {
+export function resolveInputValues(
+  step: PlannedStep,
+  given: Readonly<Record<string, unknown>>,
+): { ok: true; outputs: Record<string, string> } | { ok: false; errors: ArgumentError[] } {
   if (step.kind !== 'input') return { ok: false, errors: [{ name: 'step', message: `${step.id} is not an input step` }] };
   const resolved = resolveDeclaredValues(step.name ?? step.stepId, step.input.fields, given, { what: 'field' });
   if (!resolved.ok) return resolved;

@@ -32,14 +32,21 @@ const versionFact = (contentVersion: string) => `Version \`${shortHash(contentVe
  */
 export function runApprovalFacts(run: { reference: string; runbookHash: string | null; contentVersion: string; plan: { targets: readonly string[] } }): string {
   const parts = [`:scroll: Runbook \`${safeText(run.reference, 64)}\`${run.runbookHash ? ` @ \`${shortHash(run.runbookHash)}\`` : ''}`];
-  if (run.plan.targets.length > 0) parts.push(`Touches ${run.plan.targets.slice(0, 10).map((t) => `\`${safeText(t, 80)}\``).join(', ')}${run.plan.targets.length > 10 ? ', …' : ''}`);
+  if (run.plan.targets.length > 0)
+    parts.push(
+      `Touches ${run.plan.targets
+        .slice(0, 10)
+        .map((t) => `\`${safeText(t, 80)}\``)
+        .join(', ')}${run.plan.targets.length > 10 ? ', …' : ''}`,
+    );
   parts.push(versionFact(run.contentVersion));
   return parts.join(' · ');
 }
 
 /** Bidi controls, zero-width characters, word joiners, BOM, soft hyphen, and the C0/C1 controls a terminal or editor may not show. */
-// biome-ignore lint/suspicious/noMisleadingCharacterClass: each hidden code point on its own (variation selectors included) is what it looks for
-const HIDDEN = /[\u00AD\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\u3164\uFE00-\uFE0F\uFEFF\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
+const HIDDEN =
+  // biome-ignore lint/suspicious/noMisleadingCharacterClass: each hidden code point on its own (variation selectors included) is what it looks for
+  /[\u00AD\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\u3164\uFE00-\uFE0F\uFEFF\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
 
 /** The first invisible or direction-changing character in `text`, with its line, or null. */
 export function firstHiddenCharacter(text: string): { codePoint: string; line: number } | null {

@@ -36,7 +36,12 @@ export function argumentInputs(args: readonly RecipeArgument[]): types.InputBloc
       block_id: argBlock(arg.name),
       label,
       optional: !arg.required,
-      element: { type: 'plain_text_input', action_id: ARG_VALUE, max_length: 3000, ...(arg.default !== undefined && arg.default !== '' ? { initial_value: clip(arg.default, 3000) } : {}) },
+      element: {
+        type: 'plain_text_input',
+        action_id: ARG_VALUE,
+        max_length: 3000,
+        ...(arg.default !== undefined && arg.default !== '' ? { initial_value: clip(arg.default, 3000) } : {}),
+      },
       ...(hint !== '' ? { hint: plain(clip(hint, 2000)) } : {}),
     });
   }

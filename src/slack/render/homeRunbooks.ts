@@ -46,7 +46,12 @@ export interface HomeMyRun {
 
 const header = (text: string): types.HeaderBlock => ({ type: 'header', text: { type: 'plain_text', text: text.slice(0, 150), emoji: true } });
 const divider: types.DividerBlock = { type: 'divider' };
-const linkButton = (actionId: string, text: string, url: string): ButtonElement => ({ type: 'button', action_id: actionId, text: { type: 'plain_text', text, emoji: true }, url });
+const linkButton = (actionId: string, text: string, url: string): ButtonElement => ({
+  type: 'button',
+  action_id: actionId,
+  text: { type: 'plain_text', text, emoji: true },
+  url,
+});
 
 /** Home's link buttons still send a click; it is acknowledged and ignored. */
 export const HOME_LINK_ACTION = 'home_run_link';
@@ -62,9 +67,11 @@ function waitingRun(item: HomeWaitingRun, index: number): Block[] {
   const blocks: Block[] = [section(`*${runRef(item.runId)}* \`${safeText(item.reference, 64)}\` by ${mention(item.creator)} ${what}${why}`)];
   const buttons: ButtonElement[] = [];
   const step = `${item.runId}:${item.stepId ?? ''}`;
-  if (item.kind === 'approval') buttons.push(button(RUN_ACTION.stepApprove, 'Approve step', step, 'primary'), button(RUN_ACTION.stepReject, 'Reject', step, 'danger'));
+  if (item.kind === 'approval')
+    buttons.push(button(RUN_ACTION.stepApprove, 'Approve step', step, 'primary'), button(RUN_ACTION.stepReject, 'Reject', step, 'danger'));
   if (item.kind === 'input') buttons.push(button(RUN_ACTION.input, 'Provide input', step, 'primary'));
-  if (item.permalink) buttons.push(linkButton(`${HOME_LINK_ACTION}_request`, item.kind === 'review' ? 'Open the review request' : 'Open the request', item.permalink));
+  if (item.permalink)
+    buttons.push(linkButton(`${HOME_LINK_ACTION}_request`, item.kind === 'review' ? 'Open the review request' : 'Open the request', item.permalink));
   if (item.cardPermalink) buttons.push(linkButton(`${HOME_LINK_ACTION}_card`, 'Open the run', item.cardPermalink));
   if (buttons.length > 0) blocks.push(actions(`home_run_${item.runId}_${index}`, buttons));
   else if (item.kind === 'review') blocks.push(context('Read it whole in its review request (in the review channel) to approve it.'));
@@ -84,7 +91,8 @@ export function renderWaitingRuns(runs: readonly HomeWaitingRun[], total: number
     blocks.push(...drawn);
     shown++;
   }
-  if (count > shown) blocks.push(context(`and ${count - shown} more${shown === 0 ? ' waiting' : ''}: open their cards or review requests in Slack, or \`GET /api/v1/runs\`.`));
+  if (count > shown)
+    blocks.push(context(`and ${count - shown} more${shown === 0 ? ' waiting' : ''}: open their cards or review requests in Slack, or \`GET /api/v1/runs\`.`));
   return blocks;
 }
 
@@ -99,7 +107,10 @@ export function renderStartableRunbooks(runbooks: readonly HomeRunbook[], total:
     const steps = `${runbook.steps} step${runbook.steps === 1 ? '' : 's'}`;
     blocks.push({
       type: 'section',
-      text: { type: 'mrkdwn', text: `\`${safeText(runbook.reference, 64)}\`${runbook.name !== runbook.reference ? ` ${safeText(runbook.name, 150)}` : ''} · ${steps} · \`${shortHash(runbook.hash)}\`${runbook.description ? `\n${safeText(runbook.description, 300)}` : ''}` },
+      text: {
+        type: 'mrkdwn',
+        text: `\`${safeText(runbook.reference, 64)}\`${runbook.name !== runbook.reference ? ` ${safeText(runbook.name, 150)}` : ''} · ${steps} · \`${shortHash(runbook.hash)}\`${runbook.description ? `\n${safeText(runbook.description, 300)}` : ''}`,
+      },
       accessory: button(RUN_ACTION.start, 'Start', runbook.reference),
     });
     shown++;

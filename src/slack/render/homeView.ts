@@ -59,7 +59,10 @@ const divider: types.DividerBlock = { type: 'divider' };
 export function renderHome(data: HomeData): types.HomeView {
   const blocks: Block[] = [];
   if (data.notice) blocks.push(section(data.notice.slice(0, 2900)));
-  blocks.push(section('*countersign* runs scripts on production after a second pair of eyes.'), actions('home_actions', [button(ACTION.homeNew, 'New task', 'new', 'primary')]));
+  blocks.push(
+    section('*countersign* runs scripts on production after a second pair of eyes.'),
+    actions('home_actions', [button(ACTION.homeNew, 'New task', 'new', 'primary')]),
+  );
 
   const now = data.now ?? new Date();
   // The sections after the reviews are drawn first: the reviews get the blocks left, so however
@@ -99,7 +102,8 @@ export function renderHome(data: HomeData): types.HomeView {
     blocks.push(...drawn);
     shown++;
   }
-  if (pendingCount > shown) blocks.push(context(`${pendingCount - shown} ${shown === 0 && data.pendingMyReview.length > 0 ? 'wait' : 'more'}: \`/task list pending\`.`));
+  if (pendingCount > shown)
+    blocks.push(context(`${pendingCount - shown} ${shown === 0 && data.pendingMyReview.length > 0 ? 'wait' : 'more'}: \`/task list pending\`.`));
   blocks.push(...waitingRuns);
 
   // Shown only when something waits: most people review no schedules.
@@ -114,7 +118,8 @@ export function renderHome(data: HomeData): types.HomeView {
       blocks.push(...drawn);
       shownSchedules++;
     }
-    if (scheduleCount > shownSchedules) blocks.push(context(`${scheduleCount - shownSchedules} ${shownSchedules === 0 ? 'wait' : 'more'}: \`/task schedule list\`.`));
+    if (scheduleCount > shownSchedules)
+      blocks.push(context(`${scheduleCount - shownSchedules} ${shownSchedules === 0 ? 'wait' : 'more'}: \`/task schedule list\`.`));
   }
 
   blocks.push(...tail);
@@ -130,7 +135,12 @@ function taskReview(task: HomeReviewTask): Block[] {
   const blocks: Block[] = [section(taskLine(task))];
   const message = task.message ?? '';
   const hidden = hiddenCharactersWarning(`${task.script}\n${message}`, 'task');
-  const whole = task.scriptCut !== true && fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS) && (task.arguments ?? []).length === 0 && message.length <= HOME_MESSAGE_CHARS && hidden === null;
+  const whole =
+    task.scriptCut !== true &&
+    fitsInCodeBlock(task.script, HOME_SCRIPT_CHARS) &&
+    (task.arguments ?? []).length === 0 &&
+    message.length <= HOME_MESSAGE_CHARS &&
+    hidden === null;
   blocks.push(section(`*Why* ${message === '' ? '_no message given_' : safeText(message, HOME_MESSAGE_CHARS)}`));
   blocks.push(section(codeBlock(task.script, HOME_SCRIPT_CHARS)));
   blocks.push(context(approvalFacts(task)));
@@ -141,7 +151,16 @@ function taskReview(task: HomeReviewTask): Block[] {
       button(ACTION.reject, 'Reject', String(task.id), 'danger'),
     ]),
   );
-  if (!whole) blocks.push(context((task.arguments ?? []).length > 0 ? 'This task has arguments Home does not show: read them in the review request to approve it.' : hidden ? 'Read it in the review request to approve it.' : 'The script or message is longer than Home shows: read it whole in the review request to approve it.'));
+  if (!whole)
+    blocks.push(
+      context(
+        (task.arguments ?? []).length > 0
+          ? 'This task has arguments Home does not show: read them in the review request to approve it.'
+          : hidden
+            ? 'Read it in the review request to approve it.'
+            : 'The script or message is longer than Home shows: read it whole in the review request to approve it.',
+      ),
+    );
   return blocks;
 }
 
@@ -166,7 +185,14 @@ function scheduleReview(schedule: ScheduleSummary, now: Date): Block[] {
       button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger'),
     ]),
   );
-  if (!whole) blocks.push(context(hidden ? 'Read it in the review request to approve it.' : 'The script or message is longer than Home shows: read it whole in the review request to approve it.'));
+  if (!whole)
+    blocks.push(
+      context(
+        hidden
+          ? 'Read it in the review request to approve it.'
+          : 'The script or message is longer than Home shows: read it whole in the review request to approve it.',
+      ),
+    );
   return blocks;
 }
 

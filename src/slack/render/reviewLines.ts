@@ -24,7 +24,10 @@ const MAX_DECISION_LINES = 10;
 
 export function groupProgressLine(policy: ReviewPolicy, author: string, decisions: readonly ReviewDecision[]): string {
   return progress(policy, author, decisions)
-    .map((group) => `${group.satisfied ? ':white_check_mark:' : ':white_circle:'} *${safeText(group.name, 60)}* ${Math.min(group.approvedBy.length, group.required)}/${group.required}`)
+    .map(
+      (group) =>
+        `${group.satisfied ? ':white_check_mark:' : ':white_circle:'} *${safeText(group.name, 60)}* ${Math.min(group.approvedBy.length, group.required)}/${group.required}`,
+    )
     .join('   ');
 }
 

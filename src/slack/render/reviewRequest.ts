@@ -65,11 +65,15 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
     blocks.push(section(`:hourglass: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}`));
   }
   const card = safePermalink(ctx.cardPermalink);
-  if (card && task.channelId && /^[CGD][A-Z0-9]+$/.test(task.channelId)) blocks.push(context(`:speech_balloon: Asked in <#${task.channelId}>: <${card}|open the task card>`));
+  if (card && task.channelId && /^[CGD][A-Z0-9]+$/.test(task.channelId))
+    blocks.push(context(`:speech_balloon: Asked in <#${task.channelId}>: <${card}|open the task card>`));
   if (task.status === 'pending-review') {
     blocks.push(
       // Approve carries the full content version it was drawn with: approving anything edited since is refused.
-      actions(`review_${task.id}`, [button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'), button(ACTION.reject, 'Reject', String(task.id), 'danger')]),
+      actions(`review_${task.id}`, [
+        button(ACTION.approve, 'Approve', `${task.id}:${task.contentVersion}`, 'primary'),
+        button(ACTION.reject, 'Reject', String(task.id), 'danger'),
+      ]),
     );
   }
   return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks, scriptClipped };
@@ -87,7 +91,11 @@ export function renderReviewDm(task: Task, groups: readonly string[], reviewPerm
   const blocks: Block[] = [
     section(`:mag: ${mention(task.author)} asks for your review of task ${ref} on \`${safeText(task.target, 80)}\`${as}.`),
     section(`*Why*\n${task.message ? safeText(task.message, 2800) : '_no message given_'}`),
-    section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
+    section(
+      link
+        ? `<${link}|Open the review request>${where} to read the script and approve or reject it.`
+        : `The review request with the script and the buttons is${where || ' in the review channel'}.`,
+    ),
   ];
   return { text: `Review requested: ${ref} on ${task.target} by ${mention(task.author)}`, blocks };
 }

@@ -42,7 +42,11 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
   const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
   const stopping = run.status === 'running' && run.desiredPhase === 'stopped';
   const blocks: Block[] = [];
-  blocks.push(section(`*${capital(ref)}* of runbook \`${safeText(run.reference, 64)}\` · *${RUN_STATUS_LABEL[run.status]}*${stopping ? ' · :octagonal_sign: stopping' : ''}`));
+  blocks.push(
+    section(
+      `*${capital(ref)}* of runbook \`${safeText(run.reference, 64)}\` · *${RUN_STATUS_LABEL[run.status]}*${stopping ? ' · :octagonal_sign: stopping' : ''}`,
+    ),
+  );
   blocks.push(
     fields([
       `*Started by*\n${mention(run.creator)}`,
@@ -52,7 +56,20 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
     ]),
   );
   if (run.message) blocks.push(section(`*Why*\n${safeText(run.message, budget(2000))}`));
-  if (ctx.policy) blocks.push(section(clip(`*Review*\n${reviewText(ctx.policy, run.creator, view.decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion), scale)}`, 3000)));
+  if (ctx.policy)
+    blocks.push(
+      section(
+        clip(
+          `*Review*\n${reviewText(
+            ctx.policy,
+            run.creator,
+            view.decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion),
+            scale,
+          )}`,
+          3000,
+        ),
+      ),
+    );
 
   const lines = steps.slice(0, MAX_STEP_LINES).map((step) => stepLine(view, step, ctx, budget));
   if (steps.length > MAX_STEP_LINES) lines.push(`… and ${steps.length - MAX_STEP_LINES} more steps`);
@@ -69,7 +86,12 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
   // A grace delay not over yet: it waits, and may be cancelled, until then.
   const now = ctx.now ?? Date.now();
   const waiting = run.runAfter !== null && run.runAfter.getTime() > now && ['pending-review', 'approved', 'ready'].includes(run.status);
-  if (waiting && run.runAfter) blocks.push(section(`:alarm_clock: Starts ${slackAgo(run.runAfter)} at the earliest${run.status === 'pending-review' ? ', once approved' : ''}. Cancel it before then if it should not run.`));
+  if (waiting && run.runAfter)
+    blocks.push(
+      section(
+        `:alarm_clock: Starts ${slackAgo(run.runAfter)} at the earliest${run.status === 'pending-review' ? ', once approved' : ''}. Cancel it before then if it should not run.`,
+      ),
+    );
 
   const buttons = [];
   if (waiting || run.status === 'pending-review' || run.status === 'approved') buttons.push(button(RUN_ACTION.cancel, 'Cancel', String(run.id), 'danger'));
@@ -77,7 +99,7 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
   if (['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) buttons.push(button(RUN_ACTION.again, 'Run again', String(run.id)));
   if (buttons.length > 0) blocks.push(actions(`run_${run.id}_actions`, buttons));
   if (ctx.reviewPermalink && run.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));
-  if (run.status === 'running') blocks.push(context('Each step\'s output goes to this thread, labelled with the step.'));
+  if (run.status === 'running') blocks.push(context("Each step's output goes to this thread, labelled with the step."));
   return { text: `${capital(ref)} of ${run.reference}: ${run.status}`, blocks };
 }
 
@@ -95,7 +117,8 @@ const STEP_ICON: Readonly<Record<RunStep['phase'], string>> = {
 function stepLine(view: RunView, step: RunStep, ctx: RunCardContext, budget: (chars: number) => number): string {
   const planned = findPlanned(view.run, step.stepId);
   const parts = [`${STEP_ICON[step.phase]} \`[${safeText(step.stepId, 80)}]\` ${kindText(planned, step)}: ${phaseText(view, step, planned)}`];
-  if (step.failureMessage && (step.phase === 'failed' || step.phase === 'killed' || step.phase === 'skipped')) parts.push(`— ${failureText(step.failureMessage, budget(200))}`);
+  if (step.failureMessage && (step.phase === 'failed' || step.phase === 'killed' || step.phase === 'skipped'))
+    parts.push(`— ${failureText(step.failureMessage, budget(200))}`);
   if (step.taskId !== null && ctx.logUrl && step.phase !== 'pending') parts.push(`· <${ctx.logUrl(step.taskId)}|log>`);
   return clip(parts.join(' '), budget(600));
 }
@@ -117,7 +140,8 @@ function phaseText(view: RunView, step: RunStep, planned: PlannedStep | null): s
         const approvals = (view.stepDecisions[step.id] ?? []).filter((d) => d.verdict === 'approve').length;
         return `*paused for approval* (${approvals}/${planned.approval.approvals})${step.timeoutAt ? `, until ${slackDate(step.timeoutAt)}` : ''}`;
       }
-      if (planned?.kind === 'input') return `*paused for input* from ${planned.input.from ? 'the people it names' : mention(view.run.creator)}${step.timeoutAt ? `, until ${slackDate(step.timeoutAt)}` : ''}`;
+      if (planned?.kind === 'input')
+        return `*paused for input* from ${planned.input.from ? 'the people it names' : mention(view.run.creator)}${step.timeoutAt ? `, until ${slackDate(step.timeoutAt)}` : ''}`;
       return 'paused';
     }
     case 'succeeded':

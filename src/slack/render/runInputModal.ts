@@ -27,7 +27,9 @@ export function renderInputModal(runId: number, reference: string, planned: Extr
     submit: { type: 'plain_text', text: 'Submit' },
     close: { type: 'plain_text', text: 'Cancel' },
     blocks: [
-      section(`Step \`[${safeText(planned.id, 80)}]\` of ${runRef(runId)} (runbook \`${safeText(reference, 64)}\`) waits for these values; later steps use them.`),
+      section(
+        `Step \`[${safeText(planned.id, 80)}]\` of ${runRef(runId)} (runbook \`${safeText(reference, 64)}\`) waits for these values; later steps use them.`,
+      ),
       ...argumentInputs(planned.input.fields.slice(0, 90)),
     ],
   };

@@ -40,7 +40,9 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   const ref = runRef(run.id);
   const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
   const blocks: Block[] = [
-    section(`:mag: *Review requested*: ${mention(run.creator)} wants to start *${ref}* of runbook \`${safeText(run.reference, 64)}\` · *${RUN_STATUS_LABEL[run.status]}*`),
+    section(
+      `:mag: *Review requested*: ${mention(run.creator)} wants to start *${ref}* of runbook \`${safeText(run.reference, 64)}\` · *${RUN_STATUS_LABEL[run.status]}*`,
+    ),
     section(`*Why*\n${run.message ? safeText(run.message, budget(2000)) : '_no message given_'}`),
   ];
   const args = argumentsText(run.arguments, budget);
@@ -48,7 +50,11 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   const planned = run.plan.groups.flat();
   let planClipped = planned.length > MAX_STEP_BLOCKS;
   for (const step of planned.slice(0, MAX_STEP_BLOCKS)) {
-    const shown = stepBlock(step, run.plan.groups.findIndex((g) => g.includes(step)), budget(STEP_CODE_CHARS));
+    const shown = stepBlock(
+      step,
+      run.plan.groups.findIndex((g) => g.includes(step)),
+      budget(STEP_CODE_CHARS),
+    );
     planClipped ||= shown.clipped;
     blocks.push(section(shown.text));
     const hidden = hiddenCharactersWarning(stepSource(step), `step ${step.id}`);
@@ -66,10 +72,16 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   blocks.push(section(clip(reviewText(policy, run.creator, current, scale), 3000)));
   if (run.status === 'rejected' && run.failureMessage) blocks.push(section(`:hourglass: ${failureText(run.failureMessage, budget(1500))}`));
   const card = ctx.cardPermalink && /^https:\/\/[^\s<>|]+$/.test(ctx.cardPermalink) ? ctx.cardPermalink : null;
-  if (card && run.channelId && /^[CGD][A-Z0-9]+$/.test(run.channelId)) blocks.push(context(`:speech_balloon: Asked in <#${run.channelId}>: <${card}|open the run card>`));
+  if (card && run.channelId && /^[CGD][A-Z0-9]+$/.test(run.channelId))
+    blocks.push(context(`:speech_balloon: Asked in <#${run.channelId}>: <${card}|open the run card>`));
   if (run.status === 'pending-review') {
     // Approve carries the full content version it was drawn with: anything else is refused.
-    blocks.push(actions(`run_review_${run.id}`, [button(RUN_ACTION.approve, 'Approve', `${run.id}:${run.contentVersion}`, 'primary'), button(RUN_ACTION.reject, 'Reject', String(run.id), 'danger')]));
+    blocks.push(
+      actions(`run_review_${run.id}`, [
+        button(RUN_ACTION.approve, 'Approve', `${run.id}:${run.contentVersion}`, 'primary'),
+        button(RUN_ACTION.reject, 'Reject', String(run.id), 'danger'),
+      ]),
+    );
   }
   return { text: `Review requested: ${ref} of ${run.reference} by ${mention(run.creator)}`, blocks, planClipped };
 }
@@ -79,9 +91,15 @@ function stepBlock(step: PlannedStep, group: number, codeChars: number): { text:
   const head = `*\`[${safeText(step.id, 80)}]\`*${step.name ? ` ${safeText(step.name, 100)}` : ''} · group ${group + 1}${step.continueOnFailure ? ' · continues on failure' : ''}`;
   switch (step.kind) {
     case 'script': {
-      const withLines = step.script.with.length > 0 ? `\nWith ${step.script.with.map((w) => `\`ARG_${safeText(w.name, 40)}\` = \`${safeText(w.value, 200).replace(/`/g, "'")}\``).join(', ')}` : '';
+      const withLines =
+        step.script.with.length > 0
+          ? `\nWith ${step.script.with.map((w) => `\`ARG_${safeText(w.name, 40)}\` = \`${safeText(w.value, 200).replace(/`/g, "'")}\``).join(', ')}`
+          : '';
       const room = Math.max(60, codeChars - withLines.length);
-      return { text: clip(`${head}\n${runsAs(step.script.type, step.script.target)}${withLines}\n${codeBlock(step.script.script, room)}`, 3000), clipped: !fitsInCodeBlock(step.script.script, room) };
+      return {
+        text: clip(`${head}\n${runsAs(step.script.type, step.script.target)}${withLines}\n${codeBlock(step.script.script, room)}`, 3000),
+        clipped: !fitsInCodeBlock(step.script.script, room),
+      };
     }
     case 'http': {
       const source = httpText(step);
@@ -90,13 +108,33 @@ function stepBlock(step: PlannedStep, group: number, codeChars: number): { text:
     }
     case 'approval': {
       const a = step.approval;
-      const who = [...a.users.slice(0, 20).map(mention), ...(a.users.length > 20 ? ['…'] : []), ...(a.usergroup ? [usergroupMention(a.usergroup)] : [])].join(', ');
-      return { text: clip(`${head}\n:raised_hand: Approval: ${a.approvals} of ${who || '_nobody named_'}${a.timeoutMs ? `, within ${Math.round(a.timeoutMs / 1000)} s` : ''}`, 3000), clipped: false };
+      const who = [...a.users.slice(0, 20).map(mention), ...(a.users.length > 20 ? ['…'] : []), ...(a.usergroup ? [usergroupMention(a.usergroup)] : [])].join(
+        ', ',
+      );
+      return {
+        text: clip(
+          `${head}\n:raised_hand: Approval: ${a.approvals} of ${who || '_nobody named_'}${a.timeoutMs ? `, within ${Math.round(a.timeoutMs / 1000)} s` : ''}`,
+          3000,
+        ),
+        clipped: false,
+      };
     }
     case 'input': {
       const i = step.input;
-      const from = i.from ? [...i.from.users.slice(0, 20).map(mention), ...(i.from.usergroup ? [usergroupMention(i.from.usergroup)] : [])].join(', ') : 'whoever started the run';
-      const names = i.fields.map((f) => `\`${safeText(f.name, 40)}\`${f.kind === 'input' && f.pattern !== undefined ? ` matching \`/${safeText(f.pattern, 200).replace(/`/g, "'")}/\`` : ''}${f.kind === 'options' ? ` (one of ${f.options.slice(0, 10).map((o) => `\`${safeText(o, 40)}\``).join(', ')})` : ''}`);
+      const from = i.from
+        ? [...i.from.users.slice(0, 20).map(mention), ...(i.from.usergroup ? [usergroupMention(i.from.usergroup)] : [])].join(', ')
+        : 'whoever started the run';
+      const names = i.fields.map(
+        (f) =>
+          `\`${safeText(f.name, 40)}\`${f.kind === 'input' && f.pattern !== undefined ? ` matching \`/${safeText(f.pattern, 200).replace(/`/g, "'")}/\`` : ''}${
+            f.kind === 'options'
+              ? ` (one of ${f.options
+                  .slice(0, 10)
+                  .map((o) => `\`${safeText(o, 40)}\``)
+                  .join(', ')})`
+              : ''
+          }`,
+      );
       return { text: clip(`${head}\n:keyboard: Input from ${from}: ${names.join(', ')}`, 3000), clipped: false };
     }
   }
@@ -107,7 +145,10 @@ function httpText(step: Extract<PlannedStep, { kind: 'http' }>): string {
   const h = step.http;
   const lines = [`${h.method} ${h.url}`, ...h.headers.map((header) => `${header.name}: ${header.value}`)];
   if (h.body !== undefined) lines.push('', JSON.stringify(h.body, null, 2));
-  lines.push('', `success: status ${h.successStatus ? h.successStatus.join(' or ') : '2xx'}${h.successPattern !== null ? `, body matching ${h.successPattern}` : ''}; timeout ${Math.round(h.timeoutMs / 1000)} s${h.compress ? '; compressed' : ''}`);
+  lines.push(
+    '',
+    `success: status ${h.successStatus ? h.successStatus.join(' or ') : '2xx'}${h.successPattern !== null ? `, body matching ${h.successPattern}` : ''}; timeout ${Math.round(h.timeoutMs / 1000)} s${h.compress ? '; compressed' : ''}`,
+  );
   return lines.join('\n');
 }
 
@@ -122,7 +163,10 @@ function stepSource(step: PlannedStep): string {
 function argumentsText(args: Record<string, TaskArgument[]>, budget: (chars: number) => number): string {
   return Object.entries(args)
     .filter(([, values]) => values.length > 0)
-    .map(([runbook, values]) => `\`${safeText(runbook, 64)}\`: ${values.map((a) => `*${safeText(a.name, 64)}* = ${a.kind === 'fixed' ? '•••' : a.value === '' ? '_empty_' : `\`${safeText(a.value, budget(300)).replace(/`/g, "'")}\``}`).join(', ')}`)
+    .map(
+      ([runbook, values]) =>
+        `\`${safeText(runbook, 64)}\`: ${values.map((a) => `*${safeText(a.name, 64)}* = ${a.kind === 'fixed' ? '•••' : a.value === '' ? '_empty_' : `\`${safeText(a.value, budget(300)).replace(/`/g, "'")}\``}`).join(', ')}`,
+    )
     .join('\n');
 }
 
@@ -144,9 +188,13 @@ export function planText(run: Run): string {
         if (step.http.target) out.push(`under target ${step.http.target}`);
         out.push(httpText(step));
       } else if (step.kind === 'approval') {
-        out.push(`approval: ${step.approval.approvals} of ${[...step.approval.users, ...(step.approval.usergroup ? [step.approval.usergroup] : [])].join(', ')}`);
+        out.push(
+          `approval: ${step.approval.approvals} of ${[...step.approval.users, ...(step.approval.usergroup ? [step.approval.usergroup] : [])].join(', ')}`,
+        );
       } else {
-        out.push(`input from ${step.input.from ? [...step.input.from.users, ...(step.input.from.usergroup ? [step.input.from.usergroup] : [])].join(', ') : 'whoever started the run'}: ${step.input.fields.map((f) => f.name).join(', ')}`);
+        out.push(
+          `input from ${step.input.from ? [...step.input.from.users, ...(step.input.from.usergroup ? [step.input.from.usergroup] : [])].join(', ') : 'whoever started the run'}: ${step.input.fields.map((f) => f.name).join(', ')}`,
+        );
       }
       out.push('');
     }
@@ -165,7 +213,11 @@ export function renderRunReviewDm(run: Run, groups: readonly string[], reviewPer
     blocks: [
       section(`:mag: ${mention(run.creator)} asks for your review of *${ref}* of runbook \`${safeText(run.reference, 64)}\`${as}.`),
       section(`*Why*\n${run.message ? safeText(run.message, 2000) : '_no message given_'}`),
-      section(link ? `<${link}|Open the review request>${where} to read every step and approve or reject it.` : `The review request with every step and the buttons is${where || ' in the review channel'}.`),
+      section(
+        link
+          ? `<${link}|Open the review request>${where} to read every step and approve or reject it.`
+          : `The review request with every step and the buttons is${where || ' in the review channel'}.`,
+      ),
     ],
   };
 }

@@ -31,17 +31,28 @@ export function renderApprovalRequest(view: RunView, step: RunStep, planned: App
   const decisions = view.stepDecisions[step.id] ?? [];
   const approvals = decisions.filter((d) => d.verdict === 'approve').length;
   const blocks: Block[] = [
-    section(`:raised_hand: *Approval needed* for step \`[${safeText(step.stepId, 80)}]\` of *${ref}* (runbook \`${safeText(run.reference, 64)}\`), started by ${mention(run.creator)}`),
+    section(
+      `:raised_hand: *Approval needed* for step \`[${safeText(step.stepId, 80)}]\` of *${ref}* (runbook \`${safeText(run.reference, 64)}\`), started by ${mention(run.creator)}`,
+    ),
     section(clip(`*Approvers*: ${planned.approval.approvals} of ${approversText(planned)}. The person who started the run cannot approve it.`, 3000)),
   ];
   if (run.message) blocks.push(section(`*Why*\n${safeText(run.message, 1500)}`));
-  const lines = decisions.slice(0, 10).map((d) =>
-    d.verdict === 'approve' ? `:white_check_mark: Approved by ${mention(d.userId)} ${slackDate(d.at)}` : `:no_entry: Rejected by ${mention(d.userId)} ${slackDate(d.at)}${d.reason ? `: “${safeText(d.reason, 300)}”` : ''}`,
-  );
+  const lines = decisions
+    .slice(0, 10)
+    .map((d) =>
+      d.verdict === 'approve'
+        ? `:white_check_mark: Approved by ${mention(d.userId)} ${slackDate(d.at)}`
+        : `:no_entry: Rejected by ${mention(d.userId)} ${slackDate(d.at)}${d.reason ? `: “${safeText(d.reason, 300)}”` : ''}`,
+    );
   blocks.push(section(clip(`${approvals}/${planned.approval.approvals} approvals${lines.length > 0 ? `\n${lines.join('\n')}` : ''}`, 3000)));
   if (step.phase === 'paused') {
     if (step.timeoutAt) blocks.push(context(`Fails unless decided by ${slackDate(step.timeoutAt)}.`));
-    blocks.push(actions(`run_${run.id}_step_${step.id}`, [button(RUN_ACTION.stepApprove, 'Approve', stepValue(run, step), 'primary'), button(RUN_ACTION.stepReject, 'Reject', stepValue(run, step), 'danger')]));
+    blocks.push(
+      actions(`run_${run.id}_step_${step.id}`, [
+        button(RUN_ACTION.stepApprove, 'Approve', stepValue(run, step), 'primary'),
+        button(RUN_ACTION.stepReject, 'Reject', stepValue(run, step), 'danger'),
+      ]),
+    );
   } else {
     blocks.push(section(outcomeText(step)));
   }
@@ -52,7 +63,9 @@ export function renderApprovalRequest(view: RunView, step: RunStep, planned: App
 export function renderInputPrompt(view: RunView, step: RunStep, planned: InputPlanned): SlackMessage {
   const { run } = view;
   const from = planned.input.from;
-  const who = from ? [...from.users.slice(0, 20).map(mention), ...(from.usergroup ? [usergroupMention(from.usergroup)] : [])].join(', ') || '_nobody named_' : mention(run.creator);
+  const who = from
+    ? [...from.users.slice(0, 20).map(mention), ...(from.usergroup ? [usergroupMention(from.usergroup)] : [])].join(', ') || '_nobody named_'
+    : mention(run.creator);
   const blocks: Block[] = [
     section(`:keyboard: *Input needed* for step \`[${safeText(step.stepId, 80)}]\` of *${runRef(run.id)}*: ${clip(who, 1500)}`),
     section(clip(`Fields: ${planned.input.fields.map((f) => `\`${safeText(f.label ?? f.name, 80)}\``).join(', ')}`, 3000)),
@@ -78,11 +91,17 @@ export function renderHttpLog(step: RunStep): SlackMessage {
 export function renderApprovalDm(run: Run, step: RunStep, requestPermalink: string | null): SlackMessage {
   const link = requestPermalink && /^https:\/\/[^\s<>|]+$/.test(requestPermalink) ? requestPermalink : null;
   const text = `:raised_hand: ${mention(run.creator)}'s *${runRef(run.id)}* (runbook \`${safeText(run.reference, 64)}\`) waits for your approval of step \`[${safeText(step.stepId, 80)}]\`.`;
-  return { text: `Approval needed: ${step.stepId} of ${runRef(run.id)}`, blocks: [section(text), section(link ? `<${link}|Open the request> to approve or reject it.` : 'The request with the buttons is in the review channel.')] };
+  return {
+    text: `Approval needed: ${step.stepId} of ${runRef(run.id)}`,
+    blocks: [section(text), section(link ? `<${link}|Open the request> to approve or reject it.` : 'The request with the buttons is in the review channel.')],
+  };
 }
 
 function outcomeText(step: RunStep): string {
-  if (step.phase === 'succeeded') return step.kind === 'input' ? `:white_check_mark: Given by ${step.decidedBy ? mention(step.decidedBy) : 'someone'}.` : `:white_check_mark: Approved${step.decidedBy ? ` (last by ${mention(step.decidedBy)})` : ''}.`;
+  if (step.phase === 'succeeded')
+    return step.kind === 'input'
+      ? `:white_check_mark: Given by ${step.decidedBy ? mention(step.decidedBy) : 'someone'}.`
+      : `:white_check_mark: Approved${step.decidedBy ? ` (last by ${mention(step.decidedBy)})` : ''}.`;
   if (step.phase === 'failed') return `:x: ${step.failureMessage ? failureText(step.failureMessage, 1500) : 'Failed.'}`;
   if (step.phase === 'killed') return ':octagonal_sign: Ended: the run was stopped.';
   return step.phase;

@@ -26,7 +26,9 @@ const MAX_MESSAGE_BLOCKS = 50;
 
 /** `region: eu|us`, `version`, `note?`: what the start form asks for. Fixed ones are named, not shown. */
 export function argumentSummary(args: readonly RecipeArgument[], max: number): string {
-  const parts = args.map((a) => (a.kind === 'fixed' ? `${a.name} (fixed)` : a.kind === 'options' ? `${a.name}: ${a.options.slice(0, 8).join('|')}` : `${a.name}${a.required ? '' : '?'}`));
+  const parts = args.map((a) =>
+    a.kind === 'fixed' ? `${a.name} (fixed)` : a.kind === 'options' ? `${a.name}: ${a.options.slice(0, 8).join('|')}` : `${a.name}${a.required ? '' : '?'}`,
+  );
   return safeText(parts.join(', '), max);
 }
 
@@ -37,7 +39,13 @@ function listLine(entry: RunbookListEntry, scale: number): string {
   const steps = runbook.steps.flat().length;
   const args = runbook.arguments.length > 0 ? ` (${argumentSummary(runbook.arguments, Math.max(40, Math.round(200 * scale)))})` : '';
   const description = runbook.description ? ` — ${safeText(runbook.description, Math.max(30, Math.round(200 * scale)))}` : '';
-  const tags = runbook.tags.length > 0 ? ` ${runbook.tags.slice(0, 8).map((t) => `\`#${safeText(t, 30)}\``).join(' ')}` : '';
+  const tags =
+    runbook.tags.length > 0
+      ? ` ${runbook.tags
+          .slice(0, 8)
+          .map((t) => `\`#${safeText(t, 30)}\``)
+          .join(' ')}`
+      : '';
   const origin = entry.owner !== null ? ` _(imported, owner <@${entry.owner}>)_` : entry.kind === 'recipe' ? ' _(recipe)_' : '';
   const manual = startable(runbook) ? '' : ' _(not started by hand)_';
   return `• \`${safeText(runbook.reference, 64)}\` @ \`${shortHash(entry.hash)}\` · ${steps} step${steps === 1 ? '' : 's'}${args}${description}${tags}${origin}${manual}`;
@@ -73,13 +81,22 @@ export function renderRunbookShow(entry: RunbookListEntry & { editors?: { users:
       `version \`${shortHash(entry.hash)}\``,
       entry.source === 'config' ? 'from countersign.yml' : `imported, owner <@${entry.owner ?? '?'}>`,
       entry.kind === 'recipe' ? 'a recipe (one script step; starts a task)' : null,
-      runbook.tags.length > 0 ? `tags ${runbook.tags.slice(0, 10).map((t) => `\`${safeText(t, 30)}\``).join(' ')}` : null,
+      runbook.tags.length > 0
+        ? `tags ${runbook.tags
+            .slice(0, 10)
+            .map((t) => `\`${safeText(t, 30)}\``)
+            .join(' ')}`
+        : null,
       `started by ${runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after \`${safeText(t.runbook, 64)}\` (${t.on})` : t.kind)).join(', ')}`,
       runbook.dependsOn.length > 0 ? `runs first ${runbook.dependsOn.map((d) => `\`${safeText(d, 64)}\``).join(', ')}` : null,
-      entry.editors && (entry.editors.users.length > 0 || entry.editors.usergroup) ? `editors ${[...entry.editors.users.slice(0, 10).map((u) => `<@${u}>`), ...(entry.editors.usergroup ? [`<!subteam^${entry.editors.usergroup}>`] : [])].join(', ')}` : null,
+      entry.editors && (entry.editors.users.length > 0 || entry.editors.usergroup)
+        ? `editors ${[...entry.editors.users.slice(0, 10).map((u) => `<@${u}>`), ...(entry.editors.usergroup ? [`<!subteam^${entry.editors.usergroup}>`] : [])].join(', ')}`
+        : null,
     ].filter((f): f is string => f !== null);
     const blocks: Block[] = [
-      section(`*${safeText(runbook.name, 150)}* (\`${safeText(runbook.reference, 64)}\`)${runbook.description ? `\n${safeText(runbook.description, Math.max(200, Math.round(1500 * scale)))}` : ''}`),
+      section(
+        `*${safeText(runbook.name, 150)}* (\`${safeText(runbook.reference, 64)}\`)${runbook.description ? `\n${safeText(runbook.description, Math.max(200, Math.round(1500 * scale)))}` : ''}`,
+      ),
       context(facts.join(' · ').slice(0, 2900)),
     ];
     if (runbook.arguments.length > 0) blocks.push(section(`*Arguments* ${argumentSummary(runbook.arguments, Math.max(200, Math.round(2000 * scale)))}`));

@@ -34,7 +34,13 @@ const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0
 const title = (text: string) => plain(clip(text, 24));
 
 export function renderRunbookLoadingModal(reference: string): types.ModalView {
-  return { type: 'modal', callback_id: RUNBOOK_MODAL_CALLBACK, title: title(`Start ${reference}`), close: plain('Cancel'), blocks: [section(':hourglass_flowing_sand: Loading the runbook…')] };
+  return {
+    type: 'modal',
+    callback_id: RUNBOOK_MODAL_CALLBACK,
+    title: title(`Start ${reference}`),
+    close: plain('Cancel'),
+    blocks: [section(':hourglass_flowing_sand: Loading the runbook…')],
+  };
 }
 
 export function renderRunbookMissingModal(text: string): types.ModalView {
@@ -54,7 +60,9 @@ export function renderRunbookModal(runbook: Runbook, metadata: RunbookFormMetada
     ...stepTexts(runbook, codeChars, dependencies.length > 0 ? `${runbook.reference}.` : ''),
   ];
   const blocks: types.KnownBlock[] = [
-    section(`*${safeText(runbook.name, 150)}* (\`${safeText(runbook.reference, 64)}\`)${runbook.description ? `\n${safeText(runbook.description, 2000)}` : ''}`),
+    section(
+      `*${safeText(runbook.name, 150)}* (\`${safeText(runbook.reference, 64)}\`)${runbook.description ? `\n${safeText(runbook.description, 2000)}` : ''}`,
+    ),
   ];
   if (dependencies.length > 0) blocks.push(context(`Runs first: ${dependencies.map((d) => `\`${safeText(d.reference, 64)}\``).join(' → ')}`.slice(0, 2000)));
   const packed = packTexts(steps);
@@ -74,7 +82,12 @@ export function renderRunbookModal(runbook: Runbook, metadata: RunbookFormMetada
     block_id: RUNBOOK_MESSAGE_BLOCK,
     label: plain('Why'),
     optional: true,
-    element: { type: 'plain_text_input', action_id: RUNBOOK_VALUE, max_length: 2000, ...(runbook.message ? { initial_value: clip(runbook.message, 2000) } : {}) },
+    element: {
+      type: 'plain_text_input',
+      action_id: RUNBOOK_VALUE,
+      max_length: 2000,
+      ...(runbook.message ? { initial_value: clip(runbook.message, 2000) } : {}),
+    },
   });
   return {
     type: 'modal',

@@ -28,7 +28,12 @@ export function stepText(step: RunbookStep, position: string, codeChars: number,
       const http = step.http;
       const facts = [
         http.target ? `reviewed under \`${safeText(http.target, 80)}\`` : 'no target (countersign.yml)',
-        http.headers.length > 0 ? `headers ${http.headers.slice(0, 10).map((h) => `\`${safeText(h.name, 60)}\``).join(', ')}` : null,
+        http.headers.length > 0
+          ? `headers ${http.headers
+              .slice(0, 10)
+              .map((h) => `\`${safeText(h.name, 60)}\``)
+              .join(', ')}`
+          : null,
         http.successStatus ? `success on ${http.successStatus.slice(0, 10).join(', ')}` : 'success on 2xx',
         http.successPattern !== null ? `and body matching \`${safeText(http.successPattern, 100)}\`` : null,
       ].filter((f): f is string => f !== null);
@@ -40,7 +45,12 @@ export function stepText(step: RunbookStep, position: string, codeChars: number,
       return `${title} · approval by ${people(a.users, a.usergroup)} (${a.approvals} needed)${onFailure}`;
     }
     case 'input': {
-      const fields = step.input.fields.slice(0, 20).map((f) => `\`${safeText(f.name, 60)}\`${f.kind === 'options' ? ` (${safeText(f.options.slice(0, 10).join('|'), 120)})` : f.pattern !== undefined ? ` (matching \`${safeText(f.pattern, 80)}\`)` : ''}`);
+      const fields = step.input.fields
+        .slice(0, 20)
+        .map(
+          (f) =>
+            `\`${safeText(f.name, 60)}\`${f.kind === 'options' ? ` (${safeText(f.options.slice(0, 10).join('|'), 120)})` : f.pattern !== undefined ? ` (matching \`${safeText(f.pattern, 80)}\`)` : ''}`,
+        );
       const from = step.input.from ? people(step.input.from.users, step.input.from.usergroup) : 'the person who started the run';
       return `${title} · input from ${from}: ${fields.join(', ') || '_no fields_'}${onFailure}`;
     }

@@ -63,13 +63,20 @@ export function renderScheduleRejectModal(scheduleId: number): types.ModalView {
         block_id: SCHEDULE_REASON_BLOCK,
         optional: true,
         label: { type: 'plain_text', text: 'Reason' },
-        element: { type: 'plain_text_input', action_id: SCHEDULE_REASON_INPUT, multiline: true, max_length: 1000, placeholder: { type: 'plain_text', text: 'What should change before this can run?' } },
+        element: {
+          type: 'plain_text_input',
+          action_id: SCHEDULE_REASON_INPUT,
+          multiline: true,
+          max_length: 1000,
+          placeholder: { type: 'plain_text', text: 'What should change before this can run?' },
+        },
       },
     ],
   };
 }
 
-const safeChannel = (id: string | null): string | null => (id && /^[CGD][A-Z0-9]+$/.test(id) ? `<#${id}>` : id && /^#[a-z0-9][a-z0-9._-]{0,79}$/.test(id) ? id : null);
+const safeChannel = (id: string | null): string | null =>
+  id && /^[CGD][A-Z0-9]+$/.test(id) ? `<#${id}>` : id && /^#[a-z0-9][a-z0-9._-]{0,79}$/.test(id) ? id : null;
 
 function optionsLine(schedule: Schedule, resultChannel: string | null): string {
   const where = safeChannel(resultChannel);
@@ -86,7 +93,13 @@ export interface ScheduleReviewRequestMessage extends SlackMessage {
   scriptClipped: boolean;
 }
 
-export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPolicy, decisions: readonly ReviewDecision[], resultChannel: string | null, now: Date): ScheduleReviewRequestMessage {
+export function renderScheduleReviewRequest(
+  schedule: Schedule,
+  policy: ReviewPolicy,
+  decisions: readonly ReviewDecision[],
+  resultChannel: string | null,
+  now: Date,
+): ScheduleReviewRequestMessage {
   return fitBlocks((scale) => {
     const ref = scheduleRef(schedule.id);
     const budget = (chars: number) => Math.max(40, Math.round(chars * scale));
@@ -94,7 +107,9 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     const scriptClipped = !fitsInCodeBlock(schedule.script, scriptChars);
     const next = schedule.status === 'pending-review' || schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
     const blocks: Block[] = [
-      section(`:calendar: *Schedule review requested*: ${mention(schedule.author)} wants to run *${ref}* on \`${safeText(schedule.target, 80)}\` on ${safeText(describeSchedule(schedule), 200)} · *${SCHEDULE_STATUS_LABEL[schedule.status]}*`),
+      section(
+        `:calendar: *Schedule review requested*: ${mention(schedule.author)} wants to run *${ref}* on \`${safeText(schedule.target, 80)}\` on ${safeText(describeSchedule(schedule), 200)} · *${SCHEDULE_STATUS_LABEL[schedule.status]}*`,
+      ),
     ];
     const reason = statusReasonLine(schedule);
     if (reason) blocks.push(section(clip(reason, budget(1500))));
@@ -107,12 +122,27 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
     const hidden = hiddenCharactersWarning(`${schedule.script}\n${schedule.message ?? ''}`, 'schedule');
     if (hidden) blocks.push(section(hidden));
     blocks.push(
-      context(clip(`${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
-      context(clip(`Once approved, every firing runs without a new review, as long as the approval still holds under the target's review groups at that time. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`, budget(2000))),
+      context(
+        clip(
+          `${optionsLine(schedule, resultChannel)}${next.length > 0 ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``,
+          2000,
+        ),
+      ),
+      context(
+        clip(
+          `Once approved, every firing runs without a new review, as long as the approval still holds under the target's review groups at that time. Needs approval from ${policy.groups.map((g) => `*${safeText(g.name, 60)}* (${g.approvals} of ${groupWhoText(g, 10)})`).join('; ')}. Authors cannot approve their own schedules.`,
+          budget(2000),
+        ),
+      ),
       section(clip(reviewText(policy, schedule.author, decisions, scale), 3000)),
     );
     if (schedule.status === 'pending-review') {
-      blocks.push(actions(`schedule_review_${schedule.id}_${schedule.reviewRound}`, [button(SCHEDULE_ACTION.approve, 'Approve', approveValue(schedule), 'primary'), button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger')]));
+      blocks.push(
+        actions(`schedule_review_${schedule.id}_${schedule.reviewRound}`, [
+          button(SCHEDULE_ACTION.approve, 'Approve', approveValue(schedule), 'primary'),
+          button(SCHEDULE_ACTION.reject, 'Reject', approveValue(schedule), 'danger'),
+        ]),
+      );
     }
     return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${mention(schedule.author)}`, blocks, scriptClipped };
   });
@@ -121,7 +151,8 @@ export function renderScheduleReviewRequest(schedule: Schedule, policy: ReviewPo
 /** Why the system put the schedule where it is (a review asked again, an expired review), or null. */
 function statusReasonLine(schedule: Schedule): string | null {
   if (!schedule.statusReason) return null;
-  if (schedule.status === 'pending-review') return `:warning: *Reviewed again*: its approval no longer holds: ${safeTextWithMentions(schedule.statusReason, 1400)}. It fires nothing until approved.`;
+  if (schedule.status === 'pending-review')
+    return `:warning: *Reviewed again*: its approval no longer holds: ${safeTextWithMentions(schedule.statusReason, 1400)}. It fires nothing until approved.`;
   if (schedule.status === 'rejected') return `:hourglass: ${safeText(schedule.statusReason, 500)}`;
   return null;
 }
@@ -133,13 +164,19 @@ export function renderScheduleReviewDm(schedule: Schedule, groups: readonly stri
   const link = safePermalink(reviewPermalink);
   const where = schedule.reviewChannel && /^[CGD][A-Z0-9]+$/.test(schedule.reviewChannel) ? ` in <#${schedule.reviewChannel}>` : '';
   const blocks: Block[] = [
-    section(`:calendar: ${mention(schedule.author)} asks for your review of schedule ${ref} on \`${safeText(schedule.target, 80)}\` (${safeText(describeSchedule(schedule), 200)})${as}.`),
+    section(
+      `:calendar: ${mention(schedule.author)} asks for your review of schedule ${ref} on \`${safeText(schedule.target, 80)}\` (${safeText(describeSchedule(schedule), 200)})${as}.`,
+    ),
   ];
   const reason = statusReasonLine(schedule);
   if (reason) blocks.push(section(clip(reason, 1500)));
   blocks.push(
     section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
-    section(link ? `<${link}|Open the review request>${where} to read the script and approve or reject it.` : `The review request with the script and the buttons is${where || ' in the review channel'}.`),
+    section(
+      link
+        ? `<${link}|Open the review request>${where} to read the script and approve or reject it.`
+        : `The review request with the script and the buttons is${where || ' in the review channel'}.`,
+    ),
   );
   return { text: `Schedule review requested: ${ref} on ${schedule.target} by ${mention(schedule.author)}`, blocks };
 }
@@ -176,14 +213,21 @@ export function renderScheduleShow(
   const next = schedule.status === 'active' ? nextFireTimes(schedule.cron, schedule.tz, now, 3) : [];
   const history = firings.map((f) => `${slackDate(f.fireAt)}: ${f.outcome}${f.taskId !== null ? ` ${taskRef(f.taskId)} (${f.status ?? '?'})` : ''}`);
   const blocks: Block[] = [
-    section(`*${ref}* on \`${safeText(schedule.target, 80)}\` ${safeText(describeSchedule(schedule), 200)} · ${SCHEDULE_STATUS_LABEL[schedule.status]} · by ${mention(schedule.author)}`),
+    section(
+      `*${ref}* on \`${safeText(schedule.target, 80)}\` ${safeText(describeSchedule(schedule), 200)} · ${SCHEDULE_STATUS_LABEL[schedule.status]} · by ${mention(schedule.author)}`,
+    ),
   ];
   const reason = statusReasonLine(schedule);
   if (reason) blocks.push(section(clip(reason, 1500)));
   blocks.push(
     section(`*Why*\n${schedule.message ? safeText(schedule.message, 2800) : '_no message given_'}`),
     section(codeBlock(schedule.script, 2900)),
-    context(clip(`${optionsLine(schedule, resultChannel)}${next.length ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``, 2000)),
+    context(
+      clip(
+        `${optionsLine(schedule, resultChannel)}${next.length ? ` · next: ${next.map(slackDate).join(', ')}` : ''} · version \`${shortVersion(schedule.contentVersion)}\``,
+        2000,
+      ),
+    ),
   );
   if (history.length) blocks.push(section(clip(`*Last firings*\n${history.join('\n')}`, 3000)));
   return { text: `${ref} on ${schedule.target}`, blocks };
@@ -243,7 +287,6 @@ export function scheduleCreatedText(schedule: Schedule, created: boolean, policy
   }
   return `:white_check_mark: Created schedule *${ref}* on \`${schedule.target}\` (${describeSchedule(schedule)}); this target has no review, so it is active.${when}`;
 }
-
 
 /** The ephemeral answer after `/task schedule edit`. */
 export function scheduleEditedText(schedule: Schedule, changed: readonly string[], reviewAgain: boolean, policy: ReviewPolicy | null, now: Date): string {

@@ -25,7 +25,10 @@ const USERS_SHOWN = 12;
 const MAX_SECTIONS = 40;
 
 export function targetText(target: TargetSummary): string {
-  const hosts = target.hosts.slice(0, HOSTS_SHOWN).map((h) => `\`${safeText(hostLabel(h), 60)}\``).join(', ');
+  const hosts = target.hosts
+    .slice(0, HOSTS_SHOWN)
+    .map((h) => `\`${safeText(hostLabel(h), 60)}\``)
+    .join(', ');
   const moreHosts = target.hosts.length > HOSTS_SHOWN ? ` and ${target.hosts.length - HOSTS_SHOWN} more` : '';
   const lines = [
     `*${safeText(target.name, 80)}*${target.description ? ` · ${safeText(target.description, 200)}` : ''}`,
@@ -39,14 +42,17 @@ export function targetText(target: TargetSummary): string {
       const shown = group.users.slice(0, USERS_SHOWN).map(mention).join(' ');
       const more = group.users.length > USERS_SHOWN ? ` and ${group.users.length - USERS_SHOWN} more` : '';
       const usergroup = target.usergroups?.get(group.name);
-      lines.push(`• *${safeText(group.name, 60)}* needs ${group.approvals} approval${group.approvals === 1 ? '' : 's'} from ${usergroup ? `<!subteam^${usergroup}> ` : ''}${shown || '_nobody yet_'}${more}`);
+      lines.push(
+        `• *${safeText(group.name, 60)}* needs ${group.approvals} approval${group.approvals === 1 ? '' : 's'} from ${usergroup ? `<!subteam^${usergroup}> ` : ''}${shown || '_nobody yet_'}${more}`,
+      );
     }
   }
   return clip(lines.join('\n'), 2900);
 }
 
 export function renderTargetsList(targets: readonly TargetSummary[]): SlackMessage {
-  if (targets.length === 0) return { text: 'No targets', blocks: [section('No targets are configured yet: the countersign admins add them to `countersign.yml`.')] };
+  if (targets.length === 0)
+    return { text: 'No targets', blocks: [section('No targets are configured yet: the countersign admins add them to `countersign.yml`.')] };
   const blocks: Block[] = [section(`*Targets* (${targets.length})`)];
   let total = 0;
   let shown = 0;

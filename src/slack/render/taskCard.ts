@@ -59,8 +59,12 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   if (result) blocks.push(section(result));
 
   // A grace delay not over yet: it waits, and may be cancelled, until then.
-  const waiting = task.runAfter !== null && task.runAfter.getTime() > (ctx.now ?? Date.now()) && (task.status === 'ready' || task.status === 'approved' || task.status === 'pending-review');
-  if (waiting && task.runAfter) blocks.push(section(`:alarm_clock: Runs ${slackAgo(task.runAfter)} at the earliest${task.status === 'pending-review' ? ', once approved' : ''}.`));
+  const waiting =
+    task.runAfter !== null &&
+    task.runAfter.getTime() > (ctx.now ?? Date.now()) &&
+    (task.status === 'ready' || task.status === 'approved' || task.status === 'pending-review');
+  if (waiting && task.runAfter)
+    blocks.push(section(`:alarm_clock: Runs ${slackAgo(task.runAfter)} at the earliest${task.status === 'pending-review' ? ', once approved' : ''}.`));
 
   const buttons = [];
   if (task.status === 'approved') buttons.push(button(ACTION.run, 'Run', String(task.id), 'primary'));
@@ -73,7 +77,10 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   if (task.status === 'success' || task.status === 'failure' || task.status === 'killed') buttons.push(button(ACTION.again, 'Run again', String(task.id)));
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
   if (resubmitted) {
-    const link = resubmitted.permalink && /^https:\/\/[^\s<>|]+$/.test(resubmitted.permalink) ? `<${resubmitted.permalink}|${taskRef(resubmitted.id)}>` : `*${taskRef(resubmitted.id)}*`;
+    const link =
+      resubmitted.permalink && /^https:\/\/[^\s<>|]+$/.test(resubmitted.permalink)
+        ? `<${resubmitted.permalink}|${taskRef(resubmitted.id)}>`
+        : `*${taskRef(resubmitted.id)}*`;
     blocks.push(context(`:arrows_counterclockwise: Resubmitted as ${link}.`));
   }
   if (ctx.reviewPermalink && task.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));
@@ -93,7 +100,10 @@ export function recipeLine(recipe: RecipeRef): string {
 /** `$1 region = us`, in declared order; a fixed argument's value is never shown (•••). */
 export function argumentLines(args: readonly TaskArgument[], budget: (chars: number) => number): string {
   return args
-    .map((arg, index) => `\`$${index + 1}\` *${safeText(arg.name, 64)}* = ${arg.kind === 'fixed' ? '•••' : arg.value === '' ? '_empty_' : `\`${safeText(arg.value, budget(300)).replace(/`/g, "'")}\``}`)
+    .map(
+      (arg, index) =>
+        `\`$${index + 1}\` *${safeText(arg.name, 64)}* = ${arg.kind === 'fixed' ? '•••' : arg.value === '' ? '_empty_' : `\`${safeText(arg.value, budget(300)).replace(/`/g, "'")}\``}`,
+    )
     .join('\n');
 }
 
@@ -107,7 +117,8 @@ function resultText(view: TaskView, budget: (chars: number) => number): string |
     const failed = steps.filter((s) => s.phase === 'failed').length;
     return `${started}: ${done}/${steps.length} hosts done${failed > 0 ? `, ${failed} failed` : ''}.`;
   }
-  if (task.status === 'cancelled' || task.status === 'rejected') return task.result.failureMessage ? `:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}` : null;
+  if (task.status === 'cancelled' || task.status === 'rejected')
+    return task.result.failureMessage ? `:warning: ${safeTextWithMentions(task.result.failureMessage, budget(1500))}` : null;
   if (task.status !== 'success' && task.status !== 'failure' && task.status !== 'killed') return null;
   const parts: string[] = [];
   if (task.result.exitCode !== null) parts.push(`exit code *${task.result.exitCode}*`);

@@ -63,7 +63,10 @@ export function renderTaskList(scope: ListScope, tasks: readonly TaskLineFields[
   sections.push(current);
   const blocks: Block[] = sections.map(section);
   const hidden = tasks.length - shown;
-  if (hidden > 0 || more) blocks.push(context(`${hidden > 0 ? `${hidden}${more ? '+' : ''} more not shown` : 'More exist'}: \`/task show &lt;id&gt;\` opens one; the API lists them all.`));
+  if (hidden > 0 || more)
+    blocks.push(
+      context(`${hidden > 0 ? `${hidden}${more ? '+' : ''} more not shown` : 'More exist'}: \`/task show &lt;id&gt;\` opens one; the API lists them all.`),
+    );
   else blocks.push(context('`/task show &lt;id&gt;` opens one.'));
   return { text: `${TITLES[scope]}: ${shown} shown`, blocks };
 }

@@ -30,7 +30,13 @@ const plain = (text: string) => ({ type: 'plain_text' as const, text, emoji: tru
 const clipPlain = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 export function renderLoadingModal(): types.ModalView {
-  return { type: 'modal', callback_id: TASK_MODAL_CALLBACK, title: plain('New task'), close: plain('Cancel'), blocks: [section(':hourglass_flowing_sand: Loading your targets…')] };
+  return {
+    type: 'modal',
+    callback_id: TASK_MODAL_CALLBACK,
+    title: plain('New task'),
+    close: plain('Cancel'),
+    blocks: [section(':hourglass_flowing_sand: Loading your targets…')],
+  };
 }
 
 export function renderTaskModal(
@@ -62,7 +68,13 @@ export function renderTaskModal(
       type: 'input',
       block_id: TASK_FIELD.target,
       label: plain('Target'),
-      element: { type: 'static_select', action_id: 'value', placeholder: plain('Where it runs'), options, ...(initialTarget ? { initial_option: initialTarget } : {}) },
+      element: {
+        type: 'static_select',
+        action_id: 'value',
+        placeholder: plain('Where it runs'),
+        options,
+        ...(initialTarget ? { initial_option: initialTarget } : {}),
+      },
     },
     {
       type: 'input',
@@ -84,7 +96,13 @@ export function renderTaskModal(
       optional: true,
       label: plain('Type'),
       hint: plain("The interpreter; the target's own type when left empty."),
-      element: { type: 'static_select', action_id: 'value', placeholder: plain("Target's default"), options: typeOptions, ...(initialType ? { initial_option: initialType } : {}) },
+      element: {
+        type: 'static_select',
+        action_id: 'value',
+        placeholder: plain("Target's default"),
+        options: typeOptions,
+        ...(initialType ? { initial_option: initialType } : {}),
+      },
     },
     {
       type: 'input',
@@ -92,7 +110,13 @@ export function renderTaskModal(
       optional: true,
       label: plain('Why'),
       hint: plain('Reviewers see this first.'),
-      element: { type: 'plain_text_input', action_id: 'value', max_length: 1000, placeholder: plain('Disk is filling up on web-3'), ...(defaults.message ? { initial_value: defaults.message.slice(0, 1000) } : {}) },
+      element: {
+        type: 'plain_text_input',
+        action_id: 'value',
+        max_length: 1000,
+        placeholder: plain('Disk is filling up on web-3'),
+        ...(defaults.message ? { initial_value: defaults.message.slice(0, 1000) } : {}),
+      },
     },
     {
       type: 'input',
@@ -103,7 +127,14 @@ export function renderTaskModal(
       element: { type: 'plain_text_input', action_id: 'value', max_length: 10, placeholder: plain('now') },
     },
   ];
-  if (scriptTooLong) blocks.splice(1, 0, context(`The script of ${taskRef(metadata.resubmitOf ?? 0)} is longer than a form holds (${MODAL_SCRIPT_CHARS} characters): paste the edited script, or resubmit it with /task run.`));
+  if (scriptTooLong)
+    blocks.splice(
+      1,
+      0,
+      context(
+        `The script of ${taskRef(metadata.resubmitOf ?? 0)} is longer than a form holds (${MODAL_SCRIPT_CHARS} characters): paste the edited script, or resubmit it with /task run.`,
+      ),
+    );
   if (targets.length > MAX_OPTIONS) blocks.push(context(`Showing ${MAX_OPTIONS} of ${targets.length} targets; use /task run for the others.`));
   return {
     type: 'modal',

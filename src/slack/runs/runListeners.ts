@@ -39,7 +39,10 @@ function parseValue(value: string): { runId: number; rest: string | null } | nul
 export function registerRunListeners(app: App, deps: RunListenerDeps): void {
   const { runs, log, home } = deps;
 
-  const onButton = (actionId: string, handle: (runId: number, rest: string | null, userId: string, body: BlockButtonAction, reply: Reply) => Promise<unknown>) => {
+  const onButton = (
+    actionId: string,
+    handle: (runId: number, rest: string | null, userId: string, body: BlockButtonAction, reply: Reply) => Promise<unknown>,
+  ) => {
     app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       const parsed = parseValue(String(action.value ?? ''));
@@ -67,7 +70,12 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     if (!allowed.ok) return tell(reply, allowed.message);
     await app.client.views.open({
       trigger_id: body.trigger_id,
-      view: rejectModal({ callbackId: RUN_REJECT_CALLBACK, metadata: { runId }, title: `Reject ${runRef(runId)}`, explanation: `Rejecting ${runRef(runId)} means none of its steps will run. Whoever started it sees your reason.` }),
+      view: rejectModal({
+        callbackId: RUN_REJECT_CALLBACK,
+        metadata: { runId },
+        title: `Reject ${runRef(runId)}`,
+        explanation: `Rejecting ${runRef(runId)} means none of its steps will run. Whoever started it sees your reason.`,
+      }),
     });
   });
 
@@ -79,7 +87,12 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
   onButton(RUN_ACTION.kill, async (runId, _rest, userId, _body, reply) => {
     const result = await runs.stop(runId, userId);
     if (!result.ok) return tell(reply, result.message);
-    return tell(reply, result.stopping ? `:octagonal_sign: Stopping ${runRef(runId)}: running steps are killed, the rest will not start.` : `:heavy_multiplication_x: Cancelled ${runRef(runId)} before it started.`);
+    return tell(
+      reply,
+      result.stopping
+        ? `:octagonal_sign: Stopping ${runRef(runId)}: running steps are killed, the rest will not start.`
+        : `:heavy_multiplication_x: Cancelled ${runRef(runId)} before it started.`,
+    );
   });
 
   onButton(RUN_ACTION.again, async (runId, _rest, userId, _body, reply) => {
@@ -87,7 +100,12 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     if (!result.ok) return tell(reply, result.message);
     const next = result.run;
     const where = next.channelId && /^[CGD][A-Z0-9]+$/.test(next.channelId) ? ` Its card is in <#${next.channelId}>.` : '';
-    return tell(reply, next.status === 'pending-review' ? `:arrows_counterclockwise: Started ${runRef(next.id)} with the same content; it waits for review again.${where}` : `:arrows_counterclockwise: Started ${runRef(next.id)} with the same content.${where}`);
+    return tell(
+      reply,
+      next.status === 'pending-review'
+        ? `:arrows_counterclockwise: Started ${runRef(next.id)} with the same content; it waits for review again.${where}`
+        : `:arrows_counterclockwise: Started ${runRef(next.id)} with the same content.${where}`,
+    );
   });
 
   onButton(RUN_ACTION.stepApprove, async (runId, stepId, userId, _body, reply) => {
@@ -102,11 +120,21 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     const planned = run ? runs.plannedStep(run, stepId) : null;
     if (!run || !planned) return tell(reply, `There is no step ${stepId} in ${runRef(runId)}.`);
     if (!(await runs.mayDecideStep(run, planned, userId))) {
-      return tell(reply, userId === run.creator ? `You started ${runRef(runId)}, so you cannot decide its step ${stepId}: ask one of its approvers.` : `Only the approvers of ${stepId} may decide it.`);
+      return tell(
+        reply,
+        userId === run.creator
+          ? `You started ${runRef(runId)}, so you cannot decide its step ${stepId}: ask one of its approvers.`
+          : `Only the approvers of ${stepId} may decide it.`,
+      );
     }
     await app.client.views.open({
       trigger_id: body.trigger_id,
-      view: rejectModal({ callbackId: RUN_STEP_REJECT_CALLBACK, metadata: { runId, stepId }, title: `Reject step`, explanation: `Rejecting step \`${stepId}\` fails it, and with it ${runRef(runId)} (unless the step continues on failure).` }),
+      view: rejectModal({
+        callbackId: RUN_STEP_REJECT_CALLBACK,
+        metadata: { runId, stepId },
+        title: `Reject step`,
+        explanation: `Rejecting step \`${stepId}\` fails it, and with it ${runRef(runId)} (unless the step continues on failure).`,
+      }),
     });
   });
 
@@ -116,16 +144,25 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     const planned = run ? runs.plannedStep(run, stepId) : null;
     if (!run || !planned || planned.kind !== 'input') return tell(reply, `There is no input step ${stepId} in ${runRef(runId)}.`);
     if (!(await runs.mayGiveInput(run, planned, userId))) {
-      return tell(reply, planned.input.from ? `Only the people named by ${stepId} may fill it in.` : `Only <@${run.creator}>, who started ${runRef(runId)}, may fill in ${stepId}.`);
+      return tell(
+        reply,
+        planned.input.from
+          ? `Only the people named by ${stepId} may fill it in.`
+          : `Only <@${run.creator}>, who started ${runRef(runId)}, may fill in ${stepId}.`,
+      );
     }
     const view = await runs.view(runId);
     const step = view?.steps.find((s) => s.stepId === stepId);
-    if (step?.phase !== 'paused') return tell(reply, `${stepId} of ${runRef(runId)} is not waiting for input${step?.phase === 'succeeded' ? ' any more: it was filled in already' : ''}.`);
+    if (step?.phase !== 'paused')
+      return tell(reply, `${stepId} of ${runRef(runId)} is not waiting for input${step?.phase === 'succeeded' ? ' any more: it was filled in already' : ''}.`);
     await app.client.views.open({ trigger_id: body.trigger_id, view: renderInputModal(runId, run.reference, planned) });
   });
 
   /** A reject form's submission: the reason, then the decision; a refusal shows on the form. */
-  const onRejectForm = (callbackId: string, decide: (metadata: Record<string, unknown>, userId: string, reason: string | null) => Promise<{ ok: true } | { ok: false; message: string }>) => {
+  const onRejectForm = (
+    callbackId: string,
+    decide: (metadata: Record<string, unknown>, userId: string, reason: string | null) => Promise<{ ok: true } | { ok: false; message: string }>,
+  ) => {
     app.view(callbackId, async ({ ack, body, view }) => {
       const metadata = JSON.parse(view.private_metadata || '{}') as Record<string, unknown>;
       const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
@@ -140,7 +177,9 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     });
   };
   onRejectForm(RUN_REJECT_CALLBACK, (metadata, userId, reason) => runs.reject(Number(metadata.runId), userId, reason));
-  onRejectForm(RUN_STEP_REJECT_CALLBACK, (metadata, userId, reason) => runs.decideStep(Number(metadata.runId), String(metadata.stepId ?? ''), userId, 'reject', reason));
+  onRejectForm(RUN_STEP_REJECT_CALLBACK, (metadata, userId, reason) =>
+    runs.decideStep(Number(metadata.runId), String(metadata.stepId ?? ''), userId, 'reject', reason),
+  );
 
   app.view(RUN_INPUT_CALLBACK, async ({ ack, body, view }) => {
     const metadata = readInputMetadata(view.private_metadata);
@@ -150,13 +189,15 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     try {
       const run = await runs.get(metadata.runId);
       const planned = run ? runs.plannedStep(run, metadata.stepId) : null;
-      if (!run || !planned || planned.kind !== 'input') return void (await ack({ response_action: 'errors', errors: { [firstBlock]: `${runRef(metadata.runId)} has no input step ${metadata.stepId}.` } }));
+      if (!run || !planned || planned.kind !== 'input')
+        return void (await ack({ response_action: 'errors', errors: { [firstBlock]: `${runRef(metadata.runId)} has no input step ${metadata.stepId}.` } }));
       const fields = planned.input.fields;
       const fallback = fields[0] ? argBlock(fields[0].name) : firstBlock;
       const values = readArgumentValues(fields, view.state.values as Parameters<typeof readArgumentValues>[1]);
       const result = await runs.submitInput(metadata.runId, metadata.stepId, body.user.id, values);
       if (result.ok) return void (await ack());
-      if (result.code === 'invalid_arguments' && 'errors' in result && result.errors) return void (await ack({ response_action: 'errors', errors: argumentErrors(fields, result.errors, fallback) }));
+      if (result.code === 'invalid_arguments' && 'errors' in result && result.errors)
+        return void (await ack({ response_action: 'errors', errors: argumentErrors(fields, result.errors, fallback) }));
       await ack({ response_action: 'errors', errors: { [fallback]: result.message } });
     } catch (error) {
       log.error({ err: error, ...metadata, user: body.user.id }, 'submitting a run step input failed');

@@ -19,7 +19,13 @@ import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunService, RunView } from '../../service/runs.js';
 import type { Db, Queryable } from '../../store/db.js';
 import { appendEvent } from '../../store/events.js';
-import { markReviewScriptPosted, recordMessageRendered, rowsWithMessagesBehind, runsWithStepMessagesBehind, type MessageSlot } from '../../store/slackMessages.js';
+import {
+  markReviewScriptPosted,
+  recordMessageRendered,
+  rowsWithMessagesBehind,
+  runsWithStepMessagesBehind,
+  type MessageSlot,
+} from '../../store/slackMessages.js';
 import type { SlackGateway } from '../gateway.js';
 import type { TaskMessagesOptions } from '../taskMessages.js';
 import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from '../messageSync.js';
@@ -86,7 +92,9 @@ export class RunMessages extends MessageViews<RunSyncReport> {
       if (!run.channelId) return;
       const card = renderRunCard(view, { policy, logUrl: this.options.logUrl ?? null, reviewPermalink: safePermalink(links.reviewPermalink) });
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: run.channelId, ts: run.cardTs }, card, run.viewVersion, { skipIfShown: true });
+        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: run.channelId, ts: run.cardTs }, card, run.viewVersion, {
+          skipIfShown: true,
+        });
         attempt.redo ||= shown.outcome === 'stale';
         cardTs = shown.ts;
       } catch (error) {
@@ -97,12 +105,22 @@ export class RunMessages extends MessageViews<RunSyncReport> {
       if (!run.reviewChannel || !policy) return;
       const { planClipped, ...request } = renderRunReviewRequest(view, policy, { cardPermalink: links.cardPermalink || null });
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: run.reviewChannel, ts: run.reviewTs }, request, run.viewVersion, { skipIfShown: true });
+        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: run.reviewChannel, ts: run.reviewTs }, request, run.viewVersion, {
+          skipIfShown: true,
+        });
         attempt.redo ||= shown.outcome === 'stale';
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: what was cut goes to the thread whole, named by version.
         if (planClipped && !run.reviewScriptPosted && shown.ts) {
-          await postWholeScript(this.gateway, { channel: run.reviewChannel, threadTs: shown.ts, name: `run-${runId}-steps`, ref: `run ${runId}`, type: 'plan', script: planText(run), version: shortHash(run.contentVersion) });
+          await postWholeScript(this.gateway, {
+            channel: run.reviewChannel,
+            threadTs: shown.ts,
+            name: `run-${runId}-steps`,
+            ref: `run ${runId}`,
+            type: 'plan',
+            script: planText(run),
+            version: shortHash(run.contentVersion),
+          });
           await markReviewScriptPosted(this.db, 'runs', runId);
         }
       } catch (error) {
@@ -131,16 +149,36 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         // Nowhere to ask (a run started outside Slack on unreviewed targets): the API and App Home remain.
         if (!channel) return void (await recordMessageRendered(this.db, slot, run.viewVersion));
         const message = renderApprovalRequest(view, step, planned, safePermalink(links.cardPermalink));
-        const shown = await showMessage(this.db, this.gateway, slot, { channel, ts: step.messageTs }, message, run.viewVersion, { skipIfShown: true, recordChannel: true });
+        const shown = await showMessage(this.db, this.gateway, slot, { channel, ts: step.messageTs }, message, run.viewVersion, {
+          skipIfShown: true,
+          recordChannel: true,
+        });
         attempt.redo ||= shown.outcome === 'stale';
       } else if (planned.kind === 'input') {
         if (!run.channelId) return void (await recordMessageRendered(this.db, slot, run.viewVersion));
         if (!cardTs) return; // the card first: the prompt goes in its thread (the reconciler comes back)
-        const shown = await showMessage(this.db, this.gateway, slot, { channel: run.channelId, ts: step.messageTs }, renderInputPrompt(view, step, planned), run.viewVersion, { skipIfShown: true, threadTs: cardTs, recordChannel: true });
+        const shown = await showMessage(
+          this.db,
+          this.gateway,
+          slot,
+          { channel: run.channelId, ts: step.messageTs },
+          renderInputPrompt(view, step, planned),
+          run.viewVersion,
+          { skipIfShown: true, threadTs: cardTs, recordChannel: true },
+        );
         attempt.redo ||= shown.outcome === 'stale';
       } else if (planned.kind === 'http' && step.finishedAt !== null && step.output !== null && run.channelId && cardTs) {
         const posted = (await this.db('run_steps').where({ id: step.id }).first('log_ts')) as { log_ts: string | null } | undefined;
-        if (posted && posted.log_ts === null) await showMessage(this.db, this.gateway, { table: 'run_steps', id: step.id, kind: 'log' }, { channel: run.channelId, ts: null }, renderHttpLog(step), run.viewVersion, { threadTs: cardTs });
+        if (posted && posted.log_ts === null)
+          await showMessage(
+            this.db,
+            this.gateway,
+            { table: 'run_steps', id: step.id, kind: 'log' },
+            { channel: run.channelId, ts: null },
+            renderHttpLog(step),
+            run.viewVersion,
+            { threadTs: cardTs },
+          );
       }
     } catch (error) {
       attempt.failed(error, `message of step ${step.stepId}`);
@@ -152,7 +190,15 @@ export class RunMessages extends MessageViews<RunSyncReport> {
    * After the messages are posted: the permalinks not known yet (the messages are redrawn to show
    * them), the review DMs of `dm: true` groups, the approval steps' DMs.
    */
-  private async linkAndNotify(view: RunView, policy: ReviewPolicy | null, links: RunLinks, lookups: SlackLookups, cardTs: string | null, reviewTs: string | null, attempt: RedrawAttempt): Promise<void> {
+  private async linkAndNotify(
+    view: RunView,
+    policy: ReviewPolicy | null,
+    links: RunLinks,
+    lookups: SlackLookups,
+    cardTs: string | null,
+    reviewTs: string | null,
+    attempt: RedrawAttempt,
+  ): Promise<void> {
     const { run } = view;
     let linked = false;
     const fetchLink = async (kind: 'card' | 'review', channel: string, ts: string) => {
@@ -184,8 +230,14 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         {
           ledger: { table: 'run_dms', key: { run_id: run.id, about: 'review' } },
           recipients: dmRecipients(policy, run.creator),
-          render: (userId) => renderRunReviewDm(run, policy.groups.filter((g) => g.dm && g.users.includes(userId)).map((g) => g.name), permalink),
-          audit: (trx, userId, channel) => appendEvent(trx, { taskId: null, subject: runSubject(run.id), type: 'run.review.dm-sent', actor: null, data: { user: userId, channel } }),
+          render: (userId) =>
+            renderRunReviewDm(
+              run,
+              policy.groups.filter((g) => g.dm && g.users.includes(userId)).map((g) => g.name),
+              permalink,
+            ),
+          audit: (trx, userId, channel) =>
+            appendEvent(trx, { taskId: null, subject: runSubject(run.id), type: 'run.review.dm-sent', actor: null, data: { user: userId, channel } }),
         },
         attempt,
       );
@@ -209,7 +261,9 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     }
     if (!row.message_ts || !row.message_channel) return;
     let permalink = row.message_permalink;
-    if (permalink === null) permalink = (await fetchPermalink(this.db, lookups, { table: 'run_steps', id: step.id, kind: 'request' }, row.message_channel, row.message_ts, attempt)).url;
+    if (permalink === null)
+      permalink = (await fetchPermalink(this.db, lookups, { table: 'run_steps', id: step.id, kind: 'request' }, row.message_channel, row.message_ts, attempt))
+        .url;
     if (permalink === null) return;
     const members = planned.approval.usergroup && this.options.reviewers ? await this.options.reviewers.members(planned.approval.usergroup) : [];
     // Members Slack could not list now get theirs once it can: try again later.
@@ -223,7 +277,14 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         ledger: { table: 'run_dms', key: { run_id: run.id, about: step.stepId } },
         recipients,
         render: () => renderApprovalDm(run, step, permalink || null),
-        audit: (trx, userId, channel) => appendEvent(trx, { taskId: null, subject: runSubject(run.id), type: 'run.step.dm-sent', actor: null, data: { step: step.stepId, user: userId, channel } }),
+        audit: (trx, userId, channel) =>
+          appendEvent(trx, {
+            taskId: null,
+            subject: runSubject(run.id),
+            type: 'run.step.dm-sent',
+            actor: null,
+            data: { step: step.stepId, user: userId, channel },
+          }),
       },
       attempt,
     );
@@ -232,7 +293,9 @@ export class RunMessages extends MessageViews<RunSyncReport> {
 }
 
 async function readLinks(db: Queryable, runId: number): Promise<RunLinks> {
-  const row = (await db('runs').where({ id: runId }).first('card_permalink', 'review_permalink', 'review_dms_sent')) as { card_permalink: string | null; review_permalink: string | null; review_dms_sent: boolean } | undefined;
+  const row = (await db('runs').where({ id: runId }).first('card_permalink', 'review_permalink', 'review_dms_sent')) as
+    | { card_permalink: string | null; review_permalink: string | null; review_dms_sent: boolean }
+    | undefined;
   return { cardPermalink: row?.card_permalink ?? null, reviewPermalink: row?.review_permalink ?? null, reviewDmsSent: row?.review_dms_sent === true };
 }
 
