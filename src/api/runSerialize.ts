@@ -6,7 +6,7 @@
 import type { Config } from '../config/config.js';
 import type { RunStep } from '../domain/run.js';
 import { exportRunbook, type PlannedStep } from '../domain/runbook/index.js';
-import { MIN_MASKED_FIXED_VALUE } from '../domain/recipe.js';
+import { fixedValuesToMask, markFixedCopies } from '../domain/recipe.js';
 import { SecretMasker } from '../domain/secretMasker.js';
 import type { RunbookEntry } from '../service/runbooks.js';
 import type { RunView } from '../service/runs.js';
@@ -36,9 +36,7 @@ export function runbookJson(entry: RunbookEntry) {
 export function runMasker(config: Config, view: Pick<RunView, 'run'>): (text: string) => string {
   const secrets = [
     ...view.run.plan.targets.flatMap((t) => [...(config.targets.get(t)?.secrets.values() ?? [])]),
-    ...Object.values(view.run.arguments).flatMap((args) =>
-      args.filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value),
-    ),
+    ...Object.values(view.run.arguments).flatMap((args) => fixedValuesToMask(args)),
   ];
   return (text: string) => {
     const masker = new SecretMasker(secrets);
@@ -77,7 +75,7 @@ export function runJson(view: RunView, config: Config, statusUrl: (runId: number
     arguments: Object.fromEntries(
       Object.entries(run.arguments).map(([ref, args]) => [
         ref,
-        args.map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
+        markFixedCopies(args).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
       ]),
     ),
     createdAt: run.createdAt.toISOString(),

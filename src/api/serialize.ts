@@ -2,7 +2,7 @@
 import type { ReviewDecision } from '../domain/review.js';
 import type { Execution, ExecutionStep, Task } from '../domain/task.js';
 import type { EventRow } from '../store/events.js';
-import { fixedValuesToMask } from '../domain/recipe.js';
+import { fixedValuesToMask, markFixedCopies } from '../domain/recipe.js';
 import { SecretMasker } from '../domain/secretMasker.js';
 
 /** How a fixed argument's value is shown: never. */
@@ -36,7 +36,7 @@ export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDeci
     result: { ...task.result },
     contentVersion: task.contentVersion,
     // Fixed values never leave the server.
-    arguments: (task.arguments ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
+    arguments: markFixedCopies(task.arguments ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
     recipe: task.recipe ? { name: task.recipe.name, hash: task.recipe.hash } : null,
     trigger: task.runStep ? { kind: task.source, run: task.runStep.runId } : { kind: task.source },
     // Outputs may hold what a script chose to write: its target's secrets and fixed values masked.

@@ -299,9 +299,22 @@ export const fixedArgumentNames = (recipe: Recipe): string[] => recipe.arguments
 /** Fixed values shorter than this are not masked in output: masking "1" or "eu" would hide every such character run, not a secret. */
 export const MIN_MASKED_FIXED_VALUE = 4;
 
-/** The fixed values of a task's arguments to mask in its output like secrets. */
+/**
+ * The arguments with every value that holds a fixed value marked fixed too: a copy of a fixed
+ * value (a runbook step's `with: "Bearer ${{ args.token }}"`, an earlier step's output that
+ * echoed it) is as secret as the value itself, so it is stored, shown (•••) and masked as one.
+ */
+export function markFixedCopies(args: readonly TaskArgument[]): TaskArgument[] {
+  const secrets = args.filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value);
+  if (secrets.length === 0) return [...args];
+  return args.map((a) => (a.kind !== 'fixed' && secrets.some((secret) => a.value.includes(secret)) ? { ...a, kind: 'fixed' as const } : a));
+}
+
+/** The fixed values of a task's arguments (and values holding one) to mask in its output like secrets. */
 export function fixedValuesToMask(args: readonly TaskArgument[] | null | undefined): string[] {
-  return (args ?? []).filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE).map((a) => a.value);
+  return markFixedCopies(args ?? [])
+    .filter((a) => a.kind === 'fixed' && a.value.length >= MIN_MASKED_FIXED_VALUE)
+    .map((a) => a.value);
 }
 
 export interface ArgumentError {
@@ -406,7 +419,9 @@ export function resolveDeclaredValues(
 
 /** How a card or list shows arguments: fixed values hidden. */
 export function describeArguments(args: readonly TaskArgument[]): string {
-  return args.map((a) => `${a.name}=${a.kind === 'fixed' ? '•••' : JSON.stringify(a.value)}`).join(' ');
+  return markFixedCopies(args)
+    .map((a) => `${a.name}=${a.kind === 'fixed' ? '•••' : JSON.stringify(a.value)}`)
+    .join(' ');
 }
 
 export type RecipeCommand =

@@ -18,7 +18,7 @@ import type { Config } from '../config/config.js';
 import type { RunAction } from '../domain/runDecision.js';
 import type { Run, RunStep } from '../domain/run.js';
 import { resolveHttpStep, resolveScriptStep, type HttpRequestSpec, type PlannedStep, type RunValues, type StepValues } from '../domain/runbook/index.js';
-import type { TaskArgument } from '../domain/recipe.js';
+import { markFixedCopies, type TaskArgument } from '../domain/recipe.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { notify } from '../store/notify.js';
@@ -194,9 +194,9 @@ async function startStep(
     out.progressed = true;
     return;
   }
-  // Fixed arguments stay fixed (masked in the step's output); `with` values are the run's own.
-  const fixed = new Set((run.arguments[planned.runbook] ?? []).filter((a) => a.kind === 'fixed').map((a) => a.name.toUpperCase()));
-  const args: TaskArgument[] = resolved.arguments.map((a) => ({ name: a.name, kind: fixed.has(a.name) ? 'fixed' : 'input', value: a.value }));
+  // Fixed arguments stay fixed (never shown, masked in the step's output), and so does every value
+  // made from one (a `with` template reading a fixed argument) or holding one (an output that echoed it).
+  const args: TaskArgument[] = markFixedCopies(resolved.arguments.map((a) => ({ name: a.name, kind: a.fixed ? 'fixed' : 'input', value: a.value })));
   const inserted = await insertTask(trx, {
     author: run.creator,
     target: target.name,

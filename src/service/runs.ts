@@ -36,7 +36,7 @@ import { includesUser } from '../domain/people.js';
 import { runRef, runSubject, type Run, type RunStatus, type RunStep, type RunTrigger } from '../domain/run.js';
 import { runReviewPolicy } from '../domain/runReview.js';
 import { planRun, resolveInputValues, type PlannedStep, type Runbook, type RunPlan } from '../domain/runbook/index.js';
-import type { ArgumentError, TaskArgument } from '../domain/recipe.js';
+import { markFixedCopies, type ArgumentError, type TaskArgument } from '../domain/recipe.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -581,7 +581,9 @@ export class RunService {
 
   /** Values a surface may show: fixed ones hidden. */
   static shownArguments(args: Record<string, TaskArgument[]>): Record<string, TaskArgument[]> {
-    return Object.fromEntries(Object.entries(args).map(([ref, values]) => [ref, values.map((a) => ({ ...a, value: a.kind === 'fixed' ? '•••' : a.value }))]));
+    return Object.fromEntries(
+      Object.entries(args).map(([ref, values]) => [ref, markFixedCopies(values).map((a) => ({ ...a, value: a.kind === 'fixed' ? '•••' : a.value }))]),
+    );
   }
 
   private async policyFor(runId: number): Promise<ReviewPolicy | null> {

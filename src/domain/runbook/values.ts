@@ -50,10 +50,15 @@ export interface RunValues {
   steps: Readonly<Record<string, StepValues>>;
 }
 
-/** An argument as src/exec/remoteCommand.ts's encodeStdin takes it (name uppercased). */
+/**
+ * An argument as src/exec/remoteCommand.ts's encodeStdin takes it (name uppercased). `fixed`: a
+ * fixed argument of the runbook, or a `with` value whose template reads one (`${{ args.token }}`,
+ * alone or inside a larger text): as secret as the value it holds, so stored and shown as fixed.
+ */
 export interface ScriptArgument {
   name: string;
   value: string;
+  fixed: boolean;
 }
 
 /** A fixed value shorter than this is not masked (it would mask common text); as WP1a does for tasks. */
@@ -142,16 +147,22 @@ function fillTemplate(
 
 export function resolveScriptStep(step: PlannedStep, values: RunValues): { ok: true; arguments: ScriptArgument[] } | { ok: false; error: string } {
   if (step.kind !== 'script') return { ok: false, error: `${step.id} is not a script step` };
-  const out: ScriptArgument[] = (values.arguments[step.runbook] ?? []).map((a) => ({ name: a.name.toUpperCase(), value: a.value }));
+  const args = values.arguments[step.runbook] ?? [];
+  const fixed = new Set(args.filter((a) => a.kind === 'fixed').map((a) => a.name));
+  const out: ScriptArgument[] = args.map((a) => ({ name: a.name.toUpperCase(), value: a.value, fixed: a.kind === 'fixed' }));
   for (const entry of step.script.with) {
+    let readsFixed = false;
     const filled = fillTemplate(
       entry.value,
       (t) => t,
-      (ref) => referenceValue(ref, step, values),
+      (ref) => {
+        if (ref.kind === 'argument' && fixed.has(ref.name)) readsFixed = true;
+        return referenceValue(ref, step, values);
+      },
     );
     if (!filled.ok) return { ok: false, error: `with.${entry.name}: ${filled.error}` };
     if (filled.text.includes('\u0000')) return { ok: false, error: `with.${entry.name}: the value contains a NUL byte, which a script argument cannot hold` };
-    out.push({ name: entry.name.toUpperCase(), value: filled.text });
+    out.push({ name: entry.name.toUpperCase(), value: filled.text, fixed: readsFixed });
   }
   return { ok: true, arguments: out };
 }

@@ -3,13 +3,17 @@
  * arguments (fixed ones hidden), every step's content in full (each script with its interpreter
  * and target, each http request, approval and input steps), each group's progress, and Approve
  * (carrying the run's content version) / Reject while it waits. What cannot be shown whole here
- * is uploaded to the thread as one file of every step (`planClipped`), named by content version.
+ * is uploaded to the thread as one file of every step (`planClipped`), named by content version:
+ * anything cut — a step past the first 25, a script, an http request, a `with` value, an
+ * argument, a list of people or options, a step's text over the block's 3000 characters — marks
+ * the plan clipped, so a reviewer never approves what they could not read.
  */
 import { shortHash } from '../../domain/contentVersion.js';
 import { reviewExpiresAt, type ReviewPolicy } from '../../domain/review.js';
 import { runRef, type Run } from '../../domain/run.js';
 import type { PlannedStep } from '../../domain/runbook/index.js';
-import type { TaskArgument } from '../../domain/recipe.js';
+import { markFixedCopies, type TaskArgument } from '../../domain/recipe.js';
+import { escapeSlackText } from '../../domain/slackText.js';
 import type { RunView } from '../../service/runs.js';
 import { wholeScriptInThread } from '../wholeScript.js';
 import { hiddenCharactersWarning, runApprovalFacts, runsAs } from './approvalFacts.js';
@@ -30,6 +34,31 @@ export interface RunReviewContext {
 /** Steps shown one block each; past this, the rest are in the uploaded file only. */
 const MAX_STEP_BLOCKS = 25;
 const STEP_CODE_CHARS = 2400;
+const SECTION_CHARS = 3000;
+/** People and options listed by name; past these, the rest are in the uploaded file only. */
+const MAX_LISTED = 20;
+const MAX_OPTIONS = 10;
+
+/** Clips as safeText, clip and codeBlock do, and remembers whether anything was cut. */
+class Cuts {
+  any = false;
+  text(value: string, max: number): string {
+    if (escapeSlackText(value).length > max) this.any = true;
+    return safeText(value, max);
+  }
+  section(text: string, max = SECTION_CHARS): string {
+    if (text.length > max) this.any = true;
+    return clip(text, max);
+  }
+  code(source: string, max: number): string {
+    if (!fitsInCodeBlock(source, max)) this.any = true;
+    return codeBlock(source, max);
+  }
+  list<T>(items: readonly T[], max: number): T[] {
+    if (items.length > max) this.any = true;
+    return items.slice(0, max);
+  }
+}
 
 export function renderRunReviewRequest(view: RunView, policy: ReviewPolicy, ctx: RunReviewContext = {}): RunReviewRequestMessage {
   return fitBlocks((scale) => renderAtScale(view, policy, ctx, scale));
@@ -45,21 +74,22 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
     ),
     section(`*Why*\n${run.message ? safeText(run.message, budget(2000)) : '_no message given_'}`),
   ];
-  const args = argumentsText(run.arguments, budget);
-  if (args) blocks.push(section(clip(`*Arguments*\n${args}`, 3000)));
+  const cuts = new Cuts();
+  const args = argumentsText(run.arguments, budget, cuts);
+  if (args) blocks.push(section(cuts.section(`*Arguments*\n${args}`)));
   const planned = run.plan.groups.flat();
-  let planClipped = planned.length > MAX_STEP_BLOCKS;
-  for (const step of planned.slice(0, MAX_STEP_BLOCKS)) {
-    const shown = stepBlock(
+  for (const step of cuts.list(planned, MAX_STEP_BLOCKS)) {
+    const text = stepBlock(
       step,
       run.plan.groups.findIndex((g) => g.includes(step)),
       budget(STEP_CODE_CHARS),
+      cuts,
     );
-    planClipped ||= shown.clipped;
-    blocks.push(section(shown.text));
+    blocks.push(section(text));
     const hidden = hiddenCharactersWarning(stepSource(step), `step ${step.id}`);
     if (hidden) blocks.push(section(safeText(hidden, 3000)));
   }
+  const planClipped = cuts.any;
   if (planClipped) blocks.push(context(wholeScriptInThread(shortHash(run.contentVersion), 'plan')));
   // What an approval names besides the steps: the runbook, its version, the targets, the content version.
   blocks.push(context(runApprovalFacts(run)));
@@ -86,56 +116,50 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   return { text: `Review requested: ${ref} of ${run.reference} by ${mention(run.creator)}`, blocks, planClipped };
 }
 
-/** One step as the reviewer reads it; `clipped` when its content did not fit in `codeChars`. */
-function stepBlock(step: PlannedStep, group: number, codeChars: number): { text: string; clipped: boolean } {
+/** One step as the reviewer reads it; what is cut to fit is recorded in `cuts`. */
+function stepBlock(step: PlannedStep, group: number, codeChars: number, cuts: Cuts): string {
   const head = `*\`[${safeText(step.id, 80)}]\`*${step.name ? ` ${safeText(step.name, 100)}` : ''} · group ${group + 1}${step.continueOnFailure ? ' · continues on failure' : ''}`;
   switch (step.kind) {
     case 'script': {
       const withLines =
         step.script.with.length > 0
-          ? `\nWith ${step.script.with.map((w) => `\`ARG_${safeText(w.name, 40)}\` = \`${safeText(w.value, 200).replace(/`/g, "'")}\``).join(', ')}`
+          ? `\nWith ${step.script.with.map((w) => `\`ARG_${cuts.text(w.name, 64)}\` = \`${cuts.text(w.value, 200).replace(/`/g, "'")}\``).join(', ')}`
           : '';
       const room = Math.max(60, codeChars - withLines.length);
-      return {
-        text: clip(`${head}\n${runsAs(step.script.type, step.script.target)}${withLines}\n${codeBlock(step.script.script, room)}`, 3000),
-        clipped: !fitsInCodeBlock(step.script.script, room),
-      };
+      return cuts.section(`${head}\n${runsAs(step.script.type, step.script.target)}${withLines}\n${cuts.code(step.script.script, room)}`);
     }
     case 'http': {
-      const source = httpText(step);
       const target = step.http.target ? ` under \`${safeText(step.http.target, 80)}\`` : '';
-      return { text: clip(`${head}\nHTTP request${target}\n${codeBlock(source, codeChars)}`, 3000), clipped: !fitsInCodeBlock(source, codeChars) };
+      return cuts.section(`${head}\nHTTP request${target}\n${cuts.code(httpText(step), codeChars)}`);
     }
     case 'approval': {
       const a = step.approval;
-      const who = [...a.users.slice(0, 20).map(mention), ...(a.users.length > 20 ? ['…'] : []), ...(a.usergroup ? [usergroupMention(a.usergroup)] : [])].join(
-        ', ',
+      const users = cuts.list(a.users, MAX_LISTED);
+      const who = [...users.map(mention), ...(users.length < a.users.length ? ['…'] : []), ...(a.usergroup ? [usergroupMention(a.usergroup)] : [])].join(', ');
+      return cuts.section(
+        `${head}\n:raised_hand: Approval: ${a.approvals} of ${who || '_nobody named_'}${a.timeoutMs ? `, within ${Math.round(a.timeoutMs / 1000)} s` : ''}`,
       );
-      return {
-        text: clip(
-          `${head}\n:raised_hand: Approval: ${a.approvals} of ${who || '_nobody named_'}${a.timeoutMs ? `, within ${Math.round(a.timeoutMs / 1000)} s` : ''}`,
-          3000,
-        ),
-        clipped: false,
-      };
     }
     case 'input': {
       const i = step.input;
+      const users = i.from ? cuts.list(i.from.users, MAX_LISTED) : [];
       const from = i.from
-        ? [...i.from.users.slice(0, 20).map(mention), ...(i.from.usergroup ? [usergroupMention(i.from.usergroup)] : [])].join(', ')
+        ? [...users.map(mention), ...(users.length < i.from.users.length ? ['…'] : []), ...(i.from.usergroup ? [usergroupMention(i.from.usergroup)] : [])].join(
+            ', ',
+          )
         : 'whoever started the run';
       const names = i.fields.map(
         (f) =>
-          `\`${safeText(f.name, 40)}\`${f.kind === 'input' && f.pattern !== undefined ? ` matching \`/${safeText(f.pattern, 200).replace(/`/g, "'")}/\`` : ''}${
+          `\`${cuts.text(f.name, 64)}\`${f.kind === 'input' && f.pattern !== undefined ? ` matching \`/${cuts.text(f.pattern, 200).replace(/`/g, "'")}/\`` : ''}${
             f.kind === 'options'
-              ? ` (one of ${f.options
-                  .slice(0, 10)
-                  .map((o) => `\`${safeText(o, 40)}\``)
-                  .join(', ')})`
+              ? ` (one of ${cuts
+                  .list(f.options, MAX_OPTIONS)
+                  .map((o) => `\`${cuts.text(o, 75)}\``)
+                  .join(', ')}${f.options.length > MAX_OPTIONS ? ', …' : ''})`
               : ''
           }`,
       );
-      return { text: clip(`${head}\n:keyboard: Input from ${from}: ${names.join(', ')}`, 3000), clipped: false };
+      return cuts.section(`${head}\n:keyboard: Input from ${from}: ${names.join(', ')}`);
     }
   }
 }
@@ -160,22 +184,36 @@ function stepSource(step: PlannedStep): string {
   return '';
 }
 
-function argumentsText(args: Record<string, TaskArgument[]>, budget: (chars: number) => number): string {
+function argumentsText(args: Record<string, TaskArgument[]>, budget: (chars: number) => number, cuts: Cuts): string {
   return Object.entries(args)
     .filter(([, values]) => values.length > 0)
     .map(
       ([runbook, values]) =>
-        `\`${safeText(runbook, 64)}\`: ${values.map((a) => `*${safeText(a.name, 64)}* = ${a.kind === 'fixed' ? '•••' : a.value === '' ? '_empty_' : `\`${safeText(a.value, budget(300)).replace(/`/g, "'")}\``}`).join(', ')}`,
+        `\`${safeText(runbook, 64)}\`: ${markFixedCopies(values)
+          .map(
+            (a) =>
+              `*${cuts.text(a.name, 64)}* = ${a.kind === 'fixed' ? '•••' : a.value === '' ? '_empty_' : `\`${cuts.text(a.value, budget(300)).replace(/`/g, "'")}\``}`,
+          )
+          .join(', ')}`,
     )
     .join('\n');
 }
 
 /**
- * Every step in full as plain text: the file uploaded to the review request's thread when the
- * request could not show it all. Fixed values are never in it (they are not in the plan).
+ * Everything that runs, in full, as plain text: the file uploaded to the review request's thread
+ * when the request could not show it all. Every argument (fixed values, and values holding one,
+ * as •••), every step's interpreter, target, script and `with` values (as written: templates,
+ * filled in only when the step starts), every http request, approver and input field.
  */
 export function planText(run: Run): string {
   const out: string[] = [`${runRef(run.id)} of runbook ${run.reference}, content version ${run.contentVersion}`, ''];
+  const runbooks = run.plan.runbooks.filter((ref) => (run.arguments[ref] ?? []).length > 0);
+  if (runbooks.length > 0) {
+    out.push('== arguments');
+    for (const ref of runbooks)
+      for (const a of markFixedCopies(run.arguments[ref] ?? [])) out.push(`${ref}: ${a.name} = ${a.kind === 'fixed' ? '•••' : a.value}`);
+    out.push('');
+  }
   run.plan.groups.forEach((group, index) => {
     out.push(`== group ${index + 1}${group.length > 1 ? ' (steps run at once)' : ''}`);
     for (const step of group) {
@@ -183,18 +221,22 @@ export function planText(run: Run): string {
       if (step.kind === 'script') {
         out.push(`runs as ${step.script.type} on ${step.script.target}`);
         for (const w of step.script.with) out.push(`with ARG_${w.name} = ${w.value}`);
-        out.push(step.script.script);
+        out.push('script:', step.script.script);
       } else if (step.kind === 'http') {
         if (step.http.target) out.push(`under target ${step.http.target}`);
         out.push(httpText(step));
       } else if (step.kind === 'approval') {
+        const a = step.approval;
         out.push(
-          `approval: ${step.approval.approvals} of ${[...step.approval.users, ...(step.approval.usergroup ? [step.approval.usergroup] : [])].join(', ')}`,
+          `approval: ${a.approvals} of ${[...a.users, ...(a.usergroup ? [a.usergroup] : [])].join(', ')}${a.timeoutMs ? `, within ${Math.round(a.timeoutMs / 1000)} s` : ''}`,
         );
       } else {
-        out.push(
-          `input from ${step.input.from ? [...step.input.from.users, ...(step.input.from.usergroup ? [step.input.from.usergroup] : [])].join(', ') : 'whoever started the run'}: ${step.input.fields.map((f) => f.name).join(', ')}`,
-        );
+        const i = step.input;
+        out.push(`input from ${i.from ? [...i.from.users, ...(i.from.usergroup ? [i.from.usergroup] : [])].join(', ') : 'whoever started the run'}:`);
+        for (const f of i.fields)
+          out.push(
+            `  ${f.name}${f.kind === 'input' && f.pattern !== undefined ? ` matching /${f.pattern}/` : ''}${f.kind === 'options' ? ` one of ${f.options.join(', ')}` : ''}`,
+          );
       }
       out.push('');
     }

@@ -7,7 +7,7 @@ import { formatDuration } from '../../domain/duration.js';
 import { hostLabel } from '../../domain/plan.js';
 import type { ReviewPolicy } from '../../domain/review.js';
 import { taskRef, type TaskView } from '../../domain/task.js';
-import type { TaskArgument } from '../../domain/recipe.js';
+import { markFixedCopies, type TaskArgument } from '../../domain/recipe.js';
 import { shortHash, type RecipeRef } from '../../domain/contentVersion.js';
 import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
@@ -99,7 +99,7 @@ export function recipeLine(recipe: RecipeRef): string {
 
 /** `$1 region = us`, in declared order; a fixed argument's value is never shown (•••). */
 export function argumentLines(args: readonly TaskArgument[], budget: (chars: number) => number): string {
-  return args
+  return markFixedCopies(args)
     .map(
       (arg, index) =>
         `\`$${index + 1}\` *${safeText(arg.name, 64)}* = ${arg.kind === 'fixed' ? '•••' : arg.value === '' ? '_empty_' : `\`${safeText(arg.value, budget(300)).replace(/`/g, "'")}\``}`,
