@@ -14,6 +14,7 @@ import { argumentErrors, argBlock, readArgumentValues } from '../render/argument
 import { REJECT_REASON_BLOCK, REJECT_REASON_INPUT, RUN_ACTION, RUN_INPUT_CALLBACK, RUN_REJECT_CALLBACK, RUN_STEP_REJECT_CALLBACK } from '../render/blocks.js';
 import { rejectModal } from '../render/rejectModal.js';
 import { readInputMetadata, renderInputModal } from '../render/runInputModal.js';
+import { againSourceKey } from '../againKey.js';
 
 const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
@@ -95,11 +96,16 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     );
   });
 
-  onButton(RUN_ACTION.again, async (runId, _rest, userId, _body, reply) => {
-    const result = await runs.again(runId, userId, 'manual');
+  onButton(RUN_ACTION.again, async (runId, drawnWith, userId, body, reply) => {
+    const result = await runs.again(runId, userId, 'manual', againSourceKey('run', runId, body, drawnWith));
     if (!result.ok) return tell(reply, result.message);
     const next = result.run;
     const where = next.channelId && /^[CGD][A-Z0-9]+$/.test(next.channelId) ? ` Its card is in <#${next.channelId}>.` : '';
+    if (!result.created)
+      return tell(
+        reply,
+        `:information_source: This click already started as ${runRef(next.id)}; nothing new was started.${where} To run it once more, use Run again on the card as it shows now.`,
+      );
     return tell(
       reply,
       next.status === 'pending-review'
