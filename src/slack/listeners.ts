@@ -47,7 +47,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log } : null;
   if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
-  if (deps.runs) registerRunListeners(app, { runs: deps.runs, log, home });
+  if (deps.runs) registerRunListeners(app, { runs: deps.runs, access: commands.access, log, home });
 
   app.command('/task', async ({ command, ack, respond }) => {
     if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
