@@ -471,7 +471,8 @@ export class RunService {
   /**
    * Run again: a new run of the same pinned plan and arguments (the same content, so the same
    * content version), started by `userId` (its creator or a reviewer of its targets) and
-   * reviewed again where its targets require review.
+   * reviewed again where its targets require review. `sourceKey` (Slack: one per click on one
+   * drawing of the card; API: its Idempotency-Key) answers the run it made before (created: false).
    */
   async again(
     runId: number,
@@ -501,10 +502,18 @@ export class RunService {
         { creator: userId, trigger: { kind: trigger, again: runId }, message: run.message, channelId: run.channelId, sourceKey, runbookHash: run.runbookHash },
         null,
       );
-      if (created.created) await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.again', actor: userId, data: { as: created.run.id } });
+      if (created.created) {
+        await appendEvent(trx, { taskId: null, subject: runSubject(runId), type: 'run.again', actor: userId, data: { as: created.run.id } });
+        // The original's card is redrawn with a new version on its Run again button: a click on
+        // that drawing is a new start, a repeat of the click just handled is not (its sourceKey).
+        await trx('runs').where({ id: runId }).increment('view_version', 1);
+      }
       return created;
     });
-    if (outcome.created) this.changed(outcome.run);
+    if (outcome.created) {
+      this.changed(outcome.run);
+      this.changed(run);
+    }
     return { ok: true, ...outcome };
   }
 

@@ -126,6 +126,8 @@ export class TaskService {
    * (target, type, script, message, arguments, recipe), by `userId`: its author or a reviewer of
    * its target. A new task, reviewed again where the target requires review (the old approvals
    * were for the old task). A run's step is run again with its run (RunService.again).
+   * `sourceKey` (Slack: one per click on one drawing of the card) answers the task it made
+   * before (created: false).
    */
   async again(
     taskId: number,
@@ -156,7 +158,13 @@ export class TaskService {
       },
       null,
     );
-    if (created.ok && created.created) await appendEvent(this.db, { taskId, type: 'task.again', actor: userId, data: { as: created.task.id } });
+    if (created.ok && created.created) {
+      await appendEvent(this.db, { taskId, type: 'task.again', actor: userId, data: { as: created.task.id } });
+      // The old card is redrawn with a new version on its Run again button: a click on that
+      // drawing asks anew, a repeat of the click just handled does not (its sourceKey).
+      await bumpViewVersion(this.db, taskId);
+      this.bus.emit('task-changed', taskId);
+    }
     return created;
   }
 

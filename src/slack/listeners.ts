@@ -22,6 +22,7 @@ import type { TaskMessages } from './taskMessages.js';
 import type { ScheduleSlack } from './schedules.js';
 import type { RunService } from '../service/runs.js';
 import { registerRunListeners } from './runs/runListeners.js';
+import { againSourceKey } from './againKey.js';
 
 export interface ListenerDeps {
   service: TaskService;
@@ -46,7 +47,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log } : null;
   if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
-  if (deps.runs) registerRunListeners(app, { runs: deps.runs, log, home });
+  if (deps.runs) registerRunListeners(app, { runs: deps.runs, access: commands.access, log, home });
 
   app.command('/task', async ({ command, ack, respond }) => {
     if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
@@ -191,10 +192,15 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     else await tell(respond, `:heavy_multiplication_x: Cancelled ${taskRef(taskId)}; it will not run.`);
   });
 
-  onButton(ACTION.again, async (taskId, userId, _body, respond) => {
-    const result = await service.again(taskId, userId);
+  onButton(ACTION.again, async (taskId, userId, body, respond, drawnWith) => {
+    const result = await service.again(taskId, userId, 'slack', againSourceKey('task', taskId, body, drawnWith));
     if (!result.ok) return tell(respond, result.message);
     const next = result.task;
+    if (!result.created)
+      return tell(
+        respond,
+        `:information_source: This click already started as ${taskRef(next.id)}; nothing new was asked for. To run it once more, use Run again on the card as it shows now.`,
+      );
     await tell(
       respond,
       next.status === 'pending-review'

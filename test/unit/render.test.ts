@@ -300,10 +300,16 @@ describe('task card', () => {
                   ? [ACTION.again]
                   : [];
         expect(actionIds(msg)).toEqual(expected);
-        // Buttons carry the task id, so a click names its task.
+        // Buttons carry the task id, so a click names its task; Run again also the view version it was drawn at, and asks first.
         for (const block of msg.blocks) {
           if (block.type !== 'actions') continue;
-          for (const element of block.elements) expect(element).toMatchObject({ value: '42' });
+          for (const element of block.elements) {
+            if (element.type === 'button' && element.action_id === ACTION.again) {
+              expect(element.value).toMatch(/^42:\d+$/);
+              expect(element.confirm?.title?.text).toBe('Run it again?');
+              expect(JSON.stringify(element.confirm)).toContain('#42');
+            } else expect(element).toMatchObject({ value: '42' });
+          }
         }
       });
 

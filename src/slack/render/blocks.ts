@@ -27,6 +27,23 @@ export const button = (actionId: string, text: string, value: string, style?: 'p
   ...(style ? { style } : {}),
 });
 
+/** Slack's limits of a confirm dialog: title 100 characters, text 300, each button 30. */
+const fitPlain = (text: string, max: number) => ({ type: 'plain_text' as const, text: text.length > max ? `${text.slice(0, max - 1)}…` : text, emoji: true });
+
+/**
+ * A button that asks before it acts (Slack shows the dialog; the click is sent only once
+ * confirmed). Plain text: nothing in it can mention anyone.
+ */
+export const withConfirm = (element: ButtonElement, dialog: { title: string; text: string; confirm: string; deny?: string }): ButtonElement => ({
+  ...element,
+  confirm: {
+    title: fitPlain(dialog.title, 100),
+    text: fitPlain(dialog.text, 300),
+    confirm: fitPlain(dialog.confirm, 30),
+    deny: fitPlain(dialog.deny ?? 'Cancel', 30),
+  },
+});
+
 export const actions = (blockId: string, elements: ButtonElement[]): types.ActionsBlock => ({ type: 'actions', block_id: blockId, elements });
 
 /**

@@ -9,7 +9,7 @@ import type { ReviewPolicy } from '../../domain/review.js';
 import { runRef, type Run, type RunStatus, type RunStep, type RunTrigger } from '../../domain/run.js';
 import type { PlannedStep } from '../../domain/runbook/index.js';
 import type { RunView } from '../../service/runs.js';
-import { actions, button, context, fields, fitBlocks, RUN_ACTION, section, type Block, type SlackMessage } from './blocks.js';
+import { actions, button, context, fields, fitBlocks, RUN_ACTION, section, withConfirm, type Block, type SlackMessage } from './blocks.js';
 import { clip, mention, safeText, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
 import { slackAgo } from './relative.js';
@@ -96,7 +96,15 @@ function renderAtScale(view: RunView, ctx: RunCardContext, scale: number): Slack
   const buttons = [];
   if (waiting || run.status === 'pending-review' || run.status === 'approved') buttons.push(button(RUN_ACTION.cancel, 'Cancel', String(run.id), 'danger'));
   else if ((run.status === 'running' && !stopping) || run.status === 'ready') buttons.push(button(RUN_ACTION.kill, 'Kill', String(run.id), 'danger'));
-  if (['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) buttons.push(button(RUN_ACTION.again, 'Run again', String(run.id)));
+  // Run again carries the view version it was drawn at: a double click (or Slack's redelivery) of one drawing starts one run (src/slack/againKey.ts).
+  if (['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status))
+    buttons.push(
+      withConfirm(button(RUN_ACTION.again, 'Run again', `${run.id}:${run.viewVersion}`), {
+        title: 'Run it again?',
+        text: `Starts a new run of runbook ${run.reference} on ${run.plan.targets.length > 0 ? run.plan.targets.join(', ') : 'no reviewed target'}, with the same content and arguments as ${ref}, started by you. It waits for review again where its targets require review.`,
+        confirm: 'Run again',
+      }),
+    );
   if (buttons.length > 0) blocks.push(actions(`run_${run.id}_actions`, buttons));
   if (ctx.reviewPermalink && run.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));
   if (run.status === 'running') blocks.push(context("Each step's output goes to this thread, labelled with the step."));

@@ -9,7 +9,7 @@ import type { ReviewPolicy } from '../../domain/review.js';
 import { taskRef, type TaskView } from '../../domain/task.js';
 import { markFixedCopies, type TaskArgument } from '../../domain/recipe.js';
 import { shortHash, type RecipeRef } from '../../domain/contentVersion.js';
-import { ACTION, actions, button, context, fields, fitBlocks, section, type Block, type SlackMessage } from './blocks.js';
+import { ACTION, actions, button, context, fields, fitBlocks, section, withConfirm, type Block, type SlackMessage } from './blocks.js';
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
 import { slackAgo } from './relative.js';
@@ -74,7 +74,15 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
   const resubmitted = task.status === 'rejected' ? (ctx.resubmittedAs ?? null) : null;
   if (task.status === 'rejected' && !resubmitted) buttons.push(button(ACTION.resubmit, 'Edit and resubmit', String(task.id)));
   // A finished task may be asked for once more with the same content (reviewed again where its target requires it).
-  if (task.status === 'success' || task.status === 'failure' || task.status === 'killed') buttons.push(button(ACTION.again, 'Run again', String(task.id)));
+  // It carries the view version it was drawn at: a double click (or Slack's redelivery) of one drawing asks once (src/slack/againKey.ts).
+  if (task.status === 'success' || task.status === 'failure' || task.status === 'killed')
+    buttons.push(
+      withConfirm(button(ACTION.again, 'Run again', `${task.id}:${task.viewVersion}`), {
+        title: 'Run it again?',
+        text: `Asks for a new task on ${task.target} with the same script${task.arguments && task.arguments.length > 0 ? ' and arguments' : ''} as ${ref} (shown on this card), as you. It waits for review again where the target requires review.`,
+        confirm: 'Run again',
+      }),
+    );
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
   if (resubmitted) {
     const link =

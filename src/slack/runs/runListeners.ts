@@ -7,18 +7,22 @@
  * Buttons on App Home (RUN_ACTION ids too) answer at the top of Home instead.
  */
 import type { App, BlockButtonAction, RespondArguments } from '@slack/bolt';
-import { runRef } from '../../domain/run.js';
+import { runAccessSubject, runRef } from '../../domain/run.js';
+import type { Access } from '../../service/access.js';
 import { RUN_CHANGED_SINCE_DRAWN, type RunService } from '../../service/runs.js';
 import type { Logger } from '../../log.js';
 import { argumentErrors, argBlock, readArgumentValues } from '../render/argumentFields.js';
 import { REJECT_REASON_BLOCK, REJECT_REASON_INPUT, RUN_ACTION, RUN_INPUT_CALLBACK, RUN_REJECT_CALLBACK, RUN_STEP_REJECT_CALLBACK } from '../render/blocks.js';
 import { rejectModal } from '../render/rejectModal.js';
 import { readInputMetadata, renderInputModal } from '../render/runInputModal.js';
+import { againSourceKey } from '../againKey.js';
 
 const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 export interface RunListenerDeps {
   runs: RunService;
+  /** Who may see a run: anyone else is answered as if it did not exist (a forged button value learns nothing). */
+  access: Pick<Access, 'maySee'>;
   log: Logger;
   /** Answers to buttons clicked on App Home go to the top of Home. */
   home?: { publish(userId: string, notice: string): Promise<unknown> } | null;
@@ -37,7 +41,19 @@ function parseValue(value: string): { runId: number; rest: string | null } | nul
 }
 
 export function registerRunListeners(app: App, deps: RunListenerDeps): void {
-  const { runs, log, home } = deps;
+  const { runs, access, log, home } = deps;
+
+  /**
+   * May `userId` see this run (its creator, reviewers and viewers of its targets, admins, its
+   * card channel's members, or someone one of its steps asks)? Asked before anything else, so a
+   * button or form naming a run one may not see answers exactly as for a run that does not exist:
+   * not who started it, not its review groups, not its state.
+   */
+  const visible = async (runId: number, userId: string): Promise<boolean> => {
+    const run = await runs.get(runId);
+    return run !== null && ((await access.maySee(userId, runAccessSubject(run))) || (await runs.isAskedOf(run, userId)));
+  };
+  const noSuchRun = (runId: number) => `There is no ${runRef(runId)}.`;
 
   const onButton = (
     actionId: string,
@@ -49,6 +65,7 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
       if (!parsed) return;
       const reply: Reply = body.view?.type === 'home' && home ? (message) => home.publish(body.user.id, message.text ?? '') : respond;
       try {
+        if (!(await visible(parsed.runId, body.user.id))) return void (await tell(reply, noSuchRun(parsed.runId)));
         await handle(parsed.runId, parsed.rest, body.user.id, body, reply);
       } catch (error) {
         log.error({ err: error, runId: parsed.runId, user: body.user.id, action: actionId }, 'a run button failed');
@@ -95,11 +112,16 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     );
   });
 
-  onButton(RUN_ACTION.again, async (runId, _rest, userId, _body, reply) => {
-    const result = await runs.again(runId, userId, 'manual');
+  onButton(RUN_ACTION.again, async (runId, drawnWith, userId, body, reply) => {
+    const result = await runs.again(runId, userId, 'manual', againSourceKey('run', runId, body, drawnWith));
     if (!result.ok) return tell(reply, result.message);
     const next = result.run;
     const where = next.channelId && /^[CGD][A-Z0-9]+$/.test(next.channelId) ? ` Its card is in <#${next.channelId}>.` : '';
+    if (!result.created)
+      return tell(
+        reply,
+        `:information_source: This click already started as ${runRef(next.id)}; nothing new was started.${where} To run it once more, use Run again on the card as it shows now.`,
+      );
     return tell(
       reply,
       next.status === 'pending-review'
@@ -167,6 +189,9 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
       const metadata = JSON.parse(view.private_metadata || '{}') as Record<string, unknown>;
       const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
       try {
+        const runId = Number(metadata.runId);
+        if (!Number.isSafeInteger(runId) || !(await visible(runId, body.user.id)))
+          return void (await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: noSuchRun(runId) } }));
         const result = await decide(metadata, body.user.id, reason);
         if (!result.ok) return void (await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: result.message } }));
         await ack();
@@ -187,6 +212,8 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     // Errors that are about no field go on the form's first field (every input form has one).
     const firstBlock = view.blocks.find((block) => block.type === 'input')?.block_id ?? 'none';
     try {
+      if (!(await visible(metadata.runId, body.user.id)))
+        return void (await ack({ response_action: 'errors', errors: { [firstBlock]: noSuchRun(metadata.runId) } }));
       const run = await runs.get(metadata.runId);
       const planned = run ? runs.plannedStep(run, metadata.stepId) : null;
       if (!run || !planned || planned.kind !== 'input')
