@@ -14,7 +14,9 @@
  * `editors` and the config's admins may replace or remove it too; every change is audited with
  * its hash (subject `runbook:<reference>`). An imported runbook's http steps must name a target:
  * user-written requests always fall under some target's review (an http step without a target
- * is only allowed in countersign.yml, written by the admins who also wrote http.allow).
+ * is only allowed in countersign.yml, written by the admins who also wrote http.allow). Only an
+ * admin may import an approval step naming a `usergroup`, `dm: true` or a `channel`: otherwise
+ * anyone's runbook could make the bot mention a group and DM people in a channel it picks.
  */
 import type { Config } from '../config/config.js';
 import { definitionContentHash, shortHash } from '../domain/contentVersion.js';
@@ -183,6 +185,10 @@ export class RunbookService {
     if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
       return fixedNotAllowed(fixed);
     }
+    // An approval step's user group, DMs and channel make the bot mention, message and post where
+    // the runbook says, in the starter's run: only admins (who write countersign.yml) may aim it.
+    const aimed = approvalAiming(runbook);
+    if (aimed.length > 0 && !(await this.saved.isAdmin(userId))) return approvalAimingNotAllowed(aimed);
     const problems: string[] = [];
     for (const [g, group] of runbook.steps.entries()) {
       for (const [p, step] of group.entries()) {
@@ -390,6 +396,28 @@ export class RunbookService {
   private unknown(reference: string) {
     return refuse('unknown_runbook', `There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows them.`);
   }
+}
+
+/** The approval-step fields only an admin may import: `steps[0].approval.usergroup` and so on. */
+function approvalAiming(runbook: Runbook): string[] {
+  const fields: string[] = [];
+  for (const [g, group] of runbook.steps.entries()) {
+    for (const [p, step] of group.entries()) {
+      if (step.kind !== 'approval') continue;
+      const at = `steps[${g}]${group.length > 1 ? `[${p}]` : ''}.approval`;
+      if (step.approval.usergroup !== null) fields.push(`${at}.usergroup`);
+      if (step.approval.dm) fields.push(`${at}.dm`);
+      if (step.approval.channel !== null) fields.push(`${at}.channel`);
+    }
+  }
+  return fields;
+}
+
+export function approvalAimingNotAllowed(fields: readonly string[]) {
+  return refuse(
+    'approval_not_allowed',
+    `Only the countersign admins may import an approval step with a usergroup, \`dm: true\` or a channel (${fields.map((f) => `\`${f}\``).join(', ')}): they make countersign mention a group, DM people and post where the runbook says. Name the approvers in \`users\` and leave these out (the request then goes to the run card's channel, or the review channel), or ask an admin.`,
+  );
 }
 
 function peopleFile(p: People): Record<string, unknown> {
