@@ -117,7 +117,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       operationId: 'createRunbook',
       summary: 'Import a runbook (you become its owner)',
       description:
-        'The body is the `countersign.runbook/v1` format. Its http steps must name a target (whose review then covers them). Only the admins may import fixed arguments (403 `fixed_not_allowed`) or an approval step naming a `usergroup`, `dm: true` or a `channel` (403 `approval_not_allowed`). Audited with its hash.',
+        'The body is the `countersign.runbook/v1` format. Its http steps must name a target (whose review then covers them). Only the admins may import fixed arguments (403 `fixed_not_allowed`) or an approval step naming a `usergroup`, `dm: true` or a `channel`, or an input step `from` a `usergroup` (403 `notify_not_allowed`). Audited with its hash.',
       body: R.RunbookDefinitionBody,
       bodyRequired: true,
       responses: { 201: ok('Imported.', R.RunbookEnvelope), 422: invalid },

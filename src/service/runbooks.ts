@@ -16,8 +16,9 @@
  * its hash (subject `runbook:<reference>`). An imported runbook's http steps must name a target:
  * user-written requests always fall under some target's review (an http step without a target
  * is only allowed in countersign.yml, written by the admins who also wrote http.allow). Only an
- * admin may import an approval step naming a `usergroup`, `dm: true` or a `channel`: otherwise
- * anyone's runbook could make the bot mention a group and DM people in a channel it picks.
+ * admin may import an approval step naming a `usergroup`, `dm: true` or a `channel`, or an input
+ * step `from` a usergroup: otherwise anyone's runbook could make the bot mention a group and DM
+ * people in a channel it picks.
  */
 import type { Config } from '../config/config.js';
 import { definitionContentHash, shortHash } from '../domain/contentVersion.js';
@@ -214,10 +215,10 @@ export class RunbookService {
     if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
       return fixedNotAllowed(fixed);
     }
-    // An approval step's user group, DMs and channel make the bot mention, message and post where
-    // the runbook says, in the starter's run: only admins (who write countersign.yml) may aim it.
-    const aimed = approvalAiming(runbook);
-    if (aimed.length > 0 && !(await this.saved.isAdmin(userId))) return approvalAimingNotAllowed(aimed);
+    // An approval step's user group, DMs and channel (and an input step's group) make the bot mention,
+    // message and post where the runbook says, in the starter's run: only admins (who write countersign.yml) may aim them.
+    const aimed = notifyingFields(runbook);
+    if (aimed.length > 0 && !(await this.saved.isAdmin(userId))) return notifyNotAllowed(aimed);
     const problems: string[] = [];
     for (const [g, group] of runbook.steps.entries()) {
       for (const [p, step] of group.entries()) {
@@ -430,25 +431,28 @@ export class RunbookService {
   }
 }
 
-/** The approval-step fields only an admin may import: `steps[0].approval.usergroup` and so on. */
-function approvalAiming(runbook: Runbook): string[] {
+/** The fields only an admin may import: `steps[0].approval.usergroup`, `.dm`, `.channel`, `steps[1].input.from.usergroup`. */
+function notifyingFields(runbook: Runbook): string[] {
   const fields: string[] = [];
   for (const [g, group] of runbook.steps.entries()) {
     for (const [p, step] of group.entries()) {
-      if (step.kind !== 'approval') continue;
-      const at = `steps[${g}]${group.length > 1 ? `[${p}]` : ''}.approval`;
-      if (step.approval.usergroup !== null) fields.push(`${at}.usergroup`);
-      if (step.approval.dm) fields.push(`${at}.dm`);
-      if (step.approval.channel !== null) fields.push(`${at}.channel`);
+      const at = `steps[${g}]${group.length > 1 ? `[${p}]` : ''}`;
+      if (step.kind === 'approval') {
+        if (step.approval.usergroup !== null) fields.push(`${at}.approval.usergroup`);
+        if (step.approval.dm) fields.push(`${at}.approval.dm`);
+        if (step.approval.channel !== null) fields.push(`${at}.approval.channel`);
+      } else if (step.kind === 'input' && step.input.from?.usergroup) {
+        fields.push(`${at}.input.from.usergroup`);
+      }
     }
   }
   return fields;
 }
 
-export function approvalAimingNotAllowed(fields: readonly string[]) {
+export function notifyNotAllowed(fields: readonly string[]) {
   return refuse(
-    'approval_not_allowed',
-    `Only the countersign admins may import an approval step with a usergroup, \`dm: true\` or a channel (${fields.map((f) => `\`${f}\``).join(', ')}): they make countersign mention a group, DM people and post where the runbook says. Name the approvers in \`users\` and leave these out (the request then goes to the run card's channel, or the review channel), or ask an admin.`,
+    'notify_not_allowed',
+    `Only the countersign admins may import an approval step with a usergroup, \`dm: true\` or a channel, or an input step \`from\` a usergroup (${fields.map((f) => `\`${f}\``).join(', ')}): they make countersign mention a group, DM people and post where the runbook says. Name the people in \`users\` and leave these out (an approval request then goes to the run card's channel, or the review channel), or ask an admin.`,
   );
 }
 

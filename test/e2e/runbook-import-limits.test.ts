@@ -81,6 +81,9 @@ describe('imported runbooks: approval steps and dependencies', () => {
       ],
     });
     expect(await importAs(MALLORY, inGroup)).toContain('`steps[0][0].approval.channel`');
+    // An input step asking a user group would mention it in the card's thread: the same rule.
+    const askGroup = runbookJson('ping', { steps: [{ id: 'why', input: { fields: [{ name: 'ticket', kind: 'input' }], from: { usergroup: 'SEVERYONE' } } }] });
+    expect(await importAs(MALLORY, askGroup)).toContain('`steps[0].input.from.usergroup`');
 
     // Named users only: imported; the request goes to the card's channel, nothing to GENERAL, no DMs.
     expect(await importAs(MALLORY, runbookJson('ping', { steps: [{ id: 'go', approval: { users: [ALICE, BOB] } }] }))).toContain('Imported the runbook `ping`');
@@ -106,7 +109,7 @@ describe('imported runbooks: approval steps and dependencies', () => {
     expect(await importAs(ALICE, aimed.replace('"ping"', '"ping-admin"'))).toContain('Imported the runbook `ping-admin`');
   });
 
-  it('the API import refuses the same fields with 403 approval_not_allowed; an admin imports them', async () => {
+  it('the API import refuses the same fields with 403 notify_not_allowed; an admin imports them', async () => {
     const body = {
       format: 'countersign.runbook/v1',
       reference: 'api-ping',
@@ -115,7 +118,7 @@ describe('imported runbooks: approval steps and dependencies', () => {
     };
     const refused = await api.call('POST', '/runbooks', { token: tokens[MALLORY]!, body });
     expect(refused.status).toBe(403);
-    expect(refused.body.error.code).toBe('approval_not_allowed');
+    expect(refused.body.error.code).toBe('notify_not_allowed');
     expect(refused.body.error.message).toContain('`steps[0].approval.dm`');
     // Not by replacing an admin's either: an editor who is no admin must drop them.
     const byAdmin = await api.call('POST', '/runbooks', { token: tokens[ALICE]!, body: { ...body, editors: { users: [MALLORY] } } });
