@@ -42,6 +42,7 @@ const REFUSAL_STATUS: Readonly<Record<string, number>> = {
   run_step: 409,
   expired: 409,
   fixed_not_allowed: 403,
+  notify_not_allowed: 403,
   too_many: 409,
 };
 

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Config } from '../config/config.js';
 import { namedFromOrdered } from '../domain/runbook/index.js';
-import type { RunbookService } from '../service/runbooks.js';
+import { planHashOf, type RunbookService } from '../service/runbooks.js';
 import { RUN_CHANGED_SINCE_DRAWN, type RunService } from '../service/runs.js';
 import type { TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
@@ -61,7 +61,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
     const entry = await runbooks.find(reference);
     if (!entry) throw new ApiError(404, 'not_found', `There is no runbook ${reference}.`);
     res.set('ETag', etag(entry.hash));
-    return { status, body: { runbook: runbookJson(entry) } };
+    return { status, body: { runbook: runbookJson(entry, (await runbooks.planHash(reference)) ?? entry.hash) } };
   };
   const idempotencyKey = (ctx: ApiContext, scope: string): string | null => {
     const key = ctx.req.get('idempotency-key');
@@ -97,7 +97,8 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
               .filter((t) => t !== '')
           : [];
         const found = await runbooks.list({ ...(q.search ? { search: q.search } : {}), tags });
-        return { status: 200, body: { runbooks: found.map(runbookJson) } };
+        const catalog = await runbooks.catalog();
+        return { status: 200, body: { runbooks: found.map((entry) => runbookJson(entry, planHashOf(catalog, entry.runbook.reference) ?? entry.hash)) } };
       },
     },
     {
@@ -115,7 +116,8 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       path: '/runbooks',
       operationId: 'createRunbook',
       summary: 'Import a runbook (you become its owner)',
-      description: 'The body is the `countersign.runbook/v1` format. Its http steps must name a target (whose review then covers them). Audited with its hash.',
+      description:
+        'The body is the `countersign.runbook/v1` format. Its http steps must name a target (whose review then covers them). Only the admins may import fixed arguments (403 `fixed_not_allowed`) or an approval step naming a `usergroup`, `dm: true` or a `channel`, or an input step `from` a `usergroup` (403 `notify_not_allowed`). Audited with its hash.',
       body: R.RunbookDefinitionBody,
       bodyRequired: true,
       responses: { 201: ok('Imported.', R.RunbookEnvelope), 422: invalid },
@@ -164,7 +166,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
       responses: {
         201: ok('Started.', R.StartAnswer),
         200: ok('Replayed: what an earlier request with this Idempotency-Key started.', R.StartAnswer),
-        409: { description: 'The runbook changed since the hash you name.', schema: S.ErrorBody },
+        409: { description: 'The runbook, or a runbook it depends on, changed since the `hash` you name (`runbook_changed`).', schema: S.ErrorBody },
         422: invalid,
       },
       async handle(ctx) {

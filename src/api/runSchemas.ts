@@ -40,7 +40,10 @@ export const StartRunbookBody = z
       .regex(/^[CG][A-Z0-9]{2,}$/, 'a Slack channel id such as C0123ABC')
       .optional()
       .meta({ description: 'Where the card is posted.' }),
-    hash: hash.optional().meta({ description: 'The runbook version you read (its ETag): refused (409) if it changed since.' }),
+    hash: hash.optional().meta({
+      description:
+        "The plan version you read: the runbook's `planHash`, over the runbook and every runbook of its dependsOn closure (each reference and hash, in plan order). Refused (409 `runbook_changed`) if any of them changed since. For a runbook without dependencies `planHash` equals its `hash` (its ETag), so that is accepted too; for one with dependencies only `planHash` is.",
+    }),
   })
   .refine((b) => b.arguments === undefined || b.task_arguments === undefined, 'give arguments or task_arguments, not both')
   .meta({ id: 'StartRunbook' });
@@ -85,7 +88,11 @@ export const Runbook = z
     tags: z.array(z.string()),
     kind: z.enum(['runbook', 'recipe']).meta({ description: '`recipe`: a one-step runbook that starts as a task; `runbook`: starts a run.' }),
     source: z.enum(['config', 'imported']),
-    hash: hash.meta({ description: 'The hash of the definition: a start naming it is refused once it changed.' }),
+    hash: hash.meta({ description: 'The hash of the definition (the ETag).' }),
+    planHash: hash.meta({
+      description:
+        'The hash of what a start runs: this runbook and its dependsOn closure (each reference and definition hash, in plan order); equal to `hash` without dependencies. A start naming it as `hash` is refused once any of them changed.',
+    }),
     owner: z.string().nullable(),
     editors: People.nullable(),
     triggeredBy: z.array(z.string()),

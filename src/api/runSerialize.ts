@@ -14,7 +14,8 @@ import { HIDDEN } from './serialize.js';
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
-export function runbookJson(entry: RunbookEntry) {
+/** `planHash`: the hash a start names (RunbookService.planHash); the runbook's own hash when it depends on nothing. */
+export function runbookJson(entry: RunbookEntry, planHash: string) {
   const { runbook } = entry;
   return {
     reference: runbook.reference,
@@ -24,6 +25,7 @@ export function runbookJson(entry: RunbookEntry) {
     kind: entry.kind,
     source: entry.source,
     hash: entry.hash,
+    planHash,
     owner: entry.owner,
     editors: entry.editors ? { users: [...entry.editors.users], usergroup: entry.editors.usergroup } : null,
     triggeredBy: runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after ${t.runbook} on ${t.on}` : t.kind)),

@@ -8,20 +8,25 @@
  * always has (its card is the run's card, its review the target's): the one-step run of a
  * one-script runbook. Every other runbook starts a run (RunService), reviewed as one request
  * covering every target it touches. Both record the definition's hash; a start that names the
- * hash it was shown (a form) is refused when the runbook changed since.
+ * plan hash it was shown (a form's, the API's `hash`) is refused when the runbook or any runbook
+ * of its dependsOn closure changed since.
  *
  * Imported runbooks (issue 11 and the trust rules of issue 10): the importer owns it; its
  * `editors` and the config's admins may replace or remove it too; every change is audited with
  * its hash (subject `runbook:<reference>`). An imported runbook's http steps must name a target:
  * user-written requests always fall under some target's review (an http step without a target
- * is only allowed in countersign.yml, written by the admins who also wrote http.allow).
+ * is only allowed in countersign.yml, written by the admins who also wrote http.allow). Only an
+ * admin may import an approval step naming a `usergroup`, `dm: true` or a `channel`, or an input
+ * step `from` a usergroup: otherwise anyone's runbook could make the bot mention a group and DM
+ * people in a channel it picks.
  */
 import type { Config } from '../config/config.js';
 import { definitionContentHash, shortHash } from '../domain/contentVersion.js';
+import { contentHash } from '../domain/digest.js';
 import type { People } from '../domain/people.js';
 import { parseRecipeJson, RECIPE_FORMAT, type Recipe, type TaskArgument } from '../domain/recipe.js';
 import type { RunTrigger } from '../domain/run.js';
-import { checkRunbooks, exportRunbook, parseRunbookJson, RUNBOOK_FORMAT, runbookFromRecipe, type Runbook } from '../domain/runbook/index.js';
+import { checkRunbooks, dependencyOrder, exportRunbook, parseRunbookJson, RUNBOOK_FORMAT, runbookFromRecipe, type Runbook } from '../domain/runbook/index.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import type { Run } from '../domain/run.js';
@@ -35,6 +40,25 @@ import { fixedNotAllowed, SavedDefinitions, type SavedRow } from './savedDefinit
 import type { RunbookScheduling } from './schedules.js';
 
 export const RUNBOOK_HASH_DOMAIN = 'countersign.runbook-definition/v1';
+export const RUNBOOK_PLAN_HASH_DOMAIN = 'countersign.runbook-plan/v1';
+
+/**
+ * The version of what a start runs: the runbook and every runbook of its dependsOn closure, each
+ * by reference and definition hash, in plan order. A runbook without dependencies has its own
+ * hash as its plan hash, so a start naming the runbook's hash (its ETag) keeps working for it.
+ */
+export function planHashOf(catalog: ReadonlyMap<string, Pick<RunbookEntry, 'runbook' | 'hash'>>, reference: string): string | null {
+  const entry = catalog.get(reference);
+  if (!entry) return null;
+  const order = dependencyOrder(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference);
+  // A broken closure (a missing dependency, a cycle) cannot start; its hash still changes once it is fixed.
+  const refs = order.ok ? order.order : [reference];
+  if (refs.length === 1) return entry.hash;
+  return contentHash(
+    RUNBOOK_PLAN_HASH_DOMAIN,
+    refs.map((ref) => ({ reference: ref, hash: catalog.get(ref)?.hash ?? null })),
+  );
+}
 
 export interface RunbookEntry {
   runbook: Runbook;
@@ -60,7 +84,10 @@ export interface RunbookStartInput {
   source: TaskSource;
   sourceKey: string | null;
   channelId: string | null;
-  /** The version the starter was shown (a form's); refused if the runbook is another now. */
+  /**
+   * The version the starter was shown (a form's, the API's `hash`): the plan hash (planHashOf),
+   * over the runbook and its dependencies; refused if any of them is another now.
+   */
   expectedHash?: string;
   /** A recipe starts as a one-step run, as schedules start it (a Workflow Builder step waits for a run). */
   asRun?: boolean;
@@ -125,6 +152,11 @@ export class RunbookService {
     return entries;
   }
 
+  /** The plan hash of a runbook (planHashOf) in this catalog, or in the current one. */
+  async planHash(reference: string, catalog?: ReadonlyMap<string, RunbookEntry>): Promise<string | null> {
+    return planHashOf(catalog ?? (await this.catalog()), reference);
+  }
+
   /** The runbooks alone, as planRun and the graph want them. */
   async runbookMap(): Promise<Map<string, Runbook>> {
     return new Map([...(await this.catalog())].map(([ref, entry]) => [ref, entry.runbook]));
@@ -183,6 +215,10 @@ export class RunbookService {
     if (fixed.length > 0 && !(await this.saved.isAdmin(userId))) {
       return fixedNotAllowed(fixed);
     }
+    // An approval step's user group, DMs and channel (and an input step's group) make the bot mention,
+    // message and post where the runbook says, in the starter's run: only admins (who write countersign.yml) may aim them.
+    const aimed = notifyingFields(runbook);
+    if (aimed.length > 0 && !(await this.saved.isAdmin(userId))) return notifyNotAllowed(aimed);
     const problems: string[] = [];
     for (const [g, group] of runbook.steps.entries()) {
       for (const [p, step] of group.entries()) {
@@ -250,10 +286,13 @@ export class RunbookService {
     const catalog = await this.catalog();
     const entry = catalog.get(reference);
     if (!entry) return this.unknown(reference);
-    if (input.expectedHash !== undefined && input.expectedHash !== entry.hash) {
+    const planHash = planHashOf(catalog, reference) ?? entry.hash;
+    // The catalog read here is the one the run is planned from: what the hash names is what runs.
+    if (input.expectedHash !== undefined && input.expectedHash !== planHash) {
+      const what = entry.runbook.dependsOn.length > 0 ? `The runbook ${reference} or a runbook it depends on` : `The runbook ${reference}`;
       return refuse(
         'runbook_changed',
-        `The runbook ${reference} changed since this form opened (it is now version ${shortHash(entry.hash)}): close the form and start it again to see the new version.`,
+        `${what} changed since this form opened (it is now version ${shortHash(planHash)}): close the form and start it again to see the new version.`,
       );
     }
     if (entry.kind === 'recipe' && entry.recipe && input.asRun !== true) {
@@ -390,6 +429,31 @@ export class RunbookService {
   private unknown(reference: string) {
     return refuse('unknown_runbook', `There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows them.`);
   }
+}
+
+/** The fields only an admin may import: `steps[0].approval.usergroup`, `.dm`, `.channel`, `steps[1].input.from.usergroup`. */
+function notifyingFields(runbook: Runbook): string[] {
+  const fields: string[] = [];
+  for (const [g, group] of runbook.steps.entries()) {
+    for (const [p, step] of group.entries()) {
+      const at = `steps[${g}]${group.length > 1 ? `[${p}]` : ''}`;
+      if (step.kind === 'approval') {
+        if (step.approval.usergroup !== null) fields.push(`${at}.approval.usergroup`);
+        if (step.approval.dm) fields.push(`${at}.approval.dm`);
+        if (step.approval.channel !== null) fields.push(`${at}.approval.channel`);
+      } else if (step.kind === 'input' && step.input.from?.usergroup) {
+        fields.push(`${at}.input.from.usergroup`);
+      }
+    }
+  }
+  return fields;
+}
+
+export function notifyNotAllowed(fields: readonly string[]) {
+  return refuse(
+    'notify_not_allowed',
+    `Only the countersign admins may import an approval step with a usergroup, \`dm: true\` or a channel, or an input step \`from\` a usergroup (${fields.map((f) => `\`${f}\``).join(', ')}): they make countersign mention a group, DM people and post where the runbook says. Name the people in \`users\` and leave these out (an approval request then goes to the run card's channel, or the review channel), or ask an admin.`,
+  );
 }
 
 function peopleFile(p: People): Record<string, unknown> {

@@ -3,8 +3,8 @@
  * one-step runbook). Opened as a loading view within the trigger's 3 s and filled in with
  * views.update; on submit the values go to RunbookService.start exactly as the API's do
  * (validated there: options, patterns, required), with a manual trigger, the channel the form
- * was asked for in, and the version hash the form showed: a submit after the runbook changed is
- * refused, and so are bad values, each on its field (`response_action: errors`). A recipe starts
+ * was asked for in, and the plan hash the form showed (the runbook and the runbooks it depends
+ * on): a submit after any of them changed is refused, and so are bad values, each on its field (`response_action: errors`). A recipe starts
  * a task (its card is its run's card); any other runbook starts a run.
  */
 import type { App, BlockButtonAction, ViewOutput } from '@slack/bolt';
@@ -67,7 +67,9 @@ async function formFor(deps: RunbookFormDeps, reference: string, metadata: Runbo
         .map((ref) => runbooks.get(ref))
         .filter((r): r is Runbook => r !== undefined)
     : [];
-  return renderRunbookModal(entry.runbook, { ...metadata, reference, hash: entry.hash }, dependencies);
+  // The plan hash: a dependency replaced while the form is open is refused at submit, like the runbook itself.
+  const hash = (await deps.runbooks.planHash(reference, catalog)) ?? entry.hash;
+  return renderRunbookModal(entry.runbook, { ...metadata, reference, hash }, dependencies);
 }
 
 type Submission = { ok: true; started: Extract<RunbookStartOutcome, { ok: true }> } | { ok: false; errors: Record<string, string> };
@@ -88,7 +90,7 @@ export async function submitRunbookForm(deps: RunbookFormDeps, userId: string, v
     // A double submit of one form starts one run.
     sourceKey: `slack-view:${view.id}`,
     channelId: metadata.channel ?? null,
-    // The version the form showed: a runbook changed since is not started under the starter's name.
+    // The plan version the form showed: a runbook or dependency changed since is not started under the starter's name.
     expectedHash: metadata.hash ?? '',
   });
   if (started.ok) return { ok: true, started };

@@ -18,6 +18,15 @@ type InputPlanned = Extract<PlannedStep, { kind: 'input' }>;
 
 const stepValue = (run: Run, step: RunStep) => `${run.id}:${step.stepId}`;
 
+/** A `dm: true` approval step DMs at most this many approvers (its users first, then its group's members). */
+export const MAX_STEP_DMS = 25;
+
+/** Who of an approval step's approvers get a DM, and how many were left out by the cap. */
+export function approvalDmRecipients(approvers: readonly string[], creator: string): { recipients: string[]; leftOut: number } {
+  const all = [...new Set(approvers)].filter((user) => user !== creator);
+  return { recipients: all.slice(0, MAX_STEP_DMS), leftOut: Math.max(0, all.length - MAX_STEP_DMS) };
+}
+
 /** Who an approval step names: its users and its user group. */
 export function approversText(planned: ApprovalPlanned, max = 20): string {
   const a = planned.approval;
@@ -47,6 +56,11 @@ export function renderApprovalRequest(view: RunView, step: RunStep, planned: App
   blocks.push(section(clip(`${approvals}/${planned.approval.approvals} approvals${lines.length > 0 ? `\n${lines.join('\n')}` : ''}`, 3000)));
   if (step.phase === 'paused') {
     if (step.timeoutAt) blocks.push(context(`Fails unless decided by ${slackDate(step.timeoutAt)}.`));
+    // The DMs are capped: say so wherever the cap may cut (a group's size is only known when sending).
+    if (planned.approval.dm && (planned.approval.users.length > MAX_STEP_DMS || planned.approval.usergroup !== null))
+      blocks.push(
+        context(`At most ${MAX_STEP_DMS} approvers get a DM (the users named first, then the group's members); everyone named can still decide here.`),
+      );
     blocks.push(
       actions(`run_${run.id}_step_${step.id}`, [
         button(RUN_ACTION.stepApprove, 'Approve', stepValue(run, step), 'primary'),

@@ -3,7 +3,8 @@
  * runs (the runbooks it depends on first, then its own steps: kind, target, the first lines of
  * each script or request) and its version hash, one field per `options` / `input` argument
  * (argumentFields.ts), and an optional message. Fixed arguments are never shown, only counted.
- * The form carries the hash it showed: a submit after the runbook changed is refused. Opened as a
+ * The form carries the hash it showed (the plan hash, over the runbook and its dependencies): a
+ * submit after any of them changed is refused. Opened as a
  * loading view (Slack's trigger expires in 3 s) and filled in with views.update. At most 100
  * blocks (Slack's limit for a view), however many steps and arguments.
  */
@@ -21,7 +22,7 @@ export const RUNBOOK_VALUE = ARG_VALUE;
 export interface RunbookFormMetadata {
   reference: string;
   channel: string | null;
-  /** The runbook version the form shows (64 hex); set once the runbook is read. */
+  /** The plan version the form shows (64 hex): the runbook's hash, or with dependsOn the plan hash over them all. */
   hash?: string;
 }
 
@@ -71,7 +72,7 @@ export function renderRunbookModal(runbook: Runbook, metadata: RunbookFormMetada
   const hidden = steps.length - shown.reduce((n, p) => n + p.count, 0);
   blocks.push(
     context(
-      `${stepCount} step${stepCount === 1 ? '' : 's'} · runbook version \`${shortHash(metadata.hash)}\`${hidden > 0 ? ` · ${hidden} more steps not shown` : ''} · \`/task runbook show ${safeText(runbook.reference, 64)}\` shows every step, \`/task runbook export\` the whole definition. Reviewers see the same content.`,
+      `${stepCount} step${stepCount === 1 ? '' : 's'} · ${dependencies.length > 0 ? 'plan version (with what runs first)' : 'runbook version'} \`${shortHash(metadata.hash)}\`${hidden > 0 ? ` · ${hidden} more steps not shown` : ''} · \`/task runbook show ${safeText(runbook.reference, 64)}\` shows every step, \`/task runbook export\` the whole definition. Reviewers see the same content.`,
     ),
   );
   if (fixed > 0) blocks.push(context(`${fixed} fixed argument${fixed > 1 ? 's are' : ' is'} set by the runbook.`));

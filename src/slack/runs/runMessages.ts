@@ -32,7 +32,7 @@ import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type
 import { safePermalink } from '../render/reviewRequest.js';
 import { renderRunCard } from '../render/runCard.js';
 import { planText, renderRunReviewDm, renderRunReviewRequest } from '../render/runReviewRequest.js';
-import { renderApprovalDm, renderApprovalRequest, renderHttpLog, renderInputPrompt } from '../render/runStepRequest.js';
+import { approvalDmRecipients, renderApprovalDm, renderApprovalRequest, renderHttpLog, renderInputPrompt } from '../render/runStepRequest.js';
 import { postWholeScript } from '../wholeScript.js';
 
 export interface RunSyncReport {
@@ -268,7 +268,8 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     const members = planned.approval.usergroup && this.options.reviewers ? await this.options.reviewers.members(planned.approval.usergroup) : [];
     // Members Slack could not list now get theirs once it can: try again later.
     if (members === null) attempt.retry = true;
-    const recipients = [...new Set([...planned.approval.users, ...(members ?? [])])].filter((user) => user !== run.creator);
+    // Capped (MAX_STEP_DMS): one step cannot make the bot DM a whole workspace; the request says so.
+    const { recipients } = approvalDmRecipients([...planned.approval.users, ...(members ?? [])], run.creator);
     const allSent = await sendDms(
       this.db,
       this.gateway,
