@@ -74,10 +74,15 @@ export async function logsAnswer(deps: CommandDeps, taskId: number, userId: stri
   return renderLogsAnswer(view.task, log, deps.logUrl(taskId), { partial: more, totalBytes: execution.outputBytes });
 }
 
+/** May `userId` see the task? False for a task that does not exist, too: the two look alike. */
+export async function mayReadTask(deps: Pick<CommandDeps, 'db' | 'access'>, taskId: number, userId: string): Promise<boolean> {
+  const task = await getTask(deps.db, taskId);
+  return task !== null && task !== undefined && (await deps.access.maySee(userId, taskSubject(task)));
+}
+
 export async function killAnswer(deps: CommandDeps, taskId: number, userId: string): Promise<Answer> {
   // Who may kill may see; anybody else learns nothing, not even that the task exists.
-  const task = await getTask(deps.db, taskId);
-  if (!task || !(await deps.access.maySee(userId, taskSubject(task)))) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
+  if (!(await mayReadTask(deps, taskId, userId))) return { text: `:warning: There is no task ${taskRef(taskId)}.` };
   const result = await deps.service.kill(taskId, userId);
   if (!result.ok) return { text: `:warning: ${result.message}` };
   return { text: result.stopping ? `:octagonal_sign: Stopping ${taskRef(taskId)}…` : `:octagonal_sign: Killed ${taskRef(taskId)} before it started.` };

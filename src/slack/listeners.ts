@@ -13,7 +13,7 @@ import { handleRunbookCommand } from './runbookCommands.js';
 import { ACK_BUDGET_MS, answerWithin, OUR_FAULT, settle, sleep } from './answerWithin.js';
 import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
-import { killAnswer, listAnswer, logsAnswer, showAnswer, targetsAnswer, type CommandDeps } from './commands.js';
+import { killAnswer, listAnswer, mayReadTask, logsAnswer, showAnswer, targetsAnswer, type CommandDeps } from './commands.js';
 import type { HomePublisher } from './home.js';
 import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, TASK_MODAL_CALLBACK } from './render/blocks.js';
 import { renderRejectModal } from './render/rejectModal.js';
@@ -154,6 +154,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       const fromHome = body.view?.type === 'home';
       const answer: Reply = fromHome && home ? (message) => home.publish(body.user.id, message.text ?? '') : respond;
       try {
+        // A button (or a forged value) naming a task the user may not see: the answer a task that
+        // does not exist gets, naming nobody (no author, no review groups).
+        if (!(await mayReadTask(commands, taskId, body.user.id))) return void (await tell(answer, `:warning: There is no task ${taskRef(taskId)}.`));
         await handle(taskId, body.user.id, body, answer, drawnWith);
       } catch (error) {
         log.error({ err: error, taskId, user: body.user.id, action: actionId }, 'a button failed');

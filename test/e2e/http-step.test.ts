@@ -553,9 +553,9 @@ describe('the pure half drives the executor', () => {
     expect(scriptValues).toEqual({
       ok: true,
       arguments: [
-        { name: 'ENV', value: 'prod' },
-        { name: 'METHOD', value: 'POST' },
-        { name: 'STATUS', value: '200' },
+        { name: 'ENV', value: 'prod', fixed: false },
+        { name: 'METHOD', value: 'POST', fixed: false },
+        { name: 'STATUS', value: '200', fixed: false },
       ],
     });
   });

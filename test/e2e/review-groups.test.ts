@@ -120,8 +120,10 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
     await h.click(request, ACTION.approve, AUTHOR);
     await h.click(request, ACTION.approve, MALLORY);
     const refusals = await refusalsAfter(seen, 2);
-    expect(refusals[0]).toMatch(/You wrote #\d+, so you cannot review it/);
-    expect(refusals[1]).toMatch(/Only members of \*sre\*, \*dba\* can review/);
+    // Each click is answered when its own check is done: the answers may cross.
+    expect(refusals.some((text) => /You wrote #\d+, so you cannot review it/.test(text))).toBe(true);
+    // MALLORY may not see the task (no group, not in its channel): told it does not exist, groups unnamed.
+    expect(refusals.some((text) => /There is no task #\d+\./.test(text))).toBe(true);
     expect(await h.count('reviews', { task_id: id })).toBe(0);
 
     // BOB is only in the Slack user group: his approval counts for sre, not for dba.
