@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
+import { sseEvents } from '../support/sse.js';
 
 describe('HTTP API', () => {
   let h: Harness;
@@ -231,18 +232,8 @@ describe('HTTP API', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const events: Array<{ event: string; data: { text?: string; status?: string }; at: number }> = [];
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for await (const part of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(part, { stream: true });
-      let end: number;
-      while ((end = buffered.indexOf('\n\n')) !== -1) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data) events.push({ event, data: JSON.parse(data), at: Date.now() });
-      }
+    for await (const { event, data } of sseEvents(response.body)) {
+      if (data) events.push({ event, data: JSON.parse(data), at: Date.now() });
     }
     const output = events.filter((e) => e.event === 'output');
     expect(output.map((e) => e.data.text).join('')).toBe('one\ntwo\nthree\n');

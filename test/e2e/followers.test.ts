@@ -10,6 +10,7 @@ import { createApiToken } from '../../src/store/apiTokens.js';
 import { createDb } from '../../src/store/db.js';
 import { ALICE, AUTHOR, BOB, Harness } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
+import { sseEvents } from '../support/sse.js';
 
 interface SseEvent {
   event: string;
@@ -32,22 +33,8 @@ async function follow(url: string, headers: Record<string, string>): Promise<Fol
   const events: SseEvent[] = [];
   if (response.status !== 200) return { status: response.status, body: await response.text(), events, done: Promise.resolve(), close: () => undefined };
   const done = (async () => {
-    const decoder = new TextDecoder();
-    let buffered = '';
-    try {
-      for await (const part of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(part, { stream: true });
-        let end: number;
-        while ((end = buffered.indexOf('\n\n')) !== -1) {
-          const block = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown>, at: Date.now() });
-        }
-      }
-    } catch {
-      // hung up
+    for await (const { event, data } of sseEvents(response.body)) {
+      if (data) events.push({ event, data: JSON.parse(data) as Record<string, unknown>, at: Date.now() });
     }
   })();
   return { status: 200, body: '', events, done, close: () => abort.abort() };

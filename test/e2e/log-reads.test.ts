@@ -19,6 +19,7 @@ import { latestExecution } from '../../src/store/executions.js';
 import { ensureLinkKeys, revokeLinkKey } from '../../src/store/linkKeys.js';
 import { ApiClient } from '../support/apiClient.js';
 import { AUTHOR, Harness } from '../support/harness.js';
+import { sseEvents } from '../support/sse.js';
 import { waitFor } from '../support/waitFor.js';
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -30,23 +31,7 @@ async function openStream(url: string, headers: Record<string, string> = {}) {
   const events: Array<{ event: string; data: string }> = [];
   const done = (async () => {
     if (response.status !== 200) return;
-    const decoder = new TextDecoder();
-    let buffered = '';
-    try {
-      for await (const part of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(part, { stream: true });
-        let end: number;
-        while ((end = buffered.indexOf('\n\n')) !== -1) {
-          const block = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data !== undefined) events.push({ event, data });
-        }
-      }
-    } catch {
-      // hung up
-    }
+    for await (const event of sseEvents(response.body)) events.push(event);
   })();
   return { status: response.status, events, done, close: () => abort.abort() };
 }
