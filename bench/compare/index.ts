@@ -151,7 +151,7 @@ interface ProbeStats {
 }
 
 type AppChild = Child<{ url: string }>;
-function startCountersign(slack: FakeSlack | null): Promise<AppChild> {
+function startCountersign(slack: Pick<FakeSlack, 'url'> | null): Promise<AppChild> {
   return startChild('app.mjs', {
     databaseUrl,
     configPath,
@@ -294,7 +294,9 @@ async function pairedSeries(
 
 async function benchAcks(): Promise<void> {
   section('acknowledgements: countersign vs a bare Bolt app (same version, ExpressReceiver, same signed requests)');
-  const app = await startCountersign(fastSlack);
+  // The fake Slack countersign posts to runs in its own process here: see children/fakeSlack.ts.
+  const slack = await startChild<{ url: string }>('fakeSlack.ts', { token: BOT_TOKEN });
+  const app = await startCountersign(slack.ready);
   const bare = await startChild<{ url: string }>('bareBolt.ts', { signingSecret: SIGNING_SECRET });
   const ours = new SlackDriver({ appUrl: app.ready.url, signingSecret: SIGNING_SECRET, fake: fastSlack });
   const floor = new SlackDriver({ appUrl: bare.ready.url, signingSecret: SIGNING_SECRET, fake: fastSlack });
@@ -328,6 +330,7 @@ async function benchAcks(): Promise<void> {
   }
   await bare.stop();
   await app.stop();
+  await slack.stop();
 }
 
 // ---------------------------------------------------------------- 2. Run -> remote start
