@@ -14,7 +14,8 @@
  * - Redirects are followed by hand, at most `maxRedirects` (default 5), each hop checked as
  *   above. 303 (and 301/302 after a POST) turn into a GET without body, as browsers do; 307/308
  *   keep method and body. A hop to another origin drops Authorization, Cookie and every header
- *   whose value came from a secret: a secret is sent only where the runbook sent it.
+ *   whose value came from a secret, and is refused when it would carry a body holding a secret:
+ *   a secret is sent only where the runbook sent it.
  * - Bounded: one deadline (the step's timeout) covers DNS, connecting, every hop and the body;
  *   the body is decoded (gzip, deflate, br) and kept up to `maxBodyBytes` decoded bytes
  *   (default 1 MiB), then the transfer is cut: a compression bomb costs at most that much.
@@ -221,6 +222,10 @@ export async function runHttpStep(request: HttpRequestSpec, options: HttpStepOpt
           body = null;
           headers = headers.filter(([name]) => name.toLowerCase() !== 'content-type');
         }
+        // A 307/308 (and a 301/302 after anything but a POST) keeps the body: one holding a
+        // secret goes no further than the origin the runbook sent it to.
+        if (body !== null && request.secretBody && next.origin !== url.origin)
+          throw new Refused(`the ${status} redirect to ${next.origin} would carry the request body, which holds a secret, to another origin`);
         url = next;
         log.push(`${method} ${url.href}`);
         continue;

@@ -188,6 +188,7 @@ function request(url: string, extra: Partial<HttpRequestSpec> = {}): HttpRequest
     successStatus: null,
     successPattern: null,
     secretHeaders: [],
+    secretBody: false,
     ...extra,
   };
 }
@@ -493,6 +494,55 @@ describe('runHttpStep: secrets', () => {
     expect(received.authorization).toBeUndefined();
     expect(received['x-token']).toBeUndefined();
     expect(received.cookie).toBeUndefined();
+  });
+});
+
+describe('runHttpStep: a body holding a secret stays with its origin', () => {
+  const FIRST_IP = '127.0.0.4';
+  const SECOND_IP = '127.0.0.5';
+  let firstPort = 0;
+  let secondPort = 0;
+  const secondHits: Array<{ method: string | undefined; url: string | undefined; body: string }> = [];
+
+  beforeAll(async () => {
+    secondPort = await listen(
+      http.createServer(async (req, res) => {
+        secondHits.push({ method: req.method, url: req.url, body: await readAll(req) });
+        json(res, 200, { ok: true });
+      }),
+      SECOND_IP,
+    );
+    // Every request is answered 307 to the second server, which keeps method and body.
+    firstPort = await listen(
+      http.createServer(async (req, res) => {
+        await readAll(req);
+        res.writeHead(307, { location: `http://${SECOND_IP}:${secondPort}/collect` });
+        res.end();
+      }),
+      FIRST_IP,
+    );
+  });
+
+  it('refuses a cross-origin 307 that would carry a body holding a secret; a body without one is followed', async () => {
+    // Both servers are allowed: only the secret in the body stops the hop.
+    const allow = allowOf([FIRST_IP, SECOND_IP]);
+    const body = JSON.stringify({ token: SECRET, note: 'plain' });
+    const refused = await runHttpStep(request(`http://${FIRST_IP}:${firstPort}/register`, { method: 'POST', body, secretBody: true }), {
+      allow,
+      maskValues: [SECRET],
+    });
+    expect(refused.phase).toBe('failed');
+    expect(refused.failureMessage).toBe(
+      `refused: the 307 redirect to http://${SECOND_IP}:${secondPort} would carry the request body, which holds a secret, to another origin`,
+    );
+    expect(refused.hops).toEqual([{ method: 'POST', url: `http://${FIRST_IP}:${firstPort}/register`, status: 307 }]);
+    expect(refused.output).toContain(`countersign: ${refused.failureMessage}`);
+    expect(secondHits).toEqual([]);
+
+    // The second server is reachable: the same redirect with a body holding no secret is followed.
+    const plain = await runHttpStep(request(`http://${FIRST_IP}:${firstPort}/register`, { method: 'POST', body: '{"note":"plain"}' }), { allow });
+    expect(plain.phase).toBe('succeeded');
+    expect(secondHits).toEqual([{ method: 'POST', url: '/collect', body: '{"note":"plain"}' }]);
   });
 });
 

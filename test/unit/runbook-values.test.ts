@@ -136,6 +136,7 @@ describe('resolveHttpStep', () => {
       { name: 'X-Ticket', value: 'INC-1/../../admin?x=1#frag' },
     ]);
     expect(request.secretHeaders).toEqual(['Authorization']);
+    expect(request.secretBody).toBe(false);
     expect(JSON.parse(request.body!)).toEqual({
       ticket: 'INC-1/../../admin?x=1#frag',
       status: 503,
@@ -203,6 +204,18 @@ describe('resolveHttpStep', () => {
       ok: false,
       error: 'headers.Authorization: secrets.API_TOKEN: the target has no such secret',
     });
+  });
+
+  it('marks a body that holds a secret, so a redirect cannot carry it to another origin', () => {
+    // The definition allows secrets only in headers; this body gets one past that check.
+    const plan = planOf(RUNBOOK);
+    const call = stepOf(plan, 'call');
+    if (call.kind !== 'http') throw new Error('call is an http step');
+    const withSecret = { ...call, http: { ...call.http, body: { nested: ['token=${{ secrets.API_TOKEN }}'] } } };
+    const resolved = resolveHttpStep(withSecret, values(plan, DONE), SECRETS);
+    if (!resolved.ok) throw new Error(resolved.error);
+    expect(resolved.request.body).toBe('{"nested":["token=tok-123456"]}');
+    expect(resolved.request.secretBody).toBe(true);
   });
 
   it('never fills a secret into a step that names no target', () => {

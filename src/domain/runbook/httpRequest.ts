@@ -48,6 +48,8 @@ export interface HttpRequestSpec {
   successPattern: string | null;
   /** Headers whose value came from a secret: never sent on to another origin by a redirect. */
   secretHeaders: readonly string[];
+  /** The body holds a secret's value: a redirect that would carry the body to another origin is refused. */
+  secretBody: boolean;
 }
 
 export const MAX_URL_LENGTH = 8192;

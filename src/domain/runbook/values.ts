@@ -216,8 +216,12 @@ export function resolveHttpStep(
   }
 
   let body: string | null = null;
+  let secretBody = false;
   if (http.body !== undefined) {
-    const filled = fillJson(http.body, answer);
+    const filled = fillJson(http.body, (ref) => {
+      if (ref.kind === 'secret') secretBody = true;
+      return answer(ref);
+    });
     if (!filled.ok) return { ok: false, error: `body: ${filled.error}` };
     body = JSON.stringify(filled.value);
     if (Buffer.byteLength(body, 'utf8') > MAX_RESOLVED_BODY_BYTES)
@@ -236,6 +240,7 @@ export function resolveHttpStep(
       successStatus: http.successStatus,
       successPattern: http.successPattern,
       secretHeaders,
+      secretBody,
     },
     maskValues: [...mask],
   };
