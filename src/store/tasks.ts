@@ -19,7 +19,7 @@ import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { CONTENT_KEY, contentKey } from './contentKey.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
-import { CHANNEL_READY, notify } from './notify.js';
+import { CHANNEL_READY } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
 import { transitionRunStep } from './runs.js';
 
@@ -199,17 +199,15 @@ export async function transitionTask(db: Queryable, change: Transition): Promise
   return (await transitionTaskAlong(db, change, null)).task;
 }
 
-/** transitionTask to an end: a transaction that moves a run's step with its task. */
+/** transitionTask to an end (only ever called with a terminal `to`): a transaction that moves a run's step with its task. */
 async function endTask(db: Queryable, change: Transition): Promise<Task | null> {
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   return inTransaction(db, async (trx) => {
     // A run's step ends with its task: its run's row first, the lock order every run change keeps
-    // (src/store/runs.ts). Other transitions (the runner's claim) leave the run alone.
-    if (isTerminal(change.to)) {
-      const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
-      if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
-    }
+    // (src/store/runs.ts).
+    const link = await trx<TaskRow>('tasks').where({ id: change.taskId }).first('run_id');
+    if (link?.run_id) await trx('runs').where({ id: link.run_id }).forUpdate().first('id');
     const current = await trx<TaskRow>('tasks').where({ id: change.taskId }).forUpdate().first('status');
     if (!current || !allowedFrom.includes(current.status)) return null;
     const [row] = await trx<TaskRow>('tasks')
@@ -230,10 +228,8 @@ async function endTask(db: Queryable, change: Transition): Promise<Task | null> 
       actor: change.actor,
       data: { from: current.status, ...change.data },
     });
-    // Every process's runner hears of a ready task at commit, not at its next poll.
-    if (change.to === 'ready') await notify(trx, CHANNEL_READY, String(change.taskId));
     // A run's script step ends with its task, in the same transaction: the run never waits on a lost update.
-    if (row.run_step_id && isTerminal(change.to)) {
+    if (row.run_step_id) {
       const outputs = row.outputs as { outputs?: Record<string, string> } | null | undefined;
       await transitionRunStep(trx, {
         stepId: row.run_step_id,
