@@ -58,7 +58,6 @@ export class Advancer {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private accepting = false;
-  private key: Promise<string> | null = null;
   /** Which http steps' owners are gone: the runner sweeper's rule (a free lock past the reconnect grace). */
   private readonly judge: LostRunnerJudge;
   /** Some target's reviews expire: pending run reviews are swept on each poll. */
@@ -142,7 +141,7 @@ export class Advancer {
     const readyTasks: number[] = [];
     const woken = new Set<number>();
     let changed = false;
-    const fixedValueKey = await this.contentKey();
+    const fixedValueKey = await contentKey(this.db);
     await this.db.transaction(async (trx) => {
       for (let pass = 0; pass < 20; pass++) {
         const run = await lockRun(trx, runId);
@@ -295,14 +294,6 @@ export class Advancer {
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost http steps failed');
     }
-  }
-
-  private contentKey(): Promise<string> {
-    this.key ??= contentKey(this.db).catch((error: unknown) => {
-      this.key = null;
-      throw error;
-    });
-    return this.key;
   }
 }
 

@@ -65,7 +65,6 @@ export interface RecipeEntry {
 export const recipeSubject = (name: string): string => `recipe:${name}`;
 
 export class RecipeService {
-  private key: Promise<string> | null = null;
   private readonly saved: SavedDefinitions;
 
   constructor(
@@ -141,7 +140,7 @@ export class RecipeService {
       return fixedNotAllowed(fixed);
     }
     const definition = recipeDefinition(recipe);
-    const hash = recipeContentHash(definition, await this.contentKey());
+    const hash = recipeContentHash(definition, await contentKey(this.db));
     const existing = await this.saved.row(recipe.name);
     if (existing && !parseRecipeJson(existing.definition).ok) {
       return refuse(
@@ -207,15 +206,7 @@ export class RecipeService {
 
   /** The hash of a recipe's definition (the same for a config recipe and its import). */
   async hashOf(recipe: Recipe): Promise<string> {
-    return recipeContentHash(recipeDefinition(recipe), await this.contentKey());
-  }
-
-  private contentKey(): Promise<string> {
-    this.key ??= contentKey(this.db).catch((error: unknown) => {
-      this.key = null;
-      throw error;
-    });
-    return this.key;
+    return recipeContentHash(recipeDefinition(recipe), await contentKey(this.db));
   }
 
   private async configEntry(recipe: Recipe): Promise<RecipeEntry> {

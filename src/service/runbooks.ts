@@ -124,7 +124,6 @@ function triggerWord(trigger: RunTrigger): 'manual' | 'schedule' | 'webhook' | n
 }
 
 export class RunbookService {
-  private key: Promise<string> | null = null;
   private readonly saved: SavedDefinitions;
 
   constructor(
@@ -249,7 +248,7 @@ export class RunbookService {
     );
     if (problems.length > 0) return refuse('invalid_runbook', `The runbook is not valid:\n${problems.map((p) => `• ${escapeSlackText(p)}`).join('\n')}`);
     const definition = runbookDefinition(runbook);
-    const hash = runbookContentHash(definition, await this.contentKey());
+    const hash = runbookContentHash(definition, await contentKey(this.db));
     const outcome = await this.saved.save({
       kind: 'runbook',
       reference: runbook.reference,
@@ -386,7 +385,7 @@ export class RunbookService {
   private async configEntry(runbook: Runbook): Promise<RunbookEntry> {
     return {
       runbook,
-      hash: runbookContentHash(runbookDefinition(runbook), await this.contentKey()),
+      hash: runbookContentHash(runbookDefinition(runbook), await contentKey(this.db)),
       kind: 'runbook',
       source: 'config',
       owner: null,
@@ -416,14 +415,6 @@ export class RunbookService {
       editors: row.editors ?? null,
       recipe,
     };
-  }
-
-  private contentKey(): Promise<string> {
-    this.key ??= contentKey(this.db).catch((error: unknown) => {
-      this.key = null;
-      throw error;
-    });
-    return this.key;
   }
 
   private unknown(reference: string) {

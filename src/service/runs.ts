@@ -104,8 +104,6 @@ const reviewedRun = (run: Run): Reviewed => ({
 });
 
 export class RunService {
-  private key: Promise<string> | null = null;
-
   constructor(
     private readonly db: Db,
     private readonly config: Config,
@@ -153,7 +151,7 @@ export class RunService {
    */
   /** The pinned plan of a start (dependencies, arguments, content version), or why it cannot be planned. */
   async plan(runbooks: ReadonlyMap<string, Runbook>, reference: string, values: Readonly<Record<string, unknown>>) {
-    return planRun(runbooks, reference, values, { fixedValueKey: await this.contentKey(), targets: this.config.targets });
+    return planRun(runbooks, reference, values, { fixedValueKey: await contentKey(this.db), targets: this.config.targets });
   }
 
   async start(input: StartRunInput): Promise<StartRunOutcome> {
@@ -633,14 +631,6 @@ export class RunService {
 
   private wrongStatus(run: Run, what: string) {
     return refuse('wrong_status', `${runRef(run.id)} is ${STATUS_WORDS[run.status]}, so it cannot ${what} now.`);
-  }
-
-  private contentKey(): Promise<string> {
-    this.key ??= contentKey(this.db).catch((error: unknown) => {
-      this.key = null;
-      throw error;
-    });
-    return this.key;
   }
 
   private changed(run: Run): void {

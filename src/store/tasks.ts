@@ -16,7 +16,7 @@ const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = {
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
-import { CONTENT_KEY, contentKey } from './contentKey.js';
+import { contentKey } from './contentKey.js';
 import { inTransaction, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY } from './notify.js';
@@ -64,7 +64,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
   const recipe = task.recipe ?? null;
   const version = contentVersion(
     { target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe },
-    await cachedContentKey(db),
+    await contentKey(db),
   );
   const insert = db<TaskRow>('tasks')
     .insert({
@@ -110,23 +110,6 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
   const existing = await db<TaskRow>('tasks').where({ source_key: task.sourceKey }).first();
   if (!existing) throw new Error(`task with source_key ${task.sourceKey} vanished after a conflict`);
   return { task: toTask(existing), created: false };
-}
-
-/**
- * The content key, read once per database: it is made once and never changes (contentKey.ts),
- * and reading it on every insert was a round trip on the path of every `/task run` ack.
- * Migration 008 makes it; one made here on first use is kept only once it is read back later
- * (the transaction that made it could still roll back).
- */
-const contentKeys = new Map<string, string>();
-async function cachedContentKey(db: Queryable): Promise<string> {
-  const database = JSON.stringify((db as { client?: { config?: { connection?: unknown } } }).client?.config?.connection ?? null);
-  const cached = contentKeys.get(database);
-  if (cached !== undefined) return cached;
-  const row = await db('settings').where({ key: CONTENT_KEY }).first('value');
-  if (!row) return contentKey(db);
-  contentKeys.set(database, row.value as string);
-  return row.value as string;
 }
 
 export async function getTask(db: Queryable, id: number): Promise<Task | null> {
