@@ -45,7 +45,7 @@ import { recordDecision, type Reviewed } from './reviewDecisions.js';
 import { getRun, insertRun, insertStepDecision, lockRun, requestRunStop, stepDecisions, stepsOfRun, transitionRun, transitionRunStep } from '../store/runs.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
-import { Reviewers } from './reviewers.js';
+import { Reviewers, type ResolvedPolicy } from './reviewers.js';
 import type { Viewer } from './access.js';
 import { scanVisible, type Page } from './taskQueries.js';
 
@@ -118,8 +118,13 @@ export class RunService {
 
   /** The run's review policy with its user groups' members in place. */
   async resolvedPolicy(run: Pick<Run, 'plan'> | { targets: readonly string[] }): Promise<ReviewPolicy | null> {
+    return (await this.resolvePolicy(run))?.policy ?? null;
+  }
+
+  /** As resolvedPolicy, with the user groups whose members Slack could not list (`unknown`). */
+  async resolvePolicy(run: Pick<Run, 'plan'> | { targets: readonly string[] }): Promise<ResolvedPolicy | null> {
     const policy = this.policyOf(run);
-    return policy ? (await this.reviewers.resolve(policy)).policy : null;
+    return policy ? this.reviewers.resolve(policy) : null;
   }
 
   get(runId: number): Promise<Run | null> {

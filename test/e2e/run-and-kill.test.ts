@@ -118,6 +118,12 @@ describe('running and killing tasks over SSH', () => {
     await h.click(card, ACTION.kill, MALLORY);
     await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'kill refusal');
     expect(h.responsesSince(seen)[0]).toMatch(/There is no task #\d+\./); // MALLORY may not see it: nothing named
+    // ALICE may see it (she is in the card's channel) but is neither its author nor a reviewer
+    // (sandbox has no review): she is told who may kill it.
+    const seenAlice = h.fake.responses.length;
+    await h.click(card, ACTION.kill, ALICE);
+    await h.fake.waitFor(() => h.fake.responses.length > seenAlice || undefined, 5000, "ALICE's kill refusal");
+    expect(h.responsesSince(seenAlice)[0]).toMatch(/Only its author can kill #\d+\./);
     expect((await h.task(id))?.status).toBe('running');
     expect(isProcessAlive(child)).toBe(true);
 

@@ -202,7 +202,11 @@ describe('run review integrity (review 11: F1, F2)', () => {
     expect(content).toContain('token = •••');
     expect(content).not.toContain(SECRET);
     // The card in the tasks channel shows no fixed value either.
-    const card = h.fake.messages(TASKS_CHANNEL).find((m) => !m.thread_ts && blocksText(m).includes(`*Run ${run.id}* of runbook`));
-    expect(card ? blocksText(card) : '').not.toContain(SECRET);
+    const card = await h.fake.waitFor(
+      () => h.fake.messages(TASKS_CHANNEL).find((m) => !m.thread_ts && blocksText(m).includes(`*Run ${run.id}* of runbook`)),
+      10_000,
+      "the run's card",
+    );
+    expect(blocksText(card)).not.toContain(SECRET);
   });
 });

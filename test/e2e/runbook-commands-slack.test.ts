@@ -357,7 +357,21 @@ describe('runbooks from Slack', () => {
     await openHome(BOB);
     await home(ALICE, 'showing the second review', (t) => t.includes(`run ${twice.run.id}*`));
     await home(BOB, 'showing the second review', (t) => t.includes(`run ${twice.run.id}*`));
-    expect(await h.app.runs.approve(twice.run.id, ALICE, twice.run.contentVersion)).toMatchObject({ ok: true });
+    // Alice clicks Approve on the review request, through Slack.
+    const twiceRequest = await h.fake.waitFor(
+      () => h.fake.messages(REVIEW_CHANNEL).find((m) => !m.thread_ts && blocksText(m).includes(`wants to start *run ${twice.run.id}*`)),
+      10_000,
+      'the review request of the twice-reviewed run',
+    );
+    await h.click(twiceRequest, RUN_ACTION.approve, ALICE);
+    await h.fake.waitFor(
+      () =>
+        h.fake
+          .messages(REVIEW_CHANNEL)
+          .find((m) => !m.thread_ts && blocksText(m).includes(`wants to start *run ${twice.run.id}*`) && blocksText(m).includes(`Approved by <@${ALICE}>`)),
+      10_000,
+      "Alice's approval on the review request",
+    );
     expect((await getRun(h.database.db, twice.run.id))?.status).toBe('pending-review');
     await home(ALICE, 'no longer asking her', (t) => !t.includes(`run ${twice.run.id}*`));
     await openHome(BOB);

@@ -102,6 +102,15 @@ describe('imported runbooks: approval steps and dependencies', () => {
       10_000,
       "the approval request in the card's channel",
     );
+    // The step marks its DMs done (none wanted), then count them: nothing to GENERAL, nobody DMed.
+    await waitFor(
+      async () => {
+        const row = await h.database.db('run_steps').where({ run_id: started.run.id, kind: 'approval' }).first('message_dms_sent');
+        return row?.message_dms_sent === true ? true : null;
+      },
+      20_000,
+      'the DMs done',
+    );
     expect(h.fake.messages(GENERAL)).toHaveLength(0);
     expect(dmsOf(ALICE).length + dmsOf(BOB).length).toBe(0);
 

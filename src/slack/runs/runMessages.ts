@@ -82,7 +82,8 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     const view = await this.runs.view(runId);
     if (!view) return done();
     const { run } = view;
-    const policy = await this.runs.resolvedPolicy(run);
+    const resolved = await this.runs.resolvePolicy(run);
+    const policy = resolved?.policy ?? null;
     const links = await readLinks(this.db, runId);
     const slot = (kind: 'card' | 'review'): MessageSlot => ({ table: 'runs', id: runId, kind });
     let cardTs = run.cardTs;
@@ -132,7 +133,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     for (const step of view.steps) await this.showStep(view, step, cardTs, links, attempt);
 
     const lookups = this.options.lookups;
-    if (lookups) await this.linkAndNotify(view, policy, links, lookups, cardTs, reviewTs, attempt);
+    if (lookups) await this.linkAndNotify(view, policy, resolved?.unknown ?? [], links, lookups, cardTs, reviewTs, attempt);
     return done();
   }
 
@@ -193,6 +194,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
   private async linkAndNotify(
     view: RunView,
     policy: ReviewPolicy | null,
+    unknownUsergroups: readonly string[],
     links: RunLinks,
     lookups: SlackLookups,
     cardTs: string | null,
@@ -241,7 +243,10 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         },
         attempt,
       );
-      if (allSent) await this.db('runs').where({ id: run.id }).update({ review_dms_sent: true });
+      // Members of a user group Slack could not list now get theirs once it can: the DMs are not done yet.
+      const membersUnknown = policy.groups.some((group) => group.dm && group.usergroup && unknownUsergroups.includes(group.usergroup));
+      if (membersUnknown) attempt.retry = true;
+      else if (allSent) await this.db('runs').where({ id: run.id }).update({ review_dms_sent: true });
     }
 
     for (const step of view.steps) await this.approvalDms(run, step, lookups, attempt);
