@@ -400,7 +400,15 @@ export class RunbookService {
     if (definition?.format === RUNBOOK_FORMAT) {
       const parsed = parseRunbookJson({ ...definition, ...(row.editors ? { editors: peopleFile(row.editors) } : {}) });
       return parsed.ok
-        ? { runbook: parsed.runbook, hash: row.content_hash, kind: 'runbook', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe: null }
+        ? {
+            runbook: { ...parsed.runbook, writtenBy: row.imported_by },
+            hash: row.content_hash,
+            kind: 'runbook',
+            source: 'imported',
+            owner: row.owner,
+            editors: row.editors ?? null,
+            recipe: null,
+          }
         : null;
     }
     if (definition?.format !== undefined && definition.format !== RECIPE_FORMAT) return null;
@@ -408,7 +416,7 @@ export class RunbookService {
     if (!parsed.ok) return null;
     const recipe = { ...parsed.recipe, editors: row.editors ?? null };
     return {
-      runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null },
+      runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null, writtenBy: row.imported_by },
       hash: row.content_hash,
       kind: 'recipe',
       source: 'imported',

@@ -161,7 +161,7 @@ export class RunService {
     if (!planned.ok) return { ok: false, code: 'invalid_arguments', message: planned.errors.map((e) => e.message).join('; '), errors: planned.errors };
     const policy = await this.resolvedPolicy(planned.plan);
     if (policy && input.trigger.kind !== 'after') {
-      const stuck = unreachableGroups(policy, input.creator);
+      const stuck = unreachableGroups(withoutReviewers(policy, planned.plan.writers ?? []), input.creator);
       if (stuck.length > 0) {
         return refuse(
           'unreachable_review',
@@ -487,12 +487,11 @@ export class RunService {
     if (!['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) return this.wrongStatus(run, 'run again yet (it has not finished)');
     const plan: RunPlan = { ...run.plan, arguments: run.arguments };
     const policy = await this.resolvedPolicy(run);
-    if (policy && unreachableGroups(policy, userId).length > 0) {
+    const stuck = policy ? unreachableGroups(withoutReviewers(policy, run.plan.writers ?? []), userId) : [];
+    if (stuck.length > 0) {
       return refuse(
         'unreachable_review',
-        `Your run could never be approved: ${unreachableGroups(policy, userId)
-          .map((g) => `*${g.name}*`)
-          .join(', ')} would need approvals from people other than you. Ask someone else to run it again.`,
+        `Your run could never be approved: ${stuck.map((g) => `*${g.name}*`).join(', ')} would need approvals from people other than you. Ask someone else to run it again.`,
       );
     }
     const outcome = await this.db.transaction(async (trx) => {
@@ -611,6 +610,13 @@ export class RunService {
     if (!policy) return refuse('no_review', `${runRef(runId)} touches no reviewed target.`);
     const allowed = mayReview(policy, run.creator, userId, runRef(runId));
     if (!allowed.ok) return allowed;
+    // Whoever wrote an imported runbook it runs is its author too: a second pair of eyes must not be theirs.
+    if (run.plan.writers?.includes(userId)) {
+      return refuse(
+        'self_review',
+        `You wrote a runbook ${runRef(runId)} runs (${run.plan.reference} or one it depends on), so you cannot review it: ask another reviewer.`,
+      );
+    }
     if (run.status !== 'pending-review') return refuse('not_pending', `${runRef(runId)} is ${STATUS_WORDS[run.status]}; it can no longer be reviewed.`);
     const expiresAt = reviewExpiresAt(policy, run.statusChangedAt);
     if (expiresAt) {
@@ -646,4 +652,10 @@ export class RunService {
   private changed(run: Run): void {
     this.bus.emit('run-changed', run.id);
   }
+}
+
+/** The policy with `people` taken out of every group: who is left to review (the writers of a run's runbooks may not). */
+function withoutReviewers(policy: ReviewPolicy, people: readonly string[]): ReviewPolicy {
+  if (people.length === 0) return policy;
+  return { ...policy, groups: policy.groups.map((group) => ({ ...group, users: group.users.filter((user) => !people.includes(user)) })) };
 }
