@@ -31,7 +31,7 @@ import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import type { Run } from '../domain/run.js';
 import { contentKey } from '../store/contentKey.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import { refuse, type Outcome } from './outcome.js';
 import type { RecipeService } from './recipes.js';
 import { Reviewers } from './reviewers.js';
@@ -138,13 +138,13 @@ export class RunbookService {
   }
 
   /** Every runbook by reference: the config's (recipes included), then the imported ones. */
-  async catalog(): Promise<Map<string, RunbookEntry>> {
+  async catalog(db: Queryable = this.db): Promise<Map<string, RunbookEntry>> {
     const entries = new Map<string, RunbookEntry>();
     for (const recipe of this.config.recipes?.values() ?? []) {
       entries.set(recipe.name, await this.configRecipeEntry(recipe));
     }
     for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
-    for (const row of await this.saved.allRows()) {
+    for (const row of await this.saved.allRows(db)) {
       if (entries.has(row.reference)) continue;
       const entry = this.fromRow(row);
       if (entry) entries.set(row.reference, entry);
