@@ -62,7 +62,6 @@ export class Advancer {
   /** Which http steps' owners are gone: the runner sweeper's rule (a free lock past the reconnect grace). */
   private readonly judge: LostRunnerJudge;
   /** Some target's reviews expire: pending run reviews are swept on each poll. */
-  private readonly reviewsExpire: boolean;
 
   constructor(
     private readonly db: Db,
@@ -74,7 +73,6 @@ export class Advancer {
     private readonly options: AdvancerOptions,
     private readonly log: AdvancerLogger,
   ) {
-    this.reviewsExpire = [...config.targets.values()].some((t) => t.review?.expiresAfter);
     this.judge = new LostRunnerJudge({ livenessMs: options.livenessMs });
   }
 
@@ -130,7 +128,6 @@ export class Advancer {
   async poll(): Promise<void> {
     try {
       for (const runId of await activeRunIds(this.db)) this.wake(runId);
-      if (this.reviewsExpire) await this.runs.expireReviews();
     } catch (error) {
       this.log.error({ err: error }, 'looking for active runs failed');
     }

@@ -522,15 +522,20 @@ export class RunService {
    * lets one replica, or a reviewer's last click, win. Returns the runs it rejected.
    */
   async expireReviews(limit = 100): Promise<number[]> {
-    const pending = (await this.db('runs').where({ status: 'pending-review' }).orderBy('id').limit(limit).select('id', 'plan', 'status_changed_at')) as Array<{
-      id: number;
-      plan: Run['plan'];
-      status_changed_at: Date;
-    }>;
+    // Only runs touching a target whose reviews expire, longest waiting first: runs that never
+    // expire must not fill the batch and hide expired ones. Their targets only, not their plan.
+    const expiring = [...this.config.targets.values()].filter((t) => t.review?.expiresAfter).map((t) => t.name);
+    if (expiring.length === 0) return [];
+    const pending = (await this.db('runs')
+      .where({ status: 'pending-review' })
+      .whereRaw("jsonb_exists_any(plan->'targets', ?::text[])", [expiring])
+      .orderBy('status_changed_at')
+      .limit(limit)
+      .select('id', 'status_changed_at', this.db.raw("plan->'targets' AS targets"))) as Array<{ id: number; targets: string[]; status_changed_at: Date }>;
     const expired: number[] = [];
     const now = (await this.db.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
     for (const row of pending) {
-      const policy = this.policyOf({ plan: row.plan });
+      const policy = this.policyOf({ targets: row.targets });
       const at = policy ? reviewExpiresAt(policy, row.status_changed_at) : null;
       if (!policy || !at || at.getTime() > (now.rows[0]?.now ?? new Date()).getTime()) continue;
       const rejected = await transitionRun(this.db, {
