@@ -438,7 +438,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     config,
     bus,
     runs,
-    () => runbooks.catalog(),
+    (trx) => runbooks.catalog(trx),
     {
       runnerId: runnerOptions.runnerId,
       runnerKey: liveness.key,

@@ -23,7 +23,7 @@ import { EMPTY_NET_ALLOW } from '../domain/netAllow.js';
 import type { Bus } from '../service/bus.js';
 import type { RunService } from '../service/runs.js';
 import { contentKey } from '../store/contentKey.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import { activeRunIds, databaseNow, lockRun, stepsOfRun, transitionRunStep } from '../store/runs.js';
 import { databaseServer, heldRunnerKeys, lockLostRunner } from '../store/executions.js';
 import { LostRunnerJudge } from '../runner/lostRunners.js';
@@ -61,18 +61,17 @@ export class Advancer {
   /** Which http steps' owners are gone: the runner sweeper's rule (a free lock past the reconnect grace). */
   private readonly judge: LostRunnerJudge;
   /** Some target's reviews expire: pending run reviews are swept on each poll. */
-  private readonly reviewsExpire: boolean;
 
   constructor(
     private readonly db: Db,
     private readonly config: Config,
     private readonly bus: Bus,
     private readonly runs: RunService,
-    private readonly catalog: () => Promise<ReadonlyMap<string, { runbook: Runbook; hash: string }>>,
+    /** Read in the caller's transaction (`db`): a run holding its lock must not wait for a second pool connection. */
+    private readonly catalog: (db: Queryable) => Promise<ReadonlyMap<string, { runbook: Runbook; hash: string }>>,
     private readonly options: AdvancerOptions,
     private readonly log: AdvancerLogger,
   ) {
-    this.reviewsExpire = [...config.targets.values()].some((t) => t.review?.expiresAfter);
     this.judge = new LostRunnerJudge({ livenessMs: options.livenessMs });
   }
 
@@ -128,7 +127,6 @@ export class Advancer {
   async poll(): Promise<void> {
     try {
       for (const runId of await activeRunIds(this.db)) this.wake(runId);
-      if (this.reviewsExpire) await this.runs.expireReviews();
     } catch (error) {
       this.log.error({ err: error }, 'looking for active runs failed');
     }
@@ -162,7 +160,7 @@ export class Advancer {
         if (applied.finished) {
           changed = true;
           // Read only when a run ends: its after-triggers need every runbook.
-          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, await this.catalog()))
+          for (const next of await startTriggeredRuns(trx, { config: this.config, runs: this.runs, fixedValueKey }, applied.finished, await this.catalog(trx)))
             woken.add(next.id);
           return;
         }

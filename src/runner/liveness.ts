@@ -64,7 +64,12 @@ export class RunnerLiveness {
 
   /** True while the lock is held and the link answered lately. */
   get holds(): boolean {
-    return this.holding && Date.now() - this.lastAnswerAt < this.heartbeatMs * 2 + 1000;
+    return this.holdsWithin(this.heartbeatMs * 2 + 1000);
+  }
+
+  /** True while the lock is held and the link answered within the last `ms`. */
+  holdsWithin(ms: number): boolean {
+    return this.holding && Date.now() - this.lastAnswerAt < ms;
   }
 
   /**

@@ -293,11 +293,13 @@ export class Runner {
    *
    * The first batch, right after the claim (`claimedAt`), needs no round trip: the claim
    * committed under our lock (wake() claims only while it holds), and nobody ends a runner's runs
-   * before its lock has been seen free for RECONNECT_GRACE_MS; `holds` says the lock answered within
-   * about two heartbeats.
+   * before its lock has been seen free for RECONNECT_GRACE_MS, and we skip it only while the lock
+   * answered within half of that (a link that died silently may still look held for ~3 s).
    */
   private async confirmBeforeBatch(executionId: number, stop: AbortSignal, claimedAt: number | null): Promise<string | null> {
-    if (claimedAt !== null && Date.now() - claimedAt < RECONNECT_GRACE_MS && this.liveness.holds) return null;
+    // Others end our runs once our lock has been free for RECONNECT_GRACE_MS: a lock that answered
+    // within half of that leaves the first batch, started at once, well inside it.
+    if (claimedAt !== null && Date.now() - claimedAt < RECONNECT_GRACE_MS / 2 && this.liveness.holdsWithin(RECONNECT_GRACE_MS / 2)) return null;
     const deadline = Date.now() + this.options.livenessMs;
     let waited = false;
     for (;;) {

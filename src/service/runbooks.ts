@@ -31,7 +31,7 @@ import { escapeSlackText } from '../domain/slackText.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import type { Run } from '../domain/run.js';
 import { contentKey } from '../store/contentKey.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import { refuse, type Outcome } from './outcome.js';
 import type { RecipeService } from './recipes.js';
 import { Reviewers } from './reviewers.js';
@@ -137,13 +137,13 @@ export class RunbookService {
   }
 
   /** Every runbook by reference: the config's (recipes included), then the imported ones. */
-  async catalog(): Promise<Map<string, RunbookEntry>> {
+  async catalog(db: Queryable = this.db): Promise<Map<string, RunbookEntry>> {
     const entries = new Map<string, RunbookEntry>();
     for (const recipe of this.config.recipes?.values() ?? []) {
       entries.set(recipe.name, await this.configRecipeEntry(recipe));
     }
     for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
-    for (const row of await this.saved.allRows()) {
+    for (const row of await this.saved.allRows(db)) {
       if (entries.has(row.reference)) continue;
       const entry = this.fromRow(row);
       if (entry) entries.set(row.reference, entry);
@@ -399,7 +399,15 @@ export class RunbookService {
     if (definition?.format === RUNBOOK_FORMAT) {
       const parsed = parseRunbookJson({ ...definition, ...(row.editors ? { editors: peopleFile(row.editors) } : {}) });
       return parsed.ok
-        ? { runbook: parsed.runbook, hash: row.content_hash, kind: 'runbook', source: 'imported', owner: row.owner, editors: row.editors ?? null, recipe: null }
+        ? {
+            runbook: { ...parsed.runbook, writtenBy: row.imported_by },
+            hash: row.content_hash,
+            kind: 'runbook',
+            source: 'imported',
+            owner: row.owner,
+            editors: row.editors ?? null,
+            recipe: null,
+          }
         : null;
     }
     if (definition?.format !== undefined && definition.format !== RECIPE_FORMAT) return null;
@@ -407,7 +415,7 @@ export class RunbookService {
     if (!parsed.ok) return null;
     const recipe = { ...parsed.recipe, editors: row.editors ?? null };
     return {
-      runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null },
+      runbook: { ...runbookFromRecipe(recipe), editors: row.editors ?? null, writtenBy: row.imported_by },
       hash: row.content_hash,
       kind: 'recipe',
       source: 'imported',

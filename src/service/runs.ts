@@ -164,7 +164,7 @@ export class RunService {
     if (!planned.ok) return { ok: false, code: 'invalid_arguments', message: planned.errors.map((e) => e.message).join('; '), errors: planned.errors };
     const policy = await this.resolvedPolicy(planned.plan);
     if (policy && input.trigger.kind !== 'after') {
-      const stuck = unreachableGroups(policy, input.creator);
+      const stuck = unreachableGroups(withoutReviewers(policy, planned.plan.writers ?? []), input.creator);
       if (stuck.length > 0) {
         return refuse(
           'unreachable_review',
@@ -490,12 +490,11 @@ export class RunService {
     if (!['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) return this.wrongStatus(run, 'run again yet (it has not finished)');
     const plan: RunPlan = { ...run.plan, arguments: run.arguments };
     const policy = await this.resolvedPolicy(run);
-    if (policy && unreachableGroups(policy, userId).length > 0) {
+    const stuck = policy ? unreachableGroups(withoutReviewers(policy, run.plan.writers ?? []), userId) : [];
+    if (stuck.length > 0) {
       return refuse(
         'unreachable_review',
-        `Your run could never be approved: ${unreachableGroups(policy, userId)
-          .map((g) => `*${g.name}*`)
-          .join(', ')} would need approvals from people other than you. Ask someone else to run it again.`,
+        `Your run could never be approved: ${stuck.map((g) => `*${g.name}*`).join(', ')} would need approvals from people other than you. Ask someone else to run it again.`,
       );
     }
     const outcome = await this.db.transaction(async (trx) => {
@@ -526,15 +525,20 @@ export class RunService {
    * lets one replica, or a reviewer's last click, win. Returns the runs it rejected.
    */
   async expireReviews(limit = 100): Promise<number[]> {
-    const pending = (await this.db('runs').where({ status: 'pending-review' }).orderBy('id').limit(limit).select('id', 'plan', 'status_changed_at')) as Array<{
-      id: number;
-      plan: Run['plan'];
-      status_changed_at: Date;
-    }>;
+    // Only runs touching a target whose reviews expire, longest waiting first: runs that never
+    // expire must not fill the batch and hide expired ones. Their targets only, not their plan.
+    const expiring = [...this.config.targets.values()].filter((t) => t.review?.expiresAfter).map((t) => t.name);
+    if (expiring.length === 0) return [];
+    const pending = (await this.db('runs')
+      .where({ status: 'pending-review' })
+      .whereRaw("jsonb_exists_any(plan->'targets', ?::text[])", [expiring])
+      .orderBy('status_changed_at')
+      .limit(limit)
+      .select('id', 'status_changed_at', this.db.raw("plan->'targets' AS targets"))) as Array<{ id: number; targets: string[]; status_changed_at: Date }>;
     const expired: number[] = [];
     const now = (await this.db.raw('SELECT now() AS now')) as { rows: Array<{ now: Date }> };
     for (const row of pending) {
-      const policy = this.policyOf({ plan: row.plan });
+      const policy = this.policyOf({ targets: row.targets });
       const at = policy ? reviewExpiresAt(policy, row.status_changed_at) : null;
       if (!policy || !at || at.getTime() > (now.rows[0]?.now ?? new Date()).getTime()) continue;
       const rejected = await transitionRun(this.db, {
@@ -614,6 +618,13 @@ export class RunService {
     if (!policy) return refuse('no_review', `${runRef(runId)} touches no reviewed target.`);
     const allowed = mayReview(policy, run.creator, userId, runRef(runId));
     if (!allowed.ok) return allowed;
+    // Whoever wrote an imported runbook it runs is its author too: a second pair of eyes must not be theirs.
+    if (run.plan.writers?.includes(userId)) {
+      return refuse(
+        'self_review',
+        `You wrote a runbook ${runRef(runId)} runs (${run.plan.reference} or one it depends on), so you cannot review it: ask another reviewer.`,
+      );
+    }
     if (run.status !== 'pending-review') return refuse('not_pending', `${runRef(runId)} is ${STATUS_WORDS[run.status]}; it can no longer be reviewed.`);
     const expiresAt = reviewExpiresAt(policy, run.statusChangedAt);
     if (expiresAt) {
@@ -641,4 +652,10 @@ export class RunService {
   private changed(run: Run): void {
     this.bus.emit('run-changed', run.id);
   }
+}
+
+/** The policy with `people` taken out of every group: who is left to review (the writers of a run's runbooks may not). */
+function withoutReviewers(policy: ReviewPolicy, people: readonly string[]): ReviewPolicy {
+  if (people.length === 0) return policy;
+  return { ...policy, groups: policy.groups.map((group) => ({ ...group, users: group.users.filter((user) => !people.includes(user)) })) };
 }

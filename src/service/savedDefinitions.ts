@@ -77,8 +77,8 @@ export class SavedDefinitions {
   }
 
   /** Every saved definition (at most MAX_SAVED_DEFINITIONS, a cap imports keep). */
-  async allRows(): Promise<SavedRow[]> {
-    return (await this.db(TABLE).orderBy('reference').limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
+  async allRows(db: Queryable = this.db): Promise<SavedRow[]> {
+    return (await db(TABLE).orderBy('reference').limit(MAX_SAVED_DEFINITIONS)) as SavedRow[];
   }
 
   /** The owner, an editor (user group members included), or a config admin. */

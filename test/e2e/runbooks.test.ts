@@ -431,6 +431,29 @@ describe('runbooks', () => {
     expect(JSON.stringify(await h.database.db('run_steps').where({ run_id: started.body.run.id }).pluck('outputs'))).not.toContain('hunter3-fixed');
   });
 
+  it('whoever wrote an imported runbook may not review a run of it, as an author may not review their task', async () => {
+    // ALICE reviews web-prod and writes a runbook for it; AUTHOR starts it; her approval would be the only pair of eyes.
+    const body = {
+      format: 'countersign.runbook/v1',
+      reference: 'alice-wrote',
+      steps: [{ id: 'go', script: { target: 'web-prod', script: `echo alice > ${scratch}/alice-wrote` } }],
+    };
+    expect((await api.call('POST', '/runbooks', { token: tokens[ALICE]!, body })).status).toBe(201);
+    const started = await as(AUTHOR).post('/runbooks/alice-wrote/start', {});
+    expect(started.status).toBe(201);
+    const run = started.body.run;
+    const ifMatch = { 'If-Match': `"${run.contentVersion}"` };
+    const byWriter = await api.call('POST', `/runs/${run.id}/approve`, { token: tokens[ALICE]!, body: {}, headers: ifMatch });
+    expect([byWriter.status, byWriter.body.error.code]).toEqual([403, 'self_review']);
+    expect(byWriter.body.error.message).toMatch(/You wrote a runbook run \d+ runs/);
+    const byOther = await api.call('POST', `/runs/${run.id}/approve`, { token: tokens[BOB]!, body: {}, headers: ifMatch });
+    expect(byOther.status).toBe(200);
+    await waitRun(run.id, 'finished', (r) => r.status === 'success');
+    expect(readFileSync(join(scratch, 'alice-wrote'), 'utf8')).toBe('alice\n');
+    // Leaves the catalog as the tests after this one expect it.
+    await h.database.db('runbooks').where({ reference: 'alice-wrote' }).delete();
+  });
+
   it('keeps at most MAX_SAVED_DEFINITIONS imports, so every list and catalog read stays bounded (review L6)', async () => {
     const before = await h.count('runbooks');
     const filler = Array.from({ length: MAX_SAVED_DEFINITIONS - before }, (_, i) => ({

@@ -155,6 +155,11 @@ export interface Runbook {
   steps: StepGroup[];
   /** `config`: countersign.yml (read-only); `imported`: the database; `recipe`: made from a recipe. */
   origin: 'config' | 'imported' | 'recipe';
+  /**
+   * Imported definitions: who wrote this content (imported or last replaced it). They may not
+   * review a run of it, as an author may not review their task. countersign.yml's: none.
+   */
+  writtenBy?: string;
 }
 
 const duration = durationSchema;

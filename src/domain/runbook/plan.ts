@@ -60,6 +60,11 @@ export interface RunPlan {
   /** Targets whose review policy applies, sorted. */
   targets: string[];
   contentVersion: string;
+  /**
+   * Who wrote the imported runbooks it runs (Runbook.writtenBy), sorted: like the run's creator,
+   * none of them may review it. Not part of the content version; absent when none.
+   */
+  writers?: string[];
 }
 
 export interface PlanOptions {
@@ -150,5 +155,6 @@ export function planRun(
   if (errors.length > 0) return { ok: false, errors };
 
   const plan: Omit<RunPlan, 'contentVersion'> = { reference, runbooks: order.order, arguments: args, groups, targets: [...targets].sort() };
-  return { ok: true, plan: { ...plan, contentVersion: runContentVersion(plan, options.fixedValueKey) } };
+  const writers = [...new Set(order.order.flatMap((ref) => runbooks.get(ref)?.writtenBy ?? []))].sort();
+  return { ok: true, plan: { ...plan, contentVersion: runContentVersion(plan, options.fixedValueKey), ...(writers.length > 0 ? { writers } : {}) } };
 }
