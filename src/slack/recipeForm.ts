@@ -10,6 +10,7 @@ import { parseRecipeCommand } from '../domain/recipe.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Logger } from '../log.js';
 import type { RecipeEntry, RecipeService } from '../service/recipes.js';
+import { OUR_FAULT } from './answerWithin.js';
 
 export interface RecipeFormDeps {
   recipes: RecipeService;
@@ -20,7 +21,6 @@ export interface RecipeFormDeps {
 const INLINE_EXPORT_CHARS = 2900;
 export const RECIPE_ALIAS_NOTE =
   ':information_source: `/task recipe` is an alias of `/task runbook list|show|export|import|remove`, which does the same for recipes and runbooks.';
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 /** Handles `/task recipe …`; answers false (having done nothing) for every other /task command. */
 export async function handleRecipeCommand(

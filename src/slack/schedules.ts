@@ -34,10 +34,10 @@ import {
   SCHEDULE_REJECT_CALLBACK,
   shortVersion,
 } from './render/schedule.js';
+import { OUR_FAULT } from './answerWithin.js';
 
 /** Schedules `/task schedule list` shows at most. */
 const LIST_LIMIT = 50;
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;

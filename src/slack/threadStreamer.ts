@@ -118,11 +118,15 @@ export class ThreadStreamer implements RunObserver {
     let label: string | null = null;
     let runId: number | null = null;
     try {
-      const task = await getTask(this.db, taskId);
-      if (task?.runStep) {
-        runId = task.runStep.runId;
-        const step = (await this.db('run_steps').where({ id: task.runStep.stepId }).first('step_id')) as { step_id: string } | undefined;
-        label = step?.step_id ?? `step ${task.runStep.stepId}`;
+      // Every run start passes here (the runner's path): one small read, not the task's whole row.
+      const step = (await this.db('tasks')
+        .leftJoin('run_steps', 'run_steps.id', 'tasks.run_step_id')
+        .where('tasks.id', taskId)
+        .whereNotNull('tasks.run_step_id')
+        .first('tasks.run_id', 'tasks.run_step_id', 'run_steps.step_id')) as { run_id: number; run_step_id: number; step_id: string | null } | undefined;
+      if (step) {
+        runId = Number(step.run_id);
+        label = step.step_id ?? `step ${step.run_step_id}`;
       }
     } catch (error) {
       this.log.warn({ taskId, err: error }, `could not tell whether task ${taskId} is a run's step; its output is shown unlabelled`);

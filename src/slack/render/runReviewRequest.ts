@@ -21,6 +21,7 @@ import { actions, button, context, fitBlocks, RUN_ACTION, section, type Block, t
 import { clip, codeBlock, fitsInCodeBlock, mention, safeText, slackDate } from './format.js';
 import { groupWhoText, reviewText, usergroupMention } from './reviewLines.js';
 import { failureText, RUN_STATUS_LABEL } from './runCard.js';
+import { safePermalink } from './reviewRequest.js';
 
 export interface RunReviewRequestMessage extends SlackMessage {
   /** Some step is not shown whole: the caller uploads `planText(run)` into the thread. */
@@ -101,7 +102,7 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   const current = view.decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion);
   blocks.push(section(clip(reviewText(policy, run.creator, current, scale), 3000)));
   if (run.status === 'rejected' && run.failureMessage) blocks.push(section(`:hourglass: ${failureText(run.failureMessage, budget(1500))}`));
-  const card = ctx.cardPermalink && /^https:\/\/[^\s<>|]+$/.test(ctx.cardPermalink) ? ctx.cardPermalink : null;
+  const card = safePermalink(ctx.cardPermalink);
   if (card && run.channelId && /^[CGD][A-Z0-9]+$/.test(run.channelId))
     blocks.push(context(`:speech_balloon: Asked in <#${run.channelId}>: <${card}|open the run card>`));
   if (run.status === 'pending-review') {
@@ -248,7 +249,7 @@ export function planText(run: Run): string {
 export function renderRunReviewDm(run: Run, groups: readonly string[], reviewPermalink: string | null): SlackMessage {
   const ref = runRef(run.id);
   const as = groups.length > 0 ? ` as a member of ${groups.map((name) => `*${safeText(name, 80)}*`).join(', ')}` : '';
-  const link = reviewPermalink && /^https:\/\/[^\s<>|]+$/.test(reviewPermalink) ? reviewPermalink : null;
+  const link = safePermalink(reviewPermalink);
   const where = run.reviewChannel && /^[CGD][A-Z0-9]+$/.test(run.reviewChannel) ? ` in <#${run.reviewChannel}>` : '';
   return {
     text: `Review requested: ${ref} of ${run.reference} by ${mention(run.creator)}`,

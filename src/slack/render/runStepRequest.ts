@@ -12,6 +12,7 @@ import { actions, button, context, RUN_ACTION, section, type Block, type SlackMe
 import { clip, codeBlock, mention, safeText, slackDate } from './format.js';
 import { failureText } from './runCard.js';
 import { usergroupMention } from './reviewLines.js';
+import { safePermalink } from './reviewRequest.js';
 
 type ApprovalPlanned = Extract<PlannedStep, { kind: 'approval' }>;
 type InputPlanned = Extract<PlannedStep, { kind: 'input' }>;
@@ -70,7 +71,8 @@ export function renderApprovalRequest(view: RunView, step: RunStep, planned: App
   } else {
     blocks.push(section(outcomeText(step)));
   }
-  if (cardPermalink && /^https:\/\/[^\s<>|]+$/.test(cardPermalink)) blocks.push(context(`<${cardPermalink}|The run card>`));
+  const card = safePermalink(cardPermalink);
+  if (card) blocks.push(context(`<${card}|The run card>`));
   return { text: `Approval needed: ${step.stepId} of ${ref}`, blocks };
 }
 
@@ -103,7 +105,7 @@ export function renderHttpLog(step: RunStep): SlackMessage {
 
 /** The DM an approver of a `dm: true` approval step gets, linking to the request. */
 export function renderApprovalDm(run: Run, step: RunStep, requestPermalink: string | null): SlackMessage {
-  const link = requestPermalink && /^https:\/\/[^\s<>|]+$/.test(requestPermalink) ? requestPermalink : null;
+  const link = safePermalink(requestPermalink);
   const text = `:raised_hand: ${mention(run.creator)}'s *${runRef(run.id)}* (runbook \`${safeText(run.reference, 64)}\`) waits for your approval of step \`[${safeText(step.stepId, 80)}]\`.`;
   return {
     text: `Approval needed: ${step.stepId} of ${runRef(run.id)}`,

@@ -13,6 +13,7 @@ import { ACTION, actions, button, context, fields, fitBlocks, section, withConfi
 import { clip, codeBlock, mention, safeText, safeTextWithMentions, slackDate, STATUS_LABEL } from './format.js';
 import { reviewText } from './reviewLines.js';
 import { slackAgo } from './relative.js';
+import { safePermalink } from './reviewRequest.js';
 
 export const CARD_SCRIPT_CHARS = 1500;
 
@@ -85,10 +86,8 @@ function renderAtScale(view: TaskView, ctx: CardContext, scale: number): SlackMe
     );
   if (buttons.length > 0) blocks.push(actions(`task_${task.id}_actions`, buttons));
   if (resubmitted) {
-    const link =
-      resubmitted.permalink && /^https:\/\/[^\s<>|]+$/.test(resubmitted.permalink)
-        ? `<${resubmitted.permalink}|${taskRef(resubmitted.id)}>`
-        : `*${taskRef(resubmitted.id)}*`;
+    const permalink = safePermalink(resubmitted.permalink);
+    const link = permalink ? `<${permalink}|${taskRef(resubmitted.id)}>` : `*${taskRef(resubmitted.id)}*`;
     blocks.push(context(`:arrows_counterclockwise: Resubmitted as ${link}.`));
   }
   if (ctx.reviewPermalink && task.status === 'pending-review') blocks.push(context(`<${ctx.reviewPermalink}|The review request>`));

@@ -16,8 +16,7 @@ import { REJECT_REASON_BLOCK, REJECT_REASON_INPUT, RUN_ACTION, RUN_INPUT_CALLBAC
 import { rejectModal } from '../render/rejectModal.js';
 import { readInputMetadata, renderInputModal } from '../render/runInputModal.js';
 import { againSourceKey } from '../againKey.js';
-
-const OUR_FAULT = 'Something went wrong on our side and nothing was changed. Try again in a minute; if it keeps failing, tell the countersign admins.';
+import { OUR_FAULT } from '../answerWithin.js';
 
 export interface RunListenerDeps {
   runs: RunService;
