@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
-import { AUTHOR, blocksText, Harness } from '../support/harness.js';
+import { AUTHOR, Harness, ackText } from '../support/harness.js';
 
 /** Health checks one after another until stopped; each one's latency in ms. */
 function pollHealth(url: string): { stop(): Promise<number[]> } {
@@ -35,7 +35,6 @@ const HEALTH_MAX_MS = 1000;
 
 describe('user-written patterns', () => {
   let h: Harness;
-  const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
 
   beforeAll(async () => {
     h = await Harness.start({

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL, ackText } from '../support/harness.js';
 import { validateView } from '../support/slackLimits.js';
 
 const ADMIN = 'UADMIN';
@@ -22,7 +22,6 @@ describe('owned recipes', () => {
   let api: ApiClient;
   let authorToken: string;
   let adminToken: string;
-  const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
   const importAs = async (user: string, recipe: Record<string, unknown>, replace = false) =>
     ackText(await h.command(`recipe import${replace ? ' --replace' : ''} \`\`\`${JSON.stringify(recipe)}\`\`\``, user));
   const row = (name: string) => h.database.db('runbooks').where({ reference: name }).first();

@@ -8,7 +8,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, Harness, TASKS_CHANNEL, ackText, unescapeSlack } from '../support/harness.js';
 
 async function storedOutput(h: Harness, taskId: number): Promise<string> {
   const rows = await h.database
@@ -22,11 +22,9 @@ async function storedOutput(h: Harness, taskId: number): Promise<string> {
 
 const TRICKY = `'; rm -rf / # $(id)`;
 /** What a user sees of escaped message text. */
-const unescapeSlack = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 describe('recipes in Slack', () => {
   let h: Harness;
-  const ackText = (response: { json?: unknown }) => blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
   const openForm = async (name: string, user = AUTHOR) => {
     const before = h.fake.views.list.length;
     const response = await h.command(`start ${name}`, user);

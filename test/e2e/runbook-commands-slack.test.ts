@@ -12,12 +12,11 @@ import { getRun, stepsOfRun } from '../../src/store/runs.js';
 import { RUN_ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { RECIPE_ALIAS_NOTE } from '../../src/slack/recipeForm.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText, unescapeSlack } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const FIXED = 'fixed-secret-zz';
 /** What a user sees of escaped message text. */
-const unescapeSlack = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 const yaml = () =>
   [
@@ -55,7 +54,7 @@ const yaml = () =>
 
 describe('runbooks from Slack', () => {
   let h: Harness;
-  const ackText = (response: { json?: unknown }) => unescapeSlack(blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] }));
+  const answerText = (response: { json?: unknown }) => unescapeSlack(ackText(response));
   const openForm = async (reference: string, user = AUTHOR) => {
     const before = h.fake.views.list.length;
     const response = await h.command(`start ${reference}`, user);
@@ -175,11 +174,11 @@ describe('runbooks from Slack', () => {
   }, 40_000);
 
   it('refuses a submit after the runbook changed, and the new form shows the new version', async () => {
-    expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('mine')}\`\`\``))).toContain('Imported the runbook `mine`');
+    expect(answerText(await h.command(`runbook import \`\`\`${runbookJson('mine')}\`\`\``))).toContain('Imported the runbook `mine`');
     const form = await openForm('mine', BOB);
     expect(JSON.stringify(form.blocks)).toContain('echo one');
     expect(
-      ackText(
+      answerText(
         await h.command(
           `runbook import --replace \`\`\`${runbookJson('mine', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'echo two; rm -rf /tmp/x' } }] })}\`\`\``,
         ),
@@ -206,23 +205,23 @@ describe('runbooks from Slack', () => {
   it('lists, shows and exports runbooks ephemerally, without fixed values', async () => {
     const list = await h.command('runbook list');
     expect(list.json.response_type).toBe('ephemeral');
-    for (const ref of ['ship', 'reviewed', 'ask', 'nightly', 'hello-recipe']) expect(ackText(list)).toContain(`\`${ref}\` @`);
-    expect(ackText(list)).toContain('_(recipe)_');
-    const tagged = ackText(await h.command('runbook list --tag web'));
+    for (const ref of ['ship', 'reviewed', 'ask', 'nightly', 'hello-recipe']) expect(answerText(list)).toContain(`\`${ref}\` @`);
+    expect(answerText(list)).toContain('_(recipe)_');
+    const tagged = answerText(await h.command('runbook list --tag web'));
     expect(tagged).toContain('`ship` @');
     expect(tagged).not.toContain('`reviewed` @');
-    expect(ackText(await h.command('runbook list --tag nope'))).toContain('No runbooks tagged `nope`');
+    expect(answerText(await h.command('runbook list --tag nope'))).toContain('No runbooks tagged `nope`');
 
     const show = await h.command('runbook show ship');
     expect(show.json.response_type).toBe('ephemeral');
-    expect(ackText(show)).toContain('token (fixed)');
-    expect(ackText(show)).toContain('`hello` · script on `sandbox`');
+    expect(answerText(show)).toContain('token (fixed)');
+    expect(answerText(show)).toContain('`hello` · script on `sandbox`');
     expect(JSON.stringify(show.json)).not.toContain(FIXED);
-    expect(ackText(await h.command('runbook show nope'))).toContain('There is no runbook `nope`');
+    expect(answerText(await h.command('runbook show nope'))).toContain('There is no runbook `nope`');
 
     const exported = await h.command('runbook export ship');
     expect(exported.json.response_type).toBe('ephemeral');
-    const text = ackText(exported);
+    const text = answerText(exported);
     expect(text).not.toContain(FIXED);
     expect(text).toContain('Fixed values are left out (`token`)');
     const json = JSON.parse(/```([\s\S]*)```/.exec(text)?.[1] ?? '{}');
@@ -234,13 +233,13 @@ describe('runbooks from Slack', () => {
     const long = runbookJson('long-one', {
       steps: [{ id: 'one', script: { target: 'sandbox', script: `echo start\n${'# padding line for a long script\n'.repeat(150)}echo end` } }],
     });
-    expect(ackText(await h.command(`runbook import \`\`\`${long}\`\`\``, BOB))).toContain('Imported the runbook `long-one`');
+    expect(answerText(await h.command(`runbook import \`\`\`${long}\`\`\``, BOB))).toContain('Imported the runbook `long-one`');
     const answer = await h.command('runbook export long-one', MALLORY);
-    expect(ackText(answer)).toContain('sent it to you as a file in our direct messages');
+    expect(answerText(answer)).toContain('sent it to you as a file in our direct messages');
     // A fence in a script would end the code block early: that one goes as a file too.
     const fenced = runbookJson('fenced', { steps: [{ id: 'one', script: { target: 'sandbox', script: 'cat <<EOF\n```\nEOF' } }] });
-    expect(ackText(await h.command(`runbook import \`\`\`${fenced}\`\`\``, BOB))).toContain('Imported the runbook `fenced`');
-    expect(ackText(await h.command('runbook export fenced', BOB))).toContain('sent it to you as a file');
+    expect(answerText(await h.command(`runbook import \`\`\`${fenced}\`\`\``, BOB))).toContain('Imported the runbook `fenced`');
+    expect(answerText(await h.command('runbook export fenced', BOB))).toContain('sent it to you as a file');
     await h.fake.waitFor(
       () => h.fake.files.find((f) => f.filename === 'fenced.runbook.json' && f.channel_id === `D${BOB.slice(1)}`),
       5000,
@@ -256,34 +255,36 @@ describe('runbooks from Slack', () => {
 
   it('imports, replaces and removes with the owner, editor and admin rules, and says what to do when refused', async () => {
     const withFixed = runbookJson('fixed-one', { arguments: [{ name: 'key', kind: 'fixed', value: 'v' }] });
-    expect(ackText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, MALLORY))).toMatch(
+    expect(answerText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, MALLORY))).toMatch(
       /Only the countersign admins may import fixed arguments \(`key`\).*Make them `input` or `options` arguments, or ask an admin/,
     );
-    expect(ackText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, ALICE))).toContain('Imported the runbook `fixed-one`');
+    expect(answerText(await h.command(`runbook import \`\`\`${withFixed}\`\`\``, ALICE))).toContain('Imported the runbook `fixed-one`');
     // Not the owner, an editor or an admin: refused, and told what to do instead.
-    expect(ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('fixed-one')}\`\`\``, MALLORY))).toMatch(
+    expect(answerText(await h.command(`runbook import --replace \`\`\`${runbookJson('fixed-one')}\`\`\``, MALLORY))).toMatch(
       /Only the owner of `fixed-one` \(<@UALICE>\), its editors or the countersign admins may replace it\. Import your version under another name instead\./,
     );
-    expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('fixed-one')}\`\`\``, ALICE))).toContain('--replace');
-    expect(ackText(await h.command('runbook remove fixed-one', MALLORY))).toContain('Only the owner of `fixed-one`');
+    expect(answerText(await h.command(`runbook import \`\`\`${runbookJson('fixed-one')}\`\`\``, ALICE))).toContain('--replace');
+    expect(answerText(await h.command('runbook remove fixed-one', MALLORY))).toContain('Only the owner of `fixed-one`');
     // An editor may.
     const edited = runbookJson('shared', { editors: { users: [MALLORY] } });
-    expect(ackText(await h.command(`runbook import \`\`\`${edited}\`\`\``, BOB))).toContain('Imported the runbook `shared`');
+    expect(answerText(await h.command(`runbook import \`\`\`${edited}\`\`\``, BOB))).toContain('Imported the runbook `shared`');
     expect(
-      ackText(await h.command(`runbook import --replace \`\`\`${runbookJson('shared', { editors: { users: [MALLORY] }, description: 'v2' })}\`\`\``, MALLORY)),
+      answerText(
+        await h.command(`runbook import --replace \`\`\`${runbookJson('shared', { editors: { users: [MALLORY] }, description: 'v2' })}\`\`\``, MALLORY),
+      ),
     ).toContain('Replaced the runbook `shared`');
-    expect(ackText(await h.command('runbook remove shared', MALLORY))).toContain('Removed the runbook `shared`');
+    expect(answerText(await h.command('runbook remove shared', MALLORY))).toContain('Removed the runbook `shared`');
     // The config's are read-only.
-    expect(ackText(await h.command('runbook remove ship', ALICE))).toContain('defined in countersign.yml: remove it there');
-    expect(ackText(await h.command(`runbook import \`\`\`${runbookJson('ship')}\`\`\``, ALICE))).toContain('is defined in countersign.yml');
-    expect(ackText(await h.command('runbook remove fixed-one', ALICE))).toContain('Removed the runbook `fixed-one`');
+    expect(answerText(await h.command('runbook remove ship', ALICE))).toContain('defined in countersign.yml: remove it there');
+    expect(answerText(await h.command(`runbook import \`\`\`${runbookJson('ship')}\`\`\``, ALICE))).toContain('is defined in countersign.yml');
+    expect(answerText(await h.command('runbook remove fixed-one', ALICE))).toContain('Removed the runbook `fixed-one`');
     expect(await h.count('runbooks', { reference: 'fixed-one' })).toBe(0);
     // Broken input is refused with what to do.
-    expect(ackText(await h.command('runbook import ```{not json```'))).toContain('That is not JSON');
+    expect(answerText(await h.command('runbook import ```{not json```'))).toContain('That is not JSON');
     expect(
-      ackText(await h.command(`runbook import \`\`\`${runbookJson('bad', { steps: [{ id: 'x', http: { url: 'https://example.com/' } }] })}\`\`\``)),
+      answerText(await h.command(`runbook import \`\`\`${runbookJson('bad', { steps: [{ id: 'x', http: { url: 'https://example.com/' } }] })}\`\`\``)),
     ).toContain("an imported runbook's http steps name a target");
-    expect(ackText(await h.command('runbook frobnicate'))).toContain('Unknown runbook command');
+    expect(answerText(await h.command('runbook frobnicate'))).toContain('Unknown runbook command');
     // However many problems, the answer stays inside one message.
     const manyProblems = runbookJson('many-problems', {
       steps: Array.from({ length: 60 }, (_, i) => ({ id: `h${i}`, http: { url: 'https://example.com/' } })),
@@ -291,12 +292,12 @@ describe('runbooks from Slack', () => {
     const cut = await h.command(`runbook import \`\`\`${manyProblems}\`\`\``);
     expect(cut.json.response_type).toBe('ephemeral');
     expect(String(cut.json.text).length).toBeLessThanOrEqual(3900);
-    expect(ackText(cut)).toContain('steps[0].http.target');
-    expect(ackText(cut)).toContain('(cut: fix the first problems and try again)');
+    expect(answerText(cut)).toContain('steps[0].http.target');
+    expect(answerText(cut)).toContain('(cut: fix the first problems and try again)');
   });
 
   it('keeps /task recipe working as an alias with a one-line note, and starts a recipe from the same form', async () => {
-    const list = ackText(await h.command('recipe list'));
+    const list = answerText(await h.command('recipe list'));
     expect(list).toContain('`hello-recipe`');
     expect(list).toContain(unescapeSlack(RECIPE_ALIAS_NOTE));
     const form = await openForm('hello-recipe');

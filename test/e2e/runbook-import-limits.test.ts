@@ -12,17 +12,16 @@ import { MAX_STEP_DMS } from '../../src/slack/render/runStepRequest.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { getRun } from '../../src/store/runs.js';
 import { ApiClient } from '../support/apiClient.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, TASKS_CHANNEL, ackText, unescapeSlack } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const GENERAL = 'CGENERAL';
-const unescapeSlack = (text: string) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
 describe('imported runbooks: approval steps and dependencies', () => {
   let h: Harness;
   let api: ApiClient;
   const tokens: Record<string, string> = {};
-  const ackText = (response: { json?: unknown }) => unescapeSlack(blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] }));
+  const answerText = (response: { json?: unknown }) => unescapeSlack(ackText(response));
   const runbookJson = (reference: string, extra: Record<string, unknown> = {}) =>
     JSON.stringify({
       format: 'countersign.runbook/v1',
@@ -32,7 +31,7 @@ describe('imported runbooks: approval steps and dependencies', () => {
       ...extra,
     });
   const importAs = async (user: string, json: string, replace = false) =>
-    ackText(await h.command(`runbook import ${replace ? '--replace ' : ''}\`\`\`${json}\`\`\``, user));
+    answerText(await h.command(`runbook import ${replace ? '--replace ' : ''}\`\`\`${json}\`\`\``, user));
   const openForm = async (reference: string, user = AUTHOR) => {
     const before = h.fake.views.list.length;
     await h.command(`start ${reference}`, user);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, TASK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText } from '../support/harness.js';
 
 describe('Slack surface', () => {
   let h: Harness;
@@ -34,8 +34,6 @@ describe('Slack surface', () => {
   afterAll(async () => {
     await h.stop();
   });
-
-  const ackText = (response: { json?: unknown }) => blocksText(response.json as { text?: string; blocks?: unknown[] });
 
   it('/task opens the form at once, then lists only the targets the user may use', async () => {
     const response = await h.command('', ALICE);

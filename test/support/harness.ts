@@ -274,6 +274,16 @@ export function slackEscape(text: string): string {
 }
 
 /** All the text a message shows: its text and every block's text, joined. */
+/** The text of a command's immediate (ack) answer, blocks included. */
+export function ackText(response: { json?: unknown }): string {
+  return blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
+}
+
+/** Slack's three escapes undone, to compare answers with what was typed. */
+export function unescapeSlack(text: string): string {
+  return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
 export function blocksText(message: { text?: string; blocks?: unknown[] }): string {
   return `${message.text ?? ''}\n${JSON.stringify(message.blocks ?? [])}`;
 }
