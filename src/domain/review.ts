@@ -77,6 +77,17 @@ export function unreachableGroups(policy: ReviewPolicy, author: string): ReviewG
   return policy.groups.filter((group) => group.users.filter((userId) => userId !== author).length < group.approvals);
 }
 
+/**
+ * The groups that could never approve a start by `author` (nor by `alsoExcluded`, e.g. a run's
+ * runbook writers): unreachableGroups, except groups whose Slack user group could not be listed
+ * right now (`unknownUsergroups`), which are not known to be stuck, so the start waits for them.
+ */
+export function stuckGroups(policy: ReviewPolicy, unknownUsergroups: readonly string[], author: string, alsoExcluded: readonly string[] = []): ReviewGroup[] {
+  const groups =
+    alsoExcluded.length === 0 ? policy.groups : policy.groups.map((group) => ({ ...group, users: group.users.filter((user) => !alsoExcluded.includes(user)) }));
+  return unreachableGroups({ ...policy, groups }, author).filter((group) => !group.usergroup || !unknownUsergroups.includes(group.usergroup));
+}
+
 export function progress(policy: ReviewPolicy, author: string, decisions: readonly ReviewDecision[]): GroupProgress[] {
   const approvers = decisions.filter((d) => d.verdict === 'approve' && d.userId !== author).map((d) => d.userId);
   return policy.groups.map((group) => {

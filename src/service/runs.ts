@@ -27,7 +27,7 @@ import {
   mayReview,
   progress,
   reviewExpiresAt,
-  unreachableGroups,
+  stuckGroups,
   type GroupProgress,
   type ReviewDecision,
   type ReviewPolicy,
@@ -162,9 +162,9 @@ export class RunService {
   async start(input: StartRunInput): Promise<StartRunOutcome> {
     const planned = await this.plan(input.runbooks, input.reference, input.values);
     if (!planned.ok) return { ok: false, code: 'invalid_arguments', message: planned.errors.map((e) => e.message).join('; '), errors: planned.errors };
-    const policy = await this.resolvedPolicy(planned.plan);
-    if (policy && input.trigger.kind !== 'after') {
-      const stuck = unreachableGroups(withoutReviewers(policy, planned.plan.writers ?? []), input.creator);
+    const resolved = await this.resolvePolicy(planned.plan);
+    if (resolved && input.trigger.kind !== 'after') {
+      const stuck = stuckGroups(resolved.policy, resolved.unknown, input.creator, planned.plan.writers);
       if (stuck.length > 0) {
         return refuse(
           'unreachable_review',
@@ -489,8 +489,8 @@ export class RunService {
     if (!allowed.ok) return allowed;
     if (!['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) return this.wrongStatus(run, 'run again yet (it has not finished)');
     const plan: RunPlan = { ...run.plan, arguments: run.arguments };
-    const policy = await this.resolvedPolicy(run);
-    const stuck = policy ? unreachableGroups(withoutReviewers(policy, run.plan.writers ?? []), userId) : [];
+    const resolved = await this.resolvePolicy(run);
+    const stuck = resolved ? stuckGroups(resolved.policy, resolved.unknown, userId, run.plan.writers) : [];
     if (stuck.length > 0) {
       return refuse(
         'unreachable_review',
@@ -652,10 +652,4 @@ export class RunService {
   private changed(run: Run): void {
     this.bus.emit('run-changed', run.id);
   }
-}
-
-/** The policy with `people` taken out of every group: who is left to review (the writers of a run's runbooks may not). */
-function withoutReviewers(policy: ReviewPolicy, people: readonly string[]): ReviewPolicy {
-  if (people.length === 0) return policy;
-  return { ...policy, groups: policy.groups.map((group) => ({ ...group, users: group.users.filter((user) => !people.includes(user)) })) };
 }

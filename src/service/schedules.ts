@@ -11,7 +11,7 @@
  */
 import type { Knex } from 'knex';
 import type { Config } from '../config/config.js';
-import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type ReviewPolicy } from '../domain/review.js';
+import { expiryMessage, isApproved, mayOperate, mayReview, reviewExpiresAt, stuckGroups, type ReviewPolicy } from '../domain/review.js';
 import {
   checkCron,
   scheduleContentVersion,
@@ -144,8 +144,9 @@ export class ScheduleService {
     // Slack's parser checked it already; the API's callers have only this check.
     const checked = checkCron(input.cron, input.tz, this.now());
     if (!checked.ok) return refuse('bad_cron', checked.error);
-    const policy = target ? await this.resolvedPolicy(target.name) : null;
-    if (policy && unreachableGroups(policy, input.author).length > 0) {
+    const resolved = target ? await this.resolve(target.name) : null;
+    const policy = resolved?.policy ?? null;
+    if (resolved && stuckGroups(resolved.policy, resolved.unknown, input.author).length > 0) {
       return refuse(
         'unreachable_review',
         `Your schedule on \`${input.target}\` could never be approved: a review group would need approvals from people other than you, and has too few.`,
@@ -332,8 +333,9 @@ export class ScheduleService {
       const checked = checkCron(cron, tz, this.now());
       if (!checked.ok) return refuse('bad_cron', checked.error);
     }
-    const policy = await this.resolvedPolicy(target.name);
-    if (input.target !== null && policy && unreachableGroups(policy, before.author).length > 0) {
+    const resolved = await this.resolve(target.name);
+    const policy = resolved?.policy ?? null;
+    if (input.target !== null && resolved && stuckGroups(resolved.policy, resolved.unknown, before.author).length > 0) {
       return refuse(
         'unreachable_review',
         `${ref} could never be approved on \`${target.name}\`: a review group would need approvals from people other than you, and has too few.`,

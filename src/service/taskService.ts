@@ -5,7 +5,7 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, unreachableGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
+import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, stuckGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { RecipeRef } from '../domain/contentVersion.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
@@ -193,9 +193,7 @@ export class TaskService {
     }
     const resolved = await this.resolve(target.name);
     // A group whose user group Slack could not list right now is not known to be stuck: let the task wait for it.
-    const stuck = resolved
-      ? unreachableGroups(resolved.policy, input.author).filter((group) => !group.usergroup || !resolved.unknown.includes(group.usergroup))
-      : [];
+    const stuck = resolved ? stuckGroups(resolved.policy, resolved.unknown, input.author) : [];
     if (stuck.length > 0) {
       const names = stuck.map((group) => `*${group.name}*`).join(', ');
       return refuse(
