@@ -443,7 +443,7 @@ export class RunService {
   }
 
   /** May `userId` fill in this input step (App Home and the thread button ask before showing it)? */
-  async mayGiveInput(run: Run, planned: PlannedStep, userId: string): Promise<boolean> {
+  async mayGiveInput(run: Pick<Run, 'creator'>, planned: PlannedStep, userId: string): Promise<boolean> {
     if (planned.kind !== 'input') return false;
     const from = planned.input.from;
     if (!from) return userId === run.creator;
@@ -464,7 +464,7 @@ export class RunService {
   }
 
   /** May `userId` decide this approval step (named approver, not the run's creator)? */
-  async mayDecideStep(run: Run, planned: PlannedStep, userId: string): Promise<boolean> {
+  async mayDecideStep(run: Pick<Run, 'creator'>, planned: PlannedStep, userId: string): Promise<boolean> {
     if (planned.kind !== 'approval' || userId === run.creator) return false;
     if (planned.approval.users.includes(userId)) return true;
     const group = planned.approval.usergroup;
@@ -591,7 +591,7 @@ export class RunService {
   }
 
   /** Is `userId` a reviewer of one of the run's targets (user groups resolved)? */
-  async isReviewerOf(run: Run, userId: string): Promise<boolean> {
+  async isReviewerOf(run: Pick<Run, 'plan'> | { targets: readonly string[] }, userId: string): Promise<boolean> {
     return isReviewer(await this.resolvedPolicy(run), userId);
   }
 
