@@ -231,7 +231,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
           },
           deps.access.viewer(userId),
         );
-        const views = (await Promise.all(page.items.map((r) => runs.view(r.id)))).filter((v) => v !== null);
+        const views = (await Promise.all(page.items.map((r) => runs.view(r)))).filter((v) => v !== null);
         return {
           status: 200,
           body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) },

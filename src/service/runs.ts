@@ -131,9 +131,11 @@ export class RunService {
     return getRun(this.db, runId);
   }
 
-  async view(runId: number, db: Queryable = this.db): Promise<RunView | null> {
-    const run = await getRun(db, runId);
+  async view(runOrId: number | Run, db: Queryable = this.db): Promise<RunView | null> {
+    // A run the caller read already (a page of runs.list) is not read again.
+    const run = typeof runOrId === 'number' ? await getRun(db, runOrId) : runOrId;
     if (!run) return null;
+    const runId = run.id;
     const [steps, decisions] = await Promise.all([stepsOfRun(db, runId), subjectDecisions(db, runReviews(runId))]);
     const policy = this.policyOf(run);
     const current = decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion);
