@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Config } from '../config/config.js';
 import { namedFromOrdered } from '../domain/runbook/index.js';
-import { planHashOf, type RunbookService } from '../service/runbooks.js';
+import { planHashOf, runbooksOf, type RunbookService } from '../service/runbooks.js';
 import { RUN_CHANGED_SINCE_DRAWN, type RunService } from '../service/runs.js';
 import type { TaskService } from '../service/taskService.js';
 import type { Outcome } from '../service/outcome.js';
@@ -58,10 +58,12 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
     return found;
   };
   const runbookAnswer = async (res: ApiContext['res'], reference: string, status = 200): Promise<Answer> => {
-    const entry = await runbooks.find(reference);
+    // One catalog for the runbook and its plan hash.
+    const catalog = await runbooks.catalog();
+    const entry = catalog.get(reference);
     if (!entry) throw new ApiError(404, 'not_found', `There is no runbook ${reference}.`);
     res.set('ETag', etag(entry.hash));
-    return { status, body: { runbook: runbookJson(entry, (await runbooks.planHash(reference)) ?? entry.hash) } };
+    return { status, body: { runbook: runbookJson(entry, planHashOf(catalog, reference) ?? entry.hash) } };
   };
   const idempotencyKey = (ctx: ApiContext, scope: string): string | null => {
     const key = ctx.req.get('idempotency-key');
@@ -96,9 +98,11 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
               .map((t) => t.trim())
               .filter((t) => t !== '')
           : [];
-        const found = await runbooks.list({ ...(q.search ? { search: q.search } : {}), tags });
+        // One catalog per request, and its runbook map built once for every plan hash.
         const catalog = await runbooks.catalog();
-        return { status: 200, body: { runbooks: found.map((entry) => runbookJson(entry, planHashOf(catalog, entry.runbook.reference) ?? entry.hash)) } };
+        const found = await runbooks.list({ ...(q.search ? { search: q.search } : {}), tags }, catalog);
+        const all = runbooksOf(catalog);
+        return { status: 200, body: { runbooks: found.map((entry) => runbookJson(entry, planHashOf(catalog, entry.runbook.reference, all) ?? entry.hash)) } };
       },
     },
     {
@@ -227,7 +231,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
           },
           deps.access.viewer(userId),
         );
-        const views = (await Promise.all(page.items.map((r) => runs.view(r.id)))).filter((v) => v !== null);
+        const views = (await Promise.all(page.items.map((r) => runs.view(r)))).filter((v) => v !== null);
         return {
           status: 200,
           body: { runs: views.map((v) => runJson(v, config, links.runStatusUrl)), nextCursor: page.nextCursor === null ? null : String(page.nextCursor) },

@@ -46,11 +46,17 @@ export const RUNBOOK_PLAN_HASH_DOMAIN = 'countersign.runbook-plan/v1';
  * The version of what a start runs: the runbook and every runbook of its dependsOn closure, each
  * by reference and definition hash, in plan order. A runbook without dependencies has its own
  * hash as its plan hash, so a start naming the runbook's hash (its ETag) keeps working for it.
+ * `runbooks` is the catalog's runbooks (runbooksOf): pass it when hashing many of one catalog,
+ * so it is built once, not once per runbook.
  */
-export function planHashOf(catalog: ReadonlyMap<string, Pick<RunbookEntry, 'runbook' | 'hash'>>, reference: string): string | null {
+export function planHashOf(
+  catalog: ReadonlyMap<string, Pick<RunbookEntry, 'runbook' | 'hash'>>,
+  reference: string,
+  runbooks: ReadonlyMap<string, Runbook> = runbooksOf(catalog),
+): string | null {
   const entry = catalog.get(reference);
   if (!entry) return null;
-  const order = dependencyOrder(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference);
+  const order = dependencyOrder(runbooks, reference);
   // A broken closure (a missing dependency, a cycle) cannot start; its hash still changes once it is fixed.
   const refs = order.ok ? order.order : [reference];
   if (refs.length === 1) return entry.hash;
@@ -58,6 +64,11 @@ export function planHashOf(catalog: ReadonlyMap<string, Pick<RunbookEntry, 'runb
     RUNBOOK_PLAN_HASH_DOMAIN,
     refs.map((ref) => ({ reference: ref, hash: catalog.get(ref)?.hash ?? null })),
   );
+}
+
+/** The runbooks alone of a catalog, by reference, as planRun and the graph want them. */
+export function runbooksOf(catalog: ReadonlyMap<string, Pick<RunbookEntry, 'runbook'>>): Map<string, Runbook> {
+  return new Map([...catalog].map(([ref, entry]) => [ref, entry.runbook]));
 }
 
 export interface RunbookEntry {
@@ -152,19 +163,22 @@ export class RunbookService {
   }
 
   /** The plan hash of a runbook (planHashOf) in this catalog, or in the current one. */
-  async planHash(reference: string, catalog?: ReadonlyMap<string, RunbookEntry>): Promise<string | null> {
-    return planHashOf(catalog ?? (await this.catalog()), reference);
+  async planHash(reference: string, catalog?: ReadonlyMap<string, RunbookEntry>, runbooks?: ReadonlyMap<string, Runbook>): Promise<string | null> {
+    return planHashOf(catalog ?? (await this.catalog()), reference, runbooks);
   }
 
   /** The runbooks alone, as planRun and the graph want them. */
   async runbookMap(): Promise<Map<string, Runbook>> {
-    return new Map([...(await this.catalog())].map(([ref, entry]) => [ref, entry.runbook]));
+    return runbooksOf(await this.catalog());
   }
 
-  /** Runbooks whose name, reference or description contains `search`, with every tag in `tags`. */
-  async list(filter: { search?: string; tags?: readonly string[] } = {}): Promise<RunbookEntry[]> {
+  /**
+   * Runbooks whose name, reference or description contains `search`, with every tag in `tags`,
+   * of `catalog` (one the caller read already), else of the current one.
+   */
+  async list(filter: { search?: string; tags?: readonly string[] } = {}, catalog?: ReadonlyMap<string, RunbookEntry>): Promise<RunbookEntry[]> {
     const needle = filter.search?.toLowerCase();
-    return [...(await this.catalog()).values()]
+    return [...(catalog ?? (await this.catalog())).values()]
       .filter((e) => !needle || [e.runbook.reference, e.runbook.name, e.runbook.description ?? ''].some((text) => text.toLowerCase().includes(needle)))
       .filter((e) => (filter.tags ?? []).every((tag) => e.runbook.tags.includes(tag)))
       .sort((a, b) => a.runbook.reference.localeCompare(b.runbook.reference));
@@ -285,7 +299,8 @@ export class RunbookService {
     const catalog = await this.catalog();
     const entry = catalog.get(reference);
     if (!entry) return this.unknown(reference);
-    const planHash = planHashOf(catalog, reference) ?? entry.hash;
+    const runbooks = runbooksOf(catalog);
+    const planHash = planHashOf(catalog, reference, runbooks) ?? entry.hash;
     // The catalog read here is the one the run is planned from: what the hash names is what runs.
     if (input.expectedHash !== undefined && input.expectedHash !== planHash) {
       const what = entry.runbook.dependsOn.length > 0 ? `The runbook ${reference} or a runbook it depends on` : `The runbook ${reference}`;
@@ -312,7 +327,6 @@ export class RunbookService {
         `${reference} cannot be started ${word === 'manual' ? 'by hand' : `by a ${word}`}: its triggeredBy is ${entry.runbook.triggeredBy.map((t) => (t.kind === 'after' ? `after ${t.runbook}` : t.kind)).join(', ')}.`,
       );
     }
-    const runbooks = new Map([...catalog].map(([ref, e]) => [ref, e.runbook]));
     const started = await this.runs.start({
       runbooks,
       reference,
@@ -342,7 +356,7 @@ export class RunbookService {
         if (!entry) return this.unknown(reference);
         if (!entry.runbook.triggeredBy.some((t) => t.kind === 'schedule'))
           return refuse('not_triggerable', `${reference} cannot be started by a schedule: add schedule to its triggeredBy.`);
-        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, values);
+        const planned = await this.runs.plan(runbooksOf(catalog), reference, values);
         return planned.ok ? { ok: true } : refuse('invalid_arguments', planned.errors.map((e) => e.message).join('; '));
       },
       start: async (trx, schedule, fireAt) => {
@@ -350,7 +364,7 @@ export class RunbookService {
         const catalog = await this.catalog();
         const entry = catalog.get(reference);
         if (!entry) return { ok: false, reason: `the runbook ${reference} no longer exists` };
-        const planned = await this.runs.plan(new Map([...catalog].map(([ref, e]) => [ref, e.runbook])), reference, schedule.arguments ?? {});
+        const planned = await this.runs.plan(runbooksOf(catalog), reference, schedule.arguments ?? {});
         if (!planned.ok) return { ok: false, reason: planned.errors.map((e) => e.message).join('; ') };
         const created = await this.runs.create(
           trx,

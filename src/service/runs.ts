@@ -131,9 +131,11 @@ export class RunService {
     return getRun(this.db, runId);
   }
 
-  async view(runId: number, db: Queryable = this.db): Promise<RunView | null> {
-    const run = await getRun(db, runId);
+  async view(runOrId: number | Run, db: Queryable = this.db): Promise<RunView | null> {
+    // A run the caller read already (a page of runs.list) is not read again.
+    const run = typeof runOrId === 'number' ? await getRun(db, runOrId) : runOrId;
     if (!run) return null;
+    const runId = run.id;
     const [steps, decisions] = await Promise.all([stepsOfRun(db, runId), subjectDecisions(db, runReviews(runId))]);
     const policy = this.policyOf(run);
     const current = decisions.filter((d) => d.verdict === 'reject' || d.contentVersion === run.contentVersion);
@@ -443,7 +445,7 @@ export class RunService {
   }
 
   /** May `userId` fill in this input step (App Home and the thread button ask before showing it)? */
-  async mayGiveInput(run: Run, planned: PlannedStep, userId: string): Promise<boolean> {
+  async mayGiveInput(run: Pick<Run, 'creator'>, planned: PlannedStep, userId: string): Promise<boolean> {
     if (planned.kind !== 'input') return false;
     const from = planned.input.from;
     if (!from) return userId === run.creator;
@@ -464,7 +466,7 @@ export class RunService {
   }
 
   /** May `userId` decide this approval step (named approver, not the run's creator)? */
-  async mayDecideStep(run: Run, planned: PlannedStep, userId: string): Promise<boolean> {
+  async mayDecideStep(run: Pick<Run, 'creator'>, planned: PlannedStep, userId: string): Promise<boolean> {
     if (planned.kind !== 'approval' || userId === run.creator) return false;
     if (planned.approval.users.includes(userId)) return true;
     const group = planned.approval.usergroup;
@@ -591,7 +593,7 @@ export class RunService {
   }
 
   /** Is `userId` a reviewer of one of the run's targets (user groups resolved)? */
-  async isReviewerOf(run: Run, userId: string): Promise<boolean> {
+  async isReviewerOf(run: Pick<Run, 'plan'> | { targets: readonly string[] }, userId: string): Promise<boolean> {
     return isReviewer(await this.resolvedPolicy(run), userId);
   }
 

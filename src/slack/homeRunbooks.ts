@@ -8,10 +8,11 @@
  * Reads are bounded: at most SCAN_RUNS of the newest runs waiting on anybody (pending review, or
  * running with a paused step) are looked at per redraw.
  */
-import type { Run, RunStep } from '../domain/run.js';
+import type { Run } from '../domain/run.js';
+import type { PlannedStep } from '../domain/runbook/plan.js';
 import { isReviewer } from '../domain/review.js';
 import type { Db } from '../store/db.js';
-import { getRun, stepDecisions, toRun, toRunStep, type RunRow, type RunStepRow } from '../store/runs.js';
+import { getRun } from '../store/runs.js';
 import type { RunbookService } from '../service/runbooks.js';
 import type { RunService } from '../service/runs.js';
 import type { HomeMyRun, HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
@@ -53,9 +54,40 @@ export class HomeRunbooks {
       .limit(SCAN_RUNS)
       .pluck('id')) as number[];
     if (ids.length === 0) return { runs: [], total: 0 };
-    // Two reads for the whole scan: the runs, and their paused steps.
-    const runs = ((await this.db('runs').whereIn('id', ids).orderBy('id')) as RunRow[]).map(toRun);
-    const paused = ((await this.db('run_steps').whereIn('run_id', ids).where('phase', 'paused').orderBy('id')) as RunStepRow[]).map(toRunStep);
+    // Three reads for the whole scan: the runs (what Home needs of them: their plan's targets and
+    // its approval and input steps, never its scripts), their paused steps, and the user's
+    // decisions on those steps.
+    const runs = (
+      (await this.db('runs').whereIn('id', ids).orderBy('id').select(
+        'id',
+        'status',
+        'creator',
+        'reference',
+        'message',
+        'content_version',
+        'card_permalink',
+        'review_permalink',
+        this.db.raw("plan->'targets' AS targets"),
+        // `\\?` is knex's escape for the jsonpath filter's literal `?`.
+        this.db.raw(`jsonb_path_query_array(plan, '$.groups[*][*] \\? (@.kind == "approval" || @.kind == "input")') AS asked_steps`),
+      )) as ScannedRunRow[]
+    ).map(toScannedRun);
+    const paused = (await this.db('run_steps')
+      .whereIn('run_id', ids)
+      .where('phase', 'paused')
+      .orderBy('id')
+      .select('id', 'run_id', 'step_id', 'message_permalink')) as PausedStepRow[];
+    const decidedSteps = new Set(
+      (
+        (await this.db('run_step_decisions')
+          .whereIn(
+            'run_step_id',
+            paused.map((step) => step.id),
+          )
+          .where({ user_id: userId })
+          .distinct('run_step_id')) as Array<{ run_step_id: number }>
+      ).map((d) => d.run_step_id),
+    );
     // A reviewer who approved the run as it is now has nothing more to do for it.
     const decided = (await this.db('run_reviews')
       .whereIn(
@@ -70,14 +102,13 @@ export class HomeRunbooks {
       waiting.push(
         ...(await this.askedOf(
           run,
-          paused.filter((step) => step.runId === run.id),
+          paused.filter((step) => step.run_id === run.id),
+          decidedSteps,
           userId,
         )),
       );
     }
-    const shown = waiting.slice(0, limit);
-    await this.addPermalinks(shown);
-    return { runs: shown, total: waiting.length };
+    return { runs: waiting.slice(0, limit), total: waiting.length };
   }
 
   /** The user's own newest runs (a creator always sees their runs). */
@@ -114,48 +145,79 @@ export class HomeRunbooks {
     return concerned;
   }
 
-  private async askedOf(run: Run, paused: readonly RunStep[], userId: string): Promise<HomeWaitingRun[]> {
-    const base = { runId: run.id, reference: run.reference, creator: run.creator, message: run.message, cardPermalink: null, permalink: null };
+  private async askedOf(run: ScannedRun, paused: readonly PausedStepRow[], decidedSteps: ReadonlySet<number>, userId: string): Promise<HomeWaitingRun[]> {
+    // The run card's, review request's or step request's link, where Slack gave one.
+    const base = { runId: run.id, reference: run.reference, creator: run.creator, message: run.message, cardPermalink: run.cardPermalink, permalink: null };
     if (run.status === 'pending-review') {
-      if (run.creator === userId || !(await this.runs.isReviewerOf(run, userId))) return [];
-      return [{ ...base, kind: 'review', stepId: null }];
+      if (run.creator === userId || !(await this.runs.isReviewerOf({ targets: run.targets }, userId))) return [];
+      return [{ ...base, kind: 'review', stepId: null, permalink: run.reviewPermalink }];
     }
     if (run.status !== 'running') return [];
     const found: HomeWaitingRun[] = [];
     for (const step of paused) {
-      const planned = this.runs.plannedStep(run, step.stepId);
+      const planned = run.askedSteps.find((s) => s.id === step.step_id);
       if (!planned) continue;
+      const permalink = httpsLink(step.message_permalink);
       if (planned.kind === 'approval' && (await this.runs.mayDecideStep(run, planned, userId))) {
         // Decided already (one of several approvals): nothing more is asked of them.
-        if ((await stepDecisions(this.db, step.id)).some((d) => d.userId === userId)) continue;
-        found.push({ ...base, kind: 'approval', stepId: step.stepId });
+        if (decidedSteps.has(step.id)) continue;
+        found.push({ ...base, kind: 'approval', stepId: step.step_id, permalink });
       } else if (planned.kind === 'input' && (await this.runs.mayGiveInput(run, planned, userId))) {
-        found.push({ ...base, kind: 'input', stepId: step.stepId });
+        found.push({ ...base, kind: 'input', stepId: step.step_id, permalink });
       }
     }
     return found;
   }
+}
 
-  /** The run card's, review request's or step request's link, where Slack gave one. */
-  private async addPermalinks(waiting: HomeWaitingRun[]): Promise<void> {
-    if (waiting.length === 0) return;
-    const runIds = [...new Set(waiting.map((w) => w.runId))];
-    const runs = (await this.db('runs').whereIn('id', runIds).select('id', 'card_permalink', 'review_permalink')) as Array<{
-      id: number;
-      card_permalink: string | null;
-      review_permalink: string | null;
-    }>;
-    const steps = (await this.db('run_steps').whereIn('run_id', runIds).where('phase', 'paused').select('run_id', 'step_id', 'message_permalink')) as Array<{
-      run_id: number;
-      step_id: string;
-      message_permalink: string | null;
-    }>;
-    const link = (value: string | null | undefined) => (value && /^https:\/\//.test(value) ? value : null);
-    for (const item of waiting) {
-      const row = runs.find((r) => r.id === item.runId);
-      item.cardPermalink = link(row?.card_permalink);
-      item.permalink =
-        item.kind === 'review' ? link(row?.review_permalink) : link(steps.find((s) => s.run_id === item.runId && s.step_id === item.stepId)?.message_permalink);
-    }
-  }
+/** What Home reads of a run it scans: no script, no arguments. */
+interface ScannedRunRow {
+  id: number;
+  status: Run['status'];
+  creator: string;
+  reference: string;
+  message: string | null;
+  content_version: string;
+  card_permalink: string | null;
+  review_permalink: string | null;
+  targets: string[];
+  asked_steps: PlannedStep[];
+}
+
+interface ScannedRun {
+  id: number;
+  status: Run['status'];
+  creator: string;
+  reference: string;
+  message: string | null;
+  contentVersion: string;
+  cardPermalink: string | null;
+  reviewPermalink: string | null;
+  targets: string[];
+  /** The plan's approval and input steps (a paused step is one of them). */
+  askedSteps: PlannedStep[];
+}
+
+interface PausedStepRow {
+  id: number;
+  run_id: number;
+  step_id: string;
+  message_permalink: string | null;
+}
+
+const httpsLink = (value: string | null | undefined) => (value && /^https:\/\//.test(value) ? value : null);
+
+function toScannedRun(row: ScannedRunRow): ScannedRun {
+  return {
+    id: row.id,
+    status: row.status,
+    creator: row.creator,
+    reference: row.reference,
+    message: row.message,
+    contentVersion: row.content_version,
+    cardPermalink: httpsLink(row.card_permalink),
+    reviewPermalink: httpsLink(row.review_permalink),
+    targets: row.targets,
+    askedSteps: row.asked_steps,
+  };
 }

@@ -15,7 +15,7 @@ import { runRef, type Run } from '../domain/run.js';
 import { dependencyOrder, type Runbook } from '../domain/runbook/index.js';
 import { escapeSlackText } from '../domain/slackText.js';
 import type { Logger } from '../log.js';
-import type { RunbookService, RunbookStartOutcome } from '../service/runbooks.js';
+import { runbooksOf, type RunbookService, type RunbookStartOutcome } from '../service/runbooks.js';
 import { context, RUN_ACTION, RUNBOOK_MODAL_CALLBACK, section } from './render/blocks.js';
 import { argumentErrors, readArgumentValues } from './render/argumentFields.js';
 import { HOME_LINK_ACTION } from './render/homeRunbooks.js';
@@ -59,7 +59,7 @@ async function formFor(deps: RunbookFormDeps, reference: string, metadata: Runbo
   const catalog = await deps.runbooks.catalog();
   const entry = catalog.get(reference);
   if (!entry) return renderRunbookMissingModal(`There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows the ones you can start.`);
-  const runbooks = new Map([...catalog].map(([ref, e]) => [ref, e.runbook]));
+  const runbooks = runbooksOf(catalog);
   const order = dependencyOrder(runbooks, reference);
   const dependencies = order.ok
     ? order.order
@@ -68,7 +68,7 @@ async function formFor(deps: RunbookFormDeps, reference: string, metadata: Runbo
         .filter((r): r is Runbook => r !== undefined)
     : [];
   // The plan hash: a dependency replaced while the form is open is refused at submit, like the runbook itself.
-  const hash = (await deps.runbooks.planHash(reference, catalog)) ?? entry.hash;
+  const hash = (await deps.runbooks.planHash(reference, catalog, runbooks)) ?? entry.hash;
   return renderRunbookModal(entry.runbook, { ...metadata, reference, hash }, dependencies);
 }
 

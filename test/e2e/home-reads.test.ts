@@ -2,11 +2,13 @@
  * App Home's reads are bounded (issue 10, point 8) and show only what the user may see (point
  * 6): "waiting for my review" selects the pending tasks of the targets the user reviews (not
  * the newest 500 pending rows, scanned), a redraw reads script heads instead of whole rows, and
- * a run start redraws only the Homes of users who may see the task.
+ * a run start redraws only the Homes of users who may see the task. The runs waiting for a user
+ * are read without their plans' scripts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALICE, AUTHOR, BOB, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
+import { waitFor } from '../support/waitFor.js';
 
 const homeText = (h: Harness, user: string) => JSON.stringify(h.fake.homeOf(user)?.blocks ?? []);
 
@@ -114,4 +116,73 @@ describe('App Home reads', () => {
     expect(homeText(h, MALLORY)).not.toContain(`*#${run}*`);
     expect(publishesBefore(ALICE)).toBeGreaterThan(before[ALICE]!);
   });
+
+  it('redraws the runs waiting for me reading their approval and input steps, not their scripts', async () => {
+    // Runs whose plans hold a 60 KiB script: two waiting for web-prod's review (Alice reviews it),
+    // two paused on an approval step asking Alice after their script ran.
+    const script = `echo big-run\n# ${'x'.repeat(60 * 1024)}`;
+    const runbook = (reference: string, target: string) => ({
+      format: 'countersign.runbook/v1',
+      reference,
+      arguments: [],
+      steps: [
+        { id: 'big', script: { target, script } },
+        { id: 'go', approval: { users: [ALICE] } },
+      ],
+    });
+    for (const [reference, target] of [
+      ['big-reviewed', 'web-prod'],
+      ['big-approved', 'sandbox'],
+    ] as const) {
+      const imported = await h.app.runbooks.import(runbook(reference, target), AUTHOR, false);
+      if (!imported.ok) throw new Error(imported.message);
+    }
+    const started: Record<'big-reviewed' | 'big-approved', number[]> = { 'big-reviewed': [], 'big-approved': [] };
+    for (const reference of ['big-reviewed', 'big-approved'] as const) {
+      for (let n = 0; n < 2; n++) {
+        const run = await h.app.runbooks.start(reference, {
+          starter: AUTHOR,
+          values: {},
+          trigger: { kind: 'manual' },
+          source: 'slack',
+          sourceKey: `${reference}-${n}`,
+          channelId: null,
+        });
+        if (!run.ok || run.kind !== 'run') throw new Error(run.ok ? 'not a run' : run.message);
+        started[reference].push(run.run.id);
+      }
+    }
+    await waitFor(
+      async () => {
+        const phases = (await h.database.db('run_steps').whereIn('run_id', started['big-approved']).where('phase', 'paused').pluck('phase')) as string[];
+        return phases.length === 2 ? true : null;
+      },
+      20_000,
+      'both big-approved runs paused on their approval',
+    );
+    const shown = (text: string) => [...started['big-reviewed'], ...started['big-approved']].every((id) => text.includes(`run ${id}*`));
+    await openHome(ALICE);
+    await h.fake.waitFor(() => shown(homeText(h, ALICE)) || undefined, 10_000, 'Alice’s Home with the big runs');
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // let earlier redraws settle
+
+    let bytes = 0;
+    const count = (response: unknown, query: { sql?: string }) => {
+      if (query.sql?.includes('"runs"')) bytes += JSON.stringify(response ?? null).length;
+    };
+    const publishes = () => h.fake.callsTo('views.publish').filter((call) => call.args.user_id === ALICE).length;
+    h.database.db.on('query-response', count);
+    try {
+      const before = publishes();
+      await openHome(ALICE);
+      await h.fake.waitFor(() => publishes() > before || undefined, 10_000, 'Alice’s Home redrawn');
+    } finally {
+      h.database.db.off('query-response', count);
+    }
+    expect(shown(homeText(h, ALICE))).toBe(true);
+    expect(homeText(h, ALICE)).toContain('waits for your review');
+    expect(homeText(h, ALICE)).toContain('waits for your approval');
+    console.log(`[home] a redraw with 4 runs waiting whose plans hold 60 KiB scripts: ${bytes} bytes read from runs`);
+    // Whole rows would be 4 x 60 KiB for the one redraw.
+    expect(bytes).toBeLessThan(60_000);
+  }, 60_000);
 });
