@@ -190,30 +190,47 @@ export async function logLayout(
 
 /**
  * The newest chunks of a run, oldest first, holding at least its last `minChars` characters when
- * it printed that much: read newest first in small batches, each chunk cut to its last
- * `minChars` characters, at most `maxChunks` rows. A tail read never reads the whole log.
+ * it printed that much: read newest first in small batches, each chunk cut to the characters the
+ * tail still lacks, at most `maxChunks` rows. A tail read never reads the whole log, and sends
+ * about `minChars` characters however large the chunks.
  * `more`: earlier output exists that was not read.
  */
 export async function tailChunks(db: Queryable, executionId: number, minChars: number, maxChunks = 400): Promise<{ chunks: StoredChunk[]; more: boolean }> {
   const newestFirst: StoredChunk[] = [];
   let chars = 0;
   let beforeId: number | null = null;
+  let oldestCut = false;
   // Batches grow (1, 4, 16, 50 rows): a chunk may hold 64K characters, so the newest one often
   // holds the whole tail, and a fixed batch would read many cut chunks nobody needs.
   let batch = 1;
   while (newestFirst.length < maxChunks) {
-    const query = db('output_chunks')
+    // Each row is cut, in SQL, to what the tail still lacks after the newer rows of its batch, so
+    // a batch of large chunks sends at most the missing characters, not a tail's worth per row.
+    const missing = minChars - chars;
+    const newest = db('output_chunks')
       .where({ execution_id: executionId })
       .orderBy('id', 'desc')
       .limit(Math.min(batch, maxChunks - newestFirst.length))
-      .select<StoredChunk[]>('id', 'step_id', 'stream', db.raw('right(data, ?) AS data', [minChars]));
-    if (beforeId !== null) query.where('id', '<', beforeId);
-    const rows = await query;
-    for (const row of rows) {
+      .select(
+        'id',
+        'step_id',
+        'stream',
+        'data',
+        db.raw('greatest(0, ? - coalesce(sum(length(data)) OVER (ORDER BY id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))::int AS keep', [
+          missing,
+        ]),
+      );
+    if (beforeId !== null) newest.where('id', '<', beforeId);
+    const rows = await db
+      .from(newest.as('newest'))
+      .orderBy('id', 'desc')
+      .select<(StoredChunk & { cut: boolean })[]>('id', 'step_id', 'stream', db.raw('right(data, keep) AS data'), db.raw('length(data) > keep AS cut'));
+    for (const { cut, ...row } of rows) {
+      if (chars >= minChars) break;
       newestFirst.push(row);
       chars += row.data.length;
       beforeId = row.id;
-      if (chars >= minChars) break;
+      oldestCut = cut;
     }
     if (chars >= minChars || rows.length === 0) break;
     batch = Math.min(50, batch * 4);
@@ -221,8 +238,7 @@ export async function tailChunks(db: Queryable, executionId: number, minChars: n
   const oldestRead = newestFirst.at(-1);
   const more =
     oldestRead !== undefined && (chars >= minChars || newestFirst.length >= maxChunks)
-      ? (await db('output_chunks').where({ execution_id: executionId }).where('id', '<', oldestRead.id).first('id')) !== undefined ||
-        oldestRead.data.length >= minChars
+      ? oldestCut || (await db('output_chunks').where({ execution_id: executionId }).where('id', '<', oldestRead.id).first('id')) !== undefined
       : false;
   return { chunks: newestFirst.reverse(), more };
 }

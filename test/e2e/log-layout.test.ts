@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executionLogText, LogAssembler, RunLog } from '../../src/service/logs.js';
-import { insertChunks } from '../../src/store/output.js';
+import { insertChunks, tailChunks } from '../../src/store/output.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { insertTaskRows } from '../support/taskRows.js';
 
@@ -141,5 +141,36 @@ describe('log layout and ranges', () => {
     expect(total).toBe(layout.size);
     expect(largest).toBeLessThanOrEqual(2 * 262_100);
     expect(new LogAssembler(new Map()).add([])).toBe('');
+  });
+  it('reads the tail of a log in about the characters it shows, whatever the size of its chunks', async () => {
+    const minChars = 5600;
+    for (const size of [20, 40, 700, 5599, 5600, 9000, 65_000]) {
+      const [taskId] = await insertTaskRows(database.db, [{ status: 'running', author: 'U1', target: 'sandbox', script: 'true' }]);
+      const [execution] = await database
+        .db('executions')
+        .insert({ task_id: taskId, plan: JSON.stringify([]), runner_id: 'test', lease_until: database.db.fn.now() })
+        .returning<Array<{ id: number }>>('id');
+      const chunkCount = Math.min(300, Math.ceil((3 * minChars) / size) + 2);
+      const texts = Array.from({ length: chunkCount }, (_, i) => `${i}:`.padEnd(size, 'abcdefghij').slice(0, size));
+      await insertChunks(
+        database.db,
+        texts.map((data) => ({ executionId: execution!.id, stepId: null, stream: 'system' as const, data })),
+      );
+      const whole = texts.join('');
+      let sent = 0;
+      const count = (rows: unknown) => {
+        if (Array.isArray(rows)) for (const row of rows) sent += typeof row?.data === 'string' ? row.data.length : 0;
+      };
+      database.db.on('query-response', count);
+      const { chunks, more } = await tailChunks(database.db, execution!.id, minChars).finally(() => database.db.off('query-response', count));
+      expect(sent, `characters sent for chunks of ${size}`).toBe(minChars);
+      const tail = chunks.map((chunk) => chunk.data).join('');
+      // Exactly the last minChars characters, in order: nothing beyond them crossed the wire.
+      expect(tail, `chunks of ${size}`).toBe(whole.slice(-minChars));
+      expect(more, `chunks of ${size}`).toBe(true);
+      const short = await tailChunks(database.db, execution!.id, whole.length + 10);
+      expect(short.chunks.map((chunk) => chunk.data).join(''), `whole log, chunks of ${size}`).toBe(whole.slice(-(whole.length + 10)));
+      expect(short.more).toBe(false);
+    }
   });
 });
