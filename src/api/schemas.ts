@@ -132,7 +132,17 @@ export const Task = z
       description: 'SHA-256 over everything that runs (target, type, script, message, arguments, recipe); the ETag. An edit changes it.',
     }),
     arguments: z.array(TaskArgument).meta({ description: 'A recipe task\'s arguments in declared order ("$1"…); empty otherwise.' }),
-    recipe: z.object({ name: z.string(), hash }).nullable().meta({ description: 'The recipe the task was started from and the hash of its definition then.' }),
+    recipe: z
+      .object({
+        name: z.string(),
+        hash,
+        writtenBy: z
+          .string()
+          .optional()
+          .meta({ description: 'Who imported that version of the recipe (none for a recipe of countersign.yml): never a reviewer of the task.' }),
+      })
+      .nullable()
+      .meta({ description: 'The recipe the task was started from and the hash of its definition then.' }),
     trigger: z
       .object({ kind: z.enum(['slack', 'api', 'schedule', 'webhook', 'run']), run: id.optional() })
       .meta({ description: "How it was started; a run's script step names its run." }),

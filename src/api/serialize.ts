@@ -37,7 +37,7 @@ export function taskJson(task: Task, links: Links, reviews?: readonly ReviewDeci
     contentVersion: task.contentVersion,
     // Fixed values never leave the server.
     arguments: markFixedCopies(task.arguments ?? []).map((a) => ({ name: a.name, kind: a.kind, value: a.kind === 'fixed' ? HIDDEN : a.value })),
-    recipe: task.recipe ? { name: task.recipe.name, hash: task.recipe.hash } : null,
+    recipe: task.recipe ? { name: task.recipe.name, hash: task.recipe.hash, ...(task.recipe.writtenBy ? { writtenBy: task.recipe.writtenBy } : {}) } : null,
     trigger: task.runStep ? { kind: task.source, run: task.runStep.runId } : { kind: task.source },
     // Outputs may hold what a script chose to write: its target's secrets and fixed values masked.
     outputs: task.outputs ? Object.fromEntries(Object.entries(task.outputs).map(([k, v]) => [k, mask(v)])) : null,

@@ -22,6 +22,11 @@ export const FULL_HASH = /^[0-9a-f]{64}$/;
 export interface RecipeRef {
   name: string;
   hash: string;
+  /**
+   * Who imported this version (none for a config recipe): never a reviewer of the task. Not part
+   * of the content version: it says who may approve, not what runs.
+   */
+  writtenBy?: string;
 }
 
 export interface ContentArgument {

@@ -44,6 +44,8 @@ export interface StartInput {
   channelId: string | null;
   /** The recipe version the starter saw (the form's); the start is refused if the recipe is another now. */
   expectedHash?: string;
+  /** Given a recipe rather than its name: who imported that version (RecipeEntry.writtenBy), if anyone. */
+  writtenBy?: string | null;
 }
 
 export type StartOutcome =
@@ -59,6 +61,8 @@ export interface RecipeEntry {
   /** Imported: who imported it first; config recipes: null (nobody changes them from Slack). */
   owner: string | null;
   editors: People | null;
+  /** Imported: who imported this version (the last import or replace); config recipes: null. */
+  writtenBy: string | null;
 }
 
 /** A recipe's audit subject (events.subject). */
@@ -175,9 +179,12 @@ export class RecipeService {
    * recording the recipe's name and hash. With `expectedHash`, a recipe changed since is refused.
    */
   async start(recipeOrName: Recipe | string, input: StartInput): Promise<StartOutcome> {
-    const recipe = typeof recipeOrName === 'string' ? await this.get(recipeOrName) : recipeOrName;
+    const entry = typeof recipeOrName === 'string' ? await this.find(recipeOrName) : null;
+    const recipe = typeof recipeOrName === 'string' ? entry?.recipe : recipeOrName;
     if (!recipe) return this.unknown(typeof recipeOrName === 'string' ? recipeOrName : '');
-    const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe) };
+    // Whoever wrote this version never reviews the task (TaskService checks it).
+    const writtenBy = entry ? entry.writtenBy : (input.writtenBy ?? null);
+    const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe), ...(writtenBy ? { writtenBy } : {}) };
     if (input.expectedHash !== undefined && input.expectedHash !== ref.hash) {
       return refuse(
         'recipe_changed',
@@ -210,7 +217,7 @@ export class RecipeService {
   }
 
   private async configEntry(recipe: Recipe): Promise<RecipeEntry> {
-    return { recipe, hash: await this.hashOf(recipe), owner: null, editors: null };
+    return { recipe, hash: await this.hashOf(recipe), owner: null, editors: null, writtenBy: null };
   }
 
   private unknown(name: string) {
@@ -220,6 +227,12 @@ export class RecipeService {
   private fromRow(row: SavedRow): RecipeEntry | null {
     const parsed = parseRecipeJson(row.definition);
     if (!parsed.ok) return null;
-    return { recipe: { ...parsed.recipe, editors: row.editors ?? null }, hash: row.content_hash, owner: row.owner, editors: row.editors ?? null };
+    return {
+      recipe: { ...parsed.recipe, editors: row.editors ?? null },
+      hash: row.content_hash,
+      owner: row.owner,
+      editors: row.editors ?? null,
+      writtenBy: row.imported_by,
+    };
   }
 }

@@ -312,6 +312,7 @@ export class RunbookService {
     if (entry.kind === 'recipe' && entry.recipe && input.asRun !== true) {
       const started = await this.recipes.start(entry.recipe, {
         author: input.starter,
+        writtenBy: entry.runbook.writtenBy ?? null,
         values: input.values,
         ...(input.message !== undefined ? { message: input.message } : {}),
         source: input.source,

@@ -193,12 +193,13 @@ export class TaskService {
     }
     const resolved = await this.resolve(target.name);
     // A group whose user group Slack could not list right now is not known to be stuck: let the task wait for it.
-    const stuck = resolved ? stuckGroups(resolved.policy, resolved.unknown, input.author) : [];
+    const writer = input.recipe?.writtenBy;
+    const stuck = resolved ? stuckGroups(resolved.policy, resolved.unknown, input.author, writer ? [writer] : []) : [];
     if (stuck.length > 0) {
       const names = stuck.map((group) => `*${group.name}*`).join(', ');
       return refuse(
         'unreachable_review',
-        `Your task on \`${target.name}\` could never be approved: ${names} would need approvals from people other than you, and has too few. Ask someone else to run it, or ask the countersign admins to add reviewers.`,
+        `Your task on \`${target.name}\` could never be approved: ${names} would need approvals from people other than you${writer && writer !== input.author ? ` and <@${writer}> (who wrote the recipe)` : ''}, and has too few. Ask someone else to run it, or ask the countersign admins to add reviewers.`,
       );
     }
     const newTask = {
@@ -502,6 +503,10 @@ export class TaskService {
     if (!policy) return refuse('no_review', `${taskRef(taskId)} runs on \`${task.target}\`, which has no review.`);
     const allowed = mayReview(policy, task.author, userId, taskRef(taskId));
     if (!allowed.ok) return allowed;
+    // Whoever imported the recipe version it runs wrote its script: the second pair of eyes must not be theirs.
+    if (task.recipe?.writtenBy === userId) {
+      return refuse('self_review', `You wrote the recipe ${task.recipe.name} that ${taskRef(taskId)} runs, so you cannot review it: ask another reviewer.`);
+    }
     if (task.status !== 'pending-review') return refuse('not_pending', `${taskRef(taskId)} is ${STATUS_WORDS[task.status]}; it can no longer be reviewed.`);
     return { ok: true as const, task, policy };
   }

@@ -19,6 +19,7 @@ import * as runbookSchedules from '../../migrations/014_runbook_schedules.js';
 import * as scheduleSurfaces from '../../migrations/016_schedule_surfaces.js';
 import * as runSlack from '../../migrations/018_run_slack.js';
 import * as workflowExecutions from '../../migrations/019_workflow_executions.js';
+import * as recipeWriters from '../../migrations/020_recipe_writers.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -42,6 +43,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['016_schedule_surfaces', scheduleSurfaces],
   ['018_run_slack', runSlack],
   ['019_workflow_executions', workflowExecutions],
+  ['020_recipe_writers', recipeWriters],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -40,6 +40,8 @@ export interface TaskRow {
   content_version: string;
   recipe_name: string | null;
   recipe_hash: string | null;
+  /** Migration 020: who imported the recipe version (RecipeRef.writtenBy). */
+  recipe_writer?: string | null;
   /** Migration 013: a run's script step; its $COUNTERSIGN_OUTPUT values. */
   run_id?: number | null;
   run_step_id?: number | null;
@@ -121,7 +123,10 @@ export function toTask(row: TaskRow): Task {
     runAfter: row.run_after,
     arguments: row.arguments ?? null,
     contentVersion: row.content_version,
-    recipe: row.recipe_name !== null && row.recipe_hash !== null ? { name: row.recipe_name, hash: row.recipe_hash } : null,
+    recipe:
+      row.recipe_name !== null && row.recipe_hash !== null
+        ? { name: row.recipe_name, hash: row.recipe_hash, ...(row.recipe_writer ? { writtenBy: row.recipe_writer } : {}) }
+        : null,
     runStep: row.run_id && row.run_step_id ? { runId: row.run_id, stepId: row.run_step_id } : null,
     outputs: row.outputs?.outputs ?? null,
   };

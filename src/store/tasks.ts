@@ -83,6 +83,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
       content_version: version,
       recipe_name: recipe?.name ?? null,
       recipe_hash: recipe?.hash ?? null,
+      recipe_writer: recipe?.writtenBy ?? null,
       run_id: task.runStep?.runId ?? null,
       run_step_id: task.runStep?.stepId ?? null,
     })
@@ -143,6 +144,7 @@ export async function updateTaskContent(db: Queryable, task: Task, change: { mes
         content_version: version,
         recipe_name: recipe?.name ?? null,
         recipe_hash: recipe?.hash ?? null,
+        recipe_writer: recipe?.writtenBy ?? null,
         ...(script !== task.script ? { review_script_posted: false } : {}),
         view_version: db.raw('view_version + 1') as unknown as number,
       },

@@ -93,7 +93,7 @@ describe('src/main.ts, as npm start runs it', () => {
       expect(started.output()).toContain('"targets":["web-prod"]');
       if (round === 1)
         expect(started.output()).toContain(
-          '"migrations":["001_initial","002_api","003_slack_surface","004_permalinks","005_list_indexes","006_recipes","007_schedules","008_content_versions","009_pending_review_index","010_runner_liveness","012_schedule_reviews","013_runbooks","014_runbook_schedules","016_schedule_surfaces","018_run_slack","019_workflow_executions"]',
+          '"migrations":["001_initial","002_api","003_slack_surface","004_permalinks","005_list_indexes","006_recipes","007_schedules","008_content_versions","009_pending_review_index","010_runner_liveness","012_schedule_reviews","013_runbooks","014_runbook_schedules","016_schedule_surfaces","018_run_slack","019_workflow_executions","020_recipe_writers"]',
         );
       else expect(started.output()).not.toContain('database migrated');
       started.child.kill('SIGTERM');

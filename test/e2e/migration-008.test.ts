@@ -8,6 +8,7 @@ import * as migration008 from '../../migrations/008_content_versions.js';
 import * as migration013 from '../../migrations/013_runbooks.js';
 import * as migration018 from '../../migrations/018_run_slack.js';
 import * as migration019 from '../../migrations/019_workflow_executions.js';
+import * as migration020 from '../../migrations/020_recipe_writers.js';
 import { contentVersion, recipeContentHash } from '../../src/domain/contentVersion.js';
 import { parseRecipeJson, recipeDefinition } from '../../src/domain/recipe.js';
 import { CONTENT_KEY } from '../../src/store/contentKey.js';
@@ -96,5 +97,18 @@ describe('migration 008 on existing data', () => {
     );
     await expect(db('reviews').insert({ task_id: plain.id, user_id: 'UC', verdict: 'approve' })).rejects.toThrow(/content_version/);
     expect(await db('events').columnInfo()).toHaveProperty('subject');
+  });
+  it('migration 020 names who imported the recipe version of tasks started before it', async () => {
+    const db = database.db;
+    await migration020.down(db);
+    const { content_hash: hash } = await db('runbooks').where({ reference: 'legacy' }).first('content_hash');
+    const [current, replaced] = await db('tasks').orderBy('id').limit(2).pluck('id');
+    await db('tasks').where({ id: current }).update({ recipe_name: 'legacy', recipe_hash: hash });
+    await db('tasks')
+      .where({ id: replaced })
+      .update({ recipe_name: 'legacy', recipe_hash: 'f'.repeat(64) });
+    await migration020.up(db);
+    // The version still stored names its importer; one replaced since is nobody's known version.
+    expect(await db('tasks').whereIn('id', [current, replaced]).orderBy('id').pluck('recipe_writer')).toEqual(['UIMPORTER', null]);
   });
 });

@@ -158,7 +158,7 @@ describe('owned recipes', () => {
     const id = Number(/#(\d+)/.exec(JSON.stringify(started.json))?.[1]);
     expect(await h.task(id)).toMatchObject({ recipe: { name: 'rotate-logs', hash: hashV2 }, script: 'echo "rotating $1"; rm -rf /var/log/*' });
     const created = await h.database.db('events').where({ task_id: id, type: 'task.created' }).first();
-    expect(created.data.recipe).toEqual({ name: 'rotate-logs', hash: hashV2 });
+    expect(created.data.recipe).toEqual({ name: 'rotate-logs', hash: hashV2, writtenBy: AUTHOR });
   });
 
   it('names the recipe version on the card and review request, hides fixed values from the API and masks them in all output', async () => {
@@ -231,6 +231,42 @@ describe('owned recipes', () => {
     expect(thread.map((m) => blocksText(m)).join('\n')).not.toContain(FIXED);
     expect((await h.task(id))?.result.lastLine).not.toContain(FIXED);
   }, 40_000);
+
+  it('never lets the writer of a recipe version review a task started from it, in Slack or over the API', async () => {
+    const aliceToken = (await createApiToken(h.database.db, ALICE, 'alice')).token;
+    // Alice reviews web-prod; she imports a recipe for it, and someone else starts it.
+    expect(await importAs(ALICE, { name: 'alice-fix', target: 'web-prod', script: 'echo fixed by alice' })).toContain('Imported');
+    const form = await openForm('alice-fix', AUTHOR);
+    const started = await h.driver.submitView({ view: form, user: AUTHOR, values: {} });
+    const id = Number(/#(\d+)/.exec(JSON.stringify(started.json))?.[1]);
+    expect((await h.task(id))?.recipe).toMatchObject({ name: 'alice-fix', writtenBy: ALICE });
+    const request = await h.reviewRequest(id);
+    expect(blocksText(request)).toContain(`<@${ALICE}> wrote its recipe, so cannot approve it either`);
+
+    // Her click and her API call are refused; nothing is recorded.
+    const seen = h.fake.responses.length;
+    await h.click(request, ACTION.approve, ALICE);
+    await h.fake.waitFor(() => h.fake.responses.length > seen || undefined, 5000, 'the refusal');
+    expect(h.responsesSince(seen)[0]).toMatch(new RegExp(`You wrote the recipe alice-fix that #${id} runs, so you cannot review it`));
+    const read = await api.call('GET', `/tasks/${id}`, { token: aliceToken });
+    expect(read.body.task.recipe).toMatchObject({ name: 'alice-fix', writtenBy: ALICE });
+    const viaApi = await api.call('POST', `/tasks/${id}/approve`, { token: aliceToken, headers: { 'If-Match': String(read.headers.get('etag')) } });
+    expect(viaApi.status).toBe(403);
+    expect(viaApi.body.error.message).toMatch(/You wrote the recipe alice-fix/);
+    expect(await h.database.db('reviews').where({ task_id: id })).toEqual([]);
+    expect((await h.task(id))?.status).toBe('pending-review');
+
+    // Bob, the other reviewer, may.
+    await h.click(request, ACTION.approve, BOB);
+    await h.waitForStatus(id, 'approved');
+
+    // A start that only its writer could approve is refused at once, as one only its author could.
+    expect(await importAs(BOB, { name: 'bob-fix', target: 'web-prod', script: 'echo fixed by bob' })).toContain('Imported');
+    const bobForm = await openForm('bob-fix', ALICE);
+    const byAlice = await h.driver.submitView({ view: bobForm, user: ALICE, values: {} });
+    // Alice started it and Bob wrote it: sre (1 of Alice, Bob) has nobody left, so it is refused at once.
+    expect(JSON.stringify(byAlice.json)).toMatch(new RegExp(`could never be approved.*other than you and <@${BOB}> \\(who wrote the recipe\\)`));
+  });
 
   it('keeps fixed values with their recipe’s script: no edit or resubmit may move them onto another script', async () => {
     const form = await openForm('print-token', AUTHOR);

@@ -58,7 +58,9 @@ function renderAtScale(view: TaskView, policy: ReviewPolicy, ctx: ReviewRequestC
   const expiresAt = task.status === 'pending-review' ? reviewExpiresAt(policy, task.statusChangedAt) : null;
   const expires = expiresAt ? ` Expires ${slackDate(expiresAt)} unless approved by then.` : '';
   // The expiry goes after the clip, so a long list of reviewers never cuts its date in half.
-  blocks.push(context(`${clip(`Needs approval from ${members}. Authors cannot approve their own tasks.`, budget(2000))}${expires}`));
+  const writer = task.recipe?.writtenBy;
+  const writerNote = writer && writer !== task.author ? ` ${mention(writer)} wrote its recipe, so cannot approve it either.` : '';
+  blocks.push(context(`${clip(`Needs approval from ${members}. Authors cannot approve their own tasks.${writerNote}`, budget(2000))}${expires}`));
   blocks.push(section(clip(reviewText(policy, task.author, decisions, scale), 3000)));
   // Set on a rejected task only by countersign itself (an expired review), never by a reviewer.
   if (task.status === 'rejected' && task.result.failureMessage) {
