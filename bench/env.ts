@@ -27,7 +27,12 @@ export interface BenchEnv {
 export async function startBenchEnv(): Promise<BenchEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'countersign-bench-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbeddedPostgres({ dataDir: dir, fast: process.env.BENCH_FAST === '1' });
+  const pg = await startEmbeddedPostgres({
+    dataDir: dir,
+    fast: process.env.BENCH_FAST === '1',
+    // BENCH_PG_STATEMENTS=1: per-statement CPU in pg_stat_statements (bench/probe-queries.ts prints it).
+    ...(process.env.BENCH_PG_STATEMENTS === '1' ? { settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } } : {}),
+  });
   const db = createDb(pg.url);
   await migrate(db);
   // Real Slack allows short bursts; the bench measures countersign, not the fake's bucket.

@@ -11,7 +11,17 @@ export async function benchThroughput(env: BenchEnv, target: string, tasks = 400
   const started = performance.now();
   const ids = await env.db.transaction(async (trx) => {
     const rows = await trx('tasks')
-      .insert(Array.from({ length: tasks }, () => ({ status: 'ready', author: 'UAUTHOR', target, type: 'sh', script: 'true', source: 'api' })))
+      .insert(
+        Array.from({ length: tasks }, () => ({
+          status: 'ready',
+          author: 'UAUTHOR',
+          target,
+          type: 'sh',
+          script: 'true',
+          source: 'api',
+          content_version: '0'.repeat(64),
+        })),
+      )
       .returning('id');
     for (const row of rows) await trx.raw('SELECT pg_notify(?, ?)', [CHANNEL_READY, String(row.id)]);
     return rows.map((row: { id: number }) => row.id);

@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { encodeStdin, remoteCommand } from '../../src/exec/remoteCommand.js';
+import { encodeStdin, newRunToken, remoteCommand } from '../../src/exec/remoteCommand.js';
 import { createDb, type Db } from '../../src/store/db.js';
 import { startEmbeddedPostgres } from '../../src/store/embeddedPostgres.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -441,9 +441,9 @@ async function benchRunLatency(): Promise<void> {
 
 // ---------------------------------------------------------------- 3. throughput
 
-async function graphileJobsPerSecond(hosts: number, count: number): Promise<number> {
+async function graphileJobsPerSecond(hosts: number, count: number, job: 'ssh_true' | 'ssh_wrapper' = 'ssh_true'): Promise<number> {
   const started = performance.now();
-  await db.raw(`SELECT graphile_worker.add_job('ssh_true', json_build_object('host', i % ?)) FROM generate_series(1, ?::int) AS i`, [hosts, count]);
+  await db.raw(`SELECT graphile_worker.add_job(?, json_build_object('host', i % ?)) FROM generate_series(1, ?::int) AS i`, [job, hosts, count]);
   for (;;) {
     const r = await db.raw<{ rows: Array<{ left: number; failed: number }> }>(
       'SELECT count(*)::int AS left, count(*) FILTER (WHERE last_error IS NOT NULL)::int AS failed FROM graphile_worker.jobs',
@@ -470,7 +470,7 @@ async function benchThroughput(): Promise<void> {
   );
   // What every countersign run costs on the host: the wrapper reads secrets, arguments and the
   // script from stdin, checks its size and runs it (the stdin-only path, never argv).
-  const wrapper = remoteCommand({ type: 'sh', token: 'f'.repeat(24), scriptBytes: 4, runAs: null });
+  const wrapper = () => remoteCommand({ type: 'sh', token: newRunToken(), scriptBytes: 4, runAs: null });
   const raw1Wrapper = await fanOut([rawHost(one)], 9, n1, wrapper, () => encodeStdin(new Map(), 'true'));
   const raw10Wrapper = await fanOut(
     tenHosts.map((ssh) => rawHost(ssh)),
@@ -480,6 +480,10 @@ async function benchThroughput(): Promise<void> {
     () => encodeStdin(new Map(), 'true'),
   );
   console.log(`  (raw ssh2: ${refusedOpens.count} channel opens refused at the session limit and retried)`);
+  if (raw1Wrapper < raw1 / 2)
+    notes.push(
+      `\nThe throughput target (>= 50% of raw ssh2 exec true, ${(raw1 / 2).toFixed(0)}/s on 1 host) is above what raw ssh2 itself reaches running countersign's remote wrapper (${raw1Wrapper.toFixed(0)}/s): the wrapper (script on stdin only, saved to a private file, its size checked, run, cleaned up) starts four processes per run on the host, and no scheduler can run faster than that floor.`,
+    );
   console.log(
     `  raw ssh2 exec true: 1 host ${raw1.toFixed(0)}/s, 10 hosts ${raw10.toFixed(0)}/s; countersign's remote wrapper alone: 1 host ${raw1Wrapper.toFixed(0)}/s, 10 hosts ${raw10Wrapper.toFixed(0)}/s`,
   );
@@ -498,14 +502,18 @@ async function benchThroughput(): Promise<void> {
   for (const app of apps) await app.stop();
 
   const graphile: Record<string, number> = {};
+  // The same remote work as a countersign run: the wrapper, a fresh token, stdin, the script.
+  const graphileWrapper: Record<string, number> = {};
   const workers: Array<Child<{ pid: number }>> = [];
   for (const processes of [1, 2]) {
     workers.push(await startChild('graphile.ts', { databaseUrl, hosts: tenHosts.map((ssh) => rawHost(ssh)) }));
     await graphileJobsPerSecond(10, 40 * processes);
     graphile[`1x${processes}`] = await graphileJobsPerSecond(1, n1);
     graphile[`10x${processes}`] = await graphileJobsPerSecond(10, n10);
+    graphileWrapper[`1x${processes}`] = await graphileJobsPerSecond(1, n1, 'ssh_wrapper');
+    graphileWrapper[`10x${processes}`] = await graphileJobsPerSecond(10, n10, 'ssh_wrapper');
     console.log(
-      `  graphile-worker, ${processes} process(es): 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s (load ${load()})`,
+      `  graphile-worker, ${processes} process(es): exec true: 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s; countersign's wrapper: 1 host ${graphileWrapper[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphileWrapper[`10x${processes}`]!.toFixed(0)}/s (load ${load()})`,
     );
   }
   for (const worker of workers) await worker.stop();
@@ -518,11 +526,12 @@ async function benchThroughput(): Promise<void> {
       const key = `${hosts}x${processes}`;
       const mine = ours[key]!;
       const theirs = graphile[key]!;
+      const theirsWrapped = graphileWrapper[key]!;
       row({
         what: `trivial tasks/s, ${hosts} host${hosts > 1 ? 's' : ''}, ${processes} app process${processes > 1 ? 'es' : ''}`,
         ours: `${mine.perSecond.toFixed(0)}/s${mine.failed ? ` (${mine.failed} failed)` : ''}`,
-        floor: `raw ssh2 ${raw.toFixed(0)}/s (with countersign's wrapper ${rawWrapper.toFixed(0)}/s); graphile-worker ${theirs.toFixed(0)}/s`,
-        ratio: `${((100 * mine.perSecond) / raw).toFixed(0)}% of raw (${((100 * mine.perSecond) / rawWrapper).toFixed(0)}% of the wrapper floor), ${(mine.perSecond / theirs).toFixed(2)}x graphile`,
+        floor: `raw ssh2 exec true ${raw.toFixed(0)}/s, raw ssh2 running countersign's wrapper ${rawWrapper.toFixed(0)}/s; graphile-worker exec true ${theirs.toFixed(0)}/s, with the wrapper ${theirsWrapped.toFixed(0)}/s`,
+        ratio: `${((100 * mine.perSecond) / raw).toFixed(0)}% of raw (${((100 * mine.perSecond) / rawWrapper).toFixed(0)}% of raw with the wrapper), ${(mine.perSecond / theirs).toFixed(2)}x graphile (${(mine.perSecond / theirsWrapped).toFixed(2)}x with the wrapper)`,
         target: '>= 50% of raw and > graphile',
         met: mine.perSecond >= raw / 2 && mine.perSecond > theirs,
       });

@@ -98,8 +98,13 @@ export class Channels {
   }
 }
 
-/** `total` execs of `command` spread over the hosts, `slots` at once per host: execs per second. */
-export async function fanOut(hosts: readonly RawHost[], slots: number, total: number, command: string, input?: () => Buffer): Promise<number> {
+/**
+ * `total` execs of `command` spread over the hosts, `slots` at once per host: execs per second.
+ * A command given as a function is made anew for each exec (countersign's wrapper needs a fresh
+ * run token each time: two runs sharing one refuse to start). Every exec must exit 0: a floor
+ * made of refused starts would be no floor.
+ */
+export async function fanOut(hosts: readonly RawHost[], slots: number, total: number, command: string | (() => string), input?: () => Buffer): Promise<number> {
   const clients = await Promise.all(hosts.map(connect));
   try {
     let left = total;
@@ -109,7 +114,8 @@ export async function fanOut(hosts: readonly RawHost[], slots: number, total: nu
         Array.from({ length: slots }, async () => {
           while (left > 0) {
             left--;
-            await exec(client, command, input?.());
+            const code = await exec(client, typeof command === 'string' ? command : command(), input?.());
+            if (code !== 0) throw new Error(`a floor exec exited ${code}`);
           }
         }),
       ),

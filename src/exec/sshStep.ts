@@ -58,6 +58,15 @@ type NotStarted = { kind: 'not-started'; reason: string; busy?: boolean };
  */
 const BUSY_RETRIES = 40;
 
+/**
+ * The wait before busy retry `n` (from 1): the first few after a millisecond, since the slot is
+ * usually freed by the time sshd reads its next packet (raw ssh2 under load: about one refusal
+ * per exec); then doubling up to 50 ms, for a host whose sessions another client really holds.
+ */
+export function busyWait(n: number): number {
+  return n <= 5 ? 1 : Math.min(50, 2 ** (n - 5));
+}
+
 export { fingerprint } from './sshPool.js';
 
 /** Beyond the connect timeout, what the KILL and the survivors check (which waits up to ~2 s for reaping) may take. */
@@ -83,7 +92,7 @@ export async function runSshStep(options: SshStepOptions): Promise<StepOutcome> 
     if (result.busy && busyRetries < BUSY_RETRIES) {
       busyRetries++;
       attempt--;
-      await pause(Math.min(50, 2 ** busyRetries), options.stop);
+      await pause(busyWait(busyRetries), options.stop);
       continue;
     }
     // Once more, on a fresh connection: the pooled one went away between its last use and now.

@@ -234,8 +234,8 @@ export class Runner {
     const { task, execution } = claimed;
     this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
-    this.bus.emit('task-changed', task.id);
-    this.observer.runStarted(task.id, execution.id, claimed.steps.length);
+    this.bus.emit('task-changed', task.id, task);
+    this.observer.runStarted(task, execution.id, claimed.steps.length);
     const controller = new AbortController();
     const claimedAt = Date.now();
     const done = executeRun(
@@ -264,7 +264,7 @@ export class Runner {
       .finally(() => {
         this.active.delete(execution.id);
         this.log.info({ taskId: task.id, executionId: execution.id }, 'run finished');
-        this.bus.emit('task-changed', task.id);
+        this.bus.emit('task-changed', task.id, task);
         this.wake();
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });

@@ -5,9 +5,19 @@
  */
 import { EventEmitter } from 'node:events';
 
+/** Where a task's Slack messages are: its card's channel, its review request's. */
+export interface TaskChannels {
+  channelId: string | null;
+  reviewChannel: string | null;
+}
+
 interface BusEvents {
-  /** A task's state or review changed: its card and review request should be redrawn. */
-  'task-changed': [taskId: number];
+  /**
+   * A task's state or review changed: its card and review request should be redrawn. `channels`,
+   * when the emitter has the row at hand: where its messages are (set at creation, never changed),
+   * so a task with none is not read only to find that out.
+   */
+  'task-changed': [taskId: number, channels?: TaskChannels];
   /** A task became ready: a runner should try to claim. */
   'task-ready': [taskId: number];
   /** Someone asked to stop a running execution. */

@@ -28,6 +28,8 @@ export interface HomeOptions {
 const LIMITS = { pending: 10, running: 10, mine: 15, schedulesToReview: 5, mySchedules: 10, waitingRuns: 8, startable: 10, myRuns: 10 } as const;
 /** Home users redrawn for one task change, at most (the most recently active first). */
 const MAX_HOME_USERS = 1000;
+/** How long the list of recent Home users is kept before it is read again. */
+const RECENT_USERS_MS = 5_000;
 
 interface ChangedTask {
   id: number;
@@ -42,6 +44,8 @@ export class HomePublisher {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly lastPublished = new Map<string, number>();
   private readonly notices = new Map<string, string>();
+  /** recentUsers, read at most once per RECENT_USERS_MS: every task change asks for it. */
+  private recent: { users: Promise<string[]>; at: number } | null = null;
 
   constructor(
     private readonly db: Db,
@@ -58,6 +62,7 @@ export class HomePublisher {
   /** The user opened the Home tab: remember them and draw it now. */
   async opened(userId: string): Promise<void> {
     await this.db('home_users').insert({ user_id: userId }).onConflict('user_id').merge({ opened_at: this.db.fn.now() });
+    this.recent = null;
     await this.publish(userId);
   }
 
@@ -97,12 +102,14 @@ export class HomePublisher {
 
   /** A task changed: redraw Home for the users who use it and whom the task concerns. */
   async taskChanged(taskId: number): Promise<void> {
+    // Nobody to redraw for (no recent Home user, or each has a redraw coming): the task is not read.
+    const users = (await this.recentUsers()).filter((userId) => !this.timers.has(userId));
+    if (users.length === 0) return;
     const row = (await this.db('tasks').where({ id: taskId }).first('id', 'author', 'target', 'channel_id', 'status', 'started_at')) as
       | { id: number; author: string; target: string; channel_id: string | null; status: TaskStatus; started_at: Date | null }
       | undefined;
     if (!row) return;
     const task: ChangedTask = { id: row.id, author: row.author, target: row.target, channelId: row.channel_id, status: row.status, startedAt: row.started_at };
-    const users = await this.recentUsers();
     for (const userId of users) {
       if (this.timers.has(userId)) continue; // a redraw is coming anyway
       if (await this.concerns(task, this.queries.viewer(userId))) this.schedule(userId);
@@ -128,13 +135,28 @@ export class HomePublisher {
     for (const userId of await this.runbooks.concerned(runId, users)) this.schedule(userId);
   }
 
-  /** Only people who looked at Home lately: a tab opened once a year ago is not kept live. */
-  private async recentUsers(): Promise<string[]> {
-    return (await this.db('home_users')
-      .where('opened_at', '>', this.db.raw("now() - interval '7 days'"))
-      .orderBy('opened_at', 'desc')
-      .limit(MAX_HOME_USERS)
-      .pluck('user_id')) as string[];
+  /**
+   * Only people who looked at Home lately: a tab opened once a year ago is not kept live. Read
+   * at most once per RECENT_USERS_MS (an open here reads it again at once; one on another
+   * replica is seen here within RECENT_USERS_MS), so a burst of task changes costs one read.
+   */
+  private recentUsers(): Promise<string[]> {
+    if (this.recent && Date.now() - this.recent.at < RECENT_USERS_MS) return this.recent.users;
+    // Resolved once into a promise: a knex builder kept and awaited again would query again.
+    const users = Promise.resolve(
+      this.db('home_users')
+        .where('opened_at', '>', this.db.raw("now() - interval '7 days'"))
+        .orderBy('opened_at', 'desc')
+        .limit(MAX_HOME_USERS)
+        .pluck('user_id'),
+    ) as Promise<string[]>;
+    const entry = { users, at: Date.now() };
+    this.recent = entry;
+    // A failed read is not kept: the next change asks again.
+    users.catch(() => {
+      if (this.recent === entry) this.recent = null;
+    });
+    return users;
   }
 
   stop(): void {

@@ -18,8 +18,8 @@ import { shortHash } from '../domain/contentVersion.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { loadTaskView } from '../store/taskView.js';
-import { bumpViewVersion } from '../store/tasks.js';
+import { viewOfTask } from '../store/taskView.js';
+import { bumpViewVersion, getTask } from '../store/tasks.js';
 import {
   claimDms as claimLedgerDms,
   markReviewScriptPosted,
@@ -58,12 +58,17 @@ export interface TaskMessagesOptions {
 /** Permalinks and DMs are caught up for tasks this recent; older ones are left as they are. */
 const LINKS_MAX_AGE_DAYS = 1;
 
+/** How many task ids without Slack messages are remembered (a set of numbers: well under a megabyte). */
+const WITHOUT_MESSAGES_KEPT = 10_000;
+
 const reviewLedger = (taskId: number): DmLedger => ({ table: 'review_dms', key: { task_id: taskId } });
 
 export class TaskMessages extends MessageViews<SyncReport> {
   private readonly reviewers: Reviewers;
   /** Targets with a `dm: true` review group. */
   private readonly dmTargets: string[];
+  /** Tasks known to have no Slack message (no card channel, no review channel), oldest first. */
+  private readonly withoutMessages = new Set<number>();
 
   constructor(
     private readonly db: Db,
@@ -88,9 +93,18 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
     if (this.queue.stopped) return done();
-    const view = await loadTaskView(this.db, taskId);
-    if (!view) return done();
-    const { task } = view;
+    // A task with neither a card nor a review request (API, webhook, schedule, a run's step) has
+    // nothing in Slack to redraw: after its first change it is not read again (both channels are
+    // set when a task is created and never change).
+    if (this.withoutMessages.has(taskId)) return done();
+    const task = await getTask(this.db, taskId);
+    if (!task) return done();
+    if (!task.channelId && !task.reviewChannel) {
+      this.withoutMessages.add(taskId);
+      if (this.withoutMessages.size > WITHOUT_MESSAGES_KEPT) this.withoutMessages.delete(this.withoutMessages.values().next().value as number);
+      return done();
+    }
+    const view = await viewOfTask(this.db, task);
     const target = this.config.targets.get(task.target);
     // Progress counts user group members: render with the members as they are now.
     const resolved = target?.review ? await this.reviewers.resolve(target.review) : null;

@@ -13,7 +13,7 @@ import { recentOutput } from '../store/output.js';
 import type { SlackMessage } from './render/blocks.js';
 import { lastLines, renderHostSummary } from './render/hostSummary.js';
 import type { OutputStream } from '../domain/task.js';
-import type { RunObserver } from '../runner/observer.js';
+import type { RunObserver, StartedTask } from '../runner/observer.js';
 import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
 import {
   LOG_LIMIT_NOTICE,
@@ -88,7 +88,9 @@ export class ThreadStreamer implements RunObserver {
     private readonly log: StreamerLogger,
   ) {}
 
-  runStarted(taskId: number, executionId: number, hosts: number): void {
+  runStarted(task: StartedTask, executionId: number, hosts: number): void {
+    const taskId = task.id;
+    const runStep = task.runStep ?? null;
     this.runs.set(executionId, {
       taskId,
       executionId,
@@ -103,14 +105,16 @@ export class ThreadStreamer implements RunObserver {
       timer: null,
       lastWriteAt: 0,
       writing: Promise.resolve(),
-      disabled: false,
+      // A task of its own without a card (the API, a webhook, a schedule without a channel) has no thread to write to.
+      disabled: !runStep && !task.channelId,
       finished: false,
       limitNoticePosted: false,
-      label: undefined,
+      // A task of its own is known at once; a run's step waits for its label (one small read).
+      label: runStep ? undefined : null,
       early: [],
       runId: null,
     });
-    void this.learnStep(executionId, taskId);
+    if (runStep) void this.learnStep(executionId, taskId);
   }
 
   /** Is this a run's step? Then its output is labelled with the step and goes to the run card's thread. */
@@ -142,7 +146,7 @@ export class ThreadStreamer implements RunObserver {
 
   output(_taskId: number, executionId: number, host: string | null, _stream: OutputStream, text: string): void {
     const run = this.runs.get(executionId);
-    if (!run || text === '') return;
+    if (!run || run.disabled || text === '') return;
     if (run.label === undefined) {
       run.early.push({ host, text });
       return;
@@ -193,6 +197,7 @@ export class ThreadStreamer implements RunObserver {
     await run.writing;
     this.clearTimer(run);
     try {
+      if (run.disabled) return;
       // A quick run can end before its card is posted (the card waits its turn in the channel).
       const parent = run.parent ?? (await this.waitForParent(run));
       if (!parent || run.disabled) return;

@@ -1,5 +1,5 @@
 /** The read model behind a card or review request: a task, its decisions and its latest run. */
-import type { TaskView } from '../domain/task.js';
+import type { Task, TaskView } from '../domain/task.js';
 import type { Queryable } from './db.js';
 import { latestExecution } from './executions.js';
 import { decisionsFor } from './reviews.js';
@@ -7,7 +7,11 @@ import { getTask } from './tasks.js';
 
 export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskView | null> {
   const task = await getTask(db, taskId);
-  if (!task) return null;
-  const [decisions, execution] = await Promise.all([decisionsFor(db, taskId), latestExecution(db, taskId)]);
+  return task ? viewOfTask(db, task) : null;
+}
+
+/** The rest of the view of a task just read. */
+export async function viewOfTask(db: Queryable, task: Task): Promise<TaskView> {
+  const [decisions, execution] = await Promise.all([decisionsFor(db, task.id), latestExecution(db, task.id)]);
   return { task, decisions, execution };
 }

@@ -1,0 +1,65 @@
+/**
+ * Side effects stay off the hot path (issue 12): a task with nothing in Slack (started over the
+ * API without a channel) is run without the Slack views reading it. Before, every change of such
+ * a task (running, then done) made the card view read the task, its decisions, its run and its
+ * steps, App Home read its recent users and the task, and the thread streamer read the task
+ * twice: about ten reads per task, on the path a queue of small tasks runs through. Counted here
+ * on the app's own pool through the real API, runner, sshd and Postgres; the test polls on a
+ * connection of its own so its reads are not counted.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiToken } from '../../src/store/apiTokens.js';
+import { ApiClient } from '../support/apiClient.js';
+import { AUTHOR, Harness } from '../support/harness.js';
+
+describe('reads a task with nothing in Slack costs the views', () => {
+  let h: Harness;
+  let api: ApiClient;
+  let token: string;
+  let poller: pg.Client;
+  beforeAll(async () => {
+    h = await Harness.start();
+    api = await ApiClient.connect(h.app.url);
+    token = (await createApiToken(h.database.db, AUTHOR, 'author')).token;
+    poller = new pg.Client({ connectionString: h.database.url });
+    await poller.connect();
+  }, 60_000);
+  afterAll(async () => {
+    await poller?.end();
+    await h?.stop();
+  });
+
+  it('runs API tasks without a channel with no view reading their decisions, runs, steps or Home users', async () => {
+    const statements: Array<{ sql: string; bindings: unknown[] }> = [];
+    const record = (query: { sql: string; bindings?: unknown[] }) => statements.push({ sql: query.sql, bindings: query.bindings ?? [] });
+    h.database.db.on('query', record);
+    const ids: number[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const created = await api.call('POST', '/tasks', { token, body: { target: 'sandbox', script: `echo run ${i}`, message: 'quiet' } });
+        expect(created.status).toBe(201);
+        ids.push(Number(created.body.task.id));
+      }
+      for (const id of ids) {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const { rows } = await poller.query<{ status: string }>('SELECT status FROM tasks WHERE id = $1', [id]);
+          if (rows[0]?.status === 'success') break;
+          if (Date.now() > deadline) throw new Error(`task ${id} is ${rows[0]?.status} after 20 s`);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
+      // Whatever the changes set off has had time to happen.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    } finally {
+      h.database.db.off('query', record);
+    }
+    const aboutOurs = statements.filter((s) => s.bindings.some((b) => ids.includes(Number(b))));
+    const reads = (table: RegExp) => aboutOurs.filter((s) => /^select/i.test(s.sql.trim()) && table.test(s.sql));
+    expect(reads(/"(reviews|executions|execution_steps|run_steps)"/), 'decisions, runs, steps').toEqual([]);
+    // The API's own answer to POST may read the task it made; nothing reads it again.
+    expect(reads(/from "tasks"/).length, JSON.stringify(reads(/from "tasks"/).map((s) => s.sql))).toBeLessThanOrEqual(ids.length);
+    expect(statements.filter((s) => /home_users/.test(s.sql)).length, 'Home users read per change').toBeLessThanOrEqual(1);
+  }, 60_000);
+});
