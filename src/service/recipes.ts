@@ -44,7 +44,7 @@ export interface StartInput {
   channelId: string | null;
   /** The recipe version the starter saw (the form's); the start is refused if the recipe is another now. */
   expectedHash?: string;
-  /** Given a recipe rather than its name: who imported that version (RecipeEntry.writtenBy), if anyone. */
+  /** Who imported this version of the recipe (its catalog entry's writtenBy), if anyone. */
   writtenBy?: string | null;
 }
 
@@ -61,8 +61,6 @@ export interface RecipeEntry {
   /** Imported: who imported it first; config recipes: null (nobody changes them from Slack). */
   owner: string | null;
   editors: People | null;
-  /** Imported: who imported this version (the last import or replace); config recipes: null. */
-  writtenBy: string | null;
 }
 
 /** A recipe's audit subject (events.subject). */
@@ -90,10 +88,6 @@ export class RecipeService {
     const imported = rows.map((row) => this.fromRow(row)).filter((r): r is RecipeEntry => r !== null && !this.configRecipes().has(r.recipe.name));
     const configured = await Promise.all([...this.configRecipes().values()].map((recipe) => this.configEntry(recipe)));
     return [...configured, ...imported].sort((a, b) => a.recipe.name.localeCompare(b.recipe.name));
-  }
-
-  async get(name: string): Promise<Recipe | null> {
-    return (await this.find(name))?.recipe ?? null;
   }
 
   async find(name: string): Promise<RecipeEntry | null> {
@@ -178,12 +172,9 @@ export class RecipeService {
    * Checks the arguments and creates the task (same rules as any task on the recipe's target),
    * recording the recipe's name and hash. With `expectedHash`, a recipe changed since is refused.
    */
-  async start(recipeOrName: Recipe | string, input: StartInput): Promise<StartOutcome> {
-    const entry = typeof recipeOrName === 'string' ? await this.find(recipeOrName) : null;
-    const recipe = typeof recipeOrName === 'string' ? entry?.recipe : recipeOrName;
-    if (!recipe) return this.unknown(typeof recipeOrName === 'string' ? recipeOrName : '');
+  async start(recipe: Recipe, input: StartInput): Promise<StartOutcome> {
     // Whoever wrote this version never reviews the task (TaskService checks it).
-    const writtenBy = entry ? entry.writtenBy : (input.writtenBy ?? null);
+    const writtenBy = input.writtenBy ?? null;
     const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe), ...(writtenBy ? { writtenBy } : {}) };
     if (input.expectedHash !== undefined && input.expectedHash !== ref.hash) {
       return refuse(
@@ -217,7 +208,7 @@ export class RecipeService {
   }
 
   private async configEntry(recipe: Recipe): Promise<RecipeEntry> {
-    return { recipe, hash: await this.hashOf(recipe), owner: null, editors: null, writtenBy: null };
+    return { recipe, hash: await this.hashOf(recipe), owner: null, editors: null };
   }
 
   private unknown(name: string) {
@@ -227,12 +218,6 @@ export class RecipeService {
   private fromRow(row: SavedRow): RecipeEntry | null {
     const parsed = parseRecipeJson(row.definition);
     if (!parsed.ok) return null;
-    return {
-      recipe: { ...parsed.recipe, editors: row.editors ?? null },
-      hash: row.content_hash,
-      owner: row.owner,
-      editors: row.editors ?? null,
-      writtenBy: row.imported_by,
-    };
+    return { recipe: { ...parsed.recipe, editors: row.editors ?? null }, hash: row.content_hash, owner: row.owner, editors: row.editors ?? null };
   }
 }

@@ -516,7 +516,7 @@ export class TaskService {
   }
 
   private changed(task: Task): void {
-    this.bus.emit('task-changed', task.id);
+    this.bus.emit('task-changed', task.id, task);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
 }

@@ -15,6 +15,7 @@ import type { Config } from '../config/config.js';
 import { dmRecipients, type ReviewPolicy } from '../domain/review.js';
 import type { Task } from '../domain/task.js';
 import { shortHash } from '../domain/contentVersion.js';
+import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
@@ -58,8 +59,11 @@ export interface TaskMessagesOptions {
 /** Permalinks and DMs are caught up for tasks this recent; older ones are left as they are. */
 const LINKS_MAX_AGE_DAYS = 1;
 
-/** How many task ids without Slack messages are remembered (a set of numbers: well under a megabyte). */
-const WITHOUT_MESSAGES_KEPT = 10_000;
+/**
+ * A task with neither a card nor a review request (the API, a webhook, a schedule, a run's step)
+ * has nothing in Slack to redraw. Both channels are set when it is created and never change.
+ */
+const hasMessages = (channels: TaskChannels): boolean => channels.channelId !== null || channels.reviewChannel !== null;
 
 const reviewLedger = (taskId: number): DmLedger => ({ table: 'review_dms', key: { task_id: taskId } });
 
@@ -67,8 +71,6 @@ export class TaskMessages extends MessageViews<SyncReport> {
   private readonly reviewers: Reviewers;
   /** Targets with a `dm: true` review group. */
   private readonly dmTargets: string[];
-  /** Tasks known to have no Slack message (no card channel, no review channel), oldest first. */
-  private readonly withoutMessages = new Set<number>();
 
   constructor(
     private readonly db: Db,
@@ -82,6 +84,15 @@ export class TaskMessages extends MessageViews<SyncReport> {
     this.dmTargets = [...config.targets.values()].filter((target) => target.review?.groups.some((group) => group.dm)).map((target) => target.name);
   }
 
+  /**
+   * A task changed: redraw its messages. `channels`, when the emitter had the row at hand, spares
+   * a task with no messages the read that would only find that out.
+   */
+  changed(taskId: number, channels?: TaskChannels): void {
+    if (channels && !hasMessages(channels)) return;
+    void this.sync(taskId).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
+  }
+
   protected async candidates(): Promise<number[]> {
     const behind = await rowsWithMessagesBehind(this.db, 'tasks', 100);
     const unlinked = this.options.lookups ? await tasksWithLinksMissing(this.db, this.dmTargets, 100) : [];
@@ -93,17 +104,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
     if (this.queue.stopped) return done();
-    // A task with neither a card nor a review request (API, webhook, schedule, a run's step) has
-    // nothing in Slack to redraw: after its first change it is not read again (both channels are
-    // set when a task is created and never change).
-    if (this.withoutMessages.has(taskId)) return done();
     const task = await getTask(this.db, taskId);
-    if (!task) return done();
-    if (!task.channelId && !task.reviewChannel) {
-      this.withoutMessages.add(taskId);
-      if (this.withoutMessages.size > WITHOUT_MESSAGES_KEPT) this.withoutMessages.delete(this.withoutMessages.values().next().value as number);
-      return done();
-    }
+    if (!task || !hasMessages(task)) return done();
     const view = await viewOfTask(this.db, task);
     const target = this.config.targets.get(task.target);
     // Progress counts user group members: render with the members as they are now.
