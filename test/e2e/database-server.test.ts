@@ -19,8 +19,15 @@ describe('databaseServer', () => {
   });
   afterAll(async () => {
     await restricted?.destroy();
-    await database?.drop();
-    await database?.db.raw(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+    if (!database) return;
+    try {
+      // Roles are the server's, not the database's: dropped while this database's connections are still open, and not left behind.
+      await database.db.raw(`DROP ROLE IF EXISTS ${role}`);
+      const left = await database.db('pg_roles').where({ rolname: role }).count<{ count: string }[]>('* as count');
+      expect(Number(left[0]?.count), `role ${role} left behind`).toBe(0);
+    } finally {
+      await database.drop();
+    }
   });
 
   it('names the server by start time, cluster id and timeline, and by start time alone when pg_control is not readable', async () => {

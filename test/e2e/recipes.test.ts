@@ -21,7 +21,6 @@ async function storedOutput(h: Harness, taskId: number): Promise<string> {
 }
 
 const TRICKY = `'; rm -rf / # $(id)`;
-/** What a user sees of escaped message text. */
 
 describe('recipes in Slack', () => {
   let h: Harness;

@@ -15,12 +15,20 @@ import { waitFor } from '../support/waitFor.js';
 
 const yaml = () => ['runbooks:', '  quick:', '    steps:', '      - { id: one, script: { target: sandbox, script: "true" } }'].join('\n');
 
-/** The value a button was drawn with. */
-const buttonValue = (message: FakeMessage, actionId: string): string => {
-  for (const block of (message.blocks ?? []) as Array<{ type: string; elements?: Array<{ action_id?: string; value?: string }> }>)
-    for (const element of block.elements ?? []) if (element.action_id === actionId) return String(element.value);
+interface Button {
+  action_id?: string;
+  value?: string;
+  confirm?: { title?: { text?: string }; text?: { text?: string }; confirm?: { text?: string } };
+}
+
+/** The button a message was drawn with. */
+const buttonOf = (message: FakeMessage, actionId: string): Button => {
+  for (const block of (message.blocks ?? []) as Array<{ type: string; elements?: Button[] }>)
+    for (const element of block.elements ?? []) if (element.action_id === actionId) return element;
   throw new Error(`no ${actionId} button`);
 };
+/** The value a button was drawn with. */
+const buttonValue = (message: FakeMessage, actionId: string): string => String(buttonOf(message, actionId).value);
 
 describe('Run again starts once per click', () => {
   let h: Harness;
@@ -102,11 +110,13 @@ describe('Run again starts once per click', () => {
   });
 
   it('the Run again button asks first, saying what it runs', async () => {
-    const { card } = await finishedRun();
-    const blocks = JSON.stringify(card.blocks);
-    expect(blocks).toContain('"confirm"');
-    expect(blocks).toContain('Run it again?');
-    expect(blocks).toContain('quick');
+    const { id, card } = await finishedRun();
+    // The Run again button's own dialog (the card's header names the runbook too: look only at the button).
+    const { confirm } = buttonOf(card, RUN_ACTION.again);
+    expect(confirm?.title?.text).toBe('Run it again?');
+    expect(confirm?.text?.text).toContain('Starts a new run of runbook quick on sandbox');
+    expect(confirm?.text?.text).toContain(`as run ${id}`);
+    expect(confirm?.confirm?.text).toBe('Run again');
   });
 
   it("a task's Run again: two concurrent clicks make one task; the redrawn card makes another", async () => {

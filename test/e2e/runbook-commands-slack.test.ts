@@ -16,7 +16,6 @@ import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS
 import { waitFor } from '../support/waitFor.js';
 
 const FIXED = 'fixed-secret-zz';
-/** What a user sees of escaped message text. */
 
 const yaml = () =>
   [
@@ -343,6 +342,9 @@ describe('runbooks from Slack', () => {
     await openHome(ALICE);
     await home(ALICE, 'showing the review', (t) => t.includes(`run ${reviewed.run.id}`) && t.includes('waits for your review'));
     expect(homeText(ALICE)).not.toContain(`"action_id":"${RUN_ACTION.approve}"`);
+    // The author's Home, drawn after the run exists (it lists it among their runs), does not ask them to review it.
+    await openHome(AUTHOR);
+    await home(AUTHOR, 'listing the reviewed run', (t) => t.includes(`*run ${reviewed.run.id}* :hourglass_flowing_sand: waiting for review`));
     expect(homeText(AUTHOR)).not.toContain('waits for your review');
 
     // Two approvals needed: once Alice approved, it waits for Bob only.

@@ -121,7 +121,10 @@ describe('the Workflow Builder step across replicas and restarts', () => {
       kind: 'success',
       outputs: { run_id: waiting.id, status: 'success', link: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/api/v1/runs/${waiting.id}$`)) },
     });
-    // Either live process may complete it (the replica of the first test is still up; replicas share one public URL in production).
+    // Either live process may complete it (the replica of the first test is still up; replicas share one public URL in production),
+    // but only one: wait long enough for the other's reconciler to have had its go before counting.
+    await sleep(2500);
+    expect(h.fake.functions.completionsOf(fx)).toHaveLength(1);
     expect(completeCalls(fx)).toHaveLength(1);
   });
 

@@ -273,7 +273,6 @@ export function slackEscape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** All the text a message shows: its text and every block's text, joined. */
 /** The text of a command's immediate (ack) answer, blocks included. */
 export function ackText(response: { json?: unknown }): string {
   return blocksText((response.json ?? {}) as { text?: string; blocks?: unknown[] });
@@ -284,6 +283,7 @@ export function unescapeSlack(text: string): string {
   return text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
 
+/** All the text a message shows: its text and every block's text, joined. */
 export function blocksText(message: { text?: string; blocks?: unknown[] }): string {
   return `${message.text ?? ''}\n${JSON.stringify(message.blocks ?? [])}`;
 }

@@ -8,6 +8,7 @@ import { readEnv } from '../../src/config/env.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { MIN_SECRET_LENGTH, secretValueProblem } from '../../src/config/schema.js';
+import { RESERVED_SECRET_NAMES } from '../support/reservedNames.js';
 
 const KEY_TEXT = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
 const ED25519 = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -344,20 +345,7 @@ describe('parseConfig: every error names its field', () => {
   it('a secret name the wrapper, the shell or the dynamic loader depends on', () => {
     const secret = (name: string) => yaml({ extra: `    secrets:\n      ${name}: { env: SECRET_SOURCE }` });
     const env = { SECRET_SOURCE: 'a-long-enough-value' };
-    for (const name of [
-      '__cs_f',
-      '__cs_anything',
-      'BASH_ENV',
-      'ENV',
-      'SHELLOPTS',
-      'BASHOPTS',
-      'PS4',
-      'IFS',
-      'PATH',
-      'LD_PRELOAD',
-      'LD_LIBRARY_PATH',
-      'COUNTERSIGN_RUN',
-    ]) {
+    for (const name of RESERVED_SECRET_NAMES) {
       problemAt(secret(name), `targets.web-prod.secrets.${name}`, env);
     }
     expect(problemAt(secret('__cs_f'), 'targets.web-prod.secrets.__cs_f', env)).toContain('__cs_');

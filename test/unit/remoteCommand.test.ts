@@ -17,6 +17,7 @@ import {
   survivorsCommand,
 } from '../../src/exec/remoteCommand.js';
 import type { ScriptType } from '../../src/domain/scriptTypes.js';
+import { RESERVED_SECRET_NAMES } from '../support/reservedNames.js';
 
 /** The wrapper without runAs, as most tests need it. */
 const remoteCommand = (type: ScriptType, token: string, scriptBytes: number) => buildCommand({ type, token, scriptBytes, runAs: null });
@@ -115,23 +116,8 @@ describe('remoteCommand', () => {
   });
 
   it('refuses to hand over a secret whose name the config refuses (the wrapper’s, the shell’s, the loader’s)', () => {
-    for (const name of [
-      '__cs_f',
-      '__cs_n',
-      'BASH_ENV',
-      'ENV',
-      'SHELLOPTS',
-      'BASHOPTS',
-      'PS4',
-      'IFS',
-      'PATH',
-      'LD_PRELOAD',
-      'LD_LIBRARY_PATH',
-      'COUNTERSIGN_RUN',
-      'COUNTERSIGN_OUTPUT',
-      '1X',
-      'A-B',
-    ]) {
+    // Reserved names, and names that are no environment variable's.
+    for (const name of [...RESERVED_SECRET_NAMES, '1X', 'A-B']) {
       expect(secretNameProblem(name), name).not.toBeNull();
       expect(() => encodeStdin(new Map([[name, 'value']]), 'true'), name).toThrow(`secret name ${name}`);
     }
