@@ -1,4 +1,5 @@
 /** Stored output: chunks in arrival order, one row per stream per flush. */
+import { createRequire } from 'node:module';
 import type { OutputStream } from '../domain/task.js';
 import type { Queryable } from './db.js';
 import { CHANNEL_TASK } from './notify.js';
@@ -15,19 +16,30 @@ export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]
   await db('output_chunks').insert(chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })));
 }
 
+/** An array as Postgres's array literal, quoted and escaped by pg itself (its own array encoding). */
+const pgArray = createRequire(import.meta.url)('pg/lib/utils.js').prepareValue as (value: readonly unknown[]) => string;
+
 /**
  * A run's buffered output in one statement: its chunks, the run's byte count, and (when
  * `taskId` is given) one NOTIFY for the task's followers, all at one commit.
  */
 export async function storeBatch(db: Queryable, executionId: number, chunks: readonly OutputChunk[], bytes: number, taskId?: number): Promise<void> {
   if (chunks.length === 0) return;
-  const values = chunks.map(() => '(?::bigint, ?::bigint, ?, ?)').join(', ');
+  // Arrays, not a VALUES row per chunk: interleaved output (stdout and stderr lines taking turns)
+  // makes many small chunks, and Postgres takes at most 65,535 parameters per statement.
   await db.raw(
-    `WITH chunk AS (INSERT INTO output_chunks (execution_id, step_id, stream, data) VALUES ${values}),
+    `WITH chunk AS (
+       INSERT INTO output_chunks (execution_id, step_id, stream, data)
+       SELECT e, s, t, d FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) WITH ORDINALITY AS c(e, s, t, d, n) ORDER BY n
+     ),
      counted AS (UPDATE executions SET output_bytes = output_bytes + ? WHERE id = ?)
      SELECT ${taskId !== undefined ? 'pg_notify(?, ?)' : '1'}`,
     [
-      ...chunks.flatMap((chunk) => [chunk.executionId, chunk.stepId, chunk.stream, chunk.data]),
+      // As pg sends an array parameter (knex would spread a JS array into a list of parameters).
+      pgArray(chunks.map((chunk) => chunk.executionId)),
+      pgArray(chunks.map((chunk) => chunk.stepId)),
+      pgArray(chunks.map((chunk) => chunk.stream)),
+      pgArray(chunks.map((chunk) => chunk.data)),
       bytes,
       executionId,
       ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),

@@ -37,25 +37,3 @@ describe('OutputRecorder.lastLine', () => {
     expect(r.lastLine).toBe('x'.repeat(500));
   });
 });
-
-describe('OutputRecorder batches', () => {
-  it('stores at most maxBufferBytes per statement, in order, whatever waits', async () => {
-    const statements: Array<{ rows: string[] }> = [];
-    // Just enough of a database for storeBatch: one raw statement per batch, its rows among the bindings.
-    const db = {
-      raw: async (_sql: string, bindings: unknown[]) => {
-        const rows: string[] = [];
-        for (let i = 3; i < bindings.length - 2; i += 4) rows.push(String(bindings[i]));
-        statements.push({ rows });
-        return { rows: [] };
-      },
-    };
-    const r = new OutputRecorder(db as never, 1, { flushMs: 3_600_000, maxBufferBytes: 100, highWaterBytes: 1 << 30, onError: () => undefined });
-    const lines = Array.from({ length: 10 }, (_, i) => `${String(i).padStart(2, '0')} ${'x'.repeat(36)}\n`);
-    // Alternating streams: each line is a row of its own (40 bytes).
-    lines.forEach((line, i) => r.write(1, i % 2 === 0 ? 'stdout' : 'stderr', line));
-    expect(await r.close()).toBe(true);
-    expect(statements.every((statement) => statement.rows.join('').length <= 100)).toBe(true);
-    expect(statements.flatMap((statement) => statement.rows)).toEqual(lines);
-  });
-});
