@@ -17,7 +17,7 @@ import type { Outcome } from '../service/outcome.js';
 import type { Execution, ExecutionStep, Task as DomainTask } from '../domain/task.js';
 import { ApiError, fromRefusal } from './errors.js';
 import { handleLog, type LogDeps } from './log.js';
-import { etag, readIfMatch } from './preconditions.js';
+import { assertMayNameChannel, etag, readIfMatch } from './preconditions.js';
 import type { Answer, ApiContext, Operation } from './routes.js';
 import * as S from './schemas.js';
 import { eventJson, executionJson, taskJson, type Links } from './serialize.js';
@@ -123,14 +123,7 @@ export function operations(deps: OperationDeps): Operation[] {
         if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
           throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
         const target = deps.config.targets.get(input.target);
-        // The card's channel lets its members see the task: only a channel the author is in (or the target's own) may be named.
-        if (input.channel !== undefined && input.channel !== target?.channel && !(await deps.access.viewer(userId).channelMember(input.channel))) {
-          throw new ApiError(
-            422,
-            'not_in_channel',
-            `You are not a member of channel ${input.channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`,
-          );
-        }
+        await assertMayNameChannel(deps.access, userId, input.channel, target?.channel ?? null);
         const created = unwrap(
           await service.create({
             author: userId,

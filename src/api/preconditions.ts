@@ -5,7 +5,21 @@
  * updates. Comparison is strong: a weak tag (W/"…") never matches.
  */
 import { FULL_HASH } from '../domain/contentVersion.js';
+import type { Access } from '../service/access.js';
 import { ApiError } from './errors.js';
+
+/**
+ * A card's channel lets its members see what it shows: a start over the API may name only a
+ * channel its user is in (or `own`, the target's own channel), for tasks and runbooks alike.
+ */
+export async function assertMayNameChannel(access: Access, userId: string, channel: string | undefined, own: string | null = null): Promise<void> {
+  if (channel === undefined || channel === own || (await access.viewer(userId).channelMember(channel))) return;
+  throw new ApiError(
+    422,
+    'not_in_channel',
+    `You are not a member of channel ${channel} (or Slack cannot say so right now): name a channel you are in, or leave channel out for the target's own.`,
+  );
+}
 
 export const etag = (contentVersion: string): string => `"${contentVersion}"`;
 

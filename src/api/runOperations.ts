@@ -17,7 +17,7 @@ import { getRun } from '../store/runs.js';
 import { getTask } from '../store/tasks.js';
 import { taskSubject } from '../domain/access.js';
 import { ApiError, fromRefusal } from './errors.js';
-import { etag, readIfMatch } from './preconditions.js';
+import { assertMayNameChannel, etag, readIfMatch } from './preconditions.js';
 import type { Answer, ApiContext, Operation } from './routes.js';
 import * as R from './runSchemas.js';
 import * as S from './schemas.js';
@@ -184,6 +184,7 @@ export function runOperations(deps: RunOperationDeps): Operation[] {
           if (!named.ok) throw new ApiError(422, 'invalid_arguments', named.errors.map((e) => e.message).join('; '));
           values = named.given;
         }
+        await assertMayNameChannel(deps.access, ctx.userId, input.channel);
         const started = await runbooks.start(reference, {
           starter: ctx.userId,
           values,

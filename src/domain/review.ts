@@ -100,6 +100,18 @@ export function isApproved(policy: ReviewPolicy, author: string, decisions: read
   return progress(policy, author, decisions).every((group) => group.satisfied);
 }
 
+/**
+ * Run again makes whoever asks the author of the new request. Of something that was rejected or
+ * cancelled (never run as approved), that would let its first author, who wrote the script or
+ * chose the values, review it: only they may ask for it again.
+ */
+export function mayAskAgain(status: string, author: string, userId: string, ref: string): Permission {
+  if ((status === 'rejected' || status === 'cancelled') && userId !== author) {
+    return { ok: false, code: 'not_author', message: `${ref} was ${status} and never ran as approved, so only its author can ask for it again.` };
+  }
+  return { ok: true };
+}
+
 /** Run and Kill belong to the author and to the target's reviewers. */
 export function mayOperate(policy: ReviewPolicy | null, author: string, userId: string, action: string, taskRef: string): Permission {
   if (userId === author || isReviewer(policy, userId)) return { ok: true };

@@ -23,6 +23,7 @@ import type { Config } from '../config/config.js';
 import {
   expiryMessage,
   isReviewer,
+  mayAskAgain,
   mayOperate,
   mayReview,
   progress,
@@ -490,6 +491,8 @@ export class RunService {
     const allowed = await this.mayOperate(run, userId, 'run again');
     if (!allowed.ok) return allowed;
     if (!['success', 'failure', 'killed', 'rejected', 'cancelled'].includes(run.status)) return this.wrongStatus(run, 'run again yet (it has not finished)');
+    const again = mayAskAgain(run.status, run.creator, userId, runRef(runId));
+    if (!again.ok) return again;
     const plan: RunPlan = { ...run.plan, arguments: run.arguments };
     const resolved = await this.resolvePolicy(run);
     const stuck = resolved ? stuckGroups(resolved.policy, resolved.unknown, userId, run.plan.writers) : [];

@@ -5,7 +5,17 @@
  */
 import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
-import { isApproved, isReviewer, mayOperate, mayReview, reviewExpiresAt, stuckGroups, type Permission, type ReviewPolicy } from '../domain/review.js';
+import {
+  isApproved,
+  isReviewer,
+  mayAskAgain,
+  mayOperate,
+  mayReview,
+  reviewExpiresAt,
+  stuckGroups,
+  type Permission,
+  type ReviewPolicy,
+} from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { RecipeRef } from '../domain/contentVersion.js';
 import { taskRef, type Task, type TaskSource } from '../domain/task.js';
@@ -143,6 +153,8 @@ export class TaskService {
     if (!['success', 'failure', 'killed', 'cancelled', 'rejected'].includes(old.status)) {
       return refuse('wrong_status', `${taskRef(taskId)} is ${STATUS_WORDS[old.status]}; only a finished task can be run again.`);
     }
+    const again = mayAskAgain(old.status, old.author, userId, taskRef(taskId));
+    if (!again.ok) return again;
     const created = await this.createTask(
       {
         author: userId,

@@ -155,7 +155,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
             script: task.script,
             version: shortHash(task.contentVersion),
           });
-          await markReviewScriptPosted(this.db, 'tasks', taskId);
+          await markReviewScriptPosted(this.db, 'tasks', taskId, task.contentVersion);
         }
       } catch (error) {
         report.reviewError = attempt.failed(error, 'review request');

@@ -97,8 +97,13 @@ export async function storePermalink(db: Queryable, slot: MessageSlot, url: stri
   return rows.length > 0;
 }
 
-export async function markReviewScriptPosted(db: Queryable, table: 'tasks' | 'runs', id: number): Promise<void> {
-  await db(table).where({ id }).update({ review_script_posted: true });
+/**
+ * The whole script of `contentVersion` is in the review thread. Only for that version: an edit
+ * while the file was uploading clears the flag and must keep it cleared, or the new version's
+ * request would say its script is in the thread when only the old one is.
+ */
+export async function markReviewScriptPosted(db: Queryable, table: 'tasks' | 'runs', id: number, contentVersion: string): Promise<boolean> {
+  return (await db(table).where({ id, content_version: contentVersion }).update({ review_script_posted: true })) > 0;
 }
 
 /** Tasks or runs whose card or review request shows an older version than the row has (newest first). */

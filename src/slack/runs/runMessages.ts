@@ -122,7 +122,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
             script: planText(run),
             version: shortHash(run.contentVersion),
           });
-          await markReviewScriptPosted(this.db, 'runs', runId);
+          await markReviewScriptPosted(this.db, 'runs', runId, run.contentVersion);
         }
       } catch (error) {
         report.reviewError = attempt.failed(error, 'review request');
