@@ -63,7 +63,7 @@ const BUSY_RETRIES = 40;
  * usually freed by the time sshd reads its next packet (raw ssh2 under load: about one refusal
  * per exec); then doubling up to 50 ms, for a host whose sessions another client really holds.
  */
-export function busyWait(n: number): number {
+function busyWait(n: number): number {
   return n <= 5 ? 1 : Math.min(50, 2 ** (n - 5));
 }
 

@@ -17,6 +17,7 @@ import { planRun, runContentVersion, type Runbook } from '../domain/runbook/inde
 import type { Config } from '../config/config.js';
 import { appendEvent } from '../store/events.js';
 import type { RunService } from '../service/runs.js';
+import { runbooksOf } from '../service/runbooks.js';
 
 export interface TriggerContext {
   config: Config;
@@ -32,7 +33,7 @@ export async function startTriggeredRuns(
 ): Promise<Run[]> {
   const outcome = ended.status === 'success' ? 'success' : 'failure';
   const started: Run[] = [];
-  const runbooks = new Map([...catalog].map(([ref, entry]) => [ref, entry.runbook]));
+  const runbooks = runbooksOf(catalog);
   const endedValues = new Map((ended.arguments[ended.reference] ?? []).map((a) => [a.name, a]));
   for (const { runbook, hash } of catalog.values()) {
     const trigger = runbook.triggeredBy.find((t) => t.kind === 'after' && t.runbook === ended.reference && (t.on === 'always' || t.on === outcome));

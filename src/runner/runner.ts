@@ -206,13 +206,15 @@ export class Runner {
     const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
     if (limit <= 0) return false;
     let claimed: Claimed[];
+    // Sent, not answered: a reply delayed past our own orphan sweep must not count as a fresh claim.
+    const claimSentAt = Date.now();
     try {
       claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
       this.log.error({ err: error }, 'claiming ready tasks failed');
       return false;
     }
-    for (const run of claimed) this.startRun(run);
+    for (const run of claimed) this.startRun(run, claimSentAt);
     return claimed.length === limit;
   }
 
@@ -230,14 +232,13 @@ export class Runner {
     return this.plansCache.json;
   }
 
-  private startRun(claimed: Claimed): void {
+  private startRun(claimed: Claimed, claimedAt: number): void {
     const { task, execution } = claimed;
     this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
     this.bus.emit('task-changed', task.id, task);
     this.observer.runStarted(task, execution.id, claimed.steps.length);
     const controller = new AbortController();
-    const claimedAt = Date.now();
     const done = executeRun(
       {
         db: this.db,
@@ -291,7 +292,7 @@ export class Runner {
    * livenessMs (after which the server has given up on our session, and others may end the run).
    * Answers null to go on, or why the rest is not started.
    *
-   * The first batch, right after the claim (`claimedAt`), needs no round trip: the claim
+   * The first batch, right after the claim was sent (`claimedAt`), needs no round trip: the claim
    * committed under our lock (wake() claims only while it holds), and nobody ends a runner's runs
    * before its lock has been seen free for RECONNECT_GRACE_MS, and we skip it only while the lock
    * answered within half of that (a link that died silently may still look held for ~3 s).

@@ -11,7 +11,7 @@
  * started from, and a start that names a hash (the form) is refused if the recipe changed.
  */
 import type { Config } from '../config/config.js';
-import { recipeContentHash, shortHash, type RecipeRef } from '../domain/contentVersion.js';
+import { recipeContentHash, type RecipeRef } from '../domain/contentVersion.js';
 import type { People } from '../domain/people.js';
 import {
   RECIPE_FORMAT,
@@ -42,10 +42,6 @@ export interface StartInput {
   source: TaskSource;
   sourceKey: string | null;
   channelId: string | null;
-  /** The recipe version the starter saw (the form's); the start is refused if the recipe is another now. */
-  expectedHash?: string;
-  /** Who imported this version of the recipe (its catalog entry's writtenBy), if anyone. */
-  writtenBy?: string | null;
 }
 
 export type StartOutcome =
@@ -170,18 +166,10 @@ export class RecipeService {
 
   /**
    * Checks the arguments and creates the task (same rules as any task on the recipe's target),
-   * recording the recipe's name and hash. With `expectedHash`, a recipe changed since is refused.
+   * recording `version`: the recipe's name, its hash and who wrote it, as the catalog the start
+   * was checked against has them (RunbookService.start; who wrote it never reviews the task).
    */
-  async start(recipe: Recipe, input: StartInput): Promise<StartOutcome> {
-    // Whoever wrote this version never reviews the task (TaskService checks it).
-    const writtenBy = input.writtenBy ?? null;
-    const ref: RecipeRef = { name: recipe.name, hash: await this.hashOf(recipe), ...(writtenBy ? { writtenBy } : {}) };
-    if (input.expectedHash !== undefined && input.expectedHash !== ref.hash) {
-      return refuse(
-        'recipe_changed',
-        `The recipe ${recipe.name} changed since this form opened (it is now version ${shortHash(ref.hash)}): close the form and start it again to see the new version.`,
-      );
-    }
+  async start(recipe: Recipe, version: RecipeRef, input: StartInput): Promise<StartOutcome> {
     const resolved = resolveArguments(recipe, input.values);
     if (!resolved.ok) {
       return { ok: false, code: 'invalid_arguments', message: resolved.errors.map((e) => e.message).join('; '), errors: resolved.errors };
@@ -196,7 +184,7 @@ export class RecipeService {
       sourceKey: input.sourceKey,
       channelId: input.channelId,
       arguments: resolved.values,
-      recipe: ref,
+      recipe: version,
     });
     if (!created.ok) return created;
     return { ok: true, task: created.task, created: created.created, arguments: resolved.values };

@@ -147,19 +147,41 @@ export class RunbookService {
     this.saved = new SavedDefinitions(db, config, reviewers);
   }
 
+  /** Imported rows as last parsed, by reference, with the version of the row they came from. */
+  private parsedRows = new Map<string, { version: string; entry: RunbookEntry | null }>();
+  private configCatalog: Promise<Map<string, RunbookEntry>> | null = null;
+
   /** Every runbook by reference: the config's (recipes included), then the imported ones. */
   async catalog(db: Queryable = this.db): Promise<Map<string, RunbookEntry>> {
-    const entries = new Map<string, RunbookEntry>();
-    for (const recipe of this.config.recipes?.values() ?? []) {
-      entries.set(recipe.name, await this.configRecipeEntry(recipe));
-    }
-    for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
+    const entries = new Map(await this.configEntries());
+    const parsed = new Map<string, { version: string; entry: RunbookEntry | null }>();
     for (const row of await this.saved.allRows(db)) {
       if (entries.has(row.reference)) continue;
-      const entry = this.fromRow(row);
+      // Parsing a definition (its schema, its patterns compiled) costs milliseconds, and imports
+      // may number hundreds: each row is parsed once per version, not on every read.
+      const version = rowVersion(row);
+      const known = this.parsedRows.get(row.reference);
+      const entry = known?.version === version ? known.entry : this.fromRow(row);
+      parsed.set(row.reference, { version, entry });
       if (entry) entries.set(row.reference, entry);
     }
+    this.parsedRows = parsed;
     return entries;
+  }
+
+  /** The config's recipes and runbooks, hashed once: the config does not change while the process runs. */
+  private configEntries(): Promise<Map<string, RunbookEntry>> {
+    this.configCatalog ??= (async () => {
+      const entries = new Map<string, RunbookEntry>();
+      for (const recipe of this.config.recipes?.values() ?? []) entries.set(recipe.name, await this.configRecipeEntry(recipe));
+      for (const runbook of this.config.runbooks?.values() ?? []) entries.set(runbook.reference, await this.configEntry(runbook));
+      return entries;
+    })();
+    // A failed first try (the content key could not be read) is tried again next time.
+    this.configCatalog.catch(() => {
+      this.configCatalog = null;
+    });
+    return this.configCatalog;
   }
 
   /** The plan hash of a runbook (planHashOf) in this catalog, or in the current one. */
@@ -310,9 +332,10 @@ export class RunbookService {
       );
     }
     if (entry.kind === 'recipe' && entry.recipe && input.asRun !== true) {
-      const started = await this.recipes.start(entry.recipe, {
+      const writtenBy = entry.runbook.writtenBy;
+      const version = { name: reference, hash: entry.hash, ...(writtenBy ? { writtenBy } : {}) };
+      const started = await this.recipes.start(entry.recipe, version, {
         author: input.starter,
-        writtenBy: entry.runbook.writtenBy ?? null,
         values: input.values,
         ...(input.message !== undefined ? { message: input.message } : {}),
         source: input.source,
@@ -362,7 +385,8 @@ export class RunbookService {
       },
       start: async (trx, schedule, fireAt) => {
         const reference = schedule.runbook ?? '';
-        const catalog = await this.catalog();
+        // On the firing's own connection: it holds the schedule's lock, and a second connection per firing could starve the pool.
+        const catalog = await this.catalog(trx);
         const entry = catalog.get(reference);
         if (!entry) return { ok: false, reason: `the runbook ${reference} no longer exists` };
         const planned = await this.runs.plan(runbooksOf(catalog), reference, schedule.arguments ?? {});
@@ -443,6 +467,11 @@ export class RunbookService {
   private unknown(reference: string) {
     return refuse('unknown_runbook', `There is no runbook \`${escapeSlackText(reference)}\`. \`/task runbook list\` shows them.`);
   }
+}
+
+/** Everything an imported entry is made of besides its definition (named by its hash). */
+function rowVersion(row: SavedRow): string {
+  return JSON.stringify([row.content_hash, row.imported_by, row.owner, row.editors ?? null]);
 }
 
 /** The fields only an admin may import: `steps[0].approval.usergroup`, `.dm`, `.channel`, `steps[1].input.from.usergroup`. */

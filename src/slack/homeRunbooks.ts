@@ -16,6 +16,7 @@ import { getRun } from '../store/runs.js';
 import type { RunbookService } from '../service/runbooks.js';
 import type { RunService } from '../service/runs.js';
 import type { HomeMyRun, HomeRunbook, HomeWaitingRun } from './render/homeRunbooks.js';
+import { safePermalink } from './render/reviewRequest.js';
 
 /** Runs waiting on anybody looked at per redraw, newest first. */
 const SCAN_RUNS = 200;
@@ -129,7 +130,7 @@ export class HomeRunbooks {
       reference: row.reference,
       status: row.status,
       createdAt: row.created_at,
-      cardPermalink: row.card_permalink && /^https:\/\//.test(row.card_permalink) ? row.card_permalink : null,
+      cardPermalink: safePermalink(row.card_permalink),
     }));
   }
 
@@ -157,7 +158,7 @@ export class HomeRunbooks {
     for (const step of paused) {
       const planned = run.askedSteps.find((s) => s.id === step.step_id);
       if (!planned) continue;
-      const permalink = httpsLink(step.message_permalink);
+      const permalink = safePermalink(step.message_permalink);
       if (planned.kind === 'approval' && (await this.runs.mayDecideStep(run, planned, userId))) {
         // Decided already (one of several approvals): nothing more is asked of them.
         if (decidedSteps.has(step.id)) continue;
@@ -205,8 +206,6 @@ interface PausedStepRow {
   message_permalink: string | null;
 }
 
-const httpsLink = (value: string | null | undefined) => (value && /^https:\/\//.test(value) ? value : null);
-
 function toScannedRun(row: ScannedRunRow): ScannedRun {
   return {
     id: row.id,
@@ -215,8 +214,8 @@ function toScannedRun(row: ScannedRunRow): ScannedRun {
     reference: row.reference,
     message: row.message,
     contentVersion: row.content_version,
-    cardPermalink: httpsLink(row.card_permalink),
-    reviewPermalink: httpsLink(row.review_permalink),
+    cardPermalink: safePermalink(row.card_permalink),
+    reviewPermalink: safePermalink(row.review_permalink),
     targets: row.targets,
     askedSteps: row.asked_steps,
   };
