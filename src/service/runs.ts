@@ -530,13 +530,17 @@ export class RunService {
    * lets one replica, or a reviewer's last click, win. Returns the runs it rejected.
    */
   async expireReviews(limit = 100): Promise<number[]> {
-    // Only runs touching a target whose reviews expire, longest waiting first: runs that never
-    // expire must not fill the batch and hide expired ones. Their targets only, not their plan.
-    const expiring = [...this.config.targets.values()].filter((t) => t.review?.expiresAfter).map((t) => t.name);
+    // Only runs already past the deadline of one of their targets, longest waiting first: runs
+    // still within every deadline (a long one, or none) must not fill the batch and hide expired
+    // ones. A run past one target's deadline is past its shortest one too. Their targets only, not their plan.
+    const expiring = [...this.config.targets.values()].flatMap((t) => (t.review?.expiresAfter ? [{ name: t.name, ms: t.review.expiresAfter.ms }] : []));
     if (expiring.length === 0) return [];
     const pending = (await this.db('runs')
       .where({ status: 'pending-review' })
-      .whereRaw("jsonb_exists_any(plan->'targets', ?::text[])", [expiring])
+      .where((past) => {
+        for (const target of expiring)
+          past.orWhereRaw("jsonb_exists(plan->'targets', ?) AND status_changed_at <= now() - make_interval(secs => ?)", [target.name, target.ms / 1000]);
+      })
       .orderBy('status_changed_at')
       .limit(limit)
       .select('id', 'status_changed_at', this.db.raw("plan->'targets' AS targets"))) as Array<{ id: number; targets: string[]; status_changed_at: Date }>;

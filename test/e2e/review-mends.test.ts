@@ -5,6 +5,8 @@
  *   rejected script could approve it: only the author may ask again for what never ran approved.
  * - POST /runbooks/{ref}/start took any channel for the card, though a card's channel lets its
  *   members see the task: the same membership rule as POST /tasks now applies.
+ * - Run reviews expired in batches of the longest waiting runs touching any expiring target:
+ *   runs still within a week-long deadline filled the batch and hid runs past a one-second one.
  * - The "whole script is in the thread" mark did not name the version uploaded: an edit during
  *   the upload left the new version's request claiming a file that was the old one.
  */
@@ -24,7 +26,41 @@ describe('review mends', () => {
 
   beforeAll(async () => {
     h = await Harness.start({
-      extraYaml: () => ['recipes:', '  say-hi:', '    target: sandbox', '    script: echo hi'].join('\n'),
+      // Two reviewed targets whose reviews expire, one after a week and one after a second, and a runbook on each.
+      extraTargets: (ssh) =>
+        (
+          [
+            ['slow-exp', '7d'],
+            ['fast-exp', '1s'],
+          ] as const
+        )
+          .flatMap(([name, after]) => [
+            `  ${name}:`,
+            '    hosts:',
+            `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+            '    ssh:',
+            `      privateKeyFile: ${ssh.privateKeyPath}`,
+            `      knownHosts: "${ssh.knownHosts}"`,
+            '    review:',
+            '      channel: CREVIEWS',
+            `      expiresAfter: ${after}`,
+            `      groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`,
+          ])
+          .join('\n'),
+      extraYaml: () =>
+        [
+          'recipes:',
+          '  say-hi:',
+          '    target: sandbox',
+          '    script: echo hi',
+          'runbooks:',
+          '  on-slow:',
+          '    steps:',
+          '      - { id: a, script: { target: slow-exp, script: "true" } }',
+          '  on-fast:',
+          '    steps:',
+          '      - { id: a, script: { target: fast-exp, script: "true" } }',
+        ].join('\n'),
     });
     api = await ApiClient.connect(h.app.url);
     for (const user of [AUTHOR, ALICE]) tokens[user] = (await createApiToken(h.database.db, user, user)).token;
@@ -65,5 +101,23 @@ describe('review mends', () => {
     expect((await h.database.db('tasks').where({ id }).first('review_script_posted')).review_script_posted).toBe(false);
     expect(await markReviewScriptPosted(h.database.db, 'tasks', id!, current)).toBe(true);
     expect((await h.database.db('tasks').where({ id }).first('review_script_posted')).review_script_posted).toBe(true);
+  });
+  it('expires runs past their deadline even when runs still within a longer one wait longer', async () => {
+    const start = async (reference: string) => {
+      const started = await call(AUTHOR, 'POST', `/runbooks/${reference}/start`, {});
+      expect(started.status).toBe(201);
+      return started.body.run.id as number;
+    };
+    const waiting = [await start('on-slow'), await start('on-slow'), await start('on-slow')];
+    const late = await start('on-fast');
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    // A batch of two: the three week-long runs, waiting longest, came first and hid the late one.
+    expect(await h.app.runs.expireReviews(2)).toEqual([late]);
+    const statuses = await h.database
+      .db('runs')
+      .whereIn('id', [...waiting, late])
+      .orderBy('id')
+      .pluck('status');
+    expect(statuses).toEqual(['pending-review', 'pending-review', 'pending-review', 'rejected']);
   });
 });

@@ -244,6 +244,13 @@ describe('the run review request', () => {
     expect(text).toContain('invisible or direction-changing characters (first: U+202E on line 1)');
   });
 
+  it('stays within 50 blocks when every one of 25 steps has hidden characters', () => {
+    const sneaky = Array.from({ length: 25 }, (_, i) => [script(`deploy.s${i}`, `echo ${i}\u202E`)]);
+    const request = renderRunReviewRequest(viewOf(sneaky, 'pending-review'), policy);
+    expectWithinLimits(request);
+    expect(JSON.stringify(request.blocks)).toContain('The step deploy.s0 contains invisible or direction-changing characters');
+  });
+
   it('a plan too big to show is clipped within limits and whole in planText, which the thread gets', () => {
     const many = Array.from({ length: 40 }, (_, i) => [script(`deploy.s${i}`, `${'line with ``` and <@U0BOSS>\n'.repeat(300)}end-of-s${i}`)]);
     const view = viewOf(many, 'pending-review');

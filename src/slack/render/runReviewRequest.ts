@@ -79,6 +79,9 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
   const args = argumentsText(run.arguments, budget, cuts);
   if (args) blocks.push(section(cuts.section(`*Arguments*\n${args}`)));
   const planned = run.plan.groups.flat();
+  // One block for every step's hidden-character warning, not one each: 25 steps with a warning
+  // apiece would pass Slack's 50 blocks, and the request would never be posted.
+  const warnings: string[] = [];
   for (const step of cuts.list(planned, MAX_STEP_BLOCKS)) {
     const text = stepBlock(
       step,
@@ -88,8 +91,9 @@ function renderAtScale(view: RunView, policy: ReviewPolicy, ctx: RunReviewContex
     );
     blocks.push(section(text));
     const hidden = hiddenCharactersWarning(stepSource(step), `step ${step.id}`);
-    if (hidden) blocks.push(section(safeText(hidden, 3000)));
+    if (hidden) warnings.push(hidden);
   }
+  if (warnings.length > 0) blocks.push(section(safeText(warnings.join('\n'), 3000)));
   const planClipped = cuts.any;
   if (planClipped) blocks.push(context(wholeScriptInThread(shortHash(run.contentVersion), 'plan')));
   // What an approval names besides the steps: the runbook, its version, the targets, the content version.
