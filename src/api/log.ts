@@ -22,6 +22,7 @@ import type { Task } from '../domain/task.js';
 import type { Access } from '../service/access.js';
 import type { Db } from '../store/db.js';
 import { findApiToken } from '../store/apiTokens.js';
+import { bearerToken } from './router.js';
 import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
 import { RunLog, type LogAssembler } from '../service/logs.js';
@@ -127,7 +128,7 @@ function resolveRange(wanted: WantedRange, size: number): { start: number; end: 
  * user still passes the access rule (as the task stands now).
  */
 async function stillAllowed(deps: LogDeps, ctx: ApiContext, taskId: number): Promise<boolean> {
-  const token = /^Bearer\s+(\S+)$/i.exec(ctx.req.get('authorization') ?? '')?.[1];
+  const token = bearerToken(ctx.req);
   const found = token ? await findApiToken(deps.db, token) : null;
   if (!found || found.userId !== ctx.userId) return false;
   const task = await getTask(deps.db, taskId);

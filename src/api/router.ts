@@ -76,9 +76,13 @@ export function apiRouter(deps: { db: Db; operations: Operation[]; log: Logger }
   return router;
 }
 
+/** The API token an `Authorization: Bearer <token>` header carries (the scheme in any case), or undefined. */
+export function bearerToken(req: Pick<Request, 'get'>): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
+}
+
 async function authenticate(db: Db, req: Request): Promise<string> {
-  const header = req.get('authorization');
-  const token = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+  const token = bearerToken(req);
   if (!token)
     throw new ApiError(
       401,

@@ -258,13 +258,18 @@ export class Advancer {
         runner_key: number | null;
         lease_expired: boolean;
       }>;
-      const [held, server] = await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]);
       const others = new Set<number>();
       for (const step of running) {
         const key = step.runner_key === null ? null : Number(step.runner_key);
         if (!this.http.has(step.id) && key !== null && key !== this.options.runnerKey) others.add(key);
       }
-      const lostKeys = new Set(this.judge.judge(Date.now(), server, held, others));
+      // As the runner's sweep: locks and the server's identity are read only when another runner has something to judge.
+      const lostKeys =
+        others.size === 0
+          ? new Set<number>()
+          : await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]).then(
+              ([held, server]) => new Set(this.judge.judge(Date.now(), server, held, others)),
+            );
       for (const step of running) {
         if (this.http.has(step.id)) continue;
         const key = step.runner_key === null ? null : Number(step.runner_key);

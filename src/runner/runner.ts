@@ -25,6 +25,7 @@ import {
   claimReady,
   failExpiredExecution,
   failRunOfLostRunner,
+  databaseServer,
   heldRunnerKeys,
   lockLostRunner,
   plansJson,
@@ -349,7 +350,7 @@ export class Runner {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const { executions, otherKeys, server } = await runningExecutions(this.db, this.liveness.key, [...this.active.keys()]);
+      const { executions, otherKeys } = await runningExecutions(this.db, this.liveness.key, [...this.active.keys()]);
       const now = Date.now();
       const ownOrphans: RunningExecution[] = [];
       for (const execution of executions) {
@@ -361,7 +362,11 @@ export class Runner {
         }
       }
       await this.endOwnOrphans(ownOrphans, now);
-      const held = await heldRunnerKeys(this.db);
+      // No other runner has a run: nothing to judge, so neither the locks (pg_locks takes every
+      // lock-manager partition) nor the server's identity are read, four times a second, idle.
+      // A server change while idle is then seen at the next judged sweep: a longer grace, never a shorter one.
+      if (otherKeys.size === 0) return;
+      const [held, server] = await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]);
       // Runs of other runners are read under the lost runner's lock (endLostRunner), not here.
       for (const key of this.judge.judge(now, server, held, otherKeys)) await this.endLostRunner(key);
     } catch (error) {

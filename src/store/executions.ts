@@ -281,8 +281,8 @@ export async function runningExecutions(
   db: Queryable,
   ownKey: number,
   active: readonly number[],
-): Promise<{ executions: RunningExecution[]; otherKeys: Set<number>; server: DatabaseServer }> {
-  const [rows, keys, server] = await Promise.all([
+): Promise<{ executions: RunningExecution[]; otherKeys: Set<number> }> {
+  const [rows, keys] = await Promise.all([
     db('executions')
       .where({ phase: 'running' })
       .where((q) =>
@@ -299,13 +299,8 @@ export async function runningExecutions(
         db.raw('lease_until < now() AS lease_expired'),
       ),
     db('executions').where({ phase: 'running' }).whereNotNull('runner_key').whereNot({ runner_key: ownKey }).distinct('runner_key').pluck('runner_key'),
-    databaseServer(db),
   ]);
-  return {
-    executions: rows.map(toRunningExecution),
-    otherKeys: new Set((keys as Array<number | string>).map(Number)),
-    server,
-  };
+  return { executions: rows.map(toRunningExecution), otherKeys: new Set((keys as Array<number | string>).map(Number)) };
 }
 
 /** The running executions of one runner (one found lost), as the sweeper ends them. */

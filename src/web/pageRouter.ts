@@ -20,6 +20,7 @@ import type { Access } from '../service/access.js';
 import { RunLog } from '../service/logs.js';
 import type { TaskFeed } from '../service/taskFeed.js';
 import type { Db } from '../store/db.js';
+import { bearerToken } from '../api/router.js';
 import { findApiToken } from '../store/apiTokens.js';
 import { latestExecution } from '../store/executions.js';
 import { getTask } from '../store/tasks.js';
@@ -51,7 +52,7 @@ export type PageAccess = LinkCheck | 'hidden';
  * and signature); any other Authorization header is ignored.
  */
 export async function pageAccess(deps: TaskPageDeps, req: Request, taskId: number): Promise<{ check: PageAccess; who: string }> {
-  const bearer = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '')?.[1];
+  const bearer = bearerToken(req);
   if (bearer) {
     const token = await findApiToken(deps.db, bearer);
     if (!token) return { check: 'invalid', who: '' };
