@@ -43,7 +43,18 @@ import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { runReviews, subjectDecisions } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
-import { getRun, insertRun, insertStepDecision, lockRun, requestRunStop, stepDecisions, stepsOfRun, transitionRun, transitionRunStep } from '../store/runs.js';
+import {
+  getRun,
+  insertRun,
+  runsByIds,
+  insertStepDecision,
+  lockRun,
+  requestRunStop,
+  stepDecisions,
+  stepsOfRun,
+  transitionRun,
+  transitionRunStep,
+} from '../store/runs.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -595,8 +606,8 @@ export class RunService {
         }>,
       async (row) => ({ id: row.id, visible: await viewer.maySee({ author: row.creator, targets: row.targets, channelId: row.channel_id }), item: row.id }),
     );
-    const runs = (await Promise.all(page.items.map((id) => getRun(this.db, id)))).filter((r): r is Run => r !== null);
-    return { items: runs, nextCursor: page.nextCursor };
+    // One query for the page, not one per run (each on its own pool connection).
+    return { items: await runsByIds(this.db, page.items), nextCursor: page.nextCursor };
   }
 
   /** Is `userId` a reviewer of one of the run's targets (user groups resolved)? */

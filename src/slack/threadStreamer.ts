@@ -114,31 +114,22 @@ export class ThreadStreamer implements RunObserver {
       early: [],
       runId: null,
     });
-    if (runStep) void this.learnStep(executionId, taskId);
+    if (runStep) void this.learnStep(executionId, taskId, runStep);
   }
 
-  /** Is this a run's step? Then its output is labelled with the step and goes to the run card's thread. */
-  private async learnStep(executionId: number, taskId: number): Promise<void> {
-    let label: string | null = null;
-    let runId: number | null = null;
+  /** A run's step: its output is labelled with the step's id and goes to the run card's thread. */
+  private async learnStep(executionId: number, taskId: number, runStep: { runId: number; stepId: number }): Promise<void> {
+    let label = `step ${runStep.stepId}`;
     try {
-      // Every run start passes here (the runner's path): one small read, not the task's whole row.
-      const step = (await this.db('tasks')
-        .leftJoin('run_steps', 'run_steps.id', 'tasks.run_step_id')
-        .where('tasks.id', taskId)
-        .whereNotNull('tasks.run_step_id')
-        .first('tasks.run_id', 'tasks.run_step_id', 'run_steps.step_id')) as { run_id: number; run_step_id: number; step_id: string | null } | undefined;
-      if (step) {
-        runId = Number(step.run_id);
-        label = step.step_id ?? `step ${step.run_step_id}`;
-      }
+      const step = (await this.db('run_steps').where({ id: runStep.stepId }).first('step_id')) as { step_id: string | null } | undefined;
+      if (step?.step_id) label = step.step_id;
     } catch (error) {
-      this.log.warn({ taskId, err: error }, `could not tell whether task ${taskId} is a run's step; its output is shown unlabelled`);
+      this.log.warn({ taskId, err: error }, `could not read the step id of task ${taskId}; its output is labelled by number`);
     }
     const run = this.runs.get(executionId);
     if (!run) return;
     run.label = label;
-    run.runId = runId;
+    run.runId = runStep.runId;
     const early = run.early;
     run.early = [];
     for (const chunk of early) this.output(taskId, executionId, chunk.host, 'stdout', chunk.text);

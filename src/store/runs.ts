@@ -211,6 +211,15 @@ export async function getRun(db: Queryable, id: number): Promise<Run | null> {
   return row ? toRun(row) : null;
 }
 
+/** Whole runs by id, newest first, in one query (a page of a list). */
+export async function runsByIds(db: Queryable, ids: readonly number[]): Promise<Run[]> {
+  if (ids.length === 0) return [];
+  const rows = (await db('runs')
+    .whereIn('id', [...ids])
+    .orderBy('id', 'desc')) as RunRow[];
+  return rows.map(toRun);
+}
+
 /** Locks the run's row for the rest of the caller's transaction (waits for another holder). */
 export async function lockRun(db: Queryable, id: number): Promise<Run | null> {
   const row = (await db('runs').where({ id }).forUpdate().first()) as RunRow | undefined;
