@@ -6,7 +6,7 @@
  * are read without their plans' scripts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALICE, AUTHOR, BOB, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, targetYaml } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
 import { waitFor } from '../support/waitFor.js';
 
@@ -18,18 +18,7 @@ describe('App Home reads', () => {
   beforeAll(async () => {
     h = await Harness.start({
       // Bob alone reviews `bobs`: its pending tasks are not Alice's to review.
-      extraTargets: (ssh) =>
-        [
-          '  bobs:',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          `      groups: [{ name: bob, users: [${BOB}], approvals: 1 }]`,
-        ].join('\n'),
+      extraTargets: (ssh) => targetYaml(ssh, 'bobs', ['review:', `  channel: ${REVIEW_CHANNEL}`, `  groups: [{ name: bob, users: [${BOB}], approvals: 1 }]`]),
       runner: { pollMs: 200 },
     });
     h.fake.setChannelMembers(TASKS_CHANNEL, [AUTHOR, ALICE, BOB]);

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { markReviewScriptPosted } from '../../src/store/slackMessages.js';
 import { ApiClient } from '../support/apiClient.js';
-import { ALICE, AUTHOR, Harness } from '../support/harness.js';
+import { ALICE, AUTHOR, Harness, targetYaml } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
 
 describe('review mends', () => {
@@ -34,18 +34,9 @@ describe('review mends', () => {
             ['fast-exp', '1s'],
           ] as const
         )
-          .flatMap(([name, after]) => [
-            `  ${name}:`,
-            '    hosts:',
-            `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-            '    ssh:',
-            `      privateKeyFile: ${ssh.privateKeyPath}`,
-            `      knownHosts: "${ssh.knownHosts}"`,
-            '    review:',
-            '      channel: CREVIEWS',
-            `      expiresAfter: ${after}`,
-            `      groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`,
-          ])
+          .map(([name, after]) =>
+            targetYaml(ssh, name, ['review:', '  channel: CREVIEWS', `  expiresAfter: ${after}`, `  groups: [{ name: sre, users: [${ALICE}], approvals: 1 }]`]),
+          )
           .join('\n'),
       extraYaml: () =>
         [

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRun } from '../../src/store/runs.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, TASKS_CHANNEL, targetYaml } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const OPS_GROUP = 'S0OPS';
@@ -19,18 +19,12 @@ describe("a run's review DMs to a Slack user group Slack could not list at first
   beforeAll(async () => {
     h = await Harness.start({
       extraTargets: (ssh) =>
-        [
-          '  ug-run:',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${UG_REVIEW}`,
-          '      groups:',
-          `        - { name: ops, users: [${ALICE}], usergroup: ${OPS_GROUP}, approvals: 1, dm: true }`,
-        ].join('\n'),
+        targetYaml(ssh, 'ug-run', [
+          'review:',
+          `  channel: ${UG_REVIEW}`,
+          '  groups:',
+          `    - { name: ops, users: [${ALICE}], usergroup: ${OPS_GROUP}, approvals: 1, dm: true }`,
+        ]),
       extraYaml: () => ['runbooks:', '  ug-deploy:', '    steps:', '      - { id: go, script: { target: ug-run, script: "true" } }'].join('\n'),
     });
     h.fake.setUsergroup(OPS_GROUP, [BOB]);

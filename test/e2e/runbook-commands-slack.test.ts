@@ -12,7 +12,7 @@ import { getRun, stepsOfRun } from '../../src/store/runs.js';
 import { RUN_ACTION, RUNBOOK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { RECIPE_ALIAS_NOTE } from '../../src/slack/recipeForm.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText, unescapeSlack } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText, targetYaml, unescapeSlack } from '../support/harness.js';
 import { waitFor } from '../support/waitFor.js';
 
 const FIXED = 'fixed-secret-zz';
@@ -88,17 +88,7 @@ describe('runbooks from Slack', () => {
       runner: { pollMs: 200 },
       // Two approvals needed: one reviewer's approval leaves the run waiting for the other only.
       extraTargets: (ssh) =>
-        [
-          '  twice:',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          `      groups: [{ name: both, users: [${ALICE}, ${BOB}], approvals: 2 }]`,
-        ].join('\n'),
+        targetYaml(ssh, 'twice', ['review:', `  channel: ${REVIEW_CHANNEL}`, `  groups: [{ name: both, users: [${ALICE}, ${BOB}], approvals: 2 }]`]),
     });
   }, 60_000);
   afterAll(async () => {

@@ -20,7 +20,7 @@ import type { Run } from '../../src/domain/run.js';
 import { RUN_ACTION, RUN_INPUT_CALLBACK } from '../../src/slack/render/blocks.js';
 import { getRun, stepsOfRun } from '../../src/store/runs.js';
 import type { FakeMessage } from '../support/fakeSlack.js';
-import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, SIGNING_SECRET, TASKS_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, SIGNING_SECRET, TASKS_CHANNEL, targetYaml } from '../support/harness.js';
 import { SlackDriver } from '../support/slackDriver.js';
 import { startSshd, type SshServer } from '../support/sshd.js';
 import { waitFor } from '../support/waitFor.js';
@@ -49,15 +49,7 @@ describe('runbook runs in Slack', () => {
       // Two more targets on the same sshd: web-b reviewed by `ops`, whose members get a DM; web-exp, whose review expires after a second.
       extraTargets: (ssh) => {
         const target = (name: string, review: string[]) => [
-          `  ${name}:`,
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          ...review.map((line) => `      ${line}`),
+          targetYaml(ssh, name, ['review:', `  channel: ${REVIEW_CHANNEL}`, ...review.map((line) => `  ${line}`)]),
         ];
         const twoHosts = [
           '  pair:',

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION, TASK_MODAL_CALLBACK } from '../../src/slack/render/blocks.js';
 import { validateView } from '../support/slackLimits.js';
-import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, buttonIds, Harness, MALLORY, REVIEW_CHANNEL, TASKS_CHANNEL, ackText, targetYaml } from '../support/harness.js';
 
 describe('Slack surface', () => {
   let h: Harness;
@@ -14,18 +14,12 @@ describe('Slack surface', () => {
     h = await Harness.start({
       // A target only ALICE reviews: ALICE's own tasks there could never be approved.
       extraTargets: (ssh) =>
-        [
-          '  solo:',
-          '    description: Reviewed by Alice alone',
-          '    hosts:',
-          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-          '    ssh:',
-          `      privateKeyFile: ${ssh.privateKeyPath}`,
-          `      knownHosts: "${ssh.knownHosts}"`,
-          '    review:',
-          `      channel: ${REVIEW_CHANNEL}`,
-          '      groups: [{ name: alice, users: [UALICE], approvals: 1 }]',
-        ].join('\n'),
+        targetYaml(ssh, 'solo', [
+          'description: Reviewed by Alice alone',
+          'review:',
+          `  channel: ${REVIEW_CHANNEL}`,
+          '  groups: [{ name: alice, users: [UALICE], approvals: 1 }]',
+        ]),
       runner: { pollMs: 200 },
     });
     // The team's channel, where cards go: its members see its tasks (Mallory is not in it).

@@ -14,7 +14,7 @@ import { WORKFLOW_STEP_CALLBACK_ID } from '../../src/domain/workflowStep.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
 import { FakeFunctions } from '../support/fakeFunctions.js';
-import { ALICE, AUTHOR, BOB, Harness, SIGNING_SECRET, sleep } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, Harness, SIGNING_SECRET, sleep, targetYaml } from '../support/harness.js';
 import { SlackDriver } from '../support/slackDriver.js';
 import { waitFor } from '../support/waitFor.js';
 
@@ -221,20 +221,14 @@ describe('the Workflow Builder step "Run a countersign runbook"', () => {
 
 /** A target whose review needs two approvals from ALICE and BOB: neither can start a run others could approve. */
 function strictTarget(ssh: { host: string; port: number; user: string; privateKeyPath: string; knownHosts: string }): string {
-  return [
-    '  strict-prod:',
-    '    hosts:',
-    `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
-    '    ssh:',
-    `      privateKeyFile: ${ssh.privateKeyPath}`,
-    `      knownHosts: "${ssh.knownHosts}"`,
-    '    review:',
-    '      channel: CREVIEW',
-    '      groups:',
-    '        - name: pair',
-    `          users: [${ALICE}, ${BOB}]`,
-    '          approvals: 2',
-  ].join('\n');
+  return targetYaml(ssh, 'strict-prod', [
+    'review:',
+    '  channel: CREVIEW',
+    '  groups:',
+    '    - name: pair',
+    `      users: [${ALICE}, ${BOB}]`,
+    '      approvals: 2',
+  ]);
 }
 
 function workflowYaml(scratch: string): string {

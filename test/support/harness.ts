@@ -65,6 +65,26 @@ const u32 = (n: number) => {
   return b;
 };
 
+/**
+ * One target on `ssh` for countersign.yml's `targets:`: its host, the client key and the pinned
+ * host key, then `more` lines as they stand under the target (`review:`, `  channel: …`).
+ */
+export function targetYaml(
+  ssh: Pick<SshServer, 'host' | 'port' | 'user' | 'privateKeyPath' | 'knownHosts'>,
+  name: string,
+  more: readonly string[] = [],
+): string {
+  return [
+    `  ${name}:`,
+    '    hosts:',
+    `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+    '    ssh:',
+    `      privateKeyFile: ${ssh.privateKeyPath}`,
+    `      knownHosts: "${ssh.knownHosts}"`,
+    ...more.map((line) => `    ${line}`),
+  ].join('\n');
+}
+
 function baseTargets(ssh: SshServer): string {
   const host = `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`;
   const sshBlock = (knownHosts: string) => `    ssh:\n      privateKeyFile: ${ssh.privateKeyPath}\n      knownHosts: "${knownHosts}"`;
