@@ -31,7 +31,9 @@ export async function startBenchEnv(): Promise<BenchEnv> {
     dataDir: dir,
     fast: process.env.BENCH_FAST === '1',
     // BENCH_PG_STATEMENTS=1: per-statement CPU in pg_stat_statements (bench/probe-queries.ts prints it).
-    ...(process.env.BENCH_PG_STATEMENTS === '1' ? { settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } } : {}),
+    ...(process.env.BENCH_PG_STATEMENTS === '1'
+      ? { settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } }
+      : {}),
   });
   const db = createDb(pg.url);
   await migrate(db);

@@ -143,7 +143,7 @@ try {
   );
   if (statements) {
     const top = await env.db.raw(
-      `SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round((total_exec_time / greatest(calls, 1))::numeric, 3) AS per_call_ms,
+      `SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round((total_exec_time / greatest(calls, 1))::numeric, 3) AS per_call_ms, round((total_plan_time / greatest(calls, 1))::numeric, 3) AS plan_ms,
               wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
          FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15`,
     );

@@ -428,9 +428,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   runnerRef = runner;
   // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
   const notices = new ChangeNotices(db, CHANNEL_TASK, (error, tasks) => log.debug({ err: error, tasks }, 'could not notify followers of a change'));
-  bus.on('task-changed', (taskId) => {
+  bus.on('task-changed', (taskId, _channels, notified) => {
     feed.changed(taskId);
-    notices.add(String(taskId));
+    if (notified !== true) notices.add(String(taskId));
   });
   // The run engine: http steps it sends carry this process's liveness key.
   const advancer = new Advancer(

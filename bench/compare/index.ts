@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { encodeStdin, newRunToken, remoteCommand } from '../../src/exec/remoteCommand.js';
-import { createDb, type Db } from '../../src/store/db.js';
+import { createDb, prepared, type Db } from '../../src/store/db.js';
 import { startEmbeddedPostgres } from '../../src/store/embeddedPostgres.js';
 import { migrate } from '../../src/store/migrate.js';
 import { CHANNEL_READY } from '../../src/store/notify.js';
@@ -212,9 +212,19 @@ async function waitAllDone(ids: readonly number[], timeoutMs: number): Promise<{
   const from = Math.min(...ids);
   const to = Math.max(...ids);
   for (;;) {
-    const [r] = await db('tasks').whereBetween('id', [from, to]).whereIn('status', ['success', 'failure', 'killed']).count<{ count: string }[]>('* as count');
-    if (Number(r?.count) >= ids.length) break;
-    if (Date.now() > deadline) throw new Error(`tasks not done after ${timeoutMs} ms (${r?.count} of ${ids.length})`);
+    // As cheap as graphile-worker's poll (a count of its jobs table, which holds only what is
+    // left): what is still queued or running, through the status index, prepared. Counting the
+    // finished ones instead cost Postgres 0.57 ms of CPU per task (planning probed the id range
+    // among dead rows every 10 ms), charged to countersign's figure.
+    const r = await prepared(
+      db.raw<{ rows: Array<{ left: number }> }>(`SELECT count(*)::int AS left FROM tasks WHERE status IN ('ready', 'running') AND id BETWEEN ? AND ?`, [
+        from,
+        to,
+      ]),
+    );
+    const left = r.rows[0]?.left ?? 0;
+    if (left === 0) break;
+    if (Date.now() > deadline) throw new Error(`tasks not done after ${timeoutMs} ms (${left} of ${ids.length} left)`);
     await sleep(10);
   }
   const [failed] = await db('tasks').whereBetween('id', [from, to]).whereNot({ status: 'success' }).count<{ count: string }[]>('* as count');
@@ -344,6 +354,9 @@ async function runOnce(app: AppChild): Promise<{ toClaim: number; toStart: numbe
   // Run checks the approval again: the reviewer's decision on this version.
   await db('reviews').insert({ task_id: id, user_id: 'UREVIEWER', verdict: 'approve', content_version: '0'.repeat(64) });
   const clickedAt = await app.request<number>('run', id);
+  // The host stamps the script's start itself; polling the database every few ms meanwhile only
+  // competes with the run for the two cores (the floors above are timed without a poller).
+  await sleep(30);
   for (;;) {
     const r = await db('tasks').where({ id }).first('status');
     if (r.status === 'success') break;

@@ -39,6 +39,14 @@ export interface ReviewDecision {
   contentVersion?: string | null;
 }
 
+/**
+ * The decisions that count for a subject as it is now: every rejection, and the approvals of
+ * `contentVersion` only (an approval of an earlier version approved something else).
+ */
+export function decisionsOnVersion(decisions: readonly ReviewDecision[], contentVersion: string): ReviewDecision[] {
+  return decisions.filter((decision) => decision.verdict === 'reject' || decision.contentVersion === contentVersion);
+}
+
 export interface GroupProgress {
   name: string;
   required: number;

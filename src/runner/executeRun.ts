@@ -61,7 +61,16 @@ export interface StepResult {
  * Carries out the run; answers its result once stored, or null if it was not stored (shutdown
  * gave up on it, or the run had been given up as lost while its runner was cut off).
  */
-export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortSignal): Promise<{ status: Summary['status']; durationMs: number } | null> {
+export async function executeRun(
+  ctx: RunContext,
+  claimed: Claimed,
+  stop: AbortSignal,
+): Promise<{
+  status: Summary['status'];
+  durationMs: number;
+  /** The result's statement told every process's followers itself. */
+  notified: boolean;
+} | null> {
   const { task, execution, steps } = claimed;
   const startedAt = Date.now();
   const recorder = new OutputRecorder(ctx.db, execution.id, {
@@ -136,6 +145,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
     },
   };
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.
+  const notified = !task.runStep;
   const written = await untilStored(ctx, `storing the result of task ${task.id}`, abandon, async () => {
     const runStep = task.runStep;
     if (runStep) {
@@ -148,8 +158,11 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
         return true;
       });
     }
-    // Otherwise one statement: the run's result, its steps settled, and the task's transition.
-    return (await transitionTaskAlong(ctx.db, end, finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults))).along;
+    // Otherwise one statement: the run's result, its steps settled, the task's transition and
+    // the NOTIFY that tells other processes' followers.
+    return (
+      await transitionTaskAlong(ctx.db, end, finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults), { notifyChanged: true })
+    ).along;
   });
   if (written === 'taken') {
     ctx.onError(
@@ -159,7 +172,7 @@ export async function executeRun(ctx: RunContext, claimed: Claimed, stop: AbortS
   }
   if (written !== 'stored') return null;
   void ctx.observer.runFinished(task.id, execution.id);
-  return { status: summary.status, durationMs };
+  return { status: summary.status, durationMs, notified };
 }
 
 async function skipStep(ctx: RunContext, claimed: Claimed, step: ExecutionStep, reason: string): Promise<StepResult> {

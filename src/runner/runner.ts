@@ -237,7 +237,8 @@ export class Runner {
     const { task, execution } = claimed;
     this.metrics.claimed?.(Math.max(0, Date.now() - claimed.readyAt.getTime()));
     this.log.info({ taskId: task.id, executionId: execution.id, hosts: claimed.steps.length }, 'run started');
-    this.bus.emit('task-changed', task.id, task);
+    // The claim's statement told the other processes.
+    this.bus.emit('task-changed', task.id, task, true);
     this.observer.runStarted(task, execution.id, claimed.steps.length);
     const controller = new AbortController();
     const done = executeRun(
@@ -261,12 +262,16 @@ export class Runner {
     )
       .then((result) => {
         if (result) this.metrics.finished?.(result.status, result.durationMs);
+        return result?.notified ?? false;
       })
-      .catch((error) => this.log.error({ err: error, taskId: task.id }, 'run crashed'))
-      .finally(() => {
+      .catch((error) => {
+        this.log.error({ err: error, taskId: task.id }, 'run crashed');
+        return false;
+      })
+      .then((notified) => {
         this.active.delete(execution.id);
         this.log.info({ taskId: task.id, executionId: execution.id }, 'run finished');
-        this.bus.emit('task-changed', task.id, task);
+        this.bus.emit('task-changed', task.id, task, notified);
         this.wake();
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });

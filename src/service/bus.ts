@@ -15,9 +15,10 @@ interface BusEvents {
   /**
    * A task's state or review changed: its card and review request should be redrawn. `channels`,
    * when the emitter has the row at hand: where its messages are (set at creation, never changed),
-   * so a task with none is not read only to find that out.
+   * so a task with none is not read only to find that out. `notified`: the statement that changed
+   * it told the other processes already (pg_notify on the task channel), so no NOTIFY is sent.
    */
-  'task-changed': [taskId: number, channels?: TaskChannels];
+  'task-changed': [taskId: number, channels?: TaskChannels, notified?: boolean];
   /** A task became ready: a runner should try to claim. */
   'task-ready': [taskId: number];
   /** Someone asked to stop a running execution. */

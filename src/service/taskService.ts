@@ -7,6 +7,7 @@ import type { Config, Target } from '../config/config.js';
 import type { TaskStatus } from '../domain/lifecycle.js';
 import {
   isApproved,
+  decisionsOnVersion,
   isReviewer,
   mayAskAgain,
   mayOperate,
@@ -22,7 +23,7 @@ import { taskRef, type Task, type TaskSource } from '../domain/task.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
-import { decisionsFor, decisionsOnVersion, taskReviews } from '../store/reviews.js';
+import { decisionsFor, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
 import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
@@ -332,7 +333,10 @@ export class TaskService {
   }
 
   async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
-    const task = await getTask(this.db, taskId);
+    // Both at once: the Run click waits for one round trip, not two. The approvals that count are
+    // picked by the version read here; an edit since then moved the task out of approved, which
+    // the transition below checks.
+    const [task, decisions] = await Promise.all([getTask(this.db, taskId), decisionsFor(this.db, taskId)]);
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
@@ -340,7 +344,7 @@ export class TaskService {
     // An approval is checked again when it is used: a reviewer who left the group since, or a
     // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
     const resolved = await this.resolve(task.target);
-    if (resolved && !isApproved(resolved.policy, task.author, await decisionsOnVersion(this.db, taskId, task.contentVersion))) {
+    if (resolved && !isApproved(resolved.policy, task.author, decisionsOnVersion(decisions, task.contentVersion))) {
       if (resolved.unknown.length > 0) {
         return refuse(
           'unverified',

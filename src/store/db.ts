@@ -2,6 +2,8 @@
  * The knex handle. It is created once in main and passed in everywhere (never global), so a
  * use case can join its caller's transaction and each test file can use its own database.
  */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import knex, { type Knex } from 'knex';
 import pg from 'pg';
 
@@ -13,7 +15,7 @@ export type Queryable = Knex | Knex.Transaction;
 
 export function createDb(connectionString: string, poolMax = 10, applicationName = 'countersign'): Db {
   return knex({
-    client: 'pg',
+    client: PreparingPgClient as unknown as typeof Knex.Client,
     // keepAlive: a pooled connection on a link that died without a sound errors out in time
     // instead of waiting forever for an answer.
     connection: { connectionString, application_name: applicationName, keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as Knex.PgConnectionConfig,
@@ -35,4 +37,71 @@ export function createDb(connectionString: string, poolMax = 10, applicationName
 export async function inTransaction<T>(db: Queryable, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   if ((db as Knex.Transaction).isTransaction === true) return work(db as Knex.Transaction);
   return (db as Knex).transaction(work);
+}
+
+/**
+ * Marks a hot statement to be prepared once per connection and executed by name afterwards:
+ * Postgres then skips parsing and planning it (measured 0.56 ms of planning per call for the
+ * run's result and the claim, as much as executing them). Only for statements whose text comes
+ * from our code: each distinct text is one prepared statement per connection.
+ */
+export function prepared<T>(raw: Knex.Raw<T>): Knex.Raw<T> {
+  return (raw as unknown as { options(options: object): Knex.Raw<T> }).options({ prepare: true });
+}
+
+/** prepared() for a query builder. */
+export function prepare<T extends Knex.QueryBuilder>(query: T): T {
+  return query.options({ prepare: true }) as T;
+}
+
+/** Statement texts we prepare at most: a bound on what each connection keeps, whatever a bug builds. */
+const MAX_PREPARED = 500;
+const statementNames = new Map<string, string>();
+/** Bumped when a plan's result changed under us: every statement is prepared afresh under new names. */
+let generation = 0;
+
+function statementName(sql: string): string | null {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    if (statementNames.size >= MAX_PREPARED) return null;
+    name = `cs${generation}_${createHash('sha1').update(sql).digest('hex').slice(0, 32)}`;
+    statementNames.set(sql, name);
+  }
+  return name;
+}
+
+/**
+ * Another replica's migration added a column to a table a prepared `RETURNING t.*` reads: the
+ * prepared statement now fails on every connection holding it. New names make each connection
+ * prepare the current text again.
+ */
+function planChanged(error: unknown): boolean {
+  return (error as { code?: string }).code === '0A000' && /cached plan must not change result type/.test(String((error as Error).message));
+}
+
+interface KnexQueryObject {
+  sql: string;
+  options?: Record<string, unknown>;
+}
+interface KnexPgClient {
+  _query(connection: { __knexTxId?: string }, obj: KnexQueryObject): Promise<unknown>;
+}
+const PgClient = createRequire(import.meta.url)('knex/lib/dialects/postgres/index.js') as new (config: Knex.Config) => KnexPgClient;
+
+/** knex's pg client, naming the statements marked by prepared() so pg prepares them once per connection. */
+class PreparingPgClient extends PgClient {
+  override _query(connection: { __knexTxId?: string }, obj: KnexQueryObject): Promise<unknown> {
+    if (obj.options?.prepare !== true) return super._query(connection, obj);
+    const name = statementName(obj.sql);
+    obj.options = name === null ? {} : { name };
+    return super._query(connection, obj).catch((error: unknown) => {
+      if (!planChanged(error)) throw error;
+      generation++;
+      statementNames.clear();
+      // Inside a transaction the error has aborted it: the caller's retry gets the new names.
+      if (connection.__knexTxId !== undefined) throw error;
+      obj.options = { name: statementName(obj.sql) ?? undefined };
+      return super._query(connection, obj);
+    });
+  }
 }

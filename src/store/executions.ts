@@ -7,10 +7,10 @@ import type { Knex } from 'knex';
 import { assertTransition, transitionEventType } from '../domain/lifecycle.js';
 import type { Plan } from '../domain/plan.js';
 import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
-import { inTransaction, type Queryable } from './db.js';
+import { inTransaction, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
-import { CHANNEL_STOP, notify } from './notify.js';
+import { CHANNEL_STOP, CHANNEL_TASK, notify } from './notify.js';
 import { bumpViewVersion, type AlongWith } from './tasks.js';
 
 export interface Claimed {
@@ -40,8 +40,9 @@ export function plansJson(plans: ReadonlyMap<string, Plan>): PlansJson {
  */
 export async function claimReady(db: Queryable, runner: { id: string; key: number }, leaseMs: number, plans: PlansJson, limit: number): Promise<Claimed[]> {
   assertTransition('ready', 'running');
-  const result = await db.raw<{ rows: Array<TaskRow & { ready_at: Date; execution: Record<string, unknown>; steps: Array<Record<string, unknown>> | null }> }>(
-    `WITH next AS (
+  const result = await prepared(
+    db.raw<{ rows: Array<TaskRow & { ready_at: Date; execution: Record<string, unknown>; steps: Array<Record<string, unknown>> | null }> }>(
+      `WITH next AS (
        -- A task asked for with a grace delay waits in ready until its time (the poll finds it then).
        SELECT id, GREATEST(status_changed_at, run_after) AS ready_at FROM tasks
         WHERE status = 'ready' AND (run_after IS NULL OR run_after <= now())
@@ -72,10 +73,13 @@ export async function claimReady(db: Queryable, runner: { id: string; key: numbe
        RETURNING *
      )
      SELECT claimed.*, row_to_json(run) AS execution,
-            (SELECT json_agg(step ORDER BY step.id) FROM step WHERE step.execution_id = run.id) AS steps
+            (SELECT json_agg(step ORDER BY step.id) FROM step WHERE step.execution_id = run.id) AS steps,
+            -- Every process's followers hear of the start at commit, with no NOTIFY of its own.
+            pg_notify(?, claimed.id::text) AS notified
        FROM claimed JOIN run ON run.task_id = claimed.id
       ORDER BY claimed.id`,
-    [limit, transitionEventType('running'), runner.id, plans, runner.id, runner.key, leaseMs / 1000],
+      [limit, transitionEventType('running'), runner.id, plans, runner.id, runner.key, leaseMs / 1000, CHANNEL_TASK],
+    ),
   );
   return result.rows.map((row) => ({
     task: toTask(row),

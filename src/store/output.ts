@@ -1,7 +1,7 @@
 /** Stored output: chunks in arrival order, one row per stream per flush. */
 import { createRequire } from 'node:module';
 import type { OutputStream } from '../domain/task.js';
-import type { Queryable } from './db.js';
+import { prepared, type Queryable } from './db.js';
 import { CHANNEL_TASK } from './notify.js';
 
 export interface OutputChunk {
@@ -27,23 +27,25 @@ export async function storeBatch(db: Queryable, executionId: number, chunks: rea
   if (chunks.length === 0) return;
   // Arrays, not a VALUES row per chunk: interleaved output (stdout and stderr lines taking turns)
   // makes many small chunks, and Postgres takes at most 65,535 parameters per statement.
-  await db.raw(
-    `WITH chunk AS (
+  await prepared(
+    db.raw(
+      `WITH chunk AS (
        INSERT INTO output_chunks (execution_id, step_id, stream, data)
        SELECT e, s, t, d FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) WITH ORDINALITY AS c(e, s, t, d, n) ORDER BY n
      ),
      counted AS (UPDATE executions SET output_bytes = output_bytes + ? WHERE id = ?)
      SELECT ${taskId !== undefined ? 'pg_notify(?, ?)' : '1'}`,
-    [
-      // As pg sends an array parameter (knex would spread a JS array into a list of parameters).
-      pgArray(chunks.map((chunk) => chunk.executionId)),
-      pgArray(chunks.map((chunk) => chunk.stepId)),
-      pgArray(chunks.map((chunk) => chunk.stream)),
-      pgArray(chunks.map((chunk) => chunk.data)),
-      bytes,
-      executionId,
-      ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),
-    ],
+      [
+        // As pg sends an array parameter (knex would spread a JS array into a list of parameters).
+        pgArray(chunks.map((chunk) => chunk.executionId)),
+        pgArray(chunks.map((chunk) => chunk.stepId)),
+        pgArray(chunks.map((chunk) => chunk.stream)),
+        pgArray(chunks.map((chunk) => chunk.data)),
+        bytes,
+        executionId,
+        ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),
+      ],
+    ),
   );
 }
 

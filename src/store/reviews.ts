@@ -1,5 +1,5 @@
 /** Review decisions: one per reviewer per task (a unique key makes double clicks harmless). */
-import type { ReviewDecision, Verdict } from '../domain/review.js';
+import { decisionsOnVersion as onVersion, type ReviewDecision, type Verdict } from '../domain/review.js';
 import type { Queryable } from './db.js';
 import { toDecision, type ReviewRow } from './rows.js';
 
@@ -48,16 +48,9 @@ export async function subjectDecisions(db: Queryable, subject: ReviewSubject): P
   return rows.map(toDecision);
 }
 
-/**
- * The decisions that count for the subject as it is now: every rejection, and the approvals of
- * `contentVersion` only (an approval of an earlier version approved something else).
- */
+/** The decisions that count for the subject as it is now (domain/review.ts decisionsOnVersion). */
 export async function subjectDecisionsOnVersion(db: Queryable, subject: ReviewSubject, contentVersion: string): Promise<ReviewDecision[]> {
-  const rows = await db<ReviewRow>(subject.table)
-    .where({ [subject.column]: subject.id })
-    .andWhere((q) => q.where({ verdict: 'reject' }).orWhere({ content_version: contentVersion }))
-    .orderBy('id');
-  return rows.map(toDecision);
+  return onVersion(await subjectDecisions(db, subject), contentVersion);
 }
 
 export function insertDecision(
@@ -69,8 +62,4 @@ export function insertDecision(
 
 export function decisionsFor(db: Queryable, taskId: number): Promise<ReviewDecision[]> {
   return subjectDecisions(db, taskReviews(taskId));
-}
-
-export function decisionsOnVersion(db: Queryable, taskId: number, contentVersion: string): Promise<ReviewDecision[]> {
-  return subjectDecisionsOnVersion(db, taskReviews(taskId), contentVersion);
 }

@@ -17,9 +17,9 @@ import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { contentKey } from './contentKey.js';
-import { inTransaction, type Queryable } from './db.js';
+import { inTransaction, prepare, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
-import { CHANNEL_READY } from './notify.js';
+import { CHANNEL_READY, CHANNEL_TASK } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
 import { transitionRunStep } from './runs.js';
 
@@ -91,7 +91,8 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
     .ignore()
     .returning('*');
   let inserted: TaskRow[];
-  if (!birth) inserted = await insert;
+  // Prepared: every task is born through here (a handful of shapes, by which columns are set).
+  if (!birth) inserted = await prepare(insert);
   else {
     // One INSERT for both events, ordered, so their ids keep the order they happened in.
     const audit = db.raw(
@@ -104,7 +105,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
     const query = db.with('inserted', insert).with('audit', audit).from('inserted').select('inserted.*');
     // Every process's runner hears of a ready task at commit, not at its next poll.
     if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
-    inserted = (await query) as TaskRow[];
+    inserted = (await prepare(query)) as TaskRow[];
   }
   const row = inserted[0];
   if (row) return { task: toTask(row), created: true };
@@ -250,13 +251,20 @@ export interface AlongWith {
  * Not for the end of a task that runs a run's step (task.runStep): that end must move the step
  * in the same transaction, which transitionTask does; a run step's task is refused here.
  */
-export async function transitionTaskAlong(db: Queryable, change: Transition, along: AlongWith | null): Promise<{ task: Task | null; along: boolean }> {
+export async function transitionTaskAlong(
+  db: Queryable,
+  change: Transition,
+  along: AlongWith | null,
+  /** Tell every process's followers ("task N changed") in the same statement, instead of a NOTIFY of its own. */
+  options: { notifyChanged?: boolean } = {},
+): Promise<{ task: Task | null; along: boolean }> {
   const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
   for (const from of allowedFrom) assertTransition(from, change.to);
   const set = Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined);
   const notifyReady = change.to === 'ready';
-  const result = await db.raw<{ rows: Array<TaskRow & { along_rows: number }> }>(
-    `WITH ${along ? `${along.ctes},` : ''}
+  const result = await prepared(
+    db.raw<{ rows: Array<TaskRow & { along_rows: number }> }>(
+      `WITH ${along ? `${along.ctes},` : ''}
      current AS (SELECT id, status FROM tasks WHERE id = ?${isTerminal(change.to) ? ' AND run_step_id IS NULL' : ''}${along ? ` AND EXISTS (SELECT 1 FROM ${along.gate})` : ''} FOR UPDATE),
      changed AS (
        UPDATE tasks SET ${set.map(() => '?? = ?, ').join('')}status = ?, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
@@ -270,19 +278,21 @@ export async function transitionTaskAlong(db: Queryable, change: Transition, alo
      SELECT ${along ? `(SELECT count(*) FROM ${along.gate})::int` : '0'} AS along_rows, changed.*${
        // Every process's runner hears of a ready task at commit, not at its next poll.
        notifyReady ? ', CASE WHEN changed.id IS NOT NULL THEN pg_notify(?, changed.id::text) END AS notified' : ''
-     }
+     }${options.notifyChanged ? ', CASE WHEN changed.id IS NOT NULL THEN pg_notify(?, changed.id::text) END AS notified_changed' : ''}
        FROM (SELECT 1) AS answer LEFT JOIN changed ON true`,
-    [
-      ...(along?.bindings ?? []),
-      change.taskId,
-      ...set.flat(),
-      change.to,
-      allowedFrom,
-      transitionEventType(change.to),
-      change.actor,
-      JSON.stringify(change.data ?? {}),
-      ...(notifyReady ? [CHANNEL_READY] : []),
-    ] as never,
+      [
+        ...(along?.bindings ?? []),
+        change.taskId,
+        ...set.flat(),
+        change.to,
+        allowedFrom,
+        transitionEventType(change.to),
+        change.actor,
+        JSON.stringify(change.data ?? {}),
+        ...(notifyReady ? [CHANNEL_READY] : []),
+        ...(options.notifyChanged ? [CHANNEL_TASK] : []),
+      ] as never,
+    ),
   );
   const row = result.rows[0];
   return { task: row && row.id !== null ? toTask(row) : null, along: (row?.along_rows ?? 0) > 0 };

@@ -1,0 +1,78 @@
+/**
+ * The hot statements (a task's birth and transitions, the claim, output batches) are prepared
+ * once per connection and executed by name (src/store/db.ts prepared()), so Postgres stops
+ * planning them on every call. A prepared statement reading `tasks.*` breaks when another
+ * replica's migration adds a column (Postgres: "cached plan must not change result type"); the
+ * next call must prepare afresh and succeed, and a transaction's retry too.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../../src/store/db.js';
+import { claimReady } from '../../src/store/executions.js';
+import { transitionTask } from '../../src/store/tasks.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { insertTaskRows } from '../support/taskRows.js';
+
+describe('prepared hot statements', () => {
+  let database: TestDatabase;
+  /** One connection: what it has prepared is what the next call finds. */
+  let single: Db;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    single = createDb(database.url, 1);
+  });
+  afterAll(async () => {
+    await single?.destroy();
+    await database?.drop();
+  });
+
+  const toReady = (taskId: number) => ({ taskId, from: 'approved' as const, to: 'ready' as const, actor: 'U1' });
+  const approvedTasks = (n: number) =>
+    insertTaskRows(
+      database.db,
+      Array.from({ length: n }, () => ({ status: 'approved', author: 'U1', target: 'sandbox', script: 'true' })),
+    );
+  /** Our statements on the single connection, with how often each ran as a prepared statement. */
+  const preparedHere = async () =>
+    (
+      await single.raw<{ rows: Array<{ name: string; statement: string; runs: number }> }>(
+        `SELECT name, statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements WHERE name LIKE 'cs%'`,
+      )
+    ).rows;
+
+  it('runs a transition and the claim by name, prepared once per connection', async () => {
+    const ids = await approvedTasks(12);
+    for (const id of ids.slice(0, 10)) expect((await transitionTask(single, toReady(id)))?.status).toBe('ready');
+    const claimed = await claimReady(single, { id: 'test-runner', key: 7 }, 30_000, '{}', 16);
+    expect(claimed.map((c) => c.task.id)).toEqual(ids.slice(0, 10));
+    const claimed2 = await claimReady(single, { id: 'test-runner', key: 7 }, 30_000, '{}', 16);
+    expect(claimed2).toEqual([]);
+    const statements = await preparedHere();
+    const transition = statements.find((s) => s.statement.includes('UPDATE tasks SET status = $'));
+    const claim = statements.find((s) => s.statement.includes('FOR UPDATE SKIP LOCKED'));
+    // Ten transitions through one prepared statement: parsed once, executed ten times.
+    expect(transition?.runs).toBe(10);
+    expect(claim?.runs).toBe(2);
+  });
+
+  it('prepares afresh when a migration changes what tasks.* returns, outside and inside a transaction', async () => {
+    const [a, b, c] = await approvedTasks(3);
+    expect((await transitionTask(single, toReady(a!)))?.status).toBe('ready');
+    // Another replica's migration, on another connection.
+    await database.db.raw('ALTER TABLE tasks ADD COLUMN prepared_test_extra int');
+    try {
+      const moved = await transitionTask(single, toReady(b!));
+      expect(moved?.status).toBe('ready');
+      expect(moved?.id).toBe(b);
+      // The statement again, once more changed: inside a transaction the first try fails (the
+      // error aborted it) and the caller's retry works.
+      await database.db.raw('ALTER TABLE tasks ADD COLUMN prepared_test_more int');
+      const inTrx = () => single.transaction((trx) => transitionTask(trx, toReady(c!)));
+      await expect(inTrx()).rejects.toThrow(/cached plan must not change result type/);
+      expect((await inTrx())?.status).toBe('ready');
+    } finally {
+      await database.db.raw('ALTER TABLE tasks DROP COLUMN IF EXISTS prepared_test_extra, DROP COLUMN IF EXISTS prepared_test_more');
+    }
+    const rows = await database.db('tasks').whereIn('id', [a!, b!, c!]).orderBy('id').pluck('status');
+    expect(rows).toEqual(['ready', 'ready', 'ready']);
+  });
+});
