@@ -259,7 +259,8 @@ export class TaskService {
             return { ok: true, ...inserted };
           });
     if (result.ok && result.created) {
-      this.changed(result.task);
+      // Its birth statement told the other processes (insertTask).
+      this.changed(result.task, true);
       if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
     }
     return result;
@@ -531,8 +532,9 @@ export class TaskService {
     return refuse('wrong_status', `${taskRef(task.id)} is ${STATUS_WORDS[task.status]}, so it cannot ${action === 'run' ? 'be run' : 'be killed'} now.`);
   }
 
-  private changed(task: Task): void {
-    this.bus.emit('task-changed', task.id, task);
+  /** `notified`: the statement that changed it told every process's followers already. */
+  private changed(task: Task, notified = false): void {
+    this.bus.emit('task-changed', task.id, task, notified);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
 }

@@ -19,8 +19,8 @@ import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { viewOfTask } from '../store/taskView.js';
-import { bumpViewVersion, getTask } from '../store/tasks.js';
+import { readTaskView, type TaskLinks } from '../store/taskView.js';
+import { bumpViewVersion } from '../store/tasks.js';
 import {
   claimDms as claimLedgerDms,
   markReviewScriptPosted,
@@ -104,15 +104,16 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
     if (this.queue.stopped) return done();
-    const task = await getTask(this.db, taskId);
-    if (!task || !hasMessages(task)) return done();
-    const view = await viewOfTask(this.db, task);
+    const read = await readTaskView(this.db, taskId);
+    if (!read || !hasMessages(read.view.task)) return done();
+    const { view } = read;
+    const { task } = view;
     const target = this.config.targets.get(task.target);
     // Progress counts user group members: render with the members as they are now.
     const resolved = target?.review ? await this.reviewers.resolve(target.review) : null;
     const policy = resolved?.policy ?? null;
     const lookups = this.options.lookups;
-    const links = lookups ? await readLinks(this.db, taskId) : null;
+    const links = lookups ? read.links : null;
     let cardTs = task.cardTs;
     let reviewTs = task.reviewTs;
     const slot = (kind: TaskMessageKind) => ({ table: 'tasks' as const, id: taskId, kind });
@@ -236,18 +237,6 @@ export class TaskMessages extends MessageViews<SyncReport> {
 }
 
 // ---------------------------------------------------------------- permalinks and DMs in Postgres
-
-interface TaskLinks {
-  /** null: not fetched yet; '': Slack refused to give one. */
-  cardPermalink: string | null;
-  reviewPermalink: string | null;
-  reviewDmsSent: boolean;
-}
-
-async function readLinks(db: Queryable, taskId: number): Promise<TaskLinks> {
-  const row = await db('tasks').where({ id: taskId }).first('card_permalink', 'review_permalink', 'review_dms_sent');
-  return { cardPermalink: row?.card_permalink ?? null, reviewPermalink: row?.review_permalink ?? null, reviewDmsSent: row?.review_dms_sent === true };
-}
 
 /** The task a rejected one was resubmitted as (its source key names it), with its card's permalink when known. */
 async function resubmissionOf(db: Queryable, taskId: number): Promise<{ id: number; permalink: string | null } | null> {

@@ -9,7 +9,7 @@ import type { Plan } from '../domain/plan.js';
 import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
 import { inTransaction, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
-import { toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
+import { EXECUTION_DATES, jsonRow, STEP_DATES, toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
 import { CHANNEL_STOP, CHANNEL_TASK, notify } from './notify.js';
 import { bumpViewVersion, type AlongWith } from './tasks.js';
 
@@ -84,16 +84,9 @@ export async function claimReady(db: Queryable, runner: { id: string; key: numbe
   return result.rows.map((row) => ({
     task: toTask(row),
     readyAt: row.ready_at,
-    execution: toExecution(jsonRow<ExecutionRow>(row.execution, ['created_at', 'lease_until', 'started_at', 'finished_at'])),
-    steps: (row.steps ?? []).map((step) => toStep(jsonRow<StepRow>(step, ['started_at', 'finished_at']))),
+    execution: toExecution(jsonRow<ExecutionRow>(row.execution, EXECUTION_DATES)),
+    steps: (row.steps ?? []).map((step) => toStep(jsonRow<StepRow>(step, STEP_DATES))),
   }));
-}
-
-/** A row that came back as JSON (row_to_json): its timestamps as Dates again. */
-function jsonRow<T>(json: Record<string, unknown>, dates: readonly string[]): T {
-  const row: Record<string, unknown> = { ...json };
-  for (const column of dates) if (typeof row[column] === 'string') row[column] = new Date(row[column] as string);
-  return row as T;
 }
 
 /**

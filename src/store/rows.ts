@@ -171,3 +171,13 @@ export function toStep(row: StepRow): ExecutionStep {
     finishedAt: row.finished_at,
   };
 }
+
+/** A row that came back as JSON (row_to_json, json_agg): its timestamps as Dates again. */
+export function jsonRow<T>(json: Record<string, unknown>, dates: readonly string[]): T {
+  const row: Record<string, unknown> = { ...json };
+  for (const column of dates) if (typeof row[column] === 'string') row[column] = new Date(row[column] as string);
+  return row as T;
+}
+
+export const EXECUTION_DATES = ['created_at', 'lease_until', 'started_at', 'finished_at'] as const;
+export const STEP_DATES = ['started_at', 'finished_at'] as const;

@@ -102,7 +102,12 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
         ORDER BY e.n`,
       [birth.actor, JSON.stringify({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
     );
-    const query = db.with('inserted', insert).with('audit', audit).from('inserted').select('inserted.*');
+    // Every process's followers hear of it at commit, with no NOTIFY of its own (the bus says so).
+    const query = db
+      .with('inserted', insert)
+      .with('audit', audit)
+      .from('inserted')
+      .select('inserted.*', db.raw('pg_notify(?, inserted.id::text) AS notified_changed', [CHANNEL_TASK]));
     // Every process's runner hears of a ready task at commit, not at its next poll.
     if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
     inserted = (await prepare(query)) as TaskRow[];

@@ -1,0 +1,64 @@
+/**
+ * What a `/task run` costs the database after its ack (issue 12: the ack's p99 suffers from the
+ * work the previous command left behind). Its card and review request are drawn from one read
+ * of the task's view (the task, its decisions, its latest run and steps, its links): before, each
+ * redraw read the task, its decisions, its run, its steps and its links one statement at a time.
+ * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own.
+ * Counted on the app's pool through a signed request, the fake Slack and a real Postgres.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Harness } from '../support/harness.js';
+
+describe('the reads behind a new task’s messages', () => {
+  let h: Harness;
+  let poller: pg.Client;
+  beforeAll(async () => {
+    h = await Harness.start();
+    poller = new pg.Client({ connectionString: h.database.url });
+    await poller.connect();
+  }, 60_000);
+  afterAll(async () => {
+    await poller?.end();
+    await h?.stop();
+  });
+
+  it('draws the card and the review request of a new task from one read each, with no separate NOTIFY', async () => {
+    const statements: string[] = [];
+    const record = (query: { sql: string }) => statements.push(query.sql);
+    h.database.db.on('query', record);
+    let id: number;
+    try {
+      id = await h.createTask('run web-prod -m "counting reads" uptime');
+      await h.card(id);
+      await h.reviewRequest(id);
+      // The permalinks are fetched and both messages redrawn with them: the last redraws of the birth.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        // On a connection of its own: the test's reads are not counted.
+        const { rows } = await poller.query('SELECT card_permalink, review_permalink, card_version, review_version, view_version FROM tasks WHERE id = $1', [
+          id,
+        ]);
+        const row = rows[0];
+        if (row.card_permalink && row.review_permalink && row.card_version === row.view_version && row.review_version === row.view_version) break;
+        if (Date.now() > deadline) throw new Error(`permalinks or redraws missing: ${JSON.stringify(row)}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      h.database.db.off('query', record);
+    }
+    const views = statements.filter((sql) => sql.includes('AS view_decisions'));
+    // A read per redraw; at least the first drawing and the one after the permalinks.
+    expect(views.length).toBeGreaterThanOrEqual(2);
+    // Nothing read the view's parts one by one.
+    const piecemeal = statements.filter(
+      (sql) => /from "(reviews|executions|execution_steps)"/.test(sql) || /select "card_permalink", "review_permalink"/.test(sql),
+    );
+    expect(piecemeal, piecemeal.join('\n')).toEqual([]);
+    // The birth's statement notified; no separate NOTIFY went out for it.
+    const inserts = statements.filter((sql) => sql.includes('insert into "tasks"'));
+    expect(inserts).toHaveLength(1);
+    expect(inserts[0]).toContain('pg_notify');
+    expect(statements.filter((sql) => sql.includes('FROM unnest(') && sql.includes('pg_notify'))).toEqual([]);
+  });
+});
