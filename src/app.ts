@@ -454,7 +454,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     options.databaseUrl,
     [CHANNEL_READY, CHANNEL_STOP, CHANNEL_TASK, CHANNEL_RUN, CHANNEL_RUN_STEP_STOP],
     (channel, payload) => {
-      if (channel === CHANNEL_READY) runner.wake();
+      if (channel === CHANNEL_READY) runner.wake(Number(payload) || undefined);
       else if (channel === CHANNEL_STOP) runner.stopRun(Number(payload), 'kill');
       else if (channel === CHANNEL_TASK) feed.changed(Number(payload));
       else if (channel === CHANNEL_RUN) bus.emit('run-changed', Number(payload));

@@ -88,6 +88,15 @@ export class Runner {
   private accepting = false;
   private draining: Promise<void> | null = null;
   private drainAgain = false;
+  /** While a drain runs: the tasks later wakes were about, and whether one was about no task. */
+  private readonly wokenFor = new Set<number>();
+  private wokenForAny = false;
+  /**
+   * The last drain stopped at capacity, so ready tasks may be waiting for a slot: a run that ends
+   * claims again. Otherwise nothing is waiting (a task made ready since woke us itself), and an
+   * ending run sends no claim that would find nothing.
+   */
+  private stoppedFull = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
@@ -125,7 +134,7 @@ export class Runner {
 
   start(): void {
     this.accepting = true;
-    this.stopWaking = this.bus.on('task-ready', () => this.wake());
+    this.stopWaking = this.bus.on('task-ready', (taskId) => this.wake(taskId));
     this.unsubscribe.push(this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')));
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
@@ -169,24 +178,44 @@ export class Runner {
     for (const off of this.unsubscribe) off();
   }
 
+  /** Claim statements sent so far (each a round trip and a commit), for tests and benchmarks. */
+  claimsSent = 0;
+
   get runningCount(): number {
     return this.active.size;
   }
 
-  /** Claims until nothing is ready or capacity is full; concurrent wakes collapse into one loop. */
-  wake(): void {
+  /**
+   * Claims until nothing is ready or capacity is full; concurrent wakes collapse into one loop.
+   * `taskId`: the task the wake is about (its ready NOTIFY, or this process making it ready).
+   */
+  wake(taskId?: number): void {
     // Without our lock, a run we claimed could be judged lost by others before we held it again.
     if (!this.accepting || !this.liveness.holds) return;
     if (this.draining) {
       this.drainAgain = true;
+      if (taskId === undefined) this.wokenForAny = true;
+      else this.wokenFor.add(taskId);
       return;
     }
     this.draining = (async () => {
       do {
         this.drainAgain = false;
-        while (this.accepting && this.liveness.holds && this.active.size < this.options.maxConcurrent) {
-          if (!(await this.claim())) break;
+        this.wokenFor.clear();
+        this.wokenForAny = false;
+        const claimed = new Set<number>();
+        this.stoppedFull = false;
+        while (this.accepting && this.liveness.holds) {
+          if (this.active.size >= this.options.maxConcurrent) {
+            this.stoppedFull = true;
+            break;
+          }
+          if (!(await this.claim(claimed))) break;
         }
+        // A task's ready NOTIFY and this process's own word for it both wake us, usually while
+        // the claim that takes it is in flight: another claim would find nothing. Claim again
+        // only for a wake about something not claimed meanwhile (or about nothing in particular).
+        if (!this.wokenForAny && [...this.wokenFor].every((id) => claimed.has(id))) this.drainAgain = false;
       } while (this.drainAgain && this.accepting);
     })().finally(() => {
       this.draining = null;
@@ -203,19 +232,23 @@ export class Runner {
    * Claims what is ready, up to the room left (at most CLAIM_BATCH per statement), and starts
    * each run; true when a full batch came back (more may be waiting).
    */
-  private async claim(): Promise<boolean> {
+  private async claim(claimedIds: Set<number>): Promise<boolean> {
     const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
     if (limit <= 0) return false;
     let claimed: Claimed[];
     // Sent, not answered: a reply delayed past our own orphan sweep must not count as a fresh claim.
     const claimSentAt = Date.now();
+    this.claimsSent++;
     try {
       claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
       this.log.error({ err: error }, 'claiming ready tasks failed');
       return false;
     }
-    for (const run of claimed) this.startRun(run, claimSentAt);
+    for (const run of claimed) {
+      claimedIds.add(run.task.id);
+      this.startRun(run, claimSentAt);
+    }
     return claimed.length === limit;
   }
 
@@ -272,7 +305,7 @@ export class Runner {
         this.active.delete(execution.id);
         this.log.info({ taskId: task.id, executionId: execution.id }, 'run finished');
         this.bus.emit('task-changed', task.id, task, notified);
-        this.wake();
+        if (this.stoppedFull) this.wake();
       });
     this.active.set(execution.id, { taskId: task.id, controller, done });
   }

@@ -90,7 +90,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
    */
   changed(taskId: number, channels?: TaskChannels): void {
     if (channels && !hasMessages(channels)) return;
-    void this.sync(taskId).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
+    // After the current turn: the change's caller (a command's ack, a button's) answers first.
+    setImmediate(() => void this.sync(taskId).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed')));
   }
 
   protected async candidates(): Promise<number[]> {

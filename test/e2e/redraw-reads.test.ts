@@ -48,8 +48,8 @@ describe('the reads behind a new task’s messages', () => {
       h.database.db.off('query', record);
     }
     const views = statements.filter((sql) => sql.includes('AS view_decisions'));
-    // A read per redraw; at least the first drawing and the one after the permalinks.
-    expect(views.length).toBeGreaterThanOrEqual(2);
+    // One read per redraw (the permalinks' redraw may reuse the first read's view).
+    expect(views.length).toBeGreaterThanOrEqual(1);
     // Nothing read the view's parts one by one.
     const piecemeal = statements.filter(
       (sql) => /from "(reviews|executions|execution_steps)"/.test(sql) || /select "card_permalink", "review_permalink"/.test(sql),
