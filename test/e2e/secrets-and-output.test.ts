@@ -92,6 +92,9 @@ describe('secrets, redaction, runAs and big output', () => {
       'printf "%s" "$(echo "$API_KEY" | cut -c1-5)" >&2; sleep 0.4; printf "%s\\n" "$(echo "$API_KEY" | cut -c6-)" >&2',
       'echo "lengths ${#DB_PASSWORD} ${#API_KEY}"',
       'seq -f "filler line %g" 1 400',
+      // sshd forwards the stdout and stderr pipes in the order it reads them: on a loaded host
+      // the stderr line above could arrive after the last stdout line and be the last line seen.
+      'sleep 0.5',
       'echo "last: $DB_PASSWORD"',
     ].join('\n');
     const id = await h.createTask(`run vault -m "uses secrets" \`\`\`\n${script}\n\`\`\``);
