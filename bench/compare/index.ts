@@ -8,7 +8,7 @@
  * It asserts nothing (the exit code is 0 unless something broke); `--quick` runs smaller rounds.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -268,7 +268,41 @@ interface AckFigures {
   p50: number;
   p99: number;
   perSecond: number;
+  /** CPU seconds each measured process spent during this side's blocks, by name. */
+  cpu: Record<string, number>;
 }
+
+/** CPU seconds so far (user + system) of each named set of processes: pids, or every process of a command name. */
+function cpuSeconds(of: Record<string, number[] | string>): Record<string, number> {
+  const ticks = (pid: string) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(rest[11]) + Number(rest[12]) };
+    } catch {
+      return null;
+    }
+  };
+  const all = Object.values(of).some((v) => typeof v === 'string')
+    ? readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .map(ticks)
+    : [];
+  const out: Record<string, number> = {};
+  for (const [name, which] of Object.entries(of)) {
+    const t =
+      typeof which === 'string'
+        ? all.filter((p) => p?.comm === which).reduce((sum, p) => sum + (p?.ticks ?? 0), 0)
+        : which.reduce((sum, pid) => sum + (ticks(String(pid))?.ticks ?? 0), 0);
+    out[name] = t / 100;
+  }
+  return out;
+}
+
+const cpuPerCommand = (cpu: Record<string, number>, n: number) =>
+  Object.entries(cpu)
+    .map(([name, s]) => `${name} ${((1000 * s) / n).toFixed(2)}`)
+    .join(' + ');
 
 /**
  * Both apps, in four alternating blocks each with a pause after every block (countersign posts
@@ -281,23 +315,28 @@ async function pairedSeries(
   rounds: number,
   senders: number,
   check?: (json: unknown) => void,
+  processes?: { ours: Record<string, number[] | string>; floor: Record<string, number[] | string> },
 ): Promise<[AckFigures, AckFigures]> {
   const sides = [
-    { driver: ours, check, samples: [] as number[], seconds: 0 },
-    { driver: floor, check: undefined, samples: [] as number[], seconds: 0 },
+    { driver: ours, check, samples: [] as number[], seconds: 0, processes: processes?.ours ?? {}, cpu: {} as Record<string, number> },
+    { driver: floor, check: undefined, samples: [] as number[], seconds: 0, processes: processes?.floor ?? {}, cpu: {} as Record<string, number> },
   ];
   const block = Math.ceil(rounds / 4);
   for (let b = 0; b < 4; b++) {
     for (const side of sides) {
+      const before = cpuSeconds(side.processes);
       const done = await ackSeries(side.driver, (i) => text(b * block + i), block, senders, side.check);
       side.samples.push(...done.samples);
       side.seconds += done.seconds;
+      // The pause belongs to the side that just ran: countersign posts its cards after the acks.
       await sleep(1500);
+      const after = cpuSeconds(side.processes);
+      for (const name of Object.keys(after)) side.cpu[name] = (side.cpu[name] ?? 0) + (after[name] ?? 0) - (before[name] ?? 0);
     }
   }
   const figures = (side: (typeof sides)[number]): AckFigures => {
     const p = percentiles(side.samples);
-    return { p50: p.p50, p99: p.p99, perSecond: side.samples.length / side.seconds };
+    return { p50: p.p50, p99: p.p99, perSecond: side.samples.length / side.seconds, cpu: side.cpu };
   };
   return [figures(sides[0]!), figures(sides[1]!)];
 }
@@ -328,11 +367,16 @@ async function benchAcks(): Promise<void> {
       target: '',
       met: null,
     });
-    const [run, runFloor] = await pairedSeries(ours, floor, runText, rounds, senders, created);
+    // Where each command's CPU goes, the work after the ack included: real Slack does the fake's
+    // share on another machine, and a bare Bolt app posts nothing.
+    const [run, runFloor] = await pairedSeries(ours, floor, runText, rounds, senders, created, {
+      ours: { countersign: [app.pid], postgres: 'postgres', 'fake Slack': [slack.pid] },
+      floor: { 'bare Bolt': [bare.pid] },
+    });
     row({
       what: `ack /task run (task stored), ${label}`,
-      ours: `p50 ${ms(run.p50)}, p99 ${ms(run.p99)}, ${run.perSecond.toFixed(0)}/s`,
-      floor: `bare Bolt p50 ${ms(runFloor.p50)}, p99 ${ms(runFloor.p99)}, ${runFloor.perSecond.toFixed(0)}/s`,
+      ours: `p50 ${ms(run.p50)}, p99 ${ms(run.p99)}, ${run.perSecond.toFixed(0)}/s; CPU ms per command: ${cpuPerCommand(run.cpu, rounds)}`,
+      floor: `bare Bolt p50 ${ms(runFloor.p50)}, p99 ${ms(runFloor.p99)}, ${runFloor.perSecond.toFixed(0)}/s; CPU ms per command: ${cpuPerCommand(runFloor.cpu, rounds)}`,
       ratio: `p50 ${(run.p50 / runFloor.p50).toFixed(2)}x, p99 ${(run.p99 / runFloor.p99).toFixed(2)}x`,
       target: 'p99 <= 2x bare Bolt',
       met: run.p99 <= 2 * runFloor.p99,
