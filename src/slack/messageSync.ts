@@ -22,7 +22,6 @@ import {
   claimDms,
   claimMessagePost,
   recordDmSent,
-  recordMessagePosted,
   recordMessageRendered,
   releaseDm,
   releaseMessagePost,
@@ -333,13 +332,16 @@ export async function showMessage(
   let shownTs = place.ts;
   if (shownTs === null) {
     if (!(await claimMessagePost(db, slot))) return { outcome: 'elsewhere', ts: null };
+    let fresh: boolean;
     try {
       shownTs = (await gateway.postMessage({ channel: place.channel, ...message, ...(options.threadTs ? { threadTs: options.threadTs } : {}) })).ts;
-      await recordMessagePosted(db, slot, shownTs, options.recordChannel ? place.channel : undefined);
+      // Its ts, the claim released and the version it shows: one statement.
+      fresh = await recordMessageRendered(db, slot, version, { ts: shownTs, ...(options.recordChannel ? { channel: place.channel } : {}) });
     } catch (error) {
       await releaseMessagePost(db, slot);
       throw error;
     }
+    return { outcome: fresh ? 'shown' : 'stale', ts: shownTs };
   } else {
     const already = options.skipIfShown ? await shownVersion(db, slot) : null;
     if (already !== null && already >= version) return { outcome: already > version ? 'stale' : 'shown', ts: shownTs };

@@ -19,6 +19,9 @@ export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]
 /** An array as Postgres's array literal, quoted and escaped by pg itself (its own array encoding). */
 const pgArray = createRequire(import.meta.url)('pg/lib/utils.js').prepareValue as (value: readonly unknown[]) => string;
 
+/** Up to this many chunks, each chunk's text is a parameter of its own (a handful of statement shapes). */
+const SEPARATE_TEXTS = 16;
+
 /**
  * A run's buffered output in one statement: its chunks, the run's byte count, and (when
  * `taskId` is given) one NOTIFY for the task's followers, all at one commit.
@@ -27,11 +30,15 @@ export async function storeBatch(db: Queryable, executionId: number, chunks: rea
   if (chunks.length === 0) return;
   // Arrays, not a VALUES row per chunk: interleaved output (stdout and stderr lines taking turns)
   // makes many small chunks, and Postgres takes at most 65,535 parameters per statement.
+  // A few big chunks (a flood) send their text as parameters of their own: one array literal of
+  // half a megabyte (and its escaped copies) lands in V8's large-object space, which only a full
+  // collection frees, and a 500 MB flood grew the heap by tens of megabytes that way.
+  const separate = chunks.length <= SEPARATE_TEXTS;
   await prepared(
     db.raw(
       `WITH chunk AS (
        INSERT INTO output_chunks (execution_id, step_id, stream, data)
-       SELECT e, s, t, d FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[]) WITH ORDINALITY AS c(e, s, t, d, n) ORDER BY n
+       SELECT e, s, t, d FROM unnest(?::bigint[], ?::bigint[], ?::text[], ${separate ? `ARRAY[${chunks.map(() => '?').join(', ')}]::text[]` : '?::text[]'}) WITH ORDINALITY AS c(e, s, t, d, n) ORDER BY n
      ),
      counted AS (UPDATE executions SET output_bytes = output_bytes + ? WHERE id = ?)
      SELECT ${taskId !== undefined ? 'pg_notify(?, ?)' : '1'}`,
@@ -40,7 +47,7 @@ export async function storeBatch(db: Queryable, executionId: number, chunks: rea
         pgArray(chunks.map((chunk) => chunk.executionId)),
         pgArray(chunks.map((chunk) => chunk.stepId)),
         pgArray(chunks.map((chunk) => chunk.stream)),
-        pgArray(chunks.map((chunk) => chunk.data)),
+        ...(separate ? chunks.map((chunk) => chunk.data) : [pgArray(chunks.map((chunk) => chunk.data))]),
         bytes,
         executionId,
         ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),

@@ -47,14 +47,6 @@ export async function claimMessagePost(db: Queryable, slot: MessageSlot): Promis
   return rows.length > 0;
 }
 
-/** Records the posted message; `channel` for a slot whose channel is only known when it is posted (a step's request). */
-export async function recordMessagePosted(db: Queryable, slot: MessageSlot, ts: string, channel?: string): Promise<void> {
-  const c = COLUMNS[slot.kind];
-  await db(slot.table)
-    .where({ id: slot.id })
-    .update({ [c.ts]: ts, [c.claimed]: null, ...(channel !== undefined ? { message_channel: channel } : {}) });
-}
-
 export async function releaseMessagePost(db: Queryable, slot: MessageSlot): Promise<void> {
   const c = COLUMNS[slot.kind];
   await db(slot.table)
@@ -64,18 +56,26 @@ export async function releaseMessagePost(db: Queryable, slot: MessageSlot): Prom
 }
 
 /**
- * Records that a message now shows `version`. Returns false when it already showed a newer one:
- * then this redraw may have landed on top of the newer one, and must be redone.
+ * Records that the message shows `version` (and, right after its post, its ts, the claim
+ * released, and its channel for a slot whose channel is chosen when it is posted), in one
+ * statement. The stored version never goes back (GREATEST, on the row as it is once locked), and
+ * the answer is false when it is newer than ours: another process drew a newer state first, so
+ * this redraw is stale and must be redone.
  */
-export async function recordMessageRendered(db: Queryable, slot: MessageSlot, version: number): Promise<boolean> {
-  const column = COLUMNS[slot.kind].version;
-  if (column === null) return true;
-  await db(slot.table)
+export async function recordMessageRendered(db: Queryable, slot: MessageSlot, version: number, posted?: { ts: string; channel?: string }): Promise<boolean> {
+  const c = COLUMNS[slot.kind];
+  const set: Record<string, unknown> = posted
+    ? { [c.ts]: posted.ts, [c.claimed]: null, ...(posted.channel !== undefined ? { message_channel: posted.channel } : {}) }
+    : {};
+  if (c.version === null) {
+    if (posted) await db(slot.table).where({ id: slot.id }).update(set);
+    return true;
+  }
+  const rows = (await db(slot.table)
     .where({ id: slot.id })
-    .where((q) => q.whereNull(column).orWhere(column, '<', version))
-    .update({ [column]: version });
-  const row = await db(slot.table).where({ id: slot.id }).first(column);
-  return row !== undefined && Number(row[column]) <= version;
+    .update({ ...set, [c.version]: db.raw('GREATEST(??, ?::bigint)', [c.version, version]) }, [c.version])) as Array<Record<string, unknown>>;
+  const row = rows[0];
+  return row !== undefined && Number(row[c.version]) <= version;
 }
 
 /** The version the message shows (another process may have drawn it already), or null. */

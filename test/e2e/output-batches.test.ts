@@ -34,7 +34,8 @@ describe('OutputRecorder batches on Postgres', () => {
     // Each statement's byte count (the one it adds to the run's output_bytes).
     const batches: number[] = [];
     const count = (query: { sql: string; bindings?: unknown[] }) => {
-      if (query.sql.includes('INSERT INTO output_chunks')) batches.push(Number(query.bindings?.[4]));
+      // The byte count and the run's id end the parameters (no NOTIFY without a task id).
+      if (query.sql.includes('INSERT INTO output_chunks')) batches.push(Number(query.bindings?.at(-2)));
     };
     database.db.on('query', count);
     const r = new OutputRecorder(database.db, executionId, { flushMs: 3_600_000, maxBufferBytes: 100, highWaterBytes: 1 << 30, onError: () => undefined });
@@ -50,6 +51,25 @@ describe('OutputRecorder batches on Postgres', () => {
     expect(batches.every((bytes) => bytes > 0 && bytes <= 100)).toBe(true);
     expect(batches.reduce((a, b) => a + b, 0)).toBe(400);
     expect((await stored(executionId)).map((row) => row.data)).toEqual(lines);
+  });
+
+  it('stores text as written whichever way the batch is sent (each chunk a parameter, or one array of them)', async () => {
+    // Characters an array literal must escape, and ones it must not mistake for syntax.
+    const awkward = ['say "hi"\n', 'C:\\path\\to {a,b}\n', 'NULL\n', '', 'tab\there, comma\n', 'emoji \u{1F600} and é\n', '\\"\n'];
+    for (const rows of [awkward.length, 40]) {
+      const executionId = await execution();
+      const r = new OutputRecorder(database.db, executionId, {
+        flushMs: 3_600_000,
+        maxBufferBytes: 1 << 20,
+        highWaterBytes: 1 << 30,
+        onError: () => undefined,
+      });
+      const written = Array.from({ length: rows }, (_, i) => awkward[i % awkward.length]!).filter((text) => text !== '');
+      // Alternating streams: a row per write.
+      written.forEach((text, i) => r.write(null, i % 2 === 0 ? 'stdout' : 'stderr', text));
+      expect(await r.close()).toBe(true);
+      expect((await stored(executionId)).map((row) => row.data)).toEqual(written);
+    }
   });
 
   it('stores 20,000 interleaved stdout and stderr lines, a row each, in one batch', async () => {

@@ -3,7 +3,8 @@
  * work the previous command left behind). Its card and review request are drawn from one read
  * of the task's view (the task, its decisions, its latest run and steps, its links): before, each
  * redraw read the task, its decisions, its run, its steps and its links one statement at a time.
- * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own.
+ * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own;
+ * a message's post is recorded with the version it shows in one statement (were three).
  * Counted on the app's pool through a signed request, the fake Slack and a real Postgres.
  */
 import pg from 'pg';
@@ -55,6 +56,12 @@ describe('the reads behind a new task’s messages', () => {
       (sql) => /from "(reviews|executions|execution_steps)"/.test(sql) || /select "card_permalink", "review_permalink"/.test(sql),
     );
     expect(piecemeal, piecemeal.join('\n')).toEqual([]);
+    // Each message's post is recorded with the version it shows in one statement, and no
+    // redraw reads the version back after writing it.
+    const posted = statements.filter((sql) => /update "tasks" set "(card|review)_ts"/.test(sql));
+    expect(posted).toHaveLength(2);
+    for (const sql of posted) expect(sql).toMatch(/"(card|review)_version" = GREATEST/);
+    expect(statements.filter((sql) => /^select "(card|review)_version" from "tasks"/.test(sql))).toEqual([]);
     // The birth's statement notified; no separate NOTIFY went out for it.
     const inserts = statements.filter((sql) => sql.includes('insert into "tasks"'));
     expect(inserts).toHaveLength(1);
