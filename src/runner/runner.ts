@@ -97,6 +97,8 @@ export class Runner {
    * ending run sends no claim that would find nothing.
    */
   private stoppedFull = false;
+  /** The one look again for tasks a wake named but no claim took (an id-less wake: it does not repeat). */
+  private retryTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: Array<() => void> = [];
@@ -173,6 +175,7 @@ export class Runner {
       }
     }
     this.timers.forEach(clearInterval);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.progressTimers.forEach(clearTimeout);
     this.progressTimers.clear();
     for (const off of this.unsubscribe) off();
@@ -180,6 +183,11 @@ export class Runner {
 
   /** Claim statements sent so far (each a round trip and a commit), for tests and benchmarks. */
   claimsSent = 0;
+
+  /** A drain (claims until nothing is ready) is under way. */
+  get claiming(): boolean {
+    return this.draining !== null;
+  }
 
   get runningCount(): number {
     return this.active.size;
@@ -198,6 +206,11 @@ export class Runner {
       else this.wokenFor.add(taskId);
       return;
     }
+    // Tasks a wake named that no claim of this drain took: another runner's, or skipped while a
+    // short statement (a card's post claim) held their row. Looked for once more, shortly after.
+    const named = new Set<number>(taskId === undefined ? [] : [taskId]);
+    const claimedInDrain = new Set<number>();
+    let missed = false;
     this.draining = (async () => {
       do {
         this.drainAgain = false;
@@ -215,10 +228,23 @@ export class Runner {
         // A task's ready NOTIFY and this process's own word for it both wake us, usually while
         // the claim that takes it is in flight: another claim would find nothing. Claim again
         // only for a wake about something not claimed meanwhile (or about nothing in particular).
-        if (!this.wokenForAny && [...this.wokenFor].every((id) => claimed.has(id))) this.drainAgain = false;
+        const unclaimed = [...this.wokenFor].some((id) => !claimed.has(id));
+        if (!this.wokenForAny && !unclaimed) this.drainAgain = false;
+        for (const id of claimed) claimedInDrain.add(id);
+        for (const id of this.wokenFor) named.add(id);
       } while (this.drainAgain && this.accepting);
+      missed = !this.stoppedFull && [...named].some((id) => !claimedInDrain.has(id));
     })().finally(() => {
       this.draining = null;
+      // A wake that came after the loop's last check would otherwise be lost.
+      if (this.drainAgain) this.wake();
+      else if (missed && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.wake();
+        }, MISSED_RETRY_MS);
+        this.retryTimer.unref();
+      }
     });
   }
 
@@ -243,6 +269,8 @@ export class Runner {
       claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
       this.log.error({ err: error }, 'claiming ready tasks failed');
+      // Ready tasks may be waiting: the next run to end claims again (the poll does too).
+      this.stoppedFull = true;
       return false;
     }
     for (const run of claimed) {
@@ -522,6 +550,8 @@ export class Runner {
 }
 
 const PROGRESS_EVERY_MS = 2000;
+/** How soon tasks a wake named but no claim took are looked for again (a row lock held by a short statement). */
+const MISSED_RETRY_MS = 50;
 /** Sweeps often enough that a dead runner is found soon after its reconnect grace (cheap reads). */
 const SWEEP_MS = 250;
 /** Tasks claimed by one statement at most: enough to fill a host's sessions in one round trip. */

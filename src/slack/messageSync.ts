@@ -168,7 +168,11 @@ export class RedrawQueue<R> {
     tick();
   }
 
-  sync(id: number): Promise<R> {
+  /**
+   * `afterTurn`: the redraw starts after the current turn of the event loop (the caller answers
+   * its user first), but is under way at once for current() and for collapsing.
+   */
+  sync(id: number, afterTurn = false): Promise<R> {
     let state = this.states.get(id);
     if (!state) {
       state = { chain: Promise.resolve(), queued: null, latest: null };
@@ -176,10 +180,12 @@ export class RedrawQueue<R> {
     }
     if (state.queued) return state.queued;
     const current = state;
-    const queued = current.chain.then(() => {
-      current.queued = null;
-      return this.run(id);
-    });
+    const queued = current.chain
+      .then(() => (afterTurn ? new Promise<void>((resolve) => setImmediate(resolve)) : undefined))
+      .then(() => {
+        current.queued = null;
+        return this.run(id);
+      });
     current.queued = queued;
     current.latest = queued;
     current.chain = queued

@@ -91,7 +91,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
   changed(taskId: number, channels?: TaskChannels): void {
     if (channels && !hasMessages(channels)) return;
     // After the current turn: the change's caller (a command's ack, a button's) answers first.
-    setImmediate(() => void this.sync(taskId).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed')));
+    void this.queue.sync(taskId, true).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
   }
 
   protected async candidates(): Promise<number[]> {
