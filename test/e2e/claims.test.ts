@@ -4,7 +4,6 @@
  * flight; a second claim then found nothing, and cost a round trip and a commit on the path of
  * every Run. Polling is set to a minute, so only those wakes start claims here.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTHOR, Harness } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
@@ -23,18 +22,7 @@ describe('claims per task', () => {
     const before = h.app.runner.claimsSent;
     const rounds = 10;
     for (let i = 0; i < rounds; i++) {
-      const created = await h.app.service.create({
-        author: AUTHOR,
-        target: 'sandbox',
-        message: null,
-        type: null,
-        script: 'true',
-        source: 'api',
-        sourceKey: null,
-        channelId: null,
-      });
-      if (!created.ok) throw new Error(created.message);
-      await h.waitForStatus(created.task.id, 'success', 10_000);
+      await h.waitForStatus(await h.serviceTask('true'), 'success', 10_000);
     }
     const claims = h.app.runner.claimsSent - before;
     // Two per task before; a wake that lands after its claim answered still costs one more.
@@ -47,24 +35,19 @@ describe('claims per task', () => {
     const [id] = await insertTaskRows(h.database.db, [{ status: 'ready', author: AUTHOR, target: 'sandbox', script: 'true' }]);
     // Another session holds the row as a card's post claim does for a moment: the runner's
     // FOR UPDATE SKIP LOCKED passes it by.
-    const holder = new pg.Client({ connectionString: h.database.url });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT id FROM tasks WHERE id = $1 FOR KEY SHARE', [id]);
-      const before = h.app.runner.claimsSent;
-      h.app.runner.wake(id);
-      // Its claim found the row locked, and the drain is over.
-      const deadline = Date.now() + 5_000;
-      while (h.app.runner.claimsSent === before || h.app.runner.claiming) {
-        if (Date.now() > deadline) throw new Error('the runner never claimed');
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-      expect((await h.task(id!))?.status).toBe('ready');
-      await holder.query('COMMIT');
-    } finally {
-      await holder.end();
+    const holder = await h.sideConnection();
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM tasks WHERE id = $1 FOR KEY SHARE', [id]);
+    const before = h.app.runner.claimsSent;
+    h.app.runner.wake(id);
+    // Its claim found the row locked, and the drain is over.
+    const deadline = Date.now() + 5_000;
+    while (h.app.runner.claimsSent === before || h.app.runner.claiming) {
+      if (Date.now() > deadline) throw new Error('the runner never claimed');
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
+    expect((await h.task(id!))?.status).toBe('ready');
+    await holder.query('COMMIT');
     // Only the runner's own second look can start it now.
     const task = await h.waitForStatus(id!, ['running', 'success'], 2_000);
     expect(['running', 'success']).toContain(task.status);

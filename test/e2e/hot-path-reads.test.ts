@@ -7,7 +7,7 @@
  * on the app's own pool through the real API, runner, sshd and Postgres; the test polls on a
  * connection of its own so its reads are not counted.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
@@ -22,11 +22,9 @@ describe('reads a task with nothing in Slack costs the views', () => {
     h = await Harness.start();
     api = await ApiClient.connect(h.app.url);
     token = (await createApiToken(h.database.db, AUTHOR, 'author')).token;
-    poller = new pg.Client({ connectionString: h.database.url });
-    await poller.connect();
+    poller = await h.sideConnection();
   }, 60_000);
   afterAll(async () => {
-    await poller?.end();
     await h?.stop();
   });
 

@@ -3,7 +3,6 @@
  * another process within milliseconds, not at its next poll or lease renewal. Both of those are
  * set to a minute here, so only a notification can explain a prompt start or stop.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import { CHANNEL_TASK } from '../../src/store/notify.js';
@@ -28,18 +27,7 @@ describe('notifications between replicas', () => {
 
   it('starts a task made ready by another process at once, and kills it at once when asked there', async () => {
     const created = Date.now();
-    const result = await h.app.service.create({
-      author: AUTHOR,
-      target: 'sandbox',
-      message: null,
-      type: null,
-      script: 'echo started; sleep 60',
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!result.ok) throw new Error(result.message);
-    const id = result.task.id;
+    const id = await h.serviceTask('echo started; sleep 60');
     await h.waitForStatus(id, 'running', 5_000);
     const startedAfter = Date.now() - created;
     expect(startedAfter).toBeLessThan(2_000);
@@ -58,41 +46,25 @@ describe('notifications between replicas', () => {
   });
 
   it("tells every process's followers of a run's start and end in the claim's and the result's own statements, with no NOTIFY of their own", async () => {
-    const listener = new pg.Client({ connectionString: h.database.url });
-    await listener.connect();
+    const listener = await h.sideConnection();
     const heard: Array<{ payload: string; pid: number }> = [];
     listener.on('notification', (n) => {
       if (n.channel === CHANNEL_TASK) heard.push({ payload: n.payload ?? '', pid: n.processId });
     });
     await listener.query(`LISTEN ${CHANNEL_TASK}`);
-    try {
-      const result = await h.app.service.create({
-        author: AUTHOR,
-        target: 'sandbox',
-        message: null,
-        type: null,
-        script: 'sleep 0.3',
-        source: 'api',
-        sourceKey: null,
-        channelId: null,
-      });
-      if (!result.ok) throw new Error(result.message);
-      const id = result.task.id;
-      await h.waitForStatus(id, 'success', 10_000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      // Which pool sent each: the runner's statements run on its own pool ('countersign-runner');
-      // a separate NOTIFY goes out on the main pool ('countersign').
-      const backends = new Map(
-        (await h.database.db.raw<{ rows: Array<{ pid: number; application_name: string }> }>('SELECT pid, application_name FROM pg_stat_activity')).rows.map(
-          (row) => [row.pid, row.application_name],
-        ),
-      );
-      const senders = heard.filter((n) => n.payload === String(id)).map((n) => backends.get(n.pid));
-      // The creation (the harness's separate NOTIFY); the claim and the result from the runner's pool.
-      expect(senders.sort()).toEqual(['countersign', 'countersign-runner', 'countersign-runner']);
-    } finally {
-      await listener.end();
-    }
+    const id = await h.serviceTask('sleep 0.3');
+    await h.waitForStatus(id, 'success', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Which pool sent each: the runner's statements run on its own pool ('countersign-runner');
+    // a separate NOTIFY goes out on the main pool ('countersign').
+    const backends = new Map(
+      (await h.database.db.raw<{ rows: Array<{ pid: number; application_name: string }> }>('SELECT pid, application_name FROM pg_stat_activity')).rows.map(
+        (row) => [row.pid, row.application_name],
+      ),
+    );
+    const senders = heard.filter((n) => n.payload === String(id)).map((n) => backends.get(n.pid));
+    // The creation (the harness's separate NOTIFY); the claim and the result from the runner's pool.
+    expect(senders.sort()).toEqual(['countersign', 'countersign-runner', 'countersign-runner']);
   });
 });
 

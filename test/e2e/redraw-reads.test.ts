@@ -7,7 +7,7 @@
  * a message's post is recorded with the version it shows in one statement (were three).
  * Counted on the app's pool through a signed request, the fake Slack and a real Postgres.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Harness } from '../support/harness.js';
 
@@ -16,11 +16,9 @@ describe('the reads behind a new task’s messages', () => {
   let poller: pg.Client;
   beforeAll(async () => {
     h = await Harness.start();
-    poller = new pg.Client({ connectionString: h.database.url });
-    await poller.connect();
+    poller = await h.sideConnection();
   }, 60_000);
   afterAll(async () => {
-    await poller?.end();
     await h?.stop();
   });
 

@@ -338,18 +338,7 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
   });
 
   it('claims each DM for exactly one process, and lets it be claimed again once released', async () => {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target: 'sandbox',
-      message: 'claims',
-      type: null,
-      script: 'true',
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    const id = created.task.id;
+    const id = await h.serviceTask('true', { message: 'claims' });
     const users = [ALICE, BOB, ERIN, CAROL];
     const claims = await Promise.all(Array.from({ length: 6 }, () => claimDms(h.database.db, id, users)));
     expect(claims.flat().sort()).toEqual([...users].sort());

@@ -15,6 +15,7 @@ import type { Task } from '../../src/domain/task.js';
 import { createLogger } from '../../src/log.js';
 import type { RunnerOptions } from '../../src/runner/runner.js';
 import { getTask } from '../../src/store/tasks.js';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { startFakeSlack, type FakeMessage, type FakeSlack } from './fakeSlack.js';
 import { SlackDriver, type DriverResponse } from './slackDriver.js';
@@ -210,7 +211,37 @@ export class Harness {
 
   private readonly scratch: string[] = [];
 
+  private readonly sideClients: pg.Client[] = [];
+
+  /**
+   * A connection of the test's own (closed at stop): what a test reads or locks through it is not
+   * counted among the app's statements, and does not wait on the app's pools.
+   */
+  async sideConnection(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.database.url });
+    await client.connect();
+    this.sideClients.push(client);
+    return client;
+  }
+
+  /** A task started through the service as an API caller would, with no message or channel; its id. */
+  async serviceTask(script: string, options: { target?: string; author?: string; message?: string | null } = {}): Promise<number> {
+    const created = await this.app.service.create({
+      author: options.author ?? AUTHOR,
+      target: options.target ?? 'sandbox',
+      message: options.message ?? null,
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
+    if (!created.ok) throw new Error(created.message);
+    return created.task.id;
+  }
+
   async stop(): Promise<void> {
+    await Promise.all(this.sideClients.splice(0).map((client) => client.end().catch(() => undefined)));
     await this.app.stop(2000);
     await Promise.all([this.fake.close(), this.ssh.stop(), this.database.drop()]);
     rmSync(this.dir, { recursive: true, force: true });
