@@ -54,6 +54,9 @@ describe('notifications between replicas', () => {
     await listener.query(`LISTEN ${CHANNEL_TASK}`);
     const id = await h.serviceTask('sleep 0.3');
     await h.waitForStatus(id, 'success', 10_000);
+    // All three heard (however slow the machine), then a moment for any extra one to arrive.
+    const deadline = Date.now() + 10_000;
+    while (heard.filter((n) => n.payload === String(id)).length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     await new Promise((resolve) => setTimeout(resolve, 300));
     // Which pool sent each: the runner's statements run on its own pool ('countersign-runner');
     // a separate NOTIFY goes out on the main pool ('countersign').

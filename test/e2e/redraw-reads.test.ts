@@ -49,6 +49,8 @@ describe('the reads behind a new task’s messages', () => {
     const views = statements.filter((sql) => sql.includes('AS view_decisions'));
     // One read per redraw (the permalinks' redraw may reuse the first read's view).
     expect(views.length).toBeGreaterThanOrEqual(1);
+    // and no more reads than drawings (each redraw posts or updates the messages it read for).
+    expect(views.length).toBeLessThanOrEqual(h.fake.callsTo('chat.postMessage').length + h.fake.callsTo('chat.update').length);
     // Nothing read the view's parts one by one.
     const piecemeal = statements.filter(
       (sql) => /from "(reviews|executions|execution_steps)"/.test(sql) || /select "card_permalink", "review_permalink"/.test(sql),
