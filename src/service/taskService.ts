@@ -15,6 +15,7 @@ import {
   reviewExpiresAt,
   stuckGroups,
   type Permission,
+  type ReviewDecision,
   type ReviewPolicy,
 } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
@@ -336,7 +337,8 @@ export class TaskService {
   async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
     // Both at once: the Run click waits for one round trip, not two. The approvals that count are
     // picked by the version read here; an edit since then moved the task out of approved, which
-    // the transition below checks.
+    // the transition below checks. The two reads may see different moments, so a "no longer
+    // approved" is confirmed by reading the decisions again, after the task, before acting on it.
     const [task, decisions] = await Promise.all([getTask(this.db, taskId), decisionsFor(this.db, taskId)]);
     if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
     const allowed = await this.mayOperate(task, userId, 'run');
@@ -345,7 +347,9 @@ export class TaskService {
     // An approval is checked again when it is used: a reviewer who left the group since, or a
     // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
     const resolved = await this.resolve(task.target);
-    if (resolved && !isApproved(resolved.policy, task.author, decisionsOnVersion(decisions, task.contentVersion))) {
+    const approvedBy = (read: readonly ReviewDecision[]) =>
+      resolved !== null && isApproved(resolved.policy, task.author, decisionsOnVersion(read, task.contentVersion));
+    if (resolved && !approvedBy(decisions) && !approvedBy(await decisionsFor(this.db, taskId))) {
       if (resolved.unknown.length > 0) {
         return refuse(
           'unverified',
