@@ -7,45 +7,29 @@
  * `true` and countersign's wrapper on the same sshd. BENCH_PG_STATEMENTS=1 adds
  * pg_stat_statements' time and WAL per statement.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
-
-/** CPU seconds so far: the whole machine (/proc/stat), all postgres processes, this process. */
-function byComm(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const t = (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / 100;
-      out.set(`${comm}`, (out.get(comm) ?? 0) + t);
-    } catch {}
-  }
-  return out;
-}
-function cpu(): { total: number; postgres: number; self: number } {
-  const hz = 100;
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
-  let postgres = 0;
-  let self = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const t = (Number(rest[11]) + Number(rest[12])) / hz;
-      if (comm === 'postgres') postgres += t;
-      if (Number(pid) === process.pid) self = t;
-    } catch {}
-  }
-  return { total: busy / hz, postgres, self };
-}
 import { encodeStdin, newRunToken, remoteCommand } from '../src/exec/remoteCommand.js';
 import { fanOut } from './compare/rawSsh.js';
 import { startBenchEnv } from './env.js';
 import { benchThroughput } from './throughput.js';
+import { machineBusySeconds, processCpu } from './cpu.js';
+
+/** CPU seconds by command name, reaped children included (the scripts sshd ran). */
+function byComm(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of processCpu()) out.set(p.comm, (out.get(p.comm) ?? 0) + p.withChildren);
+  return out;
+}
+/** CPU seconds so far: the whole machine, all postgres processes, this process. */
+function cpu(): { total: number; postgres: number; self: number } {
+  const all = processCpu();
+  return {
+    total: machineBusySeconds(),
+    postgres: all.filter((p) => p.comm === 'postgres').reduce((sum, p) => sum + p.seconds, 0),
+    self: all.find((p) => p.pid === process.pid)?.seconds ?? 0,
+  };
+}
 
 const counts = new Map<string, number>();
 let counting = false;

@@ -8,7 +8,7 @@
  * It asserts nothing (the exit code is 0 unless something broke); `--quick` runs smaller rounds.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -24,6 +24,7 @@ import { CHANNEL_READY } from '../../src/store/notify.js';
 import { startFakeSlack, type FakeSlack } from '../../test/support/fakeSlack.js';
 import { SlackDriver } from '../../test/support/slackDriver.js';
 import { startSshd, type SshServer } from '../../test/support/sshd.js';
+import { processCpu } from '../cpu.js';
 import { percentiles } from '../env.js';
 import { startChild, type Child } from './child.js';
 import { connect, exec, execOutput, fanOut, refusedOpens, type RawHost } from './rawSsh.js';
@@ -274,27 +275,11 @@ interface AckFigures {
 
 /** CPU seconds so far (user + system) of each named set of processes: pids, or every process of a command name. */
 function cpuSeconds(of: Record<string, number[] | string>): Record<string, number> {
-  const ticks = (pid: string) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(rest[11]) + Number(rest[12]) };
-    } catch {
-      return null;
-    }
-  };
-  const all = Object.values(of).some((v) => typeof v === 'string')
-    ? readdirSync('/proc')
-        .filter((d) => /^\d+$/.test(d))
-        .map(ticks)
-    : [];
+  const all = processCpu();
   const out: Record<string, number> = {};
   for (const [name, which] of Object.entries(of)) {
-    const t =
-      typeof which === 'string'
-        ? all.filter((p) => p?.comm === which).reduce((sum, p) => sum + (p?.ticks ?? 0), 0)
-        : which.reduce((sum, pid) => sum + (ticks(String(pid))?.ticks ?? 0), 0);
-    out[name] = t / 100;
+    const chosen = typeof which === 'string' ? all.filter((p) => p.comm === which) : all.filter((p) => which.includes(p.pid));
+    out[name] = chosen.reduce((sum, p) => sum + p.seconds, 0);
   }
   return out;
 }

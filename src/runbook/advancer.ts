@@ -25,8 +25,8 @@ import type { RunService } from '../service/runs.js';
 import { contentKey } from '../store/contentKey.js';
 import type { Db, Queryable } from '../store/db.js';
 import { activeRunIds, databaseNow, lockRun, stepsOfRun, transitionRunStep } from '../store/runs.js';
-import { databaseServer, heldRunnerKeys, lockLostRunner } from '../store/executions.js';
-import { LostRunnerJudge } from '../runner/lostRunners.js';
+import { lockLostRunner } from '../store/executions.js';
+import { LostRunnerJudge, lostRunnerKeys } from '../runner/lostRunners.js';
 import { applyActions, type OwnedHttpStep } from './actions.js';
 import { startTriggeredRuns } from './triggers.js';
 
@@ -263,13 +263,7 @@ export class Advancer {
         const key = step.runner_key === null ? null : Number(step.runner_key);
         if (!this.http.has(step.id) && key !== null && key !== this.options.runnerKey) others.add(key);
       }
-      // As the runner's sweep: locks and the server's identity are read only when another runner has something to judge.
-      const lostKeys =
-        others.size === 0
-          ? new Set<number>()
-          : await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]).then(
-              ([held, server]) => new Set(this.judge.judge(Date.now(), server, held, others)),
-            );
+      const lostKeys = new Set(await lostRunnerKeys(this.db, this.judge, others));
       for (const step of running) {
         if (this.http.has(step.id)) continue;
         const key = step.runner_key === null ? null : Number(step.runner_key);

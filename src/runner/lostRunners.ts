@@ -1,8 +1,8 @@
 /**
  * Which other runners are gone, judged from what each sweep sees in Postgres: the runner keys
  * whose liveness lock is held (liveness.ts), the keys that running runs carry, and which server
- * answered. Pure: the sweeper (runner.ts) feeds it one observation per round and ends the runs of
- * the keys it answers.
+ * answered. The judge is pure: the sweepers (runner.ts, the run engine's) feed it one observation
+ * per round (lostRunnerKeys reads it) and end the runs of the keys it answers.
  *
  * A free lock alone does not mean dead. A process killed with -9 loses it for good, but so, for a
  * moment, does a live process whose connections were reset (a proxy or pooler restart, a firewall
@@ -19,6 +19,9 @@
  */
 
 /** A runner's lock must have been free this long, seen by consecutive sweeps, before its runs are ended. */
+import type { Queryable } from '../store/db.js';
+import { databaseServer, heldRunnerKeys } from '../store/executions.js';
+
 export const RECONNECT_GRACE_MS = 4000;
 /** The liveness connection's retries within the reconnect grace come at most this far apart. */
 export const RECONNECT_BACKOFF_MS = 250;
@@ -89,4 +92,16 @@ export class LostRunnerJudge {
   forget(key: number): void {
     this.freeSince.delete(key);
   }
+}
+
+/**
+ * The other runners judged lost this round, of those that have runs (`withRuns`). With none, the
+ * locks (pg_locks takes every lock-manager partition) and the server's identity are not read: an
+ * idle sweep four times a second costs nothing. A server change while idle is then seen at the
+ * next judged round: a longer grace, never a shorter one.
+ */
+export async function lostRunnerKeys(db: Queryable, judge: LostRunnerJudge, withRuns: ReadonlySet<number>, now = Date.now()): Promise<number[]> {
+  if (withRuns.size === 0) return [];
+  const [held, server] = await Promise.all([heldRunnerKeys(db), databaseServer(db)]);
+  return judge.judge(now, server, held, withRuns);
 }

@@ -25,8 +25,6 @@ import {
   claimReady,
   failExpiredExecution,
   failRunOfLostRunner,
-  databaseServer,
-  heldRunnerKeys,
   lockLostRunner,
   plansJson,
   renewLeases,
@@ -40,7 +38,7 @@ import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
 import type { RunnerLiveness } from './liveness.js';
-import { LostRunnerJudge, RECONNECT_GRACE_MS } from './lostRunners.js';
+import { LostRunnerJudge, lostRunnerKeys, RECONNECT_GRACE_MS } from './lostRunners.js';
 import type { RunObserver } from './observer.js';
 
 export interface RunnerOptions {
@@ -428,13 +426,8 @@ export class Runner {
         }
       }
       await this.endOwnOrphans(ownOrphans, now);
-      // No other runner has a run: nothing to judge, so neither the locks (pg_locks takes every
-      // lock-manager partition) nor the server's identity are read, four times a second, idle.
-      // A server change while idle is then seen at the next judged sweep: a longer grace, never a shorter one.
-      if (otherKeys.size === 0) return;
-      const [held, server] = await Promise.all([heldRunnerKeys(this.db), databaseServer(this.db)]);
       // Runs of other runners are read under the lost runner's lock (endLostRunner), not here.
-      for (const key of this.judge.judge(now, server, held, otherKeys)) await this.endLostRunner(key);
+      for (const key of await lostRunnerKeys(this.db, this.judge, otherKeys, now)) await this.endLostRunner(key);
     } catch (error) {
       this.log.error({ err: error }, 'sweeping lost runs failed');
     } finally {

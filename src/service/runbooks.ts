@@ -208,13 +208,17 @@ export class RunbookService {
 
   /** One runbook: the config's, else its own row (not the whole catalog: a start reads one). */
   async find(reference: string): Promise<RunbookEntry | null> {
-    // The catalog's precedence: the config's runbooks, its recipes, then imports.
-    const runbook = this.config.runbooks?.get(reference);
-    if (runbook) return this.configEntry(runbook);
-    const recipe = this.config.recipes?.get(reference);
-    if (recipe) return this.configRecipeEntry(recipe);
+    // The catalog's precedence: the config's runbooks, its recipes, then imports; each parsed once.
+    const configured = (await this.configEntries()).get(reference);
+    if (configured) return configured;
     const row = await this.saved.row(reference);
-    return row ? this.fromRow(row) : null;
+    if (!row) return null;
+    const version = rowVersion(row);
+    const known = this.parsedRows.get(reference);
+    if (known?.version === version) return known.entry;
+    const entry = this.fromRow(row);
+    this.parsedRows.set(reference, { version, entry });
+    return entry;
   }
 
   /** The export (fixed values left out) and the fixed arguments the importer must fill in. */

@@ -45,13 +45,9 @@ export async function inTransaction<T>(db: Queryable, work: (trx: Knex.Transacti
  * run's result and the claim, as much as executing them). Only for statements whose text comes
  * from our code: each distinct text is one prepared statement per connection.
  */
-export function prepared<T>(raw: Knex.Raw<T>): Knex.Raw<T> {
-  return (raw as unknown as { options(options: object): Knex.Raw<T> }).options({ prepare: true });
-}
-
-/** prepared() for a query builder. */
-export function prepare<T extends Knex.QueryBuilder>(query: T): T {
-  return query.options({ prepare: true }) as T;
+export function prepared<Q extends Knex.Raw | Knex.QueryBuilder>(query: Q): Q {
+  // knex's Raw has options() at run time (it passes them to pg) but not in its types.
+  return (query as unknown as { options(options: object): Q }).options({ prepare: true });
 }
 
 /** Statement texts we prepare at most: a bound on what each connection keeps, whatever a bug builds. */

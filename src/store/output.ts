@@ -1,5 +1,4 @@
 /** Stored output: chunks in arrival order, one row per stream per flush. */
-import { createRequire } from 'node:module';
 import type { OutputStream } from '../domain/task.js';
 import { prepared, type Queryable } from './db.js';
 import { CHANNEL_TASK } from './notify.js';
@@ -15,9 +14,6 @@ export async function insertChunks(db: Queryable, chunks: readonly OutputChunk[]
   if (chunks.length === 0) return;
   await db('output_chunks').insert(chunks.map((chunk) => ({ execution_id: chunk.executionId, step_id: chunk.stepId, stream: chunk.stream, data: chunk.data })));
 }
-
-/** An array as Postgres's array literal, quoted and escaped by pg itself (its own array encoding). */
-const pgArray = createRequire(import.meta.url)('pg/lib/utils.js').prepareValue as (value: readonly unknown[]) => string;
 
 /** Up to this many chunks, each chunk's text is a parameter of its own (a handful of statement shapes). */
 const SEPARATE_TEXTS = 16;
@@ -43,15 +39,16 @@ export async function storeBatch(db: Queryable, executionId: number, chunks: rea
      counted AS (UPDATE executions SET output_bytes = output_bytes + ? WHERE id = ?)
      SELECT ${taskId !== undefined ? 'pg_notify(?, ?)' : '1'}`,
       [
-        // As pg sends an array parameter (knex would spread a JS array into a list of parameters).
-        pgArray(chunks.map((chunk) => chunk.executionId)),
-        pgArray(chunks.map((chunk) => chunk.stepId)),
-        pgArray(chunks.map((chunk) => chunk.stream)),
-        ...(separate ? chunks.map((chunk) => chunk.data) : [pgArray(chunks.map((chunk) => chunk.data))]),
+        // Each array is one parameter: pg encodes a JS array as a Postgres array.
+        chunks.map((chunk) => chunk.executionId),
+        chunks.map((chunk) => chunk.stepId),
+        chunks.map((chunk) => chunk.stream),
+        ...(separate ? chunks.map((chunk) => chunk.data) : [chunks.map((chunk) => chunk.data)]),
         bytes,
         executionId,
         ...(taskId !== undefined ? [CHANNEL_TASK, String(taskId)] : []),
-      ],
+        // knex's binding type has no arrays with nulls (a step id is null for the run's own lines).
+      ] as never,
     ),
   );
 }

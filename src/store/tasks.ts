@@ -17,7 +17,7 @@ import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { contentKey } from './contentKey.js';
-import { inTransaction, prepare, prepared, type Queryable } from './db.js';
+import { inTransaction, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, CHANNEL_TASK } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
@@ -92,7 +92,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
     .returning('*');
   let inserted: TaskRow[];
   // Prepared: every task is born through here (a handful of shapes, by which columns are set).
-  if (!birth) inserted = await prepare(insert);
+  if (!birth) inserted = await prepared(insert);
   else {
     // One INSERT for both events, ordered, so their ids keep the order they happened in.
     const audit = db.raw(
@@ -110,7 +110,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
       .select('inserted.*', db.raw('pg_notify(?, inserted.id::text) AS notified_changed', [CHANNEL_TASK]));
     // Every process's runner hears of a ready task at commit, not at its next poll.
     if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
-    inserted = (await prepare(query)) as TaskRow[];
+    inserted = (await prepared(query)) as TaskRow[];
   }
   const row = inserted[0];
   if (row) return { task: toTask(row), created: true };
