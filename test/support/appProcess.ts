@@ -19,7 +19,15 @@ export interface AppProcess {
 }
 
 export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
-  const port = await freePort();
+  // A free port can be taken by a parallel test between freePort() and the app's listen: try another.
+  for (let attempt = 1; ; attempt++) {
+    const started = await startOnce(env, await freePort());
+    if (started !== 'port-taken') return started;
+    if (attempt === 3) throw new Error('the app process found its port taken three times');
+  }
+}
+
+async function startOnce(env: Record<string, string>, port: number): Promise<AppProcess | 'port-taken'> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', PORT: String(port), ...env },
@@ -36,7 +44,10 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the app process exited early:\n${output}`);
+    if (child.exitCode !== null) {
+      if (output.includes('EADDRINUSE')) return 'port-taken';
+      throw new Error(`the app process exited early:\n${output}`);
+    }
     try {
       if ((await fetch(`${url}/healthz`)).status === 200) break;
     } catch {
