@@ -53,6 +53,20 @@ export function fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
 }
 
+/** How countersign reaches one host of a target. */
+export function targetEndpoint(
+  target: { privateKey: string; knownHosts: readonly KnownHostEntry[]; connectTimeoutMs: number; maxSessions: number },
+  address: HostAddress,
+): SshEndpoint {
+  return {
+    address,
+    privateKey: target.privateKey,
+    knownHosts: target.knownHosts,
+    connectTimeoutMs: target.connectTimeoutMs,
+    maxSessions: target.maxSessions,
+  };
+}
+
 interface Waiter {
   control: boolean;
   /** true: the slot was handed over (already counted in inUse); false: the connection closed, try another. */
@@ -214,6 +228,22 @@ export class SshPool {
     }
   }
 
+  /**
+   * Starts connecting to `endpoint` if no connection is open or opening, for a run about to be
+   * claimed: its handshake (~25 ms) then overlaps the Run's commit and the claim instead of
+   * following them. Nothing runs on it; unused, it closes after `idleMs` like a released one,
+   * and a failure only leaves the pool (the run that follows reports it when it connects).
+   */
+  warm(endpoint: SshEndpoint): void {
+    const connection = this.connectionFor(endpoint);
+    connection.ready.then(
+      () => {
+        if (connection.inUse === 0 && !connection.closed && !connection.idleTimer) this.startIdleTimer(connection);
+      },
+      () => undefined,
+    );
+  }
+
   stats(): { connections: number; sessionsInUse: number; waiting: number; handshakes: number } {
     let sessionsInUse = 0;
     let waiting = 0;
@@ -259,11 +289,13 @@ export class SshPool {
       connection.inUse++;
       waiter.wake(true);
     }
-    if (connection.inUse === 0 && !connection.closed) {
-      // Retired before it is ended, so no acquire in between gets a closing connection.
-      connection.idleTimer = setTimeout(() => connection.handle.discard(), this.options.idleMs);
-      connection.idleTimer.unref();
-    }
+    if (connection.inUse === 0 && !connection.closed) this.startIdleTimer(connection);
+  }
+
+  private startIdleTimer(connection: PooledConnection): void {
+    // Retired before it is ended, so no acquire in between gets a closing connection.
+    connection.idleTimer = setTimeout(() => connection.handle.discard(), this.options.idleMs);
+    connection.idleTimer.unref();
   }
 }
 

@@ -14,7 +14,7 @@ import { OutputCap } from '../domain/outputCap.js';
 import { hostLabel } from '../domain/plan.js';
 import { fixedValuesToMask } from '../domain/recipe.js';
 import type { ExecutionStep, StepPhase } from '../domain/task.js';
-import type { SshPool } from '../exec/sshPool.js';
+import { targetEndpoint, type SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
@@ -222,13 +222,7 @@ async function runStep(
     if (step.phase === 'pending') {
       await guard(ctx, `marking a step of task ${task.id} running`, () => updateStep(ctx.db, execution.id, step.id, { phase: 'running', started: true }));
     }
-    const endpoint = {
-      address,
-      privateKey: target.privateKey,
-      knownHosts: target.knownHosts,
-      connectTimeoutMs: target.connectTimeoutMs,
-      maxSessions: target.maxSessions,
-    };
+    const endpoint = targetEndpoint(target, address);
     if (!alone) ctx.onProgress();
     const outcome = await runSshStep({
       pool: ctx.pool,

@@ -17,7 +17,7 @@ import { hostLabel } from '../domain/plan.js';
 import { buildRolloutPlan } from '../domain/rollout.js';
 import type { Execution, ExecutionStep } from '../domain/task.js';
 import { killAndCount } from '../exec/hostControl.js';
-import type { SshPool } from '../exec/sshPool.js';
+import { targetEndpoint, type SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
 import { formatDuration } from '../domain/duration.js';
@@ -136,6 +136,7 @@ export class Runner {
     this.accepting = true;
     this.stopWaking = this.bus.on('task-ready', (taskId) => this.wake(taskId));
     this.unsubscribe.push(this.bus.on('stop-requested', (executionId) => this.stopRun(executionId, 'kill')));
+    this.unsubscribe.push(this.bus.on('run-coming', (target) => this.warmHostsOf(target)));
     this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
     this.timers.push(setInterval(() => void this.renewLeases(), Math.max(200, this.options.leaseMs / 3)));
     this.timers.push(setInterval(() => void this.sweepLostRuns(), this.options.sweepMs ?? SWEEP_MS));
@@ -177,6 +178,19 @@ export class Runner {
     this.progressTimers.forEach(clearTimeout);
     this.progressTimers.clear();
     for (const off of this.unsubscribe) off();
+  }
+
+  /**
+   * Opens connections to the hosts a Run of `target` will start on (its first rollout batch), when
+   * this runner could claim it: a cold Run then waits for one handshake at most, overlapped with
+   * its commit and claim, instead of after them.
+   */
+  private warmHostsOf(targetName: string): void {
+    if (!this.accepting || !this.liveness.holds || this.active.size >= this.options.maxConcurrent) return;
+    const target = this.config.targets.get(targetName);
+    if (!target) return;
+    const [first] = buildRolloutPlan(target.hosts, target.rollout);
+    for (const address of first ?? []) this.pool.warm(targetEndpoint(target, address));
   }
 
   /** Claim statements sent so far (each a round trip and a commit), for tests and benchmarks. */
@@ -517,13 +531,7 @@ export class Runner {
       // All hosts at once: a 40-host run must not wait out 40 connect timeouts in a row.
       await Promise.all(
         steps.map(async (step) => {
-          const endpoint = {
-            address: { host: step.host, port: step.port, user: step.user },
-            privateKey: target.privateKey,
-            knownHosts: target.knownHosts,
-            connectTimeoutMs: target.connectTimeoutMs,
-            maxSessions: target.maxSessions,
-          };
+          const endpoint = targetEndpoint(target, { host: step.host, port: step.port, user: step.user });
           const label = hostLabel(step);
           // Null: the host could not be reached or the check did not run; never read as "all gone".
           const survivors = await killAndCount({ pool: this.pool, endpoint, token: step.runToken, runAs: target.runAs });

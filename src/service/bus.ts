@@ -19,6 +19,11 @@ interface BusEvents {
    * it told the other processes already (pg_notify on the task channel), so no NOTIFY is sent.
    */
   'task-changed': [taskId: number, channels?: TaskChannels, notified?: boolean];
+  /**
+   * Someone may run a task of this target in a moment (a Run that passed its checks is being
+   * committed): a runner with room may open its connections now, so the claim finds them ready.
+   */
+  'run-coming': [target: string];
   /** A task became ready: a runner should try to claim. */
   'task-ready': [taskId: number];
   /** Someone asked to stop a running execution. */

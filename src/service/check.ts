@@ -12,7 +12,7 @@ import type { Config, Target } from '../config/config.js';
 import { envProblemRows, problemRows, scopeRow, sortRows, type CheckRow } from '../domain/check.js';
 import type { HostAddress } from '../domain/plan.js';
 import { probeCommand } from '../exec/remoteCommand.js';
-import { SshConnectError, SshPool, type SshConnectReason } from '../exec/sshPool.js';
+import { SshConnectError, SshPool, targetEndpoint, type SshConnectReason } from '../exec/sshPool.js';
 
 export interface HostCheckOptions {
   /** How long `true` may take once logged in (sudo may be slow to answer, but it must answer). */
@@ -69,13 +69,7 @@ async function checkHost(pool: SshPool, target: Target, address: HostAddress, in
     }
   }
 
-  const endpoint = {
-    address,
-    privateKey: target.privateKey,
-    knownHosts: target.knownHosts,
-    connectTimeoutMs: target.connectTimeoutMs,
-    maxSessions: target.maxSessions,
-  };
+  const endpoint = targetEndpoint(target, address);
   const connecting = now();
   let connectMs = 0;
   try {

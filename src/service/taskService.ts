@@ -369,6 +369,8 @@ export class TaskService {
         `The approvals of ${taskRef(taskId)} no longer satisfy the review of \`${task.target}\` (a reviewer left a group, or the policy changed since), so it went back to review. It can run once approved again.`,
       );
     }
+    // Nothing runs on a connection before the claim; opening it now saves the claim's wait for a handshake.
+    this.bus.emit('run-coming', task.target);
     const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
     this.changed(ready);

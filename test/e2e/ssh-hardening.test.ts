@@ -211,6 +211,29 @@ describe('ssh hardening', () => {
       }
     });
 
+    it('opens a connection ahead of a run, which the run then uses, and closes it when nothing uses it', async () => {
+      const warming = new SshPool({ ...POOL_OPTIONS, idleMs: 300 });
+      try {
+        const ep = endpoint();
+        warming.warm(ep);
+        warming.warm(ep); // already opening: no second handshake
+        expect(await warming.withSession(ep, (client) => execText(client, 'echo used'))).toBe('used\n');
+        expect(warming.handshakes).toBe(1);
+        // Warmed and never used: gone after the idle time, as a released one is.
+        warming.closeAll();
+        warming.warm(ep);
+        const deadline = Date.now() + 5_000;
+        while (warming.stats().connections === 1 && Date.now() < deadline) await sleep(20);
+        expect(warming.stats()).toMatchObject({ connections: 0, handshakes: 2 });
+        // A host that cannot be reached leaves nothing behind, and nothing unhandled.
+        warming.warm(endpoint({ port: 1 }));
+        await sleep(200);
+        expect(warming.stats().connections).toBe(0);
+      } finally {
+        warming.closeAll();
+      }
+    });
+
     it('starts a step on a fresh connection when the pooled one can no longer open channels', async () => {
       const ep = endpoint();
       // Its socket takes no more writes, as when it is closing, and the pool has not heard yet.

@@ -1,0 +1,77 @@
+/**
+ * A Run on a host with no open connection (issue 12, cold Run -> remote start): the runner starts
+ * the SSH handshake when the Run has passed its checks, so the handshake overlaps the Run's
+ * commit and the claim. A runner that connected only once it had claimed would have no
+ * connection when the Run returns; nothing runs before the claim, and a Run that is refused
+ * opens nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALICE, AUTHOR, Harness } from '../support/harness.js';
+
+describe('connections opened for a coming run', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Polling a minute away: only the wakes named below claim.
+    h = await Harness.start({ runner: { pollMs: 60_000 } });
+  }, 60_000);
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  async function approvedTask(script: string): Promise<number> {
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'web-prod',
+      message: 'warm',
+      type: null,
+      script,
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
+    if (!created.ok) throw new Error(created.message);
+    const approved = await h.app.service.approve(created.task.id, ALICE);
+    if (!approved.ok) throw new Error(approved.message);
+    return created.task.id;
+  }
+
+  it('starts the handshake before the claim, and the run uses that connection', async () => {
+    const id = await approvedTask('echo warmed');
+    h.app.pool.closeAll();
+    const handshakes = h.app.pool.stats().handshakes;
+    const claims = h.app.runner.claimsSent;
+    const run = await h.app.service.run(id, AUTHOR);
+    // Read at once, before any I/O: the claim was only just sent (the Run's own commit woke the
+    // runner), and until it answers, a runner that connects when it claims has no connection.
+    const sent = h.app.runner.claimsSent;
+    const pool = h.app.pool.stats();
+    expect(run.ok).toBe(true);
+    expect(sent).toBe(claims + 1);
+    expect(pool).toMatchObject({ connections: 1, sessionsInUse: 0, handshakes: handshakes + 1 });
+    await h.waitForStatus(id, 'success', 10_000);
+    // The run found the connection open: no second handshake.
+    expect(h.app.pool.stats().handshakes).toBe(handshakes + 1);
+  });
+
+  it('opens nothing for a Run that is refused', async () => {
+    const created = await h.app.service.create({
+      author: AUTHOR,
+      target: 'web-prod',
+      message: 'not approved',
+      type: null,
+      script: 'true',
+      source: 'api',
+      sourceKey: null,
+      channelId: null,
+    });
+    if (!created.ok) throw new Error(created.message);
+    h.app.pool.closeAll();
+    const handshakes = h.app.pool.stats().handshakes;
+    // Not approved yet, and then by someone who may not run it.
+    expect((await h.app.service.run(created.task.id, AUTHOR)).ok).toBe(false);
+    const approved = await approvedTask('true');
+    expect((await h.app.service.run(approved, 'UNOBODY')).ok).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(h.app.pool.stats()).toMatchObject({ connections: 0, handshakes });
+  });
+});
