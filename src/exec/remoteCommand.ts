@@ -1,7 +1,7 @@
 /**
  * The fixed command lines a run executes. The script never appears on a command line: the
  * wrapper reads the secrets and then the script from stdin, saves the script to a private file,
- * checks it arrived whole, and runs it with the interpreter of its type, stdin from /dev/null.
+ * checks it arrived whole (its byte count, then an end mark), and runs it with the interpreter of its type, stdin from /dev/null.
  * The variable parts are the interpreter (a fixed table), a random token and a byte count we
  * generate, and the target's runAs words (validated config), so no user text is ever
  * shell-quoted.
@@ -42,6 +42,9 @@ export interface RemoteRun {
 export function newRunToken(): string {
   return randomBytes(12).toString('hex');
 }
+
+/** The line after the script on stdin: the wrapper runs nothing until it has read it. */
+const END_MARK = 'countersign-end';
 
 const RUN_AS_WORD = /^[A-Za-z0-9_.@%+=:/,-]+$/;
 
@@ -103,9 +106,13 @@ export function remoteCommand(run: RemoteRun): string {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'while [ "$__cs_i" -lt "$__cs_n" ]; do IFS= read -r __cs_k || exit 125; IFS= read -r __cs_v || exit 125; __cs_v=$(printf "%bx" "$__cs_v"); __cs_v=${__cs_v%x}; export "ARG_$__cs_k=$__cs_v"; set -- "$@" "$__cs_v"; __cs_i=$((__cs_i+1)); done',
     'unset __cs_k __cs_v',
-    'cat > "$__cs_f" || exit 125',
-    // A link that drops mid-send ends stdin early: a truncated script must not run.
-    `[ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
+    // Exactly the script's bytes (GNU and busybox head read no further than asked), then the end
+    // mark. A link that drops mid-send ends stdin early: head stops short and the mark never comes,
+    // so a truncated script does not run. Checking the mark, not the file's size, spares the
+    // subshell and the `wc` (3 ms of forks per run on a small host).
+    `head -c ${run.scriptBytes} > "$__cs_f" || exit 125`,
+    `{ IFS= read -r __cs_end && [ "$__cs_end" = ${END_MARK} ]; } || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
+    'unset __cs_end',
     `COUNTERSIGN_RUN=${checkToken(run.token)}${run.outputFile ? ' COUNTERSIGN_OUTPUT="$__cs_f.out"' : ''} ${INTERPRETERS[run.type]} "$__cs_f" "$@" < /dev/null`,
   ].join('; ');
   return asUser(wrapper, run.runAs);
@@ -142,7 +149,7 @@ export function argumentNameProblem(name: string): string | null {
   return null;
 }
 
-/** What the wrapper reads on stdin: the secrets, the arguments, then the script. */
+/** What the wrapper reads on stdin: the secrets, the arguments, the script, then the end mark. */
 export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string, args: readonly ScriptArgument[] = []): Buffer {
   const lines = [String(secrets.size)];
   for (const [name, value] of secrets) {
@@ -159,7 +166,7 @@ export function encodeStdin(secrets: ReadonlyMap<string, string>, script: string
     if (value.includes('\u0000')) throw new Error(`argument ${name} contains a NUL byte`);
     lines.push(name, octalEscape(value));
   }
-  return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'utf8'), Buffer.from(script, 'utf8')]);
+  return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'utf8'), Buffer.from(script, 'utf8'), Buffer.from(`${END_MARK}\n`, 'utf8')]);
 }
 
 /** Every byte as `\0ooo`, which printf's %b decodes in dash and bash alike. */

@@ -59,9 +59,9 @@ describe('remoteCommand', () => {
     expect(new Set(templates).size).toBe(1);
     expect(templates[0]).toContain('countersign-<token>');
     // The script arrives on stdin and the interpreter gets /dev/null, not the script.
-    expect(templates[0]).toContain('cat > "$__cs_f"');
-    // ...and is checked to have arrived whole before anything runs.
-    expect(templates[0]).toContain('-eq <bytes> ]');
+    expect(templates[0]).toContain('head -c <bytes> > "$__cs_f"');
+    // ...and is checked to have arrived whole (the end mark after it) before anything runs.
+    expect(templates[0]).toContain('[ "$__cs_end" = countersign-end ]');
   });
 
   it('takes no script: the parameters are a type from the fixed table and a token', () => {
@@ -311,13 +311,20 @@ describe('remoteCommand, run locally', () => {
   for (const shell of SHELLS) {
     it(`${shell}: runs nothing when the script arrives incomplete (the link dropped mid-send), exiting 125`, () => {
       const whole = 'echo start\nrm -rf "$TMPDIR/keep/cache"\n';
-      const cut = 'echo start\nrm -rf "$TMPDIR/keep/';
-      const result = run(shell, wrapper('sh', whole), cut);
-      expect(result.stderr).not.toContain('pwned');
-      expect(result.stdout).toBe('');
-      expect(result.stderr).toContain('the script arrived incomplete, so it was not run');
-      expect(result.status).toBe(125);
-      expect(leftovers()).toEqual([]);
+      const sent = encodeStdin(new Map(), whole);
+      const scriptStarts = sent.length - Buffer.byteLength(whole) - 'countersign-end\n'.length;
+      // Cut inside the script, right after it (the end mark lost), and inside the end mark.
+      for (const keep of [scriptStarts + 'echo start\nrm -rf "$TMPDIR/keep/'.length, scriptStarts + Buffer.byteLength(whole), sent.length - 3]) {
+        const result = spawnSync(shell, ['-c', wrapper('sh', whole)], { input: sent.subarray(0, keep), env: env(), encoding: 'utf8', timeout: 10_000 });
+        expect(result.stdout, `cut at ${keep} of ${sent.length}`).toBe('');
+        expect(result.stderr).toContain('the script arrived incomplete, so it was not run');
+        expect(result.status).toBe(125);
+        expect(leftovers()).toEqual([]);
+      }
+      // A script longer than announced: the bytes after the count are not the end mark.
+      const longer = run(shell, wrapper('sh', 'echo start\n'), 'echo start\necho more\n');
+      expect(longer.stdout).toBe('');
+      expect(longer.status).toBe(125);
     });
   }
 
