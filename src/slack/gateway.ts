@@ -68,8 +68,12 @@ export class SlackGateway {
     this.updateBucket = new TokenBucket(options.updateBurst, options.updatesPerMinute / 60_000);
   }
 
-  async postMessage(args: MessageArgs): Promise<{ ts: string; channel: string }> {
-    await this.waitForPostSlot(args.channel);
+  /**
+   * `slotTaken`: the caller already waited for the channel's turn (postSlot), as a post that must
+   * be claimed first does: its claim is taken when the post can go out, not before a long wait.
+   */
+  async postMessage(args: MessageArgs, options: { slotTaken?: boolean } = {}): Promise<{ ts: string; channel: string }> {
+    if (!options.slotTaken) await this.postSlot(args.channel);
     const result = await this.call('chat.postMessage', () =>
       this.client.chat.postMessage({
         channel: args.channel,
@@ -113,8 +117,12 @@ export class SlackGateway {
     );
   }
 
-  /** Takes a token from the channel's bucket, waiting in line for it when the bucket is empty. */
-  private async waitForPostSlot(channel: string): Promise<void> {
+  /**
+   * Takes a token from the channel's bucket, waiting in line for it when the bucket is empty: a
+   * burst of commands in one channel queues here for minutes. The post that uses the token
+   * must follow at once (postMessage with slotTaken).
+   */
+  async postSlot(channel: string): Promise<void> {
     let bucket = this.postBuckets.get(channel);
     if (!bucket) {
       bucket = new TokenBucket(this.options.postMessageBurst, 1 / this.options.postMessageSpacingMs);

@@ -328,7 +328,7 @@ export interface ShowOptions {
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
   message: SlackMessage,
@@ -337,10 +337,16 @@ export async function showMessage(
 ): Promise<{ outcome: 'shown' | 'stale' | 'elsewhere'; ts: string | null }> {
   let shownTs = place.ts;
   if (shownTs === null) {
+    // The channel's turn first, then the claim: a claim held through a long wait in the channel's
+    // queue would go stale (two minutes) and let another process post the message too. Nor is
+    // a burst of commands slowed by claims that only wait.
+    await gateway.postSlot(place.channel);
     if (!(await claimMessagePost(db, slot))) return { outcome: 'elsewhere', ts: null };
     let fresh: boolean;
     try {
-      shownTs = (await gateway.postMessage({ channel: place.channel, ...message, ...(options.threadTs ? { threadTs: options.threadTs } : {}) })).ts;
+      shownTs = (
+        await gateway.postMessage({ channel: place.channel, ...message, ...(options.threadTs ? { threadTs: options.threadTs } : {}) }, { slotTaken: true })
+      ).ts;
       // Its ts, the claim released and the version it shows: one statement.
       fresh = await recordMessageRendered(db, slot, version, { ts: shownTs, ...(options.recordChannel ? { channel: place.channel } : {}) });
     } catch (error) {

@@ -41,7 +41,7 @@ const LIST_LIMIT = 50;
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;
-  gateway: Pick<SlackGateway, 'postMessage' | 'update' | 'uploadFile'>;
+  gateway: Pick<SlackGateway, 'postSlot' | 'postMessage' | 'update' | 'uploadFile'>;
   log: Logger;
   now?: () => Date;
   /** Permalinks and DM channels; without them no review DMs are sent. */
@@ -252,9 +252,11 @@ export class ScheduleSlack {
     if (reviewTs) {
       if (redraw) await gateway.update({ channel: schedule.reviewChannel, ts: reviewTs, text: message.text, blocks: message.blocks }, 'view');
     } else {
+      // The channel's turn before the claim (see showMessage): a claim must not go stale in the queue.
+      await gateway.postSlot(schedule.reviewChannel);
       if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
       try {
-        reviewTs = (await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks })).ts;
+        reviewTs = (await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks }, { slotTaken: true })).ts;
         await schedules.recordReviewPosted(id, reviewTs);
       } catch (error) {
         await schedules.releaseReviewPost(id);
