@@ -26,7 +26,7 @@ import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
-import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, updateTaskContent } from '../store/tasks.js';
+import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, transitionTaskAlong, updateTaskContent } from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -371,9 +371,10 @@ export class TaskService {
     }
     // Nothing runs on a connection before the claim; opening it now saves the claim's wait for a handshake.
     this.bus.emit('run-coming', task.target);
-    const ready = await transitionTask(this.db, { taskId, from: 'approved', to: 'ready', actor: userId });
+    // The other processes hear of the change from this statement: no NOTIFY of its own beside the claim.
+    const { task: ready } = await transitionTaskAlong(this.db, { taskId, from: 'approved', to: 'ready', actor: userId }, null, { notifyChanged: true });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');
-    this.changed(ready);
+    this.changed(ready, true);
     return { ok: true, task: ready };
   }
 

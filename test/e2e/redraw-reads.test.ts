@@ -4,12 +4,14 @@
  * of the task's view (the task, its decisions, its latest run and steps, its links): before, each
  * redraw read the task, its decisions, its run, its steps and its links one statement at a time.
  * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own;
- * a message's post is recorded with the version it shows in one statement (were three).
+ * a message's post is recorded with the version it shows in one statement (were three). A Run
+ * click's transition notifies in its own statement too (its separate NOTIFY competed with the claim).
  * Counted on the app's pool through a signed request, the fake Slack and a real Postgres.
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Harness } from '../support/harness.js';
+import { ACTION } from '../../src/slack/render/blocks.js';
+import { ALICE, AUTHOR, Harness } from '../support/harness.js';
 
 describe('the reads behind a new task’s messages', () => {
   let h: Harness;
@@ -66,6 +68,26 @@ describe('the reads behind a new task’s messages', () => {
     const inserts = statements.filter((sql) => sql.includes('insert into "tasks"'));
     expect(inserts).toHaveLength(1);
     expect(inserts[0]).toContain('pg_notify');
+    expect(statements.filter((sql) => sql.includes('FROM unnest(') && sql.includes('pg_notify'))).toEqual([]);
+  });
+
+  it('tells other processes of a Run in the statement that makes the task ready, with no separate NOTIFY', async () => {
+    const id = await h.createTask('run web-prod -m "counting a run" true');
+    await h.click(await h.reviewRequest(id), ACTION.approve, ALICE);
+    const card = await h.card(id, /Run/);
+    await h.waitForStatus(id, 'approved');
+    const statements: string[] = [];
+    const record = (query: { sql: string }) => statements.push(query.sql);
+    h.database.db.on('query', record);
+    try {
+      expect((await h.click(card, ACTION.run, AUTHOR)).status).toBe(200);
+      await h.waitForStatus(id, 'success', 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      h.database.db.off('query', record);
+    }
+    const readied = statements.filter((sql) => sql.includes('UPDATE tasks SET') && sql.includes('pg_notify'));
+    expect(readied.length).toBeGreaterThanOrEqual(1);
     expect(statements.filter((sql) => sql.includes('FROM unnest(') && sql.includes('pg_notify'))).toEqual([]);
   });
 });
