@@ -95,6 +95,12 @@ export class Runner {
    * ending run sends no claim that would find nothing.
    */
   private stoppedFull = false;
+  /**
+   * Tasks this runner claimed lately (the newest RECENT_CLAIMS). A task is ready only once, so a
+   * wake naming one of them (its ready NOTIFY arriving after the claim that took it, as it does
+   * on a busy machine) has nothing to claim.
+   */
+  private readonly recentlyClaimed = new Set<number>();
   /** The one look again for tasks a wake named but no claim took (an id-less wake: it does not repeat). */
   private retryTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -212,6 +218,7 @@ export class Runner {
   wake(taskId?: number): void {
     // Without our lock, a run we claimed could be judged lost by others before we held it again.
     if (!this.accepting || !this.liveness.holds) return;
+    if (taskId !== undefined && this.recentlyClaimed.has(taskId)) return;
     if (this.draining) {
       this.drainAgain = true;
       if (taskId === undefined) this.wokenForAny = true;
@@ -287,6 +294,8 @@ export class Runner {
     }
     for (const run of claimed) {
       claimedIds.add(run.task.id);
+      this.recentlyClaimed.add(run.task.id);
+      if (this.recentlyClaimed.size > RECENT_CLAIMS) this.recentlyClaimed.delete(this.recentlyClaimed.values().next().value as number);
       this.startRun(run, claimSentAt);
     }
     return claimed.length === limit;
@@ -553,6 +562,8 @@ export class Runner {
 const PROGRESS_EVERY_MS = 2000;
 /** How soon tasks a wake named but no claim took are looked for again (a row lock held by a short statement). */
 const MISSED_RETRY_MS = 50;
+/** How many claimed task ids the runner remembers, to pass over wakes naming tasks it took already. */
+const RECENT_CLAIMS = 1024;
 /** Sweeps often enough that a dead runner is found soon after its reconnect grace (cheap reads). */
 const SWEEP_MS = 250;
 /** Tasks claimed by one statement at most: enough to fill a host's sessions in one round trip. */
