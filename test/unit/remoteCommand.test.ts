@@ -61,7 +61,7 @@ describe('remoteCommand', () => {
     // The script arrives on stdin and the interpreter gets /dev/null, not the script.
     expect(templates[0]).toContain('head -c <bytes> > "$__cs_f"');
     // ...and is checked to have arrived whole (the end mark after it) before anything runs.
-    expect(templates[0]).toContain('[ "$__cs_end" = countersign-end ]');
+    expect(templates[0]).toContain('case countersign-end in "$__cs_end") true ;;');
   });
 
   it('takes no script: the parameters are a type from the fixed table and a token', () => {
@@ -313,8 +313,8 @@ describe('remoteCommand, run locally', () => {
       const whole = 'echo start\nrm -rf "$TMPDIR/keep/cache"\n';
       const sent = encodeStdin(new Map(), whole);
       const scriptStarts = sent.length - Buffer.byteLength(whole) - 'countersign-end\n'.length;
-      // Cut inside the script, right after it (the end mark lost), and inside the end mark.
-      for (const keep of [scriptStarts + 'echo start\nrm -rf "$TMPDIR/keep/'.length, scriptStarts + Buffer.byteLength(whole), sent.length - 3]) {
+      // Cut inside the script: at its first byte, in its middle, one byte short.
+      for (const keep of [scriptStarts, scriptStarts + 'echo start\nrm -rf "$TMPDIR/keep/'.length, scriptStarts + Buffer.byteLength(whole) - 1]) {
         const result = spawnSync(shell, ['-c', wrapper('sh', whole)], { input: sent.subarray(0, keep), env: env(), encoding: 'utf8', timeout: 10_000 });
         expect(result.stdout, `cut at ${keep} of ${sent.length}`).toBe('');
         expect(result.stderr).toContain('the script arrived incomplete, so it was not run');
@@ -325,6 +325,59 @@ describe('remoteCommand, run locally', () => {
       const longer = run(shell, wrapper('sh', 'echo start\n'), 'echo start\necho more\n');
       expect(longer.stdout).toBe('');
       expect(longer.status).toBe(125);
+    });
+
+    it(`${shell}: runs a script that arrived whole though the link dropped in the end mark, judged by its size`, () => {
+      const whole = 'echo whole\n';
+      const sent = encodeStdin(new Map(), whole);
+      const attempt = (keep: number) =>
+        spawnSync(shell, ['-c', wrapper('sh', whole)], { input: sent.subarray(0, keep), env: env(), encoding: 'utf8', timeout: 10_000 });
+      // Right after the script, and the mark without its newline: the script is whole.
+      for (const keep of [sent.length - 'countersign-end\n'.length, sent.length - 1]) {
+        expect(attempt(keep), `cut at ${keep} of ${sent.length}`).toMatchObject({ stdout: 'whole\n', status: 0 });
+      }
+      // The mark's first part only (not what a head reading ahead leaves): refused, to be safe.
+      expect(attempt(sent.length - 4)).toMatchObject({ stdout: '', status: 125 });
+      expect(leftovers()).toEqual([]);
+    });
+
+    it(`${shell}: with a head that reads ahead (BusyBox), runs whole scripts and still refuses cut ones`, async () => {
+      // A directory whose `head` is BusyBox's, first on PATH: it reads stdin through a buffer,
+      // past the script's bytes, swallowing the end mark or its first part.
+      const bin = mkdtempSync(join(tmp, 'busybox-head-'));
+      const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+      expect(busybox, 'busybox is installed by .ci/run').not.toBe('');
+      symlinkSync(busybox, join(bin, 'head'));
+      const withBusyboxHead = { ...env(), PATH: `${bin}:${process.env.PATH ?? ''}` };
+      expect(spawnSync(shell, ['-c', 'head --help 2>&1 | head -1'], { env: withBusyboxHead, encoding: 'utf8' }).stdout).toMatch(/BusyBox/);
+      /** Feeds stdin in two writes, pausing between them: the reads on the host see it split there. */
+      const feed = async (script: string, input: Buffer, splitAt: number) => {
+        const child = spawn(shell, ['-c', wrapper('sh', script)], { env: withBusyboxHead, stdio: ['pipe', 'pipe', 'pipe'] });
+        children.push(child);
+        let stdout = '';
+        child.stdout!.on('data', (data: Buffer) => {
+          stdout += data.toString();
+        });
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        child.stdin!.write(input.subarray(0, splitAt));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        child.stdin!.end(input.subarray(splitAt));
+        return { status: await exited, stdout };
+      };
+      const big = `echo big\n${'# filler line to make the script span several reads\n'.repeat(400)}`;
+      for (const script of ['echo small\n', big]) {
+        const sent = encodeStdin(new Map(), script);
+        const markAt = sent.length - 'countersign-end\n'.length;
+        // Split before the mark, inside it, and nowhere (all at once).
+        for (const splitAt of [markAt, markAt + 5, sent.length]) {
+          const result = await feed(script, sent, splitAt);
+          expect(result, `split at ${splitAt} of ${sent.length}`).toEqual({ status: 0, stdout: script.startsWith('echo big') ? 'big\n' : 'small\n' });
+        }
+        // Cut inside the script: refused.
+        const cut = await feed(script, sent.subarray(0, markAt - 3), markAt - 10);
+        expect(cut).toEqual({ status: 125, stdout: '' });
+      }
+      expect(leftovers()).toEqual([]);
     });
   }
 
