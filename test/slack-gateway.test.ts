@@ -75,5 +75,23 @@ describe('SlackGateway pacing', () => {
     now = 5000;
     expect(bucket.available()).toBe(2);
     expect(bucket.msUntil(3)).toBe(1000);
+    // A token given back goes to the next taker, never above the capacity.
+    bucket.take();
+    bucket.take();
+    bucket.giveBack();
+    expect(bucket.take()).toBe(0);
+    bucket.giveBack();
+    bucket.giveBack();
+    bucket.giveBack();
+    expect(bucket.available()).toBe(2);
+  });
+
+  it('hands a post slot that was given back (another process posted the message) to the next post at once', async () => {
+    const gw = gateway(120);
+    for (let i = 0; i < 3; i++) await gw.postSlot('CBACK'); // the burst, used up
+    gw.returnPostSlot('CBACK');
+    const started = Date.now();
+    await gw.postMessage({ channel: 'CBACK', text: 'next' });
+    expect(Date.now() - started).toBeLessThan(500);
   });
 });

@@ -26,6 +26,7 @@ import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
   claimScheduleDms,
+  scheduleDmsToSend,
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
@@ -574,6 +575,11 @@ export class ScheduleService {
   /** Claims the DMs of this round nobody sent or is sending: the users the caller must DM now. */
   claimReviewDms(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
     return users.length === 0 ? Promise.resolve([]) : claimScheduleDms(this.db, schedule.id, schedule.reviewRound, users);
+  }
+
+  /** The recipients of this round's DMs nobody has sent or is sending: each is claimed when its turn to be sent comes. */
+  reviewDmsToSend(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
+    return users.length === 0 ? Promise.resolve([]) : scheduleDmsToSend(this.db, schedule.id, schedule.reviewRound, users);
   }
 
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {

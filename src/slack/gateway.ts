@@ -132,6 +132,11 @@ export class SlackGateway {
     if (wait > 0) await sleep(wait);
   }
 
+  /** Gives back a slot postSlot handed out for a post that did not happen (another process posts it). */
+  returnPostSlot(channel: string): void {
+    this.postBuckets.get(channel)?.giveBack();
+  }
+
   private async call<T>(method: string, invoke: () => Promise<T>): Promise<T> {
     const blocked = (this.blockedUntil.get(method) ?? 0) - Date.now();
     if (blocked > 0) await sleep(blocked);

@@ -20,6 +20,7 @@ import type { Db, Queryable } from '../store/db.js';
 import {
   allDmsSent,
   claimDms,
+  dmsToSend,
   claimMessagePost,
   recordDmSent,
   recordMessageRendered,
@@ -328,7 +329,7 @@ export interface ShowOptions {
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postSlot' | 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
   message: SlackMessage,
@@ -341,7 +342,11 @@ export async function showMessage(
     // queue would go stale (two minutes) and let another process post the message too. Nor is
     // a burst of commands slowed by claims that only wait.
     await gateway.postSlot(place.channel);
-    if (!(await claimMessagePost(db, slot))) return { outcome: 'elsewhere', ts: null };
+    if (!(await claimMessagePost(db, slot))) {
+      // Another process posts it (every replica redraws a run): this one's turn goes to the next post.
+      gateway.returnPostSlot(place.channel);
+      return { outcome: 'elsewhere', ts: null };
+    }
     let fresh: boolean;
     try {
       shownTs = (
@@ -399,29 +404,38 @@ export interface DmRound {
 }
 
 /**
- * DMs each recipient nobody has DMed yet (claimed first). True when every recipient has had
- * theirs (another process may still be sending some: it finishes the job).
+ * DMs each recipient nobody has DMed yet, each claimed when its DM channel's turn comes (as a
+ * message's post is: a claim held through a long wait in the queue would go stale and let another
+ * process send the same DM). True when every recipient has had theirs (another process may still
+ * be sending some: it finishes the job).
  */
 export async function sendDms(
   db: Db,
-  gateway: Pick<SlackGateway, 'postMessage'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage'>,
   lookups: SlackLookups,
   round: DmRound,
   attempt: RedrawAttempt,
 ): Promise<boolean> {
   if (round.recipients.length === 0) return true;
   let failed = false;
-  for (const userId of await claimDms(db, round.ledger, round.recipients)) {
+  for (const userId of await dmsToSend(db, round.ledger, round.recipients)) {
+    let claimed = false;
     try {
       const channel = await lookups.openDm(userId);
-      await gateway.postMessage({ channel, ...round.render(userId) });
+      await gateway.postSlot(channel);
+      claimed = (await claimDms(db, round.ledger, [userId])).length > 0;
+      if (!claimed) {
+        gateway.returnPostSlot(channel);
+        continue;
+      }
+      await gateway.postMessage({ channel, ...round.render(userId) }, { slotTaken: true });
       await db.transaction(async (trx) => {
         await recordDmSent(trx, round.ledger, userId, channel);
         await round.audit(trx, userId, channel);
       });
     } catch (error) {
       failed = true;
-      await releaseDm(db, round.ledger, userId);
+      if (claimed) await releaseDm(db, round.ledger, userId);
       attempt.failedExtra(error, `DM ${userId}`);
     }
   }

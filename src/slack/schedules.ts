@@ -41,7 +41,7 @@ const LIST_LIMIT = 50;
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;
-  gateway: Pick<SlackGateway, 'postSlot' | 'postMessage' | 'update' | 'uploadFile'>;
+  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage' | 'update' | 'uploadFile'>;
   log: Logger;
   now?: () => Date;
   /** Permalinks and DM channels; without them no review DMs are sent. */
@@ -254,7 +254,10 @@ export class ScheduleSlack {
     } else {
       // The channel's turn before the claim (see showMessage): a claim must not go stale in the queue.
       await gateway.postSlot(schedule.reviewChannel);
-      if (!(await schedules.claimReviewPost(id))) return; // another process is posting it
+      if (!(await schedules.claimReviewPost(id))) {
+        gateway.returnPostSlot(schedule.reviewChannel); // another process is posting it
+        return;
+      }
       try {
         reviewTs = (await gateway.postMessage({ channel: schedule.reviewChannel, text: message.text, blocks: message.blocks }, { slotTaken: true })).ts;
         await schedules.recordReviewPosted(id, reviewTs);
@@ -296,29 +299,34 @@ export class ScheduleSlack {
     const { policy } = resolved;
     const recipients = dmRecipients(policy, schedule.author);
     if (recipients.length === 0) return;
-    const claimed = await schedules.claimReviewDms(schedule, recipients);
+    const toSend = await schedules.reviewDmsToSend(schedule, recipients);
     let failed: unknown = null;
-    if (claimed.length > 0) {
+    if (toSend.length > 0) {
       let permalink: string | null = null;
       try {
         permalink = await lookups.permalink(schedule.reviewChannel, schedule.reviewTs);
       } catch (error) {
         // Without a link the DM still says where the request is; a rate limit is worth waiting out.
-        if (error instanceof SlackRateLimited) {
-          for (const userId of claimed) await schedules.releaseReviewDm(schedule, userId);
-          throw error;
-        }
+        if (error instanceof SlackRateLimited) throw error;
         if (!(error instanceof SlackRefused)) this.deps.log.warn({ err: error, scheduleId: schedule.id }, 'no permalink for a schedule review request');
       }
-      for (const userId of claimed) {
+      for (const userId of toSend) {
+        let claimed = false;
         try {
           const channel = await lookups.openDm(userId);
+          // Claimed when the DM channel's turn comes, as a message's post is (see showMessage).
+          await gateway.postSlot(channel);
+          claimed = (await schedules.claimReviewDms(schedule, [userId])).length > 0;
+          if (!claimed) {
+            gateway.returnPostSlot(channel);
+            continue;
+          }
           const groups = policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name);
-          await gateway.postMessage({ channel, ...renderScheduleReviewDm(schedule, groups, permalink) });
+          await gateway.postMessage({ channel, ...renderScheduleReviewDm(schedule, groups, permalink) }, { slotTaken: true });
           await schedules.recordReviewDm(schedule, userId, channel);
         } catch (error) {
           failed ??= error;
-          await schedules.releaseReviewDm(schedule, userId);
+          if (claimed) await schedules.releaseReviewDm(schedule, userId);
           this.deps.log.warn({ err: error, scheduleId: schedule.id, user: userId }, `could not DM ${userId} about the review of ${scheduleRef(schedule.id)}`);
         }
       }

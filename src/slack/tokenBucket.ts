@@ -31,6 +31,11 @@ export class TokenBucket {
     return left >= 0 ? 0 : Math.ceil(-left / this.refillPerMs);
   }
 
+  /** Returns a token taken but not used (the call it was for did not happen). */
+  giveBack(): void {
+    this.tokens = Math.min(this.capacity, this.available() + 1);
+  }
+
   /** How long until at least `tokens` are available. */
   msUntil(tokens: number): number {
     const missing = tokens - this.available();

@@ -164,6 +164,16 @@ export async function claimDms(db: Queryable, ledger: DmLedger, users: readonly 
   return (result.rows as Array<{ user_id: string }>).map((row) => row.user_id);
 }
 
+/** Of these users, those nobody has DMed and nobody is DMing (no claim, or a stale one): the DMs still to send. */
+export async function dmsToSend(db: Queryable, ledger: DmLedger, users: readonly string[]): Promise<string[]> {
+  const taken: string[] = await db(ledger.table)
+    .where(ledger.key)
+    .whereIn('user_id', [...users])
+    .where((q) => q.whereNotNull('sent_at').orWhere('claimed_at', '>=', db.raw(`now() - ${STALE_CLAIM}`)))
+    .pluck('user_id');
+  return users.filter((userId) => !taken.includes(userId));
+}
+
 export async function recordDmSent(trx: Knex.Transaction | Queryable, ledger: DmLedger, userId: string, channel: string): Promise<void> {
   await trx(ledger.table)
     .where({ ...ledger.key, user_id: userId })
