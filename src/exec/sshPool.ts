@@ -238,7 +238,10 @@ export class SshPool {
     const connection = this.connectionFor(endpoint);
     connection.ready.then(
       () => {
-        if (connection.inUse === 0 && !connection.closed && !connection.idleTimer) this.startIdleTimer(connection);
+        if (connection.inUse > 0 || connection.closed) return;
+        // An idle one about to be closed is wanted again: its idle time starts over.
+        if (connection.idleTimer) clearTimeout(connection.idleTimer);
+        this.startIdleTimer(connection);
       },
       () => undefined,
     );

@@ -225,6 +225,19 @@ describe('ssh hardening', () => {
         const deadline = Date.now() + 5_000;
         while (warming.stats().connections === 1 && Date.now() < deadline) await sleep(20);
         expect(warming.stats()).toMatchObject({ connections: 0, handshakes: 2 });
+        // Warmed again while idle: its idle time starts over (1 s here).
+        const again = new SshPool({ ...POOL_OPTIONS, idleMs: 1000 });
+        try {
+          again.warm(ep);
+          while (again.stats().connections === 0 || again.handshakes === 0) await sleep(10);
+          await again.withSession(ep, (client) => execText(client, 'true')); // ready, then idle
+          await sleep(700);
+          again.warm(ep);
+          await sleep(700); // past the first idle time, within the second
+          expect(again.stats()).toMatchObject({ connections: 1, handshakes: 1 });
+        } finally {
+          again.closeAll();
+        }
         // A host that cannot be reached leaves nothing behind, and nothing unhandled.
         warming.warm(endpoint({ port: 1 }));
         await sleep(200);
