@@ -35,8 +35,18 @@ describe('connections opened for a coming run', () => {
     return created.task.id;
   }
 
+  /** The runner holds its lock and no drain is under way: a wake now sends its claim at once. */
+  async function runnerIdle(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!h.app.liveness.holds || h.app.runner.claiming || h.app.runner.runningCount > 0) {
+      if (Date.now() > deadline) throw new Error('the runner never became idle');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   it('starts the handshake before the claim, and the run uses that connection', async () => {
     const id = await approvedTask('echo warmed');
+    await runnerIdle();
     h.app.pool.closeAll();
     const handshakes = h.app.pool.stats().handshakes;
     const claims = h.app.runner.claimsSent;
@@ -65,6 +75,7 @@ describe('connections opened for a coming run', () => {
       channelId: null,
     });
     if (!created.ok) throw new Error(created.message);
+    await runnerIdle();
     h.app.pool.closeAll();
     const handshakes = h.app.pool.stats().handshakes;
     // Not approved yet, and then by someone who may not run it.
