@@ -19,20 +19,10 @@ describe('connections opened for a coming run', () => {
   });
 
   async function approvedTask(script: string): Promise<number> {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target: 'web-prod',
-      message: 'warm',
-      type: null,
-      script,
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    const approved = await h.app.service.approve(created.task.id, ALICE);
+    const id = await h.serviceTask(script, { target: 'web-prod', message: 'warm' });
+    const approved = await h.app.service.approve(id, ALICE);
     if (!approved.ok) throw new Error(approved.message);
-    return created.task.id;
+    return id;
   }
 
   /** The runner holds its lock and no drain is under way: a wake now sends its claim at once. */
@@ -64,22 +54,12 @@ describe('connections opened for a coming run', () => {
   });
 
   it('opens nothing for a Run that is refused', async () => {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target: 'web-prod',
-      message: 'not approved',
-      type: null,
-      script: 'true',
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
+    const pending = await h.serviceTask('true', { target: 'web-prod', message: 'not approved' });
     await runnerIdle();
     h.app.pool.closeAll();
     const handshakes = h.app.pool.stats().handshakes;
     // Not approved yet, and then by someone who may not run it.
-    expect((await h.app.service.run(created.task.id, AUTHOR)).ok).toBe(false);
+    expect((await h.app.service.run(pending, AUTHOR)).ok).toBe(false);
     const approved = await approvedTask('true');
     expect((await h.app.service.run(approved, 'UNOBODY')).ok).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 200));
