@@ -89,6 +89,22 @@ describe('SlackGateway pacing', () => {
     expect(bucket.available()).toBe(2);
   });
 
+  it('holds a post slot back while Slack asks to wait after a 429, so no claim is held through the wait', async () => {
+    // No pacing of its own: the fake's limit (3, then 1/s per channel) answers the fourth with a 429.
+    const eager = new SlackGateway(new WebClient('xoxb-gw', { slackApiUrl: fake.url, rejectRateLimitedCalls: true, retryConfig: { retries: 0 } }), {
+      postMessageSpacingMs: 1,
+      postMessageBurst: 100,
+      updatesPerMinute: 120,
+      updateBurst: 3,
+      updateReserveForViews: 1,
+    });
+    const results = await Promise.allSettled(Array.from({ length: 4 }, (_, i) => eager.postMessage({ channel: 'CFLOOD', text: `flood ${i}` })));
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    const started = Date.now();
+    await eager.postSlot('CELSEWHERE');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+  });
+
   it('hands a post slot that was given back (another process posted the message) to the next post at once', async () => {
     const gw = gateway(120);
     for (let i = 0; i < 3; i++) await gw.postSlot('CBACK'); // the burst, used up

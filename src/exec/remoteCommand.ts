@@ -111,11 +111,11 @@ export function remoteCommand(run: RemoteRun): string {
     // truncated script must not run. GNU head reads no further than asked: the whole mark after
     // it proves the script whole, with no subshell and no `wc` (the common case, ~0.7 ms of forks
     // less per run). A head that reads ahead (BusyBox, BSD) swallows the mark or its first part,
-    // and the shell finds the rest of it or nothing: then the file's size decides, as it always
-    // did. Anything else after the script (more than was announced) is refused.
+    // and the shell finds the rest of it, then the end of stdin: then the file's size decides, as
+    // it always did. Anything else after the script (more than was announced) is refused.
     `head -c ${run.scriptBytes} > "$__cs_f" || exit 125`,
-    `{ IFS= read -r __cs_end; case ${END_MARK} in "$__cs_end") true ;; *"$__cs_end") [ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] ;; *) false ;; esac; } || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
-    'unset __cs_end',
+    `{ IFS= read -r __cs_end; case ${END_MARK} in "$__cs_end") true ;; *"$__cs_end") ! IFS= read -r __cs_more && [ -z "$__cs_more" ] && [ $(wc -c < "$__cs_f") -eq ${run.scriptBytes} ] ;; *) false ;; esac; } || { echo "countersign: the script arrived incomplete, so it was not run" >&2; exit 125; }`,
+    'unset __cs_end __cs_more',
     `COUNTERSIGN_RUN=${checkToken(run.token)}${run.outputFile ? ' COUNTERSIGN_OUTPUT="$__cs_f.out"' : ''} ${INTERPRETERS[run.type]} "$__cs_f" "$@" < /dev/null`,
   ].join('; ');
   return asUser(wrapper, run.runAs);

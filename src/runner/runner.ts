@@ -130,11 +130,14 @@ export class Runner {
   ) {
     this.judge = new LostRunnerJudge({
       livenessMs: options.livenessMs,
-      onServerChanged: (from, to) =>
+      onServerChanged: (from, to) => {
+        // A server restored from a backup may hand out task ids again.
+        this.recentlyClaimed.clear();
         log.warn(
           { from, to },
           `the database server changed (a restart or failover): runners not back on it yet get ${formatDuration(options.livenessMs)} to reconnect`,
-        ),
+        );
+      },
     });
   }
 

@@ -130,6 +130,9 @@ export class SlackGateway {
     }
     const wait = bucket.take();
     if (wait > 0) await sleep(wait);
+    // Slack asked us to hold back: the claim that follows this turn must not be held through it.
+    const blocked = (this.blockedUntil.get('chat.postMessage') ?? 0) - Date.now();
+    if (blocked > 0) await sleep(blocked);
   }
 
   /** Gives back a slot postSlot handed out for a post that did not happen (another process posts it). */

@@ -419,10 +419,12 @@ export async function sendDms(
   if (round.recipients.length === 0) return true;
   let failed = false;
   for (const userId of await dmsToSend(db, round.ledger, round.recipients)) {
+    let slot: string | null = null;
     let claimed = false;
     try {
       const channel = await lookups.openDm(userId);
       await gateway.postSlot(channel);
+      slot = channel;
       claimed = (await claimDms(db, round.ledger, [userId])).length > 0;
       if (!claimed) {
         gateway.returnPostSlot(channel);
@@ -436,6 +438,7 @@ export async function sendDms(
     } catch (error) {
       failed = true;
       if (claimed) await releaseDm(db, round.ledger, userId);
+      else if (slot !== null) gateway.returnPostSlot(slot);
       attempt.failedExtra(error, `DM ${userId}`);
     }
   }

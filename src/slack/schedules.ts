@@ -311,11 +311,13 @@ export class ScheduleSlack {
         if (!(error instanceof SlackRefused)) this.deps.log.warn({ err: error, scheduleId: schedule.id }, 'no permalink for a schedule review request');
       }
       for (const userId of toSend) {
+        let slot: string | null = null;
         let claimed = false;
         try {
           const channel = await lookups.openDm(userId);
           // Claimed when the DM channel's turn comes, as a message's post is (see showMessage).
           await gateway.postSlot(channel);
+          slot = channel;
           claimed = (await schedules.claimReviewDms(schedule, [userId])).length > 0;
           if (!claimed) {
             gateway.returnPostSlot(channel);
@@ -327,6 +329,7 @@ export class ScheduleSlack {
         } catch (error) {
           failed ??= error;
           if (claimed) await schedules.releaseReviewDm(schedule, userId);
+          else if (slot !== null) gateway.returnPostSlot(slot);
           this.deps.log.warn({ err: error, scheduleId: schedule.id, user: userId }, `could not DM ${userId} about the review of ${scheduleRef(schedule.id)}`);
         }
       }

@@ -36,8 +36,9 @@ describe('post claims in a burst', () => {
 
   /**
    * Samples which messages are claimed but not sent (`waiting()`, as keys) every 10 ms until
-   * `done()`; answers the longest any of them stayed so. Sending one takes a few ms here; one
-   * claimed before its turn waits its place in the queue (1.1 s a place) with the claim held.
+   * `done()`; answers the longest any of them stayed so. Sending one takes a few ms here (up to
+   * a second if Slack answers 429 meanwhile); one claimed before its turn waits its place in the
+   * queue (1.1 s a place: 3.3-4.7 s for the last ones here) with the claim held.
    */
   async function longestClaimedWait(waiting: () => Promise<string[]>, done: () => Promise<boolean>): Promise<number> {
     const since = new Map<string, { first: number; last: number }>();
@@ -73,7 +74,7 @@ describe('post claims in a burst', () => {
       async () => (await count('card_ts IS NOT NULL AND review_ts IS NOT NULL')) === burst,
     );
     // Claimed up front, the last card and request waited about 4 s with their claims held.
-    expect(longest).toBeLessThan(800);
+    expect(longest).toBeLessThan(2000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(h.fake.messages(CHANNEL).filter((m) => !m.thread_ts)).toHaveLength(burst);
   }, 30_000);
@@ -92,9 +93,11 @@ describe('post claims in a burst', () => {
       async () => (await h.database.db('review_dms').whereIn('task_id', ids).whereNull('sent_at').pluck('task_id')).map((id) => `dm ${id}`),
       async () => (await sentCount()) === DM_TARGETS.length,
     );
-    expect(longest).toBeLessThan(800);
+    expect(longest).toBeLessThan(2000);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const sent = h.fake.callsTo('chat.postMessage').filter((c) => /dm burst/.test(JSON.stringify(c.args)) && String(c.args.channel).startsWith('D'));
+    const sent = h.fake
+      .callsTo('chat.postMessage')
+      .filter((c) => c.status === 200 && /dm burst/.test(JSON.stringify(c.args)) && String(c.args.channel).startsWith('D'));
     expect(sent).toHaveLength(DM_TARGETS.length);
   }, 40_000);
 });

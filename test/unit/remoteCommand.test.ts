@@ -321,10 +321,13 @@ describe('remoteCommand, run locally', () => {
         expect(result.status).toBe(125);
         expect(leftovers()).toEqual([]);
       }
-      // A script longer than announced: the bytes after the count are not the end mark.
-      const longer = run(shell, wrapper('sh', 'echo start\n'), 'echo start\necho more\n');
-      expect(longer.stdout).toBe('');
-      expect(longer.status).toBe(125);
+      // A script longer than announced: the bytes after the count are not the end mark, even
+      // when they look like its end, or like nothing (an empty line).
+      for (const extra of ['echo more\n', 'end\n', '\n', 'mark']) {
+        const longer = run(shell, wrapper('sh', 'echo start\n'), `echo start\n${extra}`);
+        expect(longer.stdout, JSON.stringify(extra)).toBe('');
+        expect(longer.status).toBe(125);
+      }
     });
 
     it(`${shell}: runs a script that arrived whole though the link dropped in the end mark, judged by its size`, () => {
