@@ -216,12 +216,18 @@ export class RedrawQueue<R> {
     for (const failure of this.failures.values()) if (failure.timer) clearTimeout(failure.timer);
   }
 
-  /** Redraws every candidate row, except those waiting out a backoff. */
+  /**
+   * Redraws every candidate row, except those waiting out a backoff and those this process is
+   * redrawing already: in a burst most rows are behind while their posts wait for their channel's
+   * turn, and queueing a second redraw behind each (and waiting for it) only doubled the work and
+   * stalled the sweep for minutes. A row still behind after its redraw is found at the next sweep.
+   */
   async reconcile(): Promise<void> {
     const now = Date.now();
     for (const id of [...new Set(await this.candidates())]) {
       const failure = this.failures.get(id);
       if (failure && (failure.timer || failure.nextAt > now)) continue;
+      if (this.states.has(id)) continue;
       await this.sync(id).catch(() => undefined);
     }
   }
