@@ -15,7 +15,7 @@
  * token; a survivors check counts what is left and removes the run's files. This works for
  * every login user, where OpenSSH's own signal request is refused for root logins.
  *
- * Assumes a POSIX login shell on the host (sh, bash, dash, zsh), `head -c` (GNU, BusyBox, BSD)
+ * Assumes a POSIX login shell on the host (sh, bash, dash, zsh, BusyBox ash), `head -c` (GNU, BusyBox, BSD)
  * and, for the token scan, Linux's /proc and GNU grep; without them the process-group signal
  * still applies.
  */

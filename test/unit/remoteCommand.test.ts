@@ -2,7 +2,7 @@
 // never from the script; valid POSIX shell; and (run locally under sh and bash) it really takes
 // the script on stdin, runs it under the right interpreter, cleans up, and can be stopped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -25,8 +25,8 @@ const remoteCommand = (type: ScriptType, token: string, scriptBytes: number) => 
 const TOKEN = '0123456789abcdef01234567';
 /**
  * The login shells the wrapper claims to support that are installed here, each once (`sh` is
- * usually dash or bash under another name). sshd runs both the wrapper and the stop command with
- * the login user's shell, so each is tried under every one.
+ * usually dash or bash under another name), and BusyBox's ash. sshd runs both the wrapper and the
+ * stop command with the login user's shell, so each is tried under every one.
  */
 const SHELLS = (() => {
   const seen = new Set<string>();
@@ -39,6 +39,18 @@ const SHELLS = (() => {
     seen.add(real);
     shells.push(shell);
   }
+  // BusyBox's ash, Alpine's login shell (busybox runs the applet its name says; .ci/run installs
+  // it), as `ash` on this process's PATH, which the shells started here inherit.
+  const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+  if (busybox !== '' && spawnSync('sh', ['-c', 'command -v ash'], { encoding: 'utf8' }).stdout.trim() === '') {
+    const dir = join(tmpdir(), 'countersign-test-busybox');
+    if (!existsSync(join(dir, 'ash'))) {
+      mkdirSync(dir, { recursive: true });
+      symlinkSync(busybox, join(dir, 'ash'));
+    }
+    process.env.PATH = `${process.env.PATH ?? ''}:${dir}`;
+  }
+  if (spawnSync('sh', ['-c', 'command -v ash'], { encoding: 'utf8' }).stdout.trim() !== '') shells.push('ash');
   return shells;
 })();
 
