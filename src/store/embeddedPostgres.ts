@@ -23,6 +23,8 @@ export interface EmbeddedOptions {
   dataDir: string;
   database?: string;
   port?: number;
+  /** Picks a free port when `port` is not given (tests replace it to race for one). */
+  pickPort?: () => Promise<number>;
   /** Trade durability for speed (tests): fsync and synchronous commit off. */
   fast?: boolean;
   /** More server settings (`-c name=value`), e.g. a benchmark's `shared_preload_libraries`. */
@@ -38,34 +40,49 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const clusterDir = join(root, 'postgres');
   mkdirSync(root, { recursive: true });
   const password = readOrCreatePassword(join(root, 'postgres-password'));
-  const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (options.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   for (const [name, value] of Object.entries(options.settings ?? {})) flags.push('-c', `${name}=${value}`);
 
   const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: clusterDir,
-    user: USER,
-    password,
-    port,
-    persistent: true,
-    authMethod: 'scram-sha-256',
-    createPostgresUser: true,
-    postgresFlags: flags,
-    onLog: (message) => log(String(message).trimEnd()),
-    onError: (error) => log(`[error] ${error instanceof Error ? error.message : String(error)}`),
-  });
+  const serverOn = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: clusterDir,
+      user: USER,
+      password,
+      port,
+      persistent: true,
+      authMethod: 'scram-sha-256',
+      createPostgresUser: true,
+      postgresFlags: flags,
+      onLog: (message) => log(String(message).trimEnd()),
+      onError: (error) => log(`[error] ${error instanceof Error ? error.message : String(error)}`),
+    });
 
+  const pickPort = options.pickPort ?? freePort;
+  let port = options.port ?? (await pickPort());
+  let server = serverOn(port);
   if (!existsSync(join(clusterDir, 'PG_VERSION'))) await server.initialise();
-  try {
-    await server.start();
-  } catch (error) {
-    throw new Error(
-      `the embedded Postgres in ${clusterDir} did not start${error instanceof Error ? `: ${error.message}` : ''}; ` +
-        'run with LOG_LEVEL=debug to see its log, or set DATABASE_URL to use another server',
-    );
+  // A port we chose as free can be taken by another process before Postgres binds it (parallel
+  // test files start servers side by side): then we try another, twice at most. A port the
+  // caller named is tried once.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await server.start();
+      break;
+    } catch (error) {
+      if (options.port === undefined && attempt < 3) {
+        log(`[warn] Postgres did not start on port ${port}; trying another`);
+        port = await pickPort();
+        server = serverOn(port);
+        continue;
+      }
+      throw new Error(
+        `the embedded Postgres in ${clusterDir} did not start${error instanceof Error ? `: ${error.message}` : ''}; ` +
+          'run with LOG_LEVEL=debug to see its log, or set DATABASE_URL to use another server',
+      );
+    }
   }
 
   const database = options.database ?? 'countersign';
