@@ -6,11 +6,13 @@
  * - RedrawQueue: redraws of one row are serialised in this process and collapse into one
  *   pending redraw; a failed one is retried with backoff (Retry-After honoured); a reconciler
  *   finds rows whose messages are behind (after a Slack outage, a crash, a late /invite);
- * - showMessage: posting is claimed in Postgres, so two processes never post the same message;
- *   each message records the view_version it shows, so a redraw that lands after a newer one is
- *   noticed and redone;
+ * - showMessage: posting is claimed in Postgres when the channel's turn comes (not before a
+ *   wait in its queue, where a claim could go stale), so two processes never post the same
+ *   message; each message records the view_version it shows, so a redraw that lands after a
+ *   newer one is noticed and redone;
  * - fetchPermalink and sendDms: a message's permalink is fetched once and stored; direct
- *   messages go out once per person whatever the number of processes (each claimed first).
+ *   messages go out once per person whatever the number of processes (each claimed at its
+ *   channel's turn, before it is sent).
  *
  * The callers (TaskMessages, RunMessages) decide what to draw where; this holds no state of
  * theirs beyond the queue.

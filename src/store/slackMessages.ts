@@ -3,8 +3,9 @@
  * request (migrations 003, 013), a run step's request or prompt and an http step's log (018).
  * One message is a slot: its table, row and kind. For each slot:
  *
- * - posting is claimed first, so exactly one process posts it (until it records the ts or
- *   releases the claim; a claim older than two minutes belonged to a process that died);
+ * - posting is claimed first (when the channel can take the post: src/slack/messageSync.ts), so
+ *   exactly one process posts it (until it records the ts or releases the claim; a claim older
+ *   than two minutes belonged to a process that died);
  * - the view_version it shows is recorded, so a redraw that lands after a newer one is noticed;
  * - its permalink is stored once ('' when Slack refused one).
  *
