@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAppProcess, type AppProcess } from '../support/appProcess.js';
 import { assessRuns, markedScript, printFigures, type PlannedRun } from '../support/faultFigures.js';
-import { AUTHOR, Harness } from '../support/harness.js';
+import { Harness } from '../support/harness.js';
 import { isProcessAlive } from '../support/sshd.js';
 import { waitFor } from '../support/waitFor.js';
 
@@ -28,26 +28,11 @@ describe('fault: the owner of a run dies, or freezes', () => {
     await h.stop();
   });
 
-  async function readyTask(script: string): Promise<number> {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target: 'sandbox',
-      message: null,
-      type: null,
-      script,
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    return created.task.id;
-  }
-
   it('fails the run of an owner killed with -9 within 5 s (lease 30 s), and stops its script', async () => {
     const owner = await startAppProcess(h.processEnv());
     processes.push(owner);
     const pidFile = `${h.scratchDir()}/orphan`;
-    const id = await readyTask(`sleep 300 & echo $! > ${pidFile}; echo working; wait`);
+    const id = await h.serviceTask(`sleep 300 & echo $! > ${pidFile}; echo working; wait`);
     const pid = await waitFor(async () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8').trim()), 15_000, 'the remote sleep');
     expect((await h.database.db('executions').where({ task_id: id }).first('runner_id')).runner_id).toContain(`:${owner.pid}:`);
     // Let the sweepers see the owner's lock held first, as in production (no restart grace).
@@ -75,7 +60,7 @@ describe('fault: the owner of a run dies, or freezes', () => {
     processes.push(owner);
     const dir = h.scratchDir();
     const run: PlannedRun = { index: 0, exitCode: 0 };
-    run.taskId = await readyTask(markedScript(dir, run, 6));
+    run.taskId = await h.serviceTask(markedScript(dir, run, 6));
     await h.waitForStatus(run.taskId, 'running', 10_000);
     await waitFor(async () => existsSync(`${dir}/run-0`), 10_000, 'the script started');
     await new Promise((resolve) => setTimeout(resolve, 1000));

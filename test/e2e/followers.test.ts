@@ -59,30 +59,15 @@ describe('live log followers, and the runner pool', () => {
     return app;
   }
 
-  async function apiTask(author: string, script: string): Promise<number> {
-    const created = await h.app.service.create({
-      author,
-      target: 'sandbox',
-      message: null,
-      type: null,
-      script,
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    return created.task.id;
-  }
-
   const logUrl = (app: RunningApp, id: number, query = 'follow=1') => `${app.url}/api/v1/tasks/${id}/log?${query}`;
   const as = (user: string) => ({ authorization: `Bearer ${tokens[user]}` });
 
   it('caps followers per user and per process with a 429 that says what to do, and frees a place when a stream closes', async () => {
     // This process serves followers only; the harness's process runs the tasks.
     const app = await replica({ runner: { maxConcurrent: 0 }, followers: { maxFollowersPerUser: 3, maxFollowers: 5 } });
-    const mine = await apiTask(AUTHOR, 'sleep 30');
-    const alices = await apiTask(ALICE, 'sleep 30');
-    const bobs = await apiTask(BOB, 'sleep 30');
+    const mine = await h.serviceTask('sleep 30');
+    const alices = await h.serviceTask('sleep 30', { author: ALICE });
+    const bobs = await h.serviceTask('sleep 30', { author: BOB });
     const open: Follow[] = [];
     for (let i = 0; i < 3; i++) open.push(await follow(logUrl(app, mine), as(AUTHOR)));
     expect(open.map((f) => f.status)).toEqual([200, 200, 200]);
@@ -116,7 +101,7 @@ describe('live log followers, and the runner pool', () => {
     const app = await replica({ runner: { maxConcurrent: 0 }, followers: { maxFollowersPerUser: 30 } });
     const gate = `${h.scratchDir()}/go`;
     const lines = Array.from({ length: 15 }, (_, i) => `line ${i + 1}`);
-    const id = await apiTask(AUTHOR, `while [ ! -e ${gate} ]; do sleep 0.1; done; for i in $(seq 1 15); do echo "line $i"; sleep 0.2; done`);
+    const id = await h.serviceTask(`while [ ! -e ${gate} ]; do sleep 0.1; done; for i in $(seq 1 15); do echo "line $i"; sleep 0.2; done`);
     await h.waitForStatus(id, 'running');
     const followers = await Promise.all(Array.from({ length: 20 }, () => follow(logUrl(app, id), as(AUTHOR))));
     expect(followers.every((f) => f.status === 200)).toBe(true);
@@ -147,7 +132,7 @@ describe('live log followers, and the runner pool', () => {
 
   it('ends a follow stream after its time limit with the offset to resume from', async () => {
     const app = await replica({ runner: { maxConcurrent: 0 }, followMaxMs: 1500 });
-    const id = await apiTask(AUTHOR, 'echo early; sleep 20');
+    const id = await h.serviceTask('echo early; sleep 20');
     const first = await follow(logUrl(app, id), as(AUTHOR));
     await first.done;
     expect(first.events.map((e) => e.event)).toEqual(['output', 'end']);

@@ -14,6 +14,8 @@ import { waitFor } from '../support/waitFor.js';
 const CHROMIUM = '/usr/bin/chromium';
 
 /** Prints a line, waits, then prints a red one: the page must show the second without a reload. */
+/** The tasks' message: markup the page must show as text. */
+const MESSAGE = 'look <here> & there';
 const LIVE_SCRIPT = ['echo first-line', `echo '<script>window.pwned = 1</script>'`, 'sleep 2', `printf '\\033[31mred-line\\033[0m\\n'`, 'exit 0'].join('\n');
 
 /** Reads an event stream until `until` matches what arrived (or the server closes it). */
@@ -49,28 +51,13 @@ describe('the task page (log_url)', () => {
     await h?.stop();
   });
 
-  async function apiTask(script: string, target = 'sandbox'): Promise<number> {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target,
-      message: 'look <here> & there',
-      type: null,
-      script,
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    return created.task.id;
-  }
-
   const storedOutput = async (id: number): Promise<string> =>
     (await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).orderBy('o.id').pluck('o.data')).join(
       '',
     );
 
   it('follows a running task live: first line, new output without a reload, ANSI colour, final status', async () => {
-    liveTask = await apiTask(LIVE_SCRIPT);
+    liveTask = await h.serviceTask(LIVE_SCRIPT, { message: MESSAGE });
     await waitFor(async () => (await storedOutput(liveTask)).includes('first-line'), 10_000, 'the first line to be stored');
 
     const page = await browser.newPage();
@@ -191,7 +178,7 @@ describe('the task page (log_url)', () => {
   });
 
   it('streams a task that has no run yet, and ends when it is rejected', async () => {
-    const id = await apiTask('echo never', 'web-prod');
+    const id = await h.serviceTask('echo never', { target: 'web-prod', message: MESSAGE });
     const url = new URL(h.app.signer.taskUrl(id));
     const controller = new AbortController();
     const response = await fetch(`${h.app.url}/tasks/${id}/stream${url.search}&after=0`, { signal: controller.signal });
@@ -220,8 +207,9 @@ describe('the task page (log_url)', () => {
 
   it('shows OSC 8 hyperlinks in output as plain text, on the page and over the stream: nothing to click', async () => {
     const link = (url: string, text: string) => `printf '\\033]8;;${url}\\033\\\\${text}\\033]8;;\\033\\\\\\n'`;
-    const id = await apiTask(
+    const id = await h.serviceTask(
       [link('https://evil.example/first', 'rendered-link'), 'sleep 2', link('https://evil.example/second', 'streamed-link'), 'exit 0'].join('\n'),
+      { message: MESSAGE },
     );
     await waitFor(async () => (await storedOutput(id)).includes('rendered-link'), 10_000, 'the first link to be stored');
     const page = await browser.newPage();

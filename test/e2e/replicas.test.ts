@@ -27,26 +27,11 @@ describe('replicas on one database', () => {
   });
 
   /** Creates a task on a no-review target without a Slack channel (as the API will), so it is ready at once. */
-  async function readyTask(script: string): Promise<number> {
-    const created = await h.app.service.create({
-      author: AUTHOR,
-      target: 'sandbox',
-      message: null,
-      type: null,
-      script,
-      source: 'api',
-      sourceKey: null,
-      channelId: null,
-    });
-    if (!created.ok) throw new Error(created.message);
-    return created.task.id;
-  }
-
   it('runs each of 200 ready tasks exactly once while two processes race for them', async () => {
     const other = await startAppProcess(h.processEnv());
     processes.push(other);
     const ids: number[] = [];
-    for (let i = 0; i < 200; i++) ids.push(await readyTask(`echo run-${i}`));
+    for (let i = 0; i < 200; i++) ids.push(await h.serviceTask(`echo run-${i}`));
     await waitFor(async () => (await h.count('tasks', { status: 'success' })) >= 200 || undefined, 90_000, '200 successes');
 
     const executions = await h.database.db('executions').whereIn('task_id', ids).select('task_id', 'runner_id');
@@ -76,7 +61,7 @@ describe('replicas on one database', () => {
     replicas.push(watcher);
 
     const pidFile = `${h.scratchDir()}/nonowner`;
-    const id = await readyTask(`sleep 300 & echo $! > ${pidFile}; wait`);
+    const id = await h.serviceTask(`sleep 300 & echo $! > ${pidFile}; wait`);
     const pid = await waitFor(async () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8').trim()), 15_000, 'the remote sleep');
     const execution = await h.database.db('executions').where({ task_id: id }).first('runner_id');
     expect(execution.runner_id).toMatch(new RegExp(`:${owner.pid}:`));
@@ -94,7 +79,7 @@ describe('replicas on one database', () => {
   it('fails a run whose process was killed with -9, and stops its script on the host', async () => {
     const owner = processes[processes.length - 1]!;
     const pidFile = `${h.scratchDir()}/orphan`;
-    const id = await readyTask(`sleep 300 & echo $! > ${pidFile}; echo working; wait`);
+    const id = await h.serviceTask(`sleep 300 & echo $! > ${pidFile}; echo working; wait`);
     const pid = await waitFor(async () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8').trim()), 15_000, 'the remote sleep');
     expect((await h.task(id))?.status).toBe('running');
 
@@ -137,15 +122,15 @@ describe('replicas on one database', () => {
   it('on SIGTERM lets a running task finish, takes no new ones, and stops what outlives the grace period', async () => {
     const owner = await startAppProcess(h.processEnv());
     processes.push(owner);
-    const quick = await readyTask('sleep 1.5; echo finished-in-grace');
+    const quick = await h.serviceTask('sleep 1.5; echo finished-in-grace');
     const slowPidFile = `${h.scratchDir()}/slow`;
-    const slow = await readyTask(`sleep 300 & echo $! > ${slowPidFile}; wait`);
+    const slow = await h.serviceTask(`sleep 300 & echo $! > ${slowPidFile}; wait`);
     await h.waitForStatus(quick, 'running', 10_000);
     const slowPid = await waitFor(async () => existsSync(slowPidFile) && Number(readFileSync(slowPidFile, 'utf8').trim()), 15_000, 'the slow script');
 
     const exited = owner.stop();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const late = await readyTask('echo should-wait');
+    const late = await h.serviceTask('echo should-wait');
     // Still serving during the grace period (a Kill must still land), but no longer healthy.
     expect((await fetch(`${owner.url}/healthz`)).status).toBe(503);
     expect(await exited).toBe(0);
