@@ -26,7 +26,6 @@ import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
   claimScheduleDms,
-  scheduleDmsToSend,
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
@@ -39,6 +38,7 @@ import {
   toSchedule,
   type ScheduleRow,
 } from '../store/schedules.js';
+import { dmsToSend } from '../store/slackMessages.js';
 import { refuse, type Outcome } from './outcome.js';
 import type { ResolvedPolicy, Reviewers } from './reviewers.js';
 
@@ -579,7 +579,8 @@ export class ScheduleService {
 
   /** The recipients of this round's DMs nobody has sent or is sending: each is claimed when its turn to be sent comes. */
   reviewDmsToSend(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
-    return users.length === 0 ? Promise.resolve([]) : scheduleDmsToSend(this.db, schedule.id, schedule.reviewRound, users);
+    const ledger = { table: 'schedule_review_dms', key: { schedule_id: schedule.id, review_round: schedule.reviewRound } } as const;
+    return users.length === 0 ? Promise.resolve([]) : dmsToSend(this.db, ledger, users);
   }
 
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {

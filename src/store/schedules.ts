@@ -136,16 +136,6 @@ export async function claimScheduleDms(db: Queryable, scheduleId: number, round:
   return (result.rows as Array<{ user_id: string }>).map((row) => row.user_id);
 }
 
-/** Of these users, those nobody has DMed about this round and nobody is DMing (no claim, or a stale one). */
-export async function scheduleDmsToSend(db: Queryable, scheduleId: number, round: number, users: readonly string[]): Promise<string[]> {
-  const taken: string[] = await db('schedule_review_dms')
-    .where({ schedule_id: scheduleId, review_round: round })
-    .whereIn('user_id', [...users])
-    .where((q) => q.whereNotNull('sent_at').orWhere('claimed_at', '>=', db.raw("now() - interval '2 minutes'")))
-    .pluck('user_id');
-  return users.filter((userId) => !taken.includes(userId));
-}
-
 export async function recordScheduleDmSent(db: Queryable, scheduleId: number, round: number, userId: string, channel: string): Promise<void> {
   await db('schedule_review_dms')
     .where({ schedule_id: scheduleId, review_round: round, user_id: userId })

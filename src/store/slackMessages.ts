@@ -146,8 +146,11 @@ export async function runsWithStepMessagesBehind(db: Queryable, limit: number, m
 
 // ---------------------------------------------------------------- direct messages
 
-/** Where the DMs about one thing are kept: a task's review (review_dms), a run's review or approval step (run_dms). */
-export type DmLedger = { table: 'review_dms'; key: { task_id: number } } | { table: 'run_dms'; key: { run_id: number; about: string } };
+/** Where the DMs about one thing are kept: a task's review (review_dms), a run's review or approval step (run_dms), a schedule's review round (schedule_review_dms). */
+export type DmLedger =
+  | { table: 'review_dms'; key: { task_id: number } }
+  | { table: 'run_dms'; key: { run_id: number; about: string } }
+  | { table: 'schedule_review_dms'; key: { schedule_id: number; review_round: number } };
 
 /** Claims the DMs to these users that nobody has sent or is sending: the users this caller must DM. */
 export async function claimDms(db: Queryable, ledger: DmLedger, users: readonly string[]): Promise<string[]> {
