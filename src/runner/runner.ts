@@ -228,34 +228,31 @@ export class Runner {
       else this.wokenFor.add(taskId);
       return;
     }
-    // Tasks a wake named that no claim of this drain took: another runner's, or skipped while a
-    // short statement (a card's post claim) held their row. Looked for once more, shortly after.
+    // Tasks a wake named that no claim took: another runner's, or skipped while a short statement
+    // (a card's post claim) held their row. Looked for once more, shortly after.
     const named = new Set<number>(taskId === undefined ? [] : [taskId]);
-    const claimedInDrain = new Set<number>();
+    const unclaimed = (ids: Iterable<number>) => [...ids].some((id) => !this.recentlyClaimed.has(id));
     let missed = false;
     this.draining = (async () => {
       do {
         this.drainAgain = false;
         this.wokenFor.clear();
         this.wokenForAny = false;
-        const claimed = new Set<number>();
         this.stoppedFull = false;
         while (this.accepting && this.liveness.holds) {
           if (this.active.size >= this.options.maxConcurrent) {
             this.stoppedFull = true;
             break;
           }
-          if (!(await this.claim(claimed))) break;
+          if (!(await this.claim())) break;
         }
         // A task's ready NOTIFY and this process's own word for it both wake us, usually while
         // the claim that takes it is in flight: another claim would find nothing. Claim again
         // only for a wake about something not claimed meanwhile (or about nothing in particular).
-        const unclaimed = [...this.wokenFor].some((id) => !claimed.has(id));
-        if (!this.wokenForAny && !unclaimed) this.drainAgain = false;
-        for (const id of claimed) claimedInDrain.add(id);
+        if (!this.wokenForAny && !unclaimed(this.wokenFor)) this.drainAgain = false;
         for (const id of this.wokenFor) named.add(id);
       } while (this.drainAgain && this.accepting);
-      missed = !this.stoppedFull && [...named].some((id) => !claimedInDrain.has(id));
+      missed = !this.stoppedFull && unclaimed(named);
     })().finally(() => {
       this.draining = null;
       // A wake that came after the loop's last check would otherwise be lost.
@@ -280,7 +277,7 @@ export class Runner {
    * Claims what is ready, up to the room left (at most CLAIM_BATCH per statement), and starts
    * each run; true when a full batch came back (more may be waiting).
    */
-  private async claim(claimedIds: Set<number>): Promise<boolean> {
+  private async claim(): Promise<boolean> {
     const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
     if (limit <= 0) return false;
     let claimed: Claimed[];
@@ -296,7 +293,6 @@ export class Runner {
       return false;
     }
     for (const run of claimed) {
-      claimedIds.add(run.task.id);
       this.recentlyClaimed.add(run.task.id);
       if (this.recentlyClaimed.size > RECENT_CLAIMS) this.recentlyClaimed.delete(this.recentlyClaimed.values().next().value as number);
       this.startRun(run, claimSentAt);
