@@ -25,20 +25,23 @@ import {
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
 import {
-  claimScheduleDms,
   finishScheduleDms,
   getSchedule,
   getScheduleForUpdate,
   recordReviewScriptPosted,
-  recordScheduleDmSent,
-  releaseScheduleDm,
   reviewScriptPosted,
   scheduleDecisions,
   schedulesWithDmsMissing,
   toSchedule,
   type ScheduleRow,
 } from '../store/schedules.js';
-import { dmsToSend } from '../store/slackMessages.js';
+import { claimDms, dmsToSend, recordDmSent, releaseDm, type DmLedger } from '../store/slackMessages.js';
+
+/** A schedule's review DMs: one ledger per review round (an edit starts a new round, DMed again). */
+const reviewLedger = (schedule: Pick<Schedule, 'id' | 'reviewRound'>): DmLedger => ({
+  table: 'schedule_review_dms',
+  key: { schedule_id: schedule.id, review_round: schedule.reviewRound },
+});
 import { refuse, type Outcome } from './outcome.js';
 import type { ResolvedPolicy, Reviewers } from './reviewers.js';
 
@@ -574,18 +577,17 @@ export class ScheduleService {
 
   /** Claims the DMs of this round nobody sent or is sending: the users the caller must DM now. */
   claimReviewDms(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
-    return users.length === 0 ? Promise.resolve([]) : claimScheduleDms(this.db, schedule.id, schedule.reviewRound, users);
+    return users.length === 0 ? Promise.resolve([]) : claimDms(this.db, reviewLedger(schedule), users);
   }
 
   /** The recipients of this round's DMs nobody has sent or is sending: each is claimed when its turn to be sent comes. */
   reviewDmsToSend(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
-    const ledger = { table: 'schedule_review_dms', key: { schedule_id: schedule.id, review_round: schedule.reviewRound } } as const;
-    return users.length === 0 ? Promise.resolve([]) : dmsToSend(this.db, ledger, users);
+    return users.length === 0 ? Promise.resolve([]) : dmsToSend(this.db, reviewLedger(schedule), users);
   }
 
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {
     await this.db.transaction(async (trx) => {
-      await recordScheduleDmSent(trx, schedule.id, schedule.reviewRound, userId, channel);
+      await recordDmSent(trx, reviewLedger(schedule), userId, channel);
       await appendEvent(trx, {
         taskId: null,
         subject: scheduleSubject(schedule.id),
@@ -597,7 +599,7 @@ export class ScheduleService {
   }
 
   releaseReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string): Promise<void> {
-    return releaseScheduleDm(this.db, schedule.id, schedule.reviewRound, userId);
+    return releaseDm(this.db, reviewLedger(schedule), userId);
   }
 
   /** True (and recorded) once every recipient has had this round's DM. */

@@ -4,6 +4,7 @@ import type { CatchUpMode, NotifyMode, OverlapMode, Schedule, ScheduleStatus } f
 import type { ReviewDecision, Verdict } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Queryable } from './db.js';
+import { allDmsSent } from './slackMessages.js';
 
 export interface ScheduleRow {
   id: number | string;
@@ -123,37 +124,9 @@ export async function unfinishedRuns(db: Queryable, scheduleId: number): Promise
 
 // ---------------------------------------------------------------- review DMs
 
-/** Claims the DMs of this round that nobody has sent or is sending: the users this caller must DM. */
-export async function claimScheduleDms(db: Queryable, scheduleId: number, round: number, users: readonly string[]): Promise<string[]> {
-  const result = await db.raw(
-    `INSERT INTO schedule_review_dms (schedule_id, review_round, user_id)
-     SELECT ?, ?, unnest(?::text[])
-     ON CONFLICT (schedule_id, review_round, user_id) DO UPDATE SET claimed_at = now()
-       WHERE schedule_review_dms.sent_at IS NULL AND schedule_review_dms.claimed_at < now() - interval '2 minutes'
-     RETURNING user_id`,
-    [scheduleId, round, [...users]],
-  );
-  return (result.rows as Array<{ user_id: string }>).map((row) => row.user_id);
-}
-
-export async function recordScheduleDmSent(db: Queryable, scheduleId: number, round: number, userId: string, channel: string): Promise<void> {
-  await db('schedule_review_dms')
-    .where({ schedule_id: scheduleId, review_round: round, user_id: userId })
-    .update({ sent_at: db.fn.now(), channel_id: channel });
-}
-
-export async function releaseScheduleDm(db: Queryable, scheduleId: number, round: number, userId: string): Promise<void> {
-  await db('schedule_review_dms').where({ schedule_id: scheduleId, review_round: round, user_id: userId }).whereNull('sent_at').delete();
-}
-
 /** Marks the round's DMs done once every recipient has had theirs; true when they all have. */
 export async function finishScheduleDms(db: Queryable, scheduleId: number, round: number, users: readonly string[]): Promise<boolean> {
-  const sent: string[] = await db('schedule_review_dms')
-    .where({ schedule_id: scheduleId, review_round: round })
-    .whereNotNull('sent_at')
-    .whereIn('user_id', [...users])
-    .pluck('user_id');
-  if (!users.every((userId) => sent.includes(userId))) return false;
+  if (!(await allDmsSent(db, { table: 'schedule_review_dms', key: { schedule_id: scheduleId, review_round: round } }, users))) return false;
   await db('schedules').where({ id: scheduleId, review_round: round }).update({ review_dms_round: round });
   return true;
 }
