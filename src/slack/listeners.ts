@@ -119,23 +119,9 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     if (early === 'late') await respond({ response_type: 'ephemeral', text });
     else await ack({ response_type: 'ephemeral', text });
 
-    if (newTask) {
-      // Creating the task already asked for its card; wait for that attempt rather than making another.
-      const report = await messages.current(newTask.id);
-      if (report.cardError && report.cardError !== 'ratelimited') {
-        await tell(
-          respond,
-          `:warning: ${taskRef(newTask.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
-        );
-      }
-      const reviewChannel = service.policyOf(newTask)?.channel;
-      if (report.reviewError && report.reviewError !== 'ratelimited' && reviewChannel) {
-        await tell(
-          respond,
-          `:warning: ${taskRef(newTask.id)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,
-        );
-      }
-    }
+    // Not awaited: the card may wait minutes for its channel's turn, and this listener's scope
+    // (the request, the response, Bolt's context) would be held that long for every command of a burst.
+    if (newTask) void tellIfMessagesFailed(messages, service, respond, newTask, log);
   });
 
   const onButton = (
@@ -278,6 +264,27 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
       await ack({ response_action: 'errors', errors: { [REJECT_REASON_BLOCK]: OUR_FAULT } });
     }
   });
+}
+
+/** Tells the author when the new task's card or review request could not be posted (e.g. not invited), and what to do. */
+async function tellIfMessagesFailed(messages: TaskMessages, service: TaskService, respond: Reply, task: Task, log: Logger): Promise<void> {
+  // Creating the task already asked for its card; wait for that attempt rather than making another.
+  // A redraw that throws is logged by its queue and retried; there is nothing to tell yet.
+  const report = await messages.current(task.id).catch(() => null);
+  if (!report) return;
+  if (report.cardError && report.cardError !== 'ratelimited') {
+    await tell(
+      respond,
+      `:warning: ${taskRef(task.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
+    ).catch((error: unknown) => log.warn({ err: error, taskId: task.id }, 'could not tell the author that the card failed'));
+  }
+  const reviewChannel = service.policyOf(task)?.channel;
+  if (report.reviewError && report.reviewError !== 'ratelimited' && reviewChannel) {
+    await tell(
+      respond,
+      `:warning: ${taskRef(task.id)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,
+    ).catch((error: unknown) => log.warn({ err: error, taskId: task.id }, 'could not tell the author that the review request failed'));
+  }
 }
 
 function createdText(task: Task, created: boolean, service: TaskService): string {
