@@ -123,13 +123,14 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const resubmittedAs = task.status === 'rejected' ? await resubmissionOf(this.db, taskId) : null;
     const showCard = async () => {
       if (!task.channelId) return;
-      const card = renderTaskCard(view, {
-        targetDescription: target?.description ?? null,
-        policy,
-        logUrl: this.options.logUrl?.(view.task.id) ?? null,
-        reviewPermalink: safePermalink(links?.reviewPermalink),
-        resubmittedAs: resubmittedAs ? { id: resubmittedAs.id, permalink: safePermalink(resubmittedAs.permalink) } : null,
-      });
+      const card = () =>
+        renderTaskCard(view, {
+          targetDescription: target?.description ?? null,
+          policy,
+          logUrl: this.options.logUrl?.(view.task.id) ?? null,
+          reviewPermalink: safePermalink(links?.reviewPermalink),
+          resubmittedAs: resubmittedAs ? { id: resubmittedAs.id, permalink: safePermalink(resubmittedAs.permalink) } : null,
+        });
       try {
         const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: task.channelId, ts: task.cardTs }, card, task.viewVersion);
         attempt.redo ||= shown.outcome === 'stale';
@@ -140,7 +141,12 @@ export class TaskMessages extends MessageViews<SyncReport> {
     };
     const showReview = async () => {
       if (!task.reviewChannel || !policy) return;
-      const { scriptClipped, ...request } = renderReviewRequest(view, policy, { cardPermalink: links?.cardPermalink || null });
+      let scriptClipped = false;
+      const request = () => {
+        const { scriptClipped: clipped, ...message } = renderReviewRequest(view, policy, { cardPermalink: links?.cardPermalink || null });
+        scriptClipped = clipped;
+        return message;
+      };
       try {
         const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion);
         attempt.redo ||= shown.outcome === 'stale';

@@ -91,7 +91,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
 
     const showCard = async () => {
       if (!run.channelId) return;
-      const card = renderRunCard(view, { policy, logUrl: this.options.logUrl ?? null, reviewPermalink: safePermalink(links.reviewPermalink) });
+      const card = () => renderRunCard(view, { policy, logUrl: this.options.logUrl ?? null, reviewPermalink: safePermalink(links.reviewPermalink) });
       try {
         const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: run.channelId, ts: run.cardTs }, card, run.viewVersion, {
           skipIfShown: true,
@@ -104,7 +104,14 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     };
     const showReview = async () => {
       if (!run.reviewChannel || !policy) return;
-      const { planClipped, ...request } = renderRunReviewRequest(view, policy, { cardPermalink: links.cardPermalink || null });
+      const draw = () => renderRunReviewRequest(view, policy, { cardPermalink: links.cardPermalink || null });
+      // Known once drawn; a message this process did not draw (shown already at this version) is drawn to learn it.
+      let planClipped: boolean | null = null;
+      const request = () => {
+        const { planClipped: clipped, ...message } = draw();
+        planClipped = clipped;
+        return message;
+      };
       try {
         const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: run.reviewChannel, ts: run.reviewTs }, request, run.viewVersion, {
           skipIfShown: true,
@@ -112,7 +119,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         attempt.redo ||= shown.outcome === 'stale';
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: what was cut goes to the thread whole, named by version.
-        if (planClipped && !run.reviewScriptPosted && shown.ts) {
+        if (!run.reviewScriptPosted && shown.ts && (planClipped ?? draw().planClipped)) {
           await postWholeScript(this.gateway, {
             channel: run.reviewChannel,
             threadTs: shown.ts,
@@ -149,7 +156,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         const channel = step.messageChannel ?? planned.approval.channel ?? run.reviewChannel ?? run.channelId;
         // Nowhere to ask (a run started outside Slack on unreviewed targets): the API and App Home remain.
         if (!channel) return void (await recordMessageRendered(this.db, slot, run.viewVersion));
-        const message = renderApprovalRequest(view, step, planned, safePermalink(links.cardPermalink));
+        const message = () => renderApprovalRequest(view, step, planned, safePermalink(links.cardPermalink));
         const shown = await showMessage(this.db, this.gateway, slot, { channel, ts: step.messageTs }, message, run.viewVersion, {
           skipIfShown: true,
           recordChannel: true,
@@ -163,7 +170,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
           this.gateway,
           slot,
           { channel: run.channelId, ts: step.messageTs },
-          renderInputPrompt(view, step, planned),
+          () => renderInputPrompt(view, step, planned),
           run.viewVersion,
           { skipIfShown: true, threadTs: cardTs, recordChannel: true },
         );
@@ -176,7 +183,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
             this.gateway,
             { table: 'run_steps', id: step.id, kind: 'log' },
             { channel: run.channelId, ts: null },
-            renderHttpLog(step),
+            () => renderHttpLog(step),
             run.viewVersion,
             { threadTs: cardTs },
           );
