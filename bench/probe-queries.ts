@@ -39,7 +39,7 @@ const BENCH_OWN = [
   /^BEGIN;?$/,
   /^COMMIT;?$/,
   /^insert into "tasks"/,
-  /^SELECT pg_notify\(\?, \?\)$/,
+  /^SELECT count\(pg_notify\(/,
   /^select count\(\*\) as "count" from "tasks" where "id" in/,
 ];
 let benchOwn = 0;

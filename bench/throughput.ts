@@ -23,8 +23,10 @@ export async function benchThroughput(env: BenchEnv, target: string, tasks = 400
         })),
       )
       .returning('id');
-    for (const row of rows) await trx.raw('SELECT pg_notify(?, ?)', [CHANNEL_READY, String(row.id)]);
-    return rows.map((row: { id: number }) => row.id);
+    const ids = rows.map((row: { id: number }) => row.id);
+    // One NOTIFY per task, in one statement (a round trip each cost the bench 0.2-0.4 s per 1,500).
+    await trx.raw('SELECT count(pg_notify(?, id::text)) FROM unnest(?::bigint[]) AS id', [CHANNEL_READY, ids]);
+    return ids;
   });
   for (;;) {
     const [row] = await env.db('tasks').whereIn('id', ids).whereIn('status', ['success', 'failure']).count<{ count: string }[]>('* as count');

@@ -18,8 +18,10 @@ export async function startChild<Ready>(script: string, arg: unknown, timeoutMs 
   const path = fileURLToPath(new URL(`./children/${script}`, import.meta.url));
   // BENCH_PROFILE=<dir>: each child writes a V8 CPU profile there when it exits (open it in Chrome's DevTools).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  // BENCH_NODE_FLAGS="--trace-gc": V8 flags for every child (NODE_OPTIONS refuses most of them).
+  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
   const child: ChildProcess = fork(path, [JSON.stringify(arg)], {
-    execArgv: [...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), ...profile],
+    execArgv: [...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), ...profile, ...flags],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const killOnExit = () => child.kill('SIGKILL');
