@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { Client } from 'ssh2';
 import type { HostAddress } from '../domain/plan.js';
 import { hostLabel } from '../domain/plan.js';
+import { connectCoalesced } from './coalescedSocket.js';
 import { keysFor, type KnownHostEntry } from './knownHosts.js';
 
 export interface SshEndpoint {
@@ -137,7 +138,12 @@ class PooledConnection {
         for (const waiter of this.waiters.splice(0)) waiter.wake(false);
       });
       const serverHostKey = [...new Set(pinned.flatMap((entry) => ALGORITHMS_FOR_KEY_TYPE[entry.keyType] ?? [entry.keyType]))];
+      // Our socket, so that a packet's pieces leave in one write (coalescedSocket.ts); ssh2 waits
+      // for its 'connect' and reports its errors as it does for a socket of its own.
+      const socket = connectCoalesced({ host: endpoint.address.host, port: endpoint.address.port });
+      socket.setMaxListeners(0);
       this.client.connect({
+        sock: socket,
         host: endpoint.address.host,
         port: endpoint.address.port,
         username: endpoint.address.user,
