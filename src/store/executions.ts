@@ -48,9 +48,13 @@ export async function claimReady(db: Queryable, runner: { id: string; key: numbe
         WHERE status = 'ready' AND (run_after IS NULL OR run_after <= now())
         ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED
      ),
+     -- By id alone: \`next\` holds each row's lock, taken only while it was still ready (a row changed
+     -- meanwhile is rechecked and skipped), so nobody can have moved it since. A status condition
+     -- here let the planner, on statistics older than a burst, read every ready task for the
+     -- UPDATE (a claim of 9 behind 1,500 ready ones: 3.9 ms instead of 1.4; claim-backlog.test.ts).
      claimed AS (
        UPDATE tasks SET status = 'running', started_at = CURRENT_TIMESTAMP, status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
-         FROM next WHERE tasks.id = next.id AND tasks.status = 'ready'
+         FROM next WHERE tasks.id = next.id
          RETURNING tasks.*, next.ready_at
      ),
      audit AS (
