@@ -142,26 +142,34 @@ class PooledConnection {
       // for its 'connect' and reports its errors as it does for a socket of its own.
       const socket = connectCoalesced({ host: endpoint.address.host, port: endpoint.address.port });
       socket.setMaxListeners(0);
-      this.client.connect({
-        sock: socket,
-        host: endpoint.address.host,
-        port: endpoint.address.port,
-        username: endpoint.address.user,
-        privateKey: endpoint.privateKey,
-        // Key auth only: ssh2 otherwise tries "none" first and pays a round trip for it.
-        authHandler: ['publickey'],
-        readyTimeout: endpoint.connectTimeoutMs,
-        // Off by default in ssh2: without it a silently dropped link hangs forever.
-        keepaliveInterval: options.keepaliveMs,
-        keepaliveCountMax: options.keepaliveCountMax,
-        algorithms: { serverHostKey: serverHostKey as never },
-        hostVerifier: (key: Buffer) => {
-          const offered = key.toString('base64');
-          if (pinned.some((entry) => entry.keyBase64 === offered)) return true;
-          hostKeyProblem = `the host key of ${label} (${fingerprint(key)}) does not match the key pinned in the target's ssh.knownHosts, so nothing was run`;
-          return false;
-        },
-      });
+      // ssh2 refuses some settings (a key it cannot parse, a host key type it does not know) by
+      // throwing before it listens to the socket: closed here, or its connect error would be
+      // unhandled and end the process, or its descriptor leak.
+      try {
+        this.client.connect({
+          sock: socket,
+          host: endpoint.address.host,
+          port: endpoint.address.port,
+          username: endpoint.address.user,
+          privateKey: endpoint.privateKey,
+          // Key auth only: ssh2 otherwise tries "none" first and pays a round trip for it.
+          authHandler: ['publickey'],
+          readyTimeout: endpoint.connectTimeoutMs,
+          // Off by default in ssh2: without it a silently dropped link hangs forever.
+          keepaliveInterval: options.keepaliveMs,
+          keepaliveCountMax: options.keepaliveCountMax,
+          algorithms: { serverHostKey: serverHostKey as never },
+          hostVerifier: (key: Buffer) => {
+            const offered = key.toString('base64');
+            if (pinned.some((entry) => entry.keyBase64 === offered)) return true;
+            hostKeyProblem = `the host key of ${label} (${fingerprint(key)}) does not match the key pinned in the target's ssh.knownHosts, so nothing was run`;
+            return false;
+          },
+        });
+      } catch (error) {
+        socket.destroy();
+        throw error;
+      }
       // Nagle plus delayed ACKs cost ~40 ms per round trip of the handshake and of every exec.
       this.client.setNoDelay(true);
     });

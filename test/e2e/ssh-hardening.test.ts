@@ -14,7 +14,7 @@ import { parseKnownHosts } from '../../src/exec/knownHosts.js';
 import { newRunToken } from '../../src/exec/remoteCommand.js';
 import { SshPool, type PoolOptions, type SessionHandle, type SshEndpoint } from '../../src/exec/sshPool.js';
 import { runSshStep, type SshStepOptions, type StepOutcome } from '../../src/exec/sshStep.js';
-import { connectionPids, isProcessAlive, startSshd, type SshServer } from '../support/sshd.js';
+import { connectionPids, freePort, isProcessAlive, startSshd, type SshServer } from '../support/sshd.js';
 import { startTcpProxy } from '../support/tcpProxy.js';
 
 /** As in the e2e harness: an ordinary login user with /bin/sh, as production logs in as `deploy`. */
@@ -279,6 +279,46 @@ describe('ssh hardening', () => {
       await Promise.all([first, second, newcomer]);
       expect(order).toEqual(['first', 'second', 'newcomer']);
       expect(getEventListeners(waiting.signal, 'abort')).toHaveLength(0);
+    });
+
+    it('closes its socket when ssh2 refuses the settings before taking it: no link left open, no uncaught error', async () => {
+      // Parses as PEM, but ssh2 cannot read a key from it (it throws in connect(), before it listens to the socket).
+      const unreadable = '-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n';
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      process.on('uncaughtException', onUncaught);
+      try {
+        const before = new Set(connectionPids(ssh));
+        // A live host: the connection must not stay open until sshd's login grace time runs out.
+        await expect(pool.withSession(endpoint({ privateKey: unreadable }), async () => 'ran')).rejects.toThrow(/privateKey/);
+        // A closed port: the connect error must reach a listener, or it would end the process.
+        await expect(pool.withSession(endpoint({ privateKey: unreadable, port: await freePort() }), async () => 'ran')).rejects.toThrow(/privateKey/);
+        await sleep(300);
+        expect(connectionPids(ssh).filter((pid) => !before.has(pid))).toEqual([]);
+        expect(uncaught).toEqual([]);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+      }
+    });
+
+    it('sends the pieces of each SSH packet in one write: the pool connects the socket it hands ssh2', async () => {
+      const { Socket } = await import('node:net');
+      const cork = Socket.prototype.cork;
+      let corks = 0;
+      Socket.prototype.cork = function (this: InstanceType<typeof Socket>) {
+        corks++;
+        return cork.call(this);
+      };
+      try {
+        const step = startStep(pool, endpoint(), 'echo hello');
+        const { outcome } = await step.done;
+        expect(outcome).toMatchObject({ kind: 'exited', exitCode: 0 });
+        expect(step.output()).toBe('hello\n');
+      } finally {
+        Socket.prototype.cork = cork;
+      }
+      // The handshake, the channel open, the exec, stdin and its end, each corked once per turn.
+      expect(corks).toBeGreaterThan(5);
     });
 
     it('a waiter that gives up leaves the queue', async () => {
