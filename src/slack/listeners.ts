@@ -272,14 +272,17 @@ async function tellIfMessagesFailed(messages: TaskMessages, service: TaskService
   // A redraw that throws is logged by its queue and retried; there is nothing to tell yet.
   const report = await messages.current(task.id).catch(() => null);
   if (!report) return;
-  if (report.cardError && report.cardError !== 'ratelimited') {
+  // Slack's refusals (not_in_channel, channel_not_found, ...) are the author's to act on; our own
+  // failures (a dropped connection, a bug) are logged and retried, and "invite me" would mislead.
+  const refusal = (code: string | null) => code !== null && code !== 'ratelimited' && /^[a-z_]+$/.test(code);
+  if (refusal(report.cardError)) {
     await tell(
       respond,
       `:warning: ${taskRef(task.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
     ).catch((error: unknown) => log.warn({ err: error, taskId: task.id }, 'could not tell the author that the card failed'));
   }
   const reviewChannel = service.policyOf(task)?.channel;
-  if (report.reviewError && report.reviewError !== 'ratelimited' && reviewChannel) {
+  if (refusal(report.reviewError) && reviewChannel) {
     await tell(
       respond,
       `:warning: ${taskRef(task.id)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,

@@ -362,8 +362,16 @@ export async function showMessage(
     }
     let fresh: boolean;
     try {
+      let message: SlackMessage;
+      try {
+        message = render();
+      } catch (error) {
+        // Our bug, not the channel's: the turn goes to the next post.
+        gateway.returnPostSlot(place.channel);
+        throw error;
+      }
       shownTs = (
-        await gateway.postMessage({ channel: place.channel, ...render(), ...(options.threadTs ? { threadTs: options.threadTs } : {}) }, { slotTaken: true })
+        await gateway.postMessage({ channel: place.channel, ...message, ...(options.threadTs ? { threadTs: options.threadTs } : {}) }, { slotTaken: true })
       ).ts;
       // Its ts, the claim released and the version it shows: one statement.
       fresh = await recordMessageRendered(db, slot, version, { ts: shownTs, ...(options.recordChannel ? { channel: place.channel } : {}) });
