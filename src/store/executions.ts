@@ -32,8 +32,8 @@ export function plansJson(plans: ReadonlyMap<string, Plan>): PlansJson {
 /**
  * Claims up to `limit` of the oldest ready tasks for `runner`, oldest first; an empty list when
  * none is ready. One statement, so one round trip and one commit however many it takes: the
- * rows are locked with FOR UPDATE SKIP LOCKED (another runner's claim in flight is skipped, never
- * waited for), moved from ready to running only if still ready, each with its audit event (as
+ * rows are locked with FOR UPDATE SKIP LOCKED while still ready (another runner's claim in flight
+ * is skipped, never waited for) and moved from ready to running, each with its audit event (as
  * transitionTask writes it), its execution (owner, liveness key, lease) and one step per host of
  * its target's plan. The steps of the first rollout batch start at once, so they are written
  * running. A task whose target is gone gets an empty plan (the run says why it ran nothing).
