@@ -30,18 +30,13 @@ import {
   getScheduleForUpdate,
   recordReviewScriptPosted,
   reviewScriptPosted,
+  scheduleReviewLedger,
   scheduleDecisions,
   schedulesWithDmsMissing,
   toSchedule,
   type ScheduleRow,
 } from '../store/schedules.js';
-import { claimDms, dmsToSend, recordDmSent, releaseDm, type DmLedger } from '../store/slackMessages.js';
-
-/** A schedule's review DMs: one ledger per review round (an edit starts a new round, DMed again). */
-const reviewLedger = (schedule: Pick<Schedule, 'id' | 'reviewRound'>): DmLedger => ({
-  table: 'schedule_review_dms',
-  key: { schedule_id: schedule.id, review_round: schedule.reviewRound },
-});
+import { claimDms, dmsToSend, recordDmSent, releaseDm } from '../store/slackMessages.js';
 import { refuse, type Outcome } from './outcome.js';
 import type { ResolvedPolicy, Reviewers } from './reviewers.js';
 
@@ -577,17 +572,17 @@ export class ScheduleService {
 
   /** Claims the DMs of this round nobody sent or is sending: the users the caller must DM now. */
   claimReviewDms(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
-    return users.length === 0 ? Promise.resolve([]) : claimDms(this.db, reviewLedger(schedule), users);
+    return users.length === 0 ? Promise.resolve([]) : claimDms(this.db, scheduleReviewLedger(schedule.id, schedule.reviewRound), users);
   }
 
   /** The recipients of this round's DMs nobody has sent or is sending: each is claimed when its turn to be sent comes. */
   reviewDmsToSend(schedule: Pick<Schedule, 'id' | 'reviewRound'>, users: readonly string[]): Promise<string[]> {
-    return users.length === 0 ? Promise.resolve([]) : dmsToSend(this.db, reviewLedger(schedule), users);
+    return users.length === 0 ? Promise.resolve([]) : dmsToSend(this.db, scheduleReviewLedger(schedule.id, schedule.reviewRound), users);
   }
 
   async recordReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string, channel: string): Promise<void> {
     await this.db.transaction(async (trx) => {
-      await recordDmSent(trx, reviewLedger(schedule), userId, channel);
+      await recordDmSent(trx, scheduleReviewLedger(schedule.id, schedule.reviewRound), userId, channel);
       await appendEvent(trx, {
         taskId: null,
         subject: scheduleSubject(schedule.id),
@@ -599,7 +594,7 @@ export class ScheduleService {
   }
 
   releaseReviewDm(schedule: Pick<Schedule, 'id' | 'reviewRound'>, userId: string): Promise<void> {
-    return releaseDm(this.db, reviewLedger(schedule), userId);
+    return releaseDm(this.db, scheduleReviewLedger(schedule.id, schedule.reviewRound), userId);
   }
 
   /** True (and recorded) once every recipient has had this round's DM. */

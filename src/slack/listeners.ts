@@ -18,6 +18,7 @@ import type { HomePublisher } from './home.js';
 import { ACTION, REJECT_MODAL_CALLBACK, REJECT_REASON_BLOCK, REJECT_REASON_INPUT, TASK_MODAL_CALLBACK } from './render/blocks.js';
 import { renderRejectModal } from './render/rejectModal.js';
 import { createdModal, openTaskForm, submitTaskForm } from './taskForm.js';
+import { OUR_FAILURE } from './messageSync.js';
 import type { TaskMessages } from './taskMessages.js';
 import type { ScheduleSlack } from './schedules.js';
 import type { RunService } from '../service/runs.js';
@@ -274,7 +275,7 @@ async function tellIfMessagesFailed(messages: TaskMessages, service: TaskService
   if (!report) return;
   // Slack's refusals (not_in_channel, channel_not_found, ...) are the author's to act on; our own
   // failures (a dropped connection, a bug) are logged and retried, and "invite me" would mislead.
-  const refusal = (code: string | null) => code !== null && code !== 'ratelimited' && /^[a-z_]+$/.test(code);
+  const refusal = (code: string | null) => code !== null && code !== 'ratelimited' && code !== OUR_FAILURE;
   if (refusal(report.cardError)) {
     await tell(
       respond,

@@ -76,6 +76,9 @@ export function webApiLookups(client: WebClient): SlackLookups {
   };
 }
 
+/** A write that failed on our side (a dropped connection, a bug), not by Slack's answer: logged and retried. */
+export const OUR_FAILURE = 'countersign:failed';
+
 /**
  * One redraw's bookkeeping: what failed (Slack's error code per message), how long Slack asked
  * us to wait, whether something worth another try failed (a permalink, a DM), and whether a
@@ -95,14 +98,14 @@ export class RedrawAttempt {
     private readonly ref: string,
   ) {}
 
-  /** A message's write failed: the code to report ('ratelimited', Slack's error, or the error). */
+  /** A message's write failed: the code to report ('ratelimited', Slack's error code, or OUR_FAILURE). */
   failed(error: unknown, what: string): string {
     if (error instanceof SlackRateLimited) {
       this.rateLimited(error);
       return 'ratelimited';
     }
     this.log.warn({ ...this.context, err: error }, `could not write the ${what} of ${this.ref} to Slack`);
-    return error instanceof SlackRefused ? error.code : String(error);
+    return error instanceof SlackRefused ? error.code : OUR_FAILURE;
   }
 
   /** A lookup or DM failed in a way another try may fix. */
@@ -424,11 +427,46 @@ export interface DmRound {
   audit(trx: Queryable, userId: string, channel: string): Promise<void>;
 }
 
+/** One DM's bookkeeping in Postgres, which sendOneDm calls in order. */
+export interface DmSteps {
+  /** Takes the DM for this process; false when another process sends it or sent it. */
+  claim(): Promise<boolean>;
+  render(): SlackMessage;
+  /** Records it sent, with its audit event. */
+  record(channel: string): Promise<void>;
+  /** Gives the claim up after a failure, so a later try sends it. */
+  release(): Promise<void>;
+}
+
 /**
- * DMs each recipient nobody has DMed yet, each claimed when its DM channel's turn comes (as a
- * message's post is: a claim held through a long wait in the queue would go stale and let another
- * process send the same DM). True when every recipient has had theirs (another process may still
- * be sending some: it finishes the job).
+ * Sends one DM, claimed when its DM channel's turn comes (as a message's post is: a claim held
+ * through a long wait in the queue would go stale and let another process send the same DM). A
+ * failure releases the claim, or gives the turn back when nothing was claimed, and is rethrown.
+ */
+export async function sendOneDm(
+  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage'>,
+  lookups: SlackLookups,
+  userId: string,
+  steps: DmSteps,
+): Promise<void> {
+  const channel = await lookups.openDm(userId);
+  await gateway.postSlot(channel);
+  let claimed = false;
+  try {
+    claimed = await steps.claim();
+    if (!claimed) return void gateway.returnPostSlot(channel);
+    await gateway.postMessage({ channel, ...steps.render() }, { slotTaken: true });
+    await steps.record(channel);
+  } catch (error) {
+    if (claimed) await steps.release();
+    else gateway.returnPostSlot(channel);
+    throw error;
+  }
+}
+
+/**
+ * DMs each recipient nobody has DMed yet (sendOneDm). True when every recipient has had theirs
+ * (another process may still be sending some: it finishes the job).
  */
 export async function sendDms(
   db: Db,
@@ -440,26 +478,19 @@ export async function sendDms(
   if (round.recipients.length === 0) return true;
   let failed = false;
   for (const userId of await dmsToSend(db, round.ledger, round.recipients)) {
-    let slot: string | null = null;
-    let claimed = false;
     try {
-      const channel = await lookups.openDm(userId);
-      await gateway.postSlot(channel);
-      slot = channel;
-      claimed = (await claimDms(db, round.ledger, [userId])).length > 0;
-      if (!claimed) {
-        gateway.returnPostSlot(channel);
-        continue;
-      }
-      await gateway.postMessage({ channel, ...round.render(userId) }, { slotTaken: true });
-      await db.transaction(async (trx) => {
-        await recordDmSent(trx, round.ledger, userId, channel);
-        await round.audit(trx, userId, channel);
+      await sendOneDm(gateway, lookups, userId, {
+        claim: async () => (await claimDms(db, round.ledger, [userId])).length > 0,
+        render: () => round.render(userId),
+        record: (channel) =>
+          db.transaction(async (trx) => {
+            await recordDmSent(trx, round.ledger, userId, channel);
+            await round.audit(trx, userId, channel);
+          }),
+        release: () => releaseDm(db, round.ledger, userId),
       });
     } catch (error) {
       failed = true;
-      if (claimed) await releaseDm(db, round.ledger, userId);
-      else if (slot !== null) gateway.returnPostSlot(slot);
       attempt.failedExtra(error, `DM ${userId}`);
     }
   }

@@ -16,7 +16,7 @@ import type { ScheduleQueries } from '../service/scheduleQueries.js';
 import { reviewScriptKey } from '../store/schedules.js';
 import { SlackRateLimited, SlackRefused, type SlackGateway } from './gateway.js';
 import type { HomePublisher } from './home.js';
-import type { SlackLookups } from './taskMessages.js';
+import { sendOneDm, type SlackLookups } from './messageSync.js';
 import { postWholeScript } from './wholeScript.js';
 import {
   readButtonValue,
@@ -311,25 +311,16 @@ export class ScheduleSlack {
         if (!(error instanceof SlackRefused)) this.deps.log.warn({ err: error, scheduleId: schedule.id }, 'no permalink for a schedule review request');
       }
       for (const userId of toSend) {
-        let slot: string | null = null;
-        let claimed = false;
+        const groups = policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name);
         try {
-          const channel = await lookups.openDm(userId);
-          // Claimed when the DM channel's turn comes, as a message's post is (see showMessage).
-          await gateway.postSlot(channel);
-          slot = channel;
-          claimed = (await schedules.claimReviewDms(schedule, [userId])).length > 0;
-          if (!claimed) {
-            gateway.returnPostSlot(channel);
-            continue;
-          }
-          const groups = policy.groups.filter((group) => group.dm && group.users.includes(userId)).map((group) => group.name);
-          await gateway.postMessage({ channel, ...renderScheduleReviewDm(schedule, groups, permalink) }, { slotTaken: true });
-          await schedules.recordReviewDm(schedule, userId, channel);
+          await sendOneDm(gateway, lookups, userId, {
+            claim: async () => (await schedules.claimReviewDms(schedule, [userId])).length > 0,
+            render: () => renderScheduleReviewDm(schedule, groups, permalink),
+            record: (channel) => schedules.recordReviewDm(schedule, userId, channel),
+            release: () => schedules.releaseReviewDm(schedule, userId),
+          });
         } catch (error) {
           failed ??= error;
-          if (claimed) await schedules.releaseReviewDm(schedule, userId);
-          else if (slot !== null) gateway.returnPostSlot(slot);
           this.deps.log.warn({ err: error, scheduleId: schedule.id, user: userId }, `could not DM ${userId} about the review of ${scheduleRef(schedule.id)}`);
         }
       }

@@ -4,7 +4,7 @@ import type { CatchUpMode, NotifyMode, OverlapMode, Schedule, ScheduleStatus } f
 import type { ReviewDecision, Verdict } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Queryable } from './db.js';
-import { allDmsSent } from './slackMessages.js';
+import { allDmsSent, type DmLedger } from './slackMessages.js';
 
 export interface ScheduleRow {
   id: number | string;
@@ -124,9 +124,14 @@ export async function unfinishedRuns(db: Queryable, scheduleId: number): Promise
 
 // ---------------------------------------------------------------- review DMs
 
+/** Where a schedule's review DMs of one round are kept (an edit starts a new round, DMed again). */
+export function scheduleReviewLedger(scheduleId: number, round: number): DmLedger {
+  return { table: 'schedule_review_dms', key: { schedule_id: scheduleId, review_round: round } };
+}
+
 /** Marks the round's DMs done once every recipient has had theirs; true when they all have. */
 export async function finishScheduleDms(db: Queryable, scheduleId: number, round: number, users: readonly string[]): Promise<boolean> {
-  if (!(await allDmsSent(db, { table: 'schedule_review_dms', key: { schedule_id: scheduleId, review_round: round } }, users))) return false;
+  if (!(await allDmsSent(db, scheduleReviewLedger(scheduleId, round), users))) return false;
   await db('schedules').where({ id: scheduleId, review_round: round }).update({ review_dms_round: round });
   return true;
 }
