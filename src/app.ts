@@ -36,6 +36,7 @@ import { hooksRouter } from './http/hooks.js';
 import { createDb, type Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
 import { registerListeners } from './slack/listeners.js';
+import { ListenerTable } from './slack/listenerTable.js';
 import { WorkspaceGuard } from './slack/workspaceGuard.js';
 import { registerWorkflowStep, webApiCompleter } from './slack/workflowStep.js';
 import { WorkflowSteps } from './service/workflowSteps.js';
@@ -345,11 +346,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       queries: scheduleQueries,
       home,
     });
-    scheduleSlack.register(bolt);
+    // Every button and form through one Bolt listener each (listenerTable.ts says why).
+    const listeners = new ListenerTable(bolt);
+    scheduleSlack.register(listeners);
     schedulePoster = scheduleSlack.poster();
     scheduleSlack.startReconcile(options.slackReconcileMs ?? 15_000);
     scheduleViews = scheduleSlack;
-    registerListeners(bolt, {
+    registerListeners(listeners, {
       service,
       messages,
       log,

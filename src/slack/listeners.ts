@@ -2,7 +2,7 @@
  * Bolt listeners: the Slack surface of the use cases. Each acknowledges within Slack's 3 s,
  * answers refusals ephemerally (changing nothing), and leaves redrawing cards to the bus.
  */
-import type { App, BlockButtonAction, RespondArguments } from '@slack/bolt';
+import type { BlockButtonAction, RespondArguments } from '@slack/bolt';
 import { HELP_TEXT, parseTaskCommand, RUN_USAGE } from '../domain/command.js';
 import { taskRef, type Task } from '../domain/task.js';
 import type { Logger } from '../log.js';
@@ -24,6 +24,7 @@ import type { ScheduleSlack } from './schedules.js';
 import type { RunService } from '../service/runs.js';
 import { registerRunListeners } from './runs/runListeners.js';
 import { againSourceKey } from './againKey.js';
+import type { ListenerTable } from './listenerTable.js';
 
 export interface ListenerDeps {
   service: TaskService;
@@ -41,14 +42,15 @@ export interface ListenerDeps {
   runs?: RunService | null;
 }
 
-export function registerListeners(app: App, deps: ListenerDeps): void {
+export function registerListeners(table: ListenerTable, deps: ListenerDeps): void {
+  const { app } = table;
   const { service, messages, log } = deps;
 
   const { commands, home } = deps;
   const formDeps = { config: commands.config, service, log, resolvedPolicy: commands.resolvedPolicy };
   const recipeDeps = deps.recipes ? { recipes: deps.recipes, log } : null;
-  if (deps.runbooks) registerRunbookForm(app, deps.runbooks);
-  if (deps.runs) registerRunListeners(app, { runs: deps.runs, access: commands.access, log, home });
+  if (deps.runbooks) registerRunbookForm(table, deps.runbooks);
+  if (deps.runs) registerRunListeners(table, { runs: deps.runs, access: commands.access, log, home });
 
   app.command('/task', async ({ command, ack, respond }) => {
     if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
@@ -129,7 +131,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     actionId: string,
     handle: (taskId: number, userId: string, body: BlockButtonAction, respond: Reply, drawnWith: string | null) => Promise<void>,
   ) => {
-    app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+    table.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       // `<task id>` or `<task id>:<what the button was drawn with>` (Approve: the content version).
       const value = String(action.value ?? '');
@@ -214,7 +216,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     );
   });
 
-  app.action<BlockButtonAction>(ACTION.homeNew, async ({ ack, body }) => {
+  table.action<BlockButtonAction>(ACTION.homeNew, async ({ ack, body }) => {
     await ack();
     try {
       await openTaskForm(app, formDeps, body.trigger_id, body.user.id, { channel: null, resubmitOf: null });
@@ -223,7 +225,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     }
   });
 
-  app.view(TASK_MODAL_CALLBACK, async ({ ack, body, view }) => {
+  table.view(TASK_MODAL_CALLBACK, async ({ ack, body, view }) => {
     try {
       const result = await submitTaskForm(formDeps, body.user.id, view);
       if (!result.ok) {
@@ -250,7 +252,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
     }
   });
 
-  app.view(REJECT_MODAL_CALLBACK, async ({ ack, body, view }) => {
+  table.view(REJECT_MODAL_CALLBACK, async ({ ack, body, view }) => {
     const taskId = Number((JSON.parse(view.private_metadata || '{}') as { taskId?: unknown }).taskId);
     const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
     try {

@@ -8,6 +8,7 @@
  * a task (its card is its run's card); any other runbook starts a run.
  */
 import type { App, BlockButtonAction, ViewOutput } from '@slack/bolt';
+import type { ListenerTable } from './listenerTable.js';
 import type * as types from '@slack/types';
 import { describeArguments } from '../domain/recipe.js';
 import type { ReviewPolicy } from '../domain/review.js';
@@ -131,21 +132,21 @@ async function startedModal(deps: RunbookFormDeps, started: Extract<RunbookStart
 }
 
 /** The form's submit (field errors, or the "started" view) and the Start buttons of App Home. */
-export function registerRunbookForm(app: App, deps: RunbookFormDeps): void {
+export function registerRunbookForm(table: ListenerTable, deps: RunbookFormDeps): void {
   // Home's link buttons (a run's card, its review request) open in the browser; Slack still sends the click.
-  app.action(new RegExp(`^${HOME_LINK_ACTION}`), async ({ ack }) => {
+  table.action(new RegExp(`^${HOME_LINK_ACTION}`), async ({ ack }) => {
     await ack();
   });
-  app.action<BlockButtonAction>(RUN_ACTION.start, async ({ ack, body, action }) => {
+  table.action<BlockButtonAction>(RUN_ACTION.start, async ({ ack, body, action }) => {
     await ack();
     const reference = String(action.value ?? '');
     try {
-      await openRunbookForm(app, deps, body.trigger_id, reference, { reference, channel: null });
+      await openRunbookForm(table.app, deps, body.trigger_id, reference, { reference, channel: null });
     } catch (error) {
       deps.log.error({ err: error, user: body.user.id, reference }, 'opening a runbook form from Home failed');
     }
   });
-  app.view(RUNBOOK_MODAL_CALLBACK, async ({ ack, body, view }) => {
+  table.view(RUNBOOK_MODAL_CALLBACK, async ({ ack, body, view }) => {
     try {
       const result = await submitRunbookForm(deps, body.user.id, view);
       if (!result.ok) {

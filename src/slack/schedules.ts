@@ -5,7 +5,8 @@
  * `dm: true` groups (once per reviewer and review round, whatever the number of processes), and
  * the poster of each firing's result.
  */
-import type { AckFn, App, BlockButtonAction, RespondArguments, RespondFn, SlashCommand } from '@slack/bolt';
+import type { AckFn, BlockButtonAction, RespondArguments, RespondFn, SlashCommand } from '@slack/bolt';
+import type { ListenerTable } from './listenerTable.js';
 import { dmRecipients } from '../domain/review.js';
 import { SCHEDULE_HELP, scheduleRef, type Schedule, type ScheduleCommand } from '../domain/schedule.js';
 import type { Logger } from '../log.js';
@@ -180,12 +181,13 @@ export class ScheduleSlack {
   }
 
   /** Registers the review buttons and the reject modal (an optional reason). */
-  register(app: App): void {
+  register(table: ListenerTable): void {
+    const { app } = table;
     const onButton = (
       actionId: string,
       handle: (id: number, version: string | null, userId: string, triggerId: string) => Promise<{ ok: boolean; message?: string }>,
     ) => {
-      app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+      table.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
         await ack();
         const value = readButtonValue(action.value ?? '');
         if (!value) return;
@@ -210,7 +212,7 @@ export class ScheduleSlack {
       await app.client.views.open({ trigger_id: triggerId, view: renderScheduleRejectModal(id) });
       return { ok: true };
     });
-    app.view(SCHEDULE_REJECT_CALLBACK, async ({ ack, body, view }) => {
+    table.view(SCHEDULE_REJECT_CALLBACK, async ({ ack, body, view }) => {
       const id = Number((JSON.parse(view.private_metadata || '{}') as { scheduleId?: unknown }).scheduleId);
       const reason = view.state.values[SCHEDULE_REASON_BLOCK]?.[SCHEDULE_REASON_INPUT]?.value?.trim() || null;
       try {

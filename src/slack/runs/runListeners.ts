@@ -6,7 +6,8 @@
  * a refusal ephemerally (changing nothing), and leaves redrawing to the bus ('run-changed').
  * Buttons on App Home (RUN_ACTION ids too) answer at the top of Home instead.
  */
-import type { App, BlockButtonAction, RespondArguments } from '@slack/bolt';
+import type { BlockButtonAction, RespondArguments } from '@slack/bolt';
+import type { ListenerTable } from '../listenerTable.js';
 import { runAccessSubject, runRef } from '../../domain/run.js';
 import type { Access } from '../../service/access.js';
 import { RUN_CHANGED_SINCE_DRAWN, type RunService } from '../../service/runs.js';
@@ -39,7 +40,8 @@ function parseValue(value: string): { runId: number; rest: string | null } | nul
   return { runId, rest: colon === -1 ? null : value.slice(colon + 1) };
 }
 
-export function registerRunListeners(app: App, deps: RunListenerDeps): void {
+export function registerRunListeners(table: ListenerTable, deps: RunListenerDeps): void {
+  const { app } = table;
   const { runs, access, log, home } = deps;
 
   /**
@@ -58,7 +60,7 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     actionId: string,
     handle: (runId: number, rest: string | null, userId: string, body: BlockButtonAction, reply: Reply) => Promise<unknown>,
   ) => {
-    app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+    table.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
       const parsed = parseValue(String(action.value ?? ''));
       if (!parsed) return;
@@ -184,7 +186,7 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     callbackId: string,
     decide: (metadata: Record<string, unknown>, userId: string, reason: string | null) => Promise<{ ok: true } | { ok: false; message: string }>,
   ) => {
-    app.view(callbackId, async ({ ack, body, view }) => {
+    table.view(callbackId, async ({ ack, body, view }) => {
       const metadata = JSON.parse(view.private_metadata || '{}') as Record<string, unknown>;
       const reason = view.state.values[REJECT_REASON_BLOCK]?.[REJECT_REASON_INPUT]?.value?.trim() || null;
       try {
@@ -205,7 +207,7 @@ export function registerRunListeners(app: App, deps: RunListenerDeps): void {
     runs.decideStep(Number(metadata.runId), String(metadata.stepId ?? ''), userId, 'reject', reason),
   );
 
-  app.view(RUN_INPUT_CALLBACK, async ({ ack, body, view }) => {
+  table.view(RUN_INPUT_CALLBACK, async ({ ack, body, view }) => {
     const metadata = readInputMetadata(view.private_metadata);
     if (!metadata) return void (await ack());
     // Errors that are about no field go on the form's first field (every input form has one).

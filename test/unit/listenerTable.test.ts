@@ -1,0 +1,107 @@
+/**
+ * ListenerTable behind a real Bolt app (ExpressReceiver, as countersign serves it), driven by
+ * signed requests: each click and form reaches exactly its handler, through one Bolt listener
+ * each, and what nobody handles stays unacknowledged as Bolt leaves it.
+ */
+import { App, ExpressReceiver, LogLevel, type BlockButtonAction } from '@slack/bolt';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListenerTable } from '../../src/slack/listenerTable.js';
+import { startFakeSlack, type FakeSlack, type FakeView } from '../support/fakeSlack.js';
+import { SlackDriver } from '../support/slackDriver.js';
+
+const TOKEN = 'xoxb-table';
+const SECRET = 'table-signing-secret';
+
+let fake: FakeSlack;
+let app: App;
+let table: ListenerTable;
+let server: Server;
+let driver: SlackDriver;
+const handled: string[] = [];
+
+const message = (actionIds: string[]) => ({
+  channel: 'C1',
+  ts: '1700000000.000100',
+  blocks: [{ type: 'actions', elements: actionIds.map((id) => ({ type: 'button', action_id: id, text: { type: 'plain_text', text: id }, value: `v-${id}` })) }],
+});
+const form = (callbackId: string): FakeView =>
+  ({
+    id: `V-${callbackId}`,
+    type: 'modal',
+    callback_id: callbackId,
+    private_metadata: '',
+    blocks: [],
+    hash: 'h',
+    title: { type: 'plain_text', text: 't' },
+  }) as unknown as FakeView;
+
+beforeAll(async () => {
+  fake = await startFakeSlack({ token: TOKEN });
+  const receiver = new ExpressReceiver({ signingSecret: SECRET, logLevel: LogLevel.ERROR, unhandledRequestTimeoutMillis: 300 });
+  app = new App({ token: TOKEN, receiver, logLevel: LogLevel.ERROR, clientOptions: { slackApiUrl: fake.url } });
+  table = new ListenerTable(app);
+  for (const id of ['approve', 'reject', 'run']) {
+    table.action<BlockButtonAction>(id, async ({ ack, action }) => {
+      await ack();
+      handled.push(`${id}:${action.value}`);
+    });
+  }
+  table.action(/^home_link/, async ({ ack, action }) => {
+    await ack();
+    handled.push(`link:${action.action_id}`);
+  });
+  for (const id of ['reject_form', 'input_form']) {
+    table.view(id, async ({ ack, view }) => {
+      await ack({ response_action: 'errors', errors: { field: `seen by ${id}` } });
+      handled.push(`form:${view.callback_id}`);
+    });
+  }
+  server = (await app.start({ port: 0, host: '127.0.0.1' })) as Server;
+  driver = new SlackDriver({ appUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, signingSecret: SECRET, fake });
+});
+
+afterAll(async () => {
+  await app.stop();
+  await fake.close();
+});
+
+describe('ListenerTable', () => {
+  it('gives each click to the handler of its action id, and only to it', async () => {
+    handled.length = 0;
+    const card = message(['approve', 'reject', 'run', 'home_link_7', 'nobody']);
+    expect((await driver.clickButton({ message: card, actionId: 'reject', user: 'U1' })).status).toBe(200);
+    expect((await driver.clickButton({ message: card, actionId: 'approve', user: 'U1' })).status).toBe(200);
+    expect((await driver.clickButton({ message: card, actionId: 'home_link_7', user: 'U1' })).status).toBe(200);
+    expect(handled).toEqual(['reject:v-reject', 'approve:v-approve', 'link:home_link_7']);
+  });
+
+  it('leaves a click nobody handles unacknowledged, as Bolt does', async () => {
+    handled.length = 0;
+    const answer = await driver.clickButton({ message: message(['nobody']), actionId: 'nobody', user: 'U1' });
+    // Bolt's own answer to a request no listener acknowledged (after unhandledRequestTimeoutMillis).
+    expect(answer.status).toBe(404);
+    expect(handled).toEqual([]);
+  });
+
+  it('gives each form submission to the handler of its callback id, which answers it', async () => {
+    handled.length = 0;
+    const answer = await driver.submitView({ view: form('input_form'), user: 'U1' });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ response_action: 'errors', errors: { field: 'seen by input_form' } });
+    expect(handled).toEqual(['form:input_form']);
+    expect((await driver.submitView({ view: form('unknown_form'), user: 'U1' })).status).toBe(404);
+    expect(handled).toEqual(['form:input_form']);
+  });
+
+  it('adds one Bolt listener for all the buttons and one for all the forms', () => {
+    // What the table is for: Bolt walks every listener's middleware for every request.
+    expect((app as unknown as { listeners: unknown[] }).listeners).toHaveLength(2);
+  });
+
+  it('refuses a second handler for the same action or form instead of shadowing the first', () => {
+    expect(() => table.action('approve', async () => {})).toThrow(/two handlers for the action approve/);
+    expect(() => table.view('reject_form', async () => {})).toThrow(/two handlers for the form reject_form/);
+  });
+});
