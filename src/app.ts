@@ -388,7 +388,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     schedules.onChange(
       (scheduleId) => void homes.scheduleChanged(scheduleId).catch((error) => log.warn({ err: error, scheduleId }, 'App Home refresh failed')),
     );
-    bus.on('task-changed', (taskId, channels) => cards.changed(taskId, channels));
+    bus.on('task-changed', (taskId, channels, _notified, born) => cards.changed(taskId, channels, born));
     bus.on('task-changed', (taskId) => void homes.taskChanged(taskId).catch((error) => log.warn({ err: error, taskId }, 'App Home refresh failed')));
     bus.on('run-changed', (runId) => void homes.runChanged(runId).catch((error) => log.warn({ err: error, runId }, 'App Home refresh failed')));
     cards.start();

@@ -4,6 +4,7 @@
  * delay a view but never make it wrong.
  */
 import { EventEmitter } from 'node:events';
+import type { Task } from '../domain/task.js';
 
 /** Where a task's Slack messages are: its card's channel, its review request's. */
 export interface TaskChannels {
@@ -17,8 +18,9 @@ interface BusEvents {
    * when the emitter has the row at hand: where its messages are (set at creation, never changed),
    * so a task with none is not read only to find that out. `notified`: the statement that changed
    * it told the other processes already (pg_notify on the task channel), so no NOTIFY is sent.
+   * `born`: the task was just inserted, and this is the row its insert returned (committed).
    */
-  'task-changed': [taskId: number, channels?: TaskChannels, notified?: boolean];
+  'task-changed': [taskId: number, channels?: TaskChannels, notified?: boolean, born?: Task];
   /**
    * Someone may run a task of this target in a moment (a Run that passed its checks is being
    * committed): a runner with room may open its connections now, so the claim finds them ready.

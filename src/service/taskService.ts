@@ -261,7 +261,7 @@ export class TaskService {
           });
     if (result.ok && result.created) {
       // Its birth statement told the other processes (insertTask).
-      this.changed(result.task, true);
+      this.changed(result.task, true, true);
       if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
     }
     return result;
@@ -539,9 +539,9 @@ export class TaskService {
     return refuse('wrong_status', `${taskRef(task.id)} is ${STATUS_WORDS[task.status]}, so it cannot ${action === 'run' ? 'be run' : 'be killed'} now.`);
   }
 
-  /** `notified`: the statement that changed it told every process's followers already. */
-  private changed(task: Task, notified = false): void {
-    this.bus.emit('task-changed', task.id, task, notified);
+  /** `notified`: the statement that changed it told every process's followers already. `born`: it inserted the task. */
+  private changed(task: Task, notified = false, born = false): void {
+    this.bus.emit('task-changed', task.id, task, notified, born ? task : undefined);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);
   }
 }

@@ -19,7 +19,7 @@ import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { readTaskView, type TaskLinks } from '../store/taskView.js';
+import { bornTaskView, readTaskView, type TaskLinks } from '../store/taskView.js';
 import { bumpViewVersion } from '../store/tasks.js';
 import {
   claimDms as claimLedgerDms,
@@ -71,6 +71,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
   private readonly reviewers: Reviewers;
   /** Targets with a `dm: true` review group. */
   private readonly dmTargets: string[];
+  /** New tasks whose first redraw has not started: their view is the row they were born with. */
+  private readonly births = new Map<number, Task>();
 
   constructor(
     private readonly db: Db,
@@ -86,10 +88,14 @@ export class TaskMessages extends MessageViews<SyncReport> {
 
   /**
    * A task changed: redraw its messages. `channels`, when the emitter had the row at hand, spares
-   * a task with no messages the read that would only find that out.
+   * a task with no messages the read that would only find that out. `born`: the row its insert
+   * returned, which its first redraw draws without reading it back.
    */
-  changed(taskId: number, channels?: TaskChannels): void {
+  changed(taskId: number, channels?: TaskChannels, born?: Task): void {
     if (channels && !hasMessages(channels)) return;
+    // Any later change (a claim, a review) drops it: only the read can say what that did.
+    if (born) this.births.set(taskId, born);
+    else this.births.delete(taskId);
     // After the current turn: the change's caller (a command's ack, a button's) answers first.
     void this.queue.sync(taskId, true).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
   }
@@ -104,8 +110,10 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const report: SyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
+    const born = this.births.get(taskId);
+    this.births.delete(taskId);
     if (this.queue.stopped) return done();
-    const read = await readTaskView(this.db, taskId);
+    const read = born ? bornTaskView(born) : await readTaskView(this.db, taskId);
     if (!read || !hasMessages(read.view.task)) return done();
     const { view } = read;
     const { task } = view;

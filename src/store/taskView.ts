@@ -28,6 +28,15 @@ export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskV
 }
 
 /**
+ * What readTaskView answers for a task its insert has just returned: no decisions, no run, no
+ * links yet. A new task's first redraw draws this instead of reading it back (a statement per
+ * `/task run` and per task born with a card); test/e2e/birth-view.test.ts holds the two equal.
+ */
+export function bornTaskView(task: Task): { view: TaskView; links: TaskLinks } {
+  return { view: { task, decisions: [], execution: null }, links: { cardPermalink: null, reviewPermalink: null, reviewDmsSent: false } };
+}
+
+/**
  * The task, its decisions, its latest run with its steps, and its messages' links, in one
  * statement: every redraw of a card reads this, and four round trips (each a query for Postgres
  * to plan and a write for the process) became one.
