@@ -575,34 +575,37 @@ async function benchThroughput(): Promise<void> {
     `  raw ssh2 exec true: 1 host ${raw1.toFixed(0)}/s, 10 hosts ${raw10.toFixed(0)}/s; countersign's remote wrapper alone: 1 host ${raw1Wrapper.toFixed(0)}/s, 10 hosts ${raw10Wrapper.toFixed(0)}/s`,
   );
 
+  // countersign and graphile-worker take turns shape by shape, both running throughout: this
+  // machine's speed drifts by a fifth over minutes, and the two systems measured minutes apart
+  // compared the drift as much as the systems.
   const ours: Record<string, { perSecond: number; failed: number; cpu: CpuPerItem }> = {};
-  const apps: AppChild[] = [];
-  for (const processes of [1, 2]) {
-    apps.push(await startCountersign(null));
-    await tasksPerSecond(tenTargets, 40 * processes); // connections open, code warm
-    ours[`1x${processes}`] = await tasksPerSecond(oneTarget, n1);
-    ours[`10x${processes}`] = await tasksPerSecond(tenTargets, n10);
-    console.log(
-      `  countersign, ${processes} process(es): 1 host ${ours[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${ours[`10x${processes}`]!.perSecond.toFixed(0)}/s (load ${load()})`,
-    );
-  }
-  for (const app of apps) await app.stop();
-
   const graphile: Record<string, number> = {};
   // The same remote work as a countersign run: the wrapper, a fresh token, stdin, the script.
   const graphileWrapper: Record<string, { perSecond: number; cpu: CpuPerItem }> = {};
+  const apps: AppChild[] = [];
   const workers: Array<Child<{ pid: number }>> = [];
   for (const processes of [1, 2]) {
+    apps.push(await startCountersign(null));
     workers.push(await startChild('graphile.ts', { databaseUrl, hosts: tenHosts.map((ssh) => rawHost(ssh)) }));
+    // Connections open, code warm.
+    await tasksPerSecond(tenTargets, 40 * processes);
     await graphileJobsPerSecond(10, 40 * processes);
-    graphile[`1x${processes}`] = (await graphileJobsPerSecond(1, n1)).perSecond;
-    graphile[`10x${processes}`] = (await graphileJobsPerSecond(10, n10)).perSecond;
-    graphileWrapper[`1x${processes}`] = await graphileJobsPerSecond(1, n1, 'ssh_wrapper');
-    graphileWrapper[`10x${processes}`] = await graphileJobsPerSecond(10, n10, 'ssh_wrapper');
+    for (const [hosts, targets, count] of [
+      [1, oneTarget, n1],
+      [10, tenTargets, n10],
+    ] as const) {
+      const key = `${hosts}x${processes}`;
+      ours[key] = await tasksPerSecond(targets, count);
+      graphileWrapper[key] = await graphileJobsPerSecond(hosts, count, 'ssh_wrapper');
+      graphile[key] = (await graphileJobsPerSecond(hosts, count)).perSecond;
+    }
     console.log(
-      `  graphile-worker, ${processes} process(es): exec true: 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s; countersign's wrapper: 1 host ${graphileWrapper[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${graphileWrapper[`10x${processes}`]!.perSecond.toFixed(0)}/s (load ${load()})`,
+      `  ${processes} process(es) each: countersign 1 host ${ours[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${ours[`10x${processes}`]!.perSecond.toFixed(0)}/s; ` +
+        `graphile-worker with the wrapper 1 host ${graphileWrapper[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${graphileWrapper[`10x${processes}`]!.perSecond.toFixed(0)}/s, ` +
+        `exec true 1 host ${graphile[`1x${processes}`]!.toFixed(0)}/s, 10 hosts ${graphile[`10x${processes}`]!.toFixed(0)}/s (load ${load()})`,
     );
   }
+  for (const app of apps) await app.stop();
   for (const worker of workers) await worker.stop();
 
   for (const [hosts, raw, rawWrapper] of [
