@@ -316,6 +316,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
       // Workflow steps complete with the bot token, later and maybe elsewhere (src/slack/workflowStep.ts).
       attachFunctionToken: false,
+      // Bolt's conversation store is unused here, and on every request it looked the channel up and
+      // rejected with a new Error ("Conversation not found"): about a third of Bolt's CPU per request.
+      convoStore: false,
     });
     // First in line: requests from any workspace but ours reach no listener.
     const workspace = new WorkspaceGuard({
