@@ -1,6 +1,6 @@
 /**
  * The floors for acknowledgements: a bare Bolt app of the version countersign uses, with the same
- * receiver (ExpressReceiver on /slack/events), acking `/task` at once. Offline, Bolt needs an
+ * receiver (ExpressReceiver on /slack/events) and options, acking `/task` at once. Offline, Bolt needs an
  * `authorize` function (with `token` alone it calls auth.test first).
  *
  * Given `databaseUrl`, it first stores the command with one plain INSERT (committed, as every
@@ -13,7 +13,8 @@ import pg from 'pg';
 import { serve } from './serve.mjs';
 
 const { signingSecret, databaseUrl } = JSON.parse(process.argv[2] ?? '{}') as { signingSecret: string; databaseUrl?: string };
-const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10 }) : null;
+// Idle connections kept as long as knex keeps countersign's (30 s): the other sides' blocks run between this one's.
+const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10, idleTimeoutMillis: 30_000 }) : null;
 await pool?.query(
   `CREATE TABLE IF NOT EXISTS bench_bolt_commands (
      id bigserial PRIMARY KEY, author text NOT NULL, channel text NOT NULL, text text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
@@ -23,6 +24,8 @@ const app = new App({
   receiver,
   logLevel: LogLevel.ERROR,
   authorize: async () => ({ botToken: 'xoxb-bare', botId: 'BBARE', botUserId: 'UBARE' }),
+  // As countersign runs Bolt: its conversation store is off there too.
+  convoStore: false,
 });
 app.command('/task', async ({ ack, command }) => {
   if (!pool) return void (await ack({ response_type: 'ephemeral', text: 'ok' }));
