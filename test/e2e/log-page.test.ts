@@ -4,7 +4,7 @@
  * status appears without a reload, and output cannot become markup. Access: a signed link (an
  * expired or tampered one gets a 403 page saying which) or an API token.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
@@ -16,7 +16,18 @@ const CHROMIUM = '/usr/bin/chromium';
 /** Prints a line, waits, then prints a red one: the page must show the second without a reload. */
 /** The tasks' message: markup the page must show as text. */
 const MESSAGE = 'look <here> & there';
-const LIVE_SCRIPT = ['echo first-line', `echo '<script>window.pwned = 1</script>'`, 'sleep 2', `printf '\\033[31mred-line\\033[0m\\n'`, 'exit 0'].join('\n');
+/**
+ * Prints its first lines, then waits for the test to create `gate` (at most 20 s) before the red
+ * line: a fixed sleep let a slow page load on a busy machine find the red line already there.
+ */
+const liveScript = (gate: string) =>
+  [
+    'echo first-line',
+    `echo '<script>window.pwned = 1</script>'`,
+    `i=0; while [ ! -e '${gate}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done`,
+    `printf '\\033[31mred-line\\033[0m\\n'`,
+    'exit 0',
+  ].join('\n');
 
 /** Reads an event stream until `until` matches what arrived (or the server closes it). */
 async function readStream(response: Response, until: RegExp, timeoutMs = 10_000): Promise<string> {
@@ -57,7 +68,8 @@ describe('the task page (log_url)', () => {
     );
 
   it('follows a running task live: first line, new output without a reload, ANSI colour, final status', async () => {
-    liveTask = await h.serviceTask(LIVE_SCRIPT, { message: MESSAGE });
+    const gate = `${h.scratchDir()}/go`;
+    liveTask = await h.serviceTask(liveScript(gate), { message: MESSAGE });
     await waitFor(async () => (await storedOutput(liveTask)).includes('first-line'), 10_000, 'the first line to be stored');
 
     const page = await browser.newPage();
@@ -78,6 +90,7 @@ describe('the task page (log_url)', () => {
     expect(await output.textContent()).not.toContain('red-line');
     expect(await page.locator('#status').textContent()).toBe('running');
     await page.evaluate(() => Object.assign(globalThis, { sameDocument: true }));
+    writeFileSync(gate, '');
 
     const red = page.locator('#output span.ansi-red-fg', { hasText: 'red-line' });
     await red.waitFor({ timeout: 10_000 });
