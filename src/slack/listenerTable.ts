@@ -34,14 +34,23 @@ export class ListenerTable {
     });
   }
 
-  /** A block action's handler, by its action_id or a pattern of it; an id is handled by one handler only. */
+  /**
+   * A block action's handler, by its action_id or a pattern of it. An id is handled by one
+   * handler only: where Bolt ran every listener that matched, a second one would be dropped
+   * silently here, so registering one throws instead (an exact id a pattern also matches, too).
+   */
   action<A extends BlockAction = BlockAction>(id: string | RegExp, handler: ActionHandler<A>): void {
     const erased = handler as unknown as ActionHandler;
     if (typeof id !== 'string') {
+      // test() on a global or sticky pattern moves its lastIndex: the next click would be judged from there.
+      if (id.global || id.sticky) throw new Error(`the action pattern ${id} must not be global or sticky`);
+      const taken = [...this.actions.keys()].find((known) => id.test(known));
+      if (taken !== undefined) throw new Error(`two handlers for the action ${taken}`);
       this.actionPatterns.push([id, erased]);
       return;
     }
-    if (this.actions.has(id)) throw new Error(`two handlers for the action ${id}`);
+    const pattern = this.actionPatterns.find(([known]) => known.test(id))?.[0];
+    if (this.actions.has(id) || pattern) throw new Error(`two handlers for the action ${id}${pattern ? ` (${pattern} matches it)` : ''}`);
     this.actions.set(id, erased);
   }
 

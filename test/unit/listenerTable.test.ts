@@ -103,5 +103,9 @@ describe('ListenerTable', () => {
   it('refuses a second handler for the same action or form instead of shadowing the first', () => {
     expect(() => table.action('approve', async () => {})).toThrow(/two handlers for the action approve/);
     expect(() => table.view('reject_form', async () => {})).toThrow(/two handlers for the form reject_form/);
+    // An exact id a pattern already takes, a pattern taking a known id, a pattern whose test() keeps state.
+    expect(() => table.action('home_link_9', async () => {})).toThrow(/two handlers for the action home_link_9/);
+    expect(() => table.action(/^app/, async () => {})).toThrow(/two handlers for the action approve/);
+    expect(() => table.action(/^other/g, async () => {})).toThrow(/must not be global or sticky/);
   });
 });
