@@ -4,30 +4,12 @@
  * one is stored as a success. One host with OpenSSH's default MaxSessions (10: 9 runs at once)
  * and one allowing 40.
  */
-import { CHANNEL_READY } from '../src/store/notify.js';
+import { insertReadyTasks } from './readyTasks.js';
 import { startBenchEnv, type BenchEnv } from './env.js';
 
 export async function benchThroughput(env: BenchEnv, target: string, tasks = 400): Promise<void> {
   const started = performance.now();
-  const ids = await env.db.transaction(async (trx) => {
-    const rows = await trx('tasks')
-      .insert(
-        Array.from({ length: tasks }, () => ({
-          status: 'ready',
-          author: 'UAUTHOR',
-          target,
-          type: 'sh',
-          script: 'true',
-          source: 'api',
-          content_version: '0'.repeat(64),
-        })),
-      )
-      .returning('id');
-    const ids = rows.map((row: { id: number }) => row.id);
-    // One NOTIFY per task, in one statement (a round trip each cost the bench 0.2-0.4 s per 1,500).
-    await trx.raw('SELECT count(pg_notify(?, id::text)) FROM unnest(?::bigint[]) AS id', [CHANNEL_READY, ids]);
-    return ids;
-  });
+  const ids = await insertReadyTasks(env.db, [target], tasks);
   for (;;) {
     const [row] = await env.db('tasks').whereIn('id', ids).whereIn('status', ['success', 'failure']).count<{ count: string }[]>('* as count');
     if (Number(row?.count) >= tasks) break;

@@ -20,12 +20,12 @@ import { encodeStdin, newRunToken, remoteCommand } from '../../src/exec/remoteCo
 import { createDb, prepared, type Db } from '../../src/store/db.js';
 import { startEmbeddedPostgres } from '../../src/store/embeddedPostgres.js';
 import { migrate } from '../../src/store/migrate.js';
-import { CHANNEL_READY } from '../../src/store/notify.js';
 import { startFakeSlack, type FakeSlack } from '../../test/support/fakeSlack.js';
 import { SlackDriver } from '../../test/support/slackDriver.js';
 import { startSshd, type SshServer } from '../../test/support/sshd.js';
 import { machineBusySeconds, processCpu } from '../cpu.js';
 import { percentiles } from '../env.js';
+import { insertReadyTasks } from '../readyTasks.js';
 import { startChild, type Child } from './child.js';
 import { connect, exec, execOutput, fanOut, refusedOpens, type RawHost } from './rawSsh.js';
 
@@ -184,33 +184,6 @@ async function versions(): Promise<Record<string, string>> {
 
 // ---------------------------------------------------------------- helpers on tasks
 
-/** Inserts `count` ready tasks round-robin over `targets` in one transaction, one NOTIFY each (as approvals make them). */
-async function insertReady(targets: readonly string[], count: number, script: string): Promise<number[]> {
-  return db.transaction(async (trx) => {
-    const rowsIn = Array.from({ length: count }, (_, i) => ({
-      status: 'ready',
-      author: 'UAUTHOR',
-      target: targets[i % targets.length]!,
-      type: 'sh',
-      script,
-      source: 'api',
-      content_version: '0'.repeat(64),
-    }));
-    const ids: number[] = [];
-    for (let i = 0; i < rowsIn.length; i += 1000) {
-      const inserted = await trx('tasks')
-        .insert(rowsIn.slice(i, i + 1000))
-        .returning('id');
-      ids.push(...inserted.map((r: { id: number }) => r.id));
-    }
-    // One NOTIFY per task, as a task made ready by countersign sends, but in one statement, as
-    // graphile-worker's add_job over generate_series is one: a round trip per task here cost the
-    // bench 0.2-0.4 s before the clock's first claim, charged to countersign.
-    await trx.raw('SELECT count(pg_notify(?, id::text)) FROM unnest(?::bigint[]) AS id', [CHANNEL_READY, ids]);
-    return ids;
-  });
-}
-
 async function waitAllDone(ids: readonly number[], timeoutMs: number): Promise<{ failed: number }> {
   const deadline = Date.now() + timeoutMs;
   const from = Math.min(...ids);
@@ -254,7 +227,7 @@ const cpuText = (cpu: CpuPerItem) => `${cpu.machineMs.toFixed(2)} ms (Postgres $
 async function tasksPerSecond(targets: readonly string[], count: number): Promise<{ perSecond: number; failed: number; cpu: CpuPerItem }> {
   return withCpu(count, async () => {
     const started = performance.now();
-    const ids = await insertReady(targets, count, 'true');
+    const ids = await insertReadyTasks(db, targets, count, 'true');
     const { failed } = await waitAllDone(ids, 600_000);
     return { perSecond: count / ((performance.now() - started) / 1000), failed };
   });
@@ -682,7 +655,7 @@ async function benchBigOutput(): Promise<void> {
   await app.request('probe-reset');
   const before = await app.request<ProbeStats>('probe-stats');
   const started = performance.now();
-  const [id] = await insertReady(['h01'], 1, `yes "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq" | head -c ${bytes}`);
+  const [id] = await insertReadyTasks(db, ['h01'], 1, `yes "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq" | head -c ${bytes}`);
   const { failed } = await waitAllDone([id!], 900_000);
   const seconds = (performance.now() - started) / 1000;
   const after = await app.request<ProbeStats>('probe-stats');
@@ -775,7 +748,7 @@ async function benchThousand(): Promise<void> {
   const sleepS = QUICK ? 10 : 20;
   await app.request('probe-reset');
   const started = performance.now();
-  const ids = await insertReady(targets, count, `sleep ${sleepS}`);
+  const ids = await insertReadyTasks(db, targets, count, `sleep ${sleepS}`);
   let allRunningAt: number | null = null;
   let peakRunning = 0;
   for (;;) {

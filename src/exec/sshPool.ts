@@ -141,6 +141,7 @@ class PooledConnection {
       // Our socket, so that a packet's pieces leave in one write (coalescedSocket.ts); ssh2 waits
       // for its 'connect' and reports its errors as it does for a socket of its own.
       const socket = connectCoalesced({ host: endpoint.address.host, port: endpoint.address.port });
+      // As ssh2 does for a socket it opens itself: each channel listens to it.
       socket.setMaxListeners(0);
       // ssh2 refuses some settings (a key it cannot parse, a host key type it does not know) by
       // throwing before it listens to the socket: closed here, or its connect error would be
