@@ -109,8 +109,10 @@ describe('a reviewed task from /task run to its output', () => {
 
     const thread = await h.fake.waitFor(
       () => {
+        // stdout and stderr may reach the thread in different writes: wait for both.
         const replies = h.fake.thread(TASKS_CHANNEL, card.ts);
-        return replies.some((m) => (m.text ?? '').includes('hello from')) ? replies : undefined;
+        const text = replies.map((m) => m.text ?? '').join('\n');
+        return text.includes('hello from') && text.includes('oops') ? replies : undefined;
       },
       10_000,
       'output in the thread',
