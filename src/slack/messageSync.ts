@@ -393,9 +393,23 @@ export async function showMessage(
 }
 
 /**
+ * Asks Slack for a message's permalink: the URL, '' when Slack refuses one (the message is gone,
+ * or Slack will not link it: asking again would not help), or null when the call failed in a way
+ * another try may fix (the attempt is marked for a retry).
+ */
+export async function lookUpPermalink(lookups: SlackLookups, slot: MessageSlot, channel: string, ts: string, attempt: RedrawAttempt): Promise<string | null> {
+  try {
+    return await lookups.permalink(channel, ts);
+  } catch (error) {
+    if (error instanceof SlackRefused) return '';
+    attempt.failedExtra(error, `get the permalink of a ${slot.kind} message`);
+    return null;
+  }
+}
+
+/**
  * Fetches and stores a message's permalink. `stored`: this call stored it (what shows it must
- * be redrawn). A refusal (the message is gone) is stored as '' and never asked again; anything
- * else is retried later.
+ * be redrawn). A refusal is stored as '' and never asked again; anything else is retried later.
  */
 export async function fetchPermalink(
   db: Queryable,
@@ -405,18 +419,11 @@ export async function fetchPermalink(
   ts: string,
   attempt: RedrawAttempt,
 ): Promise<{ url: string | null; stored: boolean }> {
-  try {
-    const url = await lookups.permalink(channel, ts);
-    return { url, stored: await storePermalink(db, slot, url) };
-  } catch (error) {
-    if (error instanceof SlackRefused) {
-      // The message is gone, or Slack will not link it: asking again would not help.
-      await storePermalink(db, slot, '');
-      return { url: '', stored: false };
-    }
-    attempt.failedExtra(error, `get the permalink of a ${slot.kind} message`);
-    return { url: null, stored: false };
-  }
+  const url = await lookUpPermalink(lookups, slot, channel, ts, attempt);
+  if (url === null) return { url, stored: false };
+  const stored = await storePermalink(db, slot, url);
+  // Nothing shows a refusal: storing it only stops the asking.
+  return { url, stored: stored && url !== '' };
 }
 
 export interface DmRound {

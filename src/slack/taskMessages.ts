@@ -13,7 +13,7 @@
  */
 import type { Config } from '../config/config.js';
 import { dmRecipients, type ReviewPolicy } from '../domain/review.js';
-import type { Task } from '../domain/task.js';
+import type { Task, TaskView } from '../domain/task.js';
 import { shortHash } from '../domain/contentVersion.js';
 import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
@@ -25,12 +25,13 @@ import {
   claimDms as claimLedgerDms,
   markReviewScriptPosted,
   releaseDm as releaseLedgerDm,
+  storeTaskPermalinks,
   rowsWithMessagesBehind,
   type DmLedger,
   type TaskMessageKind,
 } from '../store/slackMessages.js';
 import type { SlackGateway } from './gateway.js';
-import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from './messageSync.js';
+import { lookUpPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from './messageSync.js';
 import { renderReviewDm, renderReviewRequest, safePermalink } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
 import { postWholeScript } from './wholeScript.js';
@@ -71,8 +72,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
   private readonly reviewers: Reviewers;
   /** Targets with a `dm: true` review group. */
   private readonly dmTargets: string[];
-  /** New tasks whose first redraw has not started: their view is the row they were born with. */
-  private readonly births = new Map<number, Task>();
+  /**
+   * Tasks whose next redraw can draw what this process knows instead of reading the task back,
+   * because nothing else can have changed it since: a new task (the row its insert returned), and
+   * a task whose links this process just stored (the statement answered the only version bump
+   * since its last read). Any other change drops the entry: only a read can say what it did.
+   */
+  private readonly knownViews = new Map<number, { view: TaskView; links: TaskLinks }>();
 
   constructor(
     private readonly db: Db,
@@ -94,8 +100,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
   changed(taskId: number, channels?: TaskChannels, born?: Task): void {
     if (channels && !hasMessages(channels)) return;
     // Any later change (a claim, a review) drops it: only the read can say what that did.
-    if (born) this.births.set(taskId, born);
-    else this.births.delete(taskId);
+    if (born) this.knownViews.set(taskId, bornTaskView(born));
+    else this.knownViews.delete(taskId);
     // After the current turn: the change's caller (a command's ack, a button's) answers first.
     void this.queue.sync(taskId, true).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
   }
@@ -110,10 +116,10 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const report: SyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
-    const born = this.births.get(taskId);
-    this.births.delete(taskId);
+    const known = this.knownViews.get(taskId);
+    this.knownViews.delete(taskId);
     if (this.queue.stopped) return done();
-    const read = born ? bornTaskView(born) : await readTaskView(this.db, taskId);
+    const read = known ?? (await readTaskView(this.db, taskId));
     if (!read || !hasMessages(read.view.task)) return done();
     const { view } = read;
     const { task } = view;
@@ -125,6 +131,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
     const links = lookups ? read.links : null;
     let cardTs = task.cardTs;
     let reviewTs = task.reviewTs;
+    let reviewScriptPosted = task.reviewScriptPosted;
     const slot = (kind: TaskMessageKind) => ({ table: 'tasks' as const, id: taskId, kind });
 
     // The two messages live in different channels, each with its own pace: neither waits for the other.
@@ -171,7 +178,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
             script: task.script,
             version: shortHash(task.contentVersion),
           });
-          await markReviewScriptPosted(this.db, 'tasks', taskId, task.contentVersion);
+          reviewScriptPosted = await markReviewScriptPosted(this.db, 'tasks', taskId, task.contentVersion);
         }
       } catch (error) {
         report.reviewError = attempt.failed(error, 'review request');
@@ -179,52 +186,64 @@ export class TaskMessages extends MessageViews<SyncReport> {
     };
     await Promise.all([showCard(), showReview()]);
 
-    if (lookups && links) await this.linkAndNotify(task, policy, resolved?.unknown ?? [], links, lookups, cardTs, reviewTs, attempt);
+    if (lookups && links) {
+      const drawn: TaskView = { ...view, task: { ...task, cardTs, reviewTs, reviewScriptPosted } };
+      await this.linkAndNotify(drawn, policy, resolved?.unknown ?? [], links, lookups, attempt);
+    }
     return done();
   }
 
   /**
-   * After the messages are posted: fetches the permalinks not known yet (both messages are then
-   * redrawn to show it), then sends the review DMs not sent yet.
+   * After the messages are posted: fetches the permalinks not known yet and stores them in one
+   * statement (both messages are then redrawn to show them, from what this redraw drew when
+   * nothing else changed the task meanwhile), then sends the review DMs not sent yet. `drawn`:
+   * the view this redraw drew, with the messages' ts as they are now.
    */
   private async linkAndNotify(
-    task: Task,
+    drawn: TaskView,
     policy: ReviewPolicy | null,
     unknownUsergroups: readonly string[],
     links: TaskLinks,
     lookups: SlackLookups,
-    cardTs: string | null,
-    reviewTs: string | null,
     attempt: RedrawAttempt,
   ): Promise<void> {
-    let linked = false;
-    const fetchLink = async (kind: TaskMessageKind, channel: string, ts: string): Promise<void> => {
-      const fetched = await fetchPermalink(this.db, lookups, { table: 'tasks', id: task.id, kind }, channel, ts, attempt);
-      if (fetched.stored) {
-        linked = true;
-        // The card of the task this one resubmits links to this card: redraw it with the link.
-        const original = kind === 'card' ? await resubmittedFrom(this.db, task.id) : null;
-        if (original !== null) {
-          await bumpViewVersion(this.db, original);
-          void this.sync(original);
-        }
-      }
-      if (fetched.url === null) return;
-      if (kind === 'review') links.reviewPermalink = fetched.url;
-      else links.cardPermalink = fetched.url;
-    };
-    const wanted: Promise<void>[] = [];
+    const { task } = drawn;
+    const { cardTs, reviewTs } = task;
+    const lookUp = (kind: TaskMessageKind, channel: string, ts: string) =>
+      lookUpPermalink(lookups, { table: 'tasks', id: task.id, kind }, channel, ts, attempt);
     // The card's link is shown on the review request; the request's on the card and in the DMs.
-    if (links.cardPermalink === null && cardTs && task.channelId && task.reviewChannel) wanted.push(fetchLink('card', task.channelId, cardTs));
-    if (links.reviewPermalink === null && reviewTs && task.reviewChannel) wanted.push(fetchLink('review', task.reviewChannel, reviewTs));
-    await Promise.all(wanted);
-    if (linked) {
-      await bumpViewVersion(this.db, task.id);
-      attempt.redo = true;
+    const [card, review] = await Promise.all([
+      links.cardPermalink === null && cardTs && task.channelId && task.reviewChannel ? lookUp('card', task.channelId, cardTs) : null,
+      links.reviewPermalink === null && reviewTs && task.reviewChannel ? lookUp('review', task.reviewChannel, reviewTs) : null,
+    ]);
+    if (card !== null || review !== null) {
+      const stored = await storeTaskPermalinks(this.db, task.id, card, review);
+      links.cardPermalink = stored?.cardPermalink ?? links.cardPermalink ?? card;
+      links.reviewPermalink = stored?.reviewPermalink ?? links.reviewPermalink ?? review;
+      if (stored?.shown) {
+        attempt.redo = true;
+        // Our bump was the only change since the read: the redraw that shows the links needs none.
+        if (stored.viewVersion === task.viewVersion + 1)
+          this.knownViews.set(task.id, { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links });
+      }
+      // The card of the task this one resubmits links to this card: redraw it with the link.
+      const original = stored?.cardShown ? resubmittedFrom(stored.sourceKey) : null;
+      if (original !== null) {
+        await bumpViewVersion(this.db, original);
+        void this.sync(original);
+      }
     }
 
     // DMs go out once the request exists and can be linked to, while the review is still open.
-    if (policy && task.status === 'pending-review' && reviewTs && !links.reviewDmsSent && links.reviewPermalink !== null) {
+    // Only a target with a `dm: true` group has DMs to send (and only those are looked for again).
+    if (
+      policy &&
+      this.dmTargets.includes(task.target) &&
+      task.status === 'pending-review' &&
+      reviewTs &&
+      !links.reviewDmsSent &&
+      links.reviewPermalink !== null
+    ) {
       const permalink = links.reviewPermalink || null;
       const allSent = await sendDms(
         this.db,
@@ -246,7 +265,10 @@ export class TaskMessages extends MessageViews<SyncReport> {
       // Members of a user group Slack could not list now get theirs once it can: the DMs are not done yet.
       const membersUnknown = policy.groups.some((group) => group.dm && group.usergroup && unknownUsergroups.includes(group.usergroup));
       if (membersUnknown) attempt.retry = true;
-      else if (allSent) await this.db('tasks').where({ id: task.id }).update({ review_dms_sent: true });
+      else if (allSent) {
+        await this.db('tasks').where({ id: task.id }).update({ review_dms_sent: true });
+        links.reviewDmsSent = true;
+      }
     }
   }
 }
@@ -261,10 +283,9 @@ async function resubmissionOf(db: Queryable, taskId: number): Promise<{ id: numb
   return row ? { id: Number(row.id), permalink: row.card_permalink || null } : null;
 }
 
-/** The rejected task this one resubmits, or null. */
-async function resubmittedFrom(db: Queryable, taskId: number): Promise<number | null> {
-  const row = await db('tasks').where({ id: taskId }).first('source_key');
-  const match = /^resubmit:(\d{1,15})$/.exec(String(row?.source_key ?? ''));
+/** The rejected task a task with this source key resubmits, or null. */
+function resubmittedFrom(sourceKey: string | null): number | null {
+  const match = /^resubmit:(\d{1,15})$/.exec(sourceKey ?? '');
   return match ? Number(match[1]) : null;
 }
 

@@ -98,6 +98,63 @@ export async function storePermalink(db: Queryable, slot: MessageSlot, url: stri
   return rows.length > 0;
 }
 
+/** What storeTaskPermalinks answers: the task's links and view version once it has run. */
+export interface StoredTaskLinks {
+  cardPermalink: string | null;
+  reviewPermalink: string | null;
+  /** The view_version after the statement: one more than before when a link to show was stored. */
+  viewVersion: number;
+  /** A link to show (not a refusal's '') was stored: the messages must be redrawn to show it. */
+  shown: boolean;
+  /** The card's link was stored by this call (the card of the task this one resubmits shows it). */
+  cardShown: boolean;
+  sourceKey: string | null;
+}
+
+/**
+ * A task's two permalinks (a URL, '' for Slack's refusal, null for not known) stored where none
+ * is yet, with the view_version bumped when one of them is worth showing: one statement for what
+ * took four (each link, the bump, and reading which task a resubmission came from). Null when
+ * another process had stored both already.
+ */
+export async function storeTaskPermalinks(db: Queryable, taskId: number, card: string | null, review: string | null): Promise<StoredTaskLinks | null> {
+  const result = await db.raw<{
+    rows: Array<{
+      card_permalink: string | null;
+      review_permalink: string | null;
+      view_version: string | number;
+      card_shown: boolean;
+      review_shown: boolean;
+      source_key: string | null;
+    }>;
+  }>(
+    `WITH old AS (SELECT id, card_permalink, review_permalink FROM tasks WHERE id = :taskId FOR UPDATE),
+     fresh AS (
+       SELECT id, card_permalink IS NULL AND :card::text IS NOT NULL AS card_new, review_permalink IS NULL AND :review::text IS NOT NULL AS review_new,
+              card_permalink IS NULL AND :card::text <> '' AS card_shown, review_permalink IS NULL AND :review::text <> '' AS review_shown
+         FROM old
+     )
+     UPDATE tasks SET
+       card_permalink = CASE WHEN fresh.card_new THEN :card::text ELSE tasks.card_permalink END,
+       review_permalink = CASE WHEN fresh.review_new THEN :review::text ELSE tasks.review_permalink END,
+       view_version = tasks.view_version + CASE WHEN fresh.card_shown OR fresh.review_shown THEN 1 ELSE 0 END
+     FROM fresh
+     WHERE tasks.id = fresh.id AND (fresh.card_new OR fresh.review_new)
+     RETURNING tasks.card_permalink, tasks.review_permalink, tasks.view_version, fresh.card_shown, fresh.review_shown, tasks.source_key`,
+    { taskId, card, review },
+  );
+  const row = result.rows[0];
+  if (!row) return null;
+  return {
+    cardPermalink: row.card_permalink,
+    reviewPermalink: row.review_permalink,
+    viewVersion: Number(row.view_version),
+    shown: row.card_shown === true || row.review_shown === true,
+    cardShown: row.card_shown === true,
+    sourceKey: row.source_key,
+  };
+}
+
 /**
  * The whole script of `contentVersion` is in the review thread. Only for that version: an edit
  * while the file was uploading clears the flag and must keep it cleared, or the new version's

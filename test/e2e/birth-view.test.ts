@@ -1,7 +1,9 @@
 /**
- * A new task's first drawing comes from the row its insert returned, not from reading the task
- * back: one statement less per `/task run`. Safe only while that row is the whole view, and
- * while any later change still makes the redraw read Postgres; both are held here.
+ * A new task's messages are drawn without reading the task back: the first drawing from the row
+ * its insert returned, and the redraw that adds each message's link to the other from what the
+ * first one drew, once the statement storing the links answers that nothing else changed the
+ * task meanwhile. Safe only while that row is the whole view, and while any other change still
+ * makes the redraw read Postgres; both are held here.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,13 +83,41 @@ describe('a new task in Slack', () => {
     await h?.stop();
   });
 
-  it('gets its card and review request without its view being read back first', async () => {
+  /** Both links stored and both messages redrawn with the version that stored them. */
+  const linked = async (id: number) => {
+    const row = await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink', 'card_version', 'review_version', 'view_version');
+    return Boolean(row.card_permalink && row.review_permalink && row.card_version === row.view_version && row.review_version === row.view_version);
+  };
+
+  it('gets its card, its review request and their links to each other without its view being read back', async () => {
     const id = await h.createTask('run web-prod -m "born whole" uptime');
     expect(blocksText(await h.card(id))).toContain('born whole');
     expect(blocksText(await h.reviewRequest(id))).toContain('born whole');
-    // The redraw that adds the permalinks each message links to reads it: by then both were posted.
-    await waitFor(async () => reads.some((read) => read.taskId === id), 10_000, `a read of #${id}'s view`);
-    expect(reads.filter((read) => read.taskId === id && !(read.cardPosted && read.requestPosted))).toEqual([]);
+    await waitFor(() => linked(id), 10_000, `#${id}'s messages linked`);
+    const { card_permalink: cardLink, review_permalink: reviewLink } = await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink');
+    expect(JSON.stringify((await h.card(id)).blocks)).toContain(reviewLink);
+    expect(JSON.stringify((await h.reviewRequest(id)).blocks)).toContain(cardLink);
+    expect(reads.filter((read) => read.taskId === id)).toEqual([]);
+  });
+
+  it('reads the task back for the links if something else changed it while they were looked up', async () => {
+    const side = await h.sideConnection();
+    h.fake.delay('chat.getPermalink', 1_500);
+    try {
+      const id = await h.createTask('run web-prod -m "as first drawn" uptime');
+      await h.card(id, 'as first drawn');
+      await h.reviewRequest(id, 'as first drawn');
+      // Another process's change, whose NOTIFY this process has not handled before the links are stored.
+      await side.query(`UPDATE tasks SET message = 'changed meanwhile', view_version = view_version + 1 WHERE id = $1`, [id]);
+      await waitFor(() => linked(id), 15_000, `#${id}'s messages linked`);
+      // Drawn from what was known before the change, it would show the old message as the newest version for good.
+      expect(blocksText(await h.card(id))).toContain('changed meanwhile');
+      expect(blocksText(await h.reviewRequest(id))).toContain('changed meanwhile');
+      expect(reads.filter((read) => read.taskId === id).length).toBeGreaterThan(0);
+    } finally {
+      h.fake.delay('chat.getPermalink', 0);
+      await side.end();
+    }
   });
 
   it('draws what the database holds when the task changed again before its first drawing', async () => {

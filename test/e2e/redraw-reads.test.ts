@@ -1,8 +1,10 @@
 /**
  * What a `/task run` costs the database after its ack (issue 12: the ack's p99 suffers from the
- * work the previous command left behind). Its card and review request are drawn from one read
- * of the task's view (the task, its decisions, its latest run and steps, its links): before, each
- * redraw read the task, its decisions, its run, its steps and its links one statement at a time.
+ * work the previous command left behind). A redraw reads the task's view in one statement (the
+ * task, its decisions, its latest run and steps, its links): before, each redraw read the task,
+ * its decisions, its run, its steps and its links one statement at a time. A new task's messages
+ * need no read at all (test/e2e/birth-view.test.ts), and their links to each other are stored
+ * with the version bump that redraws them in one statement (were four).
  * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own;
  * a message's post is recorded with the version it shows in one statement (were three). A Run
  * click's transition notifies in its own statement too (its separate NOTIFY competed with the claim).
@@ -24,7 +26,7 @@ describe('the reads behind a new task’s messages', () => {
     await h?.stop();
   });
 
-  it('draws the card and the review request of a new task from one read each, with no separate NOTIFY', async () => {
+  it('draws and links the card and the review request of a new task in seven statements, with no separate NOTIFY', async () => {
     const statements: string[] = [];
     const record = (query: { sql: string }) => statements.push(query.sql);
     h.database.db.on('query', record);
@@ -48,11 +50,18 @@ describe('the reads behind a new task’s messages', () => {
     } finally {
       h.database.db.off('query', record);
     }
-    const views = statements.filter((sql) => sql.includes('AS view_decisions'));
-    // One read per redraw (the permalinks' redraw may reuse the first read's view).
-    expect(views.length).toBeGreaterThanOrEqual(1);
-    // and no more reads than drawings (each redraw posts or updates the messages it read for).
-    expect(views.length).toBeLessThanOrEqual(h.fake.callsTo('chat.postMessage').length + h.fake.callsTo('chat.update').length);
+    // Drawn from the row the insert returned, then from what the links' statement answered.
+    expect(statements.filter((sql) => sql.includes('AS view_decisions'))).toEqual([]);
+    // Both links and the bump that redraws both messages: one statement, which also answered the
+    // source key (a resubmission's original card shows the new card's link), and no DM bookkeeping
+    // for a target without DMs.
+    expect(statements.filter((sql) => sql.includes('WITH old AS (SELECT id, card_permalink, review_permalink FROM tasks'))).toHaveLength(1);
+    expect(
+      statements.filter((sql) => /"(card|review)_permalink" = \?|"view_version" = "view_version" \+|select "source_key"|review_dms_sent/.test(sql)),
+    ).toEqual([]);
+    // The insert, each message's post claimed and recorded, the links, each message's update recorded.
+    const afterInsert = statements.slice(statements.findIndex((sql) => sql.includes('insert into "tasks"'))).filter((sql) => /\btasks\b|"tasks"/.test(sql));
+    expect(afterInsert, afterInsert.join('\n')).toHaveLength(8);
     // Nothing read the view's parts one by one.
     const piecemeal = statements.filter(
       (sql) => /from "(reviews|executions|execution_steps)"/.test(sql) || /select "card_permalink", "review_permalink"/.test(sql),
