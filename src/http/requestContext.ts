@@ -24,7 +24,15 @@ export function requestContext(log: Logger) {
       child ??= log.child({ requestId });
       return child;
     };
-    Object.defineProperty(res.locals, 'log', { get: requestLog, enumerable: true, configurable: true });
+    Object.defineProperty(res.locals, 'log', {
+      get: requestLog,
+      // A handler may still put a logger of its own there.
+      set: (logger: Logger) => {
+        child = logger;
+      },
+      enumerable: true,
+      configurable: true,
+    });
     res.locals.requestId = requestId;
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;

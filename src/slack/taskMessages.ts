@@ -76,9 +76,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
    * Tasks whose next redraw can draw what this process knows instead of reading the task back,
    * because nothing else can have changed it since: a new task (the row its insert returned), and
    * a task whose links this process just stored (the statement answered the only version bump
-   * since its last read). Any other change drops the entry: only a read can say what it did.
+   * since its last read). A change made in this process drops the entry (changed()); one made in
+   * another process moves view_version past what the links' statement expects, so no entry is
+   * kept. Only a read can say what either did.
    */
   private readonly knownViews = new Map<number, { view: TaskView; links: TaskLinks }>();
+  /** The redraws under way (one per task at a time): whether changed() was called meanwhile. */
+  private readonly drawing = new Map<number, { changed: boolean }>();
 
   constructor(
     private readonly db: Db,
@@ -102,6 +106,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
     // Any later change (a claim, a review) drops it: only the read can say what that did.
     if (born) this.knownViews.set(taskId, bornTaskView(born));
     else this.knownViews.delete(taskId);
+    const under = this.drawing.get(taskId);
+    if (under) under.changed = true;
     // After the current turn: the change's caller (a command's ack, a button's) answers first.
     void this.queue.sync(taskId, true).catch((error) => this.log.error({ err: error, taskId }, 'card sync failed'));
   }
@@ -113,9 +119,25 @@ export class TaskMessages extends MessageViews<SyncReport> {
   }
 
   protected async redraw(taskId: number): Promise<Redraw<SyncReport>> {
+    const under = { changed: false };
+    this.drawing.set(taskId, under);
+    try {
+      const done = await this.draw(taskId);
+      // What this redraw knows once its links are stored, unless it threw or the task changed here meanwhile.
+      if (done.known && !under.changed) this.knownViews.set(taskId, done.known);
+      return done.redraw;
+    } finally {
+      this.drawing.delete(taskId);
+    }
+  }
+
+  private async draw(taskId: number): Promise<{ redraw: Redraw<SyncReport>; known: { view: TaskView; links: TaskLinks } | null }> {
     const report: SyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
-    const done = (): Redraw<SyncReport> => ({ report, attempt, failed: report.cardError !== null || report.reviewError !== null });
+    const done = (known: { view: TaskView; links: TaskLinks } | null = null) => ({
+      redraw: { report, attempt, failed: report.cardError !== null || report.reviewError !== null },
+      known,
+    });
     const known = this.knownViews.get(taskId);
     this.knownViews.delete(taskId);
     if (this.queue.stopped) return done();
@@ -188,7 +210,10 @@ export class TaskMessages extends MessageViews<SyncReport> {
 
     if (lookups && links) {
       const drawn: TaskView = { ...view, task: { ...task, cardTs, reviewTs, reviewScriptPosted } };
-      await this.linkAndNotify(drawn, policy, resolved?.unknown ?? [], links, lookups, attempt);
+      const linked = await this.linkAndNotify(drawn, policy, resolved?.unknown ?? [], links, lookups, attempt);
+      // Only when both messages are in Slack: a message another process posts has a ts only a read finds.
+      const allPosted = (!task.channelId || cardTs !== null) && (!task.reviewChannel || !policy || reviewTs !== null);
+      return done(linked && allPosted ? linked : null);
     }
     return done();
   }
@@ -197,7 +222,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
    * After the messages are posted: fetches the permalinks not known yet and stores them in one
    * statement (both messages are then redrawn to show them, from what this redraw drew when
    * nothing else changed the task meanwhile), then sends the review DMs not sent yet. `drawn`:
-   * the view this redraw drew, with the messages' ts as they are now.
+   * the view this redraw drew, with the messages' ts as they are now. Answers what the redraw
+   * that shows the links can draw without a read, when the links' statement says it may.
    */
   private async linkAndNotify(
     drawn: TaskView,
@@ -206,8 +232,9 @@ export class TaskMessages extends MessageViews<SyncReport> {
     links: TaskLinks,
     lookups: SlackLookups,
     attempt: RedrawAttempt,
-  ): Promise<void> {
+  ): Promise<{ view: TaskView; links: TaskLinks } | null> {
     const { task } = drawn;
+    let known: { view: TaskView; links: TaskLinks } | null = null;
     const { cardTs, reviewTs } = task;
     const lookUp = (kind: TaskMessageKind, channel: string, ts: string) =>
       lookUpPermalink(lookups, { table: 'tasks', id: task.id, kind }, channel, ts, attempt);
@@ -223,14 +250,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
       if (stored?.shown) {
         attempt.redo = true;
         // Our bump was the only change since the read: the redraw that shows the links needs none.
-        if (stored.viewVersion === task.viewVersion + 1)
-          this.knownViews.set(task.id, { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links });
+        if (stored.viewVersion === task.viewVersion + 1) known = { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links };
       }
       // The card of the task this one resubmits links to this card: redraw it with the link.
       const original = stored?.cardShown ? resubmittedFrom(stored.sourceKey) : null;
       if (original !== null) {
         await bumpViewVersion(this.db, original);
-        void this.sync(original);
+        this.changed(original);
       }
     }
 
@@ -270,6 +296,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
         links.reviewDmsSent = true;
       }
     }
+    return known;
   }
 }
 

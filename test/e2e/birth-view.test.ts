@@ -100,6 +100,23 @@ describe('a new task in Slack', () => {
     expect(reads.filter((read) => read.taskId === id)).toEqual([]);
   });
 
+  it('draws the links from what a read of the task would answer', async () => {
+    const id = await h.createTask('run web-prod -m "same either way" uptime');
+    await h.card(id, 'same either way');
+    await waitFor(() => linked(id), 10_000, `#${id}'s messages linked`);
+    await h.app.messages!.idle(5_000);
+    expect(reads.filter((read) => read.taskId === id)).toEqual([]);
+    // The task page's link is signed anew each time it is drawn.
+    const drawn = async () => JSON.stringify([(await h.card(id)).blocks, (await h.reviewRequest(id)).blocks]).replace(/\?[^"|>\s]*sig=[^"|>\s]*/g, '?signed');
+    const fromWhatWasKnown = await drawn();
+    const updates = h.fake.callsTo('chat.update').length;
+    h.app.messages!.changed(id);
+    await waitFor(async () => h.fake.callsTo('chat.update').length >= updates + 2, 10_000, 'both messages redrawn');
+    await h.app.messages!.idle(5_000);
+    expect(reads.filter((read) => read.taskId === id)).toHaveLength(1);
+    expect(await drawn()).toBe(fromWhatWasKnown);
+  });
+
   it('reads the task back for the links if something else changed it while they were looked up', async () => {
     const side = await h.sideConnection();
     h.fake.delay('chat.getPermalink', 1_500);
@@ -107,7 +124,7 @@ describe('a new task in Slack', () => {
       const id = await h.createTask('run web-prod -m "as first drawn" uptime');
       await h.card(id, 'as first drawn');
       await h.reviewRequest(id, 'as first drawn');
-      // Another process's change, whose NOTIFY this process has not handled before the links are stored.
+      // Another process's change (this process hears of it only from view_version, not from changed()).
       await side.query(`UPDATE tasks SET message = 'changed meanwhile', view_version = view_version + 1 WHERE id = $1`, [id]);
       await waitFor(() => linked(id), 15_000, `#${id}'s messages linked`);
       // Drawn from what was known before the change, it would show the old message as the newest version for good.

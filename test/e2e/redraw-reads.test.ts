@@ -26,7 +26,7 @@ describe('the reads behind a new task’s messages', () => {
     await h?.stop();
   });
 
-  it('draws and links the card and the review request of a new task in seven statements, with no separate NOTIFY', async () => {
+  it('draws and links the card and the review request of a new task in seven statements after its insert, with no separate NOTIFY', async () => {
     const statements: string[] = [];
     const record = (query: { sql: string }) => statements.push(query.sql);
     h.database.db.on('query', record);
