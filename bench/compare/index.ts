@@ -271,11 +271,24 @@ interface AckFigures {
   cpuAfter: Record<string, number>;
 }
 
-/** CPU seconds so far (user + system) of each named set of processes: pids, or every process of a command name. */
-function cpuSeconds(of: Record<string, number[] | string>): Record<string, number> {
+/**
+ * The whole machine's busy time: the load generator, every child and Postgres. With ten senders
+ * on two cores, the acks queue behind it (ten in flight / commands per second), so the latency
+ * ratio follows this figure's.
+ */
+const MACHINE = 'machine';
+/** What a CPU figure counts: pids, every process of a command name, or the whole machine. */
+type CpuSource = number[] | string | { machine: true };
+
+/** CPU seconds so far (user + system) of each named source. */
+function cpuSeconds(of: Record<string, CpuSource>): Record<string, number> {
   const all = processCpu();
   const out: Record<string, number> = {};
   for (const [name, which] of Object.entries(of)) {
+    if (!Array.isArray(which) && typeof which === 'object') {
+      out[name] = machineBusySeconds();
+      continue;
+    }
     const chosen = typeof which === 'string' ? all.filter((p) => p.comm === which) : all.filter((p) => which.includes(p.pid));
     out[name] = chosen.reduce((sum, p) => sum + p.seconds, 0);
   }
@@ -288,16 +301,17 @@ function cpuSeconds(of: Record<string, number[] | string>): Record<string, numbe
  * at Slack's pace) and the idle cost of a process (timers; every child here also samples its
  * event loop each millisecond), which the acks did not wait for; /proc counts in 10 ms ticks.
  */
-const cpuPerCommand = (f: AckFigures) =>
-  Object.entries(f.cpu)
-    .map(([name, s]) => `${name} ${((1000 * s) / f.n).toFixed(2)} (+${((1000 * (f.cpuAfter[name] ?? 0)) / f.n).toFixed(2)} after)`)
-    .join(' + ');
+const cpuPerCommand = (f: AckFigures) => {
+  const each = (name: string) => `${((1000 * (f.cpu[name] ?? 0)) / f.n).toFixed(2)} (+${((1000 * (f.cpuAfter[name] ?? 0)) / f.n).toFixed(2)} after)`;
+  const processes = Object.keys(f.cpu).filter((name) => name !== MACHINE);
+  return `${processes.map((name) => `${name} ${each(name)}`).join(' + ')}${MACHINE in f.cpu ? `; whole machine ${each(MACHINE)}` : ''}`;
+};
 
 interface AckSide {
   driver: SlackDriver;
   check?: ((json: unknown) => void) | undefined;
   /** The processes whose CPU is this side's, by name. */
-  processes?: Record<string, number[] | string>;
+  processes?: Record<string, CpuSource>;
 }
 
 /**
@@ -370,9 +384,9 @@ async function benchAcks(): Promise<void> {
     // fake's share on another machine, and a bare Bolt app posts nothing.
     const [run, runFloor, runStored] = await pairedSeries(
       [
-        { driver: ours, check: created, processes: { countersign: [app.pid], postgres: 'postgres', 'fake Slack': [slack.pid] } },
-        { driver: floor, processes: { 'bare Bolt': [bare.pid] } },
-        { driver: storedFloor, check: stored, processes: { 'Bolt + INSERT': [storing.pid], postgres: 'postgres' } },
+        { driver: ours, check: created, processes: { countersign: [app.pid], postgres: 'postgres', 'fake Slack': [slack.pid], [MACHINE]: { machine: true } } },
+        { driver: floor, processes: { 'bare Bolt': [bare.pid], [MACHINE]: { machine: true } } },
+        { driver: storedFloor, check: stored, processes: { 'Bolt + INSERT': [storing.pid], postgres: 'postgres', [MACHINE]: { machine: true } } },
       ],
       runText,
       rounds,
