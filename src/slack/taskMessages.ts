@@ -19,7 +19,7 @@ import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { bornTaskView, readTaskView, type TaskLinks } from '../store/taskView.js';
+import { bornTaskView, readTaskView, type TaskLinks, type TaskViewRead } from '../store/taskView.js';
 import { bumpViewVersion } from '../store/tasks.js';
 import {
   claimDms as claimLedgerDms,
@@ -80,7 +80,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
    * another process moves view_version past what the links' statement expects, so no entry is
    * kept. Only a read can say what either did.
    */
-  private readonly knownViews = new Map<number, { view: TaskView; links: TaskLinks }>();
+  private readonly knownViews = new Map<number, TaskViewRead>();
   /** The redraws under way (one per task at a time): whether changed() was called meanwhile. */
   private readonly drawing = new Map<number, { changed: boolean }>();
 
@@ -131,10 +131,10 @@ export class TaskMessages extends MessageViews<SyncReport> {
     }
   }
 
-  private async draw(taskId: number): Promise<{ redraw: Redraw<SyncReport>; known: { view: TaskView; links: TaskLinks } | null }> {
+  private async draw(taskId: number): Promise<{ redraw: Redraw<SyncReport>; known: TaskViewRead | null }> {
     const report: SyncReport = { cardError: null, reviewError: null };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
-    const done = (known: { view: TaskView; links: TaskLinks } | null = null) => ({
+    const done = (known: TaskViewRead | null = null) => ({
       redraw: { report, attempt, failed: report.cardError !== null || report.reviewError !== null },
       known,
     });
@@ -232,9 +232,9 @@ export class TaskMessages extends MessageViews<SyncReport> {
     links: TaskLinks,
     lookups: SlackLookups,
     attempt: RedrawAttempt,
-  ): Promise<{ view: TaskView; links: TaskLinks } | null> {
+  ): Promise<TaskViewRead | null> {
     const { task } = drawn;
-    let known: { view: TaskView; links: TaskLinks } | null = null;
+    let known: TaskViewRead | null = null;
     const { cardTs, reviewTs } = task;
     const lookUp = (kind: TaskMessageKind, channel: string, ts: string) =>
       lookUpPermalink(lookups, { table: 'tasks', id: task.id, kind }, channel, ts, attempt);

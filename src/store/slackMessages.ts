@@ -13,7 +13,7 @@
  * before it is sent so two processes never send the same one.
  */
 import type { Knex } from 'knex';
-import type { Queryable } from './db.js';
+import { prepared, type Queryable } from './db.js';
 
 export type TaskMessageKind = 'card' | 'review';
 /** A run step's: `request` (an approval step's request, an input step's prompt), `log` (an http step's output). */
@@ -118,17 +118,19 @@ export interface StoredTaskLinks {
  * another process had stored both already.
  */
 export async function storeTaskPermalinks(db: Queryable, taskId: number, card: string | null, review: string | null): Promise<StoredTaskLinks | null> {
-  const result = await db.raw<{
-    rows: Array<{
-      card_permalink: string | null;
-      review_permalink: string | null;
-      view_version: string | number;
-      card_shown: boolean;
-      review_shown: boolean;
-      source_key: string | null;
-    }>;
-  }>(
-    `WITH old AS (SELECT id, card_permalink, review_permalink FROM tasks WHERE id = :taskId FOR UPDATE),
+  // Prepared: one per new task with a card and a review request, always the same text.
+  const result = await prepared(
+    db.raw<{
+      rows: Array<{
+        card_permalink: string | null;
+        review_permalink: string | null;
+        view_version: string | number;
+        card_shown: boolean;
+        review_shown: boolean;
+        source_key: string | null;
+      }>;
+    }>(
+      `WITH old AS (SELECT id, card_permalink, review_permalink FROM tasks WHERE id = :taskId FOR UPDATE),
      fresh AS (
        SELECT id, card_permalink IS NULL AND :card::text IS NOT NULL AS card_new, review_permalink IS NULL AND :review::text IS NOT NULL AS review_new,
               card_permalink IS NULL AND :card::text <> '' AS card_shown, review_permalink IS NULL AND :review::text <> '' AS review_shown
@@ -141,7 +143,8 @@ export async function storeTaskPermalinks(db: Queryable, taskId: number, card: s
      FROM fresh
      WHERE tasks.id = fresh.id AND (fresh.card_new OR fresh.review_new)
      RETURNING tasks.card_permalink, tasks.review_permalink, tasks.view_version, fresh.card_shown, fresh.review_shown, tasks.source_key`,
-    { taskId, card, review },
+      { taskId, card, review },
+    ),
   );
   const row = result.rows[0];
   if (!row) return null;

@@ -23,6 +23,12 @@ export interface TaskLinks {
   reviewDmsSent: boolean;
 }
 
+/** A task's view and its messages' links: what a redraw draws. */
+export interface TaskViewRead {
+  view: TaskView;
+  links: TaskLinks;
+}
+
 export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskView | null> {
   return (await readTaskView(db, taskId))?.view ?? null;
 }
@@ -32,7 +38,7 @@ export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskV
  * links yet. A new task's first redraw draws this instead of reading it back (a statement per
  * `/task run` and per task born with a card); test/e2e/birth-view.test.ts holds the two equal.
  */
-export function bornTaskView(task: Task): { view: TaskView; links: TaskLinks } {
+export function bornTaskView(task: Task): TaskViewRead {
   return { view: { task, decisions: [], execution: null }, links: { cardPermalink: null, reviewPermalink: null, reviewDmsSent: false } };
 }
 
@@ -41,7 +47,7 @@ export function bornTaskView(task: Task): { view: TaskView; links: TaskLinks } {
  * statement: every redraw of a card reads this, and four round trips (each a query for Postgres
  * to plan and a write for the process) became one.
  */
-export async function readTaskView(db: Queryable, taskId: number): Promise<{ view: TaskView; links: TaskLinks } | null> {
+export async function readTaskView(db: Queryable, taskId: number): Promise<TaskViewRead | null> {
   const result = await prepared(
     db.raw<{
       rows: Array<
