@@ -24,6 +24,7 @@ import { transitionTask, transitionTaskAlong, type Transition } from '../store/t
 import type { RunObserver } from './observer.js';
 import { OutputFilter } from './outputFilter.js';
 import { OutputRecorder } from './outputRecorder.js';
+import type { ResultWriter } from './resultWriter.js';
 
 export type StopReason = 'kill' | 'shutdown' | 'lease-lost';
 
@@ -47,6 +48,8 @@ export interface RunContext {
   beforeBatch?(stop: AbortSignal, batch: number): Promise<string | null>;
   /** Aborted when shutdown stops waiting: output and result stop being retried. */
   abandon?: AbortSignal;
+  /** Shares commits between results that end together; without it each is written on its own. */
+  results?: ResultWriter;
 }
 
 export interface StepResult {
@@ -160,9 +163,9 @@ export async function executeRun(
     }
     // Otherwise one statement: the run's result, its steps settled, the task's transition and
     // the NOTIFY that tells other processes' followers.
-    return (
-      await transitionTaskAlong(ctx.db, end, finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults), { notifyChanged: true })
-    ).along;
+    const along = finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults);
+    if (ctx.results) return ctx.results.write(end, along);
+    return (await transitionTaskAlong(ctx.db, end, along, { notifyChanged: true })).along;
   });
   if (written === 'taken') {
     ctx.onError(

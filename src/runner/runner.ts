@@ -37,6 +37,7 @@ import {
 import { insertChunks } from '../store/output.js';
 import { transitionTask } from '../store/tasks.js';
 import { executeRun, type StopReason } from './executeRun.js';
+import { ResultWriter } from './resultWriter.js';
 import type { RunnerLiveness } from './liveness.js';
 import { LostRunnerJudge, lostRunnerKeys, RECONNECT_GRACE_MS } from './lostRunners.js';
 import type { RunObserver } from './observer.js';
@@ -109,6 +110,8 @@ export class Runner {
   private stopWaking: (() => void) | null = null;
   /** Aborted when shutdown gives up waiting: results not yet stored stop being retried. */
   private readonly abandon = new AbortController();
+  /** Runs that end together share a commit (src/runner/resultWriter.ts). */
+  private readonly results: ResultWriter;
   /** Decides, sweep by sweep, which other runners are gone. */
   private readonly judge: LostRunnerJudge;
   /** Runs with our key that we are not running, and since when. */
@@ -128,6 +131,7 @@ export class Runner {
     private readonly log: RunnerLogger,
     private readonly metrics: RunnerMetrics = {},
   ) {
+    this.results = new ResultWriter(db);
     this.judge = new LostRunnerJudge({
       livenessMs: options.livenessMs,
       onServerChanged: (from, to) => {
@@ -337,6 +341,7 @@ export class Runner {
         runnerKey: this.liveness.key,
         beforeBatch: (stop, batch) => this.confirmBeforeBatch(execution.id, stop, batch === 0 ? claimedAt : null),
         abandon: this.abandon.signal,
+        results: this.results,
       },
       claimed,
       controller.signal,

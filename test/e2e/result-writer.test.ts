@@ -1,0 +1,204 @@
+/**
+ * Runs that end together share a commit (src/runner/resultWriter.ts, issue 12): each commit
+ * waits for its WAL flush, which on a busy runner cost more of the machine than the statements.
+ * Each result must still be stored as its own, answered as its own, and not be held back or
+ * undone by another's trouble. Rows written in one transaction share its id (xmin), which is how
+ * these tests see which results shared a commit.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ResultWriter } from '../../src/runner/resultWriter.js';
+import { claimReady, finishExecutionStatement, plansJson, type Claimed } from '../../src/store/executions.js';
+import type { Transition } from '../../src/store/tasks.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { Harness } from '../support/harness.js';
+import { insertTaskRows } from '../support/taskRows.js';
+
+const RUNNER = { id: 'runner-a', key: 4242 };
+
+describe('ResultWriter on Postgres', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  /** `n` tasks claimed by RUNNER, running, each with its execution and one step. */
+  async function running(n: number): Promise<Claimed[]> {
+    await insertTaskRows(
+      database.db,
+      Array.from({ length: n }, () => ({ status: 'ready', author: 'U1', target: 'sandbox', script: 'true' })),
+    );
+    const plans = plansJson(new Map([['sandbox', [[{ host: '127.0.0.1', port: 22, user: 'deploy' }]]]]));
+    const claimed = await claimReady(database.db, RUNNER, 60_000, plans, n);
+    expect(claimed).toHaveLength(n);
+    return claimed;
+  }
+
+  /** A run's end as executeRun writes it, with exit code `exitCode`. */
+  function result(claimed: Claimed, exitCode: number, set: Transition['set'] = {}, runnerKey = RUNNER.key) {
+    const end: Transition = {
+      taskId: claimed.task.id,
+      from: 'running',
+      to: exitCode === 0 ? 'success' : 'failure',
+      actor: null,
+      data: { exitCode, execution: claimed.execution.id },
+      set: { exit_code: exitCode, duration_ms: 10 + exitCode, ...set },
+    };
+    const along = finishExecutionStatement(
+      claimed.execution.id,
+      runnerKey,
+      { phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, failureMessage: null },
+      claimed.steps.map((step) => ({ stepId: step.id, phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, signal: null, failureMessage: null })),
+    );
+    return [end, along] as const;
+  }
+
+  /** The transaction that wrote each task's end event (events are never updated). */
+  async function endTransactions(taskIds: readonly number[]): Promise<Map<number, string>> {
+    const rows = await database
+      .db('events')
+      .whereIn('task_id', taskIds)
+      .whereIn('type', ['task.success', 'task.failure'])
+      .select<Array<{ task_id: number; xmin: string }>>('task_id', database.db.raw('xmin::text AS xmin'));
+    return new Map(rows.map((row) => [row.task_id, row.xmin]));
+  }
+
+  it('writes results that end while one is being written in one transaction, each with its own result', async () => {
+    const claimed = await running(8);
+    const writer = new ResultWriter(database.db);
+    // All at once: the first is written alone at once, the seven that end meanwhile wait for it.
+    const answers = await Promise.all(claimed.map((c, i) => writer.write(...result(c, i))));
+    expect(answers).toEqual(claimed.map(() => true));
+
+    const ids = claimed.map((c) => c.task.id);
+    const tasks = await database.db('tasks').whereIn('id', ids).orderBy('id').select('id', 'status', 'exit_code', 'duration_ms');
+    expect(tasks).toEqual(claimed.map((c, i) => ({ id: c.task.id, status: i === 0 ? 'success' : 'failure', exit_code: i, duration_ms: 10 + i })));
+    const runs = await database.db('executions').whereIn('task_id', ids).orderBy('task_id').select('phase', 'exit_code');
+    expect(runs).toEqual(claimed.map((_, i) => ({ phase: i === 0 ? 'succeeded' : 'failed', exit_code: i })));
+    const steps = await database
+      .db('execution_steps')
+      .whereIn(
+        'execution_id',
+        claimed.map((c) => c.execution.id),
+      )
+      .select('phase');
+    expect(steps.every((step) => step.phase !== 'running')).toBe(true);
+    // One audit event per end, in the transaction that moved the task.
+    const transactions = await endTransactions(ids);
+    expect(transactions.size).toBe(8);
+    expect(new Set(transactions.values()).size).toBe(2);
+    expect(new Set(ids.slice(1).map((id) => transactions.get(id))).size).toBe(1);
+  });
+
+  it('answers false for a run no longer this runner’s, in a shared transaction, and stores the others', async () => {
+    const claimed = await running(4);
+    const writer = new ResultWriter(database.db);
+    // The third is written with another runner's key: as after the sweeper gave the run up.
+    const answers = await Promise.all(claimed.map((c, i) => writer.write(...result(c, 0, {}, i === 2 ? RUNNER.key + 1 : RUNNER.key))));
+    expect(answers).toEqual([true, true, false, true]);
+    const statuses = await database
+      .db('tasks')
+      .whereIn(
+        'id',
+        claimed.map((c) => c.task.id),
+      )
+      .orderBy('id')
+      .pluck('status');
+    expect(statuses).toEqual(['success', 'success', 'running', 'success']);
+    const transactions = await endTransactions(claimed.map((c) => c.task.id));
+    expect(transactions.get(claimed[1]!.task.id)).toBe(transactions.get(claimed[3]!.task.id));
+  });
+
+  it('writes the others on their own when one result’s statement fails, and gives that error to its caller alone', async () => {
+    const claimed = await running(4);
+    const writer = new ResultWriter(database.db);
+    const settled = await Promise.allSettled(
+      // The third's duration is not a number: its statement fails, and with it the transaction it shared.
+      claimed.map((c, i) => writer.write(...result(c, 0, i === 2 ? { duration_ms: 'soon' as unknown as number } : {}))),
+    );
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/invalid input syntax for type integer/);
+    const statuses = await database
+      .db('tasks')
+      .whereIn(
+        'id',
+        claimed.map((c) => c.task.id),
+      )
+      .orderBy('id')
+      .pluck('status');
+    expect(statuses).toEqual(['success', 'success', 'running', 'success']);
+    // Its run is still running and still this runner's: the caller's retry can store it.
+    expect(await writer.write(...result(claimed[2]!, 0))).toBe(true);
+    expect((await database.db('tasks').where({ id: claimed[2]!.task.id }).first('status'))?.status).toBe('success');
+    // Nothing was stored twice: one end event per task.
+    expect((await endTransactions(claimed.map((c) => c.task.id))).size).toBe(4);
+    const events = await database
+      .db('events')
+      .whereIn(
+        'task_id',
+        claimed.map((c) => c.task.id),
+      )
+      .where({ type: 'task.success' })
+      .count<{ count: string }[]>('* as count');
+    expect(Number(events[0]!.count)).toBe(4);
+  });
+});
+
+describe('runs ending together through the runner', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await Harness.start();
+  }, 60_000);
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('stores every result of tasks that end while another result is being written, in one transaction', async () => {
+    const dir = h.scratchDir();
+    const go = join(dir, 'go');
+    // Each task says it is ready, waits for the same file, then exits with its own number.
+    const ids: number[] = [];
+    for (let i = 0; i < 8; i++) ids.push(await h.serviceTask(`echo ready-${i}; while [ ! -e ${go} ]; do sleep 0.01; done; exit ${i}`));
+    const db = h.database.db;
+    const deadline = Date.now() + 10_000;
+    const started = async () => {
+      const [row] = await db('output_chunks')
+        .join('executions', 'executions.id', 'output_chunks.execution_id')
+        .whereIn('executions.task_id', ids)
+        .count<{ count: string | number }[]>('* as count');
+      return Number(row?.count ?? 0);
+    };
+    while ((await started()) < 8) {
+      if (Date.now() > deadline) throw new Error('the tasks did not all start');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // The first result to be written waits on these rows; the others end meanwhile.
+    const holder = await h.sideConnection();
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM tasks WHERE id = ANY($1::bigint[]) FOR UPDATE', [ids]);
+    writeFileSync(go, '');
+    const waiting = await h.sideConnection();
+    while ((await waiting.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%finished AS%'`)).rowCount === 0) {
+      if (Date.now() > deadline) throw new Error('no result was written');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // The other seven tasks end within a few tens of milliseconds of the file.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await holder.query('COMMIT');
+
+    const ended = await Promise.all(ids.map((id) => h.waitForStatus(id, ['success', 'failure'], 10_000)));
+    expect(ended.map((task) => task.result.exitCode)).toEqual(ids.map((_, i) => i));
+    expect(ended.map((task) => task.result.lastLine)).toEqual(ids.map((_, i) => `ready-${i}`));
+    const rows = await db('events')
+      .whereIn('task_id', ids)
+      .whereIn('type', ['task.success', 'task.failure'])
+      .select<Array<{ task_id: number; xmin: string }>>('task_id', db.raw('xmin::text AS xmin'));
+    expect(rows).toHaveLength(8);
+    // The one that waited on the lock, then the seven that ended meanwhile, together.
+    expect(new Set(rows.map((row) => row.xmin)).size).toBe(2);
+  });
+});
