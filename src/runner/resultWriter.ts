@@ -9,11 +9,19 @@
  * one bad row, the database going away) is written again result by result, so one result's
  * trouble neither holds back nor undoes another's. An error reaches only the caller whose own
  * write failed, and it retries as before (executeRun's untilStored).
+ *
+ * Rows are locked in execution id order, as the lease renewal and the lost-run sweeper lock
+ * them, so a shared transaction cannot deadlock with either. A write that waits on a lock holds
+ * up the others only for a moment: after STALL_MS the next batch goes beside it, and a shared
+ * transaction gives up its lock wait after LOCK_TIMEOUT and is written result by result.
  */
+import type { Knex } from 'knex';
+import { transitionEventType } from '../domain/lifecycle.js';
 import type { Db } from '../store/db.js';
 import { transitionTaskAlong, type AlongWith, type Transition } from '../store/tasks.js';
 
 interface Pending {
+  executionId: number;
   end: Transition;
   along: AlongWith;
   resolve(stored: boolean): void;
@@ -22,28 +30,48 @@ interface Pending {
 
 /** At most this many results per transaction: a long one holds its rows' locks the longer. */
 const MAX_BATCH = 32;
+/** A write in flight this long no longer keeps the next batch waiting. */
+const STALL_MS = 250;
+/** A shared transaction waits this long for a row lock before its results go one by one. */
+const LOCK_TIMEOUT = '1s';
 
 export class ResultWriter {
   private readonly waiting: Pending[] = [];
-  private writing = false;
+  /** Writes in flight for less than STALL_MS: the next batch waits for them. */
+  private holding = 0;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly onSharedFailure: (error: unknown, results: number) => void = () => undefined,
+  ) {}
 
-  /** Stores one result; true when its statement's gate passed (the run was still this runner's). */
-  write(end: Transition, along: AlongWith): Promise<boolean> {
+  /**
+   * Stores one run's result; true when it is stored (its statement's gate passed, or it had
+   * passed in a commit whose answer was lost), false when the run was no longer this runner's.
+   */
+  write(executionId: number, end: Transition, along: AlongWith): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.waiting.push({ end, along, resolve, reject });
+      this.waiting.push({ executionId, end, along, resolve, reject });
       this.next();
     });
   }
 
   private next(): void {
-    if (this.writing || this.waiting.length === 0) return;
-    this.writing = true;
-    const batch = this.waiting.splice(0, MAX_BATCH);
-    void this.writeBatch(batch).finally(() => {
-      this.writing = false;
+    if (this.holding > 0 || this.waiting.length === 0) return;
+    const batch = this.waiting.splice(0, MAX_BATCH).sort((a, b) => a.executionId - b.executionId);
+    this.holding++;
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.holding--;
       this.next();
+    };
+    const stall = setTimeout(release, STALL_MS);
+    stall.unref();
+    void this.writeBatch(batch).finally(() => {
+      clearTimeout(stall);
+      release();
     });
   }
 
@@ -51,14 +79,16 @@ export class ResultWriter {
     if (batch.length > 1) {
       try {
         const stored = await this.db.transaction(async (trx) => {
+          await trx.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
           const answers: boolean[] = [];
           for (const item of batch) answers.push(await this.writeOne(trx, item));
           return answers;
         });
         for (const [i, item] of batch.entries()) item.resolve(stored[i]!);
         return;
-      } catch {
-        // Each again on its own: the error is reported by the write that meets it.
+      } catch (error) {
+        // Each again on its own: an error that is a result's own reaches its caller then.
+        this.onSharedFailure(error, batch.length);
       }
     }
     await Promise.all(
@@ -72,7 +102,19 @@ export class ResultWriter {
     );
   }
 
-  private async writeOne(db: Db, item: Pending): Promise<boolean> {
-    return (await transitionTaskAlong(db, item.end, item.along, { notifyChanged: true })).along;
+  private async writeOne(db: Db | Knex.Transaction, item: Pending): Promise<boolean> {
+    if ((await transitionTaskAlong(db, item.end, item.along, { notifyChanged: true })).along) return true;
+    // The gate was shut. By another process (the run given up as lost), or by this very result,
+    // stored in a commit whose answer never came back (the connection dropped as it committed):
+    // then its end event, with this run and this duration, is there.
+    return ownEndStored(db, item.end);
   }
+}
+
+async function ownEndStored(db: Db | Knex.Transaction, end: Transition): Promise<boolean> {
+  const row = await db('events')
+    .where({ task_id: end.taskId, type: transitionEventType(end.to) })
+    .whereRaw('data @> ?::jsonb', [JSON.stringify(end.data ?? {})])
+    .first('id');
+  return row !== undefined;
 }

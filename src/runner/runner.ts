@@ -131,7 +131,7 @@ export class Runner {
     private readonly log: RunnerLogger,
     private readonly metrics: RunnerMetrics = {},
   ) {
-    this.results = new ResultWriter(db);
+    this.results = new ResultWriter(db, (error, results) => log.warn({ err: error, results }, 'storing results together failed; storing each on its own'));
     this.judge = new LostRunnerJudge({
       livenessMs: options.livenessMs,
       onServerChanged: (from, to) => {

@@ -105,10 +105,16 @@ export async function renewLeases(
   leaseMs: number,
 ): Promise<Map<number, { stopRequested: boolean }>> {
   if (executionIds.length === 0) return new Map();
-  const rows = await db<ExecutionRow>('executions')
-    .whereIn('id', executionIds)
-    .where({ runner_id: runnerId, phase: 'running' })
-    .update({ lease_until: db.raw(`now() + make_interval(secs => ?)`, [leaseMs / 1000]) as unknown as Date }, ['id', 'desired_phase']);
+  // Locked in id order, as the result writer and the lost-run sweeper lock runs: an UPDATE alone
+  // locks in whatever order its scan finds the rows, and two of them could wait on each other.
+  const { rows } = await db.raw<{ rows: Array<Pick<ExecutionRow, 'id' | 'desired_phase'>> }>(
+    `WITH ours AS (
+       SELECT id FROM executions WHERE id = ANY(?::bigint[]) AND runner_id = ? AND phase = 'running' ORDER BY id FOR UPDATE
+     )
+     UPDATE executions SET lease_until = now() + make_interval(secs => ?::float8) FROM ours WHERE executions.id = ours.id
+     RETURNING executions.id, executions.desired_phase`,
+    [[...executionIds], runnerId, leaseMs / 1000] as never,
+  );
   return new Map(rows.map((row) => [row.id, { stopRequested: row.desired_phase === 'stopped' }]));
 }
 

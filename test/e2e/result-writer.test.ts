@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultWriter } from '../../src/runner/resultWriter.js';
-import { claimReady, finishExecutionStatement, plansJson, type Claimed } from '../../src/store/executions.js';
+import { claimReady, finishExecutionStatement, plansJson, renewLeases, type Claimed } from '../../src/store/executions.js';
 import type { Transition } from '../../src/store/tasks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { Harness } from '../support/harness.js';
@@ -45,7 +45,7 @@ describe('ResultWriter on Postgres', () => {
       from: 'running',
       to: exitCode === 0 ? 'success' : 'failure',
       actor: null,
-      data: { exitCode, execution: claimed.execution.id },
+      data: { exitCode, durationMs: 10 + exitCode, execution: claimed.execution.id },
       set: { exit_code: exitCode, duration_ms: 10 + exitCode, ...set },
     };
     const along = finishExecutionStatement(
@@ -54,17 +54,19 @@ describe('ResultWriter on Postgres', () => {
       { phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, failureMessage: null },
       claimed.steps.map((step) => ({ stepId: step.id, phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, signal: null, failureMessage: null })),
     );
-    return [end, along] as const;
+    return [claimed.execution.id, end, along] as const;
   }
 
-  /** The transaction that wrote each task's end event (events are never updated). */
+  /** The transaction that wrote each task's end event (events are never updated); each task has at most one. */
   async function endTransactions(taskIds: readonly number[]): Promise<Map<number, string>> {
     const rows = await database
       .db('events')
       .whereIn('task_id', taskIds)
       .whereIn('type', ['task.success', 'task.failure'])
       .select<Array<{ task_id: number; xmin: string }>>('task_id', database.db.raw('xmin::text AS xmin'));
-    return new Map(rows.map((row) => [row.task_id, row.xmin]));
+    const transactions = new Map(rows.map((row) => [row.task_id, row.xmin]));
+    expect(transactions.size, 'one end event per task').toBe(rows.length);
+    return transactions;
   }
 
   it('writes results that end while one is being written in one transaction, each with its own result', async () => {
@@ -145,6 +147,90 @@ describe('ResultWriter on Postgres', () => {
       .where({ type: 'task.success' })
       .count<{ count: string }[]>('* as count');
     expect(Number(events[0]!.count)).toBe(4);
+  });
+  it('answers stored for a result whose commit landed though its answer was lost, and stores nothing twice', async () => {
+    const [claimed] = await running(1);
+    const writer = new ResultWriter(database.db);
+    expect(await writer.write(...result(claimed!, 0))).toBe(true);
+    // The same write again, as the caller retries it when the connection dropped as it committed.
+    expect(await writer.write(...result(claimed!, 0))).toBe(true);
+    const events = await database.db('events').where({ task_id: claimed!.task.id, type: 'task.success' }).select('id');
+    expect(events).toHaveLength(1);
+  });
+
+  it('locks runs in id order, as the lease renewal does: a renewal holding an earlier run does not deadlock with it', async () => {
+    const claimed = await running(3);
+    const [first, early, late] = claimed;
+    const writer = new ResultWriter(database.db);
+    // A session that locks runs in id order, as renewLeases does, holds the earlier run's row.
+    const renewal = await database.db.client.acquireConnection();
+    const side = { query: (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(renewal) };
+    try {
+      await side.query('BEGIN');
+      await side.query('SELECT id FROM executions WHERE id = ? FOR UPDATE', [early!.execution.id]);
+      // One result in flight, then the later run's and the earlier run's end, in that order, together.
+      const writes = [writer.write(...result(first!, 0)), writer.write(...result(late!, 0)), writer.write(...result(early!, 0))];
+      await writes[0];
+      const waitingOn = Date.now() + 5_000;
+      while ((await database.db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%finished AS%'`)).rows.length === 0) {
+        if (Date.now() > waitingOn) throw new Error('the shared write never waited on the lock');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // The renewal goes on to the later run: free, since the shared write waits for the earlier one first.
+      await side.query(`SET LOCAL lock_timeout = '500ms'`);
+      await side.query('SELECT id FROM executions WHERE id = ? FOR UPDATE', [late!.execution.id]);
+      await side.query('COMMIT');
+      expect(await Promise.all(writes)).toEqual([true, true, true]);
+    } finally {
+      await side.query('ROLLBACK').catch(() => undefined);
+      await database.db.client.releaseConnection(renewal);
+    }
+    const transactions = await endTransactions([early!.task.id, late!.task.id]);
+    expect(transactions.get(early!.task.id)).toBe(transactions.get(late!.task.id));
+  });
+  it('writes the next results beside one that waits on a lock, instead of behind it', async () => {
+    const [stuck, free] = await running(2);
+    const writer = new ResultWriter(database.db);
+    const holder = await database.db.client.acquireConnection();
+    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    try {
+      await hold('BEGIN');
+      await hold('SELECT id FROM tasks WHERE id = ? FOR UPDATE', [stuck!.task.id]);
+      const waiting = writer.write(...result(stuck!, 0));
+      const started = Date.now();
+      expect(await writer.write(...result(free!, 0))).toBe(true);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      await hold('COMMIT');
+      expect(await waiting).toBe(true);
+    } finally {
+      await hold('ROLLBACK').catch(() => undefined);
+      await database.db.client.releaseConnection(holder);
+    }
+  });
+
+  it('renews leases locking runs in id order, whatever order their rows lie in', async () => {
+    const [early, late] = await running(2);
+    // The earlier run's row rewritten: its new version now lies after the later run's.
+    await renewLeases(database.db, [early!.execution.id], RUNNER.id, 60_000);
+    const holder = await database.db.client.acquireConnection();
+    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    try {
+      await hold('BEGIN');
+      await hold('SELECT id FROM executions WHERE id = ? FOR UPDATE', [late!.execution.id]);
+      const renewal = renewLeases(database.db, [early!.execution.id, late!.execution.id], RUNNER.id, 60_000);
+      const deadline = Date.now() + 5_000;
+      while ((await database.db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lease_until%'`)).rows.length === 0) {
+        if (Date.now() > deadline) throw new Error('the renewal never waited on the lock');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // Waiting for the later run, it already holds the earlier one.
+      await expect(database.db.raw('SELECT id FROM executions WHERE id = ? FOR UPDATE NOWAIT', [early!.execution.id])).rejects.toThrow(/could not obtain lock/);
+      await hold('COMMIT');
+      expect([...(await renewal).keys()].sort()).toEqual([early!.execution.id, late!.execution.id].sort());
+    } finally {
+      await hold('ROLLBACK').catch(() => undefined);
+      await database.db.client.releaseConnection(holder);
+    }
   });
 });
 
