@@ -26,7 +26,7 @@ function cpu(): { total: number; postgres: number; self: number } {
   const all = processCpu();
   return {
     total: machineBusySeconds(),
-    postgres: all.filter((p) => p.comm === 'postgres').reduce((sum, p) => sum + p.seconds, 0),
+    postgres: all.filter((p) => p.comm === 'postgres').reduce((sum, p) => sum + p.withChildren, 0),
     self: all.find((p) => p.pid === process.pid)?.seconds ?? 0,
   };
 }
