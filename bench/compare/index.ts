@@ -208,6 +208,16 @@ async function waitAllDone(ids: readonly number[], timeoutMs: number): Promise<{
   return { failed: Number(failed?.count ?? 0) };
 }
 
+/** Rounds each side's throughput is measured in, taking turns. */
+const TURNS = 3;
+
+/** Rounds of `share` items each as one measurement: items over the time they all took, CPU per item over all. */
+function inTurns(rounds: ReadonlyArray<{ perSecond: number; cpu: CpuPerItem }>, share: number): { perSecond: number; cpu: CpuPerItem } {
+  const seconds = rounds.reduce((sum, r) => sum + share / r.perSecond, 0);
+  const mean = (of: (cpu: CpuPerItem) => number) => rounds.reduce((sum, r) => sum + of(r.cpu), 0) / rounds.length;
+  return { perSecond: (share * rounds.length) / seconds, cpu: { machineMs: mean((c) => c.machineMs), postgresMs: mean((c) => c.postgresMs) } };
+}
+
 /** Machine and Postgres CPU per item while `work` runs: where a throughput's cost goes, beside its alternative's. */
 interface CpuPerItem {
   machineMs: number;
@@ -607,14 +617,22 @@ async function benchThroughput(): Promise<void> {
       [10, tenTargets, n10],
     ] as const) {
       const key = `${hosts}x${processes}`;
-      // Who goes first alternates (countersign first on one host, second on ten): neither always meets the other's tail.
+      // In TURNS rounds, who goes first alternating: a spell of this machine's drift (a fifth over
+      // minutes) falls on both sides, and neither always meets the other's tail.
+      const oursRounds: Array<{ perSecond: number; failed: number; cpu: CpuPerItem }> = [];
+      const theirsRounds: Array<{ perSecond: number; cpu: CpuPerItem }> = [];
+      const share = Math.ceil(count / TURNS);
       const measureOurs = async () => {
-        ours[key] = await tasksPerSecond(targets, count);
+        oursRounds.push(await tasksPerSecond(targets, share));
       };
       const measureTheirs = async () => {
-        graphileWrapper[key] = await graphileJobsPerSecond(hosts, count, 'ssh_wrapper');
+        theirsRounds.push(await graphileJobsPerSecond(hosts, share, 'ssh_wrapper'));
       };
-      for (const measure of hosts === 1 ? [measureOurs, measureTheirs] : [measureTheirs, measureOurs]) await measure();
+      for (let turn = 0; turn < TURNS; turn++) {
+        for (const measure of (turn + hosts) % 2 === 1 ? [measureOurs, measureTheirs] : [measureTheirs, measureOurs]) await measure();
+      }
+      ours[key] = { ...inTurns(oursRounds, share), failed: oursRounds.reduce((sum, r) => sum + r.failed, 0) };
+      graphileWrapper[key] = inTurns(theirsRounds, share);
       graphile[key] = (await graphileJobsPerSecond(hosts, count)).perSecond;
     }
     console.log(
