@@ -12,8 +12,10 @@
  *
  * Rows are locked in execution id order, as the lease renewal and the lost-run sweeper lock
  * them, so a shared transaction cannot deadlock with either. A write that waits on a lock holds
- * up the others only for a moment: after STALL_MS the next batch goes beside it, and a shared
- * transaction gives up its lock wait after LOCK_TIMEOUT and is written result by result.
+ * up the others only for a moment: after STALL_MS the next batch goes beside it (at most
+ * MAX_IN_FLIGHT at once, so slow commits cannot take the whole pool from the lease renewal and
+ * the output), and a shared transaction gives up its lock wait after LOCK_TIMEOUT and is written
+ * result by result.
  */
 import type { Knex } from 'knex';
 import { transitionEventType } from '../domain/lifecycle.js';
@@ -34,11 +36,16 @@ const MAX_BATCH = 32;
 const STALL_MS = 250;
 /** A shared transaction waits this long for a row lock before its results go one by one. */
 const LOCK_TIMEOUT = '1s';
+/** Writes in flight at once, however long they take. */
+const MAX_IN_FLIGHT = 3;
+/** A failed shared transaction's results written on their own this many at a time. */
+const FALLBACK_AT_ONCE = 2;
 
 export class ResultWriter {
   private readonly waiting: Pending[] = [];
   /** Writes in flight for less than STALL_MS: the next batch waits for them. */
   private holding = 0;
+  private inFlight = 0;
 
   constructor(
     private readonly db: Db,
@@ -57,9 +64,10 @@ export class ResultWriter {
   }
 
   private next(): void {
-    if (this.holding > 0 || this.waiting.length === 0) return;
+    if (this.holding > 0 || this.inFlight >= MAX_IN_FLIGHT || this.waiting.length === 0) return;
     const batch = this.waiting.splice(0, MAX_BATCH).sort((a, b) => a.executionId - b.executionId);
     this.holding++;
+    this.inFlight++;
     let held = true;
     const release = () => {
       if (!held) return;
@@ -69,10 +77,18 @@ export class ResultWriter {
     };
     const stall = setTimeout(release, STALL_MS);
     stall.unref();
-    void this.writeBatch(batch).finally(() => {
-      clearTimeout(stall);
-      release();
-    });
+    this.writeBatch(batch)
+      // Never left unsettled: an error of our own (say, the logger's) fails the batch's writes,
+      // and their callers retry them. A promise settled already ignores it.
+      .catch((error: unknown) => {
+        for (const item of batch) item.reject(error);
+      })
+      .finally(() => {
+        clearTimeout(stall);
+        this.inFlight--;
+        if (held) release();
+        else this.next();
+      });
   }
 
   private async writeBatch(batch: Pending[]): Promise<void> {
@@ -87,19 +103,27 @@ export class ResultWriter {
         for (const [i, item] of batch.entries()) item.resolve(stored[i]!);
         return;
       } catch (error) {
-        // Each again on its own: an error that is a result's own reaches its caller then.
-        this.onSharedFailure(error, batch.length);
+        try {
+          this.onSharedFailure(error, batch.length);
+        } catch {
+          // Reporting it must not keep the results from being written.
+        }
       }
     }
-    await Promise.all(
-      batch.map(async (item) => {
+    // Each on its own, in id order, FALLBACK_AT_ONCE at a time: the pool is shared with the lease
+    // renewal and the output, and a result waiting on a lock still leaves the others a way through.
+    // An error that is a result's own reaches its caller then.
+    const queue = [...batch];
+    const worker = async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
         try {
           item.resolve(await this.writeOne(this.db, item));
         } catch (error) {
           item.reject(error);
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FALLBACK_AT_ONCE, queue.length) }, worker));
   }
 
   private async writeOne(db: Db | Knex.Transaction, item: Pending): Promise<boolean> {
@@ -112,6 +136,8 @@ export class ResultWriter {
 }
 
 async function ownEndStored(db: Db | Knex.Transaction, end: Transition): Promise<boolean> {
+  // Without its run's id the event could be any earlier run's end.
+  if (end.data?.execution === undefined) return false;
   const row = await db('events')
     .where({ task_id: end.taskId, type: transitionEventType(end.to) })
     .whereRaw('data @> ?::jsonb', [JSON.stringify(end.data ?? {})])

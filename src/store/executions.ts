@@ -109,7 +109,7 @@ export async function renewLeases(
   // locks in whatever order its scan finds the rows, and two of them could wait on each other.
   const { rows } = await db.raw<{ rows: Array<Pick<ExecutionRow, 'id' | 'desired_phase'>> }>(
     `WITH ours AS (
-       SELECT id FROM executions WHERE id = ANY(?::bigint[]) AND runner_id = ? AND phase = 'running' ORDER BY id FOR UPDATE
+       SELECT id FROM executions WHERE id = ANY(?::bigint[]) AND runner_id = ? AND phase = 'running' ORDER BY id FOR NO KEY UPDATE
      )
      UPDATE executions SET lease_until = now() + make_interval(secs => ?::float8) FROM ours WHERE executions.id = ours.id
      RETURNING executions.id, executions.desired_phase`,
