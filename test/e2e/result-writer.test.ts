@@ -57,6 +57,32 @@ describe('ResultWriter on Postgres', () => {
     return [claimed.execution.id, end, along] as const;
   }
 
+  /** The tasks' statuses, in id order. */
+  const statusesOf = (claimed: readonly Claimed[]) =>
+    database
+      .db('tasks')
+      .whereIn(
+        'id',
+        claimed.map((c) => c.task.id),
+      )
+      .orderBy('id')
+      .pluck('status');
+
+  /** A session of the test's own, to hold locks in; closing it rolls back what it holds. */
+  async function session() {
+    const connection = await database.db.client.acquireConnection();
+    return {
+      query: (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(connection),
+      async close() {
+        await database.db
+          .raw('ROLLBACK')
+          .connection(connection)
+          .catch(() => undefined);
+        await database.db.client.releaseConnection(connection);
+      },
+    };
+  }
+
   /** The transaction that wrote each task's end event (events are never updated); each task has at most one. */
   async function endTransactions(taskIds: readonly number[]): Promise<Map<number, string>> {
     const rows = await database
@@ -102,14 +128,7 @@ describe('ResultWriter on Postgres', () => {
     // The third is written with another runner's key: as after the sweeper gave the run up.
     const answers = await Promise.all(claimed.map((c, i) => writer.write(...result(c, 0, {}, i === 2 ? RUNNER.key + 1 : RUNNER.key))));
     expect(answers).toEqual([true, true, false, true]);
-    const statuses = await database
-      .db('tasks')
-      .whereIn(
-        'id',
-        claimed.map((c) => c.task.id),
-      )
-      .orderBy('id')
-      .pluck('status');
+    const statuses = await statusesOf(claimed);
     expect(statuses).toEqual(['success', 'success', 'running', 'success']);
     const transactions = await endTransactions(claimed.map((c) => c.task.id));
     expect(transactions.get(claimed[1]!.task.id)).toBe(transactions.get(claimed[3]!.task.id));
@@ -124,14 +143,7 @@ describe('ResultWriter on Postgres', () => {
     );
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/invalid input syntax for type integer/);
-    const statuses = await database
-      .db('tasks')
-      .whereIn(
-        'id',
-        claimed.map((c) => c.task.id),
-      )
-      .orderBy('id')
-      .pluck('status');
+    const statuses = await statusesOf(claimed);
     expect(statuses).toEqual(['success', 'success', 'running', 'success']);
     // Its run is still running and still this runner's: the caller's retry can store it.
     expect(await writer.write(...result(claimed[2]!, 0))).toBe(true);
@@ -163,8 +175,7 @@ describe('ResultWriter on Postgres', () => {
     const [first, early, late] = [...claimed].sort((a, b) => a.execution.id - b.execution.id);
     const writer = new ResultWriter(database.db);
     // A session that locks runs in id order, as renewLeases does, holds the earlier run's row.
-    const renewal = await database.db.client.acquireConnection();
-    const side = { query: (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(renewal) };
+    const side = await session();
     try {
       await side.query('BEGIN');
       await side.query('SELECT id FROM executions WHERE id = ? FOR UPDATE', [early!.execution.id]);
@@ -182,8 +193,7 @@ describe('ResultWriter on Postgres', () => {
       await side.query('COMMIT');
       expect(await Promise.all(writes)).toEqual([true, true, true]);
     } finally {
-      await side.query('ROLLBACK').catch(() => undefined);
-      await database.db.client.releaseConnection(renewal);
+      await side.close();
     }
     const transactions = await endTransactions([early!.task.id, late!.task.id]);
     expect(transactions.get(early!.task.id)).toBe(transactions.get(late!.task.id));
@@ -191,8 +201,8 @@ describe('ResultWriter on Postgres', () => {
   it('writes the next results beside one that waits on a lock, instead of behind it', async () => {
     const [stuck, free] = await running(2);
     const writer = new ResultWriter(database.db);
-    const holder = await database.db.client.acquireConnection();
-    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    const holder = await session();
+    const hold = holder.query;
     try {
       await hold('BEGIN');
       await hold('SELECT id FROM tasks WHERE id = ? FOR UPDATE', [stuck!.task.id]);
@@ -203,16 +213,15 @@ describe('ResultWriter on Postgres', () => {
       await hold('COMMIT');
       expect(await waiting).toBe(true);
     } finally {
-      await hold('ROLLBACK').catch(() => undefined);
-      await database.db.client.releaseConnection(holder);
+      await holder.close();
     }
   });
 
   it('writes a shared transaction’s results one by one when it waits on a lock for over a second, so the free ones are stored', async () => {
     const [stuck, locked, free] = [...(await running(3))].sort((a, b) => a.execution.id - b.execution.id);
     const writer = new ResultWriter(database.db);
-    const holder = await database.db.client.acquireConnection();
-    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    const holder = await session();
+    const hold = holder.query;
     try {
       await hold('BEGIN');
       await hold('SELECT id FROM tasks WHERE id = ANY(?::bigint[]) FOR UPDATE', [[stuck!.task.id, locked!.task.id]]);
@@ -227,8 +236,7 @@ describe('ResultWriter on Postgres', () => {
       await hold('COMMIT');
       expect(await Promise.all([first, together[0]])).toEqual([true, true]);
     } finally {
-      await hold('ROLLBACK').catch(() => undefined);
-      await database.db.client.releaseConnection(holder);
+      await holder.close();
     }
   });
 
@@ -248,8 +256,8 @@ describe('ResultWriter on Postgres', () => {
 
   it('renews a lease while output is being stored for the run (its key share lock does not stop it)', async () => {
     const [claimed] = await running(1);
-    const holder = await database.db.client.acquireConnection();
-    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    const holder = await session();
+    const hold = holder.query;
     try {
       // What storing a chunk of output takes on its run's row (the foreign key's check).
       await hold('BEGIN');
@@ -261,8 +269,7 @@ describe('ResultWriter on Postgres', () => {
       expect(renewed).not.toBe('waited');
       expect([...(renewed as Map<number, unknown>).keys()]).toEqual([claimed!.execution.id]);
     } finally {
-      await hold('ROLLBACK').catch(() => undefined);
-      await database.db.client.releaseConnection(holder);
+      await holder.close();
     }
   });
 
@@ -270,8 +277,8 @@ describe('ResultWriter on Postgres', () => {
     const [early, late] = await running(2);
     // The earlier run's row rewritten: its new version now lies after the later run's.
     await renewLeases(database.db, [early!.execution.id], RUNNER.id, 60_000);
-    const holder = await database.db.client.acquireConnection();
-    const hold = (text: string, values?: unknown[]) => database.db.raw(text, values as never).connection(holder);
+    const holder = await session();
+    const hold = holder.query;
     try {
       await hold('BEGIN');
       await hold('SELECT id FROM executions WHERE id = ? FOR UPDATE', [late!.execution.id]);
@@ -286,8 +293,7 @@ describe('ResultWriter on Postgres', () => {
       await hold('COMMIT');
       expect([...(await renewal).keys()].sort()).toEqual([early!.execution.id, late!.execution.id].sort());
     } finally {
-      await hold('ROLLBACK').catch(() => undefined);
-      await database.db.client.releaseConnection(holder);
+      await holder.close();
     }
   });
 });
