@@ -17,9 +17,8 @@
  * the output), and a shared transaction gives up its lock wait after LOCK_TIMEOUT and is written
  * result by result.
  */
-import type { Knex } from 'knex';
 import { transitionEventType } from '../domain/lifecycle.js';
-import type { Db } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 import { transitionTaskAlong, type AlongWith, type Transition } from '../store/tasks.js';
 
 interface Pending {
@@ -126,7 +125,7 @@ export class ResultWriter {
     await Promise.all(Array.from({ length: Math.min(FALLBACK_AT_ONCE, queue.length) }, worker));
   }
 
-  private async writeOne(db: Db | Knex.Transaction, item: Pending): Promise<boolean> {
+  private async writeOne(db: Queryable, item: Pending): Promise<boolean> {
     if ((await transitionTaskAlong(db, item.end, item.along, { notifyChanged: true })).along) return true;
     // The gate was shut. By another process (the run given up as lost), or by this very result,
     // stored in a commit whose answer never came back (the connection dropped as it committed):
@@ -135,12 +134,12 @@ export class ResultWriter {
   }
 }
 
-async function ownEndStored(db: Db | Knex.Transaction, end: Transition): Promise<boolean> {
+async function ownEndStored(db: Queryable, end: Transition): Promise<boolean> {
   // Without its run's id the event could be any earlier run's end.
   if (end.data?.execution === undefined) return false;
   const row = await db('events')
     .where({ task_id: end.taskId, type: transitionEventType(end.to) })
-    .whereRaw('data @> ?::jsonb', [JSON.stringify(end.data ?? {})])
+    .whereRaw('data @> ?::jsonb', [JSON.stringify(end.data)])
     .first('id');
   return row !== undefined;
 }

@@ -11,11 +11,34 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultWriter } from '../../src/runner/resultWriter.js';
 import { claimReady, failRunOfLostRunner, finishExecutionStatement, plansJson, renewLeases, type Claimed } from '../../src/store/executions.js';
 import { transitionTask, type Transition } from '../../src/store/tasks.js';
+import type { Db } from '../../src/store/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { Harness } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
+import { waitFor } from '../support/waitFor.js';
 
 const RUNNER = { id: 'runner-a', key: 4242 };
+
+/** Until a statement containing `text` waits on a row lock. */
+async function untilWaitingOnLock(db: Db, text: string, what: string): Promise<void> {
+  await waitFor(
+    async () => (await db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE ?`, [`%${text}%`])).rows.length > 0,
+    5_000,
+    what,
+    10,
+  );
+}
+
+/** The transaction that wrote each task's end event (events are never updated); each task has at most one. */
+async function endTransactions(db: Db, taskIds: readonly number[]): Promise<Map<number, string>> {
+  const rows = await db('events')
+    .whereIn('task_id', taskIds)
+    .whereIn('type', ['task.success', 'task.failure'])
+    .select<Array<{ task_id: number; xmin: string }>>('task_id', db.raw('xmin::text AS xmin'));
+  const transactions = new Map(rows.map((row) => [row.task_id, row.xmin]));
+  expect(transactions.size, 'one end event per task').toBe(rows.length);
+  return transactions;
+}
 
 describe('ResultWriter on Postgres', () => {
   let database: TestDatabase;
@@ -83,18 +106,6 @@ describe('ResultWriter on Postgres', () => {
     };
   }
 
-  /** The transaction that wrote each task's end event (events are never updated); each task has at most one. */
-  async function endTransactions(taskIds: readonly number[]): Promise<Map<number, string>> {
-    const rows = await database
-      .db('events')
-      .whereIn('task_id', taskIds)
-      .whereIn('type', ['task.success', 'task.failure'])
-      .select<Array<{ task_id: number; xmin: string }>>('task_id', database.db.raw('xmin::text AS xmin'));
-    const transactions = new Map(rows.map((row) => [row.task_id, row.xmin]));
-    expect(transactions.size, 'one end event per task').toBe(rows.length);
-    return transactions;
-  }
-
   it('writes results that end while one is being written in one transaction, each with its own result', async () => {
     const claimed = await running(8);
     const writer = new ResultWriter(database.db);
@@ -116,7 +127,7 @@ describe('ResultWriter on Postgres', () => {
       .select('phase');
     expect(steps.every((step) => step.phase !== 'running')).toBe(true);
     // One audit event per end, in the transaction that moved the task.
-    const transactions = await endTransactions(ids);
+    const transactions = await endTransactions(database.db, ids);
     expect(transactions.size).toBe(8);
     expect(new Set(transactions.values()).size).toBe(2);
     expect(new Set(ids.slice(1).map((id) => transactions.get(id))).size).toBe(1);
@@ -130,7 +141,10 @@ describe('ResultWriter on Postgres', () => {
     expect(answers).toEqual([true, true, false, true]);
     const statuses = await statusesOf(claimed);
     expect(statuses).toEqual(['success', 'success', 'running', 'success']);
-    const transactions = await endTransactions(claimed.map((c) => c.task.id));
+    const transactions = await endTransactions(
+      database.db,
+      claimed.map((c) => c.task.id),
+    );
     expect(transactions.get(claimed[1]!.task.id)).toBe(transactions.get(claimed[3]!.task.id));
   });
 
@@ -149,7 +163,14 @@ describe('ResultWriter on Postgres', () => {
     expect(await writer.write(...result(claimed[2]!, 0))).toBe(true);
     expect((await database.db('tasks').where({ id: claimed[2]!.task.id }).first('status'))?.status).toBe('success');
     // Nothing was stored twice: one end event per task.
-    expect((await endTransactions(claimed.map((c) => c.task.id))).size).toBe(4);
+    expect(
+      (
+        await endTransactions(
+          database.db,
+          claimed.map((c) => c.task.id),
+        )
+      ).size,
+    ).toBe(4);
     const events = await database
       .db('events')
       .whereIn(
@@ -182,11 +203,7 @@ describe('ResultWriter on Postgres', () => {
       // One result in flight, then the later run's and the earlier run's end, in that order, together.
       const writes = [writer.write(...result(first!, 0)), writer.write(...result(late!, 0)), writer.write(...result(early!, 0))];
       await writes[0];
-      const waitingOn = Date.now() + 5_000;
-      while ((await database.db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%finished AS%'`)).rows.length === 0) {
-        if (Date.now() > waitingOn) throw new Error('the shared write never waited on the lock');
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await untilWaitingOnLock(database.db, 'finished AS', 'the shared write to wait on the lock');
       // The renewal goes on to the later run: free, since the shared write waits for the earlier one first.
       await side.query(`SET LOCAL lock_timeout = '500ms'`);
       await side.query('SELECT id FROM executions WHERE id = ? FOR UPDATE', [late!.execution.id]);
@@ -195,7 +212,7 @@ describe('ResultWriter on Postgres', () => {
     } finally {
       await side.close();
     }
-    const transactions = await endTransactions([early!.task.id, late!.task.id]);
+    const transactions = await endTransactions(database.db, [early!.task.id, late!.task.id]);
     expect(transactions.get(early!.task.id)).toBe(transactions.get(late!.task.id));
   });
   it('writes the next results beside one that waits on a lock, instead of behind it', async () => {
@@ -283,11 +300,7 @@ describe('ResultWriter on Postgres', () => {
       await hold('BEGIN');
       await hold('SELECT id FROM executions WHERE id = ? FOR UPDATE', [late!.execution.id]);
       const renewal = renewLeases(database.db, [early!.execution.id, late!.execution.id], RUNNER.id, 60_000);
-      const deadline = Date.now() + 5_000;
-      while ((await database.db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lease_until%'`)).rows.length === 0) {
-        if (Date.now() > deadline) throw new Error('the renewal never waited on the lock');
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await untilWaitingOnLock(database.db, 'lease_until', 'the renewal to wait on the lock');
       // Waiting for the later run, it already holds the earlier one.
       await expect(database.db.raw('SELECT id FROM executions WHERE id = ? FOR UPDATE NOWAIT', [early!.execution.id])).rejects.toThrow(/could not obtain lock/);
       await hold('COMMIT');
@@ -314,28 +327,20 @@ describe('runs ending together through the runner', () => {
     const ids: number[] = [];
     for (let i = 0; i < 8; i++) ids.push(await h.serviceTask(`echo ready-${i}; while [ ! -e ${go} ]; do sleep 0.01; done; exit ${i}`));
     const db = h.database.db;
-    const deadline = Date.now() + 10_000;
     const started = async () => {
       const [row] = await db('output_chunks')
         .join('executions', 'executions.id', 'output_chunks.execution_id')
         .whereIn('executions.task_id', ids)
         .countDistinct<{ count: string | number }[]>('output_chunks.execution_id as count');
-      return Number(row?.count ?? 0);
+      return Number(row?.count ?? 0) === 8;
     };
-    while ((await started()) < 8) {
-      if (Date.now() > deadline) throw new Error('the tasks did not all start');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(started, 10_000, 'every task to say it is ready', 20);
     // The first result to be written waits on these rows; the others end meanwhile.
     const holder = await h.sideConnection();
     await holder.query('BEGIN');
     await holder.query('SELECT id FROM tasks WHERE id = ANY($1::bigint[]) FOR UPDATE', [ids]);
     writeFileSync(go, '');
-    const waiting = await h.sideConnection();
-    while ((await waiting.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%finished AS%'`)).rowCount === 0) {
-      if (Date.now() > deadline) throw new Error('no result was written');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await untilWaitingOnLock(db, 'finished AS', 'the first result to wait on the lock');
     // The other seven tasks end within a few tens of milliseconds of the file.
     await new Promise((resolve) => setTimeout(resolve, 500));
     await holder.query('COMMIT');
@@ -343,13 +348,10 @@ describe('runs ending together through the runner', () => {
     const ended = await Promise.all(ids.map((id) => h.waitForStatus(id, ['success', 'failure'], 10_000)));
     expect(ended.map((task) => task.result.exitCode)).toEqual(ids.map((_, i) => i));
     expect(ended.map((task) => task.result.lastLine)).toEqual(ids.map((_, i) => `ready-${i}`));
-    const rows = await db('events')
-      .whereIn('task_id', ids)
-      .whereIn('type', ['task.success', 'task.failure'])
-      .select<Array<{ task_id: number; xmin: string }>>('task_id', db.raw('xmin::text AS xmin'));
-    expect(rows).toHaveLength(8);
+    const transactions = await endTransactions(db, ids);
+    expect(transactions.size).toBe(8);
     // The first waited on the lock; the seven that ended meanwhile went in one or a few shared
     // transactions (a new one goes beside a stalled write every quarter second), never one each.
-    expect(new Set(rows.map((row) => row.xmin)).size).toBeLessThan(8);
+    expect(new Set(transactions.values()).size).toBeLessThan(8);
   });
 });
