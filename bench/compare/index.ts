@@ -215,34 +215,64 @@ const TURNS = 3;
 function inTurns(rounds: ReadonlyArray<{ perSecond: number; cpu: CpuPerItem }>, share: number): { perSecond: number; cpu: CpuPerItem } {
   const seconds = rounds.reduce((sum, r) => sum + share / r.perSecond, 0);
   const mean = (of: (cpu: CpuPerItem) => number) => rounds.reduce((sum, r) => sum + of(r.cpu), 0) / rounds.length;
-  return { perSecond: (share * rounds.length) / seconds, cpu: { machineMs: mean((c) => c.machineMs), postgresMs: mean((c) => c.postgresMs) } };
+  return {
+    perSecond: (share * rounds.length) / seconds,
+    cpu: { machineMs: mean((c) => c.machineMs), postgresMs: mean((c) => c.postgresMs), sideMs: mean((c) => c.sideMs), sshdMs: mean((c) => c.sshdMs) },
+  };
 }
 
 /** Machine and Postgres CPU per item while `work` runs: where a throughput's cost goes, beside its alternative's. */
 interface CpuPerItem {
   machineMs: number;
   postgresMs: number;
+  /** The side's own processes (countersign's app processes, graphile-worker's). */
+  sideMs: number;
+  /** The hosts: sshd and what it started (the wrapper's shell, head, the script). */
+  sshdMs: number;
 }
-async function withCpu<T>(count: number, work: () => Promise<T>): Promise<T & { cpu: CpuPerItem }> {
-  // With what exited backends used (the postmaster's reaped children): graphile's second process
-  // closes its connections before the window ends, and their CPU left with them (0.01 ms a job).
-  const postgres = () =>
+async function withCpu<T>(count: number, side: readonly number[], work: () => Promise<T>): Promise<T & { cpu: CpuPerItem }> {
+  // With what exited processes used (reaped children): graphile's second process closes its
+  // connections before the window ends, and their backends' CPU left with them (0.01 ms a job);
+  // each run's shell and interpreter on a host exit within it.
+  const named = (comm: string) =>
     processCpu()
-      .filter((p) => p.comm === 'postgres')
+      .filter((p) => p.comm === comm)
       .reduce((sum, p) => sum + p.withChildren, 0);
-  const [machine0, postgres0] = [machineBusySeconds(), postgres()];
+  const ofSide = () =>
+    processCpu()
+      .filter((p) => side.includes(p.pid))
+      .reduce((sum, p) => sum + p.seconds, 0);
+  const [machine0, postgres0, side0, sshd0] = [machineBusySeconds(), named('postgres'), ofSide(), named('sshd')];
   const result = await work();
-  return { ...result, cpu: { machineMs: (1000 * (machineBusySeconds() - machine0)) / count, postgresMs: (1000 * (postgres() - postgres0)) / count } };
+  const perItem = (seconds: number) => (1000 * seconds) / count;
+  return {
+    ...result,
+    cpu: {
+      machineMs: perItem(machineBusySeconds() - machine0),
+      postgresMs: perItem(named('postgres') - postgres0),
+      sideMs: perItem(ofSide() - side0),
+      sshdMs: perItem(named('sshd') - sshd0),
+    },
+  };
 }
-const cpuText = (cpu: CpuPerItem) => `${cpu.machineMs.toFixed(2)} ms (Postgres ${cpu.postgresMs.toFixed(2)})`;
+const cpuText = (cpu: CpuPerItem, side: string) =>
+  `${cpu.machineMs.toFixed(2)} ms (${side} ${cpu.sideMs.toFixed(2)}, Postgres ${cpu.postgresMs.toFixed(2)}, hosts ${cpu.sshdMs.toFixed(2)})`;
 
-async function tasksPerSecond(targets: readonly string[], count: number): Promise<{ perSecond: number; failed: number; cpu: CpuPerItem }> {
-  return withCpu(count, async () => {
-    const started = performance.now();
-    const ids = await insertReadyTasks(db, targets, count, 'true');
-    const { failed } = await waitAllDone(ids, 600_000);
-    return { perSecond: count / ((performance.now() - started) / 1000), failed };
-  });
+async function tasksPerSecond(
+  targets: readonly string[],
+  count: number,
+  apps: readonly AppChild[] = [],
+): Promise<{ perSecond: number; failed: number; cpu: CpuPerItem }> {
+  return withCpu(
+    count,
+    apps.map((app) => app.pid),
+    async () => {
+      const started = performance.now();
+      const ids = await insertReadyTasks(db, targets, count, 'true');
+      const { failed } = await waitAllDone(ids, 600_000);
+      return { perSecond: count / ((performance.now() - started) / 1000), failed };
+    },
+  );
 }
 
 // ---------------------------------------------------------------- 1. acknowledgements
@@ -547,21 +577,26 @@ async function benchRunLatency(): Promise<void> {
 async function graphileJobsPerSecond(
   hosts: number,
   count: number,
+  workers: ReadonlyArray<Child<{ pid: number }>>,
   job: 'ssh_true' | 'ssh_wrapper' = 'ssh_true',
 ): Promise<{ perSecond: number; cpu: CpuPerItem }> {
-  return withCpu(count, async () => {
-    const started = performance.now();
-    await db.raw(`SELECT graphile_worker.add_job(?, json_build_object('host', i % ?)) FROM generate_series(1, ?::int) AS i`, [job, hosts, count]);
-    for (;;) {
-      const r = await db.raw<{ rows: Array<{ left: number; failed: number }> }>(
-        'SELECT count(*)::int AS left, count(*) FILTER (WHERE last_error IS NOT NULL)::int AS failed FROM graphile_worker.jobs',
-      );
-      if (r.rows[0]!.failed > 0) throw new Error('graphile-worker jobs failed');
-      if (r.rows[0]!.left === 0) break;
-      await sleep(10);
-    }
-    return { perSecond: count / ((performance.now() - started) / 1000) };
-  });
+  return withCpu(
+    count,
+    workers.map((worker) => worker.pid),
+    async () => {
+      const started = performance.now();
+      await db.raw(`SELECT graphile_worker.add_job(?, json_build_object('host', i % ?)) FROM generate_series(1, ?::int) AS i`, [job, hosts, count]);
+      for (;;) {
+        const r = await db.raw<{ rows: Array<{ left: number; failed: number }> }>(
+          'SELECT count(*)::int AS left, count(*) FILTER (WHERE last_error IS NOT NULL)::int AS failed FROM graphile_worker.jobs',
+        );
+        if (r.rows[0]!.failed > 0) throw new Error('graphile-worker jobs failed');
+        if (r.rows[0]!.left === 0) break;
+        await sleep(10);
+      }
+      return { perSecond: count / ((performance.now() - started) / 1000) };
+    },
+  );
 }
 
 async function benchThroughput(): Promise<void> {
@@ -610,8 +645,8 @@ async function benchThroughput(): Promise<void> {
     apps.push(await startCountersign(null));
     workers.push(await startChild('graphile.ts', { databaseUrl, hosts: tenHosts.map((ssh) => rawHost(ssh)) }));
     // Connections open, code warm.
-    await tasksPerSecond(tenTargets, 40 * processes);
-    await graphileJobsPerSecond(10, 40 * processes);
+    await tasksPerSecond(tenTargets, 40 * processes, apps);
+    await graphileJobsPerSecond(10, 40 * processes, workers);
     for (const [hosts, targets, count] of [
       [1, oneTarget, n1],
       [10, tenTargets, n10],
@@ -623,17 +658,17 @@ async function benchThroughput(): Promise<void> {
       const theirsRounds: Array<{ perSecond: number; cpu: CpuPerItem }> = [];
       const share = Math.ceil(count / TURNS);
       const measureOurs = async () => {
-        oursRounds.push(await tasksPerSecond(targets, share));
+        oursRounds.push(await tasksPerSecond(targets, share, apps));
       };
       const measureTheirs = async () => {
-        theirsRounds.push(await graphileJobsPerSecond(hosts, share, 'ssh_wrapper'));
+        theirsRounds.push(await graphileJobsPerSecond(hosts, share, workers, 'ssh_wrapper'));
       };
       for (let turn = 0; turn < TURNS; turn++) {
         for (const measure of (turn + hosts) % 2 === 1 ? [measureOurs, measureTheirs] : [measureTheirs, measureOurs]) await measure();
       }
       ours[key] = { ...inTurns(oursRounds, share), failed: oursRounds.reduce((sum, r) => sum + r.failed, 0) };
       graphileWrapper[key] = inTurns(theirsRounds, share);
-      graphile[key] = (await graphileJobsPerSecond(hosts, count)).perSecond;
+      graphile[key] = (await graphileJobsPerSecond(hosts, count, workers)).perSecond;
     }
     console.log(
       `  ${processes} process(es) each: countersign 1 host ${ours[`1x${processes}`]!.perSecond.toFixed(0)}/s, 10 hosts ${ours[`10x${processes}`]!.perSecond.toFixed(0)}/s; ` +
@@ -655,8 +690,8 @@ async function benchThroughput(): Promise<void> {
       const theirsWrapped = graphileWrapper[key]!;
       row({
         what: `trivial tasks/s, ${hosts} host${hosts > 1 ? 's' : ''}, ${processes} app process${processes > 1 ? 'es' : ''}`,
-        ours: `${mine.perSecond.toFixed(0)}/s${mine.failed ? ` (${mine.failed} failed)` : ''}; machine CPU per task ${cpuText(mine.cpu)}`,
-        floor: `raw ssh2 exec true ${raw.toFixed(0)}/s, raw ssh2 running countersign's wrapper ${rawWrapper.toFixed(0)}/s; graphile-worker exec true ${theirs.toFixed(0)}/s, with the wrapper ${theirsWrapped.perSecond.toFixed(0)}/s, machine CPU per job ${cpuText(theirsWrapped.cpu)}`,
+        ours: `${mine.perSecond.toFixed(0)}/s${mine.failed ? ` (${mine.failed} failed)` : ''}; machine CPU per task ${cpuText(mine.cpu, 'countersign')}`,
+        floor: `raw ssh2 exec true ${raw.toFixed(0)}/s, raw ssh2 running countersign's wrapper ${rawWrapper.toFixed(0)}/s; graphile-worker exec true ${theirs.toFixed(0)}/s, with the wrapper ${theirsWrapped.perSecond.toFixed(0)}/s, machine CPU per job ${cpuText(theirsWrapped.cpu, 'graphile-worker')}`,
         ratio: `${((100 * mine.perSecond) / raw).toFixed(0)}% of raw (${((100 * mine.perSecond) / rawWrapper).toFixed(0)}% of raw with the wrapper), ${(mine.perSecond / theirs).toFixed(2)}x graphile (${(mine.perSecond / theirsWrapped.perSecond).toFixed(2)}x with the wrapper)`,
         target: '>= 50% of raw and > graphile',
         met: mine.failed === 0 && mine.perSecond >= raw / 2 && mine.perSecond > theirs,
