@@ -35,6 +35,7 @@ import { CHANNEL_RUN, CHANNEL_RUN_STEP_STOP } from './store/runs.js';
 import { hooksRouter } from './http/hooks.js';
 import { createDb, type Db } from './store/db.js';
 import { SlackGateway } from './slack/gateway.js';
+import { createSlackFetch } from './slack/slackFetch.js';
 import { registerListeners } from './slack/listeners.js';
 import { ListenerTable } from './slack/listenerTable.js';
 import { WorkspaceGuard } from './slack/workspaceGuard.js';
@@ -147,9 +148,19 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
   // Background calls (cards, review DMs, permalinks, user group members) get their own client: a
   // 429 there must not delay the listeners' answers.
-  const background = env.slack
-    ? new WebClient(env.slack.botToken, { slackApiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 }, timeout: 15_000, logger: boltLogger(log) })
-    : null;
+  // One keep-alive HTTP client for both Web API clients and Bolt's respond() (see slackFetch.ts).
+  const slackHttp = env.slack ? createSlackFetch() : null;
+  const background =
+    env.slack && slackHttp
+      ? new WebClient(env.slack.botToken, {
+          slackApiUrl,
+          rejectRateLimitedCalls: true,
+          retryConfig: { retries: 0 },
+          timeout: 15_000,
+          logger: boltLogger(log),
+          fetch: slackHttp.fetch,
+        })
+      : null;
   const reviewers = new Reviewers(background ? webApiUsergroups(background) : null, {
     ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,
     log: log.child({ component: 'reviewers' }),
@@ -313,7 +324,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       token: env.slack.botToken,
       receiver,
       logger: boltLogger(log),
-      clientOptions: { slackApiUrl, retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 } },
+      clientOptions: {
+        slackApiUrl,
+        retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 },
+        ...(slackHttp ? { fetch: slackHttp.fetch } : {}),
+      },
       // Workflow steps complete with the bot token, later and maybe elsewhere (src/slack/workflowStep.ts).
       attachFunctionToken: false,
       // Bolt's conversation store is unused here, and on every request it looked the channel up and
@@ -569,6 +584,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       metricsServer?.closeAllConnections();
       await within(Promise.all([closed, metricsServer ? new Promise<void>((resolve) => metricsServer!.close(() => resolve())) : undefined]), 1000, 'http');
       await within(runnerDb.destroy(), 1000, 'runner pool');
+      await within(slackHttp?.close(), 1000, 'slack connections');
     },
   };
 }
