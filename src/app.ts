@@ -317,7 +317,11 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     // Socket Mode when an app token is set: Slack's payloads arrive over a WebSocket opened with
     // apps.connections.open (at SLACK_API_URL too), and /slack/events is not served.
     const receiver: Receiver = env.slackAppToken
-      ? new SocketModeReceiver({ appToken: env.slackAppToken, logger: boltLogger(log), installerOptions: { clientOptions: { slackApiUrl } } })
+      ? new SocketModeReceiver({
+          appToken: env.slackAppToken,
+          logger: boltLogger(log),
+          installerOptions: { clientOptions: { slackApiUrl, ...(slackHttp ? { fetch: slackHttp.fetch } : {}) } },
+        })
       : new ExpressReceiver({ signingSecret: env.slack.signingSecret, endpoints: '/slack/events', app: http, logger: boltLogger(log) });
     socketReceiver = receiver instanceof SocketModeReceiver ? receiver : null;
     const bolt = new App({
@@ -584,7 +588,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       metricsServer?.closeAllConnections();
       await within(Promise.all([closed, metricsServer ? new Promise<void>((resolve) => metricsServer!.close(() => resolve())) : undefined]), 1000, 'http');
       await within(runnerDb.destroy(), 1000, 'runner pool');
-      await within(slackHttp?.close(), 1000, 'slack connections');
+      await within(slackHttp?.close(500), 1000, 'slack connections');
     },
   };
 }

@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { WebClient, type WebAPIHTTPError, type WebAPIRateLimitedError } from '@slack/web-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackFetch, type SlackFetch } from '../src/slack/slackFetch.js';
@@ -145,6 +146,73 @@ describe('slackFetch', () => {
       const started = Date.now();
       await expect(client({ url: `${url}/api/`, timeout: 300 }).auth.test()).rejects.toMatchObject({ code: 'slack_webapi_request_error' });
       expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await close(server);
+    }
+  });
+  it('reads an answer a proxy compressed unasked, and refuses one that decodes past the bound', async () => {
+    const json = Buffer.from('{"ok":true,"said":"compressed"}');
+    const encoders: Record<string, (b: Buffer) => Buffer> = {
+      gzip: gzipSync,
+      deflate: deflateSync,
+      'deflate-raw': deflateRawSync,
+      br: brotliCompressSync,
+    };
+    const bomb = gzipSync(Buffer.alloc(1024 * 1024, 'x'));
+    const asked: Array<string | undefined> = [];
+    const { server, url } = await serve((req, res) => {
+      asked.push(req.headers['accept-encoding']);
+      const name = req.url!.slice(1);
+      if (name === 'bomb') return void res.writeHead(200, { 'content-encoding': 'gzip' }).end(bomb);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': name === 'deflate-raw' ? 'deflate' : name }).end(encoders[name]!(json));
+    });
+    try {
+      for (const name of Object.keys(encoders)) {
+        const answer = await http.fetch(`${url}/${name}`, { method: 'POST', body: '{}' });
+        expect(await answer.json()).toEqual({ ok: true, said: 'compressed' });
+      }
+      // 1 MiB of zeros is 1 KiB gzipped: under the 64 KiB bound on the wire, far over it decoded.
+      expect(bomb.length).toBeLessThan(64 * 1024);
+      await expect(http.fetch(`${url}/bomb`, { method: 'POST', body: '{}' })).rejects.toThrow(/could not be decoded/);
+      // Compression is never asked for.
+      expect(asked.every((value) => value === undefined)).toBe(true);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it('survives a call cut off mid-answer: the error reaches the caller and the next call is served', async () => {
+    const { server, url } = await serve((req, res) => {
+      if (req.url === '/cut') {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('{"ok":tr');
+        setTimeout(() => res.destroy(), 20);
+      } else res.end('{"ok":true}');
+    });
+    try {
+      await expect(http.fetch(`${url}/cut`, { method: 'POST', body: '{}' })).rejects.toThrow();
+      const aborted = new AbortController();
+      const pending = http.fetch(`${url}/slow`, { method: 'POST', body: '{}', signal: aborted.signal });
+      aborted.abort();
+      await expect(pending).rejects.toThrow();
+      expect(await (await http.fetch(`${url}/fine`, { method: 'POST', body: '{}' })).json()).toEqual({ ok: true });
+    } finally {
+      await close(server);
+    }
+  });
+
+  it('closes at shutdown within its grace even with a call the server never answers', async () => {
+    const own = createSlackFetch();
+    const { server, url } = await serve(() => undefined);
+    try {
+      // A response_url post: Bolt gives it no timeout.
+      const hanging = own.fetch(`${url}/respond`, { method: 'POST', body: '{}' });
+      hanging.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      await own.close(300);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      await expect(hanging).rejects.toThrow();
     } finally {
       await close(server);
     }

@@ -4,16 +4,18 @@
  * response (status, headers, the body as text, JSON or bytes).
  *
  * Why not Node's global fetch, their default: every card, review request, redraw and permalink
- * is a Web API call, and fetch's WHATWG machinery (web streams, Request and Response objects)
- * took about 0.26 ms of CPU per call more than this does (bench/slack-calls.ts), as much as
- * the rest of the call; on a 2-core machine that is time the command acks wait for.
+ * is a Web API call, and WebClient on fetch's WHATWG machinery (web streams, Request and Response
+ * objects) took twice the CPU per call that it takes on this (0.70 against 0.35 ms,
+ * bench/slack-calls.ts); on a 2-core machine that is time the command acks wait for.
  *
- * Two differences from fetch, both on purpose:
+ * Differences from fetch, on purpose:
  * - redirects are never followed (WebClient asks for that anyway; a response_url that redirects
- *   is answered as the failure it is, not followed elsewhere);
- * - a response body over MAX_RESPONSE_BYTES is refused: every read is bounded.
+ *   is answered as the failure it is, and nothing is sent elsewhere);
+ * - an answer over MAX_RESPONSE_BYTES is refused: every read is bounded, decoded ones too;
+ * - no compressed answers are asked for (Slack's are small).
  */
 import { STATUS_CODES } from 'node:http';
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import type { FetchFunction } from '@slack/web-api';
 import { Agent, request } from 'undici';
 
@@ -24,20 +26,43 @@ export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 export interface SlackFetch {
   fetch: FetchFunction;
-  /** Closes the kept-alive connections (at shutdown). */
-  close(): Promise<void>;
+  /**
+   * At shutdown: lets calls in flight finish for up to `graceMs`, then cuts them (a response_url
+   * post has no timeout of its own and could hold the connections for minutes).
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export function createSlackFetch(options: { maxResponseBytes?: number } = {}): SlackFetch {
   const maxBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
-  const fetch: FetchFunction = async (url, init = {}) => {
-    const { body, headers } = await encodeBody(init.body, init.headers);
-    const response = await request(url, { method: (init.method ?? 'GET') as 'GET' | 'POST', headers, body, signal: init.signal, dispatcher });
-    const answer = await readBounded(response.body, maxBytes, String(url));
-    return slackResponse(String(url), response.statusCode, response.headers, answer);
+  // undici's keep-alive defaults: an idle connection is dropped after 4 s unless the server says
+  // how long it keeps them, so a connection Slack's edge has already closed is not reused.
+  const dispatcher = new Agent();
+  const inFlight = new Set<Promise<unknown>>();
+  const fetch: FetchFunction = (url, init = {}) => {
+    const call = (async () => {
+      const { body, headers } = await encodeBody(init.body, init.headers);
+      const response = await request(url, { method: (init.method ?? 'GET') as 'GET' | 'POST', headers, body, signal: init.signal, dispatcher });
+      const raw = await readBounded(response.body, maxBytes, String(url));
+      const answer = decode(raw, response.headers['content-encoding'], maxBytes, String(url));
+      return slackResponse(String(url), response.statusCode, response.headers, answer);
+    })();
+    const settled: Promise<unknown> = call.then(
+      (): unknown => inFlight.delete(settled),
+      (): unknown => inFlight.delete(settled),
+    );
+    inFlight.add(settled);
+    return call;
   };
-  return { fetch, close: () => dispatcher.close() };
+  // Not the Agent's own close(): it waits for every call in flight, and a destroy() after it no
+  // longer cuts them off.
+  const close = async (graceMs = 1000) => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(inFlight), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await dispatcher.destroy();
+  };
+  return { fetch, close };
 }
 
 /**
@@ -70,6 +95,26 @@ async function readBounded(stream: AsyncIterable<Buffer> & { destroy(error?: Err
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/**
+ * We never ask for a compressed answer (WebClient sends no Accept-Encoding, and neither does
+ * this), but a proxy on the way may compress anyway: such an answer is decoded, to no more than
+ * the bound, as fetch would have decoded it.
+ */
+function decode(body: Buffer, encoding: string | string[] | undefined, maxBytes: number, url: string): Buffer {
+  const name = (Array.isArray(encoding) ? encoding.join(',') : (encoding ?? '')).trim().toLowerCase();
+  if (name === '' || name === 'identity') return body;
+  const options = { maxOutputLength: maxBytes };
+  try {
+    if (name === 'gzip' || name === 'x-gzip') return gunzipSync(body, options);
+    // HTTP's deflate is zlib-wrapped, but some servers send it raw (as fetch allows for).
+    if (name === 'deflate') return ((body[0] ?? 0) & 0x0f) === 0x08 ? inflateSync(body, options) : inflateRawSync(body, options);
+    if (name === 'br') return brotliDecompressSync(body, options);
+  } catch (error) {
+    throw new Error(`the answer from ${new URL(url).origin} could not be decoded (${name}): ${(error as Error).message}`);
+  }
+  throw new Error(`the answer from ${new URL(url).origin} came in an encoding we cannot read (${name})`);
 }
 
 function slackResponse(url: string, status: number, raw: Record<string, string | string[] | undefined>, body: Buffer): FetchResponse {

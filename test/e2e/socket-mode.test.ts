@@ -84,6 +84,8 @@ describe('Socket Mode', () => {
     expect(slack.connectionsOpened).toBe(1);
     expect(slack.connections).toBe(1);
     expect(h.fake.callsTo('apps.connections.open')).toHaveLength(1);
+    // Through countersign's own HTTP client, as every Slack call (test/e2e/slack-http.test.ts).
+    expect(h.fake.callsTo('apps.connections.open')[0]?.headers['accept-encoding']).toBeUndefined();
 
     // A correctly signed request to the HTTP endpoint finds nothing there.
     const http = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake: h.fake });

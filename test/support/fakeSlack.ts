@@ -27,6 +27,8 @@ export interface FakeCall {
   at: number;
   status: number;
   response: Json;
+  /** The request's headers, names lower-cased, without the token (Authorization). */
+  headers: Record<string, string>;
 }
 
 export interface MessageVersion {
@@ -79,6 +81,8 @@ export interface FakeResponse {
   body: unknown;
   status: number;
   at: number;
+  /** The request's headers, names lower-cased. */
+  headers: Record<string, string>;
 }
 
 /** A view as stored by the fake: what the app sent plus what Slack adds. */
@@ -367,7 +371,7 @@ export class FakeSlack {
       const { status, text } = this.upload(rest, raw, contentType);
       res.writeHead(status, { 'Content-Type': 'text/plain' }).end(text);
     } else if (root === 'respond' && rest) {
-      const { status, text } = this.respond(url.href, Number(rest), raw);
+      const { status, text } = this.respond(url.href, Number(rest), raw, headersOf(req));
       res.writeHead(status, { 'Content-Type': 'text/plain' }).end(text);
     } else {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
@@ -379,7 +383,7 @@ export class FakeSlack {
     const token = bearer(req.headers.authorization) ?? stringArg(parsed.args, 'token');
     delete parsed.args.token; // never keep tokens in the recorded calls
     const reply = this.answer(method, parsed, token);
-    this.calls.push({ method, args: parsed.args, at: Date.now(), status: reply.status, response: reply.body });
+    this.calls.push({ method, args: parsed.args, at: Date.now(), status: reply.status, response: reply.body, headers: headersOf(req) });
     return reply;
   }
 
@@ -686,7 +690,7 @@ export class FakeSlack {
     return { status: 200, text: `OK - ${pending.content.length}` };
   }
 
-  private respond(url: string, n: number, raw: Buffer): { status: number; text: string } {
+  private respond(url: string, n: number, raw: Buffer, headers: Record<string, string>): { status: number; text: string } {
     const text = raw.toString('utf8');
     let body: unknown = text;
     try {
@@ -702,7 +706,7 @@ export class FakeSlack {
     else if (uses === undefined) [status, answer] = [404, 'no_service'];
     else if (uses >= RESPONSE_URL_USES) [status, answer] = [404, 'used_url'];
     else this.responseUrlUses.set(n, uses + 1);
-    this.responses.push({ url, body, status, at: Date.now() });
+    this.responses.push({ url, body, status, at: Date.now(), headers });
     return { status, text: answer };
   }
 
@@ -762,6 +766,13 @@ interface ParsedArgs {
   args: Json;
   /** Set when the body itself is unreadable. */
   error?: string;
+}
+
+/** A request's headers as the fake records them: every one but the token. */
+export function headersOf(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) if (name !== 'authorization' && value !== undefined) out[name] = String(value);
+  return out;
 }
 
 function parseArgs(raw: Buffer, contentType: string, query: URLSearchParams): ParsedArgs {

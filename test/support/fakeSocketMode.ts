@@ -28,7 +28,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'node:querystring';
-import { FAKE_APP_ID, type FakeSlack, type Json } from './fakeSlack.js';
+import { FAKE_APP_ID, type FakeSlack, headersOf, type Json } from './fakeSlack.js';
 import { SlackDriver, type DriverResponse, type SignOptions } from './slackDriver.js';
 
 /** An app-level token as Slack shows them (`xapp-1-<app id>-...`). */
@@ -225,7 +225,7 @@ export class FakeSocketMode {
       answer = { ok: true, url: `ws://127.0.0.1:${port}/link/?ticket=${ticket}&app_id=${FAKE_APP_ID}` };
     }
     // Recorded with the fake's calls so `fake.callsTo('apps.connections.open')` tells the story.
-    this.fake.calls.push({ method: 'apps.connections.open', args: {}, at: Date.now(), status: 200, response: answer });
+    this.fake.calls.push({ method: 'apps.connections.open', args: {}, at: Date.now(), status: 200, response: answer, headers: headersOf(req) });
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' }).end(JSON.stringify(answer));
   }
 
