@@ -657,7 +657,7 @@ async function benchThroughput(): Promise<void> {
   console.log(`  (raw ssh2: ${refusedOpens.count} channel opens refused at the session limit and retried)`);
   if (raw1Wrapper < raw1 / 2)
     notes.push(
-      `\nThe throughput target (>= 50% of raw ssh2 exec true, ${(raw1 / 2).toFixed(0)}/s on 1 host) is above what raw ssh2 itself reaches running countersign's remote wrapper (${raw1Wrapper.toFixed(0)}/s): the wrapper (script on stdin only, saved to a private file, checked to have arrived whole, run, cleaned up) starts three processes per run on the host (its shell, head, the interpreter), and no scheduler can run faster than that floor.`,
+      `\nThe throughput target (>= 50% of raw ssh2 exec true, ${(raw1 / 2).toFixed(0)}/s on 1 host) is above what raw ssh2 itself reaches running countersign's remote wrapper (${raw1Wrapper.toFixed(0)}/s): the wrapper (script on stdin only, saved to a private file, checked to have arrived whole, run, cleaned up) starts four processes per run on the host (its shell, head, the interpreter, and rm for its files), where exec true starts one, and no scheduler can run faster than that floor.`,
     );
   console.log(
     `  raw ssh2 exec true: 1 host ${raw1.toFixed(0)}/s, 10 hosts ${raw10.toFixed(0)}/s; countersign's remote wrapper alone: 1 host ${raw1Wrapper.toFixed(0)}/s, 10 hosts ${raw10Wrapper.toFixed(0)}/s`,
