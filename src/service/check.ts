@@ -13,6 +13,7 @@ import { envProblemRows, problemRows, scopeRow, sortRows, type CheckRow } from '
 import type { HostAddress } from '../domain/plan.js';
 import { probeCommand } from '../exec/remoteCommand.js';
 import { SshConnectError, SshPool, targetEndpoint, type SshConnectReason } from '../exec/sshPool.js';
+import { createSlackFetch } from '../slack/slackFetch.js';
 
 export interface HostCheckOptions {
   /** How long `true` may take once logged in (sudo may be slow to answer, but it must answer). */
@@ -219,11 +220,14 @@ export async function checkSlack(env: SlackSettings, requiredScopes: readonly st
       fix: `set ${name} (HTTP mode), or SLACK_APP_TOKEN for Socket Mode`,
     });
   }
+  // The app's own HTTP client (src/slack/slackFetch.ts): the check reaches Slack the way the app does.
+  const http = createSlackFetch();
   const client = new WebClient(botToken, {
     ...(env.apiUrl ? { slackApiUrl: env.apiUrl } : {}),
     retryConfig: { retries: 0 },
     timeout: 10_000,
     rejectRateLimitedCalls: true,
+    fetch: http.fetch,
   });
   const started = now();
   try {
@@ -248,6 +252,8 @@ export async function checkSlack(env: SlackSettings, requiredScopes: readonly st
         ? "copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page into SLACK_BOT_TOKEN; reinstall the app if it was revoked"
         : 'countersign must reach slack.com over HTTPS (proxy, firewall), or SLACK_API_URL is wrong',
     });
+  } finally {
+    await http.close(0);
   }
   return rows;
 }

@@ -171,6 +171,8 @@ describe('countersign check', () => {
     expect(lineOf('recipes.restart.target').line).toMatch(/reference .*FAIL .*there is no target gone/);
     // Slack: the token is fine, a scope is missing.
     expect(lineOf('auth.test').line).toMatch(/ ok .*the token is the bot countersign \(UBOT\) in Countersign Test \(T0TEST\)/);
+    // Through the app's own HTTP client (src/slack/slackFetch.ts), which never asks for compression: Node's fetch does.
+    expect(fake.callsTo('auth.test').at(-1)?.headers['accept-encoding']).toBeUndefined();
     const scopes = lineOf('bot token scopes');
     expect(scopes.line).toMatch(/FAIL .*missing files:write/);
     expect(scopes.next).toContain('reinstall the app');
