@@ -149,18 +149,17 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // Background calls (cards, review DMs, permalinks, user group members) get their own client: a
   // 429 there must not delay the listeners' answers.
   // One keep-alive HTTP client for both Web API clients and Bolt's respond() (see slackFetch.ts).
-  const slackHttp = env.slack ? createSlackFetch() : null;
-  const background =
-    env.slack && slackHttp
-      ? new WebClient(env.slack.botToken, {
-          slackApiUrl,
-          rejectRateLimitedCalls: true,
-          retryConfig: { retries: 0 },
-          timeout: 15_000,
-          logger: boltLogger(log),
-          fetch: slackHttp.fetch,
-        })
-      : null;
+  const slackHttp = createSlackFetch();
+  const background = env.slack
+    ? new WebClient(env.slack.botToken, {
+        slackApiUrl,
+        rejectRateLimitedCalls: true,
+        retryConfig: { retries: 0 },
+        timeout: 15_000,
+        logger: boltLogger(log),
+        fetch: slackHttp.fetch,
+      })
+    : null;
   const reviewers = new Reviewers(background ? webApiUsergroups(background) : null, {
     ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,
     log: log.child({ component: 'reviewers' }),
@@ -320,7 +319,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       ? new SocketModeReceiver({
           appToken: env.slackAppToken,
           logger: boltLogger(log),
-          installerOptions: { clientOptions: { slackApiUrl, ...(slackHttp ? { fetch: slackHttp.fetch } : {}) } },
+          installerOptions: { clientOptions: { slackApiUrl, fetch: slackHttp.fetch } },
         })
       : new ExpressReceiver({ signingSecret: env.slack.signingSecret, endpoints: '/slack/events', app: http, logger: boltLogger(log) });
     socketReceiver = receiver instanceof SocketModeReceiver ? receiver : null;
@@ -331,7 +330,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       clientOptions: {
         slackApiUrl,
         retryConfig: { retries: 2, factor: 1, minTimeout: 200, maxTimeout: 1000 },
-        ...(slackHttp ? { fetch: slackHttp.fetch } : {}),
+        fetch: slackHttp.fetch,
       },
       // Workflow steps complete with the bot token, later and maybe elsewhere (src/slack/workflowStep.ts).
       attachFunctionToken: false,
@@ -588,7 +587,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       metricsServer?.closeAllConnections();
       await within(Promise.all([closed, metricsServer ? new Promise<void>((resolve) => metricsServer!.close(() => resolve())) : undefined]), 1000, 'http');
       await within(runnerDb.destroy(), 1000, 'runner pool');
-      await within(slackHttp?.close(500), 1000, 'slack connections');
+      await within(slackHttp.close(500), 1000, 'slack connections');
     },
   };
 }

@@ -126,7 +126,6 @@ describe('slackFetch', () => {
           else res.end();
         };
         more();
-        res.on('close', () => undefined);
       } else res.end('{"ok":true}');
     });
     try {

@@ -231,29 +231,15 @@ interface CpuPerItem {
   sshdMs: number;
 }
 async function withCpu<T>(count: number, side: readonly number[], work: () => Promise<T>): Promise<T & { cpu: CpuPerItem }> {
-  // With what exited processes used (reaped children): graphile's second process closes its
-  // connections before the window ends, and their backends' CPU left with them (0.01 ms a job);
-  // each run's shell and interpreter on a host exit within it.
-  const named = (comm: string) =>
-    processCpu()
-      .filter((p) => p.comm === comm)
-      .reduce((sum, p) => sum + p.withChildren, 0);
-  const ofSide = () =>
-    processCpu()
-      .filter((p) => side.includes(p.pid))
-      .reduce((sum, p) => sum + p.seconds, 0);
-  const [machine0, postgres0, side0, sshd0] = [machineBusySeconds(), named('postgres'), ofSide(), named('sshd')];
+  // Postgres and sshd by name, with what their exited processes used (cpuSeconds): graphile's
+  // second process closes its connections inside the window, and each run's shell and
+  // interpreter on a host exit within it.
+  const sources: Record<keyof CpuPerItem, CpuSource> = { machineMs: { machine: true }, postgresMs: 'postgres', sideMs: [...side], sshdMs: 'sshd' };
+  const before = cpuSeconds(sources);
   const result = await work();
-  const perItem = (seconds: number) => (1000 * seconds) / count;
-  return {
-    ...result,
-    cpu: {
-      machineMs: perItem(machineBusySeconds() - machine0),
-      postgresMs: perItem(named('postgres') - postgres0),
-      sideMs: perItem(ofSide() - side0),
-      sshdMs: perItem(named('sshd') - sshd0),
-    },
-  };
+  const after = cpuSeconds(sources);
+  const perItem = (name: keyof CpuPerItem) => (1000 * ((after[name] ?? 0) - (before[name] ?? 0))) / count;
+  return { ...result, cpu: { machineMs: perItem('machineMs'), postgresMs: perItem('postgresMs'), sideMs: perItem('sideMs'), sshdMs: perItem('sshdMs') } };
 }
 const cpuText = (cpu: CpuPerItem, side: string) =>
   `${cpu.machineMs.toFixed(2)} ms (${side} ${cpu.sideMs.toFixed(2)}, Postgres ${cpu.postgresMs.toFixed(2)}, hosts ${cpu.sshdMs.toFixed(2)})`;

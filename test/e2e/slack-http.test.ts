@@ -7,7 +7,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION } from '../../src/slack/render/blocks.js';
-import type { FakeCall } from '../support/fakeSlack.js';
 import { ALICE, Harness, MALLORY } from '../support/harness.js';
 
 describe("the app's Slack HTTP client", () => {
@@ -36,9 +35,8 @@ describe("the app's Slack HTTP client", () => {
     const opened = h.fake.callsTo('views.open');
     const answer = h.fake.responses.at(-1)!;
     expect(posts.length).toBeGreaterThanOrEqual(2);
-    const webApi = (call: FakeCall) => call.headers['user-agent'] ?? '';
     for (const call of [...posts, ...opened]) {
-      expect(webApi(call)).toMatch(/@slack:web-api/);
+      expect(call.headers['user-agent']).toMatch(/@slack:web-api/);
       expect(call.headers['accept-encoding']).toBeUndefined();
     }
     expect(answer.headers['content-type']).toBe('application/json');
