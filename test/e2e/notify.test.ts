@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import { CHANNEL_TASK } from '../../src/store/notify.js';
 import { AUTHOR, Harness } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
 
 const SLOW = { pollMs: 60_000, leaseMs: 180_000 };
 
@@ -29,12 +30,28 @@ describe('notifications between replicas', () => {
     const created = Date.now();
     const id = await h.serviceTask('echo started; sleep 60');
     await h.waitForStatus(id, 'running', 5_000);
+    // The claim's commit is visible to other sessions a moment before its reply reaches the
+    // claimer (on a busy machine its backend can be descheduled in between): wait for that too.
+    await waitFor(async () => claimer.runner.runningCount > 0, 5_000, 'the claimer to start the run').catch(() => undefined);
     const startedAfter = Date.now() - created;
     expect(startedAfter).toBeLessThan(2_000);
     const execution = await h.database.db('executions').where({ task_id: id }).first('runner_id');
     expect(execution.runner_id).not.toBeNull();
-    expect(h.app.runner.runningCount).toBe(0);
-    expect(claimer.runner.runningCount).toBe(1);
+    // Read with the counts, so a failure says what became of the run.
+    const now = await h.task(id);
+    const events = await h.database.db('events').where({ task_id: id }).orderBy('id').pluck('type');
+    expect({
+      here: h.app.runner.runningCount,
+      there: claimer.runner.runningCount,
+      status: now?.status,
+      failure: now?.result.failureMessage,
+      events,
+    }).toMatchObject({
+      here: 0,
+      there: 1,
+      status: 'running',
+      failure: null,
+    });
 
     // Wait until the script is really running, then kill through the non-owning process.
     await waitForOutput(h, id, 'started');
