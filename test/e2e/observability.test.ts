@@ -8,6 +8,7 @@ import type { RunningApp } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { AUTHOR, Harness, METRICS_TOKEN } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
 
 /** `name{labels} value` lines into a lookup; labels as written, e.g. `status="success"`. */
 function parseMetrics(text: string): (name: string, labels?: string) => number | undefined {
@@ -44,10 +45,19 @@ describe('observability', () => {
     const id = await h.createTask('run sandbox -m "metrics" printf "0123456789"; echo');
     await h.waitForStatus(id, 'success');
     await h.card(id, 'success');
-    const response = await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    const metric = parseMetrics(await response.text());
+    // The runner counts the run once the result's reply is back, which can come after other
+    // sessions (and the card's redraw) already see the result committed.
+    const metric = await waitFor(
+      async () => {
+        const response = await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+        const read = parseMetrics(await response.text());
+        return read('countersign_run_duration_seconds_count', 'status="success"') === 1 ? read : undefined;
+      },
+      5_000,
+      'the run counted in /metrics',
+    ).catch(async () => parseMetrics(await (await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text()));
     // Open statuses only (a scrape never counts finished tasks: that would scan them all).
     expect(metric('countersign_tasks', 'status="running"')).toBe(0);
     expect(metric('countersign_tasks', 'status="success"')).toBeUndefined();
@@ -86,7 +96,9 @@ describe('observability', () => {
     const request = logLines.find((line) => line.requestId === 'req-abc-123' && line.msg === 'request');
     expect(request).toMatchObject({ method: 'POST', path: '/api/v1/tasks', status: 201, userId: AUTHOR });
     expect(logLines.find((line) => line.requestId === generated)).toMatchObject({ taskId: task.id, status: 200 });
-    // The runner's lines for this task carry its id.
+    // The runner's lines for this task carry its id. It logs the end once the result's reply is
+    // back, which can come after other sessions already see the result committed.
+    await waitFor(async () => logLines.some((line) => line.taskId === task.id && line.msg === 'run finished'), 5_000, "the runner's 'run finished' line");
     expect(logLines.filter((line) => line.taskId === task.id && line.msg === 'run finished')).toHaveLength(1);
     expect(JSON.stringify(logLines)).not.toContain(token);
   });
