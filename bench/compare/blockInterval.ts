@@ -33,7 +33,8 @@ export function pairedBlockInterval(
   theirs: readonly (readonly number[])[],
   options: { q: number; level?: number; rounds?: number; random?: () => number },
 ): { low: number; high: number } {
-  const blocks = Math.min(ours.length, theirs.length);
+  if (ours.length !== theirs.length) throw new Error(`paired blocks differ in number: ${ours.length} against ${theirs.length}`);
+  const blocks = ours.length;
   if (blocks === 0) return { low: Number.NaN, high: Number.NaN };
   const random = options.random ?? seededRandom(1);
   const rounds = options.rounds ?? 1000;
@@ -45,8 +46,11 @@ export function pairedBlockInterval(
     const picks = Array.from({ length: blocks }, () => Math.floor(random() * blocks));
     ratios.push(quantileOfBlocks(ourTails, picks, options.q) / quantileOfBlocks(theirTails, picks, options.q));
   }
-  const tail = (1 - level) / 2;
-  return { low: quantile(ratios, tail), high: quantile(ratios, 1 - tail) };
+  // The k-th smallest and the k-th largest ratio (k = 25 of 1,000 for 95%), counted rather than
+  // read through quantile(), whose ceil would take 0.025000000000000022 of 1,000 as rank 26.
+  const k = Math.max(1, Math.round(((1 - level) / 2) * rounds));
+  ratios.sort((x, y) => x - y);
+  return { low: ratios[k - 1] as number, high: ratios[rounds - k] as number };
 }
 
 function descending(samples: readonly number[]): number[] {

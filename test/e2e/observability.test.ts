@@ -47,17 +47,16 @@ describe('observability', () => {
     await h.card(id, 'success');
     // The runner counts the run once the result's reply is back, which can come after other
     // sessions (and the card's redraw) already see the result committed.
-    const metric = await waitFor(
-      async () => {
-        const response = await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
-        expect(response.status).toBe(200);
-        expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-        const read = parseMetrics(await response.text());
-        return read('countersign_run_duration_seconds_count', 'status="success"') === 1 ? read : undefined;
-      },
+    const scrape = () => fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    await waitFor(
+      async () => parseMetrics(await (await scrape()).text())('countersign_run_duration_seconds_count', 'status="success"') === 1,
       5_000,
       'the run counted in /metrics',
-    ).catch(async () => parseMetrics(await (await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text()));
+    ).catch(() => undefined);
+    const response = await scrape();
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const metric = parseMetrics(await response.text());
     // Open statuses only (a scrape never counts finished tasks: that would scan them all).
     expect(metric('countersign_tasks', 'status="running"')).toBe(0);
     expect(metric('countersign_tasks', 'status="success"')).toBeUndefined();

@@ -38,6 +38,38 @@ describe('the ack bench’s interval for a ratio of tails', () => {
     expect(slower.high).toBeLessThan(4.5);
   });
 
+  it('takes as many ratios off each end: the sides swapped give the reciprocal interval', () => {
+    const random = seededRandom(11);
+    const draw = () => -Math.log(1 - random());
+    const a = blocksOf(10, 200, draw);
+    const b = blocksOf(10, 200, draw);
+    const forward = pairedBlockInterval(a, b, { q: 0.99, random: seededRandom(5) });
+    const backward = pairedBlockInterval(b, a, { q: 0.99, random: seededRandom(5) });
+    expect(backward.low).toBeCloseTo(1 / forward.high, 12);
+    expect(backward.high).toBeCloseTo(1 / forward.low, 12);
+  });
+
+  it('cuts exactly the (1 - level) / 2 share of the resampled ratios off each end', () => {
+    const random = seededRandom(13);
+    const a = blocksOf(6, 50, random);
+    const b = blocksOf(6, 50, random);
+    // The same resamples by hand: 40 rounds, each six block numbers drawn from the same generator.
+    const picking = seededRandom(21);
+    const descending = (blocks: number[][]) => blocks.map((block) => [...block].sort((x, y) => y - x));
+    const ratios = Array.from({ length: 40 }, () => {
+      const picks = Array.from({ length: 6 }, () => Math.floor(picking() * 6));
+      return quantileOfBlocks(descending(a), picks, 0.99) / quantileOfBlocks(descending(b), picks, 0.99);
+    }).sort((x, y) => x - y);
+    // 2.5% of 40 is one ratio off each end: the interval runs from the smallest to the largest.
+    expect(pairedBlockInterval(a, b, { q: 0.99, rounds: 40, random: seededRandom(21) })).toEqual({ low: ratios[0], high: ratios[39] });
+    // 10% of 40 is four off each end.
+    expect(pairedBlockInterval(a, b, { q: 0.99, rounds: 40, level: 0.8, random: seededRandom(21) })).toEqual({ low: ratios[3], high: ratios[36] });
+  });
+
+  it('refuses sides with different numbers of blocks', () => {
+    expect(() => pairedBlockInterval([[1], [2]], [[1]], { q: 0.99 })).toThrow(/2 against 1/);
+  });
+
   it('keeps the pairing: a spell that slows both sides in one block does not widen the ratio', () => {
     const random = seededRandom(7);
     // Block 3 is a busy spell for both sides: ten times slower, the same for each.
