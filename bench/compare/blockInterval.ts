@@ -5,23 +5,12 @@
  * resamples whole blocks (the same block numbers for both sides, keeping the pairing and the
  * spells within a block) and reads the spread of the ratio that results.
  */
+import { seededRandom } from '../../test/support/seededRandom.js';
 
 /** The q-quantile of `samples` (the nearest rank, as bench/env.ts's percentiles reads it). */
 export function quantile(samples: readonly number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
-}
-
-/** A small seeded generator (mulberry32): the same run prints the same interval. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pairedBlockInterval, quantile, quantileOfBlocks, seededRandom } from '../../bench/compare/blockInterval.js';
+import { pairedBlockInterval, quantile, quantileOfBlocks } from '../../bench/compare/blockInterval.js';
+import { seededRandom } from '../support/seededRandom.js';
 
 /** `blocks` blocks of `size` samples drawn from `draw`. */
 function blocksOf(blocks: number, size: number, draw: () => number): number[][] {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MASK, SecretMasker } from '../../src/domain/secretMasker.js';
+import { seededRandom } from '../support/seededRandom.js';
 
 /** The obvious whole-string version: at each position, the longest secret that starts there. */
 function reference(text: string, secrets: readonly string[]): string {
@@ -40,18 +41,6 @@ function splitAt(text: string, cuts: readonly number[]): string[] {
   }
   parts.push(text.slice(last));
   return parts;
-}
-
-/** Small deterministic PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function heldLength(masker: SecretMasker): number {
@@ -134,7 +123,7 @@ describe('SecretMasker', () => {
 
   it('never holds back more than the longest secret minus one', () => {
     const secrets = ['abcdefgh', 'abcab', 'zz'];
-    const random = prng(7);
+    const random = seededRandom(7);
     const masker = new SecretMasker(secrets);
     for (let i = 0; i < 2000; i++) {
       const chunk = Array.from({ length: Math.floor(random() * 12) }, () => 'abcdefghz'[Math.floor(random() * 9)]).join('');
@@ -170,7 +159,7 @@ describe('SecretMasker', () => {
     }
 
     it.each(secretSets.map((set) => [set.join(' | '), set] as const))('every single boundary: %s', (_name, secrets) => {
-      const random = prng(secrets.join('').length);
+      const random = seededRandom(secrets.join('').length);
       for (let round = 0; round < 40; round++) {
         const text = randomText(random, secrets, 1 + Math.floor(random() * 40));
         const expected = reference(text, secrets);
@@ -182,7 +171,7 @@ describe('SecretMasker', () => {
     });
 
     it.each(secretSets.map((set) => [set.join(' | '), set] as const))('random multi-boundaries: %s', (_name, secrets) => {
-      const random = prng(1000 + secrets.length);
+      const random = seededRandom(1000 + secrets.length);
       for (let round = 0; round < 300; round++) {
         const text = randomText(random, secrets, Math.floor(random() * 80));
         const cuts = Array.from({ length: Math.floor(random() * 10) }, () => Math.floor(random() * (text.length + 1)));
