@@ -53,6 +53,8 @@ export interface RunnerOptions {
   livenessMs: number;
   /** How often runs of other runners are checked (a crashed runner is found within about twice this plus RECONNECT_GRACE_MS). */
   sweepMs?: number;
+  /** How soon tasks a wake named but no claim took are looked for again (MISSED_RETRY_MS). */
+  missedRetryMs?: number;
   maxConcurrent: number;
   killGraceMs: number;
   outputFlushMs: number;
@@ -265,7 +267,7 @@ export class Runner {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
           this.wake();
-        }, MISSED_RETRY_MS);
+        }, this.options.missedRetryMs ?? MISSED_RETRY_MS);
         this.retryTimer.unref();
       }
     });

@@ -13,7 +13,9 @@ import { CHANNEL_READY } from '../../src/store/notify.js';
 describe('claims per task', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await Harness.start({ runner: { pollMs: 60_000 } });
+    // The second look comes after 1 s, not 50 ms: the test commits the holder between the skip
+    // and the second look, which on a loaded machine can take longer than 50 ms.
+    h = await Harness.start({ runner: { pollMs: 60_000, missedRetryMs: 1000 } });
     await new Promise((resolve) => setTimeout(resolve, 300));
   }, 60_000);
   afterAll(async () => {
@@ -61,7 +63,7 @@ describe('claims per task', () => {
     await holder.query('COMMIT');
     const looked = h.app.runner.claimsSent;
     // Only the runner's own second look can start it now.
-    await h.waitForStatus(id!, ['running', 'success'], 2_000);
+    await h.waitForStatus(id!, ['running', 'success'], 5_000);
     expect(h.app.runner.claimsSent).toBeGreaterThan(looked);
   });
 });

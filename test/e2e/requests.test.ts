@@ -49,7 +49,9 @@ describe('requests at /slack/events', () => {
     expect(ids.size).toBe(1);
     // One card, one review request.
     const id = Number([...ids][0]);
+    // Both posted (they go out side by side), then a moment for any duplicate to arrive.
     await h.reviewRequest(id);
+    await h.card(id);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(h.fake.callsTo('chat.postMessage').filter((c) => JSON.stringify(c.args.blocks ?? []).includes(`*#${id}*`))).toHaveLength(2);
   });

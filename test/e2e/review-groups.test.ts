@@ -146,7 +146,8 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
   });
 
   it('sees a membership change after the cache’s TTL, not before', async () => {
-    const service = serviceWithTtl(400);
+    // Long enough that a loaded machine still refuses FRANK from the cache before it expires.
+    const service = serviceWithTtl(1500);
     const created = await service.create({
       author: AUTHOR,
       target: 'ug-prod',
@@ -165,12 +166,12 @@ describe('review groups: Slack user groups, DMs, expiry, permalinks', () => {
       // Cached: FRANK is not a member yet, and Slack is not asked.
       expect(await service.approve(id, FRANK)).toMatchObject({ ok: false, code: 'not_reviewer' });
       expect(h.fake.callsTo('usergroups.users.list').length).toBe(lookups);
-      await sleep(450);
+      await sleep(1600);
       expect(await service.approve(id, FRANK)).toMatchObject({ ok: true });
       expect(h.fake.callsTo('usergroups.users.list').length).toBe(lookups + 1);
       // Left the group: after the TTL, ERIN no longer counts (and may not reject).
       h.fake.setUsergroup(SRE_GROUP, [BOB]);
-      await sleep(450);
+      await sleep(1600);
       expect(await service.reject(id, ERIN, 'no')).toMatchObject({ ok: false, code: 'not_reviewer' });
     } finally {
       h.fake.setUsergroup(SRE_GROUP, [BOB, ERIN, AUTHOR]);
