@@ -5,6 +5,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nearestRank } from './quantile.js';
 import { startApp, type RunningApp } from '../src/app.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
@@ -104,7 +105,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
 
 export function percentiles(samples: number[]): { n: number; p50: number; p90: number; p99: number; max: number } {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+  const at = (q: number) => nearestRank(sorted, q);
   return { n: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
 }
 

@@ -146,10 +146,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const { config, db, log, env } = options;
   const bus = new Bus();
   const slackApiUrl = env.slackApiUrl ?? 'https://slack.com/api/';
-  // Background calls (cards, review DMs, permalinks, user group members) get their own client: a
-  // 429 there must not delay the listeners' answers.
   // One keep-alive HTTP client for both Web API clients and Bolt's respond() (see slackFetch.ts).
   const slackHttp = createSlackFetch();
+  // Background calls (cards, review DMs, permalinks, user group members) get their own client: a
+  // 429 there must not delay the listeners' answers.
   const background = env.slack
     ? new WebClient(env.slack.botToken, {
         slackApiUrl,

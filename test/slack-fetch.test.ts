@@ -149,6 +149,7 @@ describe('slackFetch', () => {
       await close(server);
     }
   });
+
   it('reads an answer a proxy compressed unasked, and refuses one that decodes past the bound', async () => {
     const json = Buffer.from('{"ok":true,"said":"compressed"}');
     const encoders: Record<string, (b: Buffer) => Buffer> = {

@@ -7,14 +7,8 @@
  */
 import { seededRandom } from '../../test/support/seededRandom.js';
 
-/** The q-quantile of `samples` (the nearest rank, as bench/env.ts's percentiles reads it). */
-export function quantile(samples: readonly number[], q: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
-}
-
 /**
- * The central `level` interval of quantile(ours, q) / quantile(theirs, q) over `rounds` paired
+ * The central `level` interval of the ratio of the sides' pooled q-quantiles over `rounds` paired
  * block resamples. `ours[b]` and `theirs[b]` are the samples of block b of each side.
  */
 export function pairedBlockInterval(
@@ -36,7 +30,7 @@ export function pairedBlockInterval(
     ratios.push(quantileOfBlocks(ourTails, picks, options.q) / quantileOfBlocks(theirTails, picks, options.q));
   }
   // The k-th smallest and the k-th largest ratio (k = 25 of 1,000 for 95%), counted rather than
-  // read through quantile(), whose ceil would take 0.025000000000000022 of 1,000 as rank 26.
+  // read through nearestRank(), whose ceil would take 0.025000000000000022 of 1,000 as rank 26.
   const k = Math.max(1, Math.round(((1 - level) / 2) * rounds));
   ratios.sort((x, y) => x - y);
   return { low: ratios[k - 1] as number, high: ratios[rounds - k] as number };
@@ -47,7 +41,7 @@ function descending(samples: readonly number[]): number[] {
 }
 
 /**
- * quantile() of the blocks `picks` names (with repeats) pooled, reading only what can reach it:
+ * nearestRank() of the blocks `picks` names (with repeats) pooled, reading only what can reach it:
  * the element sits at rank `fromTop` counted from the largest, and no block adds more than its own
  * `fromTop` largest above it. For the 99th percentile of 2,000 samples that is 21 values a block,
  * not a sort of all 2,000 in each of a thousand rounds.

@@ -412,7 +412,6 @@ async function benchAcks(): Promise<void> {
   const ours = new SlackDriver({ appUrl: app.ready.url, signingSecret: SIGNING_SECRET, fake: fastSlack });
   const floor = new SlackDriver({ appUrl: bare.ready.url, signingSecret: SIGNING_SECRET, fake: fastSlack });
   const storedFloor = new SlackDriver({ appUrl: storing.ready.url, signingSecret: SIGNING_SECRET, fake: fastSlack });
-  const rounds = ACK_ROUNDS;
   const created = (json: unknown) => {
     if (!/Created/.test(String((json as { text?: string })?.text))) throw new Error(`unexpected answer: ${JSON.stringify(json)}`);
   };
@@ -427,7 +426,7 @@ async function benchAcks(): Promise<void> {
     // opened here, not inside the first timed block, where they made the slowest percent.
     await ackSeries(ours, runText, 3 * senders, senders, created);
     await ackSeries(storedFloor, runText, 3 * senders, senders, stored);
-    const [help, helpFloor] = await pairedSeries([{ driver: ours }, { driver: floor }], () => 'help', rounds, senders);
+    const [help, helpFloor] = await pairedSeries([{ driver: ours }, { driver: floor }], () => 'help', ACK_ROUNDS, senders);
     row({
       what: `ack /task help, ${label}`,
       ours: `p50 ${ms(help!.p50)}, p99 ${ms(help!.p99)}, ${help!.perSecond.toFixed(0)}/s`,
@@ -447,7 +446,7 @@ async function benchAcks(): Promise<void> {
         { driver: storedFloor, check: stored, processes: { 'Bolt + INSERT': [storing.pid], postgres: 'postgres', [MACHINE]: { machine: true } } },
       ],
       runText,
-      rounds,
+      ACK_ROUNDS,
       senders,
     );
     // Resampling whole blocks, paired: how far the p99 ratio moves with the spells the blocks met.
