@@ -163,8 +163,8 @@ export async function executeRun(
     }
     // Otherwise one statement: the run's result, its steps settled, the task's transition and
     // the NOTIFY that tells other processes' followers.
+    if (ctx.results) return ctx.results.write({ executionId: execution.id, runnerKey: ctx.runnerKey ?? null, outcome, steps: stepResults }, end);
     const along = finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults);
-    if (ctx.results) return ctx.results.write(execution.id, end, along);
     return (await transitionTaskAlong(ctx.db, end, along, { notifyChanged: true })).along;
   });
   if (written === 'taken') {

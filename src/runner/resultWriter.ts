@@ -1,30 +1,31 @@
 /**
- * Stores runs' results (a task's end with its run's, in transitionTaskAlong's one statement),
- * sharing commits between runs that end together: while one write is in flight, the results
- * that end meanwhile wait and go in the next transaction together. A commit waits for its WAL to
- * reach the disk, and on a busy runner that flush costs more of the machine than the statements
- * (bench:compare's throughput). A result that ends alone is written at once, as before.
+ * Stores runs' results (a task's end with its run's, as transitionTaskAlong stores one), sharing
+ * commits between runs that end together: while one write is in flight, the results that end
+ * meanwhile wait and go in the next transaction together, in one set-based statement
+ * (transitionTasksAlong). A commit waits for its WAL to reach the disk, and on a busy runner that
+ * flush costs more of the machine than the statements; a statement per result then cost a round
+ * trip and a write each (bench:compare's throughput). A result that ends alone is written at once,
+ * in transitionTaskAlong's one statement.
  *
- * Each result keeps its own statement, gate and answer; a transaction that fails (a deadlock,
- * one bad row, the database going away) is written again result by result, so one result's
- * trouble neither holds back nor undoes another's. An error reaches only the caller whose own
- * write failed, and it retries as before (executeRun's untilStored).
+ * Each result keeps its own gate and answer; a shared statement that fails (a deadlock, one bad
+ * row, the database going away) is written again result by result, so one result's trouble
+ * neither holds back nor undoes another's. An error reaches only the caller whose own write
+ * failed, and it retries as before (executeRun's untilStored).
  *
- * Rows are locked in execution id order, as the lease renewal and the lost-run sweeper lock
- * them, so a shared transaction cannot deadlock with either. A write that waits on a lock holds
- * up the others only for a moment: after STALL_MS the next batch goes beside it (at most
- * MAX_IN_FLIGHT at once, so slow commits cannot take the whole pool from the lease renewal and
- * the output), and a shared transaction gives up its lock wait after LOCK_TIMEOUT and is written
- * result by result.
+ * Runs are locked in id order, as the lease renewal and the lost-run sweeper lock them, so a
+ * shared transaction cannot deadlock with either. A write that waits on a lock holds up the
+ * others only for a moment: after STALL_MS the next batch goes beside it (at most MAX_IN_FLIGHT
+ * at once, so slow commits cannot take the whole pool from the lease renewal and the output), and
+ * a shared transaction gives up its lock wait after LOCK_TIMEOUT and is written result by result.
  */
 import { transitionEventType } from '../domain/lifecycle.js';
 import type { Db, Queryable } from '../store/db.js';
-import { transitionTaskAlong, type AlongWith, type Transition } from '../store/tasks.js';
+import { finishExecutionsStatement, finishExecutionStatement, type ExecutionResult } from '../store/executions.js';
+import { transitionTaskAlong, transitionTasksAlong, type Transition } from '../store/tasks.js';
 
 interface Pending {
-  executionId: number;
+  result: ExecutionResult;
   end: Transition;
-  along: AlongWith;
   resolve(stored: boolean): void;
   reject(error: unknown): void;
 }
@@ -55,16 +56,16 @@ export class ResultWriter {
    * Stores one run's result; true when it is stored (its statement's gate passed, or it had
    * passed in a commit whose answer was lost), false when the run was no longer this runner's.
    */
-  write(executionId: number, end: Transition, along: AlongWith): Promise<boolean> {
+  write(result: ExecutionResult, end: Transition): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.waiting.push({ executionId, end, along, resolve, reject });
+      this.waiting.push({ result, end, resolve, reject });
       this.next();
     });
   }
 
   private next(): void {
     if (this.holding > 0 || this.inFlight >= MAX_IN_FLIGHT || this.waiting.length === 0) return;
-    const batch = this.waiting.splice(0, MAX_BATCH).sort((a, b) => a.executionId - b.executionId);
+    const batch = this.waiting.splice(0, MAX_BATCH).sort((a, b) => a.result.executionId - b.result.executionId);
     this.holding++;
     this.inFlight++;
     let held = true;
@@ -92,21 +93,20 @@ export class ResultWriter {
 
   private async writeBatch(batch: Pending[]): Promise<void> {
     if (batch.length > 1) {
-      try {
-        const stored = await this.db.transaction(async (trx) => {
-          await trx.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-          const answers: boolean[] = [];
-          for (const item of batch) answers.push(await this.writeOne(trx, item));
-          return answers;
-        });
-        for (const [i, item] of batch.entries()) item.resolve(stored[i]!);
+      const answers = await this.writeTogether(batch);
+      if (answers) {
+        // After the commit. A result its gate refused may have been stored by an earlier try of
+        // its own whose answer was lost; finding out is its own read, and its error its own.
+        await Promise.all(
+          batch.map(async (item, i) => {
+            try {
+              item.resolve(answers[i]!.along || (await ownEndStored(this.db, item.end)));
+            } catch (error) {
+              item.reject(error);
+            }
+          }),
+        );
         return;
-      } catch (error) {
-        try {
-          this.onSharedFailure(error, batch.length);
-        } catch {
-          // Reporting it must not keep the results from being written.
-        }
       }
     }
     // Each on its own, in id order, FALLBACK_AT_ONCE at a time: the pool is shared with the lease
@@ -125,8 +125,32 @@ export class ResultWriter {
     await Promise.all(Array.from({ length: Math.min(FALLBACK_AT_ONCE, queue.length) }, worker));
   }
 
+  /** The batch in one statement and one transaction; null when that failed (reported), to be written one by one. */
+  private async writeTogether(batch: Pending[]): Promise<Array<{ along: boolean }> | null> {
+    try {
+      return await this.db.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+        return transitionTasksAlong(
+          trx,
+          batch.map((item) => item.end),
+          finishExecutionsStatement(batch.map((item) => item.result)),
+          { notifyChanged: true },
+        );
+      });
+    } catch (error) {
+      try {
+        this.onSharedFailure(error, batch.length);
+      } catch {
+        // Reporting it must not keep the results from being written.
+      }
+      return null;
+    }
+  }
+
   private async writeOne(db: Queryable, item: Pending): Promise<boolean> {
-    if ((await transitionTaskAlong(db, item.end, item.along, { notifyChanged: true })).along) return true;
+    const { executionId, runnerKey, outcome, steps } = item.result;
+    const along = finishExecutionStatement(executionId, runnerKey, outcome, steps);
+    if ((await transitionTaskAlong(db, item.end, along, { notifyChanged: true })).along) return true;
     // The gate was shut. By another process (the run given up as lost), or by this very result,
     // stored in a commit whose answer never came back (the connection dropped as it committed):
     // then its end event, with this run and this duration, is there.

@@ -216,6 +216,64 @@ export function finishExecutionStatement(
   };
 }
 
+/** One run's result, as finishExecutionStatement takes it. */
+export interface ExecutionResult {
+  executionId: number;
+  runnerKey: number | null;
+  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null };
+  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>;
+}
+
+/**
+ * finishExecutionStatement for many runs in one statement, to go along with transitionTasksAlong:
+ * its gate (`finished`) returns the `ord`, the index in `results`, of each result it stored. Runs
+ * are locked in id order, as the lease renewal and the lost-run sweeper lock them.
+ */
+export function finishExecutionsStatement(results: readonly ExecutionResult[]): AlongWith {
+  if (new Set(results.map((r) => r.executionId)).size !== results.length) throw new Error('finishExecutionsStatement: two results name the same run');
+  const input = results.map((r, ord) => ({
+    ord,
+    execution_id: r.executionId,
+    runner_key: r.runnerKey,
+    phase: r.outcome.phase,
+    exit_code: r.outcome.exitCode,
+    failure_message: r.outcome.failureMessage,
+    steps: r.steps.map((step) => ({
+      step_id: step.stepId,
+      phase: step.phase,
+      exit_code: step.exitCode,
+      signal: step.signal,
+      failure_message: step.failureMessage,
+    })),
+  }));
+  return {
+    gate: 'finished',
+    ctes: `finish_input AS (
+            SELECT * FROM jsonb_to_recordset(?::jsonb)
+              AS r(ord int, execution_id bigint, runner_key bigint, phase text, exit_code int, failure_message text, steps jsonb)
+          ),
+          finish_locked AS (
+            SELECT executions.id, fi.ord FROM executions JOIN finish_input fi ON fi.execution_id = executions.id
+             WHERE executions.phase = 'running' AND (fi.runner_key IS NULL OR executions.runner_key = fi.runner_key)
+             ORDER BY executions.id FOR UPDATE OF executions
+          ),
+          finished AS (
+            UPDATE executions SET phase = fi.phase, exit_code = fi.exit_code, failure_message = fi.failure_message, finished_at = CURRENT_TIMESTAMP, status_version = executions.status_version + 1
+              FROM finish_locked fl JOIN finish_input fi ON fi.ord = fl.ord
+             WHERE executions.id = fl.id AND executions.phase = 'running'
+             RETURNING executions.id, fl.ord
+          ),
+          settled AS (
+            UPDATE execution_steps AS s
+               SET phase = r.phase, exit_code = r.exit_code, signal = r.signal, failure_message = r.failure_message, finished_at = coalesce(s.finished_at, now())
+              FROM finished JOIN finish_input fi ON fi.ord = finished.ord,
+                   LATERAL jsonb_to_recordset(fi.steps) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text)
+             WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
+          )`,
+    bindings: [JSON.stringify(input)],
+  };
+}
+
 /**
  * Fails a run without a runner key (claimed before runners had liveness locks) whose lease has
  * expired, checking the expiry in the same statement, and fails its unfinished steps with it. Returns the steps that were running (their processes may still be

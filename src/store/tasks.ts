@@ -1,6 +1,7 @@
 /**
- * Task rows. Status changes go only through `transitionTask`: the one place that checks the
- * lifecycle, guards the change in SQL and writes the audit event in the same transaction.
+ * Task rows. Status changes go only through `transitionTask` and the forms that join another
+ * statement (`transitionTaskAlong`, and `transitionTasksAlong` for a batch): the one place that
+ * checks the lifecycle, guards the change in SQL and writes the audit event in the same transaction.
  */
 import { assertTransition, isTerminal, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
 import type { RunStepPhase } from '../domain/run.js';
@@ -306,4 +307,117 @@ export async function transitionTaskAlong(
 /** A change that shows on the task's messages without changing its status (a review, a step). */
 export async function bumpViewVersion(db: Queryable, taskId: number): Promise<void> {
   await db('tasks').where({ id: taskId }).increment('view_version', 1);
+}
+
+/**
+ * transitionTaskAlong for many tasks in one statement (a batch of runs' results): each change is
+ * checked, gated, audited and told of as transitionTaskAlong does it, and `along` is one
+ * set-based statement for all of them whose `gate` returns `ord`, the index in `changes` of each
+ * change it passed: change i moves only if its ord is there. Answers, per change, whether it moved
+ * and whether `along` passed it. Rows `along` changes are locked before the tasks, the tasks in id
+ * order. Saves a statement, its round trip and its write per change against one statement each.
+ *
+ * `set` values are plain values as in a row (a jsonb column's as its object, not its text), or
+ * knex's now(), which becomes the statement's time. Changes must name different tasks.
+ */
+export async function transitionTasksAlong(
+  db: Queryable,
+  changes: readonly Transition[],
+  along: AlongWith,
+  options: { notifyChanged?: boolean } = {},
+): Promise<Array<{ moved: boolean; along: boolean }>> {
+  if (new Set(changes.map((change) => change.taskId)).size !== changes.length) throw new Error('transitionTasksAlong: two changes name the same task');
+  const plainColumns = new Set<string>();
+  const stampedColumns = new Set<string>();
+  const input = changes.map((change, ord) => {
+    const allowedFrom = typeof change.from === 'string' ? [change.from] : [...change.from];
+    for (const from of allowedFrom) assertTransition(from, change.to);
+    const values: Record<string, unknown> = {};
+    const stamp: string[] = [];
+    for (const [column, value] of Object.entries(change.set ?? {})) {
+      if (value === undefined) continue;
+      if (isStatementTime(value)) {
+        stamp.push(column);
+        stampedColumns.add(column);
+      } else if (isKnexExpression(value)) throw new Error(`transitionTasksAlong: ${column} is an SQL expression; only plain values and now() go in a set`);
+      else {
+        values[column] = value;
+        plainColumns.add(column);
+      }
+    }
+    return {
+      ord,
+      task_id: change.taskId,
+      from: allowedFrom,
+      to: change.to,
+      ends: isTerminal(change.to),
+      event_type: transitionEventType(change.to),
+      actor: change.actor,
+      data: change.data ?? {},
+      values,
+      keys: Object.keys(values),
+      stamp,
+    };
+  });
+  // Sorted, so one set of columns is always one statement text (one prepared statement).
+  const columns = [...new Set([...plainColumns, ...stampedColumns])].sort();
+  const assignments = columns.map((column) => {
+    const stamped = stampedColumns.has(column) ? `WHEN ? = ANY(ti.stamp) THEN CURRENT_TIMESTAMP ` : '';
+    const plain = plainColumns.has(column) ? 'WHEN ? = ANY(ti.keys) THEN p.?? ' : '';
+    return {
+      sql: `?? = CASE ${stamped}${plain}ELSE tasks.?? END, `,
+      bindings: [column, ...(stamped ? [column] : []), ...(plain ? [column, column] : []), column],
+    };
+  });
+  // A task moved to ready is told to every process's runner at commit, as transitionTaskAlong does.
+  const result = await prepared(
+    db.raw<{ rows: Array<{ ord: number; moved: boolean; along: boolean }> }>(
+      `WITH ${along.ctes},
+     transition_input AS (
+       SELECT * FROM jsonb_to_recordset(?::jsonb)
+         AS r(ord int, task_id bigint, "from" text[], "to" text, ends boolean, event_type text, actor text, data jsonb, "values" jsonb, keys text[], stamp text[])
+     ),
+     current AS (
+       SELECT tasks.id, tasks.status FROM tasks JOIN transition_input ti ON ti.task_id = tasks.id
+        WHERE ti.ord IN (SELECT ord FROM ${along.gate}) AND (NOT ti.ends OR tasks.run_step_id IS NULL)
+        ORDER BY tasks.id FOR UPDATE OF tasks
+     ),
+     changed AS (
+       UPDATE tasks SET ${assignments.map((a) => a.sql).join('')}status = ti."to", status_changed_at = CURRENT_TIMESTAMP, view_version = tasks.view_version + 1
+         FROM current, transition_input ti, LATERAL jsonb_populate_record(NULL::tasks, ti."values") AS p
+        WHERE tasks.id = current.id AND ti.task_id = current.id AND current.status = ANY(ti."from")
+        RETURNING tasks.id, ti.ord, ti."to", ti.event_type, ti.actor, ti.data, current.status AS transition_from
+     ),
+     audit AS (
+       INSERT INTO events (task_id, type, actor, data)
+       SELECT id, event_type, actor, jsonb_build_object('from', transition_from) || data FROM changed ORDER BY ord
+     )
+     SELECT ti.ord, changed.id IS NOT NULL AS moved, ti.ord IN (SELECT ord FROM ${along.gate}) AS along,
+       CASE WHEN changed."to" = 'ready' THEN pg_notify(?, changed.id::text) END AS notified${
+         options.notifyChanged ? ', CASE WHEN changed.id IS NOT NULL THEN pg_notify(?, changed.id::text) END AS notified_changed' : ''
+       }
+       FROM transition_input ti LEFT JOIN changed ON changed.ord = ti.ord ORDER BY ti.ord`,
+      [
+        ...along.bindings,
+        JSON.stringify(input),
+        ...assignments.flatMap((a) => a.bindings),
+        CHANNEL_READY,
+        ...(options.notifyChanged ? [CHANNEL_TASK] : []),
+      ] as never,
+    ),
+  );
+  const answers = changes.map(() => ({ moved: false, along: false }));
+  for (const row of result.rows) answers[row.ord] = { moved: row.moved, along: row.along };
+  return answers;
+}
+
+/** knex's now(): its SQL is CURRENT_TIMESTAMP with nothing bound. */
+function isStatementTime(value: unknown): boolean {
+  if (!isKnexExpression(value)) return false;
+  const { sql, bindings } = value.toSQL();
+  return sql === 'CURRENT_TIMESTAMP' && (bindings ?? []).length === 0;
+}
+
+function isKnexExpression(value: unknown): value is { toSQL(): { sql: string; bindings?: readonly unknown[] } } {
+  return typeof value === 'object' && value !== null && typeof (value as { toSQL?: unknown }).toSQL === 'function';
 }

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultWriter } from '../../src/runner/resultWriter.js';
-import { claimReady, failRunOfLostRunner, finishExecutionStatement, plansJson, renewLeases, type Claimed } from '../../src/store/executions.js';
+import { claimReady, failRunOfLostRunner, plansJson, renewLeases, type Claimed, type ExecutionResult } from '../../src/store/executions.js';
 import { transitionTask, type Transition } from '../../src/store/tasks.js';
 import type { Db } from '../../src/store/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -71,13 +71,13 @@ describe('ResultWriter on Postgres', () => {
       data: { exitCode, durationMs: 10 + exitCode, execution: claimed.execution.id },
       set: { exit_code: exitCode, duration_ms: 10 + exitCode, ...set },
     };
-    const along = finishExecutionStatement(
-      claimed.execution.id,
+    const run: ExecutionResult = {
+      executionId: claimed.execution.id,
       runnerKey,
-      { phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, failureMessage: null },
-      claimed.steps.map((step) => ({ stepId: step.id, phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, signal: null, failureMessage: null })),
-    );
-    return [claimed.execution.id, end, along] as const;
+      outcome: { phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, failureMessage: null },
+      steps: claimed.steps.map((step) => ({ stepId: step.id, phase: exitCode === 0 ? 'succeeded' : 'failed', exitCode, signal: null, failureMessage: null })),
+    };
+    return [run, end] as const;
   }
 
   /** The tasks' statuses, in id order. */
@@ -108,10 +108,13 @@ describe('ResultWriter on Postgres', () => {
 
   it('writes results that end while one is being written in one transaction, each with its own result', async () => {
     const claimed = await running(8);
-    const writer = new ResultWriter(database.db);
+    const sharedFailures: unknown[] = [];
+    const writer = new ResultWriter(database.db, (error) => sharedFailures.push(error));
     // All at once: the first is written alone at once, the seven that end meanwhile wait for it.
     const answers = await Promise.all(claimed.map((c, i) => writer.write(...result(c, i))));
     expect(answers).toEqual(claimed.map(() => true));
+    // The seven went in one statement, not one by one after it failed.
+    expect(sharedFailures).toEqual([]);
 
     const ids = claimed.map((c) => c.task.id);
     const tasks = await database.db('tasks').whereIn('id', ids).orderBy('id').select('id', 'status', 'exit_code', 'duration_ms');
@@ -135,10 +138,12 @@ describe('ResultWriter on Postgres', () => {
 
   it('answers false for a run no longer this runner’s, in a shared transaction, and stores the others', async () => {
     const claimed = await running(4);
-    const writer = new ResultWriter(database.db);
+    const sharedFailures: unknown[] = [];
+    const writer = new ResultWriter(database.db, (error) => sharedFailures.push(error));
     // The third is written with another runner's key: as after the sweeper gave the run up.
     const answers = await Promise.all(claimed.map((c, i) => writer.write(...result(c, 0, {}, i === 2 ? RUNNER.key + 1 : RUNNER.key))));
     expect(answers).toEqual([true, true, false, true]);
+    expect(sharedFailures).toEqual([]);
     const statuses = await statusesOf(claimed);
     expect(statuses).toEqual(['success', 'success', 'running', 'success']);
     const transactions = await endTransactions(
