@@ -18,7 +18,6 @@ import { targetEndpoint, type SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
-import type { TaskRow } from '../store/rows.js';
 import { finishExecution, finishExecutionStatement, stopRequester, updateStep, type Claimed } from '../store/executions.js';
 import { transitionTask, transitionTaskAlong, type Transition } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
@@ -144,7 +143,7 @@ export async function executeRun(
       failure_message: summary.failureMessage,
       last_line: recorder.lastLine,
       finished_at: ctx.db.fn.now() as unknown as Date,
-      ...(outputs ? { outputs: JSON.stringify(outputs) as unknown as TaskRow['outputs'] } : {}),
+      ...(outputs ? { outputs } : {}),
     },
   };
   // The one write that must land: retried until stored, whatever the outage; only shutdown gives up.

@@ -38,7 +38,7 @@ const STALL_MS = 250;
 const LOCK_TIMEOUT = '1s';
 /** Writes in flight at once, however long they take. */
 const MAX_IN_FLIGHT = 3;
-/** A failed shared transaction's results written on their own this many at a time. */
+/** A failed shared transaction's results written on their own, or a shared one's refusals looked into, this many at a time. */
 const FALLBACK_AT_ONCE = 2;
 
 export class ResultWriter {
@@ -92,37 +92,18 @@ export class ResultWriter {
   }
 
   private async writeBatch(batch: Pending[]): Promise<void> {
-    if (batch.length > 1) {
-      const answers = await this.writeTogether(batch);
-      if (answers) {
-        // After the commit. A result its gate refused may have been stored by an earlier try of
-        // its own whose answer was lost; finding out is its own read, and its error its own.
-        await Promise.all(
-          batch.map(async (item, i) => {
-            try {
-              item.resolve(answers[i]!.along || (await ownEndStored(this.db, item.end)));
-            } catch (error) {
-              item.reject(error);
-            }
-          }),
-        );
-        return;
-      }
+    const answers = batch.length > 1 ? await this.writeTogether(batch) : null;
+    if (answers) {
+      // After the commit. A result its gate refused may have been stored by an earlier try of its
+      // own whose answer was lost; finding out is a read of its own, and its error its own.
+      // Refusals come in numbers after the sweeper gave this runner's runs up: a few reads at a time.
+      await eachBounded(batch, async (item, i) => answers[i]!.along || ownEndStored(this.db, item.end));
+      return;
     }
     // Each on its own, in id order, FALLBACK_AT_ONCE at a time: the pool is shared with the lease
     // renewal and the output, and a result waiting on a lock still leaves the others a way through.
     // An error that is a result's own reaches its caller then.
-    const queue = [...batch];
-    const worker = async () => {
-      for (let item = queue.shift(); item; item = queue.shift()) {
-        try {
-          item.resolve(await this.writeOne(this.db, item));
-        } catch (error) {
-          item.reject(error);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(FALLBACK_AT_ONCE, queue.length) }, worker));
+    await eachBounded(batch, (item) => this.writeOne(this.db, item));
   }
 
   /** The batch in one statement and one transaction; null when that failed (reported), to be written one by one. */
@@ -166,4 +147,20 @@ async function ownEndStored(db: Queryable, end: Transition): Promise<boolean> {
     .whereRaw('data @> ?::jsonb', [JSON.stringify(end.data)])
     .first('id');
   return row !== undefined;
+}
+
+/** `store` for each item, FALLBACK_AT_ONCE at a time, in order; each answer or error goes to its own caller. */
+async function eachBounded(batch: readonly Pending[], store: (item: Pending, index: number) => Promise<boolean>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < batch.length; i = next++) {
+      const item = batch[i]!;
+      try {
+        item.resolve(await store(item, i));
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FALLBACK_AT_ONCE, batch.length) }, worker));
 }

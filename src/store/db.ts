@@ -50,6 +50,15 @@ export function prepared<Q extends Knex.Raw | Knex.QueryBuilder>(query: Q): Q {
   return (query as unknown as { options(options: object): Q }).options({ prepare: true });
 }
 
+/**
+ * JSON text for a jsonb parameter. Postgres's jsonb refuses a lone surrogate (half an emoji, left
+ * by cutting a line short), which a text parameter stores as U+FFFD (pg encodes it to UTF-8 so):
+ * strings are made well formed the same way, so a value is stored alike either way.
+ */
+export function jsonParameter(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) => (typeof inner === 'string' ? (inner as unknown as { toWellFormed(): string }).toWellFormed() : inner));
+}
+
 /** Statement texts we prepare at most: a bound on what each connection keeps, whatever a bug builds. */
 const MAX_PREPARED = 500;
 const statementNames = new Map<string, string>();

@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { assertTransition, transitionEventType } from '../domain/lifecycle.js';
 import type { Plan } from '../domain/plan.js';
 import type { Execution, ExecutionPhase, ExecutionStep, StepPhase, Task } from '../domain/task.js';
-import { inTransaction, prepared, type Queryable } from './db.js';
+import { inTransaction, jsonParameter, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { EXECUTION_DATES, jsonRow, STEP_DATES, toExecution, toStep, toTask, type ExecutionRow, type StepRow, type TaskRow } from './rows.js';
 import { CHANNEL_STOP, CHANNEL_TASK, notify } from './notify.js';
@@ -227,7 +227,8 @@ export interface ExecutionResult {
 /**
  * finishExecutionStatement for many runs in one statement, to go along with transitionTasksAlong:
  * its gate (`finished`) returns the `ord`, the index in `results`, of each result it stored. Runs
- * are locked in id order, as the lease renewal and the lost-run sweeper lock them.
+ * are locked in id order, as the lease renewal and the lost-run sweeper lock them, and with the
+ * lock an UPDATE takes (FOR NO KEY UPDATE), so storing output for a run is not held up by it.
  */
 export function finishExecutionsStatement(results: readonly ExecutionResult[]): AlongWith {
   if (new Set(results.map((r) => r.executionId)).size !== results.length) throw new Error('finishExecutionsStatement: two results name the same run');
@@ -255,7 +256,7 @@ export function finishExecutionsStatement(results: readonly ExecutionResult[]): 
           finish_locked AS (
             SELECT executions.id, fi.ord FROM executions JOIN finish_input fi ON fi.execution_id = executions.id
              WHERE executions.phase = 'running' AND (fi.runner_key IS NULL OR executions.runner_key = fi.runner_key)
-             ORDER BY executions.id FOR UPDATE OF executions
+             ORDER BY executions.id FOR NO KEY UPDATE OF executions
           ),
           finished AS (
             UPDATE executions SET phase = fi.phase, exit_code = fi.exit_code, failure_message = fi.failure_message, finished_at = CURRENT_TIMESTAMP, status_version = executions.status_version + 1
@@ -270,7 +271,7 @@ export function finishExecutionsStatement(results: readonly ExecutionResult[]): 
                    LATERAL jsonb_to_recordset(fi.steps) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text)
              WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
           )`,
-    bindings: [JSON.stringify(input)],
+    bindings: [jsonParameter(input)],
   };
 }
 

@@ -18,7 +18,7 @@ import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { contentKey } from './contentKey.js';
-import { inTransaction, prepared, type Queryable } from './db.js';
+import { inTransaction, jsonParameter, prepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, CHANNEL_TASK } from './notify.js';
 import { toTask, type TaskRow } from './rows.js';
@@ -317,8 +317,9 @@ export async function bumpViewVersion(db: Queryable, taskId: number): Promise<vo
  * and whether `along` passed it. Rows `along` changes are locked before the tasks, the tasks in id
  * order. Saves a statement, its round trip and its write per change against one statement each.
  *
- * `set` values are plain values as in a row (a jsonb column's as its object, not its text), or
- * knex's now(), which becomes the statement's time. Changes must name different tasks.
+ * `set` values are plain values as in a row (a jsonb column's as its object, not its text: a
+ * string there is refused), or knex's now(), which becomes the statement's time. Changes must name
+ * different tasks.
  */
 export async function transitionTasksAlong(
   db: Queryable,
@@ -340,6 +341,8 @@ export async function transitionTasksAlong(
         stamp.push(column);
         stampedColumns.add(column);
       } else if (isKnexExpression(value)) throw new Error(`transitionTasksAlong: ${column} is an SQL expression; only plain values and now() go in a set`);
+      else if (TASK_JSONB_COLUMNS.has(column) && typeof value === 'string')
+        throw new Error(`transitionTasksAlong: ${column} is jsonb; give its value, not its JSON text`);
       else {
         values[column] = value;
         plainColumns.add(column);
@@ -359,7 +362,8 @@ export async function transitionTasksAlong(
       stamp,
     };
   });
-  // Sorted, so one set of columns is always one statement text (one prepared statement).
+  // Sorted: the text depends only on which columns are set plainly, which are stamped, and the
+  // options, so a caller's few shapes stay a few prepared statements.
   const columns = [...new Set([...plainColumns, ...stampedColumns])].sort();
   const assignments = columns.map((column) => {
     const stamped = stampedColumns.has(column) ? `WHEN ? = ANY(ti.stamp) THEN CURRENT_TIMESTAMP ` : '';
@@ -377,9 +381,10 @@ export async function transitionTasksAlong(
        SELECT * FROM jsonb_to_recordset(?::jsonb)
          AS r(ord int, task_id bigint, "from" text[], "to" text, ends boolean, event_type text, actor text, data jsonb, "values" jsonb, keys text[], stamp text[])
      ),
+     -- ARRAY(...) is worked out in full before the scan (an InitPlan): every run is locked before any task.
      current AS (
        SELECT tasks.id, tasks.status FROM tasks JOIN transition_input ti ON ti.task_id = tasks.id
-        WHERE ti.ord IN (SELECT ord FROM ${along.gate}) AND (NOT ti.ends OR tasks.run_step_id IS NULL)
+        WHERE ti.ord = ANY(ARRAY(SELECT ord FROM ${along.gate})) AND (NOT ti.ends OR tasks.run_step_id IS NULL)
         ORDER BY tasks.id FOR UPDATE OF tasks
      ),
      changed AS (
@@ -399,7 +404,7 @@ export async function transitionTasksAlong(
        FROM transition_input ti LEFT JOIN changed ON changed.ord = ti.ord ORDER BY ti.ord`,
       [
         ...along.bindings,
-        JSON.stringify(input),
+        jsonParameter(input),
         ...assignments.flatMap((a) => a.bindings),
         CHANNEL_READY,
         ...(options.notifyChanged ? [CHANNEL_TASK] : []),
@@ -410,6 +415,9 @@ export async function transitionTasksAlong(
   for (const row of result.rows) answers[row.ord] = { moved: row.moved, along: row.along };
   return answers;
 }
+
+/** The jsonb columns of tasks: jsonb_populate_record would store a string given for them as a JSON string. */
+export const TASK_JSONB_COLUMNS: ReadonlySet<string> = new Set(['arguments', 'outputs']);
 
 /** knex's now(): its SQL is CURRENT_TIMESTAMP with nothing bound. */
 function isStatementTime(value: unknown): boolean {

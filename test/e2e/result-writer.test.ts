@@ -196,6 +196,25 @@ describe('ResultWriter on Postgres', () => {
     expect(events).toHaveLength(1);
   });
 
+  it('answers stored for a result in a shared statement whose earlier try was stored, and stores nothing twice', async () => {
+    const [first, again, other] = await running(3);
+    const sharedFailures: unknown[] = [];
+    const writer = new ResultWriter(database.db, (error) => sharedFailures.push(error));
+    // Stored, but as if its answer never came back: the caller writes it again.
+    expect(await writer.write(...result(again!, 0))).toBe(true);
+    // Written together (the first may still be counted in flight), so the retry goes in a shared statement.
+    const answers = await Promise.all([writer.write(...result(first!, 0)), writer.write(...result(again!, 0)), writer.write(...result(other!, 0))]);
+    expect(answers).toEqual([true, true, true]);
+    expect(sharedFailures).toEqual([]);
+    const transactions = await endTransactions(
+      database.db,
+      [first!, again!, other!].map((c) => c.task.id),
+    );
+    // One end event each; the retried one's is still its first write's.
+    expect(transactions.size).toBe(3);
+    expect(transactions.get(again!.task.id)).not.toBe(transactions.get(other!.task.id));
+  });
+
   it('locks runs in id order, as the lease renewal does: a renewal holding an earlier run does not deadlock with it', async () => {
     const claimed = await running(3);
     const [first, early, late] = [...claimed].sort((a, b) => a.execution.id - b.execution.id);

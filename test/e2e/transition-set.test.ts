@@ -7,8 +7,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimReady, finishExecutionsStatement, plansJson, renewLeases, type Claimed, type ExecutionResult } from '../../src/store/executions.js';
-import { CHANNEL_TASK } from '../../src/store/notify.js';
-import { transitionTasksAlong, type Transition } from '../../src/store/tasks.js';
+import { CHANNEL_READY, CHANNEL_TASK } from '../../src/store/notify.js';
+import { TASK_JSONB_COLUMNS, transitionTasksAlong, type AlongWith, type Transition } from '../../src/store/tasks.js';
 import type { Db } from '../../src/store/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { insertTaskRows } from '../support/taskRows.js';
@@ -86,12 +86,14 @@ describe('transitionTasksAlong on Postgres', () => {
     });
     await listener.query(`LISTEN ${CHANNEL_TASK}`);
     try {
+      // Not in task id order: the events must follow the changes.
       const endings = [
-        ending(claimed[0]!, 0, { finished_at: db.fn.now() as unknown as Date, outputs: { outputs: { answer: '42' } }, duration_ms: 5 }),
-        ending(claimed[1]!, 3, { failure_message: 'exit 3', last_line: "it's done" }),
+        ending(claimed[3]!, 0, { duration_ms: 7, failure_message: null }),
+        // Half an emoji at the end, as a line cut short leaves it: jsonb refuses it, a text parameter stores U+FFFD.
+        ending(claimed[1]!, 3, { failure_message: 'exit 3', last_line: "it's done \ud83d", finished_at: new Date('2026-01-02T03:04:05.678Z') }),
         // Another runner's key: as after the sweeper gave the run up. Its gate stays shut.
         ending(claimed[2]!, 0, {}, RUNNER.key + 1),
-        ending(claimed[3]!, 0, { duration_ms: 7 }),
+        ending(claimed[0]!, 0, { finished_at: db.fn.now() as unknown as Date, outputs: { outputs: { answer: '42' } }, duration_ms: 5 }),
       ];
       const answers = await write(endings);
       expect(answers).toEqual([
@@ -112,13 +114,25 @@ describe('transitionTasksAlong on Postgres', () => {
           'last_line',
           db.raw(`outputs->'outputs'->>'answer' AS answer`),
           db.raw('finished_at = status_changed_at AS stamped'),
+          db.raw(`to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS finished`),
         );
+      const now = tasks[0]!.finished;
       expect(tasks).toEqual([
-        { status: 'success', exit_code: 0, duration_ms: 5, failure_message: 'before', last_line: 'before', answer: '42', stamped: true },
-        { status: 'failure', exit_code: 3, duration_ms: null, failure_message: 'exit 3', last_line: "it's done", answer: null, stamped: null },
-        { status: 'running', exit_code: null, duration_ms: null, failure_message: 'before', last_line: 'before', answer: null, stamped: null },
-        { status: 'success', exit_code: 0, duration_ms: 7, failure_message: 'before', last_line: 'before', answer: null, stamped: null },
+        { status: 'success', exit_code: 0, duration_ms: 5, failure_message: 'before', last_line: 'before', answer: '42', stamped: true, finished: now },
+        {
+          status: 'failure',
+          exit_code: 3,
+          duration_ms: null,
+          failure_message: 'exit 3',
+          last_line: "it's done \ufffd",
+          answer: null,
+          stamped: false,
+          finished: '2026-01-02 03:04:05.678',
+        },
+        { status: 'running', exit_code: null, duration_ms: null, failure_message: 'before', last_line: 'before', answer: null, stamped: null, finished: null },
+        { status: 'success', exit_code: 0, duration_ms: 7, failure_message: null, last_line: 'before', answer: null, stamped: null, finished: null },
       ]);
+      expect(now).not.toBeNull();
 
       const runs = await db('executions')
         .whereIn(
@@ -147,9 +161,9 @@ describe('transitionTasksAlong on Postgres', () => {
         .orderBy('id')
         .select('task_id', 'type', 'actor', 'data', db.raw('xmin::text AS xmin'));
       expect(events.map(({ xmin: _, ...event }) => event)).toEqual([
-        { task_id: ids[0], type: 'task.success', actor: null, data: { from: 'running', exitCode: 0, execution: claimed[0]!.execution.id } },
-        { task_id: ids[1], type: 'task.failure', actor: null, data: { from: 'running', exitCode: 3, execution: claimed[1]!.execution.id } },
         { task_id: ids[3], type: 'task.success', actor: null, data: { from: 'running', exitCode: 0, execution: claimed[3]!.execution.id } },
+        { task_id: ids[1], type: 'task.failure', actor: null, data: { from: 'running', exitCode: 3, execution: claimed[1]!.execution.id } },
+        { task_id: ids[0], type: 'task.success', actor: null, data: { from: 'running', exitCode: 0, execution: claimed[0]!.execution.id } },
       ]);
       expect(new Set(events.map((event) => event.xmin)).size).toBe(1);
 
@@ -183,7 +197,7 @@ describe('transitionTasksAlong on Postgres', () => {
     expect(Number(ends[0]!.count)).toBe(0);
   });
 
-  it('refuses two changes of one task, an SQL expression other than now(), and an illegal transition, writing nothing', async () => {
+  it('refuses two changes of one task or run, an SQL expression other than now(), a jsonb column’s text and an illegal transition, before sending anything', async () => {
     const [a, b] = await running(2);
     const twice = [ending(a!, 0), { ...ending(a!, 1), run: ending(b!, 1).run }];
     await expect(write(twice)).rejects.toThrow(/same task/);
@@ -194,6 +208,8 @@ describe('transitionTasksAlong on Postgres', () => {
     await expect(write([ending(a!, 0), { ...illegal, end: { ...illegal.end, from: 'ready' as const, to: 'success' as const } }])).rejects.toThrow(
       /illegal task transition/,
     );
+    // jsonb_populate_record would store JSON text given for a jsonb column as a JSON string.
+    await expect(write([ending(a!, 0), ending(b!, 0, { outputs: '{"outputs":{}}' as unknown as null })])).rejects.toThrow(/outputs is jsonb/);
     // Two results of one run: a bug in the caller, refused before anything is sent.
     await expect(write([ending(a!, 0), { ...ending(b!, 0), run: ending(a!, 0).run }])).rejects.toThrow(/same run/);
     const statuses = await db('tasks').whereIn('id', [a!.task.id, b!.task.id]).pluck('status');
@@ -227,6 +243,12 @@ describe('transitionTasksAlong on Postgres', () => {
           `the later ${table} row is not held yet`,
         ).resolves.toBeDefined();
         await other.query('ROLLBACK');
+        if (table === 'tasks') {
+          // Waiting for a task, it already holds both runs: runs first, then tasks.
+          await other.query('BEGIN');
+          await expect(other.query('SELECT id FROM executions WHERE id = $1 FOR UPDATE NOWAIT', [late!.execution.id])).rejects.toThrow(/could not obtain lock/);
+          await other.query('ROLLBACK');
+        }
         await holder.query('ROLLBACK');
         await writing;
       } finally {
@@ -241,5 +263,114 @@ describe('transitionTasksAlong on Postgres', () => {
     }
     const statuses = await db('tasks').whereIn('id', [early!.task.id, late!.task.id]).pluck('status');
     expect(statuses).toEqual(['success', 'success']);
+  });
+
+  /** Holds `sql`'s locks in a session of its own while `write` runs, then commits; answers what `write` answered. */
+  async function whileHolding(sql: string, values: unknown[], writing: () => Promise<Array<{ moved: boolean; along: boolean }>>) {
+    const holder = await session();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(sql, values);
+      const answers = writing();
+      await waitFor(
+        async () => (await db.raw(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%finish_input AS%'`)).rows.length > 0,
+        5_000,
+        'the statement to wait on the lock',
+        10,
+      );
+      await holder.query('COMMIT');
+      return await answers;
+    } finally {
+      await holder.end();
+    }
+  }
+
+  it('leaves a run the sweeper failed while the statement waited for it, and its task, and stores the others', async () => {
+    const [lost, kept] = await running(2);
+    // The sweeper's change, committed while the statement waits on the row: Postgres checks the row again.
+    const answers = await whileHolding(`UPDATE executions SET phase = 'failed', failure_message = 'runner lost' WHERE id = $1`, [lost!.execution.id], () =>
+      write([ending(lost!, 0), ending(kept!, 0)]),
+    );
+    expect(answers).toEqual([
+      { moved: false, along: false },
+      { moved: true, along: true },
+    ]);
+    const runs = await db('executions').whereIn('id', [lost!.execution.id, kept!.execution.id]).orderBy('id').select('phase', 'failure_message');
+    expect(runs).toEqual([
+      { phase: 'failed', failure_message: 'runner lost' },
+      { phase: 'succeeded', failure_message: null },
+    ]);
+    expect(await db('tasks').whereIn('id', [lost!.task.id, kept!.task.id]).orderBy('id').pluck('status')).toEqual(['running', 'success']);
+  });
+
+  it('stores a run’s result but leaves its task when the task was killed while the statement waited for it', async () => {
+    const [killed, kept] = await running(2);
+    const answers = await whileHolding(`UPDATE tasks SET status = 'killed' WHERE id = $1`, [killed!.task.id], () =>
+      write([ending(killed!, 0), ending(kept!, 0)]),
+    );
+    expect(answers).toEqual([
+      { moved: false, along: true },
+      { moved: true, along: true },
+    ]);
+    expect(await db('tasks').whereIn('id', [killed!.task.id, kept!.task.id]).orderBy('id').pluck('status')).toEqual(['killed', 'success']);
+    const ends = await db('events')
+      .where({ task_id: killed!.task.id })
+      .whereIn('type', ['task.success', 'task.killed'])
+      .count<{ count: string }[]>('* as count');
+    expect(Number(ends[0]!.count)).toBe(0);
+  });
+
+  it('is not held up by output being stored for a run (its key share lock)', async () => {
+    const [a, b] = await running(2);
+    const holder = await session();
+    try {
+      // What storing a chunk of output takes on its run's row (the foreign key's check).
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM executions WHERE id = $1 FOR KEY SHARE', [a!.execution.id]);
+      const answers = await Promise.race([
+        write([ending(a!, 0), ending(b!, 0)]),
+        new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2_000)),
+      ]);
+      expect(answers).toEqual([
+        { moved: true, along: true },
+        { moved: true, along: true },
+      ]);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('moves tasks to ready with the NOTIFY every runner listens for', async () => {
+    const ids = await insertTaskRows(db, [
+      { status: 'approved', author: 'U1', target: 'sandbox', script: 'true' },
+      { status: 'approved', author: 'U1', target: 'sandbox', script: 'true' },
+    ]);
+    const listener = await session();
+    const heard: string[] = [];
+    listener.on('notification', (n) => {
+      if (n.channel === CHANNEL_READY) heard.push(n.payload ?? '');
+    });
+    await listener.query(`LISTEN ${CHANNEL_READY}`);
+    try {
+      // A gate passing the first change only.
+      const firstOnly: AlongWith = { ctes: 'first_only AS (SELECT 0 AS ord)', gate: 'first_only', bindings: [] };
+      const changes = ids.map((taskId): Transition => ({ taskId, from: 'approved', to: 'ready', actor: 'U1' }));
+      expect(await transitionTasksAlong(db, changes, firstOnly)).toEqual([
+        { moved: true, along: true },
+        { moved: false, along: false },
+      ]);
+      await waitFor(async () => heard.length >= 1, 5_000, 'the ready notification');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(heard).toEqual([String(ids[0])]);
+      const events = await db('events').whereIn('task_id', ids).where({ type: 'task.ready' }).select('task_id', 'actor', 'data');
+      expect(events).toEqual([{ task_id: ids[0], actor: 'U1', data: { from: 'approved' } }]);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('knows every jsonb column of tasks (a string given for one is refused, not stored as a JSON string)', async () => {
+    const jsonb = await db('information_schema.columns').where({ table_name: 'tasks', data_type: 'jsonb' }).orderBy('column_name').pluck('column_name');
+    expect(jsonb).toEqual([...TASK_JSONB_COLUMNS].sort());
   });
 });
