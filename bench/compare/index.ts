@@ -27,6 +27,7 @@ import { machineBusySeconds, processCpu } from '../cpu.js';
 import { percentiles } from '../env.js';
 import { insertReadyTasks } from '../readyTasks.js';
 import { pairedBlockInterval } from './blockInterval.js';
+import { signTestP } from './signTest.js';
 import { startChild, type Child } from './child.js';
 import { connect, exec, execOutput, fanOut, refusedOpens, type RawHost } from './rawSsh.js';
 
@@ -684,6 +685,8 @@ async function benchThroughput(): Promise<void> {
   const graphile: Record<string, number> = {};
   // The same remote work as a countersign run: the wrapper, a fresh token, stdin, the script.
   const graphileWrapper: Record<string, { perSecond: number; cpu: CpuPerItem }> = {};
+  // Each round's countersign / graphile-with-the-wrapper ratio: the two ran back to back in it.
+  const pairedRatios: number[] = [];
   const apps: AppChild[] = [];
   const workers: Array<Child<{ pid: number }>> = [];
   for (const processes of [1, 2]) {
@@ -711,6 +714,7 @@ async function benchThroughput(): Promise<void> {
       for (let turn = 0; turn < TURNS; turn++) {
         for (const measure of (turn + hosts) % 2 === 1 ? [measureOurs, measureTheirs] : [measureTheirs, measureOurs]) await measure();
       }
+      pairedRatios.push(...oursRounds.map((r, turn) => r.perSecond / theirsRounds[turn]!.perSecond));
       ours[key] = { ...inTurns(oursRounds, share), failed: oursRounds.reduce((sum, r) => sum + r.failed, 0) };
       graphileWrapper[key] = inTurns(theirsRounds, share);
       graphile[key] = (await graphileJobsPerSecond(hosts, count, workers)).perSecond;
@@ -723,6 +727,15 @@ async function benchThroughput(): Promise<void> {
   }
   for (const app of apps) await app.stop();
   for (const worker of workers) await worker.stop();
+  // A sign test over the rounds: were the two level, a round would favour either side by a coin's toss.
+  const above = pairedRatios.filter((ratio) => ratio > 1).length;
+  console.log(
+    `  paired rounds, countersign / graphile-worker with the wrapper: ${[...pairedRatios]
+      .sort((a, b) => a - b)
+      .map((ratio) => ratio.toFixed(2))
+      .join(' ')}; above 1 in ${above} of ${pairedRatios.length} ` +
+      `(as many or more by chance, were they level: p = ${signTestP(above, pairedRatios.length).toFixed(3)})`,
+  );
 
   for (const [hosts, raw, rawWrapper] of [
     [1, raw1, raw1Wrapper],
