@@ -44,8 +44,8 @@ function positiveInteger(name: string, value: string): number {
 // side, in ten blocks taking turns, and the ack rows give how far the ratio can be trusted.
 /** Commands each side's acks are timed over (BENCH_ACK_ROUNDS). */
 const ACK_ROUNDS = positiveInteger('BENCH_ACK_ROUNDS', process.env.BENCH_ACK_ROUNDS ?? String(QUICK ? 300 : 2000));
-/** Blocks each side's acks are timed in, taking turns with the other sides. */
-const ACK_BLOCKS = QUICK ? 6 : 10;
+/** Blocks each side's acks are timed in, taking turns with the other sides (BENCH_ACK_BLOCKS). */
+const ACK_BLOCKS = positiveInteger('BENCH_ACK_BLOCKS', process.env.BENCH_ACK_BLOCKS ?? String(QUICK ? 6 : 10));
 /** Concurrent senders, one series each (BENCH_ACK_SENDERS). */
 const ACK_SENDERS = (process.env.BENCH_ACK_SENDERS ?? '1,10').split(',').map((n) => positiveInteger('BENCH_ACK_SENDERS', n));
 const SIGNING_SECRET = 'bench-signing-secret';

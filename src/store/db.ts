@@ -56,7 +56,14 @@ export function prepared<Q extends Knex.Raw | Knex.QueryBuilder>(query: Q): Q {
  * strings are made well formed the same way, so a value is stored alike either way.
  */
 export function jsonParameter(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) => (typeof inner === 'string' ? (inner as unknown as { toWellFormed(): string }).toWellFormed() : inner));
+  const text = JSON.stringify(value);
+  // JSON.stringify writes a lone surrogate as an escape (\udXXX, lower case): without one there
+  // is nothing to mend, and the replacer (a call per value, on every batch of results) is skipped.
+  return /\\ud[89a-f]/.test(text) ? JSON.stringify(value, wellFormed) : text;
+}
+
+function wellFormed(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? (value as unknown as { toWellFormed(): string }).toWellFormed() : value;
 }
 
 /** Statement texts we prepare at most: a bound on what each connection keeps, whatever a bug builds. */
