@@ -74,17 +74,23 @@ describe('transitionTasksAlong on Postgres', () => {
     return client;
   }
 
+  /** A session listening on `channel`, and the payloads it has heard. */
+  async function listen(channel: string): Promise<{ listener: pg.Client; heard: string[] }> {
+    const listener = await session();
+    const heard: string[] = [];
+    listener.on('notification', (n) => {
+      if (n.channel === channel) heard.push(n.payload ?? '');
+    });
+    await listener.query(`LISTEN ${channel}`);
+    return { listener, heard };
+  }
+
   it('moves each task past its own gate, with its own columns, audit event and NOTIFY, in one statement', async () => {
     const claimed = await running(4);
     const ids = claimed.map((c) => c.task.id);
     // A column only one change sets must keep its old value on the others.
     await db('tasks').whereIn('id', ids).update({ failure_message: 'before', last_line: 'before' });
-    const listener = await session();
-    const heard: string[] = [];
-    listener.on('notification', (n) => {
-      if (n.channel === CHANNEL_TASK) heard.push(n.payload ?? '');
-    });
-    await listener.query(`LISTEN ${CHANNEL_TASK}`);
+    const { listener, heard } = await listen(CHANNEL_TASK);
     try {
       // Not in task id order: the events must follow the changes.
       const endings = [
@@ -345,12 +351,7 @@ describe('transitionTasksAlong on Postgres', () => {
       { status: 'approved', author: 'U1', target: 'sandbox', script: 'true' },
       { status: 'approved', author: 'U1', target: 'sandbox', script: 'true' },
     ]);
-    const listener = await session();
-    const heard: string[] = [];
-    listener.on('notification', (n) => {
-      if (n.channel === CHANNEL_READY) heard.push(n.payload ?? '');
-    });
-    await listener.query(`LISTEN ${CHANNEL_READY}`);
+    const { listener, heard } = await listen(CHANNEL_READY);
     try {
       // A gate passing the first change only.
       const firstOnly: AlongWith = { ctes: 'first_only AS (SELECT 0 AS ord)', gate: 'first_only', bindings: [] };
