@@ -18,7 +18,7 @@ import { targetEndpoint, type SshPool } from '../exec/sshPool.js';
 import { runSshStep, type StepOutcome } from '../exec/sshStep.js';
 import { readStepOutputs, type HostOutputs } from './stepOutputs.js';
 import type { Db } from '../store/db.js';
-import { finishExecution, finishExecutionStatement, stopRequester, updateStep, type Claimed } from '../store/executions.js';
+import { finishExecution, finishExecutionStatement, stopRequester, updateStep, type Claimed, type ExecutionResult } from '../store/executions.js';
 import { transitionTask, transitionTaskAlong, type Transition } from '../store/tasks.js';
 import type { RunObserver } from './observer.js';
 import { OutputFilter } from './outputFilter.js';
@@ -128,8 +128,12 @@ export async function executeRun(
   const stoppedBy = stopReason === 'kill' ? await stopRequester(ctx.db, execution.id).catch(() => null) : null;
   const summary = summarise(results, stopReason, stoppedBy, failureOverride);
   const durationMs = Date.now() - startedAt;
-  const outcome = { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage };
-  const stepResults = results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage }));
+  const run: ExecutionResult = {
+    executionId: execution.id,
+    runnerKey: ctx.runnerKey ?? null,
+    outcome: { phase: summary.executionPhase, exitCode: summary.exitCode, failureMessage: summary.failureMessage },
+    steps: results.map((r) => ({ stepId: r.step.id, phase: r.phase, exitCode: r.exitCode, signal: r.signal, failureMessage: r.failureMessage })),
+  };
   const end: Transition = {
     taskId: task.id,
     from: 'running',
@@ -155,16 +159,15 @@ export async function executeRun(
       // locks in), so the run's step moves with its task (transitionTask).
       return ctx.db.transaction(async (trx) => {
         await trx('runs').where({ id: runStep.runId }).forUpdate().first('id');
-        if (!(await finishExecution(trx, execution.id, ctx.runnerKey ?? null, outcome, stepResults))) return false;
+        if (!(await finishExecution(trx, run))) return false;
         await transitionTask(trx, end);
         return true;
       });
     }
     // Otherwise one statement: the run's result, its steps settled, the task's transition and
     // the NOTIFY that tells other processes' followers.
-    if (ctx.results) return ctx.results.write({ executionId: execution.id, runnerKey: ctx.runnerKey ?? null, outcome, steps: stepResults }, end);
-    const along = finishExecutionStatement(execution.id, ctx.runnerKey ?? null, outcome, stepResults);
-    return (await transitionTaskAlong(ctx.db, end, along, { notifyChanged: true })).along;
+    if (ctx.results) return ctx.results.write(run, end);
+    return (await transitionTaskAlong(ctx.db, end, finishExecutionStatement(run), { notifyChanged: true })).along;
   });
   if (written === 'taken') {
     ctx.onError(

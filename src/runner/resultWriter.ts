@@ -129,9 +129,7 @@ export class ResultWriter {
   }
 
   private async writeOne(db: Queryable, item: Pending): Promise<boolean> {
-    const { executionId, runnerKey, outcome, steps } = item.result;
-    const along = finishExecutionStatement(executionId, runnerKey, outcome, steps);
-    if ((await transitionTaskAlong(db, item.end, along, { notifyChanged: true })).along) return true;
+    if ((await transitionTaskAlong(db, item.end, finishExecutionStatement(item.result), { notifyChanged: true })).along) return true;
     // The gate was shut. By another process (the run given up as lost), or by this very result,
     // stored in a commit whose answer never came back (the connection dropped as it committed):
     // then its end event, with this run and this duration, is there.

@@ -1,5 +1,5 @@
 /** The append-only audit trail: one row per decision or state change (a trigger forbids edits). */
-import type { Queryable } from './db.js';
+import { jsonParameter, type Queryable } from './db.js';
 
 export interface AuditEvent {
   taskId: number | null;
@@ -19,7 +19,7 @@ export async function appendEvent(db: Queryable, event: AuditEvent): Promise<voi
     subject: event.subject ?? null,
     type: event.type,
     actor: event.actor,
-    data: JSON.stringify(event.data ?? {}),
+    data: jsonParameter(event.data ?? {}),
   });
 }
 

@@ -163,19 +163,22 @@ export async function updateStep(
   );
 }
 
+/** One run's result, as it is stored. */
+export interface ExecutionResult {
+  executionId: number;
+  /** The runner the run must still belong to; null for a run claimed before runners had keys. */
+  runnerKey: number | null;
+  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null };
+  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>;
+}
+
 /** finishExecutionStatement on its own (inside a caller's transaction): true when it stored the result. */
-export async function finishExecution(
-  db: Queryable,
-  executionId: number,
-  runnerKey: number | null,
-  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
-  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>,
-): Promise<boolean> {
-  const statement = finishExecutionStatement(executionId, runnerKey, outcome, steps);
-  const result = await db.raw<{ rows: Array<{ n: number }> }>(`WITH ${statement.ctes} SELECT count(*)::int AS n FROM ${statement.gate}`, [
+export async function finishExecution(db: Queryable, result: ExecutionResult): Promise<boolean> {
+  const statement = finishExecutionStatement(result);
+  const stored = await db.raw<{ rows: Array<{ n: number }> }>(`WITH ${statement.ctes} SELECT count(*)::int AS n FROM ${statement.gate}`, [
     ...statement.bindings,
   ] as never);
-  return (result.rows[0]?.n ?? 0) > 0;
+  return (stored.rows[0]?.n ?? 0) > 0;
 }
 
 /**
@@ -183,50 +186,17 @@ export async function finishExecution(
  * given up as lost while its runner was cut off keeps the result the sweeper gave it. Its steps
  * are settled with their results too: a step whose own update was lost to a database outage must
  * not look busy after its run ended. A statement to run along with the task's transition
- * (transitionTaskAlong): it returns the run's id when it stored the result.
+ * (transitionTaskAlong): its gate returns a row when it stored the result. It is the batch's
+ * statement with one result, so a result is stored the same way whether it ends alone or not.
  */
-export function finishExecutionStatement(
-  executionId: number,
-  runnerKey: number | null,
-  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null },
-  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }> = [],
-): AlongWith {
-  return {
-    gate: 'finished',
-    ctes: `finished AS (
-            UPDATE executions SET phase = ?, exit_code = ?, failure_message = ?, finished_at = CURRENT_TIMESTAMP, status_version = status_version + 1
-             WHERE id = ? AND phase = 'running' AND (?::bigint IS NULL OR runner_key = ?::bigint)
-             RETURNING id
-          ),
-          settled AS (
-            UPDATE execution_steps AS s
-               SET phase = r.phase, exit_code = r.exit_code, signal = r.signal, failure_message = r.failure_message, finished_at = coalesce(s.finished_at, now())
-              FROM jsonb_to_recordset(?::jsonb) AS r(step_id bigint, phase text, exit_code int, signal text, failure_message text), finished
-             WHERE s.id = r.step_id AND s.execution_id = finished.id AND s.phase IN ('pending', 'running')
-          )`,
-    bindings: [
-      outcome.phase,
-      outcome.exitCode,
-      outcome.failureMessage,
-      executionId,
-      runnerKey,
-      runnerKey,
-      JSON.stringify(steps.map((r) => ({ step_id: r.stepId, phase: r.phase, exit_code: r.exitCode, signal: r.signal, failure_message: r.failureMessage }))),
-    ],
-  };
-}
-
-/** One run's result, as finishExecutionStatement takes it. */
-export interface ExecutionResult {
-  executionId: number;
-  runnerKey: number | null;
-  outcome: { phase: Exclude<ExecutionPhase, 'running'>; exitCode: number | null; failureMessage: string | null };
-  steps: ReadonlyArray<{ stepId: number; phase: StepPhase; exitCode: number | null; signal: string | null; failureMessage: string | null }>;
+export function finishExecutionStatement(result: ExecutionResult): AlongWith {
+  return finishExecutionsStatement([result]);
 }
 
 /**
- * finishExecutionStatement for many runs in one statement, to go along with transitionTasksAlong:
- * its gate (`finished`) returns the `ord`, the index in `results`, of each result it stored. Runs
+ * finishExecutionStatement for many runs in one statement, to go along with transitionTasksAlong
+ * (or, with one run, transitionTaskAlong): its gate (`finished`) returns the `ord`, the index in
+ * `results`, of each result it stored. Runs
  * are locked in id order, as the lease renewal and the lost-run sweeper lock them, and with the
  * lock an UPDATE takes (FOR NO KEY UPDATE), so storing output for a run is not held up by it.
  */

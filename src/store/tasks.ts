@@ -101,7 +101,7 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
        SELECT inserted.id, e.type, e.actor, e.data FROM inserted
         CROSS JOIN (VALUES (1, 'task.created', ?::text, ?::jsonb), (2, ?, NULL, '{"from":"created"}'::jsonb)) AS e(n, type, actor, data)
         ORDER BY e.n`,
-      [birth.actor, JSON.stringify({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
+      [birth.actor, jsonParameter({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
     );
     // Every process's followers hear of it at commit, with no NOTIFY of its own (the bus says so).
     const query = db
@@ -294,7 +294,7 @@ export async function transitionTaskAlong(
         allowedFrom,
         transitionEventType(change.to),
         change.actor,
-        JSON.stringify(change.data ?? {}),
+        jsonParameter(change.data ?? {}),
         ...(notifyReady ? [CHANNEL_READY] : []),
         ...(options.notifyChanged ? [CHANNEL_TASK] : []),
       ] as never,

@@ -8,7 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimReady, finishExecutionsStatement, plansJson, renewLeases, type Claimed, type ExecutionResult } from '../../src/store/executions.js';
 import { CHANNEL_READY, CHANNEL_TASK } from '../../src/store/notify.js';
-import { TASK_JSONB_COLUMNS, transitionTasksAlong, type AlongWith, type Transition } from '../../src/store/tasks.js';
+import { TASK_JSONB_COLUMNS, transitionTask, transitionTasksAlong, type AlongWith, type Transition } from '../../src/store/tasks.js';
+import { appendEvent } from '../../src/store/events.js';
 import type { Db } from '../../src/store/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { insertTaskRows } from '../support/taskRows.js';
@@ -373,5 +374,14 @@ describe('transitionTasksAlong on Postgres', () => {
   it('knows every jsonb column of tasks (a string given for one is refused, not stored as a JSON string)', async () => {
     const jsonb = await db('information_schema.columns').where({ table_name: 'tasks', data_type: 'jsonb' }).orderBy('column_name').pluck('column_name');
     expect(jsonb).toEqual([...TASK_JSONB_COLUMNS].sort());
+  });
+
+  it('stores half an emoji in a single transition’s or event’s data as U+FFFD, as the batch does', async () => {
+    const [id] = await insertTaskRows(db, [{ status: 'approved', author: 'U1', target: 'sandbox', script: 'true' }]);
+    // A reason typed in Slack arrives as JSON, which may carry a lone surrogate.
+    expect(await transitionTask(db, { taskId: id!, from: 'approved', to: 'ready', actor: 'U1', data: { reason: 'ok \ud83d' } })).not.toBeNull();
+    await appendEvent(db, { taskId: id!, type: 'task.noted', actor: 'U1', data: { note: '\udc00 end' } });
+    const events = await db('events').where({ task_id: id }).whereIn('type', ['task.ready', 'task.noted']).orderBy('id').pluck('data');
+    expect(events).toEqual([{ from: 'approved', reason: 'ok \ufffd' }, { note: '\ufffd end' }]);
   });
 });
