@@ -26,7 +26,18 @@ import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
-import { bumpViewVersion, getTask, getTaskForUpdate, insertTask, transitionTask, transitionTaskAlong, updateTaskContent } from '../store/tasks.js';
+import { SharedWrites } from '../store/sharedWrites.js';
+import {
+  bumpViewVersion,
+  getTask,
+  getTaskForUpdate,
+  insertTask,
+  insertTasks,
+  transitionTask,
+  transitionTaskAlong,
+  updateTaskContent,
+  type TaskBirth,
+} from '../store/tasks.js';
 import type { Bus } from './bus.js';
 import { refuse, type Outcome } from './outcome.js';
 import { Reviewers, type ResolvedPolicy } from './reviewers.js';
@@ -76,13 +87,36 @@ const reviewedTask = (task: Task): Reviewed => ({
 });
 
 export class TaskService {
+  /**
+   * New tasks' births, sharing a statement and a commit when commands come in together (a burst
+   * of `/task run`s, an API client creating many): see SharedWrites and insertTasks.
+   */
+  private readonly births: SharedWrites<TaskBirth, { task: Task; created: boolean }>;
+
   constructor(
     private readonly db: Db,
     private readonly config: Config,
     private readonly bus: Bus,
     /** Resolves review groups' Slack user groups; without one, user groups have no members. */
     private readonly reviewers: Reviewers = new Reviewers(null),
-  ) {}
+    /** A shared birth statement failed (its tasks are inserted one by one next). */
+    onSharedBirthFailure: (error: unknown, births: number) => void = () => undefined,
+  ) {
+    this.births = new SharedWrites({
+      maxBatch: 32,
+      stallMs: 250,
+      maxInFlight: 3,
+      // After a shared statement failed, all at once, as each command's birth went before they were
+      // shared: births wait on no lock but their own source key's, and a database that is away
+      // fails each in its own pool wait, not in a queue of them.
+      fallbackAtOnce: 32,
+      // Two births with one source key (a command sent twice) go one after the other: the second answers the first's task.
+      fits: (birth, batch) => birth.task.sourceKey === null || batch.every((other) => other.task.sourceKey !== birth.task.sourceKey),
+      together: (batch) => insertTasks(db, batch),
+      alone: async (birth) => (await insertTasks(db, [birth]))[0]!,
+      onSharedFailure: onSharedBirthFailure,
+    });
+  }
 
   targets(): Target[] {
     return [...this.config.targets.values()];
@@ -246,7 +280,7 @@ export class TaskService {
     };
     const result: Outcome<{ task: Task; created: boolean }> =
       resubmissionOf === null
-        ? { ok: true, ...(await insertTask(this.db, newTask, birth)) }
+        ? { ok: true, ...(await this.births.write({ task: newTask, birth })) }
         : await this.db.transaction(async (trx): Promise<Outcome<{ task: Task; created: boolean }>> => {
             // Serialises with anything else done to the old task, and checks it is still rejected.
             const old = await getTaskForUpdate(trx, resubmissionOf);

@@ -14,6 +14,7 @@ const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = {
   cancelled: 'killed',
   rejected: 'failed',
 };
+import type { Knex } from 'knex';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
@@ -58,18 +59,14 @@ export interface Birth {
 
 /**
  * Inserts a task in `created` (or, given `birth`, in `birth.enter` with both audit events, in one
- * statement); when `sourceKey` was seen before, returns that task instead.
+ * statement: insertTasks); when `sourceKey` was seen before, returns that task instead.
  */
 export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): Promise<{ task: Task; created: boolean }> {
-  if (birth) assertTransition('created', birth.enter);
-  const recipe = task.recipe ?? null;
-  const version = contentVersion(
-    { target: task.target, type: task.type, script: task.script, message: task.message, arguments: task.arguments ?? null, recipe },
-    await contentKey(db),
-  );
+  if (birth) return (await insertTasks(db, [{ task, birth }]))[0]!;
+  const version = contentVersion(contentOf(task), await contentKey(db));
   const insert = db<TaskRow>('tasks')
     .insert({
-      status: birth?.enter ?? 'created',
+      status: 'created',
       author: task.author,
       target: task.target,
       type: task.type,
@@ -82,42 +79,136 @@ export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): P
       run_after: task.delayMs ? (db.raw('now() + make_interval(secs => ?)', [task.delayMs / 1000]) as unknown as Date) : null,
       ...(task.arguments ? { arguments: JSON.stringify(task.arguments) as unknown as TaskRow['arguments'] } : {}),
       content_version: version,
-      recipe_name: recipe?.name ?? null,
-      recipe_hash: recipe?.hash ?? null,
-      recipe_writer: recipe?.writtenBy ?? null,
+      recipe_name: task.recipe?.name ?? null,
+      recipe_hash: task.recipe?.hash ?? null,
+      recipe_writer: task.recipe?.writtenBy ?? null,
       run_id: task.runStep?.runId ?? null,
       run_step_id: task.runStep?.stepId ?? null,
     })
     .onConflict('source_key')
     .ignore()
     .returning('*');
-  let inserted: TaskRow[];
-  // Prepared: every task is born through here (a handful of shapes, by which columns are set).
-  if (!birth) inserted = await prepared(insert);
-  else {
-    // One INSERT for both events, ordered, so their ids keep the order they happened in.
-    const audit = db.raw(
-      `INSERT INTO events (task_id, type, actor, data)
-       SELECT inserted.id, e.type, e.actor, e.data FROM inserted
-        CROSS JOIN (VALUES (1, 'task.created', ?::text, ?::jsonb), (2, ?, NULL, '{"from":"created"}'::jsonb)) AS e(n, type, actor, data)
-        ORDER BY e.n`,
-      [birth.actor, jsonParameter({ ...birth.data, contentVersion: version }), transitionEventType(birth.enter)],
-    );
-    // Every process's followers hear of it at commit, with no NOTIFY of its own (the bus says so).
-    const query = db
-      .with('inserted', insert)
-      .with('audit', audit)
-      .from('inserted')
-      .select('inserted.*', db.raw('pg_notify(?, inserted.id::text) AS notified_changed', [CHANNEL_TASK]));
-    // Every process's runner hears of a ready task at commit, not at its next poll.
-    if (birth.enter === 'ready') query.select(db.raw('pg_notify(?, inserted.id::text) AS notified', [CHANNEL_READY]));
-    inserted = (await prepared(query)) as TaskRow[];
-  }
-  const row = inserted[0];
+  // Prepared: the run steps' and the schedules' tasks are inserted here, in a couple of shapes.
+  const [row] = await prepared(insert);
   if (row) return { task: toTask(row), created: true };
-  const existing = await db<TaskRow>('tasks').where({ source_key: task.sourceKey }).first();
-  if (!existing) throw new Error(`task with source_key ${task.sourceKey} vanished after a conflict`);
-  return { task: toTask(existing), created: false };
+  return { task: await existingBySourceKey(db, task.sourceKey), created: false };
+}
+
+export interface TaskBirth {
+  task: NewTask;
+  birth: Birth;
+}
+
+/**
+ * Each column of a born task, its type and its value, in the order insertTasks binds them: one
+ * array per column (unnest), so the statement's text is the same for one task or fifty, and is
+ * prepared once per connection.
+ */
+const BIRTH_COLUMNS: ReadonlyArray<readonly [column: string, type: string, value: (b: TaskBirth, version: string) => unknown]> = [
+  ['status', 'text', (b) => b.birth.enter],
+  ['author', 'text', (b) => b.task.author],
+  ['target', 'text', (b) => b.task.target],
+  ['type', 'text', (b) => b.task.type],
+  ['script', 'text', (b) => b.task.script],
+  ['message', 'text', (b) => b.task.message],
+  ['source', 'text', (b) => b.task.source],
+  ['source_key', 'text', (b) => b.task.sourceKey],
+  ['channel_id', 'text', (b) => b.task.channelId],
+  ['review_channel', 'text', (b) => b.task.reviewChannel],
+  // A recipe's arguments as JSON.stringify writes them: a value with half an emoji is refused, not
+  // stored changed (it is what the script is given after approval).
+  ['arguments', 'jsonb', (b) => (b.task.arguments ? JSON.stringify(b.task.arguments) : null)],
+  ['content_version', 'text', (_b, version) => version],
+  ['recipe_name', 'text', (b) => b.task.recipe?.name ?? null],
+  ['recipe_hash', 'text', (b) => b.task.recipe?.hash ?? null],
+  ['recipe_writer', 'text', (b) => b.task.recipe?.writtenBy ?? null],
+  ['run_id', 'bigint', (b) => b.task.runStep?.runId ?? null],
+  ['run_step_id', 'bigint', (b) => b.task.runStep?.stepId ?? null],
+];
+/** What each birth adds besides its columns: the grace delay and both audit events' parts. */
+const BIRTH_EXTRAS: ReadonlyArray<readonly [name: string, type: string, value: (b: TaskBirth, version: string) => unknown]> = [
+  ['delay_secs', 'float8', (b) => (b.task.delayMs ? b.task.delayMs / 1000 : null)],
+  ['actor', 'text', (b) => b.birth.actor],
+  ['created_data', 'jsonb', (b, version) => jsonParameter({ ...b.birth.data, contentVersion: version })],
+  ['entered', 'text', (b) => transitionEventType(b.birth.enter)],
+];
+const BIRTH_INPUTS = [...BIRTH_COLUMNS, ...BIRTH_EXTRAS];
+const BIRTH_COLUMN_LIST = BIRTH_COLUMNS.map(([column]) => column).join(', ');
+
+// Ids are drawn in the order the births were given (the function scan's order, before any join),
+// so tasks and their events keep the order they happened in. The row is matched to its birth by
+// that id: a source key may be null.
+const INSERT_BIRTHS = `
+WITH input AS (
+  SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, given.*
+    FROM unnest(${BIRTH_INPUTS.map(([, type]) => `?::${type}[]`).join(', ')})
+         WITH ORDINALITY AS given(${BIRTH_INPUTS.map(([name]) => name).join(', ')}, n)
+),
+inserted AS (
+  INSERT INTO tasks (id, ${BIRTH_COLUMN_LIST}, run_after)
+  SELECT id, ${BIRTH_COLUMN_LIST}, now() + make_interval(secs => delay_secs) FROM input ORDER BY n
+  ON CONFLICT (source_key) DO NOTHING
+  RETURNING *
+),
+audit AS (
+  INSERT INTO events (task_id, type, actor, data)
+  SELECT inserted.id, e.type, e.actor, e.data
+    FROM inserted JOIN input ON input.id = inserted.id
+   CROSS JOIN LATERAL (VALUES (1, 'task.created', input.actor, input.created_data),
+                              (2, input.entered, NULL, '{"from":"created"}'::jsonb)) AS e(k, type, actor, data)
+   ORDER BY input.n, e.k
+)
+SELECT inserted.*, input.n AS birth_index,
+       CASE WHEN inserted.status = 'ready' THEN pg_notify('${CHANNEL_READY}', inserted.id::text) END AS notified
+  FROM inserted JOIN input ON input.id = inserted.id`;
+
+/**
+ * Inserts tasks each in `birth.enter`, each with its two audit events (`task.created` with the
+ * content version, then the move out of `created`), in one statement: one round trip and one
+ * commit for all of them. A birth whose source key was seen before answers that task
+ * (created: false). A ready task is announced to every process's runner at commit (NOTIFY).
+ *
+ * No NOTIFY goes to followers: nobody can follow a task before its statement commits (the log
+ * streams and event streams read the task before they subscribe, and answer 404 without it).
+ *
+ * Answers in the order given. Two births with one source key are refused: which would win is
+ * not the caller's to leave to Postgres.
+ */
+export async function insertTasks(db: Queryable, births: readonly TaskBirth[]): Promise<Array<{ task: Task; created: boolean }>> {
+  const keys = births.map((b) => b.task.sourceKey).filter((key) => key !== null);
+  if (new Set(keys).size !== keys.length) throw new Error('insertTasks: two births with one source key');
+  for (const b of births) assertTransition('created', b.birth.enter);
+  if (births.length === 0) return [];
+  const key = await contentKey(db);
+  const versions = births.map((b) => contentVersion(contentOf(b.task), key));
+  // knex's types take no array of nulls and numbers; pg sends each as a Postgres array.
+  const bindings = BIRTH_INPUTS.map(([, , value]) => births.map((b, i) => value(b, versions[i]!))) as unknown as Knex.RawBinding[];
+  const { rows } = (await prepared(db.raw(INSERT_BIRTHS, bindings))) as unknown as { rows: Array<TaskRow & { birth_index: number }> };
+  const born = new Map(rows.map((row) => [Number(row.birth_index) - 1, row]));
+  return Promise.all(
+    births.map(async (b, i) => {
+      const row = born.get(i);
+      return row ? { task: toTask(row), created: true } : { task: await existingBySourceKey(db, b.task.sourceKey), created: false };
+    }),
+  );
+}
+
+function contentOf(task: NewTask) {
+  return {
+    target: task.target,
+    type: task.type,
+    script: task.script,
+    message: task.message,
+    arguments: task.arguments ?? null,
+    recipe: task.recipe ?? null,
+  };
+}
+
+/** The task an earlier insert with this source key made (a conflict means there is one). */
+async function existingBySourceKey(db: Queryable, sourceKey: string | null): Promise<Task> {
+  const existing = sourceKey === null ? undefined : await db<TaskRow>('tasks').where({ source_key: sourceKey }).first();
+  if (!existing) throw new Error(`task with source_key ${sourceKey} vanished after a conflict`);
+  return toTask(existing);
 }
 
 export async function getTask(db: Queryable, id: number): Promise<Task | null> {

@@ -5,7 +5,7 @@
  * its decisions, its run, its steps and its links one statement at a time. A new task's messages
  * need no read at all (test/e2e/birth-view.test.ts), and their links to each other are stored
  * with the version bump that redraws them in one statement (were four).
- * Its birth tells other processes' followers in the inserting statement, with no NOTIFY of its own;
+ * Its birth sends followers no NOTIFY (nobody can follow a task before it commits);
  * a message's post is recorded with the version it shows in one statement (were three). A Run
  * click's transition notifies in its own statement too (its separate NOTIFY competed with the claim).
  * Counted on the app's pool through a signed request, the fake Slack and a real Postgres.
@@ -14,6 +14,10 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACTION } from '../../src/slack/render/blocks.js';
 import { ALICE, AUTHOR, Harness } from '../support/harness.js';
+
+/** A task's birth (insertTasks), and a NOTIFY sent on its own (ChangeNotices). */
+const BIRTH = /INSERT INTO tasks \(id,/;
+const SEPARATE_NOTIFY = /^SELECT pg_notify\(\?, payload\) FROM unnest/;
 
 describe('the reads behind a new task’s messages', () => {
   let h: Harness;
@@ -60,7 +64,7 @@ describe('the reads behind a new task’s messages', () => {
       statements.filter((sql) => /"(card|review)_permalink" = \?|"view_version" = "view_version" \+|select "source_key"|review_dms_sent/.test(sql)),
     ).toEqual([]);
     // The insert, each message's post claimed and recorded, the links, each message's update recorded.
-    const afterInsert = statements.slice(statements.findIndex((sql) => sql.includes('insert into "tasks"'))).filter((sql) => /\btasks\b|"tasks"/.test(sql));
+    const afterInsert = statements.slice(statements.findIndex((sql) => BIRTH.test(sql))).filter((sql) => /\btasks\b|"tasks"/.test(sql));
     expect(afterInsert, afterInsert.join('\n')).toHaveLength(8);
     // Nothing read the view's parts one by one.
     const piecemeal = statements.filter(
@@ -73,11 +77,12 @@ describe('the reads behind a new task’s messages', () => {
     expect(posted).toHaveLength(2);
     for (const sql of posted) expect(sql).toMatch(/"(card|review)_version" = GREATEST/);
     expect(statements.filter((sql) => /^select "(card|review)_version" from "tasks"/.test(sql))).toEqual([]);
-    // The birth's statement notified; no separate NOTIFY went out for it.
-    const inserts = statements.filter((sql) => sql.includes('insert into "tasks"'));
+    // Nobody can follow a task before its birth commits: no NOTIFY to followers went out for it,
+    // in its statement or on its own.
+    const inserts = statements.filter((sql) => BIRTH.test(sql));
     expect(inserts).toHaveLength(1);
-    expect(inserts[0]).toContain('pg_notify');
-    expect(statements.filter((sql) => sql.includes('FROM unnest(') && sql.includes('pg_notify'))).toEqual([]);
+    expect(inserts[0]).not.toContain('countersign_task');
+    expect(statements.filter((sql) => SEPARATE_NOTIFY.test(sql))).toEqual([]);
   });
 
   it('tells other processes of a Run in the statement that makes the task ready, with no separate NOTIFY', async () => {
@@ -102,6 +107,6 @@ describe('the reads behind a new task’s messages', () => {
     }
     expect(readied).toHaveLength(1);
     expect(readied[0]).toContain('notified_changed');
-    expect(statements.filter((sql) => sql.includes('FROM unnest(') && sql.includes('pg_notify'))).toEqual([]);
+    expect(statements.filter((sql) => SEPARATE_NOTIFY.test(sql))).toEqual([]);
   });
 });
