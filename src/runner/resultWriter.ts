@@ -27,10 +27,10 @@ interface Ended {
 const LOCK_TIMEOUT = '1s';
 
 export class ResultWriter {
-  private readonly writes: SharedWrites<Ended, boolean>;
+  private readonly writes: SharedWrites<Ended, boolean, boolean>;
 
   constructor(db: Db, onSharedFailure: (error: unknown, results: number) => void = () => undefined) {
-    this.writes = new SharedWrites<Ended, boolean>({
+    this.writes = new SharedWrites<Ended, boolean, boolean>({
       // At most this many results per transaction: a long one holds its rows' locks the longer.
       maxBatch: 32,
       stallMs: 250,

@@ -26,13 +26,16 @@ import { appendEvent } from '../store/events.js';
 import { requestStop, runningExecutionFor } from '../store/executions.js';
 import { decisionsFor, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
+import pg from 'pg';
 import { SharedWrites } from '../store/sharedWrites.js';
 import {
   bumpViewVersion,
   getTask,
   getTaskForUpdate,
+  bornOrExisting,
   insertTask,
   insertTasks,
+  insertTasksStatement,
   transitionTask,
   transitionTaskAlong,
   updateTaskContent,
@@ -91,7 +94,7 @@ export class TaskService {
    * New tasks' births, sharing a statement and a commit when commands come in together (a burst
    * of `/task run`s, an API client creating many): see SharedWrites and insertTasks.
    */
-  private readonly births: SharedWrites<TaskBirth, { task: Task; created: boolean }>;
+  private readonly births: SharedWrites<TaskBirth, { task: Task; created: boolean }, Task | null>;
 
   constructor(
     private readonly db: Db,
@@ -106,14 +109,19 @@ export class TaskService {
       maxBatch: 32,
       stallMs: 250,
       maxInFlight: 3,
-      // After a shared statement failed, all at once, as each command's birth went before they were
-      // shared: births wait on no lock but their own source key's, and a database that is away
-      // fails each in its own pool wait, not in a queue of them.
-      fallbackAtOnce: 32,
+      fallbackAtOnce: 2,
+      // A birth that cannot be sent for this long fails, as it did waiting for a pooled connection.
+      maxWaitMs: 10_000,
       // Two births with one source key (a command sent twice) go one after the other: the second answers the first's task.
       fits: (birth, batch) => birth.task.sourceKey === null || batch.every((other) => other.task.sourceKey !== birth.task.sourceKey),
-      together: (batch) => insertTasks(db, batch),
+      // Keys in one order in every process: two statements waiting on each other's uncommitted keys would deadlock.
+      order: (a, b) => compareKeys(a.task.sourceKey, b.task.sourceKey),
+      together: (batch) => insertTasksStatement(db, batch),
+      confirm: (birth, born) => bornOrExisting(db, birth, born),
       alone: async (birth) => (await insertTasks(db, [birth]))[0]!,
+      // Again one by one only when Postgres refused the statement (it did not commit): a birth
+      // without a source key written twice would be two tasks. A lost connection fails each.
+      retryAlone: (error) => error instanceof pg.DatabaseError,
       onSharedFailure: onSharedBirthFailure,
     });
   }
@@ -294,7 +302,7 @@ export class TaskService {
             return { ok: true, ...inserted };
           });
     if (result.ok && result.created) {
-      // Its birth statement told the other processes (insertTask).
+      // Nobody elsewhere follows it yet (insertTasks); its ready NOTIFY went out with it.
       this.changed(result.task, true, true);
       if (resubmissionOf !== null) this.bus.emit('task-changed', resubmissionOf);
     }
@@ -590,4 +598,12 @@ function hasFixedArguments(task: Task): boolean {
 
 function fixedArgumentsRefusal(task: Task): string {
   return `${taskRef(task.id)} carries fixed values of recipe \`${task.recipe?.name ?? '?'}\`, which belong to its script only, so its script cannot be changed. Start the recipe again, or create a new task without them.`;
+}
+
+/** Source keys in one order (none last): how births sharing a statement take their keys' locks. */
+function compareKeys(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
 }

@@ -5,15 +5,16 @@
  * call and one commit (its WAL flush) for a batch instead of one each (issue 12: on two cores
  * those, not the statements, were most of what a result or a `/task run` cost the machine).
  *
- * Each item keeps its own answer. A shared write that fails (a deadlock, one bad row, the
- * database going away) is written again item by item, so one item's trouble neither holds back
- * nor undoes another's, and an error reaches only the caller whose own write failed.
+ * Each item keeps its own answer. A shared write that fails (a deadlock, one bad row) is written
+ * again item by item, so one item's trouble neither holds back nor undoes another's, and an error
+ * reaches only the caller whose own write failed; where writing an item twice would do harm, only
+ * when the write surely did not commit (retryAlone), else each caller gets the error.
  *
  * A write that waits on a lock holds up the others only for a moment: after `stallMs` the next
  * batch goes beside it, at most `maxInFlight` at once, so slow commits cannot take the whole pool.
  */
 
-export interface SharedWriteRules<Item, Answer> {
+export interface SharedWriteRules<Item, Answer, Shared> {
   /** Items at most per shared write: a long transaction holds its rows' locks the longer. */
   maxBatch: number;
   /** A write in flight this long no longer keeps the next batch waiting. */
@@ -26,13 +27,26 @@ export interface SharedWriteRules<Item, Answer> {
   order?: (a: Item, b: Item) => number;
   /** Whether `item` may go in a batch holding `batch` (else it waits for the next). */
   fits?: (item: Item, batch: readonly Item[]) => boolean;
-  /** The batch in one statement; each item's answer, in order. May throw: then each is written alone. */
-  together(batch: Item[]): Promise<Answer[]>;
+  /**
+   * The batch in one statement; what it says of each item, in order. May throw: then each item
+   * is written alone, or (retryAlone) given the error.
+   */
+  together(batch: Item[]): Promise<Shared[]>;
+  /**
+   * After the shared write committed, each item's answer from what it said, with any read that
+   * needs (bounded, like the fallback): its error is the item's own, and the write is not redone.
+   */
+  confirm(item: Item, shared: Shared): Answer | Promise<Answer>;
   /** One item alone: when it came alone, or after a shared write failed. */
   alone(item: Item): Promise<Answer>;
-  /** After a shared write committed: an answer that needs a read of its own to be sure of (bounded, like the fallback). */
-  confirm?: (item: Item, answer: Answer) => Answer | Promise<Answer>;
-  /** A shared write failed (its items are written one by one next). */
+  /**
+   * Whether the items of a shared write that failed with `error` may be written again one by one:
+   * only if it surely did not commit, unless writing an item twice is harmless. Default: yes.
+   */
+  retryAlone?: (error: unknown) => boolean;
+  /** An item not sent within this long (every write in flight is stuck) fails instead of waiting on. */
+  maxWaitMs?: number;
+  /** A shared write failed (its items are written one by one next, or given its error). */
   onSharedFailure?: (error: unknown, items: number) => void;
 }
 
@@ -40,20 +54,32 @@ interface Waiting<Item, Answer> {
   item: Item;
   resolve(answer: Answer): void;
   reject(error: unknown): void;
+  /** Fails it when it waits too long (maxWaitMs), until it is sent. */
+  deadline?: NodeJS.Timeout;
 }
 
-export class SharedWrites<Item, Answer> {
+export class SharedWrites<Item, Answer, Shared = Answer> {
   private waiting: Array<Waiting<Item, Answer>> = [];
   /** Writes in flight for less than stallMs: the next batch waits for them. */
   private holding = 0;
   private inFlight = 0;
 
-  constructor(private readonly rules: SharedWriteRules<Item, Answer>) {}
+  constructor(private readonly rules: SharedWriteRules<Item, Answer, Shared>) {}
 
   write(item: Item): Promise<Answer> {
     return new Promise<Answer>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
+      const waiting: Waiting<Item, Answer> = { item, resolve, reject };
+      this.waiting.push(waiting);
       this.next();
+      const { maxWaitMs } = this.rules;
+      if (maxWaitMs === undefined || !this.waiting.includes(waiting)) return;
+      waiting.deadline = setTimeout(() => {
+        const at = this.waiting.indexOf(waiting);
+        if (at === -1) return;
+        this.waiting.splice(at, 1);
+        reject(new Error(`not written: waited ${maxWaitMs} ms for the writes in flight to answer`));
+      }, maxWaitMs);
+      waiting.deadline.unref();
     });
   }
 
@@ -93,6 +119,7 @@ export class SharedWrites<Item, Answer> {
     const left: Array<Waiting<Item, Answer>> = [];
     for (const waiting of this.waiting) {
       if (batch.length < maxBatch && (!fits || fits(waiting.item, items))) {
+        clearTimeout(waiting.deadline);
         batch.push(waiting);
         items.push(waiting.item);
       } else left.push(waiting);
@@ -102,30 +129,38 @@ export class SharedWrites<Item, Answer> {
   }
 
   private async writeBatch(batch: Array<Waiting<Item, Answer>>): Promise<void> {
-    const answers = batch.length > 1 ? await this.writeTogether(batch) : null;
-    if (answers) {
-      const { confirm } = this.rules;
-      await this.eachBounded(batch, (item, i) => (confirm ? confirm(item, answers[i]!) : answers[i]!));
-      return;
+    if (batch.length > 1) {
+      const shared = await this.writeTogether(batch);
+      if (shared === 'failed') return;
+      if (shared) {
+        // A statement that answers for a different number of items is a bug: each is given the
+        // error (below, by the caller's catch), none is written again.
+        if (shared.length !== batch.length) throw new Error(`a shared write answered for ${shared.length} of ${batch.length} items`);
+        await this.eachBounded(batch, (item, i) => this.rules.confirm(item, shared[i]!));
+        return;
+      }
     }
     // Each on its own, in order, a few at a time: the pool is shared with other work, and an item
     // waiting on a lock still leaves the others a way through. An item's own error reaches its caller.
     await this.eachBounded(batch, (item) => this.rules.alone(item));
   }
 
-  /** The batch's answers, or null when the shared write failed (reported) and each goes alone. */
-  private async writeTogether(batch: Array<Waiting<Item, Answer>>): Promise<Answer[] | null> {
+  /**
+   * What the shared write said of each item; null when it failed and each is to be written alone;
+   * 'failed' when it failed and might have committed (each item was given the error).
+   */
+  private async writeTogether(batch: Array<Waiting<Item, Answer>>): Promise<Shared[] | null | 'failed'> {
     try {
-      const answers = await this.rules.together(batch.map((waiting) => waiting.item));
-      if (answers.length !== batch.length) throw new Error(`a shared write answered ${answers.length} of ${batch.length} items`);
-      return answers;
+      return await this.rules.together(batch.map((waiting) => waiting.item));
     } catch (error) {
       try {
         this.rules.onSharedFailure?.(error, batch.length);
       } catch {
         // Reporting it must not keep the items from being written.
       }
-      return null;
+      if (this.rules.retryAlone?.(error) ?? true) return null;
+      for (const waiting of batch) waiting.reject(error);
+      return 'failed';
     }
   }
 

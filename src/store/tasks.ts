@@ -175,6 +175,16 @@ SELECT inserted.*, input.n AS birth_index,
  * not the caller's to leave to Postgres.
  */
 export async function insertTasks(db: Queryable, births: readonly TaskBirth[]): Promise<Array<{ task: Task; created: boolean }>> {
+  const born = await insertTasksStatement(db, births);
+  return Promise.all(births.map((b, i) => bornOrExisting(db, b, born[i]!)));
+}
+
+/**
+ * insertTasks' statement alone: each birth's new task, or null where its source key was taken.
+ * Nothing after the statement can fail, so a caller that sees an error knows whether it committed
+ * as well as Postgres told it.
+ */
+export async function insertTasksStatement(db: Queryable, births: readonly TaskBirth[]): Promise<Array<Task | null>> {
   const keys = births.map((b) => b.task.sourceKey).filter((key) => key !== null);
   if (new Set(keys).size !== keys.length) throw new Error('insertTasks: two births with one source key');
   for (const b of births) assertTransition('created', b.birth.enter);
@@ -184,13 +194,14 @@ export async function insertTasks(db: Queryable, births: readonly TaskBirth[]): 
   // knex's types take no array of nulls and numbers; pg sends each as a Postgres array.
   const bindings = BIRTH_INPUTS.map(([, , value]) => births.map((b, i) => value(b, versions[i]!))) as unknown as Knex.RawBinding[];
   const { rows } = (await prepared(db.raw(INSERT_BIRTHS, bindings))) as unknown as { rows: Array<TaskRow & { birth_index: number }> };
-  const born = new Map(rows.map((row) => [Number(row.birth_index) - 1, row]));
-  return Promise.all(
-    births.map(async (b, i) => {
-      const row = born.get(i);
-      return row ? { task: toTask(row), created: true } : { task: await existingBySourceKey(db, b.task.sourceKey), created: false };
-    }),
-  );
+  const born: Array<Task | null> = births.map(() => null);
+  for (const row of rows) born[Number(row.birth_index) - 1] = toTask(row);
+  return born;
+}
+
+/** A birth's answer from what insertTasksStatement said of it: its new task, or the one its source key made before. */
+export async function bornOrExisting(db: Queryable, birth: TaskBirth, born: Task | null): Promise<{ task: Task; created: boolean }> {
+  return born ? { task: born, created: true } : { task: await existingBySourceKey(db, birth.task.sourceKey), created: false };
 }
 
 function contentOf(task: NewTask) {

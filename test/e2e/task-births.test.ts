@@ -11,10 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentVersion } from '../../src/domain/contentVersion.js';
 import { TaskService } from '../../src/service/taskService.js';
 import { contentKey } from '../../src/store/contentKey.js';
+import { createDb } from '../../src/store/db.js';
 import { CHANNEL_READY, CHANNEL_TASK } from '../../src/store/notify.js';
 import { getTask, insertTasks, type TaskBirth } from '../../src/store/tasks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { AUTHOR, Harness, REVIEW_CHANNEL, TASKS_CHANNEL } from '../support/harness.js';
+import { startTcpProxy } from '../support/tcpProxy.js';
 import { waitFor } from '../support/waitFor.js';
 
 /** The transaction that wrote each task's birth: its created event's (events are never updated; a task's row is, by its cards). */
@@ -281,6 +283,70 @@ describe('TaskService births on Postgres', () => {
     expect(created.map((task) => task?.message)).toEqual(['together 1', 'together 2', 'together 4']);
     expect(await h.database.db('tasks').where({ source_key: bad.sourceKey }).first()).toBeUndefined();
     for (const task of created) expect(await count(h.database.db, 'events', { task_id: task!.id })).toBe(2);
+  });
+
+  it('inserts births without a source key together, each its own task', async () => {
+    const failures: Array<{ births: number }> = [];
+    const tasks = service(failures);
+    const outcomes = await Promise.all([11, 12, 13, 14].map((n) => tasks.create(input(n, { sourceKey: null }))));
+    const ids = outcomes.map((o) => (o.ok && o.created ? o.task.id : null));
+    expect(new Set(ids).size).toBe(4);
+    expect(outcomes.map((o) => o.ok && o.task.message)).toEqual(['together 11', 'together 12', 'together 13', 'together 14']);
+    expect(await count(h.database.db, 'tasks', { message: 'together 12' })).toBe(1);
+    expect(failures).toEqual([]);
+  });
+
+  it('gives each caller the error when a shared statement’s connection is lost, and inserts nothing twice (it may have committed)', async () => {
+    // The app's database through a proxy that can drop its connections.
+    const url = new URL(h.database.url);
+    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
+    url.port = String(proxy.port);
+    const proxied = createDb(url.toString());
+    const failures: Array<{ births: number }> = [];
+    const tasks = new TaskService(proxied, h.config, h.app.bus, undefined, (_error, births) => failures.push({ births }));
+    try {
+      // Both statements wait on keys another transaction is inserting: the first birth's alone,
+      // then the three that came meanwhile, together.
+      const alone = input(21);
+      const keyed = input(22);
+      const side = await h.sideConnection();
+      await side.query('BEGIN');
+      for (const key of [alone.sourceKey, keyed.sourceKey]) {
+        await side.query(
+          `INSERT INTO tasks (status, author, target, type, script, source, source_key, content_version)
+           VALUES ('created', 'UHOLD', 'web-prod', 'sh', 'true', 'api', $1, repeat('0', 64))`,
+          [key],
+        );
+      }
+      const first = tasks.create(alone);
+      const rest = [keyed, input(23, { sourceKey: null }), input(24, { sourceKey: null })].map((each) => tasks.create(each));
+      await waitFor(
+        async () =>
+          (await h.database.db.raw("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input AS%'")).rows.length === 2,
+        5_000,
+        'both birth statements waiting on a row lock',
+        10,
+      );
+      // The connections drop with the statements sent: whether they commit is not known here.
+      proxy.cut();
+      const settled = await Promise.allSettled([first, ...rest]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+      expect(failures).toEqual([{ births: 3 }]);
+      // They did commit, once the keys were let go: each birth once, none written again.
+      await side.query('ROLLBACK');
+      await waitFor(
+        async () =>
+          (await h.database.db.raw("SELECT 1 FROM pg_stat_activity WHERE query LIKE '%WITH input AS%' AND state = 'active' AND pid <> pg_backend_pid()")).rows
+            .length === 0,
+        5_000,
+        'the statements ending',
+        10,
+      );
+      for (const n of [21, 22, 23, 24]) expect(await count(h.database.db, 'tasks', { message: `together ${n}` }), `together ${n}`).toBe(1);
+    } finally {
+      await proxied.destroy();
+      await proxy.close();
+    }
   });
 
   it('answers one task to two births with one source key that come together, and inserts it once', async () => {

@@ -8,6 +8,9 @@
  * passes either way (data, and closes, which would travel as FIN or RST) and new connections hang
  * unanswered; on heal, what was sent meanwhile arrives (as TCP retransmission delivers it), then
  * the closes. Both ends' sockets stay open throughout unless one gives up by itself.
+ *
+ * `cut()` drops every open connection at once (as a NAT or a load balancer forgetting them),
+ * while new ones go through: the client learns at once, the server only when it next reads or writes.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -17,6 +20,7 @@ export interface TcpProxy {
   freeze(): void;
   partition(): void;
   heal(): void;
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +89,9 @@ export async function startTcpProxy(target: { host: string; port: number }, opti
       const waiting = held;
       held = [];
       for (const action of waiting) action();
+    },
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();
