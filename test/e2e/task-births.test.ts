@@ -173,6 +173,21 @@ describe('TaskService births on Postgres', () => {
     await h?.stop();
   });
 
+  /**
+   * A transaction, left open, inserting a task with each of `keys`: a birth with one of them
+   * waits on its row lock until the test ends the transaction (ROLLBACK lets it go on).
+   */
+  async function holdSourceKeys(keys: readonly string[]): Promise<pg.Client> {
+    const side = await h.sideConnection();
+    await side.query('BEGIN');
+    await side.query(
+      `INSERT INTO tasks (status, author, target, type, script, source, source_key, content_version)
+       SELECT 'created', 'UHOLD', 'web-prod', 'sh', 'true', 'api', key, repeat('0', 64) FROM unnest($1::text[]) AS key`,
+      [keys],
+    );
+    return side;
+  }
+
   /** Until a birth's statement waits on a row lock. */
   const untilBirthWaits = () =>
     waitFor(
@@ -205,12 +220,7 @@ describe('TaskService births on Postgres', () => {
     // The first command's birth waits on a row lock (another transaction inserting its source
     // key), so the others come while it is in flight, deterministically: they go together beside
     // it once it has stalled, and it goes on when the lock is let go.
-    const side = await h.sideConnection();
-    await side.query('BEGIN');
-    await side.query(
-      `INSERT INTO tasks (status, author, target, type, script, source, source_key, content_version)
-       VALUES ('created', 'UHOLD', 'web-prod', 'sh', 'true', 'api', 'slack:hold-the-first', repeat('0', 64))`,
-    );
+    const side = await holdSourceKeys(['slack:hold-the-first']);
     const first = h.command('run web-prod -m "burst 0" echo burst 0', AUTHOR, { triggerId: 'hold-the-first' });
     await untilBirthWaits();
     const rest = Array.from({ length: burst - 1 }, (_, i) => h.command(`run web-prod -m "burst ${i + 1}" echo burst ${i + 1}`, AUTHOR));
@@ -246,13 +256,7 @@ describe('TaskService births on Postgres', () => {
     const tasks = service(failures);
     // The first birth waits on a row lock (another transaction inserting its source key).
     const held = input(1);
-    const side = await h.sideConnection();
-    await side.query('BEGIN');
-    await side.query(
-      `INSERT INTO tasks (status, author, target, type, script, source, source_key, content_version)
-       VALUES ('created', 'UHOLD', 'web-prod', 'sh', 'true', 'api', $1, repeat('0', 64))`,
-      [held.sourceKey],
-    );
+    const side = await holdSourceKeys([held.sourceKey]);
     const first = tasks.create(held);
     // Asked for while it is in flight: they wait for it, then (it has stalled) go beside it.
     const others = await Promise.all([2, 3, 4, 5].map((n) => tasks.create(input(n))));
@@ -309,15 +313,7 @@ describe('TaskService births on Postgres', () => {
       // then the three that came meanwhile, together.
       const alone = input(21);
       const keyed = input(22);
-      const side = await h.sideConnection();
-      await side.query('BEGIN');
-      for (const key of [alone.sourceKey, keyed.sourceKey]) {
-        await side.query(
-          `INSERT INTO tasks (status, author, target, type, script, source, source_key, content_version)
-           VALUES ('created', 'UHOLD', 'web-prod', 'sh', 'true', 'api', $1, repeat('0', 64))`,
-          [key],
-        );
-      }
+      const side = await holdSourceKeys([alone.sourceKey, keyed.sourceKey]);
       const first = tasks.create(alone);
       const rest = [keyed, input(23, { sourceKey: null }), input(24, { sourceKey: null })].map((each) => tasks.create(each));
       await waitFor(
