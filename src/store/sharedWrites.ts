@@ -54,6 +54,8 @@ interface Waiting<Item, Answer> {
   item: Item;
   resolve(answer: Answer): void;
   reject(error: unknown): void;
+  /** Taken into a write (its deadline no longer applies). */
+  sent?: boolean;
   /** Fails it when it waits too long (maxWaitMs), until it is sent. */
   deadline?: NodeJS.Timeout;
 }
@@ -72,11 +74,10 @@ export class SharedWrites<Item, Answer, Shared = Answer> {
       this.waiting.push(waiting);
       this.next();
       const { maxWaitMs } = this.rules;
-      if (maxWaitMs === undefined || !this.waiting.includes(waiting)) return;
+      if (maxWaitMs === undefined || waiting.sent) return;
       waiting.deadline = setTimeout(() => {
-        const at = this.waiting.indexOf(waiting);
-        if (at === -1) return;
-        this.waiting.splice(at, 1);
+        if (waiting.sent) return;
+        this.waiting.splice(this.waiting.indexOf(waiting), 1);
         reject(new Error(`not written: waited ${maxWaitMs} ms for the writes in flight to answer`));
       }, maxWaitMs);
       waiting.deadline.unref();
@@ -119,6 +120,7 @@ export class SharedWrites<Item, Answer, Shared = Answer> {
     const left: Array<Waiting<Item, Answer>> = [];
     for (const waiting of this.waiting) {
       if (batch.length < maxBatch && (!fits || fits(waiting.item, items))) {
+        waiting.sent = true;
         clearTimeout(waiting.deadline);
         batch.push(waiting);
         items.push(waiting.item);
