@@ -164,9 +164,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,
     log: log.child({ component: 'reviewers' }),
   });
-  const service = new TaskService(db, config, bus, reviewers, (error, births) =>
-    log.warn({ err: error, births }, 'inserting new tasks together failed; inserting each on its own'),
-  );
+  const service = new TaskService(db, config, bus, reviewers, (error, births) => log.warn({ err: error, births }, 'inserting new tasks together failed'));
   // Who may see which task: asked by every surface that shows a task or its output.
   const channelMembers = new ChannelMembers(background ? webApiChannelMembers(background) : null, {
     ttlMs: options.usergroupCacheMs ?? DEFAULT_USERGROUP_TTL_MS,

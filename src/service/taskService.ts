@@ -102,7 +102,7 @@ export class TaskService {
     private readonly bus: Bus,
     /** Resolves review groups' Slack user groups; without one, user groups have no members. */
     private readonly reviewers: Reviewers = new Reviewers(null),
-    /** A shared birth statement failed (its tasks are inserted one by one next). */
+    /** A shared birth statement failed (its tasks are inserted one by one next, or, if it may have committed, each told the error). */
     onSharedBirthFailure: (error: unknown, births: number) => void = () => undefined,
   ) {
     this.births = new SharedWrites({

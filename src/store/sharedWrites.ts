@@ -60,7 +60,7 @@ interface Waiting<Item, Answer> {
   deadline?: NodeJS.Timeout;
 }
 
-export class SharedWrites<Item, Answer, Shared = Answer> {
+export class SharedWrites<Item, Answer, Shared> {
   private waiting: Array<Waiting<Item, Answer>> = [];
   /** Writes in flight for less than stallMs: the next batch waits for them. */
   private holding = 0;

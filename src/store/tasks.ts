@@ -64,26 +64,12 @@ export interface Birth {
 export async function insertTask(db: Queryable, task: NewTask, birth?: Birth): Promise<{ task: Task; created: boolean }> {
   if (birth) return (await insertTasks(db, [{ task, birth }]))[0]!;
   const version = contentVersion(contentOf(task), await contentKey(db));
+  const columns = Object.fromEntries(TASK_COLUMNS.map(([column, , value]) => [column, value(task, version)]));
   const insert = db<TaskRow>('tasks')
     .insert({
+      ...columns,
       status: 'created',
-      author: task.author,
-      target: task.target,
-      type: task.type,
-      script: task.script,
-      message: task.message,
-      source: task.source,
-      source_key: task.sourceKey,
-      channel_id: task.channelId,
-      review_channel: task.reviewChannel,
       run_after: task.delayMs ? (db.raw('now() + make_interval(secs => ?)', [task.delayMs / 1000]) as unknown as Date) : null,
-      ...(task.arguments ? { arguments: JSON.stringify(task.arguments) as unknown as TaskRow['arguments'] } : {}),
-      content_version: version,
-      recipe_name: task.recipe?.name ?? null,
-      recipe_hash: task.recipe?.hash ?? null,
-      recipe_writer: task.recipe?.writtenBy ?? null,
-      run_id: task.runStep?.runId ?? null,
-      run_step_id: task.runStep?.stepId ?? null,
     })
     .onConflict('source_key')
     .ignore()
@@ -100,33 +86,38 @@ export interface TaskBirth {
 }
 
 /**
- * Each column of a born task, its type and its value, in the order insertTasks binds them: one
- * array per column (unnest), so the statement's text is the same for one task or fifty, and is
- * prepared once per connection.
+ * Each column a new task is inserted with (but its status and run_after), its type and its value:
+ * insertTask's row, and insertTasks' arrays, one per column (unnest), so that statement's text is
+ * the same for one task or fifty, and is prepared once per connection.
  */
-const BIRTH_COLUMNS: ReadonlyArray<readonly [column: string, type: string, value: (b: TaskBirth, version: string) => unknown]> = [
-  ['status', 'text', (b) => b.birth.enter],
-  ['author', 'text', (b) => b.task.author],
-  ['target', 'text', (b) => b.task.target],
-  ['type', 'text', (b) => b.task.type],
-  ['script', 'text', (b) => b.task.script],
-  ['message', 'text', (b) => b.task.message],
-  ['source', 'text', (b) => b.task.source],
-  ['source_key', 'text', (b) => b.task.sourceKey],
-  ['channel_id', 'text', (b) => b.task.channelId],
-  ['review_channel', 'text', (b) => b.task.reviewChannel],
+const TASK_COLUMNS: ReadonlyArray<readonly [column: string, type: string, value: (task: NewTask, version: string) => unknown]> = [
+  ['author', 'text', (task) => task.author],
+  ['target', 'text', (task) => task.target],
+  ['type', 'text', (task) => task.type],
+  ['script', 'text', (task) => task.script],
+  ['message', 'text', (task) => task.message],
+  ['source', 'text', (task) => task.source],
+  ['source_key', 'text', (task) => task.sourceKey],
+  ['channel_id', 'text', (task) => task.channelId],
+  ['review_channel', 'text', (task) => task.reviewChannel],
   // A recipe's arguments as JSON.stringify writes them: a value with half an emoji is refused, not
   // stored changed (it is what the script is given after approval).
-  ['arguments', 'jsonb', (b) => (b.task.arguments ? JSON.stringify(b.task.arguments) : null)],
-  ['content_version', 'text', (_b, version) => version],
-  ['recipe_name', 'text', (b) => b.task.recipe?.name ?? null],
-  ['recipe_hash', 'text', (b) => b.task.recipe?.hash ?? null],
-  ['recipe_writer', 'text', (b) => b.task.recipe?.writtenBy ?? null],
-  ['run_id', 'bigint', (b) => b.task.runStep?.runId ?? null],
-  ['run_step_id', 'bigint', (b) => b.task.runStep?.stepId ?? null],
+  ['arguments', 'jsonb', (task) => (task.arguments ? JSON.stringify(task.arguments) : null)],
+  ['content_version', 'text', (_task, version) => version],
+  ['recipe_name', 'text', (task) => task.recipe?.name ?? null],
+  ['recipe_hash', 'text', (task) => task.recipe?.hash ?? null],
+  ['recipe_writer', 'text', (task) => task.recipe?.writtenBy ?? null],
+  ['run_id', 'bigint', (task) => task.runStep?.runId ?? null],
+  ['run_step_id', 'bigint', (task) => task.runStep?.stepId ?? null],
+];
+type BirthInput = readonly [name: string, type: string, value: (b: TaskBirth, version: string) => unknown];
+/** A birth's columns: its status, then every new task's. */
+const BIRTH_COLUMNS: readonly BirthInput[] = [
+  ['status', 'text', (b) => b.birth.enter],
+  ...TASK_COLUMNS.map(([column, type, value]): BirthInput => [column, type, (b, version) => value(b.task, version)]),
 ];
 /** What each birth adds besides its columns: the grace delay and both audit events' parts. */
-const BIRTH_EXTRAS: ReadonlyArray<readonly [name: string, type: string, value: (b: TaskBirth, version: string) => unknown]> = [
+const BIRTH_EXTRAS: readonly BirthInput[] = [
   ['delay_secs', 'float8', (b) => (b.task.delayMs ? b.task.delayMs / 1000 : null)],
   ['actor', 'text', (b) => b.birth.actor],
   ['created_data', 'jsonb', (b, version) => jsonParameter({ ...b.birth.data, contentVersion: version })],
