@@ -19,7 +19,7 @@ export async function answerWithin(
   log: Logger,
   working = ':hourglass: Looking…',
 ): Promise<void> {
-  const early = await Promise.race([settle(work), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
+  const early = await withinBudget(work);
   if (early === 'late') await ack({ response_type: 'ephemeral', text: working });
   const settled = early === 'late' ? await settle(work) : early;
   let message: RespondArguments;
@@ -38,4 +38,20 @@ export const settle = <T>(promise: Promise<T>): Promise<Settled<T>> =>
     (value) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error }),
   );
+/**
+ * The work's outcome when it settles within `ms`, else 'late'. The timer is cleared when the work
+ * wins: a race against a bare sleep kept every command's outcome (its task row) reachable from a
+ * live timer for the whole budget, long enough to be copied into the old generation.
+ */
+export function withinBudget<T>(work: Promise<T>, ms = ACK_BUDGET_MS): Promise<Settled<T> | 'late'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('late'), ms);
+    timer.unref();
+    void settle(work).then((settled) => {
+      clearTimeout(timer);
+      resolve(settled);
+    });
+  });
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -10,7 +10,7 @@ import type { TaskService } from '../service/taskService.js';
 import type { RecipeService } from '../service/recipes.js';
 import { handleRecipeCommand } from './recipeForm.js';
 import { handleRunbookCommand } from './runbookCommands.js';
-import { ACK_BUDGET_MS, answerWithin, OUR_FAULT, settle, sleep } from './answerWithin.js';
+import { answerWithin, OUR_FAULT, settle, withinBudget } from './answerWithin.js';
 import { registerRunbookForm, type RunbookFormDeps } from './runbookForm.js';
 import { getTask } from '../store/tasks.js';
 import { killAnswer, listAnswer, mayReadTask, logsAnswer, showAnswer, targetsAnswer, type CommandDeps } from './commands.js';
@@ -52,7 +52,7 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
   if (deps.runbooks) registerRunbookForm(table, deps.runbooks);
   if (deps.runs) registerRunListeners(table, { runs: deps.runs, access: commands.access, log, home });
 
-  app.command('/task', async ({ command, ack, respond }) => {
+  table.command('/task', async ({ command, ack, respond }) => {
     if (deps.runbooks && (await handleRunbookCommand(app, deps.runbooks, command, ack, respond))) return;
     if (recipeDeps && (await handleRecipeCommand(app, recipeDeps, command, ack, respond))) return;
     const parsed = parseTaskCommand(command.text);
@@ -104,7 +104,7 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
       channelId: command.channel_id,
       delayMs,
     });
-    const early = await Promise.race([settle(creating), sleep(ACK_BUDGET_MS).then(() => 'late' as const)]);
+    const early = await withinBudget(creating);
     if (early === 'late') await ack({ response_type: 'ephemeral', text: ':hourglass: Creating your task…' });
     const settled = early === 'late' ? await settle(creating) : early;
 
@@ -243,7 +243,7 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
     }
   });
 
-  app.event('app_home_opened', async ({ event }) => {
+  table.onHomeOpened(async ({ event }) => {
     if (!home || event.tab !== 'home') return;
     try {
       await home.opened(event.user);

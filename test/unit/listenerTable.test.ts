@@ -1,7 +1,9 @@
 /**
  * ListenerTable behind a real Bolt app (ExpressReceiver, as countersign serves it), driven by
- * signed requests: each click and form reaches exactly its handler, through one Bolt listener
- * each, and what nobody handles stays unacknowledged as Bolt leaves it.
+ * signed requests: each command, click, form and App Home event reaches exactly its handler
+ * through one global middleware and no Bolt listener; what nobody handles goes on to Bolt's
+ * listeners, or stays unacknowledged as Bolt leaves it; a middleware before the table (the
+ * workspace guard) still decides first.
  */
 import { App, ExpressReceiver, LogLevel, type BlockButtonAction } from '@slack/bolt';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +22,8 @@ let table: ListenerTable;
 let server: Server;
 let driver: SlackDriver;
 const handled: string[] = [];
+/** Users the middleware registered before the table refuses (as the workspace guard refuses foreign teams). */
+const REFUSED = 'UREFUSED';
 
 const message = (actionIds: string[]) => ({
   channel: 'C1',
@@ -41,7 +45,26 @@ beforeAll(async () => {
   fake = await startFakeSlack({ token: TOKEN });
   const receiver = new ExpressReceiver({ signingSecret: SECRET, logLevel: LogLevel.ERROR, unhandledRequestTimeoutMillis: 300 });
   app = new App({ token: TOKEN, receiver, logLevel: LogLevel.ERROR, clientOptions: { slackApiUrl: fake.url } });
+  app.use(async (args) => {
+    if ((args.body as { user?: { id?: string }; user_id?: string }).user?.id === REFUSED || (args.body as { user_id?: string }).user_id === REFUSED) {
+      handled.push('refused');
+      return;
+    }
+    await args.next();
+  });
   table = new ListenerTable(app);
+  table.command('/task', async ({ ack, command }) => {
+    await ack({ response_type: 'ephemeral', text: `task ${command.text}` });
+    handled.push(`command:${command.text}`);
+  });
+  table.onHomeOpened(async ({ event }) => {
+    handled.push(`home:${event.user}:${event.tab}`);
+  });
+  // Bolt's own listener, for what the table does not know (as the workflow step's is).
+  app.command('/other', async ({ ack }) => {
+    await ack({ response_type: 'ephemeral', text: 'bolt listener' });
+    handled.push('bolt:/other');
+  });
   for (const id of ['approve', 'reject', 'run']) {
     table.action<BlockButtonAction>(id, async ({ ack, action }) => {
       await ack();
@@ -95,14 +118,43 @@ describe('ListenerTable', () => {
     expect(handled).toEqual(['form:input_form']);
   });
 
-  it('adds one Bolt listener for all the buttons and one for all the forms', () => {
-    // What the table is for: Bolt walks every listener's middleware for every request.
-    expect((app as unknown as { listeners: unknown[] }).listeners).toHaveLength(2);
+  it("gives /task to its handler, and a command it does not know to Bolt's listeners", async () => {
+    handled.length = 0;
+    const answer = await driver.command({ text: 'help', user: 'U1', channel: 'C1' });
+    expect(answer.json).toEqual({ response_type: 'ephemeral', text: 'task help' });
+    const other = await driver.command({ command: '/other', text: '', user: 'U1', channel: 'C1' });
+    expect(other.json).toEqual({ response_type: 'ephemeral', text: 'bolt listener' });
+    expect(handled).toEqual(['command:help', 'bolt:/other']);
+    // No listener of ours and none of Bolt's: unacknowledged, as Bolt leaves it.
+    expect((await driver.command({ command: '/nobody', text: '', user: 'U1', channel: 'C1' })).status).toBe(404);
+    expect(handled).toEqual(['command:help', 'bolt:/other']);
+  });
+
+  it('gives app_home_opened to its handler', async () => {
+    handled.length = 0;
+    const answer = await driver.event({ event: { type: 'app_home_opened', user: 'U1', channel: 'D1', tab: 'home' } });
+    expect(answer.status).toBe(200);
+    await expect.poll(() => handled).toEqual(['home:U1:home']);
+  });
+
+  it('lets a middleware registered before it refuse a request before any handler sees it', async () => {
+    handled.length = 0;
+    await driver.command({ text: 'run x', user: REFUSED, channel: 'C1' });
+    await driver.clickButton({ message: message(['approve']), actionId: 'approve', user: REFUSED });
+    expect(handled).toEqual(['refused', 'refused']);
+  });
+
+  it('adds no Bolt listener: a request it handles walks no listener chain', () => {
+    // What the table is for: Bolt walks every listener's middleware for every request that reaches them.
+    // The one listener is the test's own /other, standing for the workflow step's.
+    expect((app as unknown as { listeners: unknown[] }).listeners).toHaveLength(1);
   });
 
   it('refuses a second handler for the same action or form instead of shadowing the first', () => {
     expect(() => table.action('approve', async () => {})).toThrow(/two handlers for the action approve/);
     expect(() => table.view('reject_form', async () => {})).toThrow(/two handlers for the form reject_form/);
+    expect(() => table.command('/task', async () => {})).toThrow(/two handlers for the command \/task/);
+    expect(() => table.onHomeOpened(async () => {})).toThrow(/two handlers for app_home_opened/);
     // An exact id a pattern already takes, a pattern taking a known id, a pattern whose test() keeps state.
     expect(() => table.action('home_link_9', async () => {})).toThrow(/two handlers for the action home_link_9/);
     expect(() => table.action(/^app/, async () => {})).toThrow(/two handlers for the action approve/);
