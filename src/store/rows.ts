@@ -93,7 +93,50 @@ export interface StepRow {
   finished_at: Date | null;
 }
 
-export function toTask(row: TaskRow): Task {
+/**
+ * The columns toTask reads, and all a statement that answers a task needs to return: the tasks
+ * table has more (claims, versions, permalinks), and each column returned is described and parsed
+ * again on every execution of a prepared statement (pg sends Describe each time).
+ */
+export const TASK_FIELDS = [
+  'id',
+  'created_at',
+  'status_changed_at',
+  'status',
+  'author',
+  'target',
+  'type',
+  'script',
+  'message',
+  'source',
+  'channel_id',
+  'card_ts',
+  'review_channel',
+  'review_ts',
+  'view_version',
+  'review_script_posted',
+  'exit_code',
+  'signal',
+  'duration_ms',
+  'failure_message',
+  'last_line',
+  'started_at',
+  'finished_at',
+  'run_after',
+  'arguments',
+  'content_version',
+  'recipe_name',
+  'recipe_hash',
+  'recipe_writer',
+  'run_id',
+  'run_step_id',
+  'outputs',
+] as const satisfies ReadonlyArray<keyof TaskRow>;
+
+/** A task's row as far as toTask reads it (TASK_FIELDS). */
+export type TaskFieldsRow = Pick<TaskRow, (typeof TASK_FIELDS)[number]>;
+
+export function toTask(row: TaskFieldsRow): Task {
   return {
     id: row.id,
     createdAt: row.created_at,

@@ -14,15 +14,14 @@ const STEP_PHASE_OF: Partial<Record<TaskStatus, RunStepPhase>> = {
   cancelled: 'killed',
   rejected: 'failed',
 };
-import type { Knex } from 'knex';
 import type { ScriptType } from '../domain/scriptTypes.js';
 import type { Task, TaskSource } from '../domain/task.js';
 import { contentVersion, type RecipeRef } from '../domain/contentVersion.js';
 import { contentKey } from './contentKey.js';
-import { inTransaction, jsonParameter, prepared, type Queryable } from './db.js';
+import { inTransaction, jsonParameter, prepared, runPrepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, CHANNEL_TASK } from './notify.js';
-import { toTask, type TaskRow } from './rows.js';
+import { TASK_FIELDS, toTask, type TaskFieldsRow, type TaskRow } from './rows.js';
 import { transitionRunStep } from './runs.js';
 
 export interface NewTask {
@@ -139,7 +138,7 @@ inserted AS (
   INSERT INTO tasks (id, ${BIRTH_COLUMN_LIST}, run_after)
   SELECT id, ${BIRTH_COLUMN_LIST}, now() + make_interval(secs => delay_secs) FROM input ORDER BY n
   ON CONFLICT (source_key) DO NOTHING
-  RETURNING *
+  RETURNING ${TASK_FIELDS.join(', ')}
 ),
 audit AS (
   INSERT INTO events (task_id, type, actor, data)
@@ -149,7 +148,7 @@ audit AS (
                               (2, input.entered, NULL, '{"from":"created"}'::jsonb)) AS e(k, type, actor, data)
    ORDER BY input.n, e.k
 )
-SELECT inserted.*, input.n AS birth_index,
+SELECT ${TASK_FIELDS.map((column) => `inserted.${column}`).join(', ')}, input.n AS birth_index,
        CASE WHEN inserted.status = 'ready' THEN pg_notify('${CHANNEL_READY}', inserted.id::text) END AS notified
   FROM inserted JOIN input ON input.id = inserted.id`;
 
@@ -182,9 +181,9 @@ export async function insertTasksStatement(db: Queryable, births: readonly TaskB
   if (births.length === 0) return [];
   const key = await contentKey(db);
   const versions = births.map((b) => contentVersion(contentOf(b.task), key));
-  // knex's types take no array of nulls and numbers; pg sends each as a Postgres array.
-  const bindings = BIRTH_INPUTS.map(([, , value]) => births.map((b, i) => value(b, versions[i]!))) as unknown as Knex.RawBinding[];
-  const { rows } = (await prepared(db.raw(INSERT_BIRTHS, bindings))) as unknown as { rows: Array<TaskRow & { birth_index: number }> };
+  // One array per column: pg sends each as a Postgres array.
+  const bindings = BIRTH_INPUTS.map(([, , value]) => births.map((b, i) => value(b, versions[i]!)));
+  const rows = await runPrepared<TaskFieldsRow & { birth_index: number }>(db, INSERT_BIRTHS, bindings);
   const born: Array<Task | null> = births.map(() => null);
   for (const row of rows) born[Number(row.birth_index) - 1] = toTask(row);
   return born;

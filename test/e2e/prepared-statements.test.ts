@@ -3,12 +3,13 @@
  * once per connection and executed by name (src/store/db.ts prepared()), so Postgres stops
  * planning them on every call. A prepared statement reading `tasks.*` breaks when another
  * replica's migration adds a column (Postgres: "cached plan must not change result type"); the
- * next call must prepare afresh and succeed, and a transaction's retry too.
+ * next call must prepare afresh and succeed, and a transaction's retry too. A birth runs
+ * straight on a pooled connection (runPrepared, past knex's query building) and must do the same.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../../src/store/db.js';
 import { claimReady } from '../../src/store/executions.js';
-import { transitionTask } from '../../src/store/tasks.js';
+import { insertTasks, transitionTask, type TaskBirth } from '../../src/store/tasks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { insertTaskRows } from '../support/taskRows.js';
 
@@ -74,5 +75,49 @@ describe('prepared hot statements', () => {
     }
     const rows = await database.db('tasks').whereIn('id', [a!, b!, c!]).orderBy('id').pluck('status');
     expect(rows).toEqual(['ready', 'ready', 'ready']);
+  });
+
+  const birth = (n: number): TaskBirth => ({
+    task: {
+      author: 'U1',
+      target: 'sandbox',
+      type: 'sh',
+      script: `echo ${n}`,
+      message: `birth ${n}`,
+      source: 'api',
+      sourceKey: `prepared-birth-${n}`,
+      channelId: null,
+      reviewChannel: null,
+    },
+    birth: { actor: 'U1', enter: 'ready', data: { target: 'sandbox', reviewed: false } },
+  });
+
+  it('runs a birth by name past knex, prepared once per connection, and prepares afresh when its result type changes', async () => {
+    for (const n of [1, 2, 3]) expect((await insertTasks(single, [birth(n)]))[0]?.created).toBe(true);
+    const statement = (await preparedHere()).find((s) => s.statement.includes('INSERT INTO tasks (id,'));
+    // Numbered as knex numbers it, parsed once, executed three times.
+    expect(statement?.statement).toMatch(/unnest\(\$1::/);
+    expect(statement?.runs).toBe(3);
+    // A column it returns changes type (another replica's migration): the plan's result type changed.
+    await database.db.raw('ALTER TABLE tasks ALTER COLUMN last_line TYPE varchar');
+    try {
+      const [answer] = await insertTasks(single, [birth(4)]);
+      expect(answer?.created).toBe(true);
+      expect(answer?.task.message).toBe('birth 4');
+      // In a transaction the birth goes through knex on the transaction's connection.
+      const [inTrx] = await single.transaction((trx) => insertTasks(trx, [birth(5)]));
+      expect(inTrx?.task.script).toBe('echo 5');
+    } finally {
+      await database.db.raw('ALTER TABLE tasks ALTER COLUMN last_line TYPE text');
+    }
+    expect(
+      await database
+        .db('tasks')
+        .whereIn(
+          'source_key',
+          [1, 2, 3, 4, 5].map((n) => `prepared-birth-${n}`),
+        )
+        .count<[{ count: number }]>('* AS count'),
+    ).toEqual([{ count: 5 }]);
   });
 });
