@@ -61,10 +61,19 @@ export interface TaskArgument {
 export const RECIPE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const ARGUMENT_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
+/**
+ * A value is stored and given to the script exactly as approved, so one Postgres cannot store
+ * (half of an emoji's UTF-16 pair, as a cut string leaves it) is refused here with a clear
+ * answer, not by the statement that inserts the task.
+ */
+const HALF_CHARACTER = 'contains half of a character (a lone UTF-16 surrogate, as a string cut inside an emoji leaves): send the whole character';
+const isWellFormed = (value: string): boolean => (value as unknown as { isWellFormed(): boolean }).isWellFormed();
+
 const argumentValue = z
   .string()
   .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
-  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
+  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte')
+  .refine(isWellFormed, HALF_CHARACTER);
 
 /**
  * Input patterns are written by whoever imports a recipe, so they run in the linear-time engine
@@ -124,7 +133,8 @@ const fixedValue = z
       issue.input === undefined ? 'a fixed argument needs its value (exports leave fixed values out: fill it in before importing)' : 'expected a string',
   })
   .refine((v) => Buffer.byteLength(v, 'utf8') <= MAX_ARGUMENT_BYTES, `at most ${MAX_ARGUMENT_BYTES} bytes`)
-  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte');
+  .refine((v) => !v.includes('\u0000'), 'must not contain a NUL byte')
+  .refine(isWellFormed, HALF_CHARACTER);
 
 const argumentName = z.string().regex(ARGUMENT_NAME, 'argument names are letters, digits and _, not starting with a digit (the script sees ARG_<NAME>)');
 const label = z.string().min(1).max(75).optional();
@@ -380,6 +390,10 @@ export function resolveDeclaredValues(
     const value = raw === undefined || raw === null ? undefined : String(raw);
     if (value !== undefined && (value.includes('\u0000') || Buffer.byteLength(value, 'utf8') > MAX_ARGUMENT_BYTES)) {
       errors.push({ name: arg.name, message: `${arg.name}: at most ${MAX_ARGUMENT_BYTES} bytes, without NUL bytes` });
+      continue;
+    }
+    if (value !== undefined && !isWellFormed(value)) {
+      errors.push({ name: arg.name, message: `${arg.name}: ${HALF_CHARACTER}` });
       continue;
     }
     if (arg.kind === 'options') {

@@ -41,7 +41,7 @@ export class ListenerTable {
   private readonly actionPatterns: Array<[RegExp, ActionHandler]> = [];
   private readonly views = new Map<string, ViewHandler>();
   private readonly commands = new Map<string, CommandHandler>();
-  private homeOpened: HomeOpenedHandler | null = null;
+  private readonly events = new Map<string, HomeOpenedHandler>();
 
   constructor(readonly app: App) {
     app.use(async (args) => {
@@ -69,9 +69,9 @@ export class ListenerTable {
       const handler = this.views.get((args.view as SlackViewAction['view']).callback_id);
       return handler ? () => handler(args as unknown as ViewArgs) : null;
     }
-    if ('event' in args && args.event?.type === 'app_home_opened' && this.homeOpened) {
-      const handler = this.homeOpened;
-      return () => handler(args as unknown as HomeOpenedArgs);
+    if ('event' in args && args.event) {
+      const handler = this.events.get(args.event.type);
+      return handler ? () => handler(args as unknown as HomeOpenedArgs) : null;
     }
     return null;
   }
@@ -82,10 +82,10 @@ export class ListenerTable {
     this.commands.set(name, handler);
   }
 
-  /** The App Home tab's `app_home_opened` event handler. */
-  onHomeOpened(handler: HomeOpenedHandler): void {
-    if (this.homeOpened) throw new Error('two handlers for app_home_opened');
-    this.homeOpened = handler;
+  /** An Events API event's handler, by its type (App Home's `app_home_opened` is the one countersign listens to). */
+  event(type: 'app_home_opened', handler: HomeOpenedHandler): void {
+    if (this.events.has(type)) throw new Error(`two handlers for the event ${type}`);
+    this.events.set(type, handler);
   }
 
   /**

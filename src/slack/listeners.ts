@@ -243,7 +243,7 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
     }
   });
 
-  table.onHomeOpened(async ({ event }) => {
+  table.event('app_home_opened', async ({ event }) => {
     if (!home || event.tab !== 'home') return;
     try {
       await home.opened(event.user);

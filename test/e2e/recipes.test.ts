@@ -140,6 +140,15 @@ describe('recipes in Slack', () => {
     await h.reviewRequest(id);
   });
 
+  it('refuses half of a character in a free input on its field, before any statement, and creates nothing', async () => {
+    const form = await openForm('echo-args');
+    const before = await h.count('tasks');
+    // A value cut inside an emoji: Postgres could not store it as given, and the script must get what was approved.
+    const bad = await h.driver.submitView({ view: form, user: AUTHOR, values: { 'arg:region': { value: 'us' }, 'arg:version': { value: 'v1 \ud83d' } } });
+    expect(bad.json).toMatchObject({ response_action: 'errors', errors: { 'arg:version': expect.stringMatching(/half of a character/) } });
+    expect(await h.count('tasks')).toBe(before);
+  });
+
   it('an unknown recipe gets a form saying so, and /task start alone says how', async () => {
     const form = await openForm('nope');
     expect(JSON.stringify(form.blocks)).toContain('There is no runbook');

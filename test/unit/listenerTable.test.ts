@@ -57,7 +57,7 @@ beforeAll(async () => {
     await ack({ response_type: 'ephemeral', text: `task ${command.text}` });
     handled.push(`command:${command.text}`);
   });
-  table.onHomeOpened(async ({ event }) => {
+  table.event('app_home_opened', async ({ event }) => {
     handled.push(`home:${event.user}:${event.tab}`);
   });
   // Bolt's own listener, for what the table does not know (as the workflow step's is).
@@ -154,7 +154,7 @@ describe('ListenerTable', () => {
     expect(() => table.action('approve', async () => {})).toThrow(/two handlers for the action approve/);
     expect(() => table.view('reject_form', async () => {})).toThrow(/two handlers for the form reject_form/);
     expect(() => table.command('/task', async () => {})).toThrow(/two handlers for the command \/task/);
-    expect(() => table.onHomeOpened(async () => {})).toThrow(/two handlers for app_home_opened/);
+    expect(() => table.event('app_home_opened', async () => {})).toThrow(/two handlers for the event app_home_opened/);
     // An exact id a pattern already takes, a pattern taking a known id, a pattern whose test() keeps state.
     expect(() => table.action('home_link_9', async () => {})).toThrow(/two handlers for the action home_link_9/);
     expect(() => table.action(/^app/, async () => {})).toThrow(/two handlers for the action approve/);

@@ -61,6 +61,12 @@ describe('resolveArguments', () => {
     // The pattern must match the whole value, not a part of it.
     expect(resolveArguments(RECIPE, { service: 'x\nrm' }).ok).toBe(false);
     expect(resolveArguments(RECIPE, { service: 'nginx', note: 'a\u0000b' }).ok).toBe(false);
+    // Half of an emoji (a lone surrogate): refused with an answer, never stored changed.
+    expect(resolveArguments(RECIPE, { service: 'nginx', note: 'cut \ud83d' })).toEqual({
+      ok: false,
+      errors: [{ name: 'note', message: expect.stringMatching(/^note: contains half of a character/) }],
+    });
+    expect(resolveArguments(RECIPE, { service: 'nginx', note: 'whole \ud83d\ude00' }).ok).toBe(true);
     expect(resolveArguments(RECIPE, { service: 'nginx', note: 'x'.repeat(5000) }).ok).toBe(false);
     expect(resolveArguments(RECIPE, { service: { nested: true } }).ok).toBe(false);
   });
