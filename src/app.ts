@@ -367,7 +367,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       queries: scheduleQueries,
       home,
     });
-    // Every button and form through one Bolt listener each (listenerTable.ts says why).
+    // /task, every button, every form and App Home through one Bolt middleware (listenerTable.ts
+    // says why). After the workspace guard, above: Bolt runs global middleware in the order it was
+    // added (test/e2e/foreign-workspace.test.ts sends a foreign command, click, form and event).
     const listeners = new ListenerTable(bolt);
     scheduleSlack.register(listeners);
     schedulePoster = scheduleSlack.poster();

@@ -13,6 +13,8 @@
  * ack's slow tail (bench/compare, "acknowledgements"). A handled request now reaches no listener.
  *
  * It must be registered after the workspace guard (app.ts): Bolt runs global middleware in order.
+ * Handlers get the middleware's `next` where a listener got a no-op: none calls it (it would run
+ * Bolt's listeners after them).
  */
 import type {
   AllMiddlewareArgs,

@@ -79,12 +79,18 @@ export async function runPrepared<Row extends pg.QueryResultRow>(db: Queryable, 
     const result = (await prepared(db.raw(sql, values as Knex.RawBinding[]))) as unknown as { rows: Row[] };
     return result.rows;
   }
-  const text = numbered(sql);
+  const { text, placeholders } = numbered(sql);
+  // What knex checked before it sent a statement: pg would send undefined as NULL, and a count
+  // that does not match would come back as a DatabaseError (which a shared write takes for a refused row).
+  if (values.length !== placeholders) throw new Error(`runPrepared: ${values.length} values for ${placeholders} placeholders`);
+  for (const value of values) {
+    if (value === undefined || (Array.isArray(value) && value.includes(undefined))) throw new Error('runPrepared: an undefined value');
+  }
   const pool = db.client as unknown as KnexPool;
   const connection = await pool.acquireConnection();
-  // Announced as knex announces its own statements (db.on('query'): debugging, tests that count statements).
-  if (pool.listenerCount('query') > 0) pool.emit('query', { sql: text, bindings: values, __knexUid: (connection as { __knexUid?: string }).__knexUid });
   try {
+    // Announced as knex announces its own statements (db.on('query'): debugging, tests that count statements).
+    pool.emit('query', { sql: text, bindings: values, __knexUid: (connection as { __knexUid?: string }).__knexUid });
     const run = () => {
       const name = statementName(text);
       return connection.query<Row>({ text, values: values as unknown[], ...(name === null ? {} : { name }) });
@@ -103,28 +109,31 @@ export async function runPrepared<Row extends pg.QueryResultRow>(db: Queryable, 
 }
 
 interface KnexPool {
-  listenerCount(event: string): number;
   emit(event: string, data: unknown): boolean;
   acquireConnection(): Promise<pg.Client>;
   releaseConnection(connection: pg.Client): Promise<unknown>;
 }
 
-const numberedTexts = new Map<string, string>();
+const numberedTexts = new Map<string, { text: string; placeholders: number }>();
 
-/** `?` placeholders numbered `$1`, `$2`, ... as knex numbers them (`\?` is a literal `?`); computed once per text. */
-function numbered(sql: string): string {
-  let text = numberedTexts.get(sql);
-  if (text === undefined) {
+/**
+ * `?` placeholders numbered `$1`, `$2`, ... in order, as knex numbers them for a text without
+ * backslashes or `??` (a `\?` is kept as a literal `?`; `??` is refused); computed once per text.
+ */
+function numbered(sql: string): { text: string; placeholders: number } {
+  let found = numberedTexts.get(sql);
+  if (found === undefined) {
     let n = 0;
-    text = sql.replace(/\\?\?\??/g, (match) => {
+    const text = sql.replace(/\\?\?\??/g, (match) => {
       if (match === '\\?') return '?';
       if (match === '??') throw new Error('runPrepared: identifier bindings (??) are not supported');
       n++;
       return `$${n}`;
     });
-    if (numberedTexts.size < MAX_PREPARED) numberedTexts.set(sql, text);
+    found = { text, placeholders: n };
+    if (numberedTexts.size < MAX_PREPARED) numberedTexts.set(sql, found);
   }
-  return text;
+  return found;
 }
 
 /** Statement texts we prepare at most: a bound on what each connection keeps, whatever a bug builds. */

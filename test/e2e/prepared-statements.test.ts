@@ -7,7 +7,7 @@
  * straight on a pooled connection (runPrepared, past knex's query building) and must do the same.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/store/db.js';
+import { createDb, runPrepared, type Db } from '../../src/store/db.js';
 import { claimReady } from '../../src/store/executions.js';
 import { insertTasks, transitionTask, type TaskBirth } from '../../src/store/tasks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -104,9 +104,12 @@ describe('prepared hot statements', () => {
       const [answer] = await insertTasks(single, [birth(4)]);
       expect(answer?.created).toBe(true);
       expect(answer?.task.message).toBe('birth 4');
-      // In a transaction the birth goes through knex on the transaction's connection.
+      // In a transaction the birth goes through knex on the transaction's connection, by the same
+      // name: one statement prepared afresh, run by both paths.
       const [inTrx] = await single.transaction((trx) => insertTasks(trx, [birth(5)]));
       expect(inTrx?.task.script).toBe('echo 5');
+      const fresh = (await preparedHere()).filter((s) => s.statement.includes('INSERT INTO tasks (id,') && s.name !== statement?.name);
+      expect(fresh.map((s) => s.runs)).toEqual([2]);
     } finally {
       await database.db.raw('ALTER TABLE tasks ALTER COLUMN last_line TYPE text');
     }
@@ -119,5 +122,13 @@ describe('prepared hot statements', () => {
         )
         .count<[{ count: number }]>('* AS count'),
     ).toEqual([{ count: 5 }]);
+  });
+
+  it('refuses, before sending, values that do not match the placeholders or are undefined (knex refused them too)', async () => {
+    await expect(runPrepared(single, 'SELECT ?::int AS a, ?::int AS b', [1])).rejects.toThrow(/1 values for 2 placeholders/);
+    await expect(runPrepared(single, 'SELECT ?::int[] AS a', [[1, undefined]])).rejects.toThrow(/an undefined value/);
+    await expect(runPrepared(single, 'SELECT ?::int AS a', [undefined])).rejects.toThrow(/an undefined value/);
+    // The connection went back to the pool each time (the pool has one).
+    expect(await runPrepared<{ a: number; literal: string }>(single, "SELECT ?::int AS a, '\\?'::text AS literal", [7])).toEqual([{ a: 7, literal: '?' }]);
   });
 });
