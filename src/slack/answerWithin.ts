@@ -53,5 +53,3 @@ export function withinBudget<T>(work: Promise<T>, ms = ACK_BUDGET_MS): Promise<S
     });
   });
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -99,8 +99,7 @@ export async function runPrepared<Row extends pg.QueryResultRow>(db: Queryable, 
       return (await run()).rows;
     } catch (error) {
       if (!planChanged(error)) throw error;
-      generation++;
-      statementNames.clear();
+      prepareAfresh();
       return (await run()).rows;
     }
   } finally {
@@ -161,6 +160,12 @@ function planChanged(error: unknown): boolean {
   return (error as { code?: string }).code === '0A000' && /cached plan must not change result type/.test(String((error as Error).message));
 }
 
+/** Every statement is prepared afresh, under new names, on every connection. */
+function prepareAfresh(): void {
+  generation++;
+  statementNames.clear();
+}
+
 interface KnexQueryObject {
   sql: string;
   options?: Record<string, unknown>;
@@ -178,8 +183,7 @@ class PreparingPgClient extends PgClient {
     obj.options = name === null ? {} : { name };
     return super._query(connection, obj).catch((error: unknown) => {
       if (!planChanged(error)) throw error;
-      generation++;
-      statementNames.clear();
+      prepareAfresh();
       // Inside a transaction the error has aborted it: the caller's retry gets the new names.
       if (connection.__knexTxId !== undefined) throw error;
       obj.options = { name: statementName(obj.sql) ?? undefined };
