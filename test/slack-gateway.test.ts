@@ -100,9 +100,34 @@ describe('SlackGateway pacing', () => {
     });
     const results = await Promise.allSettled(Array.from({ length: 4 }, (_, i) => eager.postMessage({ channel: 'CFLOOD', text: `flood ${i}` })));
     expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    // A promised turn is held back as long.
+    expect(eager.postTurn('CELSEWHERE-TURN', 'task:9:card')).toBeGreaterThanOrEqual(800);
     const started = Date.now();
     await eager.postSlot('CELSEWHERE');
     expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+  });
+
+  it('promises a post its channel turn once, says how long is left when asked again, and uses it up when it comes', async () => {
+    const gw = gateway(120);
+    for (let i = 0; i < 3; i++) expect(gw.postTurn('CTURN', `burst ${i}`)).toBe(0);
+    const first = gw.postTurn('CTURN', 'task:1:card');
+    const second = gw.postTurn('CTURN', 'task:2:card');
+    expect(first).toBeGreaterThan(900);
+    expect(second - first).toBeGreaterThan(1000);
+    expect(gw.turnsPromised).toBe(2);
+    // Asking again takes no second turn: the time left, not one more place in the line.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = gw.postTurn('CTURN', 'task:1:card');
+    expect(again).toBeLessThanOrEqual(first - 90);
+    expect(gw.postTurn('CTURN', 'task:3:card')).toBeGreaterThan(second + 900);
+    // Another channel is not held back, and a post waiting by postSlot queues behind the promised turns.
+    expect(gw.postTurn('CTURN-OTHER', 'task:1:card')).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, again + 20));
+    expect(gw.postTurn('CTURN', 'task:1:card')).toBe(0);
+    expect(gw.turnsPromised).toBe(2);
+    const queued = Date.now();
+    await gw.postSlot('CTURN');
+    expect(Date.now() - queued).toBeGreaterThan(2 * 1100 - 200);
   });
 
   it('hands a post slot that was given back (another process posted the message) to the next post at once', async () => {

@@ -59,6 +59,13 @@ export class SlackGateway {
   private readonly postBuckets = new Map<string, TokenBucket>();
   private readonly updateBucket: TokenBucket;
   private readonly blockedUntil = new Map<string, number>();
+  /**
+   * Turns promised to posts that wait without a redraw in flight (postTurn): when each may go
+   * out, by `<channel> <what is posted>`. Kept in the order they were promised, so the stale
+   * ones (a post whose row was never drawn again: a stop, another process posted it) are at
+   * the front and cost nothing to drop.
+   */
+  private readonly promisedTurns = new Map<string, number>();
   readonly stats = { calls: 0, rateLimited: 0, failed: 0 };
 
   constructor(
@@ -123,21 +130,61 @@ export class SlackGateway {
    * must follow at once (postMessage with slotTaken).
    */
   async postSlot(channel: string): Promise<void> {
-    let bucket = this.postBuckets.get(channel);
-    if (!bucket) {
-      bucket = new TokenBucket(this.options.postMessageBurst, 1 / this.options.postMessageSpacingMs);
-      this.postBuckets.set(channel, bucket);
-    }
-    const wait = bucket.take();
+    const wait = this.bucketOf(channel).take();
     if (wait > 0) await sleep(wait);
     // Slack asked us to hold back: the claim that follows this turn must not be held through it.
     const blocked = (this.blockedUntil.get('chat.postMessage') ?? 0) - Date.now();
     if (blocked > 0) await sleep(blocked);
   }
 
+  /**
+   * postSlot for a post that waits as a name rather than a pending call: the first ask takes the
+   * channel's next turn and says how many ms away it is; later asks for the same `postKey` say how
+   * long is left; 0 means the turn is now (it is used up: the post must follow at once, or the
+   * turn be given back with returnPostSlot). A burst of thousands of cards in one channel waits
+   * as this map's entries instead of thousands of suspended redraws holding their task's view.
+   */
+  postTurn(channel: string, postKey: string): number {
+    const now = Date.now();
+    this.dropStaleTurns(now);
+    const key = `${channel} ${postKey}`;
+    let at = this.promisedTurns.get(key);
+    if (at === undefined) at = now + this.bucketOf(channel).take();
+    // Slack asked us to hold back: the claim that follows this turn must not be held through it.
+    at = Math.max(at, this.blockedUntil.get('chat.postMessage') ?? 0);
+    if (at > now) {
+      this.promisedTurns.set(key, at);
+      return at - now;
+    }
+    this.promisedTurns.delete(key);
+    return 0;
+  }
+
+  /** Turns promised this long ago and never taken are forgotten (their rows come back with a fresh ask). */
+  private dropStaleTurns(now: number): void {
+    for (const [key, at] of this.promisedTurns) {
+      if (at > now - STALE_TURN_MS) break;
+      this.promisedTurns.delete(key);
+    }
+  }
+
+  /** How many posts wait for a promised turn. */
+  get turnsPromised(): number {
+    return this.promisedTurns.size;
+  }
+
   /** Gives back a slot postSlot handed out for a post that did not happen (another process posts it). */
   returnPostSlot(channel: string): void {
     this.postBuckets.get(channel)?.giveBack();
+  }
+
+  private bucketOf(channel: string): TokenBucket {
+    let bucket = this.postBuckets.get(channel);
+    if (!bucket) {
+      bucket = new TokenBucket(this.options.postMessageBurst, 1 / this.options.postMessageSpacingMs);
+      this.postBuckets.set(channel, bucket);
+    }
+    return bucket;
   }
 
   private async call<T>(method: string, invoke: () => Promise<T>): Promise<T> {
@@ -163,5 +210,8 @@ export class SlackGateway {
     }
   }
 }
+
+/** A promised turn not taken this long after it came is forgotten. */
+const STALE_TURN_MS = 10 * 60_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

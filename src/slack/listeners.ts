@@ -122,9 +122,8 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
     if (early === 'late') await respond({ response_type: 'ephemeral', text });
     else await ack({ response_type: 'ephemeral', text });
 
-    // Not awaited: the card may wait minutes for its channel's turn, and this listener's scope
-    // (the request, the response, Bolt's context) would be held that long for every command of a burst.
-    if (newTask) void tellIfMessagesFailed(messages, service, respond, newTask, log);
+    // The card may wait minutes for its channel's turn: the author hears of a refusal when its post is tried.
+    if (newTask) tellIfMessagesFailed(messages, service, respond, newTask, log);
   });
 
   const onButton = (
@@ -269,29 +268,53 @@ export function registerListeners(table: ListenerTable, deps: ListenerDeps): voi
   });
 }
 
-/** Tells the author when the new task's card or review request could not be posted (e.g. not invited), and what to do. */
-async function tellIfMessagesFailed(messages: TaskMessages, service: TaskService, respond: Reply, task: Task, log: Logger): Promise<void> {
-  // Creating the task already asked for its card; wait for that attempt rather than making another.
-  // A redraw that throws is logged by its queue and retried; there is nothing to tell yet.
-  const report = await messages.current(task.id).catch(() => null);
-  if (!report) return;
-  // Slack's refusals (not_in_channel, channel_not_found, ...) are the author's to act on; our own
-  // failures (a dropped connection, a bug) are logged and retried, and "invite me" would mislead.
-  const refusal = (code: string | null) => code !== null && code !== 'ratelimited' && code !== OUR_FAILURE;
-  if (refusal(report.cardError)) {
-    await tell(
-      respond,
-      `:warning: ${taskRef(task.id)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
-    ).catch((error: unknown) => log.warn({ err: error, taskId: task.id }, 'could not tell the author that the card failed'));
-  }
+/** Slack accepts a response_url's answers for 30 minutes: a card whose turn comes later is not reported on. */
+const RESPONSE_URL_LIFETIME_MS = 30 * 60_000;
+
+/**
+ * Tells the author when the new task's card or review request could not be posted (e.g. not
+ * invited), and what to do: from the report of the redraw that first tried each post (creating
+ * the task already asked for it; in a burst it comes at the channel's turn). A redraw that throws
+ * reports nothing: its retry does.
+ */
+function tellIfMessagesFailed(messages: TaskMessages, service: TaskService, respond: Reply, task: Task, log: Logger): void {
+  // The listener holds these, not the task: it may wait for the channel's turn a long while.
+  const taskId = task.id;
   const reviewChannel = service.policyOf(task)?.channel;
-  if (refusal(report.reviewError) && reviewChannel) {
-    await tell(
-      respond,
-      `:warning: ${taskRef(task.id)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,
-    ).catch((error: unknown) => log.warn({ err: error, taskId: task.id }, 'could not tell the author that the review request failed'));
-  }
+  let cardTried = false;
+  let reviewTried = false;
+  messages.follow(
+    taskId,
+    (report) => {
+      if (!cardTried && !report.cardWaiting) {
+        cardTried = true;
+        if (refusal(report.cardError)) {
+          void tell(
+            respond,
+            `:warning: ${taskRef(taskId)} was created, but I could not post its card here (\`${report.cardError}\`). Invite me to this channel with \`/invite @countersign\`; the card will follow.`,
+          ).catch((error: unknown) => log.warn({ err: error, taskId }, 'could not tell the author that the card failed'));
+        }
+      }
+      if (!reviewTried && !report.reviewWaiting) {
+        reviewTried = true;
+        if (refusal(report.reviewError) && reviewChannel) {
+          void tell(
+            respond,
+            `:warning: ${taskRef(taskId)} waits for review, but I could not post the review request in <#${reviewChannel}> (\`${report.reviewError}\`). Ask a reviewer to invite me there; the request will follow.`,
+          ).catch((error: unknown) => log.warn({ err: error, taskId }, 'could not tell the author that the review request failed'));
+        }
+      }
+      return cardTried && reviewTried;
+    },
+    RESPONSE_URL_LIFETIME_MS,
+  );
 }
+
+/**
+ * Slack's refusals (not_in_channel, channel_not_found, ...) are the author's to act on; our own
+ * failures (a dropped connection, a bug) are logged and retried, and "invite me" would mislead.
+ */
+const refusal = (code: string | null) => code !== null && code !== 'ratelimited' && code !== OUR_FAILURE;
 
 function createdText(task: Task, created: boolean, service: TaskService): string {
   const ref = taskRef(task.id);

@@ -90,6 +90,8 @@ export class RedrawAttempt {
   retry = false;
   /** Another process drew a newer version first: draw again. */
   redo = false;
+  /** A message waits for its channel's turn (postTurn): draw again in this many ms (0: none waits). */
+  turnInMs = 0;
 
   constructor(
     private readonly log: MessagesLogger,
@@ -106,6 +108,11 @@ export class RedrawAttempt {
     }
     this.log.warn({ ...this.context, err: error }, `could not write the ${what} of ${this.ref} to Slack`);
     return error instanceof SlackRefused ? error.code : OUR_FAILURE;
+  }
+
+  /** A message's post waits `ms` for its channel's turn: the row is drawn again when the first such turn comes. */
+  waitForTurn(ms: number): void {
+    this.turnInMs = this.turnInMs === 0 ? ms : Math.min(this.turnInMs, ms);
   }
 
   /** A lookup or DM failed in a way another try may fix. */
@@ -137,8 +144,16 @@ export interface RedrawQueueOptions {
 interface SyncState<R> {
   chain: Promise<unknown>;
   queued: Promise<R> | null;
-  /** The newest sync asked for (queued or running), until it completes. */
-  latest: Promise<R> | null;
+  /** The queued redraw resumes one that waited for a message's turn (see RedrawQueue's redraw). */
+  resumed: boolean;
+  /** A redraw runs and has not reported yet: a follower added now hears its report. */
+  running: boolean;
+}
+
+/** Told of each redraw's report of one row until it answers true (done) or `until` passes. */
+interface Follower<R> {
+  listener: (report: R) => boolean;
+  until: number;
 }
 
 interface Failure {
@@ -149,17 +164,28 @@ interface Failure {
 
 const MAX_BACKOFF_MS = 10 * 60_000;
 
-/** Serialised, collapsing, retried redraws of rows by id, and the reconciler that finds rows behind. */
+/**
+ * Serialised, collapsing, retried redraws of rows by id, and the reconciler that finds rows behind.
+ * A redraw whose post must wait for its channel's turn ends at once (RedrawAttempt.waitForTurn)
+ * and the row waits as a timer: in a burst, thousands of rows wait minutes for their turn, and a
+ * redraw held open through the wait kept its task's view and a dozen suspended calls alive for
+ * each (about 15 KB a card, copied again by every young-generation collection).
+ */
 export class RedrawQueue<R> {
   private readonly states = new Map<number, SyncState<R>>();
   private readonly failures = new Map<number, Failure>();
+  /** Rows waiting for a message's turn in its channel: when, and the timer that redraws them then. */
+  private readonly turns = new Map<number, { at: number; timer: NodeJS.Timeout }>();
+  /** In the order they were added, all with the same lifetime: the expired ones are at the front. */
+  private readonly followers = new Map<number, Follower<R>[]>();
   private reconciler: NodeJS.Timeout | null = null;
   stopped = false;
 
   constructor(
     /** `task` or `run`, for the log. */
     private readonly what: string,
-    private readonly redraw: (id: number) => Promise<Redraw<R>>,
+    /** `resumed`: the row waited for a message's turn, and a message the wait did not hold up may already show its version. */
+    private readonly redraw: (id: number, resumed: boolean) => Promise<Redraw<R>>,
     /** Rows worth a redraw now (messages behind, links or DMs missing). */
     private readonly candidates: () => Promise<number[]>,
     private readonly log: MessagesLogger,
@@ -178,35 +204,53 @@ export class RedrawQueue<R> {
    * `afterTurn`: the redraw starts after the current turn of the event loop (the caller answers
    * its user first), but is under way at once for current() and for collapsing.
    */
-  sync(id: number, afterTurn = false): Promise<R> {
+  sync(id: number, afterTurn = false, resumed = false): Promise<R> {
     let state = this.states.get(id);
     if (!state) {
-      state = { chain: Promise.resolve(), queued: null, latest: null };
+      state = { chain: Promise.resolve(), queued: null, resumed: false, running: false };
       this.states.set(id, state);
     }
+    state.resumed ||= resumed;
     if (state.queued) return state.queued;
     const current = state;
     const queued = current.chain
       .then(() => (afterTurn ? new Promise<void>((resolve) => setImmediate(resolve)) : undefined))
       .then(() => {
         current.queued = null;
-        return this.run(id);
+        const wasResumed = current.resumed;
+        current.resumed = false;
+        current.running = true;
+        return this.run(id, wasResumed, current);
       });
     current.queued = queued;
-    current.latest = queued;
     current.chain = queued
       .catch((error) => this.log.error({ err: error, [`${this.what}Id`]: id }, `redrawing the Slack messages of ${this.what} ${id} failed`))
       .then(() => {
-        if (current.latest === queued) current.latest = null;
         // Forget idle rows, so the map does not grow with every row ever seen.
         if (!current.queued && this.states.get(id) === current) this.states.delete(id);
       });
     return queued;
   }
 
-  /** The report of the redraw already under way for this row, else of a new one. */
-  current(id: number): Promise<R> {
-    return this.states.get(id)?.latest ?? this.sync(id);
+  /**
+   * Hands `listener` the report of each redraw of this row from now on (one under way, one
+   * waiting for its turn, or else a new one started now) until it answers true, for at most
+   * `forMs`. It holds only the listener while the row waits: a command's answer about its card
+   * follows the post without keeping a call suspended for each card of a burst.
+   */
+  follow(id: number, listener: (report: R) => boolean, forMs: number): void {
+    const now = Date.now();
+    for (const [rowId, list] of this.followers) {
+      const kept = list.filter((follower) => follower.until > now);
+      if (kept.length === list.length) break;
+      if (kept.length > 0) this.followers.set(rowId, kept);
+      else this.followers.delete(rowId);
+    }
+    const list = this.followers.get(id) ?? [];
+    list.push({ listener, until: now + forMs });
+    this.followers.set(id, list);
+    const state = this.states.get(id);
+    if (!state?.queued && !state?.running && !this.turns.has(id)) void this.sync(id);
   }
 
   /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
@@ -219,32 +263,79 @@ export class RedrawQueue<R> {
     this.stopped = true;
     if (this.reconciler) clearInterval(this.reconciler);
     for (const failure of this.failures.values()) if (failure.timer) clearTimeout(failure.timer);
+    for (const turn of this.turns.values()) clearTimeout(turn.timer);
+    this.turns.clear();
+  }
+
+  /** Rows waiting for a message's turn, and rows with a redraw queued or running. */
+  get pending(): { waitingForTurn: number; redrawing: number } {
+    return { waitingForTurn: this.turns.size, redrawing: this.states.size };
   }
 
   /**
    * Redraws every candidate row, except those waiting out a backoff and those this process is
    * redrawing already: in a burst most rows are behind while their posts wait for their channel's
    * turn, and queueing a second redraw behind each (and waiting for it) only doubled the work and
-   * stalled the sweep for minutes. A row still behind after its redraw is found at the next sweep.
+   * stalled the sweep for minutes. A row waiting for its turn is passed over too: its timer redraws
+   * it then. A row still behind after its redraw is found at the next sweep.
    */
   async reconcile(): Promise<void> {
     const now = Date.now();
     for (const id of [...new Set(await this.candidates())]) {
       const failure = this.failures.get(id);
       if (failure && (failure.timer || failure.nextAt > now)) continue;
-      if (this.states.has(id)) continue;
+      if (this.states.has(id) || this.turns.has(id)) continue;
       await this.sync(id).catch(() => undefined);
     }
   }
 
-  private async run(id: number): Promise<R> {
-    const done = await this.redraw(id);
+  private async run(id: number, resumed: boolean, state: SyncState<R>): Promise<R> {
+    let done: Redraw<R>;
+    try {
+      done = await this.redraw(id, resumed);
+    } finally {
+      state.running = false;
+    }
     const { attempt } = done;
     if (done.failed || attempt.retry) this.scheduleRetry(id, attempt.retryAfterMs);
     else this.clearFailure(id);
+    if (attempt.turnInMs > 0) this.scheduleTurn(id, attempt.turnInMs);
     // A redraw from another process landed after ours was rendered: ours may now show an older state.
     if (attempt.redo && !this.stopped) void this.sync(id);
+    this.tellFollowers(id, done.report);
     return done.report;
+  }
+
+  private tellFollowers(id: number, report: R): void {
+    const list = this.followers.get(id);
+    if (!list) return;
+    const now = Date.now();
+    const kept = list.filter((follower) => {
+      if (follower.until <= now) return false;
+      try {
+        return !follower.listener(report);
+      } catch (error) {
+        this.log.error({ err: error, [`${this.what}Id`]: id }, `a follower of ${this.what} ${id}'s messages failed`);
+        return false;
+      }
+    });
+    if (kept.length > 0) this.followers.set(id, kept);
+    else this.followers.delete(id);
+  }
+
+  /** Redraws the row when its first waiting message's turn comes (an earlier timer already set stands). */
+  private scheduleTurn(id: number, inMs: number): void {
+    if (this.stopped) return;
+    const at = Date.now() + inMs;
+    const existing = this.turns.get(id);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.turns.delete(id);
+      void this.sync(id, false, true);
+    }, inMs);
+    timer.unref();
+    this.turns.set(id, { at, timer });
   }
 
   /** Postgres already holds the truth: retrying the redraw later is all it takes to catch up. */
@@ -283,15 +374,18 @@ export abstract class MessageViews<R> {
   constructor(what: string, log: MessagesLogger, options: RedrawQueueOptions) {
     this.queue = new RedrawQueue(
       what,
-      (id) => this.redraw(id),
+      (id, resumed) => this.redraw(id, resumed),
       () => this.candidates(),
       log,
       options,
     );
   }
 
-  /** Redraws every message of one row from Postgres. */
-  protected abstract redraw(id: number): Promise<Redraw<R>>;
+  /**
+   * Redraws every message of one row from Postgres. `resumed`: the row waited for a message's
+   * turn, and a message drawn before the wait may already show the row's version.
+   */
+  protected abstract redraw(id: number, resumed: boolean): Promise<Redraw<R>>;
   /** Rows worth a redraw now (messages behind, links or DMs missing). */
   protected abstract candidates(): Promise<number[]>;
 
@@ -304,9 +398,14 @@ export abstract class MessageViews<R> {
     return this.queue.sync(id);
   }
 
-  /** The report of the redraw already under way for this row, else of a new one. */
-  current(id: number): Promise<R> {
-    return this.queue.current(id);
+  /** See RedrawQueue.follow. */
+  follow(id: number, listener: (report: R) => boolean, forMs: number): void {
+    this.queue.follow(id, listener, forMs);
+  }
+
+  /** Rows waiting for a message's turn, and rows with a redraw queued or running. */
+  get pending(): { waitingForTurn: number; redrawing: number } {
+    return this.queue.pending;
   }
 
   /** Waits for the redraws under way, at most `timeoutMs` (what is left, the reconciler redoes later). */
@@ -331,16 +430,25 @@ export interface ShowOptions {
   skipIfShown?: boolean;
   /** Record the channel with the ts (a slot whose channel is chosen when it is posted). */
   recordChannel?: boolean;
+  /**
+   * A post whose channel's turn has not come answers `waiting` with the ms left instead of waiting
+   * here (the turn is promised to it: gateway.postTurn); the caller draws again then.
+   */
+  deferTurn?: boolean;
 }
+
+/** What showMessage did: `waitMs` only with `waiting`. */
+export type ShowOutcome = { outcome: 'shown' | 'stale' | 'elsewhere'; ts: string | null } | { outcome: 'waiting'; ts: null; waitMs: number };
 
 /**
  * Posts the message if it was never posted (claiming the post first), else updates it.
  * `stale`: the message turned out to show a newer version than this redraw, which must be
  * redone. `elsewhere`: another process holds the claim to post it; the reconciler follows up.
+ * `waiting`: see ShowOptions.deferTurn.
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
   /**
@@ -351,13 +459,16 @@ export async function showMessage(
   render: () => SlackMessage,
   version: number,
   options: ShowOptions = {},
-): Promise<{ outcome: 'shown' | 'stale' | 'elsewhere'; ts: string | null }> {
+): Promise<ShowOutcome> {
   let shownTs = place.ts;
   if (shownTs === null) {
     // The channel's turn first, then the claim: a claim held through a long wait in the channel's
     // queue would go stale (two minutes) and let another process post the message too. Nor is
     // a burst of commands slowed by claims that only wait.
-    await gateway.postSlot(place.channel);
+    if (options.deferTurn) {
+      const waitMs = gateway.postTurn(place.channel, `${slot.table}:${slot.id}:${slot.kind}`);
+      if (waitMs > 0) return { outcome: 'waiting', ts: null, waitMs };
+    } else await gateway.postSlot(place.channel);
     if (!(await claimMessagePost(db, slot))) {
       // Another process posts it (every replica redraws a run): this one's turn goes to the next post.
       gateway.returnPostSlot(place.channel);

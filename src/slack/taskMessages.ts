@@ -19,7 +19,7 @@ import type { TaskChannels } from '../service/bus.js';
 import { Reviewers } from '../service/reviewers.js';
 import type { Db, Queryable } from '../store/db.js';
 import { appendEvent } from '../store/events.js';
-import { bornTaskView, readTaskView, type TaskLinks, type TaskViewRead } from '../store/taskView.js';
+import { bornTaskView, readTaskView, SHOWN_UNKNOWN, type TaskLinks, type TaskViewRead } from '../store/taskView.js';
 import { bumpViewVersion } from '../store/tasks.js';
 import {
   claimDms as claimLedgerDms,
@@ -42,6 +42,9 @@ export interface SyncReport {
   /** Slack's error code when the card could not be posted or updated. */
   cardError: string | null;
   reviewError: string | null;
+  /** The card's post waits for its channel's turn (a later redraw posts it, and reports again). */
+  cardWaiting: boolean;
+  reviewWaiting: boolean;
 }
 
 export interface TaskMessagesOptions {
@@ -118,11 +121,11 @@ export class TaskMessages extends MessageViews<SyncReport> {
     return [...behind, ...unlinked];
   }
 
-  protected async redraw(taskId: number): Promise<Redraw<SyncReport>> {
+  protected async redraw(taskId: number, resumed: boolean): Promise<Redraw<SyncReport>> {
     const under = { changed: false };
     this.drawing.set(taskId, under);
     try {
-      const done = await this.draw(taskId);
+      const done = await this.draw(taskId, resumed);
       // What this redraw knows once its links are stored, unless it threw or the task changed here meanwhile.
       if (done.known && !under.changed) this.knownViews.set(taskId, done.known);
       return done.redraw;
@@ -131,8 +134,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
     }
   }
 
-  private async draw(taskId: number): Promise<{ redraw: Redraw<SyncReport>; known: TaskViewRead | null }> {
-    const report: SyncReport = { cardError: null, reviewError: null };
+  /**
+   * `resumed`: the task waited for a message's turn; a message the draw before the wait showed
+   * and that still shows the task's version is left alone (its update would only spend a
+   * chat.update of the workspace's fifty a minute).
+   */
+  private async draw(taskId: number, resumed: boolean): Promise<{ redraw: Redraw<SyncReport>; known: TaskViewRead | null }> {
+    const report: SyncReport = { cardError: null, reviewError: null, cardWaiting: false, reviewWaiting: false };
     const attempt = new RedrawAttempt(this.log, { taskId }, `task ${taskId}`);
     const done = (known: TaskViewRead | null = null) => ({
       redraw: { report, attempt, failed: report.cardError !== null || report.reviewError !== null },
@@ -156,10 +164,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
     let reviewScriptPosted = task.reviewScriptPosted;
     const slot = (kind: TaskMessageKind) => ({ table: 'tasks' as const, id: taskId, kind });
 
-    // The two messages live in different channels, each with its own pace: neither waits for the other.
+    const upToDate = (ts: string | null, shown: number | null) => resumed && ts !== null && shown !== null && shown >= task.viewVersion;
+    // The two messages live in different channels, each with its own pace: neither waits for the
+    // other. A post whose turn has not come ends this redraw's part for it (deferTurn): the task
+    // is drawn again, from a fresh read, when the turn comes.
     const resubmittedAs = task.status === 'rejected' ? await resubmissionOf(this.db, taskId) : null;
     const showCard = async () => {
-      if (!task.channelId) return;
+      if (!task.channelId || upToDate(task.cardTs, read.shown.card)) return;
       const card = () =>
         renderTaskCard(view, {
           targetDescription: target?.description ?? null,
@@ -169,7 +180,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
           resubmittedAs: resubmittedAs ? { id: resubmittedAs.id, permalink: safePermalink(resubmittedAs.permalink) } : null,
         });
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: task.channelId, ts: task.cardTs }, card, task.viewVersion);
+        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: task.channelId, ts: task.cardTs }, card, task.viewVersion, {
+          deferTurn: true,
+        });
+        if (shown.outcome === 'waiting') {
+          report.cardWaiting = true;
+          return attempt.waitForTurn(shown.waitMs);
+        }
         attempt.redo ||= shown.outcome === 'stale';
         cardTs = shown.ts;
       } catch (error) {
@@ -177,7 +194,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
       }
     };
     const showReview = async () => {
-      if (!task.reviewChannel || !policy) return;
+      if (!task.reviewChannel || !policy || upToDate(task.reviewTs, read.shown.review)) return;
       let scriptClipped = false;
       const request = () => {
         const { scriptClipped: clipped, ...message } = renderReviewRequest(view, policy, { cardPermalink: links?.cardPermalink || null });
@@ -185,7 +202,13 @@ export class TaskMessages extends MessageViews<SyncReport> {
         return message;
       };
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion);
+        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion, {
+          deferTurn: true,
+        });
+        if (shown.outcome === 'waiting') {
+          report.reviewWaiting = true;
+          return attempt.waitForTurn(shown.waitMs);
+        }
         attempt.redo ||= shown.outcome === 'stale';
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
@@ -208,7 +231,9 @@ export class TaskMessages extends MessageViews<SyncReport> {
     };
     await Promise.all([showCard(), showReview()]);
 
-    if (lookups && links) {
+    // Links and DMs once both messages have had their turn, as before the wait: the redraw that
+    // posts the last one does them (and the permalinks' one redraw updates both messages).
+    if (lookups && links && !report.cardWaiting && !report.reviewWaiting) {
       const drawn: TaskView = { ...view, task: { ...task, cardTs, reviewTs, reviewScriptPosted } };
       const linked = await this.linkAndNotify(drawn, policy, resolved?.unknown ?? [], links, lookups, attempt);
       // Only when both messages are in Slack: a message another process posts has a ts only a read finds.
@@ -250,7 +275,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
       if (stored?.shown) {
         attempt.redo = true;
         // Our bump was the only change since the read: the redraw that shows the links needs none.
-        if (stored.viewVersion === task.viewVersion + 1) known = { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links };
+        if (stored.viewVersion === task.viewVersion + 1)
+          known = { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links, shown: { ...SHOWN_UNKNOWN } };
       }
       // The card of the task this one resubmits links to this card: redraw it with the link.
       const original = stored?.cardShown ? resubmittedFrom(stored.sourceKey) : null;

@@ -23,11 +23,21 @@ export interface TaskLinks {
   reviewDmsSent: boolean;
 }
 
+/** The view_version each message was last drawn at (null: never, or not known without a read). */
+export interface ShownVersions {
+  card: number | null;
+  review: number | null;
+}
+
 /** A task's view and its messages' links: what a redraw draws. */
 export interface TaskViewRead {
   view: TaskView;
   links: TaskLinks;
+  shown: ShownVersions;
 }
+
+/** What a view not read from the row says of its messages' versions: nothing. */
+export const SHOWN_UNKNOWN: Readonly<ShownVersions> = Object.freeze({ card: null, review: null });
 
 export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskView | null> {
   return (await readTaskView(db, taskId))?.view ?? null;
@@ -39,7 +49,11 @@ export async function loadTaskView(db: Queryable, taskId: number): Promise<TaskV
  * `/task run` and per task born with a card); test/e2e/birth-view.test.ts holds the two equal.
  */
 export function bornTaskView(task: Task): TaskViewRead {
-  return { view: { task, decisions: [], execution: null }, links: { cardPermalink: null, reviewPermalink: null, reviewDmsSent: false } };
+  return {
+    view: { task, decisions: [], execution: null },
+    links: { cardPermalink: null, reviewPermalink: null, reviewDmsSent: false },
+    shown: { ...SHOWN_UNKNOWN },
+  };
 }
 
 /**
@@ -84,5 +98,9 @@ export async function readTaskView(db: Queryable, taskId: number): Promise<TaskV
   return {
     view: { task, decisions, execution },
     links: { cardPermalink: row.card_permalink ?? null, reviewPermalink: row.review_permalink ?? null, reviewDmsSent: row.review_dms_sent === true },
+    shown: { card: versionOf(row.card_version), review: versionOf(row.review_version) },
   };
 }
+
+/** A bigint column as pg answers it (a string), or null. */
+const versionOf = (value: number | string | null): number | null => (value === null ? null : Number(value));

@@ -191,7 +191,7 @@ export class FakeSlack {
   private readonly users = new Map<string, { display_name: string; real_name: string }>();
   /** Milliseconds each call to a method waits before it is answered (a slow Slack). */
   private readonly delays = new Map<string, number>();
-  private readonly failures = new Map<string, { failure: InjectedFailure; times: number }>();
+  private readonly failures = new Map<string, { failure: InjectedFailure; times: number; when: ((args: Json) => boolean) | undefined }>();
   private readonly handlers = new Map<string, CustomHandler>();
   private readonly triggersIssued = new Map<string, number>();
   private readonly triggersUsed = new Set<string>();
@@ -299,10 +299,11 @@ export class FakeSlack {
 
   /**
    * Make the next `times` calls to `method` fail. `method` is a Web API method, or `upload`
-   * (the upload URL) or `respond` (response_urls).
+   * (the upload URL) or `respond` (response_urls). `when`: only calls whose arguments it accepts
+   * fail (and count), e.g. posts to one channel.
    */
-  failNext(method: string, failure: InjectedFailure, times = 1): void {
-    this.failures.set(method, { failure, times });
+  failNext(method: string, failure: InjectedFailure, times = 1, when?: (args: Json) => boolean): void {
+    this.failures.set(method, { failure, times, when });
   }
 
   /** Stop injecting failures (for one method, or all): Slack has recovered. */
@@ -393,16 +394,16 @@ export class FakeSlack {
     if (!handler) return ok200({ ok: false, error: 'unknown_method', req_method: method });
     if (!token) return ok200({ ok: false, error: 'not_authed' });
     if (this.opts.token !== undefined && token !== this.opts.token) return ok200({ ok: false, error: 'invalid_auth' });
-    const injected = this.injectedFailure(method);
+    const injected = this.injectedFailure(method, parsed.args);
     if (injected) return injected;
     if (parsed.error) return ok200({ ok: false, error: parsed.error });
     const answer = handler(parsed.args);
     return answer instanceof Reply ? answer : ok200(answer);
   }
 
-  private injectedFailure(method: string): Reply | undefined {
+  private injectedFailure(method: string, args?: Json): Reply | undefined {
     const entry = this.failures.get(method);
-    if (!entry) return undefined;
+    if (!entry || (entry.when && !(args && entry.when(args)))) return undefined;
     entry.times -= 1;
     if (entry.times <= 0) this.failures.delete(method);
     const { failure } = entry;

@@ -45,3 +45,100 @@ describe('RedrawQueue.reconcile', () => {
     queue.stop();
   });
 });
+
+describe('RedrawQueue: rows waiting for a turn', () => {
+  const deferred = (log: MessagesLogger, id: number, waitMs: number): Redraw<string> => {
+    const attempt = new RedrawAttempt(log, { id }, `task ${id}`);
+    if (waitMs > 0) attempt.waitForTurn(waitMs);
+    return { report: waitMs > 0 ? 'waiting' : 'posted', attempt, failed: false };
+  };
+
+  it('ends a redraw whose post must wait, holds the row as a timer, passes it over when reconciling, and resumes it at its turn', async () => {
+    const calls: Array<{ id: number; resumed: boolean; at: number }> = [];
+    const queue = new RedrawQueue<string>(
+      'task',
+      async (id, resumed) => {
+        calls.push({ id, resumed, at: Date.now() });
+        // The first draw finds the channel busy for 300 ms (a second wait, shorter, is kept behind the first).
+        return deferred(log, id, calls.length === 1 ? 300 : 0);
+      },
+      async () => [7],
+      log,
+      { retryBaseMs: 1000, reconcileMs: 60_000 },
+    );
+    const started = Date.now();
+    expect(await queue.sync(7)).toBe('waiting');
+    await queue.idle(100);
+    expect(queue.pending).toEqual({ waitingForTurn: 1, redrawing: 0 });
+    // The sweep does not draw a row that only waits for its turn.
+    await queue.reconcile();
+    expect(calls).toHaveLength(1);
+    await waitFor(() => calls.length === 2);
+    expect(calls[1]).toMatchObject({ id: 7, resumed: true });
+    expect(calls[1]!.at - started).toBeGreaterThanOrEqual(290);
+    await queue.idle(1000);
+    expect(queue.pending).toEqual({ waitingForTurn: 0, redrawing: 0 });
+    // A redraw asked for by a change is not a resumed one.
+    await queue.sync(7);
+    expect(calls[2]).toMatchObject({ resumed: false });
+    queue.stop();
+  });
+
+  it('tells a follower each report until it is done, starting a redraw for an idle row, and forgets it when it expires', async () => {
+    let waits = [200, 0];
+    const queue = new RedrawQueue<string>(
+      'task',
+      async (id) => deferred(log, id, waits.shift() ?? 0),
+      async () => [],
+      log,
+      {
+        retryBaseMs: 1000,
+        reconcileMs: 60_000,
+      },
+    );
+    const heard: string[] = [];
+    // Idle row: following it starts a redraw, which waits; the one at the turn posts.
+    queue.follow(
+      1,
+      (report) => {
+        heard.push(report);
+        return report === 'posted';
+      },
+      10_000,
+    );
+    await waitFor(() => heard.length === 2);
+    expect(heard).toEqual(['waiting', 'posted']);
+    // Done: a later redraw is not told.
+    await queue.sync(1);
+    expect(heard).toEqual(['waiting', 'posted']);
+
+    // A follower whose time is up hears nothing more, and a listener that throws is dropped, not rethrown.
+    waits = [0, 0];
+    const late: string[] = [];
+    queue.follow(2, (report) => late.push(report) > 5, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await queue.sync(2);
+    const thrown: string[] = [];
+    queue.follow(
+      3,
+      (report) => {
+        thrown.push(report);
+        throw new Error('listener bug');
+      },
+      10_000,
+    );
+    await waitFor(() => thrown.length === 1);
+    await queue.sync(3);
+    expect(thrown).toHaveLength(1);
+    expect(late.length).toBeLessThanOrEqual(1);
+    queue.stop();
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * A card or review request whose channel's turn has not come waits as a row, not as a redraw
+ * held open: the redraw ends, the row is drawn again from Postgres when the turn comes, and only
+ * what is still to do is done then (the message already shown is not updated again). The author
+ * still hears of a refused post, when it is tried. Through signed commands, against the fake
+ * Slack's own per-channel limit (three at once, then one a second).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+
+describe('posts waiting for their channel', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await Harness.start();
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  const createIn = async (channel: string, message: string): Promise<number> => {
+    const response = await h.command(`run web-prod -m "${message}" uptime`, undefined, { channel });
+    const match = /Created \*#(\d+)\*/.exec(String(response.json?.text ?? ''));
+    if (!match) throw new Error(`no task created: ${response.text}`);
+    return Number(match[1]);
+  };
+  const topLevel = (channel: string, id: number) => h.fake.messages(channel).filter((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`));
+  const updatesOf = (channel: string, ts: string) =>
+    h.fake.callsTo('chat.update').filter((c) => c.args.channel === channel && c.args.ts === ts && c.status === 200);
+
+  it('waits as rows while the review channel is busy, then posts each message once and updates each once for its links', async () => {
+    // Six tasks from two channels: their cards go out at once (three per channel), their review
+    // requests share one channel, where three go out at once and three wait a second apart.
+    const ids: number[] = [];
+    for (const channel of ['CTURNS1', 'CTURNS2']) for (let i = 0; i < 3; i++) ids.push(await createIn(channel, `turn ${channel} ${i}`));
+    const messages = h.app.messages!;
+    // While the last review requests wait, nothing is being drawn: they wait as rows.
+    await h.fake.waitFor(
+      () => {
+        const { waitingForTurn, redrawing } = messages.pending;
+        return waitingForTurn >= 2 && redrawing === 0;
+      },
+      5_000,
+      'review requests waiting with no redraw open',
+    );
+
+    for (const [index, id] of ids.entries()) {
+      const channel = index < 3 ? 'CTURNS1' : 'CTURNS2';
+      const linked = async () => {
+        const row = await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink', 'view_version', 'card_version', 'review_version');
+        return (
+          row.card_permalink &&
+          row.review_permalink &&
+          Number(row.card_version) === Number(row.view_version) &&
+          Number(row.review_version) === Number(row.view_version)
+        );
+      };
+      await waitUntil(linked, 15_000, `#${id}'s messages linked and drawn`);
+      await messages.idle(5_000);
+      const cards = topLevel(channel, id);
+      const requests = topLevel(REVIEW_CHANNEL, id);
+      expect(cards, `#${id}'s card`).toHaveLength(1);
+      expect(requests, `#${id}'s review request`).toHaveLength(1);
+      // One update each: the one that shows the links. The card drawn before its review
+      // request's wait is not drawn again when the wait ends.
+      expect(updatesOf(channel, cards[0]!.ts), `#${id}'s card updates`).toHaveLength(1);
+      expect(updatesOf(REVIEW_CHANNEL, requests[0]!.ts), `#${id}'s review request updates`).toHaveLength(1);
+    }
+    // The later review requests did wait for their turn.
+    const posted = h.fake.callsTo('chat.postMessage').filter((c) => c.args.channel === REVIEW_CHANNEL && c.status === 200);
+    expect(posted.at(-1)!.at - posted[0]!.at).toBeGreaterThanOrEqual(2_000);
+    expect(h.fake.callsTo('chat.postMessage').filter((c) => c.status === 429)).toEqual([]);
+    expect(messages.pending).toEqual({ waitingForTurn: 0, redrawing: 0 });
+  });
+
+  it('tells the author of a refused card when its turn comes, and posts it once it can', async () => {
+    const channel = 'CTURNS3';
+    for (let i = 0; i < 3; i++) await createIn(channel, `filler ${i}`);
+    await h.fake.waitFor(() => h.fake.messages(channel).filter((m) => !m.thread_ts).length === 3 || undefined, 5_000, 'the burst posted');
+    // This channel's next post is refused, as Slack refuses a post to a channel the app is not in.
+    h.fake.failNext('chat.postMessage', { error: 'not_in_channel' }, 1, (args) => args.channel === channel);
+    const before = h.fake.responses.length;
+    const sent = Date.now();
+    const id = await createIn(channel, 'refused when its turn comes');
+    expect(h.responsesSince(before)).toEqual([]);
+    const warning = await h.fake.waitFor(
+      () => h.responsesSince(before).find((text) => text.includes('could not post its card here')),
+      10_000,
+      'the warning to the author',
+    );
+    expect(warning).toContain(`#${id}`);
+    expect(warning).toContain('`not_in_channel`');
+    // Told when the post was tried, at the channel's turn, not when the task was made.
+    const refused = h.fake.callsTo('chat.postMessage').find((c) => c.args.channel === channel && c.response.ok === false);
+    expect(refused!.at - sent).toBeGreaterThanOrEqual(500);
+    // The card follows once Slack takes it, and the author is told once.
+    await h.fake.waitFor(() => topLevel(channel, id).length === 1 || undefined, 15_000, 'the card posted after the refusal');
+    await h.app.messages!.idle(5_000);
+    expect(topLevel(channel, id)).toHaveLength(1);
+    expect(h.responsesSince(before).filter((text) => text.includes('could not post'))).toHaveLength(1);
+  });
+});
+
+async function waitUntil(check: () => Promise<unknown>, timeoutMs: number, label: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${label}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
