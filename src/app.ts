@@ -121,6 +121,8 @@ export interface RunningApp {
   runner: Runner;
   pool: SshPool;
   messages: TaskMessages | null;
+  /** The runs' cards and requests in Slack (null without Slack). */
+  runMessages: RunMessages | null;
   /** Signs links to task pages (the card's log link). */
   signer: LinkSigner;
   schedules: ScheduleService;
@@ -545,6 +547,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     runner,
     pool,
     messages,
+    runMessages,
     signer,
     schedules,
     scheduler,

@@ -5,11 +5,13 @@
  *
  * - RedrawQueue: redraws of one row are serialised in this process and collapse into one
  *   pending redraw; a failed one is retried with backoff (Retry-After honoured); a reconciler
- *   finds rows whose messages are behind (after a Slack outage, a crash, a late /invite);
+ *   finds rows whose messages are behind (after a Slack outage, a crash, a late /invite); a
+ *   row whose post waits for its channel's turn waits as a timer, not as a redraw held open;
  * - showMessage: posting is claimed in Postgres when the channel's turn comes (not before a
  *   wait in its queue, where a claim could go stale), so two processes never post the same
- *   message; each message records the view_version it shows, so a redraw that lands after a
- *   newer one is noticed and redone;
+ *   message; a post whose turn has not come is promised it and answers `waiting`; each message
+ *   records the view_version it shows, so a redraw that lands after a newer one is noticed and
+ *   redone;
  * - fetchPermalink and sendDms: a message's permalink is fetched once and stored; direct
  *   messages go out once per person whatever the number of processes (each claimed at its
  *   channel's turn, before it is sent).
@@ -430,11 +432,6 @@ export interface ShowOptions {
   skipIfShown?: boolean;
   /** Record the channel with the ts (a slot whose channel is chosen when it is posted). */
   recordChannel?: boolean;
-  /**
-   * A post whose channel's turn has not come answers `waiting` with the ms left instead of waiting
-   * here (the turn is promised to it: gateway.postTurn); the caller draws again then.
-   */
-  deferTurn?: boolean;
 }
 
 /** What showMessage did: `waitMs` only with `waiting`. */
@@ -444,11 +441,13 @@ export type ShowOutcome = { outcome: 'shown' | 'stale' | 'elsewhere'; ts: string
  * Posts the message if it was never posted (claiming the post first), else updates it.
  * `stale`: the message turned out to show a newer version than this redraw, which must be
  * redone. `elsewhere`: another process holds the claim to post it; the reconciler follows up.
- * `waiting`: see ShowOptions.deferTurn.
+ * `waiting`: the channel's turn for this post has not come; it is promised to it
+ * (gateway.postTurn) and the caller draws again in `waitMs` (RedrawAttempt.waitForTurn) rather
+ * than waiting here with its whole redraw held open.
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
   /**
@@ -465,10 +464,8 @@ export async function showMessage(
     // The channel's turn first, then the claim: a claim held through a long wait in the channel's
     // queue would go stale (two minutes) and let another process post the message too. Nor is
     // a burst of commands slowed by claims that only wait.
-    if (options.deferTurn) {
-      const waitMs = gateway.postTurn(place.channel, `${slot.table}:${slot.id}:${slot.kind}`);
-      if (waitMs > 0) return { outcome: 'waiting', ts: null, waitMs };
-    } else await gateway.postSlot(place.channel);
+    const waitMs = gateway.postTurn(place.channel, `${slot.table}:${slot.id}:${slot.kind}`);
+    if (waitMs > 0) return { outcome: 'waiting', ts: null, waitMs };
     if (!(await claimMessagePost(db, slot))) {
       // Another process posts it (every replica redraws a run): this one's turn goes to the next post.
       gateway.returnPostSlot(place.channel);

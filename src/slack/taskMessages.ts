@@ -166,8 +166,8 @@ export class TaskMessages extends MessageViews<SyncReport> {
 
     const upToDate = (ts: string | null, shown: number | null) => resumed && ts !== null && shown !== null && shown >= task.viewVersion;
     // The two messages live in different channels, each with its own pace: neither waits for the
-    // other. A post whose turn has not come ends this redraw's part for it (deferTurn): the task
-    // is drawn again, from a fresh read, when the turn comes.
+    // other. A post whose turn has not come ends this redraw's part for it (showMessage's
+    // `waiting`): the task is drawn again, from a fresh read, when the turn comes.
     const resubmittedAs = task.status === 'rejected' ? await resubmissionOf(this.db, taskId) : null;
     const showCard = async () => {
       if (!task.channelId || upToDate(task.cardTs, read.shown.card)) return;
@@ -180,9 +180,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
           resubmittedAs: resubmittedAs ? { id: resubmittedAs.id, permalink: safePermalink(resubmittedAs.permalink) } : null,
         });
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: task.channelId, ts: task.cardTs }, card, task.viewVersion, {
-          deferTurn: true,
-        });
+        const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: task.channelId, ts: task.cardTs }, card, task.viewVersion);
         if (shown.outcome === 'waiting') {
           report.cardWaiting = true;
           return attempt.waitForTurn(shown.waitMs);
@@ -202,9 +200,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
         return message;
       };
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion, {
-          deferTurn: true,
-        });
+        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion);
         if (shown.outcome === 'waiting') {
           report.reviewWaiting = true;
           return attempt.waitForTurn(shown.waitMs);

@@ -6,12 +6,16 @@
  * Slack's own per-channel limit (three at once, then one a second).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+import { createApiToken } from '../../src/store/apiTokens.js';
+import { ApiClient } from '../support/apiClient.js';
+import { AUTHOR, blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
 
 describe('posts waiting for their channel', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await Harness.start();
+    h = await Harness.start({
+      extraYaml: () => ['runbooks:', '  turn-check:', '    steps:', '      - { id: look, script: { target: web-prod, script: uptime } }'].join('\n'),
+    });
   });
   afterAll(async () => {
     await h.stop();
@@ -70,6 +74,45 @@ describe('posts waiting for their channel', () => {
     expect(posted.at(-1)!.at - posted[0]!.at).toBeGreaterThanOrEqual(2_000);
     expect(h.fake.callsTo('chat.postMessage').filter((c) => c.status === 429)).toEqual([]);
     expect(messages.pending).toEqual({ waitingForTurn: 0, redrawing: 0 });
+  });
+
+  it('lets a burst of runs wait as rows too: each run card and review request posted once, none lost', async () => {
+    const channel = 'CRUNTURNS';
+    h.fake.setChannelMembers(channel, [AUTHOR]);
+    const api = await ApiClient.connect(h.app.url);
+    const { token } = await createApiToken(h.database.db, AUTHOR, 'turns');
+    const runIds: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const started = await api.call('POST', '/runbooks/turn-check/start', { token, body: { message: `burst ${i}`, channel } });
+      expect(started.status, JSON.stringify(started.body)).toBe(201);
+      runIds.push(started.body.run.id);
+    }
+    const runMessages = h.app.runMessages!;
+    await h.fake.waitFor(
+      () => {
+        const { waitingForTurn, redrawing } = runMessages.pending;
+        return waitingForTurn >= 1 && redrawing === 0;
+      },
+      5_000,
+      'run cards waiting with no redraw open',
+    );
+    await waitUntil(
+      async () => {
+        const rows = await h.database.db('runs').whereIn('id', runIds).select('card_ts', 'review_ts');
+        return rows.every((row) => row.card_ts && row.review_ts);
+      },
+      20_000,
+      'every run card and review request posted',
+    );
+    await runMessages.idle(5_000);
+    const rows = await h.database.db('runs').whereIn('id', runIds).select('card_ts', 'review_ts');
+    const cards = h.fake.messages(channel).filter((m) => !m.thread_ts);
+    expect(cards.map((m) => m.ts).sort()).toEqual(rows.map((row) => row.card_ts).sort());
+    const requests = new Set(rows.map((row) => row.review_ts));
+    expect(h.fake.messages(REVIEW_CHANNEL).filter((m) => requests.has(m.ts))).toHaveLength(runIds.length);
+    expect(h.fake.callsTo('chat.postMessage').filter((c) => c.status === 429)).toEqual([]);
+    // Nothing left waiting once every turn has come (the links' redraws may still be finishing).
+    await h.fake.waitFor(() => runMessages.pending.waitingForTurn === 0 && runMessages.pending.redrawing === 0, 10_000, 'run messages settled');
   });
 
   it('tells the author of a refused card when its turn comes, and posts it once it can', async () => {

@@ -88,6 +88,9 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     const slot = (kind: 'card' | 'review'): MessageSlot => ({ table: 'runs', id: runId, kind });
     let cardTs = run.cardTs;
     let reviewTs = run.reviewTs;
+    // A post whose channel's turn has not come ends this redraw's part for it (showMessage's
+    // `waiting`): the run is drawn again when the turn comes, as a task is.
+    let waiting = false;
 
     const showCard = async () => {
       if (!run.channelId) return;
@@ -96,6 +99,10 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         const shown = await showMessage(this.db, this.gateway, slot('card'), { channel: run.channelId, ts: run.cardTs }, card, run.viewVersion, {
           skipIfShown: true,
         });
+        if (shown.outcome === 'waiting') {
+          waiting = true;
+          return attempt.waitForTurn(shown.waitMs);
+        }
         attempt.redo ||= shown.outcome === 'stale';
         cardTs = shown.ts;
       } catch (error) {
@@ -116,6 +123,10 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: run.reviewChannel, ts: run.reviewTs }, request, run.viewVersion, {
           skipIfShown: true,
         });
+        if (shown.outcome === 'waiting') {
+          waiting = true;
+          return attempt.waitForTurn(shown.waitMs);
+        }
         attempt.redo ||= shown.outcome === 'stale';
         reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: what was cut goes to the thread whole, named by version.
@@ -140,7 +151,8 @@ export class RunMessages extends MessageViews<RunSyncReport> {
     for (const step of view.steps) await this.showStep(view, step, cardTs, links, attempt);
 
     const lookups = this.options.lookups;
-    if (lookups) await this.linkAndNotify(view, policy, resolved?.unknown ?? [], links, lookups, cardTs, reviewTs, attempt);
+    // Links and DMs once the card and the review request have both had their turn.
+    if (lookups && !waiting) await this.linkAndNotify(view, policy, resolved?.unknown ?? [], links, lookups, cardTs, reviewTs, attempt);
     return done();
   }
 
@@ -161,6 +173,7 @@ export class RunMessages extends MessageViews<RunSyncReport> {
           skipIfShown: true,
           recordChannel: true,
         });
+        if (shown.outcome === 'waiting') return attempt.waitForTurn(shown.waitMs);
         attempt.redo ||= shown.outcome === 'stale';
       } else if (planned.kind === 'input') {
         if (!run.channelId) return void (await recordMessageRendered(this.db, slot, run.viewVersion));
@@ -174,11 +187,12 @@ export class RunMessages extends MessageViews<RunSyncReport> {
           run.viewVersion,
           { skipIfShown: true, threadTs: cardTs, recordChannel: true },
         );
+        if (shown.outcome === 'waiting') return attempt.waitForTurn(shown.waitMs);
         attempt.redo ||= shown.outcome === 'stale';
       } else if (planned.kind === 'http' && step.finishedAt !== null && step.output !== null && run.channelId && cardTs) {
         const posted = (await this.db('run_steps').where({ id: step.id }).first('log_ts')) as { log_ts: string | null } | undefined;
-        if (posted && posted.log_ts === null)
-          await showMessage(
+        if (posted && posted.log_ts === null) {
+          const shown = await showMessage(
             this.db,
             this.gateway,
             { table: 'run_steps', id: step.id, kind: 'log' },
@@ -187,6 +201,8 @@ export class RunMessages extends MessageViews<RunSyncReport> {
             run.viewVersion,
             { threadTs: cardTs },
           );
+          if (shown.outcome === 'waiting') attempt.waitForTurn(shown.waitMs);
+        }
       }
     } catch (error) {
       attempt.failed(error, `message of step ${step.stepId}`);
