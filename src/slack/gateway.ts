@@ -61,9 +61,9 @@ export class SlackGateway {
   private readonly blockedUntil = new Map<string, number>();
   /**
    * Turns promised to posts that wait without a redraw in flight (postTurn): when each may go
-   * out, by `<channel> <what is posted>`. Kept in the order they were promised, so the stale
-   * ones (a post whose row was never drawn again: a stop, another process posted it) are at
-   * the front and cost nothing to drop.
+   * out, by `<channel> <what is posted>`. Swept from the front (the order they were promised)
+   * while stale: a turn far off in a busy channel holds back the sweep of those behind it, which
+   * are all dropped once it is (every entry ages out, so the map stays bounded).
    */
   private readonly promisedTurns = new Map<string, number>();
   readonly stats = { calls: 0, rateLimited: 0, failed: 0 };
@@ -76,8 +76,9 @@ export class SlackGateway {
   }
 
   /**
-   * `slotTaken`: the caller already waited for the channel's turn (postSlot), as a post that must
-   * be claimed first does: its claim is taken when the post can go out, not before a long wait.
+   * `slotTaken`: the caller already has the channel's turn (postSlot, or postTurn answering 0), as
+   * a post that must be claimed first does: its claim is taken when the post can go out, not
+   * before a long wait.
    */
   async postMessage(args: MessageArgs, options: { slotTaken?: boolean } = {}): Promise<{ ts: string; channel: string }> {
     if (!options.slotTaken) await this.postSlot(args.channel);
@@ -125,9 +126,10 @@ export class SlackGateway {
   }
 
   /**
-   * Takes a token from the channel's bucket, waiting in line for it when the bucket is empty: a
-   * burst of commands in one channel queues here for minutes. The post that uses the token
-   * must follow at once (postMessage with slotTaken).
+   * Takes a token from the channel's bucket, waiting in line for it when the bucket is empty
+   * (DMs and a schedule's review request wait here; cards and review requests are promised their
+   * turn by postTurn and wait as rows). The post that uses the token must follow at once
+   * (postMessage with slotTaken).
    */
   async postSlot(channel: string): Promise<void> {
     const wait = this.bucketOf(channel).take();
@@ -152,12 +154,22 @@ export class SlackGateway {
     if (at === undefined) at = now + this.bucketOf(channel).take();
     // Slack asked us to hold back: the claim that follows this turn must not be held through it.
     at = Math.max(at, this.blockedUntil.get('chat.postMessage') ?? 0);
-    if (at > now) {
+    // A timer set for the turn can fire a few ms early (timers count from the event loop's
+    // cached clock): that is the turn, not another full draw for the last few ms.
+    if (at > now + TURN_SLACK_MS) {
       this.promisedTurns.set(key, at);
       return at - now;
     }
     this.promisedTurns.delete(key);
     return 0;
+  }
+
+  /**
+   * The post promised a turn is not wanted any more (another process posted it): the turn goes
+   * back to the channel's next post, as returnPostSlot does.
+   */
+  forgetTurn(channel: string, postKey: string): void {
+    if (this.promisedTurns.delete(`${channel} ${postKey}`)) this.returnPostSlot(channel);
   }
 
   /** Turns promised this long ago and never taken are forgotten (their rows come back with a fresh ask). */
@@ -173,7 +185,7 @@ export class SlackGateway {
     return this.promisedTurns.size;
   }
 
-  /** Gives back a slot postSlot handed out for a post that did not happen (another process posts it). */
+  /** Gives back a slot postSlot (or postTurn, answering 0) handed out for a post that did not happen (another process posts it). */
   returnPostSlot(channel: string): void {
     this.postBuckets.get(channel)?.giveBack();
   }
@@ -213,5 +225,7 @@ export class SlackGateway {
 
 /** A promised turn not taken this long after it came is forgotten. */
 const STALE_TURN_MS = 10 * 60_000;
+/** A promised turn this close is taken now. */
+const TURN_SLACK_MS = 10;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

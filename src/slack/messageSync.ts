@@ -204,7 +204,7 @@ export class RedrawQueue<R> {
 
   /**
    * `afterTurn`: the redraw starts after the current turn of the event loop (the caller answers
-   * its user first), but is under way at once for current() and for collapsing.
+   * its user first), but is under way at once for follow() and for collapsing.
    */
   sync(id: number, afterTurn = false, resumed = false): Promise<R> {
     let state = this.states.get(id);
@@ -300,7 +300,8 @@ export class RedrawQueue<R> {
     }
     const { attempt } = done;
     if (done.failed || attempt.retry) this.scheduleRetry(id, attempt.retryAfterMs);
-    else this.clearFailure(id);
+    // A redraw that only waited proves nothing: a post refused at its last turn keeps its backoff.
+    else if (attempt.turnInMs === 0) this.clearFailure(id);
     if (attempt.turnInMs > 0) this.scheduleTurn(id, attempt.turnInMs);
     // A redraw from another process landed after ours was rendered: ours may now show an older state.
     if (attempt.redo && !this.stopped) void this.sync(id);
@@ -447,14 +448,10 @@ export type ShowOutcome = { outcome: 'shown' | 'stale' | 'elsewhere'; ts: string
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postTurn' | 'forgetTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
-  /**
-   * Drawn when it is sent: a post waits for its channel's turn, which in a burst comes minutes
-   * later, and the blocks of hundreds of waiting posts held in memory made every young-generation
-   * collection copy them again (scavenges of 6-10 ms, the `/task run` acks' slowest percent).
-   */
+  /** Drawn only when it is sent: an update skipped, a post waiting or claimed elsewhere draws nothing. */
   render: () => SlackMessage,
   version: number,
   options: ShowOptions = {},
@@ -464,7 +461,7 @@ export async function showMessage(
     // The channel's turn first, then the claim: a claim held through a long wait in the channel's
     // queue would go stale (two minutes) and let another process post the message too. Nor is
     // a burst of commands slowed by claims that only wait.
-    const waitMs = gateway.postTurn(place.channel, `${slot.table}:${slot.id}:${slot.kind}`);
+    const waitMs = gateway.postTurn(place.channel, turnKey(slot));
     if (waitMs > 0) return { outcome: 'waiting', ts: null, waitMs };
     if (!(await claimMessagePost(db, slot))) {
       // Another process posts it (every replica redraws a run): this one's turn goes to the next post.
@@ -492,6 +489,8 @@ export async function showMessage(
     }
     return { outcome: fresh ? 'shown' : 'stale', ts: shownTs };
   } else {
+    // Posted meanwhile by another process: a turn this one was promised for it goes to the next post.
+    gateway.forgetTurn(place.channel, turnKey(slot));
     const already = options.skipIfShown ? await shownVersion(db, slot) : null;
     if (already !== null && already >= version) return { outcome: already > version ? 'stale' : 'shown', ts: shownTs };
     await gateway.update({ channel: place.channel, ts: shownTs, ...render() }, 'view');
@@ -499,6 +498,9 @@ export async function showMessage(
   const fresh = await recordMessageRendered(db, slot, version);
   return { outcome: fresh ? 'shown' : 'stale', ts: shownTs };
 }
+
+/** What a post is promised its channel's turn under (gateway.postTurn). */
+export const turnKey = (slot: MessageSlot): string => `${slot.table}:${slot.id}:${slot.kind}`;
 
 /**
  * Asks Slack for a message's permalink: the URL, '' when Slack refuses one (the message is gone,

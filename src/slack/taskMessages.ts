@@ -31,7 +31,17 @@ import {
   type TaskMessageKind,
 } from '../store/slackMessages.js';
 import type { SlackGateway } from './gateway.js';
-import { lookUpPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from './messageSync.js';
+import {
+  lookUpPermalink,
+  MessageViews,
+  RedrawAttempt,
+  sendDms,
+  showMessage,
+  turnKey,
+  type MessagesLogger,
+  type Redraw,
+  type SlackLookups,
+} from './messageSync.js';
 import { renderReviewDm, renderReviewRequest, safePermalink } from './render/reviewRequest.js';
 import { renderTaskCard } from './render/taskCard.js';
 import { postWholeScript } from './wholeScript.js';
@@ -164,13 +174,18 @@ export class TaskMessages extends MessageViews<SyncReport> {
     let reviewScriptPosted = task.reviewScriptPosted;
     const slot = (kind: TaskMessageKind) => ({ table: 'tasks' as const, id: taskId, kind });
 
-    const upToDate = (ts: string | null, shown: number | null) => resumed && ts !== null && shown !== null && shown >= task.viewVersion;
+    // Shown by the draw before the wait (or by another process, whose turn then goes to the next post).
+    const upToDate = (kind: TaskMessageKind, channel: string, ts: string | null, shown: number | null) => {
+      if (!resumed || ts === null || shown === null || shown < task.viewVersion) return false;
+      this.gateway.forgetTurn(channel, turnKey(slot(kind)));
+      return true;
+    };
     // The two messages live in different channels, each with its own pace: neither waits for the
     // other. A post whose turn has not come ends this redraw's part for it (showMessage's
     // `waiting`): the task is drawn again, from a fresh read, when the turn comes.
     const resubmittedAs = task.status === 'rejected' ? await resubmissionOf(this.db, taskId) : null;
     const showCard = async () => {
-      if (!task.channelId || upToDate(task.cardTs, read.shown.card)) return;
+      if (!task.channelId || upToDate('card', task.channelId, task.cardTs, read.shown.card)) return;
       const card = () =>
         renderTaskCard(view, {
           targetDescription: target?.description ?? null,
@@ -192,27 +207,32 @@ export class TaskMessages extends MessageViews<SyncReport> {
       }
     };
     const showReview = async () => {
-      if (!task.reviewChannel || !policy || upToDate(task.reviewTs, read.shown.review)) return;
-      let scriptClipped = false;
+      const reviewChannel = task.reviewChannel;
+      if (!reviewChannel || !policy) return;
+      const draw = () => renderReviewRequest(view, policy, { cardPermalink: links?.cardPermalink || null });
+      // Known once drawn; a request not drawn here (shown already at this version) is drawn to learn it.
+      let scriptClipped: boolean | null = null;
       const request = () => {
-        const { scriptClipped: clipped, ...message } = renderReviewRequest(view, policy, { cardPermalink: links?.cardPermalink || null });
+        const { scriptClipped: clipped, ...message } = draw();
         scriptClipped = clipped;
         return message;
       };
       try {
-        const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: task.reviewChannel, ts: task.reviewTs }, request, task.viewVersion);
-        if (shown.outcome === 'waiting') {
-          report.reviewWaiting = true;
-          return attempt.waitForTurn(shown.waitMs);
+        if (!upToDate('review', reviewChannel, task.reviewTs, read.shown.review)) {
+          const shown = await showMessage(this.db, this.gateway, slot('review'), { channel: reviewChannel, ts: task.reviewTs }, request, task.viewVersion);
+          if (shown.outcome === 'waiting') {
+            report.reviewWaiting = true;
+            return attempt.waitForTurn(shown.waitMs);
+          }
+          attempt.redo ||= shown.outcome === 'stale';
+          reviewTs = shown.ts;
         }
-        attempt.redo ||= shown.outcome === 'stale';
-        reviewTs = shown.ts;
         // Reviewers must be able to read everything they approve: a clipped script goes to the thread whole.
-        if (scriptClipped && !task.reviewScriptPosted && shown.ts) {
+        if (!task.reviewScriptPosted && reviewTs && (scriptClipped ?? draw().scriptClipped)) {
           // Named by version: after an edit the thread holds two files, and the reviewer must tell which one Approve covers.
           await postWholeScript(this.gateway, {
-            channel: task.reviewChannel,
-            threadTs: shown.ts,
+            channel: reviewChannel,
+            threadTs: reviewTs,
             name: `task-${taskId}-script`,
             ref: `#${taskId}`,
             type: task.type,

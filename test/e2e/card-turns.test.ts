@@ -32,10 +32,11 @@ describe('posts waiting for their channel', () => {
     h.fake.callsTo('chat.update').filter((c) => c.args.channel === channel && c.args.ts === ts && c.status === 200);
 
   it('waits as rows while the review channel is busy, then posts each message once and updates each once for its links', async () => {
-    // Six tasks from two channels: their cards go out at once (three per channel), their review
-    // requests share one channel, where three go out at once and three wait a second apart.
+    // Nine tasks from three channels: their cards go out at once (three per channel), their review
+    // requests share one channel, where three go out at once and six wait a second apart.
+    const channels = ['CTURNS1', 'CTURNS2', 'CTURNS4'];
     const ids: number[] = [];
-    for (const channel of ['CTURNS1', 'CTURNS2']) for (let i = 0; i < 3; i++) ids.push(await createIn(channel, `turn ${channel} ${i}`));
+    for (const channel of channels) for (let i = 0; i < 3; i++) ids.push(await createIn(channel, `turn ${channel} ${i}`));
     const messages = h.app.messages!;
     // While the last review requests wait, nothing is being drawn: they wait as rows.
     await h.fake.waitFor(
@@ -48,7 +49,7 @@ describe('posts waiting for their channel', () => {
     );
 
     for (const [index, id] of ids.entries()) {
-      const channel = index < 3 ? 'CTURNS1' : 'CTURNS2';
+      const channel = channels[Math.floor(index / 3)]!;
       const linked = async () => {
         const row = await h.database.db('tasks').where({ id }).first('card_permalink', 'review_permalink', 'view_version', 'card_version', 'review_version');
         return (
@@ -117,13 +118,15 @@ describe('posts waiting for their channel', () => {
 
   it('tells the author of a refused card when its turn comes, and posts it once it can', async () => {
     const channel = 'CTURNS3';
-    for (let i = 0; i < 3; i++) await createIn(channel, `filler ${i}`);
-    await h.fake.waitFor(() => h.fake.messages(channel).filter((m) => !m.thread_ts).length === 3 || undefined, 5_000, 'the burst posted');
-    // This channel's next post is refused, as Slack refuses a post to a channel the app is not in.
-    h.fake.failNext('chat.postMessage', { error: 'not_in_channel' }, 1, (args) => args.channel === channel);
+    // Five before it: three go out at once, two wait, and this card waits behind them.
+    for (let i = 0; i < 5; i++) await createIn(channel, `filler ${i}`);
+    // Its post is refused, as Slack refuses a post to a channel the app is not in.
+    h.fake.failNext('chat.postMessage', { error: 'not_in_channel' }, 1, (args) => JSON.stringify(args).includes('refused when its turn comes'));
     const before = h.fake.responses.length;
     const sent = Date.now();
     const id = await createIn(channel, 'refused when its turn comes');
+    // Waiting for its turn: nothing to tell yet.
+    await h.fake.waitFor(() => h.app.messages!.pending.waitingForTurn >= 1 || undefined, 5_000, 'the card waiting');
     expect(h.responsesSince(before)).toEqual([]);
     const warning = await h.fake.waitFor(
       () => h.responsesSince(before).find((text) => text.includes('could not post its card here')),
@@ -150,3 +153,37 @@ async function waitUntil(check: () => Promise<unknown>, timeoutMs: number, label
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+describe('a review request shown before its card waited', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Retries far off: what this test sees is done by the draw at the card's turn, not by a retry.
+    h = await Harness.start({ slackRetryBaseMs: 10_000 });
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('still gets its whole script in the thread at the card’s turn when the first upload failed', async () => {
+    const channel = 'CSCRIPTTURN';
+    // Unreviewed tasks fill the card channel's burst without touching the review channel's.
+    for (let i = 0; i < 3; i++) {
+      const filler = await h.command(`run sandbox -m "filler ${i}" true`, undefined, { channel });
+      expect(String(filler.json?.text)).toMatch(/Created/);
+    }
+    // The upload fails once, and Slack will not link either message (no redraw follows for the links).
+    h.fake.failNext('files.getUploadURLExternal', { error: 'internal_error' });
+    h.fake.failNext('chat.getPermalink', { error: 'message_not_found' }, 10);
+    const lines = Array.from({ length: 400 }, (_, i) => `echo "step ${i}"`);
+    const sent = Date.now();
+    const response = await h.command(`run web-prod -m "long script, card waits" \`\`\`\n${lines.join('\n')}\n\`\`\``, undefined, { channel });
+    const id = Number(/#(\d+)/.exec(String(response.json?.text))?.[1]);
+    const request = await h.reviewRequest(id);
+    expect(blocksText(request)).toContain('is in this thread');
+    const file = await h.fake.waitFor(() => h.fake.files.find((f) => f.thread_ts === request.ts), 8_000, 'the whole script in the review thread');
+    expect(file.content.toString('utf8')).toBe(lines.join('\n'));
+    // Before the failed upload's own retry (10 s): the draw at the card's turn did it.
+    expect(Date.now() - sent).toBeLessThan(9_000);
+    expect(h.fake.messages(channel).filter((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`))).toHaveLength(1);
+  });
+});

@@ -55,12 +55,12 @@ describe('RedrawQueue: rows waiting for a turn', () => {
 
   it('ends a redraw whose post must wait, holds the row as a timer, passes it over when reconciling, and resumes it at its turn', async () => {
     const calls: Array<{ id: number; resumed: boolean; at: number }> = [];
+    const waits = [2_000, 0, 0];
     const queue = new RedrawQueue<string>(
       'task',
       async (id, resumed) => {
         calls.push({ id, resumed, at: Date.now() });
-        // The first draw finds the channel busy for 300 ms (a second wait, shorter, is kept behind the first).
-        return deferred(log, id, calls.length === 1 ? 300 : 0);
+        return deferred(log, id, waits.shift() ?? 0);
       },
       async () => [7],
       log,
@@ -70,17 +70,68 @@ describe('RedrawQueue: rows waiting for a turn', () => {
     expect(await queue.sync(7)).toBe('waiting');
     await queue.idle(100);
     expect(queue.pending).toEqual({ waitingForTurn: 1, redrawing: 0 });
-    // The sweep does not draw a row that only waits for its turn.
+    // The sweep does not draw a row that only waits for its turn, nor does a follower start one.
     await queue.reconcile();
+    queue.follow(7, () => true, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
     expect(calls).toHaveLength(1);
     await waitFor(() => calls.length === 2);
     expect(calls[1]).toMatchObject({ id: 7, resumed: true });
-    expect(calls[1]!.at - started).toBeGreaterThanOrEqual(290);
+    expect(calls[1]!.at - started).toBeGreaterThanOrEqual(1_990);
     await queue.idle(1000);
     expect(queue.pending).toEqual({ waitingForTurn: 0, redrawing: 0 });
     // A redraw asked for by a change is not a resumed one.
     await queue.sync(7);
     expect(calls[2]).toMatchObject({ resumed: false });
+    queue.stop();
+  });
+
+  it('keeps the earliest turn when a row is told to wait again, and resumes it once', async () => {
+    const calls: number[] = [];
+    // First draw: wait 400 ms. A redraw asked for meanwhile: wait 1,500 ms (a later turn of the other message).
+    const waits = [400, 1_500, 0];
+    const queue = new RedrawQueue<string>(
+      'task',
+      async (id) => {
+        calls.push(Date.now());
+        return deferred(log, id, waits.shift() ?? 0);
+      },
+      async () => [],
+      log,
+      { retryBaseMs: 1000, reconcileMs: 60_000 },
+    );
+    const started = Date.now();
+    await queue.sync(3);
+    await queue.sync(3);
+    await waitFor(() => calls.length === 3);
+    expect(calls[2]! - started).toBeGreaterThanOrEqual(390);
+    expect(calls[2]! - started).toBeLessThan(1_400);
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    expect(calls).toHaveLength(3);
+    queue.stop();
+  });
+
+  it('keeps a refused post backing off while the row waits for its turn between tries', async () => {
+    const calls: number[] = [];
+    // Refused, then waiting a little, then refused again, then fine: the second retry must back off longer than the first.
+    const script: Array<'refused' | 'wait' | 'ok'> = ['refused', 'wait', 'refused', 'ok'];
+    const queue = new RedrawQueue<string>(
+      'task',
+      async (id) => {
+        calls.push(Date.now());
+        const step = script.shift() ?? 'ok';
+        const attempt = new RedrawAttempt(log, { id }, `task ${id}`);
+        if (step === 'wait') attempt.waitForTurn(20);
+        return { report: step, attempt, failed: step === 'refused' };
+      },
+      async () => [],
+      log,
+      { retryBaseMs: 300, reconcileMs: 60_000 },
+    );
+    await queue.sync(5);
+    await waitFor(() => calls.length === 4, 5_000);
+    // Retry one after 300 ms (then a 20 ms wait); retry two after 600 ms, not 300 again.
+    expect(calls[3]! - calls[2]!).toBeGreaterThanOrEqual(590);
     queue.stop();
   });
 

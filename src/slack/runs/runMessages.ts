@@ -28,7 +28,17 @@ import {
 } from '../../store/slackMessages.js';
 import type { SlackGateway } from '../gateway.js';
 import type { TaskMessagesOptions } from '../taskMessages.js';
-import { fetchPermalink, MessageViews, RedrawAttempt, sendDms, showMessage, type MessagesLogger, type Redraw, type SlackLookups } from '../messageSync.js';
+import {
+  fetchPermalink,
+  MessageViews,
+  RedrawAttempt,
+  sendDms,
+  showMessage,
+  turnKey,
+  type MessagesLogger,
+  type Redraw,
+  type SlackLookups,
+} from '../messageSync.js';
 import { safePermalink } from '../render/reviewRequest.js';
 import { renderRunCard } from '../render/runCard.js';
 import { planText, renderRunReviewDm, renderRunReviewRequest } from '../render/runReviewRequest.js';
@@ -191,16 +201,13 @@ export class RunMessages extends MessageViews<RunSyncReport> {
         attempt.redo ||= shown.outcome === 'stale';
       } else if (planned.kind === 'http' && step.finishedAt !== null && step.output !== null && run.channelId && cardTs) {
         const posted = (await this.db('run_steps').where({ id: step.id }).first('log_ts')) as { log_ts: string | null } | undefined;
-        if (posted && posted.log_ts === null) {
-          const shown = await showMessage(
-            this.db,
-            this.gateway,
-            { table: 'run_steps', id: step.id, kind: 'log' },
-            { channel: run.channelId, ts: null },
-            () => renderHttpLog(step),
-            run.viewVersion,
-            { threadTs: cardTs },
-          );
+        const logSlot: MessageSlot = { table: 'run_steps', id: step.id, kind: 'log' };
+        // Posted by another process: a turn this one was promised for it goes to the next post.
+        if (posted?.log_ts) this.gateway.forgetTurn(run.channelId, turnKey(logSlot));
+        else if (posted) {
+          const shown = await showMessage(this.db, this.gateway, logSlot, { channel: run.channelId, ts: null }, () => renderHttpLog(step), run.viewVersion, {
+            threadTs: cardTs,
+          });
           if (shown.outcome === 'waiting') attempt.waitForTurn(shown.waitMs);
         }
       }
