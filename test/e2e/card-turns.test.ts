@@ -28,6 +28,9 @@ describe('posts waiting for their channel', () => {
     return Number(match[1]);
   };
   const topLevel = (channel: string, id: number) => h.fake.messages(channel).filter((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`));
+  /** Until at least `atLeast` rows wait for their turn while no redraw is open. */
+  const waitingAsRows = (views: { pending: { waitingForTurn: number; redrawing: number } }, atLeast: number, label: string) =>
+    h.fake.waitFor(() => views.pending.waitingForTurn >= atLeast && views.pending.redrawing === 0, 5_000, label);
   const updatesOf = (channel: string, ts: string) =>
     h.fake.callsTo('chat.update').filter((c) => c.args.channel === channel && c.args.ts === ts && c.status === 200);
 
@@ -39,14 +42,7 @@ describe('posts waiting for their channel', () => {
     for (const channel of channels) for (let i = 0; i < 3; i++) ids.push(await createIn(channel, `turn ${channel} ${i}`));
     const messages = h.app.messages!;
     // While the last review requests wait, nothing is being drawn: they wait as rows.
-    await h.fake.waitFor(
-      () => {
-        const { waitingForTurn, redrawing } = messages.pending;
-        return waitingForTurn >= 2 && redrawing === 0;
-      },
-      5_000,
-      'review requests waiting with no redraw open',
-    );
+    await waitingAsRows(messages, 2, 'review requests waiting with no redraw open');
 
     for (const [index, id] of ids.entries()) {
       const channel = channels[Math.floor(index / 3)]!;
@@ -89,14 +85,7 @@ describe('posts waiting for their channel', () => {
       runIds.push(started.body.run.id);
     }
     const runMessages = h.app.runMessages!;
-    await h.fake.waitFor(
-      () => {
-        const { waitingForTurn, redrawing } = runMessages.pending;
-        return waitingForTurn >= 1 && redrawing === 0;
-      },
-      5_000,
-      'run cards waiting with no redraw open',
-    );
+    await waitingAsRows(runMessages, 1, 'run cards waiting with no redraw open');
     await waitUntil(
       async () => {
         const rows = await h.database.db('runs').whereIn('id', runIds).select('card_ts', 'review_ts');
