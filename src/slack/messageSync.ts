@@ -226,7 +226,12 @@ export class RedrawQueue<R> {
       });
     current.queued = queued;
     current.chain = queued
-      .catch((error) => this.log.error({ err: error, [`${this.what}Id`]: id }, `redrawing the Slack messages of ${this.what} ${id} failed`))
+      .catch((error) => {
+        this.log.error({ err: error, [`${this.what}Id`]: id }, `redrawing the Slack messages of ${this.what} ${id} failed`);
+        // Thrown (the database away, a bug): tried again with backoff, as a refused write is; a
+        // row that waited for a turn keeps it (the same key asks for the same turn).
+        this.scheduleRetry(id, 0);
+      })
       .then(() => {
         // Forget idle rows, so the map does not grow with every row ever seen.
         if (!current.queued && this.states.get(id) === current) this.states.delete(id);

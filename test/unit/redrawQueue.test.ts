@@ -193,3 +193,27 @@ async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('RedrawQueue: a redraw that throws', () => {
+  it('is tried again after the backoff, not left to the reconciler', async () => {
+    const calls: number[] = [];
+    const queue = new RedrawQueue<string>(
+      'task',
+      async (id) => {
+        calls.push(Date.now());
+        if (calls.length === 1) throw new Error('the database is away');
+        return { report: 'drawn', attempt: new RedrawAttempt(log, { id }, `task ${id}`), failed: false };
+      },
+      async () => [],
+      log,
+      { retryBaseMs: 300, reconcileMs: 60_000 },
+    );
+    await expect(queue.sync(9)).rejects.toThrow('the database is away');
+    await waitFor(() => calls.length === 2, 3_000);
+    expect(calls[1]! - calls[0]!).toBeGreaterThanOrEqual(290);
+    // Drawn: no more tries.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(calls).toHaveLength(2);
+    queue.stop();
+  });
+});
