@@ -148,6 +148,22 @@ describe('SlackGateway pacing', () => {
     expect(gw.postTurn('CFORGET', 'task:3:card')).toBeGreaterThan(promised + 900);
   });
 
+  it('promises a view its turn on the workspace’s update budget, shared by every channel, and takes a forgotten one back', async () => {
+    const gw = gateway(120); // 2 a second, burst 3
+    expect([gw.updateTurn('tasks:1:card'), gw.updateTurn('tasks:2:card'), gw.updateTurn('tasks:3:review')]).toEqual([0, 0, 0]);
+    const fourth = gw.updateTurn('tasks:4:card');
+    expect(fourth).toBeGreaterThan(400);
+    expect(gw.updateTurn('tasks:5:card') - fourth).toBeGreaterThan(400);
+    // Asked again: the same turn.
+    expect(Math.abs(gw.updateTurn('tasks:4:card') - fourth)).toBeLessThan(50);
+    // A log update yields while views wait for their turns.
+    const { ts } = await gw.postMessage({ channel: 'CUPDTURN', text: 'card' });
+    await expect(gw.update({ channel: 'CUPDTURN', ts, text: 'log' }, 'log')).rejects.toBeInstanceOf(SlackRateLimited);
+    gw.forgetUpdateTurn('tasks:5:card');
+    gw.forgetUpdateTurn('tasks:4:card');
+    expect(gw.updateTurn('tasks:6:card')).toBeLessThanOrEqual(fourth + 50);
+  });
+
   it('hands a post slot that was given back (another process posted the message) to the next post at once', async () => {
     const gw = gateway(120);
     for (let i = 0; i < 3; i++) await gw.postSlot('CBACK'); // the burst, used up

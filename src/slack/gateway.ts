@@ -95,12 +95,16 @@ export class SlackGateway {
     return { ts: String(result.ts), channel: String(result.channel ?? args.channel) };
   }
 
-  async update(args: MessageArgs & { ts: string }, priority: UpdatePriority): Promise<void> {
+  /**
+   * `turnTaken`: a view whose turn updateTurn answered 0 for: the workspace's budget was already
+   * spent on it.
+   */
+  async update(args: MessageArgs & { ts: string }, priority: UpdatePriority, options: { turnTaken?: boolean } = {}): Promise<void> {
     if (priority === 'log') {
       const wait = this.updateBucket.msUntil(this.options.updateReserveForViews + 1);
       if (wait > 0) throw new SlackRateLimited('chat.update', wait);
     }
-    const wait = this.updateBucket.take();
+    const wait = options.turnTaken ? 0 : this.updateBucket.take();
     if (wait > 0) await sleep(wait);
     await this.call('chat.update', () =>
       this.client.chat.update({ channel: args.channel, ts: args.ts, text: args.text, ...(args.blocks ? { blocks: args.blocks } : { blocks: [] }) }),
@@ -147,21 +151,7 @@ export class SlackGateway {
    * as this map's entries instead of thousands of suspended redraws holding their task's view.
    */
   postTurn(channel: string, postKey: string): number {
-    const now = Date.now();
-    this.dropStaleTurns(now);
-    const key = `${channel} ${postKey}`;
-    let at = this.promisedTurns.get(key);
-    if (at === undefined) at = now + this.bucketOf(channel).take();
-    // Slack asked us to hold back: the claim that follows this turn must not be held through it.
-    at = Math.max(at, this.blockedUntil.get('chat.postMessage') ?? 0);
-    // A timer set for the turn can fire a few ms early (timers count from the event loop's
-    // cached clock): that is the turn, not another full draw for the last few ms.
-    if (at > now + TURN_SLACK_MS) {
-      this.promisedTurns.set(key, at);
-      return at - now;
-    }
-    this.promisedTurns.delete(key);
-    return 0;
+    return this.promiseTurn(`${channel} ${postKey}`, this.bucketOf(channel), 'chat.postMessage');
   }
 
   /**
@@ -172,6 +162,39 @@ export class SlackGateway {
     if (this.promisedTurns.delete(`${channel} ${postKey}`)) this.returnPostSlot(channel);
   }
 
+  /**
+   * postTurn for a card's or request's chat.update, on the workspace's budget (Tier 3, about 50 a
+   * minute, shared by every message): after a burst, each task's redraw that shows its links
+   * waits here rather than sleeping with its view held. 0: the turn is now (update with
+   * `turnTaken`).
+   */
+  updateTurn(messageKey: string): number {
+    return this.promiseTurn(`update ${messageKey}`, this.updateBucket, 'chat.update');
+  }
+
+  /** The update promised a turn is not wanted any more (the message already shows it): the turn goes to the next. */
+  forgetUpdateTurn(messageKey: string): void {
+    if (this.promisedTurns.delete(`update ${messageKey}`)) this.updateBucket.giveBack();
+  }
+
+  /** A turn from `bucket`, promised under `key` until it comes (see postTurn). */
+  private promiseTurn(key: string, bucket: TokenBucket, method: string): number {
+    const now = Date.now();
+    this.dropStaleTurns(now);
+    let at = this.promisedTurns.get(key);
+    if (at === undefined) at = now + bucket.take();
+    // Slack asked us to hold back: the claim that follows this turn must not be held through it.
+    at = Math.max(at, this.blockedUntil.get(method) ?? 0);
+    // A timer set for the turn can fire a few ms early (timers count from the event loop's
+    // cached clock): that is the turn, not another full draw for the last few ms.
+    if (at > now + TURN_SLACK_MS) {
+      this.promisedTurns.set(key, at);
+      return at - now;
+    }
+    this.promisedTurns.delete(key);
+    return 0;
+  }
+
   /** Turns promised this long ago and never taken are forgotten (their rows come back with a fresh ask). */
   private dropStaleTurns(now: number): void {
     for (const [key, at] of this.promisedTurns) {
@@ -180,7 +203,7 @@ export class SlackGateway {
     }
   }
 
-  /** How many posts wait for a promised turn. */
+  /** How many posts and updates wait for a promised turn. */
   get turnsPromised(): number {
     return this.promisedTurns.size;
   }

@@ -447,13 +447,13 @@ export type ShowOutcome = { outcome: 'shown' | 'stale' | 'elsewhere'; ts: string
  * Posts the message if it was never posted (claiming the post first), else updates it.
  * `stale`: the message turned out to show a newer version than this redraw, which must be
  * redone. `elsewhere`: another process holds the claim to post it; the reconciler follows up.
- * `waiting`: the channel's turn for this post has not come; it is promised to it
- * (gateway.postTurn) and the caller draws again in `waitMs` (RedrawAttempt.waitForTurn) rather
- * than waiting here with its whole redraw held open.
+ * `waiting`: the turn for this post (the channel's) or update (the workspace's) has not come;
+ * it is promised to it (gateway.postTurn, updateTurn) and the caller draws again in `waitMs`
+ * (RedrawAttempt.waitForTurn) rather than waiting here with its whole redraw held open.
  */
 export async function showMessage(
   db: Db,
-  gateway: Pick<SlackGateway, 'postTurn' | 'forgetTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
+  gateway: Pick<SlackGateway, 'postTurn' | 'forgetTurn' | 'updateTurn' | 'forgetUpdateTurn' | 'returnPostSlot' | 'postMessage' | 'update'>,
   slot: MessageSlot,
   place: { channel: string; ts: string | null },
   /** Drawn only when it is sent: an update skipped, a post waiting or claimed elsewhere draws nothing. */
@@ -497,8 +497,15 @@ export async function showMessage(
     // Posted meanwhile by another process: a turn this one was promised for it goes to the next post.
     gateway.forgetTurn(place.channel, turnKey(slot));
     const already = options.skipIfShown ? await shownVersion(db, slot) : null;
-    if (already !== null && already >= version) return { outcome: already > version ? 'stale' : 'shown', ts: shownTs };
-    await gateway.update({ channel: place.channel, ts: shownTs, ...render() }, 'view');
+    if (already !== null && already >= version) {
+      gateway.forgetUpdateTurn(turnKey(slot));
+      return { outcome: already > version ? 'stale' : 'shown', ts: shownTs };
+    }
+    // The workspace's update budget is shared by every message: a redraw whose turn has not come
+    // ends here, as a post's does, and draws again when it comes.
+    const waitMs = gateway.updateTurn(turnKey(slot));
+    if (waitMs > 0) return { outcome: 'waiting', ts: null, waitMs };
+    await gateway.update({ channel: place.channel, ts: shownTs, ...render() }, 'view', { turnTaken: true });
   }
   const fresh = await recordMessageRendered(db, slot, version);
   return { outcome: fresh ? 'shown' : 'stale', ts: shownTs };

@@ -174,10 +174,11 @@ export class TaskMessages extends MessageViews<SyncReport> {
     let reviewScriptPosted = task.reviewScriptPosted;
     const slot = (kind: TaskMessageKind) => ({ table: 'tasks' as const, id: taskId, kind });
 
-    // Shown by the draw before the wait (or by another process, whose turn then goes to the next post).
+    // Shown by the draw before the wait (or by another process: a turn promised for it goes to the next).
     const upToDate = (kind: TaskMessageKind, channel: string, ts: string | null, shown: number | null) => {
       if (!resumed || ts === null || shown === null || shown < task.viewVersion) return false;
       this.gateway.forgetTurn(channel, turnKey(slot(kind)));
+      this.gateway.forgetUpdateTurn(turnKey(slot(kind)));
       return true;
     };
     // The two messages live in different channels, each with its own pace: neither waits for the

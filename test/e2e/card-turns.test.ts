@@ -176,3 +176,59 @@ describe('a review request shown before its card waited', () => {
     expect(h.fake.messages(channel).filter((m) => !m.thread_ts && blocksText(m).includes(`*#${id}*`))).toHaveLength(1);
   });
 });
+
+describe('updates waiting for the workspace’s chat.update budget', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Two updates a second after a burst of ten, for the whole workspace (Slack's Tier 3 is about 50 a minute).
+    h = await Harness.start({ chatUpdatesPerMinute: 120 });
+  });
+  afterAll(async () => {
+    await h.stop();
+  });
+
+  it('wait as rows too, then update each message once', { timeout: 60_000 }, async () => {
+    const ids: number[] = [];
+    for (const channel of ['CUPD1', 'CUPD2', 'CUPD3', 'CUPD4']) {
+      for (let i = 0; i < 2; i++) {
+        const response = await h.command(`run web-prod -m "update turn ${channel} ${i}" uptime`, undefined, { channel });
+        ids.push(Number(/Created \*#(\d+)\*/.exec(String(response.json?.text))?.[1]));
+      }
+    }
+    const messages = h.app.messages!;
+    const settled = async () => {
+      const rows = await h.database
+        .db('tasks')
+        .whereIn('id', ids)
+        .select('view_version', 'card_version', 'review_version', 'card_permalink', 'review_permalink');
+      return rows.every(
+        (row) =>
+          row.card_permalink &&
+          row.review_permalink &&
+          Number(row.card_version) === Number(row.view_version) &&
+          Number(row.review_version) === Number(row.view_version),
+      );
+    };
+    await waitUntil(settled, 30_000, 'every task linked and drawn');
+    await messages.idle(5_000);
+    const updatesBefore = h.fake.callsTo('chat.update').length;
+
+    // A change to every task (as a review or a claim makes: the version moves), sixteen updates at
+    // once: more than the budget's burst, so most wait for their turn.
+    await h.database.db('tasks').whereIn('id', ids).increment('view_version', 1);
+    for (const id of ids) messages.changed(id);
+    await h.fake.waitFor(() => messages.pending.waitingForTurn >= 2 && messages.pending.redrawing === 0, 5_000, 'updates waiting with no redraw open');
+    await h.fake.waitFor(() => h.fake.callsTo('chat.update').length >= updatesBefore + 2 * ids.length || undefined, 30_000, 'every message updated');
+    await h.fake.waitFor(() => (messages.pending.waitingForTurn === 0 && messages.pending.redrawing === 0) || undefined, 10_000, 'nothing left waiting');
+    const updates = h.fake.callsTo('chat.update').slice(updatesBefore);
+    // Each message once: a message updated before its task's other one waited is not updated again.
+    const perMessage = new Map<string, number>();
+    for (const call of updates)
+      perMessage.set(`${String(call.args.channel)} ${String(call.args.ts)}`, (perMessage.get(`${String(call.args.channel)} ${String(call.args.ts)}`) ?? 0) + 1);
+    expect(perMessage.size).toBe(2 * ids.length);
+    expect([...perMessage.values()].every((n) => n === 1)).toBe(true);
+    // Paced: the last ones half a second apart, never refused.
+    expect(updates.every((call) => call.status === 200 && call.response.ok === true)).toBe(true);
+    expect(updates.at(-1)!.at - updates[0]!.at).toBeGreaterThanOrEqual(1_000);
+  });
+});

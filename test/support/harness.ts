@@ -47,6 +47,8 @@ export interface HarnessOptions {
   runner?: Partial<RunnerOptions>;
   threadFlushMs?: number;
   postMessageBurst?: number;
+  /** The app's chat.update budget for the workspace (6,000 a minute unless a test of the pacing sets Slack's 50). */
+  chatUpdatesPerMinute?: number;
   slackRetryBaseMs?: number;
   slackReconcileMs?: number;
   sshKeepaliveMs?: number;
@@ -194,7 +196,7 @@ export class Harness {
       slackRetryBaseMs: options.slackRetryBaseMs ?? 200,
       slackReconcileMs: options.slackReconcileMs ?? 2000,
       // Tests make many cards quickly; production keeps Slack's Tier 3 (50/min). A test of the pacing sets its own.
-      chatUpdatesPerMinute: 6000,
+      chatUpdatesPerMinute: options.chatUpdatesPerMinute ?? 6000,
       ...(options.sshKeepaliveMs !== undefined ? { sshKeepaliveMs: options.sshKeepaliveMs } : {}),
     });
     const driver = new SlackDriver({ appUrl: app.url, signingSecret: SIGNING_SECRET, fake });
