@@ -148,6 +148,21 @@ describe('SlackGateway pacing', () => {
     expect(gw.postTurn('CFORGET', 'task:3:card')).toBeGreaterThan(promised + 900);
   });
 
+  it('never hands out a turn twice: one forgotten or returned from the middle of the line is lost, not given to the next', () => {
+    const gw = gateway(120);
+    for (let i = 0; i < 3; i++) gw.postTurn('CLINE', `burst ${i}`);
+    const turnAt = (key: string) => Date.now() + gw.postTurn('CLINE', key);
+    const first = turnAt('task:1:card');
+    const second = turnAt('task:2:card');
+    const third = turnAt('task:3:card');
+    // The second's post is made elsewhere, and a post whose turn came finds its claim taken: neither is last in line.
+    gw.forgetTurn('CLINE', 'task:2:card');
+    gw.returnPostSlot('CLINE');
+    const fourth = turnAt('task:4:card');
+    expect(fourth - third).toBeGreaterThan(1000);
+    expect([first, second, third].every((at) => Math.abs(fourth - at) > 1000)).toBe(true);
+  });
+
   it('promises a view its turn on the workspace’s update budget, shared by every channel, and takes a forgotten one back', async () => {
     const gw = gateway(120); // 2 a second, burst 3
     expect([gw.updateTurn('tasks:1:card'), gw.updateTurn('tasks:2:card'), gw.updateTurn('tasks:3:review')]).toEqual([0, 0, 0]);

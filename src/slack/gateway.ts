@@ -159,7 +159,11 @@ export class SlackGateway {
    * back to the channel's next post, as returnPostSlot does.
    */
   forgetTurn(channel: string, postKey: string): void {
-    if (this.promisedTurns.delete(`${channel} ${postKey}`)) this.returnPostSlot(channel);
+    const key = `${channel} ${postKey}`;
+    const at = this.promisedTurns.get(key);
+    if (at === undefined) return;
+    this.promisedTurns.delete(key);
+    this.postBuckets.get(channel)?.giveBack(at);
   }
 
   /**
@@ -174,7 +178,11 @@ export class SlackGateway {
 
   /** The update promised a turn is not wanted any more (the message already shows it): the turn goes to the next. */
   forgetUpdateTurn(messageKey: string): void {
-    if (this.promisedTurns.delete(`update ${messageKey}`)) this.updateBucket.giveBack();
+    const key = `update ${messageKey}`;
+    const at = this.promisedTurns.get(key);
+    if (at === undefined) return;
+    this.promisedTurns.delete(key);
+    this.updateBucket.giveBack(at);
   }
 
   /** A turn from `bucket`, promised under `key` until it comes (see postTurn). */

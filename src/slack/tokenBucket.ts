@@ -31,9 +31,17 @@ export class TokenBucket {
     return left >= 0 ? 0 : Math.ceil(-left / this.refillPerMs);
   }
 
-  /** Returns a token taken but not used (the call it was for did not happen). */
-  giveBack(): void {
-    this.tokens = Math.min(this.capacity, this.available() + 1);
+  /**
+   * Returns the token of a turn not used (the call it was for did not happen), due at `turnAt`
+   * (now, unless it was promised for later). Only the last turn handed out can be handed out
+   * again: one given back from the middle of the line would give the next taker the same turn
+   * as the last one in line, two calls at once where the pacing promised one. Such a turn is
+   * lost (a gap in the pace, not a call too many).
+   */
+  giveBack(turnAt: number = this.now()): void {
+    const tokens = this.available();
+    const lastTurnAt = this.at + Math.max(0, -tokens) / this.refillPerMs;
+    if (tokens >= 0 || Math.abs(turnAt - lastTurnAt) <= 2) this.tokens = Math.min(this.capacity, tokens + 1);
   }
 
   /** How long until at least `tokens` are available. */
