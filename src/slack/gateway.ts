@@ -159,11 +159,7 @@ export class SlackGateway {
    * back to the channel's next post, as returnPostSlot does.
    */
   forgetTurn(channel: string, postKey: string): void {
-    const key = `${channel} ${postKey}`;
-    const at = this.promisedTurns.get(key);
-    if (at === undefined) return;
-    this.promisedTurns.delete(key);
-    this.postBuckets.get(channel)?.giveBack(at);
+    this.forgetPromised(`${channel} ${postKey}`, this.postBuckets.get(channel));
   }
 
   /**
@@ -178,11 +174,15 @@ export class SlackGateway {
 
   /** The update promised a turn is not wanted any more (the message already shows it): the turn goes to the next. */
   forgetUpdateTurn(messageKey: string): void {
-    const key = `update ${messageKey}`;
+    this.forgetPromised(`update ${messageKey}`, this.updateBucket);
+  }
+
+  /** Drops a promised turn and gives its token back to `bucket` (which keeps it only if it was the last in line). */
+  private forgetPromised(key: string, bucket: TokenBucket | undefined): void {
     const at = this.promisedTurns.get(key);
     if (at === undefined) return;
     this.promisedTurns.delete(key);
-    this.updateBucket.giveBack(at);
+    bucket?.giveBack(at);
   }
 
   /** A turn from `bucket`, promised under `key` until it comes (see postTurn). */

@@ -92,7 +92,7 @@ export class RedrawAttempt {
   retry = false;
   /** Another process drew a newer version first: draw again. */
   redo = false;
-  /** A message waits for its channel's turn (postTurn): draw again in this many ms (0: none waits). */
+  /** A message's post or update waits for its turn (showMessage's `waiting`): draw again in this many ms (0: none waits). */
   turnInMs = 0;
 
   constructor(
@@ -112,7 +112,7 @@ export class RedrawAttempt {
     return error instanceof SlackRefused ? error.code : OUR_FAILURE;
   }
 
-  /** A message's post waits `ms` for its channel's turn: the row is drawn again when the first such turn comes. */
+  /** A message's post or update waits `ms` for its turn: the row is drawn again when the first such turn comes. */
   waitForTurn(ms: number): void {
     this.turnInMs = this.turnInMs === 0 ? ms : Math.min(this.turnInMs, ms);
   }

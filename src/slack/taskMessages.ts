@@ -52,7 +52,7 @@ export interface SyncReport {
   /** Slack's error code when the card could not be posted or updated. */
   cardError: string | null;
   reviewError: string | null;
-  /** The card's post waits for its channel's turn (a later redraw posts it, and reports again). */
+  /** The card's post (its channel's turn) or update (the workspace's) waits: a later redraw makes it, and reports again. */
   cardWaiting: boolean;
   reviewWaiting: boolean;
 }
@@ -293,7 +293,7 @@ export class TaskMessages extends MessageViews<SyncReport> {
         attempt.redo = true;
         // Our bump was the only change since the read: the redraw that shows the links needs none.
         if (stored.viewVersion === task.viewVersion + 1)
-          known = { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links, shown: { ...SHOWN_UNKNOWN } };
+          known = { view: { ...drawn, task: { ...task, viewVersion: stored.viewVersion } }, links, shown: SHOWN_UNKNOWN };
       }
       // The card of the task this one resubmits links to this card: redraw it with the link.
       const original = stored?.cardShown ? resubmittedFrom(stored.sourceKey) : null;

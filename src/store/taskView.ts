@@ -33,7 +33,7 @@ export interface ShownVersions {
 export interface TaskViewRead {
   view: TaskView;
   links: TaskLinks;
-  shown: ShownVersions;
+  shown: Readonly<ShownVersions>;
 }
 
 /** What a view not read from the row says of its messages' versions: nothing. */
@@ -52,7 +52,7 @@ export function bornTaskView(task: Task): TaskViewRead {
   return {
     view: { task, decisions: [], execution: null },
     links: { cardPermalink: null, reviewPermalink: null, reviewDmsSent: false },
-    shown: { ...SHOWN_UNKNOWN },
+    shown: SHOWN_UNKNOWN,
   };
 }
 
