@@ -298,12 +298,14 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       updateReserveForViews: 4,
       onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
     });
+    // One for every view: it remembers DM channels (conversations.open is Tier 3).
+    const lookups = webApiLookups(background);
     const views = {
       retryBaseMs: options.slackRetryBaseMs ?? 1000,
       reconcileMs: options.slackReconcileMs ?? 15_000,
       logUrl: (taskId: number) => signer.taskUrl(taskId),
       reviewers,
-      lookups: webApiLookups(background),
+      lookups,
     };
     messages = new TaskMessages(db, config, gateway, log.child({ component: 'cards' }), views);
     // Runs' cards, review requests and step messages (issue 11), redrawn on 'run-changed'.
@@ -365,7 +367,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       gateway,
       log: log.child({ component: 'schedules' }),
       now: scheduleNow,
-      lookups: webApiLookups(background),
+      lookups,
       queries: scheduleQueries,
       home,
     });
@@ -393,7 +395,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     const steps = new WorkflowSteps(db, runbooks, webApiCompleter(background), log.child({ component: 'workflow' }), {
       claimant: runnerOptions.runnerId,
       runUrl: links.runStatusUrl,
-      permalink: webApiLookups(background).permalink,
+      permalink: lookups.permalink,
       reconcileMs,
       staleMs: Math.max(5_000, 2 * reconcileMs),
     });

@@ -51,8 +51,17 @@ export interface SlackLookups {
   openDm(userId: string): Promise<string>;
 }
 
-/** SlackLookups over a WebClient (best the background one: no long retries, 429s rejected). */
+/** DM channels remembered (a user's DM channel with the app never changes); the oldest is dropped past this many. */
+const DM_CHANNELS_KEPT = 10_000;
+
+/**
+ * SlackLookups over a WebClient (best the background one: no long retries, 429s rejected). A DM
+ * channel is asked for once per user: conversations.open is Tier 3 (about 50 a minute), and a
+ * burst of reviews on a `dm: true` target, each DM waiting for its turn, asked for the same few
+ * reviewers' channels at every try.
+ */
 export function webApiLookups(client: WebClient): SlackLookups {
+  const dmChannels = new Map<string, Promise<string>>();
   const call = async <T>(method: string, invoke: () => Promise<T>): Promise<T> => {
     try {
       return await invoke();
@@ -69,12 +78,23 @@ export function webApiLookups(client: WebClient): SlackLookups {
         if (typeof result.permalink !== 'string') throw new SlackRefused('chat.getPermalink', 'no_permalink');
         return result.permalink;
       }),
-    openDm: (userId) =>
-      call('conversations.open', async () => {
+    openDm: (userId) => {
+      // The ask itself is kept: the redraws of a burst ask for the same reviewers' channels at once.
+      const known = dmChannels.get(userId);
+      if (known !== undefined) return known;
+      const channel = call('conversations.open', async () => {
         const result = await client.conversations.open({ users: userId });
         if (!result.channel?.id) throw new SlackRefused('conversations.open', 'no_channel');
         return result.channel.id;
-      }),
+      });
+      if (dmChannels.size >= DM_CHANNELS_KEPT) dmChannels.delete(dmChannels.keys().next().value as string);
+      dmChannels.set(userId, channel);
+      // A failed ask is asked again next time.
+      channel.catch(() => {
+        if (dmChannels.get(userId) === channel) dmChannels.delete(userId);
+      });
+      return channel;
+    },
   };
 }
 
@@ -571,21 +591,35 @@ export interface DmSteps {
  * Sends one DM, claimed when its DM channel's turn comes (as a message's post is: a claim held
  * through a long wait in the queue would go stale and let another process send the same DM). A
  * failure releases the claim, or gives the turn back when nothing was claimed, and is rethrown.
+ * With `turnKey` the DM is promised its turn under that name (gateway.postTurn) and, when the turn
+ * has not come, nothing is sent and the ms until it comes are answered: the caller's row waits as
+ * a timer (RedrawAttempt.waitForTurn), not as a redraw held open. Without it (a schedule's review,
+ * drawn outside a RedrawQueue), it waits here for the turn. Answers 0 once the DM is sent, or
+ * taken by another process.
  */
 export async function sendOneDm(
-  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage'>,
   lookups: SlackLookups,
   userId: string,
   steps: DmSteps,
-): Promise<void> {
+  turnKey?: string,
+): Promise<number> {
   const channel = await lookups.openDm(userId);
-  await gateway.postSlot(channel);
+  if (turnKey === undefined) await gateway.postSlot(channel);
+  else {
+    const waitMs = gateway.postTurn(channel, turnKey);
+    if (waitMs > 0) return waitMs;
+  }
   let claimed = false;
   try {
     claimed = await steps.claim();
-    if (!claimed) return void gateway.returnPostSlot(channel);
+    if (!claimed) {
+      gateway.returnPostSlot(channel);
+      return 0;
+    }
     await gateway.postMessage({ channel, ...steps.render() }, { slotTaken: true });
     await steps.record(channel);
+    return 0;
   } catch (error) {
     if (claimed) await steps.release();
     else gateway.returnPostSlot(channel);
@@ -593,35 +627,50 @@ export async function sendOneDm(
   }
 }
 
+/** What a DM is promised its DM channel's turn under (gateway.postTurn): its ledger row's name. */
+const dmTurnKey = (ledger: DmLedger, userId: string): string => `${ledger.table}:${Object.values(ledger.key).join(':')}:${userId}`;
+
 /**
  * DMs each recipient nobody has DMed yet (sendOneDm). True when every recipient has had theirs
- * (another process may still be sending some: it finishes the job).
+ * (another process may still be sending some: it finishes the job). A DM whose channel's turn has
+ * not come waits with its row (RedrawAttempt.waitForTurn): the row is drawn again at the turn.
  */
 export async function sendDms(
   db: Db,
-  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage'>,
   lookups: SlackLookups,
   round: DmRound,
   attempt: RedrawAttempt,
 ): Promise<boolean> {
   if (round.recipients.length === 0) return true;
   let failed = false;
+  let waiting = false;
   for (const userId of await dmsToSend(db, round.ledger, round.recipients)) {
     try {
-      await sendOneDm(gateway, lookups, userId, {
-        claim: async () => (await claimDms(db, round.ledger, [userId])).length > 0,
-        render: () => round.render(userId),
-        record: (channel) =>
-          db.transaction(async (trx) => {
-            await recordDmSent(trx, round.ledger, userId, channel);
-            await round.audit(trx, userId, channel);
-          }),
-        release: () => releaseDm(db, round.ledger, userId),
-      });
+      const waitMs = await sendOneDm(
+        gateway,
+        lookups,
+        userId,
+        {
+          claim: async () => (await claimDms(db, round.ledger, [userId])).length > 0,
+          render: () => round.render(userId),
+          record: (channel) =>
+            db.transaction(async (trx) => {
+              await recordDmSent(trx, round.ledger, userId, channel);
+              await round.audit(trx, userId, channel);
+            }),
+          release: () => releaseDm(db, round.ledger, userId),
+        },
+        dmTurnKey(round.ledger, userId),
+      );
+      if (waitMs > 0) {
+        waiting = true;
+        attempt.waitForTurn(waitMs);
+      }
     } catch (error) {
       failed = true;
       attempt.failedExtra(error, `DM ${userId}`);
     }
   }
-  return !failed && (await allDmsSent(db, round.ledger, round.recipients));
+  return !failed && !waiting && (await allDmsSent(db, round.ledger, round.recipients));
 }

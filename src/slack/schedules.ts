@@ -42,7 +42,7 @@ const LIST_LIMIT = 50;
 
 export interface ScheduleSlackDeps {
   schedules: ScheduleService;
-  gateway: Pick<SlackGateway, 'postSlot' | 'returnPostSlot' | 'postMessage' | 'update' | 'uploadFile'>;
+  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage' | 'update' | 'uploadFile'>;
   log: Logger;
   now?: () => Date;
   /** Permalinks and DM channels; without them no review DMs are sent. */

@@ -8,12 +8,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
-import { AUTHOR, blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+import { ALICE, AUTHOR, BOB, blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+
+const DM_REVIEW_CHANNELS = ['CDMREV0', 'CDMREV1', 'CDMREV2'];
 
 describe('posts waiting for their channel', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await Harness.start({
+      // Three targets, each with its own review channel, whose one group DMs the same two reviewers.
+      extraTargets: (ssh) =>
+        DM_REVIEW_CHANNELS.flatMap((channel, index) => [
+          `  dm-turns-${index}:`,
+          '    hosts:',
+          `      - { host: ${ssh.host}, port: ${ssh.port}, user: ${ssh.user} }`,
+          `    ssh:\n      privateKeyFile: ${ssh.privateKeyPath}\n      knownHosts: "${ssh.knownHosts}"`,
+          '    review:',
+          `      channel: ${channel}`,
+          `      groups: [{ name: oncall, users: [${ALICE}, ${BOB}], approvals: 1, dm: true }]`,
+        ]).join('\n'),
       extraYaml: () => ['runbooks:', '  turn-check:', '    steps:', '      - { id: look, script: { target: web-prod, script: uptime } }'].join('\n'),
     });
   });
@@ -21,8 +34,8 @@ describe('posts waiting for their channel', () => {
     await h.stop();
   });
 
-  const createIn = async (channel: string, message: string): Promise<number> => {
-    const response = await h.command(`run web-prod -m "${message}" uptime`, undefined, { channel });
+  const createIn = async (channel: string, message: string, target = 'web-prod'): Promise<number> => {
+    const response = await h.command(`run ${target} -m "${message}" uptime`, undefined, { channel });
     const match = /Created \*#(\d+)\*/.exec(String(response.json?.text ?? ''));
     if (!match) throw new Error(`no task created: ${response.text}`);
     return Number(match[1]);
@@ -104,6 +117,45 @@ describe('posts waiting for their channel', () => {
     expect(h.fake.messages(REVIEW_CHANNEL).filter((m) => requests.has(m.ts))).toHaveLength(runIds.length);
     // Nothing left waiting once every turn has come (the links' redraws may still be finishing).
     await h.fake.waitFor(() => runMessages.pending.waitingForTurn === 0 && runMessages.pending.redrawing === 0, 10_000, 'run messages settled');
+  });
+
+  it('lets review DMs wait for their DM channel as rows: each reviewer DMed once per task, their DM channel opened once', async () => {
+    // Nine tasks over three targets from three channels: their cards and review requests go out at
+    // once (three per channel), and
+    // each of the two reviewers is owed nine DMs in one DM channel, three at once, then one a second.
+    const ids: number[] = [];
+    for (const [index] of DM_REVIEW_CHANNELS.entries())
+      for (let i = 0; i < 3; i++) ids.push(await createIn(`CDMTURNS${index}`, `dm turn ${index} ${i}`, `dm-turns-${index}`));
+    const dmsSent = async () =>
+      (await h.database.db('tasks').whereIn('id', ids).where({ review_dms_sent: true }).count<{ count: string }[]>('id as count'))[0]!.count;
+    const messages = h.app.messages!;
+    // Every request posted and linked, DMs still owed, and nothing being drawn: the DMs wait as rows.
+    await waitUntil(
+      async () => {
+        const requests = await h.database.db('tasks').whereIn('id', ids).whereNotNull('review_permalink').count<{ count: string }[]>('id as count');
+        return (
+          Number(requests[0]!.count) === ids.length &&
+          Number(await dmsSent()) < ids.length &&
+          messages.pending.waitingForTurn > 0 &&
+          messages.pending.redrawing === 0
+        );
+      },
+      8_000,
+      'review DMs waiting with no redraw open',
+    );
+    await waitUntil(async () => Number(await dmsSent()) === ids.length, 20_000, 'every review DM sent');
+    for (const reviewer of [ALICE, BOB]) {
+      const dms = h.fake.messages(`D${reviewer.slice(1)}`);
+      for (const id of ids)
+        expect(
+          dms.filter((m) => (m.text ?? '').startsWith(`Review requested: #${id} on`)),
+          `${reviewer}'s DMs about #${id}`,
+        ).toHaveLength(1);
+      expect(dms).toHaveLength(ids.length);
+      // Their DM channel asked for once, not at every try of every task.
+      expect(h.fake.callsTo('conversations.open').filter((c) => c.args.users === reviewer && c.status === 200)).toHaveLength(1);
+    }
+    await h.fake.waitFor(() => messages.pending.waitingForTurn === 0 || undefined, 10_000, 'nothing left waiting');
   });
 
   it('tells the author of a refused card when its turn comes, and posts it once it can', async () => {
