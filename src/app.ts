@@ -456,6 +456,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
   });
   runnerRef = runner;
+  service.useRunner(runner);
   // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
   const notices = new ChangeNotices(db, CHANNEL_TASK, (error, tasks) => log.debug({ err: error, tasks }, 'could not notify followers of a change'));
   bus.on('task-changed', (taskId, _channels, notified) => {

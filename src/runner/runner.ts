@@ -15,13 +15,14 @@
 import type { Config } from '../config/config.js';
 import { hostLabel } from '../domain/plan.js';
 import { buildRolloutPlan } from '../domain/rollout.js';
-import type { Execution, ExecutionStep } from '../domain/task.js';
+import type { Execution, ExecutionStep, Task } from '../domain/task.js';
 import { killAndCount } from '../exec/hostControl.js';
 import { targetEndpoint, type SshPool } from '../exec/sshPool.js';
 import type { Bus } from '../service/bus.js';
 import type { Db } from '../store/db.js';
 import { formatDuration } from '../domain/duration.js';
 import {
+  claimApproved,
   claimReady,
   failExpiredExecution,
   failRunOfLostRunner,
@@ -284,12 +285,13 @@ export class Runner {
    * each run; true when a full batch came back (more may be waiting).
    */
   private async claim(): Promise<boolean> {
-    const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size);
+    const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size - this.slotsClaiming);
     if (limit <= 0) return false;
     let claimed: Claimed[];
     // Sent, not answered: a reply delayed past our own orphan sweep must not count as a fresh claim.
     const claimSentAt = Date.now();
     this.claimsSent++;
+    this.slotsClaiming += limit;
     try {
       claimed = await claimReady(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), limit);
     } catch (error) {
@@ -297,13 +299,44 @@ export class Runner {
       // Ready tasks may be waiting: the next run to end claims again (the poll does too).
       this.stoppedFull = true;
       return false;
+    } finally {
+      this.slotsClaiming -= limit;
     }
-    for (const run of claimed) {
-      this.recentlyClaimed.add(run.task.id);
-      if (this.recentlyClaimed.size > RECENT_CLAIMS) this.recentlyClaimed.delete(this.recentlyClaimed.values().next().value as number);
-      this.startRun(run, claimSentAt);
-    }
+    for (const run of claimed) this.startClaimed(run, claimSentAt);
     return claimed.length === limit;
+  }
+
+  /** Slots claims in flight may fill (a drain's batch, Runs claimed at the click): the room left counts them as taken. */
+  private slotsClaiming = 0;
+
+  /**
+   * A Run clicked in this process: the approved task is made ready and claimed by this runner in
+   * one statement (claimApproved), when this runner may claim and has room. Answers the running
+   * task, or null when this runner did not claim it: no room, not claiming now (shutting down,
+   * its lock not held), or the task no longer approved. The caller then makes it ready as before,
+   * where any runner's claim takes it, or finds out why it cannot.
+   */
+  async runApproved(taskId: number, actor: string): Promise<Task | null> {
+    // As wake() claims: only while holding our lock, so no other runner can judge the run lost.
+    if (!this.accepting || !this.liveness.holds || this.active.size + this.slotsClaiming >= this.options.maxConcurrent) return null;
+    const claimSentAt = Date.now();
+    this.claimsSent++;
+    this.slotsClaiming++;
+    let claimed: Claimed | null;
+    try {
+      claimed = await claimApproved(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), taskId, actor);
+    } finally {
+      this.slotsClaiming--;
+    }
+    if (!claimed) return null;
+    this.startClaimed(claimed, claimSentAt);
+    return claimed.task;
+  }
+
+  private startClaimed(claimed: Claimed, claimSentAt: number): void {
+    this.recentlyClaimed.add(claimed.task.id);
+    if (this.recentlyClaimed.size > RECENT_CLAIMS) this.recentlyClaimed.delete(this.recentlyClaimed.values().next().value as number);
+    this.startRun(claimed, claimSentAt);
   }
 
   /**

@@ -15,7 +15,6 @@ import {
   reviewExpiresAt,
   stuckGroups,
   type Permission,
-  type ReviewDecision,
   type ReviewPolicy,
 } from '../domain/review.js';
 import type { ScriptType } from '../domain/scriptTypes.js';
@@ -31,6 +30,7 @@ import { SharedWrites } from '../store/sharedWrites.js';
 import {
   bumpViewVersion,
   getTask,
+  getTaskWithDecisions,
   getTaskForUpdate,
   bornOrExisting,
   insertTask,
@@ -89,12 +89,21 @@ const reviewedTask = (task: Task): Reviewed => ({
   audit: { taskId: task.id, prefix: 'review' },
 });
 
+/** What the service asks of this process's runner (Runner.runApproved). */
+export interface LocalRunner {
+  /** Makes the approved task ready and claims it here in one statement; the running task, or null when it did not. */
+  runApproved(taskId: number, actor: string): Promise<Task | null>;
+}
+
 export class TaskService {
   /**
    * New tasks' births, sharing a statement and a commit when commands come in together (a burst
    * of `/task run`s, an API client creating many): see SharedWrites and insertTasks.
    */
   private readonly births: SharedWrites<TaskBirth, { task: Task; created: boolean }, Task | null>;
+
+  /** This process's runner (useRunner): a Run it has room for starts with one commit instead of two. */
+  private localRunner: LocalRunner | null = null;
 
   constructor(
     private readonly db: Db,
@@ -376,22 +385,25 @@ export class TaskService {
     return checked.ok ? { ok: true, task: checked.task } : checked;
   }
 
+  /** Runs clicked here are claimed by this process's runner when it has room (see run). */
+  useRunner(runner: LocalRunner): void {
+    this.localRunner = runner;
+  }
+
   async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
-    // Both at once: the Run click waits for one round trip, not two. The approvals that count are
-    // picked by the version read here; an edit since then moved the task out of approved, which
-    // the transition below checks. The two reads may see different moments, so a "no longer
-    // approved" is confirmed by reading the decisions again, after the task, before acting on it.
-    const [task, decisions] = await Promise.all([getTask(this.db, taskId), decisionsFor(this.db, taskId)]);
-    if (!task) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    // One statement, so one round trip, and the decisions are those of the task as read. The
+    // approvals that count are picked by its version; an edit since then moved the task out of
+    // approved, which the transition below checks.
+    const read = await getTaskWithDecisions(this.db, taskId);
+    if (!read) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
+    const { task, decisions } = read;
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');
     // An approval is checked again when it is used: a reviewer who left the group since, or a
     // policy made stricter, no longer counts (as a schedule's approval is checked at each firing).
     const resolved = await this.resolve(task.target);
-    const approvedBy = (read: readonly ReviewDecision[]) =>
-      resolved !== null && isApproved(resolved.policy, task.author, decisionsOnVersion(read, task.contentVersion));
-    if (resolved && !approvedBy(decisions) && !approvedBy(await decisionsFor(this.db, taskId))) {
+    if (resolved && !isApproved(resolved.policy, task.author, decisionsOnVersion(decisions, task.contentVersion))) {
       if (resolved.unknown.length > 0) {
         return refuse(
           'unverified',
@@ -413,6 +425,9 @@ export class TaskService {
     }
     // Nothing runs on a connection before the claim; opening it now saves the claim's wait for a handshake.
     this.bus.emit('run-coming', task.target);
+    // This process's runner, when it has room, claims the task in the statement that makes it ready.
+    const running = this.localRunner ? await this.localRunner.runApproved(taskId, userId) : null;
+    if (running) return { ok: true, task: running };
     // The other processes hear of the change from this statement: no NOTIFY of its own beside the claim.
     const { task: ready } = await transitionTaskAlong(this.db, { taskId, from: 'approved', to: 'ready', actor: userId }, null, { notifyChanged: true });
     if (!ready) return this.wrongStatus((await getTask(this.db, taskId)) ?? task, 'run');

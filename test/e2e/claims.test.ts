@@ -6,7 +6,8 @@
  * claims here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUTHOR, Harness } from '../support/harness.js';
+import { ACTION } from '../../src/slack/render/blocks.js';
+import { ALICE, AUTHOR, Harness } from '../support/harness.js';
 import { insertTaskRows } from '../support/taskRows.js';
 import { CHANNEL_READY } from '../../src/store/notify.js';
 
@@ -65,5 +66,95 @@ describe('claims per task', () => {
     // Only the runner's own second look can start it now.
     await h.waitForStatus(id!, ['running', 'success'], 5_000);
     expect(h.app.runner.claimsSent).toBeGreaterThan(looked);
+  });
+
+  /** Tasks approved on web-prod by ALICE, as a Run finds them (its approvals on the task's version). */
+  const approvedTasks = async (n: number, script = 'true'): Promise<number[]> => {
+    const ids = await insertTaskRows(
+      h.database.db,
+      Array.from({ length: n }, () => ({ status: 'approved', author: AUTHOR, target: 'web-prod', script })),
+    );
+    const versions = await h.database.db('tasks').whereIn('id', ids).select('id', 'content_version');
+    await h.database
+      .db('reviews')
+      .insert(versions.map((row) => ({ task_id: row.id, user_id: ALICE, verdict: 'approve', content_version: row.content_version })));
+    return ids;
+  };
+  const transitions = (id: number) =>
+    h.database.db('events').where({ task_id: id }).whereIn('type', ['task.ready', 'task.running']).orderBy('id').select('type', 'actor', 'data', 'created_at');
+
+  it('starts a Run clicked here in the statement that makes it ready: one claim, both transitions audited in one transaction', async () => {
+    const id = await h.createTask('run web-prod -m "claimed at the click" true');
+    await h.click(await h.reviewRequest(id), ACTION.approve, ALICE);
+    const card = await h.card(id, /Run/);
+    await h.waitForStatus(id, 'approved');
+    const before = h.app.runner.claimsSent;
+    expect((await h.click(card, ACTION.run, AUTHOR)).status).toBe(200);
+    await h.waitForStatus(id, 'success', 10_000);
+    expect(h.app.runner.claimsSent - before).toBe(1);
+    const [ready, running] = await transitions(id);
+    expect(ready).toMatchObject({ type: 'task.ready', actor: AUTHOR, data: { from: 'approved' } });
+    expect(running).toMatchObject({ type: 'task.running', actor: null, data: { from: 'ready', runner: expect.any(String) } });
+    // One transaction: the database's clock reads the same for both.
+    expect(running.created_at.getTime()).toBe(ready.created_at.getTime());
+    expect(await h.database.db('executions').where({ task_id: id }).pluck('id')).toHaveLength(1);
+  });
+
+  it('makes a Run ready on its own where the runner has no room, for a runner that has room to claim', async () => {
+    const full = await h.startReplica({ runner: { maxConcurrent: 0 } });
+    try {
+      const [id] = await approvedTasks(1);
+      const readied: string[] = [];
+      const record = (query: { sql: string; bindings?: unknown[] }) => {
+        if (query.sql.includes('current AS (SELECT id, status FROM tasks') && query.bindings?.includes('ready')) readied.push(query.sql);
+      };
+      h.database.db.on('query', record);
+      try {
+        expect(await full.service.run(id!, AUTHOR)).toMatchObject({ ok: true, task: { status: 'ready' } });
+      } finally {
+        h.database.db.off('query', record);
+      }
+      // Other processes hear of it from that statement, and this one's runner (polling a minute
+      // away) claims it from the NOTIFY.
+      expect(readied).toHaveLength(1);
+      expect(readied[0]).toContain('notified_changed');
+      await h.waitForStatus(id!, 'success', 10_000);
+      const [ready, running] = await transitions(id!);
+      expect(ready).toMatchObject({ type: 'task.ready', actor: AUTHOR });
+      expect(running).toMatchObject({ type: 'task.running' });
+      expect(running.created_at.getTime()).toBeGreaterThan(ready.created_at.getTime());
+    } finally {
+      await full.stop(1000);
+    }
+  });
+
+  it('runs each task once when two processes with room take the same Run at once', async () => {
+    const other = await h.startReplica();
+    try {
+      const ids = await approvedTasks(12, 'echo once');
+      for (const id of ids) {
+        const answers = await Promise.all([h.app.service.run(id, AUTHOR), other.service.run(id, AUTHOR)]);
+        // One started it; the other was told it can no longer be run (it was running, or already over).
+        expect(answers.filter((answer) => answer.ok)).toHaveLength(1);
+        expect(answers.find((answer) => !answer.ok)).toMatchObject({ ok: false, code: 'wrong_status' });
+      }
+      for (const id of ids) await h.waitForStatus(id, 'success', 10_000);
+      const executions = await h.database.db('executions').whereIn('task_id', ids).select('task_id');
+      expect(executions.map((row) => row.task_id).sort()).toEqual([...ids].sort());
+      const events = await h.database.db('events').whereIn('task_id', ids).whereIn('type', ['task.ready', 'task.running']).select('task_id', 'type');
+      for (const id of ids)
+        expect(
+          events
+            .filter((event) => event.task_id === id)
+            .map((event) => event.type)
+            .sort(),
+        ).toEqual(['task.ready', 'task.running']);
+      for (const id of ids) {
+        const out = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).pluck('o.data');
+        expect(out.join('')).toBe('once\n');
+      }
+    } finally {
+      await other.stop(1000);
+    }
   });
 });
