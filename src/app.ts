@@ -123,6 +123,8 @@ export interface RunningApp {
   messages: TaskMessages | null;
   /** The runs' cards and requests in Slack (null without Slack). */
   runMessages: RunMessages | null;
+  /** Every Slack write's pacing (null without Slack). */
+  slackGateway: SlackGateway | null;
   /** Signs links to task pages (the card's log link). */
   signer: LinkSigner;
   schedules: ScheduleService;
@@ -285,6 +287,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let home: HomePublisher | null = null;
   let messages: TaskMessages | null = null;
   let runMessages: RunMessages | null = null;
+  let slackGateway: SlackGateway | null = null;
   let streamer: ThreadStreamer | null = null;
   let observer: RunObserver = silentObserver;
   let workflowSteps: WorkflowSteps | null = null;
@@ -298,6 +301,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       updateReserveForViews: 4,
       onCall: (method, outcome) => metrics.slackCalls.inc({ method, outcome }),
     });
+    slackGateway = gateway;
     // One for every view: it remembers DM channels (conversations.open is Tier 3).
     const lookups = webApiLookups(background);
     const views = {
@@ -456,7 +460,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     outputKept: (stream, bytes) => metrics.logBytes.inc({ stream }, bytes),
   });
   runnerRef = runner;
-  service.useRunner(runner);
+  service.useRunner({
+    runApproved: (taskId, actor) => runner.runApproved(taskId, actor),
+    failed: (error, taskId) => log.warn({ err: error, taskId }, 'claiming a Run at its click failed; making the task ready instead'),
+  });
   // "Task N changed" reaches followers here at once, and other processes' followers over NOTIFY.
   const notices = new ChangeNotices(db, CHANNEL_TASK, (error, tasks) => log.debug({ err: error, tasks }, 'could not notify followers of a change'));
   bus.on('task-changed', (taskId, _channels, notified) => {
@@ -551,6 +558,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     pool,
     messages,
     runMessages,
+    slackGateway,
     signer,
     schedules,
     scheduler,

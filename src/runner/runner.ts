@@ -171,8 +171,9 @@ export class Runner {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.stopWaking?.();
     const graceEnds = Date.now() + graceMs;
-    // A claim in flight on a hung database must not hold the shutdown.
-    await Promise.race([this.draining, sleep(graceMs)]);
+    // A claim in flight on a hung database must not hold the shutdown. A Run claimed at its click
+    // is waited for too: what it claimed is then among the runs below.
+    await Promise.race([Promise.all([this.draining, ...this.clickClaims]), sleep(graceMs)]);
     const all = () => Promise.all([...this.active.values()].map((run) => run.done));
     const finishedInTime = await Promise.race([all().then(() => true), sleep(Math.max(0, graceEnds - Date.now())).then(() => false)]);
     if (!finishedInTime) {
@@ -194,6 +195,7 @@ export class Runner {
     this.progressTimers.forEach(clearTimeout);
     this.progressTimers.clear();
     for (const off of this.unsubscribe) off();
+    this.stopped = true;
   }
 
   /**
@@ -286,7 +288,11 @@ export class Runner {
    */
   private async claim(): Promise<boolean> {
     const limit = Math.min(CLAIM_BATCH, this.options.maxConcurrent - this.active.size - this.slotsClaiming);
-    if (limit <= 0) return false;
+    if (limit <= 0) {
+      // Full once the claims in flight land: the next run to end (or the next slot given back) claims again.
+      this.stoppedFull = true;
+      return false;
+    }
     let claimed: Claimed[];
     // Sent, not answered: a reply delayed past our own orphan sweep must not count as a fresh claim.
     const claimSentAt = Date.now();
@@ -308,13 +314,18 @@ export class Runner {
 
   /** Slots claims in flight may fill (a drain's batch, Runs claimed at the click): the room left counts them as taken. */
   private slotsClaiming = 0;
+  /** Runs being claimed at their click: stop() waits for them, so nothing it claims is left untracked. */
+  private readonly clickClaims = new Set<Promise<unknown>>();
+  /** stop() has returned: a claim answered after it is not started (other processes end it once our lock is gone). */
+  private stopped = false;
 
   /**
    * A Run clicked in this process: the approved task is made ready and claimed by this runner in
    * one statement (claimApproved), when this runner may claim and has room. Answers the running
    * task, or null when this runner did not claim it: no room, not claiming now (shutting down,
-   * its lock not held), or the task no longer approved. The caller then makes it ready as before,
-   * where any runner's claim takes it, or finds out why it cannot.
+   * its lock not held), or the task not claimable now (no longer approved, its grace delay not
+   * over, its row held for a moment). The caller then makes it ready as before, where any
+   * runner's claim takes it, or finds out why it cannot.
    */
   async runApproved(taskId: number, actor: string): Promise<Task | null> {
     // As wake() claims: only while holding our lock, so no other runner can judge the run lost.
@@ -322,13 +333,26 @@ export class Runner {
     const claimSentAt = Date.now();
     this.claimsSent++;
     this.slotsClaiming++;
+    const claiming = claimApproved(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), taskId, actor);
+    this.clickClaims.add(claiming);
     let claimed: Claimed | null;
     try {
-      claimed = await claimApproved(this.db, { id: this.options.runnerId, key: this.liveness.key }, this.options.leaseMs, this.plans(), taskId, actor);
+      claimed = await claiming;
     } finally {
+      this.clickClaims.delete(claiming);
       this.slotsClaiming--;
     }
-    if (!claimed) return null;
+    if (!claimed) {
+      // The slot it held is free again: a drain that found none may have left ready tasks behind.
+      if (this.stoppedFull) this.wake();
+      return null;
+    }
+    if (this.stopped) {
+      // Answered after shutdown gave up waiting: no renewals, no kills, no result from here. Other
+      // processes end it as "runner lost" once this process's lock is gone; nothing was started.
+      this.log.error({ taskId }, 'a Run claimed at its click was answered after the runner stopped; it is left to the other processes');
+      return claimed.task;
+    }
     this.startClaimed(claimed, claimSentAt);
     return claimed.task;
   }

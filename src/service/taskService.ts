@@ -93,6 +93,8 @@ const reviewedTask = (task: Task): Reviewed => ({
 export interface LocalRunner {
   /** Makes the approved task ready and claims it here in one statement; the running task, or null when it did not. */
   runApproved(taskId: number, actor: string): Promise<Task | null>;
+  /** runApproved threw: told before the Run falls back to the ready path (for the log). */
+  failed(error: unknown, taskId: number): void;
 }
 
 export class TaskService {
@@ -426,7 +428,7 @@ export class TaskService {
     // Nothing runs on a connection before the claim; opening it now saves the claim's wait for a handshake.
     this.bus.emit('run-coming', task.target);
     // This process's runner, when it has room, claims the task in the statement that makes it ready.
-    const running = this.localRunner ? await this.localRunner.runApproved(taskId, userId) : null;
+    const running = await this.runHere(taskId, userId);
     if (running) return { ok: true, task: running };
     // The other processes hear of the change from this statement: no NOTIFY of its own beside the claim.
     const { task: ready } = await transitionTaskAlong(this.db, { taskId, from: 'approved', to: 'ready', actor: userId }, null, { notifyChanged: true });
@@ -597,6 +599,22 @@ export class TaskService {
   }
 
   /** `notified`: the statement that changed it told every process's followers already. `born`: it inserted the task. */
+  /**
+   * The Run claimed by this process's runner at the click, or null. A claim that failed (the
+   * runner's pool busy, a lost connection) falls back to the ready path: if it did commit after
+   * all, that transition finds the task no longer approved and changes nothing, and the run its
+   * lost answer left carries our key and is ended by our own orphan sweep.
+   */
+  private async runHere(taskId: number, userId: string): Promise<Task | null> {
+    if (!this.localRunner) return null;
+    try {
+      return await this.localRunner.runApproved(taskId, userId);
+    } catch (error) {
+      this.localRunner.failed(error, taskId);
+      return null;
+    }
+  }
+
   private changed(task: Task, notified = false, born = false): void {
     this.bus.emit('task-changed', task.id, task, notified, born ? task : undefined);
     if (task.status === 'ready') this.bus.emit('task-ready', task.id);

@@ -131,9 +131,9 @@ export class SlackGateway {
 
   /**
    * Takes a token from the channel's bucket, waiting in line for it when the bucket is empty
-   * (DMs and a schedule's review request wait here; cards and review requests are promised their
-   * turn by postTurn and wait as rows). The post that uses the token must follow at once
-   * (postMessage with slotTaken).
+   * (a schedule's review request and its DMs wait here; cards, review requests and the DMs of
+   * tasks and runs are promised their turn by postTurn and wait as rows). The post that uses the
+   * token must follow at once (postMessage with slotTaken).
    */
   async postSlot(channel: string): Promise<void> {
     const wait = this.bucketOf(channel).take();

@@ -637,7 +637,7 @@ const dmTurnKey = (ledger: DmLedger, userId: string): string => `${ledger.table}
  */
 export async function sendDms(
   db: Db,
-  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'returnPostSlot' | 'postMessage'>,
+  gateway: Pick<SlackGateway, 'postSlot' | 'postTurn' | 'forgetTurn' | 'returnPostSlot' | 'postMessage'>,
   lookups: SlackLookups,
   round: DmRound,
   attempt: RedrawAttempt,
@@ -645,7 +645,18 @@ export async function sendDms(
   if (round.recipients.length === 0) return true;
   let failed = false;
   let waiting = false;
-  for (const userId of await dmsToSend(db, round.ledger, round.recipients)) {
+  const toSend = await dmsToSend(db, round.ledger, round.recipients);
+  // Sent (or being sent) by another process meanwhile: a turn promised here for it goes to the next
+  // DM. Its channel is known (openDm remembers it) wherever a turn was promised.
+  for (const userId of round.recipients) {
+    if (toSend.includes(userId)) continue;
+    try {
+      gateway.forgetTurn(await lookups.openDm(userId), dmTurnKey(round.ledger, userId));
+    } catch {
+      // Not known and not askable now: nothing was promised to it here, or it ages out.
+    }
+  }
+  for (const userId of toSend) {
     try {
       const waitMs = await sendOneDm(
         gateway,

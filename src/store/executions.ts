@@ -54,10 +54,11 @@ export async function claimReady(db: Queryable, runner: { id: string; key: numbe
  * An approved task made ready by `actor` and claimed for `runner` in one statement: a Run clicked
  * in a process whose runner has room starts after one round trip and one commit instead of two
  * (the ready transition, then the claim that its wake sends). Both transitions are checked and
- * audited as claimReady and transitionTask audit them. The row is locked, and taken only while
- * still approved: an edit, a kill or another click that moved it first leaves nothing to claim
- * (null), so it runs at most once, as a claim of a ready task does. No ready NOTIFY: nobody else
- * needs to look for it.
+ * audited as claimReady and transitionTask audit them. The row is taken only while still
+ * approved, past its grace delay (`--in`: until then a Run only makes it ready, and Cancel stays
+ * offered) and not held by another statement: a Cancel or another click that moved it first
+ * leaves nothing to claim (null), so it runs at most once, as a claim of a ready task does. No
+ * ready NOTIFY: nobody else needs to look for it.
  */
 export async function claimApproved(
   db: Queryable,
@@ -70,7 +71,9 @@ export async function claimApproved(
   assertTransition('approved', 'ready');
   assertTransition('ready', 'running');
   const [claimed] = await claimWith(db, runner, leaseMs, plans, {
-    next: "SELECT id, CURRENT_TIMESTAMP AS ready_at FROM tasks WHERE id = ? AND status = 'approved' FOR UPDATE",
+    // SKIP LOCKED: a row held for a moment (a card's post claim) is left to the ready path, which waits for it.
+    next: `SELECT id, CURRENT_TIMESTAMP AS ready_at FROM tasks
+            WHERE id = ? AND status = 'approved' AND (run_after IS NULL OR run_after <= now()) FOR UPDATE SKIP LOCKED`,
     bindings: [taskId],
     readyBy: actor,
   });

@@ -128,6 +128,22 @@ describe('claims per task', () => {
     }
   });
 
+  it('only makes a Run ready before its grace delay is over, so Cancel stays offered until then', async () => {
+    const [id] = await approvedTasks(1);
+    await h.database
+      .db('tasks')
+      .where({ id })
+      .update({ run_after: h.database.db.raw("now() + interval '1 hour'") });
+    const before = h.app.runner.claimsSent;
+    expect(await h.app.service.run(id!, AUTHOR)).toMatchObject({ ok: true, task: { status: 'ready' } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await h.task(id!))?.status).toBe('ready');
+    expect(await h.database.db('executions').where({ task_id: id }).pluck('id')).toEqual([]);
+    // Tried at the click, then left to the claim that waits for its time.
+    expect(h.app.runner.claimsSent).toBeGreaterThan(before);
+    expect(await h.app.service.cancel(id!, AUTHOR)).toMatchObject({ ok: true });
+  });
+
   it('runs each task once when two processes with room take the same Run at once', async () => {
     const other = await h.startReplica();
     try {
@@ -141,20 +157,43 @@ describe('claims per task', () => {
       for (const id of ids) await h.waitForStatus(id, 'success', 10_000);
       const executions = await h.database.db('executions').whereIn('task_id', ids).select('task_id');
       expect(executions.map((row) => row.task_id).sort()).toEqual([...ids].sort());
-      const events = await h.database.db('events').whereIn('task_id', ids).whereIn('type', ['task.ready', 'task.running']).select('task_id', 'type');
-      for (const id of ids)
-        expect(
-          events
-            .filter((event) => event.task_id === id)
-            .map((event) => event.type)
-            .sort(),
-        ).toEqual(['task.ready', 'task.running']);
+      for (const id of ids) {
+        // Each claimed at its click, by one of the two, in one transaction.
+        const [ready, running, ...more] = await transitions(id);
+        expect(more).toEqual([]);
+        expect([ready.type, running.type]).toEqual(['task.ready', 'task.running']);
+        expect(running.created_at.getTime()).toBe(ready.created_at.getTime());
+      }
       for (const id of ids) {
         const out = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).pluck('o.data');
         expect(out.join('')).toBe('once\n');
       }
     } finally {
       await other.stop(1000);
+    }
+  });
+
+  it('lets a shutdown wait for a Run being claimed at its click, and run it, rather than leave it untracked', async () => {
+    const replica = await h.startReplica();
+    try {
+      const [id] = await approvedTasks(1, 'echo tracked');
+      // The claim's insert waits behind this lock: the Run is being claimed when the shutdown starts.
+      const holder = await h.sideConnection();
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE executions IN SHARE MODE');
+      const clicked = replica.service.run(id!, AUTHOR);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stopping = replica.runner.stop(10_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query('COMMIT');
+      expect(await clicked).toMatchObject({ ok: true, task: { status: 'running' } });
+      await stopping;
+      // The run the claim took was this runner's to finish before its shutdown ended.
+      expect(await h.task(id!)).toMatchObject({ status: 'success' });
+      const out = await h.database.db('output_chunks as o').join('executions as e', 'e.id', 'o.execution_id').where('e.task_id', id).pluck('o.data');
+      expect(out.join('')).toBe('tracked\n');
+    } finally {
+      await replica.stop(1000);
     }
   });
 });
