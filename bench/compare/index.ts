@@ -8,7 +8,7 @@
  * It asserts nothing (the exit code is 0 unless something broke); `--quick` runs smaller rounds.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -46,6 +46,8 @@ function positiveInteger(name: string, value: string): number {
 const ACK_ROUNDS = positiveInteger('BENCH_ACK_ROUNDS', process.env.BENCH_ACK_ROUNDS ?? String(QUICK ? 300 : 2000));
 /** Blocks each side's acks are timed in, taking turns with the other sides (BENCH_ACK_BLOCKS). */
 const ACK_BLOCKS = positiveInteger('BENCH_ACK_BLOCKS', process.env.BENCH_ACK_BLOCKS ?? String(QUICK ? 6 : 10));
+/** Where each ack run's blocks are written for poolAcks.ts (BENCH_ACK_BLOCKS_OUT), or null. */
+const BLOCKS_OUT = process.env.BENCH_ACK_BLOCKS_OUT || null;
 /** Concurrent senders, one series each (BENCH_ACK_SENDERS). */
 const ACK_SENDERS = (process.env.BENCH_ACK_SENDERS ?? '1,10').split(',').map((n) => positiveInteger('BENCH_ACK_SENDERS', n));
 const SIGNING_SECRET = 'bench-signing-secret';
@@ -453,6 +455,13 @@ async function benchAcks(): Promise<void> {
     // Resampling whole blocks, paired: how far the p99 ratio moves with the spells the blocks met.
     // An interval that holds the target says the run cannot tell met from missed.
     const { low, high } = pairedBlockInterval(run!.blocks, runFloor!.blocks, { q: 0.99 });
+    // BENCH_ACK_BLOCKS_OUT=<dir>: every block's samples kept, so runs can be read together (poolAcks.ts).
+    if (BLOCKS_OUT) {
+      mkdirSync(BLOCKS_OUT, { recursive: true });
+      const file = join(BLOCKS_OUT, `acks-${senders}-senders-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+      writeFileSync(file, JSON.stringify({ senders, countersign: run!.blocks, bareBolt: runFloor!.blocks, boltInsert: runStored!.blocks }));
+      console.log(`  blocks kept in ${file}`);
+    }
     const figures = (f: AckFigures) => `p50 ${ms(f.p50)}, p99 ${ms(f.p99)}, ${f.perSecond.toFixed(0)}/s; CPU ms per command: ${cpuPerCommand(f)}`;
     row({
       what: `ack /task run (task stored), ${label}`,
