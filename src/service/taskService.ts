@@ -27,10 +27,10 @@ import { decisionsFor, taskReviews } from '../store/reviews.js';
 import { recordDecision, type Reviewed } from './reviewDecisions.js';
 import pg from 'pg';
 import { SharedWrites } from '../store/sharedWrites.js';
+import { readTaskView } from '../store/taskView.js';
 import {
   bumpViewVersion,
   getTask,
-  getTaskWithDecisions,
   getTaskForUpdate,
   bornOrExisting,
   insertTask,
@@ -393,12 +393,12 @@ export class TaskService {
   }
 
   async run(taskId: number, userId: string): Promise<Outcome<{ task: Task }>> {
-    // One statement, so one round trip, and the decisions are those of the task as read. The
-    // approvals that count are picked by its version; an edit since then moved the task out of
-    // approved, which the transition below checks.
-    const read = await getTaskWithDecisions(this.db, taskId);
+    // The task and its decisions in one statement (the read behind a card), so one round trip, and
+    // the decisions are those of the task as read. The approvals that count are picked by its
+    // version; an edit since then moved the task out of approved, which the claim below checks.
+    const read = await readTaskView(this.db, taskId);
     if (!read) return refuse('not_found', `There is no task ${taskRef(taskId)}.`);
-    const { task, decisions } = read;
+    const { task, decisions } = read.view;
     const allowed = await this.mayOperate(task, userId, 'run');
     if (!allowed.ok) return allowed;
     if (task.status !== 'approved') return this.wrongStatus(task, 'run');

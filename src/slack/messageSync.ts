@@ -49,6 +49,8 @@ export interface SlackLookups {
   permalink(channel: string, messageTs: string): Promise<string>;
   /** conversations.open with one user: the DM channel's id. */
   openDm(userId: string): Promise<string>;
+  /** The user's DM channel if openDm has already answered it, without asking Slack. */
+  knownDm(userId: string): string | undefined;
 }
 
 /** DM channels remembered (a user's DM channel with the app never changes); the oldest is dropped past this many. */
@@ -61,7 +63,8 @@ const DM_CHANNELS_KEPT = 10_000;
  * reviewers' channels at every try.
  */
 export function webApiLookups(client: WebClient): SlackLookups {
-  const dmChannels = new Map<string, Promise<string>>();
+  /** A user's DM channel once answered, or the ask in flight. */
+  const dmChannels = new Map<string, string | Promise<string>>();
   const call = async <T>(method: string, invoke: () => Promise<T>): Promise<T> => {
     try {
       return await invoke();
@@ -81,7 +84,7 @@ export function webApiLookups(client: WebClient): SlackLookups {
     openDm: (userId) => {
       // The ask itself is kept: the redraws of a burst ask for the same reviewers' channels at once.
       const known = dmChannels.get(userId);
-      if (known !== undefined) return known;
+      if (known !== undefined) return Promise.resolve(known);
       const channel = call('conversations.open', async () => {
         const result = await client.conversations.open({ users: userId });
         if (!result.channel?.id) throw new SlackRefused('conversations.open', 'no_channel');
@@ -89,11 +92,20 @@ export function webApiLookups(client: WebClient): SlackLookups {
       });
       if (dmChannels.size >= DM_CHANNELS_KEPT) dmChannels.delete(dmChannels.keys().next().value as string);
       dmChannels.set(userId, channel);
-      // A failed ask is asked again next time.
-      channel.catch(() => {
-        if (dmChannels.get(userId) === channel) dmChannels.delete(userId);
-      });
+      // Kept as the id once answered (knownDm); a failed ask is asked again next time.
+      channel.then(
+        (id) => {
+          if (dmChannels.get(userId) === channel) dmChannels.set(userId, id);
+        },
+        () => {
+          if (dmChannels.get(userId) === channel) dmChannels.delete(userId);
+        },
+      );
       return channel;
+    },
+    knownDm: (userId) => {
+      const known = dmChannels.get(userId);
+      return typeof known === 'string' ? known : undefined;
     },
   };
 }
@@ -647,14 +659,10 @@ export async function sendDms(
   let waiting = false;
   const toSend = await dmsToSend(db, round.ledger, round.recipients);
   // Sent (or being sent) by another process meanwhile: a turn promised here for it goes to the next
-  // DM. Its channel is known (openDm remembers it) wherever a turn was promised.
+  // DM. A turn is promised only once its channel is known, so a channel not known had none.
   for (const userId of round.recipients) {
-    if (toSend.includes(userId)) continue;
-    try {
-      gateway.forgetTurn(await lookups.openDm(userId), dmTurnKey(round.ledger, userId));
-    } catch {
-      // Not known and not askable now: nothing was promised to it here, or it ages out.
-    }
+    const channel = toSend.includes(userId) ? undefined : lookups.knownDm(userId);
+    if (channel !== undefined) gateway.forgetTurn(channel, dmTurnKey(round.ledger, userId));
   }
   for (const userId of toSend) {
     try {

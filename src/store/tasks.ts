@@ -4,7 +4,6 @@
  * checks the lifecycle, guards the change in SQL and writes the audit event in the same transaction.
  */
 import { assertTransition, isTerminal, transitionEventType, type TaskStatus } from '../domain/lifecycle.js';
-import type { ReviewDecision } from '../domain/review.js';
 import type { RunStepPhase } from '../domain/run.js';
 
 /** A run step's phase when its task ends. */
@@ -22,7 +21,7 @@ import { contentKey } from './contentKey.js';
 import { inTransaction, jsonParameter, prepared, runPrepared, type Queryable } from './db.js';
 import { appendEvent } from './events.js';
 import { CHANNEL_READY, CHANNEL_TASK } from './notify.js';
-import { jsonRow, TASK_FIELDS, toDecision, toTask, type ReviewRow, type TaskFieldsRow, type TaskRow } from './rows.js';
+import { TASK_FIELDS, toTask, type TaskFieldsRow, type TaskRow } from './rows.js';
 import { transitionRunStep } from './runs.js';
 
 export interface NewTask {
@@ -216,24 +215,6 @@ async function existingBySourceKey(db: Queryable, sourceKey: string | null): Pro
 export async function getTask(db: Queryable, id: number): Promise<Task | null> {
   const row = await db<TaskRow>('tasks').where({ id }).first();
   return row ? toTask(row) : null;
-}
-
-/**
- * A task and the review decisions on it (oldest first), read in one statement: one round trip,
- * and one moment of the database, so the decisions are those of the task as read.
- */
-export async function getTaskWithDecisions(db: Queryable, id: number): Promise<{ task: Task; decisions: ReviewDecision[] } | null> {
-  const { rows } = await prepared(
-    db.raw<{ rows: Array<TaskRow & { decisions: Array<Record<string, unknown>> }> }>(
-      `SELECT tasks.*, (SELECT coalesce(json_agg(reviews ORDER BY reviews.id), '[]'::json) FROM reviews WHERE reviews.task_id = tasks.id) AS decisions
-         FROM tasks WHERE tasks.id = ?`,
-      [id],
-    ),
-  );
-  const row = rows[0];
-  if (!row) return null;
-  const { decisions, ...task } = row;
-  return { task: toTask(task), decisions: decisions.map((decision) => toDecision(jsonRow<ReviewRow>(decision, ['created_at']))) };
 }
 
 /** Locks the task row for the rest of the caller's transaction (serialises reviews of one task). */

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiToken } from '../../src/store/apiTokens.js';
 import { ApiClient } from '../support/apiClient.js';
 import { ALICE, AUTHOR, BOB, blocksText, Harness, REVIEW_CHANNEL } from '../support/harness.js';
+import { waitFor } from '../support/waitFor.js';
 
 const DM_REVIEW_CHANNELS = ['CDMREV0', 'CDMREV1', 'CDMREV2'];
 
@@ -68,7 +69,7 @@ describe('posts waiting for their channel', () => {
           Number(row.review_version) === Number(row.view_version)
         );
       };
-      await waitUntil(linked, 15_000, `#${id}'s messages linked and drawn`);
+      await waitFor(linked, 15_000, `#${id}'s messages linked and drawn`);
       await messages.idle(5_000);
       const cards = topLevel(channel, id);
       const requests = topLevel(REVIEW_CHANNEL, id);
@@ -101,7 +102,7 @@ describe('posts waiting for their channel', () => {
     }
     const runMessages = h.app.runMessages!;
     await waitingAsRows(runMessages, 1, 'run cards waiting with no redraw open');
-    await waitUntil(
+    await waitFor(
       async () => {
         const rows = await h.database.db('runs').whereIn('id', runIds).select('card_ts', 'review_ts');
         return rows.every((row) => row.card_ts && row.review_ts);
@@ -131,7 +132,7 @@ describe('posts waiting for their channel', () => {
     const messages = h.app.messages!;
     const gateway = h.app.slackGateway!;
     // Every request posted and linked, DMs still owed, and nothing being drawn: the DMs wait as rows.
-    await waitUntil(
+    await waitFor(
       async () => {
         const requests = await h.database.db('tasks').whereIn('id', ids).whereNotNull('review_permalink').count<{ count: string }[]>('id as count');
         return (
@@ -152,7 +153,7 @@ describe('posts waiting for their channel', () => {
     await h.database
       .db('review_dms')
       .insert({ task_id: elsewhere, user_id: ALICE, claimed_at: h.database.db.fn.now(), sent_at: h.database.db.fn.now(), channel_id: 'DALICE' });
-    await waitUntil(async () => Number(await dmsSent()) === ids.length, 20_000, 'every review DM sent');
+    await waitFor(async () => Number(await dmsSent()) === ids.length, 20_000, 'every review DM sent');
     for (const reviewer of [ALICE, BOB]) {
       const dms = h.fake.messages(`D${reviewer.slice(1)}`);
       for (const id of ids)
@@ -173,7 +174,13 @@ describe('posts waiting for their channel', () => {
     // Five before it: three go out at once, two wait, and this card waits behind them.
     for (let i = 0; i < 5; i++) await createIn(channel, `filler ${i}`);
     // Its post is refused, as Slack refuses a post to a channel the app is not in.
-    h.fake.failNext('chat.postMessage', { error: 'not_in_channel' }, 1, (args) => JSON.stringify(args).includes('refused when its turn comes'));
+    // Only the card's post: its review request (same message, another channel) may get its turn first.
+    h.fake.failNext(
+      'chat.postMessage',
+      { error: 'not_in_channel' },
+      1,
+      (args) => args.channel === channel && JSON.stringify(args).includes('refused when its turn comes'),
+    );
     const before = h.fake.responses.length;
     const sent = Date.now();
     const id = await createIn(channel, 'refused when its turn comes');
@@ -197,14 +204,6 @@ describe('posts waiting for their channel', () => {
     expect(h.responsesSince(before).filter((text) => text.includes('could not post'))).toHaveLength(1);
   });
 });
-
-async function waitUntil(check: () => Promise<unknown>, timeoutMs: number, label: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${label}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('a review request shown before its card waited', () => {
   let h: Harness;
@@ -272,7 +271,7 @@ describe('updates waiting for the workspace’s chat.update budget', () => {
           Number(row.review_version) === Number(row.view_version),
       );
     };
-    await waitUntil(settled, 30_000, 'every task linked and drawn');
+    await waitFor(settled, 30_000, 'every task linked and drawn');
     await messages.idle(5_000);
     const updatesBefore = h.fake.callsTo('chat.update').length;
 

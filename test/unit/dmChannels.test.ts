@@ -21,7 +21,10 @@ describe('DM channels asked for once', () => {
 
   it('answers concurrent and later asks for one user from one conversations.open', async () => {
     const lookups = webApiLookups(client);
+    expect(lookups.knownDm('UONE')).toBeUndefined();
     const channels = await Promise.all([lookups.openDm('UONE'), lookups.openDm('UONE'), lookups.openDm('UTWO')]);
+    // Known without asking once answered.
+    expect(lookups.knownDm('UONE')).toBe('DONE');
     expect(channels).toEqual(['DONE', 'DONE', 'DTWO']);
     expect(await lookups.openDm('UONE')).toBe('DONE');
     expect(opens('UONE')).toBe(1);
